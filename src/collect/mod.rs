@@ -1,0 +1,72 @@
+//! Collection: everything that reads the machine. Each collector turns one
+//! source (/proc, /sys, a BPF program) into metric families; [`Collection`]
+//! runs them all once per interval, stamps the round and hands it on.
+
+pub mod bpf;
+pub mod node;
+
+use std::time::Instant;
+
+use crate::model::{Family, Scrape};
+
+/// One source of metrics.
+pub trait Collector: Send {
+    /// Short name used in logs and in `sonde_collector_*{collector=...}`.
+    fn name(&self) -> &'static str;
+
+    /// Appends the current value of every family this collector owns.
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()>;
+}
+
+/// The set of collectors and what their last rounds cost.
+pub struct Collection {
+    collectors: Vec<Box<dyn Collector>>,
+}
+
+impl Collection {
+    pub fn new(collectors: Vec<Box<dyn Collector>>) -> Collection {
+        Collection { collectors }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.collectors.iter().map(|c| c.name())
+    }
+
+    /// Runs every collector once. A failing collector is logged and reported
+    /// through `sonde_collector_success`; the others still contribute.
+    pub fn collect(&mut self, timestamp_ms: i64) -> Scrape {
+        let mut families = Vec::new();
+        let mut duration = Family::gauge(
+            "sonde_collector_duration_seconds",
+            "Time the collector's last round took.",
+        );
+        let mut success = Family::gauge(
+            "sonde_collector_success",
+            "Whether the collector's last round succeeded (1) or failed (0).",
+        );
+        for collector in &mut self.collectors {
+            let started = Instant::now();
+            let result = collector.collect(&mut families);
+            let name = collector.name();
+            duration.push(&[("collector", name)], started.elapsed().as_secs_f64());
+            if let Err(err) = &result {
+                tracing::warn!(collector = name, "collection failed: {err:#}");
+            }
+            success.push(&[("collector", name)], f64::from(u8::from(result.is_ok())));
+        }
+        families.push(duration);
+        families.push(success);
+        Scrape {
+            timestamp_ms,
+            families,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, Prometheus's unit of time.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}

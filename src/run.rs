@@ -1,0 +1,118 @@
+//! `sonde run`: wires the stages together. A collection thread runs every
+//! collector once per interval, persists the round and publishes it for
+//! `/metrics`; the HTTP server answers from the store and that last round.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::collect::{self, Collection};
+use crate::config::Config;
+use crate::model::{Family, Scrape};
+use crate::serve::{self, Shared};
+use crate::store::Store;
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.storage.path)?;
+    tracing::info!("store: {}", config.storage.database_file().display());
+
+    let mut collectors = collect::node::collectors();
+    collectors.extend(collect::bpf::collectors());
+    let collection = Collection::new(collectors);
+    for name in collection.names() {
+        tracing::info!("collector {name}: started");
+    }
+
+    let shared = Arc::new(Shared {
+        latest: RwLock::new(Arc::new(Scrape::default())),
+        store: Mutex::new(store),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let collecting = {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        let interval = config.collect.interval;
+        std::thread::Builder::new()
+            .name("collect".into())
+            .spawn(move || collect_loop(collection, &shared, interval, &stop))?
+    };
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another sonde running? Change [server] listen",
+                    config.server.listen
+                )
+            })?;
+        tracing::info!("listening on http://{}", config.server.listen);
+        axum::serve(listener, serve::router(shared.clone()))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server failed")
+    });
+    stop.store(true, Ordering::Relaxed);
+    collecting.thread().unpark();
+    let _ = collecting.join();
+    tracing::info!("stopped");
+    served
+}
+
+fn collect_loop(
+    mut collection: Collection,
+    shared: &Shared,
+    interval: Duration,
+    stop: &AtomicBool,
+) {
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut scrape = collection.collect(collect::now_ms());
+        let samples: Vec<_> = scrape.samples().collect();
+        let appended = {
+            let mut store = shared.store.lock().expect("lock poisoned");
+            if let Err(err) = store.append(&samples) {
+                tracing::error!("cannot store {} samples: {err:#}", samples.len());
+            }
+            store.samples_appended()
+        };
+        scrape.families.extend(self_metrics(appended));
+        *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
+
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            // A round overran the interval: skip the missed ticks, not the rest.
+            next = now + interval;
+        }
+        std::thread::park_timeout(next - now);
+    }
+}
+
+fn self_metrics(samples_appended: u64) -> Vec<Family> {
+    let mut build = Family::gauge(
+        "sonde_build_info",
+        "A metric with a constant 1 value labeled by the version sonde was built from.",
+    );
+    build.push(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    let mut stored = Family::counter(
+        "sonde_store_samples_appended_total",
+        "Samples persisted to the store since sonde started.",
+    );
+    stored.push(&[], samples_appended as f64);
+    vec![build, stored]
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,56 @@
+//! Serving: the HTTP server and everything it answers. Handlers stay thin:
+//! they parse the request, ask a stage, and shape the answer.
+
+pub mod exposition;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::model::Scrape;
+use crate::store::Store;
+
+/// What every handler may read: the last collection round and the store.
+pub struct Shared {
+    pub latest: RwLock<Arc<Scrape>>,
+    pub store: Mutex<Store>,
+}
+
+pub type AppState = Arc<Shared>;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let latest = state.latest.read().expect("lock poisoned").clone();
+    (
+        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
+        exposition::render(&latest.families),
+    )
+}
+
+async fn healthy() -> &'static str {
+    "sonde is Healthy.\n"
+}
+
+/// Ready once the first collection round has been published.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let collected = state.latest.read().expect("lock poisoned").timestamp_ms > 0;
+    if collected {
+        (axum::http::StatusCode::OK, "sonde is Ready.\n")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "sonde is starting: no collection round yet.\n",
+        )
+    }
+}

@@ -1,0 +1,26 @@
+//! Schema migrations: the SQL files in `migrations/`, applied in order once
+//! each. `PRAGMA user_version` records how many have been applied, so a
+//! migration never runs twice and a newer database is refused by an older
+//! sonde instead of being misread.
+
+use anyhow::bail;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_store_v0.sql")];
+
+pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
+    let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if applied > MIGRATIONS.len() {
+        bail!(
+            "the database was written by a newer sonde (schema {applied}, this one knows {}): upgrade sonde",
+            MIGRATIONS.len()
+        );
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
