@@ -2,13 +2,15 @@
 //! they parse the request, ask a stage, and shape the answer.
 
 pub mod exposition;
+pub mod remote;
 
 use std::sync::{Arc, Mutex, RwLock};
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::model::Scrape;
@@ -27,6 +29,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route(
+            "/api/v1/write",
+            post(remote::write::receive).layer(DefaultBodyLimit::max(remote::MAX_COMPRESSED_BODY)),
+        )
         .with_state(state)
 }
 
