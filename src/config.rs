@@ -61,12 +61,16 @@ pub struct CollectConfig {
     /// Time between two collection rounds.
     #[serde(deserialize_with = "duration")]
     pub interval: Duration,
+    /// Most series one metric may have; beyond it the smallest processes fold
+    /// into `comm="other"` (see `collect::budget`).
+    pub max_series_per_metric: usize,
 }
 
 impl Default for CollectConfig {
     fn default() -> Self {
         CollectConfig {
             interval: Duration::from_secs(10),
+            max_series_per_metric: crate::collect::budget::DEFAULT_MAX_SERIES,
         }
     }
 }
@@ -107,6 +111,9 @@ impl Config {
                 humantime::format_duration(MIN_INTERVAL),
                 humantime::format_duration(self.collect.interval)
             );
+        }
+        if self.collect.max_series_per_metric == 0 {
+            bail!("key collect.max_series_per_metric: expected at least 1, got 0");
         }
         Ok(())
     }

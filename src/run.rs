@@ -20,7 +20,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let mut collectors = collect::node::collectors();
     collectors.extend(collect::bpf::collectors());
-    let collection = Collection::new(collectors);
+    let collection =
+        Collection::new(collectors).with_max_series(config.collect.max_series_per_metric);
     for name in collection.names() {
         tracing::info!("collector {name}: started");
     }

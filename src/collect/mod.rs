@@ -3,10 +3,13 @@
 //! runs them all once per interval, stamps the round and hands it on.
 
 pub mod bpf;
+pub mod budget;
+pub mod cgroup;
 pub mod node;
 
 use std::time::Instant;
 
+use crate::collect::budget::Budget;
 use crate::model::{Family, Scrape};
 
 /// One source of metrics.
@@ -18,14 +21,25 @@ pub trait Collector: Send {
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()>;
 }
 
-/// The set of collectors and what their last rounds cost.
+/// The set of collectors, what their last rounds cost, and the cardinality
+/// budget every family they produce is held to.
 pub struct Collection {
     collectors: Vec<Box<dyn Collector>>,
+    budget: Budget,
 }
 
 impl Collection {
     pub fn new(collectors: Vec<Box<dyn Collector>>) -> Collection {
-        Collection { collectors }
+        Collection {
+            collectors,
+            budget: Budget::new(budget::DEFAULT_MAX_SERIES),
+        }
+    }
+
+    /// Holds every metric to at most `max_series` series (see [`budget`]).
+    pub fn with_max_series(mut self, max_series: usize) -> Collection {
+        self.budget = Budget::new(max_series);
+        self
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -53,6 +67,9 @@ impl Collection {
                 tracing::warn!(collector = name, "collection failed: {err:#}");
             }
             success.push(&[("collector", name)], f64::from(u8::from(result.is_ok())));
+        }
+        for family in &mut families {
+            self.budget.apply(family);
         }
         families.push(duration);
         families.push(success);
