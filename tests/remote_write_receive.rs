@@ -4,63 +4,27 @@
 
 mod common;
 
+use common::remote::{self, series, WRITE_HEADERS};
 use common::Sonde;
 use prost::Message;
 use sonde::model::{Labels, Matcher, METRIC_NAME};
-use sonde::serve::remote::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use sonde::serve::remote::prompb::WriteRequest;
 use sonde::serve::remote::{compress, MAX_COMPRESSED_BODY};
 use sonde::store::Store;
 
-fn series(name: &str, job: &str, samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: vec![
-            Label {
-                name: "__name__".into(),
-                value: name.into(),
-            },
-            Label {
-                name: "job".into(),
-                value: job.into(),
-            },
-        ],
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| Sample { value, timestamp })
-            .collect(),
-    }
-}
-
-/// POSTs a body with Prometheus's remote-write headers (unless `headers` says
-/// otherwise); returns the status and body text.
+/// POSTs a body with Prometheus's remote-write headers, `headers` replacing
+/// any of the same name; (0, error) when the connection failed.
 fn post(sonde: &Sonde, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut request = agent.post(format!("{}/api/v1/write", sonde.base_url));
-    let defaults = [
-        ("Content-Type", "application/x-protobuf"),
-        ("Content-Encoding", "snappy"),
-        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-    ];
-    for (name, value) in defaults {
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            request = request.header(name, value);
-        }
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    match request.send(body) {
-        Ok(mut response) => (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap_or_default(),
-        ),
-        // A server may close the connection on an oversized body before
-        // reading it all; the status it sent is what counts, so retry
-        // without a body is not possible: report the transport error.
-        Err(err) => (0, err.to_string()),
+    let mut all: Vec<(&str, &str)> = WRITE_HEADERS
+        .into_iter()
+        .filter(|(name, _)| !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .collect();
+    all.extend(headers);
+    // A server may close the connection on an oversized body before reading
+    // it all; then there is no status to check, only the failed transfer.
+    match remote::post(&format!("{}/api/v1/write", sonde.base_url), body, &all) {
+        Ok(answer) => (answer.status, answer.text()),
+        Err(err) => (0, err),
     }
 }
 
@@ -69,8 +33,12 @@ fn write_request_is_stored_and_bad_bodies_are_refused() {
     let sonde = Sonde::start("");
     let request = WriteRequest {
         timeseries: vec![
-            series("remote_demo", "a", &[(1_000, 1.0), (2_000, 2.5)]),
-            series("remote_demo", "b", &[(1_000, -3.0)]),
+            series(
+                "remote_demo",
+                &[("job", "a")],
+                &[(1_000, 1.0), (2_000, 2.5)],
+            ),
+            series("remote_demo", &[("job", "b")], &[(1_000, -3.0)]),
         ],
         metadata: vec![],
     };
@@ -107,7 +75,7 @@ fn write_request_is_stored_and_bad_bodies_are_refused() {
     assert!(status == 413 || status == 0, "{status} {text}");
 
     let bad_label = WriteRequest {
-        timeseries: vec![series("bad name", "a", &[(1_000, 1.0)])],
+        timeseries: vec![series("bad name", &[("job", "a")], &[(1_000, 1.0)])],
         metadata: vec![],
     };
     let (status, text) = post(&sonde, &compress(&bad_label.encode_to_vec()), &[]);

@@ -6,11 +6,10 @@ pub mod remote;
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 
 use crate::model::Scrape;
@@ -29,10 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .route(
-            "/api/v1/write",
-            post(remote::write::receive).layer(DefaultBodyLimit::max(remote::MAX_COMPRESSED_BODY)),
-        )
+        .merge(remote::routes())
         .with_state(state)
 }
 

@@ -3,6 +3,9 @@
 //! out whether eBPF tests must run (`SONDE_REQUIRE_BPF=1`) or may skip.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod prometheus;
+pub mod remote;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,7 @@
-//! Prometheus's remote protocols, both directions: the wire messages
-//! ([`prompb`]), the remote-write receiver (`POST /api/v1/write`, [`write`])
-//! that appends what a Prometheus sends to the store.
+//! Prometheus's remote protocols: the wire messages ([`prompb`]), the
+//! remote-write receiver (`POST /api/v1/write`, [`write`]) that appends what
+//! a Prometheus sends to the store, and remote read (`POST /api/v1/read`,
+//! [`read`]) that answers a Prometheus's queries from the store.
 //!
 //! Every request body is a snappy block-compressed protobuf. Decoding is
 //! bounded before any allocation grows with the input: the compressed body
@@ -8,16 +9,30 @@
 //! declares up front, so a hostile body costs at most those bytes.
 
 pub mod prompb;
+pub mod read;
 pub mod write;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use crate::serve::AppState;
 
 /// Largest compressed request body accepted; larger ones get 413.
 pub const MAX_COMPRESSED_BODY: usize = 32 << 20;
 /// Largest decompressed protobuf accepted; larger ones get 413. Prometheus
 /// sends a few hundred kilobytes per request with its default queue config.
 pub const MAX_DECODED_BODY: usize = 64 << 20;
+
+/// The remote endpoints, each body limited to [`MAX_COMPRESSED_BODY`].
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/write", post(write::receive))
+        .route("/api/v1/read", post(read::read))
+        .layer(DefaultBodyLimit::max(MAX_COMPRESSED_BODY))
+}
 
 /// Why a remote request was refused: the HTTP status and a sentence for the
 /// sender's log.
