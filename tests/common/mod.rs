@@ -1,6 +1,6 @@
 //! What integration tests share: start a real sonde on a free loopback port
-//! with its own data directory, talk HTTP to it, read its /metrics, and find
-//! out whether eBPF tests must run (`SONDE_REQUIRE_BPF=1`) or may skip.
+//! with its own data directory, talk HTTP to it, read its /metrics, run the
+//! real node_exporter beside it, and find out whether eBPF tests must run (`SONDE_REQUIRE_BPF=1`) or may skip.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod prometheus;
@@ -241,6 +241,54 @@ fn parse_sample_line(line: &str) -> Option<ExposedSample> {
         labels,
         value,
     })
+}
+
+/// The real node_exporter on a free loopback port, killed on drop.
+pub struct NodeExporter {
+    child: Child,
+    pub url: String,
+}
+
+impl NodeExporter {
+    pub fn start() -> NodeExporter {
+        let port = free_port();
+        let child = Command::new("/usr/bin/prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node_exporter is missing: make test-deps installs prometheus-node-exporter");
+        let exporter = NodeExporter {
+            child,
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(get(&exporter.url), Ok((200, _))) {
+                return exporter;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "node_exporter did not answer on {} within 30 s",
+            exporter.url
+        );
+    }
+
+    /// GET /metrics; panics unless the answer is 200.
+    pub fn scrape(&self) -> String {
+        match get(&self.url) {
+            Ok((200, body)) => body,
+            other => panic!("GET {}: {other:?}", self.url),
+        }
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Whether eBPF tests must run. With `SONDE_REQUIRE_BPF=1` (CI) a test that
