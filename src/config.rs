@@ -64,6 +64,8 @@ pub struct CollectConfig {
     /// Most series one metric may have; beyond it the smallest processes fold
     /// into `comm="other"` (see `collect::budget`).
     pub max_series_per_metric: usize,
+    /// Which eBPF collectors to load (`[collect.bpf]`).
+    pub bpf: BpfConfig,
 }
 
 impl Default for CollectConfig {
@@ -71,7 +73,24 @@ impl Default for CollectConfig {
         CollectConfig {
             interval: Duration::from_secs(10),
             max_series_per_metric: crate::collect::budget::DEFAULT_MAX_SERIES,
+            bpf: BpfConfig::default(),
         }
+    }
+}
+
+/// One switch per eBPF collector; all on by default. A collector that is on
+/// but cannot load is logged and skipped, so turning one off is only needed
+/// to save its cost.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BpfConfig {
+    /// Syscall counts per process, latency and errors per syscall.
+    pub syscalls: bool,
+}
+
+impl Default for BpfConfig {
+    fn default() -> Self {
+        BpfConfig { syscalls: true }
     }
 }
 
@@ -148,6 +167,18 @@ mod tests {
             Config::parse("[server]\nlisten_on = \"x\"\n").unwrap_err()
         );
         assert!(err.contains("listen_on"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::parse("[collect.bpf]\nsyscall = false\n").unwrap_err()
+        );
+        assert!(err.contains("syscall"), "{err}");
+    }
+
+    #[test]
+    fn bpf_collectors_can_be_turned_off() {
+        assert!(Config::default().collect.bpf.syscalls);
+        let config = Config::parse("[collect.bpf]\nsyscalls = false\n").unwrap();
+        assert!(!config.collect.bpf.syscalls);
     }
 
     #[test]

@@ -64,6 +64,11 @@ impl Sonde {
 
     /// As [`Sonde::start`], on an existing data directory (to test restarts).
     pub fn start_in(data: TempDir, extra: &str) -> Sonde {
+        Sonde::start_with_env(data, extra, &[])
+    }
+
+    /// As [`Sonde::start_in`], with extra environment variables for sonde.
+    pub fn start_with_env(data: TempDir, extra: &str, env: &[(&str, &str)]) -> Sonde {
         let port = free_port();
         let config = data.0.join("sonde.toml");
         std::fs::write(
@@ -78,6 +83,7 @@ impl Sonde {
         let child = Command::new(SONDE)
             .args(["run", "--config"])
             .arg(&config)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -1,9 +1,572 @@
-//! Kernel metrics from eBPF programs attached to tracepoints.
+//! Kernel metrics from eBPF programs, and the machinery every BPF collector
+//! shares.
+//!
+//! # Adding a BPF collector
+//! 1. Write `bpf/<name>.bpf.c`. Structs and constants that user space reads go
+//!    in `bpf/sonde.h`. Put each hook in one program per attach variant (e.g.
+//!    `raw_tp/...` and `tracepoint/...`) sharing an inline function. Bound every
+//!    map; declare `SONDE_MAP_FULL_COUNTER(n)` and call `sonde_count_map_full`
+//!    when an insert fails, so a full map shows up in `sonde_bpf_map_full_total`.
+//!    Histograms are `struct sonde_hist` filled with `sonde_hist_slot(ns)`.
+//!    `build.rs` compiles it into `<name>.skel.rs` in OUT_DIR.
+//! 2. Write `src/collect/bpf/<name>.rs`: a `load` function that calls
+//!    [`attach`] with the skeleton's opener and a list of [`Variant`]s in order
+//!    of preference, and returns a [`Loaded`] whose collector reads the maps
+//!    (helpers: [`sum_percpu`], [`push_log2_histogram`], [`comm_label`]).
+//! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
+//!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
+//!
+//! [`load_all`] then loads it in `sonde run` and lists it in `sonde doctor`;
+//! when it cannot load, the reason is logged and sonde runs on without it.
+//! Program run time and run count, events lost and full maps of every loaded
+//! collector are exported by one self-metrics collector ([`BpfSelfMetrics`]).
+//!
+//! # Forcing a failure
+//! `SONDE_BPF_REFUSE` is a comma-separated list of names that sonde treats as
+//! refused by the kernel: an attach kind (`raw_tp`, `tp_btf`, `tracepoint`,
+//! `uprobe`, `ringbuf`), a collector name (`syscalls`), or `bpf` for the bpf()
+//! syscall itself. Tests use it to show fallbacks and degraded runs; users can
+//! use it to keep a probe off while they investigate it.
+
+pub mod errno_names;
+pub mod syscall_names;
+pub mod syscalls;
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context};
+use libbpf_rs::skel::{OpenSkel, Skel};
+use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::collect::Collector;
+use crate::config::BpfConfig;
+use crate::model::Family;
 
-/// Every BPF collector that could be loaded; the reason for each one that
-/// could not is logged.
-pub fn collectors() -> Vec<Box<dyn Collector>> {
-    Vec::new()
+/// How a program hooks into the kernel. The names are the rows of
+/// `sonde doctor` and what `SONDE_BPF_REFUSE` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachKind {
+    /// Raw tracepoint: no tracefs, no argument copying; the cheapest hook.
+    RawTp,
+    /// BTF-typed raw tracepoint: typed arguments, needs kernel BTF.
+    TpBtf,
+    /// Classic tracepoint through tracefs (needs it mounted and readable).
+    Tracepoint,
+    /// User-space function probe.
+    Uprobe,
+    /// BPF ring buffer to stream events to user space.
+    Ringbuf,
+}
+
+impl AttachKind {
+    pub const ALL: [AttachKind; 5] = [
+        AttachKind::RawTp,
+        AttachKind::TpBtf,
+        AttachKind::Tracepoint,
+        AttachKind::Uprobe,
+        AttachKind::Ringbuf,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachKind::RawTp => "raw_tp",
+            AttachKind::TpBtf => "tp_btf",
+            AttachKind::Tracepoint => "tracepoint",
+            AttachKind::Uprobe => "uprobe",
+            AttachKind::Ringbuf => "ringbuf",
+        }
+    }
+}
+
+/// The environment variable naming probes to treat as refused (module docs).
+pub const REFUSE_ENV: &str = "SONDE_BPF_REFUSE";
+
+/// Fails as the kernel would if `SONDE_BPF_REFUSE` names `what`.
+pub fn check_refused(what: &str) -> anyhow::Result<()> {
+    let listed = std::env::var(REFUSE_ENV).unwrap_or_default();
+    if listed.split(',').any(|name| name.trim() == what) {
+        bail!("refused: {REFUSE_ENV} names {what:?} (simulating a kernel that refuses it)");
+    }
+    Ok(())
+}
+
+/// One way to attach a collector: which attach kind, and the programs of its
+/// object that make it up (all others stay unloaded).
+pub struct Variant {
+    pub kind: AttachKind,
+    pub programs: &'static [&'static str],
+}
+
+/// A loaded skeleton with its programs attached.
+pub struct Attached<S> {
+    pub skel: S,
+    pub kind: AttachKind,
+    pub links: Vec<Link>,
+    programs: &'static [&'static str],
+}
+
+/// Storage for one opened BPF object. A skeleton borrows it for its whole
+/// life and a collector lives as long as sonde, so it is leaked: a few bytes
+/// per load attempt, once per process.
+pub fn object_storage() -> &'static mut MaybeUninit<OpenObject> {
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+/// Loads and attaches a collector's object with the first variant that works,
+/// trying them in order. The error lists why each variant failed.
+pub fn attach<O, S>(
+    collector: &str,
+    variants: &'static [Variant],
+    mut open: impl FnMut() -> anyhow::Result<O>,
+) -> anyhow::Result<Attached<S>>
+where
+    O: OpenSkel<'static, Output = S>,
+    S: Skel<'static>,
+{
+    check_refused(collector)?;
+    check_refused("bpf")?;
+    let mut reasons = Vec::new();
+    for variant in variants {
+        match attach_variant(variant, &mut open) {
+            Ok(attached) => return Ok(attached),
+            Err(err) => reasons.push(format!("{}: {err:#}", variant.kind.name())),
+        }
+    }
+    bail!("{}", reasons.join("; "))
+}
+
+fn attach_variant<O, S>(
+    variant: &'static Variant,
+    open: &mut impl FnMut() -> anyhow::Result<O>,
+) -> anyhow::Result<Attached<S>>
+where
+    O: OpenSkel<'static, Output = S>,
+    S: Skel<'static>,
+{
+    check_refused(variant.kind.name())?;
+    if variant.kind == AttachKind::Tracepoint {
+        ensure_tracefs()?;
+    }
+    let mut open_skel = open()?;
+    for mut program in open_skel.open_object_mut().progs_mut() {
+        let wanted = variant
+            .programs
+            .iter()
+            .any(|name| program.name() == std::ffi::OsStr::new(name));
+        program.set_autoload(wanted);
+    }
+    let skel = with_libbpf_log(|| open_skel.load()).context("loading into the kernel")?;
+    let mut links = Vec::new();
+    for name in variant.programs {
+        let program = skel
+            .object()
+            .progs_mut()
+            .find(|program| program.name() == std::ffi::OsStr::new(name))
+            .ok_or_else(|| anyhow!("the BPF object has no program {name}"))?;
+        let link =
+            with_libbpf_log(|| program.attach()).with_context(|| format!("attaching {name}"))?;
+        links.push(link);
+    }
+    Ok(Attached {
+        skel,
+        kind: variant.kind,
+        links,
+        programs: variant.programs,
+    })
+}
+
+fn find_program<'o>(
+    object: &'o libbpf_rs::Object,
+    name: &str,
+) -> anyhow::Result<libbpf_rs::Program<'o>> {
+    object
+        .progs()
+        .find(|program| program.name() == std::ffi::OsStr::new(name))
+        .ok_or_else(|| anyhow!("the BPF object has no program {name}"))
+}
+
+impl<S: Skel<'static>> Attached<S> {
+    /// Handles on the attached programs, for their run-time statistics.
+    pub fn program_handles(&self) -> anyhow::Result<Vec<ProgramHandle>> {
+        self.programs
+            .iter()
+            .map(|name| {
+                let program = find_program(self.skel.object(), name)?;
+                Ok(ProgramHandle {
+                    name,
+                    fd: program.as_fd().try_clone_to_owned()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The object's `map_full` counter; `maps` names its slots in order.
+    pub fn map_full_counter(
+        &self,
+        maps: &'static [&'static str],
+    ) -> anyhow::Result<MapFullCounter> {
+        let map = self
+            .skel
+            .object()
+            .maps()
+            .find(|map| map.name() == "map_full")
+            .ok_or_else(|| anyhow!("the BPF object has no map_full counter"))?;
+        Ok(MapFullCounter {
+            map: MapHandle::try_from(&map)?,
+            maps,
+        })
+    }
+}
+
+/// A loaded BPF program, kept to read the kernel's statistics of it.
+pub struct ProgramHandle {
+    pub name: &'static str,
+    fd: OwnedFd,
+}
+
+/// A collector's per-CPU count of inserts refused by full maps.
+pub struct MapFullCounter {
+    map: MapHandle,
+    maps: &'static [&'static str],
+}
+
+/// What loading one BPF collector gives: the collector, how it attached, and
+/// what the self-metrics need.
+pub struct Loaded {
+    pub collector: Box<dyn Collector>,
+    pub kind: AttachKind,
+    pub programs: Vec<ProgramHandle>,
+    pub map_full: Option<MapFullCounter>,
+}
+
+/// A BPF collector sonde knows: its name, whether the config turns it on,
+/// and how to load it.
+pub struct Spec {
+    pub name: &'static str,
+    pub enabled: fn(&BpfConfig) -> bool,
+    pub load: fn() -> anyhow::Result<Loaded>,
+}
+
+/// Every BPF collector.
+pub const SPECS: &[Spec] = &[Spec {
+    name: syscalls::NAME,
+    enabled: |config| config.syscalls,
+    load: syscalls::load,
+}];
+
+/// What became of one BPF collector at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Attached(AttachKind),
+    /// Turned off in `[collect.bpf]`.
+    Disabled,
+    /// Could not load or attach; the reason.
+    Failed(String),
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Attached(kind) => write!(f, "on ({})", kind.name()),
+            State::Disabled => write!(f, "off: disabled in [collect.bpf]"),
+            State::Failed(reason) => write!(f, "off: {reason}"),
+        }
+    }
+}
+
+/// The BPF collectors that loaded (plus their self-metrics collector), and
+/// the state of every known one.
+pub struct LoadedSet {
+    pub collectors: Vec<Box<dyn Collector>>,
+    pub states: Vec<(&'static str, State)>,
+}
+
+/// Loads every enabled BPF collector; one that fails is recorded with its
+/// reason and the others still load.
+pub fn load_all(config: &BpfConfig) -> LoadedSet {
+    capture_libbpf_log();
+    let mut collectors = Vec::new();
+    let mut states = Vec::new();
+    let mut self_metrics = BpfSelfMetrics::default();
+    for spec in SPECS {
+        if !(spec.enabled)(config) {
+            states.push((spec.name, State::Disabled));
+            continue;
+        }
+        match (spec.load)() {
+            Ok(loaded) => {
+                states.push((spec.name, State::Attached(loaded.kind)));
+                collectors.push(loaded.collector);
+                self_metrics.programs.extend(loaded.programs);
+                self_metrics.map_full.extend(loaded.map_full);
+            }
+            Err(err) => states.push((spec.name, State::Failed(format!("{err:#}")))),
+        }
+    }
+    if !collectors.is_empty() {
+        self_metrics.stats = enable_run_time_stats();
+        collectors.push(Box::new(self_metrics));
+    }
+    LoadedSet { collectors, states }
+}
+
+/// Every BPF collector that could be loaded; each one's state (or the reason
+/// it is off) is logged.
+pub fn collectors(config: &BpfConfig) -> Vec<Box<dyn Collector>> {
+    let set = load_all(config);
+    for (name, state) in &set.states {
+        match state {
+            State::Attached(_) => tracing::info!("bpf collector {name}: {state}"),
+            _ => tracing::warn!("bpf collector {name}: {state}"),
+        }
+    }
+    set.collectors
+}
+
+/// Turns on the kernel's per-program run time accounting
+/// (`kernel.bpf_stats_enabled`) for as long as the returned descriptor is
+/// open. The kernel counts the holders and restores the previous setting when
+/// the last one closes, even if sonde is killed.
+fn enable_run_time_stats() -> Option<OwnedFd> {
+    // SAFETY: a plain syscall wrapper; it returns a new descriptor or -errno.
+    let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+    if fd < 0 {
+        tracing::warn!(
+            "cannot enable BPF run time statistics ({}): sonde_bpf_program_run_seconds_total stays 0",
+            std::io::Error::from_raw_os_error(-fd)
+        );
+        return None;
+    }
+    // SAFETY: the descriptor was just created and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Self-metrics of every loaded BPF collector: program run time and count,
+/// events lost, inserts refused by full maps.
+#[derive(Default)]
+pub struct BpfSelfMetrics {
+    programs: Vec<ProgramHandle>,
+    map_full: Vec<MapFullCounter>,
+    stats: Option<OwnedFd>,
+}
+
+impl Collector for BpfSelfMetrics {
+    fn name(&self) -> &'static str {
+        "bpf"
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let mut run_seconds = Family::counter(
+            "sonde_bpf_program_run_seconds_total",
+            "Time the kernel spent running the BPF program (counted while sonde runs).",
+        );
+        let mut runs = Family::counter(
+            "sonde_bpf_program_runs_total",
+            "Times the kernel ran the BPF program (counted while sonde runs).",
+        );
+        let mut lost = Family::counter(
+            "sonde_bpf_events_lost_total",
+            "Events the BPF program missed: the kernel skipped it because it was already running on that CPU.",
+        );
+        for program in &self.programs {
+            let info = program_info(&program.fd)
+                .with_context(|| format!("reading statistics of {}", program.name))?;
+            let labels = [("program", program.name)];
+            run_seconds.push(&labels, info.run_time_ns as f64 / 1e9);
+            runs.push(&labels, info.run_cnt as f64);
+            lost.push(&labels, info.recursion_misses as f64);
+        }
+        let mut full = Family::counter(
+            "sonde_bpf_map_full_total",
+            "Inserts a BPF program could not make because the map was full (the event is then not counted).",
+        );
+        for counter in &self.map_full {
+            for (slot, map) in counter.maps.iter().enumerate() {
+                let key = u32::try_from(slot)?.to_ne_bytes();
+                let values = counter.map.lookup_percpu(&key, MapFlags::ANY)?;
+                let total = values.map_or(0, |values| sum_percpu(&values, 1)[0]);
+                full.push(&[("map", map)], total as f64);
+            }
+        }
+        out.extend([run_seconds, runs, lost, full]);
+        Ok(())
+    }
+}
+
+fn program_info(fd: &OwnedFd) -> anyhow::Result<libbpf_sys::bpf_prog_info> {
+    let mut info = libbpf_sys::bpf_prog_info::default();
+    let mut len = u32::try_from(std::mem::size_of::<libbpf_sys::bpf_prog_info>())?;
+    // SAFETY: `info` is a bpf_prog_info of `len` bytes the kernel fills in.
+    let rc = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(-rc).into());
+    }
+    Ok(info)
+}
+
+/// Sums per-CPU values made of `words` native-endian u64s each, word by word.
+pub fn sum_percpu(values: &[Vec<u8>], words: usize) -> Vec<u64> {
+    let mut sums = vec![0u64; words];
+    for value in values {
+        for (sum, word) in sums.iter_mut().zip(value.chunks_exact(8)) {
+            *sum += u64::from_ne_bytes(word.try_into().expect("chunks of 8 bytes"));
+        }
+    }
+    sums
+}
+
+/// Slots of a `struct sonde_hist` (bpf/sonde.h): the last one is overflow.
+pub const HIST_SLOTS: usize = 26;
+
+/// Words of a `struct sonde_hist`: the slots, then the sum in nanoseconds.
+pub const HIST_WORDS: usize = HIST_SLOTS + 1;
+
+/// Adds one `struct sonde_hist` (summed over CPUs, [`HIST_WORDS`] words) to a
+/// histogram family: slot i becomes the bucket `le` = 2^i µs, cumulative, the
+/// overflow slot only counts in `+Inf`. Returns false (adding nothing) when
+/// the histogram is empty, so idle series stay absent.
+pub fn push_log2_histogram(family: &mut Family, labels: &[(&str, &str)], hist: &[u64]) -> bool {
+    let (slots, sum_ns) = (&hist[..HIST_SLOTS], hist[HIST_SLOTS]);
+    let count: u64 = slots.iter().sum();
+    if count == 0 {
+        return false;
+    }
+    let mut cumulative = 0;
+    let buckets = slots[..HIST_SLOTS - 1].iter().enumerate().map(|(i, n)| {
+        cumulative += n;
+        ((1u64 << i) as f64 * 1e-6, cumulative)
+    });
+    family.push_histogram(labels, buckets, sum_ns as f64 / 1e9, count);
+    true
+}
+
+/// A kernel `comm` (NUL-padded, at most 16 bytes) as a label value.
+pub fn comm_label(raw: &[u8]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// Where tracefs is mounted, if it is.
+pub fn tracefs_dir() -> Option<&'static Path> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(Path::new)
+        .find(|dir| dir.join("events").is_dir())
+}
+
+/// Makes sure tracefs is mounted, mounting it at /sys/kernel/tracing when it
+/// is not (classic tracepoints are looked up there).
+pub fn ensure_tracefs() -> anyhow::Result<&'static Path> {
+    if let Some(dir) = tracefs_dir() {
+        return Ok(dir);
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: constant NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({}); mount it or grant CAP_SYS_ADMIN",
+            std::io::Error::last_os_error()
+        );
+    }
+    tracefs_dir().ok_or_else(|| anyhow!("tracefs mounted at /sys/kernel/tracing has no events/"))
+}
+
+/// libbpf's warnings during the current load, so an error can say what the
+/// kernel refused (libbpf otherwise prints them to stderr).
+static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Routes libbpf's messages into [`LIBBPF_LOG`] and the debug log.
+pub fn capture_libbpf_log() {
+    fn keep(_level: libbpf_rs::PrintLevel, message: String) {
+        let message = message.trim_end().to_string();
+        tracing::debug!("{message}");
+        if let Ok(mut log) = LIBBPF_LOG.lock() {
+            log.push(message);
+        }
+    }
+    libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, keep)));
+}
+
+/// Runs a libbpf call; on failure the error carries libbpf's last warning
+/// (the line naming the program and the kernel's answer).
+pub fn with_libbpf_log<T>(call: impl FnOnce() -> libbpf_rs::Result<T>) -> anyhow::Result<T> {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.clear();
+    }
+    call().map_err(|err| {
+        let detail = LIBBPF_LOG.lock().ok().and_then(|log| {
+            log.iter()
+                .rev()
+                .find(|line| line.starts_with("libbpf:") && !line.contains("-- END"))
+                .cloned()
+        });
+        match detail {
+            Some(line) => anyhow!("{err} ({line})"),
+            None => anyhow!("{err}"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log2_histogram_is_cumulative_with_overflow_only_in_inf() {
+        let mut hist = vec![0u64; HIST_WORDS];
+        hist[0] = 2; // <= 1 us
+        hist[3] = 1; // <= 8 us
+        hist[HIST_SLOTS - 1] = 4; // > 2^24 us
+        hist[HIST_SLOTS] = 3_000_000_000;
+        let mut family = Family::histogram("h", "help");
+        assert!(push_log2_histogram(&mut family, &[("k", "v")], &hist));
+        let value = |le: &str| {
+            family
+                .series
+                .iter()
+                .find(|s| s.labels.get("le") == Some(le))
+                .map(|s| s.value)
+        };
+        assert_eq!(value("1e-6"), Some(2.0));
+        assert_eq!(value("4e-6"), Some(2.0));
+        assert_eq!(value("8e-6"), Some(3.0));
+        assert_eq!(value("16.777216"), Some(3.0));
+        assert_eq!(value("+Inf"), Some(7.0));
+        let sum = family
+            .series
+            .iter()
+            .find(|s| s.labels.metric_name() == "h_sum");
+        assert_eq!(sum.map(|s| s.value), Some(3.0));
+    }
+
+    #[test]
+    fn empty_histogram_adds_nothing() {
+        let mut family = Family::histogram("h", "help");
+        assert!(!push_log2_histogram(&mut family, &[], &[0; HIST_WORDS]));
+        assert!(family.series.is_empty());
+    }
+
+    #[test]
+    fn percpu_values_sum_word_by_word() {
+        let cpu = |a: u64, b: u64| [a.to_ne_bytes(), b.to_ne_bytes()].concat();
+        assert_eq!(sum_percpu(&[cpu(1, 10), cpu(2, 20)], 2), vec![3, 30]);
+    }
+
+    #[test]
+    fn comm_stops_at_nul() {
+        assert_eq!(comm_label(b"getppid-loop\0\0\0\0"), "getppid-loop");
+        assert_eq!(comm_label(b"0123456789abcdef"), "0123456789abcdef");
+    }
 }

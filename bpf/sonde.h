@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What every sonde BPF program shares with user space: the structs that are
+ * map keys and values, the log2 histogram layout and the map-full counter.
+ * libbpf-cargo turns these structs into Rust types in each skeleton, so the
+ * layout is written down once, here.
+ */
+#ifndef SONDE_H
+#define SONDE_H
+
+#define TASK_COMM_LEN 16
+
+/*
+ * Log2 latency histograms: slot i (0 <= i < SONDE_HIST_SLOTS - 1) counts
+ * durations d with 2^(i-1) us < d <= 2^i us (slot 0: d <= 1 us); the last
+ * slot counts everything above 2^(SONDE_HIST_SLOTS - 2) us (about 16.8 s).
+ * User space turns the slots into Prometheus buckets le = 2^i us.
+ */
+#define SONDE_HIST_SLOTS 26
+
+struct sonde_hist {
+	__u64 slots[SONDE_HIST_SLOTS];
+	__u64 sum_ns;
+};
+
+/* Highest x86_64 syscall number with its own histogram slot, plus one. */
+#define SYSCALLS_MAX_NR 512
+
+struct syscall_count_key {
+	char comm[TASK_COMM_LEN];
+	__u32 nr;
+};
+
+struct syscall_error_key {
+	__u32 nr;
+	__u32 errno_value;
+};
+
+/*
+ * Bounded maps of the syscalls collector, in the order of their slots in
+ * its map_full counter (user space names them in the same order).
+ */
+enum syscalls_bounded_map {
+	SYSCALLS_MAP_COUNTS,
+	SYSCALLS_MAP_ERRORS,
+	SYSCALLS_BOUNDED_MAPS,
+};
+
+#ifdef __BPF__
+
+/*
+ * Slot of a duration in a sonde_hist: the smallest i with ns <= 1000 * 2^i.
+ * With L = floor(log2(ns)) that is L - 9 or L - 8 (512 < 1000 < 1024), so
+ * one comparison replaces a division by 1000 on the hot path.
+ */
+static __always_inline __u32 sonde_hist_slot(__u64 ns)
+{
+	__u64 v = ns;
+	__u32 log2 = 0, slot;
+
+	if (ns <= 1000)
+		return 0;
+	if (v >> 32) { v >>= 32; log2 += 32; }
+	if (v >> 16) { v >>= 16; log2 += 16; }
+	if (v >> 8) { v >>= 8; log2 += 8; }
+	if (v >> 4) { v >>= 4; log2 += 4; }
+	if (v >> 2) { v >>= 2; log2 += 2; }
+	if (v >> 1) { log2 += 1; }
+	slot = log2 - 9;
+	if (ns > (1000ULL << slot))
+		slot++;
+	return slot < SONDE_HIST_SLOTS - 1 ? slot : SONDE_HIST_SLOTS - 1;
+}
+
+/*
+ * Declares a collector's map_full counter: one per-CPU slot per bounded map,
+ * bumped when an insert finds the map full, so a full map is never silent.
+ */
+#define SONDE_MAP_FULL_COUNTER(slots)                      \
+	struct {                                           \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);   \
+		__uint(max_entries, slots);                \
+		__type(key, __u32);                        \
+		__type(value, __u64);                      \
+	} map_full SEC(".maps")
+
+static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
+{
+	__u64 *full = bpf_map_lookup_elem(map_full, &slot);
+
+	if (full)
+		*full += 1;
+}
+
+/*
+ * Adds one to a per-CPU hash counter, inserting the key on first sight.
+ * Returns 0, or -1 when the map is full (the caller counts that).
+ */
+static __always_inline int sonde_percpu_count(void *map, const void *key)
+{
+	__u64 one = 1, *count = bpf_map_lookup_elem(map, key);
+
+	if (count) {
+		*count += 1;
+		return 0;
+	}
+	if (bpf_map_update_elem(map, key, &one, BPF_NOEXIST) == 0)
+		return 0;
+	/* Another CPU inserted the key first, or the map is full. */
+	count = bpf_map_lookup_elem(map, key);
+	if (!count)
+		return -1;
+	*count += 1;
+	return 0;
+}
+
+#endif /* __BPF__ */
+
+#endif /* SONDE_H */

@@ -1,0 +1,162 @@
+//! The syscalls collector (`bpf/syscalls.bpf.c`): syscalls per process name
+//! and syscall, their latency per syscall, and their failures per errno.
+
+use anyhow::Context;
+use libbpf_rs::skel::SkelBuilder;
+use libbpf_rs::{MapCore, MapFlags};
+
+use super::errno_names::ERRNO_NAMES;
+use super::syscall_names::SYSCALL_NAMES;
+use super::{
+    attach, comm_label, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached,
+    Loaded, Variant, HIST_WORDS,
+};
+use crate::collect::Collector;
+use crate::model::Family;
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/syscalls.skel.rs"));
+}
+use skel::{SyscallsSkel, SyscallsSkelBuilder};
+
+pub const NAME: &str = "syscalls";
+
+/// raw_tp first (cheapest, no tracefs), then classic tracepoints.
+const VARIANTS: &[Variant] = &[
+    Variant {
+        kind: AttachKind::RawTp,
+        programs: &["raw_sys_enter", "raw_sys_exit", "raw_sched_switch"],
+    },
+    Variant {
+        kind: AttachKind::Tracepoint,
+        programs: &["tp_sys_enter", "tp_sys_exit", "tp_sched_switch"],
+    },
+];
+
+/// The bounded maps, in the order of `enum syscalls_bounded_map` (sonde.h).
+const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors"];
+
+/// Size of `struct syscall_count_key`: comm[16], then the syscall number.
+const COUNT_KEY_LEN: usize = 20;
+
+/// Syscall numbers with a latency histogram: SYSCALLS_MAX_NR in sonde.h.
+const MAX_NR: u32 = 512;
+
+pub fn load() -> anyhow::Result<Loaded> {
+    let attached = attach(NAME, VARIANTS, || {
+        Ok(SyscallsSkelBuilder::default().open(object_storage())?)
+    })?;
+    Ok(Loaded {
+        kind: attached.kind,
+        programs: attached.program_handles()?,
+        map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
+        collector: Box::new(Syscalls { attached }),
+    })
+}
+
+struct Syscalls {
+    attached: Attached<SyscallsSkel<'static>>,
+}
+
+/// The label of a syscall number: its x86_64 name, else the number itself.
+pub fn syscall_label(nr: u32) -> String {
+    match SYSCALL_NAMES.get(nr as usize) {
+        Some(name) if !name.is_empty() => (*name).to_string(),
+        // -1 is what the kernel reports for a syscall it never dispatched.
+        _ => (nr as i32).to_string(),
+    }
+}
+
+/// The label of an errno value: its name (`ENOENT`), else the number.
+pub fn errno_label(errno: u32) -> String {
+    match ERRNO_NAMES.get(errno as usize) {
+        Some(name) if !name.is_empty() => (*name).to_string(),
+        _ => errno.to_string(),
+    }
+}
+
+impl Collector for Syscalls {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let maps = &self.attached.skel.maps;
+
+        let mut calls = Family::counter(
+            "sonde_syscalls_total",
+            "System calls entered, by process name and syscall.",
+        );
+        for key in maps.syscall_counts.keys() {
+            let Some(values) = maps.syscall_counts.lookup_percpu(&key, MapFlags::ANY)? else {
+                continue; // no longer there
+            };
+            if key.len() != COUNT_KEY_LEN {
+                anyhow::bail!(
+                    "syscall_counts key of {} bytes, expected {COUNT_KEY_LEN}",
+                    key.len()
+                );
+            }
+            let comm = comm_label(&key[..16]);
+            let nr = u32::from_ne_bytes(key[16..20].try_into()?);
+            let count = sum_percpu(&values, 1)[0];
+            calls.push(
+                &[("comm", &comm), ("syscall", &syscall_label(nr))],
+                count as f64,
+            );
+        }
+
+        let mut errors = Family::counter(
+            "sonde_syscall_errors_total",
+            "System calls that returned an error, by syscall and errno.",
+        );
+        for key in maps.syscall_errors.keys() {
+            let Some(values) = maps.syscall_errors.lookup_percpu(&key, MapFlags::ANY)? else {
+                continue;
+            };
+            let nr = u32::from_ne_bytes(key[..4].try_into()?);
+            let errno = u32::from_ne_bytes(key[4..8].try_into()?);
+            let count = sum_percpu(&values, 1)[0];
+            errors.push(
+                &[
+                    ("errno", &errno_label(errno)),
+                    ("syscall", &syscall_label(nr)),
+                ],
+                count as f64,
+            );
+        }
+
+        let mut latency = Family::histogram(
+            "sonde_syscall_duration_seconds",
+            "Time from syscall entry to return, by syscall.",
+        );
+        for nr in 0..MAX_NR {
+            let values = maps
+                .syscall_latency
+                .lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY)
+                .context("reading syscall_latency")?
+                .unwrap_or_default();
+            let hist = sum_percpu(&values, HIST_WORDS);
+            push_log2_histogram(&mut latency, &[("syscall", &syscall_label(nr))], &hist);
+        }
+
+        out.extend([calls, errors, latency]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscalls_and_errnos_are_named() {
+        assert_eq!(syscall_label(0), "read");
+        assert_eq!(syscall_label(110), "getppid");
+        assert_eq!(syscall_label(u32::MAX), "-1");
+        assert_eq!(syscall_label(1000), "1000");
+        assert_eq!(errno_label(2), "ENOENT");
+        assert_eq!(errno_label(11), "EAGAIN");
+        assert_eq!(errno_label(512), "512");
+    }
+}

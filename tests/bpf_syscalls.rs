@@ -1,0 +1,173 @@
+//! The syscalls collector end to end: a child process with its own name makes
+//! known syscalls, and sonde's /metrics shows them under that name. Also the
+//! fallback to classic tracepoints and a collector refused outright, both
+//! forced with SONDE_BPF_REFUSE.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{bpf_required, ExposedSample, Sonde, TempDir};
+
+const CALLS: u64 = 100_000;
+const FAILURES: u64 = 1_000;
+
+/// Whether the syscalls collector attached; when it did not, says why and
+/// tells the caller to skip (or fails, when BPF is required).
+fn attached(sonde: &Sonde) -> Option<String> {
+    let log = sonde.log_text();
+    let line = log
+        .lines()
+        .find(|line| line.contains("bpf collector syscalls:"))?;
+    if line.contains("syscalls: on") {
+        return Some(line.to_string());
+    }
+    assert!(!bpf_required(), "SONDE_REQUIRE_BPF=1 but: {line}");
+    eprintln!("skipping: the syscalls collector cannot load here: {line}");
+    None
+}
+
+/// Forks a child named `comm` that calls getppid CALLS times and close(-1)
+/// (EBADF) FAILURES times, then waits for it.
+fn run_child(comm: &str) {
+    let name = std::ffi::CString::new(comm).unwrap();
+    // SAFETY: the child only makes raw syscalls and _exits, which is safe
+    // after fork in a multi-threaded process.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+            for _ in 0..CALLS {
+                libc::getppid();
+            }
+            for _ in 0..FAILURES {
+                libc::close(-1);
+            }
+            libc::_exit(0);
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert_eq!(status, 0);
+    }
+}
+
+fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Polls /metrics (bounded) until `done` holds; returns the last samples.
+fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<ExposedSample> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let samples = sonde.metrics();
+        if done(&samples) || Instant::now() > deadline {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn check_counts(sonde: &Sonde, comm: &str) {
+    let errors = |s: &[ExposedSample]| {
+        value(
+            s,
+            "sonde_syscall_errors_total",
+            &[("syscall", "close"), ("errno", "EBADF")],
+        )
+    };
+    let latency_count = |s: &[ExposedSample]| {
+        value(
+            s,
+            "sonde_syscall_duration_seconds_count",
+            &[("syscall", "getppid")],
+        )
+    };
+    let before = sonde.metrics();
+    run_child(comm);
+    let calls = |s: &[ExposedSample]| {
+        value(
+            s,
+            "sonde_syscalls_total",
+            &[("comm", comm), ("syscall", "getppid")],
+        )
+    };
+    let after = wait_for(sonde, |s| {
+        calls(s) >= CALLS as f64 && errors(s) - errors(&before) >= FAILURES as f64
+    });
+    assert!(
+        calls(&after) >= CALLS as f64,
+        "sonde_syscalls_total{{comm={comm:?},syscall=\"getppid\"}} = {}, expected >= {CALLS}\n{}",
+        calls(&after),
+        sonde.log_text()
+    );
+    assert!(errors(&after) - errors(&before) >= FAILURES as f64);
+    assert!(latency_count(&after) - latency_count(&before) >= CALLS as f64);
+    let fast = value(
+        &after,
+        "sonde_syscall_duration_seconds_bucket",
+        &[("syscall", "getppid"), ("le", "0.001024")],
+    );
+    assert!(fast >= CALLS as f64, "getppid calls should take under 1 ms");
+}
+
+#[test]
+fn counts_a_named_childs_syscalls() {
+    let sonde = Sonde::start("");
+    let Some(line) = attached(&sonde) else { return };
+    assert!(line.contains("(raw_tp)"), "{line}");
+    check_counts(&sonde, "sonde-ppid-raw");
+
+    let samples = sonde.metrics();
+    let runs = value(
+        &samples,
+        "sonde_bpf_program_runs_total",
+        &[("program", "raw_sys_enter")],
+    );
+    assert!(runs >= CALLS as f64, "raw_sys_enter ran {runs} times");
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "sonde_bpf_map_full_total" && s.label("map") == Some("syscall_counts")));
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "sonde_bpf_events_lost_total"));
+    let run_seconds = value(
+        &samples,
+        "sonde_bpf_program_run_seconds_total",
+        &[("program", "raw_sys_enter")],
+    );
+    assert!(
+        run_seconds > 0.0,
+        "run time statistics are on while sonde runs"
+    );
+}
+
+#[test]
+fn falls_back_to_tracepoints_when_raw_tp_is_refused() {
+    let sonde = Sonde::start_with_env(TempDir::new("data"), "", &[("SONDE_BPF_REFUSE", "raw_tp")]);
+    let Some(line) = attached(&sonde) else { return };
+    assert!(line.contains("(tracepoint)"), "{line}");
+    check_counts(&sonde, "sonde-ppid-tp");
+}
+
+#[test]
+fn runs_on_without_a_refused_collector() {
+    let sonde = Sonde::start_with_env(
+        TempDir::new("data"),
+        "",
+        &[("SONDE_BPF_REFUSE", "syscalls")],
+    );
+    let log = sonde.log_text();
+    assert!(
+        log.contains("bpf collector syscalls: off: refused"),
+        "{log}"
+    );
+    sonde.wait_rounds(1);
+    let samples = sonde.metrics();
+    assert!(samples.iter().all(|s| s.name != "sonde_syscalls_total"));
+    assert!(samples.iter().any(|s| s.name == "sonde_build_info"));
+}
