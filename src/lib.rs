@@ -7,6 +7,7 @@
 pub mod collect;
 pub mod config;
 pub mod model;
+pub mod query;
 pub mod run;
 pub mod serve;
 pub mod store;
