@@ -1,6 +1,7 @@
 //! Serving: the HTTP server and everything it answers. Handlers stay thin:
 //! they parse the request, ask a stage, and shape the answer.
 
+pub mod api;
 pub mod exposition;
 pub mod remote;
 
@@ -21,6 +22,13 @@ pub struct Shared {
     pub store: Mutex<Store>,
 }
 
+impl Shared {
+    /// The store as the query engine reads it.
+    pub fn store_source(&self) -> &dyn crate::query::Source {
+        &self.store
+    }
+}
+
 pub type AppState = Arc<Shared>;
 
 pub fn router(state: AppState) -> Router {
@@ -29,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .merge(remote::routes())
+        .merge(api::routes())
         .with_state(state)
 }
 
