@@ -5,6 +5,9 @@
 //! samples in a time range. Everything behind them may change.
 
 mod migrate;
+#[cfg(test)]
+mod rng;
+pub mod xor;
 
 use std::collections::HashMap;
 use std::path::Path;
