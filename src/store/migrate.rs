@@ -6,7 +6,10 @@
 use anyhow::bail;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_store_v0.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_store_v0.sql"),
+    include_str!("../../migrations/0002_chunks.sql"),
+];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
     let applied: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;

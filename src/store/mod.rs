@@ -1,21 +1,97 @@
-//! Storage: every collected sample, persisted in one SQLite file.
+//! Storage: a time-series engine inside one SQLite file.
 //!
-//! The interface is two calls: [`Store::append`] takes a batch of samples,
+//! The interface is small: [`Store::append`] takes a batch of samples;
 //! [`Store::select`] returns the series a set of matchers picks with their
-//! samples in a time range. Everything behind them may change.
+//! samples in a time range, [`Store::select_chunks`] the same as stored XOR
+//! chunks (for remote-read, and for readers that decode lazily), and
+//! [`Store::select_step`] / [`Store::select_rollups`] read the 1-minute and
+//! 1-hour rollup tiers when a query steps coarsely.
+//!
+//! Layout (schema in `migrations/0002_chunks.sql`):
+//! - `series` (id, metric name, label set) and `postings` (label name, value,
+//!   series id): a selector's positive matchers find their series through
+//!   postings, the rest filter those series' label sets.
+//! - `chunks`: full raw chunks, Prometheus XOR encoding (see [`xor`]), about
+//!   120 samples each; `rollups`: the rollup tiers (see [`rollup`]).
+//! - the head (see [`head`]): each active series' open chunk and buckets, in
+//!   memory; `head` holds its state as of the series' last checkpoint and
+//!   `ingest_log` every sample stored since, so a restart rebuilds it.
+//!
+//! Invariants:
+//! - Every committed transaction that persists a chunk of a series also
+//!   writes that series' head state, so a state never lags its own chunks:
+//!   the chunks plus the state hold exactly the series' samples up to the
+//!   state's `last_ts`, and the log holds every later committed sample.
+//! - Log rows are deleted only by a checkpoint, which writes every head state
+//!   in the same transaction. Replay skips samples at or before a series'
+//!   `last_ts` (the out-of-order rule), so replaying is idempotent: a crash
+//!   at any instant neither loses a committed sample nor stores one twice.
+//! - Series ids are allocated in memory and inserted with the first
+//!   transaction that commits, so a failed transaction never leaves the
+//!   memory naming an id the file reuses for another series.
+//! - After a failed write (disk full, read-only file) nothing already taken
+//!   is forgotten: full chunks, new series and head states wait in memory and
+//!   go out with the next transaction that succeeds, which is a full
+//!   checkpoint; reads see them meanwhile. Only the log rows of the failed
+//!   appends are dropped, so a crash during the outage loses what arrived
+//!   during it, and nothing else.
+//!
+//! Durability: SQLite in WAL mode with `synchronous = NORMAL`: a commit is in
+//! the operating system's hands when `append` returns, so killing sonde (even
+//! with SIGKILL) loses nothing appended; a power loss may lose the last
+//! transactions but never corrupts the file.
 
+mod codec;
+mod head;
+mod maintain;
 mod migrate;
 #[cfg(test)]
 mod rng;
+pub mod rollup;
 pub mod xor;
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{Labels, Matcher, Sample, METRIC_NAME};
+use crate::model::{Family, Labels, MatchOp, Matcher, Sample};
+use codec::{ByteReader, ByteWriter};
+use head::{Appended, Finished, HeadSeries};
+pub use rollup::{Bucket, Resolution};
+
+/// How the store keeps and limits data; `[storage]` in the config file.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Raw chunks older than this (behind the newest sample) are deleted.
+    pub retention: Duration,
+    /// Rollup tiers are kept longer than raw samples.
+    pub minute_retention: Duration,
+    pub hour_retention: Duration,
+    /// Upper bound of the database files in bytes (0: none); the oldest data
+    /// goes first when the files grow past it.
+    pub retention_size: u64,
+    /// Series allowed in the head at once; new series beyond are refused.
+    pub max_series: usize,
+    /// Jitter absorbed by timestamp alignment (see [`head`]).
+    pub timestamp_tolerance: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        StoreOptions {
+            retention: Duration::from_secs(15 * DAY),
+            minute_retention: Duration::from_secs(90 * DAY),
+            hour_retention: Duration::from_secs(730 * DAY),
+            retention_size: 0,
+            max_series: 100_000,
+            timestamp_tolerance: Duration::from_millis(50),
+        }
+    }
+}
 
 /// The samples of one series in a time range, oldest first.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,18 +100,118 @@ pub struct SeriesSamples {
     pub samples: Vec<(i64, f64)>,
 }
 
+/// One XOR chunk as stored (see [`xor`]), with its time span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredChunk {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub data: Vec<u8>,
+}
+
+/// A series with the chunks that overlap a time range, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesChunks {
+    pub labels: Labels,
+    pub chunks: Vec<StoredChunk>,
+}
+
+impl SeriesChunks {
+    /// The samples in [start_ms, end_ms], decoded as the iterator advances.
+    /// A chunk that fails to decode ends its own samples (and is logged);
+    /// the others still come.
+    pub fn samples(&self, start_ms: i64, end_ms: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.chunks
+            .iter()
+            .filter(move |c| c.max_time >= start_ms && c.min_time <= end_ms)
+            .flat_map(|c| match xor::XorIter::new(&c.data) {
+                Ok(iter) => Some(iter),
+                Err(err) => {
+                    tracing::warn!("{}: {err}", self.labels);
+                    None
+                }
+            })
+            .flat_map(move |iter| {
+                iter.map_while(move |sample| match sample {
+                    Ok(s) => Some(s),
+                    Err(err) => {
+                        tracing::warn!("{}: {err}", self.labels);
+                        None
+                    }
+                })
+            })
+            .skip_while(move |s| s.0 < start_ms)
+            .take_while(move |s| s.0 <= end_ms)
+    }
+}
+
+/// A series with its rollup buckets in a time range, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesBuckets {
+    pub labels: Labels,
+    pub buckets: Vec<Bucket>,
+}
+
+/// Counters of what the store did since open, exported as self-metrics.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    pub samples_appended: u64,
+    pub samples_duplicate: u64,
+    pub samples_out_of_order: u64,
+    pub series_refused: u64,
+    pub write_errors: u64,
+    pub chunks_deleted: u64,
+}
+
+/// What was taken but not yet committed (see the module invariants).
+#[derive(Default)]
+struct Pending {
+    series: Vec<(i64, Labels)>,
+    finished: Vec<(i64, Finished)>,
+    dirty: HashSet<i64>,
+    closed: HashSet<i64>,
+}
+
+/// Checkpoint after this many log rows or bytes, whichever first: bounds the
+/// replay at start and the log's share of the file.
+const CHECKPOINT_ROWS: u32 = 64;
+const CHECKPOINT_BYTES: usize = 8 << 20;
+/// How often [`Store::append`] runs retention and closes idle series.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// A head series without a sample for this long (behind the newest sample)
+/// is closed: its open chunks are persisted and it stops counting as active.
+const IDLE_AFTER_MS: i64 = 3_600_000;
+/// At most one log line per this interval for each kind of repeated trouble.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
 pub struct Store {
     conn: Connection,
-    /// Invariant: mirrors the `series` table for every series written since
-    /// open; a miss means "look in the table, then insert".
+    file: PathBuf,
+    options: StoreOptions,
+    /// Invariant: every series in the file, and the pending ones.
     series_ids: HashMap<Labels, i64>,
-    samples_appended: u64,
+    next_series_id: i64,
+    head: HashMap<i64, HeadSeries>,
+    pending: Pending,
+    needs_checkpoint: bool,
+    log_rows: u32,
+    log_bytes: usize,
+    newest_ts: i64,
+    stats: StoreStats,
+    last_maintenance: Instant,
+    refusal_logged: Option<Instant>,
+    error_logged: Option<Instant>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `dir` and applies the
-    /// migrations it has not seen yet.
+    /// Opens (creating if needed) the database in `dir` with default
+    /// options.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (creating if needed) the database in `dir`, applies the
+    /// migrations it has not seen yet and rebuilds the head.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir).with_context(|| {
             format!(
                 "cannot create the data directory {}: set [storage] path to a writable directory",
@@ -45,54 +221,377 @@ impl Store {
         let file = dir.join("sonde.db");
         let mut conn = Connection::open(&file)
             .with_context(|| format!("cannot open the database {}", file.display()))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // Incremental auto-vacuum lets retention hand freed pages back to the
+        // file system; it must be chosen before tables exist (or by VACUUM).
+        let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+        if auto_vacuum != 2 {
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+            conn.execute_batch("VACUUM")
+                .with_context(|| format!("cannot convert {} to auto-vacuum", file.display()))?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Keep the WAL file from staying large after a burst.
+        conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
         migrate::apply(&mut conn)
             .with_context(|| format!("cannot migrate the database {}", file.display()))?;
-        Ok(Store {
+        let mut store = Store {
             conn,
+            file,
+            options,
             series_ids: HashMap::new(),
-            samples_appended: 0,
+            next_series_id: 1,
+            head: HashMap::new(),
+            pending: Pending::default(),
+            needs_checkpoint: false,
+            log_rows: 0,
+            log_bytes: 0,
+            newest_ts: i64::MIN,
+            stats: StoreStats::default(),
+            last_maintenance: Instant::now(),
+            refusal_logged: None,
+            error_logged: None,
+        };
+        store
+            .recover()
+            .with_context(|| format!("cannot read the database {}", store.file.display()))?;
+        Ok(store)
+    }
+
+    /// Loads the series and the head, replays the log and v0 samples, then
+    /// checkpoints so the next start has nothing to replay.
+    fn recover(&mut self) -> anyhow::Result<()> {
+        {
+            let mut stmt = self.conn.prepare("SELECT id, labels FROM series")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let labels = decode_labels(&row.get::<_, String>(1)?)?;
+                self.series_ids.insert(labels, id);
+                self.next_series_id = self.next_series_id.max(id + 1);
+            }
+        }
+        let states: Vec<(i64, Vec<u8>)> = {
+            let mut stmt = self.conn.prepare("SELECT series_id, state FROM head")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, state) in states {
+            match HeadSeries::decode(&state) {
+                Ok(series) => {
+                    self.newest_ts = self.newest_ts.max(series.last_ts);
+                    self.head.insert(id, series);
+                }
+                // Its persisted chunks stay; the log replay still brings
+                // back its newer samples.
+                Err(err) => tracing::warn!("store: head state of series {id} dropped: {err}"),
+            }
+        }
+        let mut replayed = 0u64;
+        let log: Vec<Vec<u8>> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT samples FROM ingest_log ORDER BY seq")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for record in &log {
+            if let Err(err) = self.replay(record, &mut replayed) {
+                tracing::warn!("store: rest of an ingest log record dropped: {err}");
+            }
+        }
+        let v0: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'samples_v0'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if v0 {
+            self.import_v0(&mut replayed)?;
+        }
+        if !log.is_empty() || v0 {
+            tracing::info!("store: {replayed} samples replayed into the head");
+            if let Err(err) = self.commit(None, true, v0) {
+                self.write_failed(&err);
+            }
+        }
+        Ok(())
+    }
+
+    fn replay(&mut self, record: &[u8], replayed: &mut u64) -> anyhow::Result<()> {
+        let mut r = ByteReader::new(record);
+        let mut t = 0i64;
+        while !r.is_empty() {
+            let id = r.uvarint()? as i64;
+            t = t.wrapping_add(r.i64()?);
+            let v = r.f64()?;
+            self.append_to_head(id, t, v, 0)?;
+            *replayed += 1;
+        }
+        Ok(())
+    }
+
+    /// Moves store v0's one-row-per-sample table into chunks.
+    fn import_v0(&mut self, imported: &mut u64) -> anyhow::Result<()> {
+        let rows: Vec<(i64, i64, f64)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT series_id, ts, value FROM samples_v0 ORDER BY series_id, ts")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, t, v) in rows {
+            self.append_to_head(id, t, v, 0)?;
+            *imported += 1;
+        }
+        Ok(())
+    }
+
+    /// Offers one sample of a known series to the head; returns the
+    /// timestamp it was stored at, if it was.
+    fn append_to_head(
+        &mut self,
+        id: i64,
+        t: i64,
+        v: f64,
+        tolerance_ms: i64,
+    ) -> anyhow::Result<Option<i64>> {
+        if !self.head.contains_key(&id) {
+            let last = self.persisted_last_ts(id)?;
+            self.head.insert(id, HeadSeries::new(last));
+        }
+        let series = self.head.get_mut(&id).expect("inserted above");
+        let mut finished = Vec::new();
+        let outcome = series.append(t, v, tolerance_ms, &mut finished);
+        if !finished.is_empty() {
+            self.pending.dirty.insert(id);
+            self.pending
+                .finished
+                .extend(finished.into_iter().map(|f| (id, f)));
+        }
+        Ok(match outcome {
+            Appended::Stored(t) => {
+                self.newest_ts = self.newest_ts.max(t);
+                Some(t)
+            }
+            Appended::Duplicate => {
+                self.stats.samples_duplicate += 1;
+                None
+            }
+            Appended::OutOfOrder => {
+                self.stats.samples_out_of_order += 1;
+                None
+            }
         })
     }
 
-    /// Persists a batch in one transaction: all of it or, on error, none.
+    /// The newest timestamp persisted for a series not in the head.
+    fn persisted_last_ts(&self, id: i64) -> anyhow::Result<i64> {
+        let stored: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT max_time FROM chunks WHERE series_id = ?1 ORDER BY min_time DESC LIMIT 1",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let pending = self.pending.finished.iter().filter_map(|(sid, f)| match f {
+            Finished::Raw { max_time, .. } if *sid == id => Some(*max_time),
+            _ => None,
+        });
+        Ok(stored.into_iter().chain(pending).max().unwrap_or(i64::MIN))
+    }
+
+    /// Stores a batch. Samples that break the out-of-order rule or belong to
+    /// refused series are counted and skipped; the error is only for a
+    /// failed write, and even then the samples stay readable in memory and
+    /// are persisted by the next append that succeeds.
     pub fn append(&mut self, samples: &[Sample]) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut find = tx.prepare_cached("SELECT id FROM series WHERE labels = ?1")?;
-            let mut create =
-                tx.prepare_cached("INSERT INTO series (name, labels) VALUES (?1, ?2)")?;
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3)",
-            )?;
-            for sample in samples {
-                let id = match self.series_ids.get(&sample.labels) {
-                    Some(&id) => id,
-                    None => {
-                        let encoded = encode_labels(&sample.labels);
-                        let id = match find.query_row([&encoded], |row| row.get(0)).optional()? {
-                            Some(id) => id,
-                            None => {
-                                create.execute(params![sample.labels.metric_name(), encoded])?;
-                                tx.last_insert_rowid()
-                            }
-                        };
-                        self.series_ids.insert(sample.labels.clone(), id);
-                        id
-                    }
-                };
-                insert.execute(params![id, sample.timestamp_ms, sample.value])?;
+        let tolerance = self.options.timestamp_tolerance.as_millis() as i64;
+        let mut log = ByteWriter::default();
+        let mut log_t = 0i64;
+        for sample in samples {
+            let Some(id) = self.admit(&sample.labels) else {
+                continue;
+            };
+            if let Some(t) =
+                self.append_to_head(id, sample.timestamp_ms, sample.value, tolerance)?
+            {
+                log.uvarint(id as u64);
+                log.i64(t.wrapping_sub(log_t));
+                log.f64(sample.value);
+                log_t = t;
+                self.stats.samples_appended += 1;
             }
         }
-        if let Err(err) = tx.commit() {
-            // The cache may now name series the rollback removed.
-            self.series_ids.clear();
-            return Err(err.into());
+        let checkpoint = self.needs_checkpoint
+            || self.log_rows >= CHECKPOINT_ROWS
+            || self.log_bytes >= CHECKPOINT_BYTES;
+        let log = (log.len() > 0).then(|| log.into_inner());
+        let result = self.commit(log, checkpoint, false);
+        if let Err(err) = &result {
+            self.write_failed(err);
         }
-        self.samples_appended += samples.len() as u64;
+        if self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
+            self.last_maintenance = Instant::now();
+            if let Err(err) = self.maintain() {
+                self.write_failed(&err);
+            }
+        }
+        result
+    }
+
+    /// The id of a sample's series, if the series is (or may become) active.
+    fn admit(&mut self, labels: &Labels) -> Option<i64> {
+        let known = self.series_ids.get(labels).copied();
+        if let Some(id) = known {
+            if self.head.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        if self.head.len() >= self.options.max_series {
+            self.stats.series_refused += 1;
+            let due = self
+                .refusal_logged
+                .is_none_or(|at| at.elapsed() >= LOG_EVERY);
+            if due {
+                self.refusal_logged = Some(Instant::now());
+                tracing::warn!(
+                    "store: series {labels} refused: {} series are active, the most [storage] max_series allows ({} refused so far)",
+                    self.head.len(),
+                    self.stats.series_refused
+                );
+            }
+            return None;
+        }
+        Some(known.unwrap_or_else(|| {
+            let id = self.next_series_id;
+            self.next_series_id += 1;
+            self.series_ids.insert(labels.clone(), id);
+            self.pending.series.push((id, labels.clone()));
+            id
+        }))
+    }
+
+    /// Writes everything pending (and `log`) in one transaction. A
+    /// checkpoint also writes every head state and empties the log.
+    fn commit(
+        &mut self,
+        log: Option<Vec<u8>>,
+        checkpoint: bool,
+        drop_v0: bool,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut series = tx.prepare_cached(
+                "INSERT OR REPLACE INTO series (id, name, labels) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut postings = tx.prepare_cached(
+                "INSERT OR REPLACE INTO postings (name, value, series_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for (id, labels) in &self.pending.series {
+                series.execute(params![id, labels.metric_name(), encode_labels(labels)])?;
+                for (name, value) in labels.iter() {
+                    postings.execute(params![name, value, id])?;
+                }
+            }
+            let mut raw = tx.prepare_cached(
+                "INSERT OR REPLACE INTO chunks (series_id, min_time, max_time, samples, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut rollup = tx.prepare_cached(
+                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (id, finished) in &self.pending.finished {
+                match finished {
+                    Finished::Raw {
+                        min_time,
+                        max_time,
+                        samples,
+                        data,
+                    } => raw.execute(params![id, min_time, max_time, samples, data])?,
+                    Finished::Rollup {
+                        resolution,
+                        min_time,
+                        max_time,
+                        data,
+                    } => rollup.execute(params![
+                        resolution.tier_id(),
+                        id,
+                        min_time,
+                        max_time,
+                        data
+                    ])?,
+                };
+            }
+            let mut state = tx
+                .prepare_cached("INSERT OR REPLACE INTO head (series_id, state) VALUES (?1, ?2)")?;
+            if checkpoint {
+                for (id, series) in &self.head {
+                    state.execute(params![id, series.encode()])?;
+                }
+                tx.execute("DELETE FROM ingest_log", [])?;
+            } else {
+                for id in &self.pending.dirty {
+                    if let Some(series) = self.head.get(id) {
+                        state.execute(params![id, series.encode()])?;
+                    }
+                }
+            }
+            let mut closed = tx.prepare_cached("DELETE FROM head WHERE series_id = ?1")?;
+            for id in self
+                .pending
+                .closed
+                .iter()
+                .filter(|id| !self.head.contains_key(id))
+            {
+                closed.execute([id])?;
+            }
+            if let (Some(log), false) = (&log, checkpoint) {
+                tx.execute("INSERT INTO ingest_log (samples) VALUES (?1)", [log])?;
+            }
+            if drop_v0 {
+                tx.execute("DROP TABLE samples_v0", [])?;
+            }
+        }
+        tx.commit()?;
+        self.pending = Pending::default();
+        if checkpoint {
+            self.needs_checkpoint = false;
+            self.log_rows = 0;
+            self.log_bytes = 0;
+        } else if let Some(log) = log {
+            self.log_rows += 1;
+            self.log_bytes += log.len();
+        }
         Ok(())
+    }
+
+    /// Counts and (at most once a minute) logs a failed write; the next
+    /// successful one is a checkpoint, so what is in memory gets persisted.
+    fn write_failed(&mut self, err: &anyhow::Error) {
+        self.stats.write_errors += 1;
+        self.needs_checkpoint = true;
+        if self.error_logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            self.error_logged = Some(Instant::now());
+            tracing::error!(
+                "store: cannot write to {}: {err:#}. Samples stay in memory and are written once the disk accepts writes again (free space, or make the file writable); {} write errors so far",
+                self.file.display(),
+                self.stats.write_errors
+            );
+        }
+    }
+
+    /// Persists the whole head and empties the log (also done on drop).
+    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
+        let result = self.commit(None, true, false);
+        if let Err(err) = &result {
+            self.write_failed(err);
+        }
+        result
     }
 
     /// Every series all `matchers` select, with its samples in
@@ -103,47 +602,353 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>> {
-        let by_name = matchers
-            .iter()
-            .find(|m| m.name == METRIC_NAME && m.op == crate::model::MatchOp::Equal);
-        let mut candidates = match by_name {
-            Some(m) => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached("SELECT id, labels FROM series WHERE name = ?1")?;
-                let rows = stmt.query_map([&m.value], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                rows.collect::<Result<Vec<(i64, String)>, _>>()?
-            }
-            None => {
-                let mut stmt = self.conn.prepare_cached("SELECT id, labels FROM series")?;
-                let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-                rows.collect::<Result<Vec<(i64, String)>, _>>()?
-            }
-        };
-        candidates.sort_by(|a, b| a.1.cmp(&b.1));
-        let mut samples_of = self.conn.prepare_cached(
-            "SELECT ts, value FROM samples WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts",
+        Ok(self
+            .select_chunks(matchers, start_ms, end_ms)?
+            .into_iter()
+            .filter_map(|series| {
+                let samples: Vec<(i64, f64)> = series.samples(start_ms, end_ms).collect();
+                (!samples.is_empty()).then_some(SeriesSamples {
+                    labels: series.labels,
+                    samples,
+                })
+            })
+            .collect())
+    }
+
+    /// Every series all `matchers` select with the raw chunks that overlap
+    /// [start_ms, end_ms], as stored (the first and last may reach outside
+    /// the range). Chunks outside the range are not read at all. Series are
+    /// in label order; series without such a chunk are left out.
+    pub fn select_chunks(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesChunks>> {
+        // Chunks of a series do not overlap, so walking back from the last
+        // one starting before `end_ms` can stop at the first that ends
+        // before `start_ms`.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT min_time, max_time, data FROM chunks
+             WHERE series_id = ?1 AND min_time <= ?2 ORDER BY min_time DESC",
         )?;
         let mut selected = Vec::new();
-        for (id, encoded) in candidates {
-            let labels = decode_labels(&encoded)?;
-            if !matchers.iter().all(|m| m.matches(&labels)) {
-                continue;
+        for (id, labels) in self.series_matching(matchers)? {
+            let mut chunks = Vec::new();
+            let mut rows = stmt.query(params![id, end_ms])?;
+            while let Some(row) = rows.next()? {
+                let max_time: i64 = row.get(1)?;
+                if max_time < start_ms {
+                    break;
+                }
+                chunks.push(StoredChunk {
+                    min_time: row.get(0)?,
+                    max_time,
+                    data: row.get(2)?,
+                });
             }
-            let rows = samples_of.query_map(params![id, start_ms, end_ms], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?;
-            let samples = rows.collect::<Result<Vec<(i64, f64)>, _>>()?;
-            if !samples.is_empty() {
-                selected.push(SeriesSamples { labels, samples });
+            chunks.reverse();
+            // Chunks cut but not yet written (only after a failed write).
+            for (_, finished) in self.pending.finished.iter().filter(|(sid, _)| *sid == id) {
+                if let Finished::Raw {
+                    min_time,
+                    max_time,
+                    data,
+                    ..
+                } = finished
+                {
+                    if *max_time >= start_ms && *min_time <= end_ms {
+                        chunks.push(StoredChunk {
+                            min_time: *min_time,
+                            max_time: *max_time,
+                            data: data.clone(),
+                        });
+                    }
+                }
+            }
+            if let Some((min_time, max_time, data)) =
+                self.head.get(&id).and_then(HeadSeries::open_chunk)
+            {
+                if max_time >= start_ms && min_time <= end_ms {
+                    chunks.push(StoredChunk {
+                        min_time,
+                        max_time,
+                        data: data.to_vec(),
+                    });
+                }
+            }
+            chunks.sort_by_key(|c| c.min_time);
+            chunks.dedup_by_key(|c| c.min_time);
+            if !chunks.is_empty() {
+                selected.push(SeriesChunks { labels, chunks });
             }
         }
         Ok(selected)
     }
 
-    /// Samples persisted since open.
+    /// Every series all `matchers` select with its buckets of a rollup tier
+    /// (`Minute` or `Hour`) whose start lies in [start_ms, end_ms], the
+    /// still-open bucket included.
+    pub fn select_rollups(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<Vec<SeriesBuckets>> {
+        anyhow::ensure!(
+            resolution != Resolution::Raw,
+            "raw samples have no buckets: use select"
+        );
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT data FROM rollups WHERE tier = ?1 AND series_id = ?2
+             AND min_time <= ?3 ORDER BY min_time DESC",
+        )?;
+        let mut selected = Vec::new();
+        for (id, labels) in self.series_matching(matchers)? {
+            let mut stored: Vec<Vec<u8>> = Vec::new();
+            let mut rows = stmt.query(params![resolution.tier_id(), id, end_ms])?;
+            while let Some(row) = rows.next()? {
+                let data: Vec<u8> = row.get(0)?;
+                let chunk = rollup::decode(&data)?;
+                let ends_before = chunk.last().is_none_or(|b| b.start_ms < start_ms);
+                stored.push(data);
+                if ends_before {
+                    break;
+                }
+            }
+            let mut buckets = Vec::new();
+            for data in stored.iter().rev() {
+                buckets.extend(rollup::decode(data)?);
+            }
+            for (_, finished) in self.pending.finished.iter().filter(|(sid, _)| *sid == id) {
+                if let Finished::Rollup {
+                    resolution: r,
+                    data,
+                    ..
+                } = finished
+                {
+                    if *r == resolution {
+                        buckets.extend(rollup::decode(data)?);
+                    }
+                }
+            }
+            if let Some(tier) = self.head.get(&id).and_then(|s| s.tier(resolution)) {
+                buckets.extend(tier.buckets()?);
+            }
+            buckets.sort_by_key(|b| b.start_ms);
+            buckets.dedup_by_key(|b| b.start_ms);
+            buckets.retain(|b| b.start_ms >= start_ms && b.start_ms <= end_ms);
+            if !buckets.is_empty() {
+                selected.push(SeriesBuckets { labels, buckets });
+            }
+        }
+        Ok(selected)
+    }
+
+    /// As [`Store::select`], for a query evaluated every `step_ms`: when the
+    /// step is at least a minute (an hour), the 1-minute (1-hour) tier
+    /// answers instead of the raw samples, with each bucket's last sample at
+    /// its real timestamp (see [`rollup`] for why rate() stays right).
+    pub fn select_step(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesSamples>> {
+        let resolution = Resolution::for_step(step_ms);
+        if resolution == Resolution::Raw {
+            return self.select(matchers, start_ms, end_ms);
+        }
+        let width = resolution.bucket_ms();
+        let first_bucket = start_ms.div_euclid(width) * width;
+        Ok(self
+            .select_rollups(matchers, first_bucket, end_ms, resolution)?
+            .into_iter()
+            .filter_map(|series| {
+                let samples: Vec<(i64, f64)> = series
+                    .buckets
+                    .iter()
+                    .map(|b| (b.last_ms, b.last))
+                    .filter(|s| s.0 >= start_ms && s.0 <= end_ms)
+                    .collect();
+                (!samples.is_empty()).then_some(SeriesSamples {
+                    labels: series.labels,
+                    samples,
+                })
+            })
+            .collect())
+    }
+
+    /// The ids and label sets of the series all `matchers` select, in label
+    /// order. Matchers that cannot match an absent label narrow the set
+    /// through postings; the others only filter it.
+    fn series_matching(&self, matchers: &[Matcher]) -> anyhow::Result<Vec<(i64, Labels)>> {
+        let mut candidates: Option<Vec<i64>> = None;
+        for matcher in matchers.iter().filter(|m| !m.matches_value("")) {
+            let mut ids = self.postings(matcher)?;
+            ids.sort_unstable();
+            ids.dedup();
+            candidates = Some(match candidates {
+                None => ids,
+                Some(prev) => {
+                    let keep: HashSet<i64> = ids.into_iter().collect();
+                    prev.into_iter().filter(|id| keep.contains(id)).collect()
+                }
+            });
+        }
+        let mut selected = Vec::new();
+        match candidates {
+            Some(ids) => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT labels FROM series WHERE id = ?1")?;
+                for id in ids {
+                    let encoded: String = stmt.query_row([id], |r| r.get(0))?;
+                    selected.push((id, decode_labels(&encoded)?));
+                }
+            }
+            None => {
+                let mut stmt = self.conn.prepare_cached("SELECT id, labels FROM series")?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    selected.push((row.get(0)?, decode_labels(&row.get::<_, String>(1)?)?));
+                }
+            }
+        }
+        // Series created since the last successful write.
+        for (id, labels) in &self.pending.series {
+            if !selected.iter().any(|(sid, _)| sid == id) {
+                selected.push((*id, labels.clone()));
+            }
+        }
+        selected.retain(|(_, labels)| matchers.iter().all(|m| m.matches(labels)));
+        selected.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(selected)
+    }
+
+    /// Series carrying a value of `matcher`'s label that the matcher accepts.
+    fn postings(&self, matcher: &Matcher) -> anyhow::Result<Vec<i64>> {
+        if matcher.op == MatchOp::Equal {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT series_id FROM postings WHERE name = ?1 AND value = ?2")?;
+            let rows = stmt.query_map(params![matcher.name, matcher.value], |r| r.get(0))?;
+            return Ok(rows.collect::<Result<_, _>>()?);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT value, series_id FROM postings WHERE name = ?1")?;
+        let mut rows = stmt.query([&matcher.name])?;
+        let mut ids = Vec::new();
+        let mut last_value: Option<(String, bool)> = None;
+        while let Some(row) = rows.next()? {
+            let value = row.get_ref(0)?.as_str()?;
+            // Rows come sorted by value: test each distinct value once.
+            let accepted = match &last_value {
+                Some((v, ok)) if v == value => *ok,
+                _ => {
+                    let ok = matcher.matches_value(value);
+                    last_value = Some((value.to_string(), ok));
+                    ok
+                }
+            };
+            if accepted {
+                ids.push(row.get(1)?);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Samples stored since open.
     pub fn samples_appended(&self) -> u64 {
-        self.samples_appended
+        self.stats.samples_appended
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// Series in the head, the ones [`StoreOptions::max_series`] bounds.
+    pub fn active_series(&self) -> usize {
+        self.head.len()
+    }
+
+    /// Bytes the database takes on disk: the file and its WAL.
+    pub fn size_on_disk(&self) -> u64 {
+        let wal = self.file.with_extension("db-wal");
+        [&self.file, &wal]
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// The store's self-metrics, for `/metrics`.
+    pub fn families(&self) -> Vec<Family> {
+        let s = &self.stats;
+        let counters = [
+            (
+                "sonde_store_samples_appended_total",
+                "Samples persisted to the store since sonde started.",
+                s.samples_appended,
+            ),
+            (
+                "sonde_store_samples_duplicate_total",
+                "Samples ignored because the series already had the same value at that timestamp.",
+                s.samples_duplicate,
+            ),
+            (
+                "sonde_store_samples_out_of_order_total",
+                "Samples dropped because their series already had a sample at or after their timestamp.",
+                s.samples_out_of_order,
+            ),
+            (
+                "sonde_store_series_refused_total",
+                "Samples of new series refused because [storage] max_series series were active.",
+                s.series_refused,
+            ),
+            (
+                "sonde_store_write_errors_total",
+                "Failed writes to the database (disk full, read-only file...).",
+                s.write_errors,
+            ),
+            (
+                "sonde_store_chunks_deleted_total",
+                "Chunks deleted by retention (age or size).",
+                s.chunks_deleted,
+            ),
+        ];
+        let mut families: Vec<Family> = counters
+            .into_iter()
+            .map(|(name, help, value)| {
+                let mut family = Family::counter(name, help);
+                family.push(&[], value as f64);
+                family
+            })
+            .collect();
+        let mut active = Family::gauge(
+            "sonde_store_active_series",
+            "Series in the in-memory head (bounded by [storage] max_series).",
+        );
+        active.push(&[], self.head.len() as f64);
+        let mut size = Family::gauge(
+            "sonde_store_size_bytes",
+            "Bytes the database file and its WAL take on disk.",
+        );
+        size.push(&[], self.size_on_disk() as f64);
+        families.extend([active, size]);
+        families
+    }
+}
+
+impl Drop for Store {
+    /// A clean stop leaves nothing to replay at the next start.
+    fn drop(&mut self) {
+        if let Err(err) = self.commit(None, true, false) {
+            tracing::warn!("store: final checkpoint failed (the log will be replayed): {err:#}");
+        }
     }
 }
 
@@ -158,54 +963,4 @@ fn decode_labels(encoded: &str) -> anyhow::Result<Labels> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(name: &str, job: &str, ts: i64, value: f64) -> Sample {
-        Sample {
-            labels: Labels::new([(METRIC_NAME, name), ("job", job)]),
-            timestamp_ms: ts,
-            value,
-        }
-    }
-
-    #[test]
-    fn samples_survive_reopen_and_select_by_matchers() {
-        let dir = tempdir();
-        {
-            let mut store = Store::open(&dir).unwrap();
-            store
-                .append(&[sample("up", "a", 1000, 1.0), sample("up", "b", 1000, 0.0)])
-                .unwrap();
-            store.append(&[sample("up", "a", 2000, 1.0)]).unwrap();
-        }
-        let store = Store::open(&dir).unwrap();
-        let picked = store
-            .select(
-                &[
-                    Matcher::equal(METRIC_NAME, "up"),
-                    Matcher::equal("job", "a"),
-                ],
-                0,
-                5000,
-            )
-            .unwrap();
-        assert_eq!(picked.len(), 1);
-        assert_eq!(picked[0].samples, vec![(1000, 1.0), (2000, 1.0)]);
-        let in_range = store
-            .select(&[Matcher::equal(METRIC_NAME, "up")], 1500, 5000)
-            .unwrap();
-        assert_eq!(in_range.len(), 1, "series b has no sample after 1500");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    fn tempdir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "sonde-store-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-}
+mod tests;

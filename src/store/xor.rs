@@ -50,7 +50,7 @@ pub const SAMPLES_PER_CHUNK: u16 = 120;
 
 /// A chunk that cannot be decoded: truncated or not XOR-encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CorruptChunk(&'static str);
+pub struct CorruptChunk(pub(crate) &'static str);
 
 impl fmt::Display for CorruptChunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,261 @@
+//! The head: per active series, the open (not yet full) raw chunk and the
+//! open rollup buckets and chunks, in memory. Full chunks leave the head for
+//! the `chunks` and `rollups` tables.
+//!
+//! The out-of-order and duplicate rule (one rule for every sample, whoever
+//! sends it): per series, stored timestamps strictly increase.
+//! - A sample after the series' last one is stored.
+//! - A sample at the last timestamp with the same value (bit for bit) is a
+//!   harmless repeat, e.g. a remote-write retry: ignored, and counted as a
+//!   duplicate.
+//! - Any other sample at or before the last timestamp is dropped and counted
+//!   as out of order: the first value stored for an instant wins, and the
+//!   chunk format (deltas of increasing timestamps) stays valid.
+//!
+//! Timestamp alignment: a sample whose timestamp lies within the tolerance of
+//! the series' expected next timestamp (last timestamp + last interval) is
+//! stored at the expected one. Collection rounds and scrapes jitter by a few
+//! milliseconds around a regular schedule; storing them on the schedule makes
+//! the delta-of-delta 0, one bit instead of sixteen per sample. Prometheus's
+//! scrape loop does the same (2 ms tolerance). The shift never exceeds the
+//! tolerance and never reorders samples.
+//!
+//! Invariants:
+//! - `raw` holds fewer than [`SAMPLES_PER_CHUNK`] samples: a chunk leaves the
+//!   head the moment it is full.
+//! - `last_ts` is the series' newest stored timestamp, whether that sample is
+//!   still in `raw` or already in a persisted chunk.
+
+use super::codec::{ByteReader, ByteWriter};
+use super::rollup::{Resolution, RollupAppender, TierHead};
+use super::xor::{CorruptChunk, XorAppender, SAMPLES_PER_CHUNK};
+
+/// What became of one sample offered to the head.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Appended {
+    /// Stored at this timestamp (the offered one, or aligned).
+    Stored(i64),
+    Duplicate,
+    OutOfOrder,
+}
+
+/// A chunk that left the head and must be persisted.
+#[derive(Debug)]
+pub enum Finished {
+    Raw {
+        min_time: i64,
+        max_time: i64,
+        samples: u16,
+        data: Vec<u8>,
+    },
+    Rollup {
+        resolution: Resolution,
+        min_time: i64,
+        max_time: i64,
+        data: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct HeadSeries {
+    raw: XorAppender,
+    raw_min: i64,
+    pub last_ts: i64,
+    last_value: f64,
+    /// Interval between the last two samples; 0 until there are two.
+    last_delta: i64,
+    tiers: [TierHead; 2],
+}
+
+impl HeadSeries {
+    /// A series entering the head; `last_ts` is its newest persisted sample
+    /// (`i64::MIN` for none), so the out-of-order rule holds across closing
+    /// and reopening.
+    pub fn new(last_ts: i64) -> HeadSeries {
+        HeadSeries {
+            raw: XorAppender::new(),
+            raw_min: 0,
+            last_ts,
+            last_value: f64::NAN,
+            last_delta: 0,
+            tiers: Resolution::TIERS.map(TierHead::new),
+        }
+    }
+
+    pub fn append(
+        &mut self,
+        t: i64,
+        v: f64,
+        tolerance_ms: i64,
+        finished: &mut Vec<Finished>,
+    ) -> Appended {
+        if t <= self.last_ts {
+            return if t == self.last_ts && v.to_bits() == self.last_value.to_bits() {
+                Appended::Duplicate
+            } else {
+                Appended::OutOfOrder
+            };
+        }
+        let mut t = t;
+        if self.last_delta > 0 {
+            let expected = self.last_ts.saturating_add(self.last_delta);
+            if t.abs_diff(expected) <= tolerance_ms as u64 {
+                t = expected;
+            }
+        }
+        if self.last_ts != i64::MIN {
+            self.last_delta = t.saturating_sub(self.last_ts);
+        }
+        if self.raw.is_empty() {
+            self.raw_min = t;
+        }
+        self.raw.append(t, v);
+        self.last_ts = t;
+        self.last_value = v;
+        if self.raw.len() >= SAMPLES_PER_CHUNK {
+            finished.push(self.take_raw());
+        }
+        for tier in &mut self.tiers {
+            if let Some(full) = tier.add(t, v) {
+                finished.push(rollup_finished(tier.resolution, &full));
+            }
+        }
+        Appended::Stored(t)
+    }
+
+    fn take_raw(&mut self) -> Finished {
+        let full = std::mem::take(&mut self.raw);
+        Finished::Raw {
+            min_time: self.raw_min,
+            max_time: full.last_timestamp(),
+            samples: full.len(),
+            data: full.bytes().to_vec(),
+        }
+    }
+
+    /// Everything still open leaves the head: the series is closing.
+    pub fn close(mut self, finished: &mut Vec<Finished>) {
+        if !self.raw.is_empty() {
+            finished.push(self.take_raw());
+        }
+        for tier in &mut self.tiers {
+            let full = tier.close_bucket();
+            let chunk = full.unwrap_or_else(|| std::mem::take(&mut tier.chunk));
+            if !chunk.is_empty() {
+                finished.push(rollup_finished(tier.resolution, &chunk));
+            }
+        }
+    }
+
+    /// The open raw chunk, if it has samples: (min time, max time, bytes).
+    pub fn open_chunk(&self) -> Option<(i64, i64, &[u8])> {
+        (!self.raw.is_empty()).then(|| (self.raw_min, self.raw.last_timestamp(), self.raw.bytes()))
+    }
+
+    pub fn tier(&self, resolution: Resolution) -> Option<&TierHead> {
+        self.tiers.iter().find(|t| t.resolution == resolution)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = ByteWriter::default();
+        w.bytes(self.raw.bytes());
+        w.i64(self.raw_min);
+        w.i64(self.last_ts);
+        w.f64(self.last_value);
+        w.i64(self.last_delta);
+        for tier in &self.tiers {
+            tier.write(&mut w);
+        }
+        w.into_inner()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<HeadSeries, CorruptChunk> {
+        let mut r = ByteReader::new(bytes);
+        let raw = XorAppender::resume(r.bytes()?)?;
+        let raw_min = r.i64()?;
+        let last_ts = r.i64()?;
+        let last_value = r.f64()?;
+        let last_delta = r.i64()?;
+        let minute = TierHead::read(Resolution::Minute, &mut r)?;
+        let hour = TierHead::read(Resolution::Hour, &mut r)?;
+        Ok(HeadSeries {
+            raw,
+            raw_min,
+            last_ts,
+            last_value,
+            last_delta,
+            tiers: [minute, hour],
+        })
+    }
+}
+
+fn rollup_finished(resolution: Resolution, chunk: &RollupAppender) -> Finished {
+    Finished::Rollup {
+        resolution,
+        min_time: chunk.min_time(),
+        max_time: chunk.max_time(),
+        data: chunk.encode(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_and_duplicates_follow_the_rule() {
+        let mut s = HeadSeries::new(i64::MIN);
+        let mut done = Vec::new();
+        assert_eq!(s.append(1000, 1.0, 0, &mut done), Appended::Stored(1000));
+        assert_eq!(s.append(1000, 1.0, 0, &mut done), Appended::Duplicate);
+        assert_eq!(s.append(1000, 2.0, 0, &mut done), Appended::OutOfOrder);
+        assert_eq!(s.append(999, 1.0, 0, &mut done), Appended::OutOfOrder);
+        assert_eq!(s.append(2000, 3.0, 0, &mut done), Appended::Stored(2000));
+        let reopened = HeadSeries::new(2000);
+        let mut reopened = reopened;
+        assert_eq!(
+            reopened.append(2000, 9.0, 0, &mut done),
+            Appended::OutOfOrder
+        );
+    }
+
+    #[test]
+    fn jitter_within_tolerance_lands_on_the_schedule() {
+        let mut s = HeadSeries::new(i64::MIN);
+        let mut done = Vec::new();
+        s.append(0, 1.0, 25, &mut done);
+        s.append(10_007, 1.0, 25, &mut done);
+        assert_eq!(
+            s.append(19_990, 1.0, 25, &mut done),
+            Appended::Stored(20_014)
+        );
+        assert_eq!(
+            s.append(30_100, 1.0, 25, &mut done),
+            Appended::Stored(30_100)
+        );
+        assert_eq!(
+            s.append(40_000, 1.0, 25, &mut done),
+            Appended::Stored(40_000)
+        );
+    }
+
+    #[test]
+    fn chunks_leave_the_head_when_full_and_state_round_trips() {
+        let mut s = HeadSeries::new(i64::MIN);
+        let mut done = Vec::new();
+        for i in 0..250 {
+            s.append(i * 10_000, i as f64, 0, &mut done);
+        }
+        let raw: Vec<u16> = done
+            .iter()
+            .filter_map(|f| match f {
+                Finished::Raw { samples, .. } => Some(*samples),
+                Finished::Rollup { .. } => None,
+            })
+            .collect();
+        assert_eq!(raw, [120, 120]);
+        let back = HeadSeries::decode(&s.encode()).unwrap();
+        assert_eq!(back.encode(), s.encode());
+        assert_eq!(back.open_chunk().unwrap().0, 2_400_000);
+    }
+}

@@ -1,0 +1,186 @@
+//! Maintenance: closing idle series, retention by age and by size, and
+//! handing freed space back to the file system. [`Store::append`] runs it
+//! once a minute; tests and the benchmark call [`Store::maintain`] directly.
+//!
+//! Ages are measured from the newest stored sample, not the wall clock, so a
+//! machine whose clock jumps does not wipe its data, and old data replayed by
+//! remote-write is judged by the data's own time.
+//!
+//! The size cap deletes whole chunks, oldest first whatever their tier: the
+//! rollups' long history goes before recent raw samples, so the cap trims
+//! the past and keeps the present at full resolution. The head's open
+//! chunks are never deleted, so a cap smaller than the head cannot be met;
+//! the store then keeps what the head needs and says so.
+
+use rusqlite::params;
+
+use super::head::Finished;
+use super::{Resolution, Store, IDLE_AFTER_MS};
+
+const TIERS: [Tier; 3] = [
+    Tier::Raw,
+    Tier::Rollup(Resolution::Minute),
+    Tier::Rollup(Resolution::Hour),
+];
+
+/// A table of chunks retention works on.
+#[derive(Clone, Copy)]
+enum Tier {
+    Raw,
+    Rollup(Resolution),
+}
+
+impl Store {
+    /// Closes series idle for an hour, deletes chunks past retention, keeps
+    /// the files under the size cap and gives freed pages back.
+    pub fn maintain(&mut self) -> anyhow::Result<()> {
+        self.close_idle_series();
+        self.commit(None, false, false)?;
+        if self.newest_ts == i64::MIN {
+            return Ok(());
+        }
+        let ms = |d: std::time::Duration| d.as_millis().min(i64::MAX as u128) as i64;
+        let tiers = [
+            (Tier::Raw, ms(self.options.retention)),
+            (
+                Tier::Rollup(Resolution::Minute),
+                ms(self.options.minute_retention),
+            ),
+            (
+                Tier::Rollup(Resolution::Hour),
+                ms(self.options.hour_retention),
+            ),
+        ];
+        for (tier, keep) in tiers {
+            let cutoff = self.newest_ts.saturating_sub(keep);
+            // A chunk goes when all of it is older than the cutoff.
+            self.delete_chunks(tier, cutoff, true)?;
+        }
+        self.reclaim()?;
+        if self.options.retention_size > 0 {
+            self.enforce_size_cap()?;
+        }
+        Ok(())
+    }
+
+    fn close_idle_series(&mut self) {
+        let cutoff = self.newest_ts.saturating_sub(IDLE_AFTER_MS);
+        let idle: Vec<i64> = self
+            .head
+            .iter()
+            .filter(|(_, s)| s.last_ts < cutoff)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            let series = self.head.remove(&id).expect("listed above");
+            let mut finished: Vec<Finished> = Vec::new();
+            series.close(&mut finished);
+            self.pending
+                .finished
+                .extend(finished.into_iter().map(|f| (id, f)));
+            self.pending.dirty.remove(&id);
+            self.pending.closed.insert(id);
+        }
+    }
+
+    /// Deletes, for every series, the chunks of `tier` that start before
+    /// `cutoff` (and, if `whole`, also end before it).
+    fn delete_chunks(&mut self, tier: Tier, cutoff: i64, whole: bool) -> anyhow::Result<()> {
+        let ids: Vec<i64> = self.series_ids.values().copied().collect();
+        let tx = self.conn.transaction()?;
+        let mut deleted = 0;
+        {
+            let mut stmt = match tier {
+                Tier::Raw => tx.prepare_cached(
+                    "DELETE FROM chunks WHERE ?1 = ?1 AND series_id = ?2
+                     AND min_time < ?3 AND (?4 = 0 OR max_time < ?3)",
+                )?,
+                Tier::Rollup(_) => tx.prepare_cached(
+                    "DELETE FROM rollups WHERE tier = ?1 AND series_id = ?2
+                     AND min_time < ?3 AND (?4 = 0 OR max_time < ?3)",
+                )?,
+            };
+            let tier_id = match tier {
+                Tier::Raw => 0,
+                Tier::Rollup(r) => r.tier_id(),
+            };
+            for id in ids {
+                deleted += stmt.execute(params![tier_id, id, cutoff, whole])?;
+            }
+        }
+        tx.commit()?;
+        self.stats.chunks_deleted += deleted as u64;
+        Ok(())
+    }
+
+    /// The start of the oldest chunk of `tier`, if it has any.
+    fn oldest_chunk(&self, tier: Tier) -> anyhow::Result<Option<i64>> {
+        let mut stmt = match tier {
+            Tier::Raw => self.conn.prepare_cached(
+                "SELECT min_time FROM chunks WHERE ?1 = ?1 AND series_id = ?2
+                 ORDER BY min_time LIMIT 1",
+            )?,
+            Tier::Rollup(_) => self.conn.prepare_cached(
+                "SELECT min_time FROM rollups WHERE tier = ?1 AND series_id = ?2
+                 ORDER BY min_time LIMIT 1",
+            )?,
+        };
+        let tier_id = match tier {
+            Tier::Raw => 0,
+            Tier::Rollup(r) => r.tier_id(),
+        };
+        let mut oldest: Option<i64> = None;
+        for id in self.series_ids.values() {
+            let mut rows = stmt.query(params![tier_id, id])?;
+            if let Some(row) = rows.next()? {
+                let t: i64 = row.get(0)?;
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+        Ok(oldest)
+    }
+
+    fn enforce_size_cap(&mut self) -> anyhow::Result<()> {
+        let cap = self.options.retention_size;
+        loop {
+            let size = self.size_on_disk();
+            if size <= cap {
+                return Ok(());
+            }
+            let mut oldest: Option<i64> = None;
+            for tier in TIERS {
+                if let Some(t) = self.oldest_chunk(tier)? {
+                    oldest = Some(oldest.map_or(t, |o| o.min(t)));
+                }
+            }
+            let Some(oldest) = oldest else {
+                tracing::warn!(
+                    "store: {size} bytes on disk, more than [storage] retention_size ({cap}), with nothing older left to delete: the active series' open chunks need more"
+                );
+                return Ok(());
+            };
+            // Delete the oldest share of the time span in proportion to the
+            // excess (at least the oldest chunk), then measure again.
+            let span = self.newest_ts.saturating_sub(oldest).max(1);
+            let excess = (size - cap) as f64 / size as f64;
+            let cutoff = oldest.saturating_add(((span as f64 * excess) as i64).max(1));
+            for tier in TIERS {
+                self.delete_chunks(tier, cutoff, false)?;
+            }
+            self.reclaim()?;
+        }
+    }
+
+    /// Gives free pages back to the file system and shrinks the WAL.
+    fn reclaim(&mut self) -> anyhow::Result<()> {
+        // Each step of the pragma frees one page: run it to the end.
+        let mut vacuum = self.conn.prepare_cached("PRAGMA incremental_vacuum")?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
+        drop(steps);
+        drop(vacuum);
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}

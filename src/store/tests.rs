@@ -1,0 +1,337 @@
+//! The engine behind `append` and `select`: matchers, chunking, restart and
+//! crash recovery, the out-of-order rule, the series guard, retention, the
+//! size cap, rollup reads and the v0 import.
+
+use super::*;
+use crate::model::METRIC_NAME;
+
+fn sample(name: &str, job: &str, ts: i64, value: f64) -> Sample {
+    Sample {
+        labels: Labels::new([(METRIC_NAME, name), ("job", job)]),
+        timestamp_ms: ts,
+        value,
+    }
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "sonde-store-{what}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn name(n: &str) -> Matcher {
+    Matcher::equal(METRIC_NAME, n)
+}
+
+#[test]
+fn samples_survive_reopen_and_select_by_matchers() {
+    let dir = TempDir::new("reopen");
+    {
+        let mut store = Store::open(&dir.0).unwrap();
+        store
+            .append(&[sample("up", "a", 1000, 1.0), sample("up", "b", 1000, 0.0)])
+            .unwrap();
+        store.append(&[sample("up", "a", 2000, 1.0)]).unwrap();
+        store.append(&[sample("down", "a", 2000, 5.0)]).unwrap();
+    }
+    let store = Store::open(&dir.0).unwrap();
+    let picked = store
+        .select(&[name("up"), Matcher::equal("job", "a")], 0, 5000)
+        .unwrap();
+    assert_eq!(picked.len(), 1);
+    assert_eq!(picked[0].samples, vec![(1000, 1.0), (2000, 1.0)]);
+    let in_range = store.select(&[name("up")], 1500, 5000).unwrap();
+    assert_eq!(in_range.len(), 1, "series b has no sample after 1500");
+
+    let jobs = |matchers: &[Matcher]| -> Vec<String> {
+        store
+            .select(matchers, 0, 5000)
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}", s.labels))
+            .collect()
+    };
+    let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+    assert_eq!(
+        jobs(&[m(MatchOp::NotEqual, "job", "a")]),
+        [r#"up{job="b"}"#]
+    );
+    assert_eq!(
+        jobs(&[
+            m(MatchOp::Regex, METRIC_NAME, "u.|do.*"),
+            m(MatchOp::NotRegex, "job", "b")
+        ]),
+        [r#"down{job="a"}"#, r#"up{job="a"}"#]
+    );
+    assert_eq!(jobs(&[m(MatchOp::Equal, "job", "")]), Vec::<String>::new());
+    assert_eq!(jobs(&[m(MatchOp::Equal, "absent", "")]).len(), 3);
+    assert_eq!(jobs(&[m(MatchOp::Regex, "job", "")]).len(), 0);
+}
+
+#[test]
+fn reads_touch_only_chunks_in_range() {
+    let dir = TempDir::new("chunks");
+    let mut store = Store::open(&dir.0).unwrap();
+    let batch: Vec<Sample> = (0..1000)
+        .map(|i| sample("c", "a", i * 10_000, i as f64))
+        .collect();
+    store.append(&batch).unwrap();
+    let all = store.select_chunks(&[name("c")], 0, i64::MAX).unwrap();
+    // 8 full chunks of 120 and the open one with 40.
+    assert_eq!(all[0].chunks.len(), 9);
+    let some = store
+        .select_chunks(&[name("c")], 2_000_000, 2_500_000)
+        .unwrap();
+    assert_eq!(
+        some[0].chunks.len(),
+        2,
+        "{:?}",
+        some[0]
+            .chunks
+            .iter()
+            .map(|c| (c.min_time, c.max_time))
+            .collect::<Vec<_>>()
+    );
+    let samples = store.select(&[name("c")], 2_000_000, 2_500_000).unwrap();
+    assert_eq!(samples[0].samples.len(), 51);
+    assert_eq!(samples[0].samples[0], (2_000_000, 200.0));
+    // The chunks are Prometheus XOR chunks, whole.
+    let decoded = xor::decode(&some[0].chunks[0].data).unwrap();
+    assert_eq!(decoded.len(), 120);
+}
+
+#[test]
+fn a_crash_loses_nothing_appended_and_duplicates_nothing() {
+    let dir = TempDir::new("crash");
+    let mut expected = Vec::new();
+    for round in 0..5 {
+        let mut store = Store::open(&dir.0).unwrap();
+        for i in 0..97 {
+            let t = (round * 97 + i) * 10_000;
+            let batch: Vec<Sample> = (0..20)
+                .map(|s| sample("m", &s.to_string(), t, (t + s) as f64))
+                .collect();
+            store.append(&batch).unwrap();
+            expected.push(t);
+        }
+        // No drop: as if the process died (the final checkpoint never runs).
+        std::mem::forget(store);
+    }
+    let store = Store::open(&dir.0).unwrap();
+    let got = store.select(&[name("m")], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(got.len(), 20);
+    for series in got {
+        let ts: Vec<i64> = series.samples.iter().map(|s| s.0).collect();
+        assert_eq!(ts, expected, "{}", series.labels);
+    }
+    let ok: String = store
+        .conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn out_of_order_and_duplicates_are_counted_not_stored() {
+    let dir = TempDir::new("ooo");
+    let mut store = Store::open(&dir.0).unwrap();
+    store.append(&[sample("o", "a", 2000, 1.0)]).unwrap();
+    store
+        .append(&[
+            sample("o", "a", 2000, 1.0),
+            sample("o", "a", 2000, 7.0),
+            sample("o", "a", 1000, 1.0),
+            sample("o", "a", 3000, 2.0),
+        ])
+        .unwrap();
+    let got = store.select(&[name("o")], 0, 10_000).unwrap();
+    assert_eq!(got[0].samples, vec![(2000, 1.0), (3000, 2.0)]);
+    assert_eq!(store.stats().samples_duplicate, 1);
+    assert_eq!(store.stats().samples_out_of_order, 2);
+}
+
+#[test]
+fn new_series_beyond_the_limit_are_refused() {
+    let dir = TempDir::new("guard");
+    let options = StoreOptions {
+        max_series: 3,
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    let batch: Vec<Sample> = (0..5)
+        .map(|i| sample("g", &i.to_string(), 1000, 1.0))
+        .collect();
+    store.append(&batch).unwrap();
+    assert_eq!(store.active_series(), 3);
+    assert_eq!(store.stats().series_refused, 2);
+    // The admitted ones keep working.
+    let batch: Vec<Sample> = (0..5)
+        .map(|i| sample("g", &i.to_string(), 2000, 1.0))
+        .collect();
+    store.append(&batch).unwrap();
+    assert_eq!(store.select(&[name("g")], 0, 5000).unwrap().len(), 3);
+    let exported = store
+        .families()
+        .into_iter()
+        .find(|f| f.name == "sonde_store_series_refused_total")
+        .unwrap();
+    assert_eq!(exported.series[0].value, 4.0);
+}
+
+#[test]
+fn idle_series_close_and_retention_deletes_old_chunks() {
+    let dir = TempDir::new("retention");
+    let options = StoreOptions {
+        retention: Duration::from_secs(6 * 3600),
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    // "old" stops after 2 hours; "live" goes on for 12.
+    for i in 0..(12 * 360) {
+        let t = i * 10_000;
+        let mut batch = vec![sample("live", "a", t, i as f64)];
+        if t < 2 * 3_600_000 {
+            batch.push(sample("old", "a", t, 1.0));
+        }
+        store.append(&batch).unwrap();
+        if i % 360 == 0 {
+            store.maintain().unwrap();
+        }
+    }
+    store.maintain().unwrap();
+    assert_eq!(store.active_series(), 1, "the idle series left the head");
+    assert!(store
+        .select(&[name("old")], 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+    let live = store.select(&[name("live")], 0, i64::MAX).unwrap();
+    let first = live[0].samples[0].0;
+    let newest = 12 * 3_600_000 - 10_000;
+    assert!(
+        first >= newest - 6 * 3_600_000 - 120 * 10_000 && first <= newest - 6 * 3_600_000,
+        "{first}"
+    );
+    // The rollups outlive the raw samples.
+    let minutes = store
+        .select_rollups(&[name("old")], 0, i64::MAX, Resolution::Minute)
+        .unwrap();
+    assert_eq!(minutes[0].buckets.len(), 120);
+    assert!(minutes[0]
+        .buckets
+        .iter()
+        .all(|b| b.count == 6.0 && b.last == 1.0));
+}
+
+#[test]
+fn the_files_stop_growing_under_the_size_cap() {
+    let dir = TempDir::new("cap");
+    let cap = 3 << 20;
+    let options = StoreOptions {
+        retention_size: cap,
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    let mut rng = rng::Rng::new(1);
+    let mut sizes = Vec::new();
+    for i in 0..3000i64 {
+        let batch: Vec<Sample> = (0..200)
+            .map(|s| sample("noise", &s.to_string(), i * 10_000, rng.f64()))
+            .collect();
+        store.append(&batch).unwrap();
+        if i % 100 == 99 {
+            store.maintain().unwrap();
+            sizes.push(store.size_on_disk());
+        }
+    }
+    // Random values cost ~9 bytes a sample: 600,000 samples are ~5 MB, so
+    // without the cap the files would pass 5 MB.
+    assert!(store.stats().chunks_deleted > 0);
+    assert!(sizes.iter().all(|&s| s <= cap), "{sizes:?}");
+    assert!(sizes.last().unwrap() * 10 > cap * 7, "{sizes:?}");
+    let kept = store.select(&[name("noise")], 0, i64::MAX).unwrap();
+    // Oldest data goes first, whatever its tier: the newest raw samples stay.
+    assert_eq!(kept[0].samples.last().unwrap().0, 2999 * 10_000);
+    assert!(kept[0].samples.len() >= 360, "{}", kept[0].samples.len());
+}
+
+#[test]
+fn coarse_steps_read_the_rollup_tiers() {
+    let dir = TempDir::new("rollup");
+    let mut store = Store::open(&dir.0).unwrap();
+    for i in 0..(3 * 360) {
+        store
+            .append(&[sample("r", "a", 1_000 + i * 10_000, i as f64)])
+            .unwrap();
+    }
+    let raw = store
+        .select_step(&[name("r")], 0, i64::MAX, 15_000)
+        .unwrap();
+    assert_eq!(raw[0].samples.len(), 3 * 360);
+    let minutes = store
+        .select_step(&[name("r")], 0, i64::MAX, 60_000)
+        .unwrap();
+    assert_eq!(minutes[0].samples.len(), 3 * 60);
+    assert_eq!(minutes[0].samples[0], (51_000, 5.0));
+    let hours = store
+        .select_step(&[name("r")], 0, i64::MAX, 3_600_000)
+        .unwrap();
+    assert_eq!(hours[0].samples.len(), 3);
+    let buckets = store
+        .select_rollups(&[name("r")], 0, i64::MAX, Resolution::Hour)
+        .unwrap();
+    assert_eq!(buckets[0].buckets[1].count, 360.0);
+    assert_eq!(buckets[0].buckets[1].min, 360.0);
+    assert_eq!(buckets[0].buckets[1].max, 719.0);
+}
+
+#[test]
+fn store_v0_samples_are_moved_into_chunks() {
+    let dir = TempDir::new("v0");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    {
+        let conn = Connection::open(dir.0.join("sonde.db")).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_store_v0.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO series (id, name, labels) VALUES (7, 'up', '[[\"__name__\",\"up\"],[\"job\",\"x\"]]')",
+            [],
+        )
+        .unwrap();
+        for i in 0..300 {
+            conn.execute(
+                "INSERT INTO samples (series_id, ts, value) VALUES (7, ?1, ?2)",
+                params![i * 1000, i as f64],
+            )
+            .unwrap();
+        }
+    }
+    let mut store = Store::open(&dir.0).unwrap();
+    let got = store
+        .select(&[Matcher::equal("job", "x")], 0, i64::MAX)
+        .unwrap();
+    assert_eq!(got[0].samples.len(), 300);
+    store.append(&[sample("up", "x", 300_000, 1.0)]).unwrap();
+    drop(store);
+    let store = Store::open(&dir.0).unwrap();
+    assert_eq!(
+        store.select(&[name("up")], 0, i64::MAX).unwrap()[0]
+            .samples
+            .len(),
+        301
+    );
+}
