@@ -46,6 +46,136 @@ enum syscalls_bounded_map {
 	SYSCALLS_BOUNDED_MAPS,
 };
 
+/*
+ * Who an event is charged to: the process name and the cgroup v2 id of the
+ * task (user space resolves the id to a systemd unit or a container). The
+ * first member of every per-process key.
+ */
+struct proc_id {
+	__u64 cgroup;
+	char comm[TASK_COMM_LEN];
+};
+
+/* The process collector's counters, keyed by proc_id plus a kind. */
+enum process_event {
+	PROCESS_EXEC,
+	PROCESS_FORK,
+	PROCESS_EXIT,
+	PROCESS_OOM_KILL,
+};
+
+/*
+ * Exit reasons as stored: 0 for exit code 0, PROCESS_EXIT_NONZERO for any
+ * other code, else the number (1-64) of the signal that killed the process.
+ */
+#define PROCESS_EXIT_NONZERO 256
+
+struct process_key {
+	struct proc_id who;
+	__u32 event;
+	__u32 reason;
+};
+
+enum process_bounded_map {
+	PROCESS_MAP_COUNTS,
+	PROCESS_BOUNDED_MAPS,
+};
+
+/* Block I/O: a request's op as counted (REQ_OP_* beyond these is skipped). */
+enum block_op {
+	BLOCK_OP_READ,
+	BLOCK_OP_WRITE,
+	BLOCK_OP_FLUSH,
+	BLOCK_OP_DISCARD,
+};
+
+/* Latency per device (dev_t as the kernel packs it: major << 20 | minor). */
+struct block_latency_key {
+	__u32 dev;
+	__u32 op;
+};
+
+struct block_io_key {
+	struct proc_id who;
+	__u32 dev;
+	__u32 op;
+};
+
+struct block_io_value {
+	__u64 bytes;
+	__u64 ops;
+};
+
+enum block_bounded_map {
+	BLOCK_MAP_INFLIGHT,
+	BLOCK_MAP_LATENCY,
+	BLOCK_MAP_IO,
+	BLOCK_BOUNDED_MAPS,
+};
+
+/* Scheduler: context switches per process and kind. */
+enum switch_kind {
+	SWITCH_VOLUNTARY,
+	SWITCH_INVOLUNTARY,
+};
+
+struct switch_key {
+	struct proc_id who;
+	__u32 kind;
+	__u32 pad;
+};
+
+enum sched_bounded_map {
+	SCHED_MAP_SWITCHES,
+	SCHED_MAP_LATENCY,
+	SCHED_BOUNDED_MAPS,
+};
+
+/* Network: bytes per process, direction and protocol; TCP events per process. */
+enum net_direction {
+	NET_SENT,
+	NET_RECEIVED,
+};
+
+struct net_bytes_key {
+	struct proc_id who;
+	__u32 direction;
+	__u32 proto;
+};
+
+enum tcp_event {
+	TCP_CONNECT_OK,
+	TCP_CONNECT_FAILED,
+	TCP_ACCEPT,
+	TCP_RETRANSMIT,
+	TCP_RESET_SENT,
+	TCP_RESET_RECEIVED,
+	TCP_ESTABLISHED_OPENED,
+	TCP_ESTABLISHED_CLOSED,
+	TCP_EVENTS,
+};
+
+struct tcp_event_key {
+	struct proc_id who;
+	__u32 event;
+	__u32 pad;
+};
+
+/* Which of the two TCP histograms a slot of tcp_latency holds. */
+enum tcp_histogram {
+	TCP_HIST_CONNECT,
+	TCP_HIST_LIFETIME,
+	TCP_HISTS,
+};
+
+enum net_bounded_map {
+	NET_MAP_BYTES,
+	NET_MAP_TCP,
+	NET_MAP_SOCKETS,
+	NET_MAP_LISTENERS,
+	NET_BOUNDED_MAPS,
+};
+
 #ifdef __BPF__
 
 /*
@@ -111,6 +241,49 @@ static __always_inline int sonde_percpu_count(void *map, const void *key)
 	if (!count)
 		return -1;
 	*count += 1;
+	return 0;
+}
+
+/* Fills a proc_id from the current task. */
+static __always_inline void sonde_current(struct proc_id *who)
+{
+	who->cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(who->comm, sizeof(who->comm));
+}
+
+/* Adds `delta` to a u64 in a per-CPU hash, inserting it on first sight.
+ * Returns 0, or -1 when the map is full. */
+static __always_inline int sonde_percpu_add(void *map, const void *key, __u64 delta)
+{
+	__u64 *value = bpf_map_lookup_elem(map, key);
+
+	if (value) {
+		*value += delta;
+		return 0;
+	}
+	if (bpf_map_update_elem(map, key, &delta, BPF_NOEXIST) == 0)
+		return 0;
+	value = bpf_map_lookup_elem(map, key);
+	if (!value)
+		return -1;
+	*value += delta;
+	return 0;
+}
+
+/* Adds one duration to a histogram in a per-CPU hash keyed by `key`. */
+static __always_inline int sonde_hist_add(void *map, const void *key, __u64 ns)
+{
+	static const struct sonde_hist empty;
+	struct sonde_hist *hist = bpf_map_lookup_elem(map, key);
+
+	if (!hist) {
+		bpf_map_update_elem(map, key, &empty, BPF_NOEXIST);
+		hist = bpf_map_lookup_elem(map, key);
+		if (!hist)
+			return -1;
+	}
+	hist->slots[sonde_hist_slot(ns)] += 1;
+	hist->sum_ns += ns;
 	return 0;
 }
 

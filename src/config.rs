@@ -86,11 +86,16 @@ impl Default for CollectConfig {
 pub struct BpfConfig {
     /// Syscall counts per process, latency and errors per syscall.
     pub syscalls: bool,
+    /// Execs, forks, exits by reason and OOM kills per process.
+    pub process: bool,
 }
 
 impl Default for BpfConfig {
     fn default() -> Self {
-        BpfConfig { syscalls: true }
+        BpfConfig {
+            syscalls: true,
+            process: true,
+        }
     }
 }
 

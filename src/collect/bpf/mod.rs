@@ -29,8 +29,10 @@
 //! use it to keep a probe off while they investigate it.
 
 pub mod errno_names;
+pub mod process;
 pub mod syscall_names;
 pub mod syscalls;
+pub mod who;
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -251,11 +253,18 @@ pub struct Spec {
 }
 
 /// Every BPF collector.
-pub const SPECS: &[Spec] = &[Spec {
-    name: syscalls::NAME,
-    enabled: |config| config.syscalls,
-    load: syscalls::load,
-}];
+pub const SPECS: &[Spec] = &[
+    Spec {
+        name: syscalls::NAME,
+        enabled: |config| config.syscalls,
+        load: syscalls::load,
+    },
+    Spec {
+        name: process::NAME,
+        enabled: |config| config.process,
+        load: process::load,
+    },
+];
 
 /// What became of one BPF collector at start.
 #[derive(Clone, Debug, PartialEq, Eq)]

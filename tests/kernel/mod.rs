@@ -1,0 +1,133 @@
+//! What the kernel collectors' tests share: whether a collector attached (or
+//! why the test skips), reading values from /metrics, bounded waits, programs
+//! copied under names of their own (so a test's comm is its own on a shared
+//! machine) and test cgroups that clean up after themselves.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{bpf_required, ExposedSample, Sonde, TempDir};
+
+/// Whether BPF collector `name` attached in this sonde; when it did not, says
+/// why and tells the caller to skip (or fails, when BPF is required).
+pub fn attached(sonde: &Sonde, name: &str) -> bool {
+    let log = sonde.log_text();
+    let marker = format!("bpf collector {name}:");
+    let Some(line) = log.lines().find(|line| line.contains(&marker)) else {
+        panic!("sonde did not report collector {name}:\n{log}");
+    };
+    if line.contains(&format!("{name}: on")) {
+        return true;
+    }
+    assert!(!bpf_required(), "SONDE_REQUIRE_BPF=1 but: {line}");
+    eprintln!("skipping: the {name} collector cannot load here: {line}");
+    false
+}
+
+/// The sum of every sample of `name` whose labels include `labels`.
+pub fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Polls /metrics (for at most 15 s) until `done` holds; the last samples.
+pub fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<ExposedSample> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let samples = sonde.metrics();
+        if done(&samples) || Instant::now() > deadline {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A system program copied under a name unique to this test run, so the
+/// comm the kernel reports (at most 15 bytes) is the test's own.
+pub struct NamedProgram {
+    pub path: PathBuf,
+    pub comm: String,
+    _dir: TempDir,
+}
+
+impl NamedProgram {
+    /// Copies `program` (e.g. "/bin/true") as `<prefix><pid>`.
+    pub fn new(program: &str, prefix: &str) -> NamedProgram {
+        let dir = TempDir::new("prog");
+        let comm: String = format!("{prefix}{}", std::process::id())
+            .chars()
+            .take(15)
+            .collect();
+        let path = dir.0.join(&comm);
+        std::fs::copy(program, &path).unwrap_or_else(|e| panic!("cannot copy {program}: {e}"));
+        NamedProgram {
+            path,
+            comm,
+            _dir: dir,
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        Command::new(&self.path)
+    }
+}
+
+/// A cgroup made for a test (any hierarchy), removed on drop once its
+/// processes have exited; parent directories it created go with it.
+pub struct TestCgroup {
+    pub path: PathBuf,
+    created: Vec<PathBuf>,
+}
+
+impl TestCgroup {
+    /// Creates `relative` (e.g. "system.slice/docker-<id>.scope") under `root`.
+    pub fn new(root: &Path, relative: &str) -> TestCgroup {
+        let mut created = Vec::new();
+        let mut path = root.to_path_buf();
+        for part in relative.split('/') {
+            path.push(part);
+            if !path.exists() {
+                std::fs::create_dir(&path)
+                    .unwrap_or_else(|e| panic!("cannot create cgroup {}: {e}", path.display()));
+                created.push(path.clone());
+            }
+        }
+        TestCgroup { path, created }
+    }
+
+    /// A shell command line that moves itself into this cgroup, then execs
+    /// `program` (so the program starts inside it).
+    pub fn spawn_inside(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+            .arg(&self.path)
+            .arg(program)
+            .args(args);
+        command
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // A cgroup is removable once empty; its exited processes may take a
+        // moment to leave it. Parents another test may share are tried once.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.path).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for dir in self.created.iter().rev().filter(|d| **d != self.path) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The cgroup v2 hierarchy's mount point, as sonde finds it.
+pub fn cgroup_v2_root() -> Option<PathBuf> {
+    sonde::collect::cgroup::v2_root()
+}
