@@ -81,14 +81,10 @@ enum process_bounded_map {
 	PROCESS_BOUNDED_MAPS,
 };
 
-/* Block I/O: a request's op as counted (REQ_OP_* beyond these is skipped). */
-enum block_op {
-	BLOCK_OP_READ,
-	BLOCK_OP_WRITE,
-	BLOCK_OP_FLUSH,
-	BLOCK_OP_DISCARD,
-};
-
+/*
+ * Block I/O: a request's op is the kernel's REQ_OP_* number; read (0),
+ * write (1), flush (2) and discard (3) are counted, the rare others skipped.
+ */
 /* Latency per device (dev_t as the kernel packs it: major << 20 | minor). */
 struct block_latency_key {
 	__u32 dev;
@@ -107,7 +103,6 @@ struct block_io_value {
 };
 
 enum block_bounded_map {
-	BLOCK_MAP_INFLIGHT,
 	BLOCK_MAP_LATENCY,
 	BLOCK_MAP_IO,
 	BLOCK_BOUNDED_MAPS,

@@ -86,6 +86,8 @@ impl Default for CollectConfig {
 pub struct BpfConfig {
     /// Syscall counts per process, latency and errors per syscall.
     pub syscalls: bool,
+    /// Block I/O latency per device, bytes and requests per process.
+    pub block: bool,
     /// Execs, forks, exits by reason and OOM kills per process.
     pub process: bool,
 }
@@ -94,6 +96,7 @@ impl Default for BpfConfig {
     fn default() -> Self {
         BpfConfig {
             syscalls: true,
+            block: true,
             process: true,
         }
     }

@@ -28,6 +28,7 @@
 //! syscall itself. Tests use it to show fallbacks and degraded runs; users can
 //! use it to keep a probe off while they investigate it.
 
+pub mod block;
 pub mod errno_names;
 pub mod process;
 pub mod syscall_names;
@@ -258,6 +259,11 @@ pub const SPECS: &[Spec] = &[
         name: syscalls::NAME,
         enabled: |config| config.syscalls,
         load: syscalls::load,
+    },
+    Spec {
+        name: block::NAME,
+        enabled: |config| config.block,
+        load: block::load,
     },
     Spec {
         name: process::NAME,
