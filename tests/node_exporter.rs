@@ -42,6 +42,55 @@ const COLLECTORS: &[(&str, &[&str])] = &[
         ],
     ),
     ("vmstat", &["node_vmstat_pgfault", "node_vmstat_oom_kill"]),
+    (
+        "diskstats",
+        &[
+            "node_disk_info",
+            "node_disk_read_bytes_total",
+            "node_disk_written_bytes_total",
+            "node_disk_io_now",
+            "node_disk_io_time_seconds_total",
+        ],
+    ),
+    (
+        "filesystem",
+        &[
+            "node_filesystem_size_bytes",
+            "node_filesystem_avail_bytes",
+            "node_filesystem_files_free",
+            "node_filesystem_readonly",
+            "node_filesystem_device_error",
+        ],
+    ),
+    (
+        "netdev",
+        &[
+            "node_network_receive_bytes_total",
+            "node_network_transmit_bytes_total",
+            "node_network_receive_drop_total",
+            "node_network_receive_nohandler_total",
+        ],
+    ),
+    (
+        "pressure",
+        &[
+            "node_pressure_cpu_waiting_seconds_total",
+            "node_pressure_io_waiting_seconds_total",
+            "node_pressure_io_stalled_seconds_total",
+            "node_pressure_memory_waiting_seconds_total",
+            "node_pressure_memory_stalled_seconds_total",
+        ],
+    ),
+    ("uname", &["node_uname_info"]),
+    (
+        "time",
+        &[
+            "node_time_seconds",
+            "node_time_zone_offset_seconds",
+            "node_time_clocksource_available_info",
+            "node_time_clocksource_current_info",
+        ],
+    ),
 ];
 
 /// The node collector that exports a node_exporter family, if sonde has it.
@@ -68,6 +117,19 @@ fn owner(family: &str) -> Option<&'static str> {
         "stat"
     } else if family.starts_with("node_vmstat_") {
         "vmstat"
+    } else if family.starts_with("node_disk_") {
+        "diskstats"
+    } else if family.starts_with("node_filesystem_") {
+        "filesystem"
+    } else if is_netdev(family) {
+        "netdev"
+    } else if family.starts_with("node_pressure_") {
+        "pressure"
+    } else if family == "node_uname_info" {
+        "uname"
+    } else if family.starts_with("node_time_") {
+        // Not node_timex_*: that is the timex collector.
+        "time"
     } else {
         return None;
     };
@@ -77,9 +139,24 @@ fn owner(family: &str) -> Option<&'static str> {
         .map(|(name, _)| *name)
 }
 
+/// netdev's `node_network_{receive,transmit}_<stat>_total`; netclass's
+/// node_network_* families (node_network_up, ..._carrier_changes_total) are
+/// another collector's.
+fn is_netdev(family: &str) -> bool {
+    let Some(stat) = family
+        .strip_prefix("node_network_receive_")
+        .or_else(|| family.strip_prefix("node_network_transmit_"))
+        .and_then(|rest| rest.strip_suffix("_total"))
+    else {
+        return false;
+    };
+    !stat.is_empty() && stat.chars().all(|c| c.is_ascii_lowercase())
+}
+
 /// How far a gauge may stray outside [min, max] of node_exporter's two
 /// readings; `None` for families that must match exactly.
 fn gauge_tolerance(family: &str, before: &Exposition) -> Option<f64> {
+    const GIB: f64 = (1u64 << 30) as f64;
     // Sizes fixed at boot: any difference is a unit or parsing error.
     const FIXED: &[&str] = &[
         "node_memory_MemTotal_bytes",
@@ -116,6 +193,16 @@ fn gauge_tolerance(family: &str, before: &Exposition) -> Option<f64> {
         // btime is derived from the wall clock minus uptime: NTP slewing
         // moves it by a second at most.
         "node_boot_time_seconds" => 1.0,
+        // I/Os in flight at one instant: bounded by the device queue depth.
+        "node_disk_io_now" => 256.0,
+        // Builds and tests running beside this one write and delete files
+        // on the same filesystems between the scrapes (a cargo build writes
+        // gigabytes), not always monotonically.
+        "node_filesystem_free_bytes" | "node_filesystem_avail_bytes" => 2.0 * GIB,
+        "node_filesystem_files_free" => 200_000.0,
+        // The three clock readings are taken in order; only float printing
+        // separates them.
+        "node_time_seconds" => 0.001,
         _ => return None,
     })
 }

@@ -13,9 +13,15 @@
 //! file once per round (/proc/stat, which two collectors need, included).
 
 mod cpu;
+mod diskstats;
+mod filesystem;
 mod loadavg;
 mod meminfo;
+mod netdev;
+mod pressure;
 mod stat;
+mod time;
+mod uname;
 mod vmstat;
 
 use std::fs::File;
@@ -31,13 +37,22 @@ use crate::collect::Collector;
 /// Every node collector, in the order their families are exported.
 pub fn collectors() -> Vec<Box<dyn Collector>> {
     let proc_stat = SharedProcStat::new();
-    let collectors: Vec<Box<dyn Collector>> = vec![
+    let mut collectors: Vec<Box<dyn Collector>> = vec![
         Box::new(cpu::Cpu::new(proc_stat.clone())),
         Box::new(stat::Stat::new(proc_stat)),
         Box::new(meminfo::Meminfo::new()),
         Box::new(loadavg::Loadavg::new()),
         Box::new(vmstat::Vmstat::new()),
+        Box::new(diskstats::Diskstats::new()),
+        Box::new(filesystem::Filesystem::new()),
+        Box::new(netdev::Netdev::new()),
     ];
+    match pressure::Pressure::new() {
+        Ok(pressure) => collectors.push(Box::new(pressure)),
+        Err(why) => tracing::info!("collector pressure: not started: {why:#}"),
+    }
+    collectors.push(Box::new(uname::Uname));
+    collectors.push(Box::new(time::Time::new()));
     collectors
 }
 
