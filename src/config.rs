@@ -39,12 +39,37 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// The data directory; the database is `sonde.db` inside it.
     pub path: PathBuf,
+    /// How long raw samples are kept.
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// How long the 1-minute rollups are kept.
+    #[serde(deserialize_with = "duration")]
+    pub rollup_minute_retention: Duration,
+    /// How long the 1-hour rollups are kept.
+    #[serde(deserialize_with = "duration")]
+    pub rollup_hour_retention: Duration,
+    /// Cap on the database's bytes on disk; 0 for none.
+    #[serde(deserialize_with = "bytes")]
+    pub retention_size: u64,
+    /// Most series active at once; new ones beyond are refused.
+    pub max_series: usize,
+    /// Jitter of a series' timestamps absorbed by aligning them to its
+    /// schedule; "0s" stores timestamps exactly as given.
+    #[serde(deserialize_with = "duration")]
+    pub timestamp_tolerance: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
+        let store = crate::store::StoreOptions::default();
         StorageConfig {
             path: PathBuf::from("./data"),
+            retention: store.retention,
+            rollup_minute_retention: store.minute_retention,
+            rollup_hour_retention: store.hour_retention,
+            retention_size: store.retention_size,
+            max_series: store.max_series,
+            timestamp_tolerance: store.timestamp_tolerance,
         }
     }
 }
@@ -53,6 +78,59 @@ impl StorageConfig {
     pub fn database_file(&self) -> PathBuf {
         self.path.join("sonde.db")
     }
+
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            retention: self.retention,
+            minute_retention: self.rollup_minute_retention,
+            hour_retention: self.rollup_hour_retention,
+            retention_size: self.retention_size,
+            max_series: self.max_series,
+            timestamp_tolerance: self.timestamp_tolerance,
+        }
+    }
+}
+
+/// Parses a size: a number of bytes, or a string such as `"512MB"` or
+/// `"10GiB"` (KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024).
+pub fn bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Number(n) => Ok(n),
+        Size::Text(text) => parse_bytes(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected a size such as \"512MB\" or \"10GiB\", got {text:?}"
+            ))
+        }),
+    }
+}
+
+fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    let total = number * scale as f64;
+    (total.is_finite() && total >= 0.0 && total < u64::MAX as f64).then_some(total as u64)
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -132,6 +210,12 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.storage.max_series == 0 {
+            bail!("key storage.max_series: expected at least 1, got 0");
+        }
+        if self.storage.retention.is_zero() {
+            bail!("key storage.retention: expected more than 0s");
+        }
         if self.collect.interval < MIN_INTERVAL {
             bail!(
                 "key collect.interval: expected at least {}, got {}",
@@ -166,6 +250,24 @@ mod tests {
         let text = include_str!("../packaging/sonde.toml");
         let config = Config::parse(text).unwrap();
         assert_eq!(config.collect.interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn storage_sizes_and_durations_parse() {
+        let config = Config::parse(
+            "[storage]\nretention = \"30d\"\nretention_size = \"2GiB\"\nmax_series = 5000\n",
+        )
+        .unwrap();
+        assert_eq!(config.storage.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.storage.retention_size, 2 << 30);
+        assert_eq!(config.storage.max_series, 5000);
+        assert_eq!(parse_bytes("512MB"), Some(512_000_000));
+        assert_eq!(parse_bytes("1.5KiB"), Some(1536));
+        let err = format!(
+            "{:#}",
+            Config::parse("[storage]\nretention_size = \"lots\"\n").unwrap_err()
+        );
+        assert!(err.contains("expected a size"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::serve::{self, Shared};
 use crate::store::Store;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.storage.path)?;
+    let store = Store::open_with(&config.storage.path, config.storage.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
@@ -73,14 +73,15 @@ fn collect_loop(
     while !stop.load(Ordering::Relaxed) {
         let mut scrape = collection.collect(collect::now_ms());
         let samples: Vec<_> = scrape.samples().collect();
-        let appended = {
+        let store_metrics = {
             let mut store = shared.store.lock().expect("lock poisoned");
             if let Err(err) = store.append(&samples) {
                 tracing::error!("cannot store {} samples: {err:#}", samples.len());
             }
-            store.samples_appended()
+            store.families()
         };
-        scrape.families.extend(self_metrics(appended));
+        scrape.families.extend(self_metrics());
+        scrape.families.extend(store_metrics);
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
 
         next += interval;
@@ -93,18 +94,14 @@ fn collect_loop(
     }
 }
 
-fn self_metrics(samples_appended: u64) -> Vec<Family> {
+/// sonde's own metrics besides the store's (`Store::families`).
+fn self_metrics() -> Vec<Family> {
     let mut build = Family::gauge(
         "sonde_build_info",
         "A metric with a constant 1 value labeled by the version sonde was built from.",
     );
     build.push(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-    let mut stored = Family::counter(
-        "sonde_store_samples_appended_total",
-        "Samples persisted to the store since sonde started.",
-    );
-    stored.push(&[], samples_appended as f64);
-    vec![build, stored]
+    vec![build]
 }
 
 async fn shutdown_signal() {
