@@ -134,7 +134,8 @@ fn fold_for(op: u16) -> Option<Fold> {
 /// `topk`/`bottomk`: the input series themselves, each kept at the steps
 /// where it is among its group's k largest (smallest). Which of equal
 /// values survive depends on the order series arrive in and on the shape of
-/// the binary heap Prometheus keeps them in, so the same heap is kept here.
+/// the binary heap Prometheus keeps them in (pop the root, push the new
+/// one), so the same heap is kept here.
 fn select_k(
     series: Vec<Series>,
     groups: &[Vec<usize>],
@@ -158,11 +159,15 @@ fn select_k(
                 let Some(v) = series[i].values[step] else {
                     continue;
                 };
-                if (heap.items.len() as f64) < want {
+                if (heap.items.len() as f64) < want || heap.beaten_by(v) {
+                    if (heap.items.len() as f64) >= want {
+                        if heap.items.len() == 1 {
+                            heap.items[0] = (i, v);
+                            continue;
+                        }
+                        heap.pop();
+                    }
                     heap.push((i, v));
-                } else if heap.beaten_by(v) {
-                    heap.items[0] = (i, v);
-                    heap.down(0);
                 }
             }
             for &(i, _) in &heap.items {
@@ -197,9 +202,18 @@ impl KHeap {
         x.is_nan() || if self.top { x < y } else { x > y }
     }
 
+    /// Whether `v` displaces the root; a NaN root is displaced by anything.
     fn beaten_by(&self, v: f64) -> bool {
         let root = self.items[0].1;
-        (if self.top { root < v } else { root > v }) || (root.is_nan() && !v.is_nan())
+        (if self.top { root < v } else { root > v }) || root.is_nan()
+    }
+
+    /// Removes the root: the last item takes its place and sinks.
+    fn pop(&mut self) {
+        let last = self.items.len() - 1;
+        self.items.swap(0, last);
+        self.items.pop();
+        self.down(0);
     }
 
     fn push(&mut self, item: (usize, f64)) {

@@ -237,7 +237,7 @@ impl<'a> Evaluator<'a> {
                             values: s.values.into_iter().map(|v| v.map(|v| -v)).collect(),
                         })
                         .collect();
-                    Ok(Val::Vector(merge_same_labels(negated)?))
+                    Ok(Val::Vector(reject_same_labels(negated)?))
                 }
                 Val::String(_) => Err(QueryError::Execution(
                     "unary expression only allowed on expressions of type scalar or instant vector"
@@ -552,4 +552,21 @@ pub(super) fn merge_same_labels(series: Vec<Series>) -> Result<Vec<Series>, Quer
         }
     }
     Ok(out)
+}
+
+/// Range functions and negation refuse equal label sets outright, whether
+/// or not their values share a step (Prometheus checks the whole matrix).
+pub(super) fn reject_same_labels(series: Vec<Series>) -> Result<Vec<Series>, QueryError> {
+    let series: Vec<Series> = series
+        .into_iter()
+        .filter(|s| s.values.iter().any(Option::is_some))
+        .collect();
+    let mut seen = std::collections::HashSet::with_capacity(series.len());
+    if series.iter().all(|s| seen.insert(&s.labels)) {
+        Ok(series)
+    } else {
+        Err(QueryError::Execution(
+            "vector cannot contain metrics with the same labelset".into(),
+        ))
+    }
 }

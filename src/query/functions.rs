@@ -2,13 +2,13 @@
 //! samples, how `rate` extrapolates to the window's edges, which keep the
 //! metric name (`last_over_time`, `label_*`, `sort*`) and which drop it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use promql_parser::parser::{Call, Expr};
 
 use super::eval::{
-    drop_metric_name, merge_same_labels, selector_matchers, unwrap_parens, Evaluator, Grid,
-    RangeArg, Series, Val,
+    drop_metric_name, merge_same_labels, reject_same_labels, selector_matchers, unwrap_parens,
+    Evaluator, Grid, RangeArg, Series, Val,
 };
 use super::QueryError;
 use crate::model::{Labels, MatchOp, METRIC_NAME};
@@ -212,13 +212,14 @@ fn absent_result(arg: &Expr, values: Vec<Option<f64>>) -> Val {
     };
     let mut labels = Labels::default();
     if let Some(matchers) = selector.and_then(|vs| selector_matchers(vs).ok()) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for m in &matchers {
-            *seen.entry(m.name.as_str()).or_default() += 1;
-        }
-        for m in &matchers {
-            if m.op == MatchOp::Equal && m.name != METRIC_NAME && seen[m.name.as_str()] == 1 {
+        // The first `=` of a name sets it; any later matcher of that name
+        // removes it again (Prometheus's historic behaviour).
+        let mut has: HashSet<&str> = HashSet::new();
+        for m in matchers.iter().filter(|m| m.name != METRIC_NAME) {
+            if m.op == MatchOp::Equal && has.insert(m.name.as_str()) {
                 labels.set(m.name.clone(), m.value.clone());
+            } else {
+                labels.set(m.name.clone(), String::new());
             }
         }
     }
@@ -269,7 +270,7 @@ fn range_function(
             s.labels = drop_metric_name(&s.labels);
         }
     }
-    Ok(Some(Val::Vector(merge_same_labels(series)?)))
+    Ok(Some(Val::Vector(reject_same_labels(series)?)))
 }
 
 fn window_values(
@@ -290,7 +291,7 @@ fn window_values(
             "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].0).0),
             "predict_linear" => (w.len() >= 2).then(|| {
                 let (slope, intercept) = linear_regression(w, grid.at(step));
-                intercept + slope * scalar[step]
+                slope * scalar[step] + intercept
             }),
             "changes" => Some(
                 w.windows(2)
@@ -298,7 +299,7 @@ fn window_values(
                     .count() as f64,
             ),
             "resets" => Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64),
-            "avg_over_time" => Some(mean(w.iter().map(|p| p.1))),
+            "avg_over_time" => Some(compensated_mean(w)),
             "min_over_time" => Some(w.iter().skip(1).fold(w[0].1, |acc, p| {
                 if p.1 < acc || acc.is_nan() {
                     p.1
@@ -313,12 +314,12 @@ fn window_values(
                     acc
                 }
             })),
-            "sum_over_time" => Some(w.iter().map(|p| p.1).sum()),
+            "sum_over_time" => Some(compensated_sum(w.iter().map(|p| p.1))),
             "count_over_time" => Some(w.len() as f64),
             "last_over_time" => Some(w[w.len() - 1].1),
             "present_over_time" => Some(1.0),
-            "stddev_over_time" => Some(variance(w.iter().map(|p| p.1)).sqrt()),
-            "stdvar_over_time" => Some(variance(w.iter().map(|p| p.1))),
+            "stddev_over_time" => Some(compensated_variance(w).sqrt()),
+            "stdvar_over_time" => Some(compensated_variance(w)),
             "quantile_over_time" => {
                 let mut values: Vec<f64> = w.iter().map(|p| p.1).collect();
                 Some(quantile(scalar[step], &mut values))
@@ -345,8 +346,8 @@ fn extrapolated_rate(
     let (first, last) = (w[0], w[w.len() - 1]);
     let mut result = last.1 - first.1;
     if is_counter {
-        let mut previous = 0.0;
-        for &(_, v) in w {
+        let mut previous = first.1;
+        for &(_, v) in &w[1..] {
             if v < previous {
                 result += previous;
             }
@@ -376,11 +377,12 @@ fn extrapolated_rate(
     } else {
         average_gap / 2.0
     };
-    result *= interval / sampled;
-    Some(match per_second_over {
-        Some(range_secs) => result / range_secs,
-        None => result,
-    })
+    // One factor, then one multiplication: the same rounding as Prometheus.
+    let mut factor = interval / sampled;
+    if let Some(range_secs) = per_second_over {
+        factor /= range_secs;
+    }
+    Some(result * factor)
 }
 
 /// `irate` and `idelta`: from the last two samples only.
@@ -405,7 +407,7 @@ fn instant_delta(w: &[(i64, f64)], is_rate: bool) -> Option<f64> {
 }
 
 /// Least squares over (seconds since `intercept_ms`, value): (slope,
-/// intercept at `intercept_ms`).
+/// intercept at `intercept_ms`), with compensated sums.
 fn linear_regression(w: &[(i64, f64)], intercept_ms: i64) -> (f64, f64) {
     let first = w[0].1;
     if w.iter().all(|p| p.1 == first) {
@@ -416,39 +418,107 @@ fn linear_regression(w: &[(i64, f64)], intercept_ms: i64) -> (f64, f64) {
         };
     }
     let n = w.len() as f64;
-    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (
+        Kahan::default(),
+        Kahan::default(),
+        Kahan::default(),
+        Kahan::default(),
+    );
     for &(t, v) in w {
-        let x = (t - intercept_ms) as f64 / 1000.0;
-        sum_x += x;
-        sum_y += v;
-        sum_xy += x * v;
-        sum_x2 += x * x;
+        let x = (t - intercept_ms) as f64 / 1e3;
+        sum_x.add(x);
+        sum_y.add(v);
+        sum_xy.add(x * v);
+        sum_x2.add(x * x);
     }
+    let (sum_x, sum_y) = (sum_x.sum + sum_x.c, sum_y.sum + sum_y.c);
+    let (sum_xy, sum_x2) = (sum_xy.sum + sum_xy.c, sum_x2.sum + sum_x2.c);
     let cov_xy = sum_xy - sum_x * sum_y / n;
     let var_x = sum_x2 - sum_x * sum_x / n;
     let slope = cov_xy / var_x;
     (slope, sum_y / n - slope * sum_x / n)
 }
 
-/// The running mean Prometheus uses, which survives huge values.
+/// Kahan-Babuska (Neumaier) summation: the running sum and the
+/// compensation for the low-order bits it lost.
+#[derive(Default)]
+struct Kahan {
+    sum: f64,
+    c: f64,
+}
+
+impl Kahan {
+    fn add(&mut self, inc: f64) {
+        let t = self.sum + inc;
+        if self.sum.abs() >= inc.abs() {
+            self.c += (self.sum - t) + inc;
+        } else {
+            self.c += (inc - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    /// The compensated total; an infinite sum stands as it is.
+    fn total(&self) -> f64 {
+        if self.sum.is_infinite() {
+            self.sum
+        } else {
+            self.sum + self.c
+        }
+    }
+}
+
+fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sum = Kahan::default();
+    values.for_each(|v| sum.add(v));
+    sum.total()
+}
+
+/// `avg_over_time`: a running mean with compensated steps.
+fn compensated_mean(w: &[(i64, f64)]) -> f64 {
+    let (mut mean, mut count) = (Kahan::default(), 0.0f64);
+    for &(_, v) in w {
+        count += 1.0;
+        if mean.sum.is_infinite() && infinite_mean_stays(mean.sum, v) {
+            continue;
+        }
+        mean.add(v / count - mean.sum / count);
+    }
+    mean.total()
+}
+
+/// Welford's variance with compensated mean and sum of squares.
+fn compensated_variance(w: &[(i64, f64)]) -> f64 {
+    let (mut mean, mut aux, mut count) = (Kahan::default(), Kahan::default(), 0.0f64);
+    for &(_, v) in w {
+        count += 1.0;
+        let delta = v - (mean.sum + mean.c);
+        mean.add(delta / count);
+        aux.add(delta * (v - (mean.sum + mean.c)));
+    }
+    (aux.sum + aux.c) / count
+}
+
+/// An infinite mean cannot move for a same-signed infinity or any finite
+/// value (subtracting it would make NaN).
+fn infinite_mean_stays(mean: f64, v: f64) -> bool {
+    (v.is_infinite() && (mean > 0.0) == (v > 0.0)) || (!v.is_infinite() && !v.is_nan())
+}
+
+/// The running mean of the `avg` aggregation, which survives huge values.
 pub(super) fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (mut mean, mut count) = (0.0f64, 0.0f64);
     for v in values {
         count += 1.0;
-        if mean.is_infinite() {
-            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
-                continue; // same-signed infinities keep the mean
-            }
-            if !v.is_infinite() && !v.is_nan() {
-                continue; // a finite value cannot move an infinite mean
-            }
+        if mean.is_infinite() && infinite_mean_stays(mean, v) {
+            continue;
         }
         mean += v / count - mean / count;
     }
     mean
 }
 
-/// Population variance by Welford's method.
+/// Population variance by Welford's method, as `stddev`/`stdvar` fold it.
 pub(super) fn variance(values: impl Iterator<Item = f64>) -> f64 {
     let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
     for v in values {
@@ -471,7 +541,13 @@ pub(super) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    // NaN sorts first, as in Prometheus.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
