@@ -2,6 +2,7 @@
 //! they parse the request, ask a stage, and shape the answer.
 
 pub mod api;
+pub mod dashboard;
 pub mod exposition;
 pub mod remote;
 
@@ -33,6 +34,8 @@ pub type AppState = Arc<Shared>;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/static/{*file}", get(dashboard::asset))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

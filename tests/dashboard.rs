@@ -1,0 +1,310 @@
+//! The dashboard: every range draws six charts, charts drawn from known
+//! samples show the values those samples imply (rates, resets, gauges,
+//! arithmetic), a restarted sonde still shows what it stored before, and bad
+//! query parameters get a 400 that says what is allowed.
+
+mod common;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
+use sonde::serve::dashboard::{self, Range};
+use sonde::serve::{router, Shared};
+use sonde::store::Store;
+
+use common::{get, Sonde, TempDir};
+
+const SECOND: i64 = 1000;
+
+fn now_ms() -> i64 {
+    sonde::collect::now_ms()
+}
+
+/// Samples of one series every 10 s over the last `seconds` before `end_ms`,
+/// valued `f(seconds since the first sample)`.
+fn series(
+    labels: &[(&str, &str)],
+    end_ms: i64,
+    seconds: i64,
+    f: impl Fn(f64) -> f64,
+) -> Vec<Sample> {
+    let start = end_ms - seconds * SECOND;
+    (0..=seconds / 10)
+        .map(|i| Sample {
+            labels: Labels::new(labels.iter().copied()),
+            timestamp_ms: start + i * 10 * SECOND,
+            value: f((i * 10) as f64),
+        })
+        .collect()
+}
+
+/// A store with every chart's metrics over the last 30 minutes, at values a
+/// reader can check: 2 CPUs each 50 % user, 20 % system, 30 % idle; 8 GiB of
+/// memory of which 6 GiB available; load 1.5; eth0 receiving 10 KiB/s; sda
+/// reading 1 MiB/s; the process "fixture" making 10 syscalls/s, its counter
+/// restarting from zero halfway (a restart of sonde).
+fn known_store(dir: &std::path::Path, end_ms: i64) -> Store {
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    let span = 30 * 60;
+    let mut samples = Vec::new();
+    for cpu in ["0", "1"] {
+        for (mode, share) in [("user", 0.5), ("system", 0.2), ("idle", 0.3)] {
+            let labels = [
+                (METRIC_NAME, "node_cpu_seconds_total"),
+                ("cpu", cpu),
+                ("mode", mode),
+            ];
+            samples.extend(series(&labels, end_ms, span, |t| 1e5 + share * t));
+        }
+    }
+    for (name, value) in [
+        ("node_memory_MemTotal_bytes", 8.0 * gib),
+        ("node_memory_MemAvailable_bytes", 6.0 * gib),
+        ("node_memory_MemFree_bytes", 1.0 * gib),
+        ("node_memory_Cached_bytes", 4.0 * gib),
+        ("node_memory_Buffers_bytes", 0.5 * gib),
+        ("node_load1", 1.5),
+        ("node_load5", 1.5),
+        ("node_load15", 1.5),
+    ] {
+        samples.extend(series(&[(METRIC_NAME, name)], end_ms, span, |_| value));
+    }
+    let counters: [(&[(&str, &str)], f64); 4] = [
+        (
+            &[
+                (METRIC_NAME, "node_network_receive_bytes_total"),
+                ("device", "eth0"),
+            ],
+            10240.0,
+        ),
+        (
+            &[
+                (METRIC_NAME, "node_network_transmit_bytes_total"),
+                ("device", "eth0"),
+            ],
+            2048.0,
+        ),
+        (
+            &[
+                (METRIC_NAME, "node_disk_read_bytes_total"),
+                ("device", "sda"),
+            ],
+            1048576.0,
+        ),
+        (
+            &[
+                (METRIC_NAME, "node_disk_written_bytes_total"),
+                ("device", "sda"),
+            ],
+            4096.0,
+        ),
+    ];
+    for (labels, per_second) in counters {
+        samples.extend(series(labels, end_ms, span, |t| per_second * t));
+    }
+    let syscalls = [
+        (METRIC_NAME, "sonde_syscalls_total"),
+        ("comm", "fixture"),
+        ("syscall", "read"),
+    ];
+    let half = span as f64 / 2.0;
+    samples.extend(series(&syscalls, end_ms, span, |t| {
+        if t < half {
+            5e4 + 10.0 * t
+        } else {
+            10.0 * (t - half)
+        }
+    }));
+    let mut store = Store::open(dir).unwrap();
+    store.append(&samples).unwrap();
+    store
+}
+
+/// Serves the router on a free loopback port from a thread of its own;
+/// returns the base URL. The server lives as long as the test process.
+fn serve(store: Store) -> String {
+    let shared = Arc::new(Shared {
+        latest: RwLock::new(Arc::new(Scrape::default())),
+        store: Mutex::new(store),
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, router(shared)).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+fn panels(html: &str) -> usize {
+    html.matches("<section class=\"panel\"").count()
+}
+
+fn approx(actual: f64, expected: f64) -> bool {
+    (actual - expected).abs() <= 1e-6 * expected.abs().max(1.0)
+}
+
+#[test]
+fn every_range_draws_six_charts() {
+    let dir = TempDir::new("dashboard-ranges");
+    let base = serve(known_store(&dir.0, now_ms()));
+    for range in Range::ALL {
+        let (status, html) = get(&format!("{base}/?range={}", range.name())).unwrap();
+        assert_eq!(status, 200, "{}: {html}", range.name());
+        assert_eq!(panels(&html), 6, "{}", range.name());
+        assert_eq!(
+            html.matches("<svg role=\"img\"").count(),
+            6,
+            "{}: a chart without data",
+            range.name()
+        );
+    }
+    let (status, html) = get(&format!("{base}/")).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("aria-current=\"page\">1h<"),
+        "the default range is 1h"
+    );
+    let (status, css) = get(&format!("{base}/static/dashboard.css")).unwrap();
+    assert_eq!(status, 200);
+    assert!(css.contains(".panel"));
+    assert_eq!(get(&format!("{base}/static/missing.js")).unwrap().0, 404);
+}
+
+#[test]
+fn empty_store_shows_six_empty_charts() {
+    let dir = TempDir::new("dashboard-empty");
+    let base = serve(Store::open(&dir.0).unwrap());
+    let (status, html) = get(&format!("{base}/?range=15m")).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(panels(&html), 6);
+    assert!(!html.contains("<svg role=\"img\""));
+    assert_eq!(html.matches("class=\"empty\"").count(), 6);
+    assert!(html.contains("No load average stored yet"));
+}
+
+#[test]
+fn charts_show_the_values_the_samples_imply() {
+    let dir = TempDir::new("dashboard-values");
+    let end = now_ms();
+    let store = known_store(&dir.0, end);
+    let charts = dashboard::evaluate(&store, Range::Minutes15, end).unwrap();
+    let line = |chart: &str, legend: &str| -> Vec<f64> {
+        let data = charts.iter().find(|c| c.chart.id == chart).unwrap();
+        let line = data
+            .lines
+            .iter()
+            .find(|l| l.legend == legend)
+            .unwrap_or_else(|| panic!("{chart} has no line {legend}"));
+        line.points.iter().flatten().copied().collect()
+    };
+    let every = |chart: &str, legend: &str, expected: f64| {
+        let values = line(chart, legend);
+        assert!(
+            values.len() > 100,
+            "{chart}/{legend}: only {} points",
+            values.len()
+        );
+        for v in values {
+            assert!(
+                approx(v, expected),
+                "{chart}/{legend}: {v}, expected {expected}"
+            );
+        }
+    };
+    every("cpu", "user", 50.0);
+    every("cpu", "system", 20.0);
+    let modes: Vec<&str> = charts[0].lines.iter().map(|l| l.legend.as_str()).collect();
+    assert_eq!(
+        modes,
+        ["user", "system"],
+        "idle is what the stack leaves free"
+    );
+    every("memory", "used", 2.0 * 1024.0 * 1024.0 * 1024.0);
+    every("memory", "total", 8.0 * 1024.0 * 1024.0 * 1024.0);
+    every("load", "5m", 1.5);
+    every("network", "eth0 received", 10240.0);
+    every("network", "eth0 sent", 2048.0);
+    every("disk", "sda read", 1048576.0);
+
+    // The counter restarted 15 minutes ago: the line stays at 10/s, never
+    // negative, never a spike; it may dip while the window holds the reset.
+    let syscalls = line("syscalls", "fixture");
+    assert!(
+        syscalls.iter().all(|&v| (0.0..=10.0 + 1e-6).contains(&v)),
+        "{syscalls:?}"
+    );
+    let exact = syscalls.iter().filter(|&&v| approx(v, 10.0)).count();
+    assert!(exact >= syscalls.len() - 12, "{syscalls:?}");
+
+    // The page writes the same figures in the legends.
+    let html = get(&format!("{}/?range=15m", serve(store))).unwrap().1;
+    for shown in [
+        "<td>50%</td>",
+        "<td>2 GiB</td>",
+        "<td>8 GiB</td>",
+        "<td>1.5</td>",
+        "<td>10 KiB/s</td>",
+        "<td>1 MiB/s</td>",
+        "<td>10/s</td>",
+    ] {
+        assert!(html.contains(shown), "the page does not show {shown}");
+    }
+    assert!(!html.contains("<td>-"), "a negative value is shown");
+}
+
+#[test]
+fn restarted_sonde_shows_what_it_stored_before() {
+    let sonde = Sonde::start("");
+    let store_dir = sonde.data.0.join("store");
+    // Samples stored while the first sonde runs, as its collectors would.
+    let end = now_ms();
+    let labels = [
+        (METRIC_NAME, "node_network_receive_bytes_total"),
+        ("device", "before0"),
+    ];
+    Store::open(&store_dir)
+        .unwrap()
+        .append(&series(&labels, end, 300, |t| 1000.0 * t))
+        .unwrap();
+    let data = sonde.stop();
+
+    let restarted = Sonde::start_in(data, "");
+    let html = restarted.get_ok("/?range=15m");
+    assert_eq!(panels(&html), 6);
+    assert!(
+        html.contains("before0 received") && html.contains("<td>1000 B/s</td>"),
+        "the restarted sonde does not show the samples stored before:\n{html}"
+    );
+}
+
+#[test]
+fn bad_parameters_get_a_400_that_says_what_is_allowed() {
+    let dir = TempDir::new("dashboard-bad");
+    let base = serve(Store::open(&dir.0).unwrap());
+    for (query, says) in [
+        (
+            "range=banana",
+            "bad range \"banana\": choose one of 15m, 1h, 6h, 24h",
+        ),
+        ("range=", "bad range \"\""),
+        (
+            "range=1h&refresh=1s",
+            "bad refresh \"1s\": choose one of off, 10s, 30s, 1m, 5m",
+        ),
+        ("zoom=2", "unknown parameter \"zoom\""),
+        ("range=%FF%FE", "bad range"),
+    ] {
+        let (status, body) = get(&format!("{base}/?{query}")).unwrap();
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(says), "{query}: {body}");
+    }
+    // The server is still there after all that.
+    assert_eq!(get(&format!("{base}/?range=6h")).unwrap().0, 200);
+}
