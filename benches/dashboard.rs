@@ -14,8 +14,11 @@ mod common;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use std::future::IntoFuture;
+
 use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
-use sonde::serve::dashboard::Range;
+use sonde::serve::dashboard::charts::{self, CHARTS};
+use sonde::serve::dashboard::{self, Range};
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -71,7 +74,7 @@ fn main() -> anyhow::Result<()> {
     let listen = serve_at.as_deref().unwrap_or("127.0.0.1:0");
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
     let base = format!("http://{}", listener.local_addr()?);
-    runtime.spawn(async move { axum::serve(listener, router(shared)).await });
+    runtime.spawn(axum::serve(listener, router(shared.clone())).into_future());
 
     if serve_at.is_some() {
         println!(
@@ -81,7 +84,9 @@ fn main() -> anyhow::Result<()> {
         runtime.block_on(tokio::signal::ctrl_c())?;
         return Ok(());
     }
-    println!("range  median   max      (GET /?range=…, {RUNS} runs, HTML size)");
+    println!("GET /?range=…, median and slowest of {RUNS}; then the part of it that reads");
+    println!("and evaluates (no drawing), and the samples read from the store");
+    println!("range   GET median   GET max   evaluate   samples read   HTML");
     for range in Range::ALL {
         let url = format!("{base}/?range={}", range.name());
         let mut times = Vec::new();
@@ -94,15 +99,36 @@ fn main() -> anyhow::Result<()> {
             size = body.len();
         }
         times.sort();
+        let started = Instant::now();
+        dashboard::evaluate(&shared.store, range, sonde::collect::now_ms())?;
+        let evaluated = started.elapsed();
         println!(
-            "{:<6} {:>6.0} ms {:>5.0} ms  {} KiB",
+            "{:<6} {:>8.0} ms {:>6.0} ms {:>7.0} ms {:>14} {:>4} KiB",
             range.name(),
             ms(times[RUNS / 2]),
             ms(times[RUNS - 1]),
+            ms(evaluated),
+            samples_read(&shared.store, range)?,
             size >> 10
         );
     }
     Ok(())
+}
+
+/// How many samples the charts' selections return over `range`, read
+/// margin included.
+fn samples_read(store: &Mutex<Store>, range: Range) -> anyhow::Result<usize> {
+    let end = sonde::collect::now_ms();
+    let start = end - range.duration_ms() - charts::READ_MARGIN_MS;
+    let store = store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut total = 0;
+    for line in CHARTS.iter().flat_map(|chart| chart.lines) {
+        for select in line.expr.selects() {
+            let selected = store.select(&select.matchers()?, start, end)?;
+            total += selected.iter().map(|s| s.samples.len()).sum::<usize>();
+        }
+    }
+    Ok(total)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -53,12 +53,43 @@ pub struct Chart {
 pub struct Line {
     pub legend: &'static str,
     pub expr: Expr,
+    /// Drawn dashed: a reference (a total, a limit) rather than a measure.
+    pub dashed: bool,
+}
+
+impl Line {
+    const fn new(legend: &'static str, expr: Expr) -> Line {
+        Line {
+            legend,
+            expr,
+            dashed: false,
+        }
+    }
+
+    const fn dashed(legend: &'static str, expr: Expr) -> Line {
+        Line {
+            legend,
+            expr,
+            dashed: true,
+        }
+    }
 }
 
 /// A series selection: a metric name and more label matchers.
 pub struct Select {
     pub metric: &'static str,
     pub matchers: &'static [(&'static str, MatchOp, &'static str)],
+}
+
+impl Select {
+    /// The store's matchers for this selection.
+    pub fn matchers(&self) -> anyhow::Result<Vec<Matcher>> {
+        let mut matchers = vec![Matcher::equal(METRIC_NAME, self.metric)];
+        for &(name, op, value) in self.matchers {
+            matchers.push(Matcher::new(op, name, value)?);
+        }
+        Ok(matchers)
+    }
 }
 
 pub enum Expr {
@@ -82,6 +113,22 @@ pub enum Expr {
     /// once over the range, not at every instant, keeps lines from appearing
     /// and vanishing along the chart.
     TopK(usize, &'static Expr),
+}
+
+impl Expr {
+    /// Every selection the expression reads, in evaluation order.
+    pub fn selects(&self) -> Vec<&Select> {
+        match self {
+            Expr::Gauge { select, .. } | Expr::Rate { select, .. } => vec![select],
+            Expr::Number(_) => Vec::new(),
+            Expr::Binary(_, lhs, rhs) => {
+                let mut selects = lhs.selects();
+                selects.extend(rhs.selects());
+                selects
+            }
+            Expr::TopK(_, inner) => inner.selects(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,16 +194,18 @@ pub const CHARTS: &[Chart] = &[
         title: "CPU by mode",
         unit: Unit::Percent,
         style: Style::Stacked,
-        lines: &[Line {
-            legend: "{mode}",
-            expr: Expr::Binary(
+        lines: &[Line::new(
+            "{mode}",
+            Expr::Binary(
                 Op::Mul,
                 &Expr::Number(100.0),
                 &Expr::Binary(Op::Div, &CPU_BUSY_BY_MODE, &CPU_ALL),
             ),
-        }],
-        order: &["user", "system", "iowait", "softirq", "irq", "nice", "steal"],
-        empty: "No CPU time stored yet (node_cpu_seconds_total).",
+        )],
+        order: &[
+            "user", "system", "iowait", "softirq", "irq", "nice", "steal",
+        ],
+        empty: "No CPU time stored yet.",
     },
     Chart {
         id: "memory",
@@ -164,29 +213,14 @@ pub const CHARTS: &[Chart] = &[
         unit: Unit::Bytes,
         style: Style::Lines,
         lines: &[
-            Line {
-                legend: "used",
-                expr: Expr::Binary(Op::Sub, &MEM_TOTAL, &MEM_AVAILABLE),
-            },
-            Line {
-                legend: "cached",
-                expr: gauge("node_memory_Cached_bytes"),
-            },
-            Line {
-                legend: "buffers",
-                expr: gauge("node_memory_Buffers_bytes"),
-            },
-            Line {
-                legend: "free",
-                expr: gauge("node_memory_MemFree_bytes"),
-            },
-            Line {
-                legend: "total",
-                expr: MEM_TOTAL,
-            },
+            Line::new("used", Expr::Binary(Op::Sub, &MEM_TOTAL, &MEM_AVAILABLE)),
+            Line::new("cached", gauge("node_memory_Cached_bytes")),
+            Line::new("buffers", gauge("node_memory_Buffers_bytes")),
+            Line::new("free", gauge("node_memory_MemFree_bytes")),
+            Line::dashed("total", MEM_TOTAL),
         ],
         order: &[],
-        empty: "No memory figures stored yet (node_memory_*_bytes).",
+        empty: "No memory figures stored yet.",
     },
     Chart {
         id: "load",
@@ -194,21 +228,12 @@ pub const CHARTS: &[Chart] = &[
         unit: Unit::Number,
         style: Style::Lines,
         lines: &[
-            Line {
-                legend: "1m",
-                expr: gauge("node_load1"),
-            },
-            Line {
-                legend: "5m",
-                expr: gauge("node_load5"),
-            },
-            Line {
-                legend: "15m",
-                expr: gauge("node_load15"),
-            },
+            Line::new("1m", gauge("node_load1")),
+            Line::new("5m", gauge("node_load5")),
+            Line::new("15m", gauge("node_load15")),
         ],
         order: &[],
-        empty: "No load average stored yet (node_load1, node_load5, node_load15).",
+        empty: "No load average stored yet.",
     },
     Chart {
         id: "disk",
@@ -216,17 +241,17 @@ pub const CHARTS: &[Chart] = &[
         unit: Unit::BytesPerSecond,
         style: Style::Lines,
         lines: &[
-            Line {
-                legend: "{device} read",
-                expr: rate_by_device("node_disk_read_bytes_total", &[]),
-            },
-            Line {
-                legend: "{device} written",
-                expr: rate_by_device("node_disk_written_bytes_total", &[]),
-            },
+            Line::new(
+                "{device} read",
+                rate_by_device("node_disk_read_bytes_total", &[]),
+            ),
+            Line::new(
+                "{device} written",
+                rate_by_device("node_disk_written_bytes_total", &[]),
+            ),
         ],
         order: &[],
-        empty: "No disk I/O stored yet (node_disk_read_bytes_total, node_disk_written_bytes_total).",
+        empty: "No disk I/O stored yet.",
     },
     Chart {
         id: "network",
@@ -234,29 +259,26 @@ pub const CHARTS: &[Chart] = &[
         unit: Unit::BytesPerSecond,
         style: Style::Lines,
         lines: &[
-            Line {
-                legend: "{device} received",
-                expr: rate_by_device("node_network_receive_bytes_total", NOT_LOOPBACK),
-            },
-            Line {
-                legend: "{device} sent",
-                expr: rate_by_device("node_network_transmit_bytes_total", NOT_LOOPBACK),
-            },
+            Line::new(
+                "{device} received",
+                rate_by_device("node_network_receive_bytes_total", NOT_LOOPBACK),
+            ),
+            Line::new(
+                "{device} sent",
+                rate_by_device("node_network_transmit_bytes_total", NOT_LOOPBACK),
+            ),
         ],
         order: &[],
-        empty: "No network traffic stored yet (node_network_receive_bytes_total, node_network_transmit_bytes_total).",
+        empty: "No network traffic stored yet.",
     },
     Chart {
         id: "syscalls",
         title: "Top processes by syscalls",
         unit: Unit::PerSecond("syscalls"),
         style: Style::Lines,
-        lines: &[Line {
-            legend: "{comm}",
-            expr: Expr::TopK(10, &SYSCALLS_BY_COMM),
-        }],
+        lines: &[Line::new("{comm}", Expr::TopK(10, &SYSCALLS_BY_COMM))],
         order: &[],
-        empty: "No syscall counts stored yet (sonde_syscalls_total needs eBPF: see `sonde doctor`).",
+        empty: "No syscall counts stored yet: they need eBPF, see `sonde doctor`.",
     },
 ];
 
@@ -308,7 +330,7 @@ impl Source for Mutex<Store> {
 /// How far before the grid's start samples are read, so the first instants
 /// have a full rate window and gauge lookback behind them (covers sampling
 /// intervals up to a minute).
-const READ_MARGIN_MS: i64 = 5 * 60 * 1000;
+pub const READ_MARGIN_MS: i64 = 5 * 60 * 1000;
 
 /// Evaluates `expr` at every instant of `grid` from the series in `store`.
 pub fn evaluate(store: &impl Source, expr: &Expr, grid: &Grid) -> anyhow::Result<Vec<Curve>> {
@@ -340,11 +362,11 @@ fn read(
     grid: &Grid,
     per_series: fn(&[(i64, f64)], &Grid) -> Points,
 ) -> anyhow::Result<Vec<Curve>> {
-    let mut matchers = vec![Matcher::equal(METRIC_NAME, select.metric)];
-    for &(name, op, value) in select.matchers {
-        matchers.push(Matcher::new(op, name, value)?);
-    }
-    let selected = store.select(&matchers, grid.start_ms - READ_MARGIN_MS, grid.end_ms())?;
+    let selected = store.select(
+        &select.matchers()?,
+        grid.start_ms - READ_MARGIN_MS,
+        grid.end_ms(),
+    )?;
     Ok(selected
         .into_iter()
         .map(|series| Curve {
@@ -536,9 +558,11 @@ mod tests {
         assert_eq!(CHARTS.len(), 6);
         for chart in CHARTS {
             assert!(!chart.lines.is_empty(), "{}", chart.id);
-        }
-        for (_, op, value) in NOT_LOOPBACK {
-            Matcher::new(*op, "device", *value).unwrap();
+            for line in chart.lines {
+                for select in line.expr.selects() {
+                    select.matchers().unwrap();
+                }
+            }
         }
     }
 

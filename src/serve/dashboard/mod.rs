@@ -163,7 +163,8 @@ pub fn evaluate(
             for line in chart.lines {
                 for curve in charts::evaluate(store, &line.expr, &grid)? {
                     if curve.points.iter().any(Option::is_some) {
-                        lines.push((charts::legend(line.legend, &curve.labels), curve.points));
+                        let legend = charts::legend(line.legend, &curve.labels);
+                        lines.push((legend, line.dashed, curve.points));
                     }
                 }
             }
@@ -171,13 +172,14 @@ pub fn evaluate(
                 let known = chart.order.iter().position(|o| *o == legend);
                 known.unwrap_or(chart.order.len())
             };
-            lines.sort_by_key(|(legend, _)| place(legend));
+            lines.sort_by_key(|(legend, _, _)| place(legend));
             let lines = lines
                 .into_iter()
                 .zip(PALETTE.iter().cycle())
-                .map(|((legend, points), &color)| Plotted {
+                .map(|((legend, dashed, points), &color)| Plotted {
                     legend,
                     color,
+                    dashed,
                     points,
                 })
                 .collect();
@@ -200,6 +202,7 @@ struct ChartView {
 struct LegendEntry {
     name: String,
     color: String,
+    dashed: bool,
     last: String,
     max: String,
 }
@@ -229,6 +232,7 @@ impl ChartView {
                 LegendEntry {
                     name: line.legend.clone(),
                     color: format!("#{r:02x}{g:02x}{b:02x}"),
+                    dashed: line.dashed,
                     last: chart.unit.format(last),
                     max: chart.unit.format(max),
                 }

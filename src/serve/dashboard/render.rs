@@ -36,6 +36,7 @@ const GRID_LINES: RGBColor = RGBColor(0xe5, 0xe7, 0xeb);
 pub struct Plotted {
     pub legend: String,
     pub color: RGBColor,
+    pub dashed: bool,
     pub points: Points,
 }
 
@@ -105,7 +106,12 @@ pub fn svg(
                     chart.draw_series([Circle::new(scaled(t, v), 2, p.color.filled())])?;
                 } else {
                     let line = run.iter().map(|&(t, v)| scaled(t, v));
-                    chart.draw_series(LineSeries::new(line, p.color.stroke_width(2)))?;
+                    let stroke = p.color.stroke_width(2);
+                    if p.dashed {
+                        chart.draw_series(DashedLineSeries::new(line, 6, 4, stroke))?;
+                    } else {
+                        chart.draw_series(LineSeries::new(line, stroke))?;
+                    }
                 }
             }
         }
@@ -208,11 +214,13 @@ mod tests {
         let a = Plotted {
             legend: "a".into(),
             color: PALETTE[0],
+            dashed: false,
             points: vec![Some(1.0), None, Some(1.0), Some(1.0)],
         };
         let b = Plotted {
             legend: "b".into(),
             color: PALETTE[1],
+            dashed: false,
             points: vec![Some(2.0), None, None, Some(2.0)],
         };
         assert_eq!(
@@ -229,6 +237,7 @@ mod tests {
         let plotted = [Plotted {
             legend: "x".into(),
             color: PALETTE[0],
+            dashed: true,
             points: (0..grid.len).map(|i| Some(i as f64 * 1e6)).collect(),
         }];
         let svg = svg("Memory", Unit::Bytes, Style::Lines, &grid, &plotted).unwrap();
