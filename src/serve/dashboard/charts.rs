@@ -7,10 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
 
 use crate::model::{Labels, MatchOp, Matcher, METRIC_NAME};
-use crate::store::{SeriesSamples, Store};
+use crate::query::Source;
 
 use super::series::{self, Grid, Points};
 
@@ -288,43 +287,6 @@ pub const CHARTS: &[Chart] = &[
 pub struct Curve {
     pub labels: Labels,
     pub points: Points,
-}
-
-/// Where charts read their series from.
-pub trait Source {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> anyhow::Result<Vec<SeriesSamples>>;
-}
-
-impl Source for Store {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> anyhow::Result<Vec<SeriesSamples>> {
-        Store::select(self, matchers, start_ms, end_ms)
-    }
-}
-
-/// The server's store, locked for one selection at a time rather than for a
-/// whole page, so the collection loop can store its rounds in between.
-impl Source for Mutex<Store> {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> anyhow::Result<Vec<SeriesSamples>> {
-        let store = self
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the store is unusable after a panic"))?;
-        store.select(matchers, start_ms, end_ms)
-    }
 }
 
 /// How far before the grid's start samples are read, so the first instants

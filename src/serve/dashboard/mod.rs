@@ -151,7 +151,7 @@ pub struct ChartData {
 
 /// Evaluates every chart over `range` ending at `now_ms`.
 pub fn evaluate(
-    store: &impl charts::Source,
+    store: &impl crate::query::Source,
     range: Range,
     now_ms: i64,
 ) -> anyhow::Result<Vec<ChartData>> {
