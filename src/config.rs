@@ -4,6 +4,7 @@
 //! Unknown keys and bad values are refused at start with the file, the key and
 //! what was expected, so a typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub collect: CollectConfig,
+    /// `[[remote_write]]` tables: where to ship every stored sample.
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -180,6 +183,147 @@ impl Default for BpfConfig {
     }
 }
 
+/// One remote-write destination: a Prometheus, Mimir, VictoriaMetrics... that
+/// receives every sample sonde stores, through a durable queue.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteConfig {
+    /// The receiver's endpoint, `http://` or `https://`.
+    pub url: String,
+    /// Names the destination in logs, self-metrics (`remote` label) and its
+    /// queue position; defaults to the URL. Renaming one restarts its queue.
+    pub name: Option<String>,
+    /// Time one request may take before it is retried.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Extra HTTP headers sent with every request (a tenant ID, say).
+    pub headers: BTreeMap<String, String>,
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization: Bearer <token>`; or read from `bearer_token_file`.
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub tls: TlsConfig,
+    /// Most samples in one request (a request holds whole collection rounds,
+    /// so one round larger than this is still sent in one request).
+    pub max_samples_per_send: usize,
+    /// First wait after a failed request; doubled after each failure up to
+    /// `max_backoff`.
+    #[serde(deserialize_with = "duration")]
+    pub min_backoff: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub max_backoff: Duration,
+    /// Samples queued longer than this are dropped (and counted as failed),
+    /// so a receiver gone for good does not fill the disk.
+    #[serde(deserialize_with = "duration")]
+    pub max_queue_age: Duration,
+}
+
+impl Default for RemoteWriteConfig {
+    fn default() -> Self {
+        RemoteWriteConfig {
+            url: String::new(),
+            name: None,
+            timeout: Duration::from_secs(30),
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            tls: TlsConfig::default(),
+            max_samples_per_send: 2000,
+            min_backoff: Duration::from_millis(30),
+            max_backoff: Duration::from_secs(5),
+            max_queue_age: Duration::from_secs(2 * 3600),
+        }
+    }
+}
+
+impl RemoteWriteConfig {
+    /// The destination's name: `name`, or the URL.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.url)
+    }
+}
+
+/// `Authorization: Basic`; the password inline or read from a file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// TLS for an `https://` destination. By default the server is verified
+/// against the Mozilla root certificates built into sonde.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM file of the CA certificates to trust instead of the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain and key, for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Skips verifying the server's certificate: for tests only.
+    pub insecure_skip_verify: bool,
+}
+
+/// Headers sonde sets itself on a remote-write request.
+const RESERVED_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-encoding",
+    "x-prometheus-remote-write-version",
+    "user-agent",
+];
+
+impl RemoteWriteConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let key = format!("remote_write {:?}", self.name());
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            bail!(
+                "{key}: key url: expected an http:// or https:// URL, got {:?}",
+                self.url
+            );
+        }
+        let auths = [
+            self.basic_auth.is_some(),
+            self.bearer_token.is_some(),
+            self.bearer_token_file.is_some(),
+        ];
+        if auths.iter().filter(|&&a| a).count() > 1 {
+            bail!("{key}: set at most one of basic_auth, bearer_token and bearer_token_file");
+        }
+        if let Some(auth) = &self.basic_auth {
+            if auth.username.is_empty() {
+                bail!("{key}: key basic_auth.username: expected a user name");
+            }
+            if auth.password.is_some() == auth.password_file.is_some() {
+                bail!("{key}: basic_auth: set exactly one of password and password_file");
+            }
+        }
+        for name in self.headers.keys() {
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str())
+                || (lower == "authorization" && auths.contains(&true))
+            {
+                bail!("{key}: header {name:?} is set by sonde and cannot be overridden");
+            }
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                bail!("{key}: {name:?} is not a valid HTTP header name");
+            }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            bail!("{key}: tls: set both cert_file and key_file, or neither");
+        }
+        if self.max_samples_per_send == 0 {
+            bail!("{key}: key max_samples_per_send: expected at least 1, got 0");
+        }
+        if self.min_backoff > self.max_backoff || self.min_backoff.is_zero() {
+            bail!("{key}: expected 0 < min_backoff <= max_backoff");
+        }
+        Ok(())
+    }
+}
+
 /// Shortest collection interval accepted: below it the collectors' own cost
 /// would dominate what they measure.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -222,6 +366,16 @@ impl Config {
                 humantime::format_duration(MIN_INTERVAL),
                 humantime::format_duration(self.collect.interval)
             );
+        }
+        let mut names = std::collections::HashSet::new();
+        for remote in &self.remote_write {
+            remote.validate()?;
+            if !names.insert(remote.name()) {
+                bail!(
+                    "two [[remote_write]] tables are named {:?}: give each a distinct name",
+                    remote.name()
+                );
+            }
         }
         if self.collect.max_series_per_metric == 0 {
             bail!("key collect.max_series_per_metric: expected at least 1, got 0");
@@ -268,6 +422,44 @@ mod tests {
             Config::parse("[storage]\nretention_size = \"lots\"\n").unwrap_err()
         );
         assert!(err.contains("expected a size"), "{err}");
+    }
+
+    #[test]
+    fn remote_write_tables_parse_and_are_checked() {
+        let config = Config::parse(
+            "[[remote_write]]\nurl = \"https://a/api/v1/write\"\nbearer_token = \"t\"\n\
+             headers = { \"X-Scope-OrgID\" = \"x\" }\n\
+             [[remote_write]]\nurl = \"http://b/w\"\nname = \"b\"\n\
+             basic_auth = { username = \"u\", password = \"p\" }\n\
+             tls = { insecure_skip_verify = true }\n",
+        )
+        .unwrap();
+        assert_eq!(config.remote_write.len(), 2);
+        assert_eq!(config.remote_write[0].name(), "https://a/api/v1/write");
+        assert_eq!(config.remote_write[1].name(), "b");
+        let refused = [
+            "[[remote_write]]\nurl = \"ftp://x\"\n",
+            "[[remote_write]]\nurl = \"http://x\"\nbearer_token = \"t\"\nbasic_auth = { username = \"u\", password = \"p\" }\n",
+            "[[remote_write]]\nurl = \"http://x\"\nheaders = { \"Content-Type\" = \"x\" }\n",
+            "[[remote_write]]\nurl = \"http://x\"\ntls = { cert_file = \"c\" }\n",
+            "[[remote_write]]\nurl = \"http://x\"\n[[remote_write]]\nurl = \"http://x\"\n",
+            "[[remote_write]]\nurl = \"http://x\"\nmin_backoff = \"10s\"\nmax_backoff = \"1s\"\n",
+        ];
+        for text in refused {
+            assert!(Config::parse(text).is_err(), "accepted: {text}");
+        }
+    }
+
+    #[test]
+    fn packaged_remote_write_example_parses() {
+        let text = include_str!("../packaging/sonde.toml");
+        let example: String = text[text.find("# [[remote_write]]\n# url").unwrap()..]
+            .lines()
+            .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or(line)))
+            .collect();
+        let config = Config::parse(&example).unwrap();
+        assert_eq!(config.remote_write[0].name(), "central");
+        assert!(config.remote_write[0].tls.ca_file.is_some());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use anyhow::Context;
 use crate::collect::{self, Collection};
 use crate::config::Config;
 use crate::model::{Family, Scrape};
+use crate::serve::remote::queue::Outbox;
+use crate::serve::remote::send::Senders;
 use crate::serve::{self, Shared};
 use crate::store::Store;
 
@@ -26,18 +28,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("collector {name}: started");
     }
 
+    let db_file = config.storage.database_file();
+    let remotes: Vec<&str> = config.remote_write.iter().map(|r| r.name()).collect();
+    let outbox = Outbox::open(&db_file, &remotes)?;
+    let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
+
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
+        outbox: Mutex::new(outbox),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let collecting = {
         let shared = shared.clone();
         let stop = stop.clone();
+        let senders = senders.clone();
         let interval = config.collect.interval;
         std::thread::Builder::new()
             .name("collect".into())
-            .spawn(move || collect_loop(collection, &shared, interval, &stop))?
+            .spawn(move || collect_loop(collection, &shared, &senders, interval, &stop))?
     };
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -57,6 +66,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .context("HTTP server failed")
     });
     stop.store(true, Ordering::Relaxed);
+    senders.stop();
     collecting.thread().unpark();
     let _ = collecting.join();
     tracing::info!("stopped");
@@ -66,6 +76,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 fn collect_loop(
     mut collection: Collection,
     shared: &Shared,
+    senders: &Senders,
     interval: Duration,
     stop: &AtomicBool,
 ) {
@@ -73,15 +84,13 @@ fn collect_loop(
     while !stop.load(Ordering::Relaxed) {
         let mut scrape = collection.collect(collect::now_ms());
         let samples: Vec<_> = scrape.samples().collect();
-        let store_metrics = {
-            let mut store = shared.store.lock().expect("lock poisoned");
-            if let Err(err) = store.append(&samples) {
-                tracing::error!("cannot store {} samples: {err:#}", samples.len());
-            }
-            store.families()
-        };
+        if let Err(err) = shared.ingest(&samples) {
+            tracing::error!("cannot store {} samples: {err:#}", samples.len());
+        }
+        let store_metrics = shared.store.lock().expect("lock poisoned").families();
         scrape.families.extend(self_metrics());
         scrape.families.extend(store_metrics);
+        scrape.families.extend(senders.families());
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
 
         next += interval;

@@ -9,6 +9,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_store_v0.sql"),
     include_str!("../../migrations/0002_chunks.sql"),
+    include_str!("../../migrations/0003_remote_write_queue.sql"),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

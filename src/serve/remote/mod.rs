@@ -1,7 +1,9 @@
-//! Prometheus's remote protocols: the wire messages ([`prompb`]), the
-//! remote-write receiver (`POST /api/v1/write`, [`write`]) that appends what
-//! a Prometheus sends to the store, and remote read (`POST /api/v1/read`,
-//! [`read`]) that answers a Prometheus's queries from the store.
+//! Prometheus's remote protocols, in and out: the wire messages
+//! ([`prompb`]); the remote-write receiver (`POST /api/v1/write`, [`write`])
+//! that ingests what a Prometheus sends; remote read (`POST /api/v1/read`,
+//! [`read`]) that answers a Prometheus's queries from the store; and remote
+//! write out to `[[remote_write]]` destinations ([`send`]) through a durable
+//! queue in the database ([`queue`]).
 //!
 //! Every request body is a snappy block-compressed protobuf. Decoding is
 //! bounded before any allocation grows with the input: the compressed body
@@ -9,7 +11,9 @@
 //! declares up front, so a hostile body costs at most those bytes.
 
 pub mod prompb;
+pub mod queue;
 pub mod read;
+pub mod send;
 pub mod write;
 
 use axum::extract::DefaultBodyLimit;
