@@ -38,9 +38,8 @@ fn connect(db_file: &Path) -> anyhow::Result<Connection> {
 
 /// The writing end: appends stored batches to the queue.
 pub struct Outbox {
-    conn: Connection,
-    /// No destination is configured: nothing is queued.
-    idle: bool,
+    /// None when no destination is configured: nothing is queued.
+    conn: Option<Connection>,
 }
 
 impl Outbox {
@@ -75,23 +74,30 @@ impl Outbox {
         trim(&tx)?;
         tx.commit()?;
         Ok(Outbox {
-            conn,
-            idle: remotes.is_empty(),
+            conn: (!remotes.is_empty()).then_some(conn),
         })
+    }
+
+    /// An outbox that queues nothing, for a sonde without `[[remote_write]]`
+    /// whose database is not at hand (tests, benchmarks).
+    pub fn none() -> Outbox {
+        Outbox { conn: None }
     }
 
     /// Queues a stored batch for every destination.
     pub fn push(&mut self, samples: &[Sample], now_ms: i64) -> anyhow::Result<()> {
-        if self.idle || samples.is_empty() {
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
+        if samples.is_empty() {
             return Ok(());
         }
         let request = super::compress(&to_write_request(samples).encode_to_vec());
-        self.conn
-            .prepare_cached(
-                "INSERT INTO remote_write_queue (enqueued_ms, samples, request) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![now_ms, samples.len() as i64, request])
-            .context("cannot queue samples for remote write")?;
+        conn.prepare_cached(
+            "INSERT INTO remote_write_queue (enqueued_ms, samples, request) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![now_ms, samples.len() as i64, request])
+        .context("cannot queue samples for remote write")?;
         Ok(())
     }
 }
