@@ -1,0 +1,427 @@
+//! The PromQL corpus and its data, shared by the comparison test and the
+//! benchmark: synthetic series (node metrics of one host, sonde's eBPF
+//! counters and histograms, edge cases) generated the same way every run,
+//! written by remote write, and the queries of tests/promql/.
+
+use super::remote::{self, series};
+use sonde::serve::remote::prompb::{TimeSeries, WriteRequest};
+
+/// The synthetic data's scrape interval.
+pub const SCRAPE_MS: i64 = 15_000;
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// The corpus files and the `$job` each one's queries run against.
+pub const CORPUS: [(&str, &str); 3] = [
+    ("node_exporter_full.promql", "node"),
+    ("ebpf.promql", "ebpf"),
+    ("edge_cases.promql", "edge"),
+];
+
+/// A small deterministic generator, so every run sees the same data shape.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One series being generated: labels and (timestamp, value) samples.
+pub struct Gen {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// Builds every synthetic series over `scrapes` scrapes from `t0`: node
+/// metrics for one host, sonde's eBPF counters and histograms, and edge
+/// cases. Each series gets its own scrape jitter of up to 0.4 s. The edge
+/// cases (resets, gaps, stale markers) sit at fixed scrape numbers, in
+/// the first hour.
+pub fn generate(t0: i64, scrapes: i64) -> Vec<Gen> {
+    let mut rng = Rng(42);
+    let mut out = Vec::new();
+    let node = [("instance", "synthetic:9100"), ("job", "node")];
+    let ebpf = [("instance", "synthetic:9977"), ("job", "ebpf")];
+    let edge = [("job", "edge")];
+    let mut add = |name: &str,
+                   common: &[(&str, &str)],
+                   extra: &[(&str, &str)],
+                   rng: &mut Rng,
+                   value: &mut dyn FnMut(i64, &mut Rng) -> Option<f64>| {
+        let jitter = (rng.next() * 400.0) as i64;
+        let samples = (0..scrapes)
+            .filter_map(|i| value(i, rng).map(|v| (t0 + i * SCRAPE_MS + jitter, v)))
+            .collect();
+        out.push(Gen {
+            name: name.to_string(),
+            labels: common
+                .iter()
+                .chain(extra)
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            samples,
+        });
+    };
+    let counter = |per_scrape: f64| {
+        let mut total = 0.0f64;
+        move |_: i64, rng: &mut Rng| {
+            total += (per_scrape * (0.5 + rng.next()) * 100.0).round() / 100.0;
+            Some(total)
+        }
+    };
+    let gauge = |base: f64, spread: f64| {
+        move |i: i64, rng: &mut Rng| {
+            Some(base + spread * ((i as f64 / 20.0).sin() + rng.next() - 0.5))
+        }
+    };
+
+    for cpu in ["0", "1", "2", "3"] {
+        for (mode, per) in [
+            ("idle", 12.0),
+            ("user", 1.5),
+            ("system", 0.7),
+            ("iowait", 0.2),
+            ("irq", 0.01),
+            ("softirq", 0.05),
+            ("steal", 0.0),
+            ("nice", 0.02),
+        ] {
+            add(
+                "node_cpu_seconds_total",
+                &node,
+                &[("cpu", cpu), ("mode", mode)],
+                &mut rng,
+                &mut counter(per),
+            );
+        }
+    }
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    for (name, base, spread) in [
+        ("node_memory_MemTotal_bytes", 8.0 * gib, 0.0),
+        ("node_memory_MemFree_bytes", 2.0 * gib, 0.2 * gib),
+        ("node_memory_MemAvailable_bytes", 5.0 * gib, 0.3 * gib),
+        ("node_memory_Cached_bytes", 2.5 * gib, 0.1 * gib),
+        ("node_memory_Buffers_bytes", 0.2 * gib, 0.01 * gib),
+        ("node_memory_SReclaimable_bytes", 0.3 * gib, 0.01 * gib),
+        ("node_memory_SwapTotal_bytes", 2.0 * gib, 0.0),
+        ("node_memory_SwapFree_bytes", 1.5 * gib, 0.1 * gib),
+        ("node_memory_Active_bytes", 3.0 * gib, 0.2 * gib),
+        ("node_memory_Inactive_bytes", 1.0 * gib, 0.1 * gib),
+        ("node_memory_Committed_AS_bytes", 6.0 * gib, 0.5 * gib),
+        ("node_memory_CommitLimit_bytes", 6.0 * gib, 0.0),
+        ("node_memory_Dirty_bytes", 1e6, 5e5),
+        ("node_memory_Writeback_bytes", 0.0, 0.0),
+        ("node_load1", 1.2, 0.8),
+        ("node_load5", 1.0, 0.4),
+        ("node_load15", 0.9, 0.2),
+        ("node_procs_running", 3.0, 2.0),
+        ("node_procs_blocked", 0.0, 0.0),
+    ] {
+        let g = gauge(base, spread);
+        add(name, &node, &[], &mut rng, &mut |i, r| {
+            g(i, r).map(f64::round)
+        });
+    }
+    for (name, per) in [
+        ("node_context_switches_total", 30_000.0),
+        ("node_intr_total", 20_000.0),
+        ("node_forks_total", 40.0),
+        ("node_vmstat_pgpgin", 500.0),
+        ("node_vmstat_pgpgout", 900.0),
+        ("node_vmstat_pswpin", 0.0),
+        ("node_vmstat_pswpout", 2.0),
+        ("node_vmstat_pgfault", 100_000.0),
+        ("node_vmstat_pgmajfault", 10.0),
+        ("node_vmstat_oom_kill", 0.02),
+    ] {
+        let mut c = counter(per);
+        add(name, &node, &[], &mut rng, &mut |i, r| {
+            c(i, r).map(f64::round)
+        });
+    }
+
+    let syscalls = ["read", "write", "openat", "epoll_wait", "futex", "close"];
+    for comm in ["nginx", "postgres", "sshd", "systemd", "other"] {
+        for (k, syscall) in syscalls.iter().enumerate() {
+            let mut c = counter(50.0 * (k + 1) as f64);
+            // postgres restarts half an hour in: its counters start again low.
+            let restarts = comm == "postgres";
+            add(
+                "sonde_syscalls_total",
+                &ebpf,
+                &[("comm", comm), ("syscall", syscall)],
+                &mut rng,
+                &mut |i, r| {
+                    let v = c(i, r)?.round();
+                    Some(if restarts && i >= 120 { v / 7.0 } else { v }.round())
+                },
+            );
+        }
+    }
+    // Log2 latency buckets as sonde exports them: 1 µs .. ~1 ms, +Inf.
+    let bounds: Vec<f64> = (10..=20).map(|k| (1u64 << k) as f64 / 1e9).collect();
+    for (k, syscall) in syscalls.iter().enumerate() {
+        let mut counts = vec![0.0f64; bounds.len() + 1];
+        let mut sums = 0.0;
+        let per_scrape: Vec<Vec<f64>> = (0..scrapes)
+            .map(|_| {
+                for (b, count) in counts.iter_mut().enumerate() {
+                    let weight = (-((b as f64 - 3.0 - k as f64).powi(2)) / 6.0).exp();
+                    *count += (weight * 200.0 * rng.next()).round();
+                }
+                counts.clone()
+            })
+            .collect();
+        let cumulative_at = |i: usize, upto: usize| per_scrape[i][..=upto].iter().sum::<f64>();
+        let les: Vec<String> = bounds
+            .iter()
+            .map(|&b| sonde::model::format_float(b))
+            .chain(["+Inf".to_string()])
+            .collect();
+        for (b, le) in les.iter().enumerate() {
+            let values: Vec<f64> = (0..scrapes as usize).map(|i| cumulative_at(i, b)).collect();
+            add(
+                "sonde_syscall_duration_seconds_bucket",
+                &ebpf,
+                &[("syscall", syscall), ("le", le)],
+                &mut rng,
+                &mut |i, _| Some(values[i as usize]),
+            );
+        }
+        let counts: Vec<f64> = (0..scrapes as usize)
+            .map(|i| cumulative_at(i, bounds.len()))
+            .collect();
+        add(
+            "sonde_syscall_duration_seconds_count",
+            &ebpf,
+            &[("syscall", syscall)],
+            &mut rng,
+            &mut |i, _| Some(counts[i as usize]),
+        );
+        add(
+            "sonde_syscall_duration_seconds_sum",
+            &ebpf,
+            &[("syscall", syscall)],
+            &mut rng,
+            &mut |i, r| {
+                sums += counts[i as usize] * 1e-7 * (1.0 + r.next());
+                Some(sums)
+            },
+        );
+    }
+
+    // Edge cases.
+    let stale = f64::from_bits(STALE_NAN);
+    let mut c = counter(10.0);
+    add(
+        "edge_counter_total",
+        &edge,
+        &[("case", "reset")],
+        &mut rng,
+        &mut |i, r| {
+            let v = c(i, r)?;
+            // Resets at scrape 60 and again at 61, and at 150.
+            Some(match i {
+                60 => 3.0,
+                61 => 1.0,
+                i if i > 61 && i < 150 => v - 600.0,
+                i if i >= 150 => v - 1500.0,
+                _ => v,
+            })
+        },
+    );
+    let mut c = counter(7.0);
+    add(
+        "edge_counter_total",
+        &edge,
+        &[("case", "gap")],
+        &mut rng,
+        &mut |i, r| {
+            let v = c(i, r)?;
+            (!(80..=130).contains(&i)).then_some(v)
+        },
+    );
+    let mut c = counter(3.0);
+    add(
+        "edge_counter_total",
+        &edge,
+        &[("case", "stale")],
+        &mut rng,
+        &mut |i, r| {
+            let v = c(i, r)?;
+            match i {
+                150 => Some(stale),
+                151..=169 => None,
+                _ => Some(v),
+            }
+        },
+    );
+    add(
+        "edge_gauge",
+        &edge,
+        &[("case", "flat")],
+        &mut rng,
+        &mut |_, _| Some(42.0),
+    );
+    let g = gauge(50.0, 30.0);
+    add(
+        "edge_gauge",
+        &edge,
+        &[("case", "reset")],
+        &mut rng,
+        &mut |i, r| g(i, r),
+    );
+    let g = gauge(50.0, 40.0);
+    add(
+        "edge_gauge",
+        &edge,
+        &[("case", "gap")],
+        &mut rng,
+        &mut |i, r| {
+            let v = g(i, r)?;
+            (!(80..=130).contains(&i)).then_some(v)
+        },
+    );
+    let g = gauge(20.0, 10.0);
+    add(
+        "edge_gauge",
+        &edge,
+        &[("case", "stale")],
+        &mut rng,
+        &mut |i, r| {
+            let v = g(i, r)?;
+            match i {
+                100 => Some(stale),
+                101..=119 => None,
+                _ => Some(v),
+            }
+        },
+    );
+    let g = gauge(70.0, 20.0);
+    add(
+        "edge_gauge",
+        &edge,
+        &[("case", "nan")],
+        &mut rng,
+        &mut |i, r| {
+            let v = g(i, r)?;
+            Some(match i % 40 {
+                7 => f64::NAN,
+                19 => f64::INFINITY,
+                31 => f64::NEG_INFINITY,
+                _ => v,
+            })
+        },
+    );
+    for (case, owner) in [("reset", "alice"), ("gap", "bob"), ("stale", "carol")] {
+        add(
+            "edge_info",
+            &edge,
+            &[("case", case), ("owner", owner)],
+            &mut rng,
+            &mut |_, _| Some(1.0),
+        );
+    }
+    for n in ["1", "2"] {
+        add(
+            "edge_dup",
+            &edge,
+            &[("case", "reset"), ("n", n)],
+            &mut rng,
+            &mut |_, _| Some(2.0),
+        );
+    }
+    // Levels with many ties, for topk, sort and count_values.
+    for level in 0..6 {
+        let name = level.to_string();
+        add(
+            "edge_level",
+            &edge,
+            &[("i", &name)],
+            &mut rng,
+            &mut |i, _| Some(((i / 20 + level) % 3) as f64),
+        );
+    }
+    // A histogram with a group lacking +Inf and one with decreasing buckets.
+    for (group, le, per) in [
+        ("ok", "0.1", 1.0),
+        ("ok", "1", 5.0),
+        ("ok", "10", 9.0),
+        ("ok", "+Inf", 10.0),
+        ("noinf", "1", 5.0),
+        ("noinf", "10", 6.0),
+        ("nonmono", "1", 5.0),
+        ("nonmono", "2", 4.0),
+        ("nonmono", "+Inf", 8.0),
+    ] {
+        add(
+            "edge_hist_bucket",
+            &edge,
+            &[("g", group), ("le", le)],
+            &mut rng,
+            &mut |i, _| Some(per * i as f64),
+        );
+    }
+    out
+}
+
+/// Remote-writes the series to `base_url` in time slices of 5 minutes, so
+/// a TSDB receiving them sees time move forward.
+pub fn feed(base_url: &str, data: &[Gen], t0: i64, scrapes: i64) {
+    let slice = 20 * SCRAPE_MS;
+    let mut from = t0;
+    while from < t0 + scrapes * SCRAPE_MS {
+        let to = from + slice;
+        let timeseries: Vec<TimeSeries> = data
+            .iter()
+            .filter_map(|g| {
+                let samples: Vec<(i64, f64)> = g
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|&(t, _)| t >= from && t < to)
+                    .collect();
+                let labels: Vec<(&str, &str)> = g
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                (!samples.is_empty()).then(|| series(&g.name, &labels, &samples))
+            })
+            .collect();
+        remote::write(
+            base_url,
+            &WriteRequest {
+                timeseries,
+                metadata: vec![],
+            },
+        );
+        from = to;
+    }
+}
+
+/// The corpus: (file, query) with Grafana's variables filled in,
+/// `$__rate_interval` as `rate_interval`.
+pub fn corpus(rate_interval: &str) -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql");
+    let mut out = Vec::new();
+    for (file, job) in CORPUS {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let query = line
+                .replace("$__rate_interval", rate_interval)
+                .replace("$node", "synthetic:9100")
+                .replace("$job", job);
+            out.push((file.to_string(), query));
+        }
+    }
+    out
+}
