@@ -144,6 +144,122 @@ pub fn generate(t0: i64, scrapes: i64) -> Vec<Gen> {
             c(i, r).map(f64::round)
         });
     }
+    for (name, per) in [
+        ("node_pressure_cpu_waiting_seconds_total", 0.3),
+        ("node_pressure_io_waiting_seconds_total", 0.1),
+        ("node_pressure_memory_waiting_seconds_total", 0.01),
+    ] {
+        add(name, &node, &[], &mut rng, &mut counter(per));
+    }
+    add("node_time_seconds", &node, &[], &mut rng, &mut |i, _| {
+        Some((t0 + i * SCRAPE_MS) as f64 / 1000.0)
+    });
+    add(
+        "node_boot_time_seconds",
+        &node,
+        &[],
+        &mut rng,
+        &mut |_, _| Some((t0 / 1000 - 86_400 * 3) as f64),
+    );
+    add(
+        "node_uname_info",
+        &node,
+        &[
+            ("nodename", "synthetic"),
+            ("release", "6.18.0"),
+            ("sysname", "Linux"),
+        ],
+        &mut rng,
+        &mut |_, _| Some(1.0),
+    );
+    for (device, scale) in [("eth0", 1.0), ("lo", 0.1)] {
+        for (name, per) in [
+            ("node_network_receive_bytes_total", 2e6),
+            ("node_network_transmit_bytes_total", 8e5),
+            ("node_network_receive_packets_total", 2e3),
+            ("node_network_transmit_packets_total", 1.5e3),
+            ("node_network_receive_errs_total", 0.05),
+            ("node_network_receive_drop_total", 0.1),
+        ] {
+            let mut c = counter(per * scale);
+            add(name, &node, &[("device", device)], &mut rng, &mut |i, r| {
+                c(i, r).map(f64::round)
+            });
+        }
+    }
+    for device in ["sda", "nvme0n1", "dm-0"] {
+        for (name, per) in [
+            ("node_disk_read_bytes_total", 4e6),
+            ("node_disk_written_bytes_total", 6e6),
+            ("node_disk_reads_completed_total", 300.0),
+            ("node_disk_writes_completed_total", 500.0),
+            ("node_disk_io_time_seconds_total", 2.0),
+            ("node_disk_read_time_seconds_total", 0.6),
+            ("node_disk_write_time_seconds_total", 1.1),
+        ] {
+            add(
+                name,
+                &node,
+                &[("device", device)],
+                &mut rng,
+                &mut counter(per),
+            );
+        }
+        let g = gauge(2.0, 2.0);
+        add(
+            "node_disk_io_now",
+            &node,
+            &[("device", device)],
+            &mut rng,
+            &mut |i, r| g(i, r).map(|v| v.max(0.0).round()),
+        );
+    }
+    for (device, fstype, mountpoint, size) in [
+        ("/dev/sda1", "ext4", "/", 100.0 * gib),
+        ("/dev/sda2", "vfat", "/boot", 0.5 * gib),
+        ("tmpfs", "tmpfs", "/run", 1.0 * gib),
+    ] {
+        let fs = [
+            ("device", device),
+            ("fstype", fstype),
+            ("mountpoint", mountpoint),
+        ];
+        add(
+            "node_filesystem_size_bytes",
+            &node,
+            &fs,
+            &mut rng,
+            &mut |_, _| Some(size),
+        );
+        for name in ["node_filesystem_avail_bytes", "node_filesystem_free_bytes"] {
+            let g = gauge(size * 0.4, size * 0.05);
+            add(name, &node, &fs, &mut rng, &mut |i, r| {
+                g(i, r).map(f64::round)
+            });
+        }
+        add(
+            "node_filesystem_files",
+            &node,
+            &fs,
+            &mut rng,
+            &mut |_, _| Some(6.5e6),
+        );
+        let g = gauge(5e6, 1e4);
+        add(
+            "node_filesystem_files_free",
+            &node,
+            &fs,
+            &mut rng,
+            &mut |i, r| g(i, r).map(f64::round),
+        );
+        add(
+            "node_filesystem_readonly",
+            &node,
+            &fs,
+            &mut rng,
+            &mut |_, _| Some(0.0),
+        );
+    }
 
     let syscalls = ["read", "write", "openat", "epoll_wait", "futex", "close"];
     for comm in ["nginx", "postgres", "sshd", "systemd", "other"] {
@@ -419,6 +535,7 @@ pub fn corpus(rate_interval: &str) -> Vec<(String, String)> {
             let query = line
                 .replace("$__rate_interval", rate_interval)
                 .replace("$node", "synthetic:9100")
+                .replace("$diskdevices", "[a-z]+|nvme[0-9]+n[0-9]+|mmcblk[0-9]+")
                 .replace("$job", job);
             out.push((file.to_string(), query));
         }
