@@ -1,6 +1,8 @@
 //! Remote read: sonde's /api/v1/read answers Prometheus's ReadRequest, proven
-//! first with a real Prometheus 2.42 whose `remote_read` points at sonde and
-//! which answers PromQL over sonde's data, then request by request.
+//! with a real Prometheus 2.42 whose `remote_read` points at sonde and which
+//! answers PromQL over sonde's data; request by request for SAMPLES; and for
+//! STREAMED_XOR_CHUNKS by reading the same data back from sonde and from a
+//! Prometheus that was sent it too.
 
 mod common;
 
@@ -8,9 +10,13 @@ use common::prometheus::{encode, Prometheus};
 use common::remote::{self, series};
 use common::Sonde;
 use prost::Message;
+use std::collections::BTreeMap;
+
 use sonde::serve::remote::prompb::{
-    LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, WriteRequest,
+    ChunkEncoding, LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, WriteRequest,
 };
+use sonde::serve::remote::read::{read_frames, STREAMED_CONTENT_TYPE};
+use sonde::store::xor;
 
 const STEP_MS: i64 = 15_000;
 
@@ -213,4 +219,83 @@ fn samples_answer_each_query_in_order_and_bad_requests_get_400() {
     .unwrap();
     assert_eq!(garbage.status, 400);
     sonde.get_ok("/-/healthy");
+}
+
+/// Samples by series labels.
+type BySeries = BTreeMap<Vec<(String, String)>, Vec<(i64, f64)>>;
+
+/// Every sample of a streamed answer by series labels, checking each frame's
+/// checksum and each chunk's encoding and time span; only samples in
+/// [start_ms, end_ms] are kept (chunks are whole).
+fn streamed_samples(answer: &remote::Answer, start_ms: i64, end_ms: i64) -> (BySeries, usize) {
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.content_type, STREAMED_CONTENT_TYPE);
+    let mut by_series = BySeries::new();
+    let mut chunks = 0;
+    for frame in read_frames(&answer.body).unwrap() {
+        assert_eq!(frame.query_index, 0);
+        for series in frame.chunked_series {
+            let labels = series
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone()))
+                .collect();
+            let samples = by_series.entry(labels).or_default();
+            for chunk in series.chunks {
+                assert_eq!(chunk.r#type, ChunkEncoding::Xor as i32);
+                let decoded = xor::decode(&chunk.data).unwrap();
+                assert_eq!(decoded.first().unwrap().0, chunk.min_time_ms);
+                assert_eq!(decoded.last().unwrap().0, chunk.max_time_ms);
+                samples.extend(
+                    decoded
+                        .into_iter()
+                        .filter(|(t, _)| (start_ms..=end_ms).contains(t)),
+                );
+                chunks += 1;
+            }
+        }
+    }
+    (by_series, chunks)
+}
+
+#[test]
+fn streamed_xor_chunks_hold_what_prometheus_holds() {
+    let sonde = Sonde::start("");
+    let prometheus = Prometheus::start(
+        "global:\n  scrape_interval: 1h\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    let end_ms = whole_second_now();
+    let (_, mut request) = demo_data(end_ms);
+    // Ten minutes at 1 s: several chunks in either store.
+    let long: Vec<(i64, f64)> = (0..600)
+        .map(|i| (end_ms - (599 - i) * 1000, (i as f64 / 7.0).sin() * 100.0))
+        .collect();
+    request
+        .timeseries
+        .push(series("remote_read_long", &[("job", "c")], &long));
+    remote::write(&sonde.base_url, &request);
+    remote::write(&prometheus.base_url, &request);
+
+    let (start_ms, end_ms) = (end_ms - 300_000, end_ms - 1_000);
+    let read = ReadRequest {
+        queries: vec![Query {
+            start_timestamp_ms: start_ms,
+            end_timestamp_ms: end_ms,
+            matchers: vec![matcher(MatcherType::Re, "__name__", "remote_read_.*")],
+            hints: None,
+        }],
+        accepted_response_types: vec![1, 0],
+    };
+    let (from_sonde, sonde_chunks) =
+        streamed_samples(&remote::read(&sonde.base_url, &read), start_ms, end_ms);
+    let (from_prometheus, _) =
+        streamed_samples(&remote::read(&prometheus.base_url, &read), start_ms, end_ms);
+    assert_eq!(from_sonde.len(), 3);
+    assert!(sonde_chunks > 3, "the long series spans several chunks");
+    assert_eq!(from_sonde, from_prometheus);
+    assert_eq!(
+        from_sonde.values().map(Vec::len).sum::<usize>(),
+        20 + 20 + 300
+    );
 }
