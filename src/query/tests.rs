@@ -404,3 +404,62 @@ fn bad_queries_and_limits_are_errors_not_panics() {
         Err(QueryError::Timeout)
     );
 }
+
+/// Mutated queries (characters dropped, repeated, swapped for PromQL's
+/// punctuation) never panic the parser or the evaluator: each gives an
+/// answer or an error. `SONDE_PROMQL_MUTATIONS` sets how many (default
+/// 3000); BENCHMARKS.md records a long run.
+#[test]
+fn mutated_queries_never_panic() {
+    let iterations: usize = std::env::var("SONDE_PROMQL_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3000);
+    let src = Memory(vec![
+        counter("c_total", &[("k", "a")], 15.0),
+        counter("c_total", &[("k", "b")], 1.0),
+        series(&[(METRIC_NAME, "h_bucket"), ("le", "+Inf")], &[(0, 1.0)]),
+    ]);
+    let seeds = [
+        "sum by (k) (rate(c_total{k=~\"a|b\"}[5m] offset 1m))",
+        "histogram_quantile(0.9, sum by (le) (rate(h_bucket[1m])))",
+        "topk(2, c_total) / on(k) group_left bottomk(1, c_total @ 300)",
+        "max_over_time(deriv(c_total[2m])[10m:30s]) > bool 0 or vector(1)",
+        "label_replace(c_total, \"x\", \"$1\", \"k\", \"(.)\") unless c_total",
+        "count_values(\"v\", clamp(c_total, -1, 1e3)) + scalar(time())",
+    ];
+    let alphabet: Vec<char> = "()[]{}\"'=~!,:@+-*/%^<>0123456789.e sumbyrate_$`\\#\n"
+        .chars()
+        .collect();
+    let mut state = 7u64;
+    let mut next = |bound: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % bound.max(1)
+    };
+    let limits = Limits {
+        max_samples: 100_000,
+        ..Limits::default()
+    };
+    for i in 0..iterations {
+        let mut query: Vec<char> = seeds[i % seeds.len()].chars().collect();
+        for _ in 0..1 + next(4) {
+            let at = next(query.len());
+            match next(3) {
+                0 if !query.is_empty() => {
+                    query.remove(at);
+                }
+                1 => query.insert(at, alphabet[next(alphabet.len())]),
+                _ if !query.is_empty() => query[at] = alphabet[next(alphabet.len())],
+                _ => {}
+            }
+        }
+        let query: String = query.into_iter().collect();
+        let outcome = std::panic::catch_unwind(|| {
+            let _ = instant_query(&src, &limits, &query, 600_000);
+            let _ = range_query(&src, &limits, &query, 0, 600_000, 60_000);
+        });
+        assert!(outcome.is_ok(), "panicked on {query:?}");
+    }
+}
