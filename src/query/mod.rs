@@ -33,6 +33,21 @@ pub trait Source {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>>;
+
+    /// Only the label sets of what [`Source::select`] would return, for the
+    /// series and label APIs; a source may answer without reading samples.
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<Labels>> {
+        Ok(self
+            .select(matchers, start_ms, end_ms)?
+            .into_iter()
+            .map(|s| s.labels)
+            .collect())
+    }
 }
 
 impl Source for Store {
@@ -43,6 +58,20 @@ impl Source for Store {
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>> {
         Store::select(self, matchers, start_ms, end_ms)
+    }
+
+    /// From the stored chunks overlapping the range, none decoded.
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<Labels>> {
+        Ok(self
+            .select_chunks(matchers, start_ms, end_ms)?
+            .into_iter()
+            .map(|s| s.labels)
+            .collect())
     }
 }
 
@@ -58,6 +87,22 @@ impl Source for Mutex<Store> {
         self.lock()
             .map_err(|_| anyhow::anyhow!("the store lock is poisoned"))?
             .select(matchers, start_ms, end_ms)
+    }
+
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<Labels>> {
+        Source::series(
+            &*self
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the store lock is poisoned"))?,
+            matchers,
+            start_ms,
+            end_ms,
+        )
     }
 }
 

@@ -264,9 +264,9 @@ fn matching_series(
     let mut found = BTreeSet::new();
     for matchers in sets {
         let series = source
-            .select(&matchers, start, end)
+            .series(&matchers, start, end)
             .map_err(|err| ApiError::from(QueryError::Storage(format!("{err:#}"))))?;
-        found.extend(series.into_iter().map(|s| s.labels));
+        found.extend(series);
     }
     Ok(found.into_iter().collect())
 }
