@@ -6,6 +6,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod doctor;
 pub mod model;
 pub mod query;
 pub mod run;

@@ -26,6 +26,16 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Check what this machine lets sonde collect: kernel, BTF, bpf(), each
+    /// attach kind (by loading and firing a tiny program), capabilities,
+    /// tracefs and every BPF collector. Exits non-zero when no kernel metrics
+    /// can be collected. SONDE_BPF_REFUSE=name,... makes the named attach
+    /// kinds or collectors fail as if the kernel refused them.
+    Doctor {
+        /// TOML config file, to honour its [collect.bpf] switches.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print sonde's version.
     Version,
 }
@@ -41,6 +51,16 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run { config } => load_config(config).and_then(sonde::run::run),
+        Command::Doctor { config } => {
+            return match load_config(config) {
+                Ok(config) if sonde::doctor::doctor(&config) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(err) => {
+                    eprintln!("sonde: {err:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Version => {
             println!("sonde {}", env!("CARGO_PKG_VERSION"));
             Ok(())

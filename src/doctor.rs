@@ -1,0 +1,342 @@
+//! `sonde doctor`: what this machine lets sonde collect, and why not.
+//!
+//! Every check is real: each attach kind sonde relies on is tested by loading
+//! a tiny program of that kind (`bpf/probe.bpf.c`), attaching it, making it
+//! fire and checking that it did; each BPF collector is loaded and attached
+//! exactly as `sonde run` would. Failures carry the kernel's answer.
+//! `SONDE_BPF_REFUSE` (see [`crate::collect::bpf`]) forces any of them to fail.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, RingBufferBuilder, UprobeOpts};
+
+use crate::collect::bpf::{
+    check_refused, ensure_tracefs, load_all, object_storage, with_libbpf_log, AttachKind, State,
+};
+use crate::config::Config;
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
+}
+use skel::ProbeSkelBuilder;
+
+/// One line of the report.
+struct Row {
+    check: String,
+    ok: bool,
+    detail: String,
+}
+
+impl Row {
+    fn new(check: impl Into<String>, result: anyhow::Result<String>) -> Row {
+        let (ok, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(err) => (false, format!("{err:#}")),
+        };
+        Row {
+            check: check.into(),
+            ok,
+            detail,
+        }
+    }
+}
+
+/// Runs every check and prints the table. Returns whether sonde can collect
+/// kernel metrics at all (at least one BPF collector attached).
+pub fn doctor(config: &Config) -> bool {
+    crate::collect::bpf::capture_libbpf_log();
+    let mut rows = vec![
+        Row::new("kernel", kernel_version()),
+        Row::new("BTF", btf()),
+        Row::new("bpf() syscall", bpf_usable()),
+    ];
+    for kind in AttachKind::ALL {
+        rows.push(Row::new(
+            format!("attach {}", kind.name()),
+            probe(kind).map(|()| "works".to_string()),
+        ));
+    }
+    rows.push(Row::new("capabilities", capabilities()));
+    rows.push(Row::new("tracefs", tracefs()));
+
+    let set = load_all(&config.collect.bpf);
+    for (name, state) in &set.states {
+        let result = match state {
+            State::Attached(_) => Ok(state.to_string()),
+            State::Disabled => Ok(state.to_string()),
+            State::Failed(reason) => Err(anyhow::anyhow!("off: {reason}")),
+        };
+        rows.push(Row::new(format!("collector {name}"), result));
+    }
+    let collecting = set
+        .states
+        .iter()
+        .any(|(_, state)| matches!(state, State::Attached(_)));
+    drop(set); // detach before printing: doctor must not keep probes on
+
+    print!("{}", render(&rows));
+    if collecting {
+        println!("\nsonde can collect kernel metrics.");
+    } else {
+        println!(
+            "\nsonde cannot collect kernel metrics: no BPF collector could attach (see above)."
+        );
+    }
+    collecting
+}
+
+fn render(rows: &[Row]) -> String {
+    let width = rows.iter().map(|row| row.check.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for row in rows {
+        let state = if row.ok { "ok  " } else { "FAIL" };
+        let _ = writeln!(out, "{:width$}  {state}  {}", row.check, row.detail);
+    }
+    out
+}
+
+fn kernel_version() -> anyhow::Result<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+    let version = std::fs::read_to_string("/proc/sys/kernel/version")?;
+    Ok(format!("{} {}", release.trim(), version.trim()))
+}
+
+fn btf() -> anyhow::Result<String> {
+    let path = "/sys/kernel/btf/vmlinux";
+    let meta = std::fs::metadata(path).map_err(|err| {
+        anyhow::anyhow!(
+            "{path}: {err}; CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF"
+        )
+    })?;
+    Ok(format!("{path} ({} KiB)", meta.len() / 1024))
+}
+
+fn bpf_usable() -> anyhow::Result<String> {
+    check_refused("bpf")?;
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    MapHandle::create(MapType::Array, Some("sonde_doctor"), 4, 8, 1, &opts).map_err(|err| {
+        anyhow::anyhow!("creating a map failed: {err}; sonde needs root or CAP_BPF")
+    })?;
+    Ok("usable".to_string())
+}
+
+/// The function the uprobe check attaches to, in sonde's own binary.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn sonde_doctor_uprobe_target(value: u64) -> u64 {
+    std::hint::black_box(value).wrapping_add(1)
+}
+
+/// Loads, attaches and fires a tiny program of one attach kind.
+fn probe(kind: AttachKind) -> anyhow::Result<()> {
+    check_refused("bpf")?;
+    check_refused(kind.name())?;
+    if kind == AttachKind::Tracepoint {
+        ensure_tracefs()?;
+    }
+    let program = match kind {
+        AttachKind::RawTp => "probe_raw_tp",
+        AttachKind::TpBtf => "probe_tp_btf",
+        AttachKind::Tracepoint => "probe_tracepoint",
+        AttachKind::Uprobe => "probe_uprobe",
+        AttachKind::Ringbuf => "probe_ringbuf",
+    };
+    let mut open = ProbeSkelBuilder::default().open(object_storage())?;
+    for mut candidate in open.open_object_mut().progs_mut() {
+        let wanted = candidate.name() == program;
+        candidate.set_autoload(wanted);
+    }
+    if kind != AttachKind::Ringbuf {
+        // Without this a kernel lacking ring buffers would fail every probe.
+        open.maps.events.set_autocreate(false)?;
+    }
+    let skel = with_libbpf_log(|| open.load())?;
+    let progs = &skel.progs;
+    let _link = with_libbpf_log(|| match kind {
+        AttachKind::RawTp => progs.probe_raw_tp.attach(),
+        AttachKind::TpBtf => progs.probe_tp_btf.attach(),
+        AttachKind::Tracepoint => progs.probe_tracepoint.attach(),
+        AttachKind::Ringbuf => progs.probe_ringbuf.attach(),
+        AttachKind::Uprobe => progs.probe_uprobe.attach_uprobe_with_opts(
+            i32::try_from(std::process::id()).unwrap_or(-1),
+            "/proc/self/exe",
+            0,
+            UprobeOpts {
+                func_name: Some("sonde_doctor_uprobe_target".to_string()),
+                ..Default::default()
+            },
+        ),
+    })?;
+
+    if kind == AttachKind::Ringbuf {
+        let received = std::cell::Cell::new(false);
+        let mut builder = RingBufferBuilder::new();
+        builder.add(&skel.maps.events, |_event: &[u8]| {
+            received.set(true);
+            0
+        })?;
+        let ring = builder.build()?;
+        for _ in 0..20 {
+            // SAFETY: getppid has no preconditions; it is here to fire the probe.
+            unsafe { libc::getppid() };
+            ring.poll(Duration::from_millis(50))?;
+            if received.get() {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("attached, but no event arrived through the ring buffer");
+    }
+
+    for _ in 0..20 {
+        if kind == AttachKind::Uprobe {
+            sonde_doctor_uprobe_target(1);
+        } else {
+            // SAFETY: getppid has no preconditions; it is here to fire the probe.
+            unsafe { libc::getppid() };
+        }
+        let hits = skel
+            .maps
+            .bss
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)?
+            .and_then(|value| {
+                value
+                    .get(..8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+            })
+            .unwrap_or(0);
+        if hits > 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!("attached, but the program never ran")
+}
+
+/// Capability names by bit number (linux/capability.h).
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// What sonde needs each capability for, shown when it is missing.
+const NEEDED: [(&str, &str); 4] = [
+    ("CAP_BPF", "load BPF programs"),
+    ("CAP_PERFMON", "attach tracing programs"),
+    (
+        "CAP_DAC_READ_SEARCH",
+        "read tracefs for classic tracepoints",
+    ),
+    ("CAP_SYS_ADMIN", "attach perf-event uprobes"),
+];
+
+/// Names of the capabilities set in a `CapEff` mask.
+pub fn capability_names(mask: u64) -> Vec<String> {
+    (0..64)
+        .filter(|bit| mask & (1u64 << bit) != 0)
+        .map(|bit| {
+            CAPABILITIES
+                .get(bit)
+                .map_or_else(|| format!("cap_{bit}"), |name| (*name).to_string())
+        })
+        .collect()
+}
+
+fn capabilities() -> anyhow::Result<String> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let hex = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .ok_or_else(|| anyhow::anyhow!("/proc/self/status has no CapEff line"))?;
+    let mask = u64::from_str_radix(hex.trim(), 16)?;
+    let names = capability_names(mask);
+    let missing: Vec<String> = NEEDED
+        .iter()
+        .filter(|(cap, _)| !names.iter().any(|name| name == cap))
+        .map(|(cap, why)| format!("{cap} (to {why})"))
+        .collect();
+    let listed = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    if missing.is_empty() {
+        Ok(listed)
+    } else {
+        anyhow::bail!("{listed}; missing: {}", missing.join(", "))
+    }
+}
+
+fn tracefs() -> anyhow::Result<String> {
+    let dir = ensure_tracefs()?;
+    let probe = dir.join("events/raw_syscalls/sys_enter/id");
+    std::fs::read_to_string(&probe).map_err(|err| anyhow::anyhow!("{}: {err}", probe.display()))?;
+    Ok(format!("{} (readable)", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_masks_are_named() {
+        assert_eq!(
+            capability_names((1 << 21) | (1 << 39)),
+            ["CAP_SYS_ADMIN", "CAP_BPF"]
+        );
+        assert_eq!(capability_names(1 << 45), ["cap_45"]);
+        assert!(capability_names(0).is_empty());
+    }
+
+    #[test]
+    fn rows_line_up() {
+        let rows = [
+            Row::new("a", Ok("fine".into())),
+            Row::new("longer", Err(anyhow::anyhow!("broken"))),
+        ];
+        assert_eq!(render(&rows), "a       ok    fine\nlonger  FAIL  broken\n");
+    }
+}

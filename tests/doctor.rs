@@ -1,0 +1,141 @@
+//! `sonde doctor`: the table, forced probe failures (SONDE_BPF_REFUSE) and the
+//! exit status when no kernel metrics can be collected.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{bpf_required, TempDir, SONDE};
+
+fn doctor(refuse: &str, args: &[&str]) -> Output {
+    Command::new(SONDE)
+        .arg("doctor")
+        .args(args)
+        .env("SONDE_BPF_REFUSE", refuse)
+        .output()
+        .expect("cannot run sonde doctor")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The table line whose check column is `check`.
+fn row(table: &str, check: &str) -> String {
+    table
+        .lines()
+        .find(|line| line.starts_with(&format!("{check} ")))
+        .unwrap_or_else(|| panic!("no row {check:?} in:\n{table}"))
+        .to_string()
+}
+
+/// Whether BPF works here; when not, says why and tells the test to skip.
+fn bpf_works() -> bool {
+    let output = doctor("", &[]);
+    if output.status.success() {
+        return true;
+    }
+    assert!(
+        !bpf_required(),
+        "SONDE_REQUIRE_BPF=1 but sonde doctor fails:\n{}",
+        stdout(&output)
+    );
+    eprintln!("skipping: BPF unusable here:\n{}", stdout(&output));
+    false
+}
+
+#[test]
+fn reports_every_check() {
+    let output = doctor("", &[]);
+    let table = stdout(&output);
+    for check in [
+        "kernel",
+        "BTF",
+        "bpf() syscall",
+        "attach raw_tp",
+        "attach tp_btf",
+        "attach tracepoint",
+        "attach uprobe",
+        "attach ringbuf",
+        "capabilities",
+        "tracefs",
+        "collector syscalls",
+    ] {
+        row(&table, check);
+    }
+    if !bpf_works() {
+        return;
+    }
+    for kind in ["raw_tp", "tp_btf", "tracepoint", "uprobe", "ringbuf"] {
+        let line = row(&table, &format!("attach {kind}"));
+        assert!(line.contains(" ok "), "{line}");
+    }
+    assert!(row(&table, "collector syscalls").contains("on (raw_tp)"));
+    assert!(row(&table, "capabilities").contains("CAP_BPF"));
+    assert!(row(&table, "kernel").contains(
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap()
+            .trim()
+    ));
+}
+
+#[test]
+fn a_refused_attach_kind_fails_its_row_and_collectors_fall_back() {
+    if !bpf_works() {
+        return;
+    }
+    let output = doctor("raw_tp", &[]);
+    let table = stdout(&output);
+    assert!(output.status.success(), "{table}");
+    let line = row(&table, "attach raw_tp");
+    assert!(line.contains("FAIL") && line.contains("refused"), "{line}");
+    assert!(row(&table, "attach tp_btf").contains(" ok "));
+    assert!(row(&table, "collector syscalls").contains("on (tracepoint)"));
+}
+
+#[test]
+fn exits_non_zero_when_no_kernel_metrics_can_be_collected() {
+    if !bpf_works() {
+        return;
+    }
+    let output = doctor("raw_tp,tracepoint", &[]);
+    let table = stdout(&output);
+    assert!(!output.status.success(), "{table}");
+    let line = row(&table, "collector syscalls");
+    assert!(
+        line.contains("FAIL") && line.contains("raw_tp: refused"),
+        "{line}"
+    );
+    assert!(table.contains("cannot collect kernel metrics"), "{table}");
+
+    let output = doctor("bpf", &[]);
+    assert!(!output.status.success());
+    assert!(row(&stdout(&output), "bpf() syscall").contains("FAIL"));
+}
+
+#[test]
+fn honours_collectors_turned_off_in_the_config() {
+    if !bpf_works() {
+        return;
+    }
+    let dir = TempDir::new("doctor");
+    let config = dir.0.join("sonde.toml");
+    std::fs::write(&config, "[collect.bpf]\nsyscalls = false\n").unwrap();
+    let output = doctor("", &["--config", config.to_str().unwrap()]);
+    let table = stdout(&output);
+    assert!(
+        row(&table, "collector syscalls").contains("disabled"),
+        "{table}"
+    );
+    assert!(!output.status.success(), "nothing collects kernel metrics");
+}
+
+#[test]
+fn has_help() {
+    let output = Command::new(SONDE)
+        .args(["doctor", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("SONDE_BPF_REFUSE"));
+}
