@@ -98,7 +98,8 @@ fn exits_non_zero_when_no_kernel_metrics_can_be_collected() {
     if !bpf_works() {
         return;
     }
-    let output = doctor("raw_tp,tracepoint", &[]);
+    // Every kind a collector may attach with: none can collect.
+    let output = doctor("raw_tp,tp_btf,tracepoint,uprobe", &[]);
     let table = stdout(&output);
     assert!(!output.status.success(), "{table}");
     let line = row(&table, "collector syscalls");
@@ -127,7 +128,6 @@ fn honours_collectors_turned_off_in_the_config() {
         row(&table, "collector syscalls").contains("disabled"),
         "{table}"
     );
-    assert!(!output.status.success(), "nothing collects kernel metrics");
 }
 
 #[test]
