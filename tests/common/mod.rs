@@ -258,9 +258,15 @@ pub struct NodeExporter {
 
 impl NodeExporter {
     pub fn start() -> NodeExporter {
+        NodeExporter::start_with(&[])
+    }
+
+    /// Starts node_exporter with extra flags (`--collector.disable-defaults`, ...).
+    pub fn start_with(flags: &[&str]) -> NodeExporter {
         let port = free_port();
         let child = Command::new("/usr/bin/prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -280,6 +286,10 @@ impl NodeExporter {
             "node_exporter did not answer on {} within 30 s",
             exporter.url
         );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// GET /metrics; panics unless the answer is 200.
