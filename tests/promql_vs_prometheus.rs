@@ -115,8 +115,12 @@ fn difference(query: &str, prom: &(u16, Value), sonde: &(u16, Value)) -> Option<
                     }
                 }
             }
-            // Sorting functions: the order of values must match too.
-            if kind == "vector" && query.starts_with("sort") {
+            // Sorting functions and topk/bottomk: the order of values must
+            // match too.
+            let ordered = ["sort", "topk", "bottomk"]
+                .iter()
+                .any(|f| query.starts_with(f));
+            if kind == "vector" && ordered {
                 let order = |r: &Value| -> Vec<Value> {
                     r.as_array()
                         .unwrap()

@@ -175,10 +175,35 @@ fn select_k(
             }
         }
     }
-    series
+    // An instant query shows the order: each group's survivors from the
+    // strongest down, NaN last, groups in order of appearance.
+    let order: Vec<usize> = if grid.len == 1 {
+        let mut order = Vec::new();
+        for members in groups {
+            let mut kept: Vec<usize> = members.iter().copied().filter(|&i| keep[i][0]).collect();
+            kept.sort_by(|&a, &b| {
+                let (x, y) = (
+                    series[a].values[0].unwrap_or(f64::NAN),
+                    series[b].values[0].unwrap_or(f64::NAN),
+                );
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if top => y.total_cmp(&x),
+                    _ => x.total_cmp(&y),
+                }
+            });
+            order.extend(kept);
+        }
+        order
+    } else {
+        (0..series.len()).collect()
+    };
+    let mut slots: Vec<Option<Series>> = series
         .into_iter()
         .zip(keep)
-        .filter_map(|(mut s, keep)| {
+        .map(|(mut s, keep)| {
             for (v, kept) in s.values.iter_mut().zip(&keep) {
                 if !kept {
                     *v = None;
@@ -186,7 +211,8 @@ fn select_k(
             }
             s.values.iter().any(Option::is_some).then_some(s)
         })
-        .collect()
+        .collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// A binary heap whose root is the weakest kept value (the smallest for
