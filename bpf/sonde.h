@@ -171,6 +171,11 @@ enum net_bounded_map {
 	NET_BOUNDED_MAPS,
 };
 
+/* Protocols counted in net_bytes_key.proto (IPPROTO_* numbers). */
+#define SONDE_AF_INET 2
+#define SONDE_AF_INET6 10
+#define SONDE_MSG_PEEK 2
+
 #ifdef __BPF__
 
 /*

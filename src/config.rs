@@ -169,8 +169,12 @@ pub struct BpfConfig {
     pub syscalls: bool,
     /// Block I/O latency per device, bytes and requests per process.
     pub block: bool,
+    /// Network bytes and TCP connections per process.
+    pub net: bool,
     /// Execs, forks, exits by reason and OOM kills per process.
     pub process: bool,
+    /// Run-queue latency and context switches per process.
+    pub sched: bool,
 }
 
 impl Default for BpfConfig {
@@ -178,7 +182,9 @@ impl Default for BpfConfig {
         BpfConfig {
             syscalls: true,
             block: true,
+            net: true,
             process: true,
+            sched: true,
         }
     }
 }

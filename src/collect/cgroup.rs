@@ -32,7 +32,7 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 pub const MAX_WALK_DIRS: usize = 100_000;
 
 /// Where a process lives: the labels attribution adds to its series.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Placement {
     /// The systemd unit or slice (`nginx.service`, `user-1000.slice`).
     pub unit: Option<Arc<str>>,

@@ -30,7 +30,9 @@
 
 pub mod block;
 pub mod errno_names;
+pub mod net;
 pub mod process;
+pub mod sched;
 pub mod syscall_names;
 pub mod syscalls;
 pub mod who;
@@ -266,9 +268,19 @@ pub const SPECS: &[Spec] = &[
         load: block::load,
     },
     Spec {
+        name: net::NAME,
+        enabled: |config| config.net,
+        load: net::load,
+    },
+    Spec {
         name: process::NAME,
         enabled: |config| config.process,
         load: process::load,
+    },
+    Spec {
+        name: sched::NAME,
+        enabled: |config| config.sched,
+        load: sched::load,
     },
 ];
 

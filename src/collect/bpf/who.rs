@@ -6,6 +6,9 @@ use crate::collect::cgroup::{self, Placement};
 
 use super::comm_label;
 
+/// The comm of events no process could be charged with.
+pub const UNKNOWN: &str = "unknown";
+
 /// Size of `struct proc_id`: the cgroup id, then the comm.
 pub const PROC_ID_LEN: usize = 24;
 
@@ -21,7 +24,12 @@ impl Who {
     /// with the process-wide resolver. None when the key is too short.
     pub fn from_key(key: &[u8]) -> Option<Who> {
         let cgroup = u64::from_ne_bytes(key.get(..8)?.try_into().ok()?);
-        let comm = comm_label(key.get(8..PROC_ID_LEN)?);
+        let mut comm = comm_label(key.get(8..PROC_ID_LEN)?);
+        if comm.is_empty() {
+            // No process to charge (a TCP reset for a socket sonde never
+            // saw opened): keep the label, as every series of the metric has it.
+            comm = UNKNOWN.to_string();
+        }
         Some(Who {
             comm,
             placement: cgroup::placement(cgroup),

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Cost of the kernel collectors, measured on this machine:
+# 1. ns per run of each BPF program, from the kernel's own accounting
+#    (sonde turns on kernel.bpf_stats_enabled while it runs and exports
+#    sonde_bpf_program_run_seconds_total and sonde_bpf_program_runs_total),
+#    after workloads that drive each collector: O_DIRECT I/O (block), HTTP
+#    requests over loopback (net), process spawns (process, sched);
+# 2. the whole suite's cost on a syscall-heavy loop (dd with 1-byte blocks:
+#    two syscalls per byte), as the loop's run time with sonde running over
+#    its run time without, medians of ROUNDS alternating rounds.
+# Usage (as root, after `make build`): benches/kernel.sh
+set -euo pipefail
+
+SONDE=${SONDE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sonde}
+ROUNDS=${ROUNDS:-5}
+LOOP_BYTES=${LOOP_BYTES:-2000000}
+WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench-kernel.XXXXXX")
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
+SONDE_PID=
+cleanup() {
+  [ -n "$SONDE_PID" ] && kill "$SONDE_PID" 2>/dev/null && wait "$SONDE_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat > "$WORK/sonde.toml" <<TOML
+[server]
+listen = "127.0.0.1:$PORT"
+[storage]
+path = "$WORK/data"
+[collect]
+interval = "1s"
+TOML
+
+start_sonde() {
+  "$SONDE" run --config "$WORK/sonde.toml" 2> "$WORK/sonde.log" &
+  SONDE_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return
+    sleep 0.1
+  done
+  echo "sonde did not start:"; cat "$WORK/sonde.log"; exit 1
+}
+stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
+
+# Seconds the syscall-heavy loop takes.
+syscall_loop() {
+  local start end
+  start=$(date +%s%N)
+  dd if=/dev/zero of=/dev/null bs=1 count="$LOOP_BYTES" 2>/dev/null
+  end=$(date +%s%N)
+  echo $(( end - start ))
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "== ns per program run (workloads: O_DIRECT I/O, loopback HTTP, spawns)"
+start_sonde
+grep "bpf collector" "$WORK/sonde.log" | sed 's/.*bpf collector/bpf collector/'
+dd if=/dev/zero of="$WORK/file" bs=4096 count=20000 2>/dev/null; sync
+dd if=/dev/zero of="$WORK/file" bs=4096 count=20000 oflag=direct conv=notrunc 2>/dev/null
+dd if="$WORK/file" of=/dev/null bs=4096 count=20000 iflag=direct 2>/dev/null
+for _ in $(seq 500); do curl -s "http://127.0.0.1:$PORT/metrics" >/dev/null; done
+for _ in $(seq 2000); do /bin/true; done
+sleep 2
+curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+  /^sonde_bpf_program_run_seconds_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); secs[p] = $NF }
+  /^sonde_bpf_program_runs_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); runs[p] = $NF }
+  END { printf "%-22s %12s %10s\n", "program", "runs", "ns/run";
+        for (p in runs) if (runs[p] > 0) printf "%-22s %12d %10.1f\n", p, runs[p], secs[p] * 1e9 / runs[p] }' | sort
+stop_sonde
+
+echo "== whole suite on a syscall-heavy loop (dd bs=1 count=$LOOP_BYTES, medians of $ROUNDS)"
+off=(); on=()
+for _ in $(seq "$ROUNDS"); do
+  off+=("$(syscall_loop)")
+  start_sonde
+  on+=("$(syscall_loop)")
+  stop_sonde
+done
+off_med=$(printf '%s\n' "${off[@]}" | median)
+on_med=$(printf '%s\n' "${on[@]}" | median)
+calls=$(( 2 * LOOP_BYTES ))
+awk -v off="$off_med" -v on="$on_med" -v calls="$calls" 'BEGIN {
+  printf "without sonde: %.3f s   with sonde: %.3f s   cost: %+.1f%% of run time, %.1f ns per syscall\n",
+    off / 1e9, on / 1e9, (on - off) * 100 / off, (on - off) / calls }'

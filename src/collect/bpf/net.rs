@@ -1,0 +1,237 @@
+//! The network collector (`bpf/net.bpf.c`): bytes per process, direction and
+//! protocol; TCP connects, accepts, established connections, retransmits
+//! and resets per process; connect latency and connection lifetime.
+
+use std::collections::HashMap;
+
+use libbpf_rs::skel::SkelBuilder;
+use libbpf_rs::{MapCore, MapFlags};
+
+use super::who::{key_u32, Who, PROC_ID_LEN};
+use super::{
+    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
+    HIST_WORDS,
+};
+use crate::collect::Collector;
+use crate::model::Family;
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/net.skel.rs"));
+}
+use skel::{NetSkel, NetSkelBuilder};
+
+pub const NAME: &str = "net";
+
+const VARIANTS: &[Variant] = &[
+    Variant {
+        kind: AttachKind::TpBtf,
+        programs: &[
+            "btf_send",
+            "btf_recv",
+            "btf_state",
+            "btf_retransmit",
+            "btf_send_reset",
+            "btf_receive_reset",
+        ],
+    },
+    Variant {
+        kind: AttachKind::RawTp,
+        programs: &[
+            "raw_send",
+            "raw_recv",
+            "raw_state",
+            "raw_retransmit",
+            "raw_send_reset",
+            "raw_receive_reset",
+        ],
+    },
+];
+
+/// The bounded maps, in the order of `enum net_bounded_map` (sonde.h).
+const BOUNDED_MAPS: &[&str] = &["net_bytes", "tcp_events", "sockets", "listeners"];
+
+/// `enum tcp_event` in sonde.h.
+const CONNECT_OK: u32 = 0;
+const CONNECT_FAILED: u32 = 1;
+const ACCEPT: u32 = 2;
+const RETRANSMIT: u32 = 3;
+const RESET_SENT: u32 = 4;
+const RESET_RECEIVED: u32 = 5;
+const ESTABLISHED_OPENED: u32 = 6;
+const ESTABLISHED_CLOSED: u32 = 7;
+
+pub fn load() -> anyhow::Result<Loaded> {
+    let attached = attach(NAME, VARIANTS, || {
+        Ok(NetSkelBuilder::default().open(object_storage())?)
+    })?;
+    Ok(Loaded {
+        kind: attached.kind,
+        programs: attached.program_handles()?,
+        map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
+        collector: Box::new(Net { attached }),
+    })
+}
+
+struct Net {
+    attached: Attached<NetSkel<'static>>,
+}
+
+/// The `proto` label of an IPPROTO_* number.
+pub fn proto_label(proto: u32) -> String {
+    match proto {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        132 => "sctp".into(),
+        262 => "mptcp".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The TCP families, filled from the tcp_events map.
+struct TcpFamilies {
+    connects: Family,
+    accepts: Family,
+    retransmits: Family,
+    resets: Family,
+    established: Family,
+}
+
+impl TcpFamilies {
+    fn new() -> TcpFamilies {
+        TcpFamilies {
+            connects: Family::counter(
+                "sonde_tcp_connects_total",
+                "TCP connections a process opened (connect), by result: ok or failed.",
+            ),
+            accepts: Family::counter(
+                "sonde_tcp_accepts_total",
+                "TCP connections a process accepted.",
+            ),
+            retransmits: Family::counter(
+                "sonde_tcp_retransmits_total",
+                "TCP segments retransmitted, by the process owning the connection.",
+            ),
+            resets: Family::counter(
+                "sonde_tcp_resets_total",
+                "TCP resets sent or received, by the process owning the connection (\"unknown\" when none).",
+            ),
+            established: Family::gauge(
+                "sonde_tcp_established",
+                "TCP connections established now that sonde saw open, by owning process.",
+            ),
+        }
+    }
+}
+
+impl Collector for Net {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let maps = &self.attached.skel.maps;
+        let mut bytes = Family::counter(
+            "sonde_net_bytes_total",
+            "Bytes a process sent or received through IPv4 and IPv6 sockets, by protocol.",
+        );
+        for key in maps.net_bytes.keys() {
+            let Some(values) = maps.net_bytes.lookup_percpu(&key, MapFlags::ANY)? else {
+                continue;
+            };
+            let (Some(who), Some(direction), Some(proto)) = (
+                Who::from_key(&key),
+                key_u32(&key, PROC_ID_LEN),
+                key_u32(&key, PROC_ID_LEN + 4),
+            ) else {
+                anyhow::bail!("net_bytes key of {} bytes, expected 32", key.len());
+            };
+            let direction = if direction == 0 { "sent" } else { "received" };
+            let proto = proto_label(proto);
+            bytes.push(
+                &who.labels(&[("direction", direction), ("proto", &proto)]),
+                sum_percpu(&values, 1)[0] as f64,
+            );
+        }
+
+        let mut tcp = TcpFamilies::new();
+        // Established now = opened - closed, per owner (key without event).
+        let mut open: HashMap<Vec<u8>, (Who, i64)> = HashMap::new();
+        for key in maps.tcp_events.keys() {
+            let Some(values) = maps.tcp_events.lookup_percpu(&key, MapFlags::ANY)? else {
+                continue;
+            };
+            let (Some(who), Some(event)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
+                anyhow::bail!("tcp_events key of {} bytes, expected 32", key.len());
+            };
+            let count = sum_percpu(&values, 1)[0];
+            let value = count as f64;
+            match event {
+                CONNECT_OK => tcp.connects.push(&who.labels(&[("result", "ok")]), value),
+                CONNECT_FAILED => tcp
+                    .connects
+                    .push(&who.labels(&[("result", "failed")]), value),
+                ACCEPT => tcp.accepts.push(&who.labels(&[]), value),
+                RETRANSMIT => tcp.retransmits.push(&who.labels(&[]), value),
+                RESET_SENT => tcp
+                    .resets
+                    .push(&who.labels(&[("direction", "sent")]), value),
+                RESET_RECEIVED => tcp
+                    .resets
+                    .push(&who.labels(&[("direction", "received")]), value),
+                ESTABLISHED_OPENED | ESTABLISHED_CLOSED => {
+                    let sign = if event == ESTABLISHED_OPENED { 1 } else { -1 };
+                    let entry = open
+                        .entry(key[..PROC_ID_LEN].to_vec())
+                        .or_insert_with(|| (who, 0));
+                    entry.1 += sign * i64::try_from(count).unwrap_or(i64::MAX);
+                }
+                _ => {}
+            }
+        }
+        for (who, now) in open.values().filter(|(_, now)| *now > 0) {
+            tcp.established.push(&who.labels(&[]), *now as f64);
+        }
+
+        let mut connect = Family::histogram(
+            "sonde_tcp_connect_duration_seconds",
+            "Time TCP connects took, from SYN sent to established.",
+        );
+        let mut lifetime = Family::histogram(
+            "sonde_tcp_connection_duration_seconds",
+            "Lifetime of TCP connections, from established to closed.",
+        );
+        for (slot, family) in [(0u32, &mut connect), (1, &mut lifetime)] {
+            let values = maps
+                .tcp_latency
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)?
+                .unwrap_or_default();
+            push_log2_histogram(family, &[], &sum_percpu(&values, HIST_WORDS));
+        }
+
+        out.extend([
+            bytes,
+            tcp.connects,
+            tcp.accepts,
+            tcp.established,
+            tcp.retransmits,
+            tcp.resets,
+            connect,
+            lifetime,
+        ]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_are_named() {
+        assert_eq!(proto_label(6), "tcp");
+        assert_eq!(proto_label(17), "udp");
+        assert_eq!(proto_label(255), "255");
+    }
+}

@@ -1,0 +1,160 @@
+//! The scheduler collector (`bpf/sched.bpf.c`): run-queue latency, for the
+//! whole machine and for its busiest units and containers, and context
+//! switches per process and kind.
+
+use std::collections::HashMap;
+
+use libbpf_rs::skel::SkelBuilder;
+use libbpf_rs::{MapCore, MapFlags};
+
+use super::who::{key_u32, Who, PROC_ID_LEN};
+use super::{
+    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
+    HIST_SLOTS, HIST_WORDS,
+};
+use crate::collect::cgroup::{self, Placement};
+use crate::collect::Collector;
+use crate::model::Family;
+
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/sched.skel.rs"));
+}
+use skel::{SchedSkel, SchedSkelBuilder};
+
+pub const NAME: &str = "sched";
+
+const VARIANTS: &[Variant] = &[Variant {
+    kind: AttachKind::TpBtf,
+    programs: &["btf_wakeup", "btf_wakeup_new", "btf_switch"],
+}];
+
+/// The bounded maps, in the order of `enum sched_bounded_map` (sonde.h).
+const BOUNDED_MAPS: &[&str] = &["switches", "runq_latency"];
+
+/// How many units and containers get a run-queue histogram of their own;
+/// everything else is summed in the one without `unit` or `container`.
+pub const BUSIEST: usize = 10;
+
+pub fn load() -> anyhow::Result<Loaded> {
+    let attached = attach(NAME, VARIANTS, || {
+        Ok(SchedSkelBuilder::default().open(object_storage())?)
+    })?;
+    Ok(Loaded {
+        kind: attached.kind,
+        programs: attached.program_handles()?,
+        map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
+        collector: Box::new(Sched { attached }),
+    })
+}
+
+struct Sched {
+    attached: Attached<SchedSkel<'static>>,
+}
+
+/// Sums histograms (in `struct sonde_hist` words) per place, then keeps the
+/// [`BUSIEST`] places by event count and folds the rest into the unplaced
+/// one, so the series of the family always add up to the whole machine.
+fn busiest(per_place: HashMap<Placement, Vec<u64>>) -> Vec<(Placement, Vec<u64>)> {
+    let count = |hist: &[u64]| hist[..HIST_SLOTS].iter().sum::<u64>();
+    let mut places: Vec<(Placement, Vec<u64>)> = per_place.into_iter().collect();
+    places.sort_by(|(pa, a), (pb, b)| {
+        // The unplaced one last, so it never takes a place's seat.
+        (*pa == Placement::default())
+            .cmp(&(*pb == Placement::default()))
+            .then(count(b).cmp(&count(a)))
+            .then(pa.unit.cmp(&pb.unit))
+            .then(pa.container.cmp(&pb.container))
+    });
+    let mut rest = vec![0u64; HIST_WORDS];
+    let mut kept = Vec::new();
+    for (place, hist) in places {
+        if kept.len() < BUSIEST && place != Placement::default() {
+            kept.push((place, hist));
+        } else {
+            rest.iter_mut().zip(&hist).for_each(|(r, h)| *r += h);
+        }
+    }
+    kept.push((Placement::default(), rest));
+    kept
+}
+
+impl Collector for Sched {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let maps = &self.attached.skel.maps;
+        let mut per_place: HashMap<Placement, Vec<u64>> = HashMap::new();
+        for key in maps.runq_latency.keys() {
+            let Some(values) = maps.runq_latency.lookup_percpu(&key, MapFlags::ANY)? else {
+                continue;
+            };
+            let id = u64::from_ne_bytes(key.as_slice().try_into()?);
+            let hist = sum_percpu(&values, HIST_WORDS);
+            let sum = per_place
+                .entry(cgroup::placement(id))
+                .or_insert_with(|| vec![0; HIST_WORDS]);
+            sum.iter_mut().zip(&hist).for_each(|(s, h)| *s += h);
+        }
+        let mut latency = Family::histogram(
+            "sonde_runqueue_latency_seconds",
+            "Time tasks waited in a run queue, from becoming runnable to running; the busiest units and containers apart, the rest without those labels.",
+        );
+        for (place, hist) in busiest(per_place) {
+            let labels: Vec<(&str, &str)> = place.labels().collect();
+            push_log2_histogram(&mut latency, &labels, &hist);
+        }
+
+        let mut switches = Family::counter(
+            "sonde_context_switches_total",
+            "Context switches away from a process: voluntary (it blocked) or involuntary (preempted while runnable).",
+        );
+        for key in maps.switches.keys() {
+            let Some(values) = maps.switches.lookup_percpu(&key, MapFlags::ANY)? else {
+                continue;
+            };
+            let (Some(who), Some(kind)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
+                anyhow::bail!("switches key of {} bytes, expected 32", key.len());
+            };
+            let kind = if kind == 0 {
+                "voluntary"
+            } else {
+                "involuntary"
+            };
+            switches.push(
+                &who.labels(&[("kind", kind)]),
+                sum_percpu(&values, 1)[0] as f64,
+            );
+        }
+        out.extend([latency, switches]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busiest_places_keep_labels_and_the_rest_adds_up() {
+        let hist = |n: u64| {
+            let mut h = vec![0; HIST_WORDS];
+            h[0] = n;
+            h
+        };
+        let mut per_place = HashMap::new();
+        per_place.insert(Placement::default(), hist(5));
+        for i in 0..BUSIEST + 2 {
+            let place = Placement::of_path(&format!("/system.slice/s{i}.service"));
+            per_place.insert(place, hist(100 + i as u64));
+        }
+        let kept = busiest(per_place);
+        assert_eq!(kept.len(), BUSIEST + 1);
+        let (last, rest) = kept.last().unwrap();
+        assert_eq!(*last, Placement::default());
+        // The two quietest services (100, 101) join the unplaced 5.
+        assert_eq!(rest[0], 206);
+        assert_eq!(kept[0].0.unit.as_deref(), Some("s11.service"));
+    }
+}
