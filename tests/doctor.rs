@@ -139,3 +139,42 @@ fn has_help() {
     assert!(output.status.success());
     assert!(stdout(&output).contains("SONDE_BPF_REFUSE"));
 }
+
+#[test]
+fn lists_each_kernel_collector_on_off_or_refused() {
+    if !bpf_works() {
+        return;
+    }
+    let collectors = ["block", "net", "process", "sched"];
+    let table = stdout(&doctor("", &[]));
+    for name in collectors {
+        let line = row(&table, &format!("collector {name}"));
+        assert!(line.contains("on (tp_btf)"), "{line}");
+    }
+    let dir = TempDir::new("doctor");
+    let config = dir.0.join("sonde.toml");
+    let off: String = collectors
+        .iter()
+        .map(|c| format!("{c} = false\n"))
+        .collect();
+    std::fs::write(&config, format!("[collect.bpf]\n{off}")).unwrap();
+    let table = stdout(&doctor("", &["--config", config.to_str().unwrap()]));
+    for name in collectors {
+        assert!(
+            row(&table, &format!("collector {name}")).contains("disabled"),
+            "{table}"
+        );
+    }
+    // One refused: it fails with the reason, the others still attach.
+    let output = doctor("net", &[]);
+    let table = stdout(&output);
+    assert!(output.status.success(), "{table}");
+    let line = row(&table, "collector net");
+    assert!(line.contains("FAIL") && line.contains("refused"), "{line}");
+    for name in ["block", "process", "sched", "syscalls"] {
+        assert!(
+            row(&table, &format!("collector {name}")).contains("on ("),
+            "{table}"
+        );
+    }
+}
