@@ -18,6 +18,7 @@ use std::future::IntoFuture;
 
 use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
 use sonde::serve::dashboard::charts::{self, CHARTS};
+use sonde::serve::dashboard::series::Grid;
 use sonde::serve::dashboard::{self, Range};
 use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
@@ -120,13 +121,17 @@ fn main() -> anyhow::Result<()> {
 /// How many samples the charts' selections return over `range`, read
 /// margin included.
 fn samples_read(store: &Mutex<Store>, range: Range) -> anyhow::Result<usize> {
-    let end = sonde::collect::now_ms();
-    let start = end - range.duration_ms() - charts::READ_MARGIN_MS;
+    let grid = Grid::ending_at(
+        sonde::collect::now_ms(),
+        range.duration_ms(),
+        range.step_ms(),
+    );
+    let (start, end) = (charts::read_start_ms(&grid), grid.end_ms());
     let store = store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let mut total = 0;
     for line in CHARTS.iter().flat_map(|chart| chart.lines) {
         for select in line.expr.selects() {
-            let selected = store.select(&select.matchers()?, start, end)?;
+            let selected = store.select_step(&select.matchers()?, start, end, range.step_ms())?;
             total += selected.iter().map(|s| s.samples.len()).sum::<usize>();
         }
     }

@@ -245,6 +245,27 @@ fn charts_show_the_values_the_samples_imply() {
     let exact = syscalls.iter().filter(|&&v| approx(v, 10.0)).count();
     assert!(exact >= syscalls.len() - 12, "{syscalls:?}");
 
+    // A day is drawn from the 1-minute rollups: the same figures.
+    let day = dashboard::evaluate(&store, Range::Hours24, end).unwrap();
+    let last = |chart: &str, legend: &str| -> f64 {
+        let data = day.iter().find(|c| c.chart.id == chart).unwrap();
+        let line = data.lines.iter().find(|l| l.legend == legend).unwrap();
+        line.points.last().copied().flatten().unwrap()
+    };
+    for (chart, legend, expected) in [
+        ("cpu", "user", 50.0),
+        ("memory", "used", 2.0 * 1024.0 * 1024.0 * 1024.0),
+        ("load", "1m", 1.5),
+        ("network", "eth0 received", 10240.0),
+        ("syscalls", "fixture", 10.0),
+    ] {
+        let value = last(chart, legend);
+        assert!(
+            approx(value, expected),
+            "24h {chart}/{legend}: {value}, expected {expected}"
+        );
+    }
+
     // The page writes the same figures in the legends.
     let html = get(&format!("{}/?range=15m", serve(store))).unwrap().1;
     for shown in [

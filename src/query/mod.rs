@@ -48,6 +48,19 @@ pub trait Source {
             .map(|s| s.labels)
             .collect())
     }
+
+    /// As [`Source::select`], for a reader that evaluates every `step_ms`:
+    /// a source with rollup tiers may answer from a coarser one (see
+    /// [`Store::select_step`]); by default, the raw samples.
+    fn select_step(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        _step_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesSamples>> {
+        self.select(matchers, start_ms, end_ms)
+    }
 }
 
 impl Source for Store {
@@ -72,6 +85,16 @@ impl Source for Store {
             .into_iter()
             .map(|s| s.labels)
             .collect())
+    }
+
+    fn select_step(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesSamples>> {
+        Store::select_step(self, matchers, start_ms, end_ms, step_ms)
     }
 }
 
@@ -103,6 +126,18 @@ impl Source for Mutex<Store> {
             start_ms,
             end_ms,
         )
+    }
+
+    fn select_step(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesSamples>> {
+        self.lock()
+            .map_err(|_| anyhow::anyhow!("the store lock is poisoned"))?
+            .select_step(matchers, start_ms, end_ms, step_ms)
     }
 }
 

@@ -289,10 +289,12 @@ pub struct Curve {
     pub points: Points,
 }
 
-/// How far before the grid's start samples are read, so the first instants
-/// have a full rate window and gauge lookback behind them (covers sampling
-/// intervals up to a minute).
-pub const READ_MARGIN_MS: i64 = 5 * 60 * 1000;
+/// Where reading starts for a grid: a step and five minutes before its first
+/// instant, so that instant has a full rate window (step + interval) and
+/// gauge lookback (4 intervals) behind it, for intervals up to a minute.
+pub fn read_start_ms(grid: &Grid) -> i64 {
+    grid.start_ms - grid.step_ms - 5 * 60 * 1000
+}
 
 /// Evaluates `expr` at every instant of `grid` from the series in `store`.
 pub fn evaluate(store: &impl Source, expr: &Expr, grid: &Grid) -> anyhow::Result<Vec<Curve>> {
@@ -324,10 +326,14 @@ fn read(
     grid: &Grid,
     per_series: fn(&[(i64, f64)], &Grid) -> Points,
 ) -> anyhow::Result<Vec<Curve>> {
-    let selected = store.select(
+    // A coarse grid reads a rollup tier's last sample per bucket rather than
+    // every raw sample: rates between kept samples are exact, and a grid
+    // step wider than a bucket cannot show finer detail anyway.
+    let selected = store.select_step(
         &select.matchers()?,
-        grid.start_ms - READ_MARGIN_MS,
+        read_start_ms(grid),
         grid.end_ms(),
+        grid.step_ms,
     )?;
     Ok(selected
         .into_iter()

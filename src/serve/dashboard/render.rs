@@ -96,7 +96,7 @@ pub fn svg(
                         run.iter().map(|&(t, v)| scaled(t, v)).collect();
                     outline.push((run[run.len() - 1].0, 0.0));
                     outline.push((run[0].0, 0.0));
-                    chart.draw_series([Polygon::new(outline, p.color.mix(0.75).filled())])?;
+                    chart.draw_series([Polygon::new(outline, tint(p.color).filled())])?;
                 }
             }
         }
@@ -122,6 +122,13 @@ pub fn svg(
         title.replace('"', "&quot;")
     );
     Ok(out.replacen("<svg", &described, 1))
+}
+
+/// A lighter, opaque version of `color` for filled areas: opaque so that a
+/// lower layer painted over an upper one shows its own colour, not a blend.
+fn tint(RGBColor(r, g, b): RGBColor) -> RGBColor {
+    let light = |c: u8| (f64::from(c) * 0.7 + 255.0 * 0.3).round() as u8;
+    RGBColor(light(r), light(g), light(b))
 }
 
 /// Cumulative sums, bottom layer first: each layer's line is drawn at the
