@@ -342,4 +342,36 @@ fn grafana_data_source_requests_get_prometheus_shaped_answers() {
         &[("query", "a + on(job) group_left b"), ("time", &end)],
     );
     assert_eq!(status, 200, "no data is no error: {error}");
+    let (status, error) = post_form(
+        &sonde,
+        "/api/v1/query",
+        &[
+            (
+                "query",
+                "vector(1) * on() group_left() (node_uname_info{nodename=\"web-1\"} or sonde_syscalls_total{comm=\"grafana-test\"})",
+            ),
+            ("time", &end),
+        ],
+    );
+    assert_eq!(
+        (status, error["errorType"].as_str()),
+        (422, Some("execution")),
+        "{error}"
+    );
+    // An oversized form body is refused before it is parsed.
+    let huge = format!("query={}", "1".repeat(2 << 20));
+    let answer = remote::post(
+        &format!("{}/api/v1/query", sonde.base_url),
+        huge.as_bytes(),
+        &FORM,
+    );
+    assert!(
+        matches!(&answer, Ok(a) if a.status == 413) || answer.is_err(),
+        "{:?}",
+        answer.map(|a| (a.status, a.text()))
+    );
+    assert_eq!(
+        get(&format!("{}/-/healthy", sonde.base_url)).unwrap().0,
+        200
+    );
 }
