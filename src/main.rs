@@ -38,6 +38,39 @@ enum Command {
     },
     /// Print sonde's version.
     Version,
+    /// Measure a part of sonde on realistic data (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The storage engine: bytes per sample, ingest and read rates, beside
+    /// Prometheus's TSDB (promtool) on the same samples.
+    Store {
+        /// Print one JSON object on one line.
+        #[arg(long)]
+        json: bool,
+        /// Keep the databases in this directory (default: a temporary one,
+        /// removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Hours of data at a 10 s interval.
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        /// Skip the Prometheus comparison (needs promtool).
+        #[arg(long)]
+        no_prometheus: bool,
+        /// Instead of measuring, build the benchmark fixture from the data
+        /// directory of a sonde that ran with timestamp_tolerance = "0s".
+        #[arg(long, value_name = "DATA_DIR", requires = "fixture")]
+        record_from: Option<PathBuf>,
+        /// Where --record-from writes the fixture.
+        #[arg(long, value_name = "FILE")]
+        fixture: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +97,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Bench { what } => bench(what),
         Command::Version => {
             println!("sonde {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -82,5 +116,37 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Config::load(&path),
         None => Ok(Config::default()),
+    }
+}
+
+fn bench(what: Bench) -> anyhow::Result<()> {
+    match what {
+        Bench::Store {
+            json,
+            dir,
+            hours,
+            no_prometheus,
+            record_from,
+            fixture,
+        } => {
+            if let (Some(data), Some(out)) = (record_from, fixture) {
+                let bytes = sonde::store::bench::record_fixture(&data)?;
+                std::fs::write(&out, bytes)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+                return Ok(());
+            }
+            let options = sonde::store::bench::BenchOptions {
+                dir,
+                hours,
+                prometheus: !no_prometheus,
+            };
+            let figures = sonde::store::bench::run(&options)?;
+            if json {
+                println!("{figures}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            }
+            Ok(())
+        }
     }
 }

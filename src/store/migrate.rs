@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_store_v0.sql"),
     include_str!("../../migrations/0002_chunks.sql"),
     include_str!("../../migrations/0003_remote_write_queue.sql"),
+    include_str!("../../migrations/0004_chunks_in_rowid_tables.sql"),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

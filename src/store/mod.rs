@@ -7,7 +7,7 @@
 //! [`Store::select_step`] / [`Store::select_rollups`] read the 1-minute and
 //! 1-hour rollup tiers when a query steps coarsely.
 //!
-//! Layout (schema in `migrations/0002_chunks.sql`):
+//! Layout (schema in `migrations/0002_chunks.sql` and `0004_...`):
 //! - `series` (id, metric name, label set) and `postings` (label name, value,
 //!   series id): a selector's positive matchers find their series through
 //!   postings, the rest filter those series' label sets.
@@ -41,11 +41,11 @@
 //! with SIGKILL) loses nothing appended; a power loss may lose the last
 //! transactions but never corrupts the file.
 
+pub mod bench;
 mod codec;
 mod head;
 mod maintain;
 mod migrate;
-#[cfg(test)]
 mod rng;
 pub mod rollup;
 pub mod xor;
@@ -312,8 +312,10 @@ impl Store {
         if v0 {
             self.import_v0(&mut replayed)?;
         }
-        if !log.is_empty() || v0 {
+        if replayed > 0 {
             tracing::info!("store: {replayed} samples replayed into the head");
+        }
+        if !log.is_empty() || v0 {
             if let Err(err) = self.commit(None, true, v0) {
                 self.write_failed(&err);
             }

@@ -24,6 +24,7 @@ impl Rng {
     }
 
     /// Uniform in [0, 1).
+    #[cfg(test)]
     pub fn f64(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }

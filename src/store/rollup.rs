@@ -4,8 +4,9 @@
 //! step.
 //!
 //! A rollup chunk holds up to [`BUCKETS_PER_CHUNK`] buckets as five XOR
-//! streams (see [`super::xor`]), one per aggregate. min, max, sum and count
-//! are stamped with the bucket's start; `last` carries the real timestamp of
+//! streams (see [`super::xor`]), one per aggregate (max stored XOR last, see
+//! [`max_xor_last`]). min, max, sum and count are stamped with the bucket's
+//! start; `last` carries the real timestamp of
 //! the bucket's last raw sample, which is what keeps rate() honest:
 //!
 //! Why rate()-style results survive downsampling: the `last` stream is a
@@ -160,7 +161,7 @@ impl RollupAppender {
             self.first_start = b.start_ms;
         }
         self.min.append(b.start_ms, b.min);
-        self.max.append(b.start_ms, b.max);
+        self.max.append(b.start_ms, max_xor_last(b.max, b.last));
         self.sum.append(b.start_ms, b.sum);
         self.count.append(b.start_ms, b.count);
         self.last.append(b.last_ms, b.last);
@@ -196,6 +197,14 @@ impl RollupAppender {
     }
 }
 
+/// The max stream holds the bits of `max` XOR those of `last`: for a
+/// counter (and any series that ends its bucket at its peak) that is 0 in
+/// every bucket, one bit each instead of a changing value. Applying it twice
+/// gives the value back.
+fn max_xor_last(value: f64, last: f64) -> f64 {
+    f64::from_bits(value.to_bits() ^ last.to_bits())
+}
+
 /// Decodes a stored rollup chunk into its buckets.
 pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
     let mut r = ByteReader::new(data);
@@ -215,10 +224,11 @@ pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
                 .ok_or(CorruptChunk("rollup stream ends early"))
         };
         let (start_ms, min) = next(0)?;
-        let max = next(1)?.1;
+        let max_stored = next(1)?.1;
         let sum = next(2)?.1;
         let count = next(3)?.1;
         let (last_ms, last) = next(4)?;
+        let max = max_xor_last(max_stored, last);
         buckets.push(Bucket {
             start_ms,
             last_ms,

@@ -1,0 +1,523 @@
+//! `sonde bench store`: the storage engine on realistic data, beside
+//! Prometheus's TSDB on the same samples.
+//!
+//! The data: 1,000 series recorded from a real sonde run (node and eBPF
+//! collectors at a 10 s interval, timestamps stored exactly), committed as a
+//! small fixture (`bench_fixture.bin`: snappy-compressed, each series' label
+//! set and its recorded samples as one XOR chunk). A seeded generator extends
+//! each series to 24 hours: round timestamps on the 10 s schedule plus the
+//! recorded rounds' real offsets from it; counters grow by increments drawn
+//! from their recorded ones, gauges replay their recorded sequence back and
+//! forth, constants stay constant. The same seed gives the same samples.
+//!
+//! Measured: bytes per sample on disk (the whole database file after a
+//! checkpoint, rollup tiers and indexes included, and its parts), ingest
+//! through `Store::append` one round per call on one thread, reads through
+//! `Store::select`. Prometheus: `promtool tsdb create-blocks-from
+//! openmetrics` on the same samples, bytes of the resulting block.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::codec::{ByteReader, ByteWriter};
+use super::rng::Rng;
+use super::{xor, Store, StoreOptions};
+use crate::model::{format_float, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
+
+/// The recording the generator extends (see `Store` docs above and
+/// [`record_fixture`]).
+const FIXTURE: &[u8] = include_bytes!("bench_fixture.bin");
+const FIXTURE_MAGIC: &[u8] = b"sonde-bench-fixture-1";
+/// Series in the benchmark.
+pub const SERIES: usize = 1000;
+const INTERVAL_MS: i64 = 10_000;
+/// Start of the generated day: 2026-01-05T00:00:00Z, so Prometheus puts the
+/// whole day in one 24 h block.
+const START_MS: i64 = 1_767_571_200_000;
+
+pub struct BenchOptions {
+    /// Where the databases go (a fresh temporary directory if None).
+    pub dir: Option<PathBuf>,
+    /// Hours of data to generate.
+    pub hours: u32,
+    /// Also measure Prometheus (needs `promtool` on PATH).
+    pub prometheus: bool,
+}
+
+/// One recorded series and how the generator extends it.
+struct Model {
+    labels: Labels,
+    recorded: Vec<f64>,
+    kind: Kind,
+}
+
+enum Kind {
+    Constant,
+    /// Monotonic: increments drawn from the recorded ones.
+    Counter(Vec<f64>),
+    /// Replays the recorded values forth and back.
+    Gauge,
+}
+
+/// Extends one series round by round.
+struct Generator<'a> {
+    model: &'a Model,
+    rng: Rng,
+    round: usize,
+    value: f64,
+}
+
+impl Generator<'_> {
+    fn new(model: &Model, seed: u64) -> Generator<'_> {
+        Generator {
+            model,
+            rng: Rng::new(seed),
+            round: 0,
+            value: model.recorded[0],
+        }
+    }
+
+    fn next_value(&mut self) -> f64 {
+        let n = self.model.recorded.len();
+        let v = match &self.model.kind {
+            Kind::Constant => self.value,
+            Kind::Counter(increments) => {
+                if self.round > 0 {
+                    self.value += increments[self.rng.below(increments.len() as u64) as usize];
+                }
+                self.value
+            }
+            Kind::Gauge => {
+                let period = 2 * n - 2;
+                let i = self.round % period;
+                self.model.recorded[if i < n { i } else { period - i }]
+            }
+        };
+        self.round += 1;
+        v
+    }
+}
+
+/// The generated data set: the models and the round timestamps.
+struct DataSet {
+    models: Vec<Model>,
+    timestamps: Vec<i64>,
+}
+
+impl DataSet {
+    fn generate(hours: u32) -> anyhow::Result<DataSet> {
+        let (models, offsets) = load_fixture(FIXTURE)?;
+        let rounds = hours as usize * 3_600_000 / INTERVAL_MS as usize;
+        let mut rng = Rng::new(42);
+        let timestamps = (0..rounds)
+            .map(|k| {
+                START_MS
+                    + k as i64 * INTERVAL_MS
+                    + offsets[rng.below(offsets.len() as u64) as usize]
+            })
+            .collect();
+        Ok(DataSet { models, timestamps })
+    }
+
+    fn samples(&self) -> usize {
+        self.models.len() * self.timestamps.len()
+    }
+
+    /// One series' samples, as the ingest loop generates them.
+    fn series(&self, index: usize) -> Vec<(i64, f64)> {
+        let mut generator = Generator::new(&self.models[index], index as u64);
+        self.timestamps
+            .iter()
+            .map(|&t| (t, generator.next_value()))
+            .collect()
+    }
+}
+
+/// Reads the fixture: the models and the recorded rounds' offsets (ms) from
+/// the 10 s schedule.
+fn load_fixture(fixture: &[u8]) -> anyhow::Result<(Vec<Model>, Vec<i64>)> {
+    let bytes = snap::raw::Decoder::new()
+        .decompress_vec(fixture)
+        .context("the benchmark fixture is not snappy-compressed")?;
+    let bad = |e: xor::CorruptChunk| anyhow::anyhow!("corrupt benchmark fixture: {e}");
+    let mut r = ByteReader::new(&bytes);
+    if r.bytes().map_err(bad)? != FIXTURE_MAGIC {
+        bail!("the benchmark fixture has an unknown format");
+    }
+    let rounds = r.uvarint().map_err(bad)? as usize;
+    let mut offsets = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        offsets.push(r.i64().map_err(bad)?);
+    }
+    let count = r.uvarint().map_err(bad)? as usize;
+    let mut models = Vec::with_capacity(count);
+    for _ in 0..count {
+        let labels = super::decode_labels(
+            std::str::from_utf8(r.bytes().map_err(bad)?).context("fixture labels")?,
+        )?;
+        let recorded: Vec<f64> = xor::decode(r.bytes().map_err(bad)?)
+            .map_err(bad)?
+            .into_iter()
+            .map(|s| s.1)
+            .collect();
+        if recorded.len() < 2 || offsets.is_empty() {
+            bail!("the benchmark fixture has a series with fewer than 2 samples");
+        }
+        let increments: Vec<f64> = recorded.windows(2).map(|w| w[1] - w[0]).collect();
+        let kind = if increments.iter().all(|&d| d == 0.0) {
+            Kind::Constant
+        } else if increments.iter().all(|&d| d >= 0.0) {
+            Kind::Counter(increments)
+        } else {
+            Kind::Gauge
+        };
+        models.push(Model {
+            labels,
+            recorded,
+            kind,
+        });
+    }
+    Ok((models, offsets))
+}
+
+/// Builds the fixture from the database of a sonde that ran with
+/// `timestamp_tolerance = "0s"` at a 10 s interval: [`SERIES`] series and
+/// the rounds' offsets from the schedule.
+pub fn record_fixture(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let store = Store::open(data_dir)?;
+    let everything = Matcher::new(MatchOp::Regex, METRIC_NAME, ".+").expect("valid regex");
+    let all = store.select(&[everything], i64::MIN, i64::MAX)?;
+    // Series present in every round, then every metric family in turn
+    // gives one series (in an order fixed by a hash of the labels) until
+    // there are enough: the set mirrors the families a sonde exports rather
+    // than the few that have the most series.
+    let rounds = all.iter().map(|s| s.samples.len()).max().unwrap_or(0);
+    let hash = |labels: &Labels| {
+        labels
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+            })
+    };
+    let mut families: BTreeMap<String, Vec<super::SeriesSamples>> = BTreeMap::new();
+    for series in all.into_iter().filter(|s| s.samples.len() == rounds) {
+        families
+            .entry(series.labels.metric_name().to_string())
+            .or_default()
+            .push(series);
+    }
+    for members in families.values_mut() {
+        members.sort_by_key(|s| std::cmp::Reverse(hash(&s.labels)));
+    }
+    let mut all = Vec::with_capacity(SERIES);
+    while all.len() < SERIES && families.values().any(|m| !m.is_empty()) {
+        for members in families.values_mut() {
+            if let Some(series) = members.pop() {
+                if all.len() < SERIES {
+                    all.push(series);
+                }
+            }
+        }
+    }
+    if all.len() < SERIES {
+        bail!(
+            "{} has {} series present in all {rounds} rounds, the benchmark needs {SERIES}",
+            data_dir.display(),
+            all.len()
+        );
+    }
+    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    // Rounds: the timestamps of the longest series.
+    let rounds: Vec<i64> = all[0].samples.iter().map(|s| s.0).collect();
+    let start = rounds[0];
+    let offsets: Vec<i64> = rounds
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| t - start - k as i64 * INTERVAL_MS)
+        .collect();
+    let base = offsets.iter().copied().min().unwrap_or(0);
+    let mut w = ByteWriter::default();
+    w.bytes(FIXTURE_MAGIC);
+    w.uvarint(offsets.len() as u64);
+    for o in &offsets {
+        w.i64(o - base);
+    }
+    w.uvarint(all.len() as u64);
+    for series in &all {
+        w.bytes(super::encode_labels(&series.labels).as_bytes());
+        w.bytes(&xor::encode(&series.samples));
+    }
+    Ok(snap::raw::Encoder::new().compress_vec(&w.into_inner())?)
+}
+
+/// Runs the benchmark; returns the figures as one JSON object.
+pub fn run(options: &BenchOptions) -> anyhow::Result<serde_json::Value> {
+    let data = DataSet::generate(options.hours)?;
+    let root = match &options.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("sonde-bench-store-{}", std::process::id())),
+    };
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let result = measure(&data, &root, options.prometheus);
+    if options.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    result
+}
+
+fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serde_json::Value> {
+    let samples = data.samples();
+    let mut store = Store::open_with(&root.join("sonde"), StoreOptions::default())?;
+
+    // Ingest: one round per append, as the collection loop does.
+    let mut generators: Vec<Generator> = data
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Generator::new(m, i as u64))
+        .collect();
+    let mut round: Vec<Sample> = data
+        .models
+        .iter()
+        .map(|m| Sample {
+            labels: m.labels.clone(),
+            timestamp_ms: 0,
+            value: 0.0,
+        })
+        .collect();
+    // Timed in this thread's CPU time: one core's work, whatever else the
+    // machine runs; wall time is reported beside it.
+    let mut ingest = Duration::ZERO;
+    let mut ingest_wall = Duration::ZERO;
+    for &t in &data.timestamps {
+        for (sample, generator) in round.iter_mut().zip(&mut generators) {
+            sample.timestamp_ms = t;
+            sample.value = generator.next_value();
+        }
+        let (cpu, wall) = (thread_cpu_time(), Instant::now());
+        store.append(&round)?;
+        ingest += thread_cpu_time().saturating_sub(cpu);
+        ingest_wall += wall.elapsed();
+    }
+    let (cpu, wall) = (thread_cpu_time(), Instant::now());
+    store.checkpoint()?;
+    store.maintain()?;
+    ingest += thread_cpu_time().saturating_sub(cpu);
+    ingest_wall += wall.elapsed();
+    let appended = store.samples_appended() as usize;
+    if appended != samples {
+        bail!("{samples} samples generated but {appended} stored");
+    }
+    let file_bytes = store.size_on_disk();
+    // Pages per table and index, when SQLite has the dbstat table.
+    let pages: Option<serde_json::Map<String, serde_json::Value>> = store
+        .conn
+        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .map(|row| row.map(|(n, b)| (n, serde_json::Value::from(b))))
+                .collect()
+        })
+        .ok();
+    let (raw_bytes, rollup_bytes) = store.conn.query_row(
+        "SELECT (SELECT total(length(data)) FROM chunks),
+                (SELECT total(length(data)) FROM rollups)",
+        [],
+        |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)),
+    )?;
+
+    // Reads: one series over the whole day, every series over the last hour.
+    let end = *data.timestamps.last().expect("at least one round");
+    let one_series: Vec<Matcher> = data.models[0]
+        .labels
+        .iter()
+        .map(|(n, v)| Matcher::equal(n, v))
+        .collect();
+    let everything = [Matcher::new(MatchOp::Regex, METRIC_NAME, ".+").expect("valid regex")];
+    let read_day = read_rate(&store, &one_series, data.timestamps[0], end, 1)?;
+    let read_hour = read_rate(&store, &everything, end - 3_600_000 + 1, end, SERIES)?;
+    let stored = store.select(&everything, i64::MIN, i64::MAX)?;
+    drop(store);
+
+    let mut figures = serde_json::json!({
+        "series": data.models.len(),
+        "samples": samples,
+        "hours": data.timestamps.len() as f64 * INTERVAL_MS as f64 / 3_600_000.0,
+        "bytes_per_sample": file_bytes as f64 / samples as f64,
+        "file_bytes": file_bytes,
+        "raw_chunk_bytes_per_sample": raw_bytes / samples as f64,
+        "rollup_bytes_per_sample": rollup_bytes / samples as f64,
+        "bytes_by_table": pages,
+        "ingest_samples_per_sec": samples as f64 / ingest.as_secs_f64(),
+        "ingest_samples_per_sec_wall": samples as f64 / ingest_wall.as_secs_f64(),
+        "read_samples_per_sec": {
+            "1_series_24h": read_day,
+            "1000_series_1h": read_hour,
+        },
+    });
+    if prometheus {
+        let generated =
+            (0..data.models.len()).map(|i| (data.models[i].labels.clone(), data.series(i)));
+        let raw = promtool_bytes(root, "generated", generated)?;
+        let aligned = stored.into_iter().map(|s| (s.labels, s.samples));
+        let aligned = promtool_bytes(root, "aligned", aligned)?;
+        figures["prometheus"] = serde_json::json!({
+            "version": promtool_version(),
+            "bytes_per_sample": raw as f64 / samples as f64,
+            "bytes_per_sample_aligned_input": aligned as f64 / samples as f64,
+        });
+    }
+    Ok(figures)
+}
+
+/// This thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Samples per second (of this thread's CPU time) `select` decodes,
+/// reading until at least a second of CPU time has passed.
+fn read_rate(
+    store: &Store,
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+    expect_series: usize,
+) -> anyhow::Result<f64> {
+    let started = thread_cpu_time();
+    let mut decoded = 0usize;
+    while thread_cpu_time().saturating_sub(started) < Duration::from_secs(1) {
+        let selected = store.select(matchers, start, end)?;
+        if selected.len() != expect_series {
+            bail!(
+                "read selected {} series, expected {expect_series}",
+                selected.len()
+            );
+        }
+        decoded += selected.iter().map(|s| s.samples.len()).sum::<usize>();
+    }
+    Ok(decoded as f64 / thread_cpu_time().saturating_sub(started).as_secs_f64())
+}
+
+/// A series' labels and samples.
+type SeriesData = (Labels, Vec<(i64, f64)>);
+
+/// Writes `series` as OpenMetrics text, has promtool build a 24 h block
+/// from it, and returns the block's bytes on disk.
+fn promtool_bytes(
+    root: &Path,
+    name: &str,
+    series: impl Iterator<Item = SeriesData>,
+) -> anyhow::Result<u64> {
+    // OpenMetrics wants each metric family's lines together.
+    let mut families: BTreeMap<String, Vec<SeriesData>> = BTreeMap::new();
+    for (labels, samples) in series {
+        families
+            .entry(labels.metric_name().to_string())
+            .or_default()
+            .push((labels, samples));
+    }
+    let text = root.join(format!("{name}.om"));
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&text)?);
+        for (family, members) in &families {
+            for (labels, samples) in members {
+                let pairs: Vec<String> = labels
+                    .iter()
+                    .filter(|(n, _)| *n != METRIC_NAME)
+                    .map(|(n, v)| {
+                        let v = v
+                            .replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                            .replace('\n', "\\n");
+                        format!("{n}=\"{v}\"")
+                    })
+                    .collect();
+                let head = format!("{family}{{{}}}", pairs.join(","));
+                for &(t, v) in samples {
+                    writeln!(
+                        out,
+                        "{head} {} {}.{:03}",
+                        format_float(v),
+                        t.div_euclid(1000),
+                        t.rem_euclid(1000)
+                    )?;
+                }
+            }
+        }
+        writeln!(out, "# EOF")?;
+        out.flush()?;
+    }
+    let blocks = root.join(format!("prometheus-{name}"));
+    let output = std::process::Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h"])
+        .arg(&text)
+        .arg(&blocks)
+        .output()
+        .context("cannot run promtool: install Prometheus (Debian package prometheus) or pass --no-prometheus")?;
+    if !output.status.success() {
+        bail!(
+            "promtool failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(&text);
+    dir_bytes(&blocks)
+}
+
+fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+fn promtool_version() -> String {
+    std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            text.lines().next().map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_loads_and_generation_is_deterministic() {
+        let (models, offsets) = load_fixture(FIXTURE).unwrap();
+        assert_eq!(models.len(), SERIES);
+        assert!(!offsets.is_empty());
+        let data = DataSet::generate(1).unwrap();
+        assert_eq!(data.timestamps.len(), 360);
+        assert_eq!(data.series(7), data.series(7));
+        let kinds = |f: fn(&Kind) -> bool| models.iter().filter(|m| f(&m.kind)).count();
+        assert!(kinds(|k| matches!(k, Kind::Counter(_))) > 0);
+        assert!(kinds(|k| matches!(k, Kind::Gauge)) > 0);
+    }
+}
