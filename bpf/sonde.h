@@ -26,9 +26,20 @@ struct sonde_hist {
 /* Highest x86_64 syscall number with its own histogram slot, plus one. */
 #define SYSCALLS_MAX_NR 512
 
-struct syscall_count_key {
+/*
+ * Who an event is charged to: the process name and the cgroup v2 id of the
+ * task (user space resolves the id to a systemd unit or a container). The
+ * first member of every per-process key.
+ */
+struct proc_id {
+	__u64 cgroup;
 	char comm[TASK_COMM_LEN];
+};
+
+struct syscall_count_key {
+	struct proc_id who;
 	__u32 nr;
+	__u32 pad;
 };
 
 struct syscall_error_key {
@@ -44,16 +55,6 @@ enum syscalls_bounded_map {
 	SYSCALLS_MAP_COUNTS,
 	SYSCALLS_MAP_ERRORS,
 	SYSCALLS_BOUNDED_MAPS,
-};
-
-/*
- * Who an event is charged to: the process name and the cgroup v2 id of the
- * task (user space resolves the id to a systemd unit or a container). The
- * first member of every per-process key.
- */
-struct proc_id {
-	__u64 cgroup;
-	char comm[TASK_COMM_LEN];
 };
 
 /* The process collector's counters, keyed by proc_id plus a kind. */

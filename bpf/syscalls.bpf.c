@@ -76,7 +76,8 @@ static __always_inline void on_enter(long id)
 	struct inflight *slot;
 	__u32 zero = 0;
 
-	__builtin_memcpy(key.comm, task->comm, TASK_COMM_LEN);
+	key.who.cgroup = bpf_get_current_cgroup_id();
+	__builtin_memcpy(key.who.comm, task->comm, TASK_COMM_LEN);
 	key.nr = (__u32)id;
 	if (sonde_percpu_count(&syscall_counts, &key))
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);

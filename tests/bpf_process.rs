@@ -157,7 +157,13 @@ fn labels_processes_with_their_unit_or_container() {
         let samples = wait_for(&sonde, |s| {
             value(s, "sonde_process_execs_total", &in_container) >= 3.0
                 && value(s, "sonde_process_execs_total", &in_unit) >= 2.0
+                && value(s, "sonde_syscalls_total", &in_container) > 0.0
         });
+        // Every per-process metric carries the place: the syscalls too.
+        if attached(&sonde, "syscalls") {
+            assert!(value(&samples, "sonde_syscalls_total", &in_container) > 0.0);
+            assert!(value(&samples, "sonde_syscalls_total", &in_unit) > 0.0);
+        }
         assert_eq!(
             value(&samples, "sonde_process_execs_total", &in_container),
             3.0

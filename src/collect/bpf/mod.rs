@@ -12,7 +12,8 @@
 //! 2. Write `src/collect/bpf/<name>.rs`: a `load` function that calls
 //!    [`attach`] with the skeleton's opener and a list of [`Variant`]s in order
 //!    of preference, and returns a [`Loaded`] whose collector reads the maps
-//!    (helpers: [`sum_percpu`], [`push_log2_histogram`], [`comm_label`]).
+//!    (helpers: [`sum_percpu`], [`push_log2_histogram`], and [`who::Who`] for
+//!    the `comm`, `unit` and `container` labels of a `struct proc_id`).
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
 //!

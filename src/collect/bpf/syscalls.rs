@@ -7,9 +7,10 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::errno_names::ERRNO_NAMES;
 use super::syscall_names::SYSCALL_NAMES;
+use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, comm_label, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached,
-    Loaded, Variant, HIST_WORDS,
+    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
+    HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -36,8 +37,9 @@ const VARIANTS: &[Variant] = &[
 /// The bounded maps, in the order of `enum syscalls_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors"];
 
-/// Size of `struct syscall_count_key`: comm[16], then the syscall number.
-const COUNT_KEY_LEN: usize = 20;
+/// Size of `struct syscall_count_key`: a `struct proc_id`, the syscall
+/// number, padding.
+const COUNT_KEY_LEN: usize = PROC_ID_LEN + 8;
 
 /// Syscall numbers with a latency histogram: SYSCALLS_MAX_NR in sonde.h.
 const MAX_NR: u32 = 512;
@@ -85,7 +87,7 @@ impl Collector for Syscalls {
 
         let mut calls = Family::counter(
             "sonde_syscalls_total",
-            "System calls entered, by process name and syscall.",
+            "System calls entered, by process (name, unit or container) and syscall.",
         );
         for key in maps.syscall_counts.keys() {
             let Some(values) = maps.syscall_counts.lookup_percpu(&key, MapFlags::ANY)? else {
@@ -97,13 +99,12 @@ impl Collector for Syscalls {
                     key.len()
                 );
             }
-            let comm = comm_label(&key[..16]);
-            let nr = u32::from_ne_bytes(key[16..20].try_into()?);
+            let (Some(who), Some(nr)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
+                continue; // the length was checked above
+            };
             let count = sum_percpu(&values, 1)[0];
-            calls.push(
-                &[("comm", &comm), ("syscall", &syscall_label(nr))],
-                count as f64,
-            );
+            let syscall = syscall_label(nr);
+            calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
         }
 
         let mut errors = Family::counter(
