@@ -181,17 +181,8 @@ impl<'a> Evaluator<'a> {
         end: i64,
         step: i64,
     ) -> Result<QueryValue, QueryError> {
-        let kind = if is_range_vector(expr) {
-            Some("range vector")
-        } else if matches!(unwrap_parens(expr), Expr::StringLiteral(_)) {
-            Some("string")
-        } else {
-            None
-        };
-        if let Some(kind) = kind {
-            return Err(QueryError::BadData(format!(
-                "invalid expression type \"{kind}\" for range query, must be Scalar or instant Vector"
-            )));
+        if is_range_vector(expr) {
+            return Err(not_for_range_query("range vector"));
         }
         let grid = Grid::new(start, end, step);
         let series = match self.eval(expr, &grid)? {
@@ -200,7 +191,7 @@ impl<'a> Evaluator<'a> {
                 values: values.into_iter().map(Some).collect(),
             }],
             Val::Vector(series) => series,
-            Val::String(_) => unreachable!("string literals are refused above"),
+            Val::String(_) => return Err(not_for_range_query("string")),
         };
         let mut matrix: Vec<RangeSeries> = series
             .into_iter()
@@ -461,6 +452,12 @@ impl<'a> Evaluator<'a> {
             ))),
         }
     }
+}
+
+fn not_for_range_query(kind: &str) -> QueryError {
+    QueryError::BadData(format!(
+        "invalid expression type \"{kind}\" for range query, must be Scalar or instant Vector"
+    ))
 }
 
 pub(super) fn unwrap_parens(mut expr: &Expr) -> &Expr {
