@@ -51,6 +51,7 @@ pub mod rollup;
 pub mod xor;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,28 @@ pub struct StoreStats {
     pub chunks_deleted: u64,
 }
 
+/// Hashes the head's series ids, which sonde allocates itself (so nobody
+/// can pick colliding ones): one multiply instead of SipHash on the ingest
+/// path, which looks a series up for every sample.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// What was taken but not yet committed (see the module invariants).
 #[derive(Default)]
 struct Pending {
@@ -190,7 +213,7 @@ pub struct Store {
     /// Invariant: every series in the file, and the pending ones.
     series_ids: HashMap<Labels, i64>,
     next_series_id: i64,
-    head: HashMap<i64, HeadSeries>,
+    head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
     pending: Pending,
     needs_checkpoint: bool,
     log_rows: u32,
@@ -242,7 +265,7 @@ impl Store {
             options,
             series_ids: HashMap::new(),
             next_series_id: 1,
-            head: HashMap::new(),
+            head: HashMap::default(),
             pending: Pending::default(),
             needs_checkpoint: false,
             log_rows: 0,
@@ -361,11 +384,13 @@ impl Store {
         v: f64,
         tolerance_ms: i64,
     ) -> anyhow::Result<Option<i64>> {
-        if !self.head.contains_key(&id) {
-            let last = self.persisted_last_ts(id)?;
-            self.head.insert(id, HeadSeries::new(last));
-        }
-        let series = self.head.get_mut(&id).expect("inserted above");
+        let series = match self.head.get_mut(&id) {
+            Some(series) => series,
+            None => {
+                let last = self.persisted_last_ts(id)?;
+                self.head.entry(id).or_insert(HeadSeries::new(last))
+            }
+        };
         let mut finished = Vec::new();
         let outcome = series.append(t, v, tolerance_ms, &mut finished);
         if !finished.is_empty() {
