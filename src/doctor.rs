@@ -217,6 +217,23 @@ fn probe(kind: AttachKind) -> anyhow::Result<()> {
     anyhow::bail!("attached, but the program never ran")
 }
 
+/// Attaches an empty program to each of sys_enter and sys_exit (raw_tp) and
+/// keeps them attached until the returned links are dropped: the yardstick
+/// `sonde bench syscalls` compares the syscalls collector with.
+pub fn attach_empty_syscall_pair() -> anyhow::Result<Vec<libbpf_rs::Link>> {
+    let mut open = ProbeSkelBuilder::default().open(object_storage())?;
+    for mut program in open.open_object_mut().progs_mut() {
+        let wanted = program.name() == "empty_enter" || program.name() == "empty_exit";
+        program.set_autoload(wanted);
+    }
+    open.maps.events.set_autocreate(false)?;
+    let skel = with_libbpf_log(|| open.load())?;
+    Ok(vec![
+        with_libbpf_log(|| skel.progs.empty_enter.attach())?,
+        with_libbpf_log(|| skel.progs.empty_exit.attach())?,
+    ])
+}
+
 /// Capability names by bit number (linux/capability.h).
 const CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",

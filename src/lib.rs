@@ -4,6 +4,7 @@
 //! [`collect`] reads the machine → [`store`] persists samples →
 //! [`serve`] answers HTTP. [`model`] is the sample model every stage speaks.
 
+pub mod bench;
 pub mod collect;
 pub mod config;
 pub mod doctor;

@@ -71,6 +71,19 @@ enum Bench {
         #[arg(long, value_name = "FILE")]
         fixture: Option<PathBuf>,
     },
+    /// Nanoseconds the syscalls collector adds per syscall (getppid loop),
+    /// detached vs attached, beside bpftrace doing the same work.
+    Syscalls {
+        /// getppid calls per measurement.
+        #[arg(long, default_value_t = 5_000_000)]
+        calls: u64,
+        /// Rounds (detached, sonde, bpftrace each); medians are reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Leave bpftrace out (when it is not installed).
+        #[arg(long)]
+        no_bpftrace: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -148,5 +161,10 @@ fn bench(what: Bench) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Bench::Syscalls {
+            calls,
+            rounds,
+            no_bpftrace,
+        } => sonde::bench::syscalls::run(calls, rounds, !no_bpftrace),
     }
 }

@@ -171,3 +171,28 @@ fn runs_on_without_a_refused_collector() {
     assert!(samples.iter().all(|s| s.name != "sonde_syscalls_total"));
     assert!(samples.iter().any(|s| s.name == "sonde_build_info"));
 }
+
+#[test]
+fn bench_runs_and_detaches() {
+    let output = std::process::Command::new(common::SONDE)
+        .args([
+            "bench",
+            "syscalls",
+            "--calls",
+            "20000",
+            "--rounds",
+            "1",
+            "--no-bpftrace",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(!bpf_required(), "sonde bench syscalls failed: {err}");
+        eprintln!("skipping: sonde bench syscalls cannot attach here: {err}");
+        return;
+    }
+    assert!(text.contains("median"), "{text}");
+    assert!(text.contains("beyond the empty pair"), "{text}");
+}
