@@ -357,7 +357,9 @@ pub fn collectors(config: &BpfConfig) -> Vec<Box<dyn Collector>> {
 /// Turns on the kernel's per-program run time accounting
 /// (`kernel.bpf_stats_enabled`) for as long as the returned descriptor is
 /// open. The kernel counts the holders and restores the previous setting when
-/// the last one closes, even if sonde is killed.
+/// the last one closes, even if sonde is killed. (Reading the sysctl file
+/// shows only what was written to it, so it may say 0 while the accounting
+/// is on.)
 fn enable_run_time_stats() -> Option<OwnedFd> {
     // SAFETY: a plain syscall wrapper; it returns a new descriptor or -errno.
     let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
