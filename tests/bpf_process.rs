@@ -242,3 +242,40 @@ fn falls_back_to_raw_tp_when_tp_btf_is_refused() {
     });
     assert_eq!(value(&samples, "sonde_process_execs_total", &comm), 5.0);
 }
+
+#[test]
+fn beyond_the_series_budget_the_smallest_fold_into_other() {
+    // Appended right after the harness's own [collect] table.
+    let sonde = Sonde::start("max_series_per_metric = 3\n");
+    if !attached(&sonde, "process") {
+        return;
+    }
+    // More process names than the budget has room for: every exec counted
+    // still, the smallest under comm="other".
+    let programs: Vec<NamedProgram> = (0..6)
+        .map(|i| NamedProgram::new("/bin/true", &format!("sb{i}x")))
+        .collect();
+    for program in &programs {
+        assert!(program.command().status().unwrap().success());
+    }
+    sonde.wait_rounds(2);
+    let samples = sonde.metrics();
+    let execs: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "sonde_process_execs_total")
+        .collect();
+    assert!(execs.len() <= 3, "{execs:?}");
+    let other = value(&samples, "sonde_process_execs_total", &[("comm", "other")]);
+    assert!(other >= 1.0, "{execs:?}");
+    let ours: f64 = programs
+        .iter()
+        .map(|p| {
+            value(
+                &samples,
+                "sonde_process_execs_total",
+                &[("comm", p.comm.as_str())],
+            )
+        })
+        .sum();
+    assert!(ours < programs.len() as f64, "some of them were folded");
+}
