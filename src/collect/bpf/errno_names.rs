@@ -1,7 +1,7 @@
 //! Linux errno names by number, generated once from
 //! /usr/include/asm-generic/errno-base.h and errno.h (first name wins where
-//! two share a number, e.g. EAGAIN over EWOULDBLOCK). Kernel-internal
-//! codes above the table (ERESTARTSYS, ENOTSUPP...) are labelled by number.
+//! two share a number, e.g. EAGAIN over EWOULDBLOCK), plus the kernel's
+//! internal codes (ERESTARTSYS...) written out from include/linux/errno.h.
 
 /// Index = errno value; "" where the number is unassigned.
 pub const ERRNO_NAMES: [&str; 134] = [
@@ -139,4 +139,29 @@ pub const ERRNO_NAMES: [&str; 134] = [
     "ENOTRECOVERABLE",
     "ERFKILL",
     "EHWPOISON",
+];
+
+/// Codes the kernel uses internally (include/linux/errno.h) that a syscall
+/// tracepoint still sees, e.g. ERESTARTSYS when a signal interrupts a wait
+/// and the call is restarted.
+pub const KERNEL_ERRNO_NAMES: [(u32, &str); 19] = [
+    (512, "ERESTARTSYS"),
+    (513, "ERESTARTNOINTR"),
+    (514, "ERESTARTNOHAND"),
+    (515, "ENOIOCTLCMD"),
+    (516, "ERESTART_RESTARTBLOCK"),
+    (517, "EPROBE_DEFER"),
+    (518, "EOPENSTALE"),
+    (519, "ENOPARAM"),
+    (521, "EBADHANDLE"),
+    (522, "ENOTSYNC"),
+    (523, "EBADCOOKIE"),
+    (524, "ENOTSUPP"),
+    (525, "ETOOSMALL"),
+    (526, "ESERVERFAULT"),
+    (527, "EBADTYPE"),
+    (528, "EJUKEBOX"),
+    (529, "EIOCBQUEUED"),
+    (530, "ERECALLCONFLICT"),
+    (531, "ENOGRACE"),
 ];

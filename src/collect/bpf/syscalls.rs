@@ -5,7 +5,7 @@ use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{MapCore, MapFlags};
 
-use super::errno_names::ERRNO_NAMES;
+use super::errno_names::{ERRNO_NAMES, KERNEL_ERRNO_NAMES};
 use super::syscall_names::SYSCALL_NAMES;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
@@ -73,7 +73,10 @@ pub fn syscall_label(nr: u32) -> String {
 pub fn errno_label(errno: u32) -> String {
     match ERRNO_NAMES.get(errno as usize) {
         Some(name) if !name.is_empty() => (*name).to_string(),
-        _ => errno.to_string(),
+        _ => KERNEL_ERRNO_NAMES
+            .iter()
+            .find(|(number, _)| *number == errno)
+            .map_or_else(|| errno.to_string(), |(_, name)| (*name).to_string()),
     }
 }
 
@@ -158,6 +161,7 @@ mod tests {
         assert_eq!(syscall_label(1000), "1000");
         assert_eq!(errno_label(2), "ENOENT");
         assert_eq!(errno_label(11), "EAGAIN");
-        assert_eq!(errno_label(512), "512");
+        assert_eq!(errno_label(512), "ERESTARTSYS");
+        assert_eq!(errno_label(520), "520");
     }
 }
