@@ -132,26 +132,26 @@ impl Collector for Filesystem {
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let gauge = |name: &str, help: &str| Family::gauge(name, help);
-        let mut device_error = gauge(
+        let mut device_error = Family::gauge(
             "node_filesystem_device_error",
             "Whether an error occurred while getting statistics for the given device.",
         );
-        let mut size = gauge("node_filesystem_size_bytes", "Filesystem size in bytes.");
-        let mut free = gauge(
+        let mut size = Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes.");
+        let mut free = Family::gauge(
             "node_filesystem_free_bytes",
             "Filesystem free space in bytes.",
         );
-        let mut avail = gauge(
+        let mut avail = Family::gauge(
             "node_filesystem_avail_bytes",
             "Filesystem space available to non-root users in bytes.",
         );
-        let mut files = gauge("node_filesystem_files", "Filesystem total file nodes.");
-        let mut files_free = gauge(
+        let mut files = Family::gauge("node_filesystem_files", "Filesystem total file nodes.");
+        let mut files_free = Family::gauge(
             "node_filesystem_files_free",
             "Filesystem total free file nodes.",
         );
-        let mut readonly = gauge("node_filesystem_readonly", "Filesystem read-only status.");
+        let mut readonly =
+            Family::gauge("node_filesystem_readonly", "Filesystem read-only status.");
 
         let Filesystem {
             mounts,
@@ -159,14 +159,15 @@ impl Collector for Filesystem {
             exclude_fs_types,
             statfs,
         } = self;
-        let table = parse_mounts(mounts.read_bytes()?)?.collect::<anyhow::Result<Vec<Mount>>>()?;
-        let all_local = table.iter().all(|m| LOCAL.contains(&m.fs_type.as_str()));
+        let table = parse_mounts(mounts.read_bytes()?).collect::<anyhow::Result<Vec<Mount>>>()?;
+        let may_block = !table.iter().all(|m| LOCAL.contains(&m.fs_type.as_str()));
         let mut seen = HashSet::new();
-        for mount in table {
+        for mount in &table {
+            let key = (&mount.device, &mount.mount_point, &mount.fs_type);
+            // A filesystem mounted twice at the same place is one series.
             if exclude_mount_points.is_match(&mount.mount_point)
                 || exclude_fs_types.is_match(&mount.fs_type)
-                // A filesystem mounted twice at the same place is one series.
-                || !seen.insert((mount.device.clone(), mount.mount_point.clone(), mount.fs_type.clone()))
+                || !seen.insert(key)
             {
                 continue;
             }
@@ -175,15 +176,7 @@ impl Collector for Filesystem {
                 ("mountpoint", mount.mount_point.as_str()),
                 ("fstype", mount.fs_type.as_str()),
             ];
-            let outcome = if all_local {
-                match (statfs.call)(&mount.path) {
-                    Ok(usage) => Outcome::Usage(usage),
-                    Err(err) => Outcome::Failed(err),
-                }
-            } else {
-                statfs.statfs(&mount.path)
-            };
-            let usage = match outcome {
+            let usage = match statfs.statfs(&mount.path, may_block) {
                 Outcome::Usage(usage) => usage,
                 Outcome::Failed(err) => {
                     tracing::debug!("statfs {}: {err}", mount.mount_point);
@@ -223,10 +216,8 @@ pub struct Mount {
 }
 
 /// Parses /proc/<pid>/mounts; a line with fewer than four fields is an error.
-pub fn parse_mounts(
-    table: &[u8],
-) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Mount>> + '_> {
-    Ok(table
+pub fn parse_mounts(table: &[u8]) -> impl Iterator<Item = anyhow::Result<Mount>> + '_ {
+    table
         .split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
         .map(|line| {
@@ -247,7 +238,7 @@ pub fn parse_mounts(
                 read_only: options.split(|&b| b == b',').any(|o| o == b"ro"),
                 path: PathBuf::from(OsStr::from_bytes(&decoded)),
             })
-        }))
+        })
 }
 
 /// Decodes the kernel's `\ooo` octal escapes (space, tab, newline, backslash).
@@ -328,7 +319,15 @@ impl StatfsRunner {
         }
     }
 
-    fn statfs(&mut self, path: &Path) -> Outcome {
+    /// Calls statfs: on this thread when `may_block` is false, else on the
+    /// helper thread with the timeout.
+    fn statfs(&mut self, path: &Path, may_block: bool) -> Outcome {
+        if !may_block {
+            return match (self.call)(path) {
+                Ok(usage) => Outcome::Usage(usage),
+                Err(err) => Outcome::Failed(err),
+            };
+        }
         if lock(&self.in_flight).contains(path) {
             return Outcome::Stuck;
         }
@@ -407,7 +406,7 @@ mod tests {
     fn mount_lines_become_labels() {
         let table = b"/dev/vda / ext4 rw,relatime,discard 0 0\n\
                       server:/export /srv/my\\040share nfs4 ro,vers=4.2 0 0\n";
-        let mounts: Vec<Mount> = parse_mounts(table).unwrap().map(Result::unwrap).collect();
+        let mounts: Vec<Mount> = parse_mounts(table).map(Result::unwrap).collect();
         assert_eq!(mounts[0].device, "/dev/vda");
         assert_eq!(mounts[0].mount_point, "/");
         assert!(!mounts[0].read_only);
@@ -415,11 +414,7 @@ mod tests {
         assert_eq!(mounts[1].path, Path::new("/srv/my share"));
         assert_eq!(mounts[1].fs_type, "nfs4");
         assert!(mounts[1].read_only);
-        assert!(parse_mounts(b"proc /proc\n")
-            .unwrap()
-            .next()
-            .unwrap()
-            .is_err());
+        assert!(parse_mounts(b"proc /proc\n").next().unwrap().is_err());
     }
 
     #[test]
@@ -476,21 +471,30 @@ mod tests {
     fn a_hung_statfs_is_stuck_until_it_returns_and_others_go_on() {
         let mut runner = StatfsRunner::new(fake_statfs, Duration::from_millis(100));
         let started = Instant::now();
-        assert!(matches!(runner.statfs(Path::new("/hang")), Outcome::Stuck));
+        assert!(matches!(
+            runner.statfs(Path::new("/hang"), true),
+            Outcome::Stuck
+        ));
         assert!(started.elapsed() < Duration::from_millis(500));
         // Later rounds do not wait for it again...
         let again = Instant::now();
-        assert!(matches!(runner.statfs(Path::new("/hang")), Outcome::Stuck));
+        assert!(matches!(
+            runner.statfs(Path::new("/hang"), true),
+            Outcome::Stuck
+        ));
         assert!(again.elapsed() < Duration::from_millis(50));
         // ...and other mounts are served by a fresh helper.
-        assert!(matches!(runner.statfs(Path::new("/ok")), Outcome::Usage(_)));
+        assert!(matches!(
+            runner.statfs(Path::new("/ok"), true),
+            Outcome::Usage(_)
+        ));
         // Once the hung call returns, the mount is collected again.
         let deadline = Instant::now() + Duration::from_secs(5);
         while lock(&runner.in_flight).contains(Path::new("/hang")) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(matches!(
-            runner.statfs(Path::new("/hang")),
+            runner.statfs(Path::new("/hang"), true),
             Outcome::Usage(_)
         ));
     }
