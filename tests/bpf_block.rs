@@ -6,7 +6,7 @@ mod common;
 mod kernel;
 
 use common::{Sonde, TempDir};
-use kernel::{attached, value, wait_for, NamedProgram};
+use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
 
 const BLOCK: u64 = 4096;
 const COUNT: u64 = 1000;
@@ -18,7 +18,7 @@ fn within_1pct(a: f64, b: f64) -> bool {
 
 #[test]
 fn charges_direct_io_to_the_process_that_did_it() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "block") {
         return;
     }

@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 
 use common::{free_port, Sonde};
-use kernel::{attached, value, wait_for};
+use kernel::{attached, value, wait_for, NO_BUDGET};
 
 const BYTES: usize = 8 << 20;
 const PEER_ENV: &str = "SONDE_NET_PEER";
@@ -71,7 +71,7 @@ fn peer_command(role: &str) -> Command {
 
 #[test]
 fn charges_a_loopback_transfer_to_both_ends() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "net") {
         return;
     }

@@ -9,13 +9,13 @@ mod kernel;
 use std::time::Duration;
 
 use common::{Sonde, TempDir};
-use kernel::{attached, cgroup_v2_root, value, wait_for, NamedProgram, TestCgroup};
+use kernel::{attached, cgroup_v2_root, value, wait_for, NamedProgram, TestCgroup, NO_BUDGET};
 
 const SPAWNS: usize = 20;
 
 #[test]
 fn counts_execs_and_clean_exits() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "process") {
         return;
     }
@@ -40,7 +40,7 @@ fn counts_execs_and_clean_exits() {
 
 #[test]
 fn names_the_signal_that_killed_a_process() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "process") {
         return;
     }
@@ -86,7 +86,7 @@ fn memory_limited_cgroup(limit: u64) -> Option<TestCgroup> {
 
 #[test]
 fn counts_an_oom_kill_by_its_victim() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "process") {
         return;
     }
@@ -127,7 +127,7 @@ fn container_id() -> String {
 
 #[test]
 fn labels_processes_with_their_unit_or_container() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "process") {
         return;
     }
@@ -221,7 +221,11 @@ fn turned_off_or_refused_it_leaves_the_others_running() {
 
 #[test]
 fn falls_back_to_raw_tp_when_tp_btf_is_refused() {
-    let sonde = Sonde::start_with_env(TempDir::new("data"), "", &[("SONDE_BPF_REFUSE", "tp_btf")]);
+    let sonde = Sonde::start_with_env(
+        TempDir::new("data"),
+        NO_BUDGET,
+        &[("SONDE_BPF_REFUSE", "tp_btf")],
+    );
     if !attached(&sonde, "process") {
         return;
     }

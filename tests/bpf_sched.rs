@@ -9,7 +9,7 @@ mod kernel;
 use std::process::{Command, Stdio};
 
 use common::{ExposedSample, Sonde};
-use kernel::{attached, cgroup_v2_root, value, wait_for, NamedProgram, TestCgroup};
+use kernel::{attached, cgroup_v2_root, value, wait_for, NamedProgram, TestCgroup, NO_BUDGET};
 
 const SLEEPS: usize = 50;
 
@@ -23,7 +23,7 @@ fn slow_waits(samples: &[ExposedSample], labels: &[(&str, &str)]) -> f64 {
 
 #[test]
 fn a_task_waiting_for_a_busy_cpu_moves_the_runqueue_histogram() {
-    let sonde = Sonde::start("");
+    let sonde = Sonde::start(NO_BUDGET);
     if !attached(&sonde, "sched") {
         return;
     }
@@ -36,9 +36,11 @@ fn a_task_waiting_for_a_busy_cpu_moves_the_runqueue_histogram() {
         .unwrap();
     let bash = NamedProgram::new("/bin/bash", "srunq");
     let unit = format!("sonde-runq-{}.service", std::process::id());
+    // Kept until sonde has read the histogram: a cgroup removed before
+    // sonde first resolves its id cannot be named any more.
+    let cgroup =
+        cgroup_v2_root().map(|root| TestCgroup::new(&root, &format!("system.slice/{unit}")));
     let waited = {
-        let cgroup =
-            cgroup_v2_root().map(|root| TestCgroup::new(&root, &format!("system.slice/{unit}")));
         let args = [
             "-c",
             "0",
@@ -69,9 +71,11 @@ fn a_task_waiting_for_a_busy_cpu_moves_the_runqueue_histogram() {
     assert!(waited.success());
 
     let comm = [("comm", bash.comm.as_str()), ("kind", "voluntary")];
+    let own = [("unit", unit.as_str())];
     let samples = wait_for(&sonde, |s| {
         value(s, "sonde_context_switches_total", &comm) >= SLEEPS as f64
             && slow_waits(s, &[]) > slow_waits(&before, &[])
+            && value(s, "sonde_runqueue_latency_seconds_count", &own) >= SLEEPS as f64
     });
     let switches = value(&samples, "sonde_context_switches_total", &comm);
     assert!(
@@ -91,4 +95,5 @@ fn a_task_waiting_for_a_busy_cpu_moves_the_runqueue_histogram() {
         );
         assert!(own >= SLEEPS as f64, "{unit}: {own} run-queue waits");
     }
+    drop(cgroup);
 }

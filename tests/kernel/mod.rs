@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::common::{bpf_required, ExposedSample, Sonde, TempDir};
 
+/// Config that lifts the cardinality budget: on a busy machine a test's
+/// process arrives after hundreds of others, and a full metric folds a
+/// newcomer into comm="other".
+pub const NO_BUDGET: &str = "max_series_per_metric = 1000000\n";
+
 /// Whether BPF collector `name` attached in this sonde; when it did not, says
 /// why and tells the caller to skip (or fails, when BPF is required).
 pub fn attached(sonde: &Sonde, name: &str) -> bool {
