@@ -320,7 +320,7 @@ fn count_values(
 }
 
 /// A float as Go's strconv.FormatFloat(v, 'f', -1, 64) writes it.
-pub(super) fn format_go_float(v: f64) -> String {
+pub fn format_go_float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v == f64::INFINITY {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::model::{Labels, Matcher};
 use crate::store::{SeriesSamples, Store};
 
+pub use aggregate::format_go_float;
 pub use eval::selector_matchers;
 
 /// Where the evaluator reads samples: every series the matchers select, with

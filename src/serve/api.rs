@@ -16,7 +16,7 @@ use axum::Router;
 
 use super::AppState;
 use crate::model::{Labels, MatchOp, Matcher, METRIC_NAME};
-use crate::query::{self, Limits, QueryError, QueryValue, Source};
+use crate::query::{self, format_go_float, Limits, QueryError, QueryValue, Source};
 
 /// The largest form body a query request may have.
 const MAX_FORM_BYTES: usize = 1 << 20;
@@ -530,20 +530,6 @@ fn render_labels(labels: &Labels) -> String {
     format!("{{{}}}", pairs.join(","))
 }
 
-/// A sample value as Prometheus writes it: a string, Go's shortest
-/// non-exponent form, `NaN`, `+Inf`, `-Inf`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
 /// A timestamp as Prometheus writes it: seconds, with the milliseconds
 /// as three decimals when there are any.
 fn push_timestamp(out: &mut String, t: i64) {
@@ -562,7 +548,7 @@ fn push_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     push_timestamp(out, t);
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    out.push_str(&format_go_float(v));
     out.push_str("\"]");
 }
 
@@ -652,10 +638,10 @@ mod tests {
 
     #[test]
     fn values_and_timestamps_render_as_prometheus_writes_them() {
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::INFINITY), "+Inf");
-        assert_eq!(format_value(1e-9), "0.000000001");
-        assert_eq!(format_value(2.0), "2");
+        assert_eq!(format_go_float(f64::NAN), "NaN");
+        assert_eq!(format_go_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_go_float(1e-9), "0.000000001");
+        assert_eq!(format_go_float(2.0), "2");
         let mut out = String::new();
         push_timestamp(&mut out, 1_435_781_451_500);
         assert_eq!(out, "1435781451.500");
