@@ -60,6 +60,10 @@ pub fn doctor(config: &Config) -> bool {
     }
     rows.push(Row::new("capabilities", capabilities()));
     rows.push(Row::new("tracefs", tracefs()));
+    rows.push(Row::new(
+        "kernel.bpf_stats_enabled",
+        crate::collect::bpf::stats::describe_sysctl(),
+    ));
 
     let set = load_all(&config.collect.bpf);
     for (name, state) in &set.states {
@@ -69,6 +73,12 @@ pub fn doctor(config: &Config) -> bool {
             State::Failed(reason) => Err(anyhow::anyhow!("off: {reason}")),
         };
         rows.push(Row::new(format!("collector {name}"), result));
+    }
+    if let Some(stats) = &set.stats {
+        rows.push(Row::new(
+            "bpf run-time stats",
+            stats.clone().map_err(anyhow::Error::msg),
+        ));
     }
     let collecting = set
         .states

@@ -59,6 +59,7 @@ fn reports_every_check() {
         "attach ringbuf",
         "capabilities",
         "tracefs",
+        "kernel.bpf_stats_enabled",
         "collector syscalls",
     ] {
         row(&table, check);
@@ -71,6 +72,8 @@ fn reports_every_check() {
         assert!(line.contains(" ok "), "{line}");
     }
     assert!(row(&table, "collector syscalls").contains("on (raw_tp)"));
+    let stats = row(&table, "bpf run-time stats");
+    assert!(stats.contains(" ok "), "{stats}");
     assert!(row(&table, "capabilities").contains("CAP_BPF"));
     assert!(row(&table, "kernel").contains(
         std::fs::read_to_string("/proc/sys/kernel/osrelease")

@@ -25,8 +25,9 @@
 //! # Forcing a failure
 //! `SONDE_BPF_REFUSE` is a comma-separated list of names that sonde treats as
 //! refused by the kernel: an attach kind (`raw_tp`, `tp_btf`, `tracepoint`,
-//! `uprobe`, `ringbuf`), a collector name (`syscalls`), or `bpf` for the bpf()
-//! syscall itself. Tests use it to show fallbacks and degraded runs; users can
+//! `uprobe`, `ringbuf`), a collector name (`syscalls`), `bpf` for the bpf()
+//! syscall itself, or `bpf_stats_enabled` for writing that sysctl
+//! ([`stats`]). Tests use it to show fallbacks and degraded runs; users can
 //! use it to keep a probe off while they investigate it.
 
 pub mod block;
@@ -34,12 +35,13 @@ pub mod errno_names;
 pub mod net;
 pub mod process;
 pub mod sched;
+pub mod stats;
 pub mod syscall_names;
 pub mod syscalls;
 pub mod who;
 
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -50,6 +52,7 @@ use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapHandle, OpenObject};
 use crate::collect::Collector;
 use crate::config::BpfConfig;
 use crate::model::Family;
+use stats::RunTimeStats;
 
 /// How a program hooks into the kernel. The names are the rows of
 /// `sonde doctor` and what `SONDE_BPF_REFUSE` accepts.
@@ -310,6 +313,9 @@ impl std::fmt::Display for State {
 pub struct LoadedSet {
     pub collectors: Vec<Box<dyn Collector>>,
     pub states: Vec<(&'static str, State)>,
+    /// How run-time statistics were turned on ([`stats`]); None when no
+    /// collector loaded.
+    pub stats: Option<Result<String, String>>,
 }
 
 /// Loads every enabled BPF collector; one that fails is recorded with its
@@ -334,11 +340,18 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
             Err(err) => states.push((spec.name, State::Failed(format!("{err:#}")))),
         }
     }
+    let mut stats = None;
     if !collectors.is_empty() {
-        self_metrics.stats = enable_run_time_stats();
+        let enabled = RunTimeStats::enable();
+        stats = Some(enabled.summary.clone());
+        self_metrics.stats = Some(enabled);
         collectors.push(Box::new(self_metrics));
     }
-    LoadedSet { collectors, states }
+    LoadedSet {
+        collectors,
+        states,
+        stats,
+    }
 }
 
 /// Every BPF collector that could be loaded; each one's state (or the reason
@@ -354,33 +367,13 @@ pub fn collectors(config: &BpfConfig) -> Vec<Box<dyn Collector>> {
     set.collectors
 }
 
-/// Turns on the kernel's per-program run time accounting
-/// (`kernel.bpf_stats_enabled`) for as long as the returned descriptor is
-/// open. The kernel counts the holders and restores the previous setting when
-/// the last one closes, even if sonde is killed. (Reading the sysctl file
-/// shows only what was written to it, so it may say 0 while the accounting
-/// is on.)
-fn enable_run_time_stats() -> Option<OwnedFd> {
-    // SAFETY: a plain syscall wrapper; it returns a new descriptor or -errno.
-    let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
-    if fd < 0 {
-        tracing::warn!(
-            "cannot enable BPF run time statistics ({}): sonde_bpf_program_run_seconds_total stays 0",
-            std::io::Error::from_raw_os_error(-fd)
-        );
-        return None;
-    }
-    // SAFETY: the descriptor was just created and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// Self-metrics of every loaded BPF collector: program run time and count,
 /// events lost, inserts refused by full maps.
 #[derive(Default)]
 pub struct BpfSelfMetrics {
     programs: Vec<ProgramHandle>,
     map_full: Vec<MapFullCounter>,
-    stats: Option<OwnedFd>,
+    stats: Option<RunTimeStats>,
 }
 
 impl Collector for BpfSelfMetrics {
