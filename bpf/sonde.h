@@ -54,6 +54,7 @@ struct syscall_error_key {
 enum syscalls_bounded_map {
 	SYSCALLS_MAP_COUNTS,
 	SYSCALLS_MAP_ERRORS,
+	SYSCALLS_MAP_TASKS, /* task storage: a thread's counters not allocated */
 	SYSCALLS_BOUNDED_MAPS,
 };
 
@@ -179,6 +180,8 @@ enum net_bounded_map {
 
 #ifdef __BPF__
 
+#include <bpf/bpf_core_read.h>
+
 /*
  * Slot of a duration in a sonde_hist: the smallest i with ns <= 1000 * 2^i.
  * With L = floor(log2(ns)) that is L - 9 or L - 8 (512 < 1000 < 1024), so
@@ -250,6 +253,13 @@ static __always_inline void sonde_current(struct proc_id *who)
 {
 	who->cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(who->comm, sizeof(who->comm));
+}
+
+/* Fills a proc_id from any task (cold paths: it reads through pointers). */
+static __always_inline void sonde_task_who(struct task_struct *task, struct proc_id *who)
+{
+	who->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	BPF_CORE_READ_STR_INTO(&who->comm, task, comm);
 }
 
 /* Adds `delta` to a u64 in a per-CPU hash, inserting it on first sight.

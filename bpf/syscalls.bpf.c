@@ -1,18 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The syscalls collector: every syscall counted per (process name, syscall
- * number), its latency in a log2 histogram per syscall, failures per
+ * The syscalls collector: every syscall counted per (process name, cgroup,
+ * syscall number), its latency in a log2 histogram per syscall, failures per
  * (syscall, errno).
  *
  * Cost is the design constraint: this runs twice per syscall on every CPU.
- * The hot path touches only per-CPU memory and never inserts into a hash:
- * - counts live in a per-CPU hash; after a key's first sight it is a lookup
- *   and a plain increment, no atomics;
- * - the entry timestamp waits in a per-CPU slot tagged with the task, not in
- *   a map keyed by thread id. A syscall that blocks hands its slot over to
- *   task storage in sched_switch (which fires with the blocking task still
- *   current), and its exit finds it there. So only syscalls that sleep (and
- *   so cost microseconds already) pay for task storage.
+ * The hot path builds no key and touches no hash. Each thread's task storage
+ * holds its syscall in flight and a counter per syscall number; sys_enter
+ * adds one to its own counter, sys_exit reads the entry time back and bumps
+ * a per-CPU histogram slot indexed by syscall number. Who the counts belong
+ * to (comm, cgroup) is only looked up when they are moved into the shared
+ * `syscall_counts` hash:
+ * - by the task iterator `flush_counts`, which user space runs before every
+ *   read of the map, for every thread;
+ * - by `sched_process_exit`, for a thread that ends between two reads.
+ * So a count is charged to the name and cgroup its thread has when it is
+ * moved (at most one collection interval after the syscall).
+ *
+ * Invariant: a count is in exactly one place, a thread's counter or
+ * `syscall_counts`. The owner adds with an atomic add; a mover reads a
+ * counter and subtracts what it read with another atomic add before it
+ * credits the hash, so increments racing with a move are never lost or
+ * counted twice.
  *
  * Two attach variants share the code: raw_tp (no tracefs, cheapest) and
  * tracefs tracepoints for kernels or permissions without raw_tp.
@@ -24,8 +33,29 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * Syscall numbers counted in task storage; rarer, higher numbers (and
+ * compat ones) go to the hash straight away. 472 counters keep a thread's
+ * storage (value plus the kernel's element header) inside a 2 KiB allocation;
+ * x86_64's highest syscall is 469 on Linux 6.18.
+ */
+#define TASK_COUNTED_SYSCALLS 472
+
+struct task_syscalls {
+	__u64 start_ns; /* entry time of the syscall in flight; 0 when none */
+	__u32 nr;       /* its number */
+	__u32 counts[TASK_COUNTED_SYSCALLS];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_syscalls);
+} task_syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct syscall_count_key);
 	__type(value, __u64);
@@ -47,73 +77,69 @@ struct {
 
 SONDE_MAP_FULL_COUNTER(SYSCALLS_BOUNDED_MAPS);
 
-/* The syscall in flight on this CPU: which task, which syscall, since when. */
-struct inflight {
-	__u64 task;
-	__u64 start_ns;
-	__u32 nr;
-};
+/* Adds `n` calls of `key->nr` by `key->who` to the shared hash. */
+static __always_inline void credit(struct syscall_count_key *key, __u64 n)
+{
+	__u64 *count = bpf_map_lookup_elem(&syscall_counts, key);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct inflight);
-} inflight_cpu SEC(".maps");
+	if (!count) {
+		__u64 zero = 0;
 
-/* A syscall whose task was switched out before it returned. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct inflight);
-} inflight_task SEC(".maps");
+		/* Fails harmlessly when another CPU inserted the key first. */
+		bpf_map_update_elem(&syscall_counts, key, &zero, BPF_NOEXIST);
+		count = bpf_map_lookup_elem(&syscall_counts, key);
+		if (!count) {
+			sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);
+			return;
+		}
+	}
+	__sync_fetch_and_add(count, n);
+}
+
+/* The slow path of a count: straight into the shared hash. */
+static __always_inline void credit_one(struct task_struct *task, __u32 nr)
+{
+	struct syscall_count_key key = { .nr = nr };
+
+	sonde_task_who(task, &key.who);
+	credit(&key, 1);
+}
 
 static __always_inline void on_enter(long id)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct syscall_count_key key = {};
-	struct inflight *slot;
-	__u32 zero = 0;
+	struct task_syscalls *mine;
+	__u32 nr = (__u32)id;
 
-	key.who.cgroup = bpf_get_current_cgroup_id();
-	__builtin_memcpy(key.who.comm, task->comm, TASK_COMM_LEN);
-	key.nr = (__u32)id;
-	if (sonde_percpu_count(&syscall_counts, &key))
-		sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);
-
-	slot = bpf_map_lookup_elem(&inflight_cpu, &zero);
-	if (!slot)
+	mine = bpf_task_storage_get(&task_syscalls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!mine) {
+		/* Out of memory for this thread's storage: still count the call. */
+		sonde_count_map_full(&map_full, SYSCALLS_MAP_TASKS);
+		credit_one(task, nr);
 		return;
-	slot->task = (__u64)task;
-	slot->nr = key.nr;
-	slot->start_ns = bpf_ktime_get_ns();
+	}
+	if (nr < TASK_COUNTED_SYSCALLS)
+		__sync_fetch_and_add(&mine->counts[nr], 1);
+	else
+		credit_one(task, nr);
+	mine->nr = nr;
+	mine->start_ns = bpf_ktime_get_ns();
 }
 
 static __always_inline void on_exit(long ret)
 {
-	__u64 now = bpf_ktime_get_ns(), task = bpf_get_current_task();
-	struct inflight *slot, *parked;
+	__u64 now = bpf_ktime_get_ns(), start;
+	struct task_syscalls *mine;
 	struct sonde_hist *hist;
-	__u64 start;
-	__u32 zero = 0, nr;
+	__u32 nr;
 
-	slot = bpf_map_lookup_elem(&inflight_cpu, &zero);
-	if (!slot)
+	mine = bpf_task_storage_get(&task_syscalls, bpf_get_current_task_btf(), 0, 0);
+	/* No entry time: it entered before sonde attached. */
+	if (!mine || !mine->start_ns)
 		return;
-	if (slot->task == task) {
-		start = slot->start_ns;
-		nr = slot->nr;
-		slot->task = 0;
-	} else {
-		/* Switched out meanwhile, or entered before sonde attached. */
-		parked = bpf_task_storage_get(&inflight_task, bpf_get_current_task_btf(), 0, 0);
-		if (!parked || !parked->task)
-			return;
-		start = parked->start_ns;
-		nr = parked->nr;
-		parked->task = 0;
-	}
+	start = mine->start_ns;
+	nr = mine->nr;
+	mine->start_ns = 0;
 
 	hist = bpf_map_lookup_elem(&syscall_latency, &nr);
 	if (hist) {
@@ -128,20 +154,40 @@ static __always_inline void on_exit(long ret)
 	}
 }
 
-/* Runs as the outgoing task: park its syscall in flight, if any. */
-static __always_inline void on_switch(void)
-{
-	struct inflight *slot, *parked;
-	__u32 zero = 0;
+struct move_state {
+	struct task_syscalls *counts;
+	struct syscall_count_key key;
+};
 
-	slot = bpf_map_lookup_elem(&inflight_cpu, &zero);
-	if (!slot || slot->task != bpf_get_current_task())
+static long move_one(__u32 nr, struct move_state *state)
+{
+	__u32 n;
+
+	if (nr >= TASK_COUNTED_SYSCALLS)
+		return 1;
+	n = state->counts->counts[nr];
+	if (n) {
+		__sync_fetch_and_add(&state->counts->counts[nr], -n);
+		state->key.nr = nr;
+		credit(&state->key, n);
+	}
+	return 0;
+}
+
+/*
+ * Moves a thread's counters into `syscall_counts` (see the invariant). A
+ * bpf_loop callback, so the verifier checks the body once, not per syscall
+ * number.
+ */
+static __always_inline void move_counts(struct task_struct *task)
+{
+	struct move_state state = {};
+
+	state.counts = bpf_task_storage_get(&task_syscalls, task, 0, 0);
+	if (!state.counts)
 		return;
-	parked = bpf_task_storage_get(&inflight_task, bpf_get_current_task_btf(), 0,
-				      BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (parked)
-		*parked = *slot;
-	slot->task = 0;
+	sonde_task_who(task, &state.key.who);
+	bpf_loop(TASK_COUNTED_SYSCALLS, move_one, &state, 0);
 }
 
 SEC("raw_tp/sys_enter")
@@ -158,10 +204,11 @@ int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-SEC("raw_tp/sched_switch")
-int raw_sched_switch(void *ctx)
+/* Fires in do_exit with the exiting thread current. */
+SEC("raw_tp/sched_process_exit")
+int raw_process_exit(void *ctx)
 {
-	on_switch();
+	move_counts(bpf_get_current_task_btf());
 	return 0;
 }
 
@@ -179,9 +226,20 @@ int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/sched/sched_switch")
-int tp_sched_switch(void *ctx)
+SEC("tracepoint/sched/sched_process_exit")
+int tp_process_exit(void *ctx)
 {
-	on_switch();
+	move_counts(bpf_get_current_task_btf());
+	return 0;
+}
+
+/* Run by user space (reading the iterator) before it reads the counts. */
+SEC("iter/task")
+int flush_counts(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	if (task)
+		move_counts(task);
 	return 0;
 }

@@ -198,6 +198,21 @@ fn find_program<'o>(
 }
 
 impl<S: Skel<'static>> Attached<S> {
+    /// Runs the attached BPF iterator `program` over every object it walks,
+    /// for its side effects on maps (it writes no output).
+    pub fn run_iterator(&self, program: &str) -> anyhow::Result<()> {
+        let link = self
+            .programs
+            .iter()
+            .position(|name| *name == program)
+            .and_then(|index| self.links.get(index))
+            .ok_or_else(|| anyhow!("the iterator {program} is not attached"))?;
+        let mut iter = libbpf_rs::Iter::new(link).with_context(|| format!("starting {program}"))?;
+        std::io::copy(&mut iter, &mut std::io::sink())
+            .with_context(|| format!("running {program}"))?;
+        Ok(())
+    }
+
     /// Handles on the attached programs, for their run-time statistics.
     pub fn program_handles(&self) -> anyhow::Result<Vec<ProgramHandle>> {
         self.programs

@@ -22,20 +22,23 @@ use skel::{SyscallsSkel, SyscallsSkelBuilder};
 
 pub const NAME: &str = "syscalls";
 
+/// The task iterator that moves every thread's counts into `syscall_counts`.
+const FLUSH: &str = "flush_counts";
+
 /// raw_tp first (cheapest, no tracefs), then classic tracepoints.
 const VARIANTS: &[Variant] = &[
     Variant {
         kind: AttachKind::RawTp,
-        programs: &["raw_sys_enter", "raw_sys_exit", "raw_sched_switch"],
+        programs: &["raw_sys_enter", "raw_sys_exit", "raw_process_exit", FLUSH],
     },
     Variant {
         kind: AttachKind::Tracepoint,
-        programs: &["tp_sys_enter", "tp_sys_exit", "tp_sched_switch"],
+        programs: &["tp_sys_enter", "tp_sys_exit", "tp_process_exit", FLUSH],
     },
 ];
 
 /// The bounded maps, in the order of `enum syscalls_bounded_map` (sonde.h).
-const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors"];
+const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors", "task_syscalls"];
 
 /// Size of `struct syscall_count_key`: a `struct proc_id`, the syscall
 /// number, padding.
@@ -86,6 +89,8 @@ impl Collector for Syscalls {
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        // Counts wait in each thread's task storage until this moves them.
+        self.attached.run_iterator(FLUSH)?;
         let maps = &self.attached.skel.maps;
 
         let mut calls = Family::counter(
@@ -93,7 +98,7 @@ impl Collector for Syscalls {
             "System calls entered, by process (name, unit or container) and syscall.",
         );
         for key in maps.syscall_counts.keys() {
-            let Some(values) = maps.syscall_counts.lookup_percpu(&key, MapFlags::ANY)? else {
+            let Some(value) = maps.syscall_counts.lookup(&key, MapFlags::ANY)? else {
                 continue; // no longer there
             };
             if key.len() != COUNT_KEY_LEN {
@@ -105,7 +110,7 @@ impl Collector for Syscalls {
             let (Some(who), Some(nr)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
                 continue; // the length was checked above
             };
-            let count = sum_percpu(&values, 1)[0];
+            let count = sum_percpu(&[value], 1)[0];
             let syscall = syscall_label(nr);
             calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
         }
