@@ -33,8 +33,13 @@
 //!   shows it is complete, so a stored bucket never changes.
 //! - All five streams of a chunk hold the same number of buckets.
 
+use rusqlite::params;
+
 use super::codec::{ByteReader, ByteWriter};
+use super::head::Finished;
 use super::xor::{self, CorruptChunk, XorAppender, XorIter};
+use super::{SeriesBuckets, SeriesSamples, Store};
+use crate::model::{Labels, Matcher};
 
 /// Buckets per rollup chunk: 2 hours of the 1-minute tier, 5 days of the
 /// 1-hour tier.
@@ -207,15 +212,8 @@ fn max_xor_last(value: f64, last: f64) -> f64 {
 
 /// Decodes a stored rollup chunk into its buckets.
 pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
-    let mut r = ByteReader::new(data);
-    let mut streams = Vec::with_capacity(5);
-    for _ in 0..5 {
-        streams.push(XorIter::new(r.bytes()?)?);
-    }
+    let mut streams = streams(data)?;
     let n = streams[0].len();
-    if streams.iter().any(|s| s.len() != n) {
-        return Err(CorruptChunk("rollup streams of unequal length"));
-    }
     let mut buckets = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let mut next = |i: usize| -> Result<(i64, f64), CorruptChunk> {
@@ -240,6 +238,78 @@ pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
         });
     }
     Ok(buckets)
+}
+
+/// Only the `last` stream of a stored rollup chunk: each bucket's last raw
+/// sample, one stream decoded of five.
+pub fn decode_last(data: &[u8]) -> Result<Vec<(i64, f64)>, CorruptChunk> {
+    let [.., last] = streams(data)?;
+    last.collect()
+}
+
+/// The five streams of a stored chunk (min, max, sum, count, last), checked
+/// to announce the same number of buckets; nothing is decoded yet.
+fn streams(data: &[u8]) -> Result<[XorIter<'_>; 5], CorruptChunk> {
+    let mut r = ByteReader::new(data);
+    let streams = [
+        XorIter::new(r.bytes()?)?,
+        XorIter::new(r.bytes()?)?,
+        XorIter::new(r.bytes()?)?,
+        XorIter::new(r.bytes()?)?,
+        XorIter::new(r.bytes()?)?,
+    ];
+    let n = streams[0].len();
+    if streams.iter().any(|s| s.len() != n) {
+        return Err(CorruptChunk("rollup streams of unequal length"));
+    }
+    Ok(streams)
+}
+
+/// What a read takes from each bucket, and so which streams of a chunk it
+/// decodes: whole [`Bucket`]s (all five), or each bucket's last sample
+/// `(last_ms, last)` (one), all a step-wise read of raw-like samples needs.
+pub trait BucketView: Sized {
+    /// The buckets of a stored chunk.
+    fn decode(data: &[u8]) -> Result<Vec<Self>, CorruptChunk>;
+    /// The buckets of a head tier: its open chunk, then its open bucket.
+    fn of_head(tier: &TierHead) -> Result<Vec<Self>, CorruptChunk>;
+    /// A time inside the bucket (its start, or its last sample's): the
+    /// bucket's start is this rounded down to the bucket width.
+    fn time(&self) -> i64;
+}
+
+impl BucketView for Bucket {
+    fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
+        decode(data)
+    }
+
+    fn of_head(tier: &TierHead) -> Result<Vec<Bucket>, CorruptChunk> {
+        tier.buckets()
+    }
+
+    fn time(&self) -> i64 {
+        self.start_ms
+    }
+}
+
+impl BucketView for (i64, f64) {
+    fn decode(data: &[u8]) -> Result<Vec<(i64, f64)>, CorruptChunk> {
+        decode_last(data)
+    }
+
+    fn of_head(tier: &TierHead) -> Result<Vec<(i64, f64)>, CorruptChunk> {
+        let mut lasts = if tier.chunk.is_empty() {
+            Vec::new()
+        } else {
+            xor::decode(tier.chunk.last.bytes())?
+        };
+        lasts.extend(tier.open.map(|b| (b.last_ms, b.last)));
+        Ok(lasts)
+    }
+
+    fn time(&self) -> i64 {
+        self.0
+    }
 }
 
 /// One tier of one head series: the bucket being filled and the open chunk.
@@ -339,6 +409,116 @@ impl TierHead {
         };
         buckets.extend(self.open);
         Ok(buckets)
+    }
+}
+
+impl Store {
+    /// Every series all `matchers` select with its buckets of a rollup tier
+    /// (`Minute` or `Hour`) whose start lies in [start_ms, end_ms], the
+    /// still-open bucket included.
+    pub fn select_rollups(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<Vec<SeriesBuckets>> {
+        Ok(self
+            .select_buckets::<Bucket>(matchers, start_ms, end_ms, resolution)?
+            .into_iter()
+            .map(|(labels, buckets)| SeriesBuckets { labels, buckets })
+            .collect())
+    }
+
+    /// As [`Store::select`], for a query evaluated every `step_ms`: when the
+    /// step is at least a minute (an hour), the 1-minute (1-hour) tier
+    /// answers instead of the raw samples, with each bucket's last sample at
+    /// its real timestamp (see the module doc for why rate() stays right).
+    /// Only the `last` stream of each chunk is decoded.
+    pub fn select_step(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesSamples>> {
+        let resolution = Resolution::for_step(step_ms);
+        if resolution == Resolution::Raw {
+            return self.select(matchers, start_ms, end_ms);
+        }
+        let width = resolution.bucket_ms();
+        let first_bucket = start_ms.div_euclid(width) * width;
+        Ok(self
+            .select_buckets::<(i64, f64)>(matchers, first_bucket, end_ms, resolution)?
+            .into_iter()
+            .filter_map(|(labels, mut samples)| {
+                samples.retain(|s| s.0 >= start_ms && s.0 <= end_ms);
+                (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
+            })
+            .collect())
+    }
+
+    /// The buckets of `resolution` starting in [start_ms, end_ms] of every
+    /// series the matchers select, oldest first, from the stored chunks, the
+    /// chunks a failed write left pending and the head. A chunk is decoded
+    /// once, only if some bucket of it starts in the range, and only in the
+    /// streams `V` needs.
+    fn select_buckets<V: BucketView>(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<Vec<(Labels, Vec<V>)>> {
+        anyhow::ensure!(
+            resolution != Resolution::Raw,
+            "raw samples have no buckets: use select"
+        );
+        let width = resolution.bucket_ms();
+        // Chunks of a series do not overlap and `max_time` is the start of a
+        // chunk's last bucket: walking back from the last chunk starting by
+        // `end_ms`, the first one whose last bucket starts before `start_ms`
+        // ends the walk, undecoded.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT max_time, data FROM rollups WHERE tier = ?1 AND series_id = ?2
+             AND min_time <= ?3 ORDER BY min_time DESC",
+        )?;
+        let mut selected = Vec::new();
+        for (id, labels) in self.series_matching(matchers)? {
+            let mut stored: Vec<Vec<V>> = Vec::new();
+            let mut rows = stmt.query(params![resolution.tier_id(), id, end_ms])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, i64>(0)? < start_ms {
+                    break;
+                }
+                stored.push(V::decode(row.get_ref(1)?.as_blob()?)?);
+            }
+            let mut buckets: Vec<V> = stored.into_iter().rev().flatten().collect();
+            for (_, finished) in self.pending.finished.iter().filter(|(sid, _)| *sid == id) {
+                if let Finished::Rollup {
+                    resolution: r,
+                    min_time,
+                    max_time,
+                    data,
+                } = finished
+                {
+                    if *r == resolution && *max_time >= start_ms && *min_time <= end_ms {
+                        buckets.extend(V::decode(data)?);
+                    }
+                }
+            }
+            if let Some(tier) = self.head.get(&id).and_then(|s| s.tier(resolution)) {
+                buckets.extend(V::of_head(tier)?);
+            }
+            let start_of = |b: &V| b.time().div_euclid(width) * width;
+            buckets.sort_by_key(start_of);
+            buckets.dedup_by_key(|b| start_of(b));
+            buckets.retain(|b| (start_ms..=end_ms).contains(&start_of(b)));
+            if !buckets.is_empty() {
+                selected.push((labels, buckets));
+            }
+        }
+        Ok(selected)
     }
 }
 

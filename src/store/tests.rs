@@ -335,3 +335,40 @@ fn store_v0_samples_are_moved_into_chunks() {
         301
     );
 }
+
+#[test]
+fn step_reads_return_each_buckets_last_raw_sample() {
+    let dir = TempDir::new("step-lasts");
+    let mut store = Store::open(&dir.0).unwrap();
+    // 10 hours at 10 s: five stored chunks of minute buckets, and the head's.
+    for i in 0..3600 {
+        let value = (i * i % 97) as f64;
+        store
+            .append(&[sample("s", "a", 7_000 + i * 10_000, value)])
+            .unwrap();
+    }
+    let raw = store.select(&[name("s")], 0, i64::MAX).unwrap();
+    let mut lasts: Vec<(i64, f64)> = Vec::new();
+    for &(t, v) in &raw[0].samples {
+        match lasts.last_mut() {
+            Some(last) if last.0.div_euclid(60_000) == t.div_euclid(60_000) => *last = (t, v),
+            _ => lasts.push((t, v)),
+        }
+    }
+    let hour = 3_600_000;
+    for (start, end) in [
+        (0, i64::MAX),
+        (hour, 3 * hour + 1),
+        (8 * hour + 5_000, 9 * hour + 30_000),
+        (20 * hour, 30 * hour),
+    ] {
+        let got = store.select_step(&[name("s")], start, end, 60_000).unwrap();
+        let want: Vec<(i64, f64)> = lasts
+            .iter()
+            .copied()
+            .filter(|s| s.0 >= start && s.0 <= end)
+            .collect();
+        let got = got.first().map(|s| s.samples.clone()).unwrap_or_default();
+        assert_eq!(got, want, "[{start}, {end}]");
+    }
+}
