@@ -12,6 +12,9 @@
  * at connect() for a client; for an accepted connection, the process that
  * listens on its port (noted at listen()), or, for a listener older than
  * sonde, the first process that sends or receives on it.
+ *
+ * tp_btf, then raw_tp, then tracefs tracepoints: the tracefs events carry
+ * the socket's address too, so all three share the same code.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -280,5 +283,47 @@ SEC("raw_tp/tcp_receive_reset")
 int BPF_PROG(raw_receive_reset, struct sock *sk)
 {
 	on_tcp_event(sk, TCP_RESET_RECEIVED);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int tp_send(struct trace_event_raw_sock_msg_length *ctx)
+{
+	on_bytes(ctx->sk, ctx->ret, ctx->flags, NET_SENT);
+	return 0;
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int tp_recv(struct trace_event_raw_sock_msg_length *ctx)
+{
+	on_bytes(ctx->sk, ctx->ret, ctx->flags, NET_RECEIVED);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	on_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tp_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	on_tcp_event(ctx->skaddr, TCP_RETRANSMIT);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tp_send_reset(struct trace_event_raw_tcp_send_reset *ctx)
+{
+	on_tcp_event(ctx->skaddr, TCP_RESET_SENT);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	on_tcp_event(ctx->skaddr, TCP_RESET_RECEIVED);
 	return 0;
 }

@@ -6,7 +6,11 @@
  * serves them all.
  *
  * tp_btf first (typed task pointers read directly), raw_tp as the fallback
- * (the same code with CO-RE reads).
+ * (the same code with CO-RE reads), tracefs tracepoints last. Those carry
+ * pids, not tasks: exec and exit run in the task itself, a forked process is
+ * found on its parent's children list, but an OOM victim is known only by
+ * pid and name, so its kill is counted without its cgroup (no unit or
+ * container label).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -136,5 +140,51 @@ SEC("raw_tp/mark_victim")
 int BPF_PROG(raw_oom_victim, struct task_struct *victim)
 {
 	on_oom_victim(victim);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int tp_exec(void *ctx)
+{
+	on_exec();
+	return 0;
+}
+
+/*
+ * Runs in the parent with only the child's pid. A new process has just been
+ * added last to the forking task's children list; a new thread is never on
+ * that list, so the last child's pid does not match it. (A child made with
+ * CLONE_PARENT joins the grandparent's list and is missed.)
+ */
+SEC("tracepoint/sched/sched_process_fork")
+int tp_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)bpf_get_current_task();
+	struct list_head *last = BPF_CORE_READ(parent, children.prev);
+	struct task_struct *child;
+
+	if ((void *)last == (void *)parent + bpf_core_field_offset(struct task_struct, children))
+		return 0; /* an empty list */
+	child = (void *)last - bpf_core_field_offset(struct task_struct, sibling);
+	if (BPF_CORE_READ(child, pid) == ctx->child_pid)
+		on_fork(child);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int tp_exit(void *ctx)
+{
+	on_exit((struct task_struct *)bpf_get_current_task());
+	return 0;
+}
+
+SEC("tracepoint/oom/mark_victim")
+int tp_oom_victim(struct trace_event_raw_mark_victim *ctx)
+{
+	struct process_key key = { .event = PROCESS_OOM_KILL };
+
+	bpf_probe_read_kernel_str(&key.who.comm, sizeof(key.who.comm),
+				  (void *)ctx + (ctx->__data_loc_comm & 0xffff));
+	count(&key);
 	return 0;
 }

@@ -68,7 +68,7 @@ pub fn doctor(config: &Config) -> bool {
     let set = load_all(&config.collect.bpf);
     for (name, state) in &set.states {
         let result = match state {
-            State::Attached(_) => Ok(state.to_string()),
+            State::Attached(..) => Ok(state.to_string()),
             State::Disabled => Ok(state.to_string()),
             State::Failed(reason) => Err(anyhow::anyhow!("off: {reason}")),
         };
@@ -83,7 +83,7 @@ pub fn doctor(config: &Config) -> bool {
     let collecting = set
         .states
         .iter()
-        .any(|(_, state)| matches!(state, State::Attached(_)));
+        .any(|(_, state)| matches!(state, State::Attached(..)));
     drop(set); // detach before printing: doctor must not keep probes on
 
     print!("{}", render(&rows));

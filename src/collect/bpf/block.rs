@@ -9,8 +9,8 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
-    HIST_WORDS,
+    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Degraded,
+    Loaded, Variant, HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -31,7 +31,17 @@ const VARIANTS: &[Variant] = &[
         kind: AttachKind::RawTp,
         programs: &["raw_io_start", "raw_rq_issue", "raw_rq_complete"],
     },
+    Variant {
+        kind: AttachKind::Tracepoint,
+        programs: &["tp_io_start", "tp_rq_issue", "tp_rq_complete"],
+    },
 ];
+
+/// tracefs events carry no request pointer (bpf/block.bpf.c).
+pub const DEGRADED: &[Degraded] = &[Degraded {
+    kind: AttachKind::Tracepoint,
+    lacks: "requests are matched by device and sector, so two in flight on one sector share a latency slot",
+}];
 
 /// The bounded maps, in the order of `enum block_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["block_latency", "block_io"];

@@ -267,11 +267,19 @@ pub struct Loaded {
 }
 
 /// A BPF collector sonde knows: its name, whether the config turns it on,
-/// and how to load it.
+/// how to load it, and what it lacks when attached with a given kind.
 pub struct Spec {
     pub name: &'static str,
     pub enabled: fn(&BpfConfig) -> bool,
     pub load: fn() -> anyhow::Result<Loaded>,
+    pub degraded: &'static [Degraded],
+}
+
+/// What a collector cannot measure when attached with `kind` (shown by
+/// `sonde doctor` and in the log beside its state).
+pub struct Degraded {
+    pub kind: AttachKind,
+    pub lacks: &'static str,
 }
 
 /// Every BPF collector.
@@ -280,33 +288,39 @@ pub const SPECS: &[Spec] = &[
         name: syscalls::NAME,
         enabled: |config| config.syscalls,
         load: syscalls::load,
+        degraded: &[],
     },
     Spec {
         name: block::NAME,
         enabled: |config| config.block,
         load: block::load,
+        degraded: block::DEGRADED,
     },
     Spec {
         name: net::NAME,
         enabled: |config| config.net,
         load: net::load,
+        degraded: &[],
     },
     Spec {
         name: process::NAME,
         enabled: |config| config.process,
         load: process::load,
+        degraded: process::DEGRADED,
     },
     Spec {
         name: sched::NAME,
         enabled: |config| config.sched,
         load: sched::load,
+        degraded: sched::DEGRADED,
     },
 ];
 
 /// What became of one BPF collector at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
-    Attached(AttachKind),
+    /// Attached with this kind; what the collector lacks with it, if anything.
+    Attached(AttachKind, Option<&'static str>),
     /// Turned off in `[collect.bpf]`.
     Disabled,
     /// Could not load or attach; the reason.
@@ -316,7 +330,10 @@ pub enum State {
 impl std::fmt::Display for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            State::Attached(kind) => write!(f, "on ({})", kind.name()),
+            State::Attached(kind, None) => write!(f, "on ({})", kind.name()),
+            State::Attached(kind, Some(lacks)) => {
+                write!(f, "on ({}; degraded: {lacks})", kind.name())
+            }
             State::Disabled => write!(f, "off: disabled in [collect.bpf]"),
             State::Failed(reason) => write!(f, "off: {reason}"),
         }
@@ -347,7 +364,12 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
         }
         match (spec.load)() {
             Ok(loaded) => {
-                states.push((spec.name, State::Attached(loaded.kind)));
+                let lacks = spec
+                    .degraded
+                    .iter()
+                    .find(|degraded| degraded.kind == loaded.kind)
+                    .map(|degraded| degraded.lacks);
+                states.push((spec.name, State::Attached(loaded.kind, lacks)));
                 collectors.push(loaded.collector);
                 self_metrics.programs.extend(loaded.programs);
                 self_metrics.map_full.extend(loaded.map_full);
@@ -375,7 +397,7 @@ pub fn collectors(config: &BpfConfig) -> Vec<Box<dyn Collector>> {
     let set = load_all(config);
     for (name, state) in &set.states {
         match state {
-            State::Attached(_) => tracing::info!("bpf collector {name}: {state}"),
+            State::Attached(..) => tracing::info!("bpf collector {name}: {state}"),
             _ => tracing::warn!("bpf collector {name}: {state}"),
         }
     }

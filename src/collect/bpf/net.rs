@@ -45,6 +45,17 @@ const VARIANTS: &[Variant] = &[
             "raw_receive_reset",
         ],
     },
+    Variant {
+        kind: AttachKind::Tracepoint,
+        programs: &[
+            "tp_send",
+            "tp_recv",
+            "tp_state",
+            "tp_retransmit",
+            "tp_send_reset",
+            "tp_receive_reset",
+        ],
+    },
 ];
 
 /// The bounded maps, in the order of `enum net_bounded_map` (sonde.h).

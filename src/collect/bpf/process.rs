@@ -5,7 +5,7 @@ use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{MapCore, MapFlags};
 
 use super::who::{key_u32, Who, PROC_ID_LEN};
-use super::{attach, object_storage, sum_percpu, AttachKind, Attached, Loaded, Variant};
+use super::{attach, object_storage, sum_percpu, AttachKind, Attached, Degraded, Loaded, Variant};
 use crate::collect::Collector;
 use crate::model::Family;
 
@@ -25,7 +25,17 @@ const VARIANTS: &[Variant] = &[
         kind: AttachKind::RawTp,
         programs: &["raw_exec", "raw_fork", "raw_exit", "raw_oom_victim"],
     },
+    Variant {
+        kind: AttachKind::Tracepoint,
+        programs: &["tp_exec", "tp_fork", "tp_exit", "tp_oom_victim"],
+    },
 ];
+
+/// tracefs events name an OOM victim by pid, not task (bpf/process.bpf.c).
+pub const DEGRADED: &[Degraded] = &[Degraded {
+    kind: AttachKind::Tracepoint,
+    lacks: "OOM kills carry no unit or container label (the event has no task pointer)",
+}];
 
 /// The bounded maps, in the order of `enum process_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["process_counts"];

@@ -9,8 +9,8 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
-    HIST_SLOTS, HIST_WORDS,
+    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Degraded,
+    Loaded, Variant, HIST_SLOTS, HIST_WORDS,
 };
 use crate::collect::cgroup::{self, Placement};
 use crate::collect::Collector;
@@ -23,9 +23,21 @@ use skel::{SchedSkel, SchedSkelBuilder};
 
 pub const NAME: &str = "sched";
 
-const VARIANTS: &[Variant] = &[Variant {
-    kind: AttachKind::TpBtf,
-    programs: &["btf_wakeup", "btf_wakeup_new", "btf_switch"],
+const VARIANTS: &[Variant] = &[
+    Variant {
+        kind: AttachKind::TpBtf,
+        programs: &["btf_wakeup", "btf_wakeup_new", "btf_switch"],
+    },
+    Variant {
+        kind: AttachKind::Tracepoint,
+        programs: &["tp_wakeup", "tp_wakeup_new", "tp_switch"],
+    },
+];
+
+/// tracefs events name the task about to run by pid (bpf/sched.bpf.c).
+pub const DEGRADED: &[Degraded] = &[Degraded {
+    kind: AttachKind::Tracepoint,
+    lacks: "run-queue latency only for the whole machine, not per unit or container (the events have no task pointer)",
 }];
 
 /// The bounded maps, in the order of `enum sched_bounded_map` (sonde.h).
