@@ -40,11 +40,19 @@ char LICENSE[] SEC("license") = "GPL";
  * x86_64's highest syscall is 469 on Linux 6.18.
  */
 #define TASK_COUNTED_SYSCALLS 472
+/* Words of the `used` bitmap: (472 + 63) / 64, a power of two for masking. */
+#define USED_WORDS 8
 
 struct task_syscalls {
 	__u64 start_ns; /* entry time of the syscall in flight; 0 when none */
 	__u32 nr;       /* its number */
 	__u32 counts[TASK_COUNTED_SYSCALLS];
+	/*
+	 * Bit nr set once the thread has made syscall nr, so moving its counts
+	 * visits the few numbers a thread uses, not all of them. Only the
+	 * thread itself writes it; bits are never cleared.
+	 */
+	__u64 used[USED_WORDS];
 };
 
 struct {
@@ -118,9 +126,11 @@ static __always_inline void on_enter(long id)
 		credit_one(task, nr);
 		return;
 	}
-	if (nr < TASK_COUNTED_SYSCALLS)
+	if (nr < TASK_COUNTED_SYSCALLS) {
+		if (!mine->counts[nr])
+			mine->used[(nr / 64) & (USED_WORDS - 1)] |= 1ULL << (nr % 64);
 		__sync_fetch_and_add(&mine->counts[nr], 1);
-	else
+	} else
 		credit_one(task, nr);
 	mine->nr = nr;
 	mine->start_ns = bpf_ktime_get_ns();
@@ -154,15 +164,35 @@ static __always_inline void on_exit(long ret)
 	}
 }
 
+/* Index of the lowest set bit of a non-zero word. */
+static __always_inline __u32 lowest_bit(__u64 word)
+{
+	__u32 bit = 0;
+
+	if (!(word & 0xffffffffULL)) { word >>= 32; bit += 32; }
+	if (!(word & 0xffffULL)) { word >>= 16; bit += 16; }
+	if (!(word & 0xffULL)) { word >>= 8; bit += 8; }
+	if (!(word & 0xfULL)) { word >>= 4; bit += 4; }
+	if (!(word & 0x3ULL)) { word >>= 2; bit += 2; }
+	if (!(word & 0x1ULL)) { bit += 1; }
+	return bit;
+}
+
 struct move_state {
 	struct task_syscalls *counts;
 	struct syscall_count_key key;
+	__u64 word;  /* bits of `used` still to visit in the current word */
+	__u32 base;  /* syscall number of the current word's bit 0 */
 };
 
-static long move_one(__u32 nr, struct move_state *state)
+static long move_one(__u32 i, struct move_state *state)
 {
-	__u32 n;
+	__u32 nr, n;
 
+	if (!state->word)
+		return 1;
+	nr = state->base + lowest_bit(state->word);
+	state->word &= state->word - 1;
 	if (nr >= TASK_COUNTED_SYSCALLS)
 		return 1;
 	n = state->counts->counts[nr];
@@ -174,10 +204,18 @@ static long move_one(__u32 nr, struct move_state *state)
 	return 0;
 }
 
+static long move_word(__u32 w, struct move_state *state)
+{
+	state->word = state->counts->used[w & (USED_WORDS - 1)];
+	state->base = w * 64;
+	bpf_loop(64, move_one, state, 0);
+	return 0;
+}
+
 /*
- * Moves a thread's counters into `syscall_counts` (see the invariant). A
- * bpf_loop callback, so the verifier checks the body once, not per syscall
- * number.
+ * Moves a thread's counters into `syscall_counts` (see the invariant),
+ * visiting only the syscall numbers it has used. bpf_loop callbacks, so the
+ * verifier checks each body once, not per syscall number.
  */
 static __always_inline void move_counts(struct task_struct *task)
 {
@@ -187,7 +225,7 @@ static __always_inline void move_counts(struct task_struct *task)
 	if (!state.counts)
 		return;
 	sonde_task_who(task, &state.key.who);
-	bpf_loop(TASK_COUNTED_SYSCALLS, move_one, &state, 0);
+	bpf_loop(USED_WORDS, move_word, &state, 0);
 }
 
 SEC("raw_tp/sys_enter")
