@@ -60,6 +60,9 @@ enum Bench {
         /// Hours of data at a 10 s interval.
         #[arg(long, default_value_t = 24)]
         hours: u32,
+        /// Series: a seeded uniform sample of the recorded ones, or "all".
+        #[arg(long, default_value = "1000", value_parser = parse_series)]
+        series: SeriesCount,
         /// Skip the Prometheus comparison (needs promtool).
         #[arg(long)]
         no_prometheus: bool,
@@ -138,6 +141,7 @@ fn bench(what: Bench) -> anyhow::Result<()> {
             json,
             dir,
             hours,
+            series,
             no_prometheus,
             record_from,
             fixture,
@@ -151,6 +155,7 @@ fn bench(what: Bench) -> anyhow::Result<()> {
             let options = sonde::store::bench::BenchOptions {
                 dir,
                 hours,
+                series: series.0,
                 prometheus: !no_prometheus,
             };
             let figures = sonde::store::bench::run(&options)?;
@@ -167,4 +172,17 @@ fn bench(what: Bench) -> anyhow::Result<()> {
             no_bpftrace,
         } => sonde::bench::syscalls::run(calls, rounds, !no_bpftrace),
     }
+}
+
+/// `bench store --series`: how many recorded series, or all of them.
+#[derive(Clone)]
+struct SeriesCount(Option<usize>);
+
+fn parse_series(arg: &str) -> Result<SeriesCount, String> {
+    if arg == "all" {
+        return Ok(SeriesCount(None));
+    }
+    arg.parse()
+        .map(|n| SeriesCount(Some(n)))
+        .map_err(|_| format!("expected a number of series or \"all\", got {arg:?}"))
 }

@@ -1,10 +1,12 @@
 //! `sonde bench store`: the storage engine on realistic data, beside
 //! Prometheus's TSDB on the same samples.
 //!
-//! The data: 1,000 series recorded from a real sonde run (node and eBPF
+//! The data: the series recorded from a real sonde run (node and eBPF
 //! collectors at a 10 s interval, timestamps stored exactly), committed as a
 //! small fixture (`bench_fixture.bin`: snappy-compressed, each series' label
-//! set and its recorded samples as one XOR chunk). A seeded generator extends
+//! set and its recorded samples as one XOR chunk). The benchmark takes a
+//! seeded uniform sample of 1,000 of them (`--series`), so each metric
+//! family weighs what it weighs in a real store. A seeded generator extends
 //! each series to 24 hours: round timestamps on the 10 s schedule plus the
 //! recorded rounds' real offsets from it; counters grow by increments drawn
 //! from their recorded ones, gauges replay their recorded sequence back and
@@ -32,8 +34,10 @@ use crate::model::{format_float, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 /// [`record_fixture`]).
 const FIXTURE: &[u8] = include_bytes!("bench_fixture.bin");
 const FIXTURE_MAGIC: &[u8] = b"sonde-bench-fixture-1";
-/// Series in the benchmark.
+/// Series in the benchmark, unless asked otherwise.
 pub const SERIES: usize = 1000;
+/// Seed of the uniform sample of the recorded series.
+const SAMPLE_SEED: u64 = 1;
 const INTERVAL_MS: i64 = 10_000;
 /// Start of the generated day: 2026-01-05T00:00:00Z, so Prometheus puts the
 /// whole day in one 24 h block.
@@ -44,6 +48,8 @@ pub struct BenchOptions {
     pub dir: Option<PathBuf>,
     /// Hours of data to generate.
     pub hours: u32,
+    /// Recorded series to use (a seeded uniform sample); all if `None`.
+    pub series: Option<usize>,
     /// Also measure Prometheus (needs `promtool` on PATH).
     pub prometheus: bool,
 }
@@ -109,8 +115,26 @@ struct DataSet {
 }
 
 impl DataSet {
-    fn generate(hours: u32) -> anyhow::Result<DataSet> {
-        let (models, offsets) = load_fixture(FIXTURE)?;
+    /// `series` of the recorded ones (all if `None`), a seeded uniform
+    /// sample: every recorded series has the same chance, whatever its
+    /// metric family, so the mix is the one a real sonde stores.
+    fn generate(hours: u32, series: Option<usize>) -> anyhow::Result<DataSet> {
+        let (mut models, offsets) = load_fixture(FIXTURE)?;
+        if let Some(n) = series {
+            if n == 0 || n > models.len() {
+                bail!(
+                    "the recording has {} series: ask for 1 to {0}",
+                    models.len()
+                );
+            }
+            let mut rng = Rng::new(SAMPLE_SEED);
+            for i in 0..n {
+                let j = i + rng.below((models.len() - i) as u64) as usize;
+                models.swap(i, j);
+            }
+            models.truncate(n);
+            models.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
         let rounds = hours as usize * 3_600_000 / INTERVAL_MS as usize;
         let mut rng = Rng::new(42);
         let timestamps = (0..rounds)
@@ -185,57 +209,58 @@ fn load_fixture(fixture: &[u8]) -> anyhow::Result<(Vec<Model>, Vec<i64>)> {
 }
 
 /// Builds the fixture from the database of a sonde that ran with
-/// `timestamp_tolerance = "0s"` at a 10 s interval: [`SERIES`] series and
-/// the rounds' offsets from the schedule.
+/// `timestamp_tolerance = "0s"` at a 10 s interval: every series present in
+/// each round after the warm-up, and the rounds' offsets from the schedule.
+///
+/// The first quarter of the rounds is the warm-up: collectors report a
+/// series only once it has something to count (a syscall first seen, a
+/// histogram bucket first hit), so most series appear a few rounds late and
+/// then stay; requiring them from the first round would keep mostly the
+/// node collectors' series. Series that come and go later (short-lived
+/// processes) cannot be extended to a day and are left out.
 pub fn record_fixture(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     let store = Store::open(data_dir)?;
     let everything = Matcher::new(MatchOp::Regex, METRIC_NAME, ".+").expect("valid regex");
-    let all = store.select(&[everything], i64::MIN, i64::MAX)?;
-    // Series present in every round, then every metric family in turn
-    // gives one series (in an order fixed by a hash of the labels) until
-    // there are enough: the set mirrors the families a sonde exports rather
-    // than the few that have the most series.
-    let rounds = all.iter().map(|s| s.samples.len()).max().unwrap_or(0);
-    let hash = |labels: &Labels| {
-        labels
-            .to_string()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-            })
-    };
-    let mut families: BTreeMap<String, Vec<super::SeriesSamples>> = BTreeMap::new();
-    for series in all.into_iter().filter(|s| s.samples.len() == rounds) {
-        families
-            .entry(series.labels.metric_name().to_string())
-            .or_default()
-            .push(series);
-    }
-    for members in families.values_mut() {
-        members.sort_by_key(|s| std::cmp::Reverse(hash(&s.labels)));
-    }
-    let mut all = Vec::with_capacity(SERIES);
-    while all.len() < SERIES && families.values().any(|m| !m.is_empty()) {
-        for members in families.values_mut() {
-            if let Some(series) = members.pop() {
-                if all.len() < SERIES {
-                    all.push(series);
-                }
-            }
-        }
-    }
-    if all.len() < SERIES {
+    let recorded = store.select(&[everything], i64::MIN, i64::MAX)?;
+    let seen = recorded.len();
+    // Rounds: the timestamps of the longest series.
+    let rounds: Vec<i64> = recorded
+        .iter()
+        .max_by_key(|s| s.samples.len())
+        .map(|s| s.samples.iter().map(|x| x.0).collect())
+        .unwrap_or_default();
+    let steady = &rounds[rounds.len() / 4..];
+    if steady.len() < 2 {
         bail!(
-            "{} has {} series present in all {rounds} rounds, the benchmark needs {SERIES}",
+            "{} holds {} rounds, too few to record from: run sonde for a few minutes",
             data_dir.display(),
-            all.len()
+            rounds.len()
         );
     }
-    all.sort_by(|a, b| a.labels.cmp(&b.labels));
-    // Rounds: the timestamps of the longest series.
-    let rounds: Vec<i64> = all[0].samples.iter().map(|s| s.0).collect();
-    let start = rounds[0];
-    let offsets: Vec<i64> = rounds
+    let mut pool: Vec<super::SeriesSamples> = recorded
+        .into_iter()
+        .filter_map(|mut series| {
+            series.samples.retain(|s| s.0 >= steady[0]);
+            let times = series.samples.iter().map(|s| s.0);
+            times.eq(steady.iter().copied()).then_some(series)
+        })
+        .collect();
+    if pool.len() < SERIES {
+        bail!(
+            "{} has {} series present in the last {} rounds, the benchmark needs {SERIES}",
+            data_dir.display(),
+            pool.len(),
+            steady.len()
+        );
+    }
+    pool.sort_by(|a, b| a.labels.cmp(&b.labels));
+    tracing::info!(
+        "{} of the {seen} series recorded are present in each of the last {} rounds",
+        pool.len(),
+        steady.len()
+    );
+    let start = steady[0];
+    let offsets: Vec<i64> = steady
         .iter()
         .enumerate()
         .map(|(k, &t)| t - start - k as i64 * INTERVAL_MS)
@@ -247,8 +272,8 @@ pub fn record_fixture(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     for o in &offsets {
         w.i64(o - base);
     }
-    w.uvarint(all.len() as u64);
-    for series in &all {
+    w.uvarint(pool.len() as u64);
+    for series in &pool {
         w.bytes(super::encode_labels(&series.labels).as_bytes());
         w.bytes(&xor::encode(&series.samples));
     }
@@ -257,7 +282,7 @@ pub fn record_fixture(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Runs the benchmark; returns the figures as one JSON object.
 pub fn run(options: &BenchOptions) -> anyhow::Result<serde_json::Value> {
-    let data = DataSet::generate(options.hours)?;
+    let data = DataSet::generate(options.hours, options.series)?;
     let root = match &options.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("sonde-bench-store-{}", std::process::id())),
@@ -341,7 +366,13 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         .collect();
     let everything = [Matcher::new(MatchOp::Regex, METRIC_NAME, ".+").expect("valid regex")];
     let read_day = read_rate(&store, &one_series, data.timestamps[0], end, 1)?;
-    let read_hour = read_rate(&store, &everything, end - 3_600_000 + 1, end, SERIES)?;
+    let read_hour = read_rate(
+        &store,
+        &everything,
+        end - 3_600_000 + 1,
+        end,
+        data.models.len(),
+    )?;
     let stored = store.select(&everything, i64::MIN, i64::MAX)?;
     drop(store);
 
@@ -358,7 +389,7 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         "ingest_samples_per_sec_wall": samples as f64 / ingest_wall.as_secs_f64(),
         "read_samples_per_sec": {
             "1_series_24h": read_day,
-            "1000_series_1h": read_hour,
+            format!("{}_series_1h", data.models.len()): read_hour,
         },
     });
     if prometheus {
@@ -511,10 +542,17 @@ mod tests {
     #[test]
     fn fixture_loads_and_generation_is_deterministic() {
         let (models, offsets) = load_fixture(FIXTURE).unwrap();
-        assert_eq!(models.len(), SERIES);
+        assert!(models.len() >= SERIES);
         assert!(!offsets.is_empty());
-        let data = DataSet::generate(1).unwrap();
+        let data = DataSet::generate(1, Some(SERIES)).unwrap();
+        assert_eq!(data.models.len(), SERIES);
         assert_eq!(data.timestamps.len(), 360);
+        let again = DataSet::generate(1, Some(SERIES)).unwrap();
+        assert!(data
+            .models
+            .iter()
+            .zip(&again.models)
+            .all(|(a, b)| a.labels == b.labels));
         assert_eq!(data.series(7), data.series(7));
         let kinds = |f: fn(&Kind) -> bool| models.iter().filter(|m| f(&m.kind)).count();
         assert!(kinds(|k| matches!(k, Kind::Counter(_))) > 0);
