@@ -11,11 +11,30 @@
 //! the past and keeps the present at full resolution. The head's open
 //! chunks are never deleted, so a cap smaller than the head cannot be met;
 //! the store then keeps what the head needs and says so.
+//!
+//! Series without data are forgotten, so the label sets of processes long
+//! gone do not pile up in `series`, `postings` and the id map. Invariant: a
+//! series row (with its postings, and a head row) exists while the series
+//! has data: it is in the head, or has a chunk in some tier (raw, minute or
+//! hour), or a chunk waiting in memory after a failed write. Retention
+//! deletes chunks by age, tier by tier, so a series none of whose tiers
+//! holds a chunk any more is one whose last sample is older than the longest
+//! retention among them; the sweep then deletes its rows in one transaction
+//! and drops its labels from the id map only once that commits. A sample
+//! of the same labels arriving later finds no id and gets a fresh one, like
+//! any new series (ids are never reused while sonde runs; at start, the
+//! ingest log's samples of a deleted id are dropped and the next id is kept
+//! past it, so no log row ever names a later series). The sweep looks at
+//! [`SWEEP_SERIES`] series per pass, continuing where the last pass
+//! stopped, so one pass stays short however many series the file holds.
 
 use rusqlite::params;
 
 use super::head::Finished;
-use super::{Resolution, Store, IDLE_AFTER_MS};
+use super::{decode_labels, Resolution, Store, IDLE_AFTER_MS};
+
+/// Series the sweep for series without data looks at per pass.
+const SWEEP_SERIES: i64 = 2_000;
 
 const TIERS: [Tier; 3] = [
     Tier::Raw,
@@ -56,9 +75,70 @@ impl Store {
             // A chunk goes when all of it is older than the cutoff.
             self.delete_chunks(tier, cutoff, true)?;
         }
+        self.delete_series_without_data()?;
         self.reclaim()?;
         if self.options.retention_size > 0 {
             self.enforce_size_cap()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes, among the next [`SWEEP_SERIES`] series by id, those with no
+    /// data left (see the module doc for the invariant).
+    fn delete_series_without_data(&mut self) -> anyhow::Result<()> {
+        // Chunks still in memory would lose their series row.
+        if !self.pending.finished.is_empty() || !self.pending.series.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<(i64, String)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, labels FROM series WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![self.sweep_after, SWEEP_SERIES], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        // The next pass goes on after this batch, or starts over.
+        self.sweep_after = match batch.last() {
+            Some((id, _)) if batch.len() as i64 == SWEEP_SERIES => *id,
+            _ => 0,
+        };
+        let [minute, hour] = Resolution::TIERS.map(Resolution::tier_id);
+        let tx = self.conn.transaction()?;
+        let mut deleted = Vec::new();
+        {
+            let mut has_data = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM chunks WHERE series_id = ?1)
+                     OR EXISTS (SELECT 1 FROM rollups WHERE tier = ?2 AND series_id = ?1)
+                     OR EXISTS (SELECT 1 FROM rollups WHERE tier = ?3 AND series_id = ?1)",
+            )?;
+            let mut series = tx.prepare_cached("DELETE FROM series WHERE id = ?1")?;
+            let mut head = tx.prepare_cached("DELETE FROM head WHERE series_id = ?1")?;
+            let mut postings = tx.prepare_cached(
+                "DELETE FROM postings WHERE name = ?1 AND value = ?2 AND series_id = ?3",
+            )?;
+            for (id, encoded) in batch {
+                if self.head.contains_key(&id)
+                    || has_data.query_row(params![id, minute, hour], |r| r.get::<_, bool>(0))?
+                {
+                    continue;
+                }
+                let labels = decode_labels(&encoded)?;
+                for (name, value) in labels.iter() {
+                    postings.execute(params![name, value, id])?;
+                }
+                head.execute([id])?;
+                series.execute([id])?;
+                deleted.push((id, labels));
+            }
+        }
+        tx.commit()?;
+        self.stats.series_deleted += deleted.len() as u64;
+        for (id, labels) in deleted {
+            if self.series_ids.get(&labels) == Some(&id) {
+                self.series_ids.remove(&labels);
+            }
         }
         Ok(())
     }

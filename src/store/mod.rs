@@ -161,6 +161,7 @@ pub struct StoreStats {
     pub series_refused: u64,
     pub write_errors: u64,
     pub chunks_deleted: u64,
+    pub series_deleted: u64,
 }
 
 /// Hashes the head's series ids, which sonde allocates itself (so nobody
@@ -223,6 +224,8 @@ pub struct Store {
     last_maintenance: Instant,
     refusal_logged: Option<Instant>,
     error_logged: Option<Instant>,
+    /// Where the next sweep for series without data starts (see [`maintain`]).
+    sweep_after: i64,
 }
 
 impl Store {
@@ -275,6 +278,7 @@ impl Store {
             last_maintenance: Instant::now(),
             refusal_logged: None,
             error_logged: None,
+            sweep_after: 0,
         };
         store
             .recover()
@@ -319,8 +323,9 @@ impl Store {
             let rows = stmt.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
+        let known: HashSet<i64> = self.series_ids.values().copied().collect();
         for record in &log {
-            if let Err(err) = self.replay(record, &mut replayed) {
+            if let Err(err) = self.replay(record, &known, &mut replayed) {
                 tracing::warn!("store: rest of an ingest log record dropped: {err}");
             }
         }
@@ -346,13 +351,25 @@ impl Store {
         Ok(())
     }
 
-    fn replay(&mut self, record: &[u8], replayed: &mut u64) -> anyhow::Result<()> {
+    /// Replays one log record; `known` are the series in the file.
+    fn replay(
+        &mut self,
+        record: &[u8],
+        known: &HashSet<i64>,
+        replayed: &mut u64,
+    ) -> anyhow::Result<()> {
         let mut r = ByteReader::new(record);
         let mut t = 0i64;
         while !r.is_empty() {
             let id = r.uvarint()? as i64;
             t = t.wrapping_add(r.i64()?);
             let v = r.f64()?;
+            // A series deleted after this was logged (see [`maintain`]): its
+            // samples are past retention, and its id names no later series.
+            self.next_series_id = self.next_series_id.max(id.saturating_add(1));
+            if !known.contains(&id) {
+                continue;
+            }
             self.append_to_head(id, t, v, 0)?;
             *replayed += 1;
         }
@@ -850,6 +867,11 @@ impl Store {
                 "sonde_store_chunks_deleted_total",
                 "Chunks deleted by retention (age or size).",
                 s.chunks_deleted,
+            ),
+            (
+                "sonde_store_series_deleted_total",
+                "Series forgotten because retention deleted all their data.",
+                s.series_deleted,
             ),
         ];
         let mut families: Vec<Family> = counters

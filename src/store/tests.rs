@@ -372,3 +372,120 @@ fn step_reads_return_each_buckets_last_raw_sample() {
         assert_eq!(got, want, "[{start}, {end}]");
     }
 }
+
+/// Rows of `series`, and rows of `postings` or `head` naming no series.
+fn series_rows(store: &Store) -> (i64, i64) {
+    let count = |sql: &str| store.conn.query_row(sql, [], |r| r.get(0)).unwrap();
+    let series = count("SELECT count(*) FROM series");
+    let orphans = count(
+        "SELECT (SELECT count(*) FROM postings WHERE series_id NOT IN (SELECT id FROM series))
+              + (SELECT count(*) FROM head WHERE series_id NOT IN (SELECT id FROM series))",
+    );
+    (series, orphans)
+}
+
+#[test]
+fn series_without_data_are_deleted_and_come_back_fresh() {
+    let dir = TempDir::new("dead-series");
+    let options = StoreOptions {
+        retention: Duration::from_secs(3600),
+        minute_retention: Duration::from_secs(2 * 3600),
+        hour_retention: Duration::from_secs(3 * 3600),
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    // 40 series live for 20 minutes, "live" for 6 hours.
+    let mut checked_while_rollups_remain = false;
+    for i in 0..(6 * 360) {
+        let t = i * 10_000;
+        let mut batch = vec![sample("live", "a", t, i as f64)];
+        if t < 20 * 60_000 {
+            batch.extend((0..40).map(|s| sample("gone", &s.to_string(), t, 1.0)));
+        }
+        store.append(&batch).unwrap();
+        if i % 60 == 0 {
+            store.maintain().unwrap();
+        }
+        // Past raw and minute retention, the hour tier still holds them.
+        if t == 2 * 3_600_000 + 50 * 60_000 {
+            assert_eq!(store.active_series(), 1);
+            assert_eq!(series_rows(&store), (41, 0));
+            let hours = store
+                .select_rollups(&[name("gone")], 0, i64::MAX, Resolution::Hour)
+                .unwrap();
+            assert_eq!(hours.len(), 40);
+            checked_while_rollups_remain = true;
+        }
+    }
+    assert!(checked_while_rollups_remain);
+    store.maintain().unwrap();
+    assert_eq!(store.stats().series_deleted, 40);
+    assert_eq!(series_rows(&store), (1, 0));
+    assert_eq!(store.series_ids.len(), 1);
+    let postings: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM postings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(postings, 2, "the live series' two labels");
+
+    // The same labels again: a new series, without the old one's past.
+    let old_ids = store.next_series_id;
+    let t = 6 * 3_600_000;
+    store.append(&[sample("gone", "3", t, 7.0)]).unwrap();
+    let back = store.select(&[name("gone")], 0, i64::MAX).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].samples, [(t, 7.0)]);
+    assert_eq!(store.series_ids[&back[0].labels], old_ids);
+    assert_eq!(series_rows(&store), (2, 0));
+}
+
+#[test]
+fn logged_samples_of_a_deleted_series_do_not_come_back_after_a_crash() {
+    let dir = TempDir::new("dead-series-log");
+    let options = StoreOptions {
+        retention: Duration::from_secs(3600),
+        minute_retention: Duration::from_secs(3600),
+        hour_retention: Duration::from_secs(3600),
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options.clone()).unwrap();
+    for i in 0..3 {
+        store
+            .append(&[
+                sample("live", "a", i * 10_000, 1.0),
+                sample("gone", "a", i * 10_000, 2.0),
+            ])
+            .unwrap();
+    }
+    // One append carries "live" 5 hours on: "gone" goes idle, its chunks
+    // pass retention and it is deleted, while the ingest log still holds
+    // its samples (no checkpoint since).
+    let later: Vec<Sample> = (3..(5 * 360))
+        .map(|i| sample("live", "a", i * 10_000, 1.0))
+        .collect();
+    store.append(&later).unwrap();
+    store.maintain().unwrap();
+    assert_eq!(store.stats().series_deleted, 1);
+    assert!(store.log_rows > 0, "the log still holds the deleted series");
+    let deleted_id = store.next_series_id - 1;
+    std::mem::forget(store); // a crash: no final checkpoint
+
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    assert!(store
+        .select(&[name("gone")], 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+    assert_eq!(series_rows(&store), (1, 0));
+    assert_eq!(store.active_series(), 1);
+    let live = store.select(&[name("live")], 0, i64::MAX).unwrap();
+    assert_eq!(live[0].samples.last().unwrap().0, (5 * 360 - 1) * 10_000);
+    store
+        .append(&[sample("gone", "a", 5 * 3_600_000, 3.0)])
+        .unwrap();
+    let back = store.select(&[name("gone")], 0, i64::MAX).unwrap();
+    assert_eq!(back[0].samples, [(5 * 3_600_000, 3.0)]);
+    assert!(
+        store.series_ids[&back[0].labels] > deleted_id,
+        "no id reused"
+    );
+}
