@@ -85,6 +85,13 @@ struct {
 
 SONDE_MAP_FULL_COUNTER(SYSCALLS_BOUNDED_MAPS);
 
+/*
+ * Set by user space before loading: false when only counts are wanted
+ * (`syscall_latency = false`), so sys_enter skips the clock read and no
+ * sys_exit program is attached; the verifier then drops the dead code.
+ */
+const volatile bool measure_latency = true;
+
 /* Adds `n` calls of `key->nr` by `key->who` to the shared hash. */
 static __always_inline void credit(struct syscall_count_key *key, __u64 n)
 {
@@ -132,8 +139,10 @@ static __always_inline void on_enter(long id)
 		__sync_fetch_and_add(&mine->counts[nr], 1);
 	} else
 		credit_one(task, nr);
-	mine->nr = nr;
-	mine->start_ns = bpf_ktime_get_ns();
+	if (measure_latency) {
+		mine->nr = nr;
+		mine->start_ns = bpf_ktime_get_ns();
+	}
 }
 
 static __always_inline void on_exit(long ret)

@@ -167,6 +167,9 @@ impl Default for CollectConfig {
 pub struct BpfConfig {
     /// Syscall counts per process, latency and errors per syscall.
     pub syscalls: bool,
+    /// Whether the syscalls collector also times each syscall (latency
+    /// histogram, errors); off, it only counts, at about half the cost.
+    pub syscall_latency: bool,
     /// Block I/O latency per device, bytes and requests per process.
     pub block: bool,
     /// Network bytes and TCP connections per process.
@@ -181,6 +184,7 @@ impl Default for BpfConfig {
     fn default() -> Self {
         BpfConfig {
             syscalls: true,
+            syscall_latency: true,
             block: true,
             net: true,
             process: true,

@@ -206,6 +206,38 @@ fn counts_a_living_threads_syscalls() {
     assert_eq!(calls(&samples), CALLS as f64, "{}", sonde.log_text());
 }
 
+/// `syscall_latency = false`: exact counts, and no latency or error families.
+#[test]
+fn counts_only_when_latency_is_off() {
+    let sonde = Sonde::start(&format!(
+        "{NO_BUDGET}[collect.bpf]\nsyscall_latency = false\n"
+    ));
+    if attached(&sonde).is_none() {
+        return;
+    }
+    let comm = "sonde-ppid-cnt";
+    run_child(comm);
+    let calls = |s: &[ExposedSample]| {
+        value(
+            s,
+            "sonde_syscalls_total",
+            &[("comm", comm), ("syscall", "getppid")],
+        )
+    };
+    let samples = wait_for(&sonde, |s| calls(s) >= CALLS as f64);
+    assert_eq!(calls(&samples), CALLS as f64, "{}", sonde.log_text());
+    assert!(samples.iter().all(|s| {
+        !s.name.starts_with("sonde_syscall_duration_seconds")
+            && s.name != "sonde_syscall_errors_total"
+    }));
+    let exit_runs = value(
+        &samples,
+        "sonde_bpf_program_runs_total",
+        &[("program", "raw_sys_exit")],
+    );
+    assert_eq!(exit_runs, 0.0, "no sys_exit program is attached");
+}
+
 #[test]
 fn falls_back_to_tracepoints_when_raw_tp_is_refused() {
     let sonde = Sonde::start_with_env(

@@ -2,11 +2,12 @@
 //! syscall, beside bpftrace doing the same work (a count per process name and
 //! syscall, and a latency histogram per syscall).
 //!
-//! Each round runs the same getppid loop four times on this thread: with
+//! Each round runs the same getppid loop five times on this thread: with
 //! nothing attached, with an empty raw_tp program on sys_enter and sys_exit
 //! (the yardstick: what any syscall collector pays before doing anything),
 //! with sonde's collector attached (loaded through the same code as
-//! `sonde run`), and with bpftrace attached. Time is the thread's CPU
+//! `sonde run`), with it counting only (`syscall_latency = false`), and with
+//! bpftrace attached. Time is the thread's CPU
 //! time, which includes the kernel's time in the syscall and its probes but
 //! not the time other processes hold the CPU, so a busy machine blurs the
 //! figures less. The figures are medians over the rounds.
@@ -81,10 +82,16 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
     println!(
         "getppid x {calls} per measurement, {rounds} rounds; CPU ns per call (thread CPU time)"
     );
-    println!("round  detached  sonde   bpftrace  empty pair added  sonde added  bpftrace added");
-    let (mut sonde_added, mut bpftrace_added) = (Vec::new(), Vec::new());
-    let mut empty_added = Vec::new();
-    let (mut detached_all, mut sonde_all, mut bpftrace_all) = (Vec::new(), Vec::new(), Vec::new());
+    // Run-time statistics add two clock reads to every BPF program run,
+    // inflating every column but "detached"; a running sonde turns them on.
+    if let Ok(state) = crate::collect::bpf::stats::describe_sysctl() {
+        println!("kernel.bpf_stats_enabled = {state}; 1 inflates every attached figure");
+    }
+    println!("ns added per syscall by:");
+    println!("round  detached  empty pair  sonde  sonde counts only  bpftrace");
+    let mut detached_all = Vec::new();
+    let (mut empty_added, mut sonde_added, mut counts_added) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bpftrace_added = Vec::new();
     let started = Instant::now();
     for round in 1..=rounds {
         let detached = getppid_loop(calls);
@@ -92,10 +99,13 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
         let links = attach_empty_syscall_pair().context("cannot attach the empty programs")?;
         let empty = getppid_loop(calls) - detached;
         drop(links);
-        empty_added.push(empty);
 
-        let loaded = syscalls::load().context("cannot attach the syscalls collector")?;
-        let sonde = getppid_loop(calls);
+        let loaded = syscalls::load(true).context("cannot attach the syscalls collector")?;
+        let sonde = getppid_loop(calls) - detached;
+        drop(loaded);
+
+        let loaded = syscalls::load(false).context("cannot attach the syscalls collector")?;
+        let counts = getppid_loop(calls) - detached;
         drop(loaded);
 
         let bpftrace = if with_bpftrace {
@@ -103,36 +113,23 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
             let ns = getppid_loop(calls);
             let _ = child.kill();
             let _ = child.wait();
-            Some(ns)
+            bpftrace_added.push(ns - detached);
+            format!("{:8.1}", ns - detached)
         } else {
-            None
+            "       -".to_string()
         };
-
-        sonde_added.push(sonde - detached);
+        println!("{round:5}  {detached:8.1}  {empty:10.1}  {sonde:5.1}  {counts:17.1}  {bpftrace}");
         detached_all.push(detached);
-        sonde_all.push(sonde);
-        let bpftrace_text = match bpftrace {
-            Some(ns) => {
-                bpftrace_added.push(ns - detached);
-                bpftrace_all.push(ns);
-                (format!("{ns:8.1}"), format!("{:14.1}", ns - detached))
-            }
-            None => ("       -".to_string(), "             -".to_string()),
-        };
-        println!(
-            "{round:5}  {detached:8.1}  {sonde:6.1}  {}  {empty:16.1}  {:11.1}  {}",
-            bpftrace_text.0,
-            sonde - detached,
-            bpftrace_text.1
-        );
+        empty_added.push(empty);
+        sonde_added.push(sonde);
+        counts_added.push(counts);
     }
     println!(
-        "median {:8.1}  {:6.1}  {:>8}  {:16.1}  {:11.1}  {:>14}",
+        "median {:8.1}  {:10.1}  {:5.1}  {:17.1}  {:>8}",
         median(&detached_all),
-        median(&sonde_all),
-        optional(&bpftrace_all),
         median(&empty_added),
         median(&sonde_added),
+        median(&counts_added),
         optional(&bpftrace_added)
     );
     if with_bpftrace && median(&bpftrace_added) > 0.0 {
@@ -142,8 +139,9 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
         );
     }
     println!(
-        "sonde's work beyond the empty pair: {:.1} ns per syscall",
-        median(&sonde_added) - median(&empty_added)
+        "sonde's work beyond the empty pair: {:.1} ns per syscall ({:.2}x the pair)",
+        median(&sonde_added) - median(&empty_added),
+        median(&sonde_added) / median(&empty_added)
     );
     println!("took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -271,7 +271,7 @@ pub struct Loaded {
 pub struct Spec {
     pub name: &'static str,
     pub enabled: fn(&BpfConfig) -> bool,
-    pub load: fn() -> anyhow::Result<Loaded>,
+    pub load: fn(&BpfConfig) -> anyhow::Result<Loaded>,
     pub degraded: &'static [Degraded],
 }
 
@@ -287,31 +287,31 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: syscalls::NAME,
         enabled: |config| config.syscalls,
-        load: syscalls::load,
+        load: |config| syscalls::load(config.syscall_latency),
         degraded: &[],
     },
     Spec {
         name: block::NAME,
         enabled: |config| config.block,
-        load: block::load,
+        load: |_| block::load(),
         degraded: block::DEGRADED,
     },
     Spec {
         name: net::NAME,
         enabled: |config| config.net,
-        load: net::load,
+        load: |_| net::load(),
         degraded: &[],
     },
     Spec {
         name: process::NAME,
         enabled: |config| config.process,
-        load: process::load,
+        load: |_| process::load(),
         degraded: process::DEGRADED,
     },
     Spec {
         name: sched::NAME,
         enabled: |config| config.sched,
-        load: sched::load,
+        load: |_| sched::load(),
         degraded: sched::DEGRADED,
     },
 ];
@@ -362,7 +362,7 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
             states.push((spec.name, State::Disabled));
             continue;
         }
-        match (spec.load)() {
+        match (spec.load)(config) {
             Ok(loaded) => {
                 let lacks = spec
                     .degraded

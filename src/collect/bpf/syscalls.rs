@@ -37,6 +37,18 @@ const VARIANTS: &[Variant] = &[
     },
 ];
 
+/// The same without sys_exit, when only counts are wanted.
+const COUNT_ONLY_VARIANTS: &[Variant] = &[
+    Variant {
+        kind: AttachKind::RawTp,
+        programs: &["raw_sys_enter", "raw_process_exit", FLUSH],
+    },
+    Variant {
+        kind: AttachKind::Tracepoint,
+        programs: &["tp_sys_enter", "tp_process_exit", FLUSH],
+    },
+];
+
 /// The bounded maps, in the order of `enum syscalls_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors", "task_syscalls"];
 
@@ -47,20 +59,35 @@ const COUNT_KEY_LEN: usize = PROC_ID_LEN + 8;
 /// Syscall numbers with a latency histogram: SYSCALLS_MAX_NR in sonde.h.
 const MAX_NR: u32 = 512;
 
-pub fn load() -> anyhow::Result<Loaded> {
-    let attached = attach(NAME, VARIANTS, || {
-        Ok(SyscallsSkelBuilder::default().open(object_storage())?)
+/// Loads the collector; with `latency` false it only counts (no latency
+/// histogram, no errors), which saves a clock read and a program per syscall.
+pub fn load(latency: bool) -> anyhow::Result<Loaded> {
+    let variants = if latency {
+        VARIANTS
+    } else {
+        COUNT_ONLY_VARIANTS
+    };
+    let attached = attach(NAME, variants, || {
+        let mut open = SyscallsSkelBuilder::default().open(object_storage())?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| anyhow::anyhow!("the syscalls object has no read-only data"))?;
+        rodata.measure_latency = latency;
+        Ok(open)
     })?;
     Ok(Loaded {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
-        collector: Box::new(Syscalls { attached }),
+        collector: Box::new(Syscalls { attached, latency }),
     })
 }
 
 struct Syscalls {
     attached: Attached<SyscallsSkel<'static>>,
+    latency: bool,
 }
 
 /// The label of a syscall number: its x86_64 name, else the number itself.
@@ -83,16 +110,9 @@ pub fn errno_label(errno: u32) -> String {
     }
 }
 
-impl Collector for Syscalls {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        // Counts wait in each thread's task storage until this moves them.
-        self.attached.run_iterator(FLUSH)?;
+impl Syscalls {
+    fn calls(&self) -> anyhow::Result<Family> {
         let maps = &self.attached.skel.maps;
-
         let mut calls = Family::counter(
             "sonde_syscalls_total",
             "System calls entered, by process (name, unit or container) and syscall.",
@@ -114,7 +134,11 @@ impl Collector for Syscalls {
             let syscall = syscall_label(nr);
             calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
         }
+        Ok(calls)
+    }
 
+    fn errors(&self) -> anyhow::Result<Family> {
+        let maps = &self.attached.skel.maps;
         let mut errors = Family::counter(
             "sonde_syscall_errors_total",
             "System calls that returned an error, by syscall and errno.",
@@ -134,7 +158,11 @@ impl Collector for Syscalls {
                 count as f64,
             );
         }
+        Ok(errors)
+    }
 
+    fn latency(&self) -> anyhow::Result<Family> {
+        let maps = &self.attached.skel.maps;
         let mut latency = Family::histogram(
             "sonde_syscall_duration_seconds",
             "Time from syscall entry to return, by syscall.",
@@ -148,8 +176,22 @@ impl Collector for Syscalls {
             let hist = sum_percpu(&values, HIST_WORDS);
             push_log2_histogram(&mut latency, &[("syscall", &syscall_label(nr))], &hist);
         }
+        Ok(latency)
+    }
+}
 
-        out.extend([calls, errors, latency]);
+impl Collector for Syscalls {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        // Counts wait in each thread's task storage until this moves them.
+        self.attached.run_iterator(FLUSH)?;
+        out.push(self.calls()?);
+        if self.latency {
+            out.extend([self.errors()?, self.latency()?]);
+        }
         Ok(())
     }
 }
