@@ -8,6 +8,10 @@ use super::xor::CorruptChunk;
 pub struct ByteWriter(Vec<u8>);
 
 impl ByteWriter {
+    pub fn with_capacity(bytes: usize) -> ByteWriter {
+        ByteWriter(Vec::with_capacity(bytes))
+    }
+
     pub fn into_inner(self) -> Vec<u8> {
         self.0
     }
