@@ -178,6 +178,10 @@ pub struct BpfConfig {
     pub process: bool,
     /// Run-queue latency and context switches per process.
     pub sched: bool,
+    /// Turns on the kernel's run-time statistics while sonde runs, for
+    /// `sonde_bpf_program_run_seconds_total` and `..._runs_total`. They add
+    /// two clock reads to every run of every BPF program on the machine.
+    pub run_time_stats: bool,
 }
 
 impl Default for BpfConfig {
@@ -189,6 +193,7 @@ impl Default for BpfConfig {
             net: true,
             process: true,
             sched: true,
+            run_time_stats: true,
         }
     }
 }

@@ -100,3 +100,23 @@ fn refused_sysctl_falls_back_to_a_descriptor() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// `run_time_stats = false`: sonde leaves the statistics alone and exports
+/// no run time or run count (zeros would read as "never ran").
+#[test]
+fn turned_off_in_the_config_no_run_time_is_exported() {
+    let sonde = Sonde::start("[collect.bpf]\nrun_time_stats = false\n");
+    let Some(line) = stats_line(&sonde.log_text()) else {
+        return;
+    };
+    assert!(
+        line.contains("off ([collect.bpf] run_time_stats = false)"),
+        "{line}"
+    );
+    sonde.wait_rounds(1);
+    let samples = sonde.metrics();
+    assert!(samples.iter().any(|s| s.name == "sonde_bpf_map_full_total"));
+    assert!(samples.iter().all(|s| {
+        s.name != "sonde_bpf_program_run_seconds_total" && s.name != "sonde_bpf_program_runs_total"
+    }));
+}

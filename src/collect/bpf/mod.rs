@@ -379,9 +379,16 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
     }
     let mut stats = None;
     if !collectors.is_empty() {
-        let enabled = RunTimeStats::enable();
-        stats = Some(enabled.summary.clone());
-        self_metrics.stats = Some(enabled);
+        if config.run_time_stats {
+            let enabled = RunTimeStats::enable();
+            stats = Some(enabled.summary.clone());
+            self_metrics.stats = Some(enabled);
+        } else {
+            stats = Some(Ok(
+                "off ([collect.bpf] run_time_stats = false): no program run time or run count"
+                    .to_string(),
+            ));
+        }
         collectors.push(Box::new(self_metrics));
     }
     LoadedSet {
@@ -439,6 +446,11 @@ impl Collector for BpfSelfMetrics {
             runs.push(&labels, info.run_cnt as f64);
             lost.push(&labels, info.recursion_misses as f64);
         }
+        // Without run-time statistics the kernel counts neither: no zeros
+        // that would read as "never ran".
+        if self.stats.is_some() {
+            out.extend([run_seconds, runs]);
+        }
         let mut full = Family::counter(
             "sonde_bpf_map_full_total",
             "Inserts a BPF program could not make because the map was full (the event is then not counted).",
@@ -451,7 +463,7 @@ impl Collector for BpfSelfMetrics {
                 full.push(&[("map", map)], total as f64);
             }
         }
-        out.extend([run_seconds, runs, lost, full]);
+        out.extend([lost, full]);
         Ok(())
     }
 }
