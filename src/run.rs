@@ -81,11 +81,17 @@ fn collect_loop(
     stop: &AtomicBool,
 ) {
     let mut next = Instant::now();
+    // A disk that stays full or read-only fails every round: say so once a
+    // minute (the store counts every failure in its self-metrics).
+    let mut error_logged: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let mut scrape = collection.collect(collect::now_ms());
         let samples: Vec<_> = scrape.samples().collect();
         if let Err(err) = shared.ingest(&samples) {
-            tracing::error!("cannot store {} samples: {err:#}", samples.len());
+            if error_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                error_logged = Some(Instant::now());
+                tracing::error!("cannot store {} samples: {err:#}", samples.len());
+            }
         }
         let store_metrics = shared.store.lock().expect("lock poisoned").families();
         scrape.families.extend(self_metrics());

@@ -35,6 +35,11 @@
 //!   checkpoint; reads see them meanwhile. Only the log rows of the failed
 //!   appends are dropped, so a crash during the outage loses what arrived
 //!   during it, and nothing else.
+//! - A write that failed because the file could not be written (read-only,
+//!   I/O error) makes the next one open the database again by its path and
+//!   rewrite every series and head state through it (see
+//!   [`Store::reconnect`]): a file system that was read-only comes back
+//!   without a restart, even when it had to be mounted again.
 //!
 //! Durability: SQLite in WAL mode with `synchronous = NORMAL`: a commit is in
 //! the operating system's hands when `append` returns, so killing sonde (even
@@ -229,6 +234,16 @@ pub struct Store {
     error_logged: Option<Instant>,
     /// Where the next sweep for series without data starts (see [`maintain`]).
     sweep_after: i64,
+    /// A write failed for want of a writable file: the next write first
+    /// opens the database again (see [`Store::reconnect`]). Still, a file
+    /// system can refuse writes while opening for writing succeeds (ext4
+    /// after an error), so the write that follows tells.
+    reconnect_due: bool,
+    /// The connection was replaced: the next write rewrites every series
+    /// and head state, whatever the file kept of the old connection's work.
+    resync: bool,
+    /// `write_errors` as of the last successful write.
+    write_errors_seen: u64,
 }
 
 impl Store {
@@ -248,23 +263,7 @@ impl Store {
             )
         })?;
         let file = dir.join("sonde.db");
-        let mut conn = Connection::open(&file)
-            .with_context(|| format!("cannot open the database {}", file.display()))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        // Incremental auto-vacuum lets retention hand freed pages back to the
-        // file system; it must be chosen before tables exist (or by VACUUM).
-        let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
-        if auto_vacuum != 2 {
-            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
-            conn.execute_batch("VACUUM")
-                .with_context(|| format!("cannot convert {} to auto-vacuum", file.display()))?;
-        }
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // Keep the WAL file from staying large after a burst.
-        conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
-        migrate::apply(&mut conn)
-            .with_context(|| format!("cannot migrate the database {}", file.display()))?;
+        let conn = connect(&file)?;
         let mut store = Store {
             conn,
             file,
@@ -282,6 +281,9 @@ impl Store {
             refusal_logged: None,
             error_logged: None,
             sweep_after: 0,
+            reconnect_due: false,
+            resync: false,
+            write_errors_seen: 0,
         };
         store
             .recover()
@@ -531,6 +533,10 @@ impl Store {
         checkpoint: bool,
         drop_v0: bool,
     ) -> anyhow::Result<()> {
+        if self.reconnect_due {
+            self.reconnect()?;
+        }
+        let checkpoint = checkpoint || self.resync;
         let tx = self.conn.transaction()?;
         {
             let mut series = tx.prepare_cached(
@@ -539,7 +545,12 @@ impl Store {
             let mut postings = tx.prepare_cached(
                 "INSERT OR REPLACE INTO postings (name, value, series_id) VALUES (?1, ?2, ?3)",
             )?;
-            for (id, labels) in &self.pending.series {
+            let new_series: Box<dyn Iterator<Item = (&i64, &Labels)>> = if self.resync {
+                Box::new(self.series_ids.iter().map(|(labels, id)| (id, labels)))
+            } else {
+                Box::new(self.pending.series.iter().map(|(id, labels)| (id, labels)))
+            };
+            for (id, labels) in new_series {
                 series.execute(params![id, labels.metric_name(), encode_labels(labels)])?;
                 for (name, value) in labels.iter() {
                     postings.execute(params![name, value, id])?;
@@ -578,6 +589,10 @@ impl Store {
             let mut state = tx
                 .prepare_cached("INSERT OR REPLACE INTO head (series_id, state) VALUES (?1, ?2)")?;
             if checkpoint {
+                if self.resync {
+                    // States of series closed in writes the file lost.
+                    tx.execute("DELETE FROM head", [])?;
+                }
                 for (id, series) in &self.head {
                     state.execute(params![id, series.encode()])?;
                 }
@@ -606,7 +621,15 @@ impl Store {
             }
         }
         tx.commit()?;
+        if self.stats.write_errors > self.write_errors_seen {
+            self.write_errors_seen = self.stats.write_errors;
+            tracing::info!(
+                "store: writes to {} succeed again; what waited in memory is written",
+                self.file.display()
+            );
+        }
         self.pending = Pending::default();
+        self.resync = false;
         if checkpoint {
             self.needs_checkpoint = false;
             self.log_rows = 0;
@@ -618,11 +641,35 @@ impl Store {
         Ok(())
     }
 
+    /// Opens the database again by its path, after a write failed for want
+    /// of a writable file. SQLite opens a file it cannot write read-only and
+    /// answers SQLITE_READONLY on that connection for good, even once the
+    /// file system is writable again; and a file system the kernel made
+    /// read-only after an error is back only once checked and mounted again,
+    /// which only the path reaches. Until a writable connection replaces it,
+    /// the old one keeps serving reads. The file may lack what the old
+    /// connection wrote last (a failing file system drops writes), so the
+    /// first write on the new one rewrites every series and head state: what
+    /// is in memory is the truth.
+    fn reconnect(&mut self) -> anyhow::Result<()> {
+        let conn = connect(&self.file)?;
+        anyhow::ensure!(
+            !conn.is_readonly(rusqlite::MAIN_DB)?,
+            "{} is still read-only",
+            self.file.display()
+        );
+        self.conn = conn;
+        self.reconnect_due = false;
+        self.resync = true;
+        Ok(())
+    }
+
     /// Counts and (at most once a minute) logs a failed write; the next
     /// successful one is a checkpoint, so what is in memory gets persisted.
     fn write_failed(&mut self, err: &anyhow::Error) {
         self.stats.write_errors += 1;
         self.needs_checkpoint = true;
+        self.reconnect_due |= wants_new_connection(err);
         if self.error_logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
             self.error_logged = Some(Instant::now());
             tracing::error!(
@@ -908,6 +955,40 @@ impl Drop for Store {
             tracing::warn!("store: final checkpoint failed (the log will be replayed): {err:#}");
         }
     }
+}
+
+/// Opens the database file and brings it to the current schema.
+fn connect(file: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(file)
+        .with_context(|| format!("cannot open the database {}", file.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // Incremental auto-vacuum lets retention hand freed pages back to the
+    // file system; it must be chosen before tables exist (or by VACUUM).
+    let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+    if auto_vacuum != 2 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        conn.execute_batch("VACUUM")
+            .with_context(|| format!("cannot convert {} to auto-vacuum", file.display()))?;
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Keep the WAL file from staying large after a burst.
+    conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
+    migrate::apply(&mut conn)
+        .with_context(|| format!("cannot migrate the database {}", file.display()))?;
+    Ok(conn)
+}
+
+/// Whether a failed write calls for a new connection: the file could not be
+/// written (read-only, or an I/O error such as a file system the kernel made
+/// read-only), as opposed to a full disk, which the same connection
+/// survives.
+fn wants_new_connection(err: &anyhow::Error) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, ReadOnly, SystemIoFailure};
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<rusqlite::Error>())
+        .filter_map(rusqlite::Error::sqlite_error_code)
+        .any(|code| matches!(code, ReadOnly | SystemIoFailure | CannotOpen))
 }
 
 fn encode_labels(labels: &Labels) -> String {
