@@ -4,9 +4,14 @@
  * runnable, woken or preempted, to the moment it runs) in a log2 histogram
  * per cgroup, and context switches per process and kind.
  *
- * sched_switch runs on every context switch, so it is kept to per-CPU maps
- * and task storage (no map keyed by thread id). tp_btf first: task storage
- * needs the typed task pointers raw_tp does not give.
+ * sched_switch runs on every context switch, so with tp_btf it touches only
+ * task storage and a per-CPU histogram: a thread's switches are counted in
+ * its own storage and moved into the shared `switches` hash, under the
+ * thread's comm and cgroup, by the task iterator `flush_switches` (which user
+ * space runs before each read) and at thread exit. A count is in exactly one
+ * of the two places: the mover subtracts what it read with an atomic add
+ * before crediting the hash. tp_btf first: task storage needs the typed
+ * task pointers raw_tp does not give.
  *
  * tracefs tracepoints are the fallback. Their events carry pids, not tasks,
  * so the moment a task became runnable waits in an LRU hash keyed by thread
@@ -21,13 +26,17 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* When a task was last made runnable; 0 once it ran. */
+struct task_sched {
+	__u64 runnable_since; /* when last made runnable; 0 once it ran */
+	__u32 switches[2];    /* by enum switch_kind, not yet moved */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
-} runnable_since SEC(".maps");
+	__type(value, struct task_sched);
+} task_sched SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -37,7 +46,7 @@ struct {
 } runq_latency SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct switch_key);
 	__type(value, __u64);
@@ -53,21 +62,31 @@ struct {
 
 SONDE_MAP_FULL_COUNTER(SCHED_BOUNDED_MAPS);
 
-/* Counts a switch away from the current task (the one switched out); its
- * comm is copied from `comm` when the caller has it at hand (cheaper than
- * the helper), else asked for. */
-static __always_inline void count_switch(bool involuntary, const char *comm)
+/* Adds `n` switches of `kind` by `task` to the shared hash. */
+static __always_inline void credit_switches(struct task_struct *task, __u32 kind, __u64 n)
 {
-	struct switch_key key = {};
+	struct switch_key key = { .kind = kind };
 
-	key.kind = involuntary ? SWITCH_INVOLUNTARY : SWITCH_VOLUNTARY;
-	key.who.cgroup = bpf_get_current_cgroup_id();
-	if (comm)
-		__builtin_memcpy(key.who.comm, comm, TASK_COMM_LEN);
-	else
-		bpf_get_current_comm(key.who.comm, sizeof(key.who.comm));
-	if (sonde_percpu_count(&switches, &key))
+	sonde_task_who(task, &key.who);
+	if (sonde_shared_add(&switches, &key, n))
 		sonde_count_map_full(&map_full, SCHED_MAP_SWITCHES);
+}
+
+/* Moves a thread's switch counts into `switches` (module comment). */
+static __always_inline void move_switches(struct task_struct *task)
+{
+	struct task_sched *mine = bpf_task_storage_get(&task_sched, task, 0, 0);
+	__u32 kind, n;
+
+	if (!mine)
+		return;
+	for (kind = SWITCH_VOLUNTARY; kind <= SWITCH_INVOLUNTARY; kind++) {
+		n = mine->switches[kind];
+		if (!n)
+			continue;
+		__sync_fetch_and_add(&mine->switches[kind], -n);
+		credit_switches(task, kind, n);
+	}
 }
 
 static __always_inline void observe_wait(__u64 cgroup, __u64 since)
@@ -78,13 +97,13 @@ static __always_inline void observe_wait(__u64 cgroup, __u64 since)
 
 static __always_inline void made_runnable(struct task_struct *task)
 {
-	__u64 *since;
+	struct task_sched *state;
 
 	if (!task->pid)
 		return; /* an idle task */
-	since = bpf_task_storage_get(&runnable_since, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (since)
-		*since = bpf_ktime_get_ns();
+	state = bpf_task_storage_get(&task_sched, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (state)
+		state->runnable_since = bpf_ktime_get_ns();
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -106,25 +125,49 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(btf_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	__u64 *since;
+	struct task_sched *state;
 
 	if (prev->pid) {
 		/* Still runnable when switched out: it was preempted and waits
 		 * in the run queue again. */
-		bool involuntary = preempt || prev_state == 0;
+		__u32 kind = preempt || prev_state == 0 ? SWITCH_INVOLUNTARY : SWITCH_VOLUNTARY;
 
-		if (involuntary)
-			made_runnable(prev);
-		count_switch(involuntary, prev->comm);
+		state = bpf_task_storage_get(&task_sched, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (state) {
+			if (kind == SWITCH_INVOLUNTARY)
+				state->runnable_since = bpf_ktime_get_ns();
+			__sync_fetch_and_add(&state->switches[kind & 1], 1);
+		} else {
+			credit_switches(prev, kind, 1);
+		}
 	}
 
 	if (!next->pid)
 		return 0;
-	since = bpf_task_storage_get(&runnable_since, next, 0, 0);
-	if (!since || !*since)
+	state = bpf_task_storage_get(&task_sched, next, 0, 0);
+	if (!state || !state->runnable_since)
 		return 0;
-	observe_wait(next->cgroups->dfl_cgrp->kn->id, *since);
-	*since = 0;
+	observe_wait(next->cgroups->dfl_cgrp->kn->id, state->runnable_since);
+	state->runnable_since = 0;
+	return 0;
+}
+
+/* Fires in do_exit with the exiting thread current. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(btf_exit, struct task_struct *task)
+{
+	move_switches(bpf_get_current_task_btf());
+	return 0;
+}
+
+/* Run by user space (reading the iterator) before it reads `switches`. */
+SEC("iter/task")
+int flush_switches(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	if (task)
+		move_switches(task);
 	return 0;
 }
 
@@ -168,7 +211,8 @@ int tp_switch(struct trace_event_raw_sched_switch *ctx)
 
 		if (involuntary)
 			tid_runnable(ctx->prev_pid);
-		count_switch(involuntary, 0);
+		credit_switches(bpf_get_current_task_btf(),
+				involuntary ? SWITCH_INVOLUNTARY : SWITCH_VOLUNTARY, 1);
 	}
 
 	if (!next)

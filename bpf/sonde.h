@@ -281,6 +281,26 @@ static __always_inline int sonde_percpu_add(void *map, const void *key, __u64 de
 	return 0;
 }
 
+/*
+ * Adds `delta` to a u64 in a hash shared by all CPUs (atomically: several
+ * CPUs may add to one key), inserting it on first sight. Returns 0, or -1
+ * when the map is full.
+ */
+static __always_inline int sonde_shared_add(void *map, const void *key, __u64 delta)
+{
+	__u64 zero = 0, *value = bpf_map_lookup_elem(map, key);
+
+	if (!value) {
+		/* Fails harmlessly when another CPU inserted the key first. */
+		bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+		value = bpf_map_lookup_elem(map, key);
+		if (!value)
+			return -1;
+	}
+	__sync_fetch_and_add(value, delta);
+	return 0;
+}
+
 /* Adds one duration to a histogram in a per-CPU hash keyed by `key`. */
 static __always_inline int sonde_hist_add(void *map, const void *key, __u64 ns)
 {

@@ -95,20 +95,8 @@ const volatile bool measure_latency = true;
 /* Adds `n` calls of `key->nr` by `key->who` to the shared hash. */
 static __always_inline void credit(struct syscall_count_key *key, __u64 n)
 {
-	__u64 *count = bpf_map_lookup_elem(&syscall_counts, key);
-
-	if (!count) {
-		__u64 zero = 0;
-
-		/* Fails harmlessly when another CPU inserted the key first. */
-		bpf_map_update_elem(&syscall_counts, key, &zero, BPF_NOEXIST);
-		count = bpf_map_lookup_elem(&syscall_counts, key);
-		if (!count) {
-			sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);
-			return;
-		}
-	}
-	__sync_fetch_and_add(count, n);
+	if (sonde_shared_add(&syscall_counts, key, n))
+		sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);
 }
 
 /* The slow path of a count: straight into the shared hash. */

@@ -23,10 +23,19 @@ use skel::{SchedSkel, SchedSkelBuilder};
 
 pub const NAME: &str = "sched";
 
+/// The task iterator that moves every thread's switch counts into `switches`.
+const FLUSH: &str = "flush_switches";
+
 const VARIANTS: &[Variant] = &[
     Variant {
         kind: AttachKind::TpBtf,
-        programs: &["btf_wakeup", "btf_wakeup_new", "btf_switch"],
+        programs: &[
+            "btf_wakeup",
+            "btf_wakeup_new",
+            "btf_switch",
+            "btf_exit",
+            FLUSH,
+        ],
     },
     Variant {
         kind: AttachKind::Tracepoint,
@@ -96,6 +105,11 @@ impl Collector for Sched {
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        // With tp_btf, switch counts wait in each thread's task storage until
+        // this moves them; the tracefs variant counts straight into the map.
+        if self.attached.kind == AttachKind::TpBtf {
+            self.attached.run_iterator(FLUSH)?;
+        }
         let maps = &self.attached.skel.maps;
         let mut per_place: HashMap<Placement, Vec<u64>> = HashMap::new();
         for key in maps.runq_latency.keys() {
@@ -123,7 +137,7 @@ impl Collector for Sched {
             "Context switches away from a process: voluntary (it blocked) or involuntary (preempted while runnable).",
         );
         for key in maps.switches.keys() {
-            let Some(values) = maps.switches.lookup_percpu(&key, MapFlags::ANY)? else {
+            let Some(value) = maps.switches.lookup(&key, MapFlags::ANY)? else {
                 continue;
             };
             let (Some(who), Some(kind)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
@@ -136,7 +150,7 @@ impl Collector for Sched {
             };
             switches.push(
                 &who.labels(&[("kind", kind)]),
-                sum_percpu(&values, 1)[0] as f64,
+                sum_percpu(&[value], 1)[0] as f64,
             );
         }
         out.extend([latency, switches]);
