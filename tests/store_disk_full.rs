@@ -70,7 +70,7 @@ fn stored_rounds(store: &Store) -> Vec<i64> {
 }
 
 #[test]
-fn full_or_read_only_disk_counts_errors_and_resumes() {
+fn full_disk_counts_errors_and_resumes() {
     let Some(fs) = Tmpfs::mount("6m") else {
         if common::bpf_required() {
             panic!("cannot mount a tmpfs: this test needs root");

@@ -489,3 +489,23 @@ fn logged_samples_of_a_deleted_series_do_not_come_back_after_a_crash() {
         "no id reused"
     );
 }
+
+#[test]
+fn only_an_unwritable_file_calls_for_a_new_connection() {
+    let failure = |code| {
+        let err = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        anyhow::Error::from(err).context("commit")
+    };
+    assert!(wants_new_connection(&failure(
+        rusqlite::ffi::SQLITE_READONLY
+    )));
+    assert!(wants_new_connection(&failure(
+        rusqlite::ffi::SQLITE_IOERR_WRITE
+    )));
+    assert!(wants_new_connection(&failure(
+        rusqlite::ffi::SQLITE_CANTOPEN
+    )));
+    // A full disk takes writes again on the same connection.
+    assert!(!wants_new_connection(&failure(rusqlite::ffi::SQLITE_FULL)));
+    assert!(!wants_new_connection(&anyhow::anyhow!("not SQLite")));
+}
