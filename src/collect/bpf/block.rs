@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapFlags};
 
+use super::maps::{read_map, Entry};
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Degraded,
-    Loaded, Variant, HIST_WORDS,
+    attach, object_storage, push_log2_histogram, AttachKind, Attached, Degraded, Loaded, Variant,
+    HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -122,15 +122,12 @@ impl Collector for Block {
             "sonde_block_io_duration_seconds",
             "Time block I/O requests took from issue to the device to completion.",
         );
-        for key in maps.block_latency.keys() {
-            let Some(values) = maps.block_latency.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.block_latency, HIST_WORDS)? {
             let (Some(dev), Some(op)) = (key_u32(&key, 0), key_u32(&key, 4)) else {
                 anyhow::bail!("block_latency key of {} bytes, expected 8", key.len());
             };
             let device = self.devices.name(dev);
-            let hist = sum_percpu(&values, HIST_WORDS);
+            let hist = value;
             push_log2_histogram(
                 &mut latency,
                 &[("device", &device), ("op", op_label(op))],
@@ -146,10 +143,7 @@ impl Collector for Block {
             "sonde_block_io_ops_total",
             "Block I/O requests completed, charged to the process that submitted them.",
         );
-        for key in maps.block_io.keys() {
-            let Some(values) = maps.block_io.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.block_io, 2)? {
             let (Some(who), Some(dev), Some(op)) = (
                 Who::from_key(&key),
                 key_u32(&key, PROC_ID_LEN),
@@ -158,7 +152,7 @@ impl Collector for Block {
                 anyhow::bail!("block_io key of {} bytes, expected 32", key.len());
             };
             let device = self.devices.name(dev);
-            let sums = sum_percpu(&values, 2);
+            let sums = value;
             let labels = who.labels(&[("device", &device), ("op", op_label(op))]);
             bytes.push(&labels, sums[0] as f64);
             ops.push(&labels, sums[1] as f64);

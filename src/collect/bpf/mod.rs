@@ -12,7 +12,7 @@
 //! 2. Write `src/collect/bpf/<name>.rs`: a `load` function that calls
 //!    [`attach`] with the skeleton's opener and a list of [`Variant`]s in order
 //!    of preference, and returns a [`Loaded`] whose collector reads the maps
-//!    (helpers: [`sum_percpu`], [`push_log2_histogram`], and [`who::Who`] for
+//!    (helpers: [`read_map`], [`push_log2_histogram`], and [`who::Who`] for
 //!    the `comm`, `unit` and `container` labels of a `struct proc_id`).
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
@@ -26,12 +26,13 @@
 //! `SONDE_BPF_REFUSE` is a comma-separated list of names that sonde treats as
 //! refused by the kernel: an attach kind (`raw_tp`, `tp_btf`, `tracepoint`,
 //! `uprobe`, `ringbuf`), a collector name (`syscalls`), `bpf` for the bpf()
-//! syscall itself, or `bpf_stats_enabled` for writing that sysctl
-//! ([`stats`]). Tests use it to show fallbacks and degraded runs; users can
+//! syscall itself, `bpf_stats_enabled` for writing that sysctl ([`stats`]),
+//! or `batch` for batch reads of maps ([`maps`]). Tests use it to show fallbacks and degraded runs; users can
 //! use it to keep a probe off while they investigate it.
 
 pub mod block;
 pub mod errno_names;
+pub mod maps;
 pub mod net;
 pub mod process;
 pub mod sched;
@@ -47,11 +48,12 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context};
 use libbpf_rs::skel::{OpenSkel, Skel};
-use libbpf_rs::{libbpf_sys, Link, MapCore, MapFlags, MapHandle, OpenObject};
+use libbpf_rs::{libbpf_sys, Link, MapCore, MapHandle, OpenObject};
 
 use crate::collect::Collector;
 use crate::config::BpfConfig;
 use crate::model::Family;
+pub use maps::read_map;
 use stats::RunTimeStats;
 
 /// How a program hooks into the kernel. The names are the rows of
@@ -456,10 +458,13 @@ impl Collector for BpfSelfMetrics {
             "Inserts a BPF program could not make because the map was full (the event is then not counted).",
         );
         for counter in &self.map_full {
+            let slots = read_map(&counter.map, 1)?;
             for (slot, map) in counter.maps.iter().enumerate() {
                 let key = u32::try_from(slot)?.to_ne_bytes();
-                let values = counter.map.lookup_percpu(&key, MapFlags::ANY)?;
-                let total = values.map_or(0, |values| sum_percpu(&values, 1)[0]);
+                let total = slots
+                    .iter()
+                    .find(|entry| entry.key == key)
+                    .map_or(0, |entry| entry.value[0]);
                 full.push(&[("map", map)], total as f64);
             }
         }
@@ -477,17 +482,6 @@ fn program_info(fd: &OwnedFd) -> anyhow::Result<libbpf_sys::bpf_prog_info> {
         return Err(std::io::Error::from_raw_os_error(-rc).into());
     }
     Ok(info)
-}
-
-/// Sums per-CPU values made of `words` native-endian u64s each, word by word.
-pub fn sum_percpu(values: &[Vec<u8>], words: usize) -> Vec<u64> {
-    let mut sums = vec![0u64; words];
-    for value in values {
-        for (sum, word) in sums.iter_mut().zip(value.chunks_exact(8)) {
-            *sum += u64::from_ne_bytes(word.try_into().expect("chunks of 8 bytes"));
-        }
-    }
-    sums
 }
 
 /// Slots of a `struct sonde_hist` (bpf/sonde.h): the last one is overflow.
@@ -628,12 +622,6 @@ mod tests {
         let mut family = Family::histogram("h", "help");
         assert!(!push_log2_histogram(&mut family, &[], &[0; HIST_WORDS]));
         assert!(family.series.is_empty());
-    }
-
-    #[test]
-    fn percpu_values_sum_word_by_word() {
-        let cpu = |a: u64, b: u64| [a.to_ne_bytes(), b.to_ne_bytes()].concat();
-        assert_eq!(sum_percpu(&[cpu(1, 10), cpu(2, 20)], 2), vec![3, 30]);
     }
 
     #[test]

@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapFlags};
 
+use super::maps::{read_map, Entry};
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
-    HIST_WORDS,
+    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -147,10 +146,7 @@ impl Collector for Net {
             "sonde_net_bytes_total",
             "Bytes a process sent or received through IPv4 and IPv6 sockets, by protocol.",
         );
-        for key in maps.net_bytes.keys() {
-            let Some(values) = maps.net_bytes.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.net_bytes, 1)? {
             let (Some(who), Some(direction), Some(proto)) = (
                 Who::from_key(&key),
                 key_u32(&key, PROC_ID_LEN),
@@ -162,21 +158,18 @@ impl Collector for Net {
             let proto = proto_label(proto);
             bytes.push(
                 &who.labels(&[("direction", direction), ("proto", &proto)]),
-                sum_percpu(&values, 1)[0] as f64,
+                value[0] as f64,
             );
         }
 
         let mut tcp = TcpFamilies::new();
         // Established now = opened - closed, per owner (key without event).
         let mut open: HashMap<Vec<u8>, (Who, i64)> = HashMap::new();
-        for key in maps.tcp_events.keys() {
-            let Some(values) = maps.tcp_events.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.tcp_events, 1)? {
             let (Some(who), Some(event)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
                 anyhow::bail!("tcp_events key of {} bytes, expected 32", key.len());
             };
-            let count = sum_percpu(&values, 1)[0];
+            let count = value[0];
             let value = count as f64;
             match event {
                 CONNECT_OK => tcp.connects.push(&who.labels(&[("result", "ok")]), value),
@@ -213,12 +206,11 @@ impl Collector for Net {
             "sonde_tcp_connection_duration_seconds",
             "Lifetime of TCP connections, from established to closed.",
         );
+        let hists = read_map(&maps.tcp_latency, HIST_WORDS)?;
         for (slot, family) in [(0u32, &mut connect), (1, &mut lifetime)] {
-            let values = maps
-                .tcp_latency
-                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)?
-                .unwrap_or_default();
-            push_log2_histogram(family, &[], &sum_percpu(&values, HIST_WORDS));
+            if let Some(hist) = hists.iter().find(|e| key_u32(&e.key, 0) == Some(slot)) {
+                push_log2_histogram(family, &[], &hist.value);
+            }
         }
 
         out.extend([

@@ -2,10 +2,10 @@
 //! reason, and OOM kills by victim, per process name and place.
 
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapFlags};
 
+use super::maps::{read_map, Entry};
 use super::who::{key_u32, Who, PROC_ID_LEN};
-use super::{attach, object_storage, sum_percpu, AttachKind, Attached, Degraded, Loaded, Variant};
+use super::{attach, object_storage, AttachKind, Attached, Degraded, Loaded, Variant};
 use crate::collect::Collector;
 use crate::model::Family;
 
@@ -139,10 +139,7 @@ impl Collector for Process {
             "Processes the kernel's OOM killer chose as victim, by the victim's name.",
         );
         let map = &self.attached.skel.maps.process_counts;
-        for key in map.keys() {
-            let Some(values) = map.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue; // removed since listed
-            };
+        for Entry { key, value } in read_map(map, 1)? {
             let (Some(who), Some(event), Some(reason)) = (
                 Who::from_key(&key),
                 key_u32(&key, PROC_ID_LEN),
@@ -150,7 +147,7 @@ impl Collector for Process {
             ) else {
                 anyhow::bail!("process_counts key of {} bytes, expected 32", key.len());
             };
-            let count = sum_percpu(&values, 1)[0] as f64;
+            let count = value[0] as f64;
             match event {
                 EXEC => execs.push(&who.labels(&[]), count),
                 FORK => forks.push(&who.labels(&[]), count),

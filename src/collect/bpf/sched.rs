@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapFlags};
 
+use super::maps::{read_map, Entry};
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Degraded,
-    Loaded, Variant, HIST_SLOTS, HIST_WORDS,
+    attach, object_storage, push_log2_histogram, AttachKind, Attached, Degraded, Loaded, Variant,
+    HIST_SLOTS, HIST_WORDS,
 };
 use crate::collect::cgroup::{self, Placement};
 use crate::collect::Collector;
@@ -112,12 +112,9 @@ impl Collector for Sched {
         }
         let maps = &self.attached.skel.maps;
         let mut per_place: HashMap<Placement, Vec<u64>> = HashMap::new();
-        for key in maps.runq_latency.keys() {
-            let Some(values) = maps.runq_latency.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.runq_latency, HIST_WORDS)? {
             let id = u64::from_ne_bytes(key.as_slice().try_into()?);
-            let hist = sum_percpu(&values, HIST_WORDS);
+            let hist = value;
             let sum = per_place
                 .entry(cgroup::placement(id))
                 .or_insert_with(|| vec![0; HIST_WORDS]);
@@ -136,10 +133,7 @@ impl Collector for Sched {
             "sonde_context_switches_total",
             "Context switches away from a process: voluntary (it blocked) or involuntary (preempted while runnable).",
         );
-        for key in maps.switches.keys() {
-            let Some(value) = maps.switches.lookup(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.switches, 1)? {
             let (Some(who), Some(kind)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
                 anyhow::bail!("switches key of {} bytes, expected 32", key.len());
             };
@@ -148,10 +142,7 @@ impl Collector for Sched {
             } else {
                 "involuntary"
             };
-            switches.push(
-                &who.labels(&[("kind", kind)]),
-                sum_percpu(&[value], 1)[0] as f64,
-            );
+            switches.push(&who.labels(&[("kind", kind)]), value[0] as f64);
         }
         out.extend([latency, switches]);
         Ok(())

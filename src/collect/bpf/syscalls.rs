@@ -3,14 +3,13 @@
 
 use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapFlags};
 
 use super::errno_names::{ERRNO_NAMES, KERNEL_ERRNO_NAMES};
+use super::maps::{read_map, Entry};
 use super::syscall_names::SYSCALL_NAMES;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, sum_percpu, AttachKind, Attached, Loaded, Variant,
-    HIST_WORDS,
+    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -55,9 +54,6 @@ const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors", "task_syscal
 /// Size of `struct syscall_count_key`: a `struct proc_id`, the syscall
 /// number, padding.
 const COUNT_KEY_LEN: usize = PROC_ID_LEN + 8;
-
-/// Syscall numbers with a latency histogram: SYSCALLS_MAX_NR in sonde.h.
-const MAX_NR: u32 = 512;
 
 /// Loads the collector; with `latency` false it only counts (no latency
 /// histogram, no errors), which saves a clock read and a program per syscall.
@@ -117,10 +113,7 @@ impl Syscalls {
             "sonde_syscalls_total",
             "System calls entered, by process (name, unit or container) and syscall.",
         );
-        for key in maps.syscall_counts.keys() {
-            let Some(value) = maps.syscall_counts.lookup(&key, MapFlags::ANY)? else {
-                continue; // no longer there
-            };
+        for Entry { key, value } in read_map(&maps.syscall_counts, 1)? {
             if key.len() != COUNT_KEY_LEN {
                 anyhow::bail!(
                     "syscall_counts key of {} bytes, expected {COUNT_KEY_LEN}",
@@ -130,7 +123,7 @@ impl Syscalls {
             let (Some(who), Some(nr)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
                 continue; // the length was checked above
             };
-            let count = sum_percpu(&[value], 1)[0];
+            let count = value[0];
             let syscall = syscall_label(nr);
             calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
         }
@@ -143,13 +136,10 @@ impl Syscalls {
             "sonde_syscall_errors_total",
             "System calls that returned an error, by syscall and errno.",
         );
-        for key in maps.syscall_errors.keys() {
-            let Some(values) = maps.syscall_errors.lookup_percpu(&key, MapFlags::ANY)? else {
-                continue;
-            };
+        for Entry { key, value } in read_map(&maps.syscall_errors, 1)? {
             let nr = u32::from_ne_bytes(key[..4].try_into()?);
             let errno = u32::from_ne_bytes(key[4..8].try_into()?);
-            let count = sum_percpu(&values, 1)[0];
+            let count = value[0];
             errors.push(
                 &[
                     ("errno", &errno_label(errno)),
@@ -167,14 +157,9 @@ impl Syscalls {
             "sonde_syscall_duration_seconds",
             "Time from syscall entry to return, by syscall.",
         );
-        for nr in 0..MAX_NR {
-            let values = maps
-                .syscall_latency
-                .lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY)
-                .context("reading syscall_latency")?
-                .unwrap_or_default();
-            let hist = sum_percpu(&values, HIST_WORDS);
-            push_log2_histogram(&mut latency, &[("syscall", &syscall_label(nr))], &hist);
+        for Entry { key, value } in read_map(&maps.syscall_latency, HIST_WORDS)? {
+            let nr = key_u32(&key, 0).context("syscall_latency key of less than 4 bytes")?;
+            push_log2_histogram(&mut latency, &[("syscall", &syscall_label(nr))], &value);
         }
         Ok(latency)
     }
