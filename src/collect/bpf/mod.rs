@@ -386,10 +386,10 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
             stats = Some(enabled.summary.clone());
             self_metrics.stats = Some(enabled);
         } else {
-            stats = Some(Ok(
-                "off ([collect.bpf] run_time_stats = false): no program run time or run count"
-                    .to_string(),
-            ));
+            let off =
+                "off ([collect.bpf] run_time_stats = false): no program run time or run count";
+            tracing::info!("bpf run-time statistics: {off}");
+            stats = Some(Ok(off.to_string()));
         }
         collectors.push(Box::new(self_metrics));
     }
