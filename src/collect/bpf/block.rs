@@ -40,7 +40,7 @@ const VARIANTS: &[Variant] = &[
 /// tracefs events carry no request pointer (bpf/block.bpf.c).
 pub const DEGRADED: &[Degraded] = &[Degraded {
     kind: AttachKind::Tracepoint,
-    lacks: "requests are matched by device and sector, so two in flight on one sector share a latency slot",
+    lacks: "requests are matched by device and sector, so two in flight on one sector share a latency slot; completions interrupting another tracepoint program are lost (sonde_bpf_events_lost_total)",
 }];
 
 /// The bounded maps, in the order of `enum block_bounded_map` (sonde.h).

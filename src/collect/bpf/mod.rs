@@ -65,6 +65,10 @@ pub enum AttachKind {
     /// BTF-typed raw tracepoint: typed arguments, needs kernel BTF.
     TpBtf,
     /// Classic tracepoint through tracefs (needs it mounted and readable).
+    /// The kernel skips such a program when it fires while another
+    /// tracepoint program runs on the same CPU (an interrupt's completion
+    /// landing in a syscall's program): those events are counted in
+    /// `sonde_bpf_events_lost_total`, not in the collector's metrics.
     Tracepoint,
     /// User-space function probe.
     Uprobe,
