@@ -6,7 +6,16 @@
 //!
 //! (with the Makefile's flags and environment, see BENCHMARKS.md). Each
 //! figure is the median of ROUNDS reads.
+//!
+//! Then the same on this machine's live maps: two sondes side by side, one
+//! reading in batches, one walking (`SONDE_BPF_REFUSE=batch`), each BPF
+//! collector's round time (`sonde_collector_duration_seconds`, which
+//! includes turning entries into labelled series) over ROUNDS rounds.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
 use std::time::Instant;
 
 use libbpf_rs::MapType;
@@ -84,5 +93,47 @@ fn main() {
             "| {what} | {filled} | {walk:.2} | {batch:.2} | {:.1} |",
             walk / batch
         );
+    }
+
+    live(rounds);
+}
+
+/// Median round time per BPF collector of a batching and a walking sonde.
+fn live(rounds: u32) {
+    const COLLECTORS: [&str; 5] = ["syscalls", "block", "net", "process", "sched"];
+    let batched = common::Sonde::start("");
+    let walking = common::Sonde::start_with_env(
+        common::TempDir::new("data"),
+        "",
+        &[("SONDE_BPF_REFUSE", "batch")],
+    );
+    let mut times: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
+    for _ in 0..rounds {
+        batched.wait_rounds(1);
+        for (way, sonde) in [("batch", &batched), ("walk", &walking)] {
+            for sample in sonde.metrics() {
+                let collector = sample.label("collector").unwrap_or("");
+                if sample.name == "sonde_collector_duration_seconds" {
+                    if let Some(name) = COLLECTORS.iter().find(|c| **c == collector) {
+                        times
+                            .entry((name, way))
+                            .or_default()
+                            .push(sample.value * 1e3);
+                    }
+                }
+            }
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!("\nlive maps, {rounds} rounds: median ms per collector round");
+    println!("| collector | walk ms | batch ms |");
+    println!("|---|---:|---:|");
+    for name in COLLECTORS {
+        let walk = median(times.entry((name, "walk")).or_default());
+        let batch = median(times.entry((name, "batch")).or_default());
+        println!("| {name} | {walk:.2} | {batch:.2} |");
     }
 }
