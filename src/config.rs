@@ -142,8 +142,8 @@ pub struct CollectConfig {
     /// Time between two collection rounds.
     #[serde(deserialize_with = "duration")]
     pub interval: Duration,
-    /// Most series one metric may have; beyond it the smallest processes fold
-    /// into `comm="other"` (see `collect::budget`).
+    /// Most series one metric may have; beyond it the least active processes
+    /// fold into `comm="other"` (see `collect::budget`).
     pub max_series_per_metric: usize,
     /// Which eBPF collectors to load (`[collect.bpf]`).
     pub bpf: BpfConfig,
