@@ -350,12 +350,27 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
                 .collect()
         })
         .ok();
-    let (raw_bytes, rollup_bytes) = store.conn.query_row(
-        "SELECT (SELECT total(length(data)) FROM chunks),
-                (SELECT total(length(data)) FROM rollups)",
-        [],
-        |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)),
-    )?;
+    let rollup_bytes: f64 =
+        store
+            .conn
+            .query_row("SELECT total(length(data)) FROM rollups", [], |r| r.get(0))?;
+    // The XOR chunks alone, without the length and span a run adds to each.
+    let mut raw_bytes = 0usize;
+    {
+        let mut stmt = store.conn.prepare("SELECT chunk_count, data FROM chunks")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let data = row.get_ref(1)?.as_blob()?;
+            raw_bytes += match row.get::<_, i64>(0)? {
+                1 => data.len(),
+                _ => super::codec::decode_run(data)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .iter()
+                    .map(|c| c.2.len())
+                    .sum(),
+            };
+        }
+    }
 
     // Reads: one series over the whole day, every series over the last hour.
     let end = *data.timestamps.last().expect("at least one round");
@@ -382,7 +397,7 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         "hours": data.timestamps.len() as f64 * INTERVAL_MS as f64 / 3_600_000.0,
         "bytes_per_sample": file_bytes as f64 / samples as f64,
         "file_bytes": file_bytes,
-        "raw_chunk_bytes_per_sample": raw_bytes / samples as f64,
+        "raw_chunk_bytes_per_sample": raw_bytes as f64 / samples as f64,
         "rollup_bytes_per_sample": rollup_bytes / samples as f64,
         "bytes_by_table": pages,
         "ingest_samples_per_sec": samples as f64 / ingest.as_secs_f64(),

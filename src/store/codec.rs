@@ -101,3 +101,55 @@ impl<'a> ByteReader<'a> {
         self.take(n)
     }
 }
+
+/// A run: consecutive XOR chunks of one series kept in one `chunks` row
+/// (see the store's module docs), so the row and its index entry are paid
+/// once for several chunks. Each chunk is written as its byte length, its
+/// time span (last timestamp minus first) and its bytes, untouched; its
+/// first timestamp is where every XOR chunk starts, right after the sample
+/// count.
+pub fn encode_run<'a>(chunks: impl IntoIterator<Item = RunChunk<'a>>) -> Vec<u8> {
+    let mut w = ByteWriter::default();
+    for (min_time, max_time, data) in chunks {
+        w.bytes(data);
+        w.uvarint(max_time.saturating_sub(min_time) as u64);
+    }
+    w.into_inner()
+}
+
+/// One chunk of a run: first timestamp, last timestamp, bytes.
+pub type RunChunk<'a> = (i64, i64, &'a [u8]);
+
+/// The chunks of a run, oldest first.
+pub fn decode_run(run: &[u8]) -> Result<Vec<RunChunk<'_>>, CorruptChunk> {
+    let mut r = ByteReader::new(run);
+    let mut chunks = Vec::new();
+    while !r.is_empty() {
+        let data = r.bytes()?;
+        let span = r.uvarint()?;
+        let min_time = ByteReader::new(data.get(2..).unwrap_or_default()).i64()?;
+        let max_time = i64::try_from(span)
+            .ok()
+            .and_then(|s| min_time.checked_add(s))
+            .ok_or(CorruptChunk("time span out of range"))?;
+        chunks.push((min_time, max_time, data));
+    }
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::xor;
+    use super::*;
+
+    #[test]
+    fn a_run_gives_back_its_chunks_untouched() {
+        let a = xor::encode(&[(1_000, 1.0), (11_000, 2.5)]);
+        let b = xor::encode(&[(-21_000, 3.0)]);
+        let run = encode_run([(1_000, 11_000, &a[..]), (-21_000, -21_000, &b[..])]);
+        let back = decode_run(&run).unwrap();
+        assert_eq!(back, [(1_000, 11_000, &a[..]), (-21_000, -21_000, &b[..])]);
+        assert!(decode_run(&run[..run.len() - 1]).is_err());
+        assert!(decode_run(&[0xff]).is_err());
+    }
+}

@@ -56,6 +56,15 @@ pub enum Finished {
     },
 }
 
+/// Chunks of a series in rows of their own, waiting to become a run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Staged {
+    pub chunks: usize,
+    pub bytes: usize,
+    /// The first one's min time.
+    pub since: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct HeadSeries {
     raw: XorAppender,
@@ -65,6 +74,10 @@ pub struct HeadSeries {
     /// Interval between the last two samples; 0 until there are two.
     last_delta: i64,
     tiers: [TierHead; 2],
+    /// This series' chunks written in rows of their own and not yet in a
+    /// run (see the store's module docs). Kept in memory only: after a
+    /// restart it starts empty and the first run is merely made later.
+    pub staged: Staged,
 }
 
 impl HeadSeries {
@@ -79,6 +92,7 @@ impl HeadSeries {
             last_value: f64::NAN,
             last_delta: 0,
             tiers: Resolution::TIERS.map(TierHead::new),
+            staged: Staged::default(),
         }
     }
 
@@ -185,6 +199,7 @@ impl HeadSeries {
             last_value,
             last_delta,
             tiers: [minute, hour],
+            staged: Staged::default(),
         })
     }
 }

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_chunks.sql"),
     include_str!("../../migrations/0003_remote_write_queue.sql"),
     include_str!("../../migrations/0004_chunks_in_rowid_tables.sql"),
+    include_str!("../../migrations/0005_chunk_runs.sql"),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

@@ -7,12 +7,19 @@
 //! [`Store::select_step`] / [`Store::select_rollups`] read the 1-minute and
 //! 1-hour rollup tiers when a query steps coarsely.
 //!
-//! Layout (schema in `migrations/0002_chunks.sql` and `0004_...`):
+//! Layout (schema in `migrations/0002_chunks.sql`, `0004_...` and `0005_...`):
 //! - `series` (id, metric name, label set) and `postings` (label name, value,
 //!   series id): a selector's positive matchers find their series through
 //!   postings, the rest filter those series' label sets.
 //! - `chunks`: full raw chunks, Prometheus XOR encoding (see [`xor`]), about
 //!   120 samples each; `rollups`: the rollup tiers (see [`rollup`]).
+//!   A chunk is written in a row of its own as it leaves the head; once a
+//!   series' trailing one-chunk rows pass a quarter of a page (or 16 chunks,
+//!   or 6 hours), the oldest of them become one row holding a run of chunks
+//!   (see [`codec::encode_run`]), each still the XOR chunk it was. A row and
+//!   its index entry cost about 60 bytes whatever the row holds, a third of
+//!   a chunk's own size on sonde's data; rows of a quarter page or less keep
+//!   pages well filled.
 //! - the head (see [`head`]): each active series' open chunk and buckets, in
 //!   memory; `head` holds its state as of the series' last checkpoint and
 //!   `ingest_log` every sample stored since, so a restart rebuilds it.
@@ -26,6 +33,10 @@
 //!   in the same transaction. Replay skips samples at or before a series'
 //!   `last_ts` (the out-of-order rule), so replaying is idempotent: a crash
 //!   at any instant neither loses a committed sample nor stores one twice.
+//! - A run holds consecutive chunks of one series, oldest first, and no
+//!   other row of that series lies between its first and last chunk: runs
+//!   are made of a series' trailing one-chunk rows, which leave in the same
+//!   transaction that writes the run.
 //! - Series ids are allocated in memory and inserted with the first
 //!   transaction that commits, so a failed transaction never leaves the
 //!   memory naming an id the file reuses for another series.
@@ -65,7 +76,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{Family, Labels, MatchOp, Matcher, Sample};
 use codec::{ByteReader, ByteWriter};
-use head::{Appended, Finished, HeadSeries};
+use head::{Appended, Finished, HeadSeries, Staged};
 pub use rollup::{Bucket, Resolution};
 
 /// How the store keeps and limits data; `[storage]` in the config file.
@@ -198,11 +209,23 @@ struct Pending {
     finished: Vec<(i64, Finished)>,
     dirty: HashSet<i64>,
     closed: HashSet<i64>,
+    /// Series whose trailing one-chunk rows passed [`Store::run_bytes`].
+    runs: HashSet<i64>,
 }
 
 /// Checkpoint after this many log rows or bytes, whichever first: bounds the
 /// replay at start and the log's share of the file.
 const CHECKPOINT_ROWS: u32 = 64;
+/// Page size of new databases. Rows of up to a quarter page pack well, and
+/// a run of 2 KiB holds about a dozen chunks of sonde's data; 16 KiB pages
+/// stored the same in as many bytes but wrote more of them per commit.
+const PAGE_SIZE: u32 = 8 << 10;
+/// The most chunks in one run: quiet series' chunks are a few dozen bytes,
+/// and a run of them should not wait days for a quarter page.
+const RUN_CHUNKS: usize = 16;
+/// The longest time one run covers. Retention deletes whole rows, so this
+/// (plus a chunk) is how much longer than asked raw samples may be kept.
+const RUN_SPAN_MS: i64 = 6 * 3_600_000;
 const CHECKPOINT_BYTES: usize = 8 << 20;
 /// How often [`Store::append`] runs retention and closes idle series.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
@@ -224,6 +247,8 @@ pub struct Store {
     next_series_id: i64,
     head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
     pending: Pending,
+    /// The most bytes of chunks one run row holds: a quarter of a page.
+    run_bytes: usize,
     needs_checkpoint: bool,
     log_rows: u32,
     log_bytes: usize,
@@ -264,6 +289,8 @@ impl Store {
         })?;
         let file = dir.join("sonde.db");
         let conn = connect(&file)?;
+        let page_size: usize = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let run_bytes = page_size / 4;
         let mut store = Store {
             conn,
             file,
@@ -272,6 +299,7 @@ impl Store {
             next_series_id: 1,
             head: HashMap::default(),
             pending: Pending::default(),
+            run_bytes,
             needs_checkpoint: false,
             log_rows: 0,
             log_bytes: 0,
@@ -416,6 +444,28 @@ impl Store {
         let mut finished = Vec::new();
         let outcome = series.append(t, v, tolerance_ms, &mut finished);
         if !finished.is_empty() {
+            for chunk in &finished {
+                if let Finished::Raw {
+                    min_time,
+                    max_time,
+                    data,
+                    ..
+                } = chunk
+                {
+                    let staged = &mut series.staged;
+                    if staged.chunks == 0 {
+                        staged.since = *min_time;
+                    }
+                    staged.chunks += 1;
+                    staged.bytes += data.len();
+                    if staged.chunks >= RUN_CHUNKS
+                        || staged.bytes > self.run_bytes
+                        || max_time.saturating_sub(staged.since) > RUN_SPAN_MS
+                    {
+                        self.pending.runs.insert(id);
+                    }
+                }
+            }
             self.pending.dirty.insert(id);
             self.pending
                 .finished
@@ -538,6 +588,7 @@ impl Store {
         }
         let checkpoint = checkpoint || self.resync;
         let tx = self.conn.transaction()?;
+        let mut staged = Vec::new();
         {
             let mut series = tx.prepare_cached(
                 "INSERT OR REPLACE INTO series (id, name, labels) VALUES (?1, ?2, ?3)",
@@ -586,6 +637,9 @@ impl Store {
                     ])?,
                 };
             }
+            for &id in &self.pending.runs {
+                staged.push((id, make_runs(&tx, id, self.run_bytes)?));
+            }
             let mut state = tx
                 .prepare_cached("INSERT OR REPLACE INTO head (series_id, state) VALUES (?1, ?2)")?;
             if checkpoint {
@@ -621,6 +675,11 @@ impl Store {
             }
         }
         tx.commit()?;
+        for (id, left) in staged {
+            if let Some(series) = self.head.get_mut(&id) {
+                series.staged = left;
+            }
+        }
         if self.stats.write_errors > self.write_errors_seen {
             self.write_errors_seen = self.stats.write_errors;
             tracing::info!(
@@ -712,19 +771,20 @@ impl Store {
 
     /// Every series all `matchers` select with the raw chunks that overlap
     /// [start_ms, end_ms], as stored (the first and last may reach outside
-    /// the range). Chunks outside the range are not read at all. Series are
-    /// in label order; series without such a chunk are left out.
+    /// the range). Rows outside the range are not read at all, and the
+    /// chunks of a run outside it are left out undecoded. Series are in
+    /// label order; series without such a chunk are left out.
     pub fn select_chunks(
         &self,
         matchers: &[Matcher],
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesChunks>> {
-        // Chunks of a series do not overlap, so walking back from the last
+        // Rows of a series do not overlap, so walking back from the last
         // one starting before `end_ms` can stop at the first that ends
         // before `start_ms`.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT min_time, max_time, data FROM chunks
+            "SELECT min_time, max_time, chunk_count, data FROM chunks
              WHERE series_id = ?1 AND min_time <= ?2 ORDER BY min_time DESC",
         )?;
         let mut selected = Vec::new();
@@ -736,11 +796,29 @@ impl Store {
                 if max_time < start_ms {
                     break;
                 }
-                chunks.push(StoredChunk {
-                    min_time: row.get(0)?,
-                    max_time,
-                    data: row.get(2)?,
-                });
+                if row.get::<_, i64>(2)? == 1 {
+                    chunks.push(StoredChunk {
+                        min_time: row.get(0)?,
+                        max_time,
+                        data: row.get(3)?,
+                    });
+                    continue;
+                }
+                match codec::decode_run(row.get_ref(3)?.as_blob()?) {
+                    Ok(run) => chunks.extend(
+                        run.into_iter()
+                            .rev()
+                            .filter(|c| c.1 >= start_ms && c.0 <= end_ms)
+                            .map(|(min_time, max_time, data)| StoredChunk {
+                                min_time,
+                                max_time,
+                                data: data.to_vec(),
+                            }),
+                    ),
+                    // The row's chunks are lost to reads; the others still
+                    // come.
+                    Err(err) => tracing::warn!("{labels}: {err}"),
+                }
             }
             chunks.reverse();
             // Chunks cut but not yet written (only after a failed write).
@@ -962,6 +1040,9 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     let mut conn = Connection::open(file)
         .with_context(|| format!("cannot open the database {}", file.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // Takes effect only where a database is created (or vacuumed out of WAL
+    // mode, just below): existing files keep their page size.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     // Incremental auto-vacuum lets retention hand freed pages back to the
     // file system; it must be chosen before tables exist (or by VACUUM).
     let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
@@ -976,6 +1057,10 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
     migrate::apply(&mut conn)
         .with_context(|| format!("cannot migrate the database {}", file.display()))?;
+    // Checkpoint the WAL every 4 MiB, whatever the page size (SQLite counts
+    // pages: its default of 1,000 is 8 MiB of 8 KiB pages).
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    conn.pragma_update(None, "wal_autocheckpoint", (4 << 20) / page_size.max(512))?;
     Ok(conn)
 }
 
@@ -989,6 +1074,79 @@ fn wants_new_connection(err: &anyhow::Error) -> bool {
         .filter_map(|e| e.downcast_ref::<rusqlite::Error>())
         .filter_map(rusqlite::Error::sqlite_error_code)
         .any(|code| matches!(code, ReadOnly | SystemIoFailure | CannotOpen))
+}
+
+/// Turns the oldest of a series' trailing one-chunk rows into runs (at most
+/// [`RUN_CHUNKS`] chunks, `run_bytes` and [`RUN_SPAN_MS`] each) until what
+/// is left is less than a run; returns what is left. Only the newest rows,
+/// up to twice a run, are looked at: more are there only in a database
+/// written before runs existed, whose rows stay as they are (a row of one
+/// chunk is a valid row).
+fn make_runs(tx: &Connection, id: i64, run_bytes: usize) -> anyhow::Result<Staged> {
+    // (rowid, min time, max time, samples, data), newest first.
+    let mut trailing: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, min_time, max_time, samples, chunk_count, data FROM chunks
+             WHERE series_id = ?1 ORDER BY min_time DESC",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let mut bytes = 0;
+        while let Some(row) = rows.next()? {
+            let full = trailing.len() >= 2 * RUN_CHUNKS || bytes >= 2 * run_bytes;
+            if full || row.get::<_, i64>(4)? != 1 {
+                break;
+            }
+            let data: Vec<u8> = row.get(5)?;
+            bytes += data.len();
+            trailing.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, data));
+        }
+    }
+    trailing.reverse();
+    let mut delete = tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO chunks (series_id, min_time, max_time, samples, chunk_count, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut rest = &trailing[..];
+    loop {
+        let (Some(first), Some(last)) = (rest.first(), rest.last()) else {
+            return Ok(Staged::default());
+        };
+        let left = Staged {
+            chunks: rest.len(),
+            bytes: rest.iter().map(|c| c.4.len()).sum(),
+            since: first.1,
+        };
+        let span = last.2.saturating_sub(first.1);
+        if left.chunks < RUN_CHUNKS && left.bytes <= run_bytes && span <= RUN_SPAN_MS {
+            return Ok(left);
+        }
+        // The oldest chunks that fit, with their length and span (a few
+        // bytes each).
+        let mut bytes = 0;
+        let fit = rest
+            .iter()
+            .take(RUN_CHUNKS)
+            .take_while(|c| {
+                bytes += c.4.len() + 5;
+                bytes <= run_bytes && c.2.saturating_sub(first.1) <= RUN_SPAN_MS
+            })
+            .count();
+        if fit < 2 {
+            // A chunk alone at a limit stays a row of its own.
+            rest = &rest[1..];
+            continue;
+        }
+        let (run, later) = rest.split_at(fit);
+        for chunk in run {
+            delete.execute([chunk.0])?;
+        }
+        let data = codec::encode_run(run.iter().map(|c| (c.1, c.2, &c.4[..])));
+        let samples: i64 = run.iter().map(|c| c.3).sum();
+        insert.execute(params![id, run[0].1, run[fit - 1].2, samples, fit, data])?;
+        rest = later;
+    }
 }
 
 fn encode_labels(labels: &Labels) -> String {
