@@ -7,7 +7,9 @@
 #    requests over loopback (net), process spawns (process, sched);
 # 2. the whole suite's cost on a syscall-heavy loop (dd with 1-byte blocks:
 #    two syscalls per byte), as the loop's run time with sonde running over
-#    its run time without, medians of ROUNDS alternating rounds.
+#    its run time without, medians of ROUNDS alternating rounds: once as
+#    configured by default, once with `run_time_stats = false` (the kernel's
+#    run-time statistics add two clock reads to every program run).
 # Usage (as root, after `make build`): benches/kernel.sh
 set -euo pipefail
 
@@ -31,9 +33,11 @@ path = "$WORK/data"
 [collect]
 interval = "1s"
 TOML
+{ cat "$WORK/sonde.toml"; printf '[collect.bpf]\nrun_time_stats = false\n'; } > "$WORK/sonde-nostats.toml"
 
+# start_sonde [CONFIG]
 start_sonde() {
-  "$SONDE" run --config "$WORK/sonde.toml" 2> "$WORK/sonde.log" &
+  "$SONDE" run --config "${1:-$WORK/sonde.toml}" 2> "$WORK/sonde.log" &
   SONDE_PID=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return
@@ -71,16 +75,22 @@ curl -s "http://127.0.0.1:$PORT/metrics" | awk '
 stop_sonde
 
 echo "== whole suite on a syscall-heavy loop (dd bs=1 count=$LOOP_BYTES, medians of $ROUNDS)"
-off=(); on=()
+off=(); on=(); nostats=()
 for _ in $(seq "$ROUNDS"); do
   off+=("$(syscall_loop)")
   start_sonde
   on+=("$(syscall_loop)")
   stop_sonde
+  start_sonde "$WORK/sonde-nostats.toml"
+  nostats+=("$(syscall_loop)")
+  stop_sonde
 done
 off_med=$(printf '%s\n' "${off[@]}" | median)
-on_med=$(printf '%s\n' "${on[@]}" | median)
 calls=$(( 2 * LOOP_BYTES ))
-awk -v off="$off_med" -v on="$on_med" -v calls="$calls" 'BEGIN {
-  printf "without sonde: %.3f s   with sonde: %.3f s   cost: %+.1f%% of run time, %.1f ns per syscall\n",
-    off / 1e9, on / 1e9, (on - off) * 100 / off, (on - off) / calls }'
+report() {
+  awk -v what="$1" -v off="$off_med" -v on="$2" -v calls="$calls" 'BEGIN {
+    printf "%-32s without sonde: %.3f s   with: %.3f s   cost: %+.1f%% of run time, %.1f ns per syscall\n",
+      what, off / 1e9, on / 1e9, (on - off) * 100 / off, (on - off) / calls }'
+}
+report "default config:" "$(printf '%s\n' "${on[@]}" | median)"
+report "run_time_stats = false:" "$(printf '%s\n' "${nostats[@]}" | median)"

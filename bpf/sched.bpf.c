@@ -154,7 +154,7 @@ int BPF_PROG(btf_switch, bool preempt, struct task_struct *prev, struct task_str
 
 /* Fires in do_exit with the exiting thread current. */
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(btf_exit, struct task_struct *task)
+int BPF_PROG(btf_switch_exit, struct task_struct *task)
 {
 	move_switches(bpf_get_current_task_btf());
 	return 0;

@@ -33,7 +33,7 @@ const VARIANTS: &[Variant] = &[
             "btf_wakeup",
             "btf_wakeup_new",
             "btf_switch",
-            "btf_exit",
+            "btf_switch_exit",
             FLUSH,
         ],
     },
