@@ -27,8 +27,8 @@
 //!   its growth during the round stays in `other`, where it was counted;
 //! - folded last round, gone now: `carry += its value last round`;
 //! - shown last round, folded now (demoted): `carry -= its value last round`,
-//!   so only its growth from then on enters `other` (its history stays in its
-//!   own series, counted once).
+//!   so only its growth since last round enters `other` (its history stays
+//!   in its own series, counted once).
 //!
 //! Then `other[L]` grows between two rounds by exactly the growth of the
 //! series folded into it during that round (every term above is one), which
@@ -36,10 +36,18 @@
 //! that is what it counted since it appeared. Gauges have no carry: `other`
 //! is the sum of what is folded now, as a gauge should be.
 //!
+//! Series are known across rounds by a 64-bit hash of their labels, so a
+//! round clones a label set only for a new `other` series. Should two series ever
+//! share a hash, one round's growth could be misplaced; as a last guard an
+//! `other` series that would still go back is held at its last value (the
+//! difference joins its carry).
+//!
 //! The state kept is one entry per series and contributor of the last round,
-//! plus a carry per `other` series while it is not zero.
+//! plus one per `other` series.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::model::{Family, Labels, MetricKind, Series};
 
@@ -63,6 +71,12 @@ const CONTRIBUTOR_LABELS: [&str; 3] = ["comm", "unit", "container"];
 /// The `comm` folded contributors are summed under.
 pub const OTHER: &str = "other";
 
+/// Hashes naming series across rounds: fixed, so equal labels hash alike in
+/// every round.
+const SERIES_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x50de);
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A contributor: its `comm`, `unit` and `container` values.
 type Contributor = [Option<String>; 3];
 
@@ -75,14 +89,35 @@ struct Member {
     rounds: u32,
 }
 
+/// A series of last round, by the hash of its labels.
+struct Last {
+    /// The round it was last seen in ([`FamilyState::round`]).
+    round: u64,
+    value: f64,
+    /// The `other` series it was folded into (by [`other_hash`]), if it was.
+    folded_into: Option<u64>,
+}
+
+/// One `other` series.
+struct Other {
+    labels: Labels,
+    /// See the module docs.
+    carry: f64,
+    /// What was emitted last, to guard against going back.
+    emitted: f64,
+}
+
 #[derive(Default)]
 struct FamilyState {
+    /// Rounds applied so far.
+    round: u64,
     members: HashMap<Contributor, Member>,
-    /// Last round's raw value of every contributor series, and whether it
-    /// was folded.
-    last: HashMap<Labels, (f64, bool)>,
-    /// Per `other` series: see the module docs.
-    carry: BTreeMap<Labels, f64>,
+    last: FastMap<u64, Last>,
+    others: FastMap<u64, Other>,
+    /// Times the last guard held an `other` series back (tests check that
+    /// the carry alone keeps counters monotonic).
+    #[cfg(test)]
+    guarded: u32,
 }
 
 /// Applies the budget to each round's families, remembering per metric who
@@ -90,6 +125,51 @@ struct FamilyState {
 pub struct Budget {
     max_series: usize,
     families: HashMap<String, FamilyState>,
+}
+
+/// One round of a family, indexed once.
+struct Round {
+    /// Per series: the hash of its labels, and its contributor's index.
+    series: Vec<(u64, Option<usize>)>,
+    contributors: Vec<Contributor>,
+    /// Per contributor: its series this round.
+    counts: Vec<usize>,
+    /// Per contributor: how much its series grew since last round (a new
+    /// series: all of it); for a gauge, the values themselves.
+    growth: Vec<f64>,
+}
+
+impl Round {
+    fn index(series: &[Series], last: &FastMap<u64, Last>, cumulative: bool) -> Round {
+        let mut index: FastMap<[Option<&str>; 3], usize> = FastMap::default();
+        let mut round = Round {
+            series: Vec::with_capacity(series.len()),
+            contributors: Vec::new(),
+            counts: Vec::new(),
+            growth: Vec::new(),
+        };
+        for s in series {
+            let hash = SERIES_HASH.hash_one(&s.labels);
+            let who = contributor_of(&s.labels).map(|who| {
+                let next = index.len();
+                let i = *index.entry(who).or_insert(next);
+                if i == next {
+                    round.contributors.push(who.map(|v| v.map(str::to_string)));
+                    round.counts.push(0);
+                    round.growth.push(0.0);
+                }
+                let before = match last.get(&hash) {
+                    Some(last) if cumulative => last.value,
+                    _ => 0.0,
+                };
+                round.counts[i] += 1;
+                round.growth[i] += (s.value - before).abs();
+                i
+            });
+            round.series.push((hash, who));
+        }
+        round
+    }
 }
 
 impl Budget {
@@ -104,82 +184,78 @@ impl Budget {
     /// has more series than the budget. Series without a `comm` label (node
     /// metrics, whole-machine histograms) are never folded.
     pub fn apply(&mut self, family: &mut Family) {
-        let contributions = contributions(&family.series);
-        if contributions.is_empty() && !self.families.contains_key(&family.name) {
+        let has_contributors = family.series.iter().any(|s| s.labels.get("comm").is_some());
+        if !has_contributors && !self.families.contains_key(&family.name) {
             return;
         }
         let cumulative = family.kind != MetricKind::Gauge;
         let state = self.families.entry(family.name.clone()).or_default();
-        let activity = activity(&family.series, &state.last, cumulative);
-        state.update_members(&contributions, &activity);
-
-        let total = family.series.len();
-        let folded_before = state.last.values().any(|&(_, folded)| folded);
-        if !folded_before && state.carry.is_empty() && total <= self.max_series {
-            state.members.values_mut().for_each(|m| m.shown = true);
-        } else {
-            state.choose(&family.series, &contributions, self.max_series);
-        }
-        if cumulative {
-            state.move_carry(&family.series);
-        }
-        state.remember(&family.series);
-        fold(family, state);
-        if contributions.is_empty() && state.carry.is_empty() {
+        let round = Round::index(&family.series, &state.last, cumulative);
+        let folded = state.place(&family.series, &round, self.max_series);
+        state.fold(family, &round, &folded, cumulative);
+        if round.contributors.is_empty() && state.others.is_empty() {
             self.families.remove(&family.name);
         }
     }
 }
 
 impl FamilyState {
-    /// Smooths each present contributor's activity and ages its place;
-    /// forgets contributors that stopped reporting.
-    fn update_members(
-        &mut self,
-        contributions: &HashMap<Contributor, Contribution>,
-        activity: &HashMap<Contributor, f64>,
-    ) {
-        self.members.retain(|c, _| contributions.contains_key(c));
-        for contributor in contributions.keys() {
-            let now = activity.get(contributor).copied().unwrap_or(0.0);
+    /// Decides who is shown this round; per contributor of `round`, whether
+    /// it is folded.
+    fn place(&mut self, series: &[Series], round: &Round, max_series: usize) -> Vec<bool> {
+        let present: HashSet<&Contributor> = round.contributors.iter().collect();
+        self.members.retain(|c, _| present.contains(c));
+        for (contributor, &growth) in round.contributors.iter().zip(&round.growth) {
             match self.members.get_mut(contributor) {
                 Some(member) => {
-                    member.activity = SMOOTHING * now + (1.0 - SMOOTHING) * member.activity;
+                    member.activity = SMOOTHING * growth + (1.0 - SMOOTHING) * member.activity;
                     member.rounds = member.rounds.saturating_add(1);
                 }
                 None => {
                     // Not shown until chosen; a newcomer has no place to keep.
-                    self.members.insert(
-                        contributor.clone(),
-                        Member {
-                            shown: false,
-                            activity: now,
-                            rounds: 0,
-                        },
-                    );
+                    let member = Member {
+                        shown: false,
+                        activity: growth,
+                        rounds: 0,
+                    };
+                    self.members.insert(contributor.clone(), member);
                 }
             }
         }
+        let folded_before = self.last.values().any(|last| last.folded_into.is_some());
+        if !folded_before && self.others.is_empty() && series.len() <= max_series {
+            self.members.values_mut().for_each(|m| m.shown = true);
+        } else {
+            self.choose(series, round, max_series);
+        }
+        round
+            .contributors
+            .iter()
+            .map(|c| self.members.get(c).is_some_and(|m| !m.shown))
+            .collect()
     }
 
-    /// Decides who is shown this round (module docs).
-    fn choose(
-        &mut self,
-        series: &[Series],
-        contributions: &HashMap<Contributor, Contribution>,
-        max_series: usize,
-    ) {
+    /// Who is shown when not everyone fits (module docs).
+    fn choose(&mut self, series: &[Series], round: &Round, max_series: usize) {
         // Room for `other`: at most one series per label set left once the
-        // contributor labels are replaced, plus any carried one.
-        let mut other_series: HashSet<Labels> = series
+        // contributor labels are replaced, plus any kept from before.
+        let mut other_series: HashSet<u64> = series
             .iter()
-            .filter(|s| s.labels.get("comm").is_some())
-            .map(|s| folded_labels(&s.labels))
+            .zip(&round.series)
+            .filter(|(_, (_, who))| who.is_some())
+            .map(|(s, _)| other_hash(&s.labels))
             .collect();
-        other_series.extend(self.carry.keys().cloned());
-        let unattributed = series.len() - contributions.values().map(|c| c.series).sum::<usize>();
+        other_series.extend(self.others.keys().copied());
+        let attributed: usize = round.counts.iter().sum();
+        let unattributed = series.len() - attributed;
         let mut room = max_series.saturating_sub(other_series.len() + unattributed);
 
+        let counts: HashMap<&Contributor, usize> = round
+            .contributors
+            .iter()
+            .zip(round.counts.iter().copied())
+            .collect();
+        let series_of = |c: &Contributor| counts.get(c).copied().unwrap_or(0);
         let mut ranked: Vec<(&Contributor, &mut Member)> = self.members.iter_mut().collect();
         ranked.sort_by(|(a, x), (b, y)| {
             y.shown
@@ -189,7 +265,6 @@ impl FamilyState {
         });
         // Shown ones keep their place while they fit, then free room goes to
         // the most active of the rest.
-        let series_of = |c: &Contributor| contributions.get(c).map_or(0, |c| c.series);
         for (contributor, member) in &mut ranked {
             let wanted = series_of(contributor);
             let fits = wanted <= room;
@@ -225,87 +300,132 @@ impl FamilyState {
         }
     }
 
-    /// Whether `labels` (a contributor series) is folded this round.
-    fn folded(&self, labels: &Labels) -> bool {
-        contributor(labels)
-            .and_then(|c| self.members.get(&c))
-            .is_some_and(|m| !m.shown)
-    }
-
-    /// Moves counts between `other`'s carry and the series that change
-    /// place this round (module docs: the invariant).
-    fn move_carry(&mut self, series: &[Series]) {
-        let mut present = HashSet::new();
-        for s in series {
-            if contributor(&s.labels).is_none() {
-                continue;
-            }
-            present.insert(&s.labels);
-            let folded_now = self.folded(&s.labels);
-            match self.last.get(&s.labels) {
-                Some(&(_, true)) if !folded_now => {
-                    *self.carry.entry(folded_labels(&s.labels)).or_default() += s.value;
-                }
-                Some(&(before, false)) if folded_now => {
-                    *self.carry.entry(folded_labels(&s.labels)).or_default() -= before;
-                }
-                _ => {}
-            }
-        }
-        for (labels, &(before, was_folded)) in &self.last {
-            if was_folded && !present.contains(labels) {
-                *self.carry.entry(folded_labels(labels)).or_default() += before;
-            }
-        }
-        self.carry.retain(|_, carried| *carried != 0.0);
-    }
-
-    fn remember(&mut self, series: &[Series]) {
-        self.last = series
-            .iter()
-            .filter(|s| contributor(&s.labels).is_some())
-            .map(|s| (s.labels.clone(), (s.value, self.folded(&s.labels))))
-            .collect();
-    }
-}
-
-struct Contribution {
-    series: usize,
-}
-
-fn contributor(labels: &Labels) -> Option<Contributor> {
-    labels.get("comm")?;
-    Some(CONTRIBUTOR_LABELS.map(|name| labels.get(name).map(str::to_string)))
-}
-
-fn contributions(series: &[Series]) -> HashMap<Contributor, Contribution> {
-    let mut out: HashMap<Contributor, Contribution> = HashMap::new();
-    for s in series {
-        if let Some(c) = contributor(&s.labels) {
-            out.entry(c).or_insert(Contribution { series: 0 }).series += 1;
-        }
-    }
-    out
-}
-
-/// Each contributor's activity this round: how much its series grew since
-/// `last` (a new series: all of it), or for a gauge the values themselves.
-fn activity(
-    series: &[Series],
-    last: &HashMap<Labels, (f64, bool)>,
-    cumulative: bool,
-) -> HashMap<Contributor, f64> {
-    let mut out: HashMap<Contributor, f64> = HashMap::new();
-    for s in series {
-        if let Some(c) = contributor(&s.labels) {
-            let before = match last.get(&s.labels) {
-                Some(&(value, _)) if cumulative => value,
-                _ => 0.0,
+    /// Replaces every folded series by its `other` series, moving carry as
+    /// series change place (module docs), and remembers this round.
+    fn fold(&mut self, family: &mut Family, round: &Round, folded: &[bool], cumulative: bool) {
+        self.round += 1;
+        let now = self.round;
+        let mut sums: FastMap<u64, f64> = FastMap::default();
+        let mut index = 0;
+        family.series.retain(|s| {
+            let (hash, who) = round.series[index];
+            index += 1;
+            let Some(who) = who else {
+                return true;
             };
-            *out.entry(c).or_default() += (s.value - before).abs();
+            let into = folded[who].then(|| other_hash(&s.labels));
+            if let Some(into) = into {
+                self.others.entry(into).or_insert_with(|| Other {
+                    labels: folded_labels(&s.labels),
+                    carry: 0.0,
+                    emitted: 0.0,
+                });
+                *sums.entry(into).or_default() += s.value;
+            }
+            let fresh = Last {
+                round: now,
+                value: s.value,
+                folded_into: into,
+            };
+            let before = match self.last.entry(hash) {
+                Entry::Occupied(mut entry) => Some(std::mem::replace(entry.get_mut(), fresh)),
+                Entry::Vacant(entry) => {
+                    entry.insert(fresh);
+                    None
+                }
+            };
+            if let (true, Some(before)) = (cumulative, before) {
+                match (before.folded_into, into) {
+                    // Promoted: its growth this round stays in other.
+                    (Some(was), None) => self.carry(was, s.value),
+                    // Demoted: only its growth from last round on enters.
+                    (None, Some(now)) => self.carry(now, -before.value),
+                    _ => {}
+                }
+            }
+            into.is_none()
+        });
+        // Series not seen this round are gone: folded ones leave their
+        // value behind in other.
+        let mut gone = Vec::new();
+        self.last.retain(|_, last| {
+            if last.round == now {
+                return true;
+            }
+            if let (true, Some(into)) = (cumulative, last.folded_into) {
+                gone.push((into, last.value));
+            }
+            false
+        });
+        for (into, value) in gone {
+            self.carry(into, value);
+        }
+
+        let mut emitted = Vec::new();
+        #[cfg(test)]
+        let mut guarded = 0;
+        self.others.retain(|hash, other| {
+            let sum = sums.get(hash).copied();
+            if !cumulative {
+                // A gauge's other is what is folded now, or nothing.
+                if let Some(sum) = sum {
+                    emitted.push(Series {
+                        labels: other.labels.clone(),
+                        value: sum,
+                    });
+                }
+                return sum.is_some();
+            }
+            if sum.is_none() && other.carry == 0.0 {
+                return false;
+            }
+            let mut value = other.carry + sum.unwrap_or(0.0);
+            if value < other.emitted {
+                other.carry += other.emitted - value;
+                value = other.emitted;
+                #[cfg(test)]
+                {
+                    guarded += 1;
+                }
+            }
+            other.emitted = value;
+            emitted.push(Series {
+                labels: other.labels.clone(),
+                value,
+            });
+            true
+        });
+        #[cfg(test)]
+        {
+            self.guarded += guarded;
+        }
+        emitted.sort_by(|a, b| a.labels.cmp(&b.labels));
+        family.series.extend(emitted);
+    }
+
+    fn carry(&mut self, into: u64, amount: f64) {
+        if let Some(other) = self.others.get_mut(&into) {
+            other.carry += amount;
         }
     }
-    out
+}
+
+fn contributor_of(labels: &Labels) -> Option<[Option<&str>; 3]> {
+    labels.get("comm")?;
+    Some(CONTRIBUTOR_LABELS.map(|name| labels.get(name)))
+}
+
+/// The hash of a series' `other` series: of its labels but the contributor
+/// ones (the same for an `other` series' own labels).
+fn other_hash(labels: &Labels) -> u64 {
+    let mut hasher = SERIES_HASH.build_hasher();
+    for pair in labels
+        .iter()
+        .filter(|(name, _)| !CONTRIBUTOR_LABELS.contains(name))
+    {
+        pair.hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// A series' labels once folded: contributor labels replaced by `comm="other"`.
@@ -316,26 +436,6 @@ fn folded_labels(labels: &Labels) -> Labels {
             .filter(|(name, _)| !CONTRIBUTOR_LABELS.contains(name))
             .chain([("comm", OTHER)]),
     )
-}
-
-/// Replaces every folded series by its `other` series (carry plus the sum of
-/// what is folded into it); the family keeps its order, `other` series come
-/// last in label order.
-fn fold(family: &mut Family, state: &FamilyState) {
-    let mut other: BTreeMap<Labels, f64> = state.carry.clone();
-    family.series.retain(|s| {
-        if state.folded(&s.labels) {
-            *other.entry(folded_labels(&s.labels)).or_default() += s.value;
-            false
-        } else {
-            true
-        }
-    });
-    family.series.extend(
-        other
-            .into_iter()
-            .map(|(labels, value)| Series { labels, value }),
-    );
 }
 
 #[cfg(test)]
@@ -543,6 +643,7 @@ mod tests {
         });
         let changes = shown.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(changes >= 10, "only {changes} changes of who is shown");
+        assert_eq!(budget.families["sonde_x_total"].guarded, 0);
     }
 
     #[test]
