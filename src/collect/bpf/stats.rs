@@ -131,20 +131,27 @@ impl SysctlHold {
             .with_context(|| format!("opening {HOLDERS}"))?;
         let first = try_flock(&holders, libc::LOCK_EX | libc::LOCK_NB)?;
         let recorded = read_record(&mut holders)?;
-        if current != 1 {
-            // The kernel checks CAP_SYS_ADMIN here, not at open.
-            write_value(&mut sysctl, 1)?;
-        }
         let restore_to = match (first, recorded) {
             // A group killed without cleaning up left its record: that is
             // the value from before sonde, not the 1 it left behind.
             (true, Some(recorded)) => recorded,
+            // Recorded before the sysctl changes, so a change is never left
+            // without a record of what to restore.
             (true, None) => {
                 write_record(&mut holders, Some(current))?;
                 current
             }
             (false, recorded) => recorded.unwrap_or(current),
         };
+        if current != 1 {
+            // The kernel checks CAP_SYS_ADMIN here, not at open.
+            if let Err(err) = write_value(&mut sysctl, 1) {
+                if first && recorded.is_none() {
+                    write_record(&mut holders, None)?;
+                }
+                return Err(err);
+            }
+        }
         flock(&holders, libc::LOCK_SH)?;
         let joined = match (first, restore_to) {
             (true, 0) if current == 1 => format!(
