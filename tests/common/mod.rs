@@ -146,8 +146,20 @@ impl Sonde {
 }
 
 impl Drop for Sonde {
+    /// SIGTERM first, so sonde restores what it changed on the machine
+    /// (kernel.bpf_stats_enabled); SIGKILL if it has not exited in 5 s.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(None) = self.child.try_wait() {
+            unsafe_kill(self.child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while let Ok(None) = self.child.try_wait() {
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.wait();
     }
 }
