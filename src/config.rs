@@ -180,7 +180,8 @@ pub struct BpfConfig {
     pub sched: bool,
     /// Turns on the kernel's run-time statistics while sonde runs, for
     /// `sonde_bpf_program_run_seconds_total` and `..._runs_total`. They add
-    /// two clock reads to every run of every BPF program on the machine.
+    /// two scheduler-clock reads to every run of every BPF program on the
+    /// machine (BENCHMARKS.md).
     pub run_time_stats: bool,
 }
 

@@ -82,10 +82,10 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
     println!(
         "getppid x {calls} per measurement, {rounds} rounds; CPU ns per call (thread CPU time)"
     );
-    // Run-time statistics add two clock reads to every BPF program run,
-    // inflating every column but "detached"; a running sonde turns them on.
+    // Run-time statistics add two scheduler-clock reads to every BPF program
+    // run, inflating every column but "detached"; a running sonde turns them on.
     if let Ok(state) = crate::collect::bpf::stats::describe_sysctl() {
-        println!("kernel.bpf_stats_enabled = {state}; 1 inflates every attached figure");
+        println!("kernel.bpf_stats_enabled = {state}; 1 inflates the attached figures");
     }
     println!("ns added per syscall by:");
     println!("round  detached  empty pair  sonde  sonde counts only  bpftrace");
