@@ -14,12 +14,12 @@
 //! - `chunks`: full raw chunks, Prometheus XOR encoding (see [`xor`]), about
 //!   120 samples each; `rollups`: the rollup tiers (see [`rollup`]).
 //!   A chunk is written in a row of its own as it leaves the head; once a
-//!   series' trailing one-chunk rows pass a quarter of a page (or 16 chunks,
-//!   or 6 hours), the oldest of them become one row holding a run of chunks
-//!   (see [`codec::encode_run`]), each still the XOR chunk it was. A row and
-//!   its index entry cost about 60 bytes whatever the row holds, a third of
-//!   a chunk's own size on sonde's data; rows of a quarter page or less keep
-//!   pages well filled.
+//!   series' trailing one-chunk rows pass 2 KiB (or 16 chunks, or 6 hours),
+//!   the oldest of them become one row holding a run of chunks (see
+//!   [`codec::encode_run`]), each still the XOR chunk it was. A row and its
+//!   index entry cost about 60 bytes whatever the row holds, a third of a
+//!   chunk's own size on sonde's data; rows of at most half a 4 KiB page
+//!   keep pages well filled.
 //! - the head (see [`head`]): each active series' open chunk and buckets, in
 //!   memory; `head` holds its state as of the series' last checkpoint and
 //!   `ingest_log` every sample stored since, so a restart rebuilds it.
@@ -209,19 +209,20 @@ struct Pending {
     finished: Vec<(i64, Finished)>,
     dirty: HashSet<i64>,
     closed: HashSet<i64>,
-    /// Series whose trailing one-chunk rows passed [`Store::run_bytes`].
+    /// Series whose trailing one-chunk rows passed a run's limits.
     runs: HashSet<i64>,
 }
 
 /// Checkpoint after this many log rows or bytes, whichever first: bounds the
 /// replay at start and the log's share of the file.
 const CHECKPOINT_ROWS: u32 = 64;
-/// Page size of new databases. Rows of up to a quarter page pack well, and
-/// a run of 2 KiB holds about a dozen chunks of sonde's data; 16 KiB pages
-/// stored the same in as many bytes but wrote more of them per commit.
-const PAGE_SIZE: u32 = 8 << 10;
+/// The most bytes of chunks in one run: half of SQLite's default 4 KiB
+/// page, so runs pack well. Larger pages held larger runs in fewer bytes
+/// (8 KiB: 0.05 bytes/sample less) but multiplied the bytes each commit
+/// writes (3.6 times as many with 8 KiB pages).
+const RUN_BYTES: usize = 2 << 10;
 /// The most chunks in one run: quiet series' chunks are a few dozen bytes,
-/// and a run of them should not wait days for a quarter page.
+/// and a run of them should not wait days for 2 KiB.
 const RUN_CHUNKS: usize = 16;
 /// The longest time one run covers. Retention deletes whole rows, so this
 /// (plus a chunk) is how much longer than asked raw samples may be kept.
@@ -247,8 +248,6 @@ pub struct Store {
     next_series_id: i64,
     head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
     pending: Pending,
-    /// The most bytes of chunks one run row holds: a quarter of a page.
-    run_bytes: usize,
     needs_checkpoint: bool,
     log_rows: u32,
     log_bytes: usize,
@@ -289,8 +288,6 @@ impl Store {
         })?;
         let file = dir.join("sonde.db");
         let conn = connect(&file)?;
-        let page_size: usize = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-        let run_bytes = page_size / 4;
         let mut store = Store {
             conn,
             file,
@@ -299,7 +296,6 @@ impl Store {
             next_series_id: 1,
             head: HashMap::default(),
             pending: Pending::default(),
-            run_bytes,
             needs_checkpoint: false,
             log_rows: 0,
             log_bytes: 0,
@@ -459,7 +455,7 @@ impl Store {
                     staged.chunks += 1;
                     staged.bytes += data.len();
                     if staged.chunks >= RUN_CHUNKS
-                        || staged.bytes > self.run_bytes
+                        || staged.bytes > RUN_BYTES
                         || max_time.saturating_sub(staged.since) > RUN_SPAN_MS
                     {
                         self.pending.runs.insert(id);
@@ -638,7 +634,7 @@ impl Store {
                 };
             }
             for &id in &self.pending.runs {
-                staged.push((id, make_runs(&tx, id, self.run_bytes)?));
+                staged.push((id, make_runs(&tx, id)?));
             }
             let mut state = tx
                 .prepare_cached("INSERT OR REPLACE INTO head (series_id, state) VALUES (?1, ?2)")?;
@@ -1040,9 +1036,6 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     let mut conn = Connection::open(file)
         .with_context(|| format!("cannot open the database {}", file.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    // Takes effect only where a database is created (or vacuumed out of WAL
-    // mode, just below): existing files keep their page size.
-    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     // Incremental auto-vacuum lets retention hand freed pages back to the
     // file system; it must be chosen before tables exist (or by VACUUM).
     let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
@@ -1057,8 +1050,8 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
     migrate::apply(&mut conn)
         .with_context(|| format!("cannot migrate the database {}", file.display()))?;
-    // Checkpoint the WAL every 4 MiB, whatever the page size (SQLite counts
-    // pages: its default of 1,000 is 8 MiB of 8 KiB pages).
+    // Checkpoint the WAL every 4 MiB whatever the page size (SQLite counts
+    // pages; a database may have been created with other than 4 KiB ones).
     let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
     conn.pragma_update(None, "wal_autocheckpoint", (4 << 20) / page_size.max(512))?;
     Ok(conn)
@@ -1077,12 +1070,12 @@ fn wants_new_connection(err: &anyhow::Error) -> bool {
 }
 
 /// Turns the oldest of a series' trailing one-chunk rows into runs (at most
-/// [`RUN_CHUNKS`] chunks, `run_bytes` and [`RUN_SPAN_MS`] each) until what
+/// [`RUN_CHUNKS`] chunks, [`RUN_BYTES`] and [`RUN_SPAN_MS`] each) until what
 /// is left is less than a run; returns what is left. Only the newest rows,
 /// up to twice a run, are looked at: more are there only in a database
 /// written before runs existed, whose rows stay as they are (a row of one
 /// chunk is a valid row).
-fn make_runs(tx: &Connection, id: i64, run_bytes: usize) -> anyhow::Result<Staged> {
+fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
     // (rowid, min time, max time, samples, data), newest first.
     let mut trailing: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
     {
@@ -1093,7 +1086,7 @@ fn make_runs(tx: &Connection, id: i64, run_bytes: usize) -> anyhow::Result<Stage
         let mut rows = stmt.query([id])?;
         let mut bytes = 0;
         while let Some(row) = rows.next()? {
-            let full = trailing.len() >= 2 * RUN_CHUNKS || bytes >= 2 * run_bytes;
+            let full = trailing.len() >= 2 * RUN_CHUNKS || bytes >= 2 * RUN_BYTES;
             if full || row.get::<_, i64>(4)? != 1 {
                 break;
             }
@@ -1119,7 +1112,7 @@ fn make_runs(tx: &Connection, id: i64, run_bytes: usize) -> anyhow::Result<Stage
             since: first.1,
         };
         let span = last.2.saturating_sub(first.1);
-        if left.chunks < RUN_CHUNKS && left.bytes <= run_bytes && span <= RUN_SPAN_MS {
+        if left.chunks < RUN_CHUNKS && left.bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
             return Ok(left);
         }
         // The oldest chunks that fit, with their length and span (a few
@@ -1130,7 +1123,7 @@ fn make_runs(tx: &Connection, id: i64, run_bytes: usize) -> anyhow::Result<Stage
             .take(RUN_CHUNKS)
             .take_while(|c| {
                 bytes += c.4.len() + 5;
-                bytes <= run_bytes && c.2.saturating_sub(first.1) <= RUN_SPAN_MS
+                bytes <= RUN_BYTES && c.2.saturating_sub(first.1) <= RUN_SPAN_MS
             })
             .count();
         if fit < 2 {
