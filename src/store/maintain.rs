@@ -168,16 +168,17 @@ impl Store {
     fn delete_chunks(&mut self, tier: Tier, cutoff: i64, whole: bool) -> anyhow::Result<()> {
         let ids: Vec<i64> = self.series_ids.values().copied().collect();
         let tx = self.conn.transaction()?;
-        let mut deleted = 0;
+        let mut deleted: i64 = 0;
         {
             let mut stmt = match tier {
                 Tier::Raw => tx.prepare_cached(
+                    // A row may hold a run of chunks: count the chunks.
                     "DELETE FROM chunks WHERE ?1 = ?1 AND series_id = ?2
-                     AND min_time < ?3 AND (?4 = 0 OR max_time < ?3)",
+                     AND min_time < ?3 AND (?4 = 0 OR max_time < ?3) RETURNING chunk_count",
                 )?,
                 Tier::Rollup(_) => tx.prepare_cached(
                     "DELETE FROM rollups WHERE tier = ?1 AND series_id = ?2
-                     AND min_time < ?3 AND (?4 = 0 OR max_time < ?3)",
+                     AND min_time < ?3 AND (?4 = 0 OR max_time < ?3) RETURNING 1",
                 )?,
             };
             let tier_id = match tier {
@@ -185,7 +186,12 @@ impl Store {
                 Tier::Rollup(r) => r.tier_id(),
             };
             for id in ids {
-                deleted += stmt.execute(params![tier_id, id, cutoff, whole])?;
+                let chunks = stmt.query_map(params![tier_id, id, cutoff, whole], |row| {
+                    row.get::<_, i64>(0)
+                })?;
+                for count in chunks {
+                    deleted += count?;
+                }
             }
         }
         tx.commit()?;
