@@ -14,9 +14,14 @@
 //! times and both have kept their place for [`MIN_ROUNDS`] rounds, so two
 //! contributors of about the same activity do not swap back and forth.
 //!
-//! # Counters never go back
-//! A contributor's own series are its raw values, which only grow, so they
-//! never go back, whether it is promoted, demoted or promoted again. `other`
+//! # Counters never go back, growth is counted once
+//! A contributor's own series are its raw values less what was counted in
+//! `other` while it was folded: promoted, its series resumes at the value it
+//! last showed, so a rate over a window that spans its time in `other` does
+//! not count that time twice. One that never showed (or whose history was
+//! forgotten because it missed a round) starts at its raw value, the most it
+//! can have shown before. So it only grows, whether it is promoted, demoted
+//! or promoted again. `other`
 //! would, if it were only the sum of what is folded now: a promoted
 //! contributor takes its count out of the sum. So each `other` series is
 //!
@@ -45,7 +50,6 @@
 //! The state kept is one entry per series and contributor of the last round,
 //! plus one per `other` series.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -90,12 +94,20 @@ struct Member {
 }
 
 /// A series of last round, by the hash of its labels.
+#[derive(Clone, Copy)]
 struct Last {
     /// The round it was last seen in ([`FamilyState::round`]).
     round: u64,
+    /// Its raw value.
     value: f64,
     /// The `other` series it was folded into (by [`other_hash`]), if it was.
     folded_into: Option<u64>,
+    /// Counters: what was counted in `other` while it was folded, taken off
+    /// its own series (module docs).
+    offset: f64,
+    /// Counters: the value its own series last showed, if it showed since
+    /// it last appeared.
+    own: Option<f64>,
 }
 
 /// One `other` series.
@@ -307,7 +319,7 @@ impl FamilyState {
         let now = self.round;
         let mut sums: FastMap<u64, f64> = FastMap::default();
         let mut index = 0;
-        family.series.retain(|s| {
+        family.series.retain_mut(|s| {
             let (hash, who) = round.series[index];
             index += 1;
             let Some(who) = who else {
@@ -322,27 +334,38 @@ impl FamilyState {
                 });
                 *sums.entry(into).or_default() += s.value;
             }
-            let fresh = Last {
-                round: now,
-                value: s.value,
-                folded_into: into,
-            };
-            let before = match self.last.entry(hash) {
-                Entry::Occupied(mut entry) => Some(std::mem::replace(entry.get_mut(), fresh)),
-                Entry::Vacant(entry) => {
-                    entry.insert(fresh);
-                    None
-                }
-            };
+            let raw = s.value;
+            let before = self.last.get(&hash).copied();
+            let mut offset = before.map_or(0.0, |b| b.offset);
+            let mut own = before.and_then(|b| b.own);
             if let (true, Some(before)) = (cumulative, before) {
                 match (before.folded_into, into) {
-                    // Promoted: its growth this round stays in other.
-                    (Some(was), None) => self.carry(was, s.value),
+                    // Promoted: its growth this round stays in other, and
+                    // its own series resumes where it stopped (or, never
+                    // shown, starts at its raw value: no earlier point).
+                    (Some(was), None) => {
+                        self.carry(was, raw);
+                        offset = before.own.map_or(0.0, |own| raw - own);
+                    }
                     // Demoted: only its growth from last round on enters.
                     (None, Some(now)) => self.carry(now, -before.value),
                     _ => {}
                 }
             }
+            if cumulative && into.is_none() {
+                s.value = raw - offset;
+                own = Some(s.value);
+            }
+            self.last.insert(
+                hash,
+                Last {
+                    round: now,
+                    value: raw,
+                    folded_into: into,
+                    offset,
+                    own,
+                },
+            );
             into.is_none()
         });
         // Series not seen this round are gone: folded ones leave their
@@ -546,6 +569,39 @@ mod tests {
         let promoted = shown.iter().position(|comms| comms == &["a"]).unwrap();
         assert_eq!(promoted, MIN_ROUNDS as usize);
         assert!(shown[promoted..].iter().all(|comms| comms == &["a"]));
+    }
+
+    #[test]
+    fn a_re_promoted_contributor_resumes_where_it_stopped() {
+        // a is busiest, then b, then a again: a is shown, folded, shown.
+        let growth = |n: u32| match n {
+            0..10 => (100.0, 1.0),
+            10..30 => (1.0, 500.0),
+            _ => (1000.0, 1.0),
+        };
+        let mut budget = Budget::new(4);
+        let (mut a, mut b) = (0.0, 0.0);
+        let mut shown_a: Vec<(u32, f64)> = Vec::new();
+        for n in 0..60 {
+            let (da, db) = growth(n);
+            a += da;
+            b += db;
+            let mut f = family(&[("a", a), ("b", b), ("c", 1.0)]);
+            budget.apply(&mut f);
+            if let Some(s) = f.series.iter().find(|s| s.labels.get("comm") == Some("a")) {
+                shown_a.push((n, s.value));
+            }
+        }
+        let gap = shown_a
+            .windows(2)
+            .find(|w| w[1].0 > w[0].0 + 1)
+            .expect("a is folded for a while, then shown again");
+        // Its growth while folded was counted in other: its own series
+        // takes up where it stopped instead of jumping by that growth.
+        assert_eq!(gap[1].1, gap[0].1, "{shown_a:?}");
+        let last = shown_a.last().unwrap();
+        assert!(last.1 > gap[1].1, "and grows again once shown");
+        assert_eq!(budget.families["sonde_x_total"].guarded, 0);
     }
 
     #[test]
