@@ -32,12 +32,12 @@ fn attached(sonde: &Sonde) -> Option<String> {
     None
 }
 
-/// Forks a child named `comm` that calls getppid CALLS times and close(-1)
-/// (EBADF) FAILURES times, then waits for it.
-fn run_child(comm: &str) {
+/// Forks a child named `comm` that calls getppid CALLS times, then runs
+/// `then` and exits; returns its pid.
+fn fork_named_child(comm: &str, then: impl FnOnce()) -> libc::pid_t {
     let name = std::ffi::CString::new(comm).unwrap();
-    // SAFETY: the child only makes raw syscalls and _exits, which is safe
-    // after fork in a multi-threaded process.
+    // SAFETY: the child only makes raw syscalls (`then` too) and _exits,
+    // which is safe after fork in a multi-threaded process.
     unsafe {
         let pid = libc::fork();
         assert!(pid >= 0, "fork failed");
@@ -46,15 +46,30 @@ fn run_child(comm: &str) {
             for _ in 0..CALLS {
                 libc::getppid();
             }
-            for _ in 0..FAILURES {
-                libc::close(-1);
-            }
+            then();
             libc::_exit(0);
         }
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert_eq!(status, 0);
+        pid
     }
+}
+
+/// Waits for a child and checks it exited cleanly.
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(status, 0);
+}
+
+/// Runs a child named `comm` that calls getppid CALLS times and close(-1)
+/// (EBADF) FAILURES times, and waits for it.
+fn run_child(comm: &str) {
+    reap(fork_named_child(comm, || {
+        for _ in 0..FAILURES {
+            // SAFETY: closing an invalid descriptor only fails.
+            unsafe { libc::close(-1) };
+        }
+    }));
 }
 
 fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -168,25 +183,14 @@ fn counts_a_living_threads_syscalls() {
         return;
     }
     let comm = "sonde-ppid-live";
-    let name = std::ffi::CString::new(comm).unwrap();
     let mut pipe = [0; 2];
-    // SAFETY: the child makes raw syscalls, blocks on the pipe and _exits,
-    // which is safe after fork in a multi-threaded process.
-    let pid = unsafe {
-        assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-            for _ in 0..CALLS {
-                libc::getppid();
-            }
-            let mut byte = 0u8;
-            libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1);
-            libc::_exit(0);
-        }
-        pid
-    };
+    // SAFETY: pipe fills the two descriptors.
+    assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
+    let pid = fork_named_child(comm, || {
+        let mut byte = 0u8;
+        // SAFETY: blocks on our pipe until the test writes to it.
+        unsafe { libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1) };
+    });
     let calls = |s: &[ExposedSample]| {
         value(
             s,
@@ -195,11 +199,13 @@ fn counts_a_living_threads_syscalls() {
         )
     };
     let samples = wait_for(&sonde, |s| calls(s) >= CALLS as f64);
-    // SAFETY: wakes and reaps the child made above.
+    // SAFETY: wakes the child made above and closes our pipe.
     unsafe {
         libc::write(pipe[1], [1u8].as_ptr().cast(), 1);
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+    }
+    reap(pid);
+    // SAFETY: closes the pipe made above.
+    unsafe {
         libc::close(pipe[0]);
         libc::close(pipe[1]);
     }
