@@ -5,8 +5,8 @@
 mod common;
 mod kernel;
 
-use common::{Sonde, TempDir};
-use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
+use common::Sonde;
+use kernel::{attached, value, wait_for, DirectFile, NamedProgram, NO_BUDGET};
 
 const BLOCK: u64 = 4096;
 const COUNT: u64 = 1000;
@@ -22,41 +22,10 @@ fn charges_direct_io_to_the_process_that_did_it() {
     if !attached(&sonde, "block") {
         return;
     }
-    // O_DIRECT needs a file system on a block device: the build's own
-    // scratch directory is (tmpfs under /tmp may not be).
-    let dir = TempDir(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("sonde-block-{}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let file = dir.0.join("data");
+    let file = DirectFile::new("block", BLOCK * COUNT);
     let dd = NamedProgram::new("/bin/dd", "sdd");
-    // Laid out first through the page cache, so the direct writes below
-    // overwrite allocated blocks and nothing else is charged to dd's name.
-    std::fs::write(&file, vec![1u8; (BLOCK * COUNT) as usize]).unwrap();
-    std::fs::File::open(&file).unwrap().sync_all().unwrap();
     let before = sonde.metrics();
-    let of = format!("of={}", file.display());
-    let iff = format!("if={}", file.display());
-    let bs = format!("bs={BLOCK}");
-    let count = format!("count={COUNT}");
-    let run = |args: &[&str]| {
-        let out = dd.command().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "if=/dev/zero",
-        &of,
-        &bs,
-        &count,
-        "oflag=direct",
-        "conv=notrunc",
-    ]);
-    run(&[&iff, "of=/dev/null", &bs, &count, "iflag=direct"]);
+    file.write_then_read(&dd, BLOCK, COUNT);
 
     let comm = dd.comm.as_str();
     let total = |s: &[common::ExposedSample], name: &str, op: &str| {

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{ExposedSample, Sonde, TempDir, SONDE};
-use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
+use kernel::{attached, value, wait_for, DirectFile, NamedProgram, NO_BUDGET};
 
 const REFUSE: &str = "tp_btf,raw_tp";
 const COLLECTORS: [&str; 4] = ["block", "net", "process", "sched"];
@@ -94,38 +94,9 @@ fn collectors_fall_back_to_tracefs_tracepoints_and_still_count() {
     // directory (a block device; /tmp may be tmpfs).
     const BLOCK: u64 = 4096;
     const COUNT: u64 = 100;
-    let dir = TempDir(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("sonde-fallback-{}", std::process::id())),
-    );
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let file = dir.0.join("data");
-    std::fs::write(&file, vec![1u8; (BLOCK * COUNT) as usize]).unwrap();
-    std::fs::File::open(&file).unwrap().sync_all().unwrap();
+    let file = DirectFile::new("fallback", BLOCK * COUNT);
     let dd = NamedProgram::new("/bin/dd", "sfbdd");
-    let (of, iff) = (
-        format!("of={}", file.display()),
-        format!("if={}", file.display()),
-    );
-    let (bs, count) = (format!("bs={BLOCK}"), format!("count={COUNT}"));
-    for args in [
-        vec![
-            "if=/dev/zero",
-            &of,
-            &bs,
-            &count,
-            "oflag=direct",
-            "conv=notrunc",
-        ],
-        vec![&iff, "of=/dev/null", &bs, &count, "iflag=direct"],
-    ] {
-        let out = dd.command().args(&args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    file.write_then_read(&dd, BLOCK, COUNT);
 
     let execs = [("comm", program.comm.as_str())];
     let exits = [("comm", program.comm.as_str()), ("reason", "0")];

@@ -1,7 +1,8 @@
 //! What the kernel collectors' tests share: whether a collector attached (or
 //! why the test skips), reading values from /metrics, bounded waits, programs
 //! copied under names of their own (so a test's comm is its own on a shared
-//! machine) and test cgroups that clean up after themselves.
+//! machine), test cgroups that clean up after themselves and files for
+//! O_DIRECT I/O.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::path::{Path, PathBuf};
@@ -135,4 +136,55 @@ impl Drop for TestCgroup {
 /// The cgroup v2 hierarchy's mount point, as sonde finds it.
 pub fn cgroup_v2_root() -> Option<PathBuf> {
     sonde::collect::cgroup::v2_root()
+}
+
+/// A file for O_DIRECT I/O: in the build's scratch directory, on a block
+/// device (tmpfs under /tmp may not do O_DIRECT), laid out through the page
+/// cache first so direct writes overwrite allocated blocks and charge
+/// nothing else to the writer.
+pub struct DirectFile {
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl DirectFile {
+    pub fn new(tag: &str, bytes: u64) -> DirectFile {
+        let dir = TempDir(
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("sonde-{tag}-{}", std::process::id())),
+        );
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let path = dir.0.join("data");
+        std::fs::write(&path, vec![1u8; bytes as usize]).unwrap();
+        std::fs::File::open(&path).unwrap().sync_all().unwrap();
+        DirectFile { path, _dir: dir }
+    }
+
+    /// Has `dd` write, then read, `count` blocks of `block` bytes with
+    /// O_DIRECT.
+    pub fn write_then_read(&self, dd: &NamedProgram, block: u64, count: u64) {
+        let (of, iff) = (
+            format!("of={}", self.path.display()),
+            format!("if={}", self.path.display()),
+        );
+        let (bs, count) = (format!("bs={block}"), format!("count={count}"));
+        for args in [
+            vec![
+                "if=/dev/zero",
+                &of,
+                &bs,
+                &count,
+                "oflag=direct",
+                "conv=notrunc",
+            ],
+            vec![&iff, "of=/dev/null", &bs, &count, "iflag=direct"],
+        ] {
+            let out = dd.command().args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
