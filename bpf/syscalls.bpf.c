@@ -35,9 +35,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 /*
  * Syscall numbers counted in task storage; rarer, higher numbers (and
- * compat ones) go to the hash straight away. 472 counters keep a thread's
- * storage (value plus the kernel's element header) inside a 2 KiB allocation;
- * x86_64's highest syscall is 469 on Linux 6.18.
+ * compat ones) go to the hash straight away. 472 counters and their bitmap
+ * keep a thread's storage value at 1,968 bytes, about 2 KiB with the
+ * kernel's element header; x86_64's highest syscall is 469 on Linux 6.18.
  */
 #define TASK_COUNTED_SYSCALLS 472
 /* Words of the `used` bitmap: (472 + 63) / 64, a power of two for masking. */
