@@ -251,41 +251,14 @@ fn remote_read_body_and_frames() {
     });
 }
 
-/// Three small series for PromQL to evaluate over.
-struct Fixture(Vec<SeriesSamples>);
-
-impl Source for Fixture {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> anyhow::Result<Vec<SeriesSamples>> {
-        Ok(self
-            .0
-            .iter()
-            .filter(|s| matchers.iter().all(|m| m.matches(&s.labels)))
-            .map(|s| SeriesSamples {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| (start_ms..=end_ms).contains(t))
-                    .collect(),
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
-    }
-}
-
 #[test]
 fn promql_parse_and_evaluate() {
     let series = |name: &str, job: &str, value: fn(i64) -> f64| SeriesSamples {
         labels: Labels::new([(METRIC_NAME, name), ("job", job), ("le", "0.5")]),
         samples: (0..40).map(|i| (i * 15_000, value(i))).collect(),
     };
-    let source = Fixture(vec![
+    // Three small series for PromQL to evaluate over.
+    let source = query::InMemory(vec![
         series("c_total", "a", |i| (i * 3 % 50) as f64),
         series("c_total", "b", |i| i as f64 * 0.5),
         series(

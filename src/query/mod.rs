@@ -64,6 +64,35 @@ pub trait Source {
     }
 }
 
+/// Series held in memory: small fixed data sets (tests, fuzzing) that
+/// PromQL evaluates like stored ones.
+pub struct InMemory(pub Vec<SeriesSamples>);
+
+impl Source for InMemory {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<SeriesSamples>> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|s| matchers.iter().all(|m| m.matches(&s.labels)))
+            .map(|s| SeriesSamples {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| (start_ms..=end_ms).contains(t))
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect())
+    }
+}
+
 impl Source for Store {
     fn select(
         &self,

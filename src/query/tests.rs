@@ -6,34 +6,6 @@ use std::time::Duration;
 use super::*;
 use crate::model::{Labels, METRIC_NAME};
 
-/// Series held in memory.
-struct Memory(Vec<SeriesSamples>);
-
-impl Source for Memory {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-    ) -> anyhow::Result<Vec<SeriesSamples>> {
-        Ok(self
-            .0
-            .iter()
-            .filter(|s| matchers.iter().all(|m| m.matches(&s.labels)))
-            .map(|s| SeriesSamples {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|&(t, _)| t >= start_ms && t <= end_ms)
-                    .collect(),
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
-    }
-}
-
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
     SeriesSamples {
         labels: Labels::new(labels.iter().copied()),
@@ -51,12 +23,12 @@ fn counter(name: &str, extra: &[(&str, &str)], per_step: f64) -> SeriesSamples {
     series(&labels, &samples)
 }
 
-fn instant(source: &Memory, query: &str, t_ms: i64) -> Result<QueryValue, QueryError> {
+fn instant(source: &InMemory, query: &str, t_ms: i64) -> Result<QueryValue, QueryError> {
     instant_query(source, &Limits::default(), query, t_ms)
 }
 
 /// An instant vector as (labels as text, value), sorted by labels.
-fn vector(source: &Memory, query: &str, t_ms: i64) -> Vec<(String, f64)> {
+fn vector(source: &InMemory, query: &str, t_ms: i64) -> Vec<(String, f64)> {
     match instant(source, query, t_ms) {
         Ok(QueryValue::Vector(samples)) => {
             let mut out: Vec<_> = samples
@@ -77,7 +49,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn instant_selector_looks_back_five_minutes_and_stops_at_stale_markers() {
     let stale = f64::from_bits(STALE_NAN_BITS);
-    let src = Memory(vec![
+    let src = InMemory(vec![
         series(
             &[(METRIC_NAME, "g"), ("k", "a")],
             &[(0, 1.0), (60_000, 2.0)],
@@ -104,7 +76,7 @@ fn instant_selector_looks_back_five_minutes_and_stops_at_stale_markers() {
 
 #[test]
 fn rate_increase_and_resets_follow_prometheus() {
-    let src = Memory(vec![counter("c_total", &[("k", "a")], 15.0)]);
+    let src = InMemory(vec![counter("c_total", &[("k", "a")], 15.0)]);
     // 1 per second, exactly, whatever the extrapolation.
     let rate = vector(&src, "rate(c_total[5m])", 600_000);
     assert_eq!(rate.len(), 1);
@@ -115,7 +87,7 @@ fn rate_increase_and_resets_follow_prometheus() {
     let irate = vector(&src, "irate(c_total[1m])", 600_000)[0].1;
     assert!(close(irate, 1.0));
 
-    let reset = Memory(vec![series(
+    let reset = InMemory(vec![series(
         &[(METRIC_NAME, "r_total")],
         &[(0, 10.0), (15_000, 20.0), (30_000, 5.0), (45_000, 15.0)],
     )]);
@@ -132,7 +104,7 @@ fn rate_increase_and_resets_follow_prometheus() {
 
 #[test]
 fn over_time_functions() {
-    let src = Memory(vec![series(
+    let src = InMemory(vec![series(
         &[(METRIC_NAME, "g")],
         &[(0, 1.0), (10_000, 4.0), (20_000, 2.0), (30_000, 3.0)],
     )]);
@@ -163,7 +135,7 @@ fn over_time_functions() {
 
 #[test]
 fn aggregations_group_by_and_without() {
-    let src = Memory(vec![
+    let src = InMemory(vec![
         series(&[(METRIC_NAME, "m"), ("a", "1"), ("b", "x")], &[(0, 1.0)]),
         series(&[(METRIC_NAME, "m"), ("a", "1"), ("b", "y")], &[(0, 3.0)]),
         series(&[(METRIC_NAME, "m"), ("a", "2"), ("b", "x")], &[(0, 3.0)]),
@@ -202,7 +174,7 @@ fn aggregations_group_by_and_without() {
 
 #[test]
 fn binary_operators_match_vectors() {
-    let src = Memory(vec![
+    let src = InMemory(vec![
         series(&[(METRIC_NAME, "l"), ("i", "a"), ("x", "1")], &[(0, 10.0)]),
         series(&[(METRIC_NAME, "l"), ("i", "b"), ("x", "1")], &[(0, 20.0)]),
         series(&[(METRIC_NAME, "r"), ("i", "a")], &[(0, 2.0)]),
@@ -267,7 +239,7 @@ fn histogram_quantile_interpolates_and_drops_le() {
             &[(0, 0.0), (60_000, v)],
         )
     };
-    let src = Memory(vec![
+    let src = InMemory(vec![
         bucket("0.1", 50.0),
         bucket("0.2", 80.0),
         bucket("0.4", 100.0),
@@ -285,7 +257,7 @@ fn histogram_quantile_interpolates_and_drops_le() {
 
 #[test]
 fn functions_on_labels_and_values() {
-    let src = Memory(vec![
+    let src = InMemory(vec![
         series(&[(METRIC_NAME, "m"), ("src", "a-1")], &[(0, -2.5)]),
         series(&[(METRIC_NAME, "m"), ("src", "b-2")], &[(0, 7.0)]),
     ]);
@@ -330,7 +302,7 @@ fn functions_on_labels_and_values() {
 
 #[test]
 fn subqueries_step_on_aligned_instants() {
-    let src = Memory(vec![counter("c_total", &[], 15.0)]);
+    let src = InMemory(vec![counter("c_total", &[], 15.0)]);
     // rate over 1 m is 1/s; its max over the last 5 minutes too.
     let v = vector(&src, "max_over_time(rate(c_total[1m])[5m:30s])", 600_000);
     assert!(close(v[0].1, 1.0), "{v:?}");
@@ -345,7 +317,7 @@ fn subqueries_step_on_aligned_instants() {
 
 #[test]
 fn range_queries_return_sorted_matrices() {
-    let src = Memory(vec![
+    let src = InMemory(vec![
         counter("c_total", &[("k", "b")], 15.0),
         counter("c_total", &[("k", "a")], 30.0),
     ]);
@@ -372,7 +344,7 @@ fn range_queries_return_sorted_matrices() {
 
 #[test]
 fn bad_queries_and_limits_are_errors_not_panics() {
-    let src = Memory(vec![counter("c_total", &[], 1.0)]);
+    let src = InMemory(vec![counter("c_total", &[], 1.0)]);
     for bad in [
         "sum(",
         "rate(c_total)",
@@ -415,7 +387,7 @@ fn mutated_queries_never_panic() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(3000);
-    let src = Memory(vec![
+    let src = InMemory(vec![
         counter("c_total", &[("k", "a")], 15.0),
         counter("c_total", &[("k", "b")], 1.0),
         series(&[(METRIC_NAME, "h_bucket"), ("le", "+Inf")], &[(0, 1.0)]),
