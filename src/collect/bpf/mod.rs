@@ -432,14 +432,20 @@ impl Collector for BpfSelfMetrics {
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        let mut run_seconds = Family::counter(
-            "sonde_bpf_program_run_seconds_total",
-            "Time the kernel spent running the BPF program (counted while sonde runs).",
-        );
-        let mut runs = Family::counter(
-            "sonde_bpf_program_runs_total",
-            "Times the kernel ran the BPF program (counted while sonde runs).",
-        );
+        // Without run-time statistics the kernel counts neither run time nor
+        // runs: no zeros that would read as "never ran".
+        let mut run_time = self.stats.is_some().then(|| {
+            (
+                Family::counter(
+                    "sonde_bpf_program_run_seconds_total",
+                    "Time the kernel spent running the BPF program (counted while sonde runs).",
+                ),
+                Family::counter(
+                    "sonde_bpf_program_runs_total",
+                    "Times the kernel ran the BPF program (counted while sonde runs).",
+                ),
+            )
+        });
         let mut lost = Family::counter(
             "sonde_bpf_events_lost_total",
             "Events the BPF program missed: the kernel skipped it because it was already running on that CPU.",
@@ -448,13 +454,13 @@ impl Collector for BpfSelfMetrics {
             let info = program_info(&program.fd)
                 .with_context(|| format!("reading statistics of {}", program.name))?;
             let labels = [("program", program.name)];
-            run_seconds.push(&labels, info.run_time_ns as f64 / 1e9);
-            runs.push(&labels, info.run_cnt as f64);
+            if let Some((run_seconds, runs)) = &mut run_time {
+                run_seconds.push(&labels, info.run_time_ns as f64 / 1e9);
+                runs.push(&labels, info.run_cnt as f64);
+            }
             lost.push(&labels, info.recursion_misses as f64);
         }
-        // Without run-time statistics the kernel counts neither: no zeros
-        // that would read as "never ran".
-        if self.stats.is_some() {
+        if let Some((run_seconds, runs)) = run_time {
             out.extend([run_seconds, runs]);
         }
         let mut full = Family::counter(
