@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use prost::Message;
-use sonde::model::{Labels, Matcher, METRIC_NAME};
-use sonde::query::{self, Limits, Source};
+use sonde::model::{Labels, METRIC_NAME};
+use sonde::query::{self, Limits};
 use sonde::serve::remote::prompb::{
     Label, LabelMatcher, Query, ReadRequest, Sample, TimeSeries, WriteRequest,
 };
