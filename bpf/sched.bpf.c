@@ -62,30 +62,40 @@ struct {
 
 SONDE_MAP_FULL_COUNTER(SCHED_BOUNDED_MAPS);
 
-/* Adds `n` switches of `kind` by `task` to the shared hash. */
-static __always_inline void credit_switches(struct task_struct *task, __u32 kind, __u64 n)
+/* Adds `n` switches of `kind` by `who` to the shared hash. */
+static __always_inline void credit_switches(const struct proc_id *who, __u32 kind, __u64 n)
 {
-	struct switch_key key = { .kind = kind };
+	struct switch_key key = { .who = *who, .kind = kind };
 
-	sonde_task_who(task, &key.who);
 	if (sonde_shared_add(&switches, &key, n))
 		sonde_count_map_full(&map_full, SCHED_MAP_SWITCHES);
+}
+
+/* Adds one switch of `kind` by the current task (still `prev`). */
+static __always_inline void credit_current_switch(__u32 kind)
+{
+	struct proc_id who = {};
+
+	sonde_current(&who);
+	credit_switches(&who, kind, 1);
 }
 
 /* Moves a thread's switch counts into `switches` (module comment). */
 static __always_inline void move_switches(struct task_struct *task)
 {
 	struct task_sched *mine = bpf_task_storage_get(&task_sched, task, 0, 0);
+	struct proc_id who = {};
 	__u32 kind, n;
 
-	if (!mine)
+	if (!mine || !(mine->switches[SWITCH_VOLUNTARY] | mine->switches[SWITCH_INVOLUNTARY]))
 		return;
+	sonde_task_who(task, &who);
 	for (kind = SWITCH_VOLUNTARY; kind <= SWITCH_INVOLUNTARY; kind++) {
 		n = mine->switches[kind];
 		if (!n)
 			continue;
 		__sync_fetch_and_add(&mine->switches[kind], -n);
-		credit_switches(task, kind, n);
+		credit_switches(&who, kind, n);
 	}
 }
 
@@ -138,7 +148,7 @@ int BPF_PROG(btf_switch, bool preempt, struct task_struct *prev, struct task_str
 				state->runnable_since = bpf_ktime_get_ns();
 			__sync_fetch_and_add(&state->switches[kind & 1], 1);
 		} else {
-			credit_switches(prev, kind, 1);
+			credit_current_switch(kind);
 		}
 	}
 
@@ -211,8 +221,7 @@ int tp_switch(struct trace_event_raw_sched_switch *ctx)
 
 		if (involuntary)
 			tid_runnable(ctx->prev_pid);
-		credit_switches(bpf_get_current_task_btf(),
-				involuntary ? SWITCH_INVOLUNTARY : SWITCH_VOLUNTARY, 1);
+		credit_current_switch(involuntary ? SWITCH_INVOLUNTARY : SWITCH_VOLUNTARY);
 	}
 
 	if (!next)

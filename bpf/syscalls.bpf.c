@@ -99,12 +99,12 @@ static __always_inline void credit(struct syscall_count_key *key, __u64 n)
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);
 }
 
-/* The slow path of a count: straight into the shared hash. */
-static __always_inline void credit_one(struct task_struct *task, __u32 nr)
+/* The slow path of a count by the current task: straight into the hash. */
+static __always_inline void credit_one(__u32 nr)
 {
 	struct syscall_count_key key = { .nr = nr };
 
-	sonde_task_who(task, &key.who);
+	sonde_current(&key.who);
 	credit(&key, 1);
 }
 
@@ -118,7 +118,7 @@ static __always_inline void on_enter(long id)
 	if (!mine) {
 		/* Out of memory for this thread's storage: still count the call. */
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_TASKS);
-		credit_one(task, nr);
+		credit_one(nr);
 		return;
 	}
 	if (nr < TASK_COUNTED_SYSCALLS) {
@@ -126,7 +126,7 @@ static __always_inline void on_enter(long id)
 			mine->used[(nr / 64) & (USED_WORDS - 1)] |= 1ULL << (nr % 64);
 		__sync_fetch_and_add(&mine->counts[nr], 1);
 	} else
-		credit_one(task, nr);
+		credit_one(nr);
 	if (measure_latency) {
 		mine->nr = nr;
 		mine->start_ns = bpf_ktime_get_ns();
