@@ -332,8 +332,8 @@ fn window_values(
 /// `rate`, `increase` and `delta`: the change over the window, corrected
 /// for counter resets and extrapolated towards the window's edges, but no
 /// further than half a sample interval past the outermost samples (and,
-/// for counters, not below zero).
-fn extrapolated_rate(
+/// for counters, not below zero). The dashboard's charts use it too.
+pub(crate) fn extrapolated_rate(
     w: &[(i64, f64)],
     range_start: i64,
     range_end: i64,

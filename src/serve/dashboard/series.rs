@@ -6,6 +6,8 @@
 //! [`Store::select`](crate::store::Store::select) returns them) and answers one
 //! value per grid instant, `None` where the series has no data (a gap).
 //!
+//! The rate is PromQL's own ([`extrapolated_rate`]) over each window.
+//!
 //! Windows follow the series' own sampling interval (the median gap between
 //! samples, so an outage does not stretch it): a gauge looks back
 //! [`LOOKBACK_INTERVALS`] intervals for its latest sample, and a rate covers
@@ -13,6 +15,8 @@
 //! neighbouring windows overlap by one interval and no increase between two
 //! samples falls between two windows. When sonde was down for longer than a
 //! window, the chart shows a gap rather than a line bridging it.
+
+use crate::query::extrapolated_rate;
 
 /// Per grid instant: the value, or `None` for "no data there".
 pub type Points = Vec<Option<f64>>;
@@ -108,7 +112,6 @@ pub fn rate(samples: &[(i64, f64)], grid: &Grid) -> Points {
         return vec![None; grid.len];
     };
     let window = rate_window_ms(grid.step_ms, interval);
-    let corrected = reset_corrected(samples);
     // The samples in the window of the current instant are [first, next).
     let (mut first, mut next) = (0, 0);
     grid.instants()
@@ -119,80 +122,15 @@ pub fn rate(samples: &[(i64, f64)], grid: &Grid) -> Points {
             while first < next && samples[first].0 <= t - window {
                 first += 1;
             }
-            if next - first < 2 {
-                return None;
-            }
-            let last = next - 1;
-            Some(extrapolated_rate(
-                Window {
-                    start_ms: t - window,
-                    end_ms: t,
-                },
-                (samples[first].0, samples[first].1),
-                samples[last].0,
-                corrected[last] - corrected[first],
-                last - first,
-            ))
+            extrapolated_rate(
+                &samples[first..next],
+                t - window,
+                t,
+                true,
+                Some(window as f64 / 1000.0),
+            )
         })
         .collect()
-}
-
-/// The counter's values with every reset undone: after a drop, the value
-/// before the drop is added to every later value, so the difference of two
-/// entries is the increase between them whatever resets lie in between.
-fn reset_corrected(samples: &[(i64, f64)]) -> Vec<f64> {
-    let mut offset = 0.0;
-    let mut previous = None;
-    samples
-        .iter()
-        .map(|&(_, value)| {
-            if let Some(before) = previous {
-                if value < before {
-                    offset += before;
-                }
-            }
-            previous = Some(value);
-            value + offset
-        })
-        .collect()
-}
-
-struct Window {
-    start_ms: i64,
-    end_ms: i64,
-}
-
-/// Prometheus's extrapolation: the increase seen between the first and last
-/// sample is stretched to the window's edges when the series seems to go on
-/// past them (the edge is within 1.1 average intervals of a sample), and by
-/// half an interval otherwise (the series starts or ends inside the window).
-/// A counter is never extrapolated below zero.
-fn extrapolated_rate(
-    window: Window,
-    (first_ms, first_value): (i64, f64),
-    last_ms: i64,
-    increase: f64,
-    gaps: usize,
-) -> f64 {
-    let seconds = |ms: i64| ms as f64 / 1000.0;
-    let sampled = seconds(last_ms - first_ms);
-    let average_gap = sampled / gaps as f64;
-    let mut to_start = seconds(first_ms - window.start_ms);
-    let to_end = seconds(window.end_ms - last_ms);
-    if increase > 0.0 && first_value >= 0.0 {
-        // The counter would have been zero this long before the first sample.
-        to_start = to_start.min(sampled * first_value / increase);
-    }
-    let threshold = average_gap * 1.1;
-    let edge = |to_edge: f64| {
-        if to_edge < threshold {
-            to_edge
-        } else {
-            average_gap / 2.0
-        }
-    };
-    let extrapolated = sampled + edge(to_start) + edge(to_end);
-    increase * (extrapolated / sampled) / seconds(window.end_ms - window.start_ms)
 }
 
 #[cfg(test)]
@@ -266,8 +204,12 @@ mod tests {
     #[test]
     fn reset_counts_the_value_after_it_as_increase() {
         let samples = [(0, 100.0), (10_000, 200.0), (20_000, 50.0), (30_000, 150.0)];
-        // Increase 100 + 50 + 100 = 250 between the first and last sample.
-        assert_eq!(reset_corrected(&samples), [100.0, 200.0, 250.0, 350.0]);
+        // Increase 100 + 50 + 100 = 250 between the first and last sample
+        // (a window ending on them: nothing to extrapolate).
+        assert_eq!(
+            extrapolated_rate(&samples, 0, 30_000, true, None),
+            Some(250.0)
+        );
     }
 
     #[test]
