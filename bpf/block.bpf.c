@@ -45,12 +45,13 @@ struct {
 	__type(value, struct sonde_hist);
 } block_latency SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct block_io_key);
-	__type(value, struct block_io_value);
-} block_io SEC(".maps");
+/*
+ * Bytes and requests per (process, device, op), double-buffered (sonde.h):
+ * a half holds one interval's distinct keys, a few per process name that
+ * does I/O.
+ */
+SONDE_DOUBLE_BUFFERED(block_io, BPF_MAP_TYPE_PERCPU_HASH, 8192, struct block_io_key,
+		      struct block_io_value);
 
 SONDE_MAP_FULL_COUNTER(BLOCK_BOUNDED_MAPS);
 
@@ -89,6 +90,7 @@ static __always_inline void on_complete(__u64 rq_key, __u32 dev, __u32 op,
 	struct block_latency_key latency_key;
 	struct block_io_key io_key = {};
 	struct block_io_value *io, first = { .bytes = nr_bytes, .ops = 1 };
+	void *io_half;
 
 	if (!entry)
 		return;
@@ -104,11 +106,12 @@ static __always_inline void on_complete(__u64 rq_key, __u32 dev, __u32 op,
 	io_key.who = entry->who;
 	io_key.dev = dev;
 	io_key.op = op;
-	io = bpf_map_lookup_elem(&block_io, &io_key);
+	io_half = SONDE_HALF(block_io);
+	io = bpf_map_lookup_elem(io_half, &io_key);
 	if (io) {
 		io->bytes += nr_bytes;
 		io->ops += 1;
-	} else if (bpf_map_update_elem(&block_io, &io_key, &first, BPF_NOEXIST)) {
+	} else if (bpf_map_update_elem(io_half, &io_key, &first, BPF_NOEXIST)) {
 		sonde_count_map_full(&map_full, BLOCK_MAP_IO);
 	}
 done:

@@ -51,19 +51,14 @@ struct {
 	__type(value, struct proc_id);
 } listeners SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct net_bytes_key);
-	__type(value, __u64);
-} net_bytes SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct tcp_event_key);
-	__type(value, __u64);
-} tcp_events SEC(".maps");
+/*
+ * Both double-buffered (sonde.h): a half holds one interval's keys. Bytes
+ * take a key per (process name, cgroup, direction, protocol), two or four a
+ * name; TCP events one per (name, cgroup, event), two to four for a
+ * connection's life: each half absorbs 2,000-4,000 names an interval.
+ */
+SONDE_DOUBLE_BUFFERED(net_bytes, BPF_MAP_TYPE_PERCPU_HASH, 8192, struct net_bytes_key, __u64);
+SONDE_DOUBLE_BUFFERED(tcp_events, BPF_MAP_TYPE_PERCPU_HASH, 8192, struct tcp_event_key, __u64);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -80,7 +75,7 @@ static __always_inline void count_tcp(const struct proc_id *who, __u32 event)
 
 	if (who)
 		key.who = *who;
-	if (sonde_percpu_count(&tcp_events, &key))
+	if (sonde_percpu_count(SONDE_HALF(tcp_events), &key))
 		sonde_count_map_full(&map_full, NET_MAP_TCP);
 }
 
@@ -114,7 +109,7 @@ static __always_inline void on_bytes(struct sock *sk, int bytes, int flags, __u3
 		return;
 	key.proto = BPF_CORE_READ(sk, sk_protocol);
 	sonde_current(&key.who);
-	if (sonde_percpu_add(&net_bytes, &key, bytes))
+	if (sonde_percpu_add(SONDE_HALF(net_bytes), &key, bytes))
 		sonde_count_map_full(&map_full, NET_MAP_BYTES);
 
 	if (key.proto != IPPROTO_TCP)

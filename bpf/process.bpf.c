@@ -3,7 +3,8 @@
  * The process collector: execs, forks (new processes, not threads) and exits
  * per process name and cgroup, exits by reason, and OOM kills by victim.
  * Process events are rare next to syscalls, so one per-CPU hash of counters
- * serves them all.
+ * serves them all; it is double-buffered (sonde.h), user space keeps the
+ * totals.
  *
  * tp_btf first (typed task pointers read directly), raw_tp as the fallback
  * (the same code with CO-RE reads), tracefs tracepoints last. Those carry
@@ -20,18 +21,19 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct process_key);
-	__type(value, __u64);
-} process_counts SEC(".maps");
+/*
+ * Double-buffered (sonde.h): a half holds one interval's events. A process
+ * name that execs, forks and exits uses three keys (more for exits by
+ * several reasons), so a half absorbs about 2,700 distinct (name, cgroup)
+ * pairs an interval.
+ */
+SONDE_DOUBLE_BUFFERED(process_counts, BPF_MAP_TYPE_PERCPU_HASH, 8192, struct process_key, __u64);
 
 SONDE_MAP_FULL_COUNTER(PROCESS_BOUNDED_MAPS);
 
 static __always_inline void count(struct process_key *key)
 {
-	if (sonde_percpu_count(&process_counts, key))
+	if (sonde_percpu_count(SONDE_HALF(process_counts), key))
 		sonde_count_map_full(&map_full, PROCESS_MAP_COUNTS);
 }
 

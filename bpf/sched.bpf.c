@@ -38,19 +38,14 @@ struct {
 	__type(value, struct task_sched);
 } task_sched SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 2048);
-	__type(key, __u64);
-	__type(value, struct sonde_hist);
-} runq_latency SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, struct switch_key);
-	__type(value, __u64);
-} switches SEC(".maps");
+/*
+ * Both double-buffered (sonde.h): a half holds one interval's keys. Wait
+ * histograms are per cgroup, so a half absorbs 2,048 cgroups whose tasks
+ * waited in one interval; switches are per (process name, cgroup, kind),
+ * two keys a name: 4,096 names an interval.
+ */
+SONDE_DOUBLE_BUFFERED(runq_latency, BPF_MAP_TYPE_PERCPU_HASH, 2048, __u64, struct sonde_hist);
+SONDE_DOUBLE_BUFFERED(switches, BPF_MAP_TYPE_HASH, 8192, struct switch_key, __u64);
 
 /* The tracefs variant's runnable_since, by thread id; LRU, so never full. */
 struct {
@@ -67,7 +62,7 @@ static __always_inline void credit_switches(const struct proc_id *who, __u32 kin
 {
 	struct switch_key key = { .who = *who, .kind = kind };
 
-	if (sonde_shared_add(&switches, &key, n))
+	if (sonde_shared_add(SONDE_HALF(switches), &key, n))
 		sonde_count_map_full(&map_full, SCHED_MAP_SWITCHES);
 }
 
@@ -101,7 +96,7 @@ static __always_inline void move_switches(struct task_struct *task)
 
 static __always_inline void observe_wait(__u64 cgroup, __u64 since)
 {
-	if (sonde_hist_add(&runq_latency, &cgroup, bpf_ktime_get_ns() - since))
+	if (sonde_hist_add(SONDE_HALF(runq_latency), &cgroup, bpf_ktime_get_ns() - since))
 		sonde_count_map_full(&map_full, SCHED_MAP_LATENCY);
 }
 

@@ -207,6 +207,38 @@ static __always_inline __u32 sonde_hist_slot(__u64 ns)
 }
 
 /*
+ * Double-buffered maps: the counters keyed by who (process, cgroup) hold only
+ * what changed since user space last read them, so a map's size bounds the
+ * distinct keys of one collection interval, not of sonde's lifetime. Each is
+ * declared as two halves, NAME_0 and NAME_1, of the same shape; programs
+ * write to the half `sonde_generation` names. Once a round user space
+ * (src/collect/bpf/drain.rs):
+ * 1. flips `sonde_generation` (the object's .bss, mapped into user space);
+ * 2. waits until every program run that began before the flip has ended:
+ *    the kernel makes an update of a map-of-maps wait for every running
+ *    non-sleepable BPF program, which is what every sonde program is;
+ * 3. reads and deletes every entry of the half left behind, which no
+ *    program writes any more, and adds it to the running totals it exports.
+ * Invariant: an increment lands in exactly one half and is read from it
+ * exactly once. So an update picks its half once, with SONDE_HALF, and does
+ * its lookup, insert and add in that one map.
+ */
+volatile __u32 sonde_generation;
+
+#define SONDE_DOUBLE_BUFFERED(name, map_type, entries, key_type, value_type) \
+	struct name##_half {                                                    \
+		__uint(type, map_type);                                         \
+		__uint(max_entries, entries);                                   \
+		__type(key, key_type);                                          \
+		__type(value, value_type);                                      \
+	};                                                                      \
+	struct name##_half name##_0 SEC(".maps");                               \
+	struct name##_half name##_1 SEC(".maps")
+
+/* The half of a double-buffered map that programs write now. */
+#define SONDE_HALF(name) (sonde_generation & 1 ? (void *)&name##_1 : (void *)&name##_0)
+
+/*
  * Declares a collector's map_full counter: one per-CPU slot per bounded map,
  * bumped when an insert finds the map full, so a full map is never silent.
  */

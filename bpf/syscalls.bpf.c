@@ -15,13 +15,16 @@
  *   read of the map, for every thread;
  * - by `sched_process_exit`, for a thread that ends between two reads.
  * So a count is charged to the name and cgroup its thread has when it is
- * moved (at most one collection interval after the syscall).
+ * moved (at most one collection interval after the syscall). The hash is
+ * double-buffered (sonde.h): it holds what was moved since user space last
+ * drained it, and user space keeps the totals.
  *
- * Invariant: a count is in exactly one place, a thread's counter or
- * `syscall_counts`. The owner adds with an atomic add; a mover reads a
- * counter and subtracts what it read with another atomic add before it
- * credits the hash, so increments racing with a move are never lost or
- * counted twice.
+ * Invariant: a count is in exactly one place, a thread's counter, a half of
+ * `syscall_counts` or the totals in user space. The owner adds with an
+ * atomic add; a mover reads a counter and subtracts what it read with
+ * another atomic add before it credits the half it picked, so increments
+ * racing with a move are never lost or counted twice; a half is drained
+ * only once no program can still write it.
  *
  * Two attach variants share the code: raw_tp (no tracefs, cheapest) and
  * tracefs tracepoints for kernels or permissions without raw_tp.
@@ -62,12 +65,14 @@ struct {
 	__type(value, struct task_syscalls);
 } task_syscalls SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct syscall_count_key);
-	__type(value, __u64);
-} syscall_counts SEC(".maps");
+/*
+ * Calls moved out of threads' storage since the last read, double-buffered
+ * (sonde.h). A process name uses 30-50 syscall numbers, so a half holds
+ * the calls of about 400 distinct (name, cgroup) pairs a collection
+ * interval; a half is about 1.6 MiB of kernel memory (32-byte key, 8-byte
+ * value, the hash's element header), preallocated.
+ */
+SONDE_DOUBLE_BUFFERED(syscall_counts, BPF_MAP_TYPE_HASH, 16384, struct syscall_count_key, __u64);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -95,7 +100,7 @@ const volatile bool measure_latency = true;
 /* Adds `n` calls of `key->nr` by `key->who` to the shared hash. */
 static __always_inline void credit(struct syscall_count_key *key, __u64 n)
 {
-	if (sonde_shared_add(&syscall_counts, key, n))
+	if (sonde_shared_add(SONDE_HALF(syscall_counts), key, n))
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_COUNTS);
 }
 

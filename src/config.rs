@@ -145,6 +145,10 @@ pub struct CollectConfig {
     /// Most series one metric may have; beyond it the least active processes
     /// fold into `comm="other"` (see `collect::budget`).
     pub max_series_per_metric: usize,
+    /// How long a process, cgroup or connection with no new event keeps its
+    /// running totals and its series (see `collect::bpf::drain`).
+    #[serde(deserialize_with = "duration")]
+    pub forget_after: Duration,
     /// Which eBPF collectors to load (`[collect.bpf]`).
     pub bpf: BpfConfig,
 }
@@ -154,6 +158,7 @@ impl Default for CollectConfig {
         CollectConfig {
             interval: Duration::from_secs(10),
             max_series_per_metric: crate::collect::budget::DEFAULT_MAX_SERIES,
+            forget_after: Duration::from_secs(3600),
             bpf: BpfConfig::default(),
         }
     }
@@ -381,6 +386,13 @@ impl Config {
                 "key collect.interval: expected at least {}, got {}",
                 humantime::format_duration(MIN_INTERVAL),
                 humantime::format_duration(self.collect.interval)
+            );
+        }
+        if self.collect.forget_after < self.collect.interval {
+            bail!(
+                "key collect.forget_after: expected at least collect.interval ({}), got {}",
+                humantime::format_duration(self.collect.interval),
+                humantime::format_duration(self.collect.forget_after)
             );
         }
         let mut names = std::collections::HashSet::new();

@@ -65,7 +65,7 @@ pub fn doctor(config: &Config) -> bool {
         crate::collect::bpf::stats::describe_sysctl(),
     ));
 
-    let set = load_all(&config.collect.bpf);
+    let set = load_all(&config.collect);
     for (name, state) in &set.states {
         let result = match state {
             State::Attached(..) => Ok(state.to_string()),

@@ -21,7 +21,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
-    collectors.extend(collect::bpf::collectors(&config.collect.bpf));
+    collectors.extend(collect::bpf::collectors(&config.collect));
     let collection =
         Collection::new(collectors).with_max_series(config.collect.max_series_per_metric);
     for name in collection.names() {

@@ -93,6 +93,7 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
     let (mut empty_added, mut sonde_added, mut counts_added) = (Vec::new(), Vec::new(), Vec::new());
     let mut bpftrace_added = Vec::new();
     let started = Instant::now();
+    let forget_after = crate::config::CollectConfig::default().forget_after;
     for round in 1..=rounds {
         let detached = getppid_loop(calls);
 
@@ -100,11 +101,13 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
         let empty = getppid_loop(calls) - detached;
         drop(links);
 
-        let loaded = syscalls::load(true).context("cannot attach the syscalls collector")?;
+        let loaded =
+            syscalls::load(true, forget_after).context("cannot attach the syscalls collector")?;
         let sonde = getppid_loop(calls) - detached;
         drop(loaded);
 
-        let loaded = syscalls::load(false).context("cannot attach the syscalls collector")?;
+        let loaded =
+            syscalls::load(false, forget_after).context("cannot attach the syscalls collector")?;
         let counts = getppid_loop(calls) - detached;
         drop(loaded);
 

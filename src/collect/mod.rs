@@ -17,6 +17,13 @@ pub trait Collector: Send {
     /// Short name used in logs and in `sonde_collector_*{collector=...}`.
     fn name(&self) -> &'static str;
 
+    /// Called on every collector before any collects in a round. BPF
+    /// collectors swap the halves of their maps here, so one wait for the
+    /// kernel's programs serves them all ([`bpf::drain`]).
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Appends the current value of every family this collector owns.
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()>;
 }
@@ -58,11 +65,20 @@ impl Collection {
             "sonde_collector_success",
             "Whether the collector's last round succeeded (1) or failed (0).",
         );
-        for collector in &mut self.collectors {
+        let begun: Vec<_> = self
+            .collectors
+            .iter_mut()
+            .map(|collector| {
+                let started = Instant::now();
+                (collector.begin_round(), started.elapsed())
+            })
+            .collect();
+        for (collector, (begun, beginning)) in self.collectors.iter_mut().zip(begun) {
             let started = Instant::now();
-            let result = collector.collect(&mut families);
+            let result = begun.and_then(|()| collector.collect(&mut families));
             let name = collector.name();
-            duration.push(&[("collector", name)], started.elapsed().as_secs_f64());
+            let took = beginning + started.elapsed();
+            duration.push(&[("collector", name)], took.as_secs_f64());
             if let Err(err) = &result {
                 tracing::warn!(collector = name, "collection failed: {err:#}");
             }

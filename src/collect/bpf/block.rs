@@ -3,9 +3,12 @@
 //! named as /proc/diskstats names them.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 
+use super::drain::DoubleBuffered;
 use super::maps::{read_map, Entry};
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
@@ -46,7 +49,8 @@ pub const DEGRADED: &[Degraded] = &[Degraded {
 /// The bounded maps, in the order of `enum block_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["block_latency", "block_io"];
 
-pub fn load() -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a process name's totals outlive its last I/O.
+pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     let attached = attach(NAME, VARIANTS, || {
         Ok(BlockSkelBuilder::default().open(object_storage())?)
     })?;
@@ -57,6 +61,7 @@ pub fn load() -> anyhow::Result<Loaded> {
         collector: Box::new(Block {
             attached,
             devices: Devices::default(),
+            io: DoubleBuffered::new([2], forget_after),
         }),
     })
 }
@@ -64,6 +69,8 @@ pub fn load() -> anyhow::Result<Loaded> {
 struct Block {
     attached: Attached<BlockSkel<'static>>,
     devices: Devices,
+    /// block_io: bytes and requests per (process, device, op).
+    io: DoubleBuffered<1>,
 }
 
 /// The `op` label of a kernel REQ_OP_* number.
@@ -116,8 +123,16 @@ impl Collector for Block {
         NAME
     }
 
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        let bss = self.attached.skel.maps.bss_data.as_deref_mut();
+        let bss = bss.context("the block object has no .bss")?;
+        self.io.swap(&mut bss.sonde_generation);
+        Ok(())
+    }
+
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
+        self.io.drain([[&maps.block_io_0, &maps.block_io_1]])?;
         let mut latency = Family::histogram(
             "sonde_block_io_duration_seconds",
             "Time block I/O requests took from issue to the device to completion.",
@@ -143,16 +158,15 @@ impl Collector for Block {
             "sonde_block_io_ops_total",
             "Block I/O requests completed, charged to the process that submitted them.",
         );
-        for Entry { key, value } in read_map(&maps.block_io, 2)? {
+        for (key, sums) in self.io.totals(0).iter() {
             let (Some(who), Some(dev), Some(op)) = (
-                Who::from_key(&key),
-                key_u32(&key, PROC_ID_LEN),
-                key_u32(&key, PROC_ID_LEN + 4),
+                Who::from_key(key),
+                key_u32(key, PROC_ID_LEN),
+                key_u32(key, PROC_ID_LEN + 4),
             ) else {
                 anyhow::bail!("block_io key of {} bytes, expected 32", key.len());
             };
             let device = self.devices.name(dev);
-            let sums = value;
             let labels = who.labels(&[("device", &device), ("op", op_label(op))]);
             bytes.push(&labels, sums[0] as f64);
             ops.push(&labels, sums[1] as f64);

@@ -3,7 +3,8 @@
 //! copy of a per-CPU value) per call, where a walk costs two calls per entry
 //! (next key, then lookup). Kernels without batch operations (before 5.6, or
 //! a map type without them) get the walk; `SONDE_BPF_REFUSE=batch` forces
-//! it.
+//! it. Draining a map ([`drain_map`]) is the same pass with
+//! `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, or a walk that deletes each key it read.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,33 @@ pub fn read_map<M: MapCore>(map: &M, words: usize) -> anyhow::Result<Vec<Entry>>
 
 /// [`read_map`], choosing how (benchmarks compare the two).
 pub fn read_map_with<M: MapCore>(map: &M, words: usize, how: Read) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    visit(map, words, how, Op::Read, &mut entries)?;
+    Ok(entries)
+}
+
+/// Deletes every entry of `map`, appending each to `out` as it is deleted,
+/// so entries handed over before an error are in `out`; the rest stay in
+/// the map. Only for a map no program writes meanwhile (a settled half,
+/// [`super::drain`]): an update between the read and the delete would be lost.
+pub fn drain_map<M: MapCore>(map: &M, words: usize, out: &mut Vec<Entry>) -> anyhow::Result<()> {
+    visit(map, words, Read::Batched, Op::Drain, out)
+}
+
+/// What a pass over a map does to the entries it reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Read,
+    Drain,
+}
+
+fn visit<M: MapCore>(
+    map: &M,
+    words: usize,
+    how: Read,
+    op: Op,
+    out: &mut Vec<Entry>,
+) -> anyhow::Result<()> {
     let value_size = map.value_size() as usize;
     if words * 8 > value_size {
         bail!(
@@ -58,25 +86,29 @@ pub fn read_map_with<M: MapCore>(map: &M, words: usize, how: Read) -> anyhow::Re
             map.name()
         );
     }
+    let what = match op {
+        Op::Read => "reading",
+        Op::Drain => "draining",
+    };
     if how == Read::Batched
         && !BATCH_UNSUPPORTED.load(Ordering::Relaxed)
         && check_refused(REFUSE_NAME).is_ok()
     {
-        match read_batched(map, words) {
-            Ok(entries) => return Ok(entries),
+        match batched_pass(map, words, op, out) {
+            Ok(()) => return Ok(()),
             Err(Batch::Unsupported(errno)) => {
                 BATCH_UNSUPPORTED.store(true, Ordering::Relaxed);
                 tracing::info!(
-                    "BPF map batch reads unsupported here ({}): reading maps entry by entry",
+                    "BPF map batch operations unsupported here ({}): going through maps entry by entry",
                     std::io::Error::from_raw_os_error(errno)
                 );
             }
             Err(Batch::Failed(err)) => {
-                return Err(err.context(format!("reading map {:?}", map.name())))
+                return Err(err.context(format!("{what} map {:?}", map.name())))
             }
         }
     }
-    walk(map, words).with_context(|| format!("reading map {:?}", map.name()))
+    walk(map, words, op, out).with_context(|| format!("{what} map {:?}", map.name()))
 }
 
 enum Batch {
@@ -85,7 +117,15 @@ enum Batch {
     Failed(anyhow::Error),
 }
 
-fn read_batched<M: MapCore>(map: &M, words: usize) -> Result<Vec<Entry>, Batch> {
+/// One pass of batch calls: lookup, or lookup-and-delete (both Linux 5.6
+/// for hashes). Entries go to `entries` chunk by chunk, as the kernel hands
+/// them over.
+fn batched_pass<M: MapCore>(
+    map: &M,
+    words: usize,
+    op: Op,
+    entries: &mut Vec<Entry>,
+) -> Result<(), Batch> {
     let cpus = if map.map_type().is_percpu() {
         possible_cpus().map_err(Batch::Failed)?
     } else {
@@ -104,7 +144,10 @@ fn read_batched<M: MapCore>(map: &M, words: usize) -> Result<Vec<Entry>, Batch> 
     let mut token_out = vec![0u8; token_len];
     let mut keys = vec![0u8; chunk * key_size];
     let mut values = vec![0u8; chunk * entry_bytes];
-    let mut entries = Vec::new();
+    let call = match op {
+        Op::Read => libbpf_sys::bpf_map_lookup_batch,
+        Op::Drain => libbpf_sys::bpf_map_lookup_and_delete_batch,
+    };
     loop {
         let mut count = u32::try_from(chunk).map_err(|err| Batch::Failed(err.into()))?;
         let opts = libbpf_sys::bpf_map_batch_opts {
@@ -118,7 +161,7 @@ fn read_batched<M: MapCore>(map: &M, words: usize) -> Result<Vec<Entry>, Batch> 
         // sizes the kernel writes (per-CPU values padded to 8 bytes, one per
         // possible CPU); the tokens hold at least a key and 8 bytes.
         let rc = unsafe {
-            libbpf_sys::bpf_map_lookup_batch(
+            call(
                 map.as_fd().as_raw_fd(),
                 token_in_ptr,
                 token_out.as_mut_ptr().cast(),
@@ -144,7 +187,7 @@ fn read_batched<M: MapCore>(map: &M, words: usize) -> Result<Vec<Entry>, Batch> 
             }
             errno => {
                 return Err(Batch::Failed(anyhow!(
-                    "batch lookup: {}",
+                    "batch call: {}",
                     std::io::Error::from_raw_os_error(errno)
                 )))
             }
@@ -157,7 +200,7 @@ fn read_batched<M: MapCore>(map: &M, words: usize) -> Result<Vec<Entry>, Batch> 
             });
         }
         if last {
-            return Ok(entries);
+            return Ok(());
         }
         token_in = Some(token_out.clone());
     }
@@ -167,10 +210,16 @@ fn read_batched<M: MapCore>(map: &M, words: usize) -> Result<Vec<Entry>, Batch> 
 /// library's EOPNOTSUPP), which libbpf passes on.
 const ENOTSUPP: i32 = 524;
 
-fn walk<M: MapCore>(map: &M, words: usize) -> anyhow::Result<Vec<Entry>> {
+/// Next key, then lookup (then delete, when draining), entry by entry. A
+/// drain deletes a key only after the walk has read the next one, so the
+/// walk goes on from there.
+fn walk<M: MapCore>(map: &M, words: usize, op: Op, entries: &mut Vec<Entry>) -> anyhow::Result<()> {
     let percpu = map.map_type().is_percpu();
-    let mut entries = Vec::new();
+    let mut read = None;
     for key in map.keys() {
+        if let Some(done) = read.take() {
+            delete(map, done, entries)?;
+        }
         let values = if percpu {
             map.lookup_percpu(&key, MapFlags::ANY)?
         } else {
@@ -179,12 +228,26 @@ fn walk<M: MapCore>(map: &M, words: usize) -> anyhow::Result<Vec<Entry>> {
         let Some(values) = values else {
             continue; // removed meanwhile
         };
-        entries.push(Entry {
+        let entry = Entry {
             key,
             value: sum_words(values.iter().map(Vec::as_slice), words),
-        });
+        };
+        match op {
+            Op::Read => entries.push(entry),
+            Op::Drain => read = Some(entry),
+        }
     }
-    Ok(entries)
+    if let Some(done) = read {
+        delete(map, done, entries)?;
+    }
+    Ok(())
+}
+
+/// Deletes a drained entry; only then is it handed over.
+fn delete<M: MapCore>(map: &M, entry: Entry, entries: &mut Vec<Entry>) -> anyhow::Result<()> {
+    map.delete(&entry.key)?;
+    entries.push(entry);
+    Ok(())
 }
 
 /// Sums the first `words` native-endian u64s of each per-CPU copy.
@@ -284,14 +347,15 @@ mod tests {
                 }
             };
             let words = (value_size / 8) as usize;
-            let mut batched = match read_batched(&map, words) {
-                Ok(entries) => entries,
+            let mut batched = Vec::new();
+            match batched_pass(&map, words, Op::Read, &mut batched) {
+                Ok(()) => {}
                 Err(Batch::Unsupported(errno)) => {
                     eprintln!("skipping {map_type:?}: no batch lookup here (errno {errno})");
                     continue;
                 }
                 Err(Batch::Failed(err)) => panic!("{map_type:?}: {err:#}"),
-            };
+            }
             let mut walked = read_map_with(&map, words, Read::Walk).unwrap();
             batched.sort_by(|a, b| a.key.cmp(&b.key));
             walked.sort_by(|a, b| a.key.cmp(&b.key));
@@ -306,6 +370,42 @@ mod tests {
                 let n = u64::from(u32::from_ne_bytes(entry.key[..4].try_into().unwrap()));
                 let expected = n * cpus + (0..cpus).sum::<u64>();
                 assert_eq!(entry.value, vec![expected; words], "{map_type:?}");
+            }
+        }
+    }
+
+    /// A drain hands over what a read sees and leaves the map empty, batched
+    /// or walked, from shared and per-CPU hashes bigger than one batch.
+    #[test]
+    fn drains_hand_over_every_entry_once() {
+        let cases = [
+            (MapType::PercpuHash, 32, 8, 8192, 3000),
+            (MapType::Hash, 32, 16, 4096, 100),
+            (MapType::Hash, 32, 8, 64, 0),
+        ];
+        for (map_type, key_size, value_size, max_entries, filled) in cases {
+            for how in [Read::Batched, Read::Walk] {
+                let map = match filled_map(map_type, key_size, value_size, max_entries, filled) {
+                    Ok(map) => map,
+                    Err(err) => {
+                        let required = std::env::var("SONDE_REQUIRE_BPF").is_ok_and(|v| v == "1");
+                        assert!(!required, "SONDE_REQUIRE_BPF=1 but: {err:#}");
+                        eprintln!("skipping: cannot make BPF maps here: {err:#}");
+                        return;
+                    }
+                };
+                let words = (value_size / 8) as usize;
+                let mut read = read_map(&map, words).unwrap();
+                let mut drained = Vec::new();
+                visit(&map, words, how, Op::Drain, &mut drained).unwrap();
+                read.sort_by(|a, b| a.key.cmp(&b.key));
+                drained.sort_by(|a, b| a.key.cmp(&b.key));
+                assert_eq!(drained.len(), filled as usize, "{map_type:?} {how:?}");
+                assert_eq!(drained, read, "{map_type:?} {how:?}");
+                assert!(
+                    read_map(&map, words).unwrap().is_empty(),
+                    "{map_type:?} {how:?}"
+                );
             }
         }
     }

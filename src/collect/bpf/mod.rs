@@ -31,6 +31,7 @@
 //! use it to keep a probe off while they investigate it.
 
 pub mod block;
+pub mod drain;
 pub mod errno_names;
 pub mod maps;
 pub mod net;
@@ -51,7 +52,7 @@ use libbpf_rs::skel::{OpenSkel, Skel};
 use libbpf_rs::{libbpf_sys, Link, MapCore, MapHandle, OpenObject};
 
 use crate::collect::Collector;
-use crate::config::BpfConfig;
+use crate::config::{BpfConfig, CollectConfig};
 use crate::model::Family;
 pub use maps::read_map;
 use stats::RunTimeStats;
@@ -277,7 +278,7 @@ pub struct Loaded {
 pub struct Spec {
     pub name: &'static str,
     pub enabled: fn(&BpfConfig) -> bool,
-    pub load: fn(&BpfConfig) -> anyhow::Result<Loaded>,
+    pub load: fn(&CollectConfig) -> anyhow::Result<Loaded>,
     pub degraded: &'static [Degraded],
 }
 
@@ -293,31 +294,31 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: syscalls::NAME,
         enabled: |config| config.syscalls,
-        load: |config| syscalls::load(config.syscall_latency),
+        load: |config| syscalls::load(config.bpf.syscall_latency, config.forget_after),
         degraded: &[],
     },
     Spec {
         name: block::NAME,
         enabled: |config| config.block,
-        load: |_| block::load(),
+        load: |config| block::load(config.forget_after),
         degraded: block::DEGRADED,
     },
     Spec {
         name: net::NAME,
         enabled: |config| config.net,
-        load: |_| net::load(),
+        load: |config| net::load(config.forget_after),
         degraded: &[],
     },
     Spec {
         name: process::NAME,
         enabled: |config| config.process,
-        load: |_| process::load(),
+        load: |config| process::load(config.forget_after),
         degraded: process::DEGRADED,
     },
     Spec {
         name: sched::NAME,
         enabled: |config| config.sched,
-        load: |_| sched::load(),
+        load: |config| sched::load(config.forget_after),
         degraded: sched::DEGRADED,
     },
 ];
@@ -358,13 +359,13 @@ pub struct LoadedSet {
 
 /// Loads every enabled BPF collector; one that fails is recorded with its
 /// reason and the others still load.
-pub fn load_all(config: &BpfConfig) -> LoadedSet {
+pub fn load_all(config: &CollectConfig) -> LoadedSet {
     capture_libbpf_log();
     let mut collectors = Vec::new();
     let mut states = Vec::new();
     let mut self_metrics = BpfSelfMetrics::default();
     for spec in SPECS {
-        if !(spec.enabled)(config) {
+        if !(spec.enabled)(&config.bpf) {
             states.push((spec.name, State::Disabled));
             continue;
         }
@@ -385,7 +386,7 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
     }
     let mut stats = None;
     if !collectors.is_empty() {
-        if config.run_time_stats {
+        if config.bpf.run_time_stats {
             let enabled = RunTimeStats::enable();
             stats = Some(enabled.summary.clone());
             self_metrics.stats = Some(enabled);
@@ -406,7 +407,7 @@ pub fn load_all(config: &BpfConfig) -> LoadedSet {
 
 /// Every BPF collector that could be loaded; each one's state (or the reason
 /// it is off) is logged.
-pub fn collectors(config: &BpfConfig) -> Vec<Box<dyn Collector>> {
+pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
     let set = load_all(config);
     for (name, state) in &set.states {
         match state {

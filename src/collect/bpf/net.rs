@@ -3,9 +3,12 @@
 //! and resets per process; connect latency and connection lifetime.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 
+use super::drain::DoubleBuffered;
 use super::maps::{read_map, Entry};
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
@@ -70,7 +73,8 @@ const RESET_RECEIVED: u32 = 5;
 const ESTABLISHED_OPENED: u32 = 6;
 const ESTABLISHED_CLOSED: u32 = 7;
 
-pub fn load() -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a process name's totals outlive its last event.
+pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     let attached = attach(NAME, VARIANTS, || {
         Ok(NetSkelBuilder::default().open(object_storage())?)
     })?;
@@ -78,13 +82,27 @@ pub fn load() -> anyhow::Result<Loaded> {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
-        collector: Box::new(Net { attached }),
+        collector: Box::new(Net {
+            attached,
+            counts: DoubleBuffered::new([1, 1], forget_after),
+            established: HashMap::new(),
+        }),
     })
 }
 
 struct Net {
     attached: Attached<NetSkel<'static>>,
+    /// net_bytes, then tcp_events.
+    counts: DoubleBuffered<2>,
+    /// Connections established now, per owner (a `struct proc_id`): opened
+    /// less closed, kept from the changes, since a connection may stay open
+    /// long after its owner's totals are forgotten. An owner leaves once a
+    /// round ends with none open, so this is bounded by open connections.
+    established: HashMap<Vec<u8>, i64>,
 }
+
+const NET_BYTES: usize = 0;
+const TCP_EVENTS: usize = 1;
 
 /// The `proto` label of an IPPROTO_* number.
 pub fn proto_label(proto: u32) -> String {
@@ -140,17 +158,37 @@ impl Collector for Net {
         NAME
     }
 
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        let bss = self.attached.skel.maps.bss_data.as_deref_mut();
+        let bss = bss.context("the net object has no .bss")?;
+        self.counts.swap(&mut bss.sonde_generation);
+        Ok(())
+    }
+
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
+        let established = &mut self.established;
+        self.counts.drain_observed(
+            [
+                [&maps.net_bytes_0, &maps.net_bytes_1],
+                [&maps.tcp_events_0, &maps.tcp_events_1],
+            ],
+            |map, Entry { key, value }| {
+                if map == TCP_EVENTS && key.len() >= PROC_ID_LEN {
+                    count_established(established, key, value[0]);
+                }
+            },
+        )?;
+        self.established.retain(|_, open| *open > 0);
         let mut bytes = Family::counter(
             "sonde_net_bytes_total",
             "Bytes a process sent or received through IPv4 and IPv6 sockets, by protocol.",
         );
-        for Entry { key, value } in read_map(&maps.net_bytes, 1)? {
+        for (key, value) in self.counts.totals(NET_BYTES).iter() {
             let (Some(who), Some(direction), Some(proto)) = (
-                Who::from_key(&key),
-                key_u32(&key, PROC_ID_LEN),
-                key_u32(&key, PROC_ID_LEN + 4),
+                Who::from_key(key),
+                key_u32(key, PROC_ID_LEN),
+                key_u32(key, PROC_ID_LEN + 4),
             ) else {
                 anyhow::bail!("net_bytes key of {} bytes, expected 32", key.len());
             };
@@ -163,14 +201,11 @@ impl Collector for Net {
         }
 
         let mut tcp = TcpFamilies::new();
-        // Established now = opened - closed, per owner (key without event).
-        let mut open: HashMap<Vec<u8>, (Who, i64)> = HashMap::new();
-        for Entry { key, value } in read_map(&maps.tcp_events, 1)? {
-            let (Some(who), Some(event)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
+        for (key, value) in self.counts.totals(TCP_EVENTS).iter() {
+            let (Some(who), Some(event)) = (Who::from_key(key), key_u32(key, PROC_ID_LEN)) else {
                 anyhow::bail!("tcp_events key of {} bytes, expected 32", key.len());
             };
-            let count = value[0];
-            let value = count as f64;
+            let value = value[0] as f64;
             match event {
                 CONNECT_OK => tcp.connects.push(&who.labels(&[("result", "ok")]), value),
                 CONNECT_FAILED => tcp
@@ -184,18 +219,13 @@ impl Collector for Net {
                 RESET_RECEIVED => tcp
                     .resets
                     .push(&who.labels(&[("direction", "received")]), value),
-                ESTABLISHED_OPENED | ESTABLISHED_CLOSED => {
-                    let sign = if event == ESTABLISHED_OPENED { 1 } else { -1 };
-                    let entry = open
-                        .entry(key[..PROC_ID_LEN].to_vec())
-                        .or_insert_with(|| (who, 0));
-                    entry.1 += sign * i64::try_from(count).unwrap_or(i64::MAX);
-                }
                 _ => {}
             }
         }
-        for (who, now) in open.values().filter(|(_, now)| *now > 0) {
-            tcp.established.push(&who.labels(&[]), *now as f64);
+        for (owner, open) in &self.established {
+            if let Some(who) = Who::from_key(owner) {
+                tcp.established.push(&who.labels(&[]), *open as f64);
+            }
         }
 
         let mut connect = Family::histogram(
@@ -225,6 +255,20 @@ impl Collector for Net {
         ]);
         Ok(())
     }
+}
+
+/// Applies one drained tcp_events entry to the connections open per owner.
+/// An interval's opens and closes of one owner come as two entries in either
+/// order, so a count may dip below zero until both are applied (a close is
+/// only counted for a connection sonde saw established).
+fn count_established(established: &mut HashMap<Vec<u8>, i64>, key: &[u8], count: u64) {
+    let change = i64::try_from(count).unwrap_or(i64::MAX);
+    let change = match key_u32(key, PROC_ID_LEN) {
+        Some(ESTABLISHED_OPENED) => change,
+        Some(ESTABLISHED_CLOSED) => -change,
+        _ => return,
+    };
+    *established.entry(key[..PROC_ID_LEN].to_vec()).or_default() += change;
 }
 
 #[cfg(test)]

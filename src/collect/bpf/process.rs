@@ -1,9 +1,12 @@
 //! The process collector (`bpf/process.bpf.c`): execs, forks, exits by
 //! reason, and OOM kills by victim, per process name and place.
 
+use std::time::Duration;
+
+use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 
-use super::maps::{read_map, Entry};
+use super::drain::DoubleBuffered;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{attach, object_storage, AttachKind, Attached, Degraded, Loaded, Variant};
 use crate::collect::Collector;
@@ -47,7 +50,8 @@ const EXIT: u32 = 2;
 const OOM_KILL: u32 = 3;
 const EXIT_NONZERO: u32 = 256;
 
-pub fn load() -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a process name's totals outlive its last event.
+pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     let attached = attach(NAME, VARIANTS, || {
         Ok(ProcessSkelBuilder::default().open(object_storage())?)
     })?;
@@ -55,12 +59,17 @@ pub fn load() -> anyhow::Result<Loaded> {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
-        collector: Box::new(Process { attached }),
+        collector: Box::new(Process {
+            attached,
+            counts: DoubleBuffered::new([1], forget_after),
+        }),
     })
 }
 
 struct Process {
     attached: Attached<ProcessSkel<'static>>,
+    /// process_counts: execs, forks, exits and OOM kills per key.
+    counts: DoubleBuffered<1>,
 }
 
 /// The `reason` label of an exit: "0", "non-zero", or the signal's name.
@@ -121,7 +130,17 @@ impl Collector for Process {
         NAME
     }
 
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        let bss = self.attached.skel.maps.bss_data.as_deref_mut();
+        let bss = bss.context("the process object has no .bss")?;
+        self.counts.swap(&mut bss.sonde_generation);
+        Ok(())
+    }
+
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let maps = &self.attached.skel.maps;
+        self.counts
+            .drain([[&maps.process_counts_0, &maps.process_counts_1]])?;
         let mut execs = Family::counter(
             "sonde_process_execs_total",
             "Programs executed (execve), by the new program's process name.",
@@ -138,12 +157,11 @@ impl Collector for Process {
             "sonde_oom_kills_total",
             "Processes the kernel's OOM killer chose as victim, by the victim's name.",
         );
-        let map = &self.attached.skel.maps.process_counts;
-        for Entry { key, value } in read_map(map, 1)? {
+        for (key, value) in self.counts.totals(0).iter() {
             let (Some(who), Some(event), Some(reason)) = (
-                Who::from_key(&key),
-                key_u32(&key, PROC_ID_LEN),
-                key_u32(&key, PROC_ID_LEN + 4),
+                Who::from_key(key),
+                key_u32(key, PROC_ID_LEN),
+                key_u32(key, PROC_ID_LEN + 4),
             ) else {
                 anyhow::bail!("process_counts key of {} bytes, expected 32", key.len());
             };

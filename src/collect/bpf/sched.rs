@@ -3,10 +3,12 @@
 //! switches per process and kind.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 
-use super::maps::{read_map, Entry};
+use super::drain::DoubleBuffered;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
     attach, object_storage, push_log2_histogram, AttachKind, Attached, Degraded, Loaded, Variant,
@@ -56,7 +58,9 @@ const BOUNDED_MAPS: &[&str] = &["switches", "runq_latency"];
 /// everything else is summed in the one without `unit` or `container`.
 pub const BUSIEST: usize = 10;
 
-pub fn load() -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a process name's or cgroup's totals outlive its
+/// last event.
+pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     let attached = attach(NAME, VARIANTS, || {
         Ok(SchedSkelBuilder::default().open(object_storage())?)
     })?;
@@ -64,13 +68,22 @@ pub fn load() -> anyhow::Result<Loaded> {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
-        collector: Box::new(Sched { attached }),
+        collector: Box::new(Sched {
+            attached,
+            counts: DoubleBuffered::new([HIST_WORDS, 1], forget_after),
+        }),
     })
 }
 
 struct Sched {
     attached: Attached<SchedSkel<'static>>,
+    /// runq_latency (histograms per cgroup), then switches (per process
+    /// and kind).
+    counts: DoubleBuffered<2>,
 }
+
+const RUNQ_LATENCY: usize = 0;
+const SWITCHES: usize = 1;
 
 /// Sums histograms (in `struct sonde_hist` words) per place, then keeps the
 /// [`BUSIEST`] places by event count and folds the rest into the unplaced
@@ -104,21 +117,32 @@ impl Collector for Sched {
         NAME
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+    fn begin_round(&mut self) -> anyhow::Result<()> {
         // With tp_btf, switch counts wait in each thread's task storage until
-        // this moves them; the tracefs variant counts straight into the map.
+        // this moves them into the half about to be drained; the tracefs
+        // variant counts straight into the map.
         if self.attached.kind == AttachKind::TpBtf {
             self.attached.run_iterator(FLUSH)?;
         }
+        let bss = self.attached.skel.maps.bss_data.as_deref_mut();
+        let bss = bss.context("the sched object has no .bss")?;
+        self.counts.swap(&mut bss.sonde_generation);
+        Ok(())
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
+        self.counts.drain([
+            [&maps.runq_latency_0, &maps.runq_latency_1],
+            [&maps.switches_0, &maps.switches_1],
+        ])?;
         let mut per_place: HashMap<Placement, Vec<u64>> = HashMap::new();
-        for Entry { key, value } in read_map(&maps.runq_latency, HIST_WORDS)? {
-            let id = u64::from_ne_bytes(key.as_slice().try_into()?);
-            let hist = value;
+        for (key, hist) in self.counts.totals(RUNQ_LATENCY).iter() {
+            let id = u64::from_ne_bytes(key.try_into()?);
             let sum = per_place
                 .entry(cgroup::placement(id))
                 .or_insert_with(|| vec![0; HIST_WORDS]);
-            sum.iter_mut().zip(&hist).for_each(|(s, h)| *s += h);
+            sum.iter_mut().zip(hist).for_each(|(s, h)| *s += h);
         }
         let mut latency = Family::histogram(
             "sonde_runqueue_latency_seconds",
@@ -133,8 +157,8 @@ impl Collector for Sched {
             "sonde_context_switches_total",
             "Context switches away from a process: voluntary (it blocked) or involuntary (preempted while runnable).",
         );
-        for Entry { key, value } in read_map(&maps.switches, 1)? {
-            let (Some(who), Some(kind)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
+        for (key, value) in self.counts.totals(SWITCHES).iter() {
+            let (Some(who), Some(kind)) = (Who::from_key(key), key_u32(key, PROC_ID_LEN)) else {
                 anyhow::bail!("switches key of {} bytes, expected 32", key.len());
             };
             let kind = if kind == 0 {

@@ -1,9 +1,12 @@
 //! The syscalls collector (`bpf/syscalls.bpf.c`): syscalls per process name
 //! and syscall, their latency per syscall, and their failures per errno.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 
+use super::drain::DoubleBuffered;
 use super::errno_names::{ERRNO_NAMES, KERNEL_ERRNO_NAMES};
 use super::maps::{read_map, Entry};
 use super::syscall_names::SYSCALL_NAMES;
@@ -57,7 +60,8 @@ const COUNT_KEY_LEN: usize = PROC_ID_LEN + 8;
 
 /// Loads the collector; with `latency` false it only counts (no latency
 /// histogram, no errors), which saves a clock read and a program per syscall.
-pub fn load(latency: bool) -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a process name's counts outlive its last call.
+pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
     let variants = if latency {
         VARIANTS
     } else {
@@ -77,13 +81,19 @@ pub fn load(latency: bool) -> anyhow::Result<Loaded> {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
-        collector: Box::new(Syscalls { attached, latency }),
+        collector: Box::new(Syscalls {
+            attached,
+            latency,
+            counts: DoubleBuffered::new([1], forget_after),
+        }),
     })
 }
 
 struct Syscalls {
     attached: Attached<SyscallsSkel<'static>>,
     latency: bool,
+    /// syscall_counts: calls per (process, syscall).
+    counts: DoubleBuffered<1>,
 }
 
 /// The label of a syscall number: its x86_64 name, else the number itself.
@@ -108,19 +118,18 @@ pub fn errno_label(errno: u32) -> String {
 
 impl Syscalls {
     fn calls(&self) -> anyhow::Result<Family> {
-        let maps = &self.attached.skel.maps;
         let mut calls = Family::counter(
             "sonde_syscalls_total",
             "System calls entered, by process (name, unit or container) and syscall.",
         );
-        for Entry { key, value } in read_map(&maps.syscall_counts, 1)? {
+        for (key, value) in self.counts.totals(0).iter() {
             if key.len() != COUNT_KEY_LEN {
                 anyhow::bail!(
                     "syscall_counts key of {} bytes, expected {COUNT_KEY_LEN}",
                     key.len()
                 );
             }
-            let (Some(who), Some(nr)) = (Who::from_key(&key), key_u32(&key, PROC_ID_LEN)) else {
+            let (Some(who), Some(nr)) = (Who::from_key(key), key_u32(key, PROC_ID_LEN)) else {
                 continue; // the length was checked above
             };
             let count = value[0];
@@ -170,9 +179,20 @@ impl Collector for Syscalls {
         NAME
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        // Counts wait in each thread's task storage until this moves them.
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        // Counts wait in each thread's task storage until this moves them
+        // into the half about to be drained.
         self.attached.run_iterator(FLUSH)?;
+        let bss = self.attached.skel.maps.bss_data.as_deref_mut();
+        let bss = bss.context("the syscalls object has no .bss")?;
+        self.counts.swap(&mut bss.sonde_generation);
+        Ok(())
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let maps = &self.attached.skel.maps;
+        self.counts
+            .drain([[&maps.syscall_counts_0, &maps.syscall_counts_1]])?;
         out.push(self.calls()?);
         if self.latency {
             out.extend([self.errors()?, self.latency()?]);
