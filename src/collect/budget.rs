@@ -14,15 +14,18 @@
 //! times and both have kept their place for [`MIN_ROUNDS`] rounds, so two
 //! contributors of about the same activity do not swap back and forth.
 //!
-//! # Counters never go back, growth is counted once
+//! # Counters never go back, every count is in one series
 //! A contributor's own series are its raw values less what was counted in
 //! `other` while it was folded: promoted, its series resumes at the value it
 //! last showed, so a rate over a window that spans its time in `other` does
-//! not count that time twice. One that never showed (or whose history was
-//! forgotten because it missed a round) starts at its raw value, the most it
-//! can have shown before. So it only grows, whether it is promoted, demoted
-//! or promoted again. `other`
-//! would, if it were only the sum of what is folded now: a promoted
+//! not count that time twice; one that never showed starts at 0, as all it
+//! counted so far is in `other`. So while it is present it only grows,
+//! whether it is promoted, demoted or promoted again, and the last values of
+//! all series of a metric (ended ones included) add up to the raw totals.
+//! A contributor that misses a round is gone: collectors stop exporting a
+//! process only once they have forgotten it (`[collect] forget_after`), and
+//! its counts then start again from 0, a counter reset to PromQL. `other`
+//! would go back if it were only the sum of what is folded now: a promoted
 //! contributor takes its count out of the sum. So each `other` series is
 //!
 //! `other[L] = carry[L] + (sum of the raw series folded into L this round)`
@@ -342,10 +345,10 @@ impl FamilyState {
                 match (before.folded_into, into) {
                     // Promoted: its growth this round stays in other, and
                     // its own series resumes where it stopped (or, never
-                    // shown, starts at its raw value: no earlier point).
+                    // shown, starts at 0: all it counted is in other).
                     (Some(was), None) => {
                         self.carry(was, raw);
-                        offset = before.own.map_or(0.0, |own| raw - own);
+                        offset = raw - before.own.unwrap_or(0.0);
                     }
                     // Demoted: only its growth from last round on enters.
                     (None, Some(now)) => self.carry(now, -before.value),
@@ -514,31 +517,58 @@ mod tests {
 
     /// Runs `rounds` of a counter family through one budget; `round(n)`
     /// gives each contributor's value (two series each) in round n, None
-    /// when it does not report. Checks that no emitted series ever goes
-    /// back and returns the comms shown (not `other`) after each round.
+    /// when it does not report (it is then forgotten: if it comes back, its
+    /// value has started again from 0). Checks that no emitted series goes
+    /// back while present and, until a forgotten contributor comes back,
+    /// that the last values of every series ever emitted (as a store keeps
+    /// them) add up to the raw values; returns the comms shown (not `other`)
+    /// after each round.
     fn run(
         budget: &mut Budget,
         rounds: u32,
         round: impl Fn(u32) -> Vec<(String, Option<f64>)>,
     ) -> Vec<Vec<String>> {
-        let mut emitted: HashMap<Labels, f64> = HashMap::new();
+        let mut last: HashMap<Labels, f64> = HashMap::new();
+        let mut present: HashSet<Labels> = HashSet::new();
+        // Raw values reported last round, those of forgotten contributors,
+        // and whether one came back (its old run is then overwritten).
+        let mut raw: HashMap<String, f64> = HashMap::new();
+        let mut forgotten: HashMap<String, f64> = HashMap::new();
+        let mut returned = false;
         let mut shown = Vec::new();
         for n in 0..rounds {
             let values: Vec<(String, f64)> = round(n)
                 .into_iter()
                 .filter_map(|(comm, value)| Some((comm, value?)))
                 .collect();
+            let reported: HashMap<String, f64> = values.iter().cloned().collect();
+            for (comm, value) in raw.drain() {
+                if !reported.contains_key(&comm) {
+                    *forgotten.entry(comm).or_default() += value;
+                }
+            }
+            returned |= reported.keys().any(|comm| forgotten.contains_key(comm));
+            raw = reported;
             let borrowed: Vec<(&str, f64)> = values.iter().map(|(c, v)| (c.as_str(), *v)).collect();
             let mut f = family(&borrowed);
             budget.apply(&mut f);
+            let mut now_present = HashSet::new();
             for s in &f.series {
-                let before = emitted.insert(s.labels.clone(), s.value).unwrap_or(0.0);
+                let before = last.insert(s.labels.clone(), s.value).unwrap_or(0.0);
                 assert!(
-                    s.value >= before,
+                    s.value >= before || !present.contains(&s.labels),
                     "round {n}: {} went from {before} to {}",
                     s.labels,
                     s.value
                 );
+                now_present.insert(s.labels.clone());
+            }
+            present = now_present;
+            if !returned {
+                // Two series a contributor, each at its raw value.
+                let counts = 2.0 * (forgotten.values().sum::<f64>() + raw.values().sum::<f64>());
+                let counted: f64 = last.values().sum();
+                assert_eq!(counted, counts, "round {n}: every count in one series");
             }
             let mut comms: Vec<String> = f
                 .series
@@ -678,12 +708,13 @@ mod tests {
     #[test]
     fn counters_never_go_back_under_churn() {
         // A fixed pseudo-random walk: contributors with bursts, pauses, and
-        // absences (their counts keep their value when they come back).
+        // absences (forgotten, their counts start again from 0).
         let mut budget = Budget::new(6);
         let shown = run(&mut budget, 200, |n| {
             (0..8u32)
                 .map(|i| {
                     let mut x = u64::from(i * 17 + 7);
+                    let absent = |step: u32| (step / 13 + i) % 5 == 0;
                     let mut total = 0.0;
                     for step in 0..=n {
                         x = x
@@ -691,14 +722,36 @@ mod tests {
                             .wrapping_add(1442695040888963407);
                         let burst = (step / 10 + i) % 4 == 0;
                         total += ((x >> 33) % if burst { 500 } else { 20 }) as f64;
+                        if absent(step) {
+                            total = 0.0;
+                        }
                     }
-                    let absent = (n / 13 + i) % 5 == 0;
-                    (format!("p{i}"), (!absent).then_some(total))
+                    (format!("p{i}"), (!absent(n)).then_some(total))
                 })
                 .collect()
         });
         let changes = shown.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(changes >= 10, "only {changes} changes of who is shown");
+        assert_eq!(budget.families["sonde_x_total"].guarded, 0);
+    }
+
+    #[test]
+    fn every_count_stays_in_one_series_as_names_come_and_go() {
+        // A name a round arrives, grows for ten rounds at its own pace and
+        // is gone for good; six series fit, so most are folded, some
+        // promoted, demoted and gone while shown or folded.
+        let mut budget = Budget::new(6);
+        let shown = run(&mut budget, 120, |n| {
+            (0..=n)
+                .map(|born| {
+                    let age = n - born;
+                    let value = f64::from(age + 1) * f64::from(1 + born % 7).powi(3);
+                    (format!("p{born}"), (age < 10).then_some(value))
+                })
+                .collect()
+        });
+        let promoted = shown.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(promoted >= 10, "only {promoted} changes of who is shown");
         assert_eq!(budget.families["sonde_x_total"].guarded, 0);
     }
 
