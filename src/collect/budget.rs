@@ -9,10 +9,15 @@
 //! Every round re-ranks the contributors by their recent activity: how much
 //! their series grew since the last round (a gauge's: its value), smoothed
 //! over rounds. Shown ones stay shown while they fit; free room goes to the
-//! most active of the rest. A folded contributor takes the place of the least
-//! active shown one only when its activity beats that one's by [`MARGIN`]
-//! times and both have kept their place for [`MIN_ROUNDS`] rounds, so two
-//! contributors of about the same activity do not swap back and forth.
+//! most active of the rest that have been folded for [`MIN_ROUNDS`] rounds
+//! and still grow, so processes that live a round or two stay in `other`
+//! instead of each leaving a set of short series in the store. A round in
+//! which every series fits (beside the `other` series still carried) shows
+//! everyone, and so does the round a metric first overflows. A folded
+//! contributor that still grows takes the place of the least active shown
+//! one only when its activity beats that one's by [`MARGIN`] times and both
+//! have kept their place for [`MIN_ROUNDS`] rounds, so two contributors of
+//! about the same activity do not swap back and forth.
 //!
 //! # Counters never go back, every count is in one series
 //! A contributor's own series are its raw values less what was counted in
@@ -94,6 +99,8 @@ struct Member {
     activity: f64,
     /// Rounds since it was first seen or last changed place.
     rounds: u32,
+    /// Whether its series grew this round (a gauge: is not zero).
+    grew: bool,
 }
 
 /// A series of last round, by the hash of its labels.
@@ -225,6 +232,7 @@ impl FamilyState {
                 Some(member) => {
                     member.activity = SMOOTHING * growth + (1.0 - SMOOTHING) * member.activity;
                     member.rounds = member.rounds.saturating_add(1);
+                    member.grew = growth > 0.0;
                 }
                 None => {
                     // Not shown until chosen; a newcomer has no place to keep.
@@ -232,16 +240,18 @@ impl FamilyState {
                         shown: false,
                         activity: growth,
                         rounds: 0,
+                        grew: growth > 0.0,
                     };
                     self.members.insert(contributor.clone(), member);
                 }
             }
         }
-        let folded_before = self.last.values().any(|last| last.folded_into.is_some());
-        if !folded_before && self.others.is_empty() && series.len() <= max_series {
+        let folded_before =
+            !self.others.is_empty() || self.last.values().any(|last| last.folded_into.is_some());
+        if series.len() + self.others.len() <= max_series {
             self.members.values_mut().for_each(|m| m.shown = true);
         } else {
-            self.choose(series, round, max_series);
+            self.choose(series, round, max_series, folded_before);
         }
         round
             .contributors
@@ -250,8 +260,9 @@ impl FamilyState {
             .collect()
     }
 
-    /// Who is shown when not everyone fits (module docs).
-    fn choose(&mut self, series: &[Series], round: &Round, max_series: usize) {
+    /// Who is shown when not everyone fits (module docs); newcomers take
+    /// free room only in the round the metric first overflows.
+    fn choose(&mut self, series: &[Series], round: &Round, max_series: usize, folded_before: bool) {
         // Room for `other`: at most one series per label set left once the
         // contributor labels are replaced, plus any kept from before.
         let mut other_series: HashSet<u64> = series
@@ -279,10 +290,12 @@ impl FamilyState {
                 .then(a.cmp(b))
         });
         // Shown ones keep their place while they fit, then free room goes to
-        // the most active of the rest.
+        // the most active of the settled rest that still grow.
         for (contributor, member) in &mut ranked {
             let wanted = series_of(contributor);
-            let fits = wanted <= room;
+            let settled = member.rounds >= MIN_ROUNDS && member.grew;
+            let eligible = member.shown || settled || !folded_before;
+            let fits = wanted <= room && eligible;
             if fits {
                 room -= wanted;
             }
@@ -291,10 +304,11 @@ impl FamilyState {
                 member.rounds = 0;
             }
         }
-        // Swaps: the most active folded against the least active shown.
+        // Swaps: the most active folded that still grows against the least
+        // active shown.
         let settled = |m: &Member| m.rounds >= MIN_ROUNDS;
         let mut folded: Vec<usize> = (0..ranked.len())
-            .filter(|&i| !ranked[i].1.shown && settled(ranked[i].1))
+            .filter(|&i| !ranked[i].1.shown && settled(ranked[i].1) && ranked[i].1.grew)
             .collect();
         folded.sort_by(|&i, &j| ranked[j].1.activity.total_cmp(&ranked[i].1.activity));
         for f in folded {
@@ -690,19 +704,27 @@ mod tests {
     }
 
     #[test]
-    fn free_room_goes_to_the_busiest_folded_and_other_stays_monotonic() {
+    fn free_room_goes_to_the_busiest_settled_folded_and_other_stays_monotonic() {
+        let settled = MIN_ROUNDS as usize;
         let mut budget = Budget::new(4);
-        let shown = run(&mut budget, 4, |n| {
+        let shown = run(&mut budget, settled as u32 + 2, |n| {
             let n = f64::from(n);
             vec![
                 ("a".into(), Some(10.0 + n)),
                 // b leaves after round 1: its room is free at once.
                 ("b".into(), (n < 2.0).then_some(50.0 + n)),
                 ("c".into(), Some(2.0 + 5.0 * n)),
+                // d lives for one round, busier than anyone: it stays in other.
+                ("d".into(), (n == 3.0).then_some(1000.0)),
             ]
         });
         assert_eq!(shown[0], ["b"]);
-        assert_eq!(shown[2], ["c"]);
+        // c, folded since round 0, takes the room once settled.
+        assert!(
+            shown[2..settled].iter().all(|comms| comms.is_empty()),
+            "{shown:?}"
+        );
+        assert_eq!(shown[settled], ["c"]);
     }
 
     #[test]
@@ -753,6 +775,44 @@ mod tests {
         let promoted = shown.windows(2).filter(|w| w[0] != w[1]).count();
         assert!(promoted >= 10, "only {promoted} changes of who is shown");
         assert_eq!(budget.families["sonde_x_total"].guarded, 0);
+    }
+
+    #[test]
+    fn names_that_stop_growing_stay_in_other() {
+        // Three names a round, each counting only in its first round and
+        // remembered for 15 (as a churn of short processes looks), and from
+        // round 20 one long-lived busy process.
+        let mut budget = Budget::new(6);
+        let shown = run(&mut budget, 60, |n| {
+            let mut round: Vec<(String, Option<f64>)> = (0..=n)
+                .flat_map(|born| (0..3).map(move |k| (born, k)))
+                .map(|(born, k)| {
+                    let remembered = n - born < 15;
+                    (
+                        format!("p{born}-{k}"),
+                        remembered.then_some(5.0 + f64::from(k)),
+                    )
+                })
+                .collect();
+            if n >= 20 {
+                round.push(("busy".into(), Some(100.0 * f64::from(n - 19))));
+            }
+            round
+        });
+        let mut ever: Vec<&String> = shown[1..].iter().flatten().collect();
+        ever.sort();
+        ever.dedup();
+        // Only the busy process ever takes a place the first overflow did not give.
+        let first: Vec<&String> = shown[0].iter().collect();
+        assert!(
+            ever.iter()
+                .all(|comm| *comm == "busy" || first.contains(comm)),
+            "{ever:?}"
+        );
+        let promoted = shown
+            .iter()
+            .position(|comms| comms.contains(&"busy".to_string()));
+        assert_eq!(promoted, Some(20 + MIN_ROUNDS as usize), "{shown:?}");
     }
 
     #[test]

@@ -36,9 +36,10 @@ use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, MapType};
 
 use super::maps::{drain_map, Entry};
 
-/// Forgotten entries past which a forget pass gives freed memory back to the
-/// system (`malloc_trim`): a churn of thousands of processes, not a few.
-const TRIM_AFTER_FORGETTING: usize = 4096;
+/// Entries a map's totals must have shrunk by, from their peak, before a
+/// forget pass gives freed memory back to the system (`malloc_trim`): the
+/// end of a churn of thousands of processes, not every round of it.
+const TRIM_AFTER_SHRINKING_BY: usize = 4096;
 
 /// Which half programs left at a swap, and when.
 #[derive(Clone, Copy, Debug)]
@@ -221,6 +222,8 @@ struct Total {
 pub struct Totals {
     words: usize,
     entries: FastMap<Box<[u8]>, Total>,
+    /// The most entries held since memory was last given back.
+    peak: usize,
 }
 
 impl Totals {
@@ -228,6 +231,7 @@ impl Totals {
         Totals {
             words,
             entries: FastMap::default(),
+            peak: 0,
         }
     }
 
@@ -257,11 +261,13 @@ impl Totals {
         self.entries
             .retain(|_, total| now.duration_since(total.grew) < forget_after);
         let forgotten = before - self.entries.len();
+        self.peak = self.peak.max(before);
         if forgotten > 0 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to_fit();
         }
-        if forgotten >= TRIM_AFTER_FORGETTING {
+        if self.peak - self.entries.len() >= TRIM_AFTER_SHRINKING_BY {
             give_back_memory();
+            self.peak = self.entries.len();
         }
         forgotten
     }

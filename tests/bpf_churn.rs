@@ -1,0 +1,315 @@
+//! Weeks of process churn, compressed: tens of thousands of short processes,
+//! each with a name of its own, pass through while sonde runs. The kernel's
+//! maps must hold only one interval of them (no insert refused at the stated
+//! rate), every event must be counted once (in its own series or folded into
+//! `other`), a process arriving after the churn is counted exactly, and once
+//! the churn is forgotten sonde's memory is back where it started.
+
+mod common;
+mod kernel;
+
+use std::ffi::CString;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{ExposedSample, Sonde};
+use kernel::{attached, value, wait_for};
+
+/// Processes in the churn, and how many start per second: 200 new names a
+/// one-second interval, each with 20-30 distinct syscalls, about a third of
+/// a half of `syscall_counts` (16,384 keys).
+const PROCESSES: usize = 20_000;
+const PER_SECOND: usize = 200;
+/// getpmsg calls per churn process: a syscall nothing else makes (it is not
+/// implemented on x86_64 and fails with ENOSYS), so its total is exact on a
+/// shared machine.
+const CALLS: usize = 50;
+const CALL: &str = "getpmsg";
+/// getppid calls of the process that comes after the churn.
+const AFTER_CALLS: u64 = 100_000;
+/// How long sonde remembers an idle process name here.
+const FORGET_AFTER: Duration = Duration::from_secs(15);
+/// How far sonde's RSS may be above where it started once the churn is
+/// forgotten.
+const RSS_SLACK_KIB: u64 = 10 * 1024;
+
+/// The resident set of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// The sum of the last stored value of every series `selector` picks, ended
+/// ones included: a churn process's series ends once it is forgotten, so
+/// /metrics alone no longer shows its count.
+fn stored_total(sonde: &Sonde, selector: &str) -> f64 {
+    let query = format!("sum(last_over_time({selector}[10m]))");
+    let encoded: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+    let body = sonde.get_ok(&format!("/api/v1/query?query={encoded}"));
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no value for {query}: {body}"))
+}
+
+fn map_full(samples: &[ExposedSample]) -> Vec<(String, f64)> {
+    samples
+        .iter()
+        .filter(|s| s.name == "sonde_bpf_map_full_total" && s.value > 0.0)
+        .map(|s| (s.label("map").unwrap_or_default().to_string(), s.value))
+        .collect()
+}
+
+/// What a churn process does after fork, with only async-signal-safe calls:
+/// take its name, make its calls, connect once, then exec `true` through a
+/// link of the same name (so it keeps it) and exit 0.
+struct ChurnProcess {
+    name: CString,
+    link: CString,
+}
+
+fn churn_child(process: &ChurnProcess, port: u16, true_argv: &[*const libc::c_char]) -> ! {
+    // SAFETY: raw syscalls on valid pointers prepared before the fork.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, process.name.as_ptr());
+        for _ in 0..CALLS {
+            libc::syscall(libc::SYS_getpmsg);
+        }
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let connected = libc::connect(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        if connected != 0 {
+            libc::_exit(2);
+        }
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        libc::execve(process.link.as_ptr(), true_argv.as_ptr(), envp.as_ptr());
+        libc::_exit(127)
+    }
+}
+
+/// Runs the churn from a thread named `churner` (so its forks are its own):
+/// PER_SECOND processes a second, at most 64 alive at once, every one reaped
+/// and checked to have exited 0.
+fn churn(processes: Vec<ChurnProcess>, port: u16) {
+    let churner = CString::new("churner").unwrap();
+    // SAFETY: names the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_NAME, churner.as_ptr()) };
+    let true_path = CString::new("/bin/true").unwrap();
+    let true_argv = [true_path.as_ptr(), std::ptr::null()];
+    let started = Instant::now();
+    let mut alive = 0;
+    let reap = |alive: &mut usize| {
+        let mut status = 0;
+        // SAFETY: waits for any of our own children.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        assert!(pid > 0, "waitpid failed");
+        assert_eq!(status, 0, "a churn process failed (status {status:#x})");
+        *alive -= 1;
+    };
+    for (i, process) in processes.iter().enumerate() {
+        let due = started + Duration::from_secs_f64(i as f64 / PER_SECOND as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        while alive >= 64 {
+            reap(&mut alive);
+        }
+        // SAFETY: the child runs only async-signal-safe calls (churn_child).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            churn_child(process, port, &true_argv);
+        }
+        alive += 1;
+    }
+    while alive > 0 {
+        reap(&mut alive);
+    }
+}
+
+/// Forks a child named `comm` that calls getppid AFTER_CALLS times; reaps it.
+fn run_named(comm: &str) {
+    let name = CString::new(comm).unwrap();
+    // SAFETY: the child makes raw syscalls and _exits.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+            for _ in 0..AFTER_CALLS {
+                libc::getppid();
+            }
+            libc::_exit(0);
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert_eq!(status, 0);
+    }
+}
+
+#[test]
+fn tens_of_thousands_of_named_processes_pass_and_nothing_is_lost() {
+    let sonde = Sonde::start(&format!("forget_after = \"{}s\"\n", FORGET_AFTER.as_secs()));
+    if !["syscalls", "process", "net"]
+        .iter()
+        .all(|name| attached(&sonde, name))
+    {
+        return;
+    }
+    let pid = sonde.child.id();
+    // Settled: the store, its caches and the first rounds' allocations.
+    sonde.wait_rounds(10);
+    let rss_before = rss_kib(pid);
+
+    let links = common::TempDir::new("churn-links");
+    let prefix = format!("c{:x}-", std::process::id() & 0xfff);
+    let processes: Vec<ChurnProcess> = (0..PROCESSES)
+        .map(|i| {
+            let name = format!("{prefix}{i}");
+            let link = links.0.join(&name);
+            std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+            ChurnProcess {
+                name: CString::new(name).unwrap(),
+                link: CString::new(link.into_os_string().into_encoded_bytes()).unwrap(),
+            }
+        })
+        .collect();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let acceptor = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut accepted = 0usize;
+            while !done.load(Ordering::Relaxed) || accepted < PROCESSES {
+                match listener.accept() {
+                    Ok(_) => accepted += 1,
+                    Err(_) if done.load(Ordering::Relaxed) => break,
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            accepted
+        })
+    };
+
+    let churner = std::thread::spawn(move || churn(processes, port));
+    let mut peak_rss = rss_before;
+    while !churner.is_finished() {
+        std::thread::sleep(Duration::from_secs(5));
+        let samples = sonde.metrics();
+        assert_eq!(
+            map_full(&samples),
+            [],
+            "a map was full at {PER_SECOND} new process names a second"
+        );
+        peak_rss = peak_rss.max(rss_kib(pid));
+        let took = value(
+            &samples,
+            "sonde_collector_duration_seconds",
+            &[("collector", "syscalls")],
+        );
+        eprintln!(
+            "churn: RSS {} KiB, syscalls round {took:.3} s",
+            rss_kib(pid)
+        );
+    }
+    churner.join().unwrap();
+    done.store(true, Ordering::Relaxed);
+    assert_eq!(acceptor.join().unwrap(), PROCESSES);
+
+    // Every event once: in the churn's own series (ended or not) or folded
+    // into `other`. Three rounds drain the last processes' counts.
+    sonde.wait_rounds(3);
+    let samples = sonde.metrics();
+    assert_eq!(map_full(&samples), []);
+    assert_eq!(
+        stored_total(
+            &sonde,
+            &format!("sonde_syscalls_total{{syscall=\"{CALL}\"}}")
+        ),
+        (PROCESSES * CALLS) as f64,
+        "{CALL} calls across every series"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "sonde_process_forks_total",
+            &[("comm", "churner")]
+        ),
+        PROCESSES as f64,
+        "forks of the churner"
+    );
+    // Execs, exits and connects of other processes on the machine may be
+    // folded into `other` too: the churn's are all there, and few more.
+    let noise = PROCESSES as f64 * 0.01;
+    for selector in [
+        "sonde_process_execs_total{COMM}",
+        "sonde_process_exits_total{COMM,reason=\"0\"}",
+        "sonde_tcp_connects_total{COMM,result=\"ok\"}",
+    ] {
+        let selector = selector.replace("COMM", &format!("comm=~\"{prefix}.*|other\""));
+        let counted = stored_total(&sonde, &selector);
+        assert!(
+            (PROCESSES as f64..=PROCESSES as f64 + noise).contains(&counted),
+            "{selector}: {counted} for {PROCESSES} churn processes"
+        );
+    }
+
+    // Forgotten: the churn's names leave /metrics, and memory comes back.
+    std::thread::sleep(FORGET_AFTER + Duration::from_secs(3));
+    let samples = sonde.metrics();
+    let left = samples
+        .iter()
+        .filter(|s| s.label("comm").is_some_and(|c| c.starts_with(&prefix)))
+        .count();
+    assert_eq!(left, 0, "churn series still exported after forget_after");
+
+    run_named("afterchurn");
+    let samples = wait_for(&sonde, |s| {
+        value(
+            s,
+            "sonde_syscalls_total",
+            &[("comm", "afterchurn"), ("syscall", "getppid")],
+        ) >= AFTER_CALLS as f64
+    });
+    assert_eq!(
+        value(
+            &samples,
+            "sonde_syscalls_total",
+            &[("comm", "afterchurn"), ("syscall", "getppid")]
+        ),
+        AFTER_CALLS as f64
+    );
+    assert_eq!(map_full(&samples), []);
+
+    let rss_after = rss_kib(pid);
+    eprintln!(
+        "sonde RSS: {rss_before} KiB before, {peak_rss} KiB at the peak, {rss_after} KiB after"
+    );
+    assert!(
+        rss_after <= rss_before + RSS_SLACK_KIB,
+        "RSS {rss_after} KiB after the churn was forgotten, {rss_before} KiB before"
+    );
+}
