@@ -1,6 +1,7 @@
 //! `sonde run`: wires the stages together. A collection thread runs every
-//! collector once per interval, persists the round and publishes it for
-//! `/metrics`; the HTTP server answers from the store and that last round.
+//! collector once per interval, on the ticks of a [`Schedule`], persists the
+//! round and publishes it for `/metrics`; the HTTP server answers from the
+//! store and that last round.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::collect::schedule::Schedule;
 use crate::collect::{self, Collection};
 use crate::config::Config;
 use crate::model::{Family, Scrape};
@@ -80,12 +82,17 @@ fn collect_loop(
     interval: Duration,
     stop: &AtomicBool,
 ) {
-    let mut next = Instant::now();
+    let mut schedule = Schedule::new(interval, collect::since_epoch());
     // A disk that stays full or read-only fails every round: say so once a
     // minute (the store counts every failure in its self-metrics).
     let mut error_logged: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let mut scrape = collection.collect(collect::now_ms());
+        let wait = schedule.wait(collect::since_epoch());
+        if !wait.is_zero() {
+            std::thread::park_timeout(wait);
+            continue;
+        }
+        let mut scrape = collection.collect(schedule.stamp(collect::since_epoch()));
         let samples: Vec<_> = scrape.samples().collect();
         if let Err(err) = shared.ingest(&samples) {
             if error_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
@@ -98,14 +105,6 @@ fn collect_loop(
         scrape.families.extend(store_metrics);
         scrape.families.extend(senders.families());
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
-
-        next += interval;
-        let now = Instant::now();
-        if next < now {
-            // A round overran the interval: skip the missed ticks, not the rest.
-            next = now + interval;
-        }
-        std::thread::park_timeout(next - now);
     }
 }
 
