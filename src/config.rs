@@ -56,10 +56,11 @@ pub struct StorageConfig {
     pub retention_size: u64,
     /// Most series active at once; new ones beyond are refused.
     pub max_series: usize,
-    /// Jitter of a series' timestamps absorbed by aligning them to its
-    /// schedule; "0s" stores timestamps exactly as given.
-    #[serde(deserialize_with = "duration")]
-    pub timestamp_tolerance: Duration,
+    /// Retired: the store once aligned timestamps within this much of a
+    /// series' schedule. Accepted, and ignored with a warning, so that
+    /// config files written for it still load.
+    #[serde(rename = "timestamp_tolerance")]
+    retired_timestamp_tolerance: Option<toml::Value>,
 }
 
 impl Default for StorageConfig {
@@ -72,7 +73,7 @@ impl Default for StorageConfig {
             rollup_hour_retention: store.hour_retention,
             retention_size: store.retention_size,
             max_series: store.max_series,
-            timestamp_tolerance: store.timestamp_tolerance,
+            retired_timestamp_tolerance: None,
         }
     }
 }
@@ -89,7 +90,6 @@ impl StorageConfig {
             hour_retention: self.rollup_hour_retention,
             retention_size: self.retention_size,
             max_series: self.max_series,
-            timestamp_tolerance: self.timestamp_tolerance,
         }
     }
 }
@@ -366,6 +366,11 @@ impl Config {
     pub fn parse(text: &str) -> anyhow::Result<Config> {
         let config: Config = toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
         config.validate()?;
+        if config.storage.retired_timestamp_tolerance.is_some() {
+            tracing::warn!(
+                "key storage.timestamp_tolerance is ignored: sonde stores every timestamp as given, and collection rounds are stamped on their schedule; delete the key"
+            );
+        }
         Ok(config)
     }
 
@@ -420,6 +425,12 @@ mod tests {
         let text = include_str!("../packaging/sonde.toml");
         let config = Config::parse(text).unwrap();
         assert_eq!(config.collect.interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn retired_timestamp_tolerance_still_loads() {
+        let config = Config::parse("[storage]\ntimestamp_tolerance = \"50ms\"\n").unwrap();
+        assert_eq!(config.storage.max_series, 100_000);
     }
 
     #[test]

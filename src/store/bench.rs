@@ -208,9 +208,9 @@ fn load_fixture(fixture: &[u8]) -> anyhow::Result<(Vec<Model>, Vec<i64>)> {
     Ok((models, offsets))
 }
 
-/// Builds the fixture from the database of a sonde that ran with
-/// `timestamp_tolerance = "0s"` at a 10 s interval: every series present in
-/// each round after the warm-up, and the rounds' offsets from the schedule.
+/// Builds the fixture from the database of a sonde that ran at a 10 s
+/// interval: every series present in each round after the warm-up, and the
+/// rounds' offsets from the schedule.
 ///
 /// The first quarter of the rounds is the warm-up: collectors report a
 /// series only once it has something to count (a syscall first seen, a

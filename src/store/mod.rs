@@ -92,8 +92,6 @@ pub struct StoreOptions {
     pub retention_size: u64,
     /// Series allowed in the head at once; new series beyond are refused.
     pub max_series: usize,
-    /// Jitter absorbed by timestamp alignment (see [`head`]).
-    pub timestamp_tolerance: Duration,
 }
 
 impl Default for StoreOptions {
@@ -105,7 +103,6 @@ impl Default for StoreOptions {
             hour_retention: Duration::from_secs(730 * DAY),
             retention_size: 0,
             max_series: 100_000,
-            timestamp_tolerance: Duration::from_millis(50),
         }
     }
 }
@@ -399,7 +396,7 @@ impl Store {
             if !known.contains(&id) {
                 continue;
             }
-            self.append_to_head(id, t, v, 0)?;
+            self.append_to_head(id, t, v)?;
             *replayed += 1;
         }
         Ok(())
@@ -415,21 +412,15 @@ impl Store {
             rows.collect::<Result<_, _>>()?
         };
         for (id, t, v) in rows {
-            self.append_to_head(id, t, v, 0)?;
+            self.append_to_head(id, t, v)?;
             *imported += 1;
         }
         Ok(())
     }
 
-    /// Offers one sample of a known series to the head; returns the
-    /// timestamp it was stored at, if it was.
-    fn append_to_head(
-        &mut self,
-        id: i64,
-        t: i64,
-        v: f64,
-        tolerance_ms: i64,
-    ) -> anyhow::Result<Option<i64>> {
+    /// Offers one sample of a known series to the head; returns whether it
+    /// was stored.
+    fn append_to_head(&mut self, id: i64, t: i64, v: f64) -> anyhow::Result<bool> {
         let series = match self.head.get_mut(&id) {
             Some(series) => series,
             None => {
@@ -438,7 +429,7 @@ impl Store {
             }
         };
         let mut finished = Vec::new();
-        let outcome = series.append(t, v, tolerance_ms, &mut finished);
+        let outcome = series.append(t, v, &mut finished);
         if !finished.is_empty() {
             for chunk in &finished {
                 if let Finished::Raw {
@@ -468,17 +459,17 @@ impl Store {
                 .extend(finished.into_iter().map(|f| (id, f)));
         }
         Ok(match outcome {
-            Appended::Stored(t) => {
+            Appended::Stored => {
                 self.newest_ts = self.newest_ts.max(t);
-                Some(t)
+                true
             }
             Appended::Duplicate => {
                 self.stats.samples_duplicate += 1;
-                None
+                false
             }
             Appended::OutOfOrder => {
                 self.stats.samples_out_of_order += 1;
-                None
+                false
             }
         })
     }
@@ -504,7 +495,6 @@ impl Store {
     /// failed write, and even then the samples stay readable in memory and
     /// are persisted by the next append that succeeds.
     pub fn append(&mut self, samples: &[Sample]) -> anyhow::Result<()> {
-        let tolerance = self.options.timestamp_tolerance.as_millis() as i64;
         // A log entry is an id, a timestamp delta and 8 bytes of value.
         let mut log = ByteWriter::with_capacity(samples.len() * 12);
         let mut log_t = 0i64;
@@ -512,9 +502,8 @@ impl Store {
             let Some(id) = self.admit(&sample.labels) else {
                 continue;
             };
-            if let Some(t) =
-                self.append_to_head(id, sample.timestamp_ms, sample.value, tolerance)?
-            {
+            let t = sample.timestamp_ms;
+            if self.append_to_head(id, t, sample.value)? {
                 log.uvarint(id as u64);
                 log.i64(t.wrapping_sub(log_t));
                 log.f64(sample.value);
