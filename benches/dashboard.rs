@@ -20,8 +20,8 @@ use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
 use sonde::serve::dashboard::charts::{self, CHARTS};
 use sonde::serve::dashboard::series::Grid;
 use sonde::serve::dashboard::{self, Range};
-use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
+use sonde::ship::queue::Outbox;
 use sonde::store::Store;
 
 const INTERVAL_MS: i64 = 10_000;

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use common::prometheus::{encode, Prometheus};
 use common::promql::{corpus, feed, generate, SCRAPE_MS};
 use sonde::model::Scrape;
-use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
+use sonde::ship::queue::Outbox;
 use sonde::store::Store;
 
 const DAY_S: i64 = 24 * 3600;

@@ -13,9 +13,9 @@ use crate::collect::schedule::Schedule;
 use crate::collect::{self, Collection};
 use crate::config::Config;
 use crate::model::{Family, Scrape};
-use crate::serve::remote::queue::Outbox;
-use crate::serve::remote::send::Senders;
 use crate::serve::{self, Shared};
+use crate::ship::queue::Outbox;
+use crate::ship::send::Senders;
 use crate::store::Store;
 
 pub fn run(config: Config) -> anyhow::Result<()> {

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
 use sonde::serve::dashboard::{self, Range};
-use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
+use sonde::ship::queue::Outbox;
 use sonde::store::Store;
 
 use common::{get, Sonde, TempDir};

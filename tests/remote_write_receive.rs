@@ -9,8 +9,9 @@ use common::remote::{self, series, WRITE_HEADERS};
 use common::Sonde;
 use prost::Message;
 use sonde::model::{Labels, Matcher, METRIC_NAME};
-use sonde::serve::remote::prompb::WriteRequest;
-use sonde::serve::remote::{compress, MAX_COMPRESSED_BODY};
+use sonde::prompb::compress;
+use sonde::prompb::WriteRequest;
+use sonde::serve::remote::MAX_COMPRESSED_BODY;
 use sonde::store::Store;
 
 /// POSTs a body with Prometheus's remote-write headers, `headers` replacing

@@ -14,7 +14,7 @@ use common::prometheus::Prometheus;
 use common::remote::{self, series};
 use common::Sonde;
 use prost::Message;
-use sonde::serve::remote::prompb::{
+use sonde::prompb::{
     LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, TimeSeries, WriteRequest,
 };
 

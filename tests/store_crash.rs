@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::remote;
 use common::{Sonde, TempDir};
 use sonde::model::{MatchOp, Matcher, METRIC_NAME};
-use sonde::serve::remote::prompb::WriteRequest;
+use sonde::prompb::WriteRequest;
 use sonde::store::Store;
 
 const SERIES: usize = 20;
@@ -81,8 +81,7 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
                         metadata: vec![],
                     };
                     let url = format!("{base_url}/api/v1/write");
-                    let body =
-                        sonde::serve::remote::compress(&prost::Message::encode_to_vec(&request));
+                    let body = sonde::prompb::compress(&prost::Message::encode_to_vec(&request));
                     let answer = remote::post(&url, &body, &remote::WRITE_HEADERS);
                     let acked = matches!(&answer, Ok(a) if a.status == 204);
                     sent.push(Sent { first_ts: t, acked });

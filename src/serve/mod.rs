@@ -22,7 +22,7 @@ pub struct Shared {
     pub latest: RwLock<Arc<Scrape>>,
     pub store: Mutex<Store>,
     /// The remote-write queue: whatever is stored is queued there too.
-    pub outbox: Mutex<remote::queue::Outbox>,
+    pub outbox: Mutex<crate::ship::queue::Outbox>,
 }
 
 impl Shared {

@@ -4,7 +4,7 @@
 //! written by remote write, and the queries of tests/promql/.
 
 use super::remote::{self, series};
-use sonde::serve::remote::prompb::{TimeSeries, WriteRequest};
+use sonde::prompb::{TimeSeries, WriteRequest};
 
 /// The synthetic data's scrape interval.
 pub const SCRAPE_MS: i64 = 15_000;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use prost::Message;
-use sonde::serve::remote::compress;
-use sonde::serve::remote::prompb::{Label, ReadRequest, Sample, TimeSeries, WriteRequest};
+use sonde::prompb::compress;
+use sonde::prompb::{Label, ReadRequest, Sample, TimeSeries, WriteRequest};
 
 /// An HTTP answer: status, Content-Type, body bytes.
 pub struct Answer {

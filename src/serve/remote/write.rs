@@ -11,9 +11,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::prompb::{self, WriteRequest};
 use super::{decode_request, RemoteError};
 use crate::model::{Labels, Sample, METRIC_NAME};
+use crate::prompb::{self, WriteRequest};
 use crate::serve::AppState;
 
 pub async fn receive(

@@ -26,8 +26,8 @@ use anyhow::Context;
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::prompb;
 use crate::model::{Labels, Sample};
+use crate::prompb::{self, compress};
 
 fn connect(db_file: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(db_file)
@@ -92,7 +92,7 @@ impl Outbox {
         if samples.is_empty() {
             return Ok(());
         }
-        let request = super::compress(&to_write_request(samples).encode_to_vec());
+        let request = compress(&to_write_request(samples).encode_to_vec());
         conn.prepare_cached(
             "INSERT INTO remote_write_queue (enqueued_ms, samples, request) VALUES (?1, ?2, ?3)",
         )?
@@ -208,7 +208,7 @@ impl Cursor {
         if batch.last_seq == self.position {
             return Ok(None);
         }
-        batch.body = super::compress(&merged);
+        batch.body = compress(&merged);
         Ok(Some(batch))
     }
 
