@@ -21,7 +21,6 @@ use sonde::serve::dashboard::charts::{self, CHARTS};
 use sonde::serve::dashboard::series::Grid;
 use sonde::serve::dashboard::{self, Range};
 use sonde::serve::{router, Shared};
-use sonde::ship::queue::Outbox;
 use sonde::store::Store;
 
 const INTERVAL_MS: i64 = 10_000;
@@ -71,7 +70,6 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
-        outbox: Mutex::new(Outbox::none()),
     });
     let runtime = tokio::runtime::Runtime::new()?;
     let listen = serve_at.as_deref().unwrap_or("127.0.0.1:0");

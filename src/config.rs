@@ -82,16 +82,6 @@ impl StorageConfig {
     pub fn database_file(&self) -> PathBuf {
         self.path.join("sonde.db")
     }
-
-    pub fn store_options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions {
-            retention: self.retention,
-            minute_retention: self.rollup_minute_retention,
-            hour_retention: self.rollup_hour_retention,
-            retention_size: self.retention_size,
-            max_series: self.max_series,
-        }
-    }
 }
 
 /// Parses a size: a number of bytes, or a string such as `"512MB"` or
@@ -356,6 +346,20 @@ pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, 
 
 impl Config {
     /// Reads and checks a config file.
+    /// The store's options: `[storage]`, and an outbox when there is a
+    /// `[[remote_write]]` destination to queue for.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let storage = &self.storage;
+        crate::store::StoreOptions {
+            retention: storage.retention,
+            minute_retention: storage.rollup_minute_retention,
+            hour_retention: storage.rollup_hour_retention,
+            retention_size: storage.retention_size,
+            max_series: storage.max_series,
+            outbox: !self.remote_write.is_empty(),
+        }
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;

@@ -1,7 +1,8 @@
 //! `sonde run`: wires the stages together. A collection thread runs every
-//! collector once per interval, on the ticks of a [`Schedule`], persists the
-//! round and publishes it for `/metrics`; the HTTP server answers from the
-//! store and that last round.
+//! collector once per interval, on the ticks of a [`Schedule`], appends the
+//! round to the store (which queues what it stored for remote write in the
+//! same transaction) and publishes it for `/metrics`; sender threads ship
+//! the queue; the HTTP server answers from the store and that last round.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,12 +15,11 @@ use crate::collect::{self, Collection};
 use crate::config::Config;
 use crate::model::{Family, Scrape};
 use crate::serve::{self, Shared};
-use crate::ship::queue::Outbox;
-use crate::ship::send::Senders;
+use crate::ship::{self, send::Senders};
 use crate::store::Store;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let store = Store::open_with(&config.storage.path, config.storage.store_options())?;
+    let store = Store::open_with(&config.storage.path, config.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
@@ -32,13 +32,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let db_file = config.storage.database_file();
     let remotes: Vec<&str> = config.remote_write.iter().map(|r| r.name()).collect();
-    let outbox = Outbox::open(&db_file, &remotes)?;
+    ship::queue::configure(&db_file, &remotes)?;
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
-        outbox: Mutex::new(outbox),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let collecting = {
@@ -94,7 +93,8 @@ fn collect_loop(
         }
         let mut scrape = collection.collect(schedule.stamp(collect::since_epoch()));
         let samples: Vec<_> = scrape.samples().collect();
-        if let Err(err) = shared.ingest(&samples) {
+        let stored = shared.store.lock().expect("lock poisoned").append(&samples);
+        if let Err(err) = stored {
             if error_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                 error_logged = Some(Instant::now());
                 tracing::error!("cannot store {} samples: {err:#}", samples.len());

@@ -23,12 +23,18 @@
 //! - the head (see [`head`]): each active series' open chunk and buckets, in
 //!   memory; `head` holds its state as of the series' last checkpoint and
 //!   `ingest_log` every sample stored since, so a restart rebuilds it.
+//! - `remote_write_queue` (with [`StoreOptions::outbox`]): every append's
+//!   stored samples, for the `[[remote_write]]` destinations (see
+//!   [`outbox`]; [`crate::ship`] sends them).
 //!
 //! Invariants:
 //! - Every committed transaction that persists a chunk of a series also
 //!   writes that series' head state, so a state never lags its own chunks:
 //!   the chunks plus the state hold exactly the series' samples up to the
 //!   state's `last_ts`, and the log holds every later committed sample.
+//! - An append's samples reach the log (or a checkpoint) and the outbox in
+//!   one transaction: the queue never holds a sample the file lacks, nor
+//!   the file one the queue lacks (while the outbox is on).
 //! - Log rows are deleted only by a checkpoint, which writes every head state
 //!   in the same transaction. Replay skips samples at or before a series'
 //!   `last_ts` (the out-of-order rule), so replaying is idempotent: a crash
@@ -41,8 +47,8 @@
 //!   transaction that commits, so a failed transaction never leaves the
 //!   memory naming an id the file reuses for another series.
 //! - After a failed write (disk full, read-only file) nothing already taken
-//!   is forgotten: full chunks, new series and head states wait in memory and
-//!   go out with the next transaction that succeeds, which is a full
+//!   is forgotten: full chunks, new series, head states and outbox rows wait
+//!   in memory and go out with the next transaction that succeeds, which is a full
 //!   checkpoint; reads see them meanwhile. Only the log rows of the failed
 //!   appends are dropped, so a crash during the outage loses what arrived
 //!   during it, and nothing else.
@@ -62,6 +68,7 @@ mod codec;
 mod head;
 mod maintain;
 mod migrate;
+mod outbox;
 mod rng;
 pub mod rollup;
 pub mod xor;
@@ -92,6 +99,9 @@ pub struct StoreOptions {
     pub retention_size: u64,
     /// Series allowed in the head at once; new series beyond are refused.
     pub max_series: usize,
+    /// Queue every stored sample for remote write (`[[remote_write]]` is
+    /// configured): see [`outbox`].
+    pub outbox: bool,
 }
 
 impl Default for StoreOptions {
@@ -103,6 +113,7 @@ impl Default for StoreOptions {
             hour_retention: Duration::from_secs(730 * DAY),
             retention_size: 0,
             max_series: 100_000,
+            outbox: false,
         }
     }
 }
@@ -208,6 +219,7 @@ struct Pending {
     closed: HashSet<i64>,
     /// Series whose trailing one-chunk rows passed a run's limits.
     runs: HashSet<i64>,
+    outbox: Vec<outbox::Row>,
 }
 
 /// Checkpoint after this many log rows or bytes, whichever first: bounds the
@@ -490,26 +502,46 @@ impl Store {
         Ok(stored.into_iter().chain(pending).max().unwrap_or(i64::MIN))
     }
 
-    /// Stores a batch. Samples that break the out-of-order rule or belong to
+    /// Stores a batch, and queues what it stored for remote write when the
+    /// outbox is on. Samples that break the out-of-order rule or belong to
     /// refused series are counted and skipped; the error is only for a
     /// failed write, and even then the samples stay readable in memory and
-    /// are persisted by the next append that succeeds.
+    /// are persisted (and queued) by the next append that succeeds.
     pub fn append(&mut self, samples: &[Sample]) -> anyhow::Result<()> {
         // A log entry is an id, a timestamp delta and 8 bytes of value.
         let mut log = ByteWriter::with_capacity(samples.len() * 12);
         let mut log_t = 0i64;
+        let mut stored = Vec::new();
+        // A failed read stops the batch; what was stored before it is still
+        // logged and queued.
+        let mut read_error = None;
         for sample in samples {
             let Some(id) = self.admit(&sample.labels) else {
                 continue;
             };
             let t = sample.timestamp_ms;
-            if self.append_to_head(id, t, sample.value)? {
+            let taken = match self.append_to_head(id, t, sample.value) {
+                Ok(taken) => taken,
+                Err(err) => {
+                    read_error = Some(err);
+                    break;
+                }
+            };
+            if taken {
                 log.uvarint(id as u64);
                 log.i64(t.wrapping_sub(log_t));
                 log.f64(sample.value);
                 log_t = t;
                 self.stats.samples_appended += 1;
+                if self.options.outbox {
+                    stored.push(sample);
+                }
             }
+        }
+        if !stored.is_empty() {
+            self.pending
+                .outbox
+                .push(outbox::Row::new(stored.into_iter()));
         }
         let checkpoint = self.needs_checkpoint
             || self.log_rows >= CHECKPOINT_ROWS
@@ -525,7 +557,7 @@ impl Store {
                 self.write_failed(&err);
             }
         }
-        result
+        result.and(read_error.map_or(Ok(()), Err))
     }
 
     /// The id of a sample's series, if the series is (or may become) active.
@@ -654,6 +686,9 @@ impl Store {
             }
             if let (Some(log), false) = (&log, checkpoint) {
                 tx.execute("INSERT INTO ingest_log (samples) VALUES (?1)", [log])?;
+            }
+            for row in &self.pending.outbox {
+                row.insert(&tx)?;
             }
             if drop_v0 {
                 tx.execute("DROP TABLE samples_v0", [])?;
