@@ -13,8 +13,12 @@
 //!   the receiver accepted (or definitively refused) everything up to it, so
 //!   a sample is delivered in order and, once accepted, never sent again —
 //!   except when sonde dies between a receiver's answer and the position
-//!   update, where the batch is sent once more (a receiver ignores an exact
-//!   duplicate).
+//!   update.
+//! - A batch's last row is recorded (`in_flight`) before the batch is sent,
+//!   and after a restart that batch goes first, alone and whole. A receiver
+//!   that already took it either ignores it or refuses it (Prometheus
+//!   answers 400 to a sample older than its series' newest), and the
+//!   refusal drops only what it already holds, never newer rows.
 //! - A destination configured for the first time starts after the last row:
 //!   it receives what is stored from then on, not the backlog of others.
 //! - Concatenated `WriteRequest` encodings are one valid `WriteRequest` (the
@@ -93,17 +97,20 @@ pub struct Cursor {
     conn: Connection,
     remote: String,
     position: i64,
+    /// The last row of the batch sent before a restart, if beyond the
+    /// position: the next batch ends there.
+    in_flight: i64,
 }
 
 impl Cursor {
     /// Opens the position [`configure`] set up for `remote`.
     pub fn open(db_file: &Path, remote: &str) -> anyhow::Result<Cursor> {
         let conn = connect(db_file)?;
-        let position = conn
+        let (position, in_flight) = conn
             .query_row(
-                "SELECT seq FROM remote_write_position WHERE remote = ?1",
+                "SELECT seq, in_flight FROM remote_write_position WHERE remote = ?1",
                 [remote],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?
             .with_context(|| format!("remote_write {remote:?} has no queue position"))?;
@@ -111,12 +118,14 @@ impl Cursor {
             conn,
             remote: remote.to_string(),
             position,
+            in_flight,
         })
     }
 
     /// The next rows after the position, up to `max_samples` (at least one
-    /// row, however large); None when the queue is empty.
-    pub fn next_batch(&self, max_samples: usize) -> anyhow::Result<Option<Batch>> {
+    /// row, however large), or exactly the rows in flight at the last stop;
+    /// recorded as in flight. None when the queue is empty.
+    pub fn next_batch(&mut self, max_samples: usize) -> anyhow::Result<Option<Batch>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, samples, request FROM remote_write_queue WHERE seq > ?1 ORDER BY seq",
         )?;
@@ -129,11 +138,16 @@ impl Cursor {
         };
         while let Some(row) = rows.next()? {
             let samples: i64 = row.get(1)?;
-            if batch.samples > 0 && batch.samples + samples as u64 > max_samples as u64 {
+            let seq: i64 = row.get(0)?;
+            let full = if self.in_flight > self.position {
+                seq > self.in_flight
+            } else {
+                batch.samples > 0 && batch.samples + samples as u64 > max_samples as u64
+            };
+            if full {
                 break;
             }
             let request: Vec<u8> = row.get(2)?;
-            let seq: i64 = row.get(0)?;
             let decoded = snap::raw::Decoder::new()
                 .decompress_vec(&request)
                 .with_context(|| format!("corrupt remote-write queue row {seq}"))?;
@@ -141,9 +155,16 @@ impl Cursor {
             batch.last_seq = seq;
             batch.samples += samples as u64;
         }
+        drop(rows);
+        drop(stmt);
         if batch.last_seq == self.position {
             return Ok(None);
         }
+        self.conn.execute(
+            "UPDATE remote_write_position SET in_flight = ?2 WHERE remote = ?1",
+            params![self.remote, batch.last_seq],
+        )?;
+        self.in_flight = batch.last_seq;
         batch.body = compress(&merged);
         Ok(Some(batch))
     }
@@ -314,11 +335,34 @@ mod tests {
             ])
             .unwrap();
         store.append(&[sample("x", 2)]).unwrap(); // nothing stored, no row
-        let a = Cursor::open(&db, "a").unwrap();
+        let mut a = Cursor::open(&db, "a").unwrap();
         let batch = a.next_batch(100).unwrap().unwrap();
         assert_eq!(decode(&batch), [("x".into(), 1), ("x".into(), 2)]);
         assert_eq!(batch.samples, 2);
         assert_eq!(a.pending().unwrap(), 2, "one row");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn after_a_restart_the_batch_in_flight_goes_alone() {
+        let (mut store, dir) = store_with_outbox("in-flight", StoreOptions::default());
+        let db = dir.join("sonde.db");
+        configure(&db, &["a"]).unwrap();
+        store.append(&[sample("x", 1)]).unwrap();
+        store.append(&[sample("x", 2)]).unwrap();
+        let mut a = Cursor::open(&db, "a").unwrap();
+        let sent = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(sent.samples, 2);
+        // sonde dies before the position moves; more rows come meanwhile.
+        drop(a);
+        store.append(&[sample("x", 3)]).unwrap();
+        let mut a = Cursor::open(&db, "a").unwrap();
+        let again = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(decode(&again), decode(&sent), "the same batch, alone");
+        a.advance(again.last_seq).unwrap();
+        let next = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(decode(&next), [("x".into(), 3)]);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
