@@ -48,10 +48,10 @@
 //!   memory naming an id the file reuses for another series.
 //! - After a failed write (disk full, read-only file) nothing already taken
 //!   is forgotten: full chunks, new series, head states and outbox rows wait
-//!   in memory and go out with the next transaction that succeeds, which is a full
-//!   checkpoint; reads see them meanwhile. Only the log rows of the failed
-//!   appends are dropped, so a crash during the outage loses what arrived
-//!   during it, and nothing else.
+//!   in memory and go out with the next transaction that succeeds, which is
+//!   a full checkpoint; reads see them meanwhile. Only the log rows of the
+//!   failed appends are dropped, so a crash during the outage loses what
+//!   arrived during it, and nothing else.
 //! - A write that failed because the file could not be written (read-only,
 //!   I/O error) makes the next one open the database again by its path and
 //!   rewrite every series and head state through it (see
