@@ -20,7 +20,6 @@ use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
 use sonde::serve::dashboard::charts::{self, CHARTS};
 use sonde::serve::dashboard::series::Grid;
 use sonde::serve::dashboard::{self, Range};
-use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -71,7 +70,6 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
-        outbox: Mutex::new(Outbox::none()),
     });
     let runtime = tokio::runtime::Runtime::new()?;
     let listen = serve_at.as_deref().unwrap_or("127.0.0.1:0");

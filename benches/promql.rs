@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use common::prometheus::{encode, Prometheus};
 use common::promql::{corpus, feed, generate, SCRAPE_MS};
 use sonde::model::Scrape;
-use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -37,7 +36,6 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(Store::open(&dir.0)?),
-        outbox: Mutex::new(Outbox::none()),
     });
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

@@ -56,10 +56,11 @@ pub struct StorageConfig {
     pub retention_size: u64,
     /// Most series active at once; new ones beyond are refused.
     pub max_series: usize,
-    /// Jitter of a series' timestamps absorbed by aligning them to its
-    /// schedule; "0s" stores timestamps exactly as given.
-    #[serde(deserialize_with = "duration")]
-    pub timestamp_tolerance: Duration,
+    /// Retired: the store once aligned timestamps within this much of a
+    /// series' schedule. Accepted, and ignored with a warning, so that
+    /// config files written for it still load.
+    #[serde(rename = "timestamp_tolerance")]
+    retired_timestamp_tolerance: Option<toml::Value>,
 }
 
 impl Default for StorageConfig {
@@ -72,7 +73,7 @@ impl Default for StorageConfig {
             rollup_hour_retention: store.hour_retention,
             retention_size: store.retention_size,
             max_series: store.max_series,
-            timestamp_tolerance: store.timestamp_tolerance,
+            retired_timestamp_tolerance: None,
         }
     }
 }
@@ -80,17 +81,6 @@ impl Default for StorageConfig {
 impl StorageConfig {
     pub fn database_file(&self) -> PathBuf {
         self.path.join("sonde.db")
-    }
-
-    pub fn store_options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions {
-            retention: self.retention,
-            minute_retention: self.rollup_minute_retention,
-            hour_retention: self.rollup_hour_retention,
-            retention_size: self.retention_size,
-            max_series: self.max_series,
-            timestamp_tolerance: self.timestamp_tolerance,
-        }
     }
 }
 
@@ -361,6 +351,20 @@ pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, 
 
 impl Config {
     /// Reads and checks a config file.
+    /// The store's options: `[storage]`, and an outbox when there is a
+    /// `[[remote_write]]` destination to queue for.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let storage = &self.storage;
+        crate::store::StoreOptions {
+            retention: storage.retention,
+            minute_retention: storage.rollup_minute_retention,
+            hour_retention: storage.rollup_hour_retention,
+            retention_size: storage.retention_size,
+            max_series: storage.max_series,
+            outbox: !self.remote_write.is_empty(),
+        }
+    }
+
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -371,6 +375,11 @@ impl Config {
     pub fn parse(text: &str) -> anyhow::Result<Config> {
         let config: Config = toml::from_str(text).map_err(|err| anyhow::anyhow!("{err}"))?;
         config.validate()?;
+        if config.storage.retired_timestamp_tolerance.is_some() {
+            tracing::warn!(
+                "key storage.timestamp_tolerance is ignored: sonde stores every timestamp as given, and collection rounds are stamped on their schedule; delete the key"
+            );
+        }
         Ok(config)
     }
 
@@ -432,6 +441,12 @@ mod tests {
         let text = include_str!("../packaging/sonde.toml");
         let config = Config::parse(text).unwrap();
         assert_eq!(config.collect.interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn retired_timestamp_tolerance_still_loads() {
+        let config = Config::parse("[storage]\ntimestamp_tolerance = \"50ms\"\n").unwrap();
+        assert_eq!(config.storage.max_series, 100_000);
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //!
 //! The data's way through the crate, one module per stage:
 //! [`collect`] reads the machine → [`store`] persists samples →
-//! [`serve`] answers HTTP. [`model`] is the sample model every stage speaks.
+//! [`ship`] sends them to `[[remote_write]]` destinations; [`serve`] answers
+//! HTTP from the store. [`model`] is the sample model every stage speaks,
+//! [`prompb`] Prometheus's remote protocol on the wire.
 
 pub mod bench;
 pub mod collect;
 pub mod config;
 pub mod doctor;
 pub mod model;
+pub mod prompb;
 pub mod query;
 pub mod run;
 pub mod serve;
+pub mod ship;
 pub mod store;

@@ -67,7 +67,7 @@ enum Bench {
         #[arg(long)]
         no_prometheus: bool,
         /// Instead of measuring, build the benchmark fixture from the data
-        /// directory of a sonde that ran with timestamp_tolerance = "0s".
+        /// directory of a sonde run at a 10 s interval.
         #[arg(long, value_name = "DATA_DIR", requires = "fixture")]
         record_from: Option<PathBuf>,
         /// Where --record-from writes the fixture.

@@ -1,6 +1,8 @@
 //! `sonde run`: wires the stages together. A collection thread runs every
-//! collector once per interval, persists the round and publishes it for
-//! `/metrics`; the HTTP server answers from the store and that last round.
+//! collector once per interval, on the ticks of a [`Schedule`], appends the
+//! round to the store (which queues what it stored for remote write in the
+//! same transaction) and publishes it for `/metrics`; sender threads ship
+//! the queue; the HTTP server answers from the store and that last round.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -8,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::collect::schedule::Schedule;
 use crate::collect::{self, Collection};
 use crate::config::Config;
 use crate::model::{Family, Scrape};
-use crate::serve::remote::queue::Outbox;
-use crate::serve::remote::send::Senders;
 use crate::serve::{self, Shared};
+use crate::ship::{self, send::Senders};
 use crate::store::Store;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let store = Store::open_with(&config.storage.path, config.storage.store_options())?;
+    let store = Store::open_with(&config.storage.path, config.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
@@ -30,13 +32,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let db_file = config.storage.database_file();
     let remotes: Vec<&str> = config.remote_write.iter().map(|r| r.name()).collect();
-    let outbox = Outbox::open(&db_file, &remotes)?;
+    ship::queue::configure(&db_file, &remotes)?;
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
-        outbox: Mutex::new(outbox),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let collecting = {
@@ -80,14 +81,20 @@ fn collect_loop(
     interval: Duration,
     stop: &AtomicBool,
 ) {
-    let mut next = Instant::now();
+    let mut schedule = Schedule::new(interval, collect::since_epoch());
     // A disk that stays full or read-only fails every round: say so once a
     // minute (the store counts every failure in its self-metrics).
     let mut error_logged: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
-        let mut scrape = collection.collect(collect::now_ms());
+        let wait = schedule.wait(collect::since_epoch());
+        if !wait.is_zero() {
+            std::thread::park_timeout(wait);
+            continue;
+        }
+        let mut scrape = collection.collect(schedule.stamp(collect::since_epoch()));
         let samples: Vec<_> = scrape.samples().collect();
-        if let Err(err) = shared.ingest(&samples) {
+        let stored = shared.store.lock().expect("lock poisoned").append(&samples);
+        if let Err(err) = stored {
             if error_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                 error_logged = Some(Instant::now());
                 tracing::error!("cannot store {} samples: {err:#}", samples.len());
@@ -98,14 +105,6 @@ fn collect_loop(
         scrape.families.extend(store_metrics);
         scrape.families.extend(senders.families());
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
-
-        next += interval;
-        let now = Instant::now();
-        if next < now {
-            // A round overran the interval: skip the missed ticks, not the rest.
-            next = now + interval;
-        }
-        std::thread::park_timeout(next - now);
     }
 }
 

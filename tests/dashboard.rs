@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
 use sonde::serve::dashboard::{self, Range};
-use sonde::serve::remote::queue::Outbox;
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -127,7 +126,6 @@ fn serve(store: Store) -> String {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
-        outbox: Mutex::new(Outbox::none()),
     });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

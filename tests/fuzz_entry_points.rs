@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use prost::Message;
 use sonde::model::{Labels, METRIC_NAME};
+use sonde::prompb::compress;
+use sonde::prompb::{Label, LabelMatcher, Query, ReadRequest, Sample, TimeSeries, WriteRequest};
 use sonde::query::{self, Limits};
-use sonde::serve::remote::prompb::{
-    Label, LabelMatcher, Query, ReadRequest, Sample, TimeSeries, WriteRequest,
-};
-use sonde::serve::remote::{compress, decode_request, read, write};
+use sonde::serve::remote::{decode_request, read, write};
 use sonde::store::SeriesSamples;
 
 /// xorshift64*: small, seedable, good enough to pick mutations.

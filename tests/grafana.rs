@@ -11,7 +11,7 @@ use common::prometheus::encode;
 use common::remote::{self, series};
 use common::{get, Sonde};
 use serde_json::Value;
-use sonde::serve::remote::prompb::WriteRequest;
+use sonde::prompb::WriteRequest;
 
 const FORM: [(&str, &str); 1] = [("Content-Type", "application/x-www-form-urlencoded")];
 

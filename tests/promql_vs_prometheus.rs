@@ -7,137 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::prometheus::{encode, Prometheus};
-use common::promql::{corpus, feed, generate, SCRAPE_MS};
-use common::{get, Sonde};
+use common::promql::{api, compare, corpus, feed, generate, SCRAPE_MS};
+use common::Sonde;
 use serde_json::Value;
 
 /// One hour of 15 s scrapes.
 const SCRAPES: i64 = 240;
-
-fn api(base_url: &str, path_and_query: &str) -> (u16, Value) {
-    let url = format!("{base_url}{path_and_query}");
-    let (status, body) = get(&url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"));
-    (status, value)
-}
-
-/// Values equal as Prometheus writes them, or within 1e-9 relative (and
-/// 1e-12 absolute, for results that are zero up to rounding).
-fn same_value(a: &Value, b: &Value) -> bool {
-    let (Some(a), Some(b)) = (a.as_str(), b.as_str()) else {
-        return false;
-    };
-    if a == b {
-        return true;
-    }
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) if x.is_finite() && y.is_finite() => {
-            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()) || (x - y).abs() <= 1e-12
-        }
-        _ => false,
-    }
-}
-
-fn by_labels(result: &Value) -> BTreeMap<String, &Value> {
-    result
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| (item["metric"].to_string(), item))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// None when sonde answered as Prometheus did; otherwise what differs.
-fn difference(query: &str, prom: &(u16, Value), sonde: &(u16, Value)) -> Option<String> {
-    let (p, s) = (&prom.1, &sonde.1);
-    if p["status"] == "error" {
-        return (s["status"] != "error" || s["errorType"] != p["errorType"] || sonde.0 != prom.0)
-            .then(|| {
-                format!(
-                    "Prometheus refused it ({} {}), sonde answered {} {s}",
-                    prom.0, p["error"], sonde.0
-                )
-            });
-    }
-    if s["status"] != "success" {
-        return Some(format!("sonde failed: {s}"));
-    }
-    let (p, s) = (&p["data"], &s["data"]);
-    if p["resultType"] != s["resultType"] {
-        return Some(format!(
-            "resultType {} vs {}",
-            p["resultType"], s["resultType"]
-        ));
-    }
-    match p["resultType"].as_str() {
-        Some("scalar") | Some("string") => {
-            let (pr, sr) = (&p["result"], &s["result"]);
-            (pr[0] != sr[0] || !(same_value(&pr[1], &sr[1]) || pr[1] == sr[1]))
-                .then(|| format!("{pr} vs {sr}"))
-        }
-        Some(kind) => {
-            let key = if kind == "matrix" { "values" } else { "value" };
-            let (pm, sm) = (by_labels(&p["result"]), by_labels(&s["result"]));
-            if pm.keys().ne(sm.keys()) {
-                let missing: Vec<_> = pm.keys().filter(|k| !sm.contains_key(*k)).collect();
-                let extra: Vec<_> = sm.keys().filter(|k| !pm.contains_key(*k)).collect();
-                return Some(format!(
-                    "series differ: sonde lacks {missing:?}, has extra {extra:?}"
-                ));
-            }
-            for (labels, pv) in &pm {
-                let sv = sm[labels];
-                let (pp, sp) = if kind == "matrix" {
-                    (
-                        pv[key].as_array().unwrap().clone(),
-                        sv[key].as_array().cloned().unwrap_or_default(),
-                    )
-                } else {
-                    (vec![pv[key].clone()], vec![sv[key].clone()])
-                };
-                if pp.len() != sp.len() {
-                    return Some(format!(
-                        "{labels}: {} points vs {}: {pv} vs {sv}",
-                        pp.len(),
-                        sp.len()
-                    ));
-                }
-                for (a, b) in pp.iter().zip(&sp) {
-                    if a[0] != b[0] || !same_value(&a[1], &b[1]) {
-                        return Some(format!("{labels}: point {a} vs {b}"));
-                    }
-                }
-            }
-            // Sorting functions and topk/bottomk: the order of values must
-            // match too.
-            let ordered = ["sort", "topk", "bottomk"]
-                .iter()
-                .any(|f| query.starts_with(f));
-            if kind == "vector" && ordered {
-                let order = |r: &Value| -> Vec<Value> {
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|i| i["value"][1].clone())
-                        .collect()
-                };
-                let (po, so) = (order(&p["result"]), order(&s["result"]));
-                if po != so {
-                    return Some(format!("order {po:?} vs {so:?}"));
-                }
-            }
-            None
-        }
-        None => Some(format!("no resultType: {p}")),
-    }
-}
 
 #[test]
 fn corpus_answers_as_prometheus_does() {
@@ -173,19 +49,8 @@ fn corpus_answers_as_prometheus_does() {
     ];
 
     let queries = corpus("1m");
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    for (file, query) in &queries {
-        for request in &requests {
-            let path = format!("{request}&query={}", encode(query));
-            let prom = api(&prometheus.base_url, &path);
-            let ours = api(&sonde.base_url, &path);
-            compared += 1;
-            if let Some(diff) = difference(query, &prom, &ours) {
-                failures.push(format!("{file}: {query}\n  {request}\n  {diff}"));
-            }
-        }
-    }
+    let (mut compared, mut failures) =
+        compare(&prometheus.base_url, &sonde.base_url, &queries, &requests);
 
     // Series and label browsing over the same data.
     let range = format!("start={t0s}&end={end}");

@@ -12,7 +12,7 @@ use common::Sonde;
 use prost::Message;
 use std::collections::BTreeMap;
 
-use sonde::serve::remote::prompb::{
+use sonde::prompb::{
     ChunkEncoding, LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, WriteRequest,
 };
 use sonde::serve::remote::read::{read_frames, STREAMED_CONTENT_TYPE};

@@ -1,5 +1,6 @@
 //! The remote-write receiver: a WriteRequest posted as Prometheus posts it is
-//! stored whole; malformed snappy or protobuf gets 400, wrong headers 415,
+//! stored whole, every timestamp exactly as sent (jittered ones too, which
+//! the store once moved onto their series' step); malformed snappy or protobuf gets 400, wrong headers 415,
 //! oversized bodies 413, and sonde keeps serving after each.
 
 mod common;
@@ -8,8 +9,9 @@ use common::remote::{self, series, WRITE_HEADERS};
 use common::Sonde;
 use prost::Message;
 use sonde::model::{Labels, Matcher, METRIC_NAME};
-use sonde::serve::remote::prompb::WriteRequest;
-use sonde::serve::remote::{compress, MAX_COMPRESSED_BODY};
+use sonde::prompb::compress;
+use sonde::prompb::WriteRequest;
+use sonde::serve::remote::MAX_COMPRESSED_BODY;
 use sonde::store::Store;
 
 /// POSTs a body with Prometheus's remote-write headers, `headers` replacing
@@ -28,6 +30,17 @@ fn post(sonde: &Sonde, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
     }
 }
 
+/// A 1 s schedule as a busy sender stamps it: a few milliseconds either side
+/// of each tick, and one tick a whole 40 ms late.
+const JITTERED: [(i64, f64); 6] = [
+    (1_000, 1.0),
+    (2_001, 2.0),
+    (3_003, 3.0),
+    (3_998, 4.0),
+    (5_040, 5.0),
+    (6_002, 6.0),
+];
+
 #[test]
 fn write_request_is_stored_and_bad_bodies_are_refused() {
     let sonde = Sonde::start("");
@@ -39,6 +52,7 @@ fn write_request_is_stored_and_bad_bodies_are_refused() {
                 &[(1_000, 1.0), (2_000, 2.5)],
             ),
             series("remote_demo", &[("job", "b")], &[(1_000, -3.0)]),
+            series("remote_jitter", &[], &JITTERED),
         ],
         metadata: vec![],
     };
@@ -98,6 +112,10 @@ fn write_request_is_stored_and_bad_bodies_are_refused() {
             (labels("b"), vec![(1_000, -3.0)]),
         ]
     );
+    let jittered = store
+        .select(&[Matcher::equal(METRIC_NAME, "remote_jitter")], 0, 10_000)
+        .unwrap();
+    assert_eq!(jittered[0].samples, JITTERED, "stored as sent");
     let nothing_bad = store
         .select(&[Matcher::equal(METRIC_NAME, "bad name")], 0, 10_000)
         .unwrap();

@@ -1,8 +1,12 @@
-//! Remote write out: sonde ships everything it stores to a real Prometheus
-//! 2.42 (`--web.enable-remote-write-receiver`) through its durable queue.
-//! Prometheus is stopped in the middle of the run and started again; in the
-//! end Prometheus holds exactly the samples sonde holds, read back from both
-//! with remote read. A destination that answers 404 gets no retries.
+//! Remote write out, and exact data: sonde collects at 1 s for two minutes
+//! and ships everything it stores to a real Prometheus 2.42
+//! (`--web.enable-remote-write-receiver`) through its durable queue, while a
+//! client remote-writes jittered timestamps into sonde. Prometheus is stopped
+//! in the middle of the run and started again. In the end every raw sample
+//! of every series is the same in both, timestamp and value (read back with
+//! remote read), the jittered samples are stored exactly as sent, and the
+//! PromQL corpus of tests/promql/ answers alike from both. A destination
+//! that answers 404 gets no retries.
 
 mod common;
 
@@ -11,12 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::prometheus::Prometheus;
-use common::remote::{self, series};
+use common::promql::{compare, corpus_unlabelled};
+use common::remote::{self, read_all, series, wait_identical};
 use common::Sonde;
-use prost::Message;
-use sonde::serve::remote::prompb::{
-    LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, TimeSeries, WriteRequest,
-};
+use sonde::prompb::WriteRequest;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -34,41 +36,6 @@ fn stat(sonde: &Sonde, name: &str, remote: &str) -> f64 {
         .map_or(0.0, |s| s.value)
 }
 
-/// Every sample of every series in [start_ms, end_ms], by remote read,
-/// sorted by labels.
-fn read_all(base_url: &str, start_ms: i64, end_ms: i64) -> Vec<TimeSeries> {
-    let request = ReadRequest {
-        queries: vec![Query {
-            start_timestamp_ms: start_ms,
-            end_timestamp_ms: end_ms,
-            matchers: vec![LabelMatcher {
-                r#type: MatcherType::Re as i32,
-                name: "__name__".into(),
-                value: ".+".into(),
-            }],
-            hints: None,
-        }],
-        accepted_response_types: vec![0],
-    };
-    let answer = remote::read(base_url, &request);
-    assert_eq!(answer.status, 200, "{base_url}: {}", answer.text());
-    let bytes = snap::raw::Decoder::new()
-        .decompress_vec(&answer.body)
-        .unwrap();
-    let mut response = ReadResponse::decode(bytes.as_slice()).unwrap();
-    let mut series = std::mem::take(&mut response.results[0].timeseries);
-    series.sort_by(|a, b| {
-        let key = |s: &TimeSeries| {
-            s.labels
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
-                .collect::<Vec<_>>()
-        };
-        key(a).cmp(&key(b))
-    });
-    series
-}
-
 fn wait_for(sonde: &Sonde, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -84,8 +51,11 @@ fn wait_for(sonde: &Sonde, what: &str, timeout: Duration, mut done: impl FnMut()
     );
 }
 
+/// How long sonde collects (at 1 s) before the comparison.
+const COLLECTION: Duration = Duration::from_secs(120);
+
 #[test]
-fn every_sample_reaches_prometheus_exactly_once_across_an_outage() {
+fn prometheus_holds_exactly_what_sonde_stored_and_answers_alike() {
     let start_ms = now_ms() - 1_000;
     let mut prometheus = Prometheus::start(
         "global:\n  scrape_interval: 1h\n",
@@ -97,26 +67,27 @@ fn every_sample_reaches_prometheus_exactly_once_across_an_outage() {
          [[remote_write]]\nurl = \"{0}/no/such/path\"\nname = \"wrong-path\"\n",
         prometheus.base_url
     ));
+    let started = Instant::now();
 
-    // Besides its own collection rounds (if any collector runs here),
-    // samples pushed into sonde at 10 Hz.
+    // Besides sonde's own rounds, samples pushed into sonde at 10 Hz with
+    // the jitter of a busy sender: 0 to 40 ms after each 100 ms tick.
     let writing = Arc::new(AtomicBool::new(true));
     let writer = {
         let writing = writing.clone();
         let url = sonde.base_url.clone();
         std::thread::spawn(move || {
-            let mut written = 0usize;
-            // On an exact 100 ms grid, so the store keeps them unaligned.
+            let mut written = Vec::new();
             let first = now_ms();
-            let deadline = Instant::now() + Duration::from_secs(120);
+            let deadline = Instant::now() + COLLECTION + Duration::from_secs(60);
             while writing.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let ts = first + 100 * written as i64;
+                let k = written.len() as i64;
+                let sample = (first + 100 * k + (k * 7919) % 41, k as f64);
                 let request = WriteRequest {
-                    timeseries: vec![series("forward_demo", &[], &[(ts, written as f64)])],
+                    timeseries: vec![series("forward_demo", &[], &[sample])],
                     metadata: vec![],
                 };
                 remote::write(&url, &request);
-                written += 1;
+                written.push(sample);
                 std::thread::sleep(Duration::from_millis(100));
             }
             written
@@ -171,58 +142,32 @@ fn every_sample_reaches_prometheus_exactly_once_across_an_outage() {
     assert!(pending > 0.0, "samples queued while Prometheus is down");
     prometheus.restart();
 
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(COLLECTION.saturating_sub(started.elapsed()));
     writing.store(false, Ordering::Relaxed);
     let written = writer.join().unwrap();
-    // Everything stored up to `end_ms` is queued by `end_ms` + one round.
-    let end_ms = now_ms();
-    std::thread::sleep(Duration::from_secs(3));
-    wait_for(
-        &sonde,
-        "the queue to drain",
+    // Everything stored up to `end_ms` is queued by then: a round is stored
+    // and queued in one transaction, a moment after the instant it carries.
+    let end_ms = now_ms() - 1_000;
+    let identical = wait_identical(
+        &sonde.base_url,
+        &prometheus.base_url,
+        start_ms,
+        end_ms,
         Duration::from_secs(60),
-        || stat(&sonde, "sonde_remote_write_samples_pending", "prometheus") == 0.0,
     );
-    sonde.wait_rounds(2);
 
     let in_sonde = read_all(&sonde.base_url, start_ms, end_ms);
-    let in_prometheus = read_all(&prometheus.base_url, start_ms, end_ms);
-    let count = |series: &[TimeSeries]| series.iter().map(|s| s.samples.len()).sum::<usize>();
     let demo = in_sonde
         .iter()
         .find(|s| s.labels.iter().any(|l| l.value == "forward_demo"))
         .expect("forward_demo stored");
-    assert_eq!(demo.samples.len(), written);
-    assert_eq!(in_prometheus.len(), in_sonde.len(), "same series");
-    // sonde forwards samples as collected or received; its store aligns a
-    // timestamp within 50 ms of its series' step. So each sample must have
-    // exactly one partner within 50 ms and with the same value, away from
-    // the range's ends, where alignment may move a sample across.
-    let partners = |from: &TimeSeries, to: &TimeSeries, margin: i64| {
-        for sample in &from.samples {
-            if sample.timestamp < start_ms + margin || sample.timestamp > end_ms - margin {
-                continue;
-            }
-            let near: Vec<_> = to
-                .samples
-                .iter()
-                .filter(|o| (o.timestamp - sample.timestamp).abs() <= 50)
-                .collect();
-            assert_eq!(near.len(), 1, "{:?} at {}", from.labels, sample.timestamp);
-            assert_eq!(
-                near[0].value.to_bits(),
-                sample.value.to_bits(),
-                "{:?} at {}",
-                from.labels,
-                sample.timestamp
-            );
-        }
-    };
-    for (p, s) in in_prometheus.iter().zip(&in_sonde) {
-        assert_eq!(p.labels, s.labels);
-        partners(p, s, 100);
-        partners(s, p, 150);
-    }
+    let stored: Vec<(i64, f64)> = demo
+        .samples
+        .iter()
+        .map(|p| (p.timestamp, p.value))
+        .collect();
+    let sent: Vec<(i64, f64)> = written.into_iter().filter(|s| s.0 <= end_ms).collect();
+    assert_eq!(stored, sent, "jittered timestamps stored exactly as sent");
     assert_eq!(
         stat(
             &sonde,
@@ -233,14 +178,33 @@ fn every_sample_reaches_prometheus_exactly_once_across_an_outage() {
         "nothing refused: no sample arrived twice or out of order\n{}",
         sonde.log_text()
     );
+
+    // The same PromQL answers from both over the collected rounds: ranges on
+    // a 1 s grid and an awkward one, instants in the middle and at the end.
+    let (from, to) = (start_ms / 1000 + 20, end_ms / 1000);
+    let requests = [
+        format!("/api/v1/query_range?start={from}&end={to}&step=1"),
+        format!("/api/v1/query_range?start={from}.317&end={to}&step=7"),
+        format!("/api/v1/query?time={}.5", (from + to) / 2),
+        format!("/api/v1/query?time={to}"),
+    ];
+    let queries = corpus_unlabelled("10s");
+    let (compared, failures) = compare(&prometheus.base_url, &sonde.base_url, &queries, &requests);
     eprintln!(
-        "{} samples in {} series delivered; {} retried",
-        count(&in_sonde),
+        "{} samples in {} series identical in both; {compared} PromQL answers compared, {} differ; {} retried",
+        identical,
         in_sonde.len(),
+        failures.len(),
         stat(
             &sonde,
             "sonde_remote_write_samples_retried_total",
             "prometheus"
         )
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} answers differ from Prometheus:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
     );
 }

@@ -1,9 +1,13 @@
 //! Durability: sonde is killed with SIGKILL at random moments while a client
 //! remote-writes into it as fast as it can (and sonde stores its own
-//! collection rounds). After every kill the database passes
-//! `PRAGMA integrity_check`; at the end every acknowledged sample is there,
-//! no series has a duplicate or out-of-order sample, and the head resumed
-//! after each restart (later writes to the same series were stored).
+//! collection rounds), with a `[[remote_write]]` destination, a real
+//! Prometheus 2.42. Every request also carries a duplicate and an
+//! out-of-order sample, which the store refuses. After every kill the
+//! database passes `PRAGMA integrity_check`; at the end every acknowledged
+//! sample is there, no series has a duplicate or out-of-order sample, the
+//! head resumed after each restart (later writes to the same series were
+//! stored), and once restarted sonde has delivered, Prometheus holds exactly
+//! the samples sonde stored: none lost, none twice, none the store refused.
 
 mod common;
 
@@ -11,15 +15,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::remote;
+use common::prometheus::Prometheus;
+use common::remote::{self, wait_identical};
 use common::{Sonde, TempDir};
 use sonde::model::{MatchOp, Matcher, METRIC_NAME};
-use sonde::serve::remote::prompb::WriteRequest;
+use sonde::prompb::WriteRequest;
 use sonde::store::Store;
 
 const SERIES: usize = 20;
 const SAMPLES_PER_REQUEST: i64 = 7;
 const KILLS: usize = 24;
+/// Between two samples of a written series: small, so that all of them fit
+/// in the hour before the newest sample that Prometheus accepts.
+const STEP_MS: i64 = 10;
 
 /// What the writer sent: per request, the first timestamp and whether the
 /// receiver acknowledged it (204) before the kill.
@@ -53,12 +61,20 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         rng % bound
     };
     let mut data = TempDir::new("crash");
-    // Timestamps of the written series: one second apart, starting a day
-    // back, well inside retention.
-    let mut next_ts: i64 = (seed / 1_000_000) as i64 - 86_400_000;
+    let prometheus = Prometheus::start(
+        "global:\n  scrape_interval: 1h\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    let config = format!(
+        "[[remote_write]]\nurl = \"{}/api/v1/write\"\nmin_backoff = \"50ms\"\nmax_backoff = \"1s\"\n",
+        prometheus.base_url
+    );
+    // Timestamps of the written series start ten minutes back.
+    let first_ts: i64 = (seed / 1_000_000) as i64 - 600_000;
+    let mut next_ts = first_ts;
     let mut sent: Vec<Sent> = Vec::new();
     for kill in 0..KILLS {
-        let mut sonde = Sonde::start_in(data, "");
+        let mut sonde = Sonde::start_in(data, &config);
         let stop = Arc::new(AtomicBool::new(false));
         let writer = {
             let stop = stop.clone();
@@ -72,21 +88,24 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
                     let request = WriteRequest {
                         timeseries: (0..SERIES)
                             .map(|s| {
-                                let samples: Vec<(i64, f64)> = (0..SAMPLES_PER_REQUEST)
-                                    .map(|i| (t + i * 1000, value(s, t + i * 1000)))
+                                let mut samples: Vec<(i64, f64)> = (0..SAMPLES_PER_REQUEST)
+                                    .map(|i| (t + i * STEP_MS, value(s, t + i * STEP_MS)))
                                     .collect();
+                                // Refused by the store: a repeat of the last
+                                // sample, and a sample before it.
+                                samples.push(samples[samples.len() - 1]);
+                                samples.push((t + 3 * STEP_MS, -1.0));
                                 remote::series("crash_demo", &[("s", &s.to_string())], &samples)
                             })
                             .collect(),
                         metadata: vec![],
                     };
                     let url = format!("{base_url}/api/v1/write");
-                    let body =
-                        sonde::serve::remote::compress(&prost::Message::encode_to_vec(&request));
+                    let body = sonde::prompb::compress(&prost::Message::encode_to_vec(&request));
                     let answer = remote::post(&url, &body, &remote::WRITE_HEADERS);
                     let acked = matches!(&answer, Ok(a) if a.status == 204);
                     sent.push(Sent { first_ts: t, acked });
-                    t += SAMPLES_PER_REQUEST * 1000;
+                    t += SAMPLES_PER_REQUEST * STEP_MS;
                     if answer.is_err() {
                         break; // sonde is gone
                     }
@@ -112,6 +131,22 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         assert_eq!(integrity(&db), "ok", "after kill {kill}");
     }
 
+    // Restarted, sonde delivers what the kills left queued; rounds it
+    // collects from now on are later than `end_ms`.
+    let end_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let sonde = Sonde::start_in(data, &config);
+    let delivered = wait_identical(
+        &sonde.base_url,
+        &prometheus.base_url,
+        first_ts,
+        end_ms,
+        Duration::from_secs(90),
+    );
+    let data = sonde.stop();
+
     let store = Store::open(&data.0.join("store")).unwrap();
     let written = store
         .select(&[Matcher::equal(METRIC_NAME, "crash_demo")], 0, i64::MAX)
@@ -130,7 +165,7 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
         }
         for request in sent.iter().filter(|r| r.acked) {
             for i in 0..SAMPLES_PER_REQUEST {
-                let t = request.first_ts + i * 1000;
+                let t = request.first_ts + i * STEP_MS;
                 assert!(
                     stored.binary_search(&t).is_ok(),
                     "{}: acknowledged sample at {t} lost",
@@ -157,7 +192,7 @@ fn sigkill_during_ingest_loses_nothing_acknowledged() {
     }
     let acked = sent.iter().filter(|r| r.acked).count();
     println!(
-        "{KILLS} kills, {acked} of {} writes acknowledged",
+        "{KILLS} kills, {acked} of {} writes acknowledged; Prometheus holds the {delivered} samples sonde stored",
         sent.len()
     );
 }

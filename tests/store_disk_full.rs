@@ -79,10 +79,7 @@ fn full_disk_counts_errors_and_resumes() {
         return;
     };
     let dir = fs.0.join("store");
-    let options = StoreOptions {
-        timestamp_tolerance: std::time::Duration::ZERO,
-        ..StoreOptions::default()
-    };
+    let options = StoreOptions::default();
     let mut store = Store::open_with(&dir, options.clone()).unwrap();
     let mut t = 1_700_000_000_000i64;
     let mut taken = Vec::new();

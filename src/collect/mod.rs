@@ -1,11 +1,13 @@
 //! Collection: everything that reads the machine. Each collector turns one
 //! source (/proc, /sys, a BPF program) into metric families; [`Collection`]
-//! runs them all once per interval, stamps the round and hands it on.
+//! runs them all once per round; [`schedule`] says when rounds are due and
+//! which instant each carries.
 
 pub mod bpf;
 pub mod budget;
 pub mod cgroup;
 pub mod node;
+pub mod schedule;
 
 use std::time::Instant;
 
@@ -98,8 +100,12 @@ impl Collection {
 
 /// Milliseconds since the Unix epoch, Prometheus's unit of time.
 pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
+    i64::try_from(since_epoch().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The wall clock, as a time since the Unix epoch.
+pub fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+        .unwrap_or_default()
 }

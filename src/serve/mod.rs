@@ -14,30 +14,16 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::model::{Sample, Scrape};
+use crate::model::Scrape;
 use crate::store::Store;
 
 /// What every handler may read: the last collection round and the store.
+/// Writers (the collection loop, the remote-write receiver) append to the
+/// store, which queues what it stored for remote write in the same
+/// transaction: there is no other way in.
 pub struct Shared {
     pub latest: RwLock<Arc<Scrape>>,
     pub store: Mutex<Store>,
-    /// The remote-write queue: whatever is stored is queued there too.
-    pub outbox: Mutex<remote::queue::Outbox>,
-}
-
-impl Shared {
-    /// Stores a batch and queues it for every remote-write destination.
-    /// A failed store write still queues: the store keeps the samples in
-    /// memory and persists them with its next successful write.
-    pub fn ingest(&self, samples: &[Sample]) -> anyhow::Result<()> {
-        let stored = self.store.lock().expect("lock poisoned").append(samples);
-        let queued = self
-            .outbox
-            .lock()
-            .expect("lock poisoned")
-            .push(samples, crate::collect::now_ms());
-        stored.and(queued)
-    }
 }
 
 impl Shared {

@@ -7,8 +7,10 @@
 //! set and its recorded samples as one XOR chunk). The benchmark takes a
 //! seeded uniform sample of 1,000 of them (`--series`), so each metric
 //! family weighs what it weighs in a real store. A seeded generator extends
-//! each series to 24 hours: round timestamps on the 10 s schedule plus the
-//! recorded rounds' real offsets from it; counters grow by increments drawn
+//! each series to 24 hours: each round starts on the 10 s schedule plus one
+//! of the recorded rounds' real offsets from it, and carries the timestamp
+//! the collection loop gives it (its tick when it started within 2 ms of it,
+//! else its real instant: see [`crate::collect::schedule`]); counters grow by increments drawn
 //! from their recorded ones, gauges replay their recorded sequence back and
 //! forth, constants stay constant. The same seed gives the same samples.
 //!
@@ -28,6 +30,7 @@ use anyhow::{bail, Context};
 use super::codec::{ByteReader, ByteWriter};
 use super::rng::Rng;
 use super::{xor, Store, StoreOptions};
+use crate::collect::schedule::Schedule;
 use crate::model::{format_float, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 
 /// The recording the generator extends (see `Store` docs above and
@@ -108,9 +111,12 @@ impl Generator<'_> {
     }
 }
 
-/// The generated data set: the models and the round timestamps.
+/// The generated data set: the models and the rounds.
 struct DataSet {
     models: Vec<Model>,
+    /// When each round started: its tick plus a recorded round's lateness.
+    started: Vec<i64>,
+    /// The timestamp each round carries, as the collection loop stamps it.
     timestamps: Vec<i64>,
 }
 
@@ -137,24 +143,32 @@ impl DataSet {
         }
         let rounds = hours as usize * 3_600_000 / INTERVAL_MS as usize;
         let mut rng = Rng::new(42);
-        let timestamps = (0..rounds)
+        let started: Vec<i64> = (0..rounds)
             .map(|k| {
                 START_MS
                     + k as i64 * INTERVAL_MS
                     + offsets[rng.below(offsets.len() as u64) as usize]
             })
             .collect();
-        Ok(DataSet { models, timestamps })
+        let millis = |t: i64| Duration::from_millis(t as u64);
+        let mut schedule = Schedule::new(millis(INTERVAL_MS), millis(START_MS));
+        let timestamps = started.iter().map(|&t| schedule.stamp(millis(t))).collect();
+        Ok(DataSet {
+            models,
+            started,
+            timestamps,
+        })
     }
 
     fn samples(&self) -> usize {
         self.models.len() * self.timestamps.len()
     }
 
-    /// One series' samples, as the ingest loop generates them.
-    fn series(&self, index: usize) -> Vec<(i64, f64)> {
+    /// One series' samples at the given round timestamps (`timestamps` or
+    /// `started`), with the values the ingest loop generates.
+    fn series(&self, index: usize, rounds: &[i64]) -> Vec<(i64, f64)> {
         let mut generator = Generator::new(&self.models[index], index as u64);
-        self.timestamps
+        rounds
             .iter()
             .map(|&t| (t, generator.next_value()))
             .collect()
@@ -208,9 +222,9 @@ fn load_fixture(fixture: &[u8]) -> anyhow::Result<(Vec<Model>, Vec<i64>)> {
     Ok((models, offsets))
 }
 
-/// Builds the fixture from the database of a sonde that ran with
-/// `timestamp_tolerance = "0s"` at a 10 s interval: every series present in
-/// each round after the warm-up, and the rounds' offsets from the schedule.
+/// Builds the fixture from the database of a sonde that ran at a 10 s
+/// interval: every series present in each round after the warm-up, and the
+/// rounds' offsets from the schedule.
 ///
 /// The first quarter of the rounds is the warm-up: collectors report a
 /// series only once it has something to count (a syscall first seen, a
@@ -390,11 +404,17 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
     )?;
     let stored = store.select(&everything, i64::MIN, i64::MAX)?;
     drop(store);
+    let off_grid = data
+        .timestamps
+        .iter()
+        .filter(|&&t| (t - START_MS) % INTERVAL_MS != 0)
+        .count();
 
     let mut figures = serde_json::json!({
         "series": data.models.len(),
         "samples": samples,
         "hours": data.timestamps.len() as f64 * INTERVAL_MS as f64 / 3_600_000.0,
+        "rounds_off_the_grid": off_grid as f64 / data.timestamps.len() as f64,
         "bytes_per_sample": file_bytes as f64 / samples as f64,
         "file_bytes": file_bytes,
         "raw_chunk_bytes_per_sample": raw_bytes as f64 / samples as f64,
@@ -408,15 +428,15 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         },
     });
     if prometheus {
-        let generated =
-            (0..data.models.len()).map(|i| (data.models[i].labels.clone(), data.series(i)));
-        let raw = promtool_bytes(root, "generated", generated)?;
-        let aligned = stored.into_iter().map(|s| (s.labels, s.samples));
-        let aligned = promtool_bytes(root, "aligned", aligned)?;
+        let as_stored = stored.into_iter().map(|s| (s.labels, s.samples));
+        let as_stored = promtool_bytes(root, "stored", as_stored)?;
+        let at_start = (0..data.models.len())
+            .map(|i| (data.models[i].labels.clone(), data.series(i, &data.started)));
+        let at_start = promtool_bytes(root, "started", at_start)?;
         figures["prometheus"] = serde_json::json!({
             "version": promtool_version(),
-            "bytes_per_sample": raw as f64 / samples as f64,
-            "bytes_per_sample_aligned_input": aligned as f64 / samples as f64,
+            "bytes_per_sample": as_stored as f64 / samples as f64,
+            "bytes_per_sample_rounds_at_their_start": at_start as f64 / samples as f64,
         });
     }
     Ok(figures)
@@ -568,7 +588,12 @@ mod tests {
             .iter()
             .zip(&again.models)
             .all(|(a, b)| a.labels == b.labels));
-        assert_eq!(data.series(7), data.series(7));
+        assert_eq!(
+            data.series(7, &data.timestamps),
+            data.series(7, &data.timestamps)
+        );
+        let late = data.timestamps.iter().zip(&data.started);
+        assert!(late.clone().all(|(t, s)| t <= s && s - t <= 50));
         let kinds = |f: fn(&Kind) -> bool| models.iter().filter(|m| f(&m.kind)).count();
         assert!(kinds(|k| matches!(k, Kind::Counter(_))) > 0);
         assert!(kinds(|k| matches!(k, Kind::Gauge)) > 0);

@@ -12,13 +12,10 @@
 //!   as out of order: the first value stored for an instant wins, and the
 //!   chunk format (deltas of increasing timestamps) stays valid.
 //!
-//! Timestamp alignment: a sample whose timestamp lies within the tolerance of
-//! the series' expected next timestamp (last timestamp + last interval) is
-//! stored at the expected one. Collection rounds and scrapes jitter by a few
-//! milliseconds around a regular schedule; storing them on the schedule makes
-//! the delta-of-delta 0, one bit instead of sixteen per sample. Prometheus's
-//! scrape loop does the same (2 ms tolerance). The shift never exceeds the
-//! tolerance and never reorders samples.
+//! Timestamps are stored as given, whoever sends them: what sonde answers
+//! and what it forwards are the same instants. Regular timestamps cost one
+//! bit each because collection stamps rounds on their schedule (see
+//! [`crate::collect::schedule`]), not because the head moves any.
 //!
 //! Invariants:
 //! - `raw` holds fewer than [`SAMPLES_PER_CHUNK`] samples: a chunk leaves the
@@ -30,11 +27,15 @@ use super::codec::{ByteReader, ByteWriter};
 use super::rollup::{Resolution, RollupAppender, TierHead};
 use super::xor::{CorruptChunk, XorAppender, SAMPLES_PER_CHUNK};
 
+/// Written where states once kept the series' last interval (used to align
+/// timestamps, which the head no longer does), so states written before and
+/// after read alike.
+const RETIRED_FIELD: i64 = 0;
+
 /// What became of one sample offered to the head.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Appended {
-    /// Stored at this timestamp (the offered one, or aligned).
-    Stored(i64),
+    Stored,
     Duplicate,
     OutOfOrder,
 }
@@ -71,8 +72,6 @@ pub struct HeadSeries {
     raw_min: i64,
     pub last_ts: i64,
     last_value: f64,
-    /// Interval between the last two samples; 0 until there are two.
-    last_delta: i64,
     tiers: [TierHead; 2],
     /// This series' chunks written in rows of their own and not yet in a
     /// run (see the store's module docs). Kept in memory only: after a
@@ -90,35 +89,18 @@ impl HeadSeries {
             raw_min: 0,
             last_ts,
             last_value: f64::NAN,
-            last_delta: 0,
             tiers: Resolution::TIERS.map(TierHead::new),
             staged: Staged::default(),
         }
     }
 
-    pub fn append(
-        &mut self,
-        t: i64,
-        v: f64,
-        tolerance_ms: i64,
-        finished: &mut Vec<Finished>,
-    ) -> Appended {
+    pub fn append(&mut self, t: i64, v: f64, finished: &mut Vec<Finished>) -> Appended {
         if t <= self.last_ts {
             return if t == self.last_ts && v.to_bits() == self.last_value.to_bits() {
                 Appended::Duplicate
             } else {
                 Appended::OutOfOrder
             };
-        }
-        let mut t = t;
-        if self.last_delta > 0 {
-            let expected = self.last_ts.saturating_add(self.last_delta);
-            if t.abs_diff(expected) <= tolerance_ms as u64 {
-                t = expected;
-            }
-        }
-        if self.last_ts != i64::MIN {
-            self.last_delta = t.saturating_sub(self.last_ts);
         }
         if self.raw.is_empty() {
             self.raw_min = t;
@@ -134,7 +116,7 @@ impl HeadSeries {
                 finished.push(rollup_finished(tier.resolution, &full));
             }
         }
-        Appended::Stored(t)
+        Appended::Stored
     }
 
     fn take_raw(&mut self) -> Finished {
@@ -176,7 +158,7 @@ impl HeadSeries {
         w.i64(self.raw_min);
         w.i64(self.last_ts);
         w.f64(self.last_value);
-        w.i64(self.last_delta);
+        w.i64(RETIRED_FIELD);
         for tier in &self.tiers {
             tier.write(&mut w);
         }
@@ -189,7 +171,8 @@ impl HeadSeries {
         let raw_min = r.i64()?;
         let last_ts = r.i64()?;
         let last_value = r.f64()?;
-        let last_delta = r.i64()?;
+        r.i64()?; // the retired field
+
         let minute = TierHead::read(Resolution::Minute, &mut r)?;
         let hour = TierHead::read(Resolution::Hour, &mut r)?;
         Ok(HeadSeries {
@@ -197,7 +180,6 @@ impl HeadSeries {
             raw_min,
             last_ts,
             last_value,
-            last_delta,
             tiers: [minute, hour],
             staged: Staged::default(),
         })
@@ -221,37 +203,47 @@ mod tests {
     fn out_of_order_and_duplicates_follow_the_rule() {
         let mut s = HeadSeries::new(i64::MIN);
         let mut done = Vec::new();
-        assert_eq!(s.append(1000, 1.0, 0, &mut done), Appended::Stored(1000));
-        assert_eq!(s.append(1000, 1.0, 0, &mut done), Appended::Duplicate);
-        assert_eq!(s.append(1000, 2.0, 0, &mut done), Appended::OutOfOrder);
-        assert_eq!(s.append(999, 1.0, 0, &mut done), Appended::OutOfOrder);
-        assert_eq!(s.append(2000, 3.0, 0, &mut done), Appended::Stored(2000));
+        assert_eq!(s.append(1000, 1.0, &mut done), Appended::Stored);
+        assert_eq!(s.append(1000, 1.0, &mut done), Appended::Duplicate);
+        assert_eq!(s.append(1000, 2.0, &mut done), Appended::OutOfOrder);
+        assert_eq!(s.append(999, 1.0, &mut done), Appended::OutOfOrder);
+        assert_eq!(s.append(2000, 3.0, &mut done), Appended::Stored);
         let reopened = HeadSeries::new(2000);
         let mut reopened = reopened;
-        assert_eq!(
-            reopened.append(2000, 9.0, 0, &mut done),
-            Appended::OutOfOrder
-        );
+        assert_eq!(reopened.append(2000, 9.0, &mut done), Appended::OutOfOrder);
     }
 
     #[test]
-    fn jitter_within_tolerance_lands_on_the_schedule() {
+    fn jittered_timestamps_are_stored_as_given() {
         let mut s = HeadSeries::new(i64::MIN);
         let mut done = Vec::new();
-        s.append(0, 1.0, 25, &mut done);
-        s.append(10_007, 1.0, 25, &mut done);
-        assert_eq!(
-            s.append(19_990, 1.0, 25, &mut done),
-            Appended::Stored(20_014)
-        );
-        assert_eq!(
-            s.append(30_100, 1.0, 25, &mut done),
-            Appended::Stored(30_100)
-        );
-        assert_eq!(
-            s.append(40_000, 1.0, 25, &mut done),
-            Appended::Stored(40_000)
-        );
+        for t in [0, 10_007, 20_014, 29_990, 40_001] {
+            assert_eq!(s.append(t, 1.0, &mut done), Appended::Stored);
+            assert_eq!(s.last_ts, t);
+        }
+    }
+
+    #[test]
+    fn states_written_with_the_last_interval_still_read() {
+        let mut s = HeadSeries::new(i64::MIN);
+        let mut done = Vec::new();
+        s.append(1_000, 1.0, &mut done);
+        s.append(2_000, 2.0, &mut done);
+        // The state as the aligning head wrote it: its last interval (1000)
+        // where the retired field now is.
+        let mut w = ByteWriter::default();
+        w.bytes(s.raw.bytes());
+        w.i64(s.raw_min);
+        w.i64(s.last_ts);
+        w.f64(s.last_value);
+        w.i64(1_000);
+        for tier in &s.tiers {
+            tier.write(&mut w);
+        }
+        let old = w.into_inner();
+        let back = HeadSeries::decode(&old).unwrap();
+        assert_eq!(back.encode(), s.encode());
+        assert_eq!(back.last_ts, 2_000);
     }
 
     #[test]
@@ -259,7 +251,7 @@ mod tests {
         let mut s = HeadSeries::new(i64::MIN);
         let mut done = Vec::new();
         for i in 0..250 {
-            s.append(i * 10_000, i as f64, 0, &mut done);
+            s.append(i * 10_000, i as f64, &mut done);
         }
         let raw: Vec<u16> = done
             .iter()

@@ -23,12 +23,18 @@
 //! - the head (see [`head`]): each active series' open chunk and buckets, in
 //!   memory; `head` holds its state as of the series' last checkpoint and
 //!   `ingest_log` every sample stored since, so a restart rebuilds it.
+//! - `remote_write_queue` (with [`StoreOptions::outbox`]): every append's
+//!   stored samples, for the `[[remote_write]]` destinations (see
+//!   [`outbox`]; [`crate::ship`] sends them).
 //!
 //! Invariants:
 //! - Every committed transaction that persists a chunk of a series also
 //!   writes that series' head state, so a state never lags its own chunks:
 //!   the chunks plus the state hold exactly the series' samples up to the
 //!   state's `last_ts`, and the log holds every later committed sample.
+//! - An append's samples reach the log (or a checkpoint) and the outbox in
+//!   one transaction: the queue never holds a sample the file lacks, nor
+//!   the file one the queue lacks (while the outbox is on).
 //! - Log rows are deleted only by a checkpoint, which writes every head state
 //!   in the same transaction. Replay skips samples at or before a series'
 //!   `last_ts` (the out-of-order rule), so replaying is idempotent: a crash
@@ -41,11 +47,11 @@
 //!   transaction that commits, so a failed transaction never leaves the
 //!   memory naming an id the file reuses for another series.
 //! - After a failed write (disk full, read-only file) nothing already taken
-//!   is forgotten: full chunks, new series and head states wait in memory and
-//!   go out with the next transaction that succeeds, which is a full
-//!   checkpoint; reads see them meanwhile. Only the log rows of the failed
-//!   appends are dropped, so a crash during the outage loses what arrived
-//!   during it, and nothing else.
+//!   is forgotten: full chunks, new series, head states and outbox rows wait
+//!   in memory and go out with the next transaction that succeeds, which is
+//!   a full checkpoint; reads see them meanwhile. Only the log rows of the
+//!   failed appends are dropped, so a crash during the outage loses what
+//!   arrived during it, and nothing else.
 //! - A write that failed because the file could not be written (read-only,
 //!   I/O error) makes the next one open the database again by its path and
 //!   rewrite every series and head state through it (see
@@ -62,6 +68,7 @@ mod codec;
 mod head;
 mod maintain;
 mod migrate;
+mod outbox;
 mod rng;
 pub mod rollup;
 pub mod xor;
@@ -92,8 +99,9 @@ pub struct StoreOptions {
     pub retention_size: u64,
     /// Series allowed in the head at once; new series beyond are refused.
     pub max_series: usize,
-    /// Jitter absorbed by timestamp alignment (see [`head`]).
-    pub timestamp_tolerance: Duration,
+    /// Queue every stored sample for remote write (`[[remote_write]]` is
+    /// configured): see [`outbox`].
+    pub outbox: bool,
 }
 
 impl Default for StoreOptions {
@@ -105,7 +113,7 @@ impl Default for StoreOptions {
             hour_retention: Duration::from_secs(730 * DAY),
             retention_size: 0,
             max_series: 100_000,
-            timestamp_tolerance: Duration::from_millis(50),
+            outbox: false,
         }
     }
 }
@@ -211,6 +219,7 @@ struct Pending {
     closed: HashSet<i64>,
     /// Series whose trailing one-chunk rows passed a run's limits.
     runs: HashSet<i64>,
+    outbox: Vec<outbox::Row>,
 }
 
 /// Checkpoint after this many log rows or bytes, whichever first: bounds the
@@ -399,7 +408,7 @@ impl Store {
             if !known.contains(&id) {
                 continue;
             }
-            self.append_to_head(id, t, v, 0)?;
+            self.append_to_head(id, t, v)?;
             *replayed += 1;
         }
         Ok(())
@@ -415,21 +424,15 @@ impl Store {
             rows.collect::<Result<_, _>>()?
         };
         for (id, t, v) in rows {
-            self.append_to_head(id, t, v, 0)?;
+            self.append_to_head(id, t, v)?;
             *imported += 1;
         }
         Ok(())
     }
 
-    /// Offers one sample of a known series to the head; returns the
-    /// timestamp it was stored at, if it was.
-    fn append_to_head(
-        &mut self,
-        id: i64,
-        t: i64,
-        v: f64,
-        tolerance_ms: i64,
-    ) -> anyhow::Result<Option<i64>> {
+    /// Offers one sample of a known series to the head; returns whether it
+    /// was stored.
+    fn append_to_head(&mut self, id: i64, t: i64, v: f64) -> anyhow::Result<bool> {
         let series = match self.head.get_mut(&id) {
             Some(series) => series,
             None => {
@@ -438,7 +441,7 @@ impl Store {
             }
         };
         let mut finished = Vec::new();
-        let outcome = series.append(t, v, tolerance_ms, &mut finished);
+        let outcome = series.append(t, v, &mut finished);
         if !finished.is_empty() {
             for chunk in &finished {
                 if let Finished::Raw {
@@ -468,17 +471,17 @@ impl Store {
                 .extend(finished.into_iter().map(|f| (id, f)));
         }
         Ok(match outcome {
-            Appended::Stored(t) => {
+            Appended::Stored => {
                 self.newest_ts = self.newest_ts.max(t);
-                Some(t)
+                true
             }
             Appended::Duplicate => {
                 self.stats.samples_duplicate += 1;
-                None
+                false
             }
             Appended::OutOfOrder => {
                 self.stats.samples_out_of_order += 1;
-                None
+                false
             }
         })
     }
@@ -499,28 +502,46 @@ impl Store {
         Ok(stored.into_iter().chain(pending).max().unwrap_or(i64::MIN))
     }
 
-    /// Stores a batch. Samples that break the out-of-order rule or belong to
+    /// Stores a batch, and queues what it stored for remote write when the
+    /// outbox is on. Samples that break the out-of-order rule or belong to
     /// refused series are counted and skipped; the error is only for a
     /// failed write, and even then the samples stay readable in memory and
-    /// are persisted by the next append that succeeds.
+    /// are persisted (and queued) by the next append that succeeds.
     pub fn append(&mut self, samples: &[Sample]) -> anyhow::Result<()> {
-        let tolerance = self.options.timestamp_tolerance.as_millis() as i64;
         // A log entry is an id, a timestamp delta and 8 bytes of value.
         let mut log = ByteWriter::with_capacity(samples.len() * 12);
         let mut log_t = 0i64;
+        let mut stored = Vec::new();
+        // A failed read stops the batch; what was stored before it is still
+        // logged and queued.
+        let mut read_error = None;
         for sample in samples {
             let Some(id) = self.admit(&sample.labels) else {
                 continue;
             };
-            if let Some(t) =
-                self.append_to_head(id, sample.timestamp_ms, sample.value, tolerance)?
-            {
+            let t = sample.timestamp_ms;
+            let taken = match self.append_to_head(id, t, sample.value) {
+                Ok(taken) => taken,
+                Err(err) => {
+                    read_error = Some(err);
+                    break;
+                }
+            };
+            if taken {
                 log.uvarint(id as u64);
                 log.i64(t.wrapping_sub(log_t));
                 log.f64(sample.value);
                 log_t = t;
                 self.stats.samples_appended += 1;
+                if self.options.outbox {
+                    stored.push(sample);
+                }
             }
+        }
+        if !stored.is_empty() {
+            self.pending
+                .outbox
+                .push(outbox::Row::new(stored.into_iter()));
         }
         let checkpoint = self.needs_checkpoint
             || self.log_rows >= CHECKPOINT_ROWS
@@ -536,7 +557,7 @@ impl Store {
                 self.write_failed(&err);
             }
         }
-        result
+        result.and(read_error.map_or(Ok(()), Err))
     }
 
     /// The id of a sample's series, if the series is (or may become) active.
@@ -665,6 +686,9 @@ impl Store {
             }
             if let (Some(log), false) = (&log, checkpoint) {
                 tx.execute("INSERT INTO ingest_log (samples) VALUES (?1)", [log])?;
+            }
+            for row in &self.pending.outbox {
+                row.insert(&tx)?;
             }
             if drop_v0 {
                 tx.execute("DROP TABLE samples_v0", [])?;

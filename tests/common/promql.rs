@@ -1,10 +1,16 @@
-//! The PromQL corpus and its data, shared by the comparison test and the
+//! The PromQL corpus and its data, shared by the comparison tests and the
 //! benchmark: synthetic series (node metrics of one host, sonde's eBPF
 //! counters and histograms, edge cases) generated the same way every run,
-//! written by remote write, and the queries of tests/promql/.
+//! written by remote write, the queries of tests/promql/, and how an answer
+//! of sonde is compared with Prometheus's.
 
+use std::collections::BTreeMap;
+
+use super::get;
+use super::prometheus::encode;
 use super::remote::{self, series};
-use sonde::serve::remote::prompb::{TimeSeries, WriteRequest};
+use serde_json::Value;
+use sonde::prompb::{TimeSeries, WriteRequest};
 
 /// The synthetic data's scrape interval.
 pub const SCRAPE_MS: i64 = 15_000;
@@ -521,9 +527,24 @@ pub fn feed(base_url: &str, data: &[Gen], t0: i64, scrapes: i64) {
     }
 }
 
-/// The corpus: (file, query) with Grafana's variables filled in,
-/// `$__rate_interval` as `rate_interval`.
+/// The corpus over the synthetic data: `$node` is its instance and `$job`
+/// each file's job.
 pub fn corpus(rate_interval: &str) -> Vec<(String, String)> {
+    corpus_for(rate_interval, "synthetic:9100", |job| job)
+}
+
+/// The corpus over series without `instance` and `job` labels, as sonde
+/// stores its own rounds: those matchers become `=""`, which matches a
+/// missing label.
+pub fn corpus_unlabelled(rate_interval: &str) -> Vec<(String, String)> {
+    corpus_for(rate_interval, "", |_| "")
+}
+
+fn corpus_for(
+    rate_interval: &str,
+    node: &str,
+    job_of: impl Fn(&'static str) -> &'static str,
+) -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql");
     let mut out = Vec::new();
     for (file, job) in CORPUS {
@@ -534,11 +555,189 @@ pub fn corpus(rate_interval: &str) -> Vec<(String, String)> {
             }
             let query = line
                 .replace("$__rate_interval", rate_interval)
-                .replace("$node", "synthetic:9100")
+                .replace("$node", node)
                 .replace("$diskdevices", "[a-z]+|nvme[0-9]+n[0-9]+|mmcblk[0-9]+")
-                .replace("$job", job);
+                .replace("$job", job_of(job));
             out.push((file.to_string(), query));
         }
     }
     out
+}
+
+/// Runs every query with each request (an API path and its time
+/// parameters, `&query=` is appended) on both; returns how many answers
+/// were compared and a description of each that differs.
+pub fn compare(
+    prometheus_url: &str,
+    sonde_url: &str,
+    queries: &[(String, String)],
+    requests: &[String],
+) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (file, query) in queries {
+        for request in requests {
+            let path = format!("{request}&query={}", encode(query));
+            let prom = api(prometheus_url, &path);
+            let ours = api(sonde_url, &path);
+            compared += 1;
+            if let Some(diff) = difference(query, &prom, &ours) {
+                failures.push(format!("{file}: {query}\n  {request}\n  {diff}"));
+            }
+        }
+    }
+    (compared, failures)
+}
+
+pub fn api(base_url: &str, path_and_query: &str) -> (u16, Value) {
+    let url = format!("{base_url}{path_and_query}");
+    let (status, body) = get(&url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: not JSON ({e}): {body}"));
+    (status, value)
+}
+
+/// Values equal as Prometheus writes them, or within 1e-9 relative (and
+/// 1e-12 absolute, for results that are zero up to rounding).
+fn same_value(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_str(), b.as_str()) else {
+        return false;
+    };
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) if x.is_finite() && y.is_finite() => {
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()) || (x - y).abs() <= 1e-12
+        }
+        _ => false,
+    }
+}
+
+fn by_labels(result: &Value) -> BTreeMap<String, &Value> {
+    result
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| (item["metric"].to_string(), item))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether both results hold the same values at every step, whichever
+/// series carry them. Which of several equal values `topk`/`bottomk` keeps
+/// is not defined: Prometheus's own choice follows the order of a Go map in
+/// range queries, so differs from run to run.
+fn same_values_per_step(
+    prom: &BTreeMap<String, &Value>,
+    sonde: &BTreeMap<String, &Value>,
+    kind: &str,
+) -> bool {
+    let steps = |result: &BTreeMap<String, &Value>| -> BTreeMap<String, Vec<String>> {
+        let mut steps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for series in result.values() {
+            let points = if kind == "matrix" {
+                series["values"].as_array().cloned().unwrap_or_default()
+            } else {
+                vec![series["value"].clone()]
+            };
+            for point in points {
+                let value = point[1].as_str().unwrap_or_default().to_string();
+                steps.entry(point[0].to_string()).or_default().push(value);
+            }
+        }
+        steps.values_mut().for_each(|values| values.sort());
+        steps
+    };
+    steps(prom) == steps(sonde)
+}
+
+/// None when sonde answered as Prometheus did; otherwise what differs.
+pub fn difference(query: &str, prom: &(u16, Value), sonde: &(u16, Value)) -> Option<String> {
+    let (p, s) = (&prom.1, &sonde.1);
+    if p["status"] == "error" {
+        return (s["status"] != "error" || s["errorType"] != p["errorType"] || sonde.0 != prom.0)
+            .then(|| {
+                format!(
+                    "Prometheus refused it ({} {}), sonde answered {} {s}",
+                    prom.0, p["error"], sonde.0
+                )
+            });
+    }
+    if s["status"] != "success" {
+        return Some(format!("sonde failed: {s}"));
+    }
+    let (p, s) = (&p["data"], &s["data"]);
+    if p["resultType"] != s["resultType"] {
+        return Some(format!(
+            "resultType {} vs {}",
+            p["resultType"], s["resultType"]
+        ));
+    }
+    match p["resultType"].as_str() {
+        Some("scalar") | Some("string") => {
+            let (pr, sr) = (&p["result"], &s["result"]);
+            (pr[0] != sr[0] || !(same_value(&pr[1], &sr[1]) || pr[1] == sr[1]))
+                .then(|| format!("{pr} vs {sr}"))
+        }
+        Some(kind) => {
+            let key = if kind == "matrix" { "values" } else { "value" };
+            let (pm, sm) = (by_labels(&p["result"]), by_labels(&s["result"]));
+            let ties = query.contains("topk(") || query.contains("bottomk(");
+            // Equal values at every step: which series carry them may differ.
+            let tie_broken_otherwise = ties && same_values_per_step(&pm, &sm, kind);
+            if pm.keys().ne(sm.keys()) && !tie_broken_otherwise {
+                let missing: Vec<_> = pm.keys().filter(|k| !sm.contains_key(*k)).collect();
+                let extra: Vec<_> = sm.keys().filter(|k| !pm.contains_key(*k)).collect();
+                return Some(format!(
+                    "series differ: sonde lacks {missing:?}, has extra {extra:?}"
+                ));
+            }
+            for (labels, pv) in pm.iter().filter(|_| !tie_broken_otherwise) {
+                let sv = sm[labels];
+                let (pp, sp) = if kind == "matrix" {
+                    (
+                        pv[key].as_array().unwrap().clone(),
+                        sv[key].as_array().cloned().unwrap_or_default(),
+                    )
+                } else {
+                    (vec![pv[key].clone()], vec![sv[key].clone()])
+                };
+                if pp.len() != sp.len() {
+                    return Some(format!(
+                        "{labels}: {} points vs {}: {pv} vs {sv}",
+                        pp.len(),
+                        sp.len()
+                    ));
+                }
+                for (a, b) in pp.iter().zip(&sp) {
+                    if a[0] != b[0] || !same_value(&a[1], &b[1]) {
+                        return Some(format!("{labels}: point {a} vs {b}"));
+                    }
+                }
+            }
+            // Sorting functions and topk/bottomk: the order of values must
+            // match too.
+            let ordered = ["sort", "topk", "bottomk"]
+                .iter()
+                .any(|f| query.starts_with(f));
+            if kind == "vector" && ordered {
+                let order = |r: &Value| -> Vec<Value> {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| i["value"][1].clone())
+                        .collect()
+                };
+                let (po, so) = (order(&p["result"]), order(&s["result"]));
+                if po != so {
+                    return Some(format!("order {po:?} vs {so:?}"));
+                }
+            }
+            None
+        }
+        None => Some(format!("no resultType: {p}")),
+    }
 }

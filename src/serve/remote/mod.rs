@@ -1,19 +1,15 @@
-//! Prometheus's remote protocols, in and out: the wire messages
-//! ([`prompb`]); the remote-write receiver (`POST /api/v1/write`, [`write`])
-//! that ingests what a Prometheus sends; remote read (`POST /api/v1/read`,
-//! [`read`]) that answers a Prometheus's queries from the store; and remote
-//! write out to `[[remote_write]]` destinations ([`send`]) through a durable
-//! queue in the database ([`queue`]).
+//! Prometheus's remote protocols as sonde serves them: the remote-write
+//! receiver (`POST /api/v1/write`, [`write`]) that ingests what a Prometheus
+//! sends, and remote read (`POST /api/v1/read`, [`read`]) that answers a
+//! Prometheus's queries from the store. The wire messages are
+//! [`crate::prompb`]; remote write out is [`crate::ship`].
 //!
 //! Every request body is a snappy block-compressed protobuf. Decoding is
 //! bounded before any allocation grows with the input: the compressed body
 //! by the route's body limit, the decompressed size by the length snappy
 //! declares up front, so a hostile body costs at most those bytes.
 
-pub mod prompb;
-pub mod queue;
 pub mod read;
-pub mod send;
 pub mod write;
 
 use axum::extract::DefaultBodyLimit;
@@ -142,12 +138,4 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, RemoteError> {
         .map_err(|err| {
             RemoteError::bad_request(format!("the body is not snappy block-compressed: {err}"))
         })
-}
-
-/// Snappy block compression of an encoded message, as senders and answers
-/// use it.
-pub fn compress(bytes: &[u8]) -> Vec<u8> {
-    snap::raw::Encoder::new()
-        .compress_vec(bytes)
-        .expect("snappy compresses any input under 4 GiB")
 }

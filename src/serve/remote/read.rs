@@ -19,9 +19,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 
-use super::prompb::{self, ReadRequest, ResponseType};
-use super::{compress, decode_request, RemoteError};
+use super::{decode_request, RemoteError};
 use crate::model::{Labels, MatchOp, Matcher};
+use crate::prompb::{self, compress, ReadRequest, ResponseType};
 use crate::serve::AppState;
 use crate::store::{xor, SeriesChunks, SeriesSamples};
 

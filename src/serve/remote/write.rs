@@ -1,6 +1,7 @@
 //! The remote-write receiver: `POST /api/v1/write` takes a Prometheus
-//! `WriteRequest` and ingests its samples like collected ones: stored, and
-//! queued for sonde's own remote-write destinations.
+//! `WriteRequest` and appends its samples to the store like collected ones:
+//! stored as sent, and what was stored queued for sonde's own remote-write
+//! destinations in the same transaction.
 //!
 //! A request is stored whole or not at all: one malformed series refuses the
 //! request with 400 (the sender drops it, as it should for bad data) and a
@@ -11,9 +12,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::prompb::{self, WriteRequest};
 use super::{decode_request, RemoteError};
 use crate::model::{Labels, Sample, METRIC_NAME};
+use crate::prompb::{self, WriteRequest};
 use crate::serve::AppState;
 
 pub async fn receive(
@@ -26,9 +27,11 @@ pub async fn receive(
     if samples.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let stored = tokio::task::spawn_blocking(move || state.ingest(&samples))
-        .await
-        .map_err(|err| RemoteError::internal(&err.into()))?;
+    let stored = tokio::task::spawn_blocking(move || {
+        state.store.lock().expect("lock poisoned").append(&samples)
+    })
+    .await
+    .map_err(|err| RemoteError::internal(&err.into()))?;
     stored.map_err(|err| RemoteError::internal(&err))?;
     Ok(StatusCode::NO_CONTENT)
 }

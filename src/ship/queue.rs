@@ -1,7 +1,9 @@
 //! The durable remote-write queue, inside sonde's database (tables
-//! `remote_write_queue` and `remote_write_position`, migration 0003).
+//! `remote_write_queue` and `remote_write_position`, migration 0003): the
+//! reading end and the destinations' positions. The store writes the rows,
+//! each append's stored samples as a snappy-compressed `WriteRequest`, in
+//! the transaction that stores them (see `store/outbox.rs`).
 //!
-//! Every stored batch becomes one row: a snappy-compressed `WriteRequest`.
 //! Each destination keeps a position, the last row it delivered or gave up
 //! on, and a sender reads the rows after it in order. Rows every destination
 //! has passed are deleted.
@@ -11,23 +13,24 @@
 //!   the receiver accepted (or definitively refused) everything up to it, so
 //!   a sample is delivered in order and, once accepted, never sent again —
 //!   except when sonde dies between a receiver's answer and the position
-//!   update, where the batch is sent once more (a receiver ignores an exact
-//!   duplicate).
+//!   update.
+//! - A batch's last row is recorded (`in_flight`) before the batch is sent,
+//!   and after a restart that batch goes first, alone and whole. A receiver
+//!   that already took it either ignores it or refuses it (Prometheus
+//!   answers 400 to a sample older than its series' newest), and the
+//!   refusal drops only what it already holds, never newer rows.
 //! - A destination configured for the first time starts after the last row:
 //!   it receives what is stored from then on, not the backlog of others.
 //! - Concatenated `WriteRequest` encodings are one valid `WriteRequest` (the
 //!   protobuf rule for repeated fields), so a batch of rows is sent without
 //!   decoding them.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::prompb;
-use crate::model::{Labels, Sample};
+use crate::prompb::compress;
 
 fn connect(db_file: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(db_file)
@@ -36,100 +39,37 @@ fn connect(db_file: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// The writing end: appends stored batches to the queue.
-pub struct Outbox {
-    /// None when no destination is configured: nothing is queued.
-    conn: Option<Connection>,
-}
-
-impl Outbox {
-    /// Opens the queue of an already migrated database for the destinations
-    /// `remotes`: a new one starts after the last row, one no longer
-    /// configured is forgotten (and no longer holds rows back).
-    pub fn open(db_file: &Path, remotes: &[&str]) -> anyhow::Result<Outbox> {
-        let mut conn = connect(db_file)?;
-        let tx = conn.transaction()?;
-        let configured: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT remote FROM remote_write_position")?;
-            let rows = stmt.query_map([], |row| row.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for gone in configured.iter().filter(|r| !remotes.contains(&r.as_str())) {
-            tx.execute(
-                "DELETE FROM remote_write_position WHERE remote = ?1",
-                [gone],
-            )?;
-        }
-        let last: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM remote_write_queue",
-            [],
-            |row| row.get(0),
+/// Sets the queue up for the destinations `remotes` (the database is
+/// already migrated): a new one starts after the last row, one no longer
+/// configured is forgotten (and no longer holds rows back).
+pub fn configure(db_file: &Path, remotes: &[&str]) -> anyhow::Result<()> {
+    let mut conn = connect(db_file)?;
+    let tx = conn.transaction()?;
+    let configured: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT remote FROM remote_write_position")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for gone in configured.iter().filter(|r| !remotes.contains(&r.as_str())) {
+        tx.execute(
+            "DELETE FROM remote_write_position WHERE remote = ?1",
+            [gone],
         )?;
-        for remote in remotes {
-            tx.execute(
-                "INSERT OR IGNORE INTO remote_write_position (remote, seq) VALUES (?1, ?2)",
-                params![remote, last],
-            )?;
-        }
-        trim(&tx)?;
-        tx.commit()?;
-        Ok(Outbox {
-            conn: (!remotes.is_empty()).then_some(conn),
-        })
     }
-
-    /// An outbox that queues nothing, for a sonde without `[[remote_write]]`
-    /// whose database is not at hand (tests, benchmarks).
-    pub fn none() -> Outbox {
-        Outbox { conn: None }
+    let last: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM remote_write_queue",
+        [],
+        |row| row.get(0),
+    )?;
+    for remote in remotes {
+        tx.execute(
+            "INSERT OR IGNORE INTO remote_write_position (remote, seq) VALUES (?1, ?2)",
+            params![remote, last],
+        )?;
     }
-
-    /// Queues a stored batch for every destination.
-    pub fn push(&mut self, samples: &[Sample], now_ms: i64) -> anyhow::Result<()> {
-        let Some(conn) = &self.conn else {
-            return Ok(());
-        };
-        if samples.is_empty() {
-            return Ok(());
-        }
-        let request = super::compress(&to_write_request(samples).encode_to_vec());
-        conn.prepare_cached(
-            "INSERT INTO remote_write_queue (enqueued_ms, samples, request) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![now_ms, samples.len() as i64, request])
-        .context("cannot queue samples for remote write")?;
-        Ok(())
-    }
-}
-
-/// Samples grouped into series, in their first appearance's order.
-pub fn to_write_request(samples: &[Sample]) -> prompb::WriteRequest {
-    let mut index: HashMap<&Labels, usize> = HashMap::new();
-    let mut timeseries: Vec<prompb::TimeSeries> = Vec::new();
-    for sample in samples {
-        let i = *index.entry(&sample.labels).or_insert_with(|| {
-            timeseries.push(prompb::TimeSeries {
-                labels: sample
-                    .labels
-                    .iter()
-                    .map(|(name, value)| prompb::Label {
-                        name: name.to_string(),
-                        value: value.to_string(),
-                    })
-                    .collect(),
-                samples: Vec::new(),
-            });
-            timeseries.len() - 1
-        });
-        timeseries[i].samples.push(prompb::Sample {
-            value: sample.value,
-            timestamp: sample.timestamp_ms,
-        });
-    }
-    prompb::WriteRequest {
-        timeseries,
-        metadata: Vec::new(),
-    }
+    trim(&tx)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Deletes the rows every destination has passed.
@@ -157,17 +97,20 @@ pub struct Cursor {
     conn: Connection,
     remote: String,
     position: i64,
+    /// The last row of the batch sent before a restart, if beyond the
+    /// position: the next batch ends there.
+    in_flight: i64,
 }
 
 impl Cursor {
-    /// Opens the position [`Outbox::open`] set up for `remote`.
+    /// Opens the position [`configure`] set up for `remote`.
     pub fn open(db_file: &Path, remote: &str) -> anyhow::Result<Cursor> {
         let conn = connect(db_file)?;
-        let position = conn
+        let (position, in_flight) = conn
             .query_row(
-                "SELECT seq FROM remote_write_position WHERE remote = ?1",
+                "SELECT seq, in_flight FROM remote_write_position WHERE remote = ?1",
                 [remote],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?
             .with_context(|| format!("remote_write {remote:?} has no queue position"))?;
@@ -175,12 +118,14 @@ impl Cursor {
             conn,
             remote: remote.to_string(),
             position,
+            in_flight,
         })
     }
 
     /// The next rows after the position, up to `max_samples` (at least one
-    /// row, however large); None when the queue is empty.
-    pub fn next_batch(&self, max_samples: usize) -> anyhow::Result<Option<Batch>> {
+    /// row, however large), or exactly the rows in flight at the last stop;
+    /// recorded as in flight. None when the queue is empty.
+    pub fn next_batch(&mut self, max_samples: usize) -> anyhow::Result<Option<Batch>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, samples, request FROM remote_write_queue WHERE seq > ?1 ORDER BY seq",
         )?;
@@ -193,11 +138,16 @@ impl Cursor {
         };
         while let Some(row) = rows.next()? {
             let samples: i64 = row.get(1)?;
-            if batch.samples > 0 && batch.samples + samples as u64 > max_samples as u64 {
+            let seq: i64 = row.get(0)?;
+            let full = if self.in_flight > self.position {
+                seq > self.in_flight
+            } else {
+                batch.samples > 0 && batch.samples + samples as u64 > max_samples as u64
+            };
+            if full {
                 break;
             }
             let request: Vec<u8> = row.get(2)?;
-            let seq: i64 = row.get(0)?;
             let decoded = snap::raw::Decoder::new()
                 .decompress_vec(&request)
                 .with_context(|| format!("corrupt remote-write queue row {seq}"))?;
@@ -205,10 +155,17 @@ impl Cursor {
             batch.last_seq = seq;
             batch.samples += samples as u64;
         }
+        drop(rows);
+        drop(stmt);
         if batch.last_seq == self.position {
             return Ok(None);
         }
-        batch.body = super::compress(&merged);
+        self.conn.execute(
+            "UPDATE remote_write_position SET in_flight = ?2 WHERE remote = ?1",
+            params![self.remote, batch.last_seq],
+        )?;
+        self.in_flight = batch.last_seq;
+        batch.body = compress(&merged);
         Ok(Some(batch))
     }
 
@@ -258,8 +215,10 @@ impl Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::METRIC_NAME;
-    use crate::store::Store;
+    use crate::model::{Labels, Sample, METRIC_NAME};
+    use crate::prompb::WriteRequest;
+    use crate::store::{Store, StoreOptions};
+    use prost::Message;
 
     fn sample(job: &str, ts: i64) -> Sample {
         Sample {
@@ -273,7 +232,7 @@ mod tests {
         let bytes = snap::raw::Decoder::new()
             .decompress_vec(&batch.body)
             .unwrap();
-        let request = prompb::WriteRequest::decode(bytes.as_slice()).unwrap();
+        let request = WriteRequest::decode(bytes.as_slice()).unwrap();
         request
             .timeseries
             .iter()
@@ -286,16 +245,31 @@ mod tests {
             .collect()
     }
 
+    /// A fresh store with its outbox on, in a directory named after `what`.
+    fn store_with_outbox(what: &str, options: StoreOptions) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sonde-queue-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = StoreOptions {
+            outbox: true,
+            ..options
+        };
+        (Store::open_with(&dir, options).unwrap(), dir)
+    }
+
     #[test]
     fn batches_come_in_order_per_destination_and_rows_go_once_all_passed() {
-        let dir = std::env::temp_dir().join(format!("sonde-queue-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        drop(Store::open(&dir).unwrap()); // migrates
+        let (mut store, dir) = store_with_outbox("order", StoreOptions::default());
         let db = dir.join("sonde.db");
-        let mut outbox = Outbox::open(&db, &["a", "b"]).unwrap();
-        outbox.push(&[sample("x", 1), sample("y", 1)], 0).unwrap();
-        outbox.push(&[sample("x", 2)], 0).unwrap();
-        outbox.push(&[sample("x", 3), sample("y", 3)], 10).unwrap();
+        configure(&db, &["a", "b"]).unwrap();
+        store.append(&[sample("x", 1), sample("y", 1)]).unwrap();
+        store.append(&[sample("x", 2)]).unwrap();
+        store.append(&[sample("x", 3), sample("y", 3)]).unwrap();
+        let conn = Connection::open(&db).unwrap();
+        conn.execute(
+            "UPDATE remote_write_queue SET enqueued_ms = CASE WHEN seq < 3 THEN 0 ELSE 10 END",
+            [],
+        )
+        .unwrap();
 
         let mut a = Cursor::open(&db, "a").unwrap();
         assert_eq!(a.pending().unwrap(), 5);
@@ -313,8 +287,8 @@ mod tests {
 
         // b has not moved: every row is still there for it, and a restart
         // keeps both positions.
-        drop((a, outbox));
-        let mut outbox = Outbox::open(&db, &["a", "b"]).unwrap();
+        drop(a);
+        configure(&db, &["a", "b"]).unwrap();
         let mut b = Cursor::open(&db, "b").unwrap();
         assert_eq!(b.pending().unwrap(), 5);
         assert_eq!(b.expire(5).unwrap(), 3, "rows queued before 5 ms");
@@ -324,17 +298,72 @@ mod tests {
 
         // A new destination starts after the last row; one dropped from the
         // config stops holding rows back.
-        outbox.push(&[sample("z", 4)], 20).unwrap();
-        drop(outbox);
-        let _outbox = Outbox::open(&db, &["a", "c"]).unwrap();
+        store.append(&[sample("z", 4)]).unwrap();
+        configure(&db, &["a", "c"]).unwrap();
         let c = Cursor::open(&db, "c").unwrap();
         assert_eq!(c.pending().unwrap(), 0);
-        let rows: i64 = Connection::open(&db)
-            .unwrap()
+        let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM remote_write_queue", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1, "only the row a has not sent is left");
         assert!(Cursor::open(&db, "b").is_err());
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rows_hold_exactly_what_the_store_stored() {
+        let options = StoreOptions {
+            max_series: 1,
+            ..StoreOptions::default()
+        };
+        let (mut store, dir) = store_with_outbox("refused", options);
+        let db = dir.join("sonde.db");
+        configure(&db, &["a"]).unwrap();
+        let other_value = Sample {
+            value: -1.0,
+            ..sample("x", 1)
+        };
+        store
+            .append(&[
+                sample("x", 1),
+                sample("x", 1), // duplicate
+                other_value,    // out of order
+                sample("x", 0), // out of order
+                sample("y", 1), // a second series, over max_series
+                sample("x", 2),
+            ])
+            .unwrap();
+        store.append(&[sample("x", 2)]).unwrap(); // nothing stored, no row
+        let mut a = Cursor::open(&db, "a").unwrap();
+        let batch = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(decode(&batch), [("x".into(), 1), ("x".into(), 2)]);
+        assert_eq!(batch.samples, 2);
+        assert_eq!(a.pending().unwrap(), 2, "one row");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn after_a_restart_the_batch_in_flight_goes_alone() {
+        let (mut store, dir) = store_with_outbox("in-flight", StoreOptions::default());
+        let db = dir.join("sonde.db");
+        configure(&db, &["a"]).unwrap();
+        store.append(&[sample("x", 1)]).unwrap();
+        store.append(&[sample("x", 2)]).unwrap();
+        let mut a = Cursor::open(&db, "a").unwrap();
+        let sent = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(sent.samples, 2);
+        // sonde dies before the position moves; more rows come meanwhile.
+        drop(a);
+        store.append(&[sample("x", 3)]).unwrap();
+        let mut a = Cursor::open(&db, "a").unwrap();
+        let again = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(decode(&again), decode(&sent), "the same batch, alone");
+        a.advance(again.last_seq).unwrap();
+        let next = a.next_batch(100).unwrap().unwrap();
+        assert_eq!(decode(&next), [("x".into(), 3)]);
+        drop(store);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

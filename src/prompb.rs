@@ -1,5 +1,7 @@
 //! Prometheus's remote protocol messages (`prompb`: `types.proto` and
-//! `remote.proto`), declared by hand with prost's derive macros so building
+//! `remote.proto`) and the snappy block compression every body and queued
+//! request uses, shared by the receiver and remote read ([`crate::serve`])
+//! and the outbound queue ([`crate::ship`]). The messages are declared by hand with prost's derive macros so building
 //! sonde needs no `protoc`. Field numbers and types follow the `.proto`
 //! files exactly; that is the whole wire contract.
 //!
@@ -200,6 +202,14 @@ pub enum ChunkEncoding {
     Xor = 1,
     Histogram = 2,
     FloatHistogram = 3,
+}
+
+/// Snappy block compression of an encoded message, as senders and answers
+/// use it.
+pub fn compress(bytes: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(bytes)
+        .expect("snappy compresses any input under 4 GiB")
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub struct Senders {
 
 impl Senders {
     /// Starts a sender per destination over the queue in `db_file` (opened
-    /// by [`super::queue::Outbox::open`] first). Fails on an unreadable
+    /// by [`super::queue::configure`] first). Fails on an unreadable
     /// password, token or certificate file.
     pub fn start(configs: &[RemoteWriteConfig], db_file: &Path) -> anyhow::Result<Senders> {
         let stop = Arc::new(AtomicBool::new(false));
