@@ -148,7 +148,7 @@ impl Default for CollectConfig {
         CollectConfig {
             interval: Duration::from_secs(10),
             max_series_per_metric: crate::collect::budget::DEFAULT_MAX_SERIES,
-            forget_after: Duration::from_secs(3600),
+            forget_after: crate::store::StoreOptions::default().idle_after,
             bpf: BpfConfig::default(),
         }
     }
@@ -350,8 +350,8 @@ pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, 
 }
 
 impl Config {
-    /// Reads and checks a config file.
-    /// The store's options: `[storage]`, and an outbox when there is a
+    /// The store's options: `[storage]`, series closed after
+    /// `[collect] forget_after`, and an outbox when there is a
     /// `[[remote_write]]` destination to queue for.
     pub fn store_options(&self) -> crate::store::StoreOptions {
         let storage = &self.storage;
@@ -361,10 +361,12 @@ impl Config {
             hour_retention: storage.rollup_hour_retention,
             retention_size: storage.retention_size,
             max_series: storage.max_series,
+            idle_after: self.collect.forget_after,
             outbox: !self.remote_write.is_empty(),
         }
     }
 
+    /// Reads and checks a config file.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;

@@ -123,7 +123,12 @@ fn churn(processes: Vec<ChurnProcess>, port: u16) {
         CString::new("-c").unwrap(),
         CString::new("kill -16 $$").unwrap(),
     );
-    let shell_argv = [sh.as_ptr(), dash_c.as_ptr(), script.as_ptr(), std::ptr::null()];
+    let shell_argv = [
+        sh.as_ptr(),
+        dash_c.as_ptr(),
+        script.as_ptr(),
+        std::ptr::null(),
+    ];
     let started = Instant::now();
     let mut alive = 0;
     let reap = |alive: &mut usize| {

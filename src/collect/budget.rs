@@ -736,7 +736,7 @@ mod tests {
             (0..8u32)
                 .map(|i| {
                     let mut x = u64::from(i * 17 + 7);
-                    let absent = |step: u32| (step / 13 + i) % 5 == 0;
+                    let absent = |step: u32| (step / 13 + i).is_multiple_of(5);
                     let mut total = 0.0;
                     for step in 0..=n {
                         x = x

@@ -31,7 +31,7 @@
 use rusqlite::params;
 
 use super::head::Finished;
-use super::{decode_labels, Resolution, Store, IDLE_AFTER_MS};
+use super::{decode_labels, Resolution, Store};
 
 /// Series the sweep for series without data looks at per pass.
 const SWEEP_SERIES: i64 = 2_000;
@@ -50,7 +50,7 @@ enum Tier {
 }
 
 impl Store {
-    /// Closes series idle for an hour, deletes chunks past retention, keeps
+    /// Closes idle series ([`super::StoreOptions::idle_after`]), deletes chunks past retention, keeps
     /// the files under the size cap and gives freed pages back.
     pub fn maintain(&mut self) -> anyhow::Result<()> {
         self.close_idle_series();
@@ -144,7 +144,8 @@ impl Store {
     }
 
     fn close_idle_series(&mut self) {
-        let cutoff = self.newest_ts.saturating_sub(IDLE_AFTER_MS);
+        let idle_ms = i64::try_from(self.options.idle_after.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.newest_ts.saturating_sub(idle_ms);
         let idle: Vec<i64> = self
             .head
             .iter()

@@ -99,6 +99,10 @@ pub struct StoreOptions {
     pub retention_size: u64,
     /// Series allowed in the head at once; new series beyond are refused.
     pub max_series: usize,
+    /// A head series without a sample for this long (behind the newest
+    /// sample) is closed: its open chunks are persisted, its memory freed,
+    /// and it stops counting as active (`[collect] forget_after`).
+    pub idle_after: Duration,
     /// Queue every stored sample for remote write (`[[remote_write]]` is
     /// configured): see [`outbox`].
     pub outbox: bool,
@@ -113,6 +117,7 @@ impl Default for StoreOptions {
             hour_retention: Duration::from_secs(730 * DAY),
             retention_size: 0,
             max_series: 100_000,
+            idle_after: Duration::from_secs(300),
             outbox: false,
         }
     }
@@ -237,11 +242,9 @@ const RUN_CHUNKS: usize = 16;
 /// (plus a chunk) is how much longer than asked raw samples may be kept.
 const RUN_SPAN_MS: i64 = 6 * 3_600_000;
 const CHECKPOINT_BYTES: usize = 8 << 20;
-/// How often [`Store::append`] runs retention and closes idle series.
+/// How often [`Store::append`] runs retention and closes idle series (more
+/// often when series close sooner than this: [`StoreOptions::idle_after`]).
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
-/// A head series without a sample for this long (behind the newest sample)
-/// is closed: its open chunks are persisted and it stops counting as active.
-const IDLE_AFTER_MS: i64 = 3_600_000;
 /// At most one log line per this interval for each kind of repeated trouble.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -551,7 +554,7 @@ impl Store {
         if let Err(err) = &result {
             self.write_failed(err);
         }
-        if self.last_maintenance.elapsed() >= MAINTENANCE_EVERY {
+        if self.last_maintenance.elapsed() >= MAINTENANCE_EVERY.min(self.options.idle_after) {
             self.last_maintenance = Instant::now();
             if let Err(err) = self.maintain() {
                 self.write_failed(&err);
