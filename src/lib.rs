@@ -4,12 +4,14 @@
 //! [`collect`] reads the machine → [`store`] persists samples →
 //! [`ship`] sends them to `[[remote_write]]` destinations; [`serve`] answers
 //! HTTP from the store. [`model`] is the sample model every stage speaks,
-//! [`prompb`] Prometheus's remote protocol on the wire.
+//! [`prompb`] Prometheus's remote protocol on the wire, [`memory`] how
+//! memory is given back once a churn of processes is forgotten.
 
 pub mod bench;
 pub mod collect;
 pub mod config;
 pub mod doctor;
+pub mod memory;
 pub mod model;
 pub mod prompb;
 pub mod query;

@@ -19,6 +19,7 @@ use crate::ship::{self, send::Senders};
 use crate::store::Store;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
+    crate::memory::tune_allocator();
     let store = Store::open_with(&config.storage.path, config.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
 

@@ -441,6 +441,8 @@ impl FamilyState {
         }
         emitted.sort_by(|a, b| a.labels.cmp(&b.labels));
         family.series.extend(emitted);
+        crate::memory::shrink_when_sparse(&mut self.last);
+        crate::memory::shrink_when_sparse(&mut self.members);
     }
 
     fn carry(&mut self, into: u64, amount: f64) {

@@ -162,6 +162,7 @@ impl Store {
             self.pending.dirty.remove(&id);
             self.pending.closed.insert(id);
         }
+        crate::memory::shrink_when_sparse(&mut self.head);
     }
 
     /// Deletes, for every series, the chunks of `tier` that start before

@@ -262,11 +262,9 @@ impl Totals {
             .retain(|_, total| now.duration_since(total.grew) < forget_after);
         let forgotten = before - self.entries.len();
         self.peak = self.peak.max(before);
-        if forgotten > 0 && self.entries.len() < self.entries.capacity() / 4 {
-            self.entries.shrink_to_fit();
-        }
+        crate::memory::shrink_when_sparse(&mut self.entries);
         if self.peak - self.entries.len() >= TRIM_AFTER_SHRINKING_BY {
-            give_back_memory();
+            crate::memory::give_back();
             self.peak = self.entries.len();
         }
         forgotten
@@ -285,15 +283,6 @@ impl Totals {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-}
-
-/// Returns the heap's free pages to the system: after a churn is forgotten,
-/// the allocator would otherwise keep them mapped and RSS would not fall.
-fn give_back_memory() {
-    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -1,0 +1,60 @@
+//! Giving memory back once a churn of processes is forgotten. sonde's state
+//! grows with the processes and series seen within `[collect] forget_after`
+//! and must shrink again when they are forgotten; three things keep a
+//! process's resident memory high after its data is freed, each handled
+//! here:
+//! - hash maps keep the capacity of their peak: [`shrink_when_sparse`];
+//! - glibc serves large blocks from its heap once one was freed (it raises
+//!   its mmap threshold up to 32 MiB), where a long-lived small block after
+//!   them pins the pages: [`tune_allocator`] keeps blocks of 128 KiB and
+//!   more in their own mappings, unmapped when freed;
+//! - free pages inside the heap stay mapped until trimmed: [`give_back`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+
+/// Blocks at least this large get a mapping of their own (glibc's default
+/// threshold, fixed so it no longer grows).
+const MMAP_THRESHOLD: libc::c_int = 128 << 10;
+
+/// Called once at start, before the collectors and the store allocate.
+pub fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// Shrinks `map` when at most a quarter of its capacity is used (after a
+/// churn was forgotten); a map at its working size is left alone.
+pub fn shrink_when_sparse<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to_fit();
+    }
+}
+
+/// Returns the heap's free pages to the system.
+pub fn give_back() {
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_maps_shrink_and_working_ones_stay() {
+        let mut map: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
+        let full = map.capacity();
+        map.retain(|&k, _| k < 5_000);
+        shrink_when_sparse(&mut map);
+        assert_eq!(map.capacity(), full, "half used: left alone");
+        map.retain(|&k, _| k < 100);
+        shrink_when_sparse(&mut map);
+        assert!(map.capacity() < full / 4, "{} of {full}", map.capacity());
+        assert_eq!(map.len(), 100);
+    }
+}
