@@ -1,6 +1,8 @@
 //! Time to read a whole BPF map once, as a collector does each round: a walk
-//! (next key + lookup per entry) beside BPF_MAP_LOOKUP_BATCH, in one run, on
-//! maps shaped like the collectors' (needs root or CAP_BPF).
+//! (next key + lookup per entry) beside BPF_MAP_LOOKUP_BATCH, and draining it
+//! (BPF_MAP_LOOKUP_AND_DELETE_BATCH, what the collectors do with a settled
+//! half of a double-buffered map), in one run, on maps shaped like the
+//! collectors' (needs root or CAP_BPF).
 //!
 //!     cargo bench --bench bpf_map_reads [-- ROUNDS]     # default 50
 //!
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use libbpf_rs::MapType;
-use sonde::collect::bpf::maps::{filled_map, read_map_with, Read};
+use sonde::collect::bpf::maps::{drain_map, filled_map, read_map_with, Read};
 
 /// (what it stands for, type, key bytes, value bytes, max entries, filled)
 const SHAPES: [(&str, MapType, u32, u32, u32, u32); 4] = [
@@ -77,8 +79,8 @@ fn main() {
         .max(1);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!("{rounds} reads each, {cpus} CPUs; median ms per whole-map read");
-    println!("| map | entries | walk ms | batch ms | walk / batch |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| map | entries | walk ms | batch ms | walk / batch | drain ms |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (what, map_type, key, value, max, filled) in SHAPES {
         let map = filled_map(map_type, key, value, max, filled)
             .unwrap_or_else(|err| panic!("cannot make a BPF map (root or CAP_BPF?): {err:#}"));
@@ -89,8 +91,26 @@ fn main() {
         };
         let walk = median_ms(rounds, || read(Read::Walk));
         let batch = median_ms(rounds, || read(Read::Batched));
+        // Arrays are never drained (nothing to delete); a hash is refilled
+        // before each drain, outside the time.
+        let drain = (map_type != MapType::PercpuArray).then(|| {
+            let mut times: Vec<f64> = (0..rounds)
+                .map(|_| {
+                    let full = filled_map(map_type, key, value, max, filled).expect("refilling");
+                    let mut drained = Vec::new();
+                    let started = Instant::now();
+                    drain_map(&full, words, &mut drained).expect("draining the map");
+                    let ms = started.elapsed().as_secs_f64() * 1e3;
+                    assert_eq!(drained.len(), filled as usize);
+                    ms
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        });
+        let drain = drain.map_or("-".to_string(), |ms| format!("{ms:.2}"));
         println!(
-            "| {what} | {filled} | {walk:.2} | {batch:.2} | {:.1} |",
+            "| {what} | {filled} | {walk:.2} | {batch:.2} | {:.1} | {drain} |",
             walk / batch
         );
     }

@@ -8,7 +8,9 @@
 //!   its mmap threshold up to 32 MiB), where a long-lived small block after
 //!   them pins the pages: [`tune_allocator`] keeps blocks of 128 KiB and
 //!   more in their own mappings, unmapped when freed;
-//! - free pages inside the heap stay mapped until trimmed: [`give_back`].
+//! - free pages inside the heap stay mapped until trimmed, which
+//!   [`shrink_when_sparse`] does when it shrinks a large map (a churn was
+//!   forgotten: many small blocks were freed with it).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -25,19 +27,23 @@ pub fn tune_allocator() {
     }
 }
 
-/// Shrinks `map` when at most a quarter of its capacity is used (after a
-/// churn was forgotten); a map at its working size is left alone.
-pub fn shrink_when_sparse<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
-    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
-        map.shrink_to_fit();
-    }
-}
+/// Capacity from which shrinking a map also trims the heap.
+const LARGE_MAP: usize = 4096;
 
-/// Returns the heap's free pages to the system.
-pub fn give_back() {
-    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
+/// Shrinks `map` when less than half of its capacity is used (after a churn
+/// was forgotten), and then, for a large map, returns the heap's free pages
+/// to the system; a map at its working size is left alone.
+pub fn shrink_when_sparse<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
+    let capacity = map.capacity();
+    if capacity <= 64 || map.len() >= capacity / 2 {
+        return;
+    }
+    map.shrink_to_fit();
+    if capacity >= LARGE_MAP {
+        // SAFETY: malloc_trim only releases free memory; no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 
@@ -49,9 +55,10 @@ mod tests {
     fn sparse_maps_shrink_and_working_ones_stay() {
         let mut map: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
         let full = map.capacity();
-        map.retain(|&k, _| k < 5_000);
+        map.retain(|&k, _| k < 8_000);
         shrink_when_sparse(&mut map);
-        assert_eq!(map.capacity(), full, "half used: left alone");
+        // (Deleted slots count against capacity() until the next rehash.)
+        assert!(map.capacity() > full / 2, "most used: left alone");
         map.retain(|&k, _| k < 100);
         shrink_when_sparse(&mut map);
         assert!(map.capacity() < full / 4, "{} of {full}", map.capacity());

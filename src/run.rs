@@ -1,10 +1,18 @@
 //! `sonde run`: wires the stages together. A collection thread runs every
-//! collector once per interval, on the ticks of a [`Schedule`], appends the
-//! round to the store (which queues what it stored for remote write in the
-//! same transaction) and publishes it for `/metrics`; sender threads ship
-//! the queue; the HTTP server answers from the store and that last round.
+//! collector once per interval, on the ticks of a [`Schedule`], and hands
+//! the round to an ingest thread, which appends it to the store (which
+//! queues what it stored for remote write in the same transaction) and
+//! publishes it for `/metrics`; sender threads ship the queue; the HTTP
+//! server answers from the store and that last round.
+//!
+//! Collecting and storing run on threads of their own so that their memory
+//! comes from separate allocator arenas: the collectors' scratch, which
+//! grows with a churn of processes, is not interleaved with the store's
+//! long-lived state, and is given back once the churn is forgotten
+//! ([`crate::memory`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,14 +49,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store: Mutex::new(store),
     });
     let stop = Arc::new(AtomicBool::new(false));
+    // One round waits while the previous one is stored; a slower store
+    // holds the collectors back rather than piling rounds up.
+    let (rounds, collected) = std::sync::mpsc::sync_channel(1);
     let collecting = {
-        let shared = shared.clone();
         let stop = stop.clone();
-        let senders = senders.clone();
         let interval = config.collect.interval;
         std::thread::Builder::new()
             .name("collect".into())
-            .spawn(move || collect_loop(collection, &shared, &senders, interval, &stop))?
+            .spawn(move || collect_loop(collection, rounds, interval, &stop))?
+    };
+    let ingesting = {
+        let shared = shared.clone();
+        let senders = senders.clone();
+        std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || ingest_loop(collected, &shared, &senders))?
     };
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -71,28 +87,38 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     senders.stop();
     collecting.thread().unpark();
     let _ = collecting.join();
+    let _ = ingesting.join();
     tracing::info!("stopped");
     served
 }
 
+/// Runs the collectors on the schedule until `stop`, handing each round on.
 fn collect_loop(
     mut collection: Collection,
-    shared: &Shared,
-    senders: &Senders,
+    rounds: SyncSender<Scrape>,
     interval: Duration,
     stop: &AtomicBool,
 ) {
     let mut schedule = Schedule::new(interval, collect::since_epoch());
-    // A disk that stays full or read-only fails every round: say so once a
-    // minute (the store counts every failure in its self-metrics).
-    let mut error_logged: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let wait = schedule.wait(collect::since_epoch());
         if !wait.is_zero() {
             std::thread::park_timeout(wait);
             continue;
         }
-        let mut scrape = collection.collect(schedule.stamp(collect::since_epoch()));
+        let scrape = collection.collect(schedule.stamp(collect::since_epoch()));
+        if rounds.send(scrape).is_err() {
+            return;
+        }
+    }
+}
+
+/// Stores and publishes every round collected, until collection stops.
+fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
+    // A disk that stays full or read-only fails every round: say so once a
+    // minute (the store counts every failure in its self-metrics).
+    let mut error_logged: Option<Instant> = None;
+    for mut scrape in rounds {
         let samples: Vec<_> = scrape.samples().collect();
         let stored = shared.store.lock().expect("lock poisoned").append(&samples);
         if let Err(err) = stored {

@@ -177,6 +177,59 @@ fn every_range_draws_six_charts() {
     assert_eq!(get(&format!("{base}/static/missing.js")).unwrap().0, 404);
 }
 
+/// `sonde_bpf_map_full_total{map}` rising by `lost` over the minute before
+/// `end_ms`, and flat from the 10 minutes before that.
+fn map_full(map: &str, end_ms: i64, lost: f64) -> Vec<Sample> {
+    let labels = [(METRIC_NAME, "sonde_bpf_map_full_total"), ("map", map)];
+    series(
+        &labels,
+        end_ms,
+        600,
+        |t| if t >= 540.0 { lost } else { 0.0 },
+    )
+}
+
+#[test]
+fn status_shows_what_sonde_lost_lately_and_heals() {
+    let dir = TempDir::new("dashboard-status");
+    let end = now_ms();
+    let mut store = Store::open(&dir.0).unwrap();
+    let mut samples = map_full("syscall_counts", end, 1234.0);
+    // An overflow ten minutes ago has healed: not shown.
+    samples.extend(map_full("tcp_events", end - 600 * SECOND, 99.0));
+    samples.push(Sample {
+        labels: Labels::new([
+            (METRIC_NAME, "sonde_collector_success"),
+            ("collector", "net"),
+        ]),
+        timestamp_ms: end,
+        value: 0.0,
+    });
+    store.append(&samples).unwrap();
+    let base = serve(store);
+    let (status, html) = get(&format!("{base}/?range=15m")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(
+        html.matches("<section class=\"status\"").count(),
+        1,
+        "{html}"
+    );
+    assert!(html.contains("BPF map syscall_counts was full"), "{html}");
+    assert!(!html.contains("tcp_events"), "{html}");
+    assert!(
+        html.contains("collector net failed its last round"),
+        "{html}"
+    );
+
+    let quiet = TempDir::new("dashboard-status-quiet");
+    let base = serve(known_store(&quiet.0, end));
+    let (_, html) = get(&format!("{base}/?range=15m")).unwrap();
+    assert!(
+        !html.contains("class=\"status\""),
+        "all is well: no Status view"
+    );
+}
+
 #[test]
 fn empty_store_shows_six_empty_charts() {
     let dir = TempDir::new("dashboard-empty");

@@ -36,11 +36,6 @@ use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, MapType};
 
 use super::maps::{drain_map, Entry};
 
-/// Entries a map's totals must have shrunk by, from their peak, before a
-/// forget pass gives freed memory back to the system (`malloc_trim`): the
-/// end of a churn of thousands of processes, not every round of it.
-const TRIM_AFTER_SHRINKING_BY: usize = 4096;
-
 /// Which half programs left at a swap, and when.
 #[derive(Clone, Copy, Debug)]
 struct Swap {
@@ -222,8 +217,6 @@ struct Total {
 pub struct Totals {
     words: usize,
     entries: FastMap<Box<[u8]>, Total>,
-    /// The most entries held since memory was last given back.
-    peak: usize,
 }
 
 impl Totals {
@@ -231,7 +224,6 @@ impl Totals {
         Totals {
             words,
             entries: FastMap::default(),
-            peak: 0,
         }
     }
 
@@ -260,14 +252,8 @@ impl Totals {
         let before = self.entries.len();
         self.entries
             .retain(|_, total| now.duration_since(total.grew) < forget_after);
-        let forgotten = before - self.entries.len();
-        self.peak = self.peak.max(before);
         crate::memory::shrink_when_sparse(&mut self.entries);
-        if self.peak - self.entries.len() >= TRIM_AFTER_SHRINKING_BY {
-            crate::memory::give_back();
-            self.peak = self.entries.len();
-        }
-        forgotten
+        before - self.entries.len()
     }
 
     /// Every remembered key with its totals.

@@ -1,5 +1,6 @@
-//! The dashboard at `/`: six server-rendered SVG charts read from the store,
-//! a time-range selector and a refresh, in plain HTML (no script).
+//! The dashboard at `/`: the Status view ([`status`]: what sonde lost or
+//! failed lately, shown only then), six server-rendered SVG charts read from
+//! the store, a time-range selector and a refresh, in plain HTML (no script).
 //!
 //! A request runs in four steps, one submodule each: [`charts`] says what to
 //! show and evaluates it against the store on a grid of instants (using the
@@ -11,6 +12,7 @@
 pub mod charts;
 pub mod render;
 pub mod series;
+pub mod status;
 pub mod units;
 
 use std::time::Instant;
@@ -267,6 +269,7 @@ struct Page {
     reload_href: String,
     step: String,
     charts: Vec<ChartView>,
+    status: Vec<status::Problem>,
     rendered_at: String,
     elapsed_ms: u128,
 }
@@ -284,7 +287,8 @@ pub async fn page(
         let started = Instant::now();
         let now_ms = crate::collect::now_ms();
         let data = evaluate(&state.store, params.range, now_ms)?;
-        render_page(params, &data, now_ms, started)
+        let problems = status::problems(&state.store, now_ms)?;
+        render_page(params, &data, problems, now_ms, started)
     })
     .await;
     match rendered {
@@ -305,6 +309,7 @@ pub async fn page(
 fn render_page(
     params: Params,
     data: &[ChartData],
+    status: Vec<status::Problem>,
     now_ms: i64,
     started: Instant,
 ) -> anyhow::Result<String> {
@@ -341,6 +346,7 @@ fn render_page(
         ))
         .to_string(),
         charts,
+        status,
         rendered_at: format!("{} UTC", render::clock_seconds(now_ms)),
         elapsed_ms: started.elapsed().as_millis(),
     };
