@@ -36,6 +36,11 @@ struct sock_owner {
 	__u32 pad;
 };
 
+/*
+ * Live TCP sockets sonde saw connect or be accepted, by address: an entry
+ * goes when its socket closes, so this is bounded by open connections, not
+ * by uptime (an insert beyond 65,536 open ones is counted as map full).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);

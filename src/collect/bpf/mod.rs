@@ -7,13 +7,22 @@
 //!    `raw_tp/...` and `tracepoint/...`) sharing an inline function. Bound every
 //!    map; declare `SONDE_MAP_FULL_COUNTER(n)` and call `sonde_count_map_full`
 //!    when an insert fails, so a full map shows up in `sonde_bpf_map_full_total`.
+//!    A map keyed by who (process, cgroup, connection, route) must not grow
+//!    with sonde's uptime: declare it with `SONDE_DOUBLE_BUFFERED` and write
+//!    through `SONDE_HALF`, so it holds one interval's keys, and size it for
+//!    the distinct keys one interval must absorb (say so beside it). A map
+//!    of live objects (sockets, requests in flight) is bounded by what is
+//!    alive: delete its entries when the object ends, or make it an LRU.
 //!    Histograms are `struct sonde_hist` filled with `sonde_hist_slot(ns)`.
 //!    `build.rs` compiles it into `<name>.skel.rs` in OUT_DIR.
 //! 2. Write `src/collect/bpf/<name>.rs`: a `load` function that calls
 //!    [`attach`] with the skeleton's opener and a list of [`Variant`]s in order
 //!    of preference, and returns a [`Loaded`] whose collector reads the maps
 //!    (helpers: [`read_map`], [`push_log2_histogram`], and [`who::Who`] for
-//!    the `comm`, `unit` and `container` labels of a `struct proc_id`).
+//!    the `comm`, `unit` and `container` labels of a `struct proc_id`). A
+//!    double-buffered map is read through [`drain::DoubleBuffered`]: swap
+//!    its halves in `begin_round`, drain them in `collect` and export the
+//!    totals, which forget a key idle for `[collect] forget_after`.
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
 //!
