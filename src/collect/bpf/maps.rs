@@ -327,6 +327,26 @@ mod tests {
 
     /// Both ways read the same entries, summed over CPUs, from hashes and
     /// arrays (per-CPU or not), including a hash bigger than one batch.
+    /// [`filled_map`], or None (the test skips) where BPF maps cannot be
+    /// made and `SONDE_REQUIRE_BPF=1` does not ask for them.
+    fn filled_or_skip(
+        map_type: MapType,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        filled: u32,
+    ) -> Option<libbpf_rs::MapHandle> {
+        match filled_map(map_type, key_size, value_size, max_entries, filled) {
+            Ok(map) => Some(map),
+            Err(err) => {
+                let required = std::env::var("SONDE_REQUIRE_BPF").is_ok_and(|v| v == "1");
+                assert!(!required, "SONDE_REQUIRE_BPF=1 but: {err:#}");
+                eprintln!("skipping: cannot make BPF maps here: {err:#}");
+                None
+            }
+        }
+    }
+
     #[test]
     fn batched_and_walked_reads_agree() {
         let cases = [
@@ -337,14 +357,9 @@ mod tests {
             (MapType::PercpuHash, 32, 8, 64, 0),
         ];
         for (map_type, key_size, value_size, max_entries, filled) in cases {
-            let map = match filled_map(map_type, key_size, value_size, max_entries, filled) {
-                Ok(map) => map,
-                Err(err) => {
-                    let required = std::env::var("SONDE_REQUIRE_BPF").is_ok_and(|v| v == "1");
-                    assert!(!required, "SONDE_REQUIRE_BPF=1 but: {err:#}");
-                    eprintln!("skipping: cannot make BPF maps here: {err:#}");
-                    return;
-                }
+            let Some(map) = filled_or_skip(map_type, key_size, value_size, max_entries, filled)
+            else {
+                return;
             };
             let words = (value_size / 8) as usize;
             let mut batched = Vec::new();
@@ -385,14 +400,9 @@ mod tests {
         ];
         for (map_type, key_size, value_size, max_entries, filled) in cases {
             for how in [Read::Batched, Read::Walk] {
-                let map = match filled_map(map_type, key_size, value_size, max_entries, filled) {
-                    Ok(map) => map,
-                    Err(err) => {
-                        let required = std::env::var("SONDE_REQUIRE_BPF").is_ok_and(|v| v == "1");
-                        assert!(!required, "SONDE_REQUIRE_BPF=1 but: {err:#}");
-                        eprintln!("skipping: cannot make BPF maps here: {err:#}");
-                        return;
-                    }
+                let Some(map) = filled_or_skip(map_type, key_size, value_size, max_entries, filled)
+                else {
+                    return;
                 };
                 let words = (value_size / 8) as usize;
                 let mut read = read_map(&map, words).unwrap();
