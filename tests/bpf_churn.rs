@@ -35,6 +35,19 @@ const FORGET_AFTER: Duration = Duration::from_secs(15);
 /// forgotten.
 const RSS_SLACK_KIB: u64 = 10 * 1024;
 
+/// The median of five samples of a process's resident set, a second apart,
+/// in KiB: its level between rounds, not the peak of one.
+fn settled_rss_kib(pid: u32) -> u64 {
+    let mut samples: Vec<u64> = (0..5)
+        .map(|_| {
+            std::thread::sleep(Duration::from_secs(1));
+            rss_kib(pid)
+        })
+        .collect();
+    samples.sort_unstable();
+    samples[2]
+}
+
 /// The resident set of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -192,7 +205,7 @@ fn tens_of_thousands_of_named_processes_pass_and_nothing_is_lost() {
     let pid = sonde.child.id();
     // Settled: the store, its caches and the first rounds' allocations.
     sonde.wait_rounds(20);
-    let rss_before = rss_kib(pid);
+    let rss_before = settled_rss_kib(pid);
 
     let links = common::TempDir::new("churn-links");
     let prefix = format!("c{:x}-", std::process::id() & 0xfff);
@@ -304,7 +317,7 @@ fn tens_of_thousands_of_named_processes_pass_and_nothing_is_lost() {
     assert_eq!(left, 0, "churn series still exported after forget_after");
     // The store closes them once idle as long, at its next maintenance.
     std::thread::sleep(2 * FORGET_AFTER);
-    let rss_after = rss_kib(pid);
+    let rss_after = settled_rss_kib(pid);
     eprintln!(
         "sonde RSS: {rss_before} KiB before, {peak_rss} KiB at the peak, {rss_after} KiB after"
     );
