@@ -11,8 +11,9 @@
 //!   resolved id never goes stale; only its cgroup may disappear.
 //! - Every live cgroup found by the last walk stays known (bounded by the
 //!   kernel's own cgroup count); a removed one is kept while it is still
-//!   asked for (BPF maps outlive their processes) and forgotten
-//!   [`FORGET_AFTER`] after it was last asked for, so memory stays bounded.
+//!   asked for (a process's totals outlive it by `[collect] forget_after`)
+//!   and forgotten [`FORGET_AFTER`] after it was last asked for, at the next
+//!   walk, so memory stays bounded.
 //! - A walk runs only for an id not yet known, at most once per
 //!   [`MIN_WALK_INTERVAL`], and reads at most [`MAX_WALK_DIRS`] directories.
 //!   An id a walk started after the question did not find belongs to a removed
