@@ -8,9 +8,12 @@
 //!   its mmap threshold up to 32 MiB), where a long-lived small block after
 //!   them pins the pages: [`tune_allocator`] keeps blocks of 128 KiB and
 //!   more in their own mappings, unmapped when freed;
-//! - free pages inside the heap stay mapped until trimmed, which
-//!   [`shrink_when_sparse`] does when it shrinks a large map (a churn was
-//!   forgotten: many small blocks were freed with it).
+//! - free pages inside the heap stay mapped until trimmed: [`give_back`],
+//!   once a round. After a churn the collectors' arena is large and
+//!   fragmented by the few blocks that outlived it, and each round's scratch
+//!   lands on pages all over it: measured after a churn of 8,000 names, the
+//!   arena held 1.8 MiB in use of 40 MiB, and RSS stood 9 MiB above where it
+//!   started until trimmed.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -27,23 +30,20 @@ pub fn tune_allocator() {
     }
 }
 
-/// Capacity from which shrinking a map also trims the heap.
-const LARGE_MAP: usize = 4096;
-
 /// Shrinks `map` when less than half of its capacity is used (after a churn
-/// was forgotten), and then, for a large map, returns the heap's free pages
-/// to the system; a map at its working size is left alone.
+/// was forgotten); a map at its working size is left alone.
 pub fn shrink_when_sparse<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
-    let capacity = map.capacity();
-    if capacity <= 64 || map.len() >= capacity / 2 {
-        return;
+    if map.capacity() > 64 && map.len() < map.capacity() / 2 {
+        map.shrink_to_fit();
     }
-    map.shrink_to_fit();
-    if capacity >= LARGE_MAP {
-        // SAFETY: malloc_trim only releases free memory; no preconditions.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+}
+
+/// Returns every arena's free pages to the system; called once a round,
+/// when the round's scratch has been freed.
+pub fn give_back() {
+    // SAFETY: malloc_trim only releases free memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

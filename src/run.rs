@@ -127,11 +127,14 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
                 tracing::error!("cannot store {} samples: {err:#}", samples.len());
             }
         }
+        drop(samples);
         let store_metrics = shared.store.lock().expect("lock poisoned").families();
         scrape.families.extend(self_metrics());
         scrape.families.extend(store_metrics);
         scrape.families.extend(senders.families());
+        // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
+        crate::memory::give_back();
     }
 }
 
