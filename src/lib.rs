@@ -7,6 +7,7 @@
 //! [`prompb`] Prometheus's remote protocol on the wire, [`memory`] how
 //! memory is given back once a churn of processes is forgotten.
 
+pub mod alert;
 pub mod bench;
 pub mod collect;
 pub mod config;

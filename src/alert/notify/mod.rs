@@ -1,0 +1,1 @@
+//! Built-in receivers, routing, grouping, silences and inhibition (being built).

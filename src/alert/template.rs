@@ -1,0 +1,1 @@
+//! Go text/template with Prometheus's template functions (being built).
