@@ -11,12 +11,12 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use std::future::IntoFuture;
 
-use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
+use sonde::model::{Labels, Sample, METRIC_NAME};
 use sonde::serve::dashboard::charts::{self, CHARTS};
 use sonde::serve::dashboard::series::Grid;
 use sonde::serve::dashboard::{self, Range};
@@ -67,10 +67,7 @@ fn main() -> anyhow::Result<()> {
         std::fs::metadata(dir.0.join("sonde.db"))?.len() >> 20
     );
 
-    let shared = Arc::new(Shared {
-        latest: RwLock::new(Arc::new(Scrape::default())),
-        store: Mutex::new(store),
-    });
+    let shared = Arc::new(Shared::new(store));
     let runtime = tokio::runtime::Runtime::new()?;
     let listen = serve_at.as_deref().unwrap_or("127.0.0.1:0");
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;

@@ -12,12 +12,11 @@
 mod common;
 
 use std::future::IntoFuture;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::prometheus::{encode, Prometheus};
 use common::promql::{corpus, feed, generate, SCRAPE_MS};
-use sonde::model::Scrape;
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -33,10 +32,7 @@ fn main() -> anyhow::Result<()> {
     let samples: usize = data.iter().map(|g| g.samples.len()).sum();
 
     let dir = common::TempDir::new("bench-promql");
-    let shared = Arc::new(Shared {
-        latest: RwLock::new(Arc::new(Scrape::default())),
-        store: Mutex::new(Store::open(&dir.0)?),
-    });
+    let shared = Arc::new(Shared::new(Store::open(&dir.0)?));
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let sonde = format!("http://{}", listener.local_addr()?);

@@ -20,6 +20,7 @@ pub struct Config {
     pub collect: CollectConfig,
     /// `[[remote_write]]` tables: where to ship every stored sample.
     pub remote_write: Vec<RemoteWriteConfig>,
+    pub alerting: AlertingConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -255,6 +256,53 @@ impl RemoteWriteConfig {
     }
 }
 
+/// `[alerting]`: Prometheus rule files evaluated inside sonde, and the
+/// Alertmanagers their alerts go to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Rule files in Prometheus's format; a `*` or `?` in the file name
+    /// matches as a shell glob does.
+    pub rule_files: Vec<String>,
+    /// How often a group without its own `interval` is evaluated.
+    #[serde(deserialize_with = "duration")]
+    pub evaluation_interval: Duration,
+    /// Labels added to every alert sent (not to stored series), as
+    /// Prometheus's `global.external_labels`.
+    pub external_labels: BTreeMap<String, String>,
+    /// The URL sonde is reached at, for alerts' links back to its graph
+    /// page; defaults to `http://` and `[server] listen`.
+    pub external_url: Option<String>,
+    /// Alertmanagers (`http://host:9093`) that receive every alert through
+    /// their API v2.
+    pub alertmanagers: Vec<String>,
+    /// Firing and resolved alerts are sent again this often.
+    #[serde(deserialize_with = "duration")]
+    pub resend_delay: Duration,
+    /// After a restart, alert state older than this is not restored.
+    #[serde(deserialize_with = "duration")]
+    pub outage_tolerance: Duration,
+    /// After a restart, a pending alert waits at least this long before it
+    /// fires.
+    #[serde(deserialize_with = "duration")]
+    pub for_grace_period: Duration,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            rule_files: Vec::new(),
+            evaluation_interval: Duration::from_secs(60),
+            external_labels: BTreeMap::new(),
+            external_url: None,
+            alertmanagers: Vec::new(),
+            resend_delay: Duration::from_secs(60),
+            outage_tolerance: Duration::from_secs(3600),
+            for_grace_period: Duration::from_secs(600),
+        }
+    }
+}
+
 /// `Authorization: Basic`; the password inline or read from a file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -405,6 +453,13 @@ impl Config {
                 humantime::format_duration(self.collect.interval),
                 humantime::format_duration(self.collect.forget_after)
             );
+        }
+        for url in &self.alerting.alertmanagers {
+            crate::alert::alertmanager::check_url(url)
+                .map_err(|err| anyhow::anyhow!("key alerting.alertmanagers: {err}"))?;
+        }
+        if self.alerting.evaluation_interval.is_zero() {
+            bail!("key alerting.evaluation_interval: expected more than 0s");
         }
         let mut names = std::collections::HashSet::new();
         for remote in &self.remote_write {

@@ -102,7 +102,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        Command::Run { config } => load_config(config).and_then(sonde::run::run),
+        Command::Run { config } => load_config(config.clone())
+            .and_then(|loaded| sonde::run::run(loaded, config.as_deref())),
         Command::Doctor { config } => {
             return match load_config(config) {
                 Ok(config) if sonde::doctor::doctor(&config) => ExitCode::SUCCESS,

@@ -10,14 +10,19 @@
 //! grows with a churn of processes, is not interleaved with the store's
 //! long-lived state, and is given back once the churn is forgotten
 //! ([`crate::memory`]).
+//!
+//! A rules thread evaluates the alerting and recording rules over the
+//! store ([`crate::alert`]); SIGHUP reloads them.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::alert::service::Alerting;
 use crate::collect::schedule::Schedule;
 use crate::collect::{self, Collection};
 use crate::config::Config;
@@ -26,7 +31,9 @@ use crate::serve::{self, Shared};
 use crate::ship::{self, send::Senders};
 use crate::store::Store;
 
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs sonde with `config`, read from `config_path` when there is one (read
+/// again on SIGHUP and `POST /-/reload`).
+pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     crate::memory::tune_allocator();
     let store = Store::open_with(&config.storage.path, config.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
@@ -44,10 +51,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     ship::queue::configure(&db_file, &remotes)?;
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
-    let shared = Arc::new(Shared {
-        latest: RwLock::new(Arc::new(Scrape::default())),
-        store: Mutex::new(store),
-    });
+    let mut shared = Shared::new(store);
+    shared.alerting = Some(Alerting::start(&config, config_path)?);
+    let shared = Arc::new(shared);
     let stop = Arc::new(AtomicBool::new(false));
     // One round waits while the previous one is stored; a slower store
     // holds the collectors back rather than piling rounds up.
@@ -67,7 +73,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || ingest_loop(collected, &shared, &senders))?
     };
 
+    let evaluating = {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || {
+                if let Some(alerting) = &shared.alerting {
+                    alerting.run(&shared.store, &stop);
+                }
+            })?
+    };
+
     let runtime = tokio::runtime::Runtime::new()?;
+    runtime.spawn(reload_on_sighup(shared.clone()));
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
@@ -86,6 +105,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     senders.stop();
     collecting.thread().unpark();
+    if let Some(alerting) = &shared.alerting {
+        alerting.rules.wake();
+    }
+    let _ = evaluating.join();
     let _ = collecting.join();
     let _ = ingesting.join();
     tracing::info!("stopped");
@@ -132,6 +155,9 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
         scrape.families.extend(self_metrics());
         scrape.families.extend(store_metrics);
         scrape.families.extend(senders.families());
+        if let Some(alerting) = &shared.alerting {
+            scrape.families.extend(alerting.families());
+        }
         // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
         crate::memory::give_back();
@@ -146,6 +172,25 @@ fn self_metrics() -> Vec<Family> {
     );
     build.push(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     vec![build]
+}
+
+/// SIGHUP re-reads the config file and the rule files, as it does for
+/// Prometheus.
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: reload with POST /-/reload");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let shared = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(alerting) = &shared.alerting {
+                let _ = alerting.reload();
+            }
+        })
+        .await;
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
-use sonde::model::{Labels, Sample, Scrape, METRIC_NAME};
+use sonde::model::{Labels, Sample, METRIC_NAME};
 use sonde::serve::dashboard::{self, Range};
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
@@ -123,10 +123,7 @@ fn known_store(dir: &std::path::Path, end_ms: i64) -> Store {
 /// Serves the router on a free loopback port from a thread of its own;
 /// returns the base URL. The server lives as long as the test process.
 fn serve(store: Store) -> String {
-    let shared = Arc::new(Shared {
-        latest: RwLock::new(Arc::new(Scrape::default())),
-        store: Mutex::new(store),
-    });
+    let shared = Arc::new(Shared::new(store));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()

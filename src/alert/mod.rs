@@ -10,7 +10,14 @@
 //! Every alert leaves a rule group as an [`Alert`], the shape Alertmanager's
 //! API v2 takes, whether it goes to an Alertmanager or to [`notify`].
 
+pub mod alertmanager;
+pub mod group;
+pub mod manager;
 pub mod notify;
+pub mod persist;
+pub mod rule;
+pub mod rulefile;
+pub mod service;
 pub mod template;
 
 use crate::model::Labels;
@@ -34,5 +41,35 @@ impl Alert {
     /// Resolved once its end has passed.
     pub fn resolved_at(&self, now_ms: i64) -> bool {
         self.ends_at_ms <= now_ms
+    }
+}
+
+/// An instant as Go's `time.Time` writes itself in JSON (RFC 3339 in UTC,
+/// the fraction without trailing zeros), which Alertmanager and Prometheus's
+/// APIs use.
+pub fn rfc3339(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let of_day = ms.rem_euclid(86_400_000);
+    let (year, month, day) = crate::query::civil_from_days(days);
+    let (hour, minute, second, millis) = (
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1000 % 60,
+        of_day % 1000,
+    );
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}").trim_end_matches('0').to_string()
+    };
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instants_read_as_go_writes_them() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_709_214_300_120), "2024-02-29T13:45:00.12Z");
     }
 }

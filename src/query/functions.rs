@@ -836,7 +836,7 @@ fn date_part(part: DatePart, seconds: f64) -> f64 {
 
 /// (year, month 1-12, day 1-31) of a count of days since 1970-01-01, by the
 /// proleptic Gregorian calendar (the era-based conversion).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

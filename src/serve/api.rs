@@ -35,7 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/status/buildinfo", get(buildinfo))
-        .route("/api/v1/rules", get(rules))
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
 }
 
@@ -100,7 +99,7 @@ fn json_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn success(data: &str) -> Response {
+pub(crate) fn success(data: &str) -> Response {
     json_response(
         StatusCode::OK,
         format!(r#"{{"status":"success","data":{data}}}"#),
@@ -112,7 +111,7 @@ fn success(data: &str) -> Response {
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -120,7 +119,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, name: &str) -> Vec<&str> {
+    pub fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(n, _)| n == name)
@@ -365,10 +364,6 @@ async fn buildinfo() -> Response {
 }
 
 /// No rules are loaded yet: a valid, empty answer.
-async fn rules() -> Response {
-    success(r#"{"groups":[]}"#)
-}
-
 /// sonde keeps no exemplars: a valid, empty answer.
 async fn exemplars() -> Response {
     success("[]")

@@ -1,6 +1,7 @@
 //! Serving: the HTTP server and everything it answers. Handlers stay thin:
 //! they parse the request, ask a stage, and shape the answer.
 
+pub mod alerts;
 pub mod api;
 pub mod dashboard;
 pub mod exposition;
@@ -17,16 +18,28 @@ use axum::Router;
 use crate::model::Scrape;
 use crate::store::Store;
 
-/// What every handler may read: the last collection round and the store.
-/// Writers (the collection loop, the remote-write receiver) append to the
-/// store, which queues what it stored for remote write in the same
-/// transaction: there is no other way in.
+/// What every handler may read: the last collection round, the store and
+/// the alerting rules. Writers (the collection loop, the remote-write
+/// receiver, recording rules) append to the store, which queues what it
+/// stored for remote write in the same transaction: there is no other way in.
 pub struct Shared {
     pub latest: RwLock<Arc<Scrape>>,
     pub store: Mutex<Store>,
+    /// The rules and their alerts; `None` where only the store is served
+    /// (tests, benchmarks).
+    pub alerting: Option<crate::alert::service::Alerting>,
 }
 
 impl Shared {
+    /// The store served alone, before the first round.
+    pub fn new(store: Store) -> Shared {
+        Shared {
+            latest: RwLock::new(Arc::new(Scrape::default())),
+            store: Mutex::new(store),
+            alerting: None,
+        }
+    }
+
     /// The store as the query engine reads it.
     pub fn store_source(&self) -> &dyn crate::query::Source {
         &self.store
@@ -44,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(ready))
         .merge(remote::routes())
         .merge(api::routes())
+        .merge(alerts::routes())
         .with_state(state)
 }
 

@@ -1,0 +1,470 @@
+//! Rule files: Prometheus's YAML format (`groups:` of recording and alerting
+//! rules), read and checked as Prometheus 2.42 and `promtool check rules` do.
+//!
+//! A file either loads whole or is refused with every problem found, each
+//! naming the group, the rule (1-based, as promtool counts) and what is
+//! wrong, so the user fixes them all in one pass. Checks, as Prometheus's
+//! `rulefmt`: no unknown keys; group names present and unique in a file;
+//! exactly one of `record` and `alert`; `expr` present and valid PromQL;
+//! recording rules without `for`, `keep_firing_for` or `annotations` and
+//! named as a metric; label and annotation names valid, `__name__` not a
+//! rule label; alerting rules' label and annotation templates parse.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::alert::template;
+
+/// One loaded rule file.
+#[derive(Clone, Debug)]
+pub struct RuleFile {
+    pub path: PathBuf,
+    pub groups: Vec<GroupSpec>,
+}
+
+/// A rule group as written: its rules run in order, at one timestamp, every
+/// `interval` (the file's, or the global evaluation interval).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSpec {
+    pub name: String,
+    /// The file the group came from, as Prometheus names it in its APIs.
+    pub file: String,
+    pub interval_ms: Option<i64>,
+    /// Most series a recording rule, or alerts an alerting rule, may
+    /// produce; 0 for no limit.
+    pub limit: usize,
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSpec {
+    pub kind: RuleKind,
+    /// The expression as written in the file.
+    pub expr: String,
+    /// Labels to add or overwrite, in name order (templates for alerts).
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleKind {
+    Recording {
+        record: String,
+    },
+    Alerting {
+        alert: String,
+        for_ms: i64,
+        keep_firing_for_ms: i64,
+        /// Annotation templates, in name order.
+        annotations: Vec<(String, String)>,
+    },
+}
+
+impl RuleSpec {
+    /// The recorded metric or the alert's name.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            RuleKind::Recording { record } => record,
+            RuleKind::Alerting { alert, .. } => alert,
+        }
+    }
+}
+
+impl RuleFile {
+    pub fn rule_count(&self) -> usize {
+        self.groups.iter().map(|g| g.rules.len()).sum()
+    }
+}
+
+/// Reads and checks one rule file. The error lists every problem, one per
+/// line, each prefixed with the file's path.
+pub fn load(path: &Path) -> Result<RuleFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("{}: cannot read the rule file: {err}", path.display()))?;
+    parse(path, &text)
+}
+
+/// As [`load`], for text already read.
+pub fn parse(path: &Path, text: &str) -> Result<RuleFile, String> {
+    let file = path.display().to_string();
+    let in_file = |problems: Vec<String>| {
+        problems
+            .iter()
+            .map(|p| format!("{file}: {p}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let raw: RawFile = if is_blank_yaml(text) {
+        RawFile::default()
+    } else {
+        serde_yaml::from_str(text).map_err(|err| in_file(vec![yaml_error(&err)]))?
+    };
+    let mut problems = Vec::new();
+    let mut names = HashSet::new();
+    let mut groups = Vec::new();
+    for raw_group in raw.groups {
+        if raw_group.name.is_empty() {
+            problems.push("Groupname must not be empty".to_string());
+        } else if !names.insert(raw_group.name.clone()) {
+            problems.push(format!(
+                "groupname: \"{}\" is repeated in the same file",
+                raw_group.name
+            ));
+        }
+        match check_group(&file, raw_group) {
+            Ok(group) => groups.push(group),
+            Err(mut errs) => problems.append(&mut errs),
+        }
+    }
+    if problems.is_empty() {
+        Ok(RuleFile {
+            path: path.to_path_buf(),
+            groups,
+        })
+    } else {
+        Err(in_file(problems))
+    }
+}
+
+fn check_group(file: &str, raw: RawGroup) -> Result<GroupSpec, Vec<String>> {
+    let mut problems = Vec::new();
+    let interval_ms = match raw.interval.as_deref() {
+        None => None,
+        Some(text) => match rule_duration(text) {
+            Ok(0) => None,
+            Ok(ms) => Some(ms),
+            Err(err) => {
+                problems.push(format!("group {:?}: interval: {err}", raw.name));
+                None
+            }
+        },
+    };
+    let mut rules = Vec::new();
+    for (index, raw_rule) in raw.rules.into_iter().enumerate() {
+        let name = raw_rule
+            .alert
+            .clone()
+            .or_else(|| raw_rule.record.clone())
+            .unwrap_or_default();
+        match check_rule(raw_rule) {
+            Ok(rule) => rules.push(rule),
+            Err(errs) => {
+                problems.extend(errs.into_iter().map(|err| {
+                    format!("group {:?}, rule {}, {name:?}: {err}", raw.name, index + 1)
+                }))
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(GroupSpec {
+            name: raw.name,
+            file: file.to_string(),
+            interval_ms,
+            limit: raw.limit,
+            rules,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
+    let mut problems = Vec::new();
+    let expr = raw.expr.map(|s| s.0).unwrap_or_default();
+    if expr.is_empty() {
+        problems.push("field 'expr' must be set in rule".to_string());
+    } else if let Err(err) = crate::query::parse(&expr) {
+        problems.push(format!("could not parse expression: {err}"));
+    }
+    let labels = string_map(raw.labels);
+    for (name, _) in &labels {
+        if !is_label_name(name) || name == crate::model::METRIC_NAME {
+            problems.push(format!("invalid label name: {name}"));
+        }
+    }
+    let duration = |field: &str, value: Option<String>, problems: &mut Vec<String>| match value {
+        None => 0,
+        Some(text) => rule_duration(&text).unwrap_or_else(|err| {
+            problems.push(format!("{field}: {err}"));
+            0
+        }),
+    };
+    let for_ms = duration("for", raw.r#for.clone(), &mut problems);
+    let keep_firing_for_ms = duration(
+        "keep_firing_for",
+        raw.keep_firing_for.clone(),
+        &mut problems,
+    );
+    let kind = match (raw.record, raw.alert) {
+        (Some(_), Some(_)) => {
+            problems.push("only one of 'record' and 'alert' must be set".to_string());
+            None
+        }
+        (None, None) => {
+            problems.push("one of 'record' or 'alert' must be set".to_string());
+            None
+        }
+        (Some(record), None) => {
+            if raw.annotations.is_some() {
+                problems.push("invalid field 'annotations' in recording rule".to_string());
+            }
+            if raw.r#for.is_some() {
+                problems.push("invalid field 'for' in recording rule".to_string());
+            }
+            if raw.keep_firing_for.is_some() {
+                problems.push("invalid field 'keep_firing_for' in recording rule".to_string());
+            }
+            if !is_metric_name(&record) {
+                problems.push(format!("invalid recording rule name: {record}"));
+            }
+            Some(RuleKind::Recording { record })
+        }
+        (None, Some(alert)) => {
+            if alert.is_empty() {
+                problems.push("one of 'record' or 'alert' must be set".to_string());
+            }
+            let annotations = string_map(raw.annotations);
+            for (name, _) in &annotations {
+                if !is_label_name(name) {
+                    problems.push(format!("invalid annotation name: {name}"));
+                }
+            }
+            for (_, text) in labels.iter().chain(&annotations) {
+                if let Err(err) = template::check(&alert, text) {
+                    problems.push(format!("msg={err}"));
+                }
+            }
+            Some(RuleKind::Alerting {
+                alert,
+                for_ms,
+                keep_firing_for_ms,
+                annotations,
+            })
+        }
+    };
+    match kind {
+        Some(kind) if problems.is_empty() => Ok(RuleSpec { kind, expr, labels }),
+        _ => Err(problems),
+    }
+}
+
+/// A duration in a rule file, as Prometheus's `model.ParseDuration` reads
+/// it: `0`, or units from years down to milliseconds (`1h30m`), no
+/// fractions; milliseconds.
+pub fn rule_duration(text: &str) -> Result<i64, String> {
+    if text == "0" {
+        return Ok(0);
+    }
+    let well_formed = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric());
+    match crate::serve::api::parse_duration(text) {
+        Ok(ms) if well_formed && text.parse::<f64>().is_err() => Ok(ms),
+        _ => Err(format!("not a valid duration string: {text:?}")),
+    }
+}
+
+/// Prometheus's label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Prometheus's metric name rule: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+fn is_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':'))
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+fn string_map(map: Option<BTreeMap<String, Scalar>>) -> Vec<(String, String)> {
+    map.unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, value.0))
+        .collect()
+}
+
+/// A file of only comments and blank lines holds no groups (serde would
+/// call it a missing document).
+fn is_blank_yaml(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#') || line == "---")
+}
+
+fn yaml_error(err: &serde_yaml::Error) -> String {
+    match err.location() {
+        Some(at) => format!(
+            "yaml: line {}, column {}: {}",
+            at.line(),
+            at.column(),
+            strip_location(&err.to_string())
+        ),
+        None => format!("yaml: {err}"),
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the location is said first.
+fn strip_location(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |at| &message[..at])
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    groups: Vec<RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    limit: usize,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    record: Option<String>,
+    alert: Option<String>,
+    expr: Option<Scalar>,
+    r#for: Option<String>,
+    keep_firing_for: Option<String>,
+    labels: Option<BTreeMap<String, Scalar>>,
+    annotations: Option<BTreeMap<String, Scalar>>,
+}
+
+/// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:
+/// `expr: 1` and `severity: 2` are the strings "1" and "2".
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(deserializer)? {
+            serde_yaml::Value::String(s) => Ok(Scalar(s)),
+            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
+            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
+            serde_yaml::Value::Null => Ok(Scalar(String::new())),
+            _ => Err(D::Error::custom("expected a string")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<RuleFile, String> {
+        parse(Path::new("rules.yml"), text)
+    }
+
+    #[test]
+    fn reads_both_kinds_of_rule() {
+        let file = parse_text(
+            r#"
+groups:
+  - name: node
+    interval: 30s
+    limit: 10
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+        labels: { tier: 1 }
+      - alert: Down
+        expr: up == 0
+        for: 5m
+        keep_firing_for: 1m
+        labels: { severity: page }
+        annotations:
+          summary: "{{ $labels.instance }} is down"
+"#,
+        )
+        .unwrap();
+        let group = &file.groups[0];
+        assert_eq!(group.interval_ms, Some(30_000));
+        assert_eq!(group.limit, 10);
+        assert_eq!(group.rules[0].labels, vec![("tier".into(), "1".into())]);
+        assert_eq!(
+            group.rules[1].kind,
+            RuleKind::Alerting {
+                alert: "Down".into(),
+                for_ms: 300_000,
+                keep_firing_for_ms: 60_000,
+                annotations: vec![("summary".into(), "{{ $labels.instance }} is down".into())],
+            }
+        );
+        assert_eq!(file.rule_count(), 2);
+    }
+
+    #[test]
+    fn every_problem_is_named_with_its_group_and_rule() {
+        let err = parse_text(
+            r#"
+groups:
+  - name: g
+    rules:
+      - record: "bad name"
+        expr: up
+        for: 1m
+      - alert: A
+        expr: "sum("
+      - expr: up
+  - name: g
+    rules: []
+"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains(
+                r#"rules.yml: group "g", rule 1, "bad name": invalid field 'for' in recording rule"#
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("invalid recording rule name: bad name"),
+            "{err}"
+        );
+        assert!(
+            err.contains(r#"group "g", rule 2, "A": could not parse expression"#),
+            "{err}"
+        );
+        assert!(
+            err.contains(r#"rule 3, "": one of 'record' or 'alert' must be set"#),
+            "{err}"
+        );
+        assert!(
+            err.contains(r#"groupname: "g" is repeated in the same file"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_refused() {
+        let err =
+            parse_text("groups:\n  - name: g\n    rules:\n      - alert: A\n        exp: up\n")
+                .unwrap_err();
+        assert!(err.contains("unknown field `exp`"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+        let err = parse_text("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        for: 5\n")
+            .unwrap_err();
+        assert!(
+            err.contains(r#"for: not a valid duration string: "5""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_has_no_groups() {
+        assert_eq!(parse_text("# nothing yet\n").unwrap().rule_count(), 0);
+    }
+}

@@ -1,0 +1,89 @@
+//! What `[alerting]` starts inside `sonde run`: the rule manager, the
+//! senders its alerts go to, and reloading both from the config file
+//! (SIGHUP, `POST /-/reload`).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use crate::alert::alertmanager::Alertmanagers;
+use crate::alert::group::SampleSink;
+use crate::alert::manager::{now_ms, AlertSender, RuleManager, Settings};
+use crate::config::Config;
+use crate::model::{Family, Sample};
+use crate::query::Limits;
+use crate::store::Store;
+
+pub struct Alerting {
+    pub rules: RuleManager,
+    alertmanagers: Option<Arc<Alertmanagers>>,
+    /// The file `sonde run` read, read again at each reload.
+    config_path: Option<PathBuf>,
+}
+
+impl Alerting {
+    /// Loads the rule files (a bad one refuses to start, naming it),
+    /// restores alert state from the store's database and starts the
+    /// senders.
+    pub fn start(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Alerting> {
+        let alertmanagers = match config.alerting.alertmanagers.as_slice() {
+            [] => None,
+            urls => Some(Arc::new(Alertmanagers::start(urls)?)),
+        };
+        let mut senders: Vec<Arc<dyn AlertSender>> = Vec::new();
+        if let Some(am) = &alertmanagers {
+            senders.push(am.clone());
+        }
+        let rules = RuleManager::start(
+            settings(config),
+            Some(&config.storage.database_file()),
+            senders,
+            now_ms(),
+        )?;
+        Ok(Alerting {
+            rules,
+            alertmanagers,
+            config_path: config_path.map(Path::to_path_buf),
+        })
+    }
+
+    /// Reads the config file again and reloads the rule files; on any error
+    /// everything keeps running as it was.
+    pub fn reload(&self) -> Result<(), String> {
+        let config = match &self.config_path {
+            Some(path) => Config::load(path).map_err(|err| format!("{err:#}"))?,
+            None => Config::default(),
+        };
+        self.rules.reload(settings(&config), now_ms())
+    }
+
+    /// Evaluates the rules over the store until `stop`.
+    pub fn run(&self, store: &Mutex<Store>, stop: &AtomicBool) {
+        self.rules.run(store, store, &Limits::default(), stop);
+    }
+
+    pub fn families(&self) -> Vec<Family> {
+        let mut families = self.rules.families();
+        if let Some(am) = &self.alertmanagers {
+            families.extend(am.families());
+        }
+        families
+    }
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings::new(
+        &config.alerting,
+        &format!("http://{}", config.server.listen),
+    )
+}
+
+/// Recorded series and alert states go into the store like collected
+/// samples (and so to remote write too).
+impl SampleSink for Mutex<Store> {
+    fn append(&self, samples: &[Sample]) -> anyhow::Result<()> {
+        self.lock()
+            .map_err(|_| anyhow::anyhow!("the store lock is poisoned"))?
+            .append(samples)
+    }
+}
