@@ -3,6 +3,7 @@
 //! real node_exporter beside it, and find out whether eBPF tests must run (`SONDE_REQUIRE_BPF=1`) or may skip.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod alertmanager;
 pub mod prometheus;
 pub mod promql;
 pub mod remote;
@@ -164,7 +165,7 @@ impl Drop for Sonde {
     }
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+pub fn unsafe_kill(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
         .status();
