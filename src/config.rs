@@ -291,7 +291,7 @@ pub struct AlertingConfig {
 impl Default for AlertingConfig {
     fn default() -> Self {
         AlertingConfig {
-            rule_files: Vec::new(),
+            rule_files: vec!["/etc/sonde/rules/*.yml".to_string()],
             evaluation_interval: Duration::from_secs(60),
             external_labels: BTreeMap::new(),
             external_url: None,
@@ -498,6 +498,15 @@ mod tests {
         let text = include_str!("../packaging/sonde.toml");
         let config = Config::parse(text).unwrap();
         assert_eq!(config.collect.interval, Duration::from_secs(10));
+        let defaults = AlertingConfig::default();
+        assert_eq!(config.alerting.rule_files, defaults.rule_files);
+        assert_eq!(
+            config.alerting.evaluation_interval,
+            defaults.evaluation_interval
+        );
+        assert_eq!(config.alerting.resend_delay, defaults.resend_delay);
+        assert_eq!(config.alerting.outage_tolerance, defaults.outage_tolerance);
+        assert_eq!(config.alerting.for_grace_period, defaults.for_grace_period);
     }
 
     #[test]

@@ -214,6 +214,18 @@ fn alerts_reach_alertmanager_survive_a_restart_and_resolve() {
     );
     let alerts = alertmanager.alerts();
     let value_high = am_alert(&alerts, "ValueHigh").unwrap().clone();
+    // The dashboard shows it, and its link opens the Graph view.
+    let html = sonde.get_ok("/alerts");
+    assert!(
+        html.contains("ValueHigh") && html.contains("class=\"state firing\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("class=\"badge\">2<"),
+        "two firing alerts on the Alerts tab: {html}"
+    );
+    let link = value_high["generatorURL"].as_str().unwrap();
+    sonde.get_ok(&link[link.find("/graph").unwrap()..]);
     assert_eq!(value_high["labels"]["site"], "lab");
     assert_eq!(value_high["labels"]["severity"], "page");
     assert!(value_high["generatorURL"]

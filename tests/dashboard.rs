@@ -379,3 +379,53 @@ fn bad_parameters_get_a_400_that_says_what_is_allowed() {
     // The server is still there after all that.
     assert_eq!(get(&format!("{base}/?range=6h")).unwrap().0, 200);
 }
+
+/// The Graph view draws an expression over a range and tables its value
+/// now, from Prometheus's own URL parameters; a bad expression or range is
+/// a 400 that shows the error in the page.
+#[test]
+fn graph_view_draws_and_tables_an_expression() {
+    let dir = TempDir::new("dashboard-graph");
+    let base = serve(known_store(&dir.0, now_ms()));
+    let (status, html) = get(&format!(
+        "{base}/graph?g0.expr=node_load1&g0.tab=0&g0.range_input=15m"
+    ))
+    .unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 1, "{html}");
+    assert!(html.contains("node_load1"), "{html}");
+    assert!(
+        html.contains("aria-current=\"page\">Graph<"),
+        "the Graph tab is current"
+    );
+    let (status, html) = get(&format!(
+        "{base}/graph?g0.expr=node_load1&g0.tab=1&g0.stacked=0"
+    ))
+    .unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<table class=\"result\""), "{html}");
+    for (query, says) in [
+        ("g0.expr=sum(", "unclosed left parenthesis"),
+        ("g0.expr=up&g0.range_input=soon", "g0.range_input"),
+    ] {
+        let (status, html) = get(&format!("{base}/graph?{query}")).unwrap();
+        assert_eq!(status, 400, "{query}: {html}");
+        assert!(
+            html.contains("class=\"error\"") && html.contains(says),
+            "{query}: {html}"
+        );
+    }
+    let (status, html) = get(&format!("{base}/graph")).unwrap();
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"g0.expr\""), "{html}");
+}
+
+/// Without rules the Alerts view says how to load some.
+#[test]
+fn alerts_view_without_rules_says_how_to_add_them() {
+    let dir = TempDir::new("dashboard-alerts");
+    let base = serve(Store::open(&dir.0).unwrap());
+    let (status, html) = get(&format!("{base}/alerts")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("No alerting rules loaded"), "{html}");
+}

@@ -121,6 +121,17 @@ impl RuleManager {
         self.groups.lock().expect("lock poisoned")
     }
 
+    /// Alerts firing now, across every rule.
+    pub fn firing_count(&self) -> usize {
+        self.loaded()
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .flat_map(|r| r.alerts.values())
+            .filter(|a| a.state == crate::alert::rule::AlertState::Firing)
+            .count()
+    }
+
     /// Re-reads the rule files with `settings`; on any error the running
     /// rules stay and the error is returned (and kept for the API).
     pub fn reload(&self, settings: Settings, now_ms: i64) -> Result<(), String> {

@@ -51,6 +51,8 @@ pub type AppState = Arc<Shared>;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dashboard::page))
+        .route("/alerts", get(dashboard::alerts::page))
+        .route("/graph", get(dashboard::graph::page))
         .route("/static/{*file}", get(dashboard::asset))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))

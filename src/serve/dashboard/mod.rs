@@ -1,4 +1,7 @@
-//! The dashboard at `/`: the Status view ([`status`]: what sonde lost or
+//! The dashboard: views in one [`frame`] — the Overview at `/`, the
+//! [`alerts`] and the [`graph`] — all server-rendered HTML without script.
+//!
+//! The Overview at `/`: the Status view ([`status`]: what sonde lost or
 //! failed lately, shown only then), six server-rendered SVG charts read from
 //! the store, a time-range selector and a refresh, in plain HTML (no script).
 //!
@@ -9,7 +12,10 @@
 //! page out. Static assets under `web/static/` are embedded in the binary and
 //! served under `/static/`.
 
+pub mod alerts;
 pub mod charts;
+pub mod frame;
+pub mod graph;
 pub mod render;
 pub mod series;
 pub mod status;
@@ -261,7 +267,7 @@ struct Choice {
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Page {
-    host: String,
+    frame: frame::Frame,
     range: &'static str,
     ranges: Vec<Choice>,
     refreshes: Vec<Choice>,
@@ -288,7 +294,8 @@ pub async fn page(
         let now_ms = crate::collect::now_ms();
         let data = evaluate(&state.store, params.range, now_ms)?;
         let problems = status::problems(&state.store, now_ms)?;
-        render_page(params, &data, problems, now_ms, started)
+        let frame = frame::Frame::new(frame::View::Overview, &state);
+        render_page(frame, params, &data, problems, now_ms, started)
     })
     .await;
     match rendered {
@@ -307,6 +314,7 @@ pub async fn page(
 }
 
 fn render_page(
+    frame: frame::Frame,
     params: Params,
     data: &[ChartData],
     status: Vec<status::Problem>,
@@ -319,9 +327,7 @@ fn render_page(
         .collect::<anyhow::Result<_>>()?;
     let (refresh_name, refresh_seconds) = params.refresh;
     let page = Page {
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "this machine".to_string()),
+        frame,
         range: params.range.name(),
         ranges: Range::ALL
             .into_iter()
