@@ -813,34 +813,41 @@ impl Store {
         let mut selected = Vec::new();
         for (id, labels) in self.series_matching(matchers)? {
             let mut chunks = Vec::new();
-            let mut rows = stmt.query(params![id, end_ms])?;
-            while let Some(row) = rows.next()? {
-                let max_time: i64 = row.get(1)?;
-                if max_time < start_ms {
-                    break;
-                }
-                if row.get::<_, i64>(2)? == 1 {
-                    chunks.push(StoredChunk {
-                        min_time: row.get(0)?,
-                        max_time,
-                        data: row.get(3)?,
-                    });
-                    continue;
-                }
-                match codec::decode_run(row.get_ref(3)?.as_blob()?) {
-                    Ok(run) => chunks.extend(
-                        run.into_iter()
-                            .rev()
-                            .filter(|c| c.1 >= start_ms && c.0 <= end_ms)
-                            .map(|(min_time, max_time, data)| StoredChunk {
-                                min_time,
-                                max_time,
-                                data: data.to_vec(),
-                            }),
-                    ),
-                    // The row's chunks are lost to reads; the others still
-                    // come.
-                    Err(err) => tracing::warn!("{labels}: {err}"),
+            let open = self.head.get(&id).and_then(HeadSeries::open_chunk);
+            // Stored chunks all end before the open one starts: when it
+            // starts before the range, none of them can overlap it, and the
+            // recent windows rules and dashboards read cost no disk read.
+            let in_head = open.is_some_and(|(min_time, _, _)| min_time < start_ms);
+            if !in_head {
+                let mut rows = stmt.query(params![id, end_ms])?;
+                while let Some(row) = rows.next()? {
+                    let max_time: i64 = row.get(1)?;
+                    if max_time < start_ms {
+                        break;
+                    }
+                    if row.get::<_, i64>(2)? == 1 {
+                        chunks.push(StoredChunk {
+                            min_time: row.get(0)?,
+                            max_time,
+                            data: row.get(3)?,
+                        });
+                        continue;
+                    }
+                    match codec::decode_run(row.get_ref(3)?.as_blob()?) {
+                        Ok(run) => chunks.extend(
+                            run.into_iter()
+                                .rev()
+                                .filter(|c| c.1 >= start_ms && c.0 <= end_ms)
+                                .map(|(min_time, max_time, data)| StoredChunk {
+                                    min_time,
+                                    max_time,
+                                    data: data.to_vec(),
+                                }),
+                        ),
+                        // The row's chunks are lost to reads; the others still
+                        // come.
+                        Err(err) => tracing::warn!("{labels}: {err}"),
+                    }
                 }
             }
             chunks.reverse();
@@ -862,9 +869,7 @@ impl Store {
                     }
                 }
             }
-            if let Some((min_time, max_time, data)) =
-                self.head.get(&id).and_then(HeadSeries::open_chunk)
-            {
+            if let Some((min_time, max_time, data)) = open {
                 if max_time >= start_ms && min_time <= end_ms {
                     chunks.push(StoredChunk {
                         min_time,
