@@ -135,10 +135,8 @@ impl Store {
         }
         tx.commit()?;
         self.stats.series_deleted += deleted.len() as u64;
-        for (id, labels) in deleted {
-            if self.series_ids.get(&labels) == Some(&id) {
-                self.series_ids.remove(&labels);
-            }
+        for (id, _) in deleted {
+            self.series_ids.remove(id);
         }
         Ok(())
     }

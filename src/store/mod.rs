@@ -70,6 +70,7 @@ mod maintain;
 mod migrate;
 mod outbox;
 mod rng;
+mod series_index;
 pub mod rollup;
 pub mod xor;
 
@@ -252,11 +253,8 @@ pub struct Store {
     conn: Connection,
     file: PathBuf,
     options: StoreOptions,
-    /// Invariant: every series in the file, and the pending ones. Looked up
-    /// for every sample: foldhash is several times faster than SipHash on
-    /// label sets and still seeded per process, so label sets sent through
-    /// remote-write cannot be chosen to collide.
-    series_ids: HashMap<Labels, i64, foldhash::fast::RandomState>,
+    /// Invariant: every series in the file, and the pending ones.
+    series_ids: series_index::SeriesIndex,
     next_series_id: i64,
     head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
     pending: Pending,
@@ -304,7 +302,7 @@ impl Store {
             conn,
             file,
             options,
-            series_ids: HashMap::default(),
+            series_ids: series_index::SeriesIndex::default(),
             next_series_id: 1,
             head: HashMap::default(),
             pending: Pending::default(),
@@ -617,7 +615,7 @@ impl Store {
                 "INSERT OR REPLACE INTO postings (name, value, series_id) VALUES (?1, ?2, ?3)",
             )?;
             let new_series: Box<dyn Iterator<Item = (&i64, &Labels)>> = if self.resync {
-                Box::new(self.series_ids.iter().map(|(labels, id)| (id, labels)))
+                Box::new(self.series_ids.iter())
             } else {
                 Box::new(self.pending.series.iter().map(|(id, labels)| (id, labels)))
             };
@@ -907,26 +905,22 @@ impl Store {
         let mut selected = Vec::new();
         match candidates {
             Some(ids) => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached("SELECT labels FROM series WHERE id = ?1")?;
                 for id in ids {
-                    let encoded: String = stmt.query_row([id], |r| r.get(0))?;
-                    selected.push((id, decode_labels(&encoded)?));
+                    if let Some(labels) = self.series_ids.labels(id) {
+                        selected.push((id, labels.clone()));
+                    }
+                }
+                // Series created since the last successful write have no
+                // postings yet.
+                let listed: HashSet<i64> = selected.iter().map(|(id, _)| *id).collect();
+                for (id, labels) in &self.pending.series {
+                    if !listed.contains(id) {
+                        selected.push((*id, labels.clone()));
+                    }
                 }
             }
             None => {
-                let mut stmt = self.conn.prepare_cached("SELECT id, labels FROM series")?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    selected.push((row.get(0)?, decode_labels(&row.get::<_, String>(1)?)?));
-                }
-            }
-        }
-        // Series created since the last successful write.
-        for (id, labels) in &self.pending.series {
-            if !selected.iter().any(|(sid, _)| sid == id) {
-                selected.push((*id, labels.clone()));
+                selected.extend(self.series_ids.iter().map(|(id, labels)| (*id, labels.clone())));
             }
         }
         selected.retain(|(_, labels)| matchers.iter().all(|m| m.matches(labels)));
