@@ -31,7 +31,8 @@ struct Shared {
     queued: Condvar,
     stop: AtomicBool,
     dropped: AtomicU64,
-    targets: Vec<Target>,
+    /// Replaced whole at a reload; a target kept keeps its counts.
+    targets: Mutex<Vec<Arc<Target>>>,
 }
 
 struct Target {
@@ -42,21 +43,15 @@ struct Target {
 
 impl Alertmanagers {
     /// A sender to each of `urls` (`http://host:9093`); check them with
-    /// [`check_url`] first.
+    /// [`check_url`] first. With none, alerts are dropped uncounted until a
+    /// reload names some.
     pub fn start(urls: &[String]) -> anyhow::Result<Alertmanagers> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             queued: Condvar::new(),
             stop: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
-            targets: urls
-                .iter()
-                .map(|url| Target {
-                    url: format!("{}/api/v2/alerts", url.trim_end_matches('/')),
-                    sent: AtomicU64::new(0),
-                    errors: AtomicU64::new(0),
-                })
-                .collect(),
+            targets: Mutex::new(Vec::new()),
         });
         let worker = {
             let shared = shared.clone();
@@ -64,10 +59,30 @@ impl Alertmanagers {
                 .name("alertmanagers".into())
                 .spawn(move || shared.deliver())?
         };
-        Ok(Alertmanagers {
+        let alertmanagers = Alertmanagers {
             shared,
             worker: Some(worker),
-        })
+        };
+        alertmanagers.set_urls(urls);
+        Ok(alertmanagers)
+    }
+
+    /// Sends to `urls` from now on (a reload).
+    pub fn set_urls(&self, urls: &[String]) {
+        let mut targets = self.shared.targets.lock().expect("lock poisoned");
+        let new: Vec<Arc<Target>> = urls
+            .iter()
+            .map(|url| format!("{}/api/v2/alerts", url.trim_end_matches('/')))
+            .map(|url| match targets.iter().find(|t| t.url == url) {
+                Some(kept) => kept.clone(),
+                None => Arc::new(Target {
+                    url,
+                    sent: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                }),
+            })
+            .collect();
+        *targets = new;
     }
 
     /// `sonde_alertmanager_*`: alerts sent and failed posts per
@@ -81,7 +96,7 @@ impl Alertmanagers {
             "sonde_alertmanager_errors_total",
             "Posts of alerts to an Alertmanager that failed.",
         );
-        for target in &self.shared.targets {
+        for target in self.shared.targets.lock().expect("lock poisoned").iter() {
             let labels = [("alertmanager", target.url.as_str())];
             sent.push(&labels, target.sent.load(Ordering::Relaxed) as f64);
             errors.push(&labels, target.errors.load(Ordering::Relaxed) as f64);
@@ -105,6 +120,15 @@ impl Alertmanagers {
 
 impl AlertSender for Alertmanagers {
     fn send(&self, alerts: &[Alert]) {
+        if self
+            .shared
+            .targets
+            .lock()
+            .expect("lock poisoned")
+            .is_empty()
+        {
+            return;
+        }
         let mut queue = self.shared.queue.lock().expect("lock poisoned");
         queue.extend(alerts.iter().cloned());
         let excess = queue.len().saturating_sub(QUEUE_CAPACITY);
@@ -150,7 +174,8 @@ impl Shared {
                 queue.drain(..n).collect()
             };
             let body = alerts_json(&batch);
-            for target in &self.targets {
+            let targets = self.targets.lock().expect("lock poisoned").clone();
+            for target in &targets {
                 match post(&agent, &target.url, &body) {
                     Ok(()) => {
                         target.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -135,16 +135,8 @@ impl RuleManager {
     /// Re-reads the rule files with `settings`; on any error the running
     /// rules stay and the error is returned (and kept for the API).
     pub fn reload(&self, settings: Settings, now_ms: i64) -> Result<(), String> {
-        let specs = load_groups(&settings.rule_files);
+        let specs = load_groups(&settings.rule_files).map_err(|err| self.refuse_reload(err))?;
         let mut loaded = self.loaded();
-        let specs = match specs {
-            Ok(specs) => specs,
-            Err(err) => {
-                tracing::error!("rule files not reloaded, the old rules keep running: {err}");
-                loaded.reload_error = Some(err.clone());
-                return Err(err);
-            }
-        };
         let mut old: Vec<Group> = std::mem::take(&mut loaded.groups);
         loaded.groups = specs
             .into_iter()
@@ -162,6 +154,14 @@ impl RuleManager {
         self.changed.notify_all();
         tracing::info!("rule files reloaded");
         Ok(())
+    }
+
+    /// Records a reload refused for `err` (for the API, the dashboard and
+    /// `sonde_rule_reload_success`) and gives the error back.
+    pub fn refuse_reload(&self, err: String) -> String {
+        tracing::error!("not reloaded, the old rules keep running: {err}");
+        self.loaded().reload_error = Some(err.clone());
+        err
     }
 
     /// Evaluates groups on their slots until `stop`.

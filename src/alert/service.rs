@@ -16,7 +16,7 @@ use crate::store::Store;
 
 pub struct Alerting {
     pub rules: RuleManager,
-    alertmanagers: Option<Arc<Alertmanagers>>,
+    alertmanagers: Arc<Alertmanagers>,
     /// The file `sonde run` read, read again at each reload.
     config_path: Option<PathBuf>,
 }
@@ -26,14 +26,8 @@ impl Alerting {
     /// restores alert state from the store's database and starts the
     /// senders.
     pub fn start(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Alerting> {
-        let alertmanagers = match config.alerting.alertmanagers.as_slice() {
-            [] => None,
-            urls => Some(Arc::new(Alertmanagers::start(urls)?)),
-        };
-        let mut senders: Vec<Arc<dyn AlertSender>> = Vec::new();
-        if let Some(am) = &alertmanagers {
-            senders.push(am.clone());
-        }
+        let alertmanagers = Arc::new(Alertmanagers::start(&config.alerting.alertmanagers)?);
+        let senders: Vec<Arc<dyn AlertSender>> = vec![alertmanagers.clone()];
         let rules = RuleManager::start(
             settings(config),
             Some(&config.storage.database_file()),
@@ -47,14 +41,18 @@ impl Alerting {
         })
     }
 
-    /// Reads the config file again and reloads the rule files; on any error
-    /// everything keeps running as it was.
+    /// Reads the config file again and reloads the rule files and the
+    /// Alertmanagers; on any error everything keeps running as it was.
     pub fn reload(&self) -> Result<(), String> {
         let config = match &self.config_path {
-            Some(path) => Config::load(path).map_err(|err| format!("{err:#}"))?,
+            Some(path) => {
+                Config::load(path).map_err(|err| self.rules.refuse_reload(format!("{err:#}")))?
+            }
             None => Config::default(),
         };
-        self.rules.reload(settings(&config), now_ms())
+        self.rules.reload(settings(&config), now_ms())?;
+        self.alertmanagers.set_urls(&config.alerting.alertmanagers);
+        Ok(())
     }
 
     /// Evaluates the rules over the store until `stop`.
@@ -64,9 +62,7 @@ impl Alerting {
 
     pub fn families(&self) -> Vec<Family> {
         let mut families = self.rules.families();
-        if let Some(am) = &self.alertmanagers {
-            families.extend(am.families());
-        }
+        families.extend(self.alertmanagers.families());
         families
     }
 }

@@ -70,8 +70,8 @@ mod maintain;
 mod migrate;
 mod outbox;
 mod rng;
-mod series_index;
 pub mod rollup;
+mod series_index;
 pub mod xor;
 
 use std::collections::{HashMap, HashSet};
@@ -920,7 +920,11 @@ impl Store {
                 }
             }
             None => {
-                selected.extend(self.series_ids.iter().map(|(id, labels)| (*id, labels.clone())));
+                selected.extend(
+                    self.series_ids
+                        .iter()
+                        .map(|(id, labels)| (*id, labels.clone())),
+                );
             }
         }
         selected.retain(|(_, labels)| matchers.iter().all(|m| m.matches(labels)));
