@@ -38,10 +38,44 @@ enum Command {
     },
     /// Print sonde's version.
     Version,
+    /// Check configuration files, as promtool checks them.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+    /// Run unit tests, as promtool runs them.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
     /// Measure a part of sonde on realistic data (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// Check Prometheus rule files (`promtool check rules`): exits non-zero
+    /// when any file does not load.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestWhat {
+    /// Run rule unit-test files in promtool's format (`promtool test
+    /// rules`): exits non-zero when any test fails.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regular expression
+        /// (repeatable: any of them).
+        #[arg(long, value_name = "REGEX")]
+        run: Vec<String>,
     },
 }
 
@@ -114,6 +148,34 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Check {
+            what: CheckWhat::Rules { files },
+        } => {
+            let passed = sonde::alert::check::check_rules(
+                &files,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            return verdict(passed);
+        }
+        Command::Test {
+            what: TestWhat::Rules { files, run },
+        } => {
+            let run = match run_filter(&run) {
+                Ok(run) => run,
+                Err(err) => {
+                    eprintln!("sonde: --run: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            let passed = sonde::alert::unittest::test_rules(
+                &files,
+                run.as_ref(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            return verdict(passed);
+        }
         Command::Bench { what } => bench(what),
         Command::Version => {
             println!("sonde {}", env!("CARGO_PKG_VERSION"));
@@ -127,6 +189,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A check's or test's exit status: 1 when something failed, as promtool.
+fn verdict(passed: std::io::Result<bool>) -> ExitCode {
+    match passed {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("sonde: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `test rules --run`: any of the given expressions.
+fn run_filter(patterns: &[String]) -> Result<Option<regex::Regex>, regex::Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    regex::Regex::new(&patterns.join("|")).map(Some)
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {

@@ -345,7 +345,8 @@ struct RawRule {
 
 /// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:
 /// `expr: 1` and `severity: 2` are the strings "1" and "2".
-struct Scalar(String);
+#[derive(Clone, Default)]
+pub(crate) struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
