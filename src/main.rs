@@ -125,10 +125,16 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Checks and tests print their own verdicts; a rule that fails under
+    // test is part of the report, not a warning beside it.
+    let default_level = match cli.command {
+        Command::Check { .. } | Command::Test { .. } => "error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SONDE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         // Colour codes only help a person at a terminal; in a file or the

@@ -106,6 +106,7 @@ fn test_file(
         }
     }
     let setup = Setup {
+        file: path.display().to_string(),
         rule_files,
         eval_interval_ms,
         eval_order,
@@ -113,13 +114,16 @@ fn test_file(
     Ok(file
         .tests
         .iter()
-        .filter(|test| run.is_none_or(|run| run.is_match(&test.name.0)))
-        .flat_map(|test| test.run(&setup))
+        .enumerate()
+        .filter(|(_, test)| run.is_none_or(|run| run.is_match(&test.name.0)))
+        .flat_map(|(index, test)| test.run(&setup, index))
         .collect())
 }
 
 /// What every test group of a file shares.
 struct Setup {
+    /// The test file, as errors name it.
+    file: String,
     rule_files: Vec<PathBuf>,
     eval_interval_ms: i64,
     /// Position of each group named in `group_eval_order`.
@@ -127,11 +131,11 @@ struct Setup {
 }
 
 impl TestGroup {
-    /// The test group's failures.
-    fn run(&self, setup: &Setup) -> Vec<String> {
+    /// The test group's failures; `index` is its place in `tests`.
+    fn run(&self, setup: &Setup, index: usize) -> Vec<String> {
         let storage = match TestStorage::new(&self.input_series, self.interval.0) {
             Ok(storage) => storage,
-            Err(e) => return vec![e],
+            Err(e) => return vec![format!("{}: tests[{index}].{e}", setup.file)],
         };
         let mut groups = Vec::new();
         let mut load_errors = Vec::new();

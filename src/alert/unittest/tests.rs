@@ -123,8 +123,8 @@ fn bad_input_is_named_not_a_panic() {
     let cases = [
         ("unknown-key", "tests:\n  - interval: 1m\n    input_seris: []\n", "input_seris"),
         ("bad-duration", "tests:\n  - interval: 1m\n    alert_rule_test:\n      - eval_time: 5\n        alertname: A\n", "not a valid duration"),
-        ("bad-values", "tests:\n  - interval: 1m\n    input_series:\n      - series: m\n        values: 1+2\n    promql_expr_test:\n      - expr: m\n", "input_series[0]: values"),
-        ("bad-series", "tests:\n  - interval: 1m\n    input_series:\n      - series: 'm{'\n        values: 1\n", "input_series[0]: series"),
+        ("bad-values", "tests:\n  - interval: 1m\n    input_series:\n      - series: m\n        values: 1+2\n    promql_expr_test:\n      - expr: m\n", "D/test.yml: tests[0].input_series[0]: values"),
+        ("bad-series", "tests:\n  - interval: 1m\n    input_series:\n      - series: 'm{'\n        values: 1\n", "D/test.yml: tests[0].input_series[0]: series"),
         ("no-alertname", "tests:\n  - alert_rule_test:\n      - eval_time: 1m\n", "misses required attribute alertname at eval_time 1m"),
         ("order", "group_eval_order: [a, a]\ntests: []\n", "group name repeated in evaluation order: a"),
         ("missing-rules", "rule_files: [nothere.yml, rules.yml]\ntests: []\n", "WARNING: no file match pattern D/nothere.yml"),
