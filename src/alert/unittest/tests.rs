@@ -100,7 +100,7 @@ fn run_selects_test_groups_by_name() {
 }
 
 #[test]
-fn without_an_interval_every_input_value_is_at_time_zero() {
+fn values_read_as_written_and_without_an_interval_at_time_zero() {
     let test = r#"
 rule_files: [rules.yml]
 tests:
@@ -113,6 +113,16 @@ tests:
         exp_samples:
           - labels: m
             value: 7
+  - interval: 1m
+    input_series:
+      - series: zeros
+        values: 0x12
+    promql_expr_test:
+      - expr: count_over_time(zeros[1h])
+        eval_time: 20m
+        exp_samples:
+          - labels: '{}'
+            value: 13
 "#;
     let (passed, _, err) = run("no-interval", test, None);
     assert!(passed, "{err}");
