@@ -345,31 +345,36 @@ struct RawRule {
 
 /// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:
 /// the scalar as written, so `expr: 1` and `severity: 010` are the strings
-/// "1" and "010", and `values: 0x12` stays "0x12" (not the number 18).
+/// "1" and "010", and `values: 0x12` stays "0x12" (not the number 18); a
+/// null (`~`, `null`, nothing) is "".
 #[derive(Clone, Default)]
 pub(crate) struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
-        deserializer.deserialize_str(ScalarText)
+        let text = Option::<AsWritten>::deserialize(deserializer)?;
+        Ok(Scalar(text.map_or_else(String::new, |t| t.0)))
     }
 }
 
-struct ScalarText;
+/// A non-null scalar's text.
+struct AsWritten(String);
 
-impl serde::de::Visitor<'_> for ScalarText {
-    type Value = Scalar;
+impl<'de> Deserialize<'de> for AsWritten {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AsWritten, D::Error> {
+        deserializer.deserialize_str(AsWritten(String::new()))
+    }
+}
+
+impl serde::de::Visitor<'_> for AsWritten {
+    type Value = AsWritten;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a string")
     }
 
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Scalar, E> {
-        Ok(Scalar(text.to_string()))
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
-        Ok(Scalar(String::new()))
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<AsWritten, E> {
+        Ok(AsWritten(text.to_string()))
     }
 }
 
