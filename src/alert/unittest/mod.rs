@@ -30,7 +30,7 @@ use crate::alert::group::{Group, SampleSink, SendOptions};
 use crate::alert::rule::{AlertState, EvalContext, Health};
 use crate::alert::rulefile::{self, RuleKind, Scalar};
 use crate::model::{Labels, Matcher, Sample};
-use crate::query::{Limits, Source};
+use crate::query::{InMemory, Limits, Source};
 use crate::store::SeriesSamples;
 use report::LabelsAndAnnotations;
 use series::MetricLabels;
@@ -137,36 +137,12 @@ impl TestGroup {
             Ok(storage) => storage,
             Err(e) => return vec![format!("{}: tests[{index}].{e}", setup.file)],
         };
-        let mut groups = Vec::new();
-        let mut load_errors = Vec::new();
-        for path in &setup.rule_files {
-            match rulefile::load(path) {
-                Ok(file) => groups.extend(
-                    file.groups
-                        .into_iter()
-                        .map(|spec| Group::new(spec, self.interval.0, 0)),
-                ),
-                Err(e) => load_errors.push(e),
-            }
-        }
-        if !load_errors.is_empty() {
-            return load_errors;
-        }
-        groups.sort_by_key(|g| setup.eval_order.get(&g.spec.name).copied().unwrap_or(0));
-        if let Some(test) = self
-            .alert_rule_test
-            .iter()
-            .find(|t| t.alertname.0.is_empty())
-        {
-            let in_group = if self.name.0.is_empty() {
-                String::new()
-            } else {
-                format!(" (in TestGroup {})", self.name.0)
-            };
-            return vec![format!(
-                "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
-                report::prometheus_duration(test.eval_time.0)
-            )];
+        let mut groups = match load_groups(setup, self.interval.0) {
+            Ok(groups) => groups,
+            Err(errors) => return errors,
+        };
+        if let Some(error) = self.missing_alertname() {
+            return vec![error];
         }
 
         let external_labels = Labels::new(
@@ -232,6 +208,46 @@ impl TestGroup {
         );
         failures
     }
+
+    /// promtool's error for an alert test without `alertname`.
+    fn missing_alertname(&self) -> Option<String> {
+        let test = self
+            .alert_rule_test
+            .iter()
+            .find(|t| t.alertname.0.is_empty())?;
+        let in_group = if self.name.0.is_empty() {
+            String::new()
+        } else {
+            format!(" (in TestGroup {})", self.name.0)
+        };
+        Some(format!(
+            "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
+            report::prometheus_duration(test.eval_time.0)
+        ))
+    }
+}
+
+/// Every rule group of the rule files, in evaluation order: those named in
+/// `group_eval_order` by their place there, the others with the first (as
+/// promtool sorts them; file order is kept among equals).
+fn load_groups(setup: &Setup, interval_ms: i64) -> Result<Vec<Group>, Vec<String>> {
+    let mut groups = Vec::new();
+    let mut errors = Vec::new();
+    for path in &setup.rule_files {
+        match rulefile::load(path) {
+            Ok(file) => groups.extend(
+                file.groups
+                    .into_iter()
+                    .map(|spec| Group::new(spec, interval_ms, 0)),
+            ),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    groups.sort_by_key(|g| setup.eval_order.get(&g.spec.name).copied().unwrap_or(0));
+    Ok(groups)
 }
 
 impl AlertTest {
@@ -324,7 +340,7 @@ fn pairs(labels: &Labels) -> MetricLabels {
 /// input samples are added as the evaluation reaches them, rules append
 /// theirs, and a sample not later than its series' last one is dropped.
 struct TestStorage {
-    series: RefCell<BTreeMap<Labels, Vec<(i64, f64)>>>,
+    loaded: RefCell<InMemory>,
     /// Input samples not loaded yet, in time order.
     unloaded: RefCell<BTreeMap<Labels, VecDeque<(i64, f64)>>>,
 }
@@ -345,7 +361,7 @@ impl TestStorage {
             unloaded.insert(labels, samples);
         }
         Ok(TestStorage {
-            series: RefCell::new(BTreeMap::new()),
+            loaded: RefCell::new(InMemory(Vec::new())),
             unloaded: RefCell::new(unloaded),
         })
     }
@@ -361,8 +377,18 @@ impl TestStorage {
     }
 
     fn append_one(&self, labels: &Labels, t: i64, value: f64) {
-        let mut series = self.series.borrow_mut();
-        let samples = series.entry(labels.clone()).or_default();
+        let mut loaded = self.loaded.borrow_mut();
+        let at = match loaded.0.iter().position(|s| &s.labels == labels) {
+            Some(at) => at,
+            None => {
+                loaded.0.push(SeriesSamples {
+                    labels: labels.clone(),
+                    samples: Vec::new(),
+                });
+                loaded.0.len() - 1
+            }
+        };
+        let samples = &mut loaded.0[at].samples;
         if samples.last().is_none_or(|&(last, _)| last < t) {
             samples.push((t, value));
         }
@@ -376,21 +402,7 @@ impl Source for TestStorage {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>> {
-        Ok(self
-            .series
-            .borrow()
-            .iter()
-            .filter(|(labels, _)| matchers.iter().all(|m| m.matches(labels)))
-            .map(|(labels, samples)| SeriesSamples {
-                labels: labels.clone(),
-                samples: samples
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| (start_ms..=end_ms).contains(t))
-                    .collect(),
-            })
-            .filter(|s| !s.samples.is_empty())
-            .collect())
+        self.loaded.borrow().select(matchers, start_ms, end_ms)
     }
 }
 
