@@ -62,6 +62,14 @@ enum CheckWhat {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Lint checks: duplicate-rules (rules of one name and labels), all
+        /// (the same), or none.
+        #[arg(long, value_name = "CHECKS", default_value = "duplicate-rules",
+              value_parser = ["all", "duplicate-rules", "none"])]
+        lint: String,
+        /// Exit with status 3 when the lint finds problems.
+        #[arg(long)]
+        lint_fatal: bool,
     },
 }
 
@@ -155,14 +163,29 @@ fn main() -> ExitCode {
             };
         }
         Command::Check {
-            what: CheckWhat::Rules { files },
+            what:
+                CheckWhat::Rules {
+                    files,
+                    lint,
+                    lint_fatal,
+                },
         } => {
-            let passed = sonde::alert::check::check_rules(
+            use sonde::alert::check::{check_rules, Verdict};
+            let checked = check_rules(
                 &files,
+                lint != "none",
                 &mut std::io::stdout(),
                 &mut std::io::stderr(),
             );
-            return verdict(passed);
+            return match checked {
+                Ok(Verdict::LintProblems) if lint_fatal => ExitCode::from(3),
+                Ok(Verdict::Passed | Verdict::LintProblems) => ExitCode::SUCCESS,
+                Ok(Verdict::Failed) => ExitCode::FAILURE,
+                Err(err) => {
+                    eprintln!("sonde: {err}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Test {
             what: TestWhat::Rules { files, run },
@@ -197,7 +220,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// A check's or test's exit status: 1 when something failed, as promtool.
+/// A test's exit status: 1 when something failed, as promtool.
 fn verdict(passed: std::io::Result<bool>) -> ExitCode {
     match passed {
         Ok(true) => ExitCode::SUCCESS,

@@ -3,37 +3,54 @@
 //!
 //! A file that does not load fails the check. A file that loads but holds
 //! rules of the same name and labels gets promtool's duplicate-rule lint
-//! report: printed as a failure, yet (as promtool's default, non-fatal
-//! lint) it does not fail the check.
+//! report: printed as a failure, yet it fails the check only when lint
+//! problems are made fatal (`--lint-fatal`).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crate::alert::rulefile::{self, RuleFile};
 
+/// The verdict on a set of rule files, as promtool's exit status says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every file loads and passes the lint (exit 0).
+    Passed,
+    /// Every file loads; some fail the lint (exit 0, or 3 when fatal).
+    LintProblems,
+    /// Some file does not load (exit 1).
+    Failed,
+}
+
 /// Checks every file, printing `Checking FILE` and the verdict on `out`,
-/// problems on `err`. True when no file has an error.
+/// problems on `err`; with `lint`, also promtool's duplicate-rule lint.
 pub fn check_rules(
     files: &[PathBuf],
+    lint: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> io::Result<bool> {
-    let mut passed = true;
+) -> io::Result<Verdict> {
+    let mut verdict = Verdict::Passed;
     for path in files {
         writeln!(out, "Checking {}", path.display())?;
         match rulefile::load(path) {
             Err(problems) => {
-                passed = false;
+                verdict = Verdict::Failed;
                 writeln!(err, "  FAILED:\n{problems}")?;
             }
-            Ok(file) => match duplicates_report(&file) {
-                Some(report) => writeln!(err, "  FAILED:\n{report}")?,
+            Ok(file) => match duplicates_report(&file).filter(|_| lint) {
+                Some(report) => {
+                    if verdict == Verdict::Passed {
+                        verdict = Verdict::LintProblems;
+                    }
+                    writeln!(err, "  FAILED:\n{report}")?;
+                }
                 None => writeln!(out, "  SUCCESS: {} rules found", file.rule_count())?,
             },
         }
         writeln!(out)?;
     }
-    Ok(passed)
+    Ok(verdict)
 }
 
 /// promtool's lint: rules of one file sharing a name (recorded metric or
@@ -70,7 +87,7 @@ fn duplicates_report(file: &RuleFile) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn check(files: &[(&str, &str)]) -> (bool, String, String) {
+    fn check(files: &[(&str, &str)], lint: bool) -> (Verdict, String, String) {
         let dir = std::env::temp_dir().join(format!(
             "sonde-check-rules-{}-{}",
             std::process::id(),
@@ -86,29 +103,32 @@ mod tests {
             })
             .collect();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let passed = check_rules(&paths, &mut out, &mut err).unwrap();
+        let verdict = check_rules(&paths, lint, &mut out, &mut err).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let text = |b: Vec<u8>| {
             String::from_utf8(b)
                 .unwrap()
                 .replace(&dir.display().to_string(), "D")
         };
-        (passed, text(out), text(err))
+        (verdict, text(out), text(err))
     }
 
     #[test]
     fn verdicts_and_output_as_promtool() {
-        let (passed, out, err) = check(&[
-            (
-                "good.yml",
-                "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n",
-            ),
-            (
-                "bad.yml",
-                "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    for: 1m\n",
-            ),
-        ]);
-        assert!(!passed);
+        let (verdict, out, err) = check(
+            &[
+                (
+                    "good.yml",
+                    "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n",
+                ),
+                (
+                    "bad.yml",
+                    "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    for: 1m\n",
+                ),
+            ],
+            true,
+        );
+        assert_eq!(verdict, Verdict::Failed);
         assert_eq!(
             out,
             "Checking D/good.yml\n  SUCCESS: 1 rules found\n\nChecking D/bad.yml\n\n"
@@ -120,16 +140,21 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_reported_without_failing() {
-        let (passed, out, err) = check(&[(
+    fn duplicates_are_a_lint_problem() {
+        let duplicates = (
             "dup.yml",
             "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up\n  - record: x\n    expr: up + 1\n  - alert: A\n    expr: up\n    labels: {s: '1'}\n  - alert: A\n    expr: up\n    labels: {s: '1'}\n  - alert: A\n    expr: up\n    labels: {s: '1'}\n",
-        )]);
-        assert!(passed);
+        );
+        let (verdict, out, err) = check(&[duplicates], true);
+        assert_eq!(verdict, Verdict::LintProblems);
         assert_eq!(out, "Checking D/dup.yml\n\n");
         assert_eq!(
             err,
             "  FAILED:\nlint error 2 duplicate rule(s) found.\nMetric: A\nLabel(s):\n\ts: 1\nMetric: x\nLabel(s):\nMight cause inconsistency while recording expressions\n"
         );
+        let (verdict, out, err) = check(&[duplicates], false);
+        assert_eq!(verdict, Verdict::Passed);
+        assert_eq!(out, "Checking D/dup.yml\n  SUCCESS: 5 rules found\n\n");
+        assert_eq!(err, "");
     }
 }
