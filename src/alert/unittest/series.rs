@@ -111,7 +111,8 @@ fn expand_item(item: &str, steps: &mut Vec<Step>) -> Result<(), String> {
     let start_len = (1..bytes.len())
         .find(|&i| {
             let exponent_sign = numeric && matches!(bytes[i - 1], b'e' | b'E');
-            matches!(bytes[i], b'+' | b'-') && !exponent_sign || bytes[i] == b'x'
+            // After a word (`Inf`, `stale`) an `x` is part of the word.
+            matches!(bytes[i], b'+' | b'-') && !exponent_sign || bytes[i] == b'x' && numeric
         })
         .unwrap_or(bytes.len());
     let start = value(&item[..start_len])?;
@@ -326,7 +327,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        for bad in ["1+2", "abc", "1x", "_x-1", "1+x3", "_3", "1xx2", "0x1f"] {
+        for bad in [
+            "1+2", "abc", "1x", "_x-1", "1+x3", "_3", "1xx2", "0x1f", "infx2", "stalex2", "1+-1x2",
+        ] {
             let err = parse_values(bad).unwrap_err();
             assert!(err.contains(bad), "{bad}: {err}");
         }
