@@ -173,8 +173,9 @@ impl TestGroup {
             .unwrap_or(0);
 
         let mut failures = Vec::new();
-        let mut ts_ms = 0;
-        while ts_ms <= last_ms {
+        let interval_ms = setup.eval_interval_ms;
+        for step in 0..=last_ms / interval_ms {
+            let ts_ms = step * interval_ms;
             storage.load_till(ts_ms);
             let mut rule_errors = Vec::new();
             for group in &mut groups {
@@ -193,13 +194,12 @@ impl TestGroup {
                 failures.extend(rule_errors);
                 return failures;
             }
-            let next_ms = ts_ms + setup.eval_interval_ms;
+            let next_ms = ts_ms.saturating_add(interval_ms);
             while let Some(test) = alert_tests.next_if(|t| t.eval_time.0 < next_ms) {
                 if let Some(failure) = test.check(&groups, &self.name.0) {
                     failures.push(failure);
                 }
             }
-            ts_ms = next_ms;
         }
         failures.extend(
             self.promql_expr_test
@@ -356,7 +356,7 @@ impl TestStorage {
             let steps = series::parse_values(&input.values.0).map_err(|e| field("values", e))?;
             let samples = (0i64..)
                 .zip(steps)
-                .filter_map(|(step, value)| value.map(|v| (step * interval_ms, v)))
+                .filter_map(|(step, value)| Some((step.checked_mul(interval_ms)?, value?)))
                 .collect();
             unloaded.insert(labels, samples);
         }

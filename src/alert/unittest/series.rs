@@ -83,6 +83,10 @@ pub fn parse_series(text: &str) -> Result<Labels, String> {
 /// One step of an input series: a value, or none (`_`).
 pub type Step = Option<f64>;
 
+/// Most steps one input series may expand to: far beyond any test, short
+/// of exhausting memory.
+const MAX_STEPS: u64 = 10_000_000;
+
 /// Expands the values notation into one entry per step.
 pub fn parse_values(text: &str) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
@@ -99,6 +103,7 @@ fn expand_item(item: &str, steps: &mut Vec<Step>) -> Result<(), String> {
             Some(count) => repetitions(count)?,
             None => return Err("unexpected text after \"_\"".to_string()),
         };
+        room_for(steps, times)?;
         steps.extend(std::iter::repeat_n(None, times as usize));
         return Ok(());
     }
@@ -127,6 +132,7 @@ fn expand_item(item: &str, steps: &mut Vec<Step>) -> Result<(), String> {
         None => return Err("an increment needs a repetition count (\"x\")".to_string()),
     };
     let times = repetitions(count)?;
+    room_for(steps, times.saturating_add(1))?;
     let mut current = start;
     for _ in 0..=times {
         steps.push(Some(current));
@@ -177,6 +183,14 @@ fn number(text: &str) -> Result<f64, String> {
 fn repetitions(text: &str) -> Result<u64, String> {
     text.parse::<u64>()
         .map_err(|_| format!("invalid repetition count {text:?}"))
+}
+
+/// Refuses to expand past [`MAX_STEPS`] values in all.
+fn room_for(steps: &[Step], more: u64) -> Result<(), String> {
+    if steps.len() as u64 + more > MAX_STEPS {
+        return Err(format!("more than {MAX_STEPS} values"));
+    }
+    Ok(())
 }
 
 /// A cursor over a metric's text.
@@ -328,7 +342,18 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         for bad in [
-            "1+2", "abc", "1x", "_x-1", "1+x3", "_3", "1xx2", "0x1f", "infx2", "stalex2", "1+-1x2",
+            "1+2",
+            "abc",
+            "1x",
+            "_x-1",
+            "1+x3",
+            "_3",
+            "1xx2",
+            "0x1f",
+            "infx2",
+            "stalex2",
+            "1+-1x2",
+            "1x99999999999",
         ] {
             let err = parse_values(bad).unwrap_err();
             assert!(err.contains(bad), "{bad}: {err}");
