@@ -12,8 +12,12 @@
 //!
 //! As promtool 2.42 does: input samples appear as the evaluation reaches
 //! their timestamps; a test group without `interval` puts every input
-//! value at time 0 (the first one stays); groups run in `group_eval_order`,
-//! the others first; a rule that fails ends its test group.
+//! value at time 0 (the first one stays); groups run in `group_eval_order`
+//! (the others with the first); a rule that fails ends its test group.
+//!
+//! Unlike promtool, a subquery without a step steps at sonde's default of
+//! 1m rather than at the file's `evaluation_interval` (the same when that
+//! is left at its default).
 
 mod report;
 pub mod series;
@@ -80,7 +84,12 @@ fn test_file(
     let base = path.parent().unwrap_or(Path::new(""));
     let mut rule_files = Vec::new();
     for pattern in &file.rule_files {
-        let found = match glob(&base.join(pattern)) {
+        // An empty entry names nothing (not the test file's directory).
+        let pattern = match pattern.as_str() {
+            "" => PathBuf::new(),
+            relative_or_absolute => base.join(relative_or_absolute),
+        };
+        let found = match glob(&pattern) {
             Ok(found) => found,
             Err(e) => return Ok(vec![format!("{}: rule_files: {e}", path.display())]),
         };
@@ -88,7 +97,7 @@ fn test_file(
             writeln!(
                 warnings,
                 "  WARNING: no file match pattern {}",
-                base.join(pattern).display()
+                pattern.display()
             )?;
         }
         rule_files.extend(found);
