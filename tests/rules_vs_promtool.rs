@@ -23,10 +23,18 @@ fn run(program: &str, args: &[&str], file: &Path) -> (i32, String, String) {
         .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    // A target directory shared between branches can have another branch's
+    // binary in it by the time the test runs.
+    assert!(
+        !stderr.contains("unrecognized subcommand"),
+        "{program} has no `{}`: a build of another branch replaced it; run again",
+        args.join(" ")
+    );
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+        stderr,
     )
 }
 
