@@ -38,10 +38,52 @@ enum Command {
     },
     /// Print sonde's version.
     Version,
+    /// Check configuration files, as promtool checks them.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+    /// Run unit tests, as promtool runs them.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
     /// Measure a part of sonde on realistic data (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckWhat {
+    /// Check Prometheus rule files (`promtool check rules`): exits non-zero
+    /// when any file does not load.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Lint checks: duplicate-rules (rules of one name and labels), all
+        /// (the same), or none.
+        #[arg(long, value_name = "CHECKS", default_value = "duplicate-rules",
+              value_parser = ["all", "duplicate-rules", "none"])]
+        lint: String,
+        /// Exit with status 3 when the lint finds problems.
+        #[arg(long)]
+        lint_fatal: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestWhat {
+    /// Run rule unit-test files in promtool's format (`promtool test
+    /// rules`): exits non-zero when any test fails.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regular expression
+        /// (repeatable: any of them).
+        #[arg(long, value_name = "REGEX")]
+        run: Vec<String>,
     },
 }
 
@@ -91,10 +133,16 @@ enum Bench {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Checks and tests print their own verdicts; a rule that fails under
+    // test is part of the report, not a warning beside it.
+    let default_level = match cli.command {
+        Command::Check { .. } | Command::Test { .. } => "error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SONDE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         // Colour codes only help a person at a terminal; in a file or the
@@ -114,6 +162,49 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Check {
+            what:
+                CheckWhat::Rules {
+                    files,
+                    lint,
+                    lint_fatal,
+                },
+        } => {
+            use sonde::alert::check::{check_rules, Verdict};
+            let checked = check_rules(
+                &files,
+                lint != "none",
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            return match checked {
+                Ok(Verdict::LintProblems) if lint_fatal => ExitCode::from(3),
+                Ok(Verdict::Passed | Verdict::LintProblems) => ExitCode::SUCCESS,
+                Ok(Verdict::Failed) => ExitCode::FAILURE,
+                Err(err) => {
+                    eprintln!("sonde: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Test {
+            what: TestWhat::Rules { files, run },
+        } => {
+            let run = match run_filter(&run) {
+                Ok(run) => run,
+                Err(err) => {
+                    eprintln!("sonde: --run: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            let passed = sonde::alert::unittest::test_rules(
+                &files,
+                run.as_ref(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            return verdict(passed);
+        }
         Command::Bench { what } => bench(what),
         Command::Version => {
             println!("sonde {}", env!("CARGO_PKG_VERSION"));
@@ -127,6 +218,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A test's exit status: 1 when something failed, as promtool.
+fn verdict(passed: std::io::Result<bool>) -> ExitCode {
+    match passed {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("sonde: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `test rules --run`: any of the given expressions.
+fn run_filter(patterns: &[String]) -> Result<Option<regex::Regex>, regex::Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    regex::Regex::new(&patterns.join("|")).map(Some)
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {

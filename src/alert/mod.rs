@@ -3,6 +3,8 @@
 //!
 //! - [`template`]: Go's text/template with Prometheus's functions, for
 //!   annotations and labels (`{{ $labels.instance }}`, `{{ humanize $value }}`).
+//! - [`check`] and [`unittest`]: `sonde check rules` and `sonde test rules`,
+//!   promtool's checks and rule unit tests.
 //! - [`notify`]: the built-in receivers (webhook, Slack, Telegram, e-mail),
 //!   routing, grouping, silences and inhibition, for the single-server owner
 //!   who runs no Alertmanager.
@@ -11,6 +13,7 @@
 //! API v2 takes, whether it goes to an Alertmanager or to [`notify`].
 
 pub mod alertmanager;
+pub mod check;
 pub mod group;
 pub mod manager;
 pub mod notify;
@@ -19,6 +22,7 @@ pub mod rule;
 pub mod rulefile;
 pub mod service;
 pub mod template;
+pub mod unittest;
 
 use crate::model::Labels;
 

@@ -344,19 +344,37 @@ struct RawRule {
 }
 
 /// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:
-/// `expr: 1` and `severity: 2` are the strings "1" and "2".
-struct Scalar(String);
+/// the scalar as written, so `expr: 1` and `severity: 010` are the strings
+/// "1" and "010", and `values: 0x12` stays "0x12" (not the number 18); a
+/// null (`~`, `null`, nothing) is "".
+#[derive(Clone, Default)]
+pub(crate) struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
-        use serde::de::Error;
-        match serde_yaml::Value::deserialize(deserializer)? {
-            serde_yaml::Value::String(s) => Ok(Scalar(s)),
-            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
-            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
-            serde_yaml::Value::Null => Ok(Scalar(String::new())),
-            _ => Err(D::Error::custom("expected a string")),
-        }
+        let text = Option::<AsWritten>::deserialize(deserializer)?;
+        Ok(Scalar(text.map_or_else(String::new, |t| t.0)))
+    }
+}
+
+/// A non-null scalar's text.
+struct AsWritten(String);
+
+impl<'de> Deserialize<'de> for AsWritten {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AsWritten, D::Error> {
+        deserializer.deserialize_str(AsWritten(String::new()))
+    }
+}
+
+impl serde::de::Visitor<'_> for AsWritten {
+    type Value = AsWritten;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<AsWritten, E> {
+        Ok(AsWritten(text.to_string()))
     }
 }
 
@@ -379,7 +397,7 @@ groups:
     rules:
       - record: job:up:sum
         expr: sum by (job) (up)
-        labels: { tier: 1 }
+        labels: { tier: 01 }
       - alert: Down
         expr: up == 0
         for: 5m
@@ -393,7 +411,7 @@ groups:
         let group = &file.groups[0];
         assert_eq!(group.interval_ms, Some(30_000));
         assert_eq!(group.limit, 10);
-        assert_eq!(group.rules[0].labels, vec![("tier".into(), "1".into())]);
+        assert_eq!(group.rules[0].labels, vec![("tier".into(), "01".into())]);
         assert_eq!(
             group.rules[1].kind,
             RuleKind::Alerting {
