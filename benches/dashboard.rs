@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
+        notifier: None,
     });
     let runtime = tokio::runtime::Runtime::new()?;
     let listen = serve_at.as_deref().unwrap_or("127.0.0.1:0");

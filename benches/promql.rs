@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(Store::open(&dir.0)?),
+        notifier: None,
     });
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

@@ -20,6 +20,8 @@ pub struct Config {
     pub collect: CollectConfig,
     /// `[[remote_write]]` tables: where to ship every stored sample.
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// `[notify]`: the built-in notifier's receivers, routes and inhibition.
+    pub notify: crate::alert::notify::NotifyConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

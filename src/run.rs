@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::alert::notify::Notifier;
 use crate::collect::schedule::Schedule;
 use crate::collect::{self, Collection};
 use crate::config::Config;
@@ -43,10 +44,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let remotes: Vec<&str> = config.remote_write.iter().map(|r| r.name()).collect();
     ship::queue::configure(&db_file, &remotes)?;
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
+    let external_url = format!("http://{}", config.server.listen);
+    let notifier = Notifier::start(&config.notify, &db_file, &external_url).context("[notify]")?;
 
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
+        notifier: Some(notifier),
     });
     let stop = Arc::new(AtomicBool::new(false));
     // One round waits while the previous one is stored; a slower store
@@ -132,6 +136,9 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
         scrape.families.extend(self_metrics());
         scrape.families.extend(store_metrics);
         scrape.families.extend(senders.families());
+        if let Some(notifier) = &shared.notifier {
+            scrape.families.extend(notifier.families());
+        }
         // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
         crate::memory::give_back();

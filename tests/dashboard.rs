@@ -126,6 +126,7 @@ fn serve(store: Store) -> String {
     let shared = Arc::new(Shared {
         latest: RwLock::new(Arc::new(Scrape::default())),
         store: Mutex::new(store),
+        notifier: None,
     });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod dashboard;
 pub mod exposition;
 pub mod remote;
+pub mod silences;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,6 +25,8 @@ use crate::store::Store;
 pub struct Shared {
     pub latest: RwLock<Arc<Scrape>>,
     pub store: Mutex<Store>,
+    /// The built-in notifier, for `/api/v2/silences` and `/api/v2/alerts`.
+    pub notifier: Option<crate::alert::notify::Notifier>,
 }
 
 impl Shared {
@@ -44,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(ready))
         .merge(remote::routes())
         .merge(api::routes())
+        .merge(silences::routes())
         .with_state(state)
 }
 

@@ -72,6 +72,9 @@ struct Group {
 
 use crate::model::Labels;
 
+/// A group's identity: its route's id and its group key.
+type GroupId = (usize, String);
+
 /// A flush being delivered.
 struct InFlight {
     flush: u64,
@@ -86,7 +89,8 @@ pub struct Dispatcher {
     rules: Arc<Rules>,
     workers: HashMap<String, Vec<Worker>>,
     alerts: HashMap<Fingerprint, Alert>,
-    groups: HashMap<String, Group>,
+    /// By route id and group key.
+    groups: HashMap<GroupId, Group>,
     nflog: NotificationLog,
     external_url: String,
     /// The channel's own sending end, for the workers' reports.
@@ -130,14 +134,14 @@ impl Dispatcher {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
-            let due: Vec<String> = self
+            let due: Vec<GroupId> = self
                 .groups
                 .iter()
                 .filter(|(_, g)| g.next_flush <= now)
                 .map(|(key, _)| key.clone())
                 .collect();
-            for key in due {
-                self.flush(&key);
+            for id in due {
+                self.flush(&id);
             }
             if next_maintenance <= now {
                 next_maintenance = now + MAINTENANCE_EVERY;
@@ -231,10 +235,10 @@ impl Dispatcher {
         let now_ms = now_ms();
         for route in root.matches(&alert.labels) {
             let labels = route.group_labels(&alert.labels);
-            let key = group_key(route, &labels);
+            let id = (route.id, group_key(route, &labels));
             let group = self
                 .groups
-                .entry(key)
+                .entry(id)
                 .or_insert_with(|| new_group(route, labels, now));
             group.alerts.insert(fp, alert.clone());
             let waited = alert.starts_at_ms + group.group_wait.as_millis() as i64 <= now_ms;
@@ -244,12 +248,13 @@ impl Dispatcher {
         }
     }
 
-    fn flush(&mut self, key: &str) {
+    fn flush(&mut self, id: &GroupId) {
         let now = Instant::now();
         let now_ms = now_ms();
-        let Some(group) = self.groups.get_mut(key) else {
+        let Some(group) = self.groups.get_mut(id) else {
             return;
         };
+        let key = id.1.as_str();
         group.next_flush = now + group.group_interval;
         group.flushed = true;
         if group.in_flight.is_some() {
@@ -336,6 +341,7 @@ impl Dispatcher {
                     continue;
                 }
                 let report = Report {
+                    route: id.0,
                     group_key: key.to_string(),
                     receiver: group.receiver.clone(),
                     integration: worker.kind,
@@ -359,9 +365,10 @@ impl Dispatcher {
                     deadline: group.next_flush,
                     report,
                 };
-                match worker.queue(delivery) {
-                    Ok(()) => in_flight.pending += 1,
-                    Err(_) => in_flight.failed = true,
+                if worker.queue(delivery) {
+                    in_flight.pending += 1;
+                } else {
+                    in_flight.failed = true;
                 }
             }
         }
@@ -376,7 +383,8 @@ impl Dispatcher {
         if report.delivered {
             log(&mut self.nflog, &report);
         }
-        let Some(group) = self.groups.get_mut(&report.group_key) else {
+        let id = (report.route, report.group_key.clone());
+        let Some(group) = self.groups.get_mut(&id) else {
             return;
         };
         let Some(in_flight) = &mut group.in_flight else {

@@ -41,6 +41,16 @@ pub fn fingerprint_hex(fp: Fingerprint) -> String {
     format!("{fp:016x}")
 }
 
+/// A label set as a JSON object, as Alertmanager's API writes one.
+pub fn labels_json(labels: &Labels) -> serde_json::Value {
+    serde_json::Value::Object(
+        labels
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.into()))
+            .collect(),
+    )
+}
+
 /// Milliseconds since the epoch as Go's `time.Time` marshals to JSON
 /// (RFC 3339, UTC, fraction without trailing zeros); `None` is Go's zero
 /// time, which Alertmanager sends as the end of a firing alert.

@@ -35,8 +35,12 @@ pub struct Route {
     continue_matching: bool,
     routes: Vec<Route>,
     /// Alertmanager's route key (`{}/{severity="critical"}`): the first
-    /// part of the group keys of this route's groups.
+    /// part of the group keys of this route's groups. Siblings with the
+    /// same matchers share it, hence [`Route::id`].
     pub key: String,
+    /// The route's place in the tree (depth first, the root 0): two routes
+    /// never share a group.
+    pub id: usize,
 }
 
 impl Route {
@@ -65,8 +69,9 @@ impl Route {
             continue_matching: false,
             routes: Vec::new(),
             key: "{}".into(),
+            id: 0,
         };
-        Route::inherit(config, &root, key, receivers)
+        Route::inherit(config, &root, key, receivers, &mut 0)
     }
 
     /// A route from its config, inheriting what it leaves unset from
@@ -76,6 +81,7 @@ impl Route {
         parent: &Route,
         key: &str,
         receivers: &[&str],
+        next_id: &mut usize,
     ) -> anyhow::Result<Route> {
         let receiver = config.receiver.clone().unwrap_or(parent.receiver.clone());
         if !receivers.contains(&receiver.as_str()) {
@@ -137,10 +143,12 @@ impl Route {
             } else {
                 format!("{}/{{{}}}", parent.key, shown.join(","))
             },
+            id: *next_id,
         };
+        *next_id += 1;
         for (index, child) in config.routes.iter().enumerate() {
             let child_key = format!("{key}.routes[{index}]");
-            let child = Route::inherit(child, &route, &child_key, receivers)?;
+            let child = Route::inherit(child, &route, &child_key, receivers, next_id)?;
             route.routes.push(child);
         }
         Ok(route)
@@ -236,6 +244,7 @@ mod tests {
         assert_eq!(route.group_wait, Duration::from_secs(1));
         assert_eq!(route.group_interval, Duration::from_secs(300));
         assert_eq!(route.key, r#"{}/{severity="critical"}"#);
+        assert_eq!((root.id, route.id), (0, 1));
         assert_eq!(
             group_key(route, &route.group_labels(&critical)),
             r#"{}/{severity="critical"}:{alertname="Down"}"#

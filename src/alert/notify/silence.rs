@@ -482,7 +482,7 @@ mod tests {
         assert_eq!(silence.starts_at_ms, NOW, "a start in the past becomes now");
         assert_eq!(silence.state(NOW), SilenceState::Active);
         let down = Labels::new([("alertname", "Down")]);
-        assert_eq!(silences.silenced_by(&down, NOW), [id.clone()]);
+        assert_eq!(silences.silenced_by(&down, NOW), std::slice::from_ref(&id));
 
         // Only the end moves: updated in place.
         let same = silences

@@ -136,6 +136,8 @@ pub struct Delivery {
 /// A delivery's outcome, for the notification log.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// The group: its route's id and its key.
+    pub route: usize,
     pub group_key: String,
     pub receiver: String,
     pub integration: &'static str,
@@ -180,12 +182,11 @@ impl Worker {
         Ok(worker)
     }
 
-    /// Queues a delivery; a full queue fails it at once (returned so the
-    /// dispatcher can log it as not notified).
-    pub fn queue(&self, delivery: Delivery) -> Result<(), Report> {
+    /// Queues a delivery; whether it was (a full queue fails it at once).
+    pub fn queue(&self, delivery: Delivery) -> bool {
         self.counters.notifications.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(delivery) {
-            Ok(()) => Ok(()),
+            Ok(()) => true,
             Err(TrySendError::Full(d) | TrySendError::Disconnected(d)) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
@@ -193,7 +194,7 @@ impl Worker {
                     d.report.receiver,
                     self.kind
                 );
-                Err(d.report)
+                false
             }
         }
     }

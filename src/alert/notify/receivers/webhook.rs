@@ -2,8 +2,7 @@
 
 use super::{http_agent, http_url, post_json, Failure};
 use crate::alert::notify::config::{secret, WebhookConfig};
-use crate::alert::notify::notification::{fingerprint_hex, rfc3339, Notification};
-use crate::model::Labels;
+use crate::alert::notify::notification::{fingerprint_hex, labels_json, rfc3339, Notification};
 
 pub struct Webhook {
     url: String,
@@ -44,8 +43,8 @@ pub fn payload(notification: &Notification, max_alerts: usize) -> serde_json::Va
         .map(|alert| {
             serde_json::json!({
                 "status": alert.status(),
-                "labels": object(&alert.labels),
-                "annotations": object(&alert.annotations),
+                "labels": labels_json(&alert.labels),
+                "annotations": labels_json(&alert.annotations),
                 "startsAt": rfc3339(Some(alert.starts_at_ms)),
                 "endsAt": rfc3339(alert.ends_at_ms),
                 "generatorURL": alert.generator_url,
@@ -57,24 +56,14 @@ pub fn payload(notification: &Notification, max_alerts: usize) -> serde_json::Va
         "receiver": notification.receiver,
         "status": notification.status(),
         "alerts": alerts,
-        "groupLabels": object(&notification.group_labels),
-        "commonLabels": object(&notification.common_labels()),
-        "commonAnnotations": object(&notification.common_annotations()),
+        "groupLabels": labels_json(&notification.group_labels),
+        "commonLabels": labels_json(&notification.common_labels()),
+        "commonAnnotations": labels_json(&notification.common_annotations()),
         "externalURL": notification.external_url,
         "version": "4",
         "groupKey": notification.group_key,
         "truncatedAlerts": notification.alerts.len() - kept,
     })
-}
-
-/// A label set as a JSON object.
-pub fn object(labels: &Labels) -> serde_json::Value {
-    serde_json::Value::Object(
-        labels
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.into()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]
