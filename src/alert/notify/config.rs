@@ -246,4 +246,32 @@ mod tests {
         assert_eq!(config.route.group_wait, None);
         assert!(toml::from_str::<NotifyConfig>("[route]\nwait = \"1s\"\n").is_err());
     }
+
+    #[test]
+    fn packaged_example_parses_and_checks() {
+        let text = include_str!("../../../packaging/sonde.toml");
+        let start = text.find("# [[notify.receivers]]").unwrap();
+        let end = text.find("# Remote write:").unwrap();
+        // The example's tables and keys, uncommented, read as `[notify]`.
+        let example: String = text[start..end]
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| line.starts_with('[') || line.contains(" = "))
+            .map(|line| format!("{}\n", line.replace("[notify.", "[")))
+            .collect();
+        let mut config: NotifyConfig = toml::from_str(&example).unwrap();
+        assert_eq!(config.receivers[0].name, "ops");
+        assert_eq!(config.route.routes.len(), 1);
+        assert_eq!(config.inhibit_rules[0].equal, ["instance"]);
+        // The secrets are files on the target host: inline them to check the rest.
+        let receiver = &mut config.receivers[0];
+        receiver.slack.as_mut().unwrap().api_url_file = None;
+        receiver.slack.as_mut().unwrap().api_url = Some("https://hooks.slack.com/x".into());
+        receiver.telegram.as_mut().unwrap().bot_token_file = None;
+        receiver.telegram.as_mut().unwrap().bot_token = Some("1:x".into());
+        let email = receiver.email.as_mut().unwrap();
+        email.auth_password_file = None;
+        email.auth_password = Some("p".into());
+        config.validate().unwrap();
+    }
 }

@@ -36,12 +36,13 @@ use std::time::{Duration, Instant};
 
 use super::inhibit::Inhibitor;
 use super::nflog::{Entry, NotificationLog};
-use super::notification::{fingerprint, Fingerprint, Notification, NotifiedAlert};
+use super::notification::{alert_order, fingerprint, Fingerprint, Notification, NotifiedAlert};
 use super::receivers::{Delivery, Report, Worker};
 use super::route::{group_key, Route};
 use super::{Plan, Rules, State, ViewAlert};
 use crate::alert::Alert;
 use crate::collect::now_ms;
+use crate::model::Labels;
 
 /// Most distinct alerts held; alerts with new label sets beyond it are
 /// dropped (and counted) until some resolve.
@@ -69,8 +70,6 @@ struct Group {
     flushed: bool,
     in_flight: Option<InFlight>,
 }
-
-use crate::model::Labels;
 
 /// A group's identity: its route's id and its group key.
 type GroupId = (usize, String);
@@ -267,9 +266,7 @@ impl Dispatcher {
             .map(|(fp, a)| (*fp, &a.labels));
         let inhibitor = Inhibitor::new(&self.rules.inhibit_rules, firing_now);
         let mut ordered: Vec<(&Fingerprint, &Alert)> = group.alerts.iter().collect();
-        ordered.sort_by(|(_, a), (_, b)| {
-            (a.labels.get("job"), &a.labels).cmp(&(b.labels.get("job"), &b.labels))
-        });
+        ordered.sort_by(|(_, a), (_, b)| alert_order(&a.labels, &b.labels));
         let shown: Vec<NotifiedAlert> = ordered
             .into_iter()
             .filter(|(_, a)| {

@@ -82,7 +82,12 @@ pub fn to_string(matcher: &Matcher) -> String {
         MatchOp::Regex => "=~",
         MatchOp::NotRegex => "!~",
     };
-    format!("{}{op}{:?}", matcher.name, matcher.value)
+    let value = matcher
+        .value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("{}{op}\"{value}\"", matcher.name)
 }
 
 /// Whether every matcher matches `labels`.
@@ -109,6 +114,7 @@ mod tests {
             assert_eq!((m.op, m.value.as_str()), (op, value), "{text}");
         }
         assert_eq!(to_string(&parse("job=~api.*").unwrap()), r#"job=~"api.*""#);
+        assert_eq!(to_string(&parse(r#"a="x\"y""#).unwrap()), r#"a="x\"y""#);
     }
 
     #[test]

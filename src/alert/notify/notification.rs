@@ -154,6 +154,35 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Alertmanager's order of alerts in a notification: by `job`, then
+/// `instance` (an alert with the label before one without), then fewer
+/// labels first, then label by label.
+pub fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for name in ["job", "instance"] {
+        match (a.get(name), b.get(name)) {
+            (None, None) => continue,
+            (Some(_), None) => return Ordering::Less,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    a.len().cmp(&b.len()).then_with(|| {
+        let mut names: Vec<&str> = a.iter().chain(b.iter()).map(|(n, _)| n).collect();
+        names.sort_unstable();
+        for name in names {
+            match (a.get(name), b.get(name)) {
+                (None, _) => return Ordering::Less,
+                (_, None) => return Ordering::Greater,
+                (Some(x), Some(y)) if x != y => return x.cmp(y),
+                _ => {}
+            }
+        }
+        Ordering::Equal
+    })
+}
+
 /// One alert as a notification shows it.
 #[derive(Clone, Debug)]
 pub struct NotifiedAlert {
@@ -187,8 +216,7 @@ pub struct Notification {
     pub receiver: String,
     pub group_key: String,
     pub group_labels: Labels,
-    /// In the group's order (by `job`, then label set), as Alertmanager
-    /// sorts them.
+    /// In Alertmanager's order ([`alert_order`]).
     pub alerts: Vec<NotifiedAlert>,
     pub external_url: String,
 }
@@ -438,8 +466,8 @@ pub(crate) mod tests {
 
     #[test]
     fn fingerprint_matches_prometheus() {
-        // prometheus/common model: the empty set hashes to FNV's offset
-        // basis; this pair is the vector of its signature tests.
+        // prometheus/common model's TestMetricToFingerprint: the empty set
+        // hashes to FNV's offset basis, and this pair to this value.
         assert_eq!(fingerprint(&Labels::default()), 14_695_981_039_346_656_037);
         let labels = Labels::new([("name", "garland, briggs"), ("fear", "love is not enough")]);
         assert_eq!(fingerprint(&labels), 5_799_056_148_416_392_346);
@@ -471,6 +499,30 @@ pub(crate) mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn alerts_sort_by_job_then_instance_then_labels() {
+        let set = |pairs: &[(&str, &str)]| Labels::new(pairs.iter().copied());
+        let mut alerts = [
+            set(&[("a", "1"), ("b", "2")]),
+            set(&[("instance", "z")]),
+            set(&[("job", "b")]),
+            set(&[("job", "a"), ("instance", "y")]),
+            set(&[("a", "0")]),
+        ];
+        alerts.sort_by(alert_order);
+        let shown: Vec<String> = alerts.iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"{instance="y", job="a"}"#,
+                r#"{job="b"}"#,
+                r#"{instance="z"}"#,
+                r#"{a="0"}"#,
+                r#"{a="1", b="2"}"#,
+            ]
+        );
     }
 
     #[test]
