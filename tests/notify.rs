@@ -655,7 +655,7 @@ fn silences_over_http_mute_and_survive_a_restart() {
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["status"]["state"], "active");
     assert_eq!(listed[0]["matchers"], matchers);
-    assert_eq!(listed[0]["endsAt"], "2099-01-01T00:00:00.5Z");
+    assert_eq!(listed[0]["endsAt"], "2099-01-01T00:00:00.500Z");
     let (_, none) = call(
         agent
             .get(format!(

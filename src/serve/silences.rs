@@ -15,9 +15,13 @@ use axum::Router;
 
 use super::AppState;
 use crate::alert::notify::silence::{PostableSilence, SilenceError};
-use crate::alert::notify::{fingerprint_hex, labels_json, rfc3339, AlertStatus, Notifier};
+use crate::alert::notify::{fingerprint_hex, labels_json, rfc3339_millis, AlertStatus, Notifier};
 use crate::collect::now_ms;
 use crate::model::Matcher;
+
+/// The version clients are told (amtool warns when it differs from its
+/// own): the Alertmanager release whose API and semantics sonde follows.
+const ALERTMANAGER_VERSION: &str = "0.25.0";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -222,9 +226,9 @@ fn alert_json(status: &AlertStatus) -> serde_json::Value {
     serde_json::json!({
         "labels": labels_json(&alert.labels),
         "annotations": labels_json(&alert.annotations),
-        "startsAt": rfc3339(Some(alert.starts_at_ms)),
-        "endsAt": rfc3339(Some(alert.ends_at_ms)),
-        "updatedAt": rfc3339(Some(alert.starts_at_ms)),
+        "startsAt": rfc3339_millis(alert.starts_at_ms),
+        "endsAt": rfc3339_millis(alert.ends_at_ms),
+        "updatedAt": rfc3339_millis(alert.starts_at_ms),
         "generatorURL": alert.generator_url,
         "fingerprint": fingerprint_hex(status.fingerprint),
         "receivers": receivers,
@@ -242,11 +246,11 @@ async fn status(State(state): State<AppState>) -> Answer {
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
-            "cluster": { "status": "disabled", "peers": [], "name": "" },
+            "cluster": { "status": "disabled", "peers": [] },
             "config": { "original": "" },
-            "uptime": rfc3339(Some(notifier.started_ms())),
+            "uptime": rfc3339_millis(notifier.started_ms()),
             "versionInfo": {
-                "version": concat!("sonde-", env!("CARGO_PKG_VERSION")),
+                "version": ALERTMANAGER_VERSION,
                 "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": "",
             },
         }),

@@ -458,12 +458,12 @@ fn new_group(route: &Route, labels: Labels, now: Instant) -> Group {
 
 /// The receivers an alert's routes name, each once.
 fn receivers(root: &Route, labels: &Labels) -> Vec<String> {
-    let mut names: Vec<String> = root
-        .matches(labels)
-        .iter()
-        .map(|r| r.receiver.clone())
-        .collect();
-    names.dedup();
+    let mut names: Vec<String> = Vec::new();
+    for route in root.matches(labels) {
+        if !names.contains(&route.receiver) {
+            names.push(route.receiver.clone());
+        }
+    }
     names
 }
 

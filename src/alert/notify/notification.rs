@@ -75,6 +75,17 @@ pub fn rfc3339(ms: Option<i64>) -> String {
     out
 }
 
+/// Milliseconds since the epoch as Alertmanager's API v2 writes times:
+/// RFC 3339, UTC, always with three fraction digits.
+pub fn rfc3339_millis(ms: i64) -> String {
+    let whole = rfc3339(Some(ms - ms.rem_euclid(1000)));
+    format!(
+        "{}.{:03}Z",
+        whole.trim_end_matches('Z'),
+        ms.rem_euclid(1000)
+    )
+}
+
 /// Parses an RFC 3339 time (`2024-01-02T03:04:05.678Z`, or with an offset
 /// such as `+02:00`) to milliseconds since the epoch.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
@@ -479,6 +490,14 @@ pub(crate) mod tests {
         assert_eq!(rfc3339(Some(0)), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(Some(1_700_000_000_120)), "2023-11-14T22:13:20.12Z");
         assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_millis(1_700_000_000_000),
+            "2023-11-14T22:13:20.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(1_700_000_000_120),
+            "2023-11-14T22:13:20.120Z"
+        );
         assert_eq!(
             parse_rfc3339("2023-11-14T22:13:20.12Z"),
             Some(1_700_000_000_120)

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::matcher;
-use super::notification::{parse_rfc3339, rfc3339};
+use super::notification::{parse_rfc3339, rfc3339_millis};
 use crate::model::{Labels, MatchOp, Matcher};
 
 /// A matcher as API v2 writes it.
@@ -121,10 +121,10 @@ impl Silence {
         serde_json::json!({
             "id": self.id,
             "status": { "state": self.state(now_ms).as_str() },
-            "updatedAt": rfc3339(Some(self.updated_at_ms)),
+            "updatedAt": rfc3339_millis(self.updated_at_ms),
             "matchers": self.matchers,
-            "startsAt": rfc3339(Some(self.starts_at_ms)),
-            "endsAt": rfc3339(Some(self.ends_at_ms)),
+            "startsAt": rfc3339_millis(self.starts_at_ms),
+            "endsAt": rfc3339_millis(self.ends_at_ms),
             "createdBy": self.created_by,
             "comment": self.comment,
         })
@@ -465,8 +465,8 @@ mod tests {
                 is_regex: false,
                 is_equal: true,
             }],
-            starts_at: rfc3339(Some(starts)),
-            ends_at: rfc3339(Some(ends)),
+            starts_at: rfc3339_millis(starts),
+            ends_at: rfc3339_millis(ends),
             created_by: "me".into(),
             comment: "maintenance".into(),
         }

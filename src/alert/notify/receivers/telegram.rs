@@ -60,9 +60,12 @@ impl Telegram {
             Some(template) => template.render(notification, escape),
             None => notification.text_alert_list(escape),
         };
+        // Alertmanager's client turns link previews off: an alert's source
+        // link would otherwise fill the chat with a preview of sonde.
         let mut payload = serde_json::json!({
             "chat_id": self.chat_id,
             "text": truncate(&text, MAX_MESSAGE_CHARS),
+            "disable_web_page_preview": true,
         });
         if !self.parse_mode.is_empty() {
             payload["parse_mode"] = self.parse_mode.as_str().into();
