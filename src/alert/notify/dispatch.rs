@@ -50,6 +50,8 @@ pub const MAX_ALERTS: usize = 10_000;
 /// How often resolved alerts, empty groups, expired silences and old
 /// notification log entries are looked for.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(1);
+/// Longest a stopping notifier waits for deliveries under way.
+const DRAIN: Duration = Duration::from_secs(5);
 
 pub enum Message {
     Alerts(Vec<Alert>),
@@ -128,8 +130,21 @@ impl Dispatcher {
             let next_flush = self.groups.values().map(|g| g.next_flush).min();
             let wake = next_flush.map_or(next_maintenance, |t| t.min(next_maintenance));
             match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(message) => self.handle(message),
+                Ok(Message::Stop) => return self.drain(&inbox),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Message::Alerts(alerts)) => {
+                    for alert in alerts {
+                        self.receive(alert);
+                    }
+                    self.publish();
+                }
+                Ok(Message::Reload(plan)) => {
+                    if let Err(err) = self.apply(*plan) {
+                        tracing::error!("notify: reload failed, the old receivers stay: {err:#}");
+                    }
+                    self.publish();
+                }
+                Ok(Message::Delivered(report)) => self.delivered(report),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
@@ -149,22 +164,18 @@ impl Dispatcher {
         }
     }
 
-    fn handle(&mut self, message: Message) {
-        match message {
-            Message::Alerts(alerts) => {
-                for alert in alerts {
-                    self.receive(alert);
-                }
-                self.publish();
+    /// At stop: waits (at most [`DRAIN`]) for the deliveries under way to
+    /// report, so the log keeps what they told and a restart does not tell
+    /// it again. Workers no longer retry once stopping.
+    fn drain(&mut self, inbox: &Inbox<Message>) {
+        self.workers.clear();
+        let deadline = Instant::now() + DRAIN;
+        while self.groups.values().any(|g| g.in_flight.is_some()) {
+            match inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Message::Delivered(report)) => self.delivered(report),
+                Ok(_) => {}
+                Err(_) => return,
             }
-            Message::Reload(plan) => {
-                if let Err(err) = self.apply(*plan) {
-                    tracing::error!("notify: reload failed, the old receivers stay: {err:#}");
-                }
-                self.publish();
-            }
-            Message::Delivered(report) => self.delivered(report),
-            Message::Stop => {}
         }
     }
 

@@ -130,17 +130,14 @@ impl Silence {
         })
     }
 
-    /// Whether the API's filter matchers all hold for this silence's
-    /// equality matchers, read as labels (a silence "about" a label set).
+    /// Whether the API's `filter` finds this silence: each filter matcher
+    /// must be one of the silence's own (same name, operator and value),
+    /// as Alertmanager 0.25 filters.
     pub fn matches_filter(&self, filter: &[Matcher]) -> bool {
-        let labels = Labels::new(
-            self.matchers
+        filter.iter().all(|f| {
+            self.compiled
                 .iter()
-                .map(|m| (m.name.as_str(), m.value.as_str())),
-        );
-        filter.iter().all(|f| match f.op {
-            MatchOp::NotEqual | MatchOp::NotRegex => f.matches(&labels),
-            MatchOp::Equal | MatchOp::Regex => labels.get(&f.name).is_some() && f.matches(&labels),
+                .any(|m| m.name == f.name && m.op == f.op && m.value == f.value)
         })
     }
 }
@@ -483,6 +480,10 @@ mod tests {
         assert_eq!(silence.state(NOW), SilenceState::Active);
         let down = Labels::new([("alertname", "Down")]);
         assert_eq!(silences.silenced_by(&down, NOW), std::slice::from_ref(&id));
+        let filter = |text: &str| [matcher::parse(text).unwrap()];
+        assert!(silence.matches_filter(&filter(r#"alertname="Down""#)));
+        assert!(!silence.matches_filter(&filter(r#"alertname=~"Down""#)));
+        assert!(!silence.matches_filter(&filter(r#"job="Down""#)));
 
         // Only the end moves: updated in place.
         let same = silences

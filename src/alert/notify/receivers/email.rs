@@ -101,13 +101,20 @@ impl Email {
         let tcp = TcpStream::connect_timeout(&address, ATTEMPT_TIMEOUT)?;
         tcp.set_read_timeout(Some(ATTEMPT_TIMEOUT))?;
         tcp.set_write_timeout(Some(ATTEMPT_TIMEOUT))?;
+        self.converse(tcp, message)
+    }
+
+    /// The conversation over a connected `stream`: TLS from the start on
+    /// port 465, STARTTLS when the server offers it, plain otherwise
+    /// unless `require_tls`.
+    fn converse<S: Stream + 'static>(&self, stream: S, message: &str) -> Result<(), SmtpError> {
         if self.port == 465 {
-            let mut session = Session::new(self.tls(tcp)?);
+            let mut session = Session::new(self.tls(stream)?);
             session.expect(220)?;
             session.ehlo(&self.hello)?;
             return self.transaction(&mut session, message, true);
         }
-        let mut session = Session::new(tcp);
+        let mut session = Session::new(stream);
         session.expect(220)?;
         let extensions = session.ehlo(&self.hello)?;
         if has_extension(&extensions, "STARTTLS") {
@@ -123,11 +130,10 @@ impl Email {
                 self.host, self.port
             )));
         }
-        session.extensions = extensions;
         self.transaction(&mut session, message, false)
     }
 
-    fn tls(&self, tcp: TcpStream) -> Result<Box<dyn Stream>, SmtpError> {
+    fn tls<S: Stream + 'static>(&self, stream: S) -> Result<Box<dyn Stream>, SmtpError> {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
@@ -141,7 +147,7 @@ impl Email {
             .map_err(|err| SmtpError::Refused(format!("TLS: {:?}: {err}", self.host)))?;
         let connection = rustls::ClientConnection::new(Arc::new(config), name)
             .map_err(|err| SmtpError::Refused(format!("TLS: {err}")))?;
-        Ok(Box::new(rustls::StreamOwned::new(connection, tcp)))
+        Ok(Box::new(rustls::StreamOwned::new(connection, stream)))
     }
 
     /// AUTH when configured, then the message, then QUIT.
@@ -418,7 +424,19 @@ mod tests {
     /// A server that answers from a script and records what it is told.
     struct Scripted {
         replies: std::io::Cursor<Vec<u8>>,
-        written: Vec<u8>,
+        written: Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl Scripted {
+        /// The stream, and what the client will have written to it.
+        fn new(replies: &str) -> (Scripted, Arc<std::sync::Mutex<Vec<u8>>>) {
+            let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let stream = Scripted {
+                replies: std::io::Cursor::new(replies.as_bytes().to_vec()),
+                written: written.clone(),
+            };
+            (stream, written)
+        }
     }
 
     impl Read for Scripted {
@@ -429,7 +447,7 @@ mod tests {
 
     impl Write for Scripted {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written.extend_from_slice(buf);
+            self.written.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -437,35 +455,34 @@ mod tests {
         }
     }
 
-    fn email(auth: bool) -> Email {
+    fn email(auth: bool, require_tls: bool) -> Email {
         Email::build(&EmailConfig {
             to: "a@example.com, b@example.com".into(),
             from: "sonde@example.com".into(),
             smarthost: "127.0.0.1:2525".into(),
             auth_username: auth.then(|| "user".into()),
             auth_password: auth.then(|| "secret".into()),
-            require_tls: false,
+            require_tls,
             ..Default::default()
         })
         .unwrap()
     }
 
+    fn text(written: &Arc<std::sync::Mutex<Vec<u8>>>) -> String {
+        String::from_utf8_lossy(&written.lock().unwrap()).into_owned()
+    }
+
     #[test]
     fn plain_session_sends_auth_envelope_and_stuffed_data() {
-        let replies = "220 sink ESMTP\r\n250-sink\r\n250-8BITMIME\r\n250 AUTH LOGIN\r\n\
-                       334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n\
-                       354 go\r\n250 queued\r\n221 bye\r\n";
-        let mut session = Session::new(Scripted {
-            replies: std::io::Cursor::new(replies.as_bytes().to_vec()),
-            written: Vec::new(),
-        });
-        session.expect(220).unwrap();
-        session.ehlo("localhost").unwrap();
-        let email = email(true);
-        email
-            .transaction(&mut session, "Subject: x\r\n\r\n.hidden\r\nend\r\n", false)
+        let (stream, written) = Scripted::new(
+            "220 sink ESMTP\r\n250-sink\r\n250-8BITMIME\r\n250 AUTH LOGIN\r\n\
+             334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n\
+             354 go\r\n250 queued\r\n221 bye\r\n",
+        );
+        email(true, false)
+            .converse(stream, "Subject: x\r\n\r\n.hidden\r\nend\r\n")
             .unwrap();
-        let written = String::from_utf8(session.into_inner().written).unwrap();
+        let written = text(&written);
         let commands: Vec<&str> = written.split("\r\n").collect();
         assert_eq!(
             commands[..8],
@@ -481,33 +498,62 @@ mod tests {
             ]
         );
         assert!(
-            written.contains("\r\n..hidden\r\nend\r\n.\r\nQUIT\r\n"),
+            written.ends_with("\r\n..hidden\r\nend\r\n.\r\nQUIT\r\n"),
             "{written}"
         );
     }
 
     #[test]
-    fn auth_plain_is_preferred_and_failures_are_reported() {
-        let replies = "250-sink\r\n250 AUTH PLAIN LOGIN\r\n535 no\r\n";
-        let mut session = Session::new(Scripted {
-            replies: std::io::Cursor::new(replies.as_bytes().to_vec()),
-            written: Vec::new(),
-        });
-        session.ehlo("h").unwrap();
-        let err = email(true)
-            .transaction(&mut session, "x", false)
-            .unwrap_err();
-        assert!(matches!(err, SmtpError::Reply(535, _)), "{err:?}");
-        let written = String::from_utf8(session.into_inner().written).unwrap();
+    fn starttls_is_taken_when_offered() {
+        // The script ends where the server's TLS handshake would begin.
+        let (stream, written) =
+            Scripted::new("220 sink ESMTP\r\n250-sink\r\n250 STARTTLS\r\n220 ready\r\n");
+        let err = email(true, true).converse(stream, "x").unwrap_err();
+        assert!(matches!(err, SmtpError::Io(_)), "{err:?}");
+        let written = written.lock().unwrap().clone();
+        let plain = b"EHLO localhost\r\nSTARTTLS\r\n";
+        assert_eq!(&written[..plain.len()], plain);
+        assert_eq!(written[plain.len()], 0x16, "a TLS handshake record follows");
         assert!(
-            written.contains("AUTH PLAIN AHVzZXIAc2VjcmV0\r\n"),
-            "{written}"
+            !String::from_utf8_lossy(&written).contains("AUTH"),
+            "no credentials before TLS"
+        );
+    }
+
+    #[test]
+    fn require_tls_refuses_a_server_without_starttls() {
+        let (stream, written) = Scripted::new("220 sink ESMTP\r\n250 sink\r\n221 bye\r\n");
+        let err = email(false, true).converse(stream, "x").unwrap_err();
+        assert!(matches!(err, SmtpError::Refused(_)), "{err:?}");
+        assert_eq!(text(&written), "EHLO localhost\r\nQUIT\r\n");
+    }
+
+    #[test]
+    fn no_password_in_clear_text_but_to_loopback() {
+        let mut remote = email(true, false);
+        remote.host = "mail.example.com".into();
+        let (stream, written) = Scripted::new("220 sink\r\n250 AUTH PLAIN\r\n");
+        let err = remote.converse(stream, "x").unwrap_err();
+        assert!(matches!(err, SmtpError::Refused(_)), "{err:?}");
+        assert_eq!(text(&written), "EHLO localhost\r\n");
+    }
+
+    #[test]
+    fn auth_plain_is_preferred_and_failures_are_reported() {
+        let (stream, written) =
+            Scripted::new("220 sink\r\n250-sink\r\n250 AUTH PLAIN LOGIN\r\n535 no\r\n");
+        let err = email(true, false).converse(stream, "x").unwrap_err();
+        assert!(matches!(err, SmtpError::Reply(535, _)), "{err:?}");
+        assert!(
+            text(&written).ends_with("AUTH PLAIN AHVzZXIAc2VjcmV0\r\n"),
+            "{}",
+            text(&written)
         );
     }
 
     #[test]
     fn message_is_multipart_with_both_renderings() {
-        let message = email(false).message(&sample_notification(), 1_700_000_000_000);
+        let message = email(false, false).message(&sample_notification(), 1_700_000_000_000);
         assert!(message.contains("Subject: [FIRING:1] HighLoad (critical)\r\n"));
         assert!(message.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"));
         assert!(message.contains("Content-Type: text/plain; charset=UTF-8"));
