@@ -691,6 +691,18 @@ fn silences_over_http_mute_and_survive_a_restart() {
             .call(),
     );
     assert_eq!(active_only.as_array().unwrap().len(), 1);
+    let (_, groups) = call(
+        agent
+            .get(format!("{api}/api/v2/alerts/groups?silenced=false"))
+            .call(),
+    );
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups}");
+    assert_eq!(
+        groups[0]["labels"],
+        serde_json::json!({"alertname": "Loud"})
+    );
+    assert_eq!(groups[0]["receiver"]["name"], "ops");
+    assert_eq!(groups[0]["alerts"][0]["status"]["state"], "active");
     let (status, _) = call(agent.get(format!("{api}/api/v2/status")).call());
     assert_eq!(status, 200);
 

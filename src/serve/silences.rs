@@ -1,8 +1,8 @@
 //! Alertmanager's API v2 for the built-in notifier, shaped as Alertmanager
 //! 0.25 answers so amtool and Grafana manage sonde's silences and read its
 //! alerts: `/api/v2/silences`, `/api/v2/silence/{id}`, `/api/v2/alerts`
-//! (read only: alerts come from sonde's own rules) and a minimal
-//! `/api/v2/status`. Errors are a JSON string with the status, as
+//! and `/api/v2/alerts/groups` (read only: alerts come from sonde's own
+//! rules) and a minimal `/api/v2/status`. Errors are a JSON string with the status, as
 //! Alertmanager's are: 400 for a bad request (what is wrong named), 404 for
 //! an unknown silence.
 
@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
             get(get_silence).delete(delete_silence),
         )
         .route("/api/v2/alerts", get(list_alerts))
+        .route("/api/v2/alerts/groups", get(list_alert_groups))
         .route("/api/v2/status", get(status))
 }
 
@@ -205,6 +206,33 @@ async fn list_alerts(State(state): State<AppState>, RawQuery(query): RawQuery) -
         .iter()
         .filter(|status| query.wants(status))
         .map(alert_json)
+        .collect();
+    Ok(json(StatusCode::OK, &listed.into()))
+}
+
+/// The aggregation groups with the alerts the query wants; a group left
+/// with none is not listed.
+async fn list_alert_groups(State(state): State<AppState>, RawQuery(query): RawQuery) -> Answer {
+    let notifier = notifier(&state)?;
+    let query = AlertQuery::parse(query)?;
+    let listed: Vec<serde_json::Value> = notifier
+        .alert_groups()
+        .iter()
+        .filter_map(|group| {
+            let alerts: Vec<serde_json::Value> = group
+                .alerts
+                .iter()
+                .filter(|status| query.wants(status))
+                .map(alert_json)
+                .collect();
+            (!alerts.is_empty()).then(|| {
+                serde_json::json!({
+                    "labels": labels_json(&group.labels),
+                    "receiver": { "name": group.receiver },
+                    "alerts": alerts,
+                })
+            })
+        })
         .collect();
     Ok(json(StatusCode::OK, &listed.into()))
 }

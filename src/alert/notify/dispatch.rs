@@ -39,7 +39,7 @@ use super::nflog::{Entry, NotificationLog};
 use super::notification::{alert_order, fingerprint, Fingerprint, Notification, NotifiedAlert};
 use super::receivers::{Delivery, Report, Worker};
 use super::route::{group_key, Route};
-use super::{Plan, Rules, State, ViewAlert};
+use super::{Plan, Rules, State, ViewAlert, ViewGroup};
 use crate::alert::Alert;
 use crate::collect::now_ms;
 use crate::model::Labels;
@@ -447,8 +447,18 @@ impl Dispatcher {
                     .map_or(Vec::new(), |root| receivers(root, &alert.labels)),
             })
             .collect();
+        let groups: Vec<ViewGroup> = self
+            .groups
+            .values()
+            .map(|g| ViewGroup {
+                receiver: g.receiver.clone(),
+                labels: g.labels.clone(),
+                alerts: g.alerts.keys().copied().collect(),
+            })
+            .collect();
         let mut view = self.state.view.write().expect("lock poisoned");
         view.alerts = Arc::new(alerts);
+        view.groups = Arc::new(groups);
         view.rules = self.rules.clone();
     }
 }

@@ -146,7 +146,15 @@ fn connect(db_file: &Path) -> anyhow::Result<rusqlite::Connection> {
 #[derive(Default)]
 struct View {
     alerts: Arc<Vec<ViewAlert>>,
+    groups: Arc<Vec<ViewGroup>>,
     rules: Arc<Rules>,
+}
+
+/// An aggregation group: its receiver, labels and alerts' fingerprints.
+struct ViewGroup {
+    receiver: String,
+    labels: crate::model::Labels,
+    alerts: Vec<Fingerprint>,
 }
 
 struct ViewAlert {
@@ -208,6 +216,15 @@ impl AlertStatus {
             "suppressed"
         }
     }
+}
+
+/// An aggregation group with its firing alerts, as
+/// `GET /api/v2/alerts/groups` lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertGroup {
+    pub receiver: String,
+    pub labels: crate::model::Labels,
+    pub alerts: Vec<AlertStatus>,
 }
 
 /// The running notifier; clones share it. It stops when the last clone is
@@ -332,6 +349,39 @@ impl Notifier {
             .collect();
         statuses.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
         statuses
+    }
+
+    /// The aggregation groups with their firing alerts (a group whose
+    /// alerts all resolved is left out), by labels then receiver.
+    pub fn alert_groups(&self) -> Vec<AlertGroup> {
+        let groups = self
+            .inner
+            .state
+            .view
+            .read()
+            .expect("lock poisoned")
+            .groups
+            .clone();
+        let statuses: std::collections::HashMap<Fingerprint, AlertStatus> = self
+            .alerts()
+            .into_iter()
+            .map(|status| (status.fingerprint, status))
+            .collect();
+        let mut listed: Vec<AlertGroup> = groups
+            .iter()
+            .map(|group| AlertGroup {
+                receiver: group.receiver.clone(),
+                labels: group.labels.clone(),
+                alerts: group
+                    .alerts
+                    .iter()
+                    .filter_map(|fp| statuses.get(fp).cloned())
+                    .collect(),
+            })
+            .filter(|group| !group.alerts.is_empty())
+            .collect();
+        listed.sort_by(|a, b| (&a.labels, &a.receiver).cmp(&(&b.labels, &b.receiver)));
+        listed
     }
 
     /// Self-metrics: notifications and requests per integration, alerts
