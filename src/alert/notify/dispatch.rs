@@ -19,14 +19,19 @@
 //!   alert newly resolved; otherwise only once `repeat_interval` has passed
 //!   since it was last notified. So an unchanged firing group is repeated
 //!   every `repeat_interval`, rounded up to the next flush.
+//! - A delivery is retried until the group's next flush is due, then given
+//!   up: the log did not record it, so that flush tries again.
 //! - Silenced and inhibited alerts are left out of a flush; a flush left
 //!   with no alert notifies no one and logs nothing.
 //! - Once a flush has been delivered to every integration that needed it,
 //!   the group forgets its resolved alerts that have not changed since; a
 //!   group with no alert left is removed.
-//! - A reload rebuilds the groups from the stored alerts (so each waits
-//!   `group_wait` again); the notification log keeps them from repeating
-//!   what was already told.
+//! - A reload rebuilds the groups from the stored alerts, under the same
+//!   first-flush rule (so a group of alerts older than `group_wait` flushes
+//!   at once); the notification log keeps them from repeating what was
+//!   already told.
+//! - Stopping waits (5 s at most) for the deliveries under way, so the log
+//!   records them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;

@@ -3,31 +3,31 @@
 //! Telegram, e-mail), silences and inhibition, embedded in sonde and kept
 //! in sonde.db.
 //!
-//! - [`config`]: `[notify]` in sonde's TOML; [`Plan`] is it checked, with
-//!   its secrets read.
-//! - [`route`] and [`matcher`]: the routing tree and its matchers.
-//! - [`dispatch`]: the thread that owns alerts, aggregation groups, timers
-//!   and the notification log ([`nflog`]); its module doc lists the
+//! - [`config`]: `[notify]` in sonde's TOML; a [`Plan`] is that config
+//!   checked, its secrets read.
+//! - `route` and `matcher`: the routing tree and its matchers.
+//! - `dispatch`: the thread that owns alerts, aggregation groups, timers
+//!   and the notification log (`nflog`); its module doc lists the
 //!   timing rules.
-//! - [`receivers`]: the integrations, each delivering from a worker thread
-//!   with retries; [`notification`] is what they are told.
-//! - [`silence`] and [`inhibit`]: what mutes an alert.
+//! - `receivers`: the integrations, each delivering from a worker thread
+//!   with retries; `notification` is what they are told.
+//! - [`silence`] and `inhibit`: what mutes an alert.
 //!
 //! [`Notifier::send`] never blocks: alerts go through a bounded channel
 //! and a full channel drops them (counted). HTTP handlers reach silences
 //! and alerts through [`Notifier`], never the dispatcher's own state.
 //!
 //! Every map stays bounded:
-//! - alerts by fingerprint: at most [`dispatch::MAX_ALERTS`]; a resolved
+//! - alerts by fingerprint: at most `dispatch::MAX_ALERTS`; a resolved
 //!   alert is forgotten within a second of resolving (the rule engine
 //!   tells a resolution more than once; each time merges alike);
 //! - aggregation groups: one per (route, group labels) of a stored or
 //!   not-yet-notified alert; a group forgets its resolved alerts once they
 //!   are notified, and is removed when empty;
-//! - the notification log: one entry per group and integration, deleted
-//!   `retention` after it was last written;
+//! - the notification log: one entry per group and integration notified
+//!   within `retention`, deleted `retention` after it was last written;
 //! - silences: expired ones are deleted `retention` after their end;
-//! - delivery queues: [`receivers`]' bounded queue per integration;
+//! - delivery queues: `receivers`' bounded queue per integration;
 //!   counters: one set per configured integration.
 
 pub mod config;
