@@ -21,6 +21,8 @@ pub struct Config {
     /// `[[remote_write]]` tables: where to ship every stored sample.
     pub remote_write: Vec<RemoteWriteConfig>,
     pub alerting: AlertingConfig,
+    /// `[notify]`: the built-in notifier's receivers, routes and inhibition.
+    pub notify: crate::alert::notify::NotifyConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -52,7 +52,9 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
     let mut shared = Shared::new(store);
-    shared.alerting = Some(Alerting::start(&config, config_path)?);
+    let alerting = Alerting::start(&config, config_path)?;
+    shared.notifier = Some(alerting.notifier.clone());
+    shared.alerting = Some(alerting);
     let shared = Arc::new(shared);
     let stop = Arc::new(AtomicBool::new(false));
     // One round waits while the previous one is stored; a slower store

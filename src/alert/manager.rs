@@ -39,18 +39,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(config: &AlertingConfig, default_external_url: &str) -> Settings {
+    /// `external_url` is where sonde is reached, for alerts' links.
+    pub fn new(config: &AlertingConfig, external_url: String) -> Settings {
         let ms = |d: Duration| d.as_millis() as i64;
         Settings {
             rule_files: config.rule_files.clone(),
             default_interval_ms: ms(config.evaluation_interval),
             external_labels: Labels::new(config.external_labels.clone()),
-            external_url: config
-                .external_url
-                .clone()
-                .unwrap_or_else(|| default_external_url.to_string())
-                .trim_end_matches('/')
-                .to_string(),
+            external_url: external_url.trim_end_matches('/').to_string(),
             resend_delay_ms: ms(config.resend_delay),
             restore: RestorePolicy {
                 outage_tolerance_ms: ms(config.outage_tolerance),

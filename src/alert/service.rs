@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
+
 use crate::alert::alertmanager::Alertmanagers;
 use crate::alert::group::SampleSink;
 use crate::alert::manager::{now_ms, AlertSender, RuleManager, Settings};
+use crate::alert::notify::Notifier;
+use crate::alert::Alert;
 use crate::config::Config;
 use crate::model::{Family, Sample};
 use crate::query::Limits;
@@ -17,6 +21,8 @@ use crate::store::Store;
 pub struct Alerting {
     pub rules: RuleManager,
     alertmanagers: Arc<Alertmanagers>,
+    /// The built-in receivers, routes, silences and inhibition (`[notify]`).
+    pub notifier: Notifier,
     /// The file `sonde run` read, read again at each reload.
     config_path: Option<PathBuf>,
 }
@@ -27,7 +33,14 @@ impl Alerting {
     /// senders.
     pub fn start(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Alerting> {
         let alertmanagers = Arc::new(Alertmanagers::start(&config.alerting.alertmanagers)?);
-        let senders: Vec<Arc<dyn AlertSender>> = vec![alertmanagers.clone()];
+        let mut senders: Vec<Arc<dyn AlertSender>> = vec![alertmanagers.clone()];
+        let notifier = Notifier::start(
+            &config.notify,
+            &config.storage.database_file(),
+            &external_url(config),
+        )
+        .context("[notify]")?;
+        senders.push(Arc::new(notifier.clone()));
         let rules = RuleManager::start(
             settings(config),
             Some(&config.storage.database_file()),
@@ -37,6 +50,7 @@ impl Alerting {
         Ok(Alerting {
             rules,
             alertmanagers,
+            notifier,
             config_path: config_path.map(Path::to_path_buf),
         })
     }
@@ -50,6 +64,9 @@ impl Alerting {
             }
             None => Config::default(),
         };
+        self.notifier
+            .reload(&config.notify)
+            .map_err(|err| self.rules.refuse_reload(format!("[notify]: {err:#}")))?;
         self.rules.reload(settings(&config), now_ms())?;
         self.alertmanagers.set_urls(&config.alerting.alertmanagers);
         Ok(())
@@ -63,15 +80,30 @@ impl Alerting {
     pub fn families(&self) -> Vec<Family> {
         let mut families = self.rules.families();
         families.extend(self.alertmanagers.families());
+        families.extend(self.notifier.families());
         families
     }
 }
 
 fn settings(config: &Config) -> Settings {
-    Settings::new(
-        &config.alerting,
-        &format!("http://{}", config.server.listen),
-    )
+    Settings::new(&config.alerting, external_url(config))
+}
+
+/// `[alerting] external_url`, or the address sonde listens on.
+fn external_url(config: &Config) -> String {
+    config
+        .alerting
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.server.listen))
+}
+
+/// Alerts from the rules go to the built-in notifier as to an
+/// Alertmanager.
+impl AlertSender for Notifier {
+    fn send(&self, alerts: &[Alert]) {
+        Notifier::send(self, alerts.to_vec());
+    }
 }
 
 /// Recorded series and alert states go into the store like collected

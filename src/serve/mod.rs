@@ -6,6 +6,7 @@ pub mod api;
 pub mod dashboard;
 pub mod exposition;
 pub mod remote;
+pub mod silences;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,6 +29,9 @@ pub struct Shared {
     /// The rules and their alerts; `None` where only the store is served
     /// (tests, benchmarks).
     pub alerting: Option<crate::alert::service::Alerting>,
+    /// The built-in notifier (a handle on the one the rules send to), for
+    /// Alertmanager's API v2: silences, alerts, status.
+    pub notifier: Option<crate::alert::notify::Notifier>,
 }
 
 impl Shared {
@@ -37,6 +41,7 @@ impl Shared {
             latest: RwLock::new(Arc::new(Scrape::default())),
             store: Mutex::new(store),
             alerting: None,
+            notifier: None,
         }
     }
 
@@ -60,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(remote::routes())
         .merge(api::routes())
         .merge(alerts::routes())
+        .merge(silences::routes())
         .with_state(state)
 }
 

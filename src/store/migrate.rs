@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_chunks_in_rowid_tables.sql"),
     include_str!("../../migrations/0005_chunk_runs.sql"),
     include_str!("../../migrations/0006_remote_write_in_flight.sql"),
+    include_str!("../../migrations/0007_alerting.sql"),
     include_str!("../../migrations/0008_alert_state.sql"),
 ];
 
