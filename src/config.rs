@@ -456,6 +456,7 @@ impl Config {
                 humantime::format_duration(self.collect.forget_after)
             );
         }
+        self.notify.validate().context("[notify]")?;
         for url in &self.alerting.alertmanagers {
             crate::alert::alertmanager::check_url(url)
                 .map_err(|err| anyhow::anyhow!("key alerting.alertmanagers: {err}"))?;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::alertmanager::Alertmanager;
 use common::prometheus::Prometheus;
+use common::recorder::recorder;
 use common::remote::{series, write};
 use common::{Sonde, TempDir};
 use serde_json::Value;
@@ -189,14 +190,16 @@ fn sonde_alert(sonde: &Sonde, name: &str) -> Option<Value> {
 
 /// Alerts reach a real Alertmanager with the external labels; a restart of
 /// sonde keeps them firing since the same instant (no resolve, no new
-/// start), `keep_firing_for` included; a resolve reaches it too.
+/// start), `keep_firing_for` included; a resolve reaches it too. (An alert
+/// sent is valid for four resend delays: 20 s here, longer than the
+/// restart takes.)
 #[test]
 fn alerts_reach_alertmanager_survive_a_restart_and_resolve() {
     let alertmanager = Alertmanager::start();
     let dir = TempDir::new("alerting-am");
     let rules = write_rules(&dir.0, AM_RULES);
     let config = format!(
-        "[alerting]\nrule_files = [\"{rules}\"]\nalertmanagers = [\"{}\"]\nexternal_labels = {{ site = \"lab\" }}\nresend_delay = \"1s\"\n",
+        "[alerting]\nrule_files = [\"{rules}\"]\nalertmanagers = [\"{}\"]\nexternal_labels = {{ site = \"lab\" }}\nresend_delay = \"5s\"\n",
         alertmanager.base_url
     );
     let sonde = Sonde::start(&config);
@@ -343,5 +346,40 @@ fn a_bad_reload_keeps_the_old_rules() {
         eventually(Duration::from_secs(10), || names(&sonde) == ["fixed"]),
         "SIGHUP did not reload: {:?}",
         names(&sonde)
+    );
+}
+
+/// Without an Alertmanager: the rules' alerts go through sonde's own
+/// notifier to a webhook, firing then resolved, grouped as configured.
+#[test]
+fn alerts_reach_a_webhook_through_the_built_in_notifier() {
+    let (url, recorded) = recorder();
+    let dir = TempDir::new("alerting-webhook");
+    let rules = write_rules(&dir.0, AM_RULES);
+    let sonde = Sonde::start(&format!(
+        "[alerting]\nrule_files = [\"{rules}\"]\nresend_delay = \"1s\"\n\
+         [[notify.receivers]]\nname = \"hook\"\nwebhook = {{ url = \"{url}/hook\" }}\n\
+         [notify.route]\nreceiver = \"hook\"\ngroup_by = [\"alertname\"]\n\
+         group_wait = \"1s\"\ngroup_interval = \"1s\"\nrepeat_interval = \"1h\"\n"
+    ));
+    set(&[&sonde.base_url], "test_value", &[], 1.0);
+    let firing = recorded.wait_for("/hook", 1, Duration::from_secs(20));
+    assert!(!firing.is_empty(), "no notification:\n{}", sonde.log_text());
+    assert_eq!(firing[0]["version"], "4");
+    assert_eq!(firing[0]["status"], "firing");
+    assert_eq!(firing[0]["groupLabels"]["alertname"], "ValueHigh");
+    assert_eq!(firing[0]["alerts"][0]["labels"]["severity"], "page");
+
+    set(&[&sonde.base_url], "test_value", &[], 0.0);
+    let resolved = eventually(Duration::from_secs(20), || {
+        recorded
+            .on("/hook")
+            .iter()
+            .any(|n| n["status"] == "resolved")
+    });
+    assert!(
+        resolved,
+        "no resolved notification: {:#?}",
+        recorded.on("/hook")
     );
 }

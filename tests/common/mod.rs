@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod prometheus;
 pub mod promql;
+pub mod recorder;
 pub mod remote;
 
 use std::net::TcpListener;
