@@ -383,3 +383,42 @@ fn alerts_reach_a_webhook_through_the_built_in_notifier() {
         recorded.on("/hook")
     );
 }
+
+/// The shipped rule pack, which every test's sonde evaluates, runs cleanly
+/// on live data: every rule evaluated, none failing.
+#[test]
+fn shipped_rules_evaluate_cleanly_on_live_data() {
+    let sonde = Sonde::start("");
+    let mut last = Vec::new();
+    let healthy = eventually(Duration::from_secs(20), || {
+        let groups = api(&sonde.base_url, "/api/v1/rules")["groups"].clone();
+        last = groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .collect();
+        !last.is_empty() && last.iter().all(|r| r["health"] == "ok")
+    });
+    assert!(
+        healthy,
+        "rules not all healthy: {last:#?}\n{}",
+        sonde.log_text()
+    );
+    let files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/rules"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yml")
+        })
+        .collect();
+    assert!(
+        last.len() >= files.len(),
+        "{} rules from {} files",
+        last.len(),
+        files.len()
+    );
+}

@@ -49,6 +49,16 @@ impl Drop for TempDir {
     }
 }
 
+/// The default rule pack, evaluated every second by every test's sonde
+/// (unless the test brings its own `[alerting]`), so each test runs the
+/// pack against live data.
+pub fn shipped_rules() -> String {
+    format!(
+        "[alerting]\nrule_files = [\"{}/packaging/rules/*.yml\"]\nevaluation_interval = \"1s\"\n",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
 /// A running `sonde run`, killed on drop.
 pub struct Sonde {
     pub child: Child,
@@ -77,8 +87,9 @@ impl Sonde {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[collect]\ninterval = \"1s\"\n{extra}",
-                data.0.join("store").display()
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[collect]\ninterval = \"1s\"\n{}{extra}",
+                data.0.join("store").display(),
+                if extra.contains("[alerting]") { String::new() } else { shipped_rules() },
             ),
         )
         .unwrap();
