@@ -1,1 +1,0 @@
-//! Go text/template with Prometheus's template functions (being built).
