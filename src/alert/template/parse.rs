@@ -906,7 +906,7 @@ impl Parser<'_> {
             Kind::With => Node::With(self.parse_control(false, "with")?),
             _ => {
                 self.backup();
-                Node::Action(self.pipeline("command")?)
+                Node::Action(self.pipeline("command", Kind::RightDelim)?)
             }
         };
         Ok(Item::Node(node))
@@ -935,7 +935,7 @@ impl Parser<'_> {
     fn parse_control(&mut self, allow_else_if: bool, context: &str) -> ParseResult<Control> {
         self.nest()?;
         let vars = self.vars.len();
-        let pipe = self.pipeline(context)?;
+        let pipe = self.pipeline(context, Kind::RightDelim)?;
         let (list, next) = self.item_list()?;
         let else_list = match next {
             Item::End => None,
@@ -970,7 +970,7 @@ impl Parser<'_> {
         const CONTEXT: &str = "block clause";
         let token = self.next_non_space();
         let name = self.template_name(&token, CONTEXT)?;
-        let pipe = self.pipeline(CONTEXT)?;
+        let pipe = self.pipeline(CONTEXT, Kind::RightDelim)?;
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let (list, end) = self.item_list()?;
         self.vars = saved_vars;
@@ -991,7 +991,7 @@ impl Parser<'_> {
         let name = self.template_name(&token, CONTEXT)?;
         let pipe = if self.next_non_space().kind != Kind::RightDelim {
             self.backup();
-            Some(self.pipeline(CONTEXT)?)
+            Some(self.pipeline(CONTEXT, Kind::RightDelim)?)
         } else {
             None
         };
@@ -1009,7 +1009,9 @@ impl Parser<'_> {
         }
     }
 
-    fn pipeline(&mut self, context: &str) -> ParseResult<Pipe> {
+    /// A pipeline up to and including its `end` token: `}}`, or `)` for a
+    /// parenthesized one.
+    fn pipeline(&mut self, context: &str, end: Kind) -> ParseResult<Pipe> {
         let pos = self.peek_non_space().pos;
         let mut pipe = Pipe {
             pos,
@@ -1021,11 +1023,8 @@ impl Parser<'_> {
         loop {
             let token = self.next_non_space();
             match token.kind {
-                Kind::RightDelim | Kind::RightParen => {
+                kind if kind == end => {
                     self.check_pipeline(&pipe, context)?;
-                    if token.kind == Kind::RightParen {
-                        self.backup();
-                    }
                     return Ok(pipe);
                 }
                 Kind::Bool
@@ -1142,13 +1141,14 @@ impl Parser<'_> {
             fields.push(self.next_token().val[1..].to_string());
         }
         Ok(Some(match node {
-            Arg::Field { pos, mut idents } => {
+            // Go places the merged node where the chain starts.
+            Arg::Field { mut idents, .. } => {
                 idents.extend(fields);
-                Arg::Field { pos, idents }
+                Arg::Field { pos: chain_pos, idents }
             }
-            Arg::Variable { pos, mut idents } => {
+            Arg::Variable { mut idents, .. } => {
                 idents.extend(fields);
-                Arg::Variable { pos, idents }
+                Arg::Variable { pos: chain_pos, idents }
             }
             Arg::Bool(..) | Arg::Str { .. } | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
                 return self.fail(&format!(
@@ -1204,11 +1204,7 @@ impl Parser<'_> {
             }
             Kind::LeftParen => {
                 self.nest()?;
-                let pipe = self.pipeline("parenthesized pipeline")?;
-                let close = self.next_token();
-                if close.kind != Kind::RightParen {
-                    return self.fail(&format!("unclosed right paren: unexpected {close}"));
-                }
+                let pipe = self.pipeline("parenthesized pipeline", Kind::RightParen)?;
                 self.nesting -= 1;
                 Arg::Pipe(Box::new(pipe))
             }

@@ -1,0 +1,347 @@
+//! sonde's alert templates against the real Prometheus: every template of a
+//! corpus is expanded by `expand_alert`, written as the annotation of an
+//! alerting rule with what sonde expanded as the expected annotation, and
+//! `promtool test rules` (Prometheus 2.42) must agree on every one. Templates
+//! that do not parse go through `promtool check rules` against `check`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::TempDir;
+use sonde::alert::template::{check, expand_alert, AlertData, QuerySample};
+use sonde::model::Labels;
+
+const PROMTOOL: &str = "/usr/bin/promtool";
+const EXTERNAL_URL: &str = "http://prom.example.com:9090/prefix";
+
+/// The alerting input: one `probe` series per value worth testing.
+const PROBE_VALUES: &[(&str, &str, f64)] = &[
+    ("zero", "0", 0.0),
+    ("negative", "-1234.5", -1234.5),
+    ("nan", "NaN", f64::NAN),
+    ("inf", "Inf", f64::INFINITY),
+    ("tiny", "1e-9", 1e-9),
+    ("big", "1234567.891", 1234567.891),
+    ("duration", "93784.5", 93784.5),
+    ("timestamp", "1679000000.123", 1679000000.123),
+    ("fraction", "0.8765", 0.8765),
+];
+
+/// Series `query` may select, beside the probes.
+const UP_SERIES: &[(&str, &str, f64)] = &[("node", "a:9100", 1.0), ("api", "b:80", 0.0), ("db", "c:5432", 1.0)];
+
+/// (value case, template). Query results come in no fixed order from
+/// promtool, so templates that show more than one sample sort them first.
+const CORPUS: &[(&str, &str)] = &[
+    // Printing values and the variables Prometheus defines.
+    ("big", "{{ $value }}"),
+    ("zero", "{{ $value }}"),
+    ("negative", "{{ $value }}"),
+    ("nan", "{{ $value }}"),
+    ("inf", "{{ $value }}"),
+    ("tiny", "{{ .Value }}"),
+    ("big", "{{ $labels }}"),
+    ("big", "{{ $labels.instance }} of {{ $labels.job }}"),
+    ("big", "[{{ $labels.missing }}]"),
+    ("big", "[{{ index $labels \"missing\" }}] [{{ index $labels \"job\" }}]"),
+    ("big", "{{ $externalLabels.cluster }} {{ $externalURL }} {{ .ExternalLabels }}"),
+    ("big", "{{ . }}"),
+    ("big", "x{{ .Foo }}"),
+    ("big", "{{ (args 1 \"a\").arg5 }} {{ args 1 \"a\" 2.5 true }}"),
+    // Control structures, variables, trimming, comments.
+    ("big", "{{ if gt $value 1000.0 }}high{{ else if gt $value 10.0 }}mid{{ else }}low{{ end }}"),
+    ("negative", "{{ if lt $value 0.0 }}below zero{{ end }}!"),
+    ("big", "{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}"),
+    ("big", "{{ range $labels }}[{{ . }}]{{ else }}none{{ end }}"),
+    ("big", "{{ range $i, $e := sortByLabel \"job\" (query \"up\") }}{{ $i }}:{{ $e.Labels.job }} {{ end }}"),
+    ("big", "{{ range sortByLabel \"job\" (query \"up\") }}{{ if eq .Labels.job \"api\" }}{{ continue }}{{ end }}{{ .Labels.job }}{{ if eq .Labels.job \"db\" }}{{ break }}{{ end }},{{ end }}"),
+    ("big", "{{ range query \"nothing_here\" }}x{{ else }}empty{{ end }}"),
+    ("big", "{{ with $labels.job }}job {{ . }}{{ end }} {{ with $labels.nope }}x{{ else }}no nope{{ end }}"),
+    ("big", "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}x={{ $x }}"),
+    ("big", "a  {{- \" b \" -}}  c {{/* a comment */}} d\n{{- /* trimmed */ -}}\ne"),
+    ("big", "{{ define \"t\" }}[{{ . }}]{{ end }}{{ template \"t\" $labels.job }}{{ block \"b\" 5 }}<{{ . }}>{{ end }}"),
+    ("big", "{{ template \"nope\" }}"),
+    ("big", "{{ \"quoted \\\"x\\\"\\t\\u00e9\" }} {{ `raw\\n` }} {{ 0x1F }} {{ 1e3 }} {{ -2.50 }} {{ 'a' }}"),
+    ("big", "{{ (first (query \"up{job='api'}\")).Labels.instance }}"),
+    // Comparisons and logic.
+    ("big", "{{ eq 1 1 }} {{ eq \"a\" \"b\" \"a\" }} {{ ne 1 2 }} {{ le 2 2 }} {{ ge 1.5 2.5 }} {{ lt \"a\" \"b\" }}"),
+    ("big", "{{ eq $value 1 }}"),
+    ("big", "{{ lt true false }}"),
+    ("big", "{{ and 1 0 2 }} {{ or 0 \"\" \"x\" }} {{ not 0 }} {{ and 1 2 }} {{ or 0 false }}"),
+    ("big", "{{ len $labels }} {{ len \"héllo\" }} {{ len (query \"up\") }}"),
+    ("big", "{{ len 3 }}"),
+    ("big", "{{ index \"abc\" 1 }} {{ slice \"hello\" 1 3 }} {{ slice \"hello\" 2 }}"),
+    ("big", "{{ index $labels 1 }}"),
+    ("big", "{{ index (query \"nothing_here\") 0 }}"),
+    // printf and friends.
+    ("big", "{{ printf \"%.2f\" $value }} {{ printf \"%d\" 42 }} {{ printf \"%5.1f|%-6s|%06.2f\" 3.14159 \"ab\" -2.5 }}"),
+    ("big", "{{ printf \"%v %d %s %q %x %e %g %f %t %%\" 1.5 42 \"s\" \"q\" 255 1234.5 0.000012 3.14159 true }}"),
+    ("big", "{{ printf \"%+d|% d|%X|%#x|%o|%b|%c|%q|%U|%08.3d|%.0d|\" 5 5 255 255 8 5 65 65 65 7 0 }}"),
+    ("big", "{{ printf \"%+.2f|%08.2f|%E|%.0e|%G|%.3g|%10.3g|%g|%g\" 3.14159 -3.14159 0.000123 5.5 1e-7 1234.5678 0.00001234 100000.0 1000000.0 }}"),
+    ("big", "{{ printf \"%d|%s\" 1.5 1 }} {{ printf \"%d %d\" 1 }} {{ printf \"%d\" 1 2 }} {{ printf \"%z\" 1 }} {{ printf \"%d\" nil }}"),
+    ("big", "{{ printf \"%v|%s\" $labels (first (query \"up{job='db'}\")) }}"),
+    ("nan", "{{ printf \"%.2f|%5.1f|%e|%v\" $value $value $value $value }}"),
+    ("inf", "{{ printf \"%.2f|%05.1f|%g\" $value $value $value }}"),
+    ("big", "{{ print 1 2 \"a\" \"b\" 3 true nil 1.5 }} {{ println 1 \"x\" }}"),
+    ("big", "{{ html \"a<b>&'\\\"\" }} {{ js \"a<b>&='\\\"\\\\ é \\u0001\" }} {{ urlquery \"a b&c/é\" }}"),
+    ("big", "{{ $labels.job | printf \"%s!\" }} {{ \"x\" | printf \"%s-%s\" \"y\" }}"),
+    // humanize family.
+    ("big", "{{ humanize $value }} {{ humanize1024 $value }} {{ humanizePercentage $value }}"),
+    ("zero", "{{ humanize $value }} {{ humanize1024 $value }} {{ humanizeDuration $value }} {{ humanizePercentage $value }}"),
+    ("negative", "{{ humanize $value }} {{ humanize1024 $value }} {{ humanizeDuration $value }} {{ humanizePercentage $value }}"),
+    ("nan", "{{ humanize $value }} {{ humanize1024 $value }} {{ humanizeDuration $value }} {{ humanizeTimestamp $value }}"),
+    ("inf", "{{ humanize $value }} {{ humanize1024 $value }} {{ humanizeDuration $value }} {{ humanizeTimestamp $value }}"),
+    ("tiny", "{{ humanize $value }} {{ humanize1024 $value }} {{ humanizeDuration $value }} {{ humanizePercentage $value }}"),
+    ("fraction", "{{ humanize $value }} {{ humanizeDuration $value }} {{ humanizePercentage $value }}"),
+    ("duration", "{{ humanizeDuration $value }} {{ humanizeDuration 59.99 }} {{ humanizeDuration 3600 }} {{ humanizeDuration 0.0012345 }}"),
+    ("duration", "{{ humanizeDuration 1e20 }} {{ humanizeDuration -1e20 }} {{ humanizeDuration 86400 }}"),
+    ("timestamp", "{{ humanizeTimestamp $value }} {{ humanizeTimestamp -1.5 }} {{ humanizeTimestamp 0 }}"),
+    ("big", "{{ humanize 1e30 }} {{ humanize 1e-30 }} {{ humanize 999.95 }} {{ humanize1024 1e30 }} {{ humanize1024 -1025 }}"),
+    ("big", "{{ humanize \"1234.5\" }} {{ humanize \"1_000\" }} {{ humanize \"inf\" }} {{ humanize1024 \"2048\" }}"),
+    ("big", "{{ humanize \"abc\" }}"),
+    ("big", "{{ humanize true }}"),
+    ("big", "{{ humanize \"1e400\" }}"),
+    ("big", "{{ humanizeTimestamp 1e20 }}"),
+    ("timestamp", "{{ toTime $value }} {{ (toTime 1.5).Unix }}"),
+    ("nan", "{{ toTime $value }}"),
+    // Strings, regular expressions, links.
+    ("big", "{{ title \"hello wORLD foo-bar x_y 1a\" }} {{ toUpper \"straße\" }} {{ toLower \"ÀB\" }}"),
+    ("big", "{{ match \"^a\" \"abc\" }} {{ match \"\\\\d\" \"٣\" }} {{ match \"^node$\" $labels.job }}"),
+    ("big", "{{ reReplaceAll \"(\\\\w+)@(\\\\w+)\" \"$2.$1x${1}y$$\" \"joe@host bob@srv\" }} {{ reReplaceAll \"a*\" \"-\" \"baaac\" }}"),
+    ("big", "{{ reReplaceAll \":.*\" \"\" $labels.instance }} {{ reReplaceAll \"[.]\" \"_\" \"a.b.c\" }}"),
+    ("big", "{{ reReplaceAll \"(\" \"x\" \"y\" }}"),
+    ("big", "{{ match \"(\" \"y\" }}"),
+    ("big", "{{ safeHtml \"<b>\" }} {{ printf \"%s\" (safeHtml \"<i>\") }}"),
+    ("big", "{{ toUpper (safeHtml \"x\") }}"),
+    ("big", "{{ stripPort $labels.instance }}|{{ stripPort \"[::1]:80\" }}|{{ stripPort \"host\" }}|{{ stripPort \"a:b:c\" }}"),
+    ("big", "{{ stripDomain $labels.instance }}|{{ stripDomain \"10.0.0.1:80\" }}|{{ stripDomain \"[::1]:80\" }}|{{ stripDomain \"db.example.com\" }}"),
+    ("big", "{{ graphLink \"rate(x[5m]) > 0\" }} {{ tableLink \"up == 0\" }}"),
+    ("big", "{{ parseDuration \"1h30m\" }} {{ parseDuration \"0\" }} {{ parseDuration \"1y1w1d1h1m1s1ms\" }} {{ parseDuration \"90s\" }}"),
+    ("big", "{{ parseDuration \"1.5h\" }}"),
+    ("big", "{{ parseDuration \"300000y\" }}"),
+    // query and its helpers.
+    ("big", "{{ with query \"up{job='api'}\" }}{{ . | first | value }} {{ . | first | label \"instance\" }}{{ end }}"),
+    ("big", "{{ range query \"up{job='db'}\" }}{{ .Labels.job }} {{ .Value }}{{ end }}"),
+    ("big", "{{ query \"up{job='db'}\" | first | strvalue }}|{{ (query \"up{job='node'}\" | first).Value }}"),
+    ("big", "{{ range sortByLabel \"instance\" (query \"up\") }}{{ .Labels.instance }} {{ end }}"),
+    ("big", "{{ first (query \"nothing_here\") }}"),
+    ("big", "{{ label \"x\" nil }}"),
+    ("big", "{{ first 1 }}"),
+    ("big", "{{ humanize }}"),
+    ("big", "{{ 1 2 }}"),
+    ("big", "{{ nil }}"),
+    ("big", "{{ $labels.job.foo }}"),
+    ("big", "{{ $value.foo }}"),
+    ("big", "{{ range $value }}x{{ end }}"),
+    ("big", "{{ .Labels.job 1 }}"),
+    ("big", "line one\n{{ humanize \"x\" }}"),
+];
+
+/// Templates that do not parse: `check` must report what promtool reports.
+const PARSE_ERRORS: &[&str] = &[
+    "{{ foo }}",
+    "{{ if }}",
+    "{{ end }}",
+    "{{ range $labels }}",
+    "{{ $undefined }}",
+    "{{ \"a\" | \"b\" }}",
+    "{{ printf \"%d\" 1",
+    "{{ (1 }}",
+    "{{ 1) }}",
+    "{{ break }}",
+    "{{ else }}",
+    "{{ if 1 }}{{ else }}{{ else }}{{ end }}",
+    "line\n{{ .a.b. }}",
+    "{{ \"unterminated }}",
+    "{{ 1.2.3 }}",
+    "{{ @ }}",
+    "{{/* unclosed }}",
+    "{{ range $a, $b, $c := . }}{{ end }}",
+    "{{ with $x := 1 }}{{ end }}{{ $x }}",
+    "{{ define \"a\" }}{{ end }}{{ define \"a\" }}x{{ end }}{{ define \"a\" }}y{{ end }}",
+    "{{ template foo }}",
+    "{{ .Labels.job.1 }}",
+    "{{ 99999999999999999999 }}",
+    "{{ \"\\q\" }}",
+];
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+}
+
+fn probe_labels(case: &str) -> Labels {
+    labels(&[
+        ("__name__", "probe"),
+        ("instance", "host.example.com:9100"),
+        ("job", "node"),
+        ("value_case", case),
+    ])
+}
+
+/// Every series of the test's input, with its labels and value.
+fn input_series() -> Vec<(Labels, f64)> {
+    let probes = PROBE_VALUES.iter().map(|(case, _, value)| (probe_labels(case), *value));
+    let ups = UP_SERIES
+        .iter()
+        .map(|(job, instance, value)| (labels(&[("__name__", "up"), ("job", job), ("instance", instance)]), *value));
+    probes.chain(ups).collect()
+}
+
+/// Answers the simple selectors the corpus uses (`name` or
+/// `name{label='value', …}`) from the input series, as promtool would.
+fn select(query: &str, _timestamp_ms: i64) -> Result<Vec<QuerySample>, String> {
+    let (name, matchers) = match query.split_once('{') {
+        Some((name, rest)) => (name, rest.strip_suffix('}').ok_or("unclosed selector")?),
+        None => (query, ""),
+    };
+    let wanted: Vec<(&str, &str)> = matchers
+        .split(',')
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| {
+            let (label, value) = m.split_once('=').unwrap_or((m, ""));
+            (label.trim(), value.trim().trim_matches(['\'', '"']))
+        })
+        .collect();
+    Ok(input_series()
+        .into_iter()
+        .filter(|(labels, _)| labels.get("__name__") == Some(name.trim()))
+        .filter(|(labels, _)| wanted.iter().all(|(l, v)| labels.get(l).unwrap_or("") == *v))
+        .map(|(labels, value)| QuerySample { labels, value })
+        .collect())
+}
+
+fn alert_data(case: &str) -> AlertData {
+    let value = PROBE_VALUES.iter().find(|(c, _, _)| *c == case).expect("a known case").2;
+    AlertData {
+        labels: probe_labels(case),
+        external_labels: labels(&[("cluster", "prod"), ("region", "eu")]),
+        external_url: EXTERNAL_URL.to_string(),
+        value,
+    }
+}
+
+fn rule_name(i: usize) -> String {
+    format!("T{i:03}")
+}
+
+fn rules_file(templates: &[(&str, &str)]) -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = templates
+        .iter()
+        .enumerate()
+        .map(|(i, (case, template))| {
+            serde_json::json!({
+                "alert": rule_name(i),
+                "expr": format!("probe{{value_case=\"{case}\"}}"),
+                "annotations": {"a": template},
+            })
+        })
+        .collect();
+    serde_json::json!({"groups": [{"name": "corpus", "rules": rules}]})
+}
+
+fn promtool(dir: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(PROMTOOL)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn expansions_match_promtool() {
+    assert!(CORPUS.len() >= 60, "the corpus covers every function");
+    let dir = TempDir::new("alert-template");
+    let mut tests = Vec::new();
+    for (i, (case, template)) in CORPUS.iter().enumerate() {
+        let expanded = expand_alert(&rule_name(i), template, &alert_data(case), 0, &select);
+        assert!(!expanded.is_empty(), "template {i} expands to something promtool can compare");
+        let series = probe_labels(case);
+        let alert_labels: BTreeMap<&str, &str> = series.iter().filter(|(n, _)| *n != "__name__").collect();
+        tests.push(serde_json::json!({
+            "eval_time": "0m",
+            "alertname": rule_name(i),
+            "exp_alerts": [{"exp_labels": alert_labels, "exp_annotations": {"a": expanded}}],
+        }));
+    }
+    let mut input: Vec<serde_json::Value> = PROBE_VALUES
+        .iter()
+        .map(|(case, text, _)| {
+            serde_json::json!({
+                "series": format!("probe{{job=\"node\",instance=\"host.example.com:9100\",value_case=\"{case}\"}}"),
+                "values": text,
+            })
+        })
+        .collect();
+    input.extend(UP_SERIES.iter().map(|(job, instance, value)| {
+        serde_json::json!({"series": format!("up{{job=\"{job}\",instance=\"{instance}\"}}"), "values": value.to_string()})
+    }));
+    let test_file = serde_json::json!({
+        "rule_files": ["rules.json"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "external_labels": {"cluster": "prod", "region": "eu"},
+            "external_url": EXTERNAL_URL,
+            "input_series": input,
+            "alert_rule_test": tests,
+        }],
+    });
+    std::fs::write(dir.0.join("rules.json"), rules_file(CORPUS).to_string()).unwrap();
+    std::fs::write(dir.0.join("test.json"), test_file.to_string()).unwrap();
+    let (ok, output) = promtool(&dir.0, &["test", "rules", "test.json"]);
+    assert!(ok, "promtool disagrees with sonde's expansions:\n{output}\n{}", disagreements(&output));
+}
+
+/// Each failing alert of promtool's report: the template, then what
+/// Prometheus expanded (promtool's `got`) and what sonde expected.
+fn disagreements(output: &str) -> String {
+    let mut summary = String::from("In short:\n");
+    for block in output.split("alertname: ").skip(1) {
+        let name = block.split(',').next().unwrap_or_default();
+        let Some(index) = name.strip_prefix('T').and_then(|n| n.parse::<usize>().ok()) else {
+            continue;
+        };
+        let annotations = |part: &str| {
+            part.split("Annotations:").nth(1).map(|a| a.lines().next().unwrap_or_default().to_string())
+        };
+        let (expected, got) = block.split_once("got:").unwrap_or((block, ""));
+        summary.push_str(&format!(
+            "{name} {:?}\n  prometheus: {}\n  sonde:      {}\n",
+            CORPUS[index].1,
+            annotations(got).unwrap_or_default(),
+            annotations(expected).unwrap_or_default()
+        ));
+    }
+    summary
+}
+
+#[test]
+fn parse_errors_match_promtool() {
+    let dir = TempDir::new("alert-template-check");
+    let templates: Vec<(&str, &str)> = PARSE_ERRORS.iter().map(|t| ("big", *t)).collect();
+    std::fs::write(dir.0.join("rules.json"), rules_file(&templates).to_string()).unwrap();
+    let (ok, output) = promtool(&dir.0, &["check", "rules", "rules.json"]);
+    assert!(!ok, "promtool accepts templates meant not to parse:\n{output}");
+    let mut mismatches = Vec::new();
+    for (i, template) in PARSE_ERRORS.iter().enumerate() {
+        let name = rule_name(i);
+        let prefix = format!("rules.json: group \"corpus\", rule {}, \"{name}\": annotation \"a\": ", i + 1);
+        let promtool_error = output.lines().find_map(|line| line.strip_prefix(&prefix));
+        let sonde_error = check(&name, template).err();
+        if promtool_error != sonde_error.as_deref() {
+            mismatches.push(format!(
+                "{template:?}\n  promtool: {promtool_error:?}\n  sonde:    {sonde_error:?}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "parse errors differ:\n{}", mismatches.join("\n"));
+}
