@@ -276,6 +276,13 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
+        if verb == 'T' {
+            if let Some(arg) = args.get(next_arg) {
+                next_arg += 1;
+                printer.pad(&mut out, arg.type_name());
+                continue;
+            }
+        }
         let Some(arg) = args.get(next_arg) else {
             write!(out, "%!{verb}(MISSING)").ok();
             continue;

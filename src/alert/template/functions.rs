@@ -6,6 +6,7 @@ use std::rc::Rc;
 use super::builtins::query_escape;
 use super::exec::{any_map, Env, Function, Param};
 use super::fmt::{format_float, quote, sprintf, time_string};
+use super::parse::underscores_ok;
 use super::value::{Sample, StrMap, Time, Value};
 
 use Param::{Any, Samples, Str};
@@ -367,12 +368,7 @@ fn parse_float(s: &str) -> Result<f64, String> {
         "nan" if body.len() == s.len() => f64::NAN,
         _ => {
             let valid_chars = body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'));
-            let bytes = body.as_bytes();
-            let underscores_ok = bytes.iter().enumerate().all(|(i, b)| {
-                *b != b'_'
-                    || (i > 0 && bytes[i - 1].is_ascii_digit() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
-            });
-            if !valid_chars || !underscores_ok || body.starts_with(['+', '-']) {
+            if !valid_chars || !underscores_ok(body) || body.starts_with(['+', '-']) {
                 return Err(fail("invalid syntax"));
             }
             let value: f64 = body.replace('_', "").parse().map_err(|_| fail("invalid syntax"))?;

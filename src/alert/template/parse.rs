@@ -896,12 +896,7 @@ impl Parser<'_> {
                 return Ok(Item::End);
             }
             Kind::If => Node::If(self.parse_control(true, "if")?),
-            Kind::Range => {
-                self.range_depth += 1;
-                let control = self.parse_control(false, "range");
-                self.range_depth -= 1;
-                Node::Range(control?)
-            }
+            Kind::Range => Node::Range(self.parse_control(false, "range")?),
             Kind::Template => self.template_control()?,
             Kind::With => Node::With(self.parse_control(false, "with")?),
             _ => {
@@ -936,7 +931,11 @@ impl Parser<'_> {
         self.nest()?;
         let vars = self.vars.len();
         let pipe = self.pipeline(context, Kind::RightDelim)?;
+        // `break` and `continue` belong to a range's body, not its else.
+        let in_range = usize::from(context == "range");
+        self.range_depth += in_range;
         let (list, next) = self.item_list()?;
+        self.range_depth -= in_range;
         let else_list = match next {
             Item::End => None,
             Item::ElseIf if allow_else_if => {
@@ -1286,34 +1285,41 @@ fn parse_number(text: &str, kind: Kind) -> Result<Number, String> {
     Ok(number)
 }
 
-/// Digits of a Go integer literal with base prefix 0x, 0o, 0b or 0 (octal),
-/// underscores allowed between digits only after a prefix.
+/// Go's `underscoreOK`: underscores only between digits (a base prefix
+/// counts as a digit).
+pub fn underscores_ok(digits: &str) -> bool {
+    let bytes = digits.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'_' || (i > 0 && bytes[i - 1].is_ascii_alphanumeric() && bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric))
+    })
+}
+
+/// Digits of a Go integer literal with base prefix 0x, 0o, 0b or 0 (octal).
 fn split_int_literal(text: &str) -> Option<(bool, u32, String)> {
     let (negative, body) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d, true)
+    if !underscores_ok(body) {
+        return None;
+    }
+    let lower = body.to_ascii_lowercase().replace('_', "");
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
     } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d, true)
+        (8, d)
     } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d, true)
+        (2, d)
     } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..], true)
+        (8, &lower[1..])
     } else {
-        (10, lower.as_str(), false)
+        (10, lower.as_str())
     };
-    if digits.contains('_') && !prefixed {
+    if digits.is_empty() {
         return None;
     }
-    let cleaned = digits.replace('_', "");
-    if cleaned.is_empty() || digits.starts_with('_') && radix == 10 || digits.ends_with('_') {
-        return None;
-    }
-    Some((negative, radix, cleaned))
+    Some((negative, radix, digits.to_string()))
 }
 
 fn parse_go_uint(text: &str) -> Option<u64> {
@@ -1336,10 +1342,10 @@ fn parse_go_int(text: &str) -> Option<i64> {
 
 /// A decimal float literal as Go's `strconv.ParseFloat` reads it (hex floats aside).
 fn parse_go_float(text: &str) -> Option<f64> {
-    if text.contains('_') || text.to_ascii_lowercase().contains('x') {
+    if !underscores_ok(text) || text.to_ascii_lowercase().contains('x') {
         return None;
     }
-    text.parse::<f64>().ok().filter(|f| f.is_finite())
+    text.replace('_', "").parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 /// `strconv.Unquote` of a double-quoted or raw Go string literal.
