@@ -31,7 +31,11 @@ const PROBE_VALUES: &[(&str, &str, f64)] = &[
 ];
 
 /// Series `query` may select, beside the probes.
-const UP_SERIES: &[(&str, &str, f64)] = &[("node", "a:9100", 1.0), ("api", "b:80", 0.0), ("db", "c:5432", 1.0)];
+const UP_SERIES: &[(&str, &str, f64)] = &[
+    ("node", "a:9100", 1.0),
+    ("api", "b:80", 0.0),
+    ("db", "c:5432", 1.0),
+];
 
 /// (value case, template). Query results come in no fixed order from
 /// promtool, so templates that show more than one sample sort them first.
@@ -253,10 +257,15 @@ fn probe_labels(case: &str) -> Labels {
 
 /// Every series of the test's input, with its labels and value.
 fn input_series() -> Vec<(Labels, f64)> {
-    let probes = PROBE_VALUES.iter().map(|(case, _, value)| (probe_labels(case), *value));
-    let ups = UP_SERIES
+    let probes = PROBE_VALUES
         .iter()
-        .map(|(job, instance, value)| (labels(&[("__name__", "up"), ("job", job), ("instance", instance)]), *value));
+        .map(|(case, _, value)| (probe_labels(case), *value));
+    let ups = UP_SERIES.iter().map(|(job, instance, value)| {
+        (
+            labels(&[("__name__", "up"), ("job", job), ("instance", instance)]),
+            *value,
+        )
+    });
     probes.chain(ups).collect()
 }
 
@@ -278,13 +287,21 @@ fn select(query: &str, _timestamp_ms: i64) -> Result<Vec<QuerySample>, String> {
     Ok(input_series()
         .into_iter()
         .filter(|(labels, _)| labels.get("__name__") == Some(name.trim()))
-        .filter(|(labels, _)| wanted.iter().all(|(l, v)| labels.get(l).unwrap_or("") == *v))
+        .filter(|(labels, _)| {
+            wanted
+                .iter()
+                .all(|(l, v)| labels.get(l).unwrap_or("") == *v)
+        })
         .map(|(labels, value)| QuerySample { labels, value })
         .collect())
 }
 
 fn alert_data(case: &str) -> AlertData {
-    let value = PROBE_VALUES.iter().find(|(c, _, _)| *c == case).expect("a known case").2;
+    let value = PROBE_VALUES
+        .iter()
+        .find(|(c, _, _)| *c == case)
+        .expect("a known case")
+        .2;
     AlertData {
         labels: probe_labels(case),
         external_labels: labels(&[("cluster", "prod"), ("region", "eu")]),
@@ -333,9 +350,13 @@ fn expansions_match_promtool() {
     let mut tests = Vec::new();
     for (i, (case, template)) in CORPUS.iter().enumerate() {
         let expanded = expand_alert(&rule_name(i), template, &alert_data(case), 0, &select);
-        assert!(!expanded.is_empty(), "template {i} expands to something promtool can compare");
+        assert!(
+            !expanded.is_empty(),
+            "template {i} expands to something promtool can compare"
+        );
         let series = probe_labels(case);
-        let alert_labels: BTreeMap<&str, &str> = series.iter().filter(|(n, _)| *n != "__name__").collect();
+        let alert_labels: BTreeMap<&str, &str> =
+            series.iter().filter(|(n, _)| *n != "__name__").collect();
         tests.push(serde_json::json!({
             "eval_time": "0m",
             "alertname": rule_name(i),
@@ -368,7 +389,11 @@ fn expansions_match_promtool() {
     std::fs::write(dir.0.join("rules.json"), rules_file(CORPUS).to_string()).unwrap();
     std::fs::write(dir.0.join("test.json"), test_file.to_string()).unwrap();
     let (ok, output) = promtool(&dir.0, &["test", "rules", "test.json"]);
-    assert!(ok, "promtool disagrees with sonde's expansions:\n{output}\n{}", disagreements(&output));
+    assert!(
+        ok,
+        "promtool disagrees with sonde's expansions:\n{output}\n{}",
+        disagreements(&output)
+    );
 }
 
 /// Each failing alert of promtool's report: the template, then what
@@ -381,7 +406,9 @@ fn disagreements(output: &str) -> String {
             continue;
         };
         let annotations = |part: &str| {
-            part.split("Annotations:").nth(1).map(|a| a.lines().next().unwrap_or_default().to_string())
+            part.split("Annotations:")
+                .nth(1)
+                .map(|a| a.lines().next().unwrap_or_default().to_string())
         };
         let (expected, got) = block.split_once("got:").unwrap_or((block, ""));
         summary.push_str(&format!(
@@ -400,11 +427,17 @@ fn parse_errors_match_promtool() {
     let templates: Vec<(&str, &str)> = PARSE_ERRORS.iter().map(|t| ("big", *t)).collect();
     std::fs::write(dir.0.join("rules.json"), rules_file(&templates).to_string()).unwrap();
     let (ok, output) = promtool(&dir.0, &["check", "rules", "rules.json"]);
-    assert!(!ok, "promtool accepts templates meant not to parse:\n{output}");
+    assert!(
+        !ok,
+        "promtool accepts templates meant not to parse:\n{output}"
+    );
     let mut mismatches = Vec::new();
     for (i, template) in PARSE_ERRORS.iter().enumerate() {
         let name = rule_name(i);
-        let prefix = format!("rules.json: group \"corpus\", rule {}, \"{name}\": annotation \"a\": ", i + 1);
+        let prefix = format!(
+            "rules.json: group \"corpus\", rule {}, \"{name}\": annotation \"a\": ",
+            i + 1
+        );
         let promtool_error = output.lines().find_map(|line| line.strip_prefix(&prefix));
         let sonde_error = check(&name, template).err();
         if promtool_error != sonde_error.as_deref() {
@@ -413,5 +446,9 @@ fn parse_errors_match_promtool() {
             ));
         }
     }
-    assert!(mismatches.is_empty(), "parse errors differ:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "parse errors differ:\n{}",
+        mismatches.join("\n")
+    );
 }

@@ -14,30 +14,122 @@ type Call = Result<Value, String>;
 pub static BUILTINS: &[Function] = &[
     // The executor evaluates `and` and `or` lazily, stopping at the
     // argument that settles them; these bodies say the same eagerly.
-    Function { name: "and", params: &[Any], variadic: Some(Any), call: |_, args| Ok(settle(args, false)) },
-    Function { name: "or", params: &[Any], variadic: Some(Any), call: |_, args| Ok(settle(args, true)) },
-    Function { name: "not", params: &[Any], variadic: None, call: |_, args| Ok(Value::Bool(!args[0].is_true())) },
-    Function { name: "len", params: &[Any], variadic: None, call: length },
-    Function { name: "index", params: &[Any], variadic: Some(Any), call: index },
-    Function { name: "slice", params: &[Any], variadic: Some(Any), call: slice },
-    Function { name: "print", params: &[], variadic: Some(Any), call: |_, args| Ok(Value::Str(sprint(&args))) },
-    Function { name: "println", params: &[], variadic: Some(Any), call: |_, args| Ok(Value::Str(sprintln(&args))) },
-    Function { name: "printf", params: &[Str], variadic: Some(Any), call: printf },
-    Function { name: "html", params: &[], variadic: Some(Any), call: |_, args| Ok(Value::Str(html_escape(&eval_args(&args)))) },
-    Function { name: "js", params: &[], variadic: Some(Any), call: |_, args| Ok(Value::Str(js_escape(&eval_args(&args)))) },
-    Function { name: "urlquery", params: &[], variadic: Some(Any), call: |_, args| Ok(Value::Str(query_escape(&eval_args(&args)))) },
-    Function { name: "eq", params: &[Any], variadic: Some(Any), call: eq },
-    Function { name: "ne", params: &[Any, Any], variadic: None, call: |_, args| Ok(Value::Bool(!equal(&args[0], &args[1])?)) },
-    Function { name: "lt", params: &[Any, Any], variadic: None, call: |_, args| Ok(Value::Bool(less(&args[0], &args[1])?)) },
-    Function { name: "le", params: &[Any, Any], variadic: None, call: |_, args| Ok(Value::Bool(less_or_equal(&args[0], &args[1])?)) },
-    Function { name: "gt", params: &[Any, Any], variadic: None, call: |_, args| Ok(Value::Bool(!less_or_equal(&args[0], &args[1])?)) },
-    Function { name: "ge", params: &[Any, Any], variadic: None, call: |_, args| Ok(Value::Bool(!less(&args[0], &args[1])?)) },
+    Function {
+        name: "and",
+        params: &[Any],
+        variadic: Some(Any),
+        call: |_, args| Ok(settle(args, false)),
+    },
+    Function {
+        name: "or",
+        params: &[Any],
+        variadic: Some(Any),
+        call: |_, args| Ok(settle(args, true)),
+    },
+    Function {
+        name: "not",
+        params: &[Any],
+        variadic: None,
+        call: |_, args| Ok(Value::Bool(!args[0].is_true())),
+    },
+    Function {
+        name: "len",
+        params: &[Any],
+        variadic: None,
+        call: length,
+    },
+    Function {
+        name: "index",
+        params: &[Any],
+        variadic: Some(Any),
+        call: index,
+    },
+    Function {
+        name: "slice",
+        params: &[Any],
+        variadic: Some(Any),
+        call: slice,
+    },
+    Function {
+        name: "print",
+        params: &[],
+        variadic: Some(Any),
+        call: |_, args| Ok(Value::Str(sprint(&args))),
+    },
+    Function {
+        name: "println",
+        params: &[],
+        variadic: Some(Any),
+        call: |_, args| Ok(Value::Str(sprintln(&args))),
+    },
+    Function {
+        name: "printf",
+        params: &[Str],
+        variadic: Some(Any),
+        call: printf,
+    },
+    Function {
+        name: "html",
+        params: &[],
+        variadic: Some(Any),
+        call: |_, args| Ok(Value::Str(html_escape(&eval_args(&args)))),
+    },
+    Function {
+        name: "js",
+        params: &[],
+        variadic: Some(Any),
+        call: |_, args| Ok(Value::Str(js_escape(&eval_args(&args)))),
+    },
+    Function {
+        name: "urlquery",
+        params: &[],
+        variadic: Some(Any),
+        call: |_, args| Ok(Value::Str(query_escape(&eval_args(&args)))),
+    },
+    Function {
+        name: "eq",
+        params: &[Any],
+        variadic: Some(Any),
+        call: eq,
+    },
+    Function {
+        name: "ne",
+        params: &[Any, Any],
+        variadic: None,
+        call: |_, args| Ok(Value::Bool(!equal(&args[0], &args[1])?)),
+    },
+    Function {
+        name: "lt",
+        params: &[Any, Any],
+        variadic: None,
+        call: |_, args| Ok(Value::Bool(less(&args[0], &args[1])?)),
+    },
+    Function {
+        name: "le",
+        params: &[Any, Any],
+        variadic: None,
+        call: |_, args| Ok(Value::Bool(less_or_equal(&args[0], &args[1])?)),
+    },
+    Function {
+        name: "gt",
+        params: &[Any, Any],
+        variadic: None,
+        call: |_, args| Ok(Value::Bool(!less_or_equal(&args[0], &args[1])?)),
+    },
+    Function {
+        name: "ge",
+        params: &[Any, Any],
+        variadic: None,
+        call: |_, args| Ok(Value::Bool(!less(&args[0], &args[1])?)),
+    },
 ];
 
 /// The first argument whose truth is `truth`, else the last.
 fn settle(args: Vec<Value>, truth: bool) -> Value {
     let last = args.last().cloned().unwrap_or(Value::Nil);
-    args.into_iter().find(|a| a.is_true() == truth).unwrap_or(last)
+    args.into_iter()
+        .find(|a| a.is_true() == truth)
+        .unwrap_or(last)
 }
 
 fn printf(_: &Env, args: Vec<Value>) -> Call {
@@ -73,7 +165,12 @@ fn index_arg(index: &Value, len: usize) -> Result<usize, String> {
         Value::Int(i) => *i,
         Value::Byte(b) => i64::from(*b),
         Value::Nil => return Err("cannot index slice/array with nil".into()),
-        other => return Err(format!("cannot index slice/array with type {}", other.type_name())),
+        other => {
+            return Err(format!(
+                "cannot index slice/array with type {}",
+                other.type_name()
+            ))
+        }
     };
     if x < 0 || x as u64 > len as u64 {
         return Err(format!("index out of range: {x}"));
@@ -85,7 +182,10 @@ fn map_key(index: &Value) -> Result<&str, String> {
     match index {
         Value::Str(s) => Ok(s),
         Value::Nil => Err("value is nil; should be of type string".into()),
-        other => Err(format!("value has type {}; should be string", other.type_name())),
+        other => Err(format!(
+            "value has type {}; should be string",
+            other.type_name()
+        )),
     }
 }
 
@@ -98,11 +198,20 @@ fn index(_: &Env, args: Vec<Value>) -> Call {
         item = match &item {
             Value::Str(s) | Value::Html(s) => {
                 let i = index_arg(index, s.len())?;
-                Value::Byte(*s.as_bytes().get(i).ok_or("reflect: string index out of range")?)
+                Value::Byte(
+                    *s.as_bytes()
+                        .get(i)
+                        .ok_or("reflect: string index out of range")?,
+                )
             }
             Value::Samples(samples) => {
                 let i = index_arg(index, samples.len())?;
-                Value::Sample(Some(samples.get(i).ok_or("reflect: slice index out of range")?.clone()))
+                Value::Sample(Some(
+                    samples
+                        .get(i)
+                        .ok_or("reflect: slice index out of range")?
+                        .clone(),
+                ))
             }
             Value::StrMap(map) => Value::Str(map.get(map_key(index)?).cloned().unwrap_or_default()),
             Value::AnyMap(map) => map.get(map_key(index)?).cloned().unwrap_or(Value::Nil),
@@ -137,10 +246,16 @@ fn slice(_: &Env, args: Vec<Value>) -> Call {
         bounds[i] = index_arg(index, len)?;
     }
     if bounds[0] > bounds[1] {
-        return Err(format!("invalid slice index: {} > {}", bounds[0], bounds[1]));
+        return Err(format!(
+            "invalid slice index: {} > {}",
+            bounds[0], bounds[1]
+        ));
     }
     if indexes.len() == 3 && bounds[1] > bounds[2] {
-        return Err(format!("invalid slice index: {} > {}", bounds[1], bounds[2]));
+        return Err(format!(
+            "invalid slice index: {} > {}",
+            bounds[1], bounds[2]
+        ));
     }
     let (from, to) = (bounds[0], bounds[1]);
     Ok(match item {
@@ -213,7 +328,11 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
             }),
             (Value::Time(x), Value::Time(y)) => Ok(x == y),
             _ if a.type_name() != b.type_name() => Err(BAD_COMPARISON.into()),
-            _ => Err(format!("non-comparable type {}: {}", print_value(b), b.type_name())),
+            _ => Err(format!(
+                "non-comparable type {}: {}",
+                print_value(b),
+                b.type_name()
+            )),
         },
     }
 }
@@ -296,7 +415,9 @@ pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => {
                 write!(out, "%{b:02X}").ok();

@@ -77,7 +77,13 @@ const MAX_STEPS: usize = 1_000_000;
 pub const MAX_OUTPUT: usize = 4 << 20;
 
 /// Executes the parsed template `name` (whose source is `source`) on `dot`.
-pub fn execute(name: &str, source: &str, parsed: &Parsed, dot: Value, env: &Env) -> Result<String, String> {
+pub fn execute(
+    name: &str,
+    source: &str,
+    parsed: &Parsed,
+    dot: Value,
+    env: &Env,
+) -> Result<String, String> {
     let mut state = State {
         parse_name: name,
         source,
@@ -218,7 +224,9 @@ impl<'a> State<'a> {
             Node::If(control) => return self.walk_if_or_with(false, dot, control),
             Node::With(control) => return self.walk_if_or_with(true, dot, control),
             Node::Range(control) => return self.walk_range(dot, node, control),
-            Node::Template { name, pipe, .. } => self.walk_template(dot, node, name, pipe.as_ref())?,
+            Node::Template { name, pipe, .. } => {
+                self.walk_template(dot, node, name, pipe.as_ref())?
+            }
             Node::Break(_) => return Ok(Flow::Break),
             Node::Continue(_) => return Ok(Flow::Continue),
         }
@@ -291,7 +299,13 @@ impl<'a> State<'a> {
         Ok(Flow::Normal)
     }
 
-    fn walk_template(&mut self, dot: &Value, node: &'a Node, name: &str, pipe: Option<&'a Pipe>) -> Exec<()> {
+    fn walk_template(
+        &mut self,
+        dot: &Value,
+        node: &'a Node,
+        name: &str,
+        pipe: Option<&'a Pipe>,
+    ) -> Exec<()> {
         self.at = At::Node(node);
         let Some(list) = self.parsed.defines.get(name) else {
             return self.fail(&format!("template {} not defined", quote(name)));
@@ -322,7 +336,12 @@ impl<'a> State<'a> {
         let value = value.unwrap_or(Value::Nil);
         for variable in &pipe.decl {
             if pipe.is_assign {
-                match self.vars.iter_mut().rev().find(|(name, _)| name == variable) {
+                match self
+                    .vars
+                    .iter_mut()
+                    .rev()
+                    .find(|(name, _)| name == variable)
+                {
                     Some(slot) => slot.1 = value.clone(),
                     None => return self.fail(&format!("undefined variable: {variable}")),
                 }
@@ -341,17 +360,36 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    fn eval_command(&mut self, dot: &Value, cmd: &'a Command, final_value: Option<Value>) -> Exec<Value> {
+    fn eval_command(
+        &mut self,
+        dot: &Value,
+        cmd: &'a Command,
+        final_value: Option<Value>,
+    ) -> Exec<Value> {
         self.step()?;
         let first = &cmd.args[0];
         match first {
             Arg::Field { idents, .. } => {
                 self.at = At::Arg(first);
-                return self.eval_field_chain(dot, dot.clone(), first, idents, &cmd.args, final_value);
+                return self.eval_field_chain(
+                    dot,
+                    dot.clone(),
+                    first,
+                    idents,
+                    &cmd.args,
+                    final_value,
+                );
             }
             Arg::Chain { .. } => return self.eval_chain(dot, first, &cmd.args, final_value),
             Arg::Identifier { name, .. } => {
-                return self.eval_function(dot, first, At::Command(cmd), name, &cmd.args, final_value);
+                return self.eval_function(
+                    dot,
+                    first,
+                    At::Command(cmd),
+                    name,
+                    &cmd.args,
+                    final_value,
+                );
             }
             Arg::Pipe(pipe) => {
                 self.not_a_function(&cmd.args, &final_value)?;
@@ -368,7 +406,10 @@ impl<'a> State<'a> {
             Arg::Nil(_) => self.fail("nil is not a command"),
             Arg::Number(_, number) => self.ideal_constant(first, number),
             Arg::Str { text, .. } => Ok(Value::Str(text.clone())),
-            _ => self.fail(&format!("can't evaluate command {}", quote(&first.to_string()))),
+            _ => self.fail(&format!(
+                "can't evaluate command {}",
+                quote(&first.to_string())
+            )),
         }
     }
 
@@ -380,7 +421,8 @@ impl<'a> State<'a> {
             && text.starts_with('0')
             && matches!(text.as_bytes()[1], b'x' | b'X')
             && !text.contains(['p', 'P']);
-        let looks_float = !is_hex_int && !text.starts_with('\'') && text.contains(['.', 'e', 'E', 'p', 'P']);
+        let looks_float =
+            !is_hex_int && !text.starts_with('\'') && text.contains(['.', 'e', 'E', 'p', 'P']);
         match (number.float, number.int) {
             (Some(f), _) if looks_float => Ok(Value::Float(f)),
             (_, Some(i)) => Ok(Value::Int(i)),
@@ -389,7 +431,13 @@ impl<'a> State<'a> {
         }
     }
 
-    fn eval_chain(&mut self, dot: &Value, chain: &'a Arg, args: &'a [Arg], final_value: Option<Value>) -> Exec<Value> {
+    fn eval_chain(
+        &mut self,
+        dot: &Value,
+        chain: &'a Arg,
+        args: &'a [Arg],
+        final_value: Option<Value>,
+    ) -> Exec<Value> {
         let Arg::Chain { node, fields, .. } = chain else {
             unreachable!("eval_chain takes chains")
         };
@@ -399,12 +447,24 @@ impl<'a> State<'a> {
         self.eval_field_chain(dot, receiver, chain, fields, args, final_value)
     }
 
-    fn eval_variable(&mut self, dot: &Value, variable: &'a Arg, args: &'a [Arg], final_value: Option<Value>) -> Exec<Value> {
+    fn eval_variable(
+        &mut self,
+        dot: &Value,
+        variable: &'a Arg,
+        args: &'a [Arg],
+        final_value: Option<Value>,
+    ) -> Exec<Value> {
         let Arg::Variable { idents, .. } = variable else {
             unreachable!("eval_variable takes variables")
         };
         self.at = At::Arg(variable);
-        let Some(value) = self.vars.iter().rev().find(|(n, _)| *n == idents[0]).map(|(_, v)| v.clone()) else {
+        let Some(value) = self
+            .vars
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == idents[0])
+            .map(|(_, v)| v.clone())
+        else {
             return self.fail(&format!("undefined variable: {}", idents[0]));
         };
         if idents.len() == 1 {
@@ -442,15 +502,28 @@ impl<'a> State<'a> {
         if let Value::Time(time) = &receiver {
             if let Some(method) = functions::time_method(name) {
                 let receiver = Value::Time(*time);
-                return self.eval_call(dot, method, Some(receiver), At::Arg(node), name, args, final_value);
+                return self.eval_call(
+                    dot,
+                    method,
+                    Some(receiver),
+                    At::Arg(node),
+                    name,
+                    args,
+                    final_value,
+                );
             }
         }
         let has_args = args.len() > 1 || final_value.is_some();
         let struct_field = |value: Option<Value>| -> Exec<Value> {
             match value {
-                Some(_) if has_args => self.fail(&format!("{name} has arguments but cannot be invoked as function")),
+                Some(_) if has_args => self.fail(&format!(
+                    "{name} has arguments but cannot be invoked as function"
+                )),
                 Some(value) => Ok(value),
-                None => self.fail(&format!("can't evaluate field {name} in type {}", receiver.type_name())),
+                None => self.fail(&format!(
+                    "can't evaluate field {name} in type {}",
+                    receiver.type_name()
+                )),
             }
         };
         match &receiver {
@@ -475,7 +548,10 @@ impl<'a> State<'a> {
             }
             Value::StrMap(map) => Ok(Value::Str(map.get(name).cloned().unwrap_or_default())),
             Value::AnyMap(map) => Ok(map.get(name).cloned().unwrap_or(Value::Nil)),
-            other => self.fail(&format!("can't evaluate field {name} in type {}", other.type_name())),
+            other => self.fail(&format!(
+                "can't evaluate field {name} in type {}",
+                other.type_name()
+            )),
         }
     }
 
@@ -520,14 +596,23 @@ impl<'a> State<'a> {
                 ));
             }
             None if count != fixed => {
-                return self.fail(&format!("wrong number of args for {name}: want {fixed} got {count}"));
+                return self.fail(&format!(
+                    "wrong number of args for {name}: want {fixed} got {count}"
+                ));
             }
             _ => {}
         }
         if matches!(function.name, "and" | "or") && receiver.is_none() {
             return self.and_or(dot, function.name == "or", args, final_value);
         }
-        let param = |i: usize| function.params.get(i).copied().or(function.variadic).unwrap_or(Param::Any);
+        let param = |i: usize| {
+            function
+                .params
+                .get(i)
+                .copied()
+                .or(function.variadic)
+                .unwrap_or(Param::Any)
+        };
         let mut argv: Vec<Value> = receiver.into_iter().collect();
         for (i, arg) in args.iter().enumerate() {
             argv.push(self.eval_arg(dot, param(i), arg)?);
@@ -545,7 +630,13 @@ impl<'a> State<'a> {
     }
 
     /// `and` and `or` stop at the first argument that settles the answer.
-    fn and_or(&mut self, dot: &Value, is_or: bool, args: &'a [Arg], final_value: Option<Value>) -> Exec<Value> {
+    fn and_or(
+        &mut self,
+        dot: &Value,
+        is_or: bool,
+        args: &'a [Arg],
+        final_value: Option<Value>,
+    ) -> Exec<Value> {
         let mut value = Value::Nil;
         for arg in args {
             value = self.eval_arg(dot, Param::Any, arg)?;
@@ -591,12 +682,19 @@ impl<'a> State<'a> {
                     None => self.fail(&format!("cannot assign nil to {}", param.type_name())),
                 };
             }
-            Arg::Field { idents, .. } => {
-                self.eval_field_chain(dot, dot.clone(), arg, idents, std::slice::from_ref(arg), None)?
-            }
+            Arg::Field { idents, .. } => self.eval_field_chain(
+                dot,
+                dot.clone(),
+                arg,
+                idents,
+                std::slice::from_ref(arg),
+                None,
+            )?,
             Arg::Variable { .. } => self.eval_variable(dot, arg, &[], None)?,
             Arg::Pipe(pipe) => self.eval_pipeline(dot, pipe)?,
-            Arg::Identifier { name, .. } => self.eval_function(dot, arg, At::Arg(arg), name, &[], None)?,
+            Arg::Identifier { name, .. } => {
+                self.eval_function(dot, arg, At::Arg(arg), name, &[], None)?
+            }
             Arg::Chain { .. } => self.eval_chain(dot, arg, &[], None)?,
             Arg::Bool(_, b) => match param {
                 Param::Any => Value::Bool(*b),
@@ -617,7 +715,10 @@ impl<'a> State<'a> {
     }
 
     fn cannot_handle<T>(&self, arg: &Arg, param: Param) -> Exec<T> {
-        self.fail(&format!("can't handle {arg} for arg of type {}", param.type_name()))
+        self.fail(&format!(
+            "can't handle {arg} for arg of type {}",
+            param.type_name()
+        ))
     }
 }
 

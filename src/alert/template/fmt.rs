@@ -64,10 +64,7 @@ impl Digits {
             digits.pop();
         }
         if digits.is_empty() {
-            return Digits {
-                digits,
-                point: 0,
-            };
+            return Digits { digits, point: 0 };
         }
         let point = exponent.parse::<i32>().unwrap_or(0) + 1;
         Digits { digits, point }
@@ -439,7 +436,12 @@ impl Printer {
         match value {
             Value::Sample(Some(sample)) => {
                 // Go prints the address; any stable stand-in will do.
-                write!(out, "0xc{:09x}", (std::rc::Rc::as_ptr(sample) as usize) & 0xf_ffff_fff0).ok();
+                write!(
+                    out,
+                    "0xc{:09x}",
+                    (std::rc::Rc::as_ptr(sample) as usize) & 0xf_ffff_fff0
+                )
+                .ok();
             }
             _ => self.arg(out, value, verb),
         }
@@ -459,7 +461,12 @@ impl Printer {
         out.push(' ');
         self.arg(out, &Value::StrMap(alert.external_labels.clone()), verb);
         out.push(' ');
-        self.string(out, &Value::Str(alert.external_url.clone()), &alert.external_url, verb);
+        self.string(
+            out,
+            &Value::Str(alert.external_url.clone()),
+            &alert.external_url,
+            verb,
+        );
         out.push(' ');
         self.arg(out, &Value::Float(alert.value), verb);
         out.push('}');
@@ -597,7 +604,10 @@ impl Printer {
         match self.width {
             Some(width) if self.zero && !self.minus && width > sign.len() + unsigned.len() => {
                 out.push_str(sign);
-                out.extend(std::iter::repeat_n('0', width - sign.len() - unsigned.len()));
+                out.extend(std::iter::repeat_n(
+                    '0',
+                    width - sign.len() - unsigned.len(),
+                ));
                 out.push_str(unsigned);
             }
             _ => self.pad(out, &format!("{sign}{unsigned}")),

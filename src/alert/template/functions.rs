@@ -14,40 +14,195 @@ use Param::{Any, Samples, Str};
 type Call = Result<Value, String>;
 
 pub static FUNCTIONS: &[Function] = &[
-    Function { name: "query", params: &[Str], variadic: None, call: query },
-    Function { name: "first", params: &[Samples], variadic: None, call: first },
-    Function { name: "label", params: &[Str, Param::Sample], variadic: None, call: label },
-    Function { name: "value", params: &[Param::Sample], variadic: None, call: |_, a| Ok(Value::Float(sample(&a[0])?.value)) },
-    Function { name: "strvalue", params: &[Param::Sample], variadic: None, call: |_, a| sample_label(&a[0], "__value__") },
-    Function { name: "args", params: &[], variadic: Some(Any), call: args },
-    Function { name: "reReplaceAll", params: &[Str, Str, Str], variadic: None, call: re_replace_all },
-    Function { name: "safeHtml", params: &[Str], variadic: None, call: |_, a| Ok(Value::Html(text(&a[0]).to_string())) },
-    Function { name: "match", params: &[Str, Str], variadic: None, call: matches },
-    Function { name: "title", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(title(text(&a[0])))) },
-    Function { name: "toUpper", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(to_upper(text(&a[0])))) },
-    Function { name: "toLower", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(to_lower(text(&a[0])))) },
-    Function { name: "graphLink", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(graph_link(text(&a[0]), 0))) },
-    Function { name: "tableLink", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(graph_link(text(&a[0]), 1))) },
-    Function { name: "sortByLabel", params: &[Str, Samples], variadic: None, call: sort_by_label },
-    Function { name: "stripPort", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(strip_port(text(&a[0])))) },
-    Function { name: "stripDomain", params: &[Str], variadic: None, call: |_, a| Ok(Value::Str(strip_domain(text(&a[0])))) },
-    Function { name: "humanize", params: &[Any], variadic: None, call: humanize },
-    Function { name: "humanize1024", params: &[Any], variadic: None, call: humanize_1024 },
-    Function { name: "humanizeDuration", params: &[Any], variadic: None, call: humanize_duration },
-    Function { name: "humanizePercentage", params: &[Any], variadic: None, call: |_, a| Ok(g4(to_float(&a[0])? * 100.0, "%")) },
-    Function { name: "humanizeTimestamp", params: &[Any], variadic: None, call: humanize_timestamp },
-    Function { name: "toTime", params: &[Any], variadic: None, call: to_time },
-    Function { name: "pathPrefix", params: &[], variadic: None, call: |env, _| Ok(Value::Str(url_path(env.external_url).to_string())) },
-    Function { name: "externalURL", params: &[], variadic: None, call: |env, _| Ok(Value::Str(env.external_url.to_string())) },
-    Function { name: "parseDuration", params: &[Str], variadic: None, call: parse_duration },
+    Function {
+        name: "query",
+        params: &[Str],
+        variadic: None,
+        call: query,
+    },
+    Function {
+        name: "first",
+        params: &[Samples],
+        variadic: None,
+        call: first,
+    },
+    Function {
+        name: "label",
+        params: &[Str, Param::Sample],
+        variadic: None,
+        call: label,
+    },
+    Function {
+        name: "value",
+        params: &[Param::Sample],
+        variadic: None,
+        call: |_, a| Ok(Value::Float(sample(&a[0])?.value)),
+    },
+    Function {
+        name: "strvalue",
+        params: &[Param::Sample],
+        variadic: None,
+        call: |_, a| sample_label(&a[0], "__value__"),
+    },
+    Function {
+        name: "args",
+        params: &[],
+        variadic: Some(Any),
+        call: args,
+    },
+    Function {
+        name: "reReplaceAll",
+        params: &[Str, Str, Str],
+        variadic: None,
+        call: re_replace_all,
+    },
+    Function {
+        name: "safeHtml",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Html(text(&a[0]).to_string())),
+    },
+    Function {
+        name: "match",
+        params: &[Str, Str],
+        variadic: None,
+        call: matches,
+    },
+    Function {
+        name: "title",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(title(text(&a[0])))),
+    },
+    Function {
+        name: "toUpper",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(to_upper(text(&a[0])))),
+    },
+    Function {
+        name: "toLower",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(to_lower(text(&a[0])))),
+    },
+    Function {
+        name: "graphLink",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(graph_link(text(&a[0]), 0))),
+    },
+    Function {
+        name: "tableLink",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(graph_link(text(&a[0]), 1))),
+    },
+    Function {
+        name: "sortByLabel",
+        params: &[Str, Samples],
+        variadic: None,
+        call: sort_by_label,
+    },
+    Function {
+        name: "stripPort",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(strip_port(text(&a[0])))),
+    },
+    Function {
+        name: "stripDomain",
+        params: &[Str],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(strip_domain(text(&a[0])))),
+    },
+    Function {
+        name: "humanize",
+        params: &[Any],
+        variadic: None,
+        call: humanize,
+    },
+    Function {
+        name: "humanize1024",
+        params: &[Any],
+        variadic: None,
+        call: humanize_1024,
+    },
+    Function {
+        name: "humanizeDuration",
+        params: &[Any],
+        variadic: None,
+        call: humanize_duration,
+    },
+    Function {
+        name: "humanizePercentage",
+        params: &[Any],
+        variadic: None,
+        call: |_, a| Ok(g4(to_float(&a[0])? * 100.0, "%")),
+    },
+    Function {
+        name: "humanizeTimestamp",
+        params: &[Any],
+        variadic: None,
+        call: humanize_timestamp,
+    },
+    Function {
+        name: "toTime",
+        params: &[Any],
+        variadic: None,
+        call: to_time,
+    },
+    Function {
+        name: "pathPrefix",
+        params: &[],
+        variadic: None,
+        call: |env, _| Ok(Value::Str(url_path(env.external_url).to_string())),
+    },
+    Function {
+        name: "externalURL",
+        params: &[],
+        variadic: None,
+        call: |env, _| Ok(Value::Str(env.external_url.to_string())),
+    },
+    Function {
+        name: "parseDuration",
+        params: &[Str],
+        variadic: None,
+        call: parse_duration,
+    },
 ];
 
 static TIME_METHODS: &[Function] = &[
-    Function { name: "Unix", params: &[], variadic: None, call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos.div_euclid(1_000_000_000))) },
-    Function { name: "UnixMilli", params: &[], variadic: None, call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos.div_euclid(1_000_000))) },
-    Function { name: "UnixNano", params: &[], variadic: None, call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos)) },
-    Function { name: "String", params: &[], variadic: None, call: |_, a| Ok(Value::Str(time_string(time(&a[0])))) },
-    Function { name: "UTC", params: &[], variadic: None, call: |_, a| Ok(Value::Time(time(&a[0]))) },
+    Function {
+        name: "Unix",
+        params: &[],
+        variadic: None,
+        call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos.div_euclid(1_000_000_000))),
+    },
+    Function {
+        name: "UnixMilli",
+        params: &[],
+        variadic: None,
+        call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos.div_euclid(1_000_000))),
+    },
+    Function {
+        name: "UnixNano",
+        params: &[],
+        variadic: None,
+        call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos)),
+    },
+    Function {
+        name: "String",
+        params: &[],
+        variadic: None,
+        call: |_, a| Ok(Value::Str(time_string(time(&a[0])))),
+    },
+    Function {
+        name: "UTC",
+        params: &[],
+        variadic: None,
+        call: |_, a| Ok(Value::Time(time(&a[0]))),
+    },
 ];
 
 /// A method of `*time.Time`; its call gets the receiver first.
@@ -77,7 +232,9 @@ fn sample(value: &Value) -> Result<&Sample, String> {
 }
 
 fn sample_label(value: &Value, name: &str) -> Call {
-    Ok(Value::Str(sample(value)?.labels.get(name).cloned().unwrap_or_default()))
+    Ok(Value::Str(
+        sample(value)?.labels.get(name).cloned().unwrap_or_default(),
+    ))
 }
 
 fn query(env: &Env, args: Vec<Value>) -> Call {
@@ -86,7 +243,11 @@ fn query(env: &Env, args: Vec<Value>) -> Call {
         samples
             .into_iter()
             .map(|s| {
-                let labels: StrMap = s.labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+                let labels: StrMap = s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
                 Rc::new(Sample {
                     labels: Rc::new(labels),
                     value: s.value,
@@ -98,7 +259,9 @@ fn query(env: &Env, args: Vec<Value>) -> Call {
 
 fn first(_: &Env, args: Vec<Value>) -> Call {
     match &args[0] {
-        Value::Samples(samples) if !samples.is_empty() => Ok(Value::Sample(Some(samples[0].clone()))),
+        Value::Samples(samples) if !samples.is_empty() => {
+            Ok(Value::Sample(Some(samples[0].clone())))
+        }
         _ => Err("first() called on vector with no elements".into()),
     }
 }
@@ -109,7 +272,9 @@ fn label(_: &Env, args: Vec<Value>) -> Call {
 
 fn args(_: &Env, args: Vec<Value>) -> Call {
     Ok(any_map(
-        args.into_iter().enumerate().map(|(i, v)| (format!("arg{i}"), v)),
+        args.into_iter()
+            .enumerate()
+            .map(|(i, v)| (format!("arg{i}"), v)),
     ))
 }
 
@@ -186,7 +351,11 @@ fn title(s: &str) -> String {
     let mut previous = ' ';
     s.chars()
         .map(|c| {
-            let out = if is_separator(previous) { to_title(c) } else { c };
+            let out = if is_separator(previous) {
+                to_title(c)
+            } else {
+                c
+            };
             previous = c;
             out
         })
@@ -216,7 +385,9 @@ fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
 }
 
 fn strip_port(hostport: &str) -> String {
-    split_host_port(hostport).map_or(hostport, |(host, _)| host).to_string()
+    split_host_port(hostport)
+        .map_or(hostport, |(host, _)| host)
+        .to_string()
 }
 
 fn strip_domain(hostport: &str) -> String {
@@ -238,7 +409,8 @@ fn strip_domain(hostport: &str) -> String {
 /// are ASCII-only where the regex crate's are Unicode, so they are spelled
 /// out; `[` inside a class is a literal to Go and nests to the regex crate.
 fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&translate_regex(pattern)).map_err(|e| go_regex_error(pattern, &e.to_string()))
+    regex::Regex::new(&translate_regex(pattern))
+        .map_err(|e| go_regex_error(pattern, &e.to_string()))
 }
 
 fn translate_regex(pattern: &str) -> String {
@@ -264,7 +436,9 @@ fn translate_regex(pattern: &str) -> String {
                     _ => None,
                 };
                 match (class, e) {
-                    (Some((inside, outside)), _) => out.push_str(if in_class { inside } else { outside }),
+                    (Some((inside, outside)), _) => {
+                        out.push_str(if in_class { inside } else { outside })
+                    }
                     (None, 'b' | 'B') if !in_class => {
                         out.push_str("(?-u:\\");
                         out.push(e);
@@ -320,14 +494,24 @@ fn go_regex_error(pattern: &str, message: &str) -> String {
         let from = pattern.rfind('[').unwrap_or(0);
         ("missing closing ]", pattern[from..].to_string())
     } else if message.contains("repetition operator missing expression") {
-        let operator = pattern.chars().find(|c| matches!(c, '*' | '+' | '?' | '{')).unwrap_or('*');
-        ("missing argument to repetition operator", operator.to_string())
+        let operator = pattern
+            .chars()
+            .find(|c| matches!(c, '*' | '+' | '?' | '{'))
+            .unwrap_or('*');
+        (
+            "missing argument to repetition operator",
+            operator.to_string(),
+        )
     } else if message.contains("escape") {
         let from = pattern.find('\\').unwrap_or(0);
         let expr: String = pattern[from..].chars().take(2).collect();
         ("invalid escape sequence", expr)
     } else {
-        let reason = message.lines().last().unwrap_or(message).trim_start_matches("error: ");
+        let reason = message
+            .lines()
+            .last()
+            .unwrap_or(message)
+            .trim_start_matches("error: ");
         return format!("error parsing regexp: {reason}");
     };
     format!("error parsing regexp: {code}: `{expr}`")
@@ -342,14 +526,18 @@ fn re_replace_all(_: &Env, args: Vec<Value>) -> Call {
     let pattern = text(&args[0]);
     // Go's MustCompile panics; the template reports the panic's text.
     let re = compile_regex(pattern).map_err(|e| {
-        let shown = if pattern.contains(['`', '\u{feff}']) || pattern.chars().any(|c| c.is_control() && c != '\t') {
+        let shown = if pattern.contains(['`', '\u{feff}'])
+            || pattern.chars().any(|c| c.is_control() && c != '\t')
+        {
             quote(pattern)
         } else {
             format!("`{pattern}`")
         };
         format!("regexp: Compile({shown}): {e}")
     })?;
-    Ok(Value::Str(re.replace_all(text(&args[2]), text(&args[1])).into_owned()))
+    Ok(Value::Str(
+        re.replace_all(text(&args[2]), text(&args[1])).into_owned(),
+    ))
 }
 
 // ---- numbers ----
@@ -367,11 +555,16 @@ fn parse_float(s: &str) -> Result<f64, String> {
         "inf" | "infinity" => f64::INFINITY,
         "nan" if body.len() == s.len() => f64::NAN,
         _ => {
-            let valid_chars = body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'));
+            let valid_chars = body.bytes().all(|b| {
+                b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_')
+            });
             if !valid_chars || !underscores_ok(body) || body.starts_with(['+', '-']) {
                 return Err(fail("invalid syntax"));
             }
-            let value: f64 = body.replace('_', "").parse().map_err(|_| fail("invalid syntax"))?;
+            let value: f64 = body
+                .replace('_', "")
+                .parse()
+                .map_err(|_| fail("invalid syntax"))?;
             if value.is_infinite() {
                 return Err(fail("value out of range"));
             }
@@ -393,7 +586,10 @@ fn to_float(value: &Value) -> Result<f64, String> {
 
 /// `fmt.Sprintf("%.4g<suffix>", v)`.
 fn g4(v: f64, suffix: &str) -> Value {
-    Value::Str(sprintf(&format!("%.4g{}", suffix.replace('%', "%%")), &[Value::Float(v)]))
+    Value::Str(sprintf(
+        &format!("%.4g{}", suffix.replace('%', "%%")),
+        &[Value::Float(v)],
+    ))
 }
 
 /// Scales `v` by `step` through the prefixes while it stays at or above
@@ -435,13 +631,19 @@ fn humanize_1024(_: &Env, args: Vec<Value>) -> Call {
     if v.abs() <= 1.0 || !v.is_finite() {
         return Ok(g4(v, ""));
     }
-    let (v, prefix) = scale(v, &["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"], 1024.0, true);
+    let (v, prefix) = scale(
+        v,
+        &["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"],
+        1024.0,
+        true,
+    );
     Ok(g4(v, prefix))
 }
 
 /// Go's `int64(f)` on amd64: out of range gives the minimum int64.
 fn go_int64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+    if !(-TWO_TO_63..TWO_TO_63).contains(&f) {
         i64::MIN
     } else {
         f as i64
@@ -470,7 +672,10 @@ fn humanize_duration(_: &Env, args: Vec<Value>) -> Call {
             format!("{sign}{minutes}m {seconds}s")
         } else {
             // For seconds alone, four significant digits.
-            return Ok(Value::Str(sprintf("%s%.4gs", &[Value::Str(sign.into()), Value::Float(v)])));
+            return Ok(Value::Str(sprintf(
+                "%s%.4gs",
+                &[Value::Str(sign.into()), Value::Float(v)],
+            )));
         };
         return Ok(Value::Str(text));
     }
@@ -541,9 +746,14 @@ fn parse_duration(_: &Env, args: Vec<Value>) -> Call {
         if digits == 0 {
             return Err(invalid());
         }
-        let number: i128 = rest[..digits].parse::<i64>().map_or(i64::MAX as i128, i128::from);
+        let number: i128 = rest[..digits]
+            .parse::<i64>()
+            .map_or(i64::MAX as i128, i128::from);
         rest = &rest[digits..];
-        let (unit, millis) = UNITS.iter().find(|(u, _)| rest.starts_with(u)).ok_or_else(invalid)?;
+        let (unit, millis) = UNITS
+            .iter()
+            .find(|(u, _)| rest.starts_with(u))
+            .ok_or_else(invalid)?;
         let position = ORDER.iter().position(|u| u == unit).unwrap_or(0);
         if position < next_unit {
             return Err(invalid());

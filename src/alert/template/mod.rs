@@ -9,7 +9,7 @@
 //! a template from a user's file cannot take sonde down, and recursion
 //! depth, execution steps and output size are bounded.
 //!
-//! - `parse`: the lexer and parser, Go's error texts.
+//! - `lex`, `parse`: the lexer and parser, Go's error texts.
 //! - `exec`: evaluation: pipelines, variables, `if`/`range`/`with`, calls.
 //! - `builtins`: Go's predefined functions (`printf`, `index`, `eq`, …).
 //! - `functions`: Prometheus's (`query`, `humanize`, `match`, …).
@@ -19,6 +19,7 @@ mod builtins;
 mod exec;
 mod fmt;
 mod functions;
+mod lex;
 mod parse;
 mod value;
 
@@ -56,7 +57,13 @@ fn template_name(rule_name: &str) -> String {
 /// (rules/alerting.go): prefix `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}`,
 /// template name `__alert_<rule name>`; on a parse or execution error the result is
 /// `<error expanding template: ...>` with Prometheus's error text.
-pub fn expand_alert(rule_name: &str, text: &str, data: &AlertData, timestamp_ms: i64, query: QueryFn) -> String {
+pub fn expand_alert(
+    rule_name: &str,
+    text: &str,
+    data: &AlertData,
+    timestamp_ms: i64,
+    query: QueryFn,
+) -> String {
     let name = template_name(rule_name);
     let source = format!("{ALERT_PREFIX}{text}");
     let parsed = match parse::parse(&name, &source, &exec::has_function) {
@@ -64,7 +71,12 @@ pub fn expand_alert(rule_name: &str, text: &str, data: &AlertData, timestamp_ms:
         Err(e) => return format!("<error expanding template: error parsing template {name}: {e}>"),
     };
     let to_map = |labels: &Labels| -> Rc<StrMap> {
-        Rc::new(labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+        Rc::new(
+            labels
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
     };
     let dot = Value::Alert(Rc::new(AlertFields {
         labels: to_map(&data.labels),
@@ -88,3 +100,6 @@ pub fn check(rule_name: &str, text: &str) -> Result<(), String> {
     let source = format!("{ALERT_PREFIX}{text}");
     parse::parse(&template_name(rule_name), &source, &exec::has_function).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests;
