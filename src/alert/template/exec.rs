@@ -442,8 +442,9 @@ impl<'a> State<'a> {
             unreachable!("eval_chain takes chains")
         };
         self.at = At::Arg(chain);
+        // Go leaves errors on the chain's fields pointing at the last node
+        // evaluated inside its receiver.
         let receiver = self.eval_arg(dot, Param::Any, node)?;
-        self.at = At::Arg(chain);
         self.eval_field_chain(dot, receiver, chain, fields, args, final_value)
     }
 

@@ -152,10 +152,11 @@ fn general(abs: f64, prec: Option<usize>, upper: bool) -> String {
 
 /// `strconv.Quote`: a double-quoted Go string literal.
 pub fn quote(s: &str) -> String {
-    quote_with(s, '"')
+    quote_with(s, '"', false)
 }
 
-fn quote_with(s: &str, delimiter: char) -> String {
+/// `strconv.Quote`, or with `ascii_only` `strconv.QuoteToASCII`.
+fn quote_with(s: &str, delimiter: char, ascii_only: bool) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push(delimiter);
     for c in s.chars() {
@@ -171,7 +172,7 @@ fn quote_with(s: &str, delimiter: char) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\x0b' => out.push_str("\\v"),
-            _ if is_print(c) => out.push(c),
+            _ if is_print(c) && !(ascii_only && !c.is_ascii()) => out.push(c),
             _ if (c as u32) < 0x20 || c == '\x7f' => {
                 write!(out, "\\x{:02x}", c as u32).ok();
             }
@@ -483,7 +484,7 @@ impl Printer {
         };
         match verb {
             'v' | 's' => self.pad(out, s),
-            'q' => self.pad(out, &quote(s)),
+            'q' => self.pad(out, &quote_with(s, '"', self.plus)),
             'x' | 'X' => {
                 let bytes = match self.precision {
                     Some(p) => &s.as_bytes()[..p.min(s.len())],
@@ -520,7 +521,7 @@ impl Printer {
             }
             'q' => {
                 let c = char::from_u32(n as u32).unwrap_or('\u{fffd}');
-                return self.pad(out, &quote_with(&c.to_string(), '\''));
+                return self.pad(out, &quote_with(&c.to_string(), '\'', self.plus));
             }
             'U' => return self.pad(out, &format!("U+{magnitude:04X}")),
             _ => return self.bad_verb(out, value, verb),
