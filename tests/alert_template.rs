@@ -227,6 +227,11 @@ const CORPUS: &[(&str, &str)] = &[
     ("big", "{{ if eq $labels.job \"node\" \"db\" }}match{{ end }} {{ if ne $value 0.0 }}nonzero{{ end }} {{ if ge (len $labels) 3 }}three{{ end }}"),
     ("big", "{{ $x := \"outer\" }}{{ with \"inner\" }}{{ $x := . }}{{ $x }}{{ end }} {{ $x }} {{ range $labels }}{{ $x = . }}{{ end }}{{ $x }}"),
     ("big", "{{ template \"t\" }}{{ define \"t\" }}{{ $labels := 5 }}{{ $labels }}{{ end }}"),
+    ("timestamp", "{{ (toTime $value).Format \"2006-01-02T15:04:05.000Z07:00\" }}|{{ ($value | toTime).Format \"Mon Jan _2 3:4:5 PM MST 06 .999 ,00\" }}"),
+    ("timestamp", "{{ with toTime $value }}{{ .Year }} {{ .Month }} {{ .Day }} {{ .Hour }} {{ .Minute }} {{ .Second }} {{ .Nanosecond }} {{ .YearDay }} {{ .Weekday }}{{ end }}"),
+    ("big", "{{ (toTime -86400.5).Format \"Monday, January 2 2006 15:04:05.00 -0700 -07:00 -07 Z0700 __2 002 pm 03 _2006 .9\" }}"),
+    ("big", "{{ (toTime 1e9).Format \"20060102150405.000000000\" }}|{{ (toTime 0).Format \"\" }}|{{ (toTime 951782400).Format \"2006-01-02 Jan 002\" }}"),
+    ("big", "{{ (toTime 1.5).UnixMicro }} {{ (toTime 1.5).UnixNano }} {{ (toTime 1).Format 5 }}"),
 ];
 
 /// Templates that do not parse: `check` must report what promtool reports.

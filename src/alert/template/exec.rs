@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::fmt::{print_value, quote};
 use super::parse::{Arg, Command, Control, Node, Number, Parsed, Pipe};
 use super::value::Value;
-use super::{builtins, functions, QueryFn};
+use super::{builtins, functions, time, QueryFn};
 
 /// What functions may use beyond their arguments.
 pub struct Env<'a> {
@@ -501,7 +501,7 @@ impl<'a> State<'a> {
         receiver: Value,
     ) -> Exec<Value> {
         if let Value::Time(time) = &receiver {
-            if let Some(method) = functions::time_method(name) {
+            if let Some(method) = time::time_method(name) {
                 let receiver = Value::Time(*time);
                 return self.eval_call(
                     dot,

@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::value::{AlertFields, Sample, Time, Value};
+use super::time::time_string;
+use super::value::{AlertFields, Sample, Value};
 
 /// `strconv.FormatFloat(v, fmt, prec, 64)` for `fmt` in `e E f F g G`;
 /// `prec` `None` is Go's -1, the shortest digits that read back the same.
@@ -680,40 +681,4 @@ fn finish_hex_float(sign: &str, lead: u8, frac: &str, exp: i64, upper: bool) -> 
     } else {
         text
     }
-}
-
-/// `time.Time.String()` of a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`.
-pub fn time_string(t: Time) -> String {
-    let secs = t.unix_nanos.div_euclid(1_000_000_000);
-    let nanos = t.unix_nanos.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let mut out = format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    );
-    if nanos != 0 {
-        let fraction = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out.push_str(" +0000 UTC");
-    out
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }

@@ -5,8 +5,9 @@ use std::rc::Rc;
 
 use super::builtins::query_escape;
 use super::exec::{any_map, Env, Function, Param};
-use super::fmt::{format_float, quote, sprintf, time_string};
+use super::fmt::{format_float, quote, sprintf};
 use super::parse::underscores_ok;
+use super::time::time_string;
 use super::value::{Sample, StrMap, Time, Value};
 
 use Param::{Any, Samples, Str};
@@ -171,51 +172,6 @@ pub static FUNCTIONS: &[Function] = &[
         call: parse_duration,
     },
 ];
-
-static TIME_METHODS: &[Function] = &[
-    Function {
-        name: "Unix",
-        params: &[],
-        variadic: None,
-        call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos.div_euclid(1_000_000_000))),
-    },
-    Function {
-        name: "UnixMilli",
-        params: &[],
-        variadic: None,
-        call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos.div_euclid(1_000_000))),
-    },
-    Function {
-        name: "UnixNano",
-        params: &[],
-        variadic: None,
-        call: |_, a| Ok(Value::Int(time(&a[0]).unix_nanos)),
-    },
-    Function {
-        name: "String",
-        params: &[],
-        variadic: None,
-        call: |_, a| Ok(Value::Str(time_string(time(&a[0])))),
-    },
-    Function {
-        name: "UTC",
-        params: &[],
-        variadic: None,
-        call: |_, a| Ok(Value::Time(time(&a[0]))),
-    },
-];
-
-/// A method of `*time.Time`; its call gets the receiver first.
-pub fn time_method(name: &str) -> Option<&'static Function> {
-    TIME_METHODS.iter().find(|m| m.name == name)
-}
-
-fn time(value: &Value) -> Time {
-    match value {
-        Value::Time(t) => *t,
-        _ => Time { unix_nanos: 0 },
-    }
-}
 
 /// A string argument (the executor has checked the type).
 fn text(value: &Value) -> &str {

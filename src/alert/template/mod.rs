@@ -13,6 +13,7 @@
 //! - `exec`: evaluation: pipelines, variables, `if`/`range`/`with`, calls.
 //! - `builtins`: Go's predefined functions (`printf`, `index`, `eq`, …).
 //! - `functions`: Prometheus's (`query`, `humanize`, `match`, …).
+//! - `time`: the `time.Time` that `toTime` returns, its methods and `Format`.
 //! - `fmt`: Go's `fmt` and `strconv` formatting, which every value passes through.
 
 mod builtins;
@@ -21,6 +22,7 @@ mod fmt;
 mod functions;
 mod lex;
 mod parse;
+mod time;
 mod value;
 
 use std::rc::Rc;

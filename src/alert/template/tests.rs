@@ -366,3 +366,14 @@ fn runaway_templates_end_in_errors() {
     let nested = "{{ (".repeat(200) + &"1)".repeat(200) + " }}";
     assert!(check("T", &nested).is_err());
 }
+#[test]
+fn time_methods() {
+    assert_expansions(&[
+        ("{{ (toTime 1679000000.123).Format \"2006-01-02T15:04:05.000Z07:00\" }}|{{ (1679000000.123 | toTime).Format \"Mon Jan _2 3:4:5 PM MST 06 .999 ,00\" }}", "2023-03-16T20:53:20.122Z|Thu Mar 16 8:53:20 PM UTC 23 .122 ,12"),
+        ("{{ with toTime 1679000000.123 }}{{ .Year }} {{ .Month }} {{ .Day }} {{ .Hour }} {{ .Minute }} {{ .Second }} {{ .Nanosecond }} {{ .YearDay }} {{ .Weekday }}{{ end }}", "2023 March 16 20 53 20 122000000 75 Thursday"),
+        ("{{ (toTime -86400.5).Format \"Monday, January 2 2006 15:04:05.00 -0700 -07:00 -07 Z0700 __2 002 pm 03 _2006 .9\" }}", "Tuesday, December 30 1969 23:59:59.50 +0000 +00:00 +00 Z 364 364 pm 11 _1969 .5"),
+        ("{{ (toTime 1.5).UnixMilli }} {{ (toTime 1.5).UnixMicro }} {{ (toTime 1.5).UnixNano }} {{ (toTime 1.5).UTC }} {{ (toTime 1.5).String }}", "1500 1500000 1500000000 1970-01-01 00:00:01.5 +0000 UTC 1970-01-01 00:00:01.5 +0000 UTC"),
+        ("{{ (toTime 1.5).Foo }}", "<error expanding template: error executing template __alert_T: template: __alert_T:1:123: executing \"__alert_T\" at <1.5>: can't evaluate field Foo in type *time.Time>"),
+        ("{{ (toTime 1).Format 5 }}", "<error expanding template: error executing template __alert_T: template: __alert_T:1:133: executing \"__alert_T\" at <5>: expected string; found 5>"),
+    ]);
+}
