@@ -173,7 +173,7 @@ fn quote_with(s: &str, delimiter: char, ascii_only: bool) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\x0b' => out.push_str("\\v"),
-            _ if is_print(c) && !(ascii_only && !c.is_ascii()) => out.push(c),
+            _ if (c.is_ascii() || !ascii_only) && is_print(c) => out.push(c),
             _ if (c as u32) < 0x20 || c == '\x7f' => {
                 write!(out, "\\x{:02x}", c as u32).ok();
             }

@@ -229,7 +229,11 @@ pub fn format(t: Time, layout: &str) -> String {
             rest = &rest[1..];
             continue;
         }
-        let hour12 = if c.hour % 12 == 0 { 12 } else { c.hour % 12 };
+        let hour12 = if c.hour.is_multiple_of(12) {
+            12
+        } else {
+            c.hour % 12
+        };
         let text = match *element {
             "January" => MONTHS[c.month as usize - 1].to_string(),
             "Jan" => MONTHS[c.month as usize - 1][..3].to_string(),
