@@ -75,6 +75,9 @@ const MAX_DEPTH: usize = 100;
 const MAX_STEPS: usize = 1_000_000;
 /// The most output one expansion may produce.
 pub const MAX_OUTPUT: usize = 4 << 20;
+/// The most text function calls may produce in one expansion, kept or not:
+/// it bounds the time a template can spend building strings it drops.
+const MAX_PRODUCED: usize = 64 << 20;
 
 /// Executes the parsed template `name` (whose source is `source`) on `dot`.
 pub fn execute(
@@ -95,6 +98,7 @@ pub fn execute(
         at: At::Nothing,
         depth: 0,
         steps: 0,
+        produced: 0,
     };
     state.walk_list(&dot, &parsed.root)?;
     Ok(state.out)
@@ -152,6 +156,7 @@ struct State<'a> {
     at: At<'a>,
     depth: usize,
     steps: usize,
+    produced: usize,
 }
 
 impl<'a> State<'a> {
@@ -622,7 +627,14 @@ impl<'a> State<'a> {
             argv.push(self.validate(value, param(count - 1))?);
         }
         match (function.call)(self.env, argv) {
-            Ok(value) => Ok(value),
+            Ok(value) => {
+                self.produced += value.as_str().map_or(0, str::len);
+                if self.produced > MAX_PRODUCED {
+                    self.at = call_node;
+                    return self.fail(&format!("function results exceed {MAX_PRODUCED} bytes"));
+                }
+                Ok(value)
+            }
             Err(error) => {
                 self.at = call_node;
                 self.fail(&format!("error calling {name}: {error}"))

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use super::builtins::query_escape;
-use super::exec::{any_map, Env, Function, Param};
+use super::exec::{any_map, Env, Function, Param, MAX_OUTPUT};
 use super::fmt::{format_float, quote, sprintf};
 use super::parse::underscores_ok;
 use super::time::time_string;
@@ -491,8 +491,13 @@ fn re_replace_all(_: &Env, args: Vec<Value>) -> Call {
         };
         format!("regexp: Compile({shown}): {e}")
     })?;
+    let (replacement, subject) = (text(&args[1]), text(&args[2]));
+    // Every position can match: refuse what could not fit an expansion.
+    if replacement.len().saturating_mul(subject.len() + 1) > MAX_OUTPUT {
+        return Err(format!("replacement could exceed {MAX_OUTPUT} bytes"));
+    }
     Ok(Value::Str(
-        re.replace_all(text(&args[2]), text(&args[1])).into_owned(),
+        re.replace_all(subject, replacement).into_owned(),
     ))
 }
 

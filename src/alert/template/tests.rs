@@ -363,8 +363,36 @@ fn runaway_templates_end_in_errors() {
         &expanded[..100.min(expanded.len())]
     );
 
-    let nested = "{{ (".repeat(200) + &"1)".repeat(200) + " }}";
-    assert!(check("T", &nested).is_err());
+    let parenthesized =
+        |depth: usize| format!("{{{{ {}1{} }}}}", "(".repeat(depth), ")".repeat(depth));
+    let too_nested = check("T", &parenthesized(200));
+    assert!(
+        too_nested
+            .as_ref()
+            .is_err_and(|e| e.contains("nesting deeper")),
+        "{too_nested:?}"
+    );
+    let nested = parenthesized(90);
+    assert_eq!(expand(&nested), "1");
+
+    let wide = r#"{{ range $labels }}{{ $s := printf "%1000000d" 1 }}{{ end }}"#.repeat(30);
+    let expanded = expand(&wide);
+    assert!(
+        expanded.contains("function results exceed"),
+        "{}",
+        &expanded[..100.min(expanded.len())]
+    );
+
+    let blowup = expand(&format!(
+        r#"{{{{ reReplaceAll "" "{}" "{}" }}}}"#,
+        "x".repeat(5000),
+        "y".repeat(5000)
+    ));
+    assert!(
+        blowup.contains("could exceed"),
+        "{}",
+        &blowup[..100.min(blowup.len())]
+    );
 }
 #[test]
 fn time_methods() {
