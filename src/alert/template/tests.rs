@@ -405,3 +405,93 @@ fn time_methods() {
         ("{{ (toTime 1).Format 5 }}", "<error expanding template: error executing template __alert_T: template: __alert_T:1:133: executing \"__alert_T\" at <5>: expected string; found 5>"),
     ]);
 }
+
+#[test]
+fn mangled_templates_never_panic() {
+    // Templates from a user's file can be anything: splice and cut pieces of
+    // template syntax at random and expand whatever comes out.
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{{-",
+        "-}}",
+        "{{/*",
+        "*/}}",
+        "(",
+        ")",
+        "|",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        ".",
+        ".Labels",
+        ".Value",
+        "\"",
+        "`",
+        "'",
+        "\\",
+        " ",
+        "\n",
+        "-",
+        "0x",
+        "1e",
+        "9",
+        "é",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+        "nil",
+        "true",
+        "printf",
+        "\"%",
+        "%v",
+        "%*d",
+        "%.9999f",
+        "humanize",
+        "query",
+        "first",
+        "index",
+        "slice",
+        "len",
+        "toTime",
+        ".Format",
+        "reReplaceAll",
+        "match",
+        "\"(\"",
+        "\"[\"",
+        "args",
+        "eq",
+        "and",
+        "or",
+        "not",
+        ",",
+        "$labels",
+        "$value",
+    ];
+    let mut seed: u64 = 0x5eed;
+    let mut random = |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    };
+    for _ in 0..3000 {
+        let mut template = String::new();
+        for _ in 0..random(24) {
+            template.push_str(PIECES[random(PIECES.len())]);
+            if random(3) == 0 {
+                template.push(' ');
+            }
+        }
+        let _ = check("T", &template);
+        let _ = expand(&template);
+    }
+}
