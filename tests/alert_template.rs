@@ -183,6 +183,14 @@ const CORPUS: &[(&str, &str)] = &[
     ("big", "{{ match \"*\" \"a\" }}"),
     ("big", "{{ match \"[a\" \"a\" }}"),
     ("big", "{{ match \"a)\" \"a\" }}"),
+    ("big", "{{ 1 | }}"),
+    ("big", "{{ with args 0.5 }}{{ .Labels.instance }}{{ end }}"),
+    ("big", "{{ stripPort (args).x }}"),
+    ("big", "{{ printf \"node\" nil \"x\" }} {{ slice (toTime 1) 0 }}"),
+    ("big", "{{ eq $externalLabels (toTime 1679000000.5) }}"),
+    ("big", "{{ eq $labels (args 1 \"two\") }}"),
+    ("big", "{{ index (args 1 \"two\") \"node\" 2 }}"),
+    ("big", "x{{ $x = 1 }}"),
     ("big", "{{ $labels.nope | len }} {{ $externalLabels.nope }}|{{ .ExternalURL }}"),
     ("big", "{{ range $i, $e := $labels }}{{ $i }}{{ end }} {{ $value | humanize }} {{ range $labels }}{{ $v := . }}{{ end }}ok"),
     ("big", "{{ range sortByLabel \"job\" (query \"up\") }}{{ humanize .Labels.job }}{{ end }}"),
@@ -269,7 +277,6 @@ const PARSE_ERRORS: &[&str] = &[
     "{{ define \"a\" }}",
     "{{ define a }}{{ end }}",
     "{{ | }}",
-    "{{ 1 | }}",
     "{{ nil.x }}",
     "{{ \"x\".y }}",
     "{{ 1x }}",
@@ -280,7 +287,6 @@ const PARSE_ERRORS: &[&str] = &[
     "{{ end }}{{ end }}",
     "{{ block \"x\" }}{{ end }}",
     "{{ 1 | 2 }}",
-    "{{ $x = 1 }}",
     "{{ range . }}{{ else }}{{ break }}{{ end }}",
     "{{ (1) (2 }}",
     "{{ `unterminated }}",
@@ -398,12 +404,12 @@ fn promtool(dir: &Path, args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
-#[test]
-fn expansions_match_promtool() {
-    assert!(CORPUS.len() >= 60, "the corpus covers every function");
+/// Expands every template with sonde and has promtool test the rules with
+/// those expansions as expected annotations; `Err` carries promtool's report.
+fn promtool_disagreements(corpus: &[(&str, &str)]) -> Result<(), String> {
     let dir = TempDir::new("alert-template");
     let mut tests = Vec::new();
-    for (i, (case, template)) in CORPUS.iter().enumerate() {
+    for (i, (case, template)) in corpus.iter().enumerate() {
         let expanded = expand_alert(&rule_name(i), template, &alert_data(case), 0, &select);
         assert!(
             !expanded.is_empty(),
@@ -441,19 +447,18 @@ fn expansions_match_promtool() {
             "alert_rule_test": tests,
         }],
     });
-    std::fs::write(dir.0.join("rules.json"), rules_file(CORPUS).to_string()).unwrap();
+    std::fs::write(dir.0.join("rules.json"), rules_file(corpus).to_string()).unwrap();
     std::fs::write(dir.0.join("test.json"), test_file.to_string()).unwrap();
     let (ok, output) = promtool(&dir.0, &["test", "rules", "test.json"]);
-    assert!(
-        ok,
-        "promtool disagrees with sonde's expansions:\n{output}\n{}",
-        disagreements(&output)
-    );
+    if ok {
+        return Ok(());
+    }
+    Err(format!("{output}\n{}", summarize(corpus, &output)))
 }
 
 /// Each failing alert of promtool's report: the template, then what
 /// Prometheus expanded (promtool's `got`) and what sonde expected.
-fn disagreements(output: &str) -> String {
+fn summarize(corpus: &[(&str, &str)], output: &str) -> String {
     let mut summary = String::from("In short:\n");
     for block in output.split("alertname: ").skip(1) {
         let name = block.split(',').next().unwrap_or_default();
@@ -468,7 +473,7 @@ fn disagreements(output: &str) -> String {
         let (expected, got) = block.split_once("got:").unwrap_or((block, ""));
         summary.push_str(&format!(
             "{name} {:?}\n  prometheus: {}\n  sonde:      {}\n",
-            CORPUS[index].1,
+            corpus[index].1,
             annotations(got).unwrap_or_default(),
             annotations(expected).unwrap_or_default()
         ));
@@ -476,18 +481,15 @@ fn disagreements(output: &str) -> String {
     summary
 }
 
-#[test]
-fn parse_errors_match_promtool() {
+/// Templates where `check` and `promtool check rules` disagree on whether,
+/// or how, they fail to parse.
+fn parse_disagreements(templates: &[&str]) -> Vec<String> {
     let dir = TempDir::new("alert-template-check");
-    let templates: Vec<(&str, &str)> = PARSE_ERRORS.iter().map(|t| ("big", *t)).collect();
-    std::fs::write(dir.0.join("rules.json"), rules_file(&templates).to_string()).unwrap();
-    let (ok, output) = promtool(&dir.0, &["check", "rules", "rules.json"]);
-    assert!(
-        !ok,
-        "promtool accepts templates meant not to parse:\n{output}"
-    );
+    let rules: Vec<(&str, &str)> = templates.iter().map(|t| ("big", *t)).collect();
+    std::fs::write(dir.0.join("rules.json"), rules_file(&rules).to_string()).unwrap();
+    let (_, output) = promtool(&dir.0, &["check", "rules", "rules.json"]);
     let mut mismatches = Vec::new();
-    for (i, template) in PARSE_ERRORS.iter().enumerate() {
+    for (i, template) in templates.iter().enumerate() {
         let name = rule_name(i);
         let prefix = format!(
             "rules.json: group \"corpus\", rule {}, \"{name}\": annotation \"a\": ",
@@ -501,9 +503,269 @@ fn parse_errors_match_promtool() {
             ));
         }
     }
+    mismatches
+}
+
+#[test]
+fn expansions_match_promtool() {
+    assert!(CORPUS.len() >= 60, "the corpus covers every function");
+    if let Err(report) = promtool_disagreements(CORPUS) {
+        panic!("promtool disagrees with sonde's expansions:\n{report}");
+    }
+}
+
+#[test]
+fn parse_errors_match_promtool() {
+    let parsing: Vec<&&str> = PARSE_ERRORS
+        .iter()
+        .filter(|t| check("T", t).is_ok())
+        .collect();
+    assert!(parsing.is_empty(), "these parse: {parsing:?}");
+    let mismatches = parse_disagreements(PARSE_ERRORS);
     assert!(
         mismatches.is_empty(),
         "parse errors differ:\n{}",
         mismatches.join("\n")
     );
+}
+
+/// A seeded xorshift generator: `below(n)` picks in `0..n`.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Seeded random splices of template syntax: whether each parses must be
+/// Prometheus's answer too, and so must what each that parses expands to.
+#[test]
+fn spliced_templates_match_promtool() {
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{{- ",
+        " -}}",
+        "{{/*",
+        "*/}}",
+        "(",
+        ")",
+        " | ",
+        "$x",
+        " := ",
+        " = ",
+        ".",
+        ".Labels",
+        ".job",
+        ".Value",
+        "\"",
+        "\"a\"",
+        "`b`",
+        "'c'",
+        "-",
+        "0x1F",
+        "1e3",
+        "9",
+        "2.5",
+        "é",
+        "if ",
+        "else ",
+        "end",
+        "range ",
+        "with ",
+        "break",
+        "continue",
+        "nil",
+        "true",
+        "printf ",
+        "\"%v %d\"",
+        "humanize ",
+        "humanizeDuration ",
+        "first ",
+        "index ",
+        "slice ",
+        "len ",
+        "toTime ",
+        "title ",
+        "match ",
+        "\"^n\"",
+        "args ",
+        "eq ",
+        "lt ",
+        "and ",
+        "or ",
+        "not ",
+        ",",
+        "$labels",
+        "$value",
+        "$",
+        " ",
+        " ",
+        " ",
+    ];
+    let mut random = Random(0x0dd5_eed5);
+    let templates: Vec<String> = (0..600)
+        .map(|_| {
+            let pieces: String = (0..1 + random.below(12))
+                .map(|_| random.pick(PIECES))
+                .collect();
+            format!("x{pieces}")
+        })
+        .collect();
+    let all: Vec<&str> = templates.iter().map(String::as_str).collect();
+    let mismatches = parse_disagreements(&all);
+    assert!(
+        mismatches.is_empty(),
+        "parse results differ:\n{}",
+        mismatches.join("\n")
+    );
+    let parsing: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|t| check("T", t).is_ok())
+        .map(|t| ("big", *t))
+        .collect();
+    assert!(
+        parsing.len() >= 20,
+        "some spliced templates parse ({})",
+        parsing.len()
+    );
+    if let Err(report) = promtool_disagreements(&parsing) {
+        panic!("promtool disagrees with sonde's expansions:\n{report}");
+    }
+}
+
+/// A random pipeline: operands, function calls with random arguments,
+/// parenthesized pipelines and `|` stages, mostly well-formed.
+fn random_pipeline(random: &mut Random, depth: usize) -> String {
+    const OPERANDS: &[&str] = &[
+        "$value",
+        "$labels",
+        "$labels.job",
+        "$labels.nope",
+        ".Value",
+        ".Labels.instance",
+        "$externalLabels",
+        "1",
+        "-2",
+        "0.5",
+        "1e-3",
+        "1234567.0",
+        "\"node\"",
+        "\"12.5\"",
+        "\"\"",
+        "`a b`",
+        "true",
+        "false",
+        "nil",
+        ".",
+        "'x'",
+        "0x10",
+        "(args 1 \"two\")",
+        "(toTime 1679000000.5)",
+    ];
+    const FUNCTIONS: &[&str] = &[
+        "humanize",
+        "humanize1024",
+        "humanizeDuration",
+        "humanizePercentage",
+        "humanizeTimestamp",
+        "toTime",
+        "title",
+        "toUpper",
+        "toLower",
+        "stripPort",
+        "stripDomain",
+        "graphLink",
+        "tableLink",
+        "parseDuration",
+        "safeHtml",
+        "match",
+        "reReplaceAll",
+        "printf",
+        "print",
+        "println",
+        "len",
+        "index",
+        "slice",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "and",
+        "or",
+        "not",
+        "html",
+        "js",
+        "urlquery",
+        "args",
+    ];
+    let mut stages = Vec::new();
+    for stage in 0..1 + random.below(2) {
+        let mut command = Vec::new();
+        if stage == 0 && random.below(3) == 0 {
+            command.push(random.pick(OPERANDS).to_string());
+        } else {
+            command.push(random.pick(FUNCTIONS).to_string());
+            for _ in 0..random.below(4) {
+                let argument = if depth < 2 && random.below(4) == 0 {
+                    format!("({})", random_pipeline(random, depth + 1))
+                } else {
+                    random.pick(OPERANDS).to_string()
+                };
+                command.push(argument);
+            }
+        }
+        stages.push(command.join(" "));
+    }
+    stages.join(" | ")
+}
+
+/// Seeded random well-formed templates: actions, `if`, `with` and `range`
+/// around random pipelines. Most parse; what they expand to, or the error
+/// they meet, must be Prometheus's.
+#[test]
+fn generated_templates_match_promtool() {
+    let mut random = Random(0x7e3a_1a7e);
+    let templates: Vec<String> = (0..800)
+        .map(|_| {
+            let pipeline = random_pipeline(&mut random, 0);
+            let body = format!("<{{{{ {} }}}}>", random_pipeline(&mut random, 1));
+            match random.below(5) {
+                0 => format!("x{{{{ if {pipeline} }}}}{body}{{{{ else }}}}no{{{{ end }}}}"),
+                1 => format!("x{{{{ with {pipeline} }}}}{body}{{{{ end }}}}"),
+                2 => format!("x{{{{ range $k, $v := $labels }}}}{{{{ $k }}}}{body}{{{{ end }}}}"),
+                _ => format!("x{{{{ {pipeline} }}}}"),
+            }
+        })
+        .collect();
+    let all: Vec<&str> = templates.iter().map(String::as_str).collect();
+    let mismatches = parse_disagreements(&all);
+    assert!(
+        mismatches.is_empty(),
+        "parse results differ:\n{}",
+        mismatches.join("\n")
+    );
+    let parsing: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|t| check("T", t).is_ok())
+        .map(|t| ("big", *t))
+        .collect();
+    assert!(
+        parsing.len() >= 400,
+        "most generated templates parse ({})",
+        parsing.len()
+    );
+    if let Err(report) = promtool_disagreements(&parsing) {
+        panic!("promtool disagrees with sonde's expansions:\n{report}");
+    }
 }

@@ -215,7 +215,8 @@ fn index(_: &Env, args: Vec<Value>) -> Call {
             }
             Value::StrMap(map) => Value::Str(map.get(map_key(index)?).cloned().unwrap_or_default()),
             Value::AnyMap(map) => map.get(map_key(index)?).cloned().unwrap_or(Value::Nil),
-            Value::Sample(None) => return Err("index of nil pointer".into()),
+            // A nil pointer, or the nil a missing `args` key gives.
+            Value::Sample(None) | Value::Nil => return Err("index of nil pointer".into()),
             other => return Err(format!("can't index item of type {}", pointee_type(other))),
         };
     }
@@ -239,7 +240,8 @@ fn slice(_: &Env, args: Vec<Value>) -> Call {
             s.len()
         }
         Value::Samples(samples) => samples.len(),
-        other => return Err(format!("can't slice item of type {}", pointee_type(other))),
+        // Unlike index and len, slice does not follow pointers.
+        other => return Err(format!("can't slice item of type {}", other.type_name())),
     };
     let mut bounds = [0, len, len];
     for (i, index) in indexes.iter().enumerate() {
@@ -327,13 +329,31 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
                 _ => false,
             }),
             (Value::Time(x), Value::Time(y)) => Ok(x == y),
-            _ if a.type_name() != b.type_name() => Err(BAD_COMPARISON.into()),
+            _ if go_kind(a) != go_kind(b) => Err(format!(
+                "non-comparable types {}: {}, {}: {}",
+                sprintf("%s", std::slice::from_ref(a)),
+                a.type_name(),
+                b.type_name(),
+                print_value(b)
+            )),
+            // Maps, slices and structs holding them have no == in Go.
             _ => Err(format!(
                 "non-comparable type {}: {}",
-                print_value(b),
+                sprintf("%s", std::slice::from_ref(b)),
                 b.type_name()
             )),
         },
+    }
+}
+
+/// The reflect kind of a value that is not a basic one.
+fn go_kind(value: &Value) -> &'static str {
+    match value {
+        Value::StrMap(_) | Value::AnyMap(_) => "map",
+        Value::Samples(_) => "slice",
+        Value::Sample(_) | Value::Time(_) => "ptr",
+        Value::Alert(_) => "struct",
+        _ => "basic",
     }
 }
 

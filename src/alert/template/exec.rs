@@ -336,7 +336,10 @@ impl<'a> State<'a> {
         self.at = At::Pipe(pipe);
         let mut value = None;
         for cmd in &pipe.cmds {
-            value = Some(self.eval_command(dot, cmd, value)?);
+            value = Some(match self.eval_command(dot, cmd, value)? {
+                Value::NilInterface => Value::Nil,
+                other => other,
+            });
         }
         let value = value.unwrap_or(Value::Nil);
         for variable in &pipe.decl {
@@ -553,7 +556,13 @@ impl<'a> State<'a> {
                 self.fail(&format!("{name} is not a method but has arguments"))
             }
             Value::StrMap(map) => Ok(Value::Str(map.get(name).cloned().unwrap_or_default())),
-            Value::AnyMap(map) => Ok(map.get(name).cloned().unwrap_or(Value::Nil)),
+            Value::AnyMap(map) => Ok(match map.get(name) {
+                None | Some(Value::Nil) => Value::NilInterface,
+                Some(value) => value.clone(),
+            }),
+            Value::NilInterface => {
+                self.fail(&format!("nil pointer evaluating interface {{}}.{name}"))
+            }
             other => self.fail(&format!(
                 "can't evaluate field {name} in type {}",
                 other.type_name()
@@ -663,6 +672,7 @@ impl<'a> State<'a> {
     /// Go's `validateType`: an argument's value must have the parameter's type.
     fn validate(&self, value: Value, param: Param) -> Exec<Value> {
         let fits = match (param, &value) {
+            (Param::Any, Value::NilInterface) => return Ok(Value::Nil),
             (Param::Any, _) => true,
             (_, Value::Nil) => {
                 return match param.nil_value() {

@@ -232,7 +232,7 @@ pub fn sprintln(args: &[Value]) -> String {
 pub fn print_value(value: &Value) -> String {
     let mut out = String::new();
     match value {
-        Value::Nil => out.push_str("<no value>"),
+        Value::Nil | Value::NilInterface => out.push_str("<no value>"),
         Value::Sample(Some(sample)) => Printer::plain().sample_fields(&mut out, sample, 'v'),
         Value::Sample(None) => out.push_str("<nil>"),
         _ => Printer::plain().arg(&mut out, value, 'v'),
@@ -295,8 +295,13 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             if i > 0 {
                 out.push_str(", ");
             }
-            write!(out, "{}=", arg.type_name()).ok();
-            Printer::plain().arg(&mut out, arg, 'v');
+            match arg {
+                Value::Nil | Value::NilInterface => out.push_str("<nil>"),
+                _ => {
+                    write!(out, "{}=", arg.type_name()).ok();
+                    Printer::plain().arg(&mut out, arg, 'v');
+                }
+            }
         }
         out.push(')');
     }
@@ -360,7 +365,7 @@ impl Printer {
 
     fn bad_verb(&self, out: &mut String, value: &Value, verb: char) {
         match value {
-            Value::Nil => write!(out, "%!{verb}(<nil>)").ok(),
+            Value::Nil | Value::NilInterface => write!(out, "%!{verb}(<nil>)").ok(),
             _ => {
                 write!(out, "%!{verb}({}=", value.type_name()).ok();
                 Printer::plain().arg(out, value, 'v');
@@ -372,7 +377,7 @@ impl Printer {
 
     fn arg(&self, out: &mut String, value: &Value, verb: char) {
         match value {
-            Value::Nil => match verb {
+            Value::Nil | Value::NilInterface => match verb {
                 'v' => self.pad(out, "<nil>"),
                 _ => self.bad_verb(out, value, verb),
             },

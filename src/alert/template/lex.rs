@@ -269,7 +269,8 @@ impl<'a> Lexer<'a> {
                 '`' => self.lex_raw_quote()?,
                 '$' => self.lex_variable()?,
                 '\'' => self.lex_char()?,
-                '.' if !self.peek().is_some_and(|d| d.is_ascii_digit()) => {
+                // At the very end a '.' is lexed as a number, as Go does.
+                '.' if self.peek().is_some_and(|d| !d.is_ascii_digit()) => {
                     self.lex_field_or_variable(Kind::Field)?
                 }
                 '.' | '+' | '-' | '0'..='9' => {

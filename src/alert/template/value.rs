@@ -33,8 +33,12 @@ pub struct Time {
 
 #[derive(Clone, Debug)]
 pub enum Value {
-    /// Go's invalid `reflect.Value`: an untyped nil, a missing interface value.
+    /// Go's invalid `reflect.Value`: an untyped nil.
     Nil,
+    /// A nil `interface{}` read from a `map[string]interface{}` (a missing
+    /// `args` key). Only a field chain or an argument meets it: a pipeline
+    /// stage's result is unwrapped to `Nil`, as Go does.
+    NilInterface,
     Bool(bool),
     Int(i64),
     /// A byte from indexing a string (`uint8`).
@@ -60,6 +64,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Nil => "<nil>",
+            Value::NilInterface => "interface {}",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
             Value::Byte(_) => "uint8",
@@ -81,7 +86,7 @@ impl Value {
     /// value of its type (any struct and any non-nil pointer is true).
     pub fn is_true(&self) -> bool {
         match self {
-            Value::Nil => false,
+            Value::Nil | Value::NilInterface => false,
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Byte(b) => *b != 0,
