@@ -189,6 +189,12 @@ fn quote_with(s: &str, delimiter: char, ascii_only: bool) -> String {
     out
 }
 
+/// `strconv.CanBackquote`: a raw string literal can hold `s`.
+fn can_backquote(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c == '`' || c == '\u{feff}' || (c.is_control() && c != '\t'))
+}
+
 /// Go's `unicode.IsPrint`, near enough: graphic characters and the ASCII
 /// space, not controls, other spaces or invisible format characters.
 pub fn is_print(c: char) -> bool {
@@ -262,10 +268,34 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        printer.width = read_number(&mut chars, args, &mut next_arg);
+        if matches!(chars.peek(), Some((_, '*'))) {
+            chars.next();
+            match star_argument(args, &mut next_arg) {
+                // A negative width pads on the right.
+                Some(width) if width < 0 => {
+                    printer.minus = true;
+                    printer.zero = false;
+                    printer.width = Some(width.unsigned_abs() as usize);
+                }
+                Some(width) => printer.width = Some(width as usize),
+                None => out.push_str("%!(BADWIDTH)"),
+            }
+        } else {
+            printer.width = read_number(&mut chars);
+        }
         if matches!(chars.peek(), Some((_, '.'))) {
             chars.next();
-            printer.precision = Some(read_number(&mut chars, args, &mut next_arg).unwrap_or(0));
+            if matches!(chars.peek(), Some((_, '*'))) {
+                chars.next();
+                match star_argument(args, &mut next_arg) {
+                    Some(precision) if precision >= 0 => {
+                        printer.precision = Some(precision as usize)
+                    }
+                    _ => out.push_str("%!(BADPREC)"),
+                }
+            } else {
+                printer.precision = Some(read_number(&mut chars).unwrap_or(0));
+            }
         }
         let Some((_, verb)) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -275,19 +305,29 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
-        if verb == 'T' {
-            if let Some(arg) = args.get(next_arg) {
-                next_arg += 1;
-                printer.pad(&mut out, arg.type_name());
-                continue;
-            }
-        }
         let Some(arg) = args.get(next_arg) else {
             write!(out, "%!{verb}(MISSING)").ok();
             continue;
         };
         next_arg += 1;
-        printer.arg(&mut out, arg, verb);
+        match verb {
+            // Go pads a nil's "<nil>" but never cuts it to the precision.
+            'T' if matches!(arg, Value::Nil) => printer.pad(&mut out, "<nil>"),
+            'T' => {
+                let name = arg.type_name();
+                printer.string(&mut out, &Value::Str(name.into()), name, 's');
+            }
+            'v' => {
+                // `%+v` names struct fields rather than signing numbers;
+                // `%#v` asks for Go syntax.
+                printer.field_names = printer.plus;
+                printer.go_syntax = printer.sharp;
+                printer.plus = false;
+                printer.sharp = false;
+                printer.arg(&mut out, arg, verb);
+            }
+            _ => printer.arg(&mut out, arg, verb),
+        }
     }
     if next_arg < args.len() {
         out.push_str("%!(EXTRA ");
@@ -308,21 +348,8 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
-/// A width or precision: digits, or `*` taking an int argument.
-fn read_number(
-    chars: &mut std::iter::Peekable<std::str::CharIndices>,
-    args: &[Value],
-    next_arg: &mut usize,
-) -> Option<usize> {
-    if matches!(chars.peek(), Some((_, '*'))) {
-        chars.next();
-        let value = match args.get(*next_arg) {
-            Some(Value::Int(n)) => Some((*n).clamp(0, 1_000_000) as usize),
-            _ => None,
-        };
-        *next_arg += 1;
-        return value;
-    }
+/// A width or precision given as digits (Go ignores one above a million).
+fn read_number(chars: &mut std::iter::Peekable<std::str::CharIndices>) -> Option<usize> {
     let mut number: Option<usize> = None;
     while let Some(&(_, d)) = chars.peek() {
         let Some(digit) = d.to_digit(10) else { break };
@@ -330,6 +357,19 @@ fn read_number(
         chars.next();
     }
     number
+}
+
+/// The int argument a `*` width or precision takes: `None` where Go
+/// reports it bad (missing, not an integer, beyond a million).
+fn star_argument(args: &[Value], next_arg: &mut usize) -> Option<i64> {
+    let arg = args.get(*next_arg)?;
+    *next_arg += 1;
+    let n = match arg {
+        Value::Int(n) => *n,
+        Value::Byte(b) => i64::from(*b),
+        _ => return None,
+    };
+    (-1_000_000..=1_000_000).contains(&n).then_some(n)
 }
 
 /// One verb's flags, width and precision (Go's `fmt.fmt` state).
@@ -340,6 +380,10 @@ struct Printer {
     sharp: bool,
     space: bool,
     zero: bool,
+    /// `%+v`: structs print their field names.
+    field_names: bool,
+    /// `%#v`: Go syntax, which sonde gives for strings only (quoted).
+    go_syntax: bool,
     width: Option<usize>,
     precision: Option<usize>,
 }
@@ -363,16 +407,19 @@ impl Printer {
         }
     }
 
+    /// `%!verb(type=value)`, the value printed with `%v` under the same
+    /// flags, width and precision, as Go does.
     fn bad_verb(&self, out: &mut String, value: &Value, verb: char) {
         match value {
-            Value::Nil | Value::NilInterface => write!(out, "%!{verb}(<nil>)").ok(),
+            Value::Nil | Value::NilInterface => {
+                write!(out, "%!{verb}(<nil>)").ok();
+            }
             _ => {
                 write!(out, "%!{verb}({}=", value.type_name()).ok();
-                Printer::plain().arg(out, value, 'v');
+                self.arg(out, value, 'v');
                 out.push(')');
-                Some(())
             }
-        };
+        }
     }
 
     fn arg(&self, out: &mut String, value: &Value, verb: char) {
@@ -395,6 +442,18 @@ impl Printer {
                 }
                 _ => self.bad_verb(out, value, verb),
             },
+            Value::StrMap(map) if self.go_syntax => {
+                out.push_str("map[string]string{");
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.string(out, &Value::Str(k.clone()), k, verb);
+                    out.push(':');
+                    self.string(out, &Value::Str(v.clone()), v, verb);
+                }
+                out.push('}');
+            }
             Value::StrMap(map) => {
                 out.push_str("map[");
                 for (i, (k, v)) in map.iter().enumerate() {
@@ -406,6 +465,21 @@ impl Printer {
                     self.string(out, &Value::Str(v.clone()), v, verb);
                 }
                 out.push(']');
+            }
+            Value::AnyMap(map) if self.go_syntax => {
+                out.push_str("map[string]interface {}{");
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.string(out, &Value::Str(k.clone()), k, verb);
+                    out.push(':');
+                    match v {
+                        Value::Nil => out.push_str("interface {}(nil)"),
+                        _ => self.nested(out, v, verb),
+                    }
+                }
+                out.push('}');
             }
             Value::AnyMap(map) => {
                 out.push_str("map[");
@@ -454,27 +528,37 @@ impl Printer {
         }
     }
 
+    /// Under `%+v`, a struct field's name before its value.
+    fn field_name(&self, out: &mut String, name: &str) {
+        if self.field_names {
+            out.push_str(name);
+            out.push(':');
+        }
+    }
+
     fn sample_fields(&self, out: &mut String, sample: &Sample, verb: char) {
         out.push('{');
+        self.field_name(out, "Labels");
         self.arg(out, &Value::StrMap(sample.labels.clone()), verb);
         out.push(' ');
+        self.field_name(out, "Value");
         self.arg(out, &Value::Float(sample.value), verb);
         out.push('}');
     }
 
     fn alert_fields(&self, out: &mut String, alert: &AlertFields, verb: char) {
         out.push('{');
+        self.field_name(out, "Labels");
         self.arg(out, &Value::StrMap(alert.labels.clone()), verb);
         out.push(' ');
+        self.field_name(out, "ExternalLabels");
         self.arg(out, &Value::StrMap(alert.external_labels.clone()), verb);
         out.push(' ');
-        self.string(
-            out,
-            &Value::Str(alert.external_url.clone()),
-            &alert.external_url,
-            verb,
-        );
+        self.field_name(out, "ExternalURL");
+        let url = &alert.external_url;
+        self.string(out, &Value::Str(url.clone()), url, verb);
         out.push(' ');
+        self.field_name(out, "Value");
         self.arg(out, &Value::Float(alert.value), verb);
         out.push('}');
     }
@@ -489,17 +573,24 @@ impl Printer {
             _ => s,
         };
         match verb {
+            'v' if self.go_syntax => self.pad(out, &quote(s)),
             'v' | 's' => self.pad(out, s),
+            'q' if self.sharp && can_backquote(s) => self.pad(out, &format!("`{s}`")),
             'q' => self.pad(out, &quote_with(s, '"', self.plus)),
             'x' | 'X' => {
                 let bytes = match self.precision {
                     Some(p) => &s.as_bytes()[..p.min(s.len())],
                     None => s.as_bytes(),
                 };
+                let prefix = if verb == 'x' { "0x" } else { "0X" };
                 let mut hex = String::new();
                 for (i, b) in bytes.iter().enumerate() {
                     if i > 0 && self.space {
                         hex.push(' ');
+                    }
+                    // `%#x` prefixes the string, `% #x` every byte.
+                    if self.sharp && (i == 0 || self.space) {
+                        hex.push_str(prefix);
                     }
                     if verb == 'x' {
                         write!(hex, "{b:02x}").ok();
@@ -515,7 +606,16 @@ impl Printer {
 
     fn integer(&self, out: &mut String, value: &Value, n: i128, verb: char) {
         let magnitude = n.unsigned_abs();
+        let unpadded = Printer {
+            zero: false,
+            ..*self
+        };
         let mut digits = match verb {
+            // Go syntax for a byte is hexadecimal.
+            'v' if self.go_syntax && matches!(value, Value::Byte(_)) => {
+                let digits = self.precision.unwrap_or(0);
+                return self.pad(out, &format!("0x{magnitude:0digits$x}"));
+            }
             'v' | 'd' => magnitude.to_string(),
             'x' => format!("{magnitude:x}"),
             'X' => format!("{magnitude:X}"),
@@ -529,7 +629,16 @@ impl Printer {
                 let c = char::from_u32(n as u32).unwrap_or('\u{fffd}');
                 return self.pad(out, &quote_with(&c.to_string(), '\'', self.plus));
             }
-            'U' => return self.pad(out, &format!("U+{magnitude:04X}")),
+            // Go shows a negative code point as its two's complement, and
+            // with `#` the character too.
+            'U' => {
+                let width = self.precision.unwrap_or(0).max(4);
+                let mut text = format!("U+{:0width$X}", n as i64 as u64);
+                if let Some(c) = char::from_u32(n as u32).filter(|c| self.sharp && is_print(*c)) {
+                    text.push_str(&format!(" '{c}'"));
+                }
+                return unpadded.pad(out, &text);
+            }
             _ => return self.bad_verb(out, value, verb),
         };
         let sign = if n < 0 {
@@ -543,7 +652,8 @@ impl Printer {
         };
         let mut min_digits = self.precision;
         if min_digits == Some(0) && n == 0 {
-            digits.clear();
+            // Nothing but the padding: no sign, no prefix, no zeros.
+            return unpadded.pad(out, "");
         }
         if min_digits.is_none() && self.zero && !self.minus {
             if let Some(width) = self.width {
@@ -559,6 +669,7 @@ impl Printer {
             'x' if self.sharp => "0x",
             'X' if self.sharp => "0X",
             'o' if self.sharp && !digits.starts_with('0') => "0",
+            'O' if self.sharp && !digits.starts_with('0') => "0o0",
             'O' => "0o",
             'b' if self.sharp => "0b",
             _ => "",
@@ -576,11 +687,19 @@ impl Printer {
             'e' | 'E' | 'f' | 'F' => format_float(f, verb, Some(self.precision.unwrap_or(6))),
             'g' | 'G' => format_float(f, verb, self.precision),
             'x' | 'X' => hex_float(f, verb == 'X', self.precision),
+            'b' => binary_exponent(f),
             _ => return self.bad_verb(out, value, verb),
         };
         let (negative, unsigned) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text.strip_prefix('+').unwrap_or(&text)),
+        };
+        let with_point;
+        let unsigned = if self.sharp && f.is_finite() && verb != 'b' {
+            with_point = self.force_point(unsigned, verb);
+            &with_point
+        } else {
+            unsigned
         };
         if f.is_nan() || f.is_infinite() {
             // Not numbers to Go: never zero-padded, and +Inf keeps its sign.
@@ -620,6 +739,60 @@ impl Printer {
             _ => self.pad(out, &format!("{sign}{unsigned}")),
         }
     }
+}
+
+impl Printer {
+    /// `%#` of a float: always a decimal point, and for `%g` (and `%v`
+    /// complaining about a verb) trailing zeros up to the precision, 6 by default.
+    fn force_point(&self, number: &str, verb: char) -> String {
+        let mut digits: i64 = match verb {
+            // Go lists lowercase `x` only: `%#X` adds no zeros.
+            'v' | 'g' | 'G' | 'x' => self.precision.map_or(6, |p| p as i64),
+            _ => 0,
+        };
+        let split = number
+            .find(|c: char| {
+                matches!(c, 'p' | 'P') || (matches!(c, 'e' | 'E') && !matches!(verb, 'x' | 'X'))
+            })
+            .unwrap_or(number.len());
+        let (mantissa, tail) = number.split_at(split);
+        let mut seen_nonzero = false;
+        for c in mantissa.chars().filter(|c| *c != '.') {
+            seen_nonzero |= c != '0';
+            if seen_nonzero {
+                digits -= 1;
+            }
+        }
+        let mut out = mantissa.to_string();
+        if !mantissa.contains('.') {
+            if mantissa == "0" {
+                digits -= 1;
+            }
+            out.push('.');
+        }
+        out.extend(std::iter::repeat_n('0', digits.max(0) as usize));
+        out.push_str(tail);
+        out
+    }
+}
+
+/// `%b` of a float: strconv's decimal mantissa and binary exponent (`4503599627370496p-52`).
+fn binary_exponent(f: f64) -> String {
+    if !f.is_finite() {
+        return format_float(f, 'g', None);
+    }
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    let bits = f.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mut mantissa = bits & ((1 << 52) - 1);
+    let exponent = if biased == 0 {
+        -1074
+    } else {
+        mantissa |= 1 << 52;
+        biased - 1075
+    };
+    let esign = if exponent < 0 { '-' } else { '+' };
+    format!("{sign}{mantissa}p{esign}{}", exponent.abs())
 }
 
 /// `%x` of a float: Go's hexadecimal mantissa and binary exponent (`0x1.8p+00`).
