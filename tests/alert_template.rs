@@ -184,6 +184,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("big", "{{ match \"[a\" \"a\" }}"),
     ("big", "{{ match \"a)\" \"a\" }}"),
     ("big", "{{ 1 | }}"),
+    ("big", "{{ 0x1p3 }} {{ 0x1.8p1 }} {{ 0X_1P-2 }} {{ humanize \"0x1p-2\" }} {{ humanize \"0x1.fffffffffffffp1023\" }}"),
     ("big", "{{ with args 0.5 }}{{ .Labels.instance }}{{ end }}"),
     ("big", "{{ stripPort (args).x }}"),
     ("big", "{{ printf \"node\" nil \"x\" }} {{ slice (toTime 1) 0 }}"),
@@ -831,5 +832,68 @@ fn generated_printf_formats_match_promtool() {
     let corpus: Vec<(&str, &str)> = templates.iter().map(|t| ("big", t.as_str())).collect();
     if let Err(report) = promtool_disagreements(&corpus) {
         panic!("promtool disagrees with sonde's printf:\n{report}");
+    }
+}
+
+/// Seeded random numbers, as literals and as strings, through the
+/// humanize family, toTime and Go's float printing.
+#[test]
+fn generated_numbers_match_promtool() {
+    const FUNCTIONS: &[&str] = &[
+        "humanize",
+        "humanize1024",
+        "humanizeDuration",
+        "humanizePercentage",
+        "humanizeTimestamp",
+        "printf \"%v\"",
+        "printf \"%.3f\"",
+        "printf \"%e\"",
+        "printf \"%.4g\"",
+    ];
+    const ODD_STRINGS: &[&str] = &[
+        "\"\"",
+        "\" 1\"",
+        "\"0x1p3\"",
+        "\"+.5\"",
+        "\"1_0\"",
+        "\"1__0\"",
+        "\"_1\"",
+        "\"Inf\"",
+        "\"-inf\"",
+        "\"+Infinity\"",
+        "\"nan\"",
+        "\"-NaN\"",
+        "\"1e\"",
+        "\"1e+\"",
+        "\".\"",
+        "\"5.\"",
+        "\"1e-400\"",
+        "\"-1e309\"",
+        "\"0.0000001\"",
+        "\"1E6\"",
+        "\"١\"",
+        "\"0b101\"",
+        "\"07\"",
+    ];
+    let mut random = Random(0x4e75_3a1c);
+    let templates: Vec<String> = (0..1200)
+        .map(|_| {
+            let mantissa = random.below(1_000_000) as f64 / 1000.0;
+            let exponent = random.below(40) as i32 - 20;
+            let sign = if random.below(3) == 0 { "-" } else { "" };
+            let number = format!("{sign}{mantissa}e{exponent}");
+            let argument = match random.below(6) {
+                0 => format!("\"{number}\""),
+                1 => random.pick(ODD_STRINGS).to_string(),
+                2 => format!("{sign}{}", random.below(100_000)),
+                _ => number,
+            };
+            let function = random.pick(FUNCTIONS);
+            format!("x{{{{ {function} {argument} }}}} {{{{ {argument} }}}}")
+        })
+        .collect();
+    let corpus: Vec<(&str, &str)> = templates.iter().map(|t| ("big", t.as_str())).collect();
+    if let Err(report) = promtool_disagreements(&corpus) {
+        panic!("promtool disagrees with sonde's numbers:\n{report}");
     }
 }

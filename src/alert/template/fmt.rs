@@ -860,3 +860,68 @@ fn finish_hex_float(sign: &str, lead: u8, frac: &str, exp: i64, upper: bool) -> 
         text
     }
 }
+
+/// Go's `underscoreOK`: underscores only between digits (a base prefix
+/// counts as a digit).
+pub fn underscores_ok(digits: &str) -> bool {
+    let bytes = digits.as_bytes();
+    bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'_'
+            || (i > 0
+                && bytes[i - 1].is_ascii_alphanumeric()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric))
+    })
+}
+
+/// `strconv.ParseFloat(s, 64)`: the value, or why not (`invalid syntax`,
+/// `value out of range`).
+pub fn parse_float(s: &str) -> Result<f64, &'static str> {
+    const SYNTAX: &str = "invalid syntax";
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let magnitude = match lower.as_str() {
+        "inf" | "infinity" => f64::INFINITY,
+        // Go takes no sign before NaN.
+        "nan" if body.len() == s.len() => f64::NAN,
+        _ if !underscores_ok(body) || body.starts_with(['+', '-']) => return Err(SYNTAX),
+        _ => {
+            let digits = lower.replace('_', "");
+            let value = match digits.strip_prefix("0x") {
+                Some(hex) => parse_hex_float(hex).ok_or(SYNTAX)?,
+                None if digits
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-')) =>
+                {
+                    digits.parse::<f64>().map_err(|_| SYNTAX)?
+                }
+                None => return Err(SYNTAX),
+            };
+            if value.is_infinite() {
+                return Err("value out of range");
+            }
+            value
+        }
+    };
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// The part of a hexadecimal float after `0x`: hex digits with an optional
+/// point, then the `p` exponent Go requires (`1.8p3` is 12).
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (mantissa, exponent) = text.split_once('p')?;
+    let exponent: i32 = exponent.parse().ok()?;
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in whole.chars().chain(fraction.chars()) {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let scale = exponent.checked_sub(4 * fraction.len() as i32)?;
+    Some(value * 2f64.powi(scale))
+}

@@ -5,8 +5,7 @@ use std::rc::Rc;
 
 use super::builtins::query_escape;
 use super::exec::{any_map, Env, Function, Param, MAX_OUTPUT};
-use super::fmt::{format_float, quote, sprintf};
-use super::parse::underscores_ok;
+use super::fmt::{self, format_float, quote, sprintf};
 use super::time::time_string;
 use super::value::{Sample, StrMap, Time, Value};
 
@@ -503,36 +502,9 @@ fn re_replace_all(_: &Env, args: Vec<Value>) -> Call {
 
 // ---- numbers ----
 
-/// `strconv.ParseFloat(s, 64)`, with Go's error texts (hex floats aside).
+/// `strconv.ParseFloat(s, 64)` with Go's error text.
 fn parse_float(s: &str) -> Result<f64, String> {
-    let fail = |why: &str| format!("strconv.ParseFloat: parsing {}: {why}", quote(s));
-    let (negative, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let magnitude = match lower.as_str() {
-        "inf" | "infinity" => f64::INFINITY,
-        "nan" if body.len() == s.len() => f64::NAN,
-        _ => {
-            let valid_chars = body.bytes().all(|b| {
-                b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_')
-            });
-            if !valid_chars || !underscores_ok(body) || body.starts_with(['+', '-']) {
-                return Err(fail("invalid syntax"));
-            }
-            let value: f64 = body
-                .replace('_', "")
-                .parse()
-                .map_err(|_| fail("invalid syntax"))?;
-            if value.is_infinite() {
-                return Err(fail("value out of range"));
-            }
-            value
-        }
-    };
-    Ok(if negative { -magnitude } else { magnitude })
+    fmt::parse_float(s).map_err(|why| format!("strconv.ParseFloat: parsing {}: {why}", quote(s)))
 }
 
 /// Prometheus's `convertToFloat`: numbers and numeric strings.

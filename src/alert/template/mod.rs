@@ -4,10 +4,11 @@
 //! The rule this module keeps: for any template, the text it expands to (or
 //! the error it reports) is the one Prometheus 2.42 gives, byte for byte,
 //! Go's `fmt` number formatting and error positions included. Where that is
-//! out of reach (Go's regexp error texts beyond the common ones, hex float
-//! literals in strings, complex numbers) the result is close, never a crash:
-//! a template from a user's file cannot take sonde down, and recursion
-//! depth, execution steps and output size are bounded.
+//! out of reach (Go's regexp error texts beyond the common ones, complex
+//! numbers, `printf` of a time under a number verb, `%#v` beyond strings and
+//! maps, the order of `query` results, which is the engine's) the result is
+//! close, never a crash: a template from a user's file cannot take sonde
+//! down, and recursion depth, execution steps and output size are bounded.
 //!
 //! - `lex`, `parse`: the lexer and parser, Go's error texts.
 //! - `exec`: evaluation: pipelines, variables, `if`/`range`/`with`, calls.

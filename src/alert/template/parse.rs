@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::fmt::underscores_ok;
 use super::lex::{Kind, Lexer, Token};
 
 /// The parsed templates: the top-level one and every `define`/`block`.
@@ -792,7 +793,7 @@ fn parse_number(text: &str, kind: Kind) -> Result<Number, String> {
     } else if let Some(u) = as_uint {
         number.is_uint = true;
         number.float = Some(u as f64);
-    } else if let Some(f) = parse_go_float(text) {
+    } else if let Ok(f) = super::fmt::parse_float(text) {
         if !text.contains(['.', 'e', 'E', 'p', 'P']) {
             return Err(format!("integer overflow: {}", super::fmt::quote(text)));
         }
@@ -809,18 +810,6 @@ fn parse_number(text: &str, kind: Kind) -> Result<Number, String> {
         ));
     }
     Ok(number)
-}
-
-/// Go's `underscoreOK`: underscores only between digits (a base prefix
-/// counts as a digit).
-pub fn underscores_ok(digits: &str) -> bool {
-    let bytes = digits.as_bytes();
-    bytes.iter().enumerate().all(|(i, b)| {
-        *b != b'_'
-            || (i > 0
-                && bytes[i - 1].is_ascii_alphanumeric()
-                && bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric))
-    })
 }
 
 /// Digits of a Go integer literal with base prefix 0x, 0o, 0b or 0 (octal).
@@ -867,17 +856,6 @@ fn parse_go_int(text: &str) -> Option<i64> {
     } else {
         i64::try_from(magnitude).ok()
     }
-}
-
-/// A decimal float literal as Go's `strconv.ParseFloat` reads it (hex floats aside).
-fn parse_go_float(text: &str) -> Option<f64> {
-    if !underscores_ok(text) || text.to_ascii_lowercase().contains('x') {
-        return None;
-    }
-    text.replace('_', "")
-        .parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
 }
 
 /// `strconv.Unquote` of a double-quoted or raw Go string literal.
