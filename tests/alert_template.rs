@@ -897,3 +897,125 @@ fn generated_numbers_match_promtool() {
         panic!("promtool disagrees with sonde's numbers:\n{report}");
     }
 }
+
+/// Seeded random strings and patterns through Prometheus's string and
+/// regular expression functions and Go's escapers.
+#[test]
+fn generated_strings_match_promtool() {
+    const ATOMS: &[&str] = &[
+        "a",
+        "Z",
+        "0",
+        "9",
+        "_",
+        "-",
+        ".",
+        ":",
+        " ",
+        "\\t",
+        "é",
+        "ß",
+        "İ",
+        "ǆ",
+        "Σ",
+        "ς",
+        "日",
+        "😀",
+        "[",
+        "]",
+        "::1",
+        "'",
+        "\\\"",
+        "<",
+        ">",
+        "&",
+        "=",
+        "/",
+        "?",
+        "#",
+        "%",
+        "+",
+        "~",
+        "\\u00a0",
+        "\\u200b",
+        "ﬀ",
+        "ǅ",
+        "ɐ",
+        "Ⅻ",
+        "١",
+        "x.y",
+        "host",
+        "example.com",
+        "80",
+    ];
+    const FUNCTIONS: &[&str] = &[
+        "title",
+        "toUpper",
+        "toLower",
+        "stripPort",
+        "stripDomain",
+        "html",
+        "js",
+        "urlquery",
+        "graphLink",
+        "printf \"%q\"",
+        "printf \"%x\"",
+        "printf \"%+q\"",
+        "printf \"%.3s|%5.2q\"",
+        "len",
+        "safeHtml",
+    ];
+    const PATTERNS: &[&str] = &[
+        "a",
+        ".",
+        "\\\\d+",
+        "\\\\w",
+        "\\\\s",
+        "\\\\b",
+        "[a-z]+",
+        "[^a-z]",
+        "(a|é)",
+        "^",
+        "$",
+        "(?i)A",
+        "\\\\pL",
+        "[[:upper:]]",
+        "(x)?y",
+        ".*",
+        "[\\\\d.]+",
+        "\\\\.",
+        "(?:a)",
+        "a{2}",
+        "\\\\S+",
+        "[]a]",
+        "[a-]",
+        "\\\\W",
+    ];
+    let mut random = Random(0x5731_46a5);
+    let mut text = |random: &mut Random| -> String {
+        (0..random.below(6)).map(|_| random.pick(ATOMS)).collect()
+    };
+    let templates: Vec<String> = (0..1000)
+        .map(|_| match random.below(3) {
+            0 => {
+                let function = random.pick(FUNCTIONS);
+                format!("x{{{{ {function} \"{}\" }}}}", text(&mut random))
+            }
+            1 => format!(
+                "x{{{{ match \"{}\" \"{}\" }}}}",
+                random.pick(PATTERNS),
+                text(&mut random)
+            ),
+            _ => format!(
+                "x{{{{ reReplaceAll \"{}{}\" \"[$0${{1}}$$]\" \"{}\" }}}}",
+                random.pick(PATTERNS),
+                random.pick(&["", "", "(.)", "+"]),
+                text(&mut random)
+            ),
+        })
+        .collect();
+    let corpus: Vec<(&str, &str)> = templates.iter().map(|t| ("big", t.as_str())).collect();
+    if let Err(report) = promtool_disagreements(&corpus) {
+        panic!("promtool disagrees with sonde's strings:\n{report}");
+    }
+}

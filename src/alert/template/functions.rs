@@ -364,8 +364,80 @@ fn strip_domain(hostport: &str) -> String {
 /// are ASCII-only where the regex crate's are Unicode, so they are spelled
 /// out; `[` inside a class is a literal to Go and nests to the regex crate.
 fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
+    if let Some(operators) = stacked_repetition(pattern) {
+        return Err(format!(
+            "error parsing regexp: invalid nested repetition operator: `{operators}`"
+        ));
+    }
     regex::Regex::new(&translate_regex(pattern))
         .map_err(|e| go_regex_error(pattern, &e.to_string()))
+}
+
+/// Go, like Perl, refuses a repetition of a repetition (`a**`, `a+?+`,
+/// `a{2}*`), which the regex crate takes; the offending operators if any.
+fn stacked_repetition(pattern: &str) -> Option<&str> {
+    let bytes = pattern.as_bytes();
+    let mut previous: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let operator_end = match bytes[i] {
+            b'*' | b'+' | b'?' => Some(i + 1),
+            b'{' => brace_repeat_end(&pattern[i..]).map(|len| i + len),
+            _ => None,
+        };
+        let Some(mut end) = operator_end else {
+            previous = None;
+            i += match bytes[i] {
+                b'\\' => 2,
+                b'[' => class_len(&pattern[i..]),
+                _ => 1,
+            };
+            continue;
+        };
+        if let Some(start) = previous {
+            return Some(&pattern[start..end]);
+        }
+        // A `?` right after an operator makes it lazy, not a second operator.
+        if bytes.get(end) == Some(&b'?') {
+            end += 1;
+        }
+        previous = Some(i);
+        i = end;
+    }
+    None
+}
+
+/// The length of `{n}`, `{n,}` or `{n,m}` at the start of `s`, if it is one
+/// (otherwise Go reads the brace as a literal).
+fn brace_repeat_end(s: &str) -> Option<usize> {
+    let close = s.find('}')?;
+    let inner = &s[1..close];
+    let (low, high) = inner.split_once(',').unwrap_or((inner, "0"));
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    (digits(low) && (high.is_empty() || digits(high))).then_some(close + 1)
+}
+
+/// The length of the character class at the start of `s` (`[]a]` included).
+fn class_len(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut i = 1;
+    if bytes.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    if bytes.get(i) == Some(&b']') {
+        i += 1;
+    }
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'[' if bytes.get(i + 1) == Some(&b':') => {
+                i += s[i..].find(":]").map_or(1, |end| end + 2);
+            }
+            b']' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
 }
 
 fn translate_regex(pattern: &str) -> String {
