@@ -992,7 +992,7 @@ fn generated_strings_match_promtool() {
         "\\\\W",
     ];
     let mut random = Random(0x5731_46a5);
-    let mut text = |random: &mut Random| -> String {
+    let text = |random: &mut Random| -> String {
         (0..random.below(6)).map(|_| random.pick(ATOMS)).collect()
     };
     let templates: Vec<String> = (0..1000)
