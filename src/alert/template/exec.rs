@@ -2,7 +2,6 @@
 //! pipelines, calling functions with Go's argument checks, and reporting
 //! errors as `template: NAME:LINE:COL: executing "NAME" at <NODE>: …`.
 
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::fmt::{print_value, quote};
@@ -743,9 +742,4 @@ impl<'a> State<'a> {
             param.type_name()
         ))
     }
-}
-
-/// `map[string]interface{}` from key/value pairs (what `args` builds).
-pub fn any_map(pairs: impl IntoIterator<Item = (String, Value)>) -> Value {
-    Value::AnyMap(Rc::new(pairs.into_iter().collect::<BTreeMap<_, _>>()))
 }

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use super::builtins::query_escape;
-use super::exec::{any_map, Env, Function, Param, MAX_OUTPUT};
+use super::exec::{Env, Function, Param, MAX_OUTPUT};
 use super::fmt::{self, format_float, quote, sprintf};
 use super::time::time_string;
 use super::value::{Sample, StrMap, Time, Value};
@@ -156,7 +156,7 @@ pub static FUNCTIONS: &[Function] = &[
         name: "pathPrefix",
         params: &[],
         variadic: None,
-        call: |env, _| Ok(Value::Str(url_path(env.external_url).to_string())),
+        call: |env, _| Ok(Value::Str(url_path(env.external_url))),
     },
     Function {
         name: "externalURL",
@@ -226,11 +226,11 @@ fn label(_: &Env, args: Vec<Value>) -> Call {
 }
 
 fn args(_: &Env, args: Vec<Value>) -> Call {
-    Ok(any_map(
-        args.into_iter()
-            .enumerate()
-            .map(|(i, v)| (format!("arg{i}"), v)),
-    ))
+    let numbered = args
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (format!("arg{i}"), v));
+    Ok(Value::AnyMap(Rc::new(numbered.collect())))
 }
 
 fn sort_by_label(_: &Env, args: Vec<Value>) -> Call {
@@ -249,10 +249,31 @@ fn graph_link(expr: &str, tab: u8) -> String {
 }
 
 /// The path of a URL (`url.URL.Path`), what `pathPrefix` gives.
-fn url_path(url: &str) -> &str {
+fn url_path(url: &str) -> String {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
-    path.split(['?', '#']).next().unwrap_or("")
+    let raw = path.split(['?', '#']).next().unwrap_or("");
+    // Go's `URL.Path` is decoded: %20 is a space there.
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| raw.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 // ---- strings ----

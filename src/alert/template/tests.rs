@@ -342,6 +342,12 @@ fn external_url_functions_use_the_alerts_url() {
         expand("{{ externalURL }} {{ pathPrefix }}"),
         "http://prom.example.com:9090/prefix /prefix"
     );
+    let mut spaced = alert();
+    spaced.external_url = "https://example.com/my%20prom/?x=1".into();
+    assert_eq!(
+        expand_alert("T", "{{ pathPrefix }}", &spaced, 0, &query_up),
+        "/my prom/"
+    );
 }
 
 #[test]
