@@ -390,8 +390,9 @@ fn compile_regex(pattern: &str) -> Result<regex::Regex, String> {
             "error parsing regexp: invalid nested repetition operator: `{operators}`"
         ));
     }
-    regex::Regex::new(&translate_regex(pattern))
-        .map_err(|e| go_regex_error(pattern, &e.to_string()))
+    let translated = translate_regex(pattern)
+        .map_err(|(code, expr)| format!("error parsing regexp: {code}: `{expr}`"))?;
+    regex::Regex::new(&translated).map_err(|e| go_regex_error(pattern, &e.to_string()))
 }
 
 /// Go, like Perl, refuses a repetition of a repetition (`a**`, `a+?+`,
@@ -461,18 +462,29 @@ fn class_len(s: &str) -> usize {
     bytes.len()
 }
 
-fn translate_regex(pattern: &str) -> String {
+/// Go's error code and the offending text, for errors found before the
+/// regex crate sees the pattern.
+type RegexError = (&'static str, String);
+
+const POSIX_CLASSES: &[&str] = &[
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
+    "space", "upper", "word", "xdigit",
+];
+
+/// The pattern in the regex crate's dialect, or the error Go reports
+/// where the dialects part (repeat counts, flags, POSIX class names, class
+/// ranges, a trailing backslash).
+fn translate_regex(pattern: &str) -> Result<String, RegexError> {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut in_class = false;
     let mut class_start = false;
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut chars = pattern.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         let at_class_start = std::mem::take(&mut class_start);
         match c {
             '\\' => {
-                let Some(e) = chars.next() else {
-                    out.push('\\');
-                    break;
+                let Some((_, e)) = chars.next() else {
+                    return Err(("trailing backslash at end of expression", String::new()));
                 };
                 let class = match e {
                     'd' => Some(("0-9", "[0-9]")),
@@ -502,19 +514,21 @@ fn translate_regex(pattern: &str) -> String {
                 in_class = true;
                 class_start = true;
                 out.push('[');
-                if chars.peek() == Some(&'^') {
+                if chars.peek().map(|(_, c)| *c) == Some('^') {
                     out.push('^');
                     chars.next();
                 }
             }
-            '[' if chars.peek() == Some(&':') => {
-                // A POSIX class such as [:alpha:], the same to both.
-                out.push('[');
-                for p in chars.by_ref() {
-                    out.push(p);
-                    if p == ']' {
-                        break;
-                    }
+            '[' if chars.peek().map(|(_, c)| *c) == Some(':') => {
+                let end = pattern[i..].find(":]").map_or(pattern.len(), |e| i + e + 2);
+                let posix = &pattern[i..end];
+                let name = posix.trim_start_matches("[:").trim_end_matches(":]");
+                if !POSIX_CLASSES.contains(&name.trim_start_matches('^')) {
+                    return Err(("invalid character class range", posix.to_string()));
+                }
+                out.push_str(posix);
+                while chars.peek().is_some_and(|(j, _)| *j < end) {
+                    chars.next();
                 }
             }
             '[' | '&' | '~' if in_class => {
@@ -526,10 +540,58 @@ fn translate_regex(pattern: &str) -> String {
                 in_class = false;
                 out.push(']');
             }
+            '{' if !in_class => match brace_repeat_end(&pattern[i..]) {
+                Some(len) => {
+                    let braces = &pattern[i..i + len];
+                    let counts: Vec<Option<u32>> = braces[1..len - 1]
+                        .split(',')
+                        .map(|n| n.parse().ok())
+                        .collect();
+                    let low = counts[0].unwrap_or(u32::MAX);
+                    let high = counts.get(1).copied().unwrap_or(Some(low));
+                    if low > 1000 || high.is_some_and(|h| h > 1000 || h < low) {
+                        return Err(("invalid repeat count", braces.to_string()));
+                    }
+                    out.push_str(braces);
+                    while chars.peek().is_some_and(|(j, _)| *j < i + len) {
+                        chars.next();
+                    }
+                }
+                // Not a repeat count: Go reads the brace as itself.
+                None => out.push_str("\\{"),
+            },
+            '(' if !in_class
+                && pattern[i..].starts_with("(?")
+                && !pattern[i..].starts_with("(?P<") =>
+            {
+                let flags_end = pattern[i + 2..].find([':', ')']).map(|e| i + 2 + e);
+                let flags = &pattern[i + 2..flags_end.unwrap_or(pattern.len())];
+                if let Some(bad) = flags
+                    .char_indices()
+                    .find(|(_, f)| !matches!(f, 'i' | 'm' | 's' | 'U' | '-'))
+                {
+                    let end = i + 2 + bad.0 + bad.1.len_utf8();
+                    return Err((
+                        "invalid or unsupported Perl syntax",
+                        pattern[i..end].to_string(),
+                    ));
+                }
+                out.push(c);
+            }
+            _ if in_class => {
+                // A range's ends must be in order: `z-a` is refused.
+                let mut ahead = chars.clone();
+                if let (Some((_, '-')), Some((_, end))) = (ahead.next(), ahead.next()) {
+                    if end != ']' && end != '\\' && end < c {
+                        return Err(("invalid character class range", format!("{c}-{end}")));
+                    }
+                }
+                out.push(c);
+            }
             _ => out.push(c),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Go's `error parsing regexp: <code>: `<expr>`` for the errors users make.
@@ -550,6 +612,17 @@ fn go_regex_error(pattern: &str, message: &str) -> String {
             "missing argument to repetition operator",
             operator.to_string(),
         )
+    } else if message.contains("Unicode property not found") {
+        let from = pattern
+            .find("\\p")
+            .or_else(|| pattern.find("\\P"))
+            .unwrap_or(0);
+        let rest = &pattern[from..];
+        let len = match rest.get(2..3) {
+            Some("{") => rest.find('}').map_or(rest.len(), |e| e + 1),
+            _ => rest.char_indices().nth(3).map_or(rest.len(), |(e, _)| e),
+        };
+        ("invalid character class range", rest[..len].to_string())
     } else if message.contains("escape") {
         let from = pattern.find('\\').unwrap_or(0);
         let expr: String = pattern[from..].chars().take(2).collect();
