@@ -1032,3 +1032,83 @@ fn generated_strings_match_promtool() {
         panic!("promtool disagrees with sonde's strings:\n{report}");
     }
 }
+
+/// Seeded random regular expressions, valid or not: Go's verdict, its
+/// error text, and what `match` and `reReplaceAll` make of a subject.
+#[test]
+fn generated_regexps_match_promtool() {
+    const ATOMS: &[&str] = &[
+        "a",
+        "b",
+        "é",
+        ".",
+        "*",
+        "+",
+        "?",
+        "{2}",
+        "{1,3}",
+        "{,2}",
+        "{3,1}",
+        "(",
+        ")",
+        "[",
+        "]",
+        "^",
+        "$",
+        "|",
+        "\\\\d",
+        "\\\\w",
+        "\\\\s",
+        "\\\\b",
+        "\\\\B",
+        "-",
+        "(?i)",
+        "(?:",
+        "(?P<g>",
+        "[[:alpha:]]",
+        "[^[:digit:]]",
+        "{",
+        "}",
+        ",",
+        "\\\\.",
+        "\\\\pL",
+        "\\\\p{Greek}",
+        "\\\\x41",
+        "\\\\Q",
+        "\\\\z",
+        "\\\\A",
+        "[a-c]",
+        "[^a]",
+        "0",
+        "9",
+        " ",
+    ];
+    const SUBJECTS: &[&str] = &[
+        "",
+        "a",
+        "abc",
+        "aab-9 é",
+        "B{2}",
+        "xyz",
+        "Γειά a1",
+        "--",
+        "a.b,c",
+    ];
+    let mut random = Random(0x2e9e_5a11);
+    let templates: Vec<String> = (0..800)
+        .map(|_| {
+            let pattern: String = (0..1 + random.below(5))
+                .map(|_| random.pick(ATOMS))
+                .collect();
+            let subject = random.pick(SUBJECTS);
+            match random.below(2) {
+                0 => format!("x{{{{ match \"{pattern}\" \"{subject}\" }}}}"),
+                _ => format!("x{{{{ reReplaceAll \"{pattern}\" \"<$0$1>\" \"{subject}\" }}}}"),
+            }
+        })
+        .collect();
+    let corpus: Vec<(&str, &str)> = templates.iter().map(|t| ("big", t.as_str())).collect();
+    if let Err(report) = promtool_disagreements(&corpus) {
+        panic!("promtool disagrees with sonde's regular expressions:\n{report}");
+    }
+}

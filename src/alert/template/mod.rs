@@ -14,6 +14,7 @@
 //! - `exec`: evaluation: pipelines, variables, `if`/`range`/`with`, calls.
 //! - `builtins`: Go's predefined functions (`printf`, `index`, `eq`, …).
 //! - `functions`: Prometheus's (`query`, `humanize`, `match`, …).
+//! - `regexp`: Go's regular expressions on the regex crate.
 //! - `time`: the `time.Time` that `toTime` returns, its methods and `Format`.
 //! - `fmt`: Go's `fmt` and `strconv` formatting, which every value passes through.
 
@@ -23,6 +24,7 @@ mod fmt;
 mod functions;
 mod lex;
 mod parse;
+mod regexp;
 mod time;
 mod value;
 
