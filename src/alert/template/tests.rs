@@ -501,3 +501,25 @@ fn mangled_templates_never_panic() {
         let _ = expand(&template);
     }
 }
+
+#[test]
+fn any_regular_expression_compiles_or_errs_without_panic() {
+    const CHARS: &[char] = &[
+        '\\', '[', ']', '(', ')', '{', '}', '^', '$', '*', '+', '?', '|', '.', '-', ':', ',', 'P',
+        'p', 'Q', 'E', 'x', 'd', 'w', '0', '1', '7', '9', 'a', 'z', '_', '<', '>', '=', 'é', 'i',
+        '&', '~',
+    ];
+    let mut seed: u64 = 0x7e57_ab1e;
+    let mut random = |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    };
+    for _ in 0..10_000 {
+        let pattern: String = (0..random(12))
+            .map(|_| CHARS[random(CHARS.len())])
+            .collect();
+        let _ = super::regexp::compile(&pattern);
+    }
+}
