@@ -1112,3 +1112,94 @@ fn generated_regexps_match_promtool() {
         panic!("promtool disagrees with sonde's regular expressions:\n{report}");
     }
 }
+
+/// A random template body: text with white space and newlines, actions,
+/// variables, comments, trim markers and nested control structures.
+fn random_body(random: &mut Random, depth: usize) -> String {
+    const TEXTS: &[&str] = &["a", " ", "\n", "  b\n", "\t", "é ", ""];
+    const VALUES: &[&str] = &[
+        "$labels.job",
+        "$value",
+        ".",
+        "$",
+        "$x",
+        "1",
+        "\"s\"",
+        "(args 1 \"two\")",
+        "$labels",
+        "(query \"up\" | len)",
+        "(humanize $value)",
+        "nil",
+        "true",
+        "0",
+        "\"\"",
+        "$labels.nope",
+    ];
+    let mut body = String::new();
+    for _ in 0..1 + random.below(4) {
+        let (open, close) = (
+            random.pick(&["{{", "{{", "{{- "]),
+            random.pick(&["}}", "}}", " -}}"]),
+        );
+        body.push_str(random.pick(TEXTS));
+        let value = random.pick(VALUES);
+        match random.below(if depth < 2 { 9 } else { 5 }) {
+            0 => body.push_str(&format!("{open} {value} {close}")),
+            1 => body.push_str(&format!("{open} $x = {value} {close}")),
+            2 => body.push_str(&format!("{open}/* note */{close}")),
+            3 => body.push_str(&format!("{open} $y := {value} {close}{{{{ $y }}}}")),
+            4 => body.push_str(&format!("{open} template \"t\" {value} {close}")),
+            5 => body.push_str(&format!(
+                "{open} if {value} {close}{}{{{{ else }}}}{}{{{{ end }}}}",
+                random_body(random, depth + 1),
+                random_body(random, depth + 1)
+            )),
+            6 => body.push_str(&format!(
+                "{open} with {value} {close}{}{{{{ end }}}}",
+                random_body(random, depth + 1)
+            )),
+            7 => body.push_str(&format!(
+                "{open} range $k, $v := {} {close}{}{{{{ if eq (print $k) \"job\" }}}}{{{{ {} }}}}{{{{ end }}}}{{{{ else }}}}none{{{{ end }}}}",
+                random.pick(&["$labels", "(args 1 \"two\" 3)", "(query \"up\" | sortByLabel \"job\")", "$externalLabels"]),
+                random_body(random, depth + 1),
+                random.pick(&["break", "continue"])
+            )),
+            _ => body.push_str(&format!("{open} block \"b{depth}\" {value} {close}[{}]{{{{ end }}}}", random_body(random, depth + 1))),
+        }
+    }
+    body
+}
+
+/// Seeded random templates built from control structures, variables,
+/// definitions and trim markers: the same text as Prometheus's, or the
+/// same error.
+#[test]
+fn generated_structures_match_promtool() {
+    let mut random = Random(0x51de_0001);
+    let templates: Vec<String> = (0..400)
+        .map(|_| {
+            let body = random_body(&mut random, 0);
+            format!("x{{{{ $x := 0 }}}}{{{{ define \"t\" }}}}<{{{{ . }}}}>{{{{ end }}}}{body}|{{{{ $x }}}}")
+        })
+        .collect();
+    let all: Vec<&str> = templates.iter().map(String::as_str).collect();
+    let mismatches = parse_disagreements(&all);
+    assert!(
+        mismatches.is_empty(),
+        "parse results differ:\n{}",
+        mismatches.join("\n")
+    );
+    let parsing: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|t| check("T", t).is_ok())
+        .map(|t| ("big", *t))
+        .collect();
+    assert!(
+        parsing.len() * 2 > all.len(),
+        "most generated structures parse ({})",
+        parsing.len()
+    );
+    if let Err(report) = promtool_disagreements(&parsing) {
+        panic!("promtool disagrees with sonde's expansions:\n{report}");
+    }
+}

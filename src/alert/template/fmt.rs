@@ -1,6 +1,7 @@
 //! Go's `fmt` and `strconv` as templates see them: `%v` of every template
 //! value (what an action prints), `Sprint`, `Sprintln`, `Sprintf` with its
-//! verbs, flags and `%!verb(type=value)` complaints, and `strconv.Quote`.
+//! verbs, flags and `%!verb(type=value)` complaints, `strconv.Quote` and
+//! `strconv.ParseFloat`.
 
 use std::fmt::Write;
 

@@ -1,5 +1,5 @@
-//! Prometheus 2.42's template functions (`template/template.go`) and the
-//! `*time.Time` methods `toTime`'s result offers.
+//! Prometheus 2.42's template functions (`template/template.go`): queries
+//! and their samples, the humanize family, times, strings, links.
 
 use std::rc::Rc;
 

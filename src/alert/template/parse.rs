@@ -1,5 +1,6 @@
-//! Go text/template's lexer and parser (Go 1.19, the Go Prometheus 2.42 is
-//! built with): the same tokens, the same tree, the same error texts.
+//! Go text/template's parser (Go 1.19, the Go Prometheus 2.42 is built
+//! with): the same tree and the same error texts, and the literal rules
+//! (`strconv.Unquote`, Go's number literals) it applies.
 
 use std::collections::HashMap;
 
