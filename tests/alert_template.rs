@@ -1203,3 +1203,91 @@ fn generated_structures_match_promtool() {
         panic!("promtool disagrees with sonde's expansions:\n{report}");
     }
 }
+
+/// Seeded random layouts for `(toTime …).Format` over varied instants.
+#[test]
+fn generated_time_layouts_match_promtool() {
+    const PIECES: &[&str] = &[
+        "2006",
+        "06",
+        "01",
+        "1",
+        "Jan",
+        "January",
+        "02",
+        "2",
+        "_2",
+        "__2",
+        "002",
+        "15",
+        "03",
+        "3",
+        "04",
+        "4",
+        "05",
+        "5",
+        "PM",
+        "pm",
+        "MST",
+        "Mon",
+        "Monday",
+        "-0700",
+        "-07:00",
+        "-07",
+        "Z0700",
+        "Z07:00",
+        "Z07",
+        ".000",
+        ".999",
+        ",00",
+        ".9",
+        ".0000000000",
+        " ",
+        "-",
+        ":",
+        "T",
+        "x",
+        "_",
+        "0",
+        "7",
+        "Z",
+        "J",
+        "M",
+        "P",
+        ".",
+        "_2006",
+    ];
+    const INSTANTS: &[&str] = &[
+        "0",
+        "1.5",
+        "-1.5",
+        "1679000000.123",
+        "951782400",
+        "-62135596800",
+        "253402300799.999",
+        "1e9",
+        "86399.5",
+        "43200",
+        "$value",
+        "-86400.25",
+    ];
+    let mut random = Random(0x7133_f0a7);
+    let templates: Vec<String> = (0..400)
+        .map(|_| {
+            let layout: String = (0..1 + random.below(6))
+                .map(|_| random.pick(PIECES))
+                .collect();
+            format!(
+                "x{{{{ (toTime {}).Format \"{layout}\" }}}}",
+                random.pick(INSTANTS)
+            )
+        })
+        .collect();
+    let corpus: Vec<(&str, &str)> = templates
+        .iter()
+        .map(|t| ("timestamp", t.as_str()))
+        .collect();
+    if let Err(report) = promtool_disagreements(&corpus) {
+        panic!("promtool disagrees with sonde's time layouts:\n{report}");
+    }
+}

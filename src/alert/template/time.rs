@@ -223,9 +223,12 @@ pub fn format(t: Time, layout: &str) -> String {
             rest = &rest[first.len_utf8()..];
             continue;
         };
-        // "_2006" is an underscore then the year, not a padded day.
-        if *element == "_2" && rest.starts_with("_2006") {
-            out.push('_');
+        // "_2006" is an underscore then the year, not a padded day; "Jan"
+        // and "Mon" before a lower-case letter are words, not elements.
+        let word = matches!(*element, "Jan" | "Mon")
+            && rest[3..].starts_with(|c: char| c.is_ascii_lowercase());
+        if word || (*element == "_2" && rest.starts_with("_2006")) {
+            out.push(first);
             rest = &rest[1..];
             continue;
         }
