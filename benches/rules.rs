@@ -7,7 +7,12 @@
 //! 10 s for a minute once both have evaluated for a while; the table shows
 //! the medians and sonde's ratio.
 //!
-//!     cargo bench --bench rules        # with the Makefile's flags, see BENCHMARKS.md
+//! `pack`: the shipped rule pack (`packaging/rules/`) instead, over sonde's
+//! own live metrics, which sonde also remote-writes to the Prometheus
+//! beside it, so both evaluate the same rules on the same samples.
+//!
+//!     cargo bench --bench rules             # with the Makefile's flags, see BENCHMARKS.md
+//!     cargo bench --bench rules -- pack
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -116,6 +121,38 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn main() {
+    let pack = std::env::args().skip(1).any(|a| a == "pack");
+    if pack {
+        shipped_pack();
+    } else {
+        synthetic();
+    }
+}
+
+/// The shipped pack over sonde's own metrics, remote-written to Prometheus.
+fn shipped_pack() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/rules/*.yml");
+    let prometheus = Prometheus::start(
+        &format!("global:\n  evaluation_interval: 10s\nrule_files:\n  - {rules}\n"),
+        &["--web.enable-remote-write-receiver"],
+    );
+    let sonde = Sonde::start(&format!(
+        "[alerting]\nrule_files = [\"{rules}\"]\nevaluation_interval = \"10s\"\n\
+         [[remote_write]]\nurl = \"{}/api/v1/write\"\n",
+        prometheus.base_url
+    ));
+    std::thread::sleep(WARM_UP);
+    let times = read_evaluation_times(&[&prometheus.base_url, &sonde.base_url], || {
+        std::thread::sleep(Duration::from_secs(10))
+    });
+    report(
+        "evaluationTime per group of the shipped rule pack over sonde's own metrics",
+        times,
+    );
+}
+
+/// 100 rules over 10,000 generated counters.
+fn synthetic() {
     let dir = TempDir::new("bench-rules");
     let rule_file = dir.0.join("rules.yml");
     std::fs::write(&rule_file, rules()).unwrap();
@@ -162,31 +199,12 @@ fn main() {
         }
     };
     feed_until(Instant::now() + WARM_UP);
-    let mut times: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for _ in 0..READS {
-        feed_until(Instant::now() + Duration::from_secs(10));
-        for (group, seconds) in evaluation_times(&prometheus.base_url) {
-            times.entry(group).or_default().0.push(seconds);
-        }
-        for (group, seconds) in evaluation_times(&sonde.base_url) {
-            times.entry(group).or_default().1.push(seconds);
-        }
-    }
-
-    println!(
-        "evaluationTime per group of 10 rules over 1,000 of the series, median of {READS} (ms)"
-    );
-    println!("{:>10} {:>10} {:>7}  group", "Prometheus", "sonde", "ratio");
-    let (mut total_prom, mut total_sonde) = (0.0, 0.0);
-    for (group, (prom, ours)) in &mut times {
-        let (p, s) = (median(prom) * 1000.0, median(ours) * 1000.0);
-        total_prom += p;
-        total_sonde += s;
-        println!("{p:>10.2} {s:>10.2} {:>7.2}  {group}", s / p);
-    }
-    println!(
-        "{total_prom:>10.2} {total_sonde:>10.2} {:>7.2}  all 100 rules",
-        total_sonde / total_prom
+    let times = read_evaluation_times(&[&targets[0], &targets[1]], || {
+        feed_until(Instant::now() + Duration::from_secs(10))
+    });
+    report(
+        "evaluationTime per group of 10 rules over 1,000 of the series",
+        times,
     );
     let alerts = |base: &str| {
         let (_, body) = get(&format!("{base}/api/v1/alerts")).unwrap();
@@ -197,5 +215,40 @@ fn main() {
         "alerts pending or firing: Prometheus {}, sonde {}",
         alerts(&prometheus.base_url),
         alerts(&sonde.base_url)
+    );
+}
+
+/// Each group's evaluationTime from Prometheus ([0]) and sonde ([1]), read
+/// `READS` times with `wait` before each.
+fn read_evaluation_times(
+    targets: &[&str; 2],
+    mut wait: impl FnMut(),
+) -> BTreeMap<String, (Vec<f64>, Vec<f64>)> {
+    let mut times: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for _ in 0..READS {
+        wait();
+        for (group, seconds) in evaluation_times(targets[0]) {
+            times.entry(group).or_default().0.push(seconds);
+        }
+        for (group, seconds) in evaluation_times(targets[1]) {
+            times.entry(group).or_default().1.push(seconds);
+        }
+    }
+    times
+}
+
+fn report(title: &str, mut times: BTreeMap<String, (Vec<f64>, Vec<f64>)>) {
+    println!("{title}, median of {READS} (ms)");
+    println!("{:>10} {:>10} {:>7}  group", "Prometheus", "sonde", "ratio");
+    let (mut total_prom, mut total_sonde) = (0.0, 0.0);
+    for (group, (prom, ours)) in &mut times {
+        let (p, s) = (median(prom) * 1000.0, median(ours) * 1000.0);
+        total_prom += p;
+        total_sonde += s;
+        println!("{p:>10.2} {s:>10.2} {:>7.2}  {group}", s / p);
+    }
+    println!(
+        "{total_prom:>10.2} {total_sonde:>10.2} {:>7.2}  all groups",
+        total_sonde / total_prom
     );
 }

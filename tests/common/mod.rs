@@ -87,7 +87,7 @@ impl Sonde {
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[collect]\ninterval = \"1s\"\n{}{extra}",
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[collect]\ninterval = \"1s\"\n{extra}\n{}",
                 data.0.join("store").display(),
                 if extra.contains("[alerting]") { String::new() } else { shipped_rules() },
             ),
