@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod bench;
+pub mod civil;
 pub mod collect;
 pub mod config;
 pub mod doctor;

@@ -350,7 +350,8 @@ fn a_bad_reload_keeps_the_old_rules() {
 }
 
 /// Without an Alertmanager: the rules' alerts go through sonde's own
-/// notifier to a webhook, firing then resolved, grouped as configured.
+/// notifier to a webhook, firing then resolved, grouped as configured; the
+/// Alerts view silences one and expires the silence.
 #[test]
 fn alerts_reach_a_webhook_through_the_built_in_notifier() {
     let (url, recorded) = recorder();
@@ -369,6 +370,45 @@ fn alerts_reach_a_webhook_through_the_built_in_notifier() {
     assert_eq!(firing[0]["status"], "firing");
     assert_eq!(firing[0]["groupLabels"]["alertname"], "ValueHigh");
     assert_eq!(firing[0]["alerts"][0]["labels"]["severity"], "page");
+
+    // Silenced from the dashboard: marked there, listed, and expired again.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let answer = common::remote::post(
+        &format!("{}/alerts/silence", sonde.base_url),
+        b"label=alertname%3DValueHigh&label=severity%3Dpage&for=1h",
+        &form,
+    )
+    .unwrap();
+    // A redirect back to the view, which the client follows.
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("<h2>Silences</h2>"));
+    let html = sonde.get_ok("/alerts");
+    assert!(html.contains("class=\"state silenced\""), "{html}");
+    assert_eq!(
+        html.matches(">Expire</button>").count(),
+        1,
+        "one silence listed: {html}"
+    );
+    let silences: Value = serde_json::from_str(&sonde.get_ok("/api/v2/silences")).unwrap();
+    let id = silences[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(silences[0]["createdBy"], "dashboard");
+    let answer = common::remote::post(
+        &format!("{}/alerts/expire", sonde.base_url),
+        format!("id={id}").as_bytes(),
+        &form,
+    )
+    .unwrap();
+    // A redirect back to the view, which the client follows.
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.text().contains("<h2>Silences</h2>"));
+    assert!(!sonde.get_ok("/alerts").contains("class=\"state silenced\""));
+    let bad = common::remote::post(
+        &format!("{}/alerts/silence", sonde.base_url),
+        b"for=2y",
+        &form,
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.text());
 
     set(&[&sonde.base_url], "test_value", &[], 0.0);
     let resolved = eventually(Duration::from_secs(20), || {

@@ -1,13 +1,19 @@
 //! Alerting: Prometheus rule files evaluated inside sonde, and what becomes
-//! of the alerts they raise.
+//! of the alerts they raise. The way of a rule, one module a step:
 //!
+//! - [`rulefile`] reads and checks rule files; [`manager`] loads them, runs
+//!   each [`group`] on its slot (its rules in order at one timestamp, stale
+//!   markers for series that end) and reloads them; [`rule`] is one rule's
+//!   evaluation and the alert state machine; [`persist`] keeps alert state
+//!   across restarts in `sonde.db`; [`service`] is what `sonde run` starts.
 //! - [`template`]: Go's text/template with Prometheus's functions, for
 //!   annotations and labels (`{{ $labels.instance }}`, `{{ humanize $value }}`).
+//! - Alerts go out through [`manager::AlertSender`]s: [`alertmanager`] posts
+//!   them to Alertmanagers as Prometheus does; [`notify`] is the built-in
+//!   notifier (webhook, Slack, Telegram, e-mail; routing, grouping, silences
+//!   and inhibition) for the single-server owner who runs no Alertmanager.
 //! - [`check`] and [`unittest`]: `sonde check rules` and `sonde test rules`,
-//!   promtool's checks and rule unit tests.
-//! - [`notify`]: the built-in receivers (webhook, Slack, Telegram, e-mail),
-//!   routing, grouping, silences and inhibition, for the single-server owner
-//!   who runs no Alertmanager.
+//!   promtool's checks and rule unit tests on the same engine.
 //!
 //! Every alert leaves a rule group as an [`Alert`], the shape Alertmanager's
 //! API v2 takes, whether it goes to an Alertmanager or to [`notify`].
@@ -48,32 +54,4 @@ impl Alert {
     }
 }
 
-/// An instant as Go's `time.Time` writes itself in JSON (RFC 3339 in UTC,
-/// the fraction without trailing zeros), which Alertmanager and Prometheus's
-/// APIs use.
-pub fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let of_day = ms.rem_euclid(86_400_000);
-    let (year, month, day) = crate::query::civil_from_days(days);
-    let (hour, minute, second, millis) = (
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1000 % 60,
-        of_day % 1000,
-    );
-    let fraction = if millis == 0 {
-        String::new()
-    } else {
-        format!(".{millis:03}").trim_end_matches('0').to_string()
-    };
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn instants_read_as_go_writes_them() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_709_214_300_120), "2024-02-29T13:45:00.12Z");
-    }
-}
+pub use crate::civil::rfc3339;

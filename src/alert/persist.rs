@@ -56,9 +56,9 @@ struct SavedAlert {
 impl AlertStates {
     /// Opens the database the store keeps (its migrations made the table).
     pub fn open(database: &Path) -> anyhow::Result<AlertStates> {
-        let conn = Connection::open(database)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(AlertStates { conn })
+        Ok(AlertStates {
+            conn: crate::store::side_connection(database)?,
+        })
     }
 
     /// Saves the group's alerts as of its last evaluation.

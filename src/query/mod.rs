@@ -24,7 +24,7 @@ use crate::store::{SeriesSamples, Store};
 
 pub use aggregate::format_go_float;
 pub use eval::selector_matchers;
-pub(crate) use functions::{civil_from_days, extrapolated_rate};
+pub(crate) use functions::extrapolated_rate;
 
 /// Where the evaluator reads samples: every series the matchers select, with
 /// its samples in `[start_ms, end_ms]`.

@@ -57,6 +57,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dashboard::page))
         .route("/alerts", get(dashboard::alerts::page))
+        .route(
+            "/alerts/silence",
+            axum::routing::post(dashboard::alerts::silence),
+        )
+        .route(
+            "/alerts/expire",
+            axum::routing::post(dashboard::alerts::expire),
+        )
         .route("/graph", get(dashboard::graph::page))
         .route("/static/{*file}", get(dashboard::asset))
         .route("/metrics", get(metrics))

@@ -32,18 +32,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::prompb::compress;
 
-fn connect(db_file: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(db_file)
-        .with_context(|| format!("cannot open the database {}", db_file.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
-}
-
 /// Sets the queue up for the destinations `remotes` (the database is
 /// already migrated): a new one starts after the last row, one no longer
 /// configured is forgotten (and no longer holds rows back).
 pub fn configure(db_file: &Path, remotes: &[&str]) -> anyhow::Result<()> {
-    let mut conn = connect(db_file)?;
+    let mut conn = crate::store::side_connection(db_file)?;
     let tx = conn.transaction()?;
     let configured: Vec<String> = {
         let mut stmt = tx.prepare("SELECT remote FROM remote_write_position")?;
@@ -105,7 +98,7 @@ pub struct Cursor {
 impl Cursor {
     /// Opens the position [`configure`] set up for `remote`.
     pub fn open(db_file: &Path, remote: &str) -> anyhow::Result<Cursor> {
-        let conn = connect(db_file)?;
+        let conn = crate::store::side_connection(db_file)?;
         let (position, in_flight) = conn
             .query_row(
                 "SELECT seq, in_flight FROM remote_write_position WHERE remote = ?1",

@@ -1061,6 +1061,18 @@ impl Drop for Store {
     }
 }
 
+/// A connection of another stage (the remote-write queue, alert state, the
+/// notifier) to the store's database, which the store has migrated: it
+/// waits up to 5 s for the store's writes, and keeps a small page cache, as
+/// its tables are small.
+pub fn side_connection(file: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(file)
+        .with_context(|| format!("cannot open the database {}", file.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -256)?;
+    Ok(conn)
+}
+
 /// Opens the database file and brings it to the current schema.
 fn connect(file: &Path) -> anyhow::Result<Connection> {
     let mut conn = Connection::open(file)

@@ -47,8 +47,6 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
-
 pub use config::NotifyConfig;
 use dispatch::{Dispatcher, Message};
 use inhibit::{InhibitRule, Inhibitor};
@@ -123,11 +121,9 @@ impl Plan {
     }
 }
 
-/// Opens the (migrated) database as the store does: busy timeout 5 s.
+/// Opens the database the store has migrated, and checks it has.
 fn connect(db_file: &Path) -> anyhow::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(db_file)
-        .with_context(|| format!("cannot open the database {}", db_file.display()))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    let conn = crate::store::side_connection(db_file)?;
     let migrated: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'notify_silences')",
         [],

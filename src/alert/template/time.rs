@@ -111,8 +111,9 @@ impl Civil {
         let secs = t.unix_nanos.div_euclid(1_000_000_000);
         let days = secs.div_euclid(86_400);
         let of_day = secs.rem_euclid(86_400) as u32;
-        let (year, month, day) = civil_from_days(days);
-        let year_day = (days - days_from_civil(year, 1, 1)) as u32 + 1;
+        let (year, month, day) = crate::civil::civil_from_days(days);
+        let (month, day) = (month as u32, day as u32);
+        let year_day = (days - crate::civil::days_from_civil(year, 1, 1)) as u32 + 1;
         Civil {
             year,
             month,
@@ -126,31 +127,6 @@ impl Civil {
             weekday: (days + 4).rem_euclid(7) as u32,
         }
     }
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `time.Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`.

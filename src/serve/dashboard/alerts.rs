@@ -1,17 +1,25 @@
 //! The Alerts view at `/alerts`: every alerting rule, firing ones first,
-//! each with its alerts (labels, annotations, value, since when) and a link
-//! to its expression on the Graph view; rules that failed say why.
+//! each with its alerts (labels, annotations, value, since when, whether a
+//! silence of the built-in notifier mutes it) and a link to its expression
+//! on the Graph view; rules that failed say why. Below, the silences. Plain
+//! HTML forms silence an alert (every label matched, for a chosen time) and
+//! expire a silence; both answer with a redirect back to the view.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Form, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::frame::{Frame, View};
 use crate::alert::group::graph_link;
+use crate::alert::notify::silence::{PostableSilence, SilenceMatcher, SilenceState};
+use crate::alert::notify::Notifier;
 use crate::alert::rule::{AlertState, Health, Rule};
 use crate::alert::rulefile::RuleKind;
-use crate::model::format_float;
+use crate::model::{format_float, Labels};
+
+/// How long a silence made from the view lasts: the choices offered.
+const SILENCE_FOR: [&str; 4] = ["1h", "4h", "1d", "1w"];
 
 struct RuleView {
     name: String,
@@ -26,6 +34,8 @@ struct RuleView {
 
 struct AlertView {
     state: &'static str,
+    /// Ids of the silences that mute it.
+    silenced_by: Vec<String>,
     labels: Vec<(String, String)>,
     annotations: Vec<(String, String)>,
     value: String,
@@ -42,21 +52,34 @@ struct Page {
     inactive: usize,
     rules: Vec<RuleView>,
     reload_error: Option<String>,
+    silence_for: [&'static str; 4],
+    silences: Vec<SilenceView>,
+}
+
+struct SilenceView {
+    id: String,
+    state: &'static str,
+    matchers: String,
+    until: String,
+    created_by: String,
+    comment: String,
 }
 
 /// `GET /alerts`.
 pub async fn page(State(state): State<crate::serve::AppState>) -> Response {
     let now = crate::collect::now_ms();
     let frame = Frame::new(View::Alerts, &state);
+    let notifier = state.notifier.as_ref();
     let (mut rules, reload_error) = match &state.alerting {
         Some(alerting) => {
             let loaded = alerting.rules.loaded();
+            let external = &loaded.settings.external_labels;
             let rules: Vec<RuleView> = loaded
                 .groups
                 .iter()
                 .flat_map(|group| group.rules.iter().map(move |rule| (group, rule)))
                 .filter(|(_, rule)| matches!(rule.spec.kind, RuleKind::Alerting { .. }))
-                .map(|(group, rule)| rule_view(&group.spec.name, rule, now))
+                .map(|(group, rule)| rule_view(&group.spec.name, rule, now, notifier, external))
                 .collect();
             (rules, loaded.reload_error.clone())
         }
@@ -77,6 +100,8 @@ pub async fn page(State(state): State<crate::serve::AppState>) -> Response {
         inactive,
         rules,
         reload_error,
+        silence_for: SILENCE_FOR,
+        silences: notifier.map(|n| silence_views(n, now)).unwrap_or_default(),
     };
     match page.render() {
         Ok(html) => Html(html).into_response(),
@@ -88,7 +113,13 @@ pub async fn page(State(state): State<crate::serve::AppState>) -> Response {
     }
 }
 
-fn rule_view(group: &str, rule: &Rule, now: i64) -> RuleView {
+fn rule_view(
+    group: &str,
+    rule: &Rule,
+    now: i64,
+    notifier: Option<&Notifier>,
+    external: &Labels,
+) -> RuleView {
     let RuleKind::Alerting { for_ms, .. } = rule.spec.kind else {
         unreachable!("only alerting rules are shown")
     };
@@ -98,6 +129,10 @@ fn rule_view(group: &str, rule: &Rule, now: i64) -> RuleView {
         .filter(|a| a.state != AlertState::Inactive)
         .map(|alert| AlertView {
             state: alert.state.as_str(),
+            silenced_by: notifier.map_or_else(Vec::new, |n| {
+                n.silences()
+                    .silenced_by(&with_external(&alert.labels, external), now)
+            }),
             labels: pairs(&alert.labels),
             annotations: pairs(&alert.annotations),
             value: format_float(alert.value),
@@ -139,4 +174,135 @@ fn ago(ms: i64) -> String {
         "{} ago",
         humantime::format_duration(std::time::Duration::from_secs(seconds))
     )
+}
+
+/// An alert's labels as the notifier sees them: with the external labels.
+fn with_external(labels: &Labels, external: &Labels) -> Labels {
+    let mut all = labels.clone();
+    for (name, value) in external.iter() {
+        if all.get(name).is_none() {
+            all.set(name.to_string(), value.to_string());
+        }
+    }
+    all
+}
+
+fn silence_views(notifier: &Notifier, now: i64) -> Vec<SilenceView> {
+    notifier
+        .silences()
+        .list(now)
+        .into_iter()
+        .filter(|s| s.state(now) != SilenceState::Expired)
+        .map(|silence| SilenceView {
+            state: match silence.state(now) {
+                SilenceState::Active => "active",
+                SilenceState::Pending => "pending",
+                SilenceState::Expired => "expired",
+            },
+            matchers: silence
+                .matchers
+                .iter()
+                .map(|m| {
+                    let op = match (m.is_equal, m.is_regex) {
+                        (true, false) => "=",
+                        (false, false) => "!=",
+                        (true, true) => "=~",
+                        (false, true) => "!~",
+                    };
+                    format!("{}{op}{:?}", m.name, m.value)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            until: crate::alert::rfc3339(silence.ends_at_ms),
+            created_by: silence.created_by,
+            comment: silence.comment,
+            id: silence.id,
+        })
+        .collect()
+}
+
+/// `POST /alerts/silence`: silences the alert whose labels the form lists
+/// (`label` fields, `name=value`), for `for` (one of [`SILENCE_FOR`]).
+pub async fn silence(
+    State(state): State<crate::serve::AppState>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let Some(notifier) = &state.notifier else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the built-in notifier is not running\n",
+        )
+            .into_response();
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let matchers: Vec<SilenceMatcher> = fields
+        .iter()
+        .filter(|(n, _)| n == "label")
+        .filter_map(|(_, pair)| pair.split_once('='))
+        .map(|(name, value)| SilenceMatcher {
+            name: name.to_string(),
+            value: value.to_string(),
+            is_regex: false,
+            is_equal: true,
+        })
+        .collect();
+    let span = field("for").unwrap_or("");
+    if !SILENCE_FOR.contains(&span) {
+        let message = format!(
+            "bad for {span:?}: choose one of {}\n",
+            SILENCE_FOR.join(", ")
+        );
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    }
+    let now = crate::collect::now_ms();
+    let span_ms = crate::serve::api::parse_duration(span).expect("the choices parse");
+    let posted = PostableSilence {
+        id: None,
+        matchers,
+        starts_at: crate::alert::rfc3339(now),
+        ends_at: crate::alert::rfc3339(now + span_ms),
+        created_by: field("created_by")
+            .filter(|c| !c.is_empty())
+            .unwrap_or("dashboard")
+            .to_string(),
+        comment: field("comment")
+            .filter(|c| !c.is_empty())
+            .unwrap_or("silenced from the dashboard")
+            .to_string(),
+    };
+    match notifier.silences().set(posted, now) {
+        Ok(_) => Redirect::to("/alerts").into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, format!("cannot silence: {err}\n")).into_response(),
+    }
+}
+
+/// `POST /alerts/expire`: expires the silence `id`.
+pub async fn expire(
+    State(state): State<crate::serve::AppState>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let Some(notifier) = &state.notifier else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the built-in notifier is not running\n",
+        )
+            .into_response();
+    };
+    let id = fields
+        .iter()
+        .find(|(n, _)| n == "id")
+        .map_or("", |(_, v)| v.as_str());
+    match notifier.silences().expire(id, crate::collect::now_ms()) {
+        Ok(()) => Redirect::to("/alerts").into_response(),
+        Err(err) => (
+            StatusCode::BAD_REQUEST,
+            format!("cannot expire silence {id:?}: {err}\n"),
+        )
+            .into_response(),
+    }
 }
