@@ -15,6 +15,7 @@ pub mod config;
 pub mod doctor;
 pub mod memory;
 pub mod model;
+pub mod outbound;
 pub mod prompb;
 pub mod query;
 pub mod run;

@@ -155,12 +155,7 @@ impl Drop for Alertmanagers {
 
 impl Shared {
     fn deliver(&self) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .user_agent(concat!("sonde/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = crate::outbound::agent(TIMEOUT, |config| config);
         loop {
             let batch: Vec<Alert> = {
                 let mut queue = self.queue.lock().expect("lock poisoned");
@@ -195,17 +190,15 @@ impl Shared {
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<(), String> {
-    let response = agent
+    let mut response = agent
         .post(url)
         .header("Content-Type", "application/json")
         .send(body)
         .map_err(|err| err.to_string())?;
-    let status = response.status();
-    if status.is_success() {
+    if response.status().is_success() {
         Ok(())
     } else {
-        let text = response.into_body().read_to_string().unwrap_or_default();
-        Err(format!("HTTP {status}: {}", text.trim()))
+        Err(crate::outbound::refusal(&mut response))
     }
 }
 

@@ -13,7 +13,6 @@
 //!
 //! Rows older than `max_queue_age` are dropped and counted as failed.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -140,13 +139,8 @@ struct Destination {
 impl Destination {
     fn new(config: RemoteWriteConfig) -> anyhow::Result<Destination> {
         let authorization = authorization(&config)?;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(config.timeout))
-            .user_agent(concat!("sonde/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls_config(&config)?)
-            .build()
-            .into();
+        let tls = tls_config(&config)?;
+        let agent = crate::outbound::agent(config.timeout, |builder| builder.tls_config(tls));
         Ok(Destination {
             config,
             agent,
@@ -267,14 +261,8 @@ impl Destination {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-        let mut text = String::new();
-        let _ = response
-            .body_mut()
-            .as_reader()
-            .take(1024)
-            .read_to_string(&mut text);
-        let reason = format!("HTTP {status}: {}", text.trim());
-        if status == 429 || status >= 500 {
+        let reason = crate::outbound::refusal(&mut response);
+        if crate::outbound::worth_retrying(status) {
             Outcome::Retry(reason, retry_after)
         } else {
             Outcome::Refused(reason)

@@ -228,18 +228,9 @@ pub async fn silence(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let Some(notifier) = &state.notifier else {
-        return (
-            StatusCode::NOT_FOUND,
-            "the built-in notifier is not running\n",
-        )
-            .into_response();
+        return not_running();
     };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let field = |name: &str| form_field(&fields, name);
     let matchers: Vec<SilenceMatcher> = fields
         .iter()
         .filter(|(n, _)| n == "label")
@@ -287,16 +278,9 @@ pub async fn expire(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let Some(notifier) = &state.notifier else {
-        return (
-            StatusCode::NOT_FOUND,
-            "the built-in notifier is not running\n",
-        )
-            .into_response();
+        return not_running();
     };
-    let id = fields
-        .iter()
-        .find(|(n, _)| n == "id")
-        .map_or("", |(_, v)| v.as_str());
+    let id = form_field(&fields, "id").unwrap_or("");
     match notifier.silences().expire(id, crate::collect::now_ms()) {
         Ok(()) => Redirect::to("/alerts").into_response(),
         Err(err) => (
@@ -305,4 +289,19 @@ pub async fn expire(
         )
             .into_response(),
     }
+}
+
+fn not_running() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "the built-in notifier is not running\n",
+    )
+        .into_response()
+}
+
+fn form_field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }

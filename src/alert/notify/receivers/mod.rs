@@ -251,18 +251,12 @@ fn deliver_all(
 /// An HTTP agent for notification endpoints: statuses are answers, not
 /// errors, and every request is bounded in time.
 fn http_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(ATTEMPT_TIMEOUT))
-        .user_agent(concat!("sonde/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+    crate::outbound::agent(ATTEMPT_TIMEOUT, |config| config)
 }
 
 /// POSTs JSON; a 2xx delivers, a 429 or 5xx or no answer may be retried,
 /// any other status refuses.
 fn post_json(agent: &ureq::Agent, url: &str, body: &serde_json::Value) -> Result<(), Failure> {
-    use std::io::Read;
     let mut response = agent
         .post(url)
         .header("Content-Type", "application/json")
@@ -272,14 +266,8 @@ fn post_json(agent: &ureq::Agent, url: &str, body: &serde_json::Value) -> Result
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let mut text = String::new();
-    let _ = response
-        .body_mut()
-        .as_reader()
-        .take(1024)
-        .read_to_string(&mut text);
-    let reason = format!("HTTP {status}: {}", text.trim());
-    if status == 429 || status >= 500 {
+    let reason = crate::outbound::refusal(&mut response);
+    if crate::outbound::worth_retrying(status) {
         Err(Failure::Retry(reason))
     } else {
         Err(Failure::Refused(reason))
