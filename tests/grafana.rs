@@ -137,9 +137,27 @@ fn grafana_data_source_requests_get_prometheus_shaped_answers() {
     );
     assert_eq!(build["features"], serde_json::json!({}));
 
-    // On load: rules and exemplars, valid and empty.
+    // On load: the rules (the shipped pack) in Prometheus's shape, and
+    // exemplars, valid and empty.
     let rules = data(get_json(&sonde, "/api/v1/rules"), "rules");
-    assert_eq!(rules["groups"], serde_json::json!([]));
+    let groups = rules["groups"].as_array().unwrap();
+    assert!(!groups.is_empty(), "{rules}");
+    for group in groups {
+        assert!(
+            group["name"].is_string() && group["file"].is_string(),
+            "{group}"
+        );
+        for rule in group["rules"].as_array().unwrap() {
+            assert!(
+                ["alerting", "recording"].contains(&rule["type"].as_str().unwrap()),
+                "{rule}"
+            );
+            assert!(
+                rule["health"].is_string() && rule["query"].is_string(),
+                "{rule}"
+            );
+        }
+    }
     let exemplars = data(
         post_form(
             &sonde,
