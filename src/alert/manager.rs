@@ -61,6 +61,7 @@ pub struct RuleManager {
     /// Wakes the evaluation thread after a reload or at stop.
     changed: Condvar,
     states: Option<Mutex<AlertStates>>,
+    save_error_logged: Mutex<Option<std::time::Instant>>,
     senders: Vec<Arc<dyn AlertSender>>,
 }
 
@@ -108,6 +109,7 @@ impl RuleManager {
             }),
             changed: Condvar::new(),
             states: states.map(Mutex::new),
+            save_error_logged: Mutex::new(None),
             senders,
         })
     }
@@ -264,7 +266,13 @@ impl RuleManager {
         }
         if let Some(states) = &self.states {
             if let Err(err) = states.lock().expect("lock poisoned").save(group) {
-                tracing::warn!(group = %group.spec.name, "cannot save alert state: {err:#}");
+                // A disk that stays full or read-only fails every
+                // evaluation: say so once a minute.
+                let mut logged = self.save_error_logged.lock().expect("lock poisoned");
+                if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    *logged = Some(std::time::Instant::now());
+                    tracing::warn!(group = %group.spec.name, "cannot save alert state: {err:#}");
+                }
             }
         }
         drop(loaded);
