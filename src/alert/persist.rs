@@ -18,13 +18,14 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::group::{same_name_ordinal, Group};
 use crate::alert::rule::{AlertState, RuleAlert};
 use crate::alert::rulefile::RuleKind;
 use crate::model::Labels;
+use crate::store::SideDatabase;
 
 /// How restored state is judged, from `[alerting]`.
 #[derive(Clone, Copy, Debug)]
@@ -34,7 +35,7 @@ pub struct RestorePolicy {
 }
 
 pub struct AlertStates {
-    conn: Connection,
+    db: SideDatabase,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,9 +57,9 @@ struct SavedAlert {
 impl AlertStates {
     /// Opens the database the store keeps (its migrations made the table).
     pub fn open(database: &Path) -> anyhow::Result<AlertStates> {
-        Ok(AlertStates {
-            conn: crate::store::side_connection(database)?,
-        })
+        let db = SideDatabase::new(database);
+        db.with(|_| Ok(()))?;
+        Ok(AlertStates { db })
     }
 
     /// Saves the group's alerts as of its last evaluation.
@@ -85,12 +86,15 @@ impl AlertStates {
                 });
             }
         }
-        self.conn.execute(
-            "INSERT INTO alert_group_state (file, name, evaluated_at, alerts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (file, name) DO UPDATE SET evaluated_at = excluded.evaluated_at, alerts = excluded.alerts",
-            params![group.spec.file, group.spec.name, evaluated_at, serde_json::to_string(&saved)?],
-        )?;
-        Ok(())
+        let json = serde_json::to_string(&saved)?;
+        self.db.with(|conn| {
+            conn.execute(
+                "INSERT INTO alert_group_state (file, name, evaluated_at, alerts) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (file, name) DO UPDATE SET evaluated_at = excluded.evaluated_at, alerts = excluded.alerts",
+                params![group.spec.file, group.spec.name, evaluated_at, json],
+            )?;
+            Ok(())
+        })
     }
 
     /// Gives the group the alerts it had when sonde stopped, judged by
@@ -101,14 +105,15 @@ impl AlertStates {
         now_ms: i64,
         policy: RestorePolicy,
     ) -> anyhow::Result<usize> {
-        let row: Option<(i64, String)> = self
-            .conn
-            .query_row(
-                "SELECT evaluated_at, alerts FROM alert_group_state WHERE file = ?1 AND name = ?2",
-                params![group.spec.file, group.spec.name],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
+        let row: Option<(i64, String)> = self.db.with(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT evaluated_at, alerts FROM alert_group_state WHERE file = ?1 AND name = ?2",
+                    params![group.spec.file, group.spec.name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?)
+        })?;
         let Some((down_at, json)) = row else {
             return Ok(0);
         };

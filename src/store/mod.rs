@@ -1073,6 +1073,29 @@ pub fn side_connection(file: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// The store's database as another stage's tables in it (alert state, the
+/// notifier's silences and log): a connection opened for each use and
+/// closed after, never held. After a write error the store reopens its
+/// database by path, where an administrator may have mounted the file
+/// system again; a connection held open would keep the old mount alive,
+/// and releasing it later could undo writes made through the new one.
+#[derive(Clone, Debug)]
+pub struct SideDatabase(PathBuf);
+
+impl SideDatabase {
+    pub fn new(file: &Path) -> SideDatabase {
+        SideDatabase(file.to_path_buf())
+    }
+
+    /// Runs `f` on a fresh connection.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        f(&mut side_connection(&self.0)?)
+    }
+}
+
 /// Opens the database file and brings it to the current schema.
 fn connect(file: &Path) -> anyhow::Result<Connection> {
     let mut conn = Connection::open(file)

@@ -121,21 +121,23 @@ impl Plan {
     }
 }
 
-/// Opens the database the store has migrated, and checks it has.
-fn connect(db_file: &Path) -> anyhow::Result<rusqlite::Connection> {
-    let conn = crate::store::side_connection(db_file)?;
-    let migrated: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'notify_silences')",
-        [],
-        |row| row.get(0),
-    )?;
+/// The database the store has migrated, checked that it has.
+fn connect(db_file: &Path) -> anyhow::Result<crate::store::SideDatabase> {
+    let db = crate::store::SideDatabase::new(db_file);
+    let migrated: bool = db.with(|conn| {
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'notify_silences')",
+            [],
+            |row| row.get(0),
+        )?)
+    })?;
     if !migrated {
         anyhow::bail!(
             "{} has no notifier tables: open the store first (it applies the migrations)",
             db_file.display()
         );
     }
-    Ok(conn)
+    Ok(db)
 }
 
 /// The dispatcher's alerts as the API last saw them.

@@ -9,7 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::params;
+
+use crate::store::SideDatabase;
 
 use super::notification::{fingerprint_hex, Fingerprint};
 
@@ -24,15 +26,15 @@ pub struct Entry {
 type Key = (String, String, &'static str);
 
 pub struct NotificationLog {
-    conn: Connection,
+    db: SideDatabase,
     entries: HashMap<Key, Entry>,
 }
 
 impl NotificationLog {
     pub fn open(db_file: &Path) -> anyhow::Result<NotificationLog> {
-        let conn = super::connect(db_file)?;
+        let db = super::connect(db_file)?;
         let mut entries = HashMap::new();
-        {
+        db.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT group_key, receiver, integration, firing, resolved, sent_at_ms FROM notify_log",
             )?;
@@ -53,8 +55,9 @@ impl NotificationLog {
                 };
                 entries.insert(key, entry);
             }
-        }
-        Ok(NotificationLog { conn, entries })
+            Ok(())
+        })?;
+        Ok(NotificationLog { db, entries })
     }
 
     pub fn get(
@@ -75,19 +78,22 @@ impl NotificationLog {
         integration: &'static str,
         entry: Entry,
     ) -> anyhow::Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO notify_log
-             (group_key, receiver, integration, firing, resolved, sent_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                group_key,
-                receiver,
-                integration,
-                format_set(&entry.firing),
-                format_set(&entry.resolved),
-                entry.sent_at_ms
-            ],
-        )?;
+        self.db.with(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO notify_log
+                 (group_key, receiver, integration, firing, resolved, sent_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    group_key,
+                    receiver,
+                    integration,
+                    format_set(&entry.firing),
+                    format_set(&entry.resolved),
+                    entry.sent_at_ms
+                ],
+            )?;
+            Ok(())
+        })?;
         self.entries.insert(
             (group_key.to_string(), receiver.to_string(), integration),
             entry,
@@ -98,8 +104,10 @@ impl NotificationLog {
     /// Forgets entries older than `retention`.
     pub fn collect_garbage(&mut self, now_ms: i64, retention: Duration) -> anyhow::Result<()> {
         let cutoff = now_ms.saturating_sub(retention.as_millis() as i64);
-        self.conn
-            .execute("DELETE FROM notify_log WHERE sent_at_ms < ?1", [cutoff])?;
+        self.db.with(|conn| {
+            conn.execute("DELETE FROM notify_log WHERE sent_at_ms < ?1", [cutoff])?;
+            Ok(())
+        })?;
         self.entries.retain(|_, e| e.sent_at_ms >= cutoff);
         Ok(())
     }

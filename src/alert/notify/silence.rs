@@ -20,7 +20,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
-use rusqlite::{params, Connection};
+use rusqlite::params;
+
+use crate::store::SideDatabase;
 use serde::{Deserialize, Serialize};
 
 use super::matcher;
@@ -168,16 +170,16 @@ pub struct Silences {
 }
 
 struct Stored {
-    conn: Connection,
+    db: SideDatabase,
     by_id: BTreeMap<String, Silence>,
 }
 
 impl Silences {
     /// Reads the silences of the (migrated) database `db_file`.
     pub fn open(db_file: &Path, retention: Duration) -> anyhow::Result<Silences> {
-        let conn = super::connect(db_file)?;
+        let db = super::connect(db_file)?;
         let mut by_id = BTreeMap::new();
-        {
+        db.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, matchers, starts_at_ms, ends_at_ms, updated_at_ms, created_by, comment
                  FROM notify_silences",
@@ -202,9 +204,10 @@ impl Silences {
                 };
                 by_id.insert(id, silence);
             }
-        }
+            Ok(())
+        })?;
         Ok(Silences {
-            inner: Mutex::new(Stored { conn, by_id }),
+            inner: Mutex::new(Stored { db, by_id }),
             retention: Mutex::new(retention),
         })
     }
@@ -344,10 +347,13 @@ impl Silences {
         let retention = *self.retention.lock().expect("lock poisoned");
         let cutoff = now_ms.saturating_sub(retention.as_millis() as i64);
         let mut stored = self.lock();
-        stored.conn.execute(
-            "DELETE FROM notify_silences WHERE ends_at_ms < ?1",
-            [cutoff],
-        )?;
+        stored.db.with(|conn| {
+            conn.execute(
+                "DELETE FROM notify_silences WHERE ends_at_ms < ?1",
+                [cutoff],
+            )?;
+            Ok(())
+        })?;
         stored.by_id.retain(|_, s| s.ends_at_ms >= cutoff);
         Ok(())
     }
@@ -356,22 +362,25 @@ impl Silences {
 impl Stored {
     fn save(&mut self, silence: Silence) -> Result<(), SilenceError> {
         let matchers = serde_json::to_string(&silence.matchers).expect("matchers serialize");
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO notify_silences
-                 (id, matchers, starts_at_ms, ends_at_ms, updated_at_ms, created_by, comment)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    silence.id,
-                    matchers,
-                    silence.starts_at_ms,
-                    silence.ends_at_ms,
-                    silence.updated_at_ms,
-                    silence.created_by,
-                    silence.comment
-                ],
-            )
-            .map_err(|err| SilenceError::Storage(format!("cannot store the silence: {err}")))?;
+        self.db
+            .with(|conn| {
+                conn.execute(
+                    "INSERT OR REPLACE INTO notify_silences
+                     (id, matchers, starts_at_ms, ends_at_ms, updated_at_ms, created_by, comment)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        silence.id,
+                        matchers,
+                        silence.starts_at_ms,
+                        silence.ends_at_ms,
+                        silence.updated_at_ms,
+                        silence.created_by,
+                        silence.comment
+                    ],
+                )?;
+                Ok(())
+            })
+            .map_err(|err| SilenceError::Storage(format!("cannot store the silence: {err:#}")))?;
         self.by_id.insert(silence.id.clone(), silence);
         Ok(())
     }
