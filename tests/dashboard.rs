@@ -123,20 +123,9 @@ fn known_store(dir: &std::path::Path, end_ms: i64) -> Store {
 /// Serves the router on a free loopback port from a thread of its own;
 /// returns the base URL. The server lives as long as the test process.
 fn serve(store: Store) -> String {
-    let shared = Arc::new(Shared::new(store));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, router(shared)).await.unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
+    let (url, stop, _thread) = common::recorder::serve(router(Arc::new(Shared::new(store))));
+    std::mem::forget(stop); // lives as long as the test process
+    url
 }
 
 fn panels(html: &str) -> usize {

@@ -36,6 +36,9 @@ pub struct RestorePolicy {
 
 pub struct AlertStates {
     db: SideDatabase,
+    /// Groups whose saved state holds no alert: saving them again without
+    /// alerts would change nothing a restore reads.
+    saved_empty: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,7 +62,10 @@ impl AlertStates {
     pub fn open(database: &Path) -> anyhow::Result<AlertStates> {
         let db = SideDatabase::new(database);
         db.with(|_| Ok(()))?;
-        Ok(AlertStates { db })
+        Ok(AlertStates {
+            db,
+            saved_empty: Default::default(),
+        })
     }
 
     /// Saves the group's alerts as of its last evaluation.
@@ -86,6 +92,11 @@ impl AlertStates {
                 });
             }
         }
+        let key = (group.spec.file.clone(), group.spec.name.clone());
+        let mut saved_empty = self.saved_empty.lock().expect("lock poisoned");
+        if saved.is_empty() && saved_empty.contains(&key) {
+            return Ok(());
+        }
         let json = serde_json::to_string(&saved)?;
         self.db.with(|conn| {
             conn.execute(
@@ -94,7 +105,13 @@ impl AlertStates {
                 params![group.spec.file, group.spec.name, evaluated_at, json],
             )?;
             Ok(())
-        })
+        })?;
+        if saved.is_empty() {
+            saved_empty.insert(key);
+        } else {
+            saved_empty.remove(&key);
+        }
+        Ok(())
     }
 
     /// Gives the group the alerts it had when sonde stopped, judged by

@@ -1,6 +1,7 @@
 //! A recording HTTP server on a free loopback port: every request's path and
 //! JSON body kept for the test to read (webhook, Slack- and Telegram-shaped
-//! endpoints); paths starting with `/fail` answer 500.
+//! endpoints); paths starting with `/fail` answer 500. [`serve`] serves any
+//! router the same way (the dashboard tests serve sonde's own).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
