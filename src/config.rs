@@ -144,6 +144,27 @@ pub struct CollectConfig {
     pub forget_after: Duration,
     /// Which eBPF collectors to load (`[collect.bpf]`).
     pub bpf: BpfConfig,
+    /// Containers and systemd units from their cgroups (`[collect.containers]`).
+    pub containers: ContainersConfig,
+}
+
+/// The containers collector (`collect::containers`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainersConfig {
+    /// Whether to report containers and systemd units.
+    pub enabled: bool,
+    /// Most cgroups reported a round; beyond, the deepest units are left out.
+    pub max_cgroups: usize,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        ContainersConfig {
+            enabled: true,
+            max_cgroups: crate::collect::containers::DEFAULT_MAX_CGROUPS,
+        }
+    }
 }
 
 impl Default for CollectConfig {
@@ -153,6 +174,7 @@ impl Default for CollectConfig {
             max_series_per_metric: crate::collect::budget::DEFAULT_MAX_SERIES,
             forget_after: crate::store::StoreOptions::default().idle_after,
             bpf: BpfConfig::default(),
+            containers: ContainersConfig::default(),
         }
     }
 }
@@ -473,6 +495,9 @@ impl Config {
                     remote.name()
                 );
             }
+        }
+        if self.collect.containers.max_cgroups == 0 {
+            bail!("key collect.containers.max_cgroups: expected at least 1, got 0");
         }
         if self.collect.max_series_per_metric == 0 {
             bail!("key collect.max_series_per_metric: expected at least 1, got 0");

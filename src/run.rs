@@ -40,6 +40,11 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
 
     let mut collectors = collect::node::collectors();
     collectors.extend(collect::bpf::collectors(&config.collect));
+    let containers = &config.collect.containers;
+    if containers.enabled {
+        let max_cgroups = containers.max_cgroups;
+        collectors.push(Box::new(collect::containers::Containers::new(max_cgroups)));
+    }
     let collection =
         Collection::new(collectors).with_max_series(config.collect.max_series_per_metric);
     for name in collection.names() {

@@ -37,8 +37,8 @@ pub const MAX_WALK_DIRS: usize = 100_000;
 pub struct Placement {
     /// The systemd unit or slice (`nginx.service`, `user-1000.slice`).
     pub unit: Option<Arc<str>>,
-    /// A container's 12-hex short id, or `pod<uid>` for a Kubernetes pod's
-    /// own cgroup.
+    /// A container's name where its runtime's state names it, else its
+    /// 12-hex short id; `pod<uid>` for a Kubernetes pod's own cgroup.
     pub container: Option<Arc<str>>,
 }
 
@@ -48,6 +48,18 @@ impl Placement {
         let unit = self.unit.as_deref().map(|u| ("unit", u));
         let container = self.container.as_deref().map(|c| ("container", c));
         unit.into_iter().chain(container)
+    }
+
+    /// [`Placement::of_path`], with a container named as its runtime names
+    /// it (`containers::runtime`) where one does; the id stays resolvable
+    /// through `sonde_container_info`.
+    pub fn named(path: &str) -> Placement {
+        let mut placement = Placement::of_path(path);
+        if let Some(id) = path.split('/').find_map(container_id) {
+            let name = crate::collect::containers::runtime::lookup(id).name;
+            placement.container = name.map(Arc::from).or(placement.container);
+        }
+        placement
     }
 
     /// Where a process in the cgroup at `path` (relative to the cgroup v2
@@ -93,7 +105,7 @@ impl Placement {
 /// `/kubepods/burstable/pod<uid>/<id>`). Conmon, the monitor Podman and
 /// CRI-O run beside a container (`libpod-conmon-<id>.scope`), is not the
 /// container.
-fn container_id(component: &str) -> Option<&str> {
+pub(crate) fn container_id(component: &str) -> Option<&str> {
     let name = component.strip_suffix(".scope").unwrap_or(component);
     let id = name.rsplit('-').next().unwrap_or(name);
     let hex64 = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
@@ -102,7 +114,7 @@ fn container_id(component: &str) -> Option<&str> {
 
 /// A Kubernetes pod's uid from its cgroup directory: `pod<uid>` (cgroupfs
 /// driver) or `kubepods[-<qos>]-pod<uid with _ for ->.slice` (systemd driver).
-fn pod_uid(component: &str) -> Option<String> {
+pub(crate) fn pod_uid(component: &str) -> Option<String> {
     let name = component.strip_suffix(".slice").unwrap_or(component);
     let (prefix, uid) = name.rsplit_once("pod")?;
     let shaped = prefix.is_empty() || prefix.starts_with("kubepods") && prefix.ends_with('-');
@@ -113,7 +125,7 @@ fn pod_uid(component: &str) -> Option<String> {
 
 /// Whether a cgroup directory is a systemd unit's: the unit types that own
 /// cgroups.
-fn is_systemd_unit(component: &str) -> bool {
+pub(crate) fn is_systemd_unit(component: &str) -> bool {
     [".service", ".scope", ".slice", ".socket", ".mount", ".swap"]
         .iter()
         .any(|suffix| component.len() > suffix.len() && component.ends_with(suffix))
@@ -138,7 +150,7 @@ pub fn v2_root() -> Option<PathBuf> {
 }
 
 /// mountinfo writes space, tab, newline and backslash as octal escapes.
-fn unescape_mount(field: &str) -> Option<PathBuf> {
+pub(crate) fn unescape_mount(field: &str) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStringExt;
     let mut out = Vec::with_capacity(field.len());
     let bytes = field.as_bytes();
@@ -249,7 +261,7 @@ impl Cgroups {
             };
             let relative = Path::new("/").join(dir.strip_prefix(&root).unwrap_or(Path::new("")));
             let entry = self.entries.entry(meta.ino()).or_insert_with(|| Entry {
-                placement: Placement::of_path(&relative.to_string_lossy()),
+                placement: Placement::named(&relative.to_string_lossy()),
                 walk,
                 asked: None,
             });

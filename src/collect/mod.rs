@@ -6,6 +6,7 @@
 pub mod bpf;
 pub mod budget;
 pub mod cgroup;
+pub mod containers;
 pub mod node;
 pub mod schedule;
 

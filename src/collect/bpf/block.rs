@@ -15,6 +15,7 @@ use super::{
     attach, object_storage, push_log2_histogram, AttachKind, Attached, Degraded, Loaded, Variant,
     HIST_WORDS,
 };
+use crate::collect::containers::charged_io;
 use crate::collect::Collector;
 use crate::model::Family;
 
@@ -87,12 +88,12 @@ pub fn op_label(op: u32) -> &'static str {
 /// Device numbers (packed as the kernel's dev_t: major << 20 | minor) to
 /// their /proc/diskstats names, re-read when an unknown device shows up.
 #[derive(Default)]
-struct Devices {
+pub struct Devices {
     names: HashMap<u32, String>,
 }
 
 impl Devices {
-    fn name(&mut self, dev: u32) -> String {
+    pub fn name(&mut self, dev: u32) -> String {
         if !self.names.contains_key(&dev) {
             if let Ok(text) = std::fs::read_to_string("/proc/diskstats") {
                 self.names = parse_diskstats(&text);
@@ -132,7 +133,10 @@ impl Collector for Block {
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
-        self.io.drain([[&maps.block_io_0, &maps.block_io_1]])?;
+        self.io
+            .drain_observed([[&maps.block_io_0, &maps.block_io_1]], |_, entry| {
+                charge_cgroup(entry)
+            })?;
         let mut latency = Family::histogram(
             "sonde_block_io_duration_seconds",
             "Time block I/O requests took from issue to the device to completion.",
@@ -173,6 +177,27 @@ impl Collector for Block {
         }
         out.extend([latency, bytes, ops]);
         Ok(())
+    }
+}
+
+/// Hands a drained increment of read or written bytes to the containers
+/// collector, per cgroup and device (`container_fs_*_bytes_total`).
+fn charge_cgroup(entry: &Entry) {
+    let key = &entry.key;
+    let cgroup = key
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_ne_bytes);
+    let (Some(cgroup), Some(dev), Some(op)) = (
+        cgroup,
+        key_u32(key, PROC_ID_LEN),
+        key_u32(key, PROC_ID_LEN + 4),
+    ) else {
+        return;
+    };
+    if op <= 1 {
+        let bytes = entry.value.first().copied().unwrap_or(0);
+        charged_io::charge(cgroup, dev, op == 1, bytes);
     }
 }
 
