@@ -14,14 +14,13 @@
 mod common;
 mod kernel;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{bpf_required, ExposedSample, Sonde, TempDir};
+use common::podman::{Container, Podman, IMAGE};
+use common::{bpf_required, ExposedSample, Sonde};
 use kernel::{value, TestCgroup, NO_BUDGET};
 
-const IMAGE: &str = "localhost/sonde-test-busybox:latest";
 const MIB: f64 = 1024.0 * 1024.0;
 /// What the workload holds on its tmpfs and writes with O_DIRECT.
 const HELD_MIB: u64 = 64;
@@ -53,156 +52,6 @@ sh -c 'x=$(dd if=/dev/zero bs=1M count=100 2>/dev/null | tr "\0" a); echo surviv
 touch /tmp/done
 exec sleep 600
 "#;
-
-/// Podman with this test's own configuration (this machine needs runc,
-/// cgroupfs and lower ulimits).
-struct Podman {
-    conf: PathBuf,
-    _dir: TempDir,
-}
-
-impl Podman {
-    /// None (the test skips) when podman is not installed and not required.
-    fn new() -> Option<Podman> {
-        if Command::new("podman").arg("--version").output().is_err() {
-            assert!(!bpf_required(), "podman is missing: run `make test-deps`");
-            eprintln!("skipping: podman is not installed");
-            return None;
-        }
-        let dir = TempDir::new("podman");
-        let conf = dir.0.join("containers.conf");
-        std::fs::write(
-            &conf,
-            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\
-             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
-        )
-        .unwrap();
-        let podman = Podman { conf, _dir: dir };
-        podman.build_image();
-        Some(podman)
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("podman")
-            .env("CONTAINERS_CONF", &self.conf)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "podman {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// The image: busybox-static with every applet linked, and the scripts.
-    fn build_image(&self) {
-        let root = TempDir::new("image");
-        for dir in ["bin", "tmp", "data"] {
-            std::fs::create_dir_all(root.0.join(dir)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.0.join("bin/busybox"))
-            .expect("busybox-static is missing");
-        let applets = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&applets.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", root.0.join("bin").join(applet)).unwrap();
-            }
-        }
-        let workload = WORKLOAD
-            .replace("HELD_MIB", &HELD_MIB.to_string())
-            .replace("WRITTEN_MIB", &WRITTEN_MIB.to_string())
-            .replace("PINGS", &PINGS.to_string());
-        write_script(&root.0.join("bin/workload"), &workload);
-        write_script(&root.0.join("bin/limited"), LIMITED);
-        let tar = Command::new("tar")
-            .args(["-C", root.0.to_str().unwrap(), "-cf", "-", "."])
-            .output()
-            .unwrap();
-        let mut import = Command::new("podman")
-            .env("CONTAINERS_CONF", &self.conf)
-            .args(["import", "-q", "-", IMAGE])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-        assert!(import.wait().unwrap().success(), "podman import failed");
-    }
-}
-
-fn write_script(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A container removed (with force) on drop.
-struct Container<'a> {
-    podman: &'a Podman,
-    name: String,
-    id: String,
-}
-
-impl<'a> Container<'a> {
-    fn start(podman: &'a Podman, name: &str, extra: &[&str], command: &str) -> Container<'a> {
-        let _ = Command::new("podman")
-            .env("CONTAINERS_CONF", &podman.conf)
-            .args(["rm", "-f", "-t", "0", name])
-            .output();
-        let mut args = vec!["run", "-d", "--name", name, "--tmpfs", "/data:rw,size=256m"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, command]);
-        let id = podman.run(&args);
-        Container {
-            podman,
-            name: name.to_string(),
-            id,
-        }
-    }
-
-    /// A file of the container's, read through its first process's root
-    /// (an exec would run inside the container and add to its CPU).
-    fn read(&self, path: &str) -> Option<String> {
-        std::fs::read_to_string(format!("/proc/{}/root{path}", self.pid())).ok()
-    }
-
-    /// Waits (at most 60 s) for the workload to finish.
-    fn wait_done(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.read("/tmp/done").is_none() {
-            assert!(Instant::now() < deadline, "{}: workload not done in 60 s", self.name);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.podman
-            .run(&["inspect", "-f", "{{.State.Pid}}", &self.name])
-            .parse()
-            .unwrap()
-    }
-
-    /// The cgroup path cAdvisor's `id` label shows.
-    fn cgroup(&self) -> String {
-        let text = std::fs::read_to_string(format!("/proc/{}/cgroup", self.pid())).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("no cgroup v2 line")
-            .to_string()
-    }
-}
-
-impl Drop for Container<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .env("CONTAINERS_CONF", &self.podman.conf)
-            .args(["rm", "-f", "-t", "0", &self.name])
-            .output();
-    }
-}
 
 /// One series' value, labels matched exactly on `id` and the extra ones.
 fn of(samples: &[ExposedSample], name: &str, id: &str, extra: &[(&str, &str)]) -> Option<f64> {
@@ -261,20 +110,24 @@ fn timed_cpu(text: &str) -> f64 {
 
 #[test]
 fn podman_containers_match_their_work_and_the_kernel() {
-    let Some(podman) = Podman::new() else {
+    let workload = WORKLOAD
+        .replace("HELD_MIB", &HELD_MIB.to_string())
+        .replace("WRITTEN_MIB", &WRITTEN_MIB.to_string())
+        .replace("PINGS", &PINGS.to_string());
+    let Some(podman) = Podman::new(&[("workload", &workload), ("limited", LIMITED)]) else {
         return;
     };
     let sonde = Sonde::start(NO_BUDGET);
     let started = now_s();
     let tag = std::process::id();
     let name = format!("sonde-work-{tag}");
-    let work = Container::start(&podman, &name, &[], "/bin/workload");
+    let work = Container::start(&podman, &name, &[], &["/bin/workload"]);
     let limited_name = format!("sonde-limited-{tag}");
     let limited = Container::start(
         &podman,
         &limited_name,
         &["--memory", "48m", "--memory-swap", "48m", "--cpus", "0.5"],
-        "/bin/limited",
+        &["/bin/limited"],
     );
     work.wait_done();
     limited.wait_done();
