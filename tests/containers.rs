@@ -238,7 +238,7 @@ fn podman_containers_match_their_work_and_the_kernel() {
     );
 
     // Network: the pings, each way, within 1 % (ARP and the like add a few
-    // frames), and exactly what the namespace's /proc/<pid>/net/dev says.
+    // frames), and what the namespace's /proc/<pid>/net/dev says.
     let net_dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap();
     let eth0 = net_dev
         .lines()
@@ -272,7 +272,11 @@ fn podman_containers_match_their_work_and_the_kernel() {
         within(received, pinged, 0.01),
         "received {received} for {pinged} pinged"
     );
-    assert_eq!((received, sent), (counts[0], counts[8]), "vs {eth0}");
+    // The round is up to an interval old: an ARP exchange may come after it.
+    assert!(
+        within(received, counts[0], 0.01) && within(sent, counts[8], 0.01),
+        "received {received}, sent {sent}, vs {eth0}"
+    );
     assert!(of(
         &samples,
         "container_network_receive_bytes_total",
