@@ -418,3 +418,184 @@ fn alerts_view_without_rules_says_how_to_add_them() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("No alerting rules loaded"), "{html}");
 }
+
+/// A store with two containers, a unit and the root cgroup, and processes,
+/// one of which lived for a single round; what the Who view must rank.
+fn who_store(dir: &std::path::Path, end_ms: i64) -> Store {
+    let mib = 1024.0 * 1024.0;
+    let span = 20 * 60;
+    let web = "/system.slice/docker-3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a.scope";
+    let db =
+        "/libpod_parent/libpod-aaaa2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a";
+    let mut samples = Vec::new();
+    // CPU seconds per second: web 0.5, db 0.25, nginx.service 0.1, the root 2.
+    for (id, name, cpu, memory) in [
+        (web, Some("web"), 0.5, 300.0 * mib),
+        (db, Some("db"), 0.25, 900.0 * mib),
+        ("/system.slice/nginx.service", None, 0.1, 50.0 * mib),
+        ("/", None, 2.0, 4000.0 * mib),
+    ] {
+        let mut labels = vec![("id", id)];
+        labels.extend(name.map(|n| ("name", n)));
+        let with = |metric: &'static str| {
+            let mut all = labels.clone();
+            all.push((METRIC_NAME, metric));
+            all
+        };
+        samples.extend(series(
+            &with("container_cpu_usage_seconds_total"),
+            end_ms,
+            span,
+            |t| cpu * t,
+        ));
+        samples.extend(series(
+            &with("container_memory_working_set_bytes"),
+            end_ms,
+            span,
+            |_| memory,
+        ));
+        let mut disk = with("container_fs_writes_bytes_total");
+        disk.push(("device", "/dev/vda"));
+        samples.extend(series(&disk, end_ms, span, |t| 1000.0 * t));
+    }
+    // A process that did all its I/O in one round: a single sample.
+    samples.push(Sample {
+        labels: Labels::new([
+            (METRIC_NAME, "sonde_block_io_bytes_total"),
+            ("comm", "flash"),
+            ("device", "vda"),
+            ("op", "write"),
+        ]),
+        timestamp_ms: end_ms - 60 * SECOND,
+        value: 64.0 * mib,
+    });
+    // A steady one: 1 KiB/s over the range, existing before it.
+    let steady = [
+        (METRIC_NAME, "sonde_block_io_bytes_total"),
+        ("comm", "steady"),
+        ("unit", "nginx.service"),
+        ("device", "vda"),
+        ("op", "write"),
+    ];
+    samples.extend(series(&steady, end_ms, 2 * span, |t| 1e6 + 1024.0 * t));
+    let mut store = Store::open(dir).unwrap();
+    store.append(&samples).unwrap();
+    store
+}
+
+/// The Who view ranks containers, units and processes by what they used over
+/// the range (a process's single sample counted whole), sorts by any column,
+/// and every row opens a page with its charts.
+#[test]
+fn who_view_ranks_and_drills_down() {
+    let dir = TempDir::new("dashboard-who");
+    let base = serve(who_store(&dir.0, now_ms()));
+    let (status, html) = get(&format!("{base}/who?range=15m")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    let rows = |html: &str, table: &str| -> Vec<String> {
+        let start = html.find(&format!("aria-label=\"{table}\"")).unwrap();
+        let section = &html[start..start + html[start..].find("</section>").unwrap()];
+        section
+            .split("<tr><th scope=\"row\">")
+            .skip(1)
+            .map(|row| {
+                let text = row.split("</tr>").next().unwrap();
+                let plain: String = text
+                    .split('<')
+                    .map(|part| part.split_once('>').map_or(part, |(_, t)| t))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                plain.split_whitespace().collect::<Vec<_>>().join(" ")
+            })
+            .collect()
+    };
+    // CPU over 15 minutes: 50 % and 25 %; memory at its highest; 1000 B/s written.
+    assert_eq!(
+        rows(&html, "Containers"),
+        ["web 50% 300 MiB 879 KiB 0 B", "db 25% 900 MiB 879 KiB 0 B"],
+        "{html}"
+    );
+    assert_eq!(
+        rows(&html, "Units"),
+        ["nginx.service 10% 50 MiB 879 KiB 0 B"]
+    );
+    let processes = rows(&html, "Processes");
+    assert_eq!(processes.len(), 2, "{processes:?}");
+    assert!(
+        processes.contains(&"flash 0% 0 B 64 MiB 0 B".to_string()),
+        "{processes:?}"
+    );
+    assert!(
+        processes.contains(&"steady nginx.service 0% 0 B 900 KiB 0 B".to_string()),
+        "{processes:?}"
+    );
+
+    let (_, by_memory) = get(&format!("{base}/who?range=15m&sort=memory")).unwrap();
+    assert!(
+        rows(&by_memory, "Containers")[0].starts_with("db "),
+        "{by_memory}"
+    );
+    let (_, by_disk) = get(&format!("{base}/who?range=15m&sort=disk")).unwrap();
+    assert!(
+        rows(&by_disk, "Processes")[0].starts_with("flash "),
+        "{by_disk}"
+    );
+
+    // Every row links to its page, which draws its charts.
+    for link in html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|h| h.split('"').next())
+    {
+        if !link.starts_with("/who/") {
+            continue;
+        }
+        let link = link.replace("&#38;", "&");
+        let (status, page) = get(&format!("{base}{link}")).unwrap();
+        assert_eq!(status, 200, "{link}: {page}");
+        assert_eq!(rows(&page, "Over the range").len(), 1, "{link}: {page}");
+        assert!(
+            page.contains("/graph?g0.expr="),
+            "{link}: charts link to the Graph view"
+        );
+        // A single sample has no rate to draw; its row still says it all.
+        if !link.contains("flash") {
+            assert!(
+                page.contains("<svg role=\"img\""),
+                "{link} draws nothing: {page}"
+            );
+        }
+    }
+    let (_, unit) = get(&format!(
+        "{base}/who/cgroup?id=%2Fsystem.slice%2Fnginx.service&range=15m"
+    ))
+    .unwrap();
+    assert!(unit.contains("<h1>nginx.service</h1>"), "{unit}");
+    assert_eq!(
+        rows(&unit, "Over the range"),
+        ["nginx.service 10% 50 MiB 879 KiB 0 B"]
+    );
+    let (_, flash) = get(&format!("{base}/who/process?comm=flash&range=15m")).unwrap();
+    assert_eq!(rows(&flash, "Over the range"), ["flash 0% 0 B 64 MiB 0 B"]);
+    assert_eq!(
+        rows(&unit, "Over the range"),
+        ["nginx.service 10% 50 MiB 879 KiB 0 B"]
+    );
+    let (_, flash) = get(&format!("{base}/who/process?comm=flash&range=15m")).unwrap();
+    assert_eq!(rows(&flash, "Over the range"), ["flash 0% 0 B 64 MiB 0 B"]);
+    assert_eq!(
+        rows(&unit, "Processes"),
+        ["steady nginx.service 0% 0 B 900 KiB 0 B"]
+    );
+
+    for (query, says) in [
+        ("/who?sort=fame", "bad sort"),
+        ("/who?zoom=2", "unknown parameter"),
+        ("/who/cgroup?range=1h", "id: expected a cgroup path"),
+        ("/who/process?unit=x", "comm: expected"),
+    ] {
+        let (status, text) = get(&format!("{base}{query}")).unwrap();
+        assert_eq!(status, 400, "{query}: {text}");
+        assert!(text.contains(says), "{query}: {text}");
+    }
+}

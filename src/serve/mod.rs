@@ -66,6 +66,9 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(dashboard::alerts::expire),
         )
         .route("/graph", get(dashboard::graph::page))
+        .route("/who", get(dashboard::who::page))
+        .route("/who/cgroup", get(dashboard::who::cgroup_page))
+        .route("/who/process", get(dashboard::who::process_page))
         .route("/static/{*file}", get(dashboard::asset))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))

@@ -8,16 +8,18 @@ use crate::serve::Shared;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
     Overview,
+    Who,
     Alerts,
     Graph,
 }
 
 impl View {
-    const ALL: [View; 3] = [View::Overview, View::Alerts, View::Graph];
+    const ALL: [View; 4] = [View::Overview, View::Who, View::Alerts, View::Graph];
 
     fn label(self) -> &'static str {
         match self {
             View::Overview => "Overview",
+            View::Who => "Who",
             View::Alerts => "Alerts",
             View::Graph => "Graph",
         }
@@ -26,6 +28,7 @@ impl View {
     fn href(self) -> &'static str {
         match self {
             View::Overview => "/",
+            View::Who => "/who",
             View::Alerts => "/alerts",
             View::Graph => "/graph",
         }

@@ -210,23 +210,11 @@ fn fill(page: &mut Page, source: &dyn Source, request: &Request) -> Result<(), Q
     };
     page.left_out = series.len().saturating_sub(MAX_LINES);
     let plotted: Vec<Plotted> = series
-        .into_iter()
+        .iter()
         .take(MAX_LINES)
         .zip(PALETTE.iter().cycle())
         .map(|(series, &color)| {
-            let mut points = vec![None; grid.len];
-            for (t, v) in series.points {
-                let index = (t - grid.start_ms) / step;
-                if let Some(point) = points.get_mut(index as usize) {
-                    *point = Some(v);
-                }
-            }
-            Plotted {
-                legend: series.labels.to_string(),
-                color,
-                dashed: false,
-                points,
-            }
+            Plotted::from_series(series, series.labels.to_string(), color, &grid)
         })
         .collect();
     if plotted.is_empty() {
@@ -238,12 +226,9 @@ fn fill(page: &mut Page, source: &dyn Source, request: &Request) -> Result<(), Q
     );
     page.legend = plotted
         .iter()
-        .map(|line| {
-            let plotters::style::RGBColor(r, g, b) = line.color;
-            LegendEntry {
-                name: line.legend.clone(),
-                color: format!("#{r:02x}{g:02x}{b:02x}"),
-            }
+        .map(|line| LegendEntry {
+            name: line.legend.clone(),
+            color: line.css_color(),
         })
         .collect();
     Ok(())

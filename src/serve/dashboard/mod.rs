@@ -1,5 +1,6 @@
-//! The dashboard: views in one [`frame`] — the Overview at `/`, the
-//! [`alerts`] and the [`graph`] — all server-rendered HTML without script.
+//! The dashboard: views in one [`frame`] — the Overview at `/`, [`who`]
+//! uses the machine, the [`alerts`] and the [`graph`] — all server-rendered
+//! HTML without script.
 //!
 //! The Overview at `/`: the Status view ([`status`]: what sonde lost or
 //! failed lately, shown only then), six server-rendered SVG charts read from
@@ -20,6 +21,7 @@ pub mod render;
 pub mod series;
 pub mod status;
 pub mod units;
+pub mod who;
 
 use std::time::Instant;
 
@@ -27,7 +29,6 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use plotters::style::RGBColor;
 
 use self::charts::{Chart, CHARTS};
 use self::render::{Plotted, PALETTE};
@@ -236,10 +237,9 @@ impl ChartView {
                 let values = line.points.iter().flatten();
                 let last = values.clone().next_back().copied().unwrap_or(f64::NAN);
                 let max = values.fold(f64::NEG_INFINITY, |max, &v| max.max(v));
-                let RGBColor(r, g, b) = line.color;
                 LegendEntry {
                     name: line.legend.clone(),
-                    color: format!("#{r:02x}{g:02x}{b:02x}"),
+                    color: line.css_color(),
                     dashed: line.dashed,
                     last: chart.unit.format(last),
                     max: chart.unit.format(max),

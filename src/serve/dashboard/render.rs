@@ -40,6 +40,36 @@ pub struct Plotted {
     pub points: Points,
 }
 
+impl Plotted {
+    /// One series of a PromQL range query evaluated on `grid`'s instants.
+    pub fn from_series(
+        series: &crate::query::RangeSeries,
+        legend: String,
+        color: RGBColor,
+        grid: &Grid,
+    ) -> Plotted {
+        let mut points = vec![None; grid.len];
+        for &(t, v) in &series.points {
+            let index = (t - grid.start_ms) / grid.step_ms;
+            if let Some(point) = usize::try_from(index).ok().and_then(|i| points.get_mut(i)) {
+                *point = Some(v);
+            }
+        }
+        Plotted {
+            legend,
+            color,
+            dashed: false,
+            points,
+        }
+    }
+
+    /// The line's colour as CSS writes it, for its legend swatch.
+    pub fn css_color(&self) -> String {
+        let RGBColor(r, g, b) = self.color;
+        format!("#{r:02x}{g:02x}{b:02x}")
+    }
+}
+
 /// The chart as an SVG document.
 pub fn svg(
     title: &str,

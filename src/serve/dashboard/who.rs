@@ -1,0 +1,950 @@
+//! The Who view at `/who`: which containers, systemd units and processes
+//! used the most CPU, memory, disk and network over the range, one table
+//! each, sortable by any of the four; and a page for each of them
+//! (`/who/cgroup?id=…` for a container or unit, `/who/process?comm=…&unit=…
+//! &container=…` for a process) with its charts over the range.
+//!
+//! Everything is PromQL over the store: containers and units from the
+//! cAdvisor-named `container_*` families (`id` is the cgroup), processes
+//! from sonde's per-process ones. A table cell covers the whole range: CPU
+//! as the average share of one CPU, memory as the highest value seen, disk
+//! and network as every byte counted (a short-lived process's first and only
+//! sample included, see [`counter_growth`]), so a burst early in the range
+//! still ranks.
+//! Each chart links its PromQL to the Graph view.
+
+use std::time::Instant;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::charts::{Style, Unit};
+use super::frame::{Frame, View};
+use super::render::{self, Plotted, PALETTE};
+use super::series::Grid;
+use super::Range;
+use crate::model::Labels;
+use crate::query::{self, Limits, QueryValue, Source};
+
+/// The title of a detail page's own row.
+const SUMMARY: &str = "Over the range";
+/// Rows per table.
+const TOP: usize = 10;
+/// Instants a detail chart is drawn at.
+const POINTS: i64 = 200;
+
+/// The four columns, in order; a table is sorted by one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resource {
+    Cpu,
+    Memory,
+    Disk,
+    Network,
+}
+
+impl Resource {
+    const ALL: [Resource; 4] = [
+        Resource::Cpu,
+        Resource::Memory,
+        Resource::Disk,
+        Resource::Network,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+            Resource::Disk => "disk",
+            Resource::Network => "network",
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Resource::Cpu => "CPU",
+            Resource::Memory => "Memory",
+            Resource::Disk => "Disk",
+            Resource::Network => "Network",
+        }
+    }
+
+    fn unit(self) -> Unit {
+        match self {
+            Resource::Cpu => Unit::Percent,
+            _ => Unit::Bytes,
+        }
+    }
+}
+
+/// What a table's rows are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Container,
+    Unit,
+    Process,
+}
+
+/// How a column reads a metric over the range.
+enum Measure {
+    /// What a counter grew by, summed over the key's series.
+    Counter(&'static str),
+    /// A gauge's highest value over the range, the highest of the key's series.
+    Gauge(&'static str),
+}
+
+/// The four columns of a table: the labels that make a row, and per
+/// resource the metrics whose measures add up to its cell.
+struct ColumnQueries {
+    key: &'static [&'static str],
+    columns: [&'static [Measure]; 4],
+}
+
+const CGROUPS: ColumnQueries = ColumnQueries {
+    key: &["id", "name"],
+    columns: [
+        &[Measure::Counter("container_cpu_usage_seconds_total")],
+        &[Measure::Gauge("container_memory_working_set_bytes")],
+        &[
+            Measure::Counter("container_fs_reads_bytes_total"),
+            Measure::Counter("container_fs_writes_bytes_total"),
+        ],
+        &[
+            Measure::Counter("container_network_receive_bytes_total"),
+            Measure::Counter("container_network_transmit_bytes_total"),
+        ],
+    ],
+};
+
+const PROCESSES: ColumnQueries = ColumnQueries {
+    key: &["comm", "unit", "container"],
+    columns: [
+        &[Measure::Counter("sonde_process_cpu_seconds_total")],
+        &[Measure::Gauge("sonde_process_resident_memory_bytes")],
+        &[Measure::Counter("sonde_block_io_bytes_total")],
+        &[Measure::Counter("sonde_net_bytes_total")],
+    ],
+};
+
+/// One container, unit or process with its four values (CPU in percent of
+/// one CPU on average, the others in bytes).
+struct Entry {
+    labels: Labels,
+    values: [f64; 4],
+}
+
+/// Evaluates the columns over `range` ending at `now_ms`, restricted by the
+/// PromQL matchers `sel`: one entry per key.
+fn entries(
+    store: &dyn Source,
+    columns: &ColumnQueries,
+    sel: &str,
+    range: Range,
+    now_ms: i64,
+) -> Result<Vec<Entry>, query::QueryError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for (column, measures) in columns.columns.iter().enumerate() {
+        for measure in *measures {
+            let values = match measure {
+                Measure::Counter(metric) => counter_growth(store, metric, sel, range, now_ms)?,
+                Measure::Gauge(metric) => {
+                    let promql = format!("max_over_time({metric}{{{sel}}}[{}])", range.name());
+                    let QueryValue::Vector(samples) =
+                        query::instant_query(store, &Limits::default(), &promql, now_ms)?
+                    else {
+                        continue;
+                    };
+                    samples.into_iter().map(|s| (s.labels, s.value)).collect()
+                }
+            };
+            for (labels, value) in values {
+                let key = Labels::new(
+                    columns
+                        .key
+                        .iter()
+                        .filter_map(|name| Some((*name, labels.get(name)?))),
+                );
+                let i = match entries.iter().position(|e| e.labels == key) {
+                    Some(i) => i,
+                    None => {
+                        entries.push(Entry {
+                            labels: key,
+                            values: [0.0; 4],
+                        });
+                        entries.len() - 1
+                    }
+                };
+                let cell = &mut entries[i].values[column];
+                match measure {
+                    Measure::Counter(_) => *cell += value,
+                    Measure::Gauge(_) => *cell = cell.max(value),
+                }
+            }
+        }
+    }
+    // CPU seconds over the range to the average share of one CPU.
+    let seconds = range.duration_ms() as f64 / 1000.0;
+    for entry in &mut entries {
+        entry.values[0] *= 100.0 / seconds;
+    }
+    Ok(entries)
+}
+
+/// What each series of a counter grew by over the range: from its value
+/// when the range began (its last sample before) through every sample in
+/// it, a drop being a restart from 0. A series born inside the range grew
+/// from 0: its first value counts whole, where `increase()` would leave it
+/// out, and with it everything a process that lived for one round did
+/// (sonde's counters and a cgroup's start from 0 when their subject appears).
+fn counter_growth(
+    store: &dyn Source,
+    metric: &str,
+    sel: &str,
+    range: Range,
+    now_ms: i64,
+) -> Result<Vec<(Labels, f64)>, query::QueryError> {
+    let limits = Limits::default();
+    let window = range.name();
+    let samples = format!("{metric}{{{sel}}}[{window}]");
+    let QueryValue::Matrix(series) = query::instant_query(store, &limits, &samples, now_ms)? else {
+        return Ok(Vec::new());
+    };
+    let before = format!("{metric}{{{sel}}} offset {window}");
+    let at_start: Vec<(Labels, f64)> = match query::instant_query(store, &limits, &before, now_ms)?
+    {
+        QueryValue::Vector(samples) => samples.into_iter().map(|s| (s.labels, s.value)).collect(),
+        _ => Vec::new(),
+    };
+    Ok(series
+        .into_iter()
+        .map(|series| {
+            let start = at_start
+                .iter()
+                .find(|(labels, _)| *labels == series.labels)
+                .map_or(0.0, |(_, value)| *value);
+            let values = std::iter::once(start).chain(series.points.iter().map(|&(_, v)| v));
+            let grown = values
+                .clone()
+                .zip(values.skip(1))
+                .map(|(previous, now)| if now >= previous { now - previous } else { now })
+                .sum();
+            (series.labels, grown)
+        })
+        .collect())
+}
+
+/// Whether cgroup `id` is a container's (or a Kubernetes pod's), a unit's,
+/// or neither (the root).
+fn cgroup_kind(id: &str) -> Option<Kind> {
+    let placement = crate::collect::cgroup::Placement::of_path(id);
+    let last = id.rsplit('/').next().unwrap_or("");
+    if id == "/" || id.is_empty() {
+        None
+    } else if placement.container.is_some() {
+        // Only the container's own cgroup is reported, never one inside it.
+        Some(Kind::Container)
+    } else if crate::collect::cgroup::Placement::of_path(last)
+        .unit
+        .is_some()
+    {
+        Some(Kind::Unit)
+    } else {
+        None
+    }
+}
+
+/// A value of a PromQL string literal.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+struct Cell {
+    text: String,
+}
+
+struct Row {
+    name: String,
+    /// Where a process lives (unit or container), shown beside its name.
+    place: String,
+    href: String,
+    cells: Vec<Cell>,
+}
+
+struct Column {
+    heading: &'static str,
+    href: String,
+    current: bool,
+}
+
+struct Table {
+    title: &'static str,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+    empty: &'static str,
+}
+
+struct Choice {
+    label: &'static str,
+    href: String,
+    current: bool,
+}
+
+/// The query string: `range` and `sort`, both optional.
+struct Params {
+    range: Range,
+    sort: Resource,
+}
+
+impl Params {
+    fn parse(pairs: &[(String, String)], allowed: &[&str]) -> Result<Params, String> {
+        let mut params = Params {
+            range: Range::Hour1,
+            sort: Resource::Cpu,
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                "range" => params.range = Range::parse(value)?,
+                "sort" => {
+                    params.sort = Resource::ALL
+                        .into_iter()
+                        .find(|r| r.name() == value)
+                        .ok_or_else(|| {
+                            format!("bad sort {value:?}: choose one of cpu, memory, disk, network")
+                        })?
+                }
+                other if allowed.contains(&other) => {}
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}: this view takes {}",
+                        ["range", "sort"]
+                            .iter()
+                            .chain(allowed)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(params)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "who.html")]
+struct WhoPage {
+    frame: Frame,
+    range: &'static str,
+    ranges: Vec<Choice>,
+    tables: Vec<Table>,
+    elapsed_ms: u128,
+}
+
+/// `GET /who`.
+pub async fn page(
+    State(state): State<crate::serve::AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let params = match Params::parse(&pairs, &[]) {
+        Ok(params) => params,
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    };
+    respond(tokio::task::spawn_blocking(move || who(&state, &params)).await)
+}
+
+fn respond(rendered: Result<anyhow::Result<String>, tokio::task::JoinError>) -> Response {
+    match rendered {
+        Ok(Ok(html)) => Html(html).into_response(),
+        Ok(Err(err)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot draw the view: {err:#}\n"),
+        )
+            .into_response(),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot draw the view: {err}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn who(state: &crate::serve::Shared, params: &Params) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let now_ms = crate::collect::now_ms();
+    let range = params.range.name();
+    let store = state.store_source();
+    let cgroups = entries(store, &CGROUPS, "", params.range, now_ms)?;
+    let processes = entries(store, &PROCESSES, "", params.range, now_ms)?;
+    let href = |sort: Resource| format!("/who?range={range}&sort={}", sort.name());
+    let tables = vec![
+        table(
+            "Containers",
+            Kind::Container,
+            &cgroups,
+            params,
+            range,
+            &href,
+        ),
+        table("Units", Kind::Unit, &cgroups, params, range, &href),
+        table("Processes", Kind::Process, &processes, params, range, &href),
+    ];
+    let page = WhoPage {
+        frame: Frame::new(View::Who, state),
+        range,
+        ranges: Range::ALL
+            .into_iter()
+            .map(|r| Choice {
+                label: r.name(),
+                href: format!("/who?range={}&sort={}", r.name(), params.sort.name()),
+                current: r == params.range,
+            })
+            .collect(),
+        tables,
+        elapsed_ms: started.elapsed().as_millis(),
+    };
+    Ok(page.render()?)
+}
+
+/// The top entries of `kind`, sorted by the chosen resource.
+fn table(
+    title: &'static str,
+    kind: Kind,
+    entries: &[Entry],
+    params: &Params,
+    range: &str,
+    sort_href: &dyn Fn(Resource) -> String,
+) -> Table {
+    let mut chosen: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| match kind {
+            Kind::Process => true,
+            _ => cgroup_kind(e.labels.get("id").unwrap_or("")) == Some(kind),
+        })
+        .collect();
+    let column = Resource::ALL
+        .iter()
+        .position(|r| *r == params.sort)
+        .unwrap_or(0);
+    chosen.sort_by(|a, b| b.values[column].total_cmp(&a.values[column]));
+    let rows = chosen
+        .into_iter()
+        .take(TOP)
+        .map(|entry| row(kind, entry, range))
+        .collect();
+    Table {
+        title,
+        columns: Resource::ALL
+            .into_iter()
+            .map(|r| Column {
+                heading: r.heading(),
+                href: sort_href(r),
+                current: r == params.sort,
+            })
+            .collect(),
+        rows,
+        empty: match kind {
+            Kind::Container => "No container ran in this range.",
+            Kind::Unit => "No systemd unit was seen in this range.",
+            Kind::Process => "No per-process data in this range.",
+        },
+    }
+}
+
+fn row(kind: Kind, entry: &Entry, range: &str) -> Row {
+    let labels = &entry.labels;
+    let cells = Resource::ALL
+        .into_iter()
+        .zip(entry.values)
+        .map(|(resource, value)| Cell {
+            text: resource.unit().format(value),
+        })
+        .collect();
+    match kind {
+        Kind::Process => {
+            let get = |name| labels.get(name).unwrap_or("");
+            let place = [get("unit"), get("container")]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            Row {
+                name: get("comm").to_string(),
+                place,
+                href: format!(
+                    "/who/process?comm={}&unit={}&container={}&range={range}",
+                    encode(get("comm")),
+                    encode(get("unit")),
+                    encode(get("container"))
+                ),
+                cells,
+            }
+        }
+        _ => {
+            let id = labels.get("id").unwrap_or("");
+            Row {
+                name: cgroup_name(id, labels.get("name")),
+                place: String::new(),
+                href: format!("/who/cgroup?id={}&range={range}", encode(id)),
+                cells,
+            }
+        }
+    }
+}
+
+/// A cgroup as people name it: the runtime's name, else the unit, else
+/// the container's short id.
+fn cgroup_name(id: &str, name: Option<&str>) -> String {
+    if let Some(name) = name {
+        return name.to_string();
+    }
+    let placement = crate::collect::cgroup::Placement::of_path(id);
+    placement
+        .container
+        .or(placement.unit)
+        .map_or_else(|| id.to_string(), |n| n.to_string())
+}
+
+/// One chart of a detail page: PromQL lines (`$sel` the subject's matchers,
+/// `$w` the rate window) and their legends (`{label}` templates).
+struct Panel {
+    title: &'static str,
+    unit: Unit,
+    lines: &'static [(&'static str, &'static str)],
+    /// A reference drawn dashed (a limit), by legend.
+    dashed: Option<&'static str>,
+}
+
+const CGROUP_PANELS: &[Panel] = &[
+    Panel {
+        title: "CPU (% of one CPU)",
+        unit: Unit::Percent,
+        lines: &[
+            (
+                "user",
+                "100 * sum(rate(container_cpu_user_seconds_total{$sel}[$w]))",
+            ),
+            (
+                "system",
+                "100 * sum(rate(container_cpu_system_seconds_total{$sel}[$w]))",
+            ),
+        ],
+        dashed: None,
+    },
+    Panel {
+        title: "Memory",
+        unit: Unit::Bytes,
+        lines: &[
+            (
+                "working set",
+                "sum(container_memory_working_set_bytes{$sel})",
+            ),
+            ("rss", "sum(container_memory_rss{$sel})"),
+            ("cache", "sum(container_memory_cache{$sel})"),
+            ("limit", "sum(container_spec_memory_limit_bytes{$sel}) > 0"),
+        ],
+        dashed: Some("limit"),
+    },
+    Panel {
+        title: "Disk",
+        unit: Unit::BytesPerSecond,
+        lines: &[
+            (
+                "read {device}",
+                "sum by (device) (rate(container_fs_reads_bytes_total{$sel}[$w]))",
+            ),
+            (
+                "written {device}",
+                "sum by (device) (rate(container_fs_writes_bytes_total{$sel}[$w]))",
+            ),
+        ],
+        dashed: None,
+    },
+    Panel {
+        title: "Network",
+        unit: Unit::BytesPerSecond,
+        lines: &[
+            (
+                "received {interface}",
+                "sum by (interface) (rate(container_network_receive_bytes_total{$sel}[$w]))",
+            ),
+            (
+                "sent {interface}",
+                "sum by (interface) (rate(container_network_transmit_bytes_total{$sel}[$w]))",
+            ),
+        ],
+        dashed: None,
+    },
+];
+
+const PROCESS_PANELS: &[Panel] = &[
+    Panel {
+        title: "CPU (% of one CPU)",
+        unit: Unit::Percent,
+        lines: &[(
+            "{mode}",
+            "100 * sum by (mode) (rate(sonde_process_cpu_seconds_total{$sel}[$w]))",
+        )],
+        dashed: None,
+    },
+    Panel {
+        title: "Resident memory",
+        unit: Unit::Bytes,
+        lines: &[("resident", "sum(sonde_process_resident_memory_bytes{$sel})")],
+        dashed: None,
+    },
+    Panel {
+        title: "Disk",
+        unit: Unit::BytesPerSecond,
+        lines: &[(
+            "{op} {device}",
+            "sum by (op, device) (rate(sonde_block_io_bytes_total{$sel}[$w]))",
+        )],
+        dashed: None,
+    },
+    Panel {
+        title: "Network",
+        unit: Unit::BytesPerSecond,
+        lines: &[(
+            "{direction} {proto}",
+            "sum by (direction, proto) (rate(sonde_net_bytes_total{$sel}[$w]))",
+        )],
+        dashed: None,
+    },
+    Panel {
+        title: "Syscalls",
+        unit: Unit::PerSecond("syscalls"),
+        lines: &[(
+            "{syscall}",
+            "topk(8, sum by (syscall) (rate(sonde_syscalls_total{$sel}[$w])))",
+        )],
+        dashed: None,
+    },
+];
+
+struct LegendEntry {
+    name: String,
+    color: String,
+}
+
+struct PanelView {
+    title: &'static str,
+    svg: Option<String>,
+    legend: Vec<LegendEntry>,
+    promql: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "who_detail.html")]
+struct DetailPage {
+    frame: Frame,
+    kind: &'static str,
+    name: String,
+    subtitle: String,
+    range: &'static str,
+    ranges: Vec<Choice>,
+    panels: Vec<PanelView>,
+    summary: Table,
+    processes: Option<Table>,
+    elapsed_ms: u128,
+}
+
+/// `GET /who/cgroup?id=…`: a container's or unit's page.
+pub async fn cgroup_page(
+    State(state): State<crate::serve::AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let params = match Params::parse(&pairs, &["id"]) {
+        Ok(params) => params,
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    };
+    let Some(id) = value_of(&pairs, "id").filter(|id| id.starts_with('/')) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "id: expected a cgroup path such as /system.slice/nginx.service\n",
+        )
+            .into_response();
+    };
+    respond(
+        tokio::task::spawn_blocking(move || {
+            let placement = crate::collect::cgroup::Placement::of_path(&id);
+            let sel = format!("id={}", quoted(&id));
+            let store = state.store_source();
+            let now_ms = crate::collect::now_ms();
+            let range = params.range.name();
+            let own = entries(store, &CGROUPS, &sel, params.range, now_ms)?;
+            let name_label = own.iter().find_map(|e| e.labels.get("name"));
+            let name = cgroup_name(&id, name_label);
+            let kind = if placement.container.is_some() {
+                Kind::Container
+            } else {
+                Kind::Unit
+            };
+            let here = format!("/who/cgroup?id={}", encode(&id));
+            let summary = table(SUMMARY, kind, &own, &params, range, &|_| {
+                format!("{here}&range={range}")
+            });
+            // Its processes carry the unit or container label the eBPF
+            // metrics use: the unit's name, the container's name.
+            let processes = match (&placement.unit, &placement.container) {
+                (_, Some(_)) => Some(format!("container={}", quoted(&name))),
+                (Some(unit), None) => Some(format!("unit={}", quoted(unit))),
+                _ => None,
+            };
+            let processes = match processes {
+                Some(sel) => {
+                    let found = entries(store, &PROCESSES, &sel, params.range, now_ms)?;
+                    let href = |sort: Resource| {
+                        format!(
+                            "/who/cgroup?id={}&range={range}&sort={}",
+                            encode(&id),
+                            sort.name()
+                        )
+                    };
+                    Some(table(
+                        "Processes",
+                        Kind::Process,
+                        &found,
+                        &params,
+                        range,
+                        &href,
+                    ))
+                }
+                None => None,
+            };
+            let subject = Subject {
+                kind: if kind == Kind::Container {
+                    "Container"
+                } else {
+                    "Unit"
+                },
+                name,
+                subtitle: id.clone(),
+                sel,
+                panels: CGROUP_PANELS,
+                summary,
+                processes,
+                here,
+            };
+            detail(&state, &params, subject)
+        })
+        .await,
+    )
+}
+
+/// `GET /who/process?comm=…&unit=…&container=…`: a process's page.
+pub async fn process_page(
+    State(state): State<crate::serve::AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let params = match Params::parse(&pairs, &["comm", "unit", "container"]) {
+        Ok(params) => params,
+        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    };
+    let Some(comm) = value_of(&pairs, "comm").filter(|c| !c.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "comm: expected a process name\n").into_response();
+    };
+    let unit = value_of(&pairs, "unit").unwrap_or_default();
+    let container = value_of(&pairs, "container").unwrap_or_default();
+    respond(
+        tokio::task::spawn_blocking(move || {
+            // An empty value matches series without the label, as PromQL does.
+            let sel = format!(
+                "comm={}, unit={}, container={}",
+                quoted(&comm),
+                quoted(&unit),
+                quoted(&container)
+            );
+            let subtitle = [unit.as_str(), container.as_str()]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let here = format!(
+                "/who/process?comm={}&unit={}&container={}",
+                encode(&comm),
+                encode(&unit),
+                encode(&container)
+            );
+            let now_ms = crate::collect::now_ms();
+            let own = entries(state.store_source(), &PROCESSES, &sel, params.range, now_ms)?;
+            let range = params.range.name();
+            let summary = table(SUMMARY, Kind::Process, &own, &params, range, &|_| {
+                format!("{here}&range={range}")
+            });
+            let subject = Subject {
+                kind: "Process",
+                name: comm,
+                subtitle,
+                sel,
+                panels: PROCESS_PANELS,
+                summary,
+                processes: None,
+                here,
+            };
+            detail(&state, &params, subject)
+        })
+        .await,
+    )
+}
+
+fn value_of(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// What a detail page is about.
+struct Subject {
+    kind: &'static str,
+    name: String,
+    subtitle: String,
+    /// PromQL matchers selecting its series.
+    sel: String,
+    panels: &'static [Panel],
+    /// Its own row: what it used over the range.
+    summary: Table,
+    processes: Option<Table>,
+    /// The page's own URL without the range.
+    here: String,
+}
+
+fn detail(
+    state: &crate::serve::Shared,
+    params: &Params,
+    subject: Subject,
+) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let now_ms = crate::collect::now_ms();
+    let range = params.range;
+    let step = (range.duration_ms() / POINTS).max(1000);
+    let grid = Grid::ending_at(now_ms, range.duration_ms(), step);
+    // Two steps at least, and a minute, so a rate always spans samples.
+    let window = format!("{}s", (2 * step / 1000).max(60));
+    let panels = subject
+        .panels
+        .iter()
+        .map(|panel| {
+            draw(
+                state.store_source(),
+                panel,
+                &subject.sel,
+                &window,
+                &grid,
+                range.name(),
+            )
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let page = DetailPage {
+        frame: Frame::new(View::Who, state),
+        kind: subject.kind,
+        name: subject.name,
+        subtitle: subject.subtitle,
+        range: range.name(),
+        ranges: Range::ALL
+            .into_iter()
+            .map(|r| Choice {
+                label: r.name(),
+                href: format!("{}&range={}", subject.here, r.name()),
+                current: r == range,
+            })
+            .collect(),
+        panels,
+        summary: subject.summary,
+        processes: subject.processes,
+        elapsed_ms: started.elapsed().as_millis(),
+    };
+    Ok(page.render()?)
+}
+
+fn draw(
+    store: &dyn Source,
+    panel: &Panel,
+    sel: &str,
+    window: &str,
+    grid: &Grid,
+    range: &str,
+) -> anyhow::Result<PanelView> {
+    let mut plotted = Vec::new();
+    let mut promql = Vec::new();
+    for (legend_template, template) in panel.lines {
+        let expr = template.replace("$sel", sel).replace("$w", window);
+        let value = query::range_query(
+            store,
+            &Limits::default(),
+            &expr,
+            grid.start_ms,
+            grid.end_ms(),
+            grid.step_ms,
+        )
+        .map_err(|err| anyhow::anyhow!("{expr}: {err}"))?;
+        if let QueryValue::Matrix(series) = value {
+            for series in &series {
+                let color = PALETTE[plotted.len() % PALETTE.len()];
+                let legend = super::charts::legend(legend_template, &series.labels);
+                let mut line = Plotted::from_series(series, legend, color, grid);
+                line.dashed = panel.dashed == Some(*legend_template);
+                plotted.push(line);
+            }
+        }
+        let graph = format!(
+            "/graph?g0.expr={}&g0.tab=0&g0.range_input={range}",
+            encode(&expr)
+        );
+        promql.push((expr, graph));
+    }
+    let svg = if plotted.is_empty() {
+        None
+    } else {
+        Some(render::svg(
+            panel.title,
+            panel.unit,
+            Style::Lines,
+            grid,
+            &plotted,
+        )?)
+    };
+    Ok(PanelView {
+        title: panel.title,
+        svg,
+        legend: plotted
+            .iter()
+            .map(|line| LegendEntry {
+                name: line.legend.clone(),
+                color: line.css_color(),
+            })
+            .collect(),
+        promql,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_are_told_apart_by_their_path() {
+        let id = "3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a";
+        assert!(cgroup_kind("/").is_none());
+        assert!(cgroup_kind(&format!("/libpod_parent/libpod-{id}")) == Some(Kind::Container));
+        assert!(cgroup_kind("/system.slice/nginx.service") == Some(Kind::Unit));
+        assert!(cgroup_kind("/system.slice") == Some(Kind::Unit));
+        assert!(cgroup_kind("/mygroup").is_none());
+        assert_eq!(
+            cgroup_name("/system.slice/nginx.service", None),
+            "nginx.service"
+        );
+        assert_eq!(cgroup_name(&format!("/docker/{id}"), Some("web")), "web");
+        assert_eq!(cgroup_name(&format!("/docker/{id}"), None), &id[..12]);
+    }
+
+    #[test]
+    fn label_values_are_quoted_for_promql() {
+        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}
