@@ -18,29 +18,19 @@ use common::podman::{Container, Podman};
 use sonde::collect::containers::{Containers, DEFAULT_MAX_CGROUPS};
 use sonde::collect::Collector;
 
-fn thread_cpu_ns() -> f64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    now.tv_sec as f64 * 1e9 + now.tv_nsec as f64
-}
-
 /// (CPU µs per round, series per round) over `rounds` rounds.
 fn measure(rounds: u32) -> (f64, usize) {
     let mut collector = Containers::new(DEFAULT_MAX_CGROUPS);
     let mut families = Vec::new();
     collector.collect(&mut families).expect("collect failed"); // warm the caches
     let series = families.iter().map(|f| f.series.len()).sum();
-    let started = thread_cpu_ns();
+    let started = sonde::bench::thread_cpu_ns();
     for _ in 0..rounds {
         families.clear();
         collector.collect(&mut families).expect("collect failed");
     }
     (
-        (thread_cpu_ns() - started) / 1e3 / f64::from(rounds),
+        (sonde::bench::thread_cpu_ns() - started) / 1e3 / f64::from(rounds),
         series,
     )
 }

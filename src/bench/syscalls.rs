@@ -26,25 +26,14 @@ use crate::doctor::attach_empty_syscall_pair;
 pub const BPFTRACE_SCRIPT: &str = "tracepoint:raw_syscalls:sys_enter { @calls[comm, args->id] = count(); @start[tid] = nsecs; } \
 tracepoint:raw_syscalls:sys_exit /@start[tid]/ { @latency[args->id] = hist(nsecs - @start[tid]); delete(@start[tid]); }";
 
-/// Thread CPU time in nanoseconds.
-fn thread_cpu_ns() -> f64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    now.tv_sec as f64 * 1e9 + now.tv_nsec as f64
-}
-
 /// CPU nanoseconds per getppid call over `calls` calls.
 fn getppid_loop(calls: u64) -> f64 {
-    let started = thread_cpu_ns();
+    let started = super::thread_cpu_ns();
     for _ in 0..calls {
         // SAFETY: getppid has no preconditions.
         unsafe { libc::getppid() };
     }
-    (thread_cpu_ns() - started) / calls as f64
+    (super::thread_cpu_ns() - started) / calls as f64
 }
 
 /// Starts bpftrace with [`BPFTRACE_SCRIPT`] and returns once its probes are

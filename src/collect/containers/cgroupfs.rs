@@ -242,34 +242,6 @@ impl Layout {
         }
         stats.io.retain(|d| d.read_bytes > 0 || d.write_bytes > 0);
     }
-
-    /// The processes in the cgroup at `cgroup` and every cgroup below it, and
-    /// the first of them (for its network namespace).
-    pub fn processes(&self, cgroup: &str) -> (usize, Option<u32>) {
-        let Some(tree) = self.tree() else {
-            return (0, None);
-        };
-        let mut count = 0;
-        let mut first = None;
-        let mut pending = vec![join(tree, cgroup)];
-        while let Some(dir) = pending.pop() {
-            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-                    count += 1;
-                    first = first.or(Some(pid));
-                }
-            }
-            if let Ok(children) = std::fs::read_dir(&dir) {
-                pending.extend(
-                    children
-                        .flatten()
-                        .filter(|c| c.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|c| c.path()),
-                );
-            }
-        }
-        (count, first)
-    }
 }
 
 /// One cgroup's counters; `None` where no hierarchy has them.
