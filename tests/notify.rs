@@ -437,6 +437,97 @@ fn email_goes_over_smtp_and_require_tls_refuses_a_plain_server() {
     );
 }
 
+/// A real SMTP server that requires STARTTLS and AUTH: the message goes
+/// over TLS (the server's CA given as ca_file), authenticated, to every
+/// recipient with its subject; a wrong password is refused by the server,
+/// and sonde counts the failure and goes on.
+#[test]
+fn email_goes_over_starttls_with_auth_to_a_real_smtp_server() {
+    let server = common::smtp::SmtpServer::start("sonde", "s3cret");
+    let db = database("notify-smtp");
+    let email = |password: &str, hello: &str| {
+        format!(
+            "email = {{ to = \"ops@example.com, oncall@example.com\", from = \"sonde@example.com\", \
+             smarthost = \"127.0.0.1:{}\", auth_username = \"sonde\", auth_password = \"{password}\", \
+             ca_file = \"{}\", hello = \"{hello}\" }}\n",
+            server.port,
+            server.ca_file.display()
+        )
+    };
+    let notifier = Notifier::start(
+        &config(&format!(
+            "[[receivers]]\nname = \"mail\"\n{}\
+             [[receivers]]\nname = \"wrong\"\n{}\
+             [route]\nreceiver = \"mail\"\n{FAST}\
+             [[route.routes]]\nreceiver = \"mail\"\ncontinue = true\n\
+             [[route.routes]]\nreceiver = \"wrong\"\n",
+            email("s3cret", "mail.test"),
+            email("guess", "wrong.test"),
+        )),
+        &db.file,
+        "http://sonde",
+    )
+    .unwrap();
+    notifier.send(vec![firing(&[("alertname", "Mail"), ("instance", "m")])]);
+    let record = server.wait_for(Duration::from_secs(10), |record| {
+        record.iter().any(|e| e.get("content").is_some()) && record.iter().any(|e| e["ok"] == false)
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && metric(&notifier, "sonde_notifications_failed_total", "wrong") < 1.0
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let messages: Vec<&Value> = record
+        .iter()
+        .filter(|e| e.get("content").is_some())
+        .collect();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message, from mail only: {record:#?}\n{}",
+        server.log_text()
+    );
+    let message = messages[0];
+    assert_eq!(message["tls"], true, "{message:#}");
+    assert_eq!(message["authenticated"], true, "{message:#}");
+    assert_eq!(message["login"], "sonde");
+    assert_eq!(message["mail_from"], "sonde@example.com");
+    assert_eq!(
+        message["rcpt_tos"],
+        serde_json::json!(["ops@example.com", "oncall@example.com"])
+    );
+    let content = message["content"].as_str().unwrap();
+    assert!(
+        content.contains("\r\nSubject: [FIRING:1]  (Mail m)\r\n"),
+        "{content}"
+    );
+    assert!(content.contains("\r\nTo: ops@example.com, oncall@example.com\r\n"));
+    assert!(content.contains(" - summary = it <broke> & stays broken"));
+    let attempts: Vec<(&Value, &Value, &Value)> = record
+        .iter()
+        .filter(|e| e.get("auth").is_some())
+        .map(|e| (&e["auth"], &e["ok"], &e["tls"]))
+        .collect();
+    assert!(
+        attempts.contains(&(&"PLAIN".into(), &true.into(), &true.into())),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts.contains(&(&"PLAIN".into(), &false.into(), &true.into())),
+        "the wrong password was tried, over TLS: {attempts:?}"
+    );
+    assert_eq!(
+        metric(&notifier, "sonde_notifications_failed_total", "mail"),
+        0.0
+    );
+    assert_eq!(
+        metric(&notifier, "sonde_notifications_failed_total", "wrong"),
+        1.0
+    );
+    assert_eq!(metric(&notifier, "sonde_notifications_total", "wrong"), 1.0);
+}
+
 #[test]
 fn failing_receiver_is_retried_and_counted() {
     let (url, recorded) = recorder();

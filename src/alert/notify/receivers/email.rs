@@ -1,5 +1,6 @@
 //! E-mail over SMTP, spoken on a plain `TcpStream`: EHLO, STARTTLS (with
-//! rustls and the Mozilla roots) when the server offers it, which
+//! rustls and the Mozilla roots, or the CAs of `ca_file`) when the server
+//! offers it, which
 //! `require_tls` (the default) insists on, AUTH PLAIN or LOGIN when a user
 //! is configured, then MAIL, RCPT for every address of `to`, and DATA with
 //! dot-stuffing. Port 465 speaks TLS from the start. The message is
@@ -22,6 +23,7 @@ pub struct Email {
     port: u16,
     credentials: Option<(String, String)>,
     require_tls: bool,
+    tls: Arc<rustls::ClientConfig>,
     hello: String,
     pub send_resolved: bool,
 }
@@ -65,6 +67,7 @@ impl Email {
         if config.hello.is_empty() || config.hello.contains(char::is_whitespace) {
             anyhow::bail!("key hello: expected a host name");
         }
+        let tls = tls_config(config.ca_file.as_deref())?;
         Ok(Email {
             to,
             from: config.from.clone(),
@@ -72,6 +75,7 @@ impl Email {
             port,
             credentials,
             require_tls: config.require_tls,
+            tls,
             hello: config.hello.clone(),
             send_resolved: config.send_resolved,
         })
@@ -134,18 +138,9 @@ impl Email {
     }
 
     fn tls<S: Stream + 'static>(&self, stream: S) -> Result<Box<dyn Stream>, SmtpError> {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|err| SmtpError::Refused(format!("TLS: {err}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())
             .map_err(|err| SmtpError::Refused(format!("TLS: {:?}: {err}", self.host)))?;
-        let connection = rustls::ClientConnection::new(Arc::new(config), name)
+        let connection = rustls::ClientConnection::new(self.tls.clone(), name)
             .map_err(|err| SmtpError::Refused(format!("TLS: {err}")))?;
         Ok(Box::new(rustls::StreamOwned::new(connection, stream)))
     }
@@ -213,6 +208,35 @@ impl Email {
         out.push_str(&format!("--{boundary}--\r\n"));
         out
     }
+}
+
+/// The TLS client: the Mozilla roots, or only the CAs of `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|err| {
+                    anyhow::anyhow!("key ca_file: cannot read {}: {err}", path.display())
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                anyhow::bail!(
+                    "key ca_file: {} holds no PEM certificate sonde can use",
+                    path.display()
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[derive(Debug)]
@@ -574,5 +598,13 @@ mod tests {
             ..Default::default()
         };
         assert!(err(bad_host).contains("smarthost"));
+        let no_ca = EmailConfig {
+            to: "a@b".into(),
+            from: "c@d".into(),
+            smarthost: "mail:25".into(),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(err(no_ca).contains("key ca_file: cannot read /nonexistent/ca.pem"));
     }
 }
