@@ -313,6 +313,140 @@ fn slack_and_telegram_get_their_shapes() {
     assert!(text.ends_with('…'));
 }
 
+/// A receiver's own templates, the same in both configs: fields, methods
+/// and functions of Alertmanager's notification templates.
+const CUSTOM_TITLE: &str = r#"{{ .Status | toUpper }} {{ .CommonLabels.alertname }} {{ len .Alerts.Firing }}/{{ len .Alerts }} for {{ .Receiver }}"#;
+const CUSTOM_TEXT: &str = r#"{{ range .Alerts }}{{ .Status }} {{ .Labels.SortedPairs.Values | join "," }} since {{ .StartsAt }} until {{ .EndsAt }} {{ .Fingerprint }} {{ .GeneratorURL }}
+{{ range $k, $v := .Annotations }}{{ $k | title }}={{ $v | toLower }};{{ end }}
+{{ end }}{{ (.CommonLabels.Remove (stringSlice "alertname")).Names }} {{ if match "^Disk" .GroupLabels.alertname }}disk{{ end }} {{ reReplaceAll "(\\w+)-(\\d+)" "$2:$1" "host-12" }} {{ .ExternalURL }} {{ .CommonAnnotations.SortedPairs }}"#;
+const CUSTOM_MESSAGE: &str = r#"<b>{{ template "__subject" . }}</b>{{ range .Alerts.Firing }}
+{{ .Labels.instance }}: {{ .Annotations.summary }}{{ end }}
+{{ "<i>safe</i>" | safeHtml }} {{ .Receiver }} {{ template "__alertmanagerURL" . }}"#;
+
+/// A real Alertmanager 0.25 and sonde's notifier, with the same Slack and
+/// Telegram receivers (defaults, and the receiver's own templates) and the
+/// same alerts: the texts they post are the same, byte for byte.
+#[test]
+fn slack_and_telegram_texts_match_alertmanager() {
+    let (url, recorded) = recorder();
+    let quoted = |text: &str| serde_json::to_string(text).unwrap();
+    let alertmanager = common::alertmanager::Alertmanager::start_with(
+        &format!(
+            "route:\n  receiver: chat\n  group_by: [alertname]\n  group_wait: 1s\n  routes:\n    \
+             - receiver: chat\n      continue: true\n    - receiver: team.custom\n\
+             receivers:\n  - name: chat\n    \
+             slack_configs:\n      - api_url: {url}/am/slack\n    \
+             telegram_configs:\n      - api_url: {url}/am/tg\n        bot_token: \"123:abc\"\n        chat_id: -1001\n  \
+             - name: team.custom\n    \
+             slack_configs:\n      - api_url: {url}/am/slack-custom\n        title: {}\n        text: {}\n    \
+             telegram_configs:\n      - api_url: {url}/am/tg-custom\n        bot_token: \"123:abc\"\n        chat_id: -1001\n        message: {}\n",
+            quoted(CUSTOM_TITLE),
+            quoted(CUSTOM_TEXT),
+            quoted(CUSTOM_MESSAGE)
+        ),
+        &["--web.external-url=http://sonde"],
+    );
+    let db = database("notify-vs-am");
+    let notifier = Notifier::start(
+        &config(&format!(
+            "[[receivers]]\nname = \"chat\"\n\
+             slack = {{ api_url = \"{url}/sonde/slack\" }}\n\
+             telegram = {{ api_url = \"{url}/sonde/tg\", bot_token = \"123:abc\", chat_id = -1001 }}\n\
+             [[receivers]]\nname = \"team.custom\"\n\
+             slack = {{ api_url = \"{url}/sonde/slack-custom\", title = {}, text = {} }}\n\
+             telegram = {{ api_url = \"{url}/sonde/tg-custom\", bot_token = \"123:abc\", chat_id = -1001, message = {} }}\n\
+             [route]\nreceiver = \"chat\"\ngroup_by = [\"alertname\"]\n{FAST}\
+             [[route.routes]]\nreceiver = \"chat\"\ncontinue = true\n\
+             [[route.routes]]\nreceiver = \"team.custom\"\n",
+            quoted(CUSTOM_TITLE),
+            quoted(CUSTOM_TEXT),
+            quoted(CUSTOM_MESSAGE)
+        )),
+        &db.file,
+        "http://sonde",
+    )
+    .unwrap();
+
+    let starts_at_ms = now_ms() - now_ms() % 1000 + 123;
+    let alerts: Vec<Alert> = ["host-1", "host-2"]
+        .iter()
+        .map(|instance| Alert {
+            labels: Labels::new([
+                ("alertname", "DiskFull"),
+                ("instance", instance),
+                ("job", "node"),
+                ("severity", "page"),
+            ]),
+            annotations: Labels::new([
+                ("summary", "Disk <full> & \"rising\" +5%"),
+                ("runbook", "HTTP://Example.com/A"),
+            ]),
+            starts_at_ms,
+            ends_at_ms: starts_at_ms + 3_600_000,
+            generator_url: "http://sonde/graph?g0.expr=up".into(),
+        })
+        .collect();
+    let posted: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "labels": a.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "annotations": a.annotations.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "startsAt": sonde::civil::rfc3339(a.starts_at_ms),
+                "endsAt": sonde::civil::rfc3339(a.ends_at_ms),
+                "generatorURL": a.generator_url,
+            })
+        })
+        .collect();
+    alertmanager.post_alerts(&Value::Array(posted));
+    notifier.send(alerts);
+
+    let first = |path: &str| -> Value {
+        let got = recorded.wait_for(path, 1, Duration::from_secs(20));
+        assert!(
+            !got.is_empty(),
+            "nothing posted to {path}\n{}",
+            alertmanager.log_text()
+        );
+        got[0].clone()
+    };
+    for (path, fields) in [
+        (
+            "/slack",
+            &["title", "title_link", "text", "fallback", "color"][..],
+        ),
+        (
+            "/slack-custom",
+            &["title", "title_link", "text", "fallback", "color"][..],
+        ),
+    ] {
+        let (theirs, ours) = (
+            first(&format!("/am{path}")),
+            first(&format!("/sonde{path}")),
+        );
+        for field in fields {
+            let (theirs, ours) = (
+                &theirs["attachments"][0][field],
+                &ours["attachments"][0][field],
+            );
+            println!("{path} {field}: {theirs}");
+            assert_eq!(ours, theirs, "{path} {field}");
+        }
+    }
+    for path in ["/tg", "/tg-custom"] {
+        let (theirs, ours) = (
+            first(&format!("/am{path}/bot123:abc/sendMessage")),
+            first(&format!("/sonde{path}/bot123:abc/sendMessage")),
+        );
+        println!("{path} text: {}", theirs["text"]);
+        assert_eq!(ours["text"], theirs["text"], "{path} text");
+        assert_eq!(
+            ours["parse_mode"], theirs["parse_mode"],
+            "{path} parse_mode"
+        );
+    }
+}
+
 /// An SMTP server that accepts every message and records the dialogue
 /// (client lines), one session after another.
 fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {

@@ -3,8 +3,10 @@
 //! offers it, which
 //! `require_tls` (the default) insists on, AUTH PLAIN or LOGIN when a user
 //! is configured, then MAIL, RCPT for every address of `to`, and DATA with
-//! dot-stuffing. Port 465 speaks TLS from the start. The message is
-//! multipart: a plain-text part listing the alerts and an HTML one.
+//! dot-stuffing. Port 465 speaks TLS from the start. The subject is
+//! Alertmanager's (`email.default.subject`); the message is multipart: a
+//! plain-text part listing the alerts and an HTML one (`email.sonde.text`
+//! and `email.sonde.html` in the default templates).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -14,7 +16,7 @@ use base64::Engine;
 
 use super::{Failure, ATTEMPT_TIMEOUT};
 use crate::alert::notify::config::{secret, EmailConfig};
-use crate::alert::notify::notification::{escape_html, verbatim, Notification};
+use crate::alert::notify::notification::{Notification, Template};
 
 pub struct Email {
     to: Vec<String>,
@@ -25,6 +27,9 @@ pub struct Email {
     require_tls: bool,
     tls: Arc<rustls::ClientConfig>,
     hello: String,
+    subject: Template,
+    text: Template,
+    html: Template,
     pub send_resolved: bool,
 }
 
@@ -77,12 +82,17 @@ impl Email {
             require_tls: config.require_tls,
             tls,
             hello: config.hello.clone(),
+            subject: Template::default("email.default.subject"),
+            text: Template::default("email.sonde.text"),
+            html: Template::default("email.sonde.html"),
             send_resolved: config.send_resolved,
         })
     }
 
     pub fn notify(&self, notification: &Notification) -> Result<(), Failure> {
-        let message = self.message(notification, crate::collect::now_ms());
+        let message = self
+            .message(notification, crate::collect::now_ms())
+            .map_err(|err| Failure::Refused(format!("cannot expand the template: {err}")))?;
         self.send(&message).map_err(|err| match err {
             SmtpError::Io(err) => {
                 Failure::Retry(format!("SMTP {}:{}: {err}", self.host, self.port))
@@ -174,20 +184,19 @@ impl Email {
     }
 
     /// The whole message, headers and multipart body, CRLF line ends.
-    fn message(&self, notification: &Notification, now_ms: i64) -> String {
+    fn message(&self, notification: &Notification, now_ms: i64) -> Result<String, String> {
         let boundary = format!("sonde-{:016x}", now_ms as u64 ^ 0x5bd1_e995);
-        let text = notification.text_alert_list(verbatim);
-        let html = format!(
-            "<!DOCTYPE html>\n<html><body>\n<h2><a href=\"{}\">{}</a></h2>\n<pre>{}</pre>\n</body></html>\n",
-            escape_html(&notification.alerts_url()),
-            escape_html(&notification.subject()),
-            notification.text_alert_list(escape_html)
-        );
+        let data = notification.template_data();
+        let text = self.text.render(&data, false)?;
+        let html = self.html.render(&data, true)?;
         let mut out = String::new();
         let headers = [
             ("From", self.from.clone()),
             ("To", self.to.join(", ")),
-            ("Subject", encode_header(&notification.subject())),
+            (
+                "Subject",
+                encode_header(&self.subject.render(&data, false)?),
+            ),
             ("Date", rfc2822(now_ms)),
             ("Message-Id", format!("<{boundary}@{}>", self.hello)),
             ("MIME-Version", "1.0".into()),
@@ -206,7 +215,7 @@ impl Email {
             out.push_str(&encode_body(&body));
         }
         out.push_str(&format!("--{boundary}--\r\n"));
-        out
+        Ok(out)
     }
 }
 
@@ -577,7 +586,9 @@ mod tests {
 
     #[test]
     fn message_is_multipart_with_both_renderings() {
-        let message = email(false, false).message(&sample_notification(), 1_700_000_000_000);
+        let message = email(false, false)
+            .message(&sample_notification(), 1_700_000_000_000)
+            .unwrap();
         assert!(message.contains("Subject: [FIRING:1] HighLoad (critical)\r\n"));
         assert!(message.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"));
         assert!(message.contains("Content-Type: text/plain; charset=UTF-8"));
