@@ -11,7 +11,7 @@ CARGO_FLAGS := --release --features static --target $(TARGET)
 BIN := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/sonde
 
 BUILD_DEPS := clang llvm libelf-dev zlib1g-dev pkg-config make
-TEST_DEPS := prometheus prometheus-node-exporter prometheus-alertmanager e2fsprogs podman runc busybox-static
+TEST_DEPS := prometheus prometheus-node-exporter prometheus-alertmanager e2fsprogs python3-aiosmtpd openssl podman runc busybox-static
 
 .PHONY: run build static test deps test-deps lint clean
 

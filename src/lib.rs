@@ -22,3 +22,4 @@ pub mod run;
 pub mod serve;
 pub mod ship;
 pub mod store;
+pub mod xxh64;

@@ -73,6 +73,19 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Prometheus's hash of a label set (`labels.Labels.Hash`): XXH64 of
+    /// each name and value, each followed by a 0xff byte, in name order.
+    pub fn prometheus_hash(&self) -> u64 {
+        let mut bytes = Vec::with_capacity(self.0.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+        for (name, value) in &self.0 {
+            for part in [name, value] {
+                bytes.extend_from_slice(part.as_bytes());
+                bytes.push(0xff);
+            }
+        }
+        crate::xxh64::xxh64(&bytes)
+    }
 }
 
 /// Prometheus's own notation: `name{a="1", b="2"}`.

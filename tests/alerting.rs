@@ -162,6 +162,73 @@ fn alerts_agree_with_prometheus_step_by_step() {
     }
 }
 
+const SLOTTED_RULES: &str = r#"
+groups:
+  - name: alpha
+    interval: 10s
+    rules:
+      - record: slot_alpha
+        expr: vector(1)
+  - name: beta
+    interval: 10s
+    rules:
+      - record: slot_beta
+        expr: vector(1)
+  - name: gamma
+    interval: 7s
+    rules:
+      - record: slot_gamma
+        expr: vector(1)
+"#;
+
+/// The instants (ms) of the samples `name` holds over the last minute.
+fn sample_instants(base_url: &str, name: &str) -> Vec<i64> {
+    let result = api(base_url, &format!("/api/v1/query?query={name}%5B1m%5D"));
+    result["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|series| series["values"].as_array().unwrap().clone())
+        .map(|pair| (pair[0].as_f64().unwrap() * 1000.0).round() as i64)
+        .collect()
+}
+
+/// The same rule file at the same path in sonde and in Prometheus: each
+/// group writes its samples at the same place within its interval in both
+/// (Prometheus's slot: a hash of the group's file and name).
+#[test]
+fn groups_evaluate_on_prometheus_slots() {
+    let dir = TempDir::new("alerting-slots");
+    let rules = write_rules(&dir.0, SLOTTED_RULES);
+    let prometheus = Prometheus::start(&format!("rule_files:\n  - {rules}\n"), &[]);
+    let sonde = Sonde::start(&format!("[alerting]\nrule_files = [\"{rules}\"]\n"));
+    for (name, interval_ms) in [
+        ("slot_alpha", 10_000),
+        ("slot_beta", 10_000),
+        ("slot_gamma", 7_000),
+    ] {
+        let mut last = (Vec::new(), Vec::new());
+        let written = eventually(Duration::from_secs(30), || {
+            last = (
+                sample_instants(&prometheus.base_url, name),
+                sample_instants(&sonde.base_url, name),
+            );
+            !last.0.is_empty() && !last.1.is_empty()
+        });
+        assert!(written, "{name} not recorded by both within 30 s: {last:?}");
+        let offsets = |instants: &[i64]| -> Vec<i64> {
+            instants.iter().map(|t| t.rem_euclid(interval_ms)).collect()
+        };
+        let (theirs, ours) = (offsets(&last.0), offsets(&last.1));
+        println!("{name}: Prometheus at {theirs:?} ms into its {interval_ms} ms interval, sonde at {ours:?}");
+        assert!(
+            ours.iter().all(|offset| *offset == theirs[0])
+                && theirs.iter().all(|o| *o == theirs[0]),
+            "{name}: Prometheus writes at {theirs:?} ms into the interval, sonde at {ours:?}"
+        );
+    }
+}
+
 const AM_RULES: &str = r#"
 groups:
   - name: am

@@ -313,6 +313,140 @@ fn slack_and_telegram_get_their_shapes() {
     assert!(text.ends_with('…'));
 }
 
+/// A receiver's own templates, the same in both configs: fields, methods
+/// and functions of Alertmanager's notification templates.
+const CUSTOM_TITLE: &str = r#"{{ .Status | toUpper }} {{ .CommonLabels.alertname }} {{ len .Alerts.Firing }}/{{ len .Alerts }} for {{ .Receiver }}"#;
+const CUSTOM_TEXT: &str = r#"{{ range .Alerts }}{{ .Status }} {{ .Labels.SortedPairs.Values | join "," }} since {{ .StartsAt }} until {{ .EndsAt }} {{ .Fingerprint }} {{ .GeneratorURL }}
+{{ range $k, $v := .Annotations }}{{ $k | title }}={{ $v | toLower }};{{ end }}
+{{ end }}{{ (.CommonLabels.Remove (stringSlice "alertname")).Names }} {{ if match "^Disk" .GroupLabels.alertname }}disk{{ end }} {{ reReplaceAll "(\\w+)-(\\d+)" "$2:$1" "host-12" }} {{ .ExternalURL }} {{ .CommonAnnotations.SortedPairs }}"#;
+const CUSTOM_MESSAGE: &str = r#"<b>{{ template "__subject" . }}</b>{{ range .Alerts.Firing }}
+{{ .Labels.instance }}: {{ .Annotations.summary }}{{ end }}
+{{ "<i>safe</i>" | safeHtml }} {{ .Receiver }} {{ template "__alertmanagerURL" . }}"#;
+
+/// A real Alertmanager 0.25 and sonde's notifier, with the same Slack and
+/// Telegram receivers (defaults, and the receiver's own templates) and the
+/// same alerts: the texts they post are the same, byte for byte.
+#[test]
+fn slack_and_telegram_texts_match_alertmanager() {
+    let (url, recorded) = recorder();
+    let quoted = |text: &str| serde_json::to_string(text).unwrap();
+    let alertmanager = common::alertmanager::Alertmanager::start_with(
+        &format!(
+            "route:\n  receiver: chat\n  group_by: [alertname]\n  group_wait: 1s\n  routes:\n    \
+             - receiver: chat\n      continue: true\n    - receiver: team.custom\n\
+             receivers:\n  - name: chat\n    \
+             slack_configs:\n      - api_url: {url}/am/slack\n    \
+             telegram_configs:\n      - api_url: {url}/am/tg\n        bot_token: \"123:abc\"\n        chat_id: -1001\n  \
+             - name: team.custom\n    \
+             slack_configs:\n      - api_url: {url}/am/slack-custom\n        title: {}\n        text: {}\n    \
+             telegram_configs:\n      - api_url: {url}/am/tg-custom\n        bot_token: \"123:abc\"\n        chat_id: -1001\n        message: {}\n",
+            quoted(CUSTOM_TITLE),
+            quoted(CUSTOM_TEXT),
+            quoted(CUSTOM_MESSAGE)
+        ),
+        &["--web.external-url=http://sonde"],
+    );
+    let db = database("notify-vs-am");
+    let notifier = Notifier::start(
+        &config(&format!(
+            "[[receivers]]\nname = \"chat\"\n\
+             slack = {{ api_url = \"{url}/sonde/slack\" }}\n\
+             telegram = {{ api_url = \"{url}/sonde/tg\", bot_token = \"123:abc\", chat_id = -1001 }}\n\
+             [[receivers]]\nname = \"team.custom\"\n\
+             slack = {{ api_url = \"{url}/sonde/slack-custom\", title = {}, text = {} }}\n\
+             telegram = {{ api_url = \"{url}/sonde/tg-custom\", bot_token = \"123:abc\", chat_id = -1001, message = {} }}\n\
+             [route]\nreceiver = \"chat\"\ngroup_by = [\"alertname\"]\n{FAST}\
+             [[route.routes]]\nreceiver = \"chat\"\ncontinue = true\n\
+             [[route.routes]]\nreceiver = \"team.custom\"\n",
+            quoted(CUSTOM_TITLE),
+            quoted(CUSTOM_TEXT),
+            quoted(CUSTOM_MESSAGE)
+        )),
+        &db.file,
+        "http://sonde",
+    )
+    .unwrap();
+
+    let starts_at_ms = now_ms() - now_ms() % 1000 + 123;
+    let alerts: Vec<Alert> = ["host-1", "host-2"]
+        .iter()
+        .map(|instance| Alert {
+            labels: Labels::new([
+                ("alertname", "DiskFull"),
+                ("instance", instance),
+                ("job", "node"),
+                ("severity", "page"),
+            ]),
+            annotations: Labels::new([
+                ("summary", "Disk <full> & \"rising\" +5%"),
+                ("runbook", "HTTP://Example.com/A"),
+            ]),
+            starts_at_ms,
+            ends_at_ms: starts_at_ms + 3_600_000,
+            generator_url: "http://sonde/graph?g0.expr=up".into(),
+        })
+        .collect();
+    let posted: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "labels": a.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "annotations": a.annotations.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "startsAt": sonde::civil::rfc3339(a.starts_at_ms),
+                "endsAt": sonde::civil::rfc3339(a.ends_at_ms),
+                "generatorURL": a.generator_url,
+            })
+        })
+        .collect();
+    alertmanager.post_alerts(&Value::Array(posted));
+    notifier.send(alerts);
+
+    let first = |path: &str| -> Value {
+        let got = recorded.wait_for(path, 1, Duration::from_secs(20));
+        assert!(
+            !got.is_empty(),
+            "nothing posted to {path}\n{}",
+            alertmanager.log_text()
+        );
+        got[0].clone()
+    };
+    for (path, fields) in [
+        (
+            "/slack",
+            &["title", "title_link", "text", "fallback", "color"][..],
+        ),
+        (
+            "/slack-custom",
+            &["title", "title_link", "text", "fallback", "color"][..],
+        ),
+    ] {
+        let (theirs, ours) = (
+            first(&format!("/am{path}")),
+            first(&format!("/sonde{path}")),
+        );
+        for field in fields {
+            let (theirs, ours) = (
+                &theirs["attachments"][0][field],
+                &ours["attachments"][0][field],
+            );
+            println!("{path} {field}: {theirs}");
+            assert_eq!(ours, theirs, "{path} {field}");
+        }
+    }
+    for path in ["/tg", "/tg-custom"] {
+        let (theirs, ours) = (
+            first(&format!("/am{path}/bot123:abc/sendMessage")),
+            first(&format!("/sonde{path}/bot123:abc/sendMessage")),
+        );
+        println!("{path} text: {}", theirs["text"]);
+        assert_eq!(ours["text"], theirs["text"], "{path} text");
+        assert_eq!(
+            ours["parse_mode"], theirs["parse_mode"],
+            "{path} parse_mode"
+        );
+    }
+}
+
 /// An SMTP server that accepts every message and records the dialogue
 /// (client lines), one session after another.
 fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -435,6 +569,97 @@ fn email_goes_over_smtp_and_require_tls_refuses_a_plain_server() {
         metric(&notifier, "sonde_notifications_failed_total", "strict"),
         1.0
     );
+}
+
+/// A real SMTP server that requires STARTTLS and AUTH: the message goes
+/// over TLS (the server's CA given as ca_file), authenticated, to every
+/// recipient with its subject; a wrong password is refused by the server,
+/// and sonde counts the failure and goes on.
+#[test]
+fn email_goes_over_starttls_with_auth_to_a_real_smtp_server() {
+    let server = common::smtp::SmtpServer::start("sonde", "s3cret");
+    let db = database("notify-smtp");
+    let email = |password: &str, hello: &str| {
+        format!(
+            "email = {{ to = \"ops@example.com, oncall@example.com\", from = \"sonde@example.com\", \
+             smarthost = \"127.0.0.1:{}\", auth_username = \"sonde\", auth_password = \"{password}\", \
+             ca_file = \"{}\", hello = \"{hello}\" }}\n",
+            server.port,
+            server.ca_file.display()
+        )
+    };
+    let notifier = Notifier::start(
+        &config(&format!(
+            "[[receivers]]\nname = \"mail\"\n{}\
+             [[receivers]]\nname = \"wrong\"\n{}\
+             [route]\nreceiver = \"mail\"\n{FAST}\
+             [[route.routes]]\nreceiver = \"mail\"\ncontinue = true\n\
+             [[route.routes]]\nreceiver = \"wrong\"\n",
+            email("s3cret", "mail.test"),
+            email("guess", "wrong.test"),
+        )),
+        &db.file,
+        "http://sonde",
+    )
+    .unwrap();
+    notifier.send(vec![firing(&[("alertname", "Mail"), ("instance", "m")])]);
+    let record = server.wait_for(Duration::from_secs(10), |record| {
+        record.iter().any(|e| e.get("content").is_some()) && record.iter().any(|e| e["ok"] == false)
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && metric(&notifier, "sonde_notifications_failed_total", "wrong") < 1.0
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let messages: Vec<&Value> = record
+        .iter()
+        .filter(|e| e.get("content").is_some())
+        .collect();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message, from mail only: {record:#?}\n{}",
+        server.log_text()
+    );
+    let message = messages[0];
+    assert_eq!(message["tls"], true, "{message:#}");
+    assert_eq!(message["authenticated"], true, "{message:#}");
+    assert_eq!(message["login"], "sonde");
+    assert_eq!(message["mail_from"], "sonde@example.com");
+    assert_eq!(
+        message["rcpt_tos"],
+        serde_json::json!(["ops@example.com", "oncall@example.com"])
+    );
+    let content = message["content"].as_str().unwrap();
+    assert!(
+        content.contains("\r\nSubject: [FIRING:1]  (Mail m)\r\n"),
+        "{content}"
+    );
+    assert!(content.contains("\r\nTo: ops@example.com, oncall@example.com\r\n"));
+    assert!(content.contains(" - summary = it <broke> & stays broken"));
+    let attempts: Vec<(&Value, &Value, &Value)> = record
+        .iter()
+        .filter(|e| e.get("auth").is_some())
+        .map(|e| (&e["auth"], &e["ok"], &e["tls"]))
+        .collect();
+    assert!(
+        attempts.contains(&(&"PLAIN".into(), &true.into(), &true.into())),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts.contains(&(&"PLAIN".into(), &false.into(), &true.into())),
+        "the wrong password was tried, over TLS: {attempts:?}"
+    );
+    assert_eq!(
+        metric(&notifier, "sonde_notifications_failed_total", "mail"),
+        0.0
+    );
+    assert_eq!(
+        metric(&notifier, "sonde_notifications_failed_total", "wrong"),
+        1.0
+    );
+    assert_eq!(metric(&notifier, "sonde_notifications_total", "wrong"), 1.0);
 }
 
 #[test]

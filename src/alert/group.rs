@@ -9,16 +9,18 @@
 //!   5-minute lookback; a failed evaluation writes nothing and marks
 //!   nothing;
 //! - a group's timestamps are `offset + n * interval`, the offset fixed by
-//!   the group's file and name, so groups spread over the interval and a
-//!   restart keeps each group on its slot; a slot missed (the evaluation
-//!   before overran) is skipped, not caught up.
+//!   the group's file and name exactly as Prometheus fixes it, so groups
+//!   spread over the interval, a restart keeps each group on its slot, and
+//!   a group run by both sonde and Prometheus evaluates at the same
+//!   instants; a slot missed (the evaluation before overran) is skipped,
+//!   not caught up.
 
 use std::time::Instant;
 
 use crate::alert::rule::{EvalContext, Health, Rule};
 use crate::alert::rulefile::GroupSpec;
 use crate::alert::Alert;
-use crate::model::Sample;
+use crate::model::{Labels, Sample};
 use crate::query::STALE_NAN_BITS;
 
 /// Where recorded series and alert states are written.
@@ -74,7 +76,7 @@ impl Group {
 
     /// The group's slot: the latest evaluation instant at or before `now_ms`.
     pub fn slot_at_or_before(&self, now_ms: i64) -> i64 {
-        let offset = (fnv1a(&[&self.spec.file, &self.spec.name]) % self.interval_ms as u64) as i64;
+        let offset = slot_offset_ms(&self.spec.file, &self.spec.name, self.interval_ms);
         now_ms - (now_ms - offset).rem_euclid(self.interval_ms)
     }
 
@@ -191,13 +193,28 @@ pub fn graph_link(external_url: &str, expr: &str) -> String {
     )
 }
 
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+/// Where in its interval a group evaluates, as Prometheus 2.42 places it,
+/// so a group shared with Prometheus writes samples at the same instants:
+/// the hash of the label set `{file, name}` modulo the interval counted in
+/// nanoseconds, then truncated to the millisecond as Prometheus stamps
+/// samples.
+fn slot_offset_ms(file: &str, name: &str, interval_ms: i64) -> i64 {
+    let hash = Labels::new([("file", file), ("name", name)]).prometheus_hash();
+    let interval_ns = interval_ms.unsigned_abs().saturating_mul(1_000_000);
+    (hash % interval_ns / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_offset_ms;
+
+    #[test]
+    fn slots_fall_where_prometheus_puts_them() {
+        // XXH64 of "file\xff/etc/sonde/rules/node.yml\xffname\xffnode\xff"
+        // is 0xc2171e7d823b0d8c (libxxhash): modulo 10 s and 1 min in
+        // nanoseconds, truncated to milliseconds.
+        let file = "/etc/sonde/rules/node.yml";
+        assert_eq!(slot_offset_ms(file, "node", 10_000), 2_227);
+        assert_eq!(slot_offset_ms(file, "node", 60_000), 12_227);
     }
-    hash
 }

@@ -1,6 +1,7 @@
 //! A real Alertmanager 0.25 (the Debian package's
 //! `/usr/bin/prometheus-alertmanager`) on a free loopback port, clustering
-//! off, routing everything to a receiver that sends nowhere; killed on drop.
+//! off, routing everything to a receiver that sends nowhere (or as the
+//! test's own config says); killed on drop.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,13 +17,18 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Starts it; returns once /-/ready is 200.
     pub fn start() -> Alertmanager {
+        Alertmanager::start_with(
+            "route:\n  receiver: nowhere\n  group_wait: 1s\nreceivers:\n  - name: nowhere\n",
+            &[],
+        )
+    }
+
+    /// Starts it with `config` (YAML) and extra flags such as
+    /// `--web.external-url=…`.
+    pub fn start_with(config_text: &str, extra_args: &[&str]) -> Alertmanager {
         let dir = TempDir::new("alertmanager");
         let config = dir.0.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: nowhere\n  group_wait: 1s\nreceivers:\n  - name: nowhere\n",
-        )
-        .unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.0.join("alertmanager.log")).unwrap();
         let child = Command::new("prometheus-alertmanager")
@@ -30,6 +36,7 @@ impl Alertmanager {
             .arg(format!("--storage.path={}", dir.0.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -65,6 +72,27 @@ impl Alertmanager {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.dir.0.join("alertmanager.log")).unwrap_or_default()
+    }
+
+    /// POSTs alerts (API v2 JSON) to it; panics unless it takes them.
+    pub fn post_alerts(&self, alerts: &serde_json::Value) {
+        let url = format!("{}/api/v2/alerts", self.base_url);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let response = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(alerts.to_string().as_bytes())
+            .unwrap_or_else(|err| panic!("POST {url}: {err}"));
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "POST {url}\n{}",
+            self.log_text()
+        );
     }
 
     /// The alerts it holds as active (not resolved), from its API v2.

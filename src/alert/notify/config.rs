@@ -132,6 +132,10 @@ pub struct EmailConfig {
     pub auth_password_file: Option<PathBuf>,
     /// Refuse to send unless the server offers STARTTLS.
     pub require_tls: bool,
+    /// PEM file of the certificates that may sign the server's (a
+    /// company's own CA), trusted instead of the Mozilla roots, as
+    /// Alertmanager's `tls_config.ca_file`.
+    pub ca_file: Option<PathBuf>,
     /// The name sonde gives in EHLO.
     pub hello: String,
     pub send_resolved: bool,
@@ -147,6 +151,7 @@ impl Default for EmailConfig {
             auth_password: None,
             auth_password_file: None,
             require_tls: true,
+            ca_file: None,
             hello: "localhost".into(),
             send_resolved: false,
         }

@@ -2,11 +2,13 @@
 //! group and handed to every integration of its receiver: the alerts with
 //! their status and fingerprint, the group's labels, and what the alerts
 //! have in common. Also the shapes Alertmanager gives them on the wire: the
-//! fingerprint of a label set, Go's RFC 3339 times, and the default texts
-//! (`__subject`, `__text_alert_list`) of its templates.
+//! fingerprint of a label set, Go's RFC 3339 times, and the data and
+//! default definitions (`default.tmpl`) of its notification templates.
 
-use std::fmt::Write;
+use std::rc::Rc;
 
+use crate::alert::template::notification::NotificationTemplate;
+use crate::alert::template::{NotificationData, StrMap, TemplateAlert, Time};
 use crate::model::Labels;
 
 /// An alert's identity, as Prometheus and Alertmanager compute it.
@@ -152,10 +154,6 @@ impl Notification {
         self.alerts.iter().filter(|a| !a.resolved())
     }
 
-    pub fn resolved(&self) -> impl Iterator<Item = &NotifiedAlert> {
-        self.alerts.iter().filter(|a| a.resolved())
-    }
-
     /// Labels every alert has with the same value.
     pub fn common_labels(&self) -> Labels {
         common(self.alerts.iter().map(|a| &a.labels))
@@ -165,62 +163,54 @@ impl Notification {
         common(self.alerts.iter().map(|a| &a.annotations))
     }
 
-    /// Where Alertmanager's UI would show this receiver's alerts.
-    pub fn alerts_url(&self) -> String {
-        let receiver: String = form_urlencoded::byte_serialize(self.receiver.as_bytes()).collect();
-        format!("{}/#/alerts?receiver={receiver}", self.external_url)
+    /// The dot of its templates: Alertmanager's `template.Data`, whose
+    /// receiver name is regexp-quoted, as Alertmanager quotes it.
+    pub fn template_data(&self) -> Rc<NotificationData> {
+        let map = |labels: &Labels| -> Rc<StrMap> {
+            Rc::new(
+                labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let alerts = self
+            .alerts
+            .iter()
+            .map(|alert| {
+                Rc::new(TemplateAlert {
+                    status: alert.status().to_string(),
+                    labels: map(&alert.labels),
+                    annotations: map(&alert.annotations),
+                    starts_at: Time::from_millis(alert.starts_at_ms),
+                    ends_at: alert.ends_at_ms.map_or(Time::ZERO, Time::from_millis),
+                    generator_url: alert.generator_url.clone(),
+                    fingerprint: fingerprint_hex(alert.fingerprint),
+                })
+            })
+            .collect();
+        Rc::new(NotificationData {
+            receiver: quote_meta(&self.receiver),
+            status: self.status().to_string(),
+            alerts: Rc::new(alerts),
+            group_labels: map(&self.group_labels),
+            common_labels: map(&self.common_labels()),
+            common_annotations: map(&self.common_annotations()),
+            external_url: self.external_url.clone(),
+        })
     }
+}
 
-    /// Alertmanager's `__subject`: `[FIRING:2] <group label values>
-    /// (<other common label values>)`.
-    pub fn subject(&self) -> String {
-        let mut subject = format!("[{}", self.status().to_uppercase());
-        if self.status() == "firing" {
-            let _ = write!(subject, ":{}", self.firing().count());
+/// Go's `regexp.QuoteMeta`: a backslash before each of `\.+*?()|[]{}^$`.
+fn quote_meta(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
         }
-        subject.push_str("] ");
-        let group_values: Vec<&str> = self.group_labels.iter().map(|(_, v)| v).collect();
-        subject.push_str(&group_values.join(" "));
-        let common = self.common_labels();
-        if common.len() > self.group_labels.len() {
-            let others: Vec<&str> = common
-                .iter()
-                .filter(|(name, _)| self.group_labels.get(name).is_none())
-                .map(|(_, v)| v)
-                .collect();
-            let _ = write!(subject, " ({})", others.join(" "));
-        }
-        subject
+        out.push(c);
     }
-
-    /// Alertmanager's default message text (telegram's default, e-mail's
-    /// text part): the firing alerts, then the resolved, each with its
-    /// labels, annotations and source; `escape` is applied to every value.
-    pub fn text_alert_list(&self, escape: fn(&str) -> String) -> String {
-        let mut text = String::new();
-        let sections = [
-            ("Alerts Firing:", self.firing().collect::<Vec<_>>()),
-            ("Alerts Resolved:", self.resolved().collect()),
-        ];
-        for (title, alerts) in sections {
-            if alerts.is_empty() {
-                continue;
-            }
-            let _ = writeln!(text, "{title}");
-            for alert in alerts {
-                text.push_str("Labels:\n");
-                for (name, value) in alert.labels.iter() {
-                    let _ = writeln!(text, " - {} = {}", escape(name), escape(value));
-                }
-                text.push_str("Annotations:\n");
-                for (name, value) in alert.annotations.iter() {
-                    let _ = writeln!(text, " - {} = {}", escape(name), escape(value));
-                }
-                let _ = writeln!(text, "Source: {}", escape(&alert.generator_url));
-            }
-        }
-        text
-    }
+    out
 }
 
 fn common<'a>(mut sets: impl Iterator<Item = &'a Labels>) -> Labels {
@@ -234,124 +224,31 @@ fn common<'a>(mut sets: impl Iterator<Item = &'a Labels>) -> Labels {
     Labels::new(shared)
 }
 
-/// Escapes text for HTML (element content and quoted attributes).
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// sonde's definitions of the templates Alertmanager names
+/// (`__subject`, `slack.default.title`, `telegram.default.message`, …).
+const DEFAULTS: &str = include_str!("default.tmpl");
 
-/// Leaves text as it is (for plain-text renderings).
-pub fn verbatim(text: &str) -> String {
-    text.to_string()
-}
-
-/// A receiver's own text (`title`, `text`, `message`): literal text with
-/// fields of the notification, written as Alertmanager's templates name
-/// them: `{{ .Status }}`, `{{ .Receiver }}`, `{{ .ExternalURL }}`,
-/// `{{ .GroupKey }}`, `{{ .GroupLabels.name }}`, `{{ .CommonLabels.name }}`,
-/// `{{ .CommonAnnotations.name }}`. Anything else between braces is refused
-/// when the config loads.
-#[derive(Clone, Debug)]
-pub struct Template(Vec<Piece>);
-
-#[derive(Clone, Debug)]
-enum Piece {
-    Text(String),
-    Field(Field),
-}
-
-#[derive(Clone, Debug)]
-enum Field {
-    Status,
-    Receiver,
-    ExternalUrl,
-    GroupKey,
-    GroupLabel(String),
-    CommonLabel(String),
-    CommonAnnotation(String),
-}
+/// A receiver's text (`title`, `text`, `message`, or a default): a Go
+/// template over the notification, as Alertmanager 0.25 expands it, which
+/// may call the default templates by name.
+pub struct Template(NotificationTemplate);
 
 impl Template {
+    /// Err carries Go's parse error, for the config key that holds `text`.
     pub fn parse(text: &str) -> Result<Template, String> {
-        let mut pieces = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            pieces.push(Piece::Text(rest[..open].to_string()));
-            let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| format!("{{{{ at byte {open} is not closed"))?;
-            let field = after[..close].trim();
-            let named = |prefix: &str| field.strip_prefix(prefix).map(str::to_string);
-            let parsed = match field {
-                ".Status" => Field::Status,
-                ".Receiver" => Field::Receiver,
-                ".ExternalURL" => Field::ExternalUrl,
-                ".GroupKey" => Field::GroupKey,
-                _ => {
-                    if let Some(name) = named(".GroupLabels.") {
-                        Field::GroupLabel(name)
-                    } else if let Some(name) = named(".CommonLabels.") {
-                        Field::CommonLabel(name)
-                    } else if let Some(name) = named(".CommonAnnotations.") {
-                        Field::CommonAnnotation(name)
-                    } else {
-                        return Err(format!(
-                            "unknown field {{{{ {field} }}}}: expected .Status, .Receiver, .ExternalURL, .GroupKey, .GroupLabels.<name>, .CommonLabels.<name> or .CommonAnnotations.<name>"
-                        ));
-                    }
-                }
-            };
-            pieces.push(Piece::Field(parsed));
-            rest = &after[close + 2..];
-        }
-        pieces.push(Piece::Text(rest.to_string()));
-        Ok(Template(pieces))
+        NotificationTemplate::parse(text, DEFAULTS).map(Template)
     }
 
-    /// The text with its fields filled in, each value passed through
-    /// `escape` (the literal text is the receiver's own markup).
-    pub fn render(&self, notification: &Notification, escape: fn(&str) -> String) -> String {
-        let mut out = String::new();
-        for piece in &self.0 {
-            let value = match piece {
-                Piece::Text(text) => {
-                    out.push_str(text);
-                    continue;
-                }
-                Piece::Field(Field::Status) => notification.status().to_string(),
-                Piece::Field(Field::Receiver) => notification.receiver.clone(),
-                Piece::Field(Field::ExternalUrl) => notification.external_url.clone(),
-                Piece::Field(Field::GroupKey) => notification.group_key.clone(),
-                Piece::Field(Field::GroupLabel(name)) => notification
-                    .group_labels
-                    .get(name)
-                    .unwrap_or("")
-                    .to_string(),
-                Piece::Field(Field::CommonLabel(name)) => notification
-                    .common_labels()
-                    .get(name)
-                    .unwrap_or("")
-                    .to_string(),
-                Piece::Field(Field::CommonAnnotation(name)) => notification
-                    .common_annotations()
-                    .get(name)
-                    .unwrap_or("")
-                    .to_string(),
-            };
-            out.push_str(&escape(&value));
-        }
-        out
+    /// The default template `name`, as a receiver's field that calls it.
+    pub fn default(name: &str) -> Template {
+        Template::parse(&format!("{{{{ template \"{name}\" . }}}}"))
+            .expect("the default templates parse")
+    }
+
+    /// The text for `data` (from [`Notification::template_data`]); `html`
+    /// escapes values for an HTML message.
+    pub fn render(&self, data: &Rc<NotificationData>, html: bool) -> Result<String, String> {
+        self.0.expand(data, html)
     }
 }
 
@@ -451,31 +348,45 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn subject_and_commons_follow_alertmanager() {
+    fn default_texts_follow_alertmanager() {
         let n = sample_notification();
         assert_eq!(n.status(), "firing");
-        assert_eq!(n.subject(), "[FIRING:1] HighLoad (critical)");
         assert_eq!(n.common_labels().get("instance"), None);
+        let data = n.template_data();
+        let render = |name: &str, html: bool| Template::default(name).render(&data, html).unwrap();
+        assert_eq!(render("__subject", false), "[FIRING:1] HighLoad (critical)");
         assert_eq!(
-            n.alerts_url(),
+            render("__alertmanagerURL", false),
             "http://sonde:9977/#/alerts?receiver=ops+team"
         );
-        let text = n.text_alert_list(escape_html);
+        let text = render("email.sonde.text", false);
         assert!(text.starts_with("Alerts Firing:\nLabels:\n - alertname = HighLoad\n"));
-        assert!(text.contains("load &lt;high&gt; &amp; rising"), "{text}");
+        assert!(
+            text.contains(" - summary = load <high> & rising\n"),
+            "{text}"
+        );
         assert!(text.contains("Alerts Resolved:"));
+        let html = render("email.sonde.html", true);
+        assert!(html.contains("load &lt;high&gt; &amp; rising"), "{html}");
     }
 
     #[test]
-    fn templates_fill_fields_and_refuse_unknown_ones() {
-        let n = sample_notification();
+    fn receiver_names_are_regexp_quoted_as_alertmanager_does() {
+        let mut n = sample_notification();
+        n.receiver = "team-ops (a.b)".into();
+        assert_eq!(n.template_data().receiver, "team-ops \\(a\\.b\\)");
+    }
+
+    #[test]
+    fn own_templates_see_the_notification_and_the_defaults() {
+        let data = sample_notification().template_data();
         let t = Template::parse(
-            "{{ .Status }}: {{.GroupLabels.alertname}} <b>{{ .CommonAnnotations.summary }}</b>",
+            "{{ .Status }}: {{.GroupLabels.alertname}} <b>{{ .CommonAnnotations.summary }}</b> {{ template \"__subject\" . }}",
         )
         .unwrap();
         assert_eq!(
-            t.render(&n, escape_html),
-            "firing: HighLoad <b>load &lt;high&gt; &amp; rising</b>"
+            t.render(&data, true).unwrap(),
+            "firing: HighLoad <b>load &lt;high&gt; &amp; rising</b> [FIRING:1] HighLoad (critical)"
         );
         assert!(Template::parse("{{ range .Alerts }}").is_err());
         assert!(Template::parse("{{ .Status").is_err());

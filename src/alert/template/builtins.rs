@@ -140,9 +140,12 @@ fn printf(_: &Env, args: Vec<Value>) -> Call {
 fn length(_: &Env, args: Vec<Value>) -> Call {
     Ok(Value::Int(match &args[0] {
         Value::Str(s) | Value::Html(s) => s.len(),
-        Value::StrMap(m) => m.len(),
+        Value::StrMap(m) | Value::Kv(m) => m.len(),
         Value::AnyMap(m) => m.len(),
         Value::Samples(v) => v.len(),
+        Value::Strings(v) => v.len(),
+        Value::Pairs(v) => v.len(),
+        Value::Alerts { list, .. } => list.len(),
         Value::Sample(None) => return Err("len of nil pointer".into()),
         Value::Nil => return Err("reflect: call of reflect.Value.Type on zero Value".into()),
         other => return Err(format!("len of type {}", pointee_type(other))),
@@ -213,7 +216,31 @@ fn index(_: &Env, args: Vec<Value>) -> Call {
                         .clone(),
                 ))
             }
-            Value::StrMap(map) => Value::Str(map.get(map_key(index)?).cloned().unwrap_or_default()),
+            Value::Strings(items) => {
+                let i = index_arg(index, items.len())?;
+                Value::Str(
+                    items
+                        .get(i)
+                        .ok_or("reflect: slice index out of range")?
+                        .clone(),
+                )
+            }
+            Value::Pairs(pairs) => {
+                let i = index_arg(index, pairs.len())?;
+                let pair = pairs.get(i).ok_or("reflect: slice index out of range")?;
+                Value::Pair(std::rc::Rc::new(pair.clone()))
+            }
+            Value::Alerts { list, .. } => {
+                let i = index_arg(index, list.len())?;
+                Value::NotifiedAlert(
+                    list.get(i)
+                        .ok_or("reflect: slice index out of range")?
+                        .clone(),
+                )
+            }
+            Value::StrMap(map) | Value::Kv(map) => {
+                Value::Str(map.get(map_key(index)?).cloned().unwrap_or_default())
+            }
             Value::AnyMap(map) => map.get(map_key(index)?).cloned().unwrap_or(Value::Nil),
             // A nil pointer, or the nil a missing `args` key gives.
             Value::Sample(None) | Value::Nil => return Err("index of nil pointer".into()),
@@ -349,10 +376,10 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
 /// The reflect kind of a value that is not a basic one.
 fn go_kind(value: &Value) -> &'static str {
     match value {
-        Value::StrMap(_) | Value::AnyMap(_) => "map",
-        Value::Samples(_) => "slice",
-        Value::Sample(_) | Value::Time(_) => "ptr",
-        Value::Alert(_) => "struct",
+        Value::StrMap(_) | Value::AnyMap(_) | Value::Kv(_) => "map",
+        Value::Samples(_) | Value::Strings(_) | Value::Pairs(_) | Value::Alerts { .. } => "slice",
+        Value::Sample(_) | Value::Time(_) | Value::Notification(_) => "ptr",
+        Value::Alert(_) | Value::Pair(_) | Value::NotifiedAlert(_) => "struct",
         _ => "basic",
     }
 }

@@ -7,13 +7,19 @@ use std::rc::Rc;
 use super::fmt::{print_value, quote};
 use super::parse::{Arg, Command, Control, Node, Number, Parsed, Pipe};
 use super::value::Value;
-use super::{builtins, functions, time, QueryFn};
+use super::{builtins, functions, notification, time, QueryFn};
 
-/// What functions may use beyond their arguments.
+/// What functions may use beyond their arguments, and which functions
+/// there are.
 pub struct Env<'a> {
     pub query: QueryFn<'a>,
     pub timestamp_ms: i64,
     pub external_url: &'a str,
+    /// The functions beyond Go's own: Prometheus's or Alertmanager's.
+    pub functions: &'static [Function],
+    /// Actions print as html/template prints them in element content
+    /// (escaped unless `safeHtml`), as Alertmanager renders HTML messages.
+    pub html: bool,
 }
 
 /// A parameter's Go type, which decides how an argument is checked.
@@ -24,6 +30,8 @@ pub enum Param {
     Any,
     Samples,
     Sample,
+    /// `[]string`.
+    Strings,
 }
 
 impl Param {
@@ -33,6 +41,7 @@ impl Param {
             Param::Any => "interface {}",
             Param::Samples => "template.queryResult",
             Param::Sample => "*template.sample",
+            Param::Strings => "[]string",
         }
     }
 
@@ -43,6 +52,7 @@ impl Param {
             Param::Any => Some(Value::Nil),
             Param::Samples => Some(Value::Samples(Rc::default())),
             Param::Sample => Some(Value::Sample(None)),
+            Param::Strings => Some(Value::Strings(Rc::default())),
         }
     }
 }
@@ -55,15 +65,16 @@ pub struct Function {
     pub call: fn(&Env, Vec<Value>) -> Result<Value, String>,
 }
 
-/// Whether a template may call `name` (the parser's question).
+/// Whether an alert template may call `name` (the parser's question).
 pub fn has_function(name: &str) -> bool {
-    find_function(name).is_some()
+    find_function(functions::FUNCTIONS, name).is_some()
 }
 
-fn find_function(name: &str) -> Option<&'static Function> {
+/// Go's function `name`, or one of `functions`.
+pub fn find_function(functions: &'static [Function], name: &str) -> Option<&'static Function> {
     builtins::BUILTINS
         .iter()
-        .chain(functions::FUNCTIONS)
+        .chain(functions)
         .find(|f| f.name == name)
 }
 
@@ -222,7 +233,12 @@ impl<'a> State<'a> {
                 let value = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
                     self.at = At::Node(node);
-                    self.write(&print_value(&value))?;
+                    let text = print_value(&value);
+                    if self.env.html && !matches!(value, Value::Html(_)) {
+                        self.write(&notification::escape_html(&text))?;
+                    } else {
+                        self.write(&text)?;
+                    }
                 }
             }
             Node::If(control) => return self.walk_if_or_with(false, dot, control),
@@ -265,10 +281,15 @@ impl<'a> State<'a> {
                 .enumerate()
                 .map(|(i, s)| (Value::Int(i as i64), Value::Sample(Some(s.clone()))))
                 .collect(),
-            Value::StrMap(map) => map
+            Value::StrMap(map) | Value::Kv(map) => map
                 .iter()
                 .map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone())))
                 .collect(),
+            Value::Strings(items) => indexed(items.iter().map(|s| Value::Str(s.clone()))),
+            Value::Pairs(pairs) => indexed(pairs.iter().map(|p| Value::Pair(Rc::new(p.clone())))),
+            Value::Alerts { list, .. } => {
+                indexed(list.iter().map(|a| Value::NotifiedAlert(a.clone())))
+            }
             Value::AnyMap(map) => map
                 .iter()
                 .map(|(k, v)| (Value::Str(k.clone()), v.clone()))
@@ -507,19 +528,21 @@ impl<'a> State<'a> {
         final_value: Option<Value>,
         receiver: Value,
     ) -> Exec<Value> {
-        if let Value::Time(time) = &receiver {
-            if let Some(method) = time::time_method(name) {
-                let receiver = Value::Time(*time);
-                return self.eval_call(
-                    dot,
-                    method,
-                    Some(receiver),
-                    At::Arg(node),
-                    name,
-                    args,
-                    final_value,
-                );
-            }
+        // Go looks for a method first, then a field or a map key.
+        let method = match &receiver {
+            Value::Time(_) => time::time_method(name),
+            other => notification::method(other, name),
+        };
+        if let Some(method) = method {
+            return self.eval_call(
+                dot,
+                method,
+                Some(receiver),
+                At::Arg(node),
+                name,
+                args,
+                final_value,
+            );
         }
         let has_args = args.len() > 1 || final_value.is_some();
         let struct_field = |value: Option<Value>| -> Exec<Value> {
@@ -551,10 +574,19 @@ impl<'a> State<'a> {
             Value::Sample(None) if matches!(name, "Labels" | "Value") => {
                 self.fail(&format!("nil pointer evaluating *template.sample.{name}"))
             }
-            Value::StrMap(_) | Value::AnyMap(_) if has_args => {
+            Value::Notification(data) => struct_field(notification::data_field(data, name)),
+            Value::NotifiedAlert(alert) => struct_field(notification::alert_field(alert, name)),
+            Value::Pair(pair) => struct_field(match name {
+                "Name" => Some(Value::Str(pair.0.clone())),
+                "Value" => Some(Value::Str(pair.1.clone())),
+                _ => None,
+            }),
+            Value::StrMap(_) | Value::AnyMap(_) | Value::Kv(_) if has_args => {
                 self.fail(&format!("{name} is not a method but has arguments"))
             }
-            Value::StrMap(map) => Ok(Value::Str(map.get(name).cloned().unwrap_or_default())),
+            Value::StrMap(map) | Value::Kv(map) => {
+                Ok(Value::Str(map.get(name).cloned().unwrap_or_default()))
+            }
             Value::AnyMap(map) => Ok(match map.get(name) {
                 None | Some(Value::Nil) => Value::NilInterface,
                 Some(value) => value.clone(),
@@ -579,7 +611,7 @@ impl<'a> State<'a> {
         final_value: Option<Value>,
     ) -> Exec<Value> {
         self.at = At::Arg(identifier);
-        let Some(function) = find_function(name) else {
+        let Some(function) = find_function(self.env.functions, name) else {
             return self.fail(&format!("{} is not a defined function", quote(name)));
         };
         self.eval_call(dot, function, None, call_node, name, args, final_value)
@@ -682,6 +714,7 @@ impl<'a> State<'a> {
             (Param::Str, Value::Str(_)) => true,
             (Param::Samples, Value::Samples(_)) => true,
             (Param::Sample, Value::Sample(_)) => true,
+            (Param::Strings, Value::Strings(_)) => true,
             _ => false,
         };
         if !fits {
@@ -742,4 +775,12 @@ impl<'a> State<'a> {
             param.type_name()
         ))
     }
+}
+
+/// A slice's elements as `range` sees them: index and element.
+fn indexed(items: impl Iterator<Item = Value>) -> Vec<(Value, Value)> {
+    items
+        .enumerate()
+        .map(|(i, item)| (Value::Int(i as i64), item))
+        .collect()
 }

@@ -4,6 +4,7 @@
 //! `strconv.ParseFloat`.
 
 use std::fmt::Write;
+use std::rc::Rc;
 
 use super::time::time_string;
 use super::value::{AlertFields, Sample, Value};
@@ -510,7 +511,92 @@ impl Printer {
                 self.sample_fields(out, sample, verb);
             }
             Value::Alert(alert) => self.alert_fields(out, alert, verb),
+            Value::Kv(map) => self.arg(out, &Value::StrMap(map.clone()), verb),
+            Value::Strings(items) => {
+                self.list(out, items.iter().map(|s| Value::Str(s.clone())), verb)
+            }
+            Value::Pairs(pairs) => self.list(
+                out,
+                pairs.iter().map(|p| Value::Pair(Rc::new(p.clone()))),
+                verb,
+            ),
+            Value::Pair(pair) => self.fields(
+                out,
+                &[
+                    ("Name", Value::Str(pair.0.clone())),
+                    ("Value", Value::Str(pair.1.clone())),
+                ],
+                verb,
+            ),
+            Value::Alerts { list, .. } => self.list(
+                out,
+                list.iter().map(|a| Value::NotifiedAlert(a.clone())),
+                verb,
+            ),
+            Value::NotifiedAlert(alert) => self.fields(
+                out,
+                &[
+                    ("Status", Value::Str(alert.status.clone())),
+                    ("Labels", Value::Kv(alert.labels.clone())),
+                    ("Annotations", Value::Kv(alert.annotations.clone())),
+                    ("StartsAt", Value::Time(alert.starts_at)),
+                    ("EndsAt", Value::Time(alert.ends_at)),
+                    ("GeneratorURL", Value::Str(alert.generator_url.clone())),
+                    ("Fingerprint", Value::Str(alert.fingerprint.clone())),
+                ],
+                verb,
+            ),
+            Value::Notification(data) => {
+                out.push('&');
+                self.fields(
+                    out,
+                    &[
+                        ("Receiver", Value::Str(data.receiver.clone())),
+                        ("Status", Value::Str(data.status.clone())),
+                        (
+                            "Alerts",
+                            Value::Alerts {
+                                list: data.alerts.clone(),
+                                named: true,
+                            },
+                        ),
+                        ("GroupLabels", Value::Kv(data.group_labels.clone())),
+                        ("CommonLabels", Value::Kv(data.common_labels.clone())),
+                        (
+                            "CommonAnnotations",
+                            Value::Kv(data.common_annotations.clone()),
+                        ),
+                        ("ExternalURL", Value::Str(data.external_url.clone())),
+                    ],
+                    verb,
+                );
+            }
         }
+    }
+
+    /// A slice: its elements between brackets, space-separated.
+    fn list(&self, out: &mut String, items: impl Iterator<Item = Value>, verb: char) {
+        out.push('[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            self.nested(out, &item, verb);
+        }
+        out.push(']');
+    }
+
+    /// A struct: its fields between braces, space-separated.
+    fn fields(&self, out: &mut String, fields: &[(&str, Value)], verb: char) {
+        out.push('{');
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            self.field_name(out, name);
+            self.nested(out, value, verb);
+        }
+        out.push('}');
     }
 
     /// A value inside a map or slice: pointers print as addresses there.

@@ -174,7 +174,7 @@ pub static FUNCTIONS: &[Function] = &[
 ];
 
 /// A string argument (the executor has checked the type).
-fn text(value: &Value) -> &str {
+pub(super) fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
 
@@ -294,16 +294,16 @@ fn map_rune(c: char, lower: bool) -> char {
     }
 }
 
-fn to_upper(s: &str) -> String {
+pub(super) fn to_upper(s: &str) -> String {
     s.chars().map(|c| map_rune(c, false)).collect()
 }
 
-fn to_lower(s: &str) -> String {
+pub(super) fn to_lower(s: &str) -> String {
     s.chars().map(|c| map_rune(c, true)).collect()
 }
 
 /// `unicode.ToTitle`: upper case, but the title-case form of the Latin digraphs.
-fn to_title(c: char) -> char {
+pub(super) fn to_title(c: char) -> char {
     match c {
         'Ǆ'..='ǆ' => 'ǅ',
         'Ǉ'..='ǉ' => 'ǈ',
@@ -382,12 +382,12 @@ fn strip_domain(hostport: &str) -> String {
 
 // ---- regular expressions ----
 
-fn matches(_: &Env, args: Vec<Value>) -> Call {
+pub(super) fn matches(_: &Env, args: Vec<Value>) -> Call {
     let re = regexp::compile(text(&args[0]))?;
     Ok(Value::Bool(re.is_match(text(&args[1]))))
 }
 
-fn re_replace_all(_: &Env, args: Vec<Value>) -> Call {
+pub(super) fn re_replace_all(_: &Env, args: Vec<Value>) -> Call {
     let pattern = text(&args[0]);
     // Go's MustCompile panics; the template reports the panic's text.
     let re = regexp::compile(pattern).map_err(|e| {
@@ -541,7 +541,7 @@ fn float_to_time(v: f64) -> Result<Option<Time>, String> {
     }
     let millis = go_int64(nanos) / 1_000_000;
     Ok(Some(Time {
-        unix_nanos: millis * 1_000_000,
+        unix_nanos: i128::from(millis) * 1_000_000,
     }))
 }
 

@@ -1,5 +1,6 @@
 //! Alert templates: Go's text/template with Prometheus's template functions,
-//! expanding the annotations and labels of alerting rules.
+//! expanding the annotations and labels of alerting rules; and, with
+//! Alertmanager's functions, the texts of notifications.
 //!
 //! The rule this module keeps: for any template, the text it expands to (or
 //! the error it reports) is the one Prometheus 2.42 gives, byte for byte,
@@ -17,12 +18,15 @@
 //! - `regexp`: Go's regular expressions on the regex crate.
 //! - `time`: the `time.Time` that `toTime` returns, its methods and `Format`.
 //! - `fmt`: Go's `fmt` and `strconv` formatting, which every value passes through.
+//! - `notification`: the same engine over Alertmanager's notification data,
+//!   with Alertmanager's functions, for receivers' texts.
 
 mod builtins;
 mod exec;
 mod fmt;
 mod functions;
 mod lex;
+pub mod notification;
 mod parse;
 mod regexp;
 mod time;
@@ -32,7 +36,8 @@ use std::rc::Rc;
 
 use crate::model::Labels;
 
-use value::{AlertFields, StrMap, Value};
+use value::{AlertFields, Value};
+pub use value::{NotificationData, NotifiedAlert as TemplateAlert, StrMap, Time};
 
 /// What an alert's templates see.
 pub struct AlertData {
@@ -93,6 +98,8 @@ pub fn expand_alert(
         query,
         timestamp_ms,
         external_url: &data.external_url,
+        functions: functions::FUNCTIONS,
+        html: false,
     };
     match exec::execute(&name, &source, &parsed, dot, &env) {
         Ok(text) => text,

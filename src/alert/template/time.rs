@@ -22,13 +22,16 @@ macro_rules! method {
 /// The methods of `*time.Time` a template can call; the receiver comes first.
 static TIME_METHODS: &[Function] = &[
     method!("Unix", |t| Value::Int(
-        t.unix_nanos.div_euclid(1_000_000_000)
+        t.unix_nanos.div_euclid(1_000_000_000) as i64
     )),
     method!("UnixMilli", |t| Value::Int(
-        t.unix_nanos.div_euclid(1_000_000)
+        t.unix_nanos.div_euclid(1_000_000) as i64
     )),
-    method!("UnixMicro", |t| Value::Int(t.unix_nanos.div_euclid(1_000))),
-    method!("UnixNano", |t| Value::Int(t.unix_nanos)),
+    method!("UnixMicro", |t| Value::Int(
+        t.unix_nanos.div_euclid(1_000) as i64
+    )),
+    // Go's result is undefined beyond int64, as this wrap.
+    method!("UnixNano", |t| Value::Int(t.unix_nanos as i64)),
     method!("String", |t| Value::Str(time_string(t))),
     method!("UTC", |t| Value::Time(t)),
     method!("Year", |t| Value::Int(Civil::of(t).year)),
@@ -108,7 +111,7 @@ struct Civil {
 
 impl Civil {
     fn of(t: Time) -> Civil {
-        let secs = t.unix_nanos.div_euclid(1_000_000_000);
+        let secs = t.unix_nanos.div_euclid(1_000_000_000) as i64;
         let days = secs.div_euclid(86_400);
         let of_day = secs.rem_euclid(86_400) as u32;
         let (year, month, day) = crate::civil::civil_from_days(days);

@@ -25,10 +25,49 @@ pub struct AlertFields {
     pub value: f64,
 }
 
-/// A `*time.Time` as `toTime` returns it: nanoseconds since the epoch, UTC.
+/// A `*time.Time` as `toTime` returns it, or a `time.Time` of a
+/// notification: nanoseconds since the epoch, UTC (wide enough for Go's
+/// zero time, year 1, the end of a firing alert).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Time {
-    pub unix_nanos: i64,
+    pub unix_nanos: i128,
+}
+
+impl Time {
+    /// Go's zero `time.Time`: 0001-01-01 00:00:00 UTC.
+    pub const ZERO: Time = Time {
+        unix_nanos: -62_135_596_800 * 1_000_000_000,
+    };
+
+    pub fn from_millis(ms: i64) -> Time {
+        Time {
+            unix_nanos: i128::from(ms) * 1_000_000,
+        }
+    }
+}
+
+/// The dot of a notification template: Alertmanager's `template.Data`.
+#[derive(Debug)]
+pub struct NotificationData {
+    pub receiver: String,
+    pub status: String,
+    pub alerts: Rc<Vec<Rc<NotifiedAlert>>>,
+    pub group_labels: Rc<StrMap>,
+    pub common_labels: Rc<StrMap>,
+    pub common_annotations: Rc<StrMap>,
+    pub external_url: String,
+}
+
+/// One alert of a notification: Alertmanager's `template.Alert`.
+#[derive(Debug)]
+pub struct NotifiedAlert {
+    pub status: String,
+    pub labels: Rc<StrMap>,
+    pub annotations: Rc<StrMap>,
+    pub starts_at: Time,
+    pub ends_at: Time,
+    pub generator_url: String,
+    pub fingerprint: String,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +96,23 @@ pub enum Value {
     /// `*time.Time`.
     Time(Time),
     Alert(Rc<AlertFields>),
+    /// Alertmanager's `template.KV`: a `map[string]string` with methods
+    /// (`SortedPairs`, `Remove`, `Names`, `Values`).
+    Kv(Rc<StrMap>),
+    /// `[]string`.
+    Strings(Rc<Vec<String>>),
+    /// Alertmanager's `template.Pairs` (methods `Names`, `Values`).
+    Pairs(Rc<Vec<(String, String)>>),
+    /// Alertmanager's `template.Pair`: `Name` and `Value`.
+    Pair(Rc<(String, String)>),
+    Notification(Rc<NotificationData>),
+    /// Alertmanager's `template.Alerts` when `named` (methods `Firing` and
+    /// `Resolved`), else the `[]template.Alert` those return.
+    Alerts {
+        list: Rc<Vec<Rc<NotifiedAlert>>>,
+        named: bool,
+    },
+    NotifiedAlert(Rc<NotifiedAlert>),
 }
 
 impl Value {
@@ -79,6 +135,14 @@ impl Value {
             Value::Alert(_) => {
                 "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }"
             }
+            Value::Kv(_) => "template.KV",
+            Value::Strings(_) => "[]string",
+            Value::Pairs(_) => "template.Pairs",
+            Value::Pair(_) => "template.Pair",
+            Value::Notification(_) => "*template.Data",
+            Value::Alerts { named: true, .. } => "template.Alerts",
+            Value::Alerts { named: false, .. } => "[]template.Alert",
+            Value::NotifiedAlert(_) => "template.Alert",
         }
     }
 
@@ -96,7 +160,15 @@ impl Value {
             Value::AnyMap(m) => !m.is_empty(),
             Value::Samples(v) => !v.is_empty(),
             Value::Sample(s) => s.is_some(),
-            Value::Time(_) | Value::Alert(_) => true,
+            Value::Kv(m) => !m.is_empty(),
+            Value::Strings(v) => !v.is_empty(),
+            Value::Pairs(v) => !v.is_empty(),
+            Value::Alerts { list, .. } => !list.is_empty(),
+            Value::Time(_)
+            | Value::Alert(_)
+            | Value::Pair(_)
+            | Value::Notification(_)
+            | Value::NotifiedAlert(_) => true,
         }
     }
 

@@ -1,9 +1,12 @@
 //! E-mail over SMTP, spoken on a plain `TcpStream`: EHLO, STARTTLS (with
-//! rustls and the Mozilla roots) when the server offers it, which
+//! rustls and the Mozilla roots, or the CAs of `ca_file`) when the server
+//! offers it, which
 //! `require_tls` (the default) insists on, AUTH PLAIN or LOGIN when a user
 //! is configured, then MAIL, RCPT for every address of `to`, and DATA with
-//! dot-stuffing. Port 465 speaks TLS from the start. The message is
-//! multipart: a plain-text part listing the alerts and an HTML one.
+//! dot-stuffing. Port 465 speaks TLS from the start. The subject is
+//! Alertmanager's (`email.default.subject`); the message is multipart: a
+//! plain-text part listing the alerts and an HTML one (`email.sonde.text`
+//! and `email.sonde.html` in the default templates).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -13,7 +16,7 @@ use base64::Engine;
 
 use super::{Failure, ATTEMPT_TIMEOUT};
 use crate::alert::notify::config::{secret, EmailConfig};
-use crate::alert::notify::notification::{escape_html, verbatim, Notification};
+use crate::alert::notify::notification::{Notification, Template};
 
 pub struct Email {
     to: Vec<String>,
@@ -22,7 +25,11 @@ pub struct Email {
     port: u16,
     credentials: Option<(String, String)>,
     require_tls: bool,
+    tls: Arc<rustls::ClientConfig>,
     hello: String,
+    subject: Template,
+    text: Template,
+    html: Template,
     pub send_resolved: bool,
 }
 
@@ -65,6 +72,7 @@ impl Email {
         if config.hello.is_empty() || config.hello.contains(char::is_whitespace) {
             anyhow::bail!("key hello: expected a host name");
         }
+        let tls = tls_config(config.ca_file.as_deref())?;
         Ok(Email {
             to,
             from: config.from.clone(),
@@ -72,13 +80,19 @@ impl Email {
             port,
             credentials,
             require_tls: config.require_tls,
+            tls,
             hello: config.hello.clone(),
+            subject: Template::default("email.default.subject"),
+            text: Template::default("email.sonde.text"),
+            html: Template::default("email.sonde.html"),
             send_resolved: config.send_resolved,
         })
     }
 
     pub fn notify(&self, notification: &Notification) -> Result<(), Failure> {
-        let message = self.message(notification, crate::collect::now_ms());
+        let message = self
+            .message(notification, crate::collect::now_ms())
+            .map_err(|err| Failure::Refused(format!("cannot expand the template: {err}")))?;
         self.send(&message).map_err(|err| match err {
             SmtpError::Io(err) => {
                 Failure::Retry(format!("SMTP {}:{}: {err}", self.host, self.port))
@@ -134,18 +148,9 @@ impl Email {
     }
 
     fn tls<S: Stream + 'static>(&self, stream: S) -> Result<Box<dyn Stream>, SmtpError> {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|err| SmtpError::Refused(format!("TLS: {err}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())
             .map_err(|err| SmtpError::Refused(format!("TLS: {:?}: {err}", self.host)))?;
-        let connection = rustls::ClientConnection::new(Arc::new(config), name)
+        let connection = rustls::ClientConnection::new(self.tls.clone(), name)
             .map_err(|err| SmtpError::Refused(format!("TLS: {err}")))?;
         Ok(Box::new(rustls::StreamOwned::new(connection, stream)))
     }
@@ -179,20 +184,19 @@ impl Email {
     }
 
     /// The whole message, headers and multipart body, CRLF line ends.
-    fn message(&self, notification: &Notification, now_ms: i64) -> String {
+    fn message(&self, notification: &Notification, now_ms: i64) -> Result<String, String> {
         let boundary = format!("sonde-{:016x}", now_ms as u64 ^ 0x5bd1_e995);
-        let text = notification.text_alert_list(verbatim);
-        let html = format!(
-            "<!DOCTYPE html>\n<html><body>\n<h2><a href=\"{}\">{}</a></h2>\n<pre>{}</pre>\n</body></html>\n",
-            escape_html(&notification.alerts_url()),
-            escape_html(&notification.subject()),
-            notification.text_alert_list(escape_html)
-        );
+        let data = notification.template_data();
+        let text = self.text.render(&data, false)?;
+        let html = self.html.render(&data, true)?;
         let mut out = String::new();
         let headers = [
             ("From", self.from.clone()),
             ("To", self.to.join(", ")),
-            ("Subject", encode_header(&notification.subject())),
+            (
+                "Subject",
+                encode_header(&self.subject.render(&data, false)?),
+            ),
             ("Date", rfc2822(now_ms)),
             ("Message-Id", format!("<{boundary}@{}>", self.hello)),
             ("MIME-Version", "1.0".into()),
@@ -211,8 +215,37 @@ impl Email {
             out.push_str(&encode_body(&body));
         }
         out.push_str(&format!("--{boundary}--\r\n"));
-        out
+        Ok(out)
     }
+}
+
+/// The TLS client: the Mozilla roots, or only the CAs of `ca_file`.
+fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|err| {
+                    anyhow::anyhow!("key ca_file: cannot read {}: {err}", path.display())
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certificates);
+            if added == 0 {
+                anyhow::bail!(
+                    "key ca_file: {} holds no PEM certificate sonde can use",
+                    path.display()
+                );
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[derive(Debug)]
@@ -553,7 +586,9 @@ mod tests {
 
     #[test]
     fn message_is_multipart_with_both_renderings() {
-        let message = email(false, false).message(&sample_notification(), 1_700_000_000_000);
+        let message = email(false, false)
+            .message(&sample_notification(), 1_700_000_000_000)
+            .unwrap();
         assert!(message.contains("Subject: [FIRING:1] HighLoad (critical)\r\n"));
         assert!(message.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"));
         assert!(message.contains("Content-Type: text/plain; charset=UTF-8"));
@@ -574,5 +609,13 @@ mod tests {
             ..Default::default()
         };
         assert!(err(bad_host).contains("smarthost"));
+        let no_ca = EmailConfig {
+            to: "a@b".into(),
+            from: "c@d".into(),
+            smarthost: "mail:25".into(),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(err(no_ca).contains("key ca_file: cannot read /nonexistent/ca.pem"));
     }
 }

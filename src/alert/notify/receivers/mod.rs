@@ -274,6 +274,23 @@ fn post_json(agent: &ureq::Agent, url: &str, body: &serde_json::Value) -> Result
     }
 }
 
+/// `text` cut to at most `max` characters, ending with "…" when cut, as
+/// Alertmanager cuts titles and messages; in `html`, never inside an HTML
+/// entity (a cut entity makes Telegram refuse the message).
+fn truncate(text: &str, max: usize, html: bool) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    if let Some(amp) = cut.rfind('&').filter(|_| html) {
+        if !cut[amp..].contains(';') {
+            cut.truncate(amp);
+        }
+    }
+    cut.push('…');
+    cut
+}
+
 /// Checks an endpoint URL from the config.
 fn http_url(key: &str, url: &str) -> anyhow::Result<String> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -281,4 +298,26 @@ fn http_url(key: &str, url: &str) -> anyhow::Result<String> {
         anyhow::bail!("key {key}: expected an http:// or https:// URL");
     }
     Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn long_texts_are_cut_outside_entities() {
+        let cut = truncate(&"a".repeat(5000), 4096, true);
+        assert_eq!(cut.chars().count(), 4096);
+        assert!(cut.ends_with('…'));
+        let entity = format!("{}&amp;", "a".repeat(4093));
+        assert_eq!(
+            truncate(&entity, 4096, true),
+            format!("{}…", "a".repeat(4093))
+        );
+        assert_eq!(
+            truncate(&entity, 4096, false),
+            format!("{}&a…", "a".repeat(4093))
+        );
+        assert_eq!(truncate("short", 4096, true), "short");
+    }
 }

@@ -1,18 +1,23 @@
-//! Slack incoming webhooks: one attachment per notification, titled and
-//! coloured as Alertmanager's default templates do. Alertmanager's default
-//! text is empty; sonde's lists the alerts (Alertmanager's
-//! `__text_alert_list`), which reads better with no template of one's own.
+//! Slack incoming webhooks: one attachment per notification, its title,
+//! text, fallback and link expanded from Alertmanager's default templates
+//! (or the receiver's own `title` and `text`), coloured by status, as
+//! Alertmanager 0.25 sends it. Alertmanager's default text is empty.
 
-use super::{http_agent, http_url, post_json, Failure};
+use super::{http_agent, http_url, post_json, truncate, Failure};
 use crate::alert::notify::config::{secret, SlackConfig};
-use crate::alert::notify::notification::{verbatim, Notification, Template};
+use crate::alert::notify::notification::{Notification, Template};
+
+/// The longest title Alertmanager sends, in characters.
+const MAX_TITLE_CHARS: usize = 1024;
 
 pub struct Slack {
     api_url: String,
     channel: Option<String>,
     username: String,
-    title: Option<Template>,
-    text: Option<Template>,
+    title: Template,
+    text: Template,
+    fallback: Template,
+    title_link: Template,
     pub send_resolved: bool,
     agent: ureq::Agent,
 }
@@ -20,11 +25,9 @@ pub struct Slack {
 impl Slack {
     pub fn build(config: &SlackConfig) -> anyhow::Result<Slack> {
         let api_url = secret("api_url", &config.api_url, &config.api_url_file)?;
-        let template = |key: &str, text: &Option<String>| {
-            text.as_deref()
-                .map(Template::parse)
-                .transpose()
-                .map_err(|err| anyhow::anyhow!("key {key}: {err}"))
+        let template = |key: &str, text: &Option<String>, default: &str| match text {
+            Some(text) => Template::parse(text).map_err(|err| anyhow::anyhow!("key {key}: {err}")),
+            None => Ok(Template::default(default)),
         };
         Ok(Slack {
             api_url: http_url("api_url", &api_url)?,
@@ -33,27 +36,25 @@ impl Slack {
                 .username
                 .clone()
                 .unwrap_or_else(|| "Alertmanager".into()),
-            title: template("title", &config.title)?,
-            text: template("text", &config.text)?,
+            title: template("title", &config.title, "slack.default.title")?,
+            text: template("text", &config.text, "slack.default.text")?,
+            fallback: Template::default("slack.default.fallback"),
+            title_link: Template::default("slack.default.titlelink"),
             send_resolved: config.send_resolved,
             agent: http_agent(),
         })
     }
 
     pub fn notify(&self, notification: &Notification) -> Result<(), Failure> {
-        post_json(&self.agent, &self.api_url, &self.payload(notification))
+        let payload = self
+            .payload(notification)
+            .map_err(|err| Failure::Refused(format!("cannot expand the template: {err}")))?;
+        post_json(&self.agent, &self.api_url, &payload)
     }
 
-    fn payload(&self, notification: &Notification) -> serde_json::Value {
-        let title = match &self.title {
-            Some(t) => t.render(notification, verbatim),
-            None => notification.subject(),
-        };
-        let text = match &self.text {
-            Some(t) => t.render(notification, verbatim),
-            None => notification.text_alert_list(verbatim),
-        };
-        let link = notification.alerts_url();
+    fn payload(&self, notification: &Notification) -> Result<serde_json::Value, String> {
+        let data = notification.template_data();
+        let title = truncate(&self.title.render(&data, false)?, MAX_TITLE_CHARS, false);
         let color = if notification.status() == "firing" {
             "danger"
         } else {
@@ -63,9 +64,9 @@ impl Slack {
             "username": self.username,
             "attachments": [{
                 "title": title,
-                "title_link": link,
-                "text": text,
-                "fallback": format!("{title} | {link}"),
+                "title_link": self.title_link.render(&data, false)?,
+                "text": self.text.render(&data, false)?,
+                "fallback": self.fallback.render(&data, false)?,
                 "color": color,
                 "mrkdwn_in": ["fallback", "pretext", "text"],
             }],
@@ -73,7 +74,7 @@ impl Slack {
         if let Some(channel) = &self.channel {
             payload["channel"] = channel.as_str().into();
         }
-        payload
+        Ok(payload)
     }
 }
 
@@ -91,16 +92,47 @@ mod tests {
         };
         let payload = Slack::build(&config)
             .unwrap()
-            .payload(&sample_notification());
+            .payload(&sample_notification())
+            .unwrap();
         let attachment = &payload["attachments"][0];
         assert_eq!(payload["channel"], "#ops");
         assert_eq!(payload["username"], "Alertmanager");
         assert_eq!(attachment["title"], "[FIRING:1] HighLoad (critical)");
+        assert_eq!(
+            attachment["title_link"],
+            "http://sonde:9977/#/alerts?receiver=ops+team"
+        );
+        assert_eq!(
+            attachment["fallback"],
+            "[FIRING:1] HighLoad (critical) | http://sonde:9977/#/alerts?receiver=ops+team"
+        );
         assert_eq!(attachment["color"], "danger");
-        assert!(attachment["text"]
-            .as_str()
+        assert_eq!(attachment["text"], "");
+    }
+
+    #[test]
+    fn own_templates_are_go_templates() {
+        let config = SlackConfig {
+            api_url: Some("http://127.0.0.1:1/slack".into()),
+            text: Some(
+                "{{ range .Alerts.Firing }}{{ .Labels.instance | toUpper }} {{ end }}".into(),
+            ),
+            ..Default::default()
+        };
+        let payload = Slack::build(&config)
             .unwrap()
-            .contains("Alerts Firing:"));
+            .payload(&sample_notification())
+            .unwrap();
+        assert_eq!(payload["attachments"][0]["text"], "A ");
+        let bad = SlackConfig {
+            title: Some("{{ humanize 1 }}".into()),
+            ..config
+        };
+        let err = format!("{:#}", Slack::build(&bad).err().unwrap());
+        assert!(
+            err.contains("key title: ") && err.contains("humanize"),
+            "{err}"
+        );
     }
 
     #[test]

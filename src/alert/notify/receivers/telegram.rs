@@ -1,9 +1,12 @@
-//! Telegram: a bot's `sendMessage` to one chat, the text in Telegram's HTML
-//! (every value escaped), cut to Telegram's 4096 characters.
+//! Telegram: a bot's `sendMessage` to one chat, the text expanded from
+//! Alertmanager's default template (or the receiver's own `message`) as
+//! Alertmanager 0.25 expands it: in HTML mode, values escaped as its
+//! html/template escapes them. Cut to Telegram's 4096 characters, never
+//! inside an HTML entity (where Alertmanager would cut one in two).
 
-use super::{http_agent, http_url, post_json, Failure};
+use super::{http_agent, http_url, post_json, truncate, Failure};
 use crate::alert::notify::config::{secret, TelegramConfig};
-use crate::alert::notify::notification::{escape_html, verbatim, Notification, Template};
+use crate::alert::notify::notification::{Notification, Template};
 
 /// The longest message Telegram takes, in characters.
 const MAX_MESSAGE_CHARS: usize = 4096;
@@ -11,7 +14,7 @@ const MAX_MESSAGE_CHARS: usize = 4096;
 pub struct Telegram {
     url: String,
     chat_id: i64,
-    message: Option<Template>,
+    message: Template,
     parse_mode: String,
     pub send_resolved: bool,
     agent: ureq::Agent,
@@ -30,12 +33,12 @@ impl Telegram {
             );
         }
         let api_url = http_url("api_url", config.api_url.trim_end_matches('/'))?;
-        let message = config
-            .message
-            .as_deref()
-            .map(Template::parse)
-            .transpose()
-            .map_err(|err| anyhow::anyhow!("key message: {err}"))?;
+        let message = match &config.message {
+            Some(text) => {
+                Template::parse(text).map_err(|err| anyhow::anyhow!("key message: {err}"))?
+            }
+            None => Template::default("telegram.default.message"),
+        };
         Ok(Telegram {
             url: format!("{api_url}/bot{token}/sendMessage"),
             chat_id: config.chat_id,
@@ -47,47 +50,27 @@ impl Telegram {
     }
 
     pub fn notify(&self, notification: &Notification) -> Result<(), Failure> {
-        post_json(&self.agent, &self.url, &self.payload(notification))
+        let payload = self
+            .payload(notification)
+            .map_err(|err| Failure::Refused(format!("cannot expand the template: {err}")))?;
+        post_json(&self.agent, &self.url, &payload)
     }
 
-    fn payload(&self, notification: &Notification) -> serde_json::Value {
-        let escape = if self.parse_mode == "HTML" {
-            escape_html
-        } else {
-            verbatim
-        };
-        let text = match &self.message {
-            Some(template) => template.render(notification, escape),
-            None => notification.text_alert_list(escape),
-        };
+    fn payload(&self, notification: &Notification) -> Result<serde_json::Value, String> {
+        let html = self.parse_mode == "HTML";
+        let text = self.message.render(&notification.template_data(), html)?;
         // Alertmanager's client turns link previews off: an alert's source
         // link would otherwise fill the chat with a preview of sonde.
         let mut payload = serde_json::json!({
             "chat_id": self.chat_id,
-            "text": truncate(&text, MAX_MESSAGE_CHARS),
+            "text": truncate(&text, MAX_MESSAGE_CHARS, html),
             "disable_web_page_preview": true,
         });
         if !self.parse_mode.is_empty() {
             payload["parse_mode"] = self.parse_mode.as_str().into();
         }
-        payload
+        Ok(payload)
     }
-}
-
-/// `text` cut to at most `max` characters, ending with "…" when cut, and
-/// never inside an HTML entity.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max - 1).collect();
-    if let Some(amp) = cut.rfind('&') {
-        if !cut[amp..].contains(';') {
-            cut.truncate(amp);
-        }
-    }
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]
@@ -107,20 +90,15 @@ mod tests {
             telegram.url,
             "https://api.telegram.org/bot123:abc/sendMessage"
         );
-        let payload = telegram.payload(&sample_notification());
+        let payload = telegram.payload(&sample_notification()).unwrap();
         assert_eq!(payload["chat_id"], -42);
         assert_eq!(payload["parse_mode"], "HTML");
         let text = payload["text"].as_str().unwrap();
+        assert!(text.starts_with("\n\nAlerts Firing:\nLabels:\n - alertname = HighLoad\n"));
         assert!(text.contains("load &lt;high&gt; &amp; rising"), "{text}");
-    }
-
-    #[test]
-    fn long_messages_are_cut_outside_entities() {
-        let cut = truncate(&"a".repeat(5000), 4096);
-        assert_eq!(cut.chars().count(), 4096);
-        assert!(cut.ends_with('…'));
-        let entity = format!("{}&amp;", "a".repeat(4093));
-        assert_eq!(truncate(&entity, 4096), format!("{}…", "a".repeat(4093)));
-        assert_eq!(truncate("short", 4096), "short");
+        assert!(
+            text.ends_with("Source: http://sonde/graph\n\n\n"),
+            "{text:?}"
+        );
     }
 }
