@@ -8,23 +8,23 @@
 //!
 //! `switches`: two processes pinned to CPU 0 pass a byte back and forth over
 //! two pipes, ROUND_TRIPS times (two context switches and two wakeups
-//! each), timed without sonde and with sonde running only its sched
-//! collector (and, given BASELINE_SONDE, another sonde binary the same way:
-//! a build without the CPU accounting), in ROUNDS alternating rounds;
+//! each); the CPU time they take without sonde and with sonde running only
+//! its sched collector (and, given BASELINE_SONDE, another sonde binary the
+//! same way: a build without the CPU accounting), in ROUNDS alternating rounds;
 //! medians, the ns each configuration adds per switch, and the kernel's own
 //! ns per run of the switch and wakeup programs and of the iterator that
 //! moves counts (its run-time statistics are on, as by default, and their
 //! clock reads are in both figures).
 //!
-//! `walk`: the processes collector's /proc walk, median of 20, over the
-//! machine's processes and again with SLEEPERS (default 2,000) more forked
-//! from this bench, asleep.
+//! `walk`: the CPU time of the processes collector's /proc walk, median of
+//! 20, over the machine's processes and again with SLEEPERS (default 2,000)
+//! more forked from this bench, asleep.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Sonde, TempDir, SONDE};
 use sonde::collect::processes::Processes;
@@ -111,7 +111,7 @@ fn switches(round_trips: usize, rounds: usize, baseline: Option<PathBuf>) {
     for (((name, _), times), per_run) in configs.iter().zip(times).zip(per_run) {
         let took = median(times);
         print!(
-            "{name:<40} {took:8.3} s  {:7.1} ns/switch  +{:6.1} ns/switch",
+            "{name:<40} {took:8.3} CPU s  {:7.1} ns/switch  +{:6.1} ns/switch",
             took * 1e9 / switches,
             (took - bare) * 1e9 / switches
         );
@@ -124,8 +124,29 @@ fn switches(round_trips: usize, rounds: usize, baseline: Option<PathBuf>) {
     }
 }
 
-/// Seconds two processes pinned to CPU 0 take to pass a byte back and
-/// forth `round_trips` times.
+/// User and system seconds of a rusage.
+fn seconds(usage: &libc::rusage) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU seconds this thread has run, to the nanosecond (getrusage lags by up
+/// to a tick for a running thread).
+fn thread_cpu_seconds() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a timespec the call fills in.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
+}
+
+/// CPU seconds (user and system, both processes) two processes pinned to
+/// CPU 0 take to pass a byte back and forth `round_trips` times. CPU time,
+/// not wall time: other work on the machine delays the two but does not
+/// add to what they spend, and what BPF programs spend on a switch is
+/// charged to the task switched out.
 fn ping_pong(round_trips: usize) -> f64 {
     let (mut there, mut back) = ([0; 2], [0; 2]);
     // SAFETY: plain syscalls on this process; the child only reads, writes
@@ -150,17 +171,19 @@ fn ping_pong(round_trips: usize) -> f64 {
             }
             libc::_exit(0);
         }
-        let started = Instant::now();
+        let before = thread_cpu_seconds();
         for _ in 0..round_trips {
             libc::write(there[1], byte.as_ptr().cast(), 1);
             libc::read(back[0], got.as_mut_ptr().cast(), 1);
         }
-        let took = started.elapsed().as_secs_f64();
-        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        let mine = thread_cpu_seconds() - before;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let mut status = 0;
+        libc::wait4(pid, &mut status, 0, &mut usage);
         for fd in there.into_iter().chain(back) {
             libc::close(fd);
         }
-        took
+        mine + seconds(&usage)
     }
 }
 
@@ -178,14 +201,14 @@ fn walk(sleepers: usize) {
             .count();
         let took: Vec<f64> = (0..20)
             .map(|_| {
-                let started = Instant::now();
+                let started = thread_cpu_seconds();
                 walker.resident().unwrap();
-                started.elapsed().as_secs_f64()
+                thread_cpu_seconds() - started
             })
             .collect();
         let took = median(took);
         println!(
-            "{what:<28} {processes:6} processes  {:8.2} ms a round  {:5.1} us a process",
+            "{what:<28} {processes:6} processes  {:8.2} CPU ms a round  {:5.1} us a process",
             took * 1e3,
             took * 1e6 / processes as f64
         );

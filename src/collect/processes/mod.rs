@@ -32,7 +32,7 @@ pub const NAME: &str = "processes";
 pub struct Processes {
     proc: PathBuf,
     page_size: u64,
-    /// Reused for every file read.
+    /// Zero-initialized storage reused for every file read.
     buf: Vec<u8>,
 }
 
@@ -47,7 +47,7 @@ impl Processes {
         Processes {
             proc: proc.into(),
             page_size: u64::try_from(page_size).unwrap_or(4096),
-            buf: Vec::with_capacity(4096),
+            buf: Vec::new(),
         }
     }
 
@@ -88,12 +88,22 @@ impl Processes {
         Some(((comm, placement), pages * self.page_size))
     }
 
+    /// The whole text of a small /proc file: open, reads until the end,
+    /// close (`read_to_end` would add a stat and a seek to size a file
+    /// whose size /proc does not know).
     fn read(&mut self, path: PathBuf) -> Option<&str> {
-        self.buf.clear();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut self.buf))
-            .ok()?;
-        std::str::from_utf8(&self.buf).ok()
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut len = 0;
+        loop {
+            if len == self.buf.len() {
+                self.buf.resize((len * 2).max(4096), 0);
+            }
+            match file.read(&mut self.buf[len..]).ok()? {
+                0 => break,
+                n => len += n,
+            }
+        }
+        std::str::from_utf8(&self.buf[..len]).ok()
     }
 }
 
