@@ -200,7 +200,7 @@ impl Sched {
     fn cpu_time(&self) -> anyhow::Result<Family> {
         let mut cpu = Family::counter(
             "sonde_process_cpu_seconds_total",
-            "CPU time of a process (threads of one name), user or system, counted from each thread's run time when sonde first saw it (threads that started since: all of it).",
+            "CPU time of the threads of a name (comm), user or system as the kernel splits it; threads that started before sonde count from sonde's start.",
         );
         for (key, value) in self.counts.totals(CPU_TIME).iter() {
             let Some(who) = Who::from_key(key) else {
