@@ -1,9 +1,10 @@
 //! Per-process CPU time and resident memory end to end, each against what the
 //! kernel's own files say: a process living for 20 ms is counted whole (its
-//! own rusage, printed before it exits); busy processes, one in
-//! user space and one making syscalls, are counted as /proc/PID/stat counts
-//! them over the same stretch (both are stopped at its ends, so neither
-//! moves while the two are read); a process holding 64 MiB shows its VmRSS.
+//! own rusage, printed before it exits); busy processes, one in user space
+//! and one making syscalls, are counted as /proc/PID/stat counts them over
+//! the same stretch (both are stopped at its ends, so neither moves while the
+//! two are read); one that ran before sonde started is counted from then
+//! only; a process holding 64 MiB shows its VmRSS.
 
 mod common;
 mod kernel;
@@ -167,6 +168,47 @@ fn busy_processes_are_counted_as_proc_counts_them() {
     let dd_system = (after[1].0 .1 - before[1].0 .1)
         / (after[1].0 .0 + after[1].0 .1 - before[1].0 .0 - before[1].0 .1);
     assert!(dd_system > 0.3, "dd bs=1 shows system share {dd_system:.2}");
+}
+
+#[test]
+fn a_process_running_before_sonde_is_counted_from_sonde_start() {
+    let bash = NamedProgram::new("/bin/bash", "searly");
+    let spin = Running(
+        bash.command()
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = spin.0.id();
+    std::thread::sleep(Duration::from_secs(1));
+    // Stopped while sonde starts: what it ran so far is all before sonde.
+    unsafe_kill(pid, "STOP");
+    std::thread::sleep(Duration::from_millis(100));
+    let before = proc_times(pid);
+    let sonde = Sonde::start(NO_BUDGET);
+    if !attached(&sonde, "sched") {
+        return;
+    }
+    unsafe_kill(pid, "CONT");
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe_kill(pid, "STOP");
+    sonde.wait_rounds(2);
+    let counted = cpu(&sonde.metrics(), &bash.comm, None);
+    let after = proc_times(pid);
+    let ran = after.0 + after.1 - before.0 - before.1;
+    eprintln!(
+        "started before sonde: sonde {counted:.3} s, ran {ran:.3} s since sonde, {:.3} s before",
+        before.0 + before.1
+    );
+    // Enough for counting it to show beside 5 % of what ran since.
+    assert!(
+        before.0 + before.1 > 0.1,
+        "ran only {before:?} before sonde"
+    );
+    assert!(
+        (counted - ran).abs() <= 0.05 * ran,
+        "sonde counted {counted:.3} s, the process ran {ran:.3} s since sonde started"
+    );
 }
 
 #[test]
