@@ -72,7 +72,8 @@ struct {
  * waited in one interval; switches are per (process name, cgroup, kind),
  * two keys a name: 4,096 names an interval; CPU time is per (process name,
  * cgroup), both modes in one value: 4,096 names that ran in an interval,
- * 256 KiB a half (24-byte key, 16-byte value, the element header).
+ * about 400 KiB a half (24-byte key, 16-byte value, the element header),
+ * preallocated.
  */
 SONDE_DOUBLE_BUFFERED(runq_latency, BPF_MAP_TYPE_PERCPU_HASH, 2048, __u64, struct sonde_hist);
 SONDE_DOUBLE_BUFFERED(switches, BPF_MAP_TYPE_HASH, 8192, struct switch_key, __u64);
