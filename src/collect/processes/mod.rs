@@ -28,7 +28,7 @@ use crate::model::Family;
 
 pub const NAME: &str = "processes";
 
-/// The walker of one /proc (another root in tests and benchmarks).
+/// The walker of one /proc (a made-up one in tests).
 pub struct Processes {
     proc: PathBuf,
     page_size: u64,
