@@ -2,22 +2,42 @@
 /*
  * The scheduler collector: run-queue latency (from the moment a task becomes
  * runnable, woken or preempted, to the moment it runs) in a log2 histogram
- * per cgroup, and context switches per process and kind.
+ * per cgroup, context switches per process and kind, and CPU time per
+ * process and mode (user, system).
  *
  * sched_switch runs on every context switch, so with tp_btf it touches only
  * task storage and a per-CPU histogram: a thread's switches are counted in
  * its own storage and moved into the shared `switches` hash, under the
  * thread's comm and cgroup, by the task iterator `flush_switches` (which user
- * space runs before each read) and at thread exit. A count is in exactly one
- * of the two places: the mover subtracts what it read with an atomic add
- * before crediting the hash. tp_btf first: task storage needs the typed
- * task pointers raw_tp does not give.
+ * space runs before each read) and at the thread's last switch (TASK_DEAD).
+ * A count is in exactly one of the two places: the mover subtracts what it
+ * read with an atomic add before crediting the hash. tp_btf first: task
+ * storage needs the typed task pointers raw_tp does not give.
+ *
+ * CPU time costs the switch nothing but one comparison. The kernel already
+ * keeps each thread's precise run time, se.sum_exec_runtime (brought up to
+ * date by update_curr when the switch dequeues or puts `prev`, before the
+ * tracepoint fires), and tick-sampled utime and stime. The movers, not the
+ * switch, turn them into user and system time, as the kernel's
+ * cputime_adjust does for /proc/PID/stat and getrusage
+ * (kernel/sched/cputime.c): the run time in the proportion of the samples
+ * over the thread's whole life (no sample: all user), neither part ever
+ * going back. A split per switch would be wrong as well as dearer: most runs
+ * between two switches are shorter than a tick and hold no sample. The
+ * iterator moves what a running thread ran up to its last tick; the last
+ * switch moves its final run, so a thread living for a millisecond is
+ * counted whole. Each thread's storage keeps the split moved so far; its two
+ * movers (the iterator, and the thread's last switch on another CPU) take
+ * its spin lock to advance it, so each nanosecond is moved once. A thread
+ * that started before sonde loaded is counted from the first move (its
+ * earlier CPU is not sonde's to count, as with any counter starting).
  *
  * tracefs tracepoints are the fallback. Their events carry pids, not tasks,
  * so the moment a task became runnable waits in an LRU hash keyed by thread
  * id (dearer per switch), and the task about to run is known only by pid:
  * its cgroup is not, so every run-queue wait goes to the histogram without
- * unit or container (cgroup 0).
+ * unit or container (cgroup 0). Nor is there CPU time: without task
+ * pointers and the task iterator nothing reads the run time of threads.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -29,6 +49,14 @@ char LICENSE[] SEC("license") = "GPL";
 struct task_sched {
 	__u64 runnable_since; /* when last made runnable; 0 once it ran */
 	__u32 switches[2];    /* by enum switch_kind, not yet moved */
+	/*
+	 * The thread's run time moved so far (counted, or skipped as run
+	 * before sonde), split as cputime_adjust splits it. Under `lock`.
+	 */
+	__u64 user_ns;
+	__u64 system_ns;
+	__u32 cpu_seen; /* 0 until the first move; under `lock` */
+	struct bpf_spin_lock lock;
 };
 
 struct {
@@ -39,13 +67,26 @@ struct {
 } task_sched SEC(".maps");
 
 /*
- * Both double-buffered (sonde.h): a half holds one interval's keys. Wait
+ * All double-buffered (sonde.h): a half holds one interval's keys. Wait
  * histograms are per cgroup, so a half absorbs 2,048 cgroups whose tasks
  * waited in one interval; switches are per (process name, cgroup, kind),
- * two keys a name: 4,096 names an interval.
+ * two keys a name: 4,096 names an interval; CPU time is per (process name,
+ * cgroup), both modes in one value: 4,096 names that ran in an interval,
+ * about 400 KiB a half (24-byte key, 16-byte value, the element header),
+ * preallocated.
  */
 SONDE_DOUBLE_BUFFERED(runq_latency, BPF_MAP_TYPE_PERCPU_HASH, 2048, __u64, struct sonde_hist);
 SONDE_DOUBLE_BUFFERED(switches, BPF_MAP_TYPE_HASH, 8192, struct switch_key, __u64);
+SONDE_DOUBLE_BUFFERED(cpu_time, BPF_MAP_TYPE_HASH, 4096, struct proc_id, struct cpu_time);
+
+/*
+ * CLOCK_MONOTONIC when user space loaded the object (task->start_time's
+ * clock): a thread started before has run time that is not sonde's to count.
+ */
+const volatile __u64 sonde_loaded_ns;
+
+/* TASK_DEAD (include/linux/sched.h): `prev` switches away for the last time. */
+#define SONDE_TASK_DEAD 0x80
 
 /* The tracefs variant's runnable_since, by thread id; LRU, so never full. */
 struct {
@@ -75,16 +116,93 @@ static __always_inline void credit_current_switch(__u32 kind)
 	credit_switches(&who, kind, 1);
 }
 
-/* Moves a thread's switch counts into `switches` (module comment). */
-static __always_inline void move_switches(struct task_struct *task)
+/*
+ * a * b / c for a <= c, without the 128-bit product: a and c lose low bits
+ * until c fits in 32 bits (a relative error under 2^-31), so neither partial
+ * product overflows.
+ */
+static __always_inline __u64 scale(__u64 a, __u64 b, __u64 c)
 {
-	struct task_sched *mine = bpf_task_storage_get(&task_sched, task, 0, 0);
+	__u32 shift = c >> 32 ? sonde_log2(c >> 32) + 1 : 0;
+
+	a >>= shift;
+	c >>= shift;
+	if (!c)
+		return 0;
+	return b / c * a + b % c * a / c;
+}
+
+/*
+ * Advances a thread's split of its run time `rtime` into user and system
+ * time from its tick samples `utime` and `stime`: cputime_adjust's rules
+ * (module comment). The caller holds mine->lock.
+ */
+static __always_inline void adjust(struct task_sched *mine, __u64 rtime, __u64 utime, __u64 stime)
+{
+	if (mine->user_ns + mine->system_ns >= rtime)
+		return;
+	if (!stime)
+		utime = rtime;
+	else if (!utime)
+		stime = rtime;
+	else
+		stime = scale(stime, rtime, stime + utime);
+	if (stime < mine->system_ns)
+		stime = mine->system_ns;
+	utime = rtime - stime;
+	if (utime < mine->user_ns) {
+		utime = mine->user_ns;
+		stime = rtime - utime;
+	}
+	mine->user_ns = utime;
+	mine->system_ns = stime;
+}
+
+static __always_inline void credit_cpu(const struct proc_id *who, __u64 user, __u64 system)
+{
+	static const struct cpu_time zero;
+	struct cpu_time *time = sonde_lookup_or_insert(SONDE_HALF(cpu_time), who, &zero);
+
+	if (!time) {
+		sonde_count_map_full(&map_full, SCHED_MAP_CPU_TIME);
+		return;
+	}
+	__sync_fetch_and_add(&time->user_ns, user);
+	__sync_fetch_and_add(&time->system_ns, system);
+}
+
+/*
+ * Moves a thread's switch counts into `switches` and its run time since the
+ * last move into `cpu_time` (module comment). Reading a running thread's
+ * fields races with its CPU's ticks; a late value only leaves the rest for
+ * the next move.
+ */
+static __always_inline void move_counts(struct task_struct *task, struct task_sched *mine)
+{
+	__u64 rtime = task->se.sum_exec_runtime, user, system;
+	__u64 utime = task->utime, stime = task->stime;
 	struct proc_id who = {};
+	bool counted, seen = true;
 	__u32 kind, n;
 
-	if (!mine || !(mine->switches[SWITCH_VOLUNTARY] | mine->switches[SWITCH_INVOLUNTARY]))
+	bpf_spin_lock(&mine->lock);
+	user = mine->user_ns;
+	system = mine->system_ns;
+	adjust(mine, rtime, utime, stime);
+	user = mine->user_ns - user;
+	system = mine->system_ns - system;
+	if (!mine->cpu_seen) {
+		mine->cpu_seen = 1;
+		seen = false;
+	}
+	bpf_spin_unlock(&mine->lock);
+	counted = (seen || task->start_time >= sonde_loaded_ns) && (user | system);
+
+	if (!counted && !(mine->switches[SWITCH_VOLUNTARY] | mine->switches[SWITCH_INVOLUNTARY]))
 		return;
 	sonde_task_who(task, &who);
+	if (counted)
+		credit_cpu(&who, user, system);
 	for (kind = SWITCH_VOLUNTARY; kind <= SWITCH_INVOLUNTARY; kind++) {
 		n = mine->switches[kind];
 		if (!n)
@@ -142,6 +260,9 @@ int BPF_PROG(btf_switch, bool preempt, struct task_struct *prev, struct task_str
 			if (kind == SWITCH_INVOLUNTARY)
 				state->runnable_since = bpf_ktime_get_ns();
 			__sync_fetch_and_add(&state->switches[kind & 1], 1);
+			/* Its storage goes with it: nobody else will move it. */
+			if (prev_state == SONDE_TASK_DEAD)
+				move_counts(prev, state);
 		} else {
 			credit_current_switch(kind);
 		}
@@ -157,22 +278,23 @@ int BPF_PROG(btf_switch, bool preempt, struct task_struct *prev, struct task_str
 	return 0;
 }
 
-/* Fires in do_exit with the exiting thread current. */
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(btf_switch_exit, struct task_struct *task)
-{
-	move_switches(bpf_get_current_task_btf());
-	return 0;
-}
-
-/* Run by user space (reading the iterator) before it reads `switches`. */
+/*
+ * Run by user space (reading the iterator) before it reads `switches` and
+ * `cpu_time`, and once at load. It gives every thread storage, so a thread
+ * asleep since before sonde loaded has its run time skipped at the first
+ * move, before it wakes, not an interval later.
+ */
 SEC("iter/task")
 int flush_switches(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
+	struct task_sched *mine;
 
-	if (task)
-		move_switches(task);
+	if (!task)
+		return 0;
+	mine = bpf_task_storage_get(&task_sched, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (mine)
+		move_counts(task, mine);
 	return 0;
 }
 

@@ -122,9 +122,16 @@ struct switch_key {
 	__u32 pad;
 };
 
+/* Scheduler: CPU time per process (struct proc_id), in nanoseconds. */
+struct cpu_time {
+	__u64 user_ns;
+	__u64 system_ns;
+};
+
 enum sched_bounded_map {
 	SCHED_MAP_SWITCHES,
 	SCHED_MAP_LATENCY,
+	SCHED_MAP_CPU_TIME,
 	SCHED_BOUNDED_MAPS,
 };
 
@@ -182,6 +189,20 @@ enum net_bounded_map {
 
 #include <bpf/bpf_core_read.h>
 
+/* floor(log2(v)) for v > 0, 0 for 0: BPF has no count-leading-zeros. */
+static __always_inline __u32 sonde_log2(__u64 v)
+{
+	__u32 log2 = 0;
+
+	if (v >> 32) { v >>= 32; log2 += 32; }
+	if (v >> 16) { v >>= 16; log2 += 16; }
+	if (v >> 8) { v >>= 8; log2 += 8; }
+	if (v >> 4) { v >>= 4; log2 += 4; }
+	if (v >> 2) { v >>= 2; log2 += 2; }
+	if (v >> 1) { log2 += 1; }
+	return log2;
+}
+
 /*
  * Slot of a duration in a sonde_hist: the smallest i with ns <= 1000 * 2^i.
  * With L = floor(log2(ns)) that is L - 9 or L - 8 (512 < 1000 < 1024), so
@@ -189,18 +210,11 @@ enum net_bounded_map {
  */
 static __always_inline __u32 sonde_hist_slot(__u64 ns)
 {
-	__u64 v = ns;
-	__u32 log2 = 0, slot;
+	__u32 slot;
 
 	if (ns <= 1000)
 		return 0;
-	if (v >> 32) { v >>= 32; log2 += 32; }
-	if (v >> 16) { v >>= 16; log2 += 16; }
-	if (v >> 8) { v >>= 8; log2 += 8; }
-	if (v >> 4) { v >>= 4; log2 += 4; }
-	if (v >> 2) { v >>= 2; log2 += 2; }
-	if (v >> 1) { log2 += 1; }
-	slot = log2 - 9;
+	slot = sonde_log2(ns) - 9;
 	if (ns > (1000ULL << slot))
 		slot++;
 	return slot < SONDE_HIST_SLOTS - 1 ? slot : SONDE_HIST_SLOTS - 1;
@@ -314,21 +328,31 @@ static __always_inline int sonde_percpu_add(void *map, const void *key, __u64 de
 }
 
 /*
+ * The value of `key` in a hash, inserted as `zero` on first sight; NULL when
+ * the map is full.
+ */
+static __always_inline void *sonde_lookup_or_insert(void *map, const void *key, const void *zero)
+{
+	void *value = bpf_map_lookup_elem(map, key);
+
+	if (value)
+		return value;
+	/* Fails harmlessly when another CPU inserted the key first. */
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+/*
  * Adds `delta` to a u64 in a hash shared by all CPUs (atomically: several
  * CPUs may add to one key), inserting it on first sight. Returns 0, or -1
  * when the map is full.
  */
 static __always_inline int sonde_shared_add(void *map, const void *key, __u64 delta)
 {
-	__u64 zero = 0, *value = bpf_map_lookup_elem(map, key);
+	__u64 zero = 0, *value = sonde_lookup_or_insert(map, key, &zero);
 
-	if (!value) {
-		/* Fails harmlessly when another CPU inserted the key first. */
-		bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
-		value = bpf_map_lookup_elem(map, key);
-		if (!value)
-			return -1;
-	}
+	if (!value)
+		return -1;
 	__sync_fetch_and_add(value, delta);
 	return 0;
 }
@@ -337,14 +361,10 @@ static __always_inline int sonde_shared_add(void *map, const void *key, __u64 de
 static __always_inline int sonde_hist_add(void *map, const void *key, __u64 ns)
 {
 	static const struct sonde_hist empty;
-	struct sonde_hist *hist = bpf_map_lookup_elem(map, key);
+	struct sonde_hist *hist = sonde_lookup_or_insert(map, key, &empty);
 
-	if (!hist) {
-		bpf_map_update_elem(map, key, &empty, BPF_NOEXIST);
-		hist = bpf_map_lookup_elem(map, key);
-		if (!hist)
-			return -1;
-	}
+	if (!hist)
+		return -1;
 	hist->slots[sonde_hist_slot(ns)] += 1;
 	hist->sum_ns += ns;
 	return 0;

@@ -39,6 +39,7 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
+    collectors.push(Box::new(collect::processes::Processes::new()));
     collectors.extend(collect::bpf::collectors(&config.collect));
     let containers = &config.collect.containers;
     if containers.enabled {

@@ -168,6 +168,13 @@ fn collectors_fall_back_to_tracefs_tracepoints_and_still_count() {
         waits(&samples) > waits(&before),
         "the run-queue histogram did not move"
     );
+    // Without task pointers nothing reads threads' run time (DEGRADED).
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name == "sonde_process_cpu_seconds_total"),
+        "CPU time per process from the tracefs fallback"
+    );
     for op in ["write", "read"] {
         let ops = dd(&samples, "sonde_block_io_ops_total", op);
         let bytes = dd(&samples, "sonde_block_io_bytes_total", op);

@@ -12,7 +12,7 @@ pub mod remote;
 pub mod smtp;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,17 @@ impl Sonde {
 
     /// As [`Sonde::start_in`], with extra environment variables for sonde.
     pub fn start_with_env(data: TempDir, extra: &str, env: &[(&str, &str)]) -> Sonde {
+        Sonde::start_program(Path::new(SONDE), data, extra, env)
+    }
+
+    /// As [`Sonde::start_with_env`], running the sonde binary at `program`
+    /// (another build, to compare with).
+    pub fn start_program(
+        program: &Path,
+        data: TempDir,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Sonde {
         let port = free_port();
         let config = data.0.join("sonde.toml");
         std::fs::write(
@@ -96,7 +107,7 @@ impl Sonde {
         )
         .unwrap();
         let log = data.0.join("sonde.log");
-        let child = Command::new(SONDE)
+        let child = Command::new(program)
             .args(["run", "--config"])
             .arg(&config)
             .envs(env.iter().copied())

@@ -1,6 +1,6 @@
 //! The scheduler collector (`bpf/sched.bpf.c`): run-queue latency, for the
-//! whole machine and for its busiest units and containers, and context
-//! switches per process and kind.
+//! whole machine and for its busiest units and containers, context switches
+//! per process and kind, and CPU time per process and mode.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,19 +25,14 @@ use skel::{SchedSkel, SchedSkelBuilder};
 
 pub const NAME: &str = "sched";
 
-/// The task iterator that moves every thread's switch counts into `switches`.
+/// The task iterator that moves every thread's switch counts and CPU time
+/// into `switches` and `cpu_time`.
 const FLUSH: &str = "flush_switches";
 
 const VARIANTS: &[Variant] = &[
     Variant {
         kind: AttachKind::TpBtf,
-        programs: &[
-            "btf_wakeup",
-            "btf_wakeup_new",
-            "btf_switch",
-            "btf_switch_exit",
-            FLUSH,
-        ],
+        programs: &["btf_wakeup", "btf_wakeup_new", "btf_switch", FLUSH],
     },
     Variant {
         kind: AttachKind::Tracepoint,
@@ -45,14 +40,14 @@ const VARIANTS: &[Variant] = &[
     },
 ];
 
-/// tracefs events name the task about to run by pid (bpf/sched.bpf.c).
+/// tracefs events name tasks by pid (bpf/sched.bpf.c).
 pub const DEGRADED: &[Degraded] = &[Degraded {
     kind: AttachKind::Tracepoint,
-    lacks: "run-queue latency only for the whole machine, not per unit or container (the events have no task pointer)",
+    lacks: "run-queue latency only for the whole machine, not per unit or container, and no CPU time per process (the events have no task pointer)",
 }];
 
 /// The bounded maps, in the order of `enum sched_bounded_map` (sonde.h).
-const BOUNDED_MAPS: &[&str] = &["switches", "runq_latency"];
+const BOUNDED_MAPS: &[&str] = &["switches", "runq_latency", "cpu_time"];
 
 /// How many units and containers get a run-queue histogram of their own;
 /// everything else is summed in the one without `unit` or `container`.
@@ -62,28 +57,52 @@ pub const BUSIEST: usize = 10;
 /// last event.
 pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     let attached = attach(NAME, VARIANTS, || {
-        Ok(SchedSkelBuilder::default().open(object_storage())?)
+        let mut open = SchedSkelBuilder::default().open(object_storage())?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .context("the sched object has no read-only data")?;
+        rodata.sonde_loaded_ns = monotonic_ns();
+        Ok(open)
     })?;
+    if attached.kind == AttachKind::TpBtf {
+        // Every thread gets its storage now: one asleep since before sonde
+        // started has its earlier run time skipped before it wakes.
+        attached.run_iterator(FLUSH)?;
+    }
     Ok(Loaded {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
         collector: Box::new(Sched {
             attached,
-            counts: DoubleBuffered::new([HIST_WORDS, 1], forget_after),
+            counts: DoubleBuffered::new([HIST_WORDS, 1, 2], forget_after),
         }),
     })
 }
 
+/// CLOCK_MONOTONIC in nanoseconds, the clock of the kernel's task start times.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a timespec the call fills in.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
+}
+
 struct Sched {
     attached: Attached<SchedSkel<'static>>,
-    /// runq_latency (histograms per cgroup), then switches (per process
-    /// and kind).
-    counts: DoubleBuffered<2>,
+    /// runq_latency (histograms per cgroup), switches (per process and
+    /// kind), cpu_time (per process: user and system nanoseconds).
+    counts: DoubleBuffered<3>,
 }
 
 const RUNQ_LATENCY: usize = 0;
 const SWITCHES: usize = 1;
+const CPU_TIME: usize = 2;
 
 /// Sums histograms (in `struct sonde_hist` words) per place, then keeps the
 /// [`BUSIEST`] places by event count and folds the rest into the unplaced
@@ -135,6 +154,7 @@ impl Collector for Sched {
         self.counts.drain([
             [&maps.runq_latency_0, &maps.runq_latency_1],
             [&maps.switches_0, &maps.switches_1],
+            [&maps.cpu_time_0, &maps.cpu_time_1],
         ])?;
         let mut per_place: HashMap<Placement, Vec<u64>> = HashMap::new();
         for (key, hist) in self.counts.totals(RUNQ_LATENCY).iter() {
@@ -169,7 +189,31 @@ impl Collector for Sched {
             switches.push(&who.labels(&[("kind", kind)]), value[0] as f64);
         }
         out.extend([latency, switches]);
+        if self.attached.kind == AttachKind::TpBtf {
+            out.push(self.cpu_time()?);
+        }
         Ok(())
+    }
+}
+
+impl Sched {
+    fn cpu_time(&self) -> anyhow::Result<Family> {
+        let mut cpu = Family::counter(
+            "sonde_process_cpu_seconds_total",
+            "CPU time of the threads of a name (comm), user or system as the kernel splits it; threads that started before sonde count from sonde's start.",
+        );
+        for (key, value) in self.counts.totals(CPU_TIME).iter() {
+            let Some(who) = Who::from_key(key) else {
+                anyhow::bail!(
+                    "cpu_time key of {} bytes, expected {PROC_ID_LEN}",
+                    key.len()
+                );
+            };
+            for (mode, ns) in [("user", value[0]), ("system", value[1])] {
+                cpu.push(&who.labels(&[("mode", mode)]), ns as f64 / 1e9);
+            }
+        }
+        Ok(cpu)
     }
 }
 
