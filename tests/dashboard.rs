@@ -478,6 +478,20 @@ fn who_store(dir: &std::path::Path, end_ms: i64) -> Store {
         ("op", "write"),
     ];
     samples.extend(series(&steady, end_ms, 2 * span, |t| 1e6 + 1024.0 * t));
+    // A busy one: 30 % user and 10 % system, 12 MiB resident.
+    for (mode, share) in [("user", 0.3), ("system", 0.1)] {
+        let cpu = [
+            (METRIC_NAME, "sonde_process_cpu_seconds_total"),
+            ("comm", "burner"),
+            ("mode", mode),
+        ];
+        samples.extend(series(&cpu, end_ms, 2 * span, |t| share * t));
+    }
+    let rss = [
+        (METRIC_NAME, "sonde_process_resident_memory_bytes"),
+        ("comm", "burner"),
+    ];
+    samples.extend(series(&rss, end_ms, span, |_| 12.0 * mib));
     let mut store = Store::open(dir).unwrap();
     store.append(&samples).unwrap();
     store
@@ -520,7 +534,8 @@ fn who_view_ranks_and_drills_down() {
         ["nginx.service 10% 50 MiB 879 KiB 0 B"]
     );
     let processes = rows(&html, "Processes");
-    assert_eq!(processes.len(), 2, "{processes:?}");
+    assert_eq!(processes.len(), 3, "{processes:?}");
+    assert_eq!(processes[0], "burner 40% 12 MiB 0 B 0 B");
     assert!(
         processes.contains(&"flash 0% 0 B 64 MiB 0 B".to_string()),
         "{processes:?}"
