@@ -327,21 +327,32 @@ fn tens_of_thousands_of_named_processes_pass_and_nothing_is_lost() {
         "RSS {rss_after} KiB after the churn was forgotten, {rss_before} KiB before"
     );
 
+    // On a machine with more active names than the budget (a build running
+    // beside the test), a process that counts for one round is folded into
+    // `other` (collect/budget.rs); either way each call is counted once.
+    let getppid = |samples: &[ExposedSample], comm: &str| {
+        value(
+            samples,
+            "sonde_syscalls_total",
+            &[("comm", comm), ("syscall", "getppid")],
+        )
+    };
+    let other_before = getppid(&sonde.metrics(), "other");
     run_named("afterchurn");
     let samples = wait_for(&sonde, |s| {
-        value(
-            s,
-            "sonde_syscalls_total",
-            &[("comm", "afterchurn"), ("syscall", "getppid")],
-        ) >= AFTER_CALLS as f64
+        getppid(s, "afterchurn") + getppid(s, "other") - other_before >= AFTER_CALLS as f64
     });
-    assert_eq!(
-        value(
-            &samples,
-            "sonde_syscalls_total",
-            &[("comm", "afterchurn"), ("syscall", "getppid")]
-        ),
-        AFTER_CALLS as f64
-    );
+    let own = getppid(&samples, "afterchurn");
+    let folded = getppid(&samples, "other") - other_before;
+    if folded == 0.0 {
+        assert_eq!(own, AFTER_CALLS as f64);
+    } else {
+        // Other processes' rare getppid calls may land in `other` too.
+        let counted = own + folded;
+        assert!(
+            (AFTER_CALLS as f64..AFTER_CALLS as f64 + 100.0).contains(&counted),
+            "afterchurn's {AFTER_CALLS} getppid calls: {own} its own, {folded} in other"
+        );
+    }
     assert_eq!(map_full(&samples), []);
 }
