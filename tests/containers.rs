@@ -156,12 +156,19 @@ fn podman_containers_match_their_work_and_the_kernel() {
         within(user + system, cpu, 0.05),
         "user {user} + system {system} vs {cpu}"
     );
-    // The kernel's own count now (the container is idle, sleeping).
-    let kernel_cpu = field(&cgroup_file("", &id, "cpu.stat"), "usage_usec") / 1e6;
-    assert!(
-        within(cpu, kernel_cpu, 0.01),
-        "sonde {cpu} s, cpu.stat {kernel_cpu} s"
-    );
+    // The kernel's own counts now (the container is idle, sleeping).
+    let cpu_stat = cgroup_file("", &id, "cpu.stat");
+    for (sonde_value, key) in [
+        (cpu, "usage_usec"),
+        (user, "user_usec"),
+        (system, "system_usec"),
+    ] {
+        let kernel = field(&cpu_stat, key) / 1e6;
+        assert!(
+            (sonde_value - kernel).abs() <= 0.01 * kernel + 0.002,
+            "sonde {sonde_value} s, cpu.stat {key} {kernel} s"
+        );
+    }
 
     // Memory: the held tmpfs file is in usage and in the page cache.
     let usage = labelled("container_memory_usage_bytes").unwrap();
@@ -196,6 +203,16 @@ fn podman_containers_match_their_work_and_the_kernel() {
         (rss - field(&stat, rss_key)).abs() <= 64.0 * 4096.0,
         "rss {rss} vs {}",
         field(&stat, rss_key)
+    );
+    let cache_key = if usage_file == "memory.current" {
+        "file"
+    } else {
+        "total_cache"
+    };
+    assert!(
+        within(cache, field(&stat, cache_key), 0.01),
+        "cache {cache} vs {cache_key} {}",
+        field(&stat, cache_key)
     );
     let working_set = labelled("container_memory_working_set_bytes").unwrap();
     let kernel_ws = kernel_usage - field(&stat, inactive_key);
@@ -312,6 +329,41 @@ fn podman_containers_match_their_work_and_the_kernel() {
         "the hog: {}",
         limited.read("/tmp/hog").unwrap_or_default()
     );
+    // The same from the kernel's files (v1 controllers here, v2 elsewhere).
+    let v2_memory = cgroup_file("", &limited_id, "cgroup.controllers").contains("memory");
+    let (limit, oom_kills) = if v2_memory {
+        let limit = cgroup_file("", &limited_id, "memory.max");
+        let events = cgroup_file("", &limited_id, "memory.events");
+        (
+            limit.trim().parse::<f64>().unwrap(),
+            field(&events, "oom_kill"),
+        )
+    } else {
+        let limit = cgroup_file("memory", &limited_id, "memory.limit_in_bytes");
+        let control = cgroup_file("memory", &limited_id, "memory.oom_control");
+        (
+            limit.trim().parse::<f64>().unwrap(),
+            field(&control, "oom_kill"),
+        )
+    };
+    assert_eq!(limited_of("container_spec_memory_limit_bytes"), Some(limit));
+    assert_eq!(limited_of("container_oom_events_total"), Some(oom_kills));
+    if !cgroup_file("", &limited_id, "cgroup.controllers").contains("cpu") {
+        let quota = cgroup_file("cpu", &limited_id, "cpu.cfs_quota_us");
+        assert_eq!(
+            limited_of("container_spec_cpu_quota"),
+            quota.trim().parse().ok()
+        );
+        let throttled = field(
+            &cgroup_file("cpu", &limited_id, "cpu.stat"),
+            "throttled_time",
+        ) / 1e9;
+        let sonde_throttled = limited_of("container_cpu_cfs_throttled_seconds_total").unwrap();
+        assert!(
+            within(sonde_throttled, throttled, 0.01),
+            "throttled {sonde_throttled} s, cpu.stat {throttled} s"
+        );
+    }
     // Unlimited: no quota series, limit 0.
     assert!(labelled("container_spec_cpu_quota").is_none());
     assert_eq!(labelled("container_spec_memory_limit_bytes"), Some(0.0));
