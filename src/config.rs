@@ -501,6 +501,7 @@ mod tests {
         let text = include_str!("../packaging/sonde.toml");
         let config = Config::parse(text).unwrap();
         assert_eq!(config.collect.interval, Duration::from_secs(10));
+        assert_eq!(config.storage.path, PathBuf::from("/var/lib/sonde"));
         let defaults = AlertingConfig::default();
         assert_eq!(config.alerting.rule_files, defaults.rule_files);
         assert_eq!(
