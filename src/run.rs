@@ -39,7 +39,17 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
-    collectors.extend(collect::bpf::collectors(&config.collect));
+    let bpf = collect::bpf::collectors(&config.collect);
+    collectors.extend(bpf.collectors);
+    // Before any thread starts, so that every thread runs without them.
+    match crate::privilege::drop_after_load(bpf.restores_sysctl) {
+        Ok(dropped) if dropped.is_empty() => {}
+        Ok(dropped) => tracing::info!(
+            "capabilities: dropped {} now that the BPF programs are attached",
+            dropped.join(", ")
+        ),
+        Err(err) => tracing::warn!("capabilities: {err:#}; running with them all"),
+    }
     let collection =
         Collection::new(collectors).with_max_series(config.collect.max_series_per_metric);
     for name in collection.names() {

@@ -59,10 +59,10 @@ pub const HOLDERS: &str = "/run/sonde/bpf-stats";
 pub const REFUSE_NAME: &str = "bpf_stats_enabled";
 
 /// Run-time statistics turned on for as long as this lives.
-/// Both holders are kept only to be dropped at exit.
+/// Both holders are kept to be dropped at exit.
 pub struct RunTimeStats {
     _descriptor: Option<OwnedFd>,
-    _sysctl: Option<SysctlHold>,
+    sysctl: Option<SysctlHold>,
     /// What was done, for the log and `sonde doctor`; Err when the
     /// statistics could not be turned on at all.
     pub summary: Result<String, String>,
@@ -88,9 +88,15 @@ impl RunTimeStats {
         }
         RunTimeStats {
             _descriptor: descriptor.ok(),
-            _sysctl: sysctl.ok(),
+            sysctl: sysctl.ok(),
             summary,
         }
+    }
+
+    /// Whether this sonde turned the sysctl on with the others and may have
+    /// to restore it at exit (which takes CAP_SYS_ADMIN then).
+    pub fn restores_sysctl(&self) -> bool {
+        self.sysctl.is_some()
     }
 }
 
