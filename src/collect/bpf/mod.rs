@@ -430,8 +430,8 @@ pub fn load_all(config: &CollectConfig) -> LoadedSet {
     }
 }
 
-/// Every BPF collector that could be loaded; each one's state (or the reason
-/// it is off) is logged.
+/// Loads every enabled BPF collector as [`load_all`] does, and logs each
+/// one's state (or the reason it is off).
 pub fn collectors(config: &CollectConfig) -> LoadedSet {
     let set = load_all(config);
     for (name, state) in &set.states {
@@ -551,9 +551,12 @@ pub fn comm_label(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
+/// Where tracefs may be mounted, in order of preference.
+const TRACEFS_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
 /// Where tracefs is mounted, if it is.
 pub fn tracefs_dir() -> Option<&'static Path> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    TRACEFS_DIRS
         .into_iter()
         .map(Path::new)
         .find(|dir| dir.join("events").is_dir())
@@ -567,7 +570,7 @@ pub fn ensure_tracefs() -> anyhow::Result<&'static Path> {
     }
     // Mounted but closed to this user (tracefs is mode 0700): mounting
     // again would not help.
-    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+    for dir in TRACEFS_DIRS {
         let events = Path::new(dir).join("events");
         if let Err(err) = std::fs::metadata(&events) {
             if err.kind() == std::io::ErrorKind::PermissionDenied {
