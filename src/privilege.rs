@@ -10,7 +10,9 @@
 //! later need no new attachment) and a reload re-reads rules, not programs.
 //! So [`drop_after_load`] gives them up, with CAP_SYS_ADMIN (root holds it)
 //! unless sonde turned `kernel.bpf_stats_enabled` on and must restore it at
-//! exit. Every other capability is kept.
+//! exit. Every other capability is kept. A collector that attaches after
+//! start (uprobes in processes that start later, say) must change
+//! [`load_only`] to spare what it needs, and say so in `sonde doctor`.
 //!
 //! Capabilities belong to threads: the drop happens before `sonde run`
 //! starts any thread, and every thread started later inherits the reduced
