@@ -404,10 +404,15 @@ fn as_sonde_with(caps: &[String]) -> Command {
     command
 }
 
-/// `sonde doctor`'s collector rows: name → the row.
-fn doctor_collectors(mut command: Command) -> Vec<(String, String)> {
+/// `sonde doctor`'s table.
+fn doctor(mut command: Command) -> String {
     let output = command.arg("doctor").stdin(Stdio::null()).output().unwrap();
-    String::from_utf8_lossy(&output.stdout)
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The collector rows of a doctor table: name → the row.
+fn doctor_collectors(table: &str) -> Vec<(String, String)> {
+    table
         .lines()
         .filter_map(|line| {
             let rest = line.strip_prefix("collector ")?;
@@ -423,7 +428,7 @@ fn doctor_collectors(mut command: Command) -> Vec<(String, String)> {
 fn runs_with_the_units_capabilities(caps: &[String]) {
     let mut root = Command::new("/usr/bin/sonde");
     root.env("SONDE_LOG", "error");
-    let loaded_as_root: Vec<String> = doctor_collectors(root)
+    let loaded_as_root: Vec<String> = doctor_collectors(&doctor(root))
         .into_iter()
         .filter(|(_, row)| row.contains(" ok ") && row.contains(" on ("))
         .map(|(name, _)| name)
@@ -436,6 +441,16 @@ fn runs_with_the_units_capabilities(caps: &[String]) {
         eprintln!("skipping the capability checks: no BPF collector loads here, even as root");
         return;
     }
+
+    let table = doctor(as_sonde_with(caps));
+    let after_start = table
+        .lines()
+        .find(|line| line.starts_with("capabilities after start "))
+        .unwrap_or_else(|| panic!("no capabilities after start row:\n{table}"));
+    assert!(
+        after_start.contains("keeps CAP_DAC_READ_SEARCH; drops CAP_PERFMON, CAP_BPF"),
+        "{after_start}"
+    );
 
     let sonde = Sonde::start_command(sonde_data(), PACKAGED_RULES, as_sonde_with(caps));
     sonde.wait_rounds(2);
@@ -494,7 +509,7 @@ fn runs_without_cap_bpf() {
         sonde.log_text()
     );
 
-    for (name, row) in doctor_collectors(as_sonde_with(&caps)) {
+    for (name, row) in doctor_collectors(&doctor(as_sonde_with(&caps))) {
         assert!(
             row.contains("sonde lacks CAP_BPF (to load BPF programs"),
             "collector {name}: {row}"
