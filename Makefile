@@ -9,11 +9,17 @@ export LIBBPF_SYS_LIBRARY_PATH := /usr/lib/x86_64-linux-gnu
 export RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
 CARGO_FLAGS := --release --features static --target $(TARGET)
 BIN := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/sonde
+# Where `make package` writes the .deb and .rpm; REVISION is the
+# packages' own revision (Debian revision, rpm release), for a rebuild of
+# one version.
+PACKAGE_DIR ?= $(or $(CARGO_TARGET_DIR),target)/package
+REVISION ?= 1
+PACKAGE_TOOLS := cargo-deb cargo-generate-rpm
 
 BUILD_DEPS := clang llvm libelf-dev zlib1g-dev pkg-config make
-TEST_DEPS := prometheus prometheus-node-exporter prometheus-alertmanager e2fsprogs python3-aiosmtpd openssl podman runc busybox-static
+TEST_DEPS := prometheus prometheus-node-exporter prometheus-alertmanager e2fsprogs python3-aiosmtpd openssl podman runc busybox-static lintian rpmlint rpm
 
-.PHONY: run build static test deps test-deps lint clean
+.PHONY: run build static package package-tools test deps test-deps lint clean
 
 run: build
 	$(BIN) run
@@ -26,7 +32,18 @@ static: build
 	@ldd $(BIN) 2>&1 | grep -q 'not a dynamic executable' || { echo "$(BIN) is not static"; ldd $(BIN); exit 1; }
 	@echo "$(BIN): static"
 
-test: deps test-deps lint static
+# The .deb and .rpm of the static binary (packaging in Cargo.toml). Not
+# stripped: `sonde doctor` attaches a uprobe to a symbol of sonde itself.
+package: static package-tools
+	mkdir -p $(PACKAGE_DIR)
+	gzip -9n < packaging/man/sonde.1 > $(dir $(BIN))sonde.1.gz
+	cargo deb --no-build --no-strip --target $(TARGET) --deb-revision $(REVISION) --output $(PACKAGE_DIR)/
+	cargo generate-rpm --target $(TARGET) --set-metadata 'release = "$(REVISION)"' --output $(PACKAGE_DIR)/
+
+package-tools:
+	@for tool in $(PACKAGE_TOOLS); do command -v $$tool >/dev/null || cargo install --locked $$tool || exit 1; done
+
+test: deps test-deps lint static package-tools
 	cargo test $(CARGO_FLAGS)
 
 lint:

@@ -30,13 +30,53 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address the HTTP server binds: dashboard, /metrics and the APIs.
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key: with both, the server speaks
+    /// HTTPS only, and reloads them when they change
+    /// ([`crate::serve::guard`]).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// User name → bcrypt hash of the password. With any, every endpoint
+    /// but `/-/healthy` asks for HTTP basic auth.
+    pub basic_auth_users: BTreeMap<String, String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9977)),
+            tls_cert_file: None,
+            tls_key_file: None,
+            basic_auth_users: BTreeMap::new(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The URL sonde answers at, as `[server]` makes it.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.listen)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            bail!("[server]: set both tls_cert_file and tls_key_file, or neither");
+        }
+        for (name, hash) in &self.basic_auth_users {
+            if name.is_empty() || name.contains(':') {
+                bail!("key server.basic_auth_users: {name:?} is not a user name (expected one without ':')");
+            }
+            hash.parse::<bcrypt::HashParts>().map_err(|err| {
+                anyhow::anyhow!(
+                    "key server.basic_auth_users.{name}: expected a bcrypt hash such as \"$2y$10$...\" (htpasswd -nBC 10 {name}), got one that is not ({err})"
+                )
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -458,6 +498,7 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.server.validate()?;
         if self.storage.max_series == 0 {
             bail!("key storage.max_series: expected at least 1, got 0");
         }
@@ -526,6 +567,7 @@ mod tests {
         let text = include_str!("../packaging/sonde.toml");
         let config = Config::parse(text).unwrap();
         assert_eq!(config.collect.interval, Duration::from_secs(10));
+        assert_eq!(config.storage.path, PathBuf::from("/var/lib/sonde"));
         let defaults = AlertingConfig::default();
         assert_eq!(config.alerting.rule_files, defaults.rule_files);
         assert_eq!(
@@ -611,6 +653,28 @@ mod tests {
             Config::parse("[collect.bpf]\nsyscall = false\n").unwrap_err()
         );
         assert!(err.contains("syscall"), "{err}");
+    }
+
+    #[test]
+    fn server_tls_and_basic_auth_are_checked() {
+        let hash = "$2y$04$AAAAAAAAAAAAAAAAAAAAAOjRGYR45O6y8CeFnB8n.H3Qf9VQn6n8e";
+        let config = Config::parse(&format!(
+            "[server]\ntls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\n[server.basic_auth_users]\nops = \"{hash}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.server.url(), "https://127.0.0.1:9977");
+        assert_eq!(config.server.basic_auth_users["ops"], hash);
+        let err = format!(
+            "{:#}",
+            Config::parse("[server.basic_auth_users]\nops = \"secret\"\n").unwrap_err()
+        );
+        assert!(err.contains("server.basic_auth_users.ops"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::parse("[server]\ntls_cert_file = \"c.pem\"\n").unwrap_err()
+        );
+        assert!(err.contains("tls_key_file"), "{err}");
     }
 
     #[test]

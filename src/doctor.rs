@@ -16,6 +16,7 @@ use crate::collect::bpf::{
     check_refused, ensure_tracefs, load_all, object_storage, with_libbpf_log, AttachKind, State,
 };
 use crate::config::Config;
+use crate::privilege::{self, Need};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/probe.skel.rs"));
@@ -80,6 +81,10 @@ pub fn doctor(config: &Config) -> bool {
             stats.clone().map_err(anyhow::Error::msg),
         ));
     }
+    rows.push(Row::new(
+        "capabilities after start",
+        capabilities_after_start(set.restores_sysctl),
+    ));
     let collecting = set
         .states
         .iter()
@@ -244,97 +249,58 @@ pub fn attach_empty_syscall_pair() -> anyhow::Result<Vec<libbpf_rs::Link>> {
     ])
 }
 
-/// Capability names by bit number (linux/capability.h).
-const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// What sonde needs each capability for, shown when it is missing.
-const NEEDED: [(&str, &str); 4] = [
-    ("CAP_BPF", "load BPF programs"),
-    ("CAP_PERFMON", "attach tracing programs"),
-    (
-        "CAP_DAC_READ_SEARCH",
-        "read tracefs for classic tracepoints",
-    ),
-    ("CAP_SYS_ADMIN", "attach perf-event uprobes"),
-];
-
-/// Names of the capabilities set in a `CapEff` mask.
-pub fn capability_names(mask: u64) -> Vec<String> {
-    (0..64)
-        .filter(|bit| mask & (1u64 << bit) != 0)
-        .map(|bit| {
-            CAPABILITIES
-                .get(bit)
-                .map_or_else(|| format!("cap_{bit}"), |name| (*name).to_string())
-        })
-        .collect()
+/// The capabilities sonde holds, and what it cannot do for lack of one:
+/// FAIL when one loading needs is missing.
+fn capabilities() -> anyhow::Result<String> {
+    let (effective, _) = privilege::held()?;
+    let listed = match privilege::names(effective) {
+        names if names.is_empty() => "none".to_string(),
+        names => names.join(", "),
+    };
+    let missing = |need: Need| -> Vec<String> {
+        privilege::USES
+            .iter()
+            .filter(|each| each.need == need && effective & (1u64 << each.bit) == 0)
+            .map(|each| format!("{} (to {})", privilege::name(each.bit), each.why))
+            .collect()
+    };
+    let required: Vec<String> = [Need::Load, Need::Running]
+        .into_iter()
+        .flat_map(missing)
+        .collect();
+    let optional = missing(Need::Optional);
+    let mut text = listed;
+    if !optional.is_empty() {
+        let _ = write!(
+            text,
+            "; without {} (no collector needs it)",
+            optional.join(", ")
+        );
+    }
+    if required.is_empty() {
+        Ok(text)
+    } else {
+        anyhow::bail!("{text}; missing: {}", required.join(", "))
+    }
 }
 
-fn capabilities() -> anyhow::Result<String> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let hex = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .ok_or_else(|| anyhow::anyhow!("/proc/self/status has no CapEff line"))?;
-    let mask = u64::from_str_radix(hex.trim(), 16)?;
-    let names = capability_names(mask);
-    let missing: Vec<String> = NEEDED
-        .iter()
-        .filter(|(cap, _)| !names.iter().any(|name| name == cap))
-        .map(|(cap, why)| format!("{cap} (to {why})"))
-        .collect();
-    let listed = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
+/// What `sonde run` keeps once its programs are attached, and what it drops.
+fn capabilities_after_start(restores_sysctl: bool) -> anyhow::Result<String> {
+    let (_, permitted) = privilege::held()?;
+    let dropped = privilege::load_only(permitted, restores_sysctl);
+    let list = |mask: u64| match privilege::names(mask) {
+        names if names.is_empty() => "none".to_string(),
+        names => names.join(", "),
     };
-    if missing.is_empty() {
-        Ok(listed)
-    } else {
-        anyhow::bail!("{listed}; missing: {}", missing.join(", "))
+    let mut text = format!(
+        "sonde run keeps {}; drops {} once its programs are attached (nothing attaches later: no collector uses uprobes)",
+        list(permitted & !dropped),
+        list(dropped)
+    );
+    if restores_sysctl {
+        text.push_str("; CAP_SYS_ADMIN is kept to restore kernel.bpf_stats_enabled at exit");
     }
+    Ok(text)
 }
 
 fn tracefs() -> anyhow::Result<String> {
@@ -347,16 +313,6 @@ fn tracefs() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capability_masks_are_named() {
-        assert_eq!(
-            capability_names((1 << 21) | (1 << 39)),
-            ["CAP_SYS_ADMIN", "CAP_BPF"]
-        );
-        assert_eq!(capability_names(1 << 45), ["cap_45"]);
-        assert!(capability_names(0).is_empty());
-    }
 
     #[test]
     fn rows_line_up() {

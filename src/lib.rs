@@ -5,7 +5,8 @@
 //! [`ship`] sends them to `[[remote_write]]` destinations; [`serve`] answers
 //! HTTP from the store. [`model`] is the sample model every stage speaks,
 //! [`prompb`] Prometheus's remote protocol on the wire, [`memory`] how
-//! memory is given back once a churn of processes is forgotten.
+//! memory is given back once a churn of processes is forgotten, [`privilege`]
+//! which capabilities sonde uses and which it gives up once running.
 
 pub mod alert;
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod doctor;
 pub mod memory;
 pub mod model;
 pub mod outbound;
+pub mod privilege;
 pub mod prompb;
 pub mod query;
 pub mod run;

@@ -20,8 +20,6 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use crate::alert::service::Alerting;
 use crate::collect::schedule::Schedule;
 use crate::collect::{self, Collection};
@@ -35,12 +33,24 @@ use crate::store::Store;
 /// again on SIGHUP and `POST /-/reload`).
 pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     crate::memory::tune_allocator();
+    // A bad certificate or key refuses the start before anything is loaded.
+    let tls = serve::guard::tls::server_config(&config.server)?;
     let store = Store::open_with(&config.storage.path, config.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
 
     let mut collectors = collect::node::collectors();
     collectors.push(Box::new(collect::processes::Processes::new()));
-    collectors.extend(collect::bpf::collectors(&config.collect));
+    let bpf = collect::bpf::collectors(&config.collect);
+    collectors.extend(bpf.collectors);
+    // Before any thread starts, so that every thread runs without them.
+    match crate::privilege::drop_after_load(bpf.restores_sysctl) {
+        Ok(dropped) if dropped.is_empty() => {}
+        Ok(dropped) => tracing::info!(
+            "capabilities: dropped {} now that the BPF programs are attached",
+            dropped.join(", ")
+        ),
+        Err(err) => tracing::warn!("capabilities: {err:#}; running with them all"),
+    }
     let containers = &config.collect.containers;
     if containers.enabled {
         let max_cgroups = containers.max_cgroups;
@@ -95,21 +105,12 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.spawn(reload_on_sighup(shared.clone()));
-    let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.server.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}: is another sonde running? Change [server] listen",
-                    config.server.listen
-                )
-            })?;
-        tracing::info!("listening on http://{}", config.server.listen);
-        axum::serve(listener, serve::router(shared.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("HTTP server failed")
-    });
+    let served = runtime.block_on(serve::guard::serve(
+        &config.server,
+        tls,
+        serve::router(shared.clone()),
+        shutdown_signal(),
+    ));
     stop.store(true, Ordering::Relaxed);
     senders.stop();
     collecting.thread().unpark();

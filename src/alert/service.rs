@@ -95,7 +95,7 @@ fn external_url(config: &Config) -> String {
         .alerting
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", config.server.listen))
+        .unwrap_or_else(|| config.server.url())
 }
 
 /// Alerts from the rules go to the built-in notifier as to an

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod api;
 pub mod dashboard;
 pub mod exposition;
+pub mod guard;
 pub mod remote;
 pub mod silences;
 

@@ -95,6 +95,15 @@ impl Sonde {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Sonde {
+        let mut command = Command::new(program);
+        command.envs(env.iter().copied());
+        Sonde::start_command(data, extra, command)
+    }
+
+    /// As [`Sonde::start_in`], with `command` as the program (a wrapper
+    /// such as setpriv followed by a sonde binary); `run --config FILE`
+    /// is appended to it.
+    pub fn start_command(data: TempDir, extra: &str, mut command: Command) -> Sonde {
         let port = free_port();
         let config = data.0.join("sonde.toml");
         std::fs::write(
@@ -107,10 +116,9 @@ impl Sonde {
         )
         .unwrap();
         let log = data.0.join("sonde.log");
-        let child = Command::new(program)
+        let child = command
             .args(["run", "--config"])
             .arg(&config)
-            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

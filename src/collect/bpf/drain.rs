@@ -159,11 +159,9 @@ pub fn wait_for_programs(swapped_at: Instant) -> anyhow::Result<()> {
         return Ok(());
     }
     let began = Instant::now();
-    let mut barrier = BARRIER.lock().expect("lock poisoned");
-    if barrier.is_none() {
-        *barrier = Some(Barrier::new().context("making the map that waits for BPF programs")?);
-    }
-    let barrier = barrier.as_ref().expect("made above");
+    prepare_barrier()?;
+    let barrier = BARRIER.lock().expect("lock poisoned");
+    let barrier = barrier.as_ref().expect("made by prepare_barrier");
     barrier
         .outer
         .update(
@@ -173,6 +171,18 @@ pub fn wait_for_programs(swapped_at: Instant) -> anyhow::Result<()> {
         )
         .context("waiting for running BPF programs (map-of-maps update)")?;
     *last = Some(began);
+    Ok(())
+}
+
+/// Makes the maps [`wait_for_programs`] updates, if not made yet. Making
+/// them takes CAP_BPF, updating them does not: [`super::load_all`] makes
+/// them while loading, before sonde gives CAP_BPF up
+/// ([`crate::privilege`]).
+pub fn prepare_barrier() -> anyhow::Result<()> {
+    let mut barrier = BARRIER.lock().expect("lock poisoned");
+    if barrier.is_none() {
+        *barrier = Some(Barrier::new().context("making the map that waits for BPF programs")?);
+    }
     Ok(())
 }
 

@@ -364,6 +364,9 @@ pub struct LoadedSet {
     /// How run-time statistics were turned on ([`stats`]); None when no
     /// collector loaded.
     pub stats: Option<Result<String, String>>,
+    /// Whether sonde holds `kernel.bpf_stats_enabled` on and may restore it
+    /// at exit ([`crate::privilege::drop_after_load`] keeps CAP_SYS_ADMIN).
+    pub restores_sysctl: bool,
 }
 
 /// Loads every enabled BPF collector; one that fails is recorded with its
@@ -390,14 +393,26 @@ pub fn load_all(config: &CollectConfig) -> LoadedSet {
                 self_metrics.programs.extend(loaded.programs);
                 self_metrics.map_full.extend(loaded.map_full);
             }
-            Err(err) => states.push((spec.name, State::Failed(format!("{err:#}")))),
+            Err(err) => {
+                let reason = match crate::privilege::missing_for_loading() {
+                    Some(lacks) => format!("{lacks}; {err:#}"),
+                    None => format!("{err:#}"),
+                };
+                states.push((spec.name, State::Failed(reason)));
+            }
         }
     }
     let mut stats = None;
+    let mut restores_sysctl = false;
     if !collectors.is_empty() {
+        if let Err(err) = drain::prepare_barrier() {
+            // Each round then says so, for every double-buffered collector.
+            tracing::warn!("{err:#}");
+        }
         if config.bpf.run_time_stats {
             let enabled = RunTimeStats::enable();
             stats = Some(enabled.summary.clone());
+            restores_sysctl = enabled.restores_sysctl();
             self_metrics.stats = Some(enabled);
         } else {
             let off =
@@ -411,12 +426,13 @@ pub fn load_all(config: &CollectConfig) -> LoadedSet {
         collectors,
         states,
         stats,
+        restores_sysctl,
     }
 }
 
-/// Every BPF collector that could be loaded; each one's state (or the reason
-/// it is off) is logged.
-pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
+/// Loads every enabled BPF collector as [`load_all`] does, and logs each
+/// one's state (or the reason it is off).
+pub fn collectors(config: &CollectConfig) -> LoadedSet {
     let set = load_all(config);
     for (name, state) in &set.states {
         match state {
@@ -424,7 +440,7 @@ pub fn collectors(config: &CollectConfig) -> Vec<Box<dyn Collector>> {
             _ => tracing::warn!("bpf collector {name}: {state}"),
         }
     }
-    set.collectors
+    set
 }
 
 /// Self-metrics of every loaded BPF collector: program run time and count,
@@ -535,9 +551,12 @@ pub fn comm_label(raw: &[u8]) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
+/// Where tracefs may be mounted, in order of preference.
+const TRACEFS_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
 /// Where tracefs is mounted, if it is.
 pub fn tracefs_dir() -> Option<&'static Path> {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    TRACEFS_DIRS
         .into_iter()
         .map(Path::new)
         .find(|dir| dir.join("events").is_dir())
@@ -548,6 +567,19 @@ pub fn tracefs_dir() -> Option<&'static Path> {
 pub fn ensure_tracefs() -> anyhow::Result<&'static Path> {
     if let Some(dir) = tracefs_dir() {
         return Ok(dir);
+    }
+    // Mounted but closed to this user (tracefs is mode 0700): mounting
+    // again would not help.
+    for dir in TRACEFS_DIRS {
+        let events = Path::new(dir).join("events");
+        if let Err(err) = std::fs::metadata(&events) {
+            if err.kind() == std::io::ErrorKind::PermissionDenied {
+                bail!(
+                    "{}: {err}; reading tracefs takes root or CAP_DAC_READ_SEARCH",
+                    events.display()
+                );
+            }
+        }
     }
     let target = c"/sys/kernel/tracing";
     // SAFETY: constant NUL-terminated strings; no data argument.

@@ -59,10 +59,10 @@ pub const HOLDERS: &str = "/run/sonde/bpf-stats";
 pub const REFUSE_NAME: &str = "bpf_stats_enabled";
 
 /// Run-time statistics turned on for as long as this lives.
-/// Both holders are kept only to be dropped at exit.
+/// Both holders are kept to be dropped at exit.
 pub struct RunTimeStats {
     _descriptor: Option<OwnedFd>,
-    _sysctl: Option<SysctlHold>,
+    sysctl: Option<SysctlHold>,
     /// What was done, for the log and `sonde doctor`; Err when the
     /// statistics could not be turned on at all.
     pub summary: Result<String, String>,
@@ -73,24 +73,43 @@ impl RunTimeStats {
     pub fn enable() -> RunTimeStats {
         let descriptor = enable_descriptor();
         let sysctl = SysctlHold::join();
+        // Without CAP_SYS_ADMIN (the packaged service) sonde can do neither,
+        // but an administrator may have set the sysctl: the kernel counts then.
+        let set_outside = sysctl.is_err()
+            && descriptor.is_err()
+            && File::open(SYSCTL)
+                .ok()
+                .and_then(|mut file| read_value(&mut file).ok())
+                == Some(1);
         let summary = match (&sysctl, &descriptor) {
             (Ok(hold), _) => Ok(hold.joined.clone()),
             (Err(why), Ok(_)) => Ok(format!(
                 "cannot turn on {SYSCTL} ({why:#}); counting through a BPF_ENABLE_STATS descriptor instead, the sysctl keeps reading 0"
             )),
+            (Err(_), Err(_)) if set_outside => Ok(format!(
+                "{SYSCTL} is 1, set outside sonde: the kernel counts while it stays so (sonde cannot change it without CAP_SYS_ADMIN)"
+            )),
             (Err(why), Err(fd_err)) => Err(format!(
-                "cannot turn on {SYSCTL} ({why:#}) nor get a BPF_ENABLE_STATS descriptor ({fd_err}); sonde_bpf_program_run_seconds_total stays 0"
+                "cannot turn on {SYSCTL} ({why:#}) nor get a BPF_ENABLE_STATS descriptor ({fd_err}); sonde_bpf_program_run_seconds_total stays 0: grant CAP_SYS_ADMIN, or set {SYSCTL} to 1 (sysctl.d)"
             )),
         };
         match &summary {
-            Ok(text) if sysctl.is_ok() => tracing::info!("bpf run-time statistics: {text}"),
+            Ok(text) if sysctl.is_ok() || set_outside => {
+                tracing::info!("bpf run-time statistics: {text}")
+            }
             Ok(text) | Err(text) => tracing::warn!("bpf run-time statistics: {text}"),
         }
         RunTimeStats {
             _descriptor: descriptor.ok(),
-            _sysctl: sysctl.ok(),
+            sysctl: sysctl.ok(),
             summary,
         }
+    }
+
+    /// Whether this sonde turned the sysctl on with the others and may have
+    /// to restore it at exit (which takes CAP_SYS_ADMIN then).
+    pub fn restores_sysctl(&self) -> bool {
+        self.sysctl.is_some()
     }
 }
 
