@@ -180,6 +180,44 @@ enum net_bounded_map {
 	NET_BOUNDED_MAPS,
 };
 
+/*
+ * HTTP (bpf/http.bpf.c): one event through the ring buffer per request
+ * start (with its first bytes), response start (with its first bytes) and
+ * request end (with times and byte counts). HTTP_HEAD is a power of two:
+ * up to HTTP_HEAD - 1 bytes are copied.
+ */
+#define HTTP_HEAD 512
+
+enum http_event_kind {
+	HTTP_EVENT_REQUEST,
+	HTTP_EVENT_RESPONSE,
+	HTTP_EVENT_DONE,
+};
+
+struct http_event {
+	__u32 kind;
+	__u32 tgid;
+	__s32 fd;
+	__s32 listen_fd; /* REQUEST, DONE: accept()'s fd; -1 when picked up */
+	__u64 ns;        /* when the event was made */
+	__u64 cgroup;    /* REQUEST: who serves it */
+	char comm[TASK_COMM_LEN];
+	__u64 start_ns;  /* DONE: the request's first read, its last write */
+	__u64 end_ns;
+	__u64 req_bytes;
+	__u64 resp_bytes;
+	__u32 len;       /* REQUEST, RESPONSE: bytes of data copied */
+	__u32 pad;
+	char data[HTTP_HEAD];
+};
+
+enum http_bounded_map {
+	HTTP_MAP_CONNS,
+	HTTP_MAP_SERVERS,
+	HTTP_MAP_EVENTS, /* the ring buffer: events lost */
+	HTTP_BOUNDED_MAPS,
+};
+
 /* Protocols counted in net_bytes_key.proto (IPPROTO_* numbers). */
 #define SONDE_AF_INET 2
 #define SONDE_AF_INET6 10

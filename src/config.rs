@@ -238,6 +238,8 @@ pub struct BpfConfig {
     pub process: bool,
     /// Run-queue latency and context switches per process.
     pub sched: bool,
+    /// HTTP RED metrics of every local HTTP/1.x server (Beyla's names).
+    pub http: bool,
     /// Turns on the kernel's run-time statistics while sonde runs, for
     /// `sonde_bpf_program_run_seconds_total` and `..._runs_total`. They add
     /// two scheduler-clock reads to every run of every BPF program on the
@@ -254,6 +256,7 @@ impl Default for BpfConfig {
             net: true,
             process: true,
             sched: true,
+            http: true,
             run_time_stats: true,
         }
     }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::{Sonde, TempDir};
 
 const NO_BPF: &str =
-    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
+    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\nhttp = false\n";
 
 /// An ext4 image on loop devices mounted at `mount_point`; on drop (even
 /// after a failed assertion) unmounted and its loop devices detached.

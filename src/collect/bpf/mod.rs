@@ -42,6 +42,7 @@
 pub mod block;
 pub mod drain;
 pub mod errno_names;
+pub mod http;
 pub mod maps;
 pub mod net;
 pub mod process;
@@ -329,6 +330,12 @@ pub const SPECS: &[Spec] = &[
         enabled: |config| config.sched,
         load: |config| sched::load(config.forget_after),
         degraded: sched::DEGRADED,
+    },
+    Spec {
+        name: http::NAME,
+        enabled: |config| config.http,
+        load: |_| http::load(),
+        degraded: &[],
     },
 ];
 

@@ -1,0 +1,346 @@
+//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server,
+//! from the events of the http BPF collector (`bpf/http.bpf.c`, loaded by
+//! [`crate::collect::bpf::http`]). This module owns what happens in user
+//! space: pairing a request's events, naming its service, route and port,
+//! and the histograms, under the names Grafana Beyla exports so its
+//! dashboards work unchanged.
+//!
+//! Invariants:
+//! - A request is observed once, at its DONE event, and only if sonde saw
+//!   its REQUEST (so its method and route are known); a response never seen
+//!   (lost event) leaves its status `0`.
+//! - Requests waiting for DONE are at most [`MAX_PENDING`]; each service
+//!   has at most [`MAX_ROUTES`] routes, later ones are [`OTHER_ROUTE`].
+//! - Everything kept per process goes when the process does ([`Red::retain`]).
+
+pub mod parse;
+pub mod service;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::Family;
+use parse::{RequestHead, ResponseHead};
+
+/// Requests read but not yet done, across all connections (one per busy
+/// connection; beyond it new requests are not observed).
+pub const MAX_PENDING: usize = 65_536;
+/// Distinct routes per service; later routes fold into [`OTHER_ROUTE`].
+pub const MAX_ROUTES: usize = 100;
+/// The route every route beyond a service's budget is counted under.
+pub const OTHER_ROUTE: &str = "/**";
+
+/// Beyla's buckets (seconds) for request durations.
+const DURATION_BUCKETS: [f64; 15] = [
+    0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// Beyla's buckets (bytes) for body sizes.
+const SIZE_BUCKETS: [f64; 10] = [
+    0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
+];
+
+/// One event of the BPF program, as user space reads it.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A request's first read: who serves it and its first bytes.
+    Request {
+        conn: Conn,
+        cgroup: u64,
+        comm: &'a [u8],
+        listen_fd: i32,
+        head: &'a [u8],
+    },
+    /// The first write of its response.
+    Response { conn: Conn, head: &'a [u8] },
+    /// The request is done (the next one began, or the connection closed).
+    Done {
+        conn: Conn,
+        duration_ns: u64,
+        request_bytes: u64,
+        response_bytes: u64,
+    },
+}
+
+/// A connection: the process (tgid) and its fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conn {
+    pub tgid: u32,
+    pub fd: i32,
+}
+
+/// What is known of a request between its REQUEST and DONE events.
+struct Pending {
+    labels: Vec<(&'static str, String)>,
+    request: RequestHead,
+    response: Option<ResponseHead>,
+}
+
+/// A histogram with fixed bounds: counts per bucket (not cumulative).
+#[derive(Clone, Default)]
+struct Hist {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Hist {
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; bounds.len()];
+        }
+        if let Some(i) = bounds.iter().position(|upper| value <= *upper) {
+            self.counts[i] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    fn push(&self, family: &mut Family, bounds: &[f64], labels: &[(&str, &str)]) {
+        let mut cumulative = 0;
+        let buckets = bounds.iter().zip(&self.counts).map(|(upper, n)| {
+            cumulative += n;
+            (*upper, cumulative)
+        });
+        family.push_histogram(labels, buckets, self.sum, self.count);
+    }
+}
+
+#[derive(Clone, Default)]
+struct Series {
+    duration: Hist,
+    request_size: Hist,
+    response_size: Hist,
+}
+
+/// The RED state: requests in flight, services and the histograms.
+#[derive(Default)]
+pub struct Red {
+    pending: HashMap<Conn, Pending>,
+    services: service::Services,
+    routes: HashMap<String, HashSet<String>>,
+    series: HashMap<Vec<(&'static str, String)>, Series>,
+}
+
+impl Red {
+    pub fn observe(&mut self, event: Event) {
+        match event {
+            Event::Request {
+                conn,
+                cgroup,
+                comm,
+                listen_fd,
+                head,
+            } => {
+                let Some(request) = parse::request(head) else {
+                    return;
+                };
+                if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&conn) {
+                    return;
+                }
+                let service = self.services.of(conn, cgroup, comm, listen_fd);
+                let route = self.route(&service.name, &request.path);
+                let mut labels = vec![
+                    ("service_name", service.name.clone()),
+                    ("http_request_method", request.method.to_string()),
+                    ("http_route", route),
+                    ("server_port", service.port_label()),
+                ];
+                labels.extend(service.placement_labels());
+                self.pending.insert(
+                    conn,
+                    Pending {
+                        labels,
+                        request,
+                        response: None,
+                    },
+                );
+            }
+            Event::Response { conn, head } => {
+                if let Some(pending) = self.pending.get_mut(&conn) {
+                    pending.response = parse::response(head);
+                }
+            }
+            Event::Done {
+                conn,
+                duration_ns,
+                request_bytes,
+                response_bytes,
+            } => {
+                let Some(pending) = self.pending.remove(&conn) else {
+                    return;
+                };
+                let status = pending.response.as_ref().map_or(0, |r| r.status);
+                let mut labels = pending.labels;
+                labels.push(("http_response_status_code", status.to_string()));
+                labels.sort();
+                let request = &pending.request;
+                let request_body =
+                    parse::body_bytes(request_bytes, request.header_len, request.content_length);
+                let response_body = pending.response.as_ref().map_or(0, |r| {
+                    parse::body_bytes(response_bytes, r.header_len, r.content_length)
+                });
+                let series = self.series.entry(labels).or_default();
+                series
+                    .duration
+                    .observe(&DURATION_BUCKETS, duration_ns as f64 / 1e9);
+                series
+                    .request_size
+                    .observe(&SIZE_BUCKETS, request_body as f64);
+                series
+                    .response_size
+                    .observe(&SIZE_BUCKETS, response_body as f64);
+            }
+        }
+    }
+
+    /// The route of `path` for `service`, within its budget.
+    fn route(&mut self, service: &str, path: &str) -> String {
+        let route = parse::route(path);
+        let known = self.routes.entry(service.to_string()).or_default();
+        if known.contains(&route) {
+            return route;
+        }
+        if known.len() >= MAX_ROUTES {
+            return OTHER_ROUTE.to_string();
+        }
+        known.insert(route.clone());
+        route
+    }
+
+    /// Forgets requests in flight and names of processes `alive` says are gone.
+    pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
+        self.pending.retain(|conn, _| alive(conn.tgid));
+        self.services.retain(&alive);
+    }
+
+    /// The three histogram families.
+    pub fn families(&self) -> [Family; 3] {
+        let mut duration = Family::histogram(
+            "http_server_request_duration_seconds",
+            "Duration of HTTP requests served, from the request's first byte read to the response's last byte written.",
+        );
+        let mut request_size = Family::histogram(
+            "http_server_request_body_size_bytes",
+            "Size of the bodies of HTTP requests served.",
+        );
+        let mut response_size = Family::histogram(
+            "http_server_response_body_size_bytes",
+            "Size of the bodies of HTTP responses sent.",
+        );
+        for (labels, series) in &self.series {
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            series
+                .duration
+                .push(&mut duration, &DURATION_BUCKETS, &labels);
+            series
+                .request_size
+                .push(&mut request_size, &SIZE_BUCKETS, &labels);
+            series
+                .response_size
+                .push(&mut response_size, &SIZE_BUCKETS, &labels);
+        }
+        [duration, request_size, response_size]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(red: &mut Red, fd: i32, line: &str) {
+        red.observe(Event::Request {
+            conn: Conn { tgid: 1, fd },
+            cgroup: 0,
+            comm: b"srv",
+            listen_fd: -1,
+            head: line.as_bytes(),
+        });
+    }
+
+    fn done(red: &mut Red, fd: i32, status_line: &[u8], bytes: (u64, u64)) {
+        let conn = Conn { tgid: 1, fd };
+        red.observe(Event::Response {
+            conn,
+            head: status_line,
+        });
+        red.observe(Event::Done {
+            conn,
+            duration_ns: 20_000_000,
+            request_bytes: bytes.0,
+            response_bytes: bytes.1,
+        });
+    }
+
+    fn value(families: &[Family], name: &str, labels: &[(&str, &str)]) -> f64 {
+        families
+            .iter()
+            .flat_map(|f| &f.series)
+            .filter(|s| {
+                s.labels.metric_name() == name
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+
+    #[test]
+    fn pairs_events_into_labelled_histograms() {
+        let mut red = Red::default();
+        let head = "GET /users/123 HTTP/1.1\r\nHost: x\r\n\r\n";
+        request(&mut red, 5, head);
+        let status = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        done(
+            &mut red,
+            5,
+            status,
+            (head.len() as u64, status.len() as u64 + 10),
+        );
+        request(&mut red, 6, "GET /users/456 HTTP/1.1\r\n\r\n");
+        done(&mut red, 6, b"HTTP/1.1 404 Not Found\r\n\r\n", (27, 26));
+        // DONE without REQUEST (sonde started mid-request): not observed.
+        done(&mut red, 7, b"HTTP/1.1 200 OK\r\n\r\n", (1, 1));
+        let families = red.families();
+        let route = [("http_route", "/users/*"), ("service_name", "srv")];
+        assert_eq!(
+            value(
+                &families,
+                "http_server_request_duration_seconds_count",
+                &route
+            ),
+            2.0
+        );
+        let ok = [("http_response_status_code", "200")];
+        assert_eq!(
+            value(&families, "http_server_response_body_size_bytes_sum", &ok),
+            10.0
+        );
+        assert_eq!(
+            value(
+                &families,
+                "http_server_request_duration_seconds_bucket",
+                &[("le", "0.025"), ("http_response_status_code", "404")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &families,
+                "http_server_request_duration_seconds_bucket",
+                &[("le", "0.01")]
+            ),
+            0.0
+        );
+        red.retain(|_| false);
+        assert!(red.pending.is_empty());
+    }
+
+    #[test]
+    fn routes_beyond_the_budget_fold() {
+        let mut red = Red::default();
+        for i in 0..MAX_ROUTES + 5 {
+            assert_ne!(red.route("s", &format!("/r{i}x")), "");
+        }
+        assert_eq!(red.route("s", "/another"), OTHER_ROUTE);
+        assert_eq!(red.route("s", "/r3x"), "/r3x");
+        assert_eq!(red.route("t", "/another"), "/another");
+    }
+}

@@ -1,0 +1,195 @@
+//! Reading the first bytes of an HTTP/1.x request or response as the http
+//! collector copies them (at most `HTTP_HEAD - 1` bytes, maybe cut short):
+//! method, path, status, where the header ends, and the route a path
+//! belongs to. Any bytes are accepted; what cannot be read is `None`.
+
+/// Methods that keep their name as a label; any other is `_OTHER`, as
+/// OpenTelemetry's semantic conventions say.
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// What the first bytes of a request say.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    /// A known method, or `_OTHER`.
+    pub method: &'static str,
+    /// The target without its query string (cut short with the copy).
+    pub path: String,
+    /// Bytes up to and including the blank line, when the copy holds it.
+    pub header_len: Option<u64>,
+    pub content_length: Option<u64>,
+}
+
+/// What the first bytes of a response say.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub header_len: Option<u64>,
+    pub content_length: Option<u64>,
+}
+
+/// The request line and header of `head`; None when it is no request line.
+pub fn request(head: &[u8]) -> Option<RequestHead> {
+    let line_end = head
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(head.len());
+    let line = std::str::from_utf8(&head[..line_end]).ok()?;
+    let mut parts = line.split(' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    if method.is_empty() || !target.starts_with('/') {
+        return None;
+    }
+    let method = METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("_OTHER");
+    let path = target
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(target)
+        .to_string();
+    Some(RequestHead {
+        method,
+        path,
+        header_len: header_len(head),
+        content_length: content_length(head),
+    })
+}
+
+/// The status line and header of `head`; None when it is no HTTP/1.x
+/// status line.
+pub fn response(head: &[u8]) -> Option<ResponseHead> {
+    let rest = head.strip_prefix(b"HTTP/1.")?;
+    let digits = rest.get(2..5)?;
+    if rest.get(1) != Some(&b' ') || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let status = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(ResponseHead {
+        status,
+        header_len: header_len(head),
+        content_length: content_length(head),
+    })
+}
+
+/// Bytes up to and including the first blank line, if `head` holds it.
+fn header_len(head: &[u8]) -> Option<u64> {
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
+    u64::try_from(end + 4).ok()
+}
+
+/// The Content-Length header's value, if `head` holds it whole.
+fn content_length(head: &[u8]) -> Option<u64> {
+    let end = header_len(head).map_or(head.len(), |len| len as usize);
+    let text = String::from_utf8_lossy(&head[..end]);
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("content-length") {
+            return None;
+        }
+        value.trim().parse().ok()
+    })
+}
+
+/// Body bytes of a message of `total` bytes: all but its header when the
+/// copy showed where the header ends, else its Content-Length, else 0.
+pub fn body_bytes(total: u64, header_len: Option<u64>, content_length: Option<u64>) -> u64 {
+    match header_len {
+        Some(header) => total.saturating_sub(header),
+        None => content_length.unwrap_or(0),
+    }
+}
+
+/// The route of a path: segments that look like ids (numbers, UUIDs, hex,
+/// long random tokens) become `*`, so `/users/123` and `/users/456` are one
+/// route `/users/*`.
+pub fn route(path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('/')
+        .skip(1)
+        .map(|segment| if looks_like_id(segment) { "*" } else { segment })
+        .collect();
+    format!("/{}", segments.join("/"))
+}
+
+fn looks_like_id(segment: &str) -> bool {
+    let bytes = segment.as_bytes();
+    if bytes.is_empty() {
+        return false;
+    }
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    let hex = bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-');
+    // Numbers; UUIDs and hashes (hex of 8 or more with a digit in it);
+    // tokens (16 or more characters mixing letters and at least a few
+    // digits, as random ids do and words do not).
+    digits == bytes.len()
+        || (hex && bytes.len() >= 8 && digits > 0)
+        || (bytes.len() >= 16
+            && digits >= 3
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_request_line_and_its_header() {
+        let head = b"GET /users/123?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+        let request = request(head).unwrap();
+        assert_eq!(request.method, "GET");
+        assert_eq!(request.path, "/users/123");
+        assert_eq!(request.header_len, Some(head.len() as u64 - 5));
+        assert_eq!(request.content_length, Some(5));
+        assert_eq!(request.method, "GET");
+        assert_eq!(
+            self::request(b"BREW /pot HTTP/1.1\r\n").unwrap().method,
+            "_OTHER"
+        );
+        assert_eq!(self::request(b"\x16\x03\x01 binary"), None);
+        assert_eq!(self::request(b""), None);
+        // Cut short: no header end, the path as far as it goes.
+        let cut = self::request(b"POST /upload HTTP/1.1\r\nHost").unwrap();
+        assert_eq!((cut.header_len, cut.content_length), (None, None));
+    }
+
+    #[test]
+    fn reads_a_status_line() {
+        let head = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!";
+        let response = response(head).unwrap();
+        assert_eq!(response.status, 404);
+        assert_eq!(response.header_len, Some(head.len() as u64 - 3));
+        assert_eq!(response.content_length, Some(3));
+        assert_eq!(self::response(b"HTTP/1.0 2"), None);
+        assert_eq!(self::response(b"HTTP/2 200"), None);
+        assert_eq!(self::response(b"HTTP/1.1 2x0 OK"), None);
+    }
+
+    #[test]
+    fn body_is_total_less_header() {
+        assert_eq!(body_bytes(100, Some(40), Some(7)), 60);
+        assert_eq!(body_bytes(100, None, Some(7)), 7);
+        assert_eq!(body_bytes(10, Some(40), None), 0);
+        assert_eq!(body_bytes(10, None, None), 0);
+    }
+
+    #[test]
+    fn ids_become_stars() {
+        assert_eq!(route("/users/123"), "/users/*");
+        assert_eq!(route("/users/456/posts"), "/users/*/posts");
+        assert_eq!(route("/o/550e8400-e29b-41d4-a716-446655440000"), "/o/*");
+        assert_eq!(route("/c/deadbeef42"), "/c/*");
+        assert_eq!(route("/t/aZ3kL9pQ2xV7mN4bR8"), "/t/*");
+        assert_eq!(route("/static/index.html"), "/static/index.html");
+        assert_eq!(route("/api/v2/accounts"), "/api/v2/accounts");
+        assert_eq!(route("/cafe/decade"), "/cafe/decade");
+        assert_eq!(route("/"), "/");
+        assert_eq!(route("/a//b/"), "/a//b/");
+    }
+}

@@ -1,0 +1,345 @@
+//! HTTP RED metrics end to end: real servers (Debian's nginx, Python's
+//! ThreadingHTTPServer) on loopback ports, driven by a client that makes a
+//! known number of requests per method, status and route over keep-alive
+//! and fresh connections; sonde's /metrics must count each label set
+//! exactly, time a sleeping route within 10 % and size bodies right.
+
+mod common;
+mod kernel;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, ExposedSample, Sonde, TempDir};
+use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
+
+/// Only the http collector: the others would only add load.
+const CONFIG: &str =
+    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
+
+/// The static file nginx serves, of a size that lands in the 1024 bucket.
+const PAGE_BYTES: usize = 1000;
+/// How long the Python server's /sleep route sleeps.
+const SLEEP: Duration = Duration::from_millis(200);
+
+/// A child server stopped when dropped: SIGTERM first, so nginx's master
+/// stops its workers (SIGKILL would orphan them), SIGKILL after 5 s.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child, which is not reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (at most 10 s) until something accepts on `port`.
+fn wait_listening(port: u16, server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "server exited before listening"
+        );
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// nginx in the foreground with its own prefix: a static page, a 404 and a
+/// `return 500` location; sendfile on, so bodies go out by sendfile.
+fn nginx(dir: &Path, program: &NamedProgram, port: u16) -> Server {
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("www/page.html"), vec![b'x'; PAGE_BYTES]).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n access_log off;\n sendfile on;\n client_body_temp_path {d}/tmp;\n\
+         proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n\
+         scgi_temp_path {d}/tmp;\n\
+         server {{\n  listen 127.0.0.1:{port};\n  root {d}/www;\n\
+         location = /missing {{ return 404; }}\n  location = /fail {{ return 500; }}\n }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(&program.path)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("logs/error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start nginx (make test-deps installs it)");
+    let mut server = Server(child);
+    wait_listening(port, &mut server);
+    server
+}
+
+const PYTHON_SERVER: &str = r#"
+import http.server, sys, time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/sleep":
+            time.sleep(float(sys.argv[2]))
+            self.reply(200, b"slept")
+        elif self.path.startswith("/users/"):
+            self.reply(200, b"user " + self.path[7:].encode())
+        else:
+            self.reply(404, b"no")
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.reply(200, body)
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+fn python(dir: &Path, service: &str, port: u16) -> Server {
+    let script = dir.join("server.py");
+    std::fs::write(&script, PYTHON_SERVER).unwrap();
+    let child = Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .arg(SLEEP.as_secs_f64().to_string())
+        .env("OTEL_SERVICE_NAME", service)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start python3");
+    let mut server = Server(child);
+    wait_listening(port, &mut server);
+    server
+}
+
+/// Reads one response: its status and body (servers here always send
+/// Content-Length).
+fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<u8>) {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, v)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+/// One request: method, path, body.
+type Request<'a> = (&'a str, &'a str, &'a [u8]);
+
+/// Sends `requests` one after the other on one keep-alive connection;
+/// checks each status.
+fn keep_alive(port: u16, requests: &[(Request, u16)]) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    for ((method, path, body), status) in requests {
+        // One write per request, as real clients send them.
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        writer.write_all(&request).unwrap();
+        assert_eq!(read_response(&mut reader).0, *status, "{method} {path}");
+    }
+}
+
+/// Each request on a connection of its own.
+fn fresh(port: u16, requests: &[(Request, u16)]) {
+    for request in requests {
+        keep_alive(port, std::slice::from_ref(request));
+    }
+}
+
+/// A POST that waits for `100 Continue` before it sends its body.
+fn expect_continue(port: u16, body: &[u8]) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let header = format!(
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(header.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut reader).0, 100);
+    writer.write_all(body).unwrap();
+    let (status, echoed) = read_response(&mut reader);
+    assert_eq!((status, echoed.as_slice()), (200, body));
+}
+
+fn repeat<'a>(request: Request<'a>, status: u16, times: usize) -> Vec<(Request<'a>, u16)> {
+    vec![(request, status); times]
+}
+
+/// The value of `metric` for one server's label set.
+fn of(samples: &[ExposedSample], metric: &str, service: &str, extra: &[(&str, &str)]) -> f64 {
+    let mut labels = vec![("service_name", service)];
+    labels.extend_from_slice(extra);
+    value(samples, metric, &labels)
+}
+
+const COUNT: &str = "http_server_request_duration_seconds_count";
+
+fn labels<'a>(method: &'a str, status: &'a str, route: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("http_request_method", method),
+        ("http_response_status_code", status),
+        ("http_route", route),
+    ]
+}
+
+#[test]
+fn counts_nginx_and_python_requests_per_label_set() {
+    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
+    if !attached(&sonde, "http") {
+        return;
+    }
+    let dir = TempDir::new("http-red");
+    let program = NamedProgram::new("/usr/sbin/nginx", "sngx");
+    let (nginx_port, python_port) = (free_port(), free_port());
+    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port);
+    let python_service = format!("spy{}", std::process::id());
+    std::fs::create_dir_all(dir.0.join("python")).unwrap();
+    let python_server = python(&dir.0.join("python"), &python_service, python_port);
+
+    let page = ("GET", "/page.html", &b""[..]);
+    let post = ("POST", "/page.html", &[b'p'; 100][..]);
+    let mut nginx_requests = repeat(page, 200, 5);
+    nginx_requests.extend(repeat(("GET", "/missing?x=1", b""), 404, 4));
+    nginx_requests.extend(repeat(post, 405, 2));
+    keep_alive(nginx_port, &nginx_requests);
+    fresh(nginx_port, &repeat(page, 200, 3));
+    // nginx closes the connection after a 500: fresh ones only.
+    fresh(nginx_port, &repeat(("GET", "/fail", b""), 500, 5));
+
+    let mut python_requests = repeat(("GET", "/users/123", b""), 200, 3);
+    python_requests.extend(repeat(("GET", "/users/456", b""), 200, 2));
+    python_requests.extend(repeat(("POST", "/echo", &[b'e'; 300][..]), 200, 2));
+    keep_alive(python_port, &python_requests);
+    fresh(python_port, &repeat(("GET", "/sleep", b""), 200, 4));
+    fresh(python_port, &repeat(("BREW", "/pot", b""), 501, 1));
+    expect_continue(python_port, &[b'c'; 50]);
+
+    let nginx_service = program.comm.as_str();
+    let samples = wait_for(&sonde, |s| {
+        of(s, COUNT, nginx_service, &[]) >= 19.0 && of(s, COUNT, &python_service, &[]) >= 13.0
+    });
+    drop((nginx_server, python_server));
+
+    let ngx = |metric: &str, l: &[(&str, &str)]| of(&samples, metric, nginx_service, l);
+    let port = nginx_port.to_string();
+    assert_eq!(ngx(COUNT, &[]), 19.0, "every nginx request, once");
+    assert_eq!(
+        ngx(
+            COUNT,
+            &[
+                labels("GET", "200", "/page.html").as_slice(),
+                &[("server_port", &port)]
+            ]
+            .concat()
+        ),
+        8.0
+    );
+    assert_eq!(ngx(COUNT, &labels("GET", "404", "/missing")), 4.0);
+    assert_eq!(ngx(COUNT, &labels("GET", "500", "/fail")), 5.0);
+    assert_eq!(ngx(COUNT, &labels("POST", "405", "/page.html")), 2.0);
+    // The page's body, sent by sendfile after a writev of the header.
+    let page_labels = labels("GET", "200", "/page.html");
+    assert_eq!(
+        ngx("http_server_response_body_size_bytes_sum", &page_labels),
+        (8 * PAGE_BYTES) as f64
+    );
+    let bucket = |le: &str| {
+        ngx(
+            "http_server_response_body_size_bytes_bucket",
+            &[page_labels.as_slice(), &[("le", le)]].concat(),
+        )
+    };
+    assert_eq!((bucket("512"), bucket("1024")), (0.0, 8.0));
+    assert_eq!(
+        ngx(
+            "http_server_request_body_size_bytes_sum",
+            &labels("POST", "405", "/page.html")
+        ),
+        200.0
+    );
+
+    let py = |metric: &str, l: &[(&str, &str)]| of(&samples, metric, &python_service, l);
+    assert_eq!(py(COUNT, &[]), 13.0, "every python request, once");
+    assert_eq!(py(COUNT, &labels("GET", "200", "/users/*")), 5.0);
+    assert_eq!(
+        py(
+            "http_server_response_body_size_bytes_sum",
+            &labels("GET", "200", "/users/*")
+        ),
+        (5 * "user 123".len()) as f64
+    );
+    // 100 Continue is not the final status; both POST bodies counted.
+    let echo = labels("POST", "200", "/echo");
+    assert_eq!(py(COUNT, &echo), 3.0);
+    assert_eq!(
+        py("http_server_request_body_size_bytes_sum", &echo),
+        (2 * 300 + 50) as f64
+    );
+    assert_eq!(
+        py("http_server_response_body_size_bytes_sum", &echo),
+        (2 * 300 + 50) as f64
+    );
+    assert_eq!(py(COUNT, &labels("_OTHER", "501", "/pot")), 1.0);
+    let sleep = labels("GET", "200", "/sleep");
+    assert_eq!(py(COUNT, &sleep), 4.0);
+    let mean = py("http_server_request_duration_seconds_sum", &sleep) / 4.0;
+    let want = SLEEP.as_secs_f64();
+    assert!(
+        (mean - want).abs() <= want * 0.1,
+        "mean duration {mean} s, slept {want} s"
+    );
+
+    // sonde never instruments itself.
+    let own_port = sonde.base_url.rsplit(':').next().unwrap();
+    assert_eq!(value(&samples, COUNT, &[("server_port", own_port)]), 0.0);
+}
