@@ -9,10 +9,11 @@
  *
  * Cost is the design constraint: one program runs at every syscall exit on
  * every CPU. It reads the syscall number from the saved registers and
- * returns unless it is one of the twelve above; for those it makes one
- * lookup in `conns` by (tgid, fd). A read that misses makes one more, in
- * `servers` (processes seen serving HTTP), so a non-HTTP process pays one
- * compare per syscall and one or two hash misses per read or write
+ * returns unless it is one of the twelve above; for those it tests the
+ * process's bit in `accepting` (an array lookup the verifier inlines), set
+ * once the process accepted a connection. So a process that never accepts
+ * pays a compare and a bit test, no hash lookup; one that does looks its fd
+ * up in `conns`, and a read that misses there looks in `servers`
  * (BENCHMARKS.md, HTTP). Only sys_exit: the registers still hold the
  * arguments, the buffer holds what was read, and the return value says how
  * many bytes moved.
@@ -87,6 +88,20 @@ struct {
 	__type(key, __u64);
 	__type(value, struct conn);
 } conns SEC(".maps");
+
+/*
+ * One bit per possible tgid (PID_MAX_LIMIT, 4,194,304, over 64 bits a
+ * word: 512 KiB), set at a process's first accept and never cleared: a
+ * reused tgid with a stale bit only pays the `conns` lookup that misses.
+ */
+#define TGID_WORDS 65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TGID_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} accepting SEC(".maps");
 
 /*
  * Processes (tgid) seen serving HTTP: only their unknown fds are checked
@@ -331,8 +346,8 @@ static __always_inline void on_write(struct conn *c, const struct call *call, __
 
 static __always_inline void on_exit(struct call *call)
 {
-	__u64 pid_tgid, key;
-	__u32 tgid;
+	__u64 pid_tgid, key, *word;
+	__u32 tgid, word_index;
 	__s32 fd;
 	struct conn *c;
 
@@ -342,8 +357,15 @@ static __always_inline void on_exit(struct call *call)
 	tgid = pid_tgid >> 32;
 	if (tgid == self_tgid)
 		return;
+	word_index = tgid / 64;
+	word = bpf_map_lookup_elem(&accepting, &word_index);
+	if (!word)
+		return;
 	if (call->nr == NR_ACCEPT || call->nr == NR_ACCEPT4) {
 		struct conn fresh = { .listen_fd = (__s32)call->arg0 };
+
+		if (!(*word & (1ULL << (tgid % 64))))
+			__sync_fetch_and_or(word, 1ULL << (tgid % 64));
 
 		key = (__u64)tgid << 32 | (__u32)call->ret;
 		/* BPF_ANY: an entry left by a close sonde missed is replaced. */
@@ -351,6 +373,8 @@ static __always_inline void on_exit(struct call *call)
 			sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
 		return;
 	}
+	if (!(*word & (1ULL << (tgid % 64))))
+		return;
 	fd = (__s32)call->arg0;
 	key = (__u64)tgid << 32 | (__u32)fd;
 	c = bpf_map_lookup_elem(&conns, &key);

@@ -343,3 +343,45 @@ fn counts_nginx_and_python_requests_per_label_set() {
     let own_port = sonde.base_url.rsplit(':').next().unwrap();
     assert_eq!(value(&samples, COUNT, &[("server_port", own_port)]), 0.0);
 }
+
+#[test]
+fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
+    let dir = TempDir::new("http-red-old");
+    let port = free_port();
+    let service = format!("spyold{}", std::process::id());
+    let _server = python(&dir.0, &service, port);
+    let users = ("GET", "/users/7", &b""[..]);
+    let old = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    old.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut writer = old.try_clone().unwrap();
+    let mut reader = BufReader::new(old);
+    let mut request = move |(method, path, _): Request| {
+        writer
+            .write_all(format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_response(&mut reader).0, 200);
+    };
+    // Before sonde: not seen.
+    request(users);
+
+    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
+    if !attached(&sonde, "http") {
+        return;
+    }
+    // A connection sonde sees accepted makes the process a known server...
+    fresh(port, &[(users, 200)]);
+    // ...so the old connection is picked up at its next request line.
+    for _ in 0..3 {
+        request(users);
+    }
+    // Closed: the last request is done.
+    drop(request);
+    let port_label = port.to_string();
+    let want = [
+        ("service_name", service.as_str()),
+        ("http_route", "/users/*"),
+        ("server_port", port_label.as_str()),
+    ];
+    let samples = wait_for(&sonde, |s| value(s, COUNT, &want) >= 4.0);
+    assert_eq!(value(&samples, COUNT, &want), 4.0);
+}
