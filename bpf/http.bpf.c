@@ -22,7 +22,9 @@
  * in the process) and ends at the exit of the last write before the next
  * request's first read or the close. Three events go to user space through
  * a ring buffer, which parses and aggregates them (src/collect/http/):
- * REQUEST with the first HTTP_HEAD - 1 bytes of the request, RESPONSE with
+ * REQUEST with the first HTTP_HEAD - 1 bytes of the request (and MORE with
+ * the next reads' bytes while fewer than that came: a head written in
+ * pieces, even a request line cut in its method), RESPONSE with
  * the first bytes of its first write (an informational 1xx, like
  * `100 Continue`, is skipped: it is not the final status), and DONE with
  * the times and byte counts. Copies are bpf_probe_read_user of a bounded
@@ -219,8 +221,13 @@ static __always_inline __u32 copy_head(struct http_event *ev, const struct call 
 
 /*
  * Whether `d` starts with a request method: 3 to 7 capital letters, then a
- * space (methods user space does not know are counted as _OTHER).
+ * space (methods user space does not know are counted as _OTHER). Returns
+ * REQUEST_LINE, or REQUEST_PREFIX when all `len` (< 8) bytes are capitals:
+ * the start of a request line a client wrote in pieces.
  */
+#define REQUEST_LINE 1
+#define REQUEST_PREFIX 2
+
 static __always_inline int is_request(const char *d, __u32 len)
 {
 	int i;
@@ -228,27 +235,27 @@ static __always_inline int is_request(const char *d, __u32 len)
 #pragma unroll
 	for (i = 0; i < 8; i++) {
 		if (i >= len)
-			return 0;
+			return i > 0 ? REQUEST_PREFIX : 0;
 		if (d[i] == ' ')
-			return i >= 3;
+			return i >= 3 ? REQUEST_LINE : 0;
 		if (d[i] < 'A' || d[i] > 'Z')
 			return 0;
 	}
 	return 0;
 }
 
-/* Whether the call's bytes start with a request line: an 8-byte peek. */
+/* is_request on the call's first bytes: a peek of at most 8. */
 static __always_inline int peek_request(const struct call *call)
 {
-	char first[8] = {};
+	char first[16] = {};
 	__u64 len;
 	const void *buf = first_buffer(call, &len);
 	__u32 n;
 
-	if (!buf || len < 4)
+	if (!buf || !len)
 		return 0;
-	n = len < sizeof(first) ? 4 : sizeof(first);
-	if (bpf_probe_read_user(first, n, buf))
+	n = len < 8 ? len : 8;
+	if (bpf_probe_read_user(first, n & 15, buf))
 		return 0;
 	return is_request(first, n);
 }
@@ -312,6 +319,17 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 	c->end_ns = 0;
 	c->req_bytes = call->ret;
 	c->resp_bytes = 0;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* The next bytes of a request whose first read held fewer than HTTP_HEAD - 1. */
+static __always_inline void more_request(const struct call *call, __u32 tgid, __s32 fd)
+{
+	struct http_event *ev = reserve(HTTP_EVENT_MORE, tgid, fd);
+
+	if (!ev)
+		return;
+	copy_head(ev, call);
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -380,7 +398,7 @@ static __always_inline void on_exit(struct call *call)
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
 		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid) &&
-		    peek_request(call))
+		    peek_request(call) == REQUEST_LINE)
 			begin_request(0, call, tgid, fd);
 		return;
 	}
@@ -396,6 +414,9 @@ static __always_inline void on_exit(struct call *call)
 		return;
 	}
 	if (c->state == CONN_REQUEST) {
+		/* The head came in pieces: user space needs the rest of it. */
+		if (c->req_bytes < HTTP_HEAD - 1)
+			more_request(call, tgid, fd);
 		c->req_bytes += call->ret;
 		return;
 	}

@@ -183,7 +183,8 @@ enum net_bounded_map {
 /*
  * HTTP (bpf/http.bpf.c): one event through the ring buffer per request
  * start (with its first bytes), response start (with its first bytes) and
- * request end (with times and byte counts). HTTP_HEAD is a power of two:
+ * request end (with times and byte counts), plus one per further read of a
+ * request head that came in pieces. HTTP_HEAD is a power of two:
  * up to HTTP_HEAD - 1 bytes are copied.
  */
 #define HTTP_HEAD 512
@@ -192,6 +193,7 @@ enum http_event_kind {
 	HTTP_EVENT_REQUEST,
 	HTTP_EVENT_RESPONSE,
 	HTTP_EVENT_DONE,
+	HTTP_EVENT_MORE, /* more bytes of a request head that came in pieces */
 };
 
 struct http_event {
@@ -206,7 +208,7 @@ struct http_event {
 	__u64 end_ns;
 	__u64 req_bytes;
 	__u64 resp_bytes;
-	__u32 len;       /* REQUEST, RESPONSE: bytes of data copied */
+	__u32 len;       /* REQUEST, RESPONSE, MORE: bytes of data copied */
 	__u32 pad;
 	char data[HTTP_HEAD];
 };

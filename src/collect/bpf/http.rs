@@ -140,6 +140,10 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
             conn,
             head: head()?,
         }),
+        3 => Some(Event::More {
+            conn,
+            head: head()?,
+        }),
         2 => Some(Event::Done {
             conn,
             duration_ns: u64_at(bytes, END_NS)?.saturating_sub(u64_at(bytes, START_NS)?),

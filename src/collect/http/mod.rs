@@ -19,7 +19,7 @@ pub mod service;
 use std::collections::{HashMap, HashSet};
 
 use crate::model::Family;
-use parse::{RequestHead, ResponseHead};
+use parse::ResponseHead;
 
 /// Requests read but not yet done, across all connections (one per busy
 /// connection; beyond it new requests are not observed).
@@ -49,6 +49,8 @@ pub enum Event<'a> {
         listen_fd: i32,
         head: &'a [u8],
     },
+    /// The next bytes of a request head that came in pieces.
+    More { conn: Conn, head: &'a [u8] },
     /// The first write of its response.
     Response { conn: Conn, head: &'a [u8] },
     /// The request is done (the next one began, or the connection closed).
@@ -67,10 +69,17 @@ pub struct Conn {
     pub fd: i32,
 }
 
+/// Most bytes of a request's head kept: as many as the BPF program copies
+/// (`HTTP_HEAD - 1` in bpf/sonde.h).
+pub const MAX_HEAD: usize = 511;
+
 /// What is known of a request between its REQUEST and DONE events.
 struct Pending {
+    /// Its service's labels.
     labels: Vec<(&'static str, String)>,
-    request: RequestHead,
+    service: String,
+    /// Its first bytes (at most [`MAX_HEAD`]), parsed once it is done.
+    head: Vec<u8>,
     response: Option<ResponseHead>,
 }
 
@@ -130,29 +139,33 @@ impl Red {
                 listen_fd,
                 head,
             } => {
-                let Some(request) = parse::request(head) else {
-                    return;
-                };
                 if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&conn) {
                     return;
                 }
                 let service = self.services.of(conn, cgroup, comm, listen_fd);
-                let route = self.route(&service.name, &request.path);
                 let mut labels = vec![
                     ("service_name", service.name.clone()),
-                    ("http_request_method", request.method.to_string()),
-                    ("http_route", route),
                     ("server_port", service.port_label()),
                 ];
                 labels.extend(service.placement_labels());
+                let head = head[..head.len().min(MAX_HEAD)].to_vec();
                 self.pending.insert(
                     conn,
                     Pending {
                         labels,
-                        request,
+                        service: service.name,
+                        head,
                         response: None,
                     },
                 );
+            }
+            Event::More { conn, head } => {
+                if let Some(pending) = self.pending.get_mut(&conn) {
+                    let room = MAX_HEAD.saturating_sub(pending.head.len());
+                    pending
+                        .head
+                        .extend_from_slice(&head[..head.len().min(room)]);
+                }
             }
             Event::Response { conn, head } => {
                 if let Some(pending) = self.pending.get_mut(&conn) {
@@ -168,11 +181,18 @@ impl Red {
                 let Some(pending) = self.pending.remove(&conn) else {
                     return;
                 };
+                let Some(request) = parse::request(&pending.head) else {
+                    return;
+                };
                 let status = pending.response.as_ref().map_or(0, |r| r.status);
+                let route = self.route(&pending.service, &request.path);
                 let mut labels = pending.labels;
-                labels.push(("http_response_status_code", status.to_string()));
+                labels.extend([
+                    ("http_request_method", request.method.to_string()),
+                    ("http_route", route),
+                    ("http_response_status_code", status.to_string()),
+                ]);
                 labels.sort();
-                let request = &pending.request;
                 let request_body =
                     parse::body_bytes(request_bytes, request.header_len, request.content_length);
                 let response_body = pending.response.as_ref().map_or(0, |r| {
@@ -296,6 +316,13 @@ mod tests {
         );
         request(&mut red, 6, "GET /users/456 HTTP/1.1\r\n\r\n");
         done(&mut red, 6, b"HTTP/1.1 404 Not Found\r\n\r\n", (27, 26));
+        // A request line in pieces: the rest comes as MORE.
+        request(&mut red, 8, "GE");
+        red.observe(Event::More {
+            conn: Conn { tgid: 1, fd: 8 },
+            head: b"T /users/9 HTTP/1.1\r\n\r\n",
+        });
+        done(&mut red, 8, b"HTTP/1.1 200 OK\r\n\r\n", (25, 19));
         // DONE without REQUEST (sonde started mid-request): not observed.
         done(&mut red, 7, b"HTTP/1.1 200 OK\r\n\r\n", (1, 1));
         let families = red.families();
@@ -306,7 +333,7 @@ mod tests {
                 "http_server_request_duration_seconds_count",
                 &route
             ),
-            2.0
+            3.0
         );
         let ok = [("http_response_status_code", "200")];
         assert_eq!(
