@@ -24,19 +24,22 @@
  * a ring buffer, which parses and aggregates them (src/collect/http/):
  * REQUEST with the first HTTP_HEAD - 1 bytes of the request (and MORE with
  * the next reads' bytes while fewer than that came: a head written in
- * pieces, even a request line cut in its method), RESPONSE with
- * the first bytes of its first write (an informational 1xx, like
- * `100 Continue`, is skipped: it is not the final status), and DONE with
- * the times and byte counts. Copies are bpf_probe_read_user of a bounded
- * length, once per request and once per response; bodies are only counted.
+ * pieces, even a request line cut in its method; pipelined requests come
+ * in the same bytes), RESPONSE for every write that starts a response, with
+ * its first bytes (an informational 1xx, like `100 Continue`, is skipped:
+ * it is not the final status; pipelined requests get one each), and DONE
+ * with the times and byte counts. Copies are bpf_probe_read_user of a
+ * bounded length, once per request and once per response, plus a 12-byte
+ * peek at each write of a response; bodies are only counted.
  *
  * A connection accepted before sonde started is picked up at its next read
  * that starts with an HTTP method, once its process has been seen serving
  * HTTP on a connection sonde saw accepted.
  *
  * Invariant: a connection is in `conns` from its accept (or pickup) to its
- * close; for each request user space gets REQUEST, at most one RESPONSE,
- * then DONE, in that order, unless the ring buffer was full (counted).
+ * close; for each request (or batch of pipelined ones) user space gets
+ * REQUEST, any MORE, a RESPONSE per response, then DONE, in that order,
+ * unless the ring buffer was full (counted).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -333,33 +336,51 @@ static __always_inline void more_request(const struct call *call, __u32 tgid, __
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/* A write of `call->ret` bytes on `c`. */
+/*
+ * Whether the call's bytes start a final response: "HTTP/1.x NNN" with NNN
+ * not informational (1xx), except 101 Switching Protocols. A 12-byte peek.
+ */
+static __always_inline int peek_final_status(const struct call *call)
+{
+	char d[16] = {};
+	__u64 len;
+	const void *buf = first_buffer(call, &len);
+
+	if (!buf || len < 12 || bpf_probe_read_user(d, 12, buf))
+		return 0;
+	if (d[0] != 'H' || d[1] != 'T' || d[2] != 'T' || d[3] != 'P' || d[4] != '/')
+		return 0;
+	return d[9] != '1' || (d[10] == '0' && d[11] == '1');
+}
+
+/*
+ * A write of `call->ret` bytes on `c`. Each write that starts a final
+ * response sends RESPONSE (the first one's, or the next pipelined
+ * request's), with the bytes of responses written before it.
+ */
 static __always_inline void on_write(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
 {
 	struct http_event *ev;
-	__u32 len;
 
-	if (c->state == CONN_RESPONSE) {
-		c->resp_bytes += call->ret;
-		c->end_ns = bpf_ktime_get_ns();
+	if (c->state != CONN_REQUEST && c->state != CONN_RESPONSE)
+		return;
+	if (call->nr != NR_SENDFILE && peek_final_status(call)) {
+		if (c->state == CONN_REQUEST) {
+			c->state = CONN_RESPONSE;
+			c->resp_bytes = 0;
+		}
+		ev = reserve(HTTP_EVENT_RESPONSE, tgid, fd);
+		if (ev) {
+			copy_head(ev, call);
+			ev->resp_bytes = c->resp_bytes;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	} else if (c->state == CONN_REQUEST) {
+		/* `100 Continue`, or no HTTP: not the response. */
 		return;
 	}
-	if (c->state != CONN_REQUEST || call->nr == NR_SENDFILE)
-		return;
-	ev = reserve(HTTP_EVENT_RESPONSE, tgid, fd);
-	if (!ev)
-		return;
-	len = copy_head(ev, call);
-	/* "HTTP/1.x NNN": an informational status other than 101 is not final. */
-	if (len < 12 || ev->data[0] != 'H' || ev->data[4] != '/' ||
-	    (ev->data[9] == '1' && !(ev->data[10] == '0' && ev->data[11] == '1'))) {
-		bpf_ringbuf_discard(ev, 0);
-		return;
-	}
-	c->state = CONN_RESPONSE;
-	c->resp_bytes = call->ret;
-	c->end_ns = ev->ns;
-	bpf_ringbuf_submit(ev, 0);
+	c->resp_bytes += call->ret;
+	c->end_ns = bpf_ktime_get_ns();
 }
 
 static __always_inline void on_exit(struct call *call)

@@ -207,7 +207,7 @@ struct http_event {
 	__u64 start_ns;  /* DONE: the request's first read, its last write */
 	__u64 end_ns;
 	__u64 req_bytes;
-	__u64 resp_bytes;
+	__u64 resp_bytes; /* DONE: all; RESPONSE: of the responses before it */
 	__u32 len;       /* REQUEST, RESPONSE, MORE: bytes of data copied */
 	__u32 pad;
 	char data[HTTP_HEAD];

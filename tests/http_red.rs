@@ -228,6 +228,24 @@ fn in_pieces(port: u16, path: &str) {
     assert_eq!(read_response(&mut BufReader::new(stream)).0, 200);
 }
 
+/// Requests pipelined: all written at once, then every response read.
+fn pipelined(port: u16, requests: &[(&str, u16)]) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let batch: String = requests
+        .iter()
+        .map(|(path, _)| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+        .collect();
+    let mut writer = stream.try_clone().unwrap();
+    writer.write_all(batch.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    for (path, status) in requests {
+        assert_eq!(read_response(&mut reader).0, *status, "{path}");
+    }
+}
+
 fn repeat<'a>(request: Request<'a>, status: u16, times: usize) -> Vec<(Request<'a>, u16)> {
     vec![(request, status); times]
 }
@@ -281,10 +299,14 @@ fn counts_nginx_and_python_requests_per_label_set() {
     fresh(python_port, &repeat(("BREW", "/pot", b""), 501, 1));
     expect_continue(python_port, &[b'c'; 50]);
     in_pieces(python_port, "/users/789");
+    pipelined(
+        python_port,
+        &[("/users/111", 200), ("/users/222", 200), ("/nothing", 404)],
+    );
 
     let nginx_service = program.comm.as_str();
     let samples = wait_for(&sonde, |s| {
-        of(s, COUNT, nginx_service, &[]) >= 19.0 && of(s, COUNT, &python_service, &[]) >= 14.0
+        of(s, COUNT, nginx_service, &[]) >= 19.0 && of(s, COUNT, &python_service, &[]) >= 17.0
     });
     drop((nginx_server, python_server));
 
@@ -327,16 +349,17 @@ fn counts_nginx_and_python_requests_per_label_set() {
     );
 
     let py = |metric: &str, l: &[(&str, &str)]| of(&samples, metric, &python_service, l);
-    assert_eq!(py(COUNT, &[]), 14.0, "every python request, once");
-    // Five on a keep-alive connection, one written in pieces.
-    assert_eq!(py(COUNT, &labels("GET", "200", "/users/*")), 6.0);
+    assert_eq!(py(COUNT, &[]), 17.0, "every python request, once");
+    // Five on a keep-alive connection, one written in pieces, two pipelined.
+    assert_eq!(py(COUNT, &labels("GET", "200", "/users/*")), 8.0);
     assert_eq!(
         py(
             "http_server_response_body_size_bytes_sum",
             &labels("GET", "200", "/users/*")
         ),
-        (6 * "user 123".len()) as f64
+        (8 * "user 123".len()) as f64
     );
+    assert_eq!(py(COUNT, &labels("GET", "404", "/nothing")), 1.0);
     // 100 Continue is not the final status; both POST bodies counted.
     let echo = labels("POST", "200", "/echo");
     assert_eq!(py(COUNT, &echo), 3.0);

@@ -97,6 +97,7 @@ const KIND: usize = 0;
 const TGID: usize = 4;
 const FD: usize = 8;
 const LISTEN_FD: usize = 12;
+const NS: usize = 16;
 const CGROUP: usize = 24;
 const COMM: usize = 32;
 const START_NS: usize = 48;
@@ -138,6 +139,8 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
         }),
         1 => Some(Event::Response {
             conn,
+            ns: u64_at(bytes, NS)?,
+            before: u64_at(bytes, RESP_BYTES)?,
             head: head()?,
         }),
         3 => Some(Event::More {
@@ -146,7 +149,8 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
         }),
         2 => Some(Event::Done {
             conn,
-            duration_ns: u64_at(bytes, END_NS)?.saturating_sub(u64_at(bytes, START_NS)?),
+            start_ns: u64_at(bytes, START_NS)?,
+            end_ns: u64_at(bytes, END_NS)?,
             request_bytes: u64_at(bytes, REQ_BYTES)?,
             response_bytes: u64_at(bytes, RESP_BYTES)?,
         }),
@@ -241,7 +245,8 @@ mod tests {
         assert!(matches!(
             decode(&bytes),
             Some(Event::Done {
-                duration_ns: 15,
+                start_ns: 10,
+                end_ns: 25,
                 ..
             })
         ));

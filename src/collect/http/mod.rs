@@ -51,12 +51,20 @@ pub enum Event<'a> {
     },
     /// The next bytes of a request head that came in pieces.
     More { conn: Conn, head: &'a [u8] },
-    /// The first write of its response.
-    Response { conn: Conn, head: &'a [u8] },
-    /// The request is done (the next one began, or the connection closed).
+    /// A write that starts a response: when, the bytes of the responses
+    /// before it on this request (pipelined ones), its first bytes.
+    Response {
+        conn: Conn,
+        ns: u64,
+        before: u64,
+        head: &'a [u8],
+    },
+    /// The request is done (the next one began, or the connection closed):
+    /// its first read and last write, all bytes read and written.
     Done {
         conn: Conn,
-        duration_ns: u64,
+        start_ns: u64,
+        end_ns: u64,
         request_bytes: u64,
         response_bytes: u64,
     },
@@ -73,14 +81,25 @@ pub struct Conn {
 /// (`HTTP_HEAD - 1` in bpf/sonde.h).
 pub const MAX_HEAD: usize = 511;
 
-/// What is known of a request between its REQUEST and DONE events.
+/// Most responses kept for one batch of pipelined requests.
+pub const MAX_PIPELINED: usize = 64;
+
+/// A response's start as the RESPONSE event told it.
+struct Response {
+    ns: u64,
+    before: u64,
+    head: Option<ResponseHead>,
+}
+
+/// What is known of a request (or a batch of pipelined ones) between its
+/// REQUEST and DONE events.
 struct Pending {
     /// Its service's labels.
     labels: Vec<(&'static str, String)>,
     service: String,
     /// Its first bytes (at most [`MAX_HEAD`]), parsed once it is done.
     head: Vec<u8>,
-    response: Option<ResponseHead>,
+    responses: Vec<Response>,
 }
 
 /// A histogram with fixed bounds: counts per bucket (not cumulative).
@@ -155,7 +174,7 @@ impl Red {
                         labels,
                         service: service.name,
                         head,
-                        response: None,
+                        responses: Vec::new(),
                     },
                 );
             }
@@ -167,48 +186,95 @@ impl Red {
                         .extend_from_slice(&head[..head.len().min(room)]);
                 }
             }
-            Event::Response { conn, head } => {
+            Event::Response {
+                conn,
+                ns,
+                before,
+                head,
+            } => {
                 if let Some(pending) = self.pending.get_mut(&conn) {
-                    pending.response = parse::response(head);
+                    if pending.responses.len() < MAX_PIPELINED {
+                        pending.responses.push(Response {
+                            ns,
+                            before,
+                            head: parse::response(head),
+                        });
+                    }
                 }
             }
             Event::Done {
                 conn,
-                duration_ns,
+                start_ns,
+                end_ns,
                 request_bytes,
                 response_bytes,
             } => {
-                let Some(pending) = self.pending.remove(&conn) else {
-                    return;
-                };
-                let Some(request) = parse::request(&pending.head) else {
-                    return;
-                };
-                let status = pending.response.as_ref().map_or(0, |r| r.status);
-                let route = self.route(&pending.service, &request.path);
-                let mut labels = pending.labels;
-                labels.extend([
-                    ("http_request_method", request.method.to_string()),
-                    ("http_route", route),
-                    ("http_response_status_code", status.to_string()),
-                ]);
-                labels.sort();
-                let request_body =
-                    parse::body_bytes(request_bytes, request.header_len, request.content_length);
-                let response_body = pending.response.as_ref().map_or(0, |r| {
-                    parse::body_bytes(response_bytes, r.header_len, r.content_length)
-                });
-                let series = self.series.entry(labels).or_default();
-                series
-                    .duration
-                    .observe(&DURATION_BUCKETS, duration_ns as f64 / 1e9);
-                series
-                    .request_size
-                    .observe(&SIZE_BUCKETS, request_body as f64);
-                series
-                    .response_size
-                    .observe(&SIZE_BUCKETS, response_body as f64);
+                if let Some(pending) = self.pending.remove(&conn) {
+                    self.done(pending, start_ns, end_ns, request_bytes, response_bytes);
+                }
             }
+        }
+    }
+
+    /// Observes the requests of a done batch: one, or as many pipelined
+    /// ones as both their request lines and their responses were seen. A
+    /// pipelined request's duration runs from the batch's first read to the
+    /// start of the next response.
+    fn done(
+        &mut self,
+        pending: Pending,
+        start_ns: u64,
+        end_ns: u64,
+        request_bytes: u64,
+        response_bytes: u64,
+    ) {
+        let requests = parse::requests(&pending.head);
+        let count = requests.len().min(pending.responses.len()).max(1);
+        let mut request_consumed = 0;
+        for (i, request) in requests.iter().take(count).enumerate() {
+            let response = pending.responses.get(i);
+            let next = pending.responses.get(i + 1).filter(|_| i + 1 < count);
+            let status = response
+                .and_then(|r| r.head.as_ref())
+                .map_or(0, |r| r.status);
+            let route = self.route(&pending.service, &request.path);
+            let mut labels = pending.labels.clone();
+            labels.extend([
+                ("http_request_method", request.method.to_string()),
+                ("http_route", route),
+                ("http_response_status_code", status.to_string()),
+            ]);
+            labels.sort();
+            let request_body = if next.is_some() {
+                request.content_length.unwrap_or(0)
+            } else {
+                parse::body_bytes(
+                    request_bytes.saturating_sub(request_consumed),
+                    request.header_len,
+                    request.content_length,
+                )
+            };
+            request_consumed += request.header_len.unwrap_or(0) + request_body;
+            let response_start = response.map_or(0, |r| r.before);
+            let response_end = next.map_or(response_bytes, |r| r.before);
+            let response_body = response.and_then(|r| r.head.as_ref()).map_or(0, |r| {
+                parse::body_bytes(
+                    response_end.saturating_sub(response_start),
+                    r.header_len,
+                    r.content_length,
+                )
+            });
+            let end = next.map_or(end_ns, |r| r.ns);
+            let series = self.series.entry(labels).or_default();
+            series
+                .duration
+                .observe(&DURATION_BUCKETS, end.saturating_sub(start_ns) as f64 / 1e9);
+            series
+                .request_size
+                .observe(&SIZE_BUCKETS, request_body as f64);
+            series
+                .response_size
+                .observe(&SIZE_BUCKETS, response_body as f64);
         }
     }
 
@@ -280,11 +346,14 @@ mod tests {
         let conn = Conn { tgid: 1, fd };
         red.observe(Event::Response {
             conn,
+            ns: 5_000_000,
+            before: 0,
             head: status_line,
         });
         red.observe(Event::Done {
             conn,
-            duration_ns: 20_000_000,
+            start_ns: 0,
+            end_ns: 20_000_000,
             request_bytes: bytes.0,
             response_bytes: bytes.1,
         });
@@ -358,6 +427,56 @@ mod tests {
         );
         red.retain(|_| false);
         assert!(red.pending.is_empty());
+    }
+
+    #[test]
+    fn pipelined_requests_are_each_counted() {
+        let mut red = Red::default();
+        let conn = Conn { tgid: 1, fd: 3 };
+        let heads = "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n\r\n";
+        request(&mut red, 3, heads);
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n";
+        for (i, head) in [
+            &ok[..],
+            b"HTTP/1.1 201 Created\r\n\r\n",
+            b"HTTP/1.1 404 No\r\n\r\n",
+        ]
+        .iter()
+        .enumerate()
+        {
+            red.observe(Event::Response {
+                conn,
+                ns: 10 + i as u64 * 10,
+                before: [0, 39, 39 + 24][i],
+                head,
+            });
+        }
+        red.observe(Event::Done {
+            conn,
+            start_ns: 0,
+            end_ns: 40,
+            request_bytes: heads.len() as u64,
+            response_bytes: 39 + 24 + 19,
+        });
+        let families = red.families();
+        let count =
+            |l: &[(&str, &str)]| value(&families, "http_server_request_duration_seconds_count", l);
+        assert_eq!(count(&[]), 3.0);
+        assert_eq!(
+            count(&[("http_route", "/b"), ("http_response_status_code", "201")]),
+            1.0
+        );
+        assert_eq!(
+            count(&[("http_route", "/c"), ("http_response_status_code", "404")]),
+            1.0
+        );
+        let sum = |name: &str, route: &str| value(&families, name, &[("http_route", route)]);
+        assert_eq!(sum("http_server_request_body_size_bytes_sum", "/b"), 2.0);
+        assert_eq!(sum("http_server_response_body_size_bytes_sum", "/a"), 1.0);
+        assert_eq!(sum("http_server_response_body_size_bytes_sum", "/b"), 0.0);
+        // /a ends when /b's response starts, /c at the batch's last write.
+        assert_eq!(sum("http_server_request_duration_seconds_sum", "/a"), 20e-9);
+        assert_eq!(sum("http_server_request_duration_seconds_sum", "/c"), 40e-9);
     }
 
     #[test]

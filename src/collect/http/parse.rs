@@ -60,6 +60,31 @@ pub fn request(head: &[u8]) -> Option<RequestHead> {
     })
 }
 
+/// The requests of `head` one after the other (pipelined ones follow the
+/// first's header and body), as far as the copy shows them; at most
+/// [`MAX_REQUESTS`].
+pub fn requests(head: &[u8]) -> Vec<RequestHead> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while found.len() < MAX_REQUESTS {
+        let Some(request) = head.get(at..).and_then(request) else {
+            break;
+        };
+        let next = request
+            .header_len
+            .map(|len| len + request.content_length.unwrap_or(0));
+        found.push(request);
+        match next {
+            Some(len) => at += len as usize,
+            None => break,
+        }
+    }
+    found
+}
+
+/// Most pipelined requests read from one copy.
+pub const MAX_REQUESTS: usize = 64;
+
 /// The status line and header of `head`; None when it is no HTTP/1.x
 /// status line.
 pub fn response(head: &[u8]) -> Option<ResponseHead> {
@@ -157,6 +182,18 @@ mod tests {
         // Cut short: no header end, the path as far as it goes.
         let cut = self::request(b"POST /upload HTTP/1.1\r\nHost").unwrap();
         assert_eq!((cut.header_len, cut.content_length), (None, None));
+    }
+
+    #[test]
+    fn reads_pipelined_requests() {
+        let heads =
+            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HT";
+        let paths: Vec<String> = requests(heads).into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/a", "/b", "/c"]);
+        assert!(requests(b"").is_empty());
+        // A Content-Length past the end stops the walk.
+        let huge = b"POST /a HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert_eq!(requests(huge).len(), 1);
     }
 
     #[test]
