@@ -43,7 +43,8 @@ const BOUNDED_MAPS: &[&str] = &["http_conns", "http_servers", "http_events"];
 /// How long the reader waits for events before it checks whether to stop.
 const POLL: Duration = Duration::from_millis(50);
 
-pub fn load() -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a series outlives its last request.
+pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     let attached = attach(NAME, VARIANTS, || {
         let mut open = HttpSkelBuilder::default().open(object_storage())?;
         let rodata = open
@@ -54,7 +55,7 @@ pub fn load() -> anyhow::Result<Loaded> {
         rodata.self_tgid = std::process::id();
         Ok(open)
     })?;
-    let red = Arc::new(Mutex::new(Red::default()));
+    let red = Arc::new(Mutex::new(Red::new(forget_after)));
     let stop = Arc::new(AtomicBool::new(false));
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
     let reader = {

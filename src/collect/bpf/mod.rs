@@ -334,7 +334,7 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: http::NAME,
         enabled: |config| config.http,
-        load: |_| http::load(),
+        load: |config| http::load(config.forget_after),
         degraded: &[],
     },
 ];

@@ -11,12 +11,15 @@
 //!   (lost event) leaves its status `0`.
 //! - Requests waiting for DONE are at most [`MAX_PENDING`]; each service
 //!   has at most [`MAX_ROUTES`] routes, later ones are [`OTHER_ROUTE`].
-//! - Everything kept per process goes when the process does ([`Red::retain`]).
+//! - Everything kept per process goes when the process does, a series once
+//!   idle for `[collect] forget_after`, a service's routes with its last
+//!   series ([`Red::retain`]), so memory follows what is served.
 
 pub mod parse;
 pub mod service;
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::model::Family;
 use parse::ResponseHead;
@@ -132,16 +135,19 @@ impl Hist {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Series {
     duration: Hist,
     request_size: Hist,
     response_size: Hist,
+    /// When a request was last observed in it.
+    last: Instant,
 }
 
 /// The RED state: requests in flight, services and the histograms.
-#[derive(Default)]
 pub struct Red {
+    /// How long a series outlives its last request (`[collect] forget_after`).
+    forget_after: Duration,
     pending: HashMap<Conn, Pending>,
     services: service::Services,
     routes: HashMap<String, HashSet<String>>,
@@ -149,6 +155,16 @@ pub struct Red {
 }
 
 impl Red {
+    pub fn new(forget_after: Duration) -> Red {
+        Red {
+            forget_after,
+            pending: HashMap::new(),
+            services: service::Services::default(),
+            routes: HashMap::new(),
+            series: HashMap::new(),
+        }
+    }
+
     pub fn observe(&mut self, event: Event) {
         match event {
             Event::Request {
@@ -265,7 +281,13 @@ impl Red {
                 )
             });
             let end = next.map_or(end_ns, |r| r.ns);
-            let series = self.series.entry(labels).or_default();
+            let series = self.series.entry(labels).or_insert_with(|| Series {
+                duration: Hist::default(),
+                request_size: Hist::default(),
+                response_size: Hist::default(),
+                last: Instant::now(),
+            });
+            series.last = Instant::now();
             series
                 .duration
                 .observe(&DURATION_BUCKETS, end.saturating_sub(start_ns) as f64 / 1e9);
@@ -293,9 +315,24 @@ impl Red {
     }
 
     /// Forgets requests in flight and names of processes `alive` says are gone.
+    /// Forgets series idle for `forget_after` (a service gone, a route no
+    /// longer asked for), and a service's routes once it has no series, so
+    /// memory follows what is served, not sonde's uptime.
     pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
         self.pending.retain(|conn, _| alive(conn.tgid));
         self.services.retain(&alive);
+        let forget_after = self.forget_after;
+        self.series
+            .retain(|_, series| series.last.elapsed() < forget_after);
+        let serving: HashSet<&str> = self
+            .series
+            .keys()
+            .flat_map(|labels| labels.iter())
+            .filter(|(name, _)| *name == "service_name")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        self.routes
+            .retain(|service, _| serving.contains(service.as_str()));
     }
 
     /// The three histogram families.
@@ -373,7 +410,7 @@ mod tests {
 
     #[test]
     fn pairs_events_into_labelled_histograms() {
-        let mut red = Red::default();
+        let mut red = Red::new(Duration::from_secs(300));
         let head = "GET /users/123 HTTP/1.1\r\nHost: x\r\n\r\n";
         request(&mut red, 5, head);
         let status = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
@@ -427,11 +464,15 @@ mod tests {
         );
         red.retain(|_| false);
         assert!(red.pending.is_empty());
+        assert_eq!(red.series.len(), 2, "recent series stay");
+        red.forget_after = Duration::ZERO;
+        red.retain(|_| false);
+        assert!(red.series.is_empty() && red.routes.is_empty());
     }
 
     #[test]
     fn pipelined_requests_are_each_counted() {
-        let mut red = Red::default();
+        let mut red = Red::new(Duration::from_secs(300));
         let conn = Conn { tgid: 1, fd: 3 };
         let heads = "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n\r\n";
         request(&mut red, 3, heads);
@@ -481,7 +522,7 @@ mod tests {
 
     #[test]
     fn routes_beyond_the_budget_fold() {
-        let mut red = Red::default();
+        let mut red = Red::new(Duration::from_secs(300));
         for i in 0..MAX_ROUTES + 5 {
             assert_ne!(red.route("s", &format!("/r{i}x")), "");
         }
