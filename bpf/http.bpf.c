@@ -20,8 +20,8 @@
  *
  * A request starts at the exit of its first read (now = its first byte is
  * in the process) and ends at the exit of the last write before the next
- * request's first read or the close. Three events go to user space through
- * a ring buffer, which parses and aggregates them (src/collect/http/):
+ * request's first read or the close. Events go to user space through a
+ * ring buffer, which parses and aggregates them (src/collect/http/):
  * REQUEST with the first HTTP_HEAD - 1 bytes of the request (and MORE with
  * the next reads' bytes while fewer than that came: a head written in
  * pieces, even a request line cut in its method; pipelined requests come
@@ -121,7 +121,7 @@ struct {
 } servers SEC(".maps");
 
 /*
- * Events to user space: about 600 bytes per event, three per request, so
+ * Events to user space: 600 bytes per event, three for most requests, so
  * 4 MiB holds about 2,300 requests between two reads by user space (it
  * polls every 50 ms); a reserve that fails is counted as HTTP_MAP_EVENTS.
  */
@@ -310,10 +310,12 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 			bpf_ringbuf_discard(ev, 0);
 			return;
 		}
-	} else {
+	} else if (!bpf_map_lookup_elem(&servers, &tgid)) {
+		/* A lookup first: an update per request would cost more. */
 		__u32 one = 1;
 
-		if (bpf_map_update_elem(&servers, &tgid, &one, BPF_ANY))
+		if (bpf_map_update_elem(&servers, &tgid, &one, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&servers, &tgid))
 			sonde_count_map_full(&map_full, HTTP_MAP_SERVERS);
 	}
 	ev->listen_fd = c->listen_fd;
