@@ -80,6 +80,14 @@ pub fn doctor(config: &Config) -> bool {
             stats.clone().map_err(anyhow::Error::msg),
         ));
     }
+    let max_series = config.collect.max_series_per_metric;
+    let (programs, program_states) =
+        crate::collect::programs::load_all(&config.programs, max_series);
+    for (name, state) in program_states {
+        let result = state.map_err(|reason| anyhow::anyhow!("off: {reason}"));
+        rows.push(Row::new(format!("programs config {name}"), result));
+    }
+    drop(programs);
     let collecting = set
         .states
         .iter()

@@ -45,6 +45,8 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
         let max_cgroups = containers.max_cgroups;
         collectors.push(Box::new(collect::containers::Containers::new(max_cgroups)));
     }
+    let max_series = config.collect.max_series_per_metric;
+    collectors.extend(collect::programs::collector(&config.programs, max_series));
     let collection =
         Collection::new(collectors).with_max_series(config.collect.max_series_per_metric);
     for name in collection.names() {

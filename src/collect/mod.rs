@@ -8,6 +8,7 @@ pub mod budget;
 pub mod cgroup;
 pub mod containers;
 pub mod node;
+pub mod programs;
 pub mod schedule;
 
 use std::time::Instant;

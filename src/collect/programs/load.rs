@@ -1,0 +1,315 @@
+//! Opening a config's object, checking its maps against the config,
+//! loading it and attaching its programs one by one.
+//!
+//! A program the kernel refuses does not take the object down: the load is
+//! retried with that program's autoload off, until the object loads with
+//! every program the kernel takes. Each loaded program is then attached on
+//! its own, and one that cannot attach is recorded, not fatal. What became
+//! of every program is kept ([`Program`]) for the self-metrics, the log and
+//! `sonde doctor`.
+
+use std::os::fd::AsFd;
+
+use anyhow::{anyhow, bail, Context};
+use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject};
+
+use super::config::{key_width, Checked, Label};
+use crate::collect::bpf::{check_refused, libbpf_log, program_info, with_libbpf_log};
+
+/// What became of one program of an object.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub name: String,
+    /// The kernel's id and tag, once loaded.
+    pub id: Option<u32>,
+    pub tag: String,
+    /// Ok once attached; else why it is not running.
+    pub state: Result<(), String>,
+}
+
+/// A map a metric reads.
+pub struct MetricMap {
+    pub handle: MapHandle,
+    pub percpu: bool,
+    /// The key carries no labels but a u32 0 (a single-slot array).
+    pub single_slot: bool,
+}
+
+/// A loaded object: its programs' links and the maps the metrics read.
+pub struct Loaded {
+    /// Holds the programs and maps; dropping it detaches everything.
+    _object: Object,
+    _links: Vec<Link>,
+    pub programs: Vec<Program>,
+    pub maps: Vec<(String, MetricMap)>,
+}
+
+/// Most times an object is loaded again with one more program left out:
+/// bounds the work on an object of many refused programs.
+const MAX_LOAD_ATTEMPTS: usize = 64;
+
+fn open(checked: &Checked) -> anyhow::Result<OpenObject> {
+    ObjectBuilder::default()
+        .open_file(&checked.object)
+        .map_err(|err| anyhow!("{err}"))
+        .with_context(|| format!("opening {}", checked.object.display()))
+}
+
+/// The maps the metrics read: each counter (but perf event array ones) and
+/// histogram reads the map of its name.
+fn metric_labels(checked: &Checked) -> Vec<(&str, &[Label])> {
+    let metrics = &checked.config.metrics;
+    metrics
+        .counters
+        .iter()
+        .filter(|c| !c.perf_event_array)
+        .map(|c| (c.name.as_str(), c.labels.as_slice()))
+        .chain(
+            metrics
+                .histograms
+                .iter()
+                .map(|h| (h.name.as_str(), h.labels.as_slice())),
+        )
+        .collect()
+}
+
+/// The key size the labels describe for a map of `kind`, as ebpf_exporter
+/// reads it: a per-CPU map's `cpu` label (last) is the CPU, not key bytes;
+/// a key of no labels is a u32 0.
+fn expected_key(labels: &[Label], percpu: bool) -> usize {
+    let in_key = match labels.split_last() {
+        Some((last, rest)) if percpu && last.name == "cpu" => rest,
+        _ => labels,
+    };
+    match key_width(in_key) {
+        0 => 4,
+        width => width,
+    }
+}
+
+/// Checks the config against its object without loading it: every map a
+/// metric reads exists with the key the labels describe and u64 values.
+/// What `sonde programs check` runs.
+pub fn check_object(checked: &Checked) -> anyhow::Result<()> {
+    let object = open(checked)?;
+    if checked
+        .config
+        .metrics
+        .counters
+        .iter()
+        .any(|c| c.perf_event_array)
+    {
+        bail!("perf_event_array counters are not supported by sonde yet: read them from a map");
+    }
+    if !checked.config.kaddrs.is_empty() {
+        bail!("kaddrs is not supported by sonde yet");
+    }
+    if checked.config.cgroup_id_map.is_some() {
+        bail!("cgroup_id_map is not supported by sonde yet");
+    }
+    for (metric, labels) in metric_labels(checked) {
+        let map = object
+            .maps()
+            .find(|map| map.name() == metric)
+            .ok_or_else(|| {
+                let names: Vec<String> = object
+                    .maps()
+                    .map(|m| m.name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect();
+                anyhow!(
+                    "metric {metric}: {} has no map named {metric} (its maps: {}); a metric reads the map of its name",
+                    checked.object.display(),
+                    names.join(", ")
+                )
+            })?;
+        let percpu = map.map_type().is_percpu();
+        let (key, expected) = (map.key_size() as usize, expected_key(labels, percpu));
+        if key != expected {
+            let sizes: Vec<String> = labels
+                .iter()
+                .map(|l| format!("{} {}+{}", l.name, l.size, l.padding))
+                .collect();
+            bail!(
+                "metric {metric}: labels describe a {expected}-byte key ({}) but map {metric}'s key is {key} bytes: make size + padding of the labels add up to the key's struct",
+                sizes.join(", ")
+            );
+        }
+        if map.value_size() < 8 {
+            bail!(
+                "metric {metric}: map {metric}'s value is {} bytes: expected a u64 (8 bytes)",
+                map.value_size()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads `checked`'s object, leaving out programs the kernel refuses, and
+/// attaches every program that loaded.
+pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
+    check_refused("bpf")?;
+    check_object(checked)?;
+    let mut refused: Vec<Program> = Vec::new();
+    let object = loop {
+        let mut open = open(checked)?;
+        for mut program in open.progs_mut() {
+            let name = program.name().to_string_lossy().into_owned();
+            if refused.iter().any(|p| p.name == name) {
+                program.set_autoload(false);
+            }
+        }
+        let error = match with_libbpf_log(|| open.load()) {
+            Ok(object) => break object,
+            Err(err) => err,
+        };
+        let Some((name, why)) = refused_program(&libbpf_log()) else {
+            bail!("loading {}: {error:#}", checked.object.display());
+        };
+        if refused.iter().any(|p| p.name == name) || refused.len() >= MAX_LOAD_ATTEMPTS {
+            bail!("loading {}: {error:#}", checked.object.display());
+        }
+        tracing::warn!(
+            "config {}: program {name} refused by this kernel, left out: {why}",
+            checked.name
+        );
+        refused.push(Program {
+            name,
+            id: None,
+            tag: String::new(),
+            state: Err(format!("refused at load: {why}")),
+        });
+    };
+    let mut programs = refused;
+    let mut links = Vec::new();
+    for program in object.progs_mut() {
+        let name = program.name().to_string_lossy().into_owned();
+        if programs.iter().any(|p| p.name == name) {
+            continue;
+        }
+        let fd = program.as_fd().try_clone_to_owned()?;
+        let info = program_info(&fd).with_context(|| format!("reading program {name}"))?;
+        let tag: String = info.tag.iter().map(|b| format!("{b:02x}")).collect();
+        let state = match with_libbpf_log(|| program.attach()) {
+            Ok(link) => {
+                links.push(link);
+                Ok(())
+            }
+            Err(err) => {
+                let section = program.section().to_string_lossy();
+                tracing::warn!(
+                    "config {}: program {name} ({section}) cannot attach, left out: {err:#}",
+                    checked.name
+                );
+                Err(format!("cannot attach ({section}): {err:#}"))
+            }
+        };
+        programs.push(Program {
+            name,
+            id: Some(info.id),
+            tag,
+            state,
+        });
+    }
+    if links.is_empty() {
+        bail!(
+            "no program of {} runs: {}",
+            checked.object.display(),
+            describe(&programs)
+        );
+    }
+    let maps = metric_labels(checked)
+        .into_iter()
+        .map(|(metric, labels)| {
+            let map = object
+                .maps()
+                .find(|map| map.name() == metric)
+                .ok_or_else(|| anyhow!("map {metric} vanished after load"))?;
+            let percpu = map.map_type().is_percpu();
+            let in_key = match labels.last() {
+                Some(last) if percpu && last.name == "cpu" => labels.len() - 1,
+                _ => labels.len(),
+            };
+            let single_slot = in_key == 0;
+            let handle = MapHandle::try_from(&map)?;
+            Ok((
+                metric.to_string(),
+                MetricMap {
+                    handle,
+                    percpu,
+                    single_slot,
+                },
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Loaded {
+        _object: object,
+        _links: links,
+        programs,
+        maps,
+    })
+}
+
+/// The program libbpf's log says failed to load, and the kernel's reason
+/// (the verifier's last line, or libbpf's).
+fn refused_program(log: &[String]) -> Option<(String, String)> {
+    let failed = log.iter().position(|line| {
+        line.contains("prog '") && (line.contains("failed") || line.contains("fail"))
+    })?;
+    let line = &log[failed];
+    let start = line.find("prog '")? + "prog '".len();
+    let name = line[start..].split('\'').next()?.to_string();
+    let detail = log[failed..]
+        .iter()
+        .take_while(|l| !l.contains("-- END") && !l.contains("failed to load object"))
+        .filter(|l| !l.contains("-- BEGIN") && !l.trim().is_empty())
+        .last()
+        .unwrap_or(line)
+        .trim()
+        .to_string();
+    Some((name, detail))
+}
+
+/// One line on every program: which run, which do not and why.
+pub fn describe(programs: &[Program]) -> String {
+    programs
+        .iter()
+        .map(|p| match &p.state {
+            Ok(()) => format!("{} attached", p.name),
+            Err(why) => format!("{} off: {why}", p.name),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_refused_program_in_libbpf_log() {
+        let log: Vec<String> = [
+            "libbpf: prog 'on_kprobe': BPF program load failed: Invalid argument",
+            "libbpf: prog 'on_kprobe': -- BEGIN PROG LOAD LOG --",
+            "0: R1=ctx() R10=fp0",
+            "attach to unsupported member of a struct",
+            "libbpf: prog 'on_kprobe': -- END PROG LOAD LOG --",
+            "libbpf: prog 'on_kprobe': failed to load: -22",
+            "libbpf: failed to load object 'mixed'",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (name, why) = refused_program(&log).unwrap();
+        assert_eq!(name, "on_kprobe");
+        assert_eq!(why, "attach to unsupported member of a struct");
+        assert!(refused_program(&log[6..]).is_none());
+        let prepare = [
+            "libbpf: prog 'on_fentry': failed to find kernel BTF type ID of 'x': -ESRCH",
+            "libbpf: failed to load object 'mixed'",
+        ]
+        .map(String::from);
+        let (name, why) = refused_program(&prepare).unwrap();
+        assert_eq!(name, "on_fentry");
+        assert!(why.contains("BTF type ID"), "{why}");
+    }
+}

@@ -1,0 +1,223 @@
+//! Custom eBPF programs in Cloudflare ebpf_exporter's (v2) format: a
+//! directory of `NAME.yaml` + `NAME.bpf.o` pairs (`[programs] dir`), each
+//! object loaded as it is and its maps read into the metrics its YAML names
+//! (`ebpf_exporter_<name>`), stored and queried like every other.
+//!
+//! - [`config`] owns the YAML schema and the checks made before an object
+//!   is opened; [`decode`] the decoders that turn key fields into labels.
+//! - [`load`] opens an object, checks its maps against the config, loads it
+//!   leaving out programs the kernel refuses, attaches each program on its
+//!   own.
+//! - [`read`] reads the maps into families each round.
+//!
+//! A config that cannot load (bad YAML, a key size the labels do not add up
+//! to, no program the kernel takes) is logged, listed by `sonde doctor` and
+//! left out; the others and sonde run on. Besides the configs' metrics the
+//! collector exports ebpf_exporter's own: `ebpf_exporter_enabled_configs`,
+//! `ebpf_exporter_ebpf_program_info`, `ebpf_exporter_ebpf_program_attached`
+//! and `ebpf_exporter_decoder_errors_total` (by config and decoder).
+//!
+//! # Testing
+//! tests/programs.rs compiles tests/programs/*.bpf.c at test time and runs
+//! sonde on them; a program the kernel refuses there is a kprobe, which this
+//! project's test machines do not support, or `SONDE_BPF_REFUSE=bpf`.
+
+pub mod config;
+pub mod decode;
+pub mod load;
+pub mod read;
+
+use std::collections::BTreeMap;
+
+use crate::collect::Collector;
+use crate::config::ProgramsConfig;
+use crate::model::Family;
+use config::Checked;
+use load::Loaded;
+use read::{Errors, MetricState};
+
+/// Prefix of every metric of a config, as ebpf_exporter names them.
+pub const PREFIX: &str = "ebpf_exporter_";
+
+/// One config that loaded.
+struct Running {
+    checked: Checked,
+    loaded: Loaded,
+    states: BTreeMap<String, MetricState>,
+    /// Decoder errors since the config loaded, by decoder.
+    errors: Errors,
+}
+
+/// What became of one config: loaded (with one line on its programs), or
+/// why not.
+pub type ConfigState = (String, Result<String, String>);
+
+/// Every loaded config, read each round.
+pub struct Programs {
+    running: Vec<Running>,
+    max_series: usize,
+}
+
+/// Loads every config of `[programs]`; one that fails is recorded with its
+/// reason and the others still load.
+pub fn load_all(config: &ProgramsConfig, max_series: usize) -> (Programs, Vec<ConfigState>) {
+    crate::collect::bpf::capture_libbpf_log();
+    let mut running = Vec::new();
+    let mut states = Vec::new();
+    let names = match config::names_in(&config.dir, &config.names) {
+        Ok(names) => names,
+        Err(err) if config.names.is_empty() && !config.dir.exists() => {
+            tracing::debug!("{err:#}");
+            Vec::new()
+        }
+        Err(err) => {
+            states.push(("[programs]".to_string(), Err(format!("{err:#}"))));
+            Vec::new()
+        }
+    };
+    for name in names {
+        let loaded = config::read(&config.dir, &name).and_then(|checked| {
+            let loaded =
+                load::load(&checked).map_err(|err| anyhow::anyhow!("config {name}: {err:#}"))?;
+            Ok((checked, loaded))
+        });
+        match loaded {
+            Ok((checked, loaded)) => {
+                states.push((name, Ok(load::describe(&loaded.programs))));
+                running.push(Running {
+                    checked,
+                    loaded,
+                    states: BTreeMap::new(),
+                    errors: Errors::new(),
+                });
+            }
+            Err(err) => states.push((name, Err(format!("{err:#}")))),
+        }
+    }
+    (
+        Programs {
+            running,
+            max_series,
+        },
+        states,
+    )
+}
+
+/// The collector of `[programs]`, when a config loaded; each config's state
+/// is logged.
+pub fn collector(config: &ProgramsConfig, max_series: usize) -> Option<Box<dyn Collector>> {
+    let (programs, states) = load_all(config, max_series);
+    for (name, state) in &states {
+        match state {
+            Ok(programs) => tracing::info!("programs config {name}: on ({programs})"),
+            Err(reason) => tracing::warn!("programs config {name}: off: {reason}"),
+        }
+    }
+    (!programs.running.is_empty()).then(|| Box::new(programs) as Box<dyn Collector>)
+}
+
+impl Running {
+    fn collect(&mut self, max_series: usize, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let metrics = &self.checked.config.metrics;
+        for (name, map) in &self.loaded.maps {
+            let state = self.states.entry(name.clone()).or_default();
+            let decoders = &self.checked.decoders[name];
+            let counter = metrics.counters.iter().find(|c| &c.name == name);
+            let histogram = metrics.histograms.iter().find(|h| &h.name == name);
+            let labels = match (counter, histogram) {
+                (Some(c), _) => &c.labels,
+                (_, Some(h)) => &h.labels,
+                _ => continue,
+            };
+            let sets = read::values(map, labels, decoders, state, &mut self.errors)?;
+            let full_name = format!("{PREFIX}{name}");
+            if let Some(counter) = counter {
+                let sets = read::fold(sets, state, max_series, |t, v| *t = t.wrapping_add(v));
+                let mut family = Family::counter(&full_name, &counter.help);
+                read::push_counter(&mut family, labels, sets);
+                out.push(family);
+            } else if let Some(histogram) = histogram {
+                let grouped = read::buckets(histogram, sets)?;
+                let grouped = read::fold(grouped, state, max_series, |total, buckets| {
+                    for (bucket, count) in buckets {
+                        *total.entry(bucket).or_default() += count;
+                    }
+                });
+                let mut family = Family::histogram(&full_name, &histogram.help);
+                for (values, counts) in &grouped {
+                    read::push_histogram(&mut family, histogram, values, counts);
+                }
+                out.push(family);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for Programs {
+    fn name(&self) -> &'static str {
+        "programs"
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
+        let mut failed = Vec::new();
+        for running in &mut self.running {
+            if let Err(err) = running.collect(self.max_series, out) {
+                failed.push(format!("config {}: {err:#}", running.checked.name));
+            }
+        }
+        out.extend(self.self_metrics());
+        if !failed.is_empty() {
+            anyhow::bail!("{}", failed.join("; "));
+        }
+        Ok(())
+    }
+}
+
+impl Programs {
+    /// ebpf_exporter's own metrics, with its names and labels.
+    fn self_metrics(&self) -> Vec<Family> {
+        let mut enabled = Family::gauge(
+            "ebpf_exporter_enabled_configs",
+            "The set of enabled configs",
+        );
+        let mut info = Family::gauge(
+            "ebpf_exporter_ebpf_program_info",
+            "Info about ebpf programs",
+        );
+        let mut attached = Family::gauge(
+            "ebpf_exporter_ebpf_program_attached",
+            "Whether a program is attached",
+        );
+        let mut errors = Family::counter(
+            "ebpf_exporter_decoder_errors_total",
+            "How many times has decoders encountered errors",
+        );
+        for running in &self.running {
+            let config = running.checked.name.as_str();
+            enabled.push(&[("name", config)], 1.0);
+            for program in &running.loaded.programs {
+                // A program refused at load has no kernel id: it is named by
+                // config and program instead, so it still shows as 0.
+                let id = match program.id {
+                    Some(id) => id.to_string(),
+                    None => format!("{config}/{}", program.name),
+                };
+                info.push(
+                    &[
+                        ("config", config),
+                        ("program", &program.name),
+                        ("tag", &program.tag),
+                        ("id", &id),
+                    ],
+                    1.0,
+                );
+                attached.push(&[("id", &id)], f64::from(u8::from(program.state.is_ok())));
+            }
+            for (decoder, count) in &running.errors {
+                errors.push(&[("config", config), ("decoder", decoder)], *count as f64);
+            }
+        }
+        vec![enabled, info, attached, errors]
+    }
+}
