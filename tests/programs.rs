@@ -1,0 +1,442 @@
+//! Custom eBPF programs in ebpf_exporter's format end to end: the programs
+//! under tests/programs/ are compiled with clang against bpf/vmlinux.h, put
+//! with their YAML in a directory sonde loads (`[programs] dir`), and a
+//! forked child named `sonde-pt-...` makes a known number of syscalls. Its
+//! counts must come out exact in /metrics and in /api/v1/query, with the
+//! labels the decoders make; a program this kernel refuses is left out while
+//! the rest of its object counts; bad configs are refused with clear
+//! messages.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bpf_required, ExposedSample, Sonde, TempDir, SONDE};
+
+const PPID_CALLS: u64 = 10_000;
+const PID_CALLS: u64 = 3_000;
+const OTHER_PPID_CALLS: u64 = 7;
+
+/// Only the programs: the built-in BPF collectors would cost CPU and show
+/// nothing these tests check.
+const ONLY_PROGRAMS: &str =
+    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
+
+/// Compiles tests/programs/NAME.bpf.c into `dir`/NAME.bpf.o beside a copy
+/// of NAME.yaml, with the libbpf headers libbpf-sys ships; None (after
+/// saying why) when clang cannot, unless BPF is required.
+fn compile(dir: &Path, names: &[&str]) -> Option<()> {
+    let include = dir.join("include");
+    std::fs::create_dir_all(include.join("bpf")).unwrap();
+    for (file, text) in libbpf_rs::libbpf_sys::API_HEADERS {
+        std::fs::write(include.join("bpf").join(file), text).unwrap();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in names {
+        let source = root.join(format!("tests/programs/{name}.bpf.c"));
+        // The flags build.rs gives sonde's own programs, plus the target.
+        let out = Command::new("clang")
+            .args([
+                "-g",
+                "-O2",
+                "-target",
+                "bpf",
+                "-D__TARGET_ARCH_x86",
+                "-Wall",
+                "-Werror",
+            ])
+            .arg("-I")
+            .arg(root.join("bpf"))
+            .arg("-I")
+            .arg(&include)
+            .arg("-c")
+            .arg(&source)
+            .arg("-o")
+            .arg(dir.join(format!("{name}.bpf.o")))
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {}
+            other => {
+                let why = format!("cannot compile {}: {other:?}", source.display());
+                assert!(!bpf_required(), "SONDE_REQUIRE_BPF=1 but {why}");
+                eprintln!("skipping: {why}");
+                return None;
+            }
+        }
+        std::fs::copy(
+            root.join(format!("tests/programs/{name}.yaml")),
+            dir.join(format!("{name}.yaml")),
+        )
+        .unwrap();
+    }
+    Some(())
+}
+
+/// Whether config `name` loaded; when it did not, says why and tells the
+/// caller to skip (or fails, when BPF is required).
+fn loaded(sonde: &Sonde, name: &str) -> bool {
+    let log = sonde.log_text();
+    let prefix = format!("programs config {name}:");
+    let line = log.lines().find(|l| l.contains(&prefix)).unwrap_or("");
+    if line.contains(&format!("{prefix} on")) {
+        return true;
+    }
+    assert!(
+        !bpf_required(),
+        "SONDE_REQUIRE_BPF=1 but config {name}: {line}\n{log}"
+    );
+    eprintln!("skipping: config {name} cannot load here: {line}");
+    false
+}
+
+/// Forks a child named `comm` that runs `work` and exits; waits for it.
+fn run_child(comm: &str, work: impl FnOnce()) {
+    let name = std::ffi::CString::new(comm).unwrap();
+    // SAFETY: the child only makes raw syscalls and _exits, which is safe
+    // after fork in a multi-threaded process.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+            work();
+            libc::_exit(0);
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert_eq!(status, 0);
+    }
+}
+
+fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+/// Polls /metrics (bounded) until `done` holds; returns the last samples.
+fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<ExposedSample> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let samples = sonde.metrics();
+        if done(&samples) || Instant::now() > deadline {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The value /api/v1/query gives for an instant vector of one series.
+fn query(sonde: &Sonde, promql: &str) -> f64 {
+    let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+    let body = sonde.get_ok(&format!("/api/v1/query?query={encoded}"));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let result = json["data"]["result"].as_array().expect("a vector");
+    assert_eq!(result.len(), 1, "{promql}: {body}");
+    result[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// The `id` label sonde gave program `program` of config `config`.
+fn program_id(samples: &[ExposedSample], config: &str, program: &str) -> String {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == "ebpf_exporter_ebpf_program_info"
+                && s.label("config") == Some(config)
+                && s.label("program") == Some(program)
+        })
+        .and_then(|s| s.label("id"))
+        .unwrap_or_else(|| panic!("no ebpf_exporter_ebpf_program_info for {config}/{program}"))
+        .to_string()
+}
+
+#[test]
+fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
+    let dir = TempDir::new("programs");
+    if compile(&dir.0, &["calls", "writes", "percpu", "mixed"]).is_none() {
+        return;
+    }
+    let sonde = Sonde::start(&format!(
+        "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
+        dir.0.display()
+    ));
+    if !["calls", "writes", "percpu", "mixed"]
+        .iter()
+        .all(|name| loaded(&sonde, name))
+    {
+        return;
+    }
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+    run_child("sonde-pt-calls1", || {
+        for _ in 0..PPID_CALLS {
+            // SAFETY: plain syscalls.
+            unsafe { libc::getppid() };
+        }
+        for _ in 0..PID_CALLS {
+            // SAFETY: plain syscalls.
+            unsafe { libc::getpid() };
+        }
+        for (size, times) in [(1usize, 10), (100, 5)] {
+            let bytes = vec![b'x'; size];
+            for _ in 0..times {
+                // SAFETY: writes `size` bytes of `bytes` to /dev/null.
+                unsafe { libc::write(fd, bytes.as_ptr().cast(), size) };
+            }
+        }
+    });
+    run_child("sonde-pt-other", || {
+        for _ in 0..OTHER_PPID_CALLS {
+            // SAFETY: plain syscalls.
+            unsafe { libc::getppid() };
+        }
+    });
+
+    let calls = |s: &[ExposedSample], syscall| {
+        value(
+            s,
+            "ebpf_exporter_calls_total",
+            &[("comm", "calls1"), ("syscall", syscall)],
+        )
+    };
+    let samples = wait_for(&sonde, |s| {
+        calls(s, "getppid") == Some(PPID_CALLS as f64)
+            && value(s, "ebpf_exporter_ppid_calls_total", &[])
+                == Some((PPID_CALLS + OTHER_PPID_CALLS) as f64)
+            && value(s, "ebpf_exporter_write_size_bytes_count", &[]) == Some(15.0)
+    });
+    let log = sonde.log_text();
+
+    // A raw_tp counter: the syscall decoder names the number, the regexp
+    // keeps its group and drops the comm it does not match.
+    assert_eq!(calls(&samples, "getppid"), Some(PPID_CALLS as f64), "{log}");
+    assert_eq!(calls(&samples, "getpid"), Some(PID_CALLS as f64));
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name == "ebpf_exporter_calls_total" && s.label("comm") != Some("calls1")),
+        "the regexp drops every other comm"
+    );
+    // The same keys through a static map: known numbers named, others
+    // unknown:N (allow_unknown is off).
+    let kind = |comm, kind| {
+        value(
+            &samples,
+            "ebpf_exporter_calls_kind_total",
+            &[("comm", comm), ("kind", kind)],
+        )
+    };
+    assert_eq!(kind("sonde-pt-calls1", "parent"), Some(PPID_CALLS as f64));
+    assert_eq!(kind("sonde-pt-calls1", "self"), Some(PID_CALLS as f64));
+    assert_eq!(
+        kind("sonde-pt-other", "parent"),
+        Some(OTHER_PPID_CALLS as f64)
+    );
+    assert_eq!(
+        kind("sonde-pt-calls1", "unknown:1"),
+        Some(15.0),
+        "the writes"
+    );
+
+    // An exp2 histogram from a classic tracepoint: 10 writes of 1 byte, 5 of
+    // 100 (bucket 7, up to 128), the sum at the key after bucket_max.
+    let bucket = |le| {
+        value(
+            &samples,
+            "ebpf_exporter_write_size_bytes_bucket",
+            &[("le", le)],
+        )
+    };
+    assert_eq!(bucket("1"), Some(10.0));
+    assert_eq!(bucket("64"), Some(10.0));
+    assert_eq!(bucket("128"), Some(15.0));
+    assert_eq!(bucket("524288"), Some(15.0));
+    assert_eq!(bucket("+Inf"), Some(15.0));
+    assert_eq!(
+        value(&samples, "ebpf_exporter_write_size_bytes_sum", &[]),
+        Some(510.0)
+    );
+
+    // A per-CPU array: summed without a cpu label, one series per CPU with.
+    let total = (PPID_CALLS + OTHER_PPID_CALLS) as f64;
+    assert_eq!(
+        value(&samples, "ebpf_exporter_ppid_calls_total", &[]),
+        Some(total)
+    );
+    let per_cpu: Vec<&ExposedSample> = samples
+        .iter()
+        .filter(|s| s.name == "ebpf_exporter_ppid_calls_by_cpu_total")
+        .collect();
+    assert_eq!(per_cpu.len(), libbpf_rs::num_possible_cpus().unwrap());
+    for (cpu, sample) in per_cpu.iter().enumerate() {
+        assert!(per_cpu
+            .iter()
+            .any(|s| s.label("cpu") == Some(&cpu.to_string())));
+        assert!(sample.value <= total);
+    }
+    assert_eq!(per_cpu.iter().map(|s| s.value).sum::<f64>(), total);
+
+    // The object mixing a raw_tp with a kprobe and an fentry this kernel
+    // refuses: the raw_tp counts alone, the others show as not attached.
+    assert_eq!(
+        value(&samples, "ebpf_exporter_pid_calls_total", &[]),
+        Some(PID_CALLS as f64)
+    );
+    let attached = |program| {
+        let id = program_id(&samples, "mixed", program);
+        value(
+            &samples,
+            "ebpf_exporter_ebpf_program_attached",
+            &[("id", &id)],
+        )
+    };
+    assert_eq!(attached("count_getpid"), Some(1.0));
+    assert_eq!(attached("kprobe_getpid"), Some(0.0));
+    assert_eq!(attached("fentry_getpid"), Some(0.0));
+    assert!(
+        log.contains("program kprobe_getpid (kprobe/__x64_sys_getpid) cannot attach"),
+        "{log}"
+    );
+    assert!(
+        log.contains("program fentry_getpid refused by this kernel"),
+        "{log}"
+    );
+    for name in ["calls", "writes", "percpu", "mixed"] {
+        let enabled = value(&samples, "ebpf_exporter_enabled_configs", &[("name", name)]);
+        assert_eq!(enabled, Some(1.0));
+    }
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.name == "ebpf_exporter_decoder_errors_total"),
+        "no decoder failed"
+    );
+
+    // Stored and queryable like every metric.
+    sonde.wait_rounds(1);
+    let stored = query(
+        &sonde,
+        "ebpf_exporter_calls_total{comm=\"calls1\",syscall=\"getppid\"}",
+    );
+    assert_eq!(stored, PPID_CALLS as f64);
+    assert_eq!(
+        query(&sonde, "sum(ebpf_exporter_ppid_calls_by_cpu_total)"),
+        total
+    );
+    assert_eq!(query(&sonde, "ebpf_exporter_write_size_bytes_count"), 15.0);
+    let p50 = query(
+        &sonde,
+        "histogram_quantile(0.5, ebpf_exporter_write_size_bytes_bucket)",
+    );
+    assert!(p50 <= 1.0, "half the writes are of 1 byte: {p50}");
+}
+
+#[test]
+fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
+    let dir = TempDir::new("programs-bad");
+    if compile(&dir.0, &["calls"]).is_none() {
+        return;
+    }
+    let good = std::fs::read_to_string(dir.0.join("calls.yaml")).unwrap();
+    let object = dir.0.join("calls.bpf.o");
+    let bad = [
+        ("wrong_size", good.replacen("size: 16", "size: 8", 1)),
+        (
+            "unknown_decoder",
+            good.replacen(
+                "uint\n            - name: syscall",
+                "uint\n            - name: syscal",
+                1,
+            ),
+        ),
+        ("unknown_key", good.replacen("help:", "hlep:", 1)),
+        ("missing", good.clone()),
+    ];
+    for (name, yaml) in &bad {
+        std::fs::write(dir.0.join(format!("{name}.yaml")), yaml).unwrap();
+        if *name != "missing" {
+            std::fs::copy(&object, dir.0.join(format!("{name}.bpf.o"))).unwrap();
+        }
+    }
+    let config = format!(
+        "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\nnames = [\"calls\", \"wrong_size\", \"unknown_decoder\", \"unknown_key\", \"missing\"]\n",
+        dir.0.display()
+    );
+    let sonde = Sonde::start(&config);
+    if !loaded(&sonde, "calls") {
+        return;
+    }
+    let log = sonde.log_text();
+    let refused = |name: &str, expected: &[&str]| {
+        let prefix = format!("programs config {name}: off: ");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&prefix))
+            .unwrap_or_else(|| panic!("config {name} not refused:\n{log}"));
+        for part in expected {
+            assert!(line.contains(part), "{name}: {part:?} not in {line}");
+        }
+    };
+    let yaml = |name: &str| dir.0.join(format!("{name}.yaml")).display().to_string();
+    refused(
+        "wrong_size",
+        &[
+            "metric calls_total",
+            "labels describe a 16-byte key (comm 8+0, syscall 8+0)",
+            "key is 24 bytes",
+        ],
+    );
+    refused(
+        "unknown_decoder",
+        &[
+            &yaml("unknown_decoder"),
+            "label syscall",
+            "unknown decoder \"syscal\"",
+            "expected one of uint",
+        ],
+    );
+    refused(
+        "unknown_key",
+        &[
+            &yaml("unknown_key"),
+            "metrics.counters[0]",
+            "unknown field `hlep`",
+            "expected one of",
+        ],
+    );
+    refused("missing", &["has no object beside it", "missing.bpf.o"]);
+    // The good config beside them runs.
+    let samples = sonde.metrics();
+    assert_eq!(
+        value(
+            &samples,
+            "ebpf_exporter_enabled_configs",
+            &[("name", "calls")]
+        ),
+        Some(1.0)
+    );
+    assert!(value(
+        &samples,
+        "ebpf_exporter_enabled_configs",
+        &[("name", "missing")]
+    )
+    .is_none());
+
+    // `sonde doctor` lists each with the same reason.
+    let doctor = Command::new(SONDE)
+        .args(["doctor", "--config"])
+        .arg(sonde.data.0.join("sonde.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains("programs config calls"), "{text}");
+    assert!(text.contains("unknown field `hlep`"), "{text}");
+}
