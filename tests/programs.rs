@@ -439,4 +439,28 @@ fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
     let text = String::from_utf8_lossy(&doctor.stdout);
     assert!(text.contains("programs config calls"), "{text}");
     assert!(text.contains("unknown field `hlep`"), "{text}");
+
+    // `sonde programs check DIR` says the same without loading anything;
+    // the directory's default list is every NAME.yaml with a NAME.bpf.o.
+    let check = Command::new(SONDE)
+        .args(["programs", "check"])
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{text}");
+    assert!(text.contains("calls: ok"), "{text}");
+    assert!(
+        text.contains("wrong_size: config wrong_size: metric calls_total"),
+        "{text}"
+    );
+    assert!(text.contains("unknown decoder \"syscal\""), "{text}");
+    assert!(!text.contains("missing"), "{text}");
+    let good = Command::new(SONDE)
+        .args(["programs", "check"])
+        .arg(&dir.0)
+        .arg("calls")
+        .status()
+        .unwrap();
+    assert!(good.success());
 }

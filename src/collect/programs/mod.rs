@@ -29,6 +29,8 @@ pub mod read;
 
 use std::collections::BTreeMap;
 
+use anyhow::Context;
+
 use crate::collect::Collector;
 use crate::config::ProgramsConfig;
 use crate::model::Family;
@@ -101,6 +103,25 @@ pub fn load_all(config: &ProgramsConfig, max_series: usize) -> (Programs, Vec<Co
         },
         states,
     )
+}
+
+/// `sonde programs check`: every config of `dir` (or `names`) read and
+/// checked against its object, without loading anything into the kernel.
+pub fn check_dir(dir: &std::path::Path, names: &[String]) -> Vec<(String, Result<(), String>)> {
+    let names = match config::names_in(dir, names) {
+        Ok(names) => names,
+        Err(err) => return vec![(dir.display().to_string(), Err(format!("{err:#}")))],
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let checked = config::read(dir, &name).and_then(|checked| {
+                load::check_object(&checked).with_context(|| format!("config {name}"))
+            });
+            let result = checked.map_err(|err| format!("{err:#}"));
+            (name, result)
+        })
+        .collect()
 }
 
 /// The collector of `[programs]`, when a config loaded; each config's state
