@@ -46,7 +46,12 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
         collectors.push(Box::new(collect::containers::Containers::new(max_cgroups)));
     }
     let max_series = config.collect.max_series_per_metric;
-    collectors.extend(collect::programs::collector(&config.programs, max_series));
+    let programs_reload = collect::programs::Reload::default();
+    collectors.push(collect::programs::collector(
+        &config.programs,
+        max_series,
+        programs_reload.clone(),
+    ));
     let collection =
         Collection::new(collectors).with_max_series(config.collect.max_series_per_metric);
     for name in collection.names() {
@@ -59,7 +64,8 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
     let mut shared = Shared::new(store);
-    let alerting = Alerting::start(&config, config_path)?;
+    let mut alerting = Alerting::start(&config, config_path)?;
+    alerting.programs = Some(programs_reload);
     shared.notifier = Some(alerting.notifier.clone());
     shared.alerting = Some(alerting);
     let shared = Arc::new(shared);

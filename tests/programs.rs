@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use common::{bpf_required, ExposedSample, Sonde, TempDir, SONDE};
 
+/// Held by a test while its children run: every test's programs count
+/// every `sonde-pt-*` task, so two at once would see each other's calls.
+static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const PPID_CALLS: u64 = 10_000;
 const PID_CALLS: u64 = 3_000;
 const OTHER_PPID_CALLS: u64 = 7;
@@ -157,6 +161,7 @@ fn program_id(samples: &[ExposedSample], config: &str, program: &str) -> String 
 
 #[test]
 fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
+    let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs");
     if compile(&dir.0, &["calls", "writes", "percpu", "mixed"]).is_none() {
         return;
@@ -463,4 +468,74 @@ fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
         .status()
         .unwrap();
     assert!(good.success());
+}
+
+/// SIGHUP re-reads the directory: a config removed stops, one added starts,
+/// one changed is loaded again, and one unchanged keeps counting on.
+#[test]
+fn reload_adds_removes_and_keeps_configs() {
+    let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("programs-reload");
+    if compile(&dir.0, &["percpu", "calls", "writes"]).is_none() {
+        return;
+    }
+    let mixed = TempDir::new("programs-reload-mixed");
+    if compile(&mixed.0, &["mixed"]).is_none() {
+        return;
+    }
+    let sonde = Sonde::start(&format!(
+        "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
+        dir.0.display()
+    ));
+    if !loaded(&sonde, "percpu") {
+        return;
+    }
+    let ppid_child = |comm: &str| {
+        run_child(comm, || {
+            for _ in 0..OTHER_PPID_CALLS {
+                // SAFETY: plain syscalls.
+                unsafe { libc::getppid() };
+            }
+        })
+    };
+    let ppid = |s: &[ExposedSample]| value(s, "ebpf_exporter_ppid_calls_total", &[]);
+    ppid_child("sonde-pt-reload1");
+    let before = wait_for(&sonde, |s| ppid(s) == Some(OTHER_PPID_CALLS as f64));
+    assert_eq!(ppid(&before), Some(OTHER_PPID_CALLS as f64));
+    let writes_id = program_id(&before, "writes", "count_write");
+
+    std::fs::remove_file(dir.0.join("calls.yaml")).unwrap();
+    for file in ["mixed.yaml", "mixed.bpf.o"] {
+        std::fs::copy(mixed.0.join(file), dir.0.join(file)).unwrap();
+    }
+    let writes = std::fs::read_to_string(dir.0.join("writes.yaml")).unwrap();
+    std::fs::write(
+        dir.0.join("writes.yaml"),
+        writes.replace("Sizes of the tests' writes", "Write sizes"),
+    )
+    .unwrap();
+    common::unsafe_kill(sonde.child.id(), "HUP");
+    let enabled = |s: &[ExposedSample], name| {
+        value(s, "ebpf_exporter_enabled_configs", &[("name", name)]).is_some()
+    };
+    let after = wait_for(&sonde, |s| enabled(s, "mixed") && !enabled(s, "calls"));
+    assert!(enabled(&after, "mixed"), "{}", sonde.log_text());
+    assert!(!enabled(&after, "calls"));
+    assert!(!after.iter().any(|s| s.name == "ebpf_exporter_calls_total"));
+    assert_ne!(
+        program_id(&after, "writes", "count_write"),
+        writes_id,
+        "reloaded"
+    );
+
+    ppid_child("sonde-pt-reload2");
+    let grown = wait_for(&sonde, |s| ppid(s) == Some(2.0 * OTHER_PPID_CALLS as f64));
+    assert_eq!(
+        ppid(&grown),
+        Some(2.0 * OTHER_PPID_CALLS as f64),
+        "the unchanged config kept counting across the reload"
+    );
+    assert!(sonde
+        .log_text()
+        .contains("programs config percpu: on (unchanged"));
 }

@@ -43,6 +43,9 @@ pub const PREFIX: &str = "ebpf_exporter_";
 
 /// One config that loaded.
 struct Running {
+    /// What it was loaded from ([`fingerprint`]): a reload keeps it running,
+    /// its counters unbroken, while this stays the same.
+    fingerprint: u64,
     checked: Checked,
     loaded: Loaded,
     states: BTreeMap<String, MetricState>,
@@ -58,11 +61,47 @@ pub type ConfigState = (String, Result<String, String>);
 pub struct Programs {
     running: Vec<Running>,
     max_series: usize,
+    reload: Reload,
+}
+
+/// A reload asked for by SIGHUP or `POST /-/reload` (through the alerting
+/// service, which reads the config file): the new `[programs]`, taken by
+/// the collector at the start of its next round.
+#[derive(Clone, Default)]
+pub struct Reload(std::sync::Arc<std::sync::Mutex<Option<ProgramsConfig>>>);
+
+impl Reload {
+    pub fn request(&self, config: ProgramsConfig) {
+        if let Ok(mut pending) = self.0.lock() {
+            *pending = Some(config);
+        }
+    }
+
+    fn take(&self) -> Option<ProgramsConfig> {
+        self.0.lock().ok().and_then(|mut pending| pending.take())
+    }
+}
+
+/// What a config is loaded from: its YAML's and its object's bytes and
+/// where they are. None when either cannot be read (loading then says why).
+fn fingerprint(dir: &std::path::Path, name: &str) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in [format!("{name}.yaml"), format!("{name}.bpf.o")] {
+        let path = dir.join(file);
+        path.hash(&mut hasher);
+        std::fs::read(&path).ok()?.hash(&mut hasher);
+    }
+    Some(hasher.finish())
 }
 
 /// Loads every config of `[programs]`; one that fails is recorded with its
-/// reason and the others still load.
-pub fn load_all(config: &ProgramsConfig, max_series: usize) -> (Programs, Vec<ConfigState>) {
+/// reason and the others still load. `kept` are configs already running:
+/// one whose files did not change stays as it is.
+fn load_configs(
+    config: &ProgramsConfig,
+    mut kept: Vec<Running>,
+) -> (Vec<Running>, Vec<ConfigState>) {
     crate::collect::bpf::capture_libbpf_log();
     let mut running = Vec::new();
     let mut states = Vec::new();
@@ -78,6 +117,22 @@ pub fn load_all(config: &ProgramsConfig, max_series: usize) -> (Programs, Vec<Co
         }
     };
     for name in names {
+        let fingerprint = fingerprint(&config.dir, &name);
+        if let Some(at) = kept
+            .iter()
+            .position(|r| Some(r.fingerprint) == fingerprint && r.checked.name == name)
+        {
+            let same = kept.swap_remove(at);
+            states.push((
+                name,
+                Ok(format!(
+                    "unchanged ({})",
+                    load::describe(&same.loaded.programs)
+                )),
+            ));
+            running.push(same);
+            continue;
+        }
         let loaded = config::read(&config.dir, &name).and_then(|checked| {
             let loaded =
                 load::load(&checked).map_err(|err| anyhow::anyhow!("config {name}: {err:#}"))?;
@@ -87,22 +142,46 @@ pub fn load_all(config: &ProgramsConfig, max_series: usize) -> (Programs, Vec<Co
             Ok((checked, loaded)) => {
                 states.push((name, Ok(load::describe(&loaded.programs))));
                 running.push(Running {
+                    fingerprint: fingerprint.unwrap_or_default(),
                     checked,
                     loaded,
                     states: BTreeMap::new(),
                     errors: Errors::new(),
                 });
             }
-            Err(err) => states.push((name, Err(format!("{err:#}")))),
+            Err(err) => {
+                let mut reason = format!("{err:#}");
+                if let Some(at) = kept.iter().position(|r| r.checked.name == name) {
+                    reason.push_str("; the version loaded before keeps running");
+                    running.push(kept.swap_remove(at));
+                }
+                states.push((name, Err(reason)));
+            }
         }
     }
-    (
-        Programs {
-            running,
-            max_series,
-        },
-        states,
-    )
+    // What is left of `kept` is removed or replaced: dropping it detaches
+    // its programs.
+    (running, states)
+}
+
+/// Loads every config of `[programs]` (see [`load_configs`]).
+pub fn load_all(config: &ProgramsConfig, max_series: usize) -> (Programs, Vec<ConfigState>) {
+    let (running, states) = load_configs(config, Vec::new());
+    let programs = Programs {
+        running,
+        max_series,
+        reload: Reload::default(),
+    };
+    (programs, states)
+}
+
+fn log_states(states: &[ConfigState]) {
+    for (name, state) in states {
+        match state {
+            Ok(programs) => tracing::info!("programs config {name}: on ({programs})"),
+            Err(reason) => tracing::warn!("programs config {name}: off: {reason}"),
+        }
+    }
 }
 
 /// `sonde programs check`: every config of `dir` (or `names`) read and
@@ -124,17 +203,13 @@ pub fn check_dir(dir: &std::path::Path, names: &[String]) -> Vec<(String, Result
         .collect()
 }
 
-/// The collector of `[programs]`, when a config loaded; each config's state
-/// is logged.
-pub fn collector(config: &ProgramsConfig, max_series: usize) -> Option<Box<dyn Collector>> {
-    let (programs, states) = load_all(config, max_series);
-    for (name, state) in &states {
-        match state {
-            Ok(programs) => tracing::info!("programs config {name}: on ({programs})"),
-            Err(reason) => tracing::warn!("programs config {name}: off: {reason}"),
-        }
-    }
-    (!programs.running.is_empty()).then(|| Box::new(programs) as Box<dyn Collector>)
+/// The collector of `[programs]`, each config's state logged; `reload`
+/// brings it a new `[programs]` (SIGHUP, `POST /-/reload`).
+pub fn collector(config: &ProgramsConfig, max_series: usize, reload: Reload) -> Box<dyn Collector> {
+    let (mut programs, states) = load_all(config, max_series);
+    log_states(&states);
+    programs.reload = reload;
+    Box::new(programs)
 }
 
 impl Running {
@@ -178,6 +253,17 @@ impl Running {
 impl Collector for Programs {
     fn name(&self) -> &'static str {
         "programs"
+    }
+
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        if let Some(config) = self.reload.take() {
+            let kept = std::mem::take(&mut self.running);
+            let (running, states) = load_configs(&config, kept);
+            tracing::info!("programs: reloaded {}", config.dir.display());
+            log_states(&states);
+            self.running = running;
+        }
+        Ok(())
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
