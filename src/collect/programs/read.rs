@@ -87,7 +87,18 @@ pub fn values(
     let mut summed: BTreeMap<Vec<String>, u64> = BTreeMap::new();
     for (key, value) in raw {
         let decoded = match state.cache.get(&key) {
-            Some(decoded) => decoded.clone(),
+            Some(Some(values)) => {
+                // The common case: no clone when the label set is already
+                // in this round's sums.
+                match summed.get_mut(values) {
+                    Some(total) => *total = total.wrapping_add(value),
+                    None => {
+                        summed.insert(values.clone(), value);
+                    }
+                }
+                continue;
+            }
+            Some(None) => None,
             None => {
                 let decoded = match decode_key(&key, labels, decoders) {
                     Ok(values) => Some(values),
@@ -165,8 +176,11 @@ pub fn fold<T>(
     let mut out = BTreeMap::new();
     let mut folded: Option<(Vec<String>, T)> = None;
     for (labels, value) in sets {
-        if state.shown.contains(&labels) || state.shown.len() < room {
-            state.shown.insert(labels.clone());
+        let shown = state.shown.contains(&labels);
+        if shown || state.shown.len() < room {
+            if !shown {
+                state.shown.insert(labels.clone());
+            }
             out.insert(labels, value);
             continue;
         }
