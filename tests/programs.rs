@@ -22,6 +22,7 @@ static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const PPID_CALLS: u64 = 10_000;
 const PID_CALLS: u64 = 3_000;
 const OTHER_PPID_CALLS: u64 = 7;
+const EXITS: u64 = 20;
 
 /// Only the programs: the built-in BPF collectors would cost CPU and show
 /// nothing these tests check.
@@ -163,14 +164,14 @@ fn program_id(samples: &[ExposedSample], config: &str, program: &str) -> String 
 fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs");
-    if compile(&dir.0, &["calls", "writes", "percpu", "mixed"]).is_none() {
+    if compile(&dir.0, &["calls", "writes", "percpu", "mixed", "exits"]).is_none() {
         return;
     }
     let sonde = Sonde::start(&format!(
         "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
         dir.0.display()
     ));
-    if !["calls", "writes", "percpu", "mixed"]
+    if !["calls", "writes", "percpu", "mixed", "exits"]
         .iter()
         .all(|name| loaded(&sonde, name))
     {
@@ -198,6 +199,13 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
             }
         }
     });
+    // A dynamically linked program under a test name: its libc exit()
+    // runs once per run.
+    let true_copy = dir.0.join("sonde-pt-true");
+    std::fs::copy("/bin/true", &true_copy).unwrap();
+    for _ in 0..EXITS {
+        assert!(Command::new(&true_copy).status().unwrap().success());
+    }
     run_child("sonde-pt-other", || {
         for _ in 0..OTHER_PPID_CALLS {
             // SAFETY: plain syscalls.
@@ -217,6 +225,7 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
             && value(s, "ebpf_exporter_ppid_calls_total", &[])
                 == Some((PPID_CALLS + OTHER_PPID_CALLS) as f64)
             && value(s, "ebpf_exporter_write_size_bytes_count", &[]) == Some(15.0)
+            && value(s, "ebpf_exporter_libc_exits_total", &[]) == Some(EXITS as f64)
     });
     let log = sonde.log_text();
 
@@ -314,7 +323,12 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
         log.contains("program fentry_getpid refused by this kernel"),
         "{log}"
     );
-    for name in ["calls", "writes", "percpu", "mixed"] {
+    // A uprobe on libc.so.6, attached from its section name.
+    assert_eq!(
+        value(&samples, "ebpf_exporter_libc_exits_total", &[]),
+        Some(EXITS as f64)
+    );
+    for name in ["calls", "writes", "percpu", "mixed", "exits"] {
         let enabled = value(&samples, "ebpf_exporter_enabled_configs", &[("name", name)]);
         assert_eq!(enabled, Some(1.0));
     }
