@@ -164,14 +164,19 @@ fn program_id(samples: &[ExposedSample], config: &str, program: &str) -> String 
 fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs");
-    if compile(&dir.0, &["calls", "writes", "percpu", "mixed", "exits"]).is_none() {
+    if compile(
+        &dir.0,
+        &["calls", "writes", "percpu", "mixed", "exits", "events"],
+    )
+    .is_none()
+    {
         return;
     }
     let sonde = Sonde::start(&format!(
         "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
         dir.0.display()
     ));
-    if !["calls", "writes", "percpu", "mixed", "exits"]
+    if !["calls", "writes", "percpu", "mixed", "exits", "events"]
         .iter()
         .all(|name| loaded(&sonde, name))
     {
@@ -226,6 +231,8 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
                 == Some((PPID_CALLS + OTHER_PPID_CALLS) as f64)
             && value(s, "ebpf_exporter_write_size_bytes_count", &[]) == Some(15.0)
             && value(s, "ebpf_exporter_libc_exits_total", &[]) == Some(EXITS as f64)
+            && value(s, "ebpf_exporter_pid_events_total", &[])
+                .is_some_and(|n| n >= PID_CALLS as f64)
     });
     let log = sonde.log_text();
 
@@ -323,12 +330,29 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
         log.contains("program fentry_getpid refused by this kernel"),
         "{log}"
     );
+    // A perf_event_array counter: one event per getpid, counted by comm.
+    assert_eq!(
+        value(
+            &samples,
+            "ebpf_exporter_pid_events_total",
+            &[("comm", "sonde-pt-calls1")]
+        ),
+        Some(PID_CALLS as f64)
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "dropped_perf_event_map_events_pid_events_total",
+            &[]
+        ),
+        Some(0.0)
+    );
     // A uprobe on libc.so.6, attached from its section name.
     assert_eq!(
         value(&samples, "ebpf_exporter_libc_exits_total", &[]),
         Some(EXITS as f64)
     );
-    for name in ["calls", "writes", "percpu", "mixed", "exits"] {
+    for name in ["calls", "writes", "percpu", "mixed", "exits", "events"] {
         let enabled = value(&samples, "ebpf_exporter_enabled_configs", &[("name", name)]);
         assert_eq!(enabled, Some(1.0));
     }

@@ -50,10 +50,25 @@ pub struct Counter {
     /// instead of read from a map of the same name.
     #[serde(default)]
     pub perf_event_array: bool,
-    /// How often a perf event array counter's counts are reset (a Go
-    /// duration such as "1m"); kept only to accept ebpf_exporter's files.
+    /// How often a perf event array counter's counts start again from 0
+    /// (a duration such as "1m"; default an hour), as ebpf_exporter does.
     #[serde(default)]
     pub flush_interval: Option<String>,
+}
+
+/// A perf event array counter's flush interval when none is set.
+pub const DEFAULT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Counter {
+    pub fn flush_interval(&self) -> anyhow::Result<std::time::Duration> {
+        match &self.flush_interval {
+            None => Ok(DEFAULT_FLUSH_INTERVAL),
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(interval) if !interval.is_zero() => Ok(interval),
+                _ => bail!("flush_interval {text:?}: expected a duration such as \"1m\" or \"1h\""),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -234,6 +249,11 @@ pub fn check(config: &ProgramConfig) -> anyhow::Result<BTreeMap<String, Vec<Vec<
         if decoders.insert(name.clone(), chains).is_some() {
             bail!("{kind} {name}: a second metric of that name (each reads the map of its name)");
         }
+    }
+    for counter in &metrics.counters {
+        counter
+            .flush_interval()
+            .with_context(|| format!("counter {}", counter.name))?;
     }
     for histogram in &metrics.histograms {
         check_buckets(histogram).with_context(|| format!("histogram {}", histogram.name))?;

@@ -8,10 +8,15 @@
 //! of every program is kept ([`Program`]) for the self-metrics, the log and
 //! `sonde doctor`.
 
+use std::collections::HashMap;
 use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
-use libbpf_rs::{Link, MapCore, MapHandle, Object, ObjectBuilder, OpenObject};
+use libbpf_rs::{
+    Link, MapCore, MapHandle, MapType, Object, ObjectBuilder, OpenObject, PerfBuffer,
+    PerfBufferBuilder,
+};
 
 use super::config::{key_width, Checked, Label};
 use crate::collect::bpf::{check_refused, libbpf_log, program_info, with_libbpf_log};
@@ -35,13 +40,50 @@ pub struct MetricMap {
     pub single_slot: bool,
 }
 
+/// Events a perf event array counter received since it was last taken:
+/// a count per distinct event (cut to the bytes its labels describe).
+#[derive(Default)]
+pub struct PerfEvents {
+    pub counts: HashMap<Vec<u8>, u64>,
+    /// Events the kernel could not hand over (the buffer was full), and
+    /// events beyond [`MAX_PERF_KEYS`] distinct ones.
+    pub lost: u64,
+}
+
+/// Most distinct events kept between two rounds; more are counted as lost.
+pub const MAX_PERF_KEYS: usize = 65_536;
+
+/// Pages of each CPU's perf buffer: 256 KiB, some 8,000 small events per
+/// CPU between two reads.
+const PERF_PAGES: usize = 64;
+
+/// A perf event array counter's buffer and what its callbacks gathered.
+pub struct PerfSink {
+    buffer: PerfBuffer<'static>,
+    events: Arc<Mutex<PerfEvents>>,
+}
+
+impl PerfSink {
+    /// Everything received since the last call.
+    pub fn take(&self) -> anyhow::Result<PerfEvents> {
+        self.buffer
+            .consume()
+            .map_err(|err| anyhow!("reading perf buffer: {err}"))?;
+        let mut events = self.events.lock().map_err(|_| anyhow!("lock poisoned"))?;
+        Ok(std::mem::take(&mut *events))
+    }
+}
+
 /// A loaded object: its programs' links and the maps the metrics read.
 pub struct Loaded {
-    /// Holds the programs and maps; dropping it detaches everything.
-    _object: Object,
-    _links: Vec<Link>,
     pub programs: Vec<Program>,
     pub maps: Vec<(String, MetricMap)>,
+    /// Perf event array counters, by metric name.
+    pub perf: Vec<(String, PerfSink)>,
+    _links: Vec<Link>,
+    /// Holds the programs and maps; dropping it detaches everything. Last,
+    /// so the perf buffers go before the maps they read.
+    _object: Object,
 }
 
 /// Most times an object is loaded again with one more program left out:
@@ -92,14 +134,25 @@ fn expected_key(labels: &[Label], percpu: bool) -> usize {
 /// What `sonde programs check` runs.
 pub fn check_object(checked: &Checked) -> anyhow::Result<()> {
     let object = open(checked)?;
-    if checked
+    for counter in checked
         .config
         .metrics
         .counters
         .iter()
-        .any(|c| c.perf_event_array)
+        .filter(|c| c.perf_event_array)
     {
-        bail!("perf_event_array counters are not supported by sonde yet: read them from a map");
+        let name = &counter.name;
+        let map = object.maps().find(|map| map.name() == name.as_str());
+        match map.map(|map| map.map_type()) {
+            Some(MapType::PerfEventArray) => {}
+            Some(other) => bail!(
+                "metric {name}: perf_event_array is set but map {name} is a {other:?}: expected a BPF_MAP_TYPE_PERF_EVENT_ARRAY"
+            ),
+            None => bail!(
+                "metric {name}: {} has no perf event array named {name}",
+                checked.object.display()
+            ),
+        }
     }
     if !checked.config.kaddrs.is_empty() {
         bail!("kaddrs is not supported by sonde yet");
@@ -242,12 +295,60 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
             ))
         })
         .collect::<anyhow::Result<_>>()?;
+    let perf = checked
+        .config
+        .metrics
+        .counters
+        .iter()
+        .filter(|c| c.perf_event_array)
+        .map(|counter| {
+            let map = object
+                .maps()
+                .find(|map| map.name() == counter.name.as_str())
+                .ok_or_else(|| anyhow!("map {} vanished after load", counter.name))?;
+            Ok((
+                counter.name.clone(),
+                perf_sink(&map, key_width(&counter.labels))?,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
     Ok(Loaded {
-        _object: object,
-        _links: links,
         programs,
         maps,
+        perf,
+        _links: links,
+        _object: object,
     })
+}
+
+/// A perf buffer on `map` whose events, cut to `width` bytes (what the
+/// labels describe; the kernel pads samples), are counted as they arrive.
+fn perf_sink(map: &libbpf_rs::Map<'_>, width: usize) -> anyhow::Result<PerfSink> {
+    let events = Arc::new(Mutex::new(PerfEvents::default()));
+    let (samples, losses) = (events.clone(), events.clone());
+    let buffer = PerfBufferBuilder::new(map)
+        .pages(PERF_PAGES)
+        .sample_cb(move |_cpu, data: &[u8]| {
+            let Ok(mut events) = samples.lock() else {
+                return;
+            };
+            let key = &data[..width.min(data.len())];
+            if let Some(count) = events.counts.get_mut(key) {
+                *count += 1;
+            } else if events.counts.len() < MAX_PERF_KEYS {
+                events.counts.insert(key.to_vec(), 1);
+            } else {
+                events.lost += 1;
+            }
+        })
+        .lost_cb(move |_cpu, lost| {
+            if let Ok(mut events) = losses.lock() {
+                events.lost += lost;
+            }
+        })
+        .build()
+        .map_err(|err| anyhow!("opening perf buffer of {:?}: {err}", map.name()))?;
+    Ok(PerfSink { buffer, events })
 }
 
 /// The program libbpf's log says failed to load, and the kernel's reason

@@ -51,6 +51,16 @@ struct Running {
     states: BTreeMap<String, MetricState>,
     /// Decoder errors since the config loaded, by decoder.
     errors: Errors,
+    /// Perf event array counters: counts by label set since their last
+    /// flush, events lost since the config loaded, when they were flushed.
+    perf: BTreeMap<String, PerfTotals>,
+}
+
+#[derive(Default)]
+struct PerfTotals {
+    counts: BTreeMap<Vec<String>, u64>,
+    lost: u64,
+    flushed: Option<std::time::Instant>,
 }
 
 /// What became of one config: loaded (with one line on its programs), or
@@ -147,6 +157,7 @@ fn load_configs(
                     loaded,
                     states: BTreeMap::new(),
                     errors: Errors::new(),
+                    perf: BTreeMap::new(),
                 });
             }
             Err(err) => {
@@ -245,6 +256,48 @@ impl Running {
                 }
                 out.push(family);
             }
+        }
+        for (name, sink) in &self.loaded.perf {
+            let Some(counter) = metrics.counters.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            let events = sink.take()?;
+            let state = self.states.entry(name.clone()).or_default();
+            let totals = self.perf.entry(name.clone()).or_default();
+            let now = std::time::Instant::now();
+            let interval = counter.flush_interval()?;
+            if totals
+                .flushed
+                .is_none_or(|at| now.duration_since(at) >= interval)
+            {
+                // Counts start again, as ebpf_exporter's do: a counter reset.
+                totals.counts.clear();
+                totals.flushed = Some(now);
+            }
+            totals.lost += events.lost;
+            let decoders = &self.checked.decoders[name];
+            for (key, count) in events.counts {
+                read::add(
+                    &mut totals.counts,
+                    key,
+                    count,
+                    &counter.labels,
+                    decoders,
+                    state,
+                    &mut self.errors,
+                );
+            }
+            let sets = read::fold(totals.counts.clone(), state, max_series, |t, v| {
+                *t = t.wrapping_add(v)
+            });
+            let mut family = Family::counter(format!("{PREFIX}{name}"), &counter.help);
+            read::push_counter(&mut family, &counter.labels, sets);
+            let mut lost = Family::counter(
+                format!("dropped_perf_event_map_events_{name}"),
+                "Dropped perf map events",
+            );
+            lost.push(&[], totals.lost as f64);
+            out.extend([family, lost]);
         }
         Ok(())
     }

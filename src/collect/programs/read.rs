@@ -81,44 +81,50 @@ pub fn values(
             }
         }
     }
-    if state.cache.len() + raw.len() > MAX_CACHED_KEYS {
-        state.cache.clear();
-    }
     let mut summed: BTreeMap<Vec<String>, u64> = BTreeMap::new();
     for (key, value) in raw {
-        let decoded = match state.cache.get(&key) {
-            Some(Some(values)) => {
-                // The common case: no clone when the label set is already
-                // in this round's sums.
-                match summed.get_mut(values) {
-                    Some(total) => *total = total.wrapping_add(value),
-                    None => {
-                        summed.insert(values.clone(), value);
-                    }
-                }
-                continue;
-            }
-            Some(None) => None,
-            None => {
-                let decoded = match decode_key(&key, labels, decoders) {
-                    Ok(values) => Some(values),
-                    Err(None) => None,
-                    Err(Some(decoder)) => {
-                        // Not cached: the machine may name it next round.
-                        *errors.entry(decoder).or_default() += 1;
-                        continue;
-                    }
-                };
-                state.cache.insert(key, decoded.clone());
-                decoded
-            }
-        };
-        if let Some(values) = decoded {
-            let total = summed.entry(values).or_default();
-            *total = total.wrapping_add(value);
-        }
+        add(&mut summed, key, value, labels, decoders, state, errors);
     }
     Ok(summed)
+}
+
+/// Adds `value` to the label set `key` decodes to in `sums` (through the
+/// decoder cache); a key a decoder drops or fails on adds nothing, a
+/// failure is counted in `errors`.
+pub fn add(
+    sums: &mut BTreeMap<Vec<String>, u64>,
+    key: Vec<u8>,
+    value: u64,
+    labels: &[Label],
+    decoders: &[Vec<Decoder>],
+    state: &mut MetricState,
+    errors: &mut Errors,
+) {
+    if !state.cache.contains_key(&key) {
+        let decoded = match decode_key(&key, labels, decoders) {
+            Ok(values) => Some(values),
+            Err(None) => None,
+            Err(Some(decoder)) => {
+                // Not cached: the machine may name it next round.
+                *errors.entry(decoder).or_default() += 1;
+                return;
+            }
+        };
+        if state.cache.len() >= MAX_CACHED_KEYS {
+            state.cache.clear();
+        }
+        state.cache.insert(key.clone(), decoded);
+    }
+    let Some(Some(values)) = state.cache.get(&key) else {
+        return;
+    };
+    // No clone of the labels when the set is already summed.
+    match sums.get_mut(values) {
+        Some(total) => *total = total.wrapping_add(value),
+        None => {
+            sums.insert(values.clone(), value);
+        }
+    }
 }
 
 fn word(value: &[u8]) -> u64 {
