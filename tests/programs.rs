@@ -385,7 +385,7 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
 #[test]
 fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
     let dir = TempDir::new("programs-bad");
-    if compile(&dir.0, &["calls"]).is_none() {
+    if compile(&dir.0, &["calls", "writes"]).is_none() {
         return;
     }
     let good = std::fs::read_to_string(dir.0.join("calls.yaml")).unwrap();
@@ -403,6 +403,22 @@ fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
         ("unknown_key", good.replacen("help:", "hlep:", 1)),
         ("missing", good.clone()),
     ];
+    // Loads, but errno without uint first gets raw bytes, not a number:
+    // every key fails and is counted.
+    let writes = std::fs::read_to_string(dir.0.join("writes.yaml")).unwrap();
+    std::fs::write(
+        dir.0.join("decoder_fails.yaml"),
+        writes.replace("- name: uint", "- name: errno"),
+    )
+    .unwrap();
+    std::fs::copy(
+        dir.0.join("writes.bpf.o"),
+        dir.0.join("decoder_fails.bpf.o"),
+    )
+    .unwrap();
+    // A second config exporting calls' metrics.
+    std::fs::write(dir.0.join("twice.yaml"), &good).unwrap();
+    std::fs::copy(&object, dir.0.join("twice.bpf.o")).unwrap();
     for (name, yaml) in &bad {
         std::fs::write(dir.0.join(format!("{name}.yaml")), yaml).unwrap();
         if *name != "missing" {
@@ -410,7 +426,7 @@ fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
         }
     }
     let config = format!(
-        "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\nnames = [\"calls\", \"wrong_size\", \"unknown_decoder\", \"unknown_key\", \"missing\"]\n",
+        "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\nnames = [\"calls\", \"wrong_size\", \"unknown_decoder\", \"unknown_key\", \"missing\", \"decoder_fails\", \"twice\"]\n",
         dir.0.display()
     );
     let sonde = Sonde::start(&config);
@@ -456,8 +472,54 @@ fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
         ],
     );
     refused("missing", &["has no object beside it", "missing.bpf.o"]);
-    // The good config beside them runs.
-    let samples = sonde.metrics();
+    refused(
+        "twice",
+        &[
+            "metric calls_kind_total is already config calls's",
+            "unique across configs",
+        ],
+    );
+    // The good config beside them runs; the one whose decoder fails counts
+    // its failures by decoder and shows no series for the keys.
+    let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+    run_child("sonde-pt-calls2", || {
+        // SAFETY: a plain syscall; one byte written to /dev/null.
+        unsafe {
+            libc::getppid();
+            libc::write(fd, b"x".as_ptr().cast(), 1);
+        }
+    });
+    let errors = |s: &[ExposedSample]| {
+        value(
+            s,
+            "ebpf_exporter_decoder_errors_total",
+            &[("config", "decoder_fails"), ("decoder", "errno")],
+        )
+    };
+    let calls = |s: &[ExposedSample]| {
+        value(
+            s,
+            "ebpf_exporter_calls_total",
+            &[("comm", "calls2"), ("syscall", "getppid")],
+        )
+    };
+    let samples = wait_for(&sonde, |s| {
+        errors(s).is_some_and(|n| n >= 1.0) && calls(s).is_some()
+    });
+    assert!(
+        errors(&samples).is_some_and(|n| n >= 1.0),
+        "{}",
+        sonde.log_text()
+    );
+    assert_eq!(calls(&samples), Some(1.0), "{}", sonde.log_text());
+    assert!(!samples
+        .iter()
+        .any(|s| s.name.starts_with("ebpf_exporter_write_size_bytes") && s.label("le").is_some()));
     assert_eq!(
         value(
             &samples,
@@ -576,4 +638,12 @@ fn reload_adds_removes_and_keeps_configs() {
     assert!(sonde
         .log_text()
         .contains("programs config percpu: on (unchanged"));
+
+    // POST /-/reload does the same: mixed removed, gone.
+    std::fs::remove_file(dir.0.join("mixed.yaml")).unwrap();
+    let answer = common::remote::post(&format!("{}/-/reload", sonde.base_url), b"", &[]).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let gone = wait_for(&sonde, |s| !enabled(s, "mixed"));
+    assert!(!enabled(&gone, "mixed"), "{}", sonde.log_text());
+    assert!(enabled(&gone, "percpu"));
 }

@@ -146,6 +146,13 @@ fn load_configs(
         let loaded = config::read(&config.dir, &name).and_then(|checked| {
             let loaded =
                 load::load(&checked).map_err(|err| anyhow::anyhow!("config {name}: {err:#}"))?;
+            // Checked once the config is known sound, so its own errors come
+            // first; the object loaded for nothing is dropped.
+            if let Some((metric, owner)) = taken(&running, &checked) {
+                anyhow::bail!(
+                    "config {name}: metric {metric} is already config {owner}'s: every metric name must be unique across configs"
+                );
+            }
             Ok((checked, loaded))
         });
         match loaded {
@@ -173,6 +180,17 @@ fn load_configs(
     // What is left of `kept` is removed or replaced: dropping it detaches
     // its programs.
     (running, states)
+}
+
+/// A metric of `checked` that a running config already exports, and that
+/// config's name: the first loaded keeps the name.
+fn taken<'r>(running: &'r [Running], checked: &Checked) -> Option<(String, &'r str)> {
+    checked.decoders.keys().find_map(|metric| {
+        running
+            .iter()
+            .find(|r| r.checked.decoders.contains_key(metric))
+            .map(|r| (metric.clone(), r.checked.name.as_str()))
+    })
 }
 
 /// Loads every config of `[programs]` (see [`load_configs`]).
