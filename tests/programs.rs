@@ -166,7 +166,9 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     let dir = TempDir::new("programs");
     if compile(
         &dir.0,
-        &["calls", "writes", "percpu", "mixed", "exits", "events"],
+        &[
+            "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs",
+        ],
     )
     .is_none()
     {
@@ -176,9 +178,11 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
         "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
         dir.0.display()
     ));
-    if !["calls", "writes", "percpu", "mixed", "exits", "events"]
-        .iter()
-        .all(|name| loaded(&sonde, name))
+    if ![
+        "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs",
+    ]
+    .iter()
+    .all(|name| loaded(&sonde, name))
     {
         return;
     }
@@ -347,12 +351,25 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
         ),
         Some(0.0)
     );
+    // kaddrs: schedule()'s address reached the program.
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let schedule = kallsyms
+        .lines()
+        .find_map(|l| l.strip_suffix(" T schedule"))
+        .and_then(|addr| u64::from_str_radix(addr, 16).ok())
+        .expect("schedule in /proc/kallsyms");
+    assert_eq!(
+        value(&samples, "ebpf_exporter_kaddr_schedule_low32", &[]),
+        Some((schedule & 0xffff_ffff) as f64)
+    );
     // A uprobe on libc.so.6, attached from its section name.
     assert_eq!(
         value(&samples, "ebpf_exporter_libc_exits_total", &[]),
         Some(EXITS as f64)
     );
-    for name in ["calls", "writes", "percpu", "mixed", "exits", "events"] {
+    for name in [
+        "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs",
+    ] {
         let enabled = value(&samples, "ebpf_exporter_enabled_configs", &[("name", name)]);
         assert_eq!(enabled, Some(1.0));
     }

@@ -90,11 +90,64 @@ pub struct Loaded {
 /// bounds the work on an object of many refused programs.
 const MAX_LOAD_ATTEMPTS: usize = 64;
 
+/// Opens `checked`'s object with its `kaddrs` filled in.
 fn open(checked: &Checked) -> anyhow::Result<OpenObject> {
-    ObjectBuilder::default()
+    let mut object = ObjectBuilder::default()
         .open_file(&checked.object)
         .map_err(|err| anyhow!("{err}"))
-        .with_context(|| format!("opening {}", checked.object.display()))
+        .with_context(|| format!("opening {}", checked.object.display()))?;
+    set_kaddrs(&mut object, &checked.config.kaddrs).context("kaddrs")?;
+    Ok(object)
+}
+
+/// Writes the address of each symbol `kaddrs` names into the object's
+/// `const volatile u64 kaddr_<symbol>` in .rodata, as ebpf_exporter does,
+/// before the object loads.
+fn set_kaddrs(object: &mut OpenObject, kaddrs: &[String]) -> anyhow::Result<()> {
+    use libbpf_rs::btf::types::{DataSec, Var};
+    use libbpf_rs::AsRawLibbpf;
+    if kaddrs.is_empty() {
+        return Ok(());
+    }
+    let mut slots = Vec::new();
+    {
+        // SAFETY: the object outlives this block, and its BTF is only read.
+        let raw = unsafe { object.as_libbpf_object().as_ref() };
+        let btf = libbpf_rs::btf::Btf::from_bpf_object(raw)
+            .map_err(|err| anyhow!("reading the object's BTF: {err}"))?
+            .ok_or_else(|| anyhow!("the object has no BTF: compile it with -g"))?;
+        let section: Option<DataSec<'_>> = btf.type_by_name(".rodata");
+        for info in section.iter().flat_map(|section| section.iter()) {
+            let var: Option<Var<'_>> = btf.type_by_id(info.ty);
+            let name = var
+                .and_then(|v| v.name())
+                .map(|n| n.to_string_lossy().into_owned());
+            if let Some(symbol) = name.as_deref().and_then(|n| n.strip_prefix("kaddr_")) {
+                slots.push((symbol.to_string(), info.offset as usize, info.size));
+            }
+        }
+    }
+    let mut rodata = object
+        .maps_mut()
+        .find(|map| map.name().to_string_lossy().ends_with(".rodata"));
+    let values = rodata.as_mut().and_then(|map| map.initial_value_mut());
+    let Some(values) = values else {
+        bail!("the object has no .rodata: expected a const volatile u64 kaddr_<symbol> per symbol");
+    };
+    for symbol in kaddrs {
+        let (_, offset, size) = slots.iter().find(|(s, ..)| s == symbol).ok_or_else(|| {
+            anyhow!("{symbol}: the object has no const volatile u64 kaddr_{symbol} to receive its address")
+        })?;
+        let addr = super::decode::address_of(symbol).ok_or_else(|| {
+            anyhow!("{symbol}: not in /proc/kallsyms (or its addresses are hidden: run as root)")
+        })?;
+        let slot = values
+            .get_mut(*offset..offset + size)
+            .filter(|slot| slot.len() == 8)
+            .ok_or_else(|| anyhow!("kaddr_{symbol}: expected a u64"))?;
+        slot.copy_from_slice(&addr.to_ne_bytes());
+    }
+    Ok(())
 }
 
 /// The maps the metrics read: each counter (but perf event array ones) and
@@ -153,9 +206,6 @@ pub fn check_object(checked: &Checked) -> anyhow::Result<()> {
                 checked.object.display()
             ),
         }
-    }
-    if !checked.config.kaddrs.is_empty() {
-        bail!("kaddrs is not supported by sonde yet");
     }
     if checked.config.cgroup_id_map.is_some() {
         bail!("cgroup_id_map is not supported by sonde yet");

@@ -27,6 +27,14 @@ fn kallsyms() -> &'static [(u64, String)] {
     })
 }
 
+/// The address of kernel symbol `name`, for `kaddrs`.
+pub fn address_of(name: &str) -> Option<u64> {
+    kallsyms()
+        .iter()
+        .find(|(_, symbol)| symbol == name)
+        .map(|(addr, _)| *addr)
+}
+
 /// The symbol whose code holds `addr`: the last one at or below it.
 fn symbol(addr: u64) -> Option<&'static str> {
     let symbols = kallsyms();

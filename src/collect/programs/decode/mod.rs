@@ -13,6 +13,8 @@
 mod kernel;
 mod pci;
 
+pub use kernel::address_of;
+
 use anyhow::{anyhow, bail};
 use regex::bytes::Regex;
 
