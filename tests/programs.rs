@@ -326,6 +326,7 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     assert_eq!(attached("count_getpid"), Some(1.0));
     assert_eq!(attached("kprobe_getpid"), Some(0.0));
     assert_eq!(attached("fentry_getpid"), Some(0.0));
+    assert_eq!(attached("missing_tracepoint"), Some(0.0));
     assert!(
         log.contains("program kprobe_getpid (kprobe/__x64_sys_getpid) cannot attach"),
         "{log}"

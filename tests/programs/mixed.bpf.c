@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * One program this kernel takes (raw_tp sys_enter, counting the tests'
- * getpid calls) beside two it refuses (a kprobe, an fentry): the first
- * must count while the others are left out. One slot.
+ * getpid calls) beside three it refuses (a kprobe, an fentry, a tracepoint
+ * that does not exist): the first must count while the others are left
+ * out. One slot.
  */
 #include "test.h"
 
@@ -49,5 +50,12 @@ int BPF_PROG(fentry_getpid)
 
 	if (test_task(comm))
 		count();
+	return 0;
+}
+
+SEC("tracepoint/sonde_test/no_such_event")
+int missing_tracepoint(void *ctx)
+{
+	count();
 	return 0;
 }
