@@ -8,6 +8,7 @@
 //! messages.
 
 mod common;
+mod kernel;
 
 use std::path::Path;
 use std::process::Command;
@@ -664,4 +665,54 @@ fn reload_adds_removes_and_keeps_configs() {
     let gone = wait_for(&sonde, |s| !enabled(s, "mixed"));
     assert!(!enabled(&gone, "mixed"), "{}", sonde.log_text());
     assert!(enabled(&gone, "percpu"));
+}
+
+/// cgroup_id_map: only calls from a cgroup whose path the regexps match
+/// are counted; the map is kept filled by sonde.
+#[test]
+fn cgroup_id_map_counts_only_matching_cgroups() {
+    let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(root) = kernel::cgroup_v2_root() else {
+        assert!(!bpf_required(), "SONDE_REQUIRE_BPF=1 but no cgroup v2 here");
+        eprintln!("skipping: no cgroup v2 here");
+        return;
+    };
+    let dir = TempDir::new("programs-cgroups");
+    if compile(&dir.0, &["cgroups"]).is_none() {
+        return;
+    }
+    let cgroup = kernel::TestCgroup::new(&root, &format!("sonde-pt-cgroup-{}", std::process::id()));
+    let sonde = Sonde::start(&format!(
+        "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
+        dir.0.display()
+    ));
+    if !loaded(&sonde, "cgroups") {
+        return;
+    }
+    let procs = std::ffi::CString::new(cgroup.path.join("cgroup.procs").to_str().unwrap()).unwrap();
+    run_child("sonde-pt-incg", || {
+        // SAFETY: raw syscalls: the child moves itself into the cgroup.
+        unsafe {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            for _ in 0..PID_CALLS {
+                libc::getppid();
+            }
+        }
+    });
+    run_child("sonde-pt-outcg", || {
+        for _ in 0..OTHER_PPID_CALLS {
+            // SAFETY: plain syscalls.
+            unsafe { libc::getppid() };
+        }
+    });
+    let calls = |s: &[ExposedSample]| value(s, "ebpf_exporter_cgroup_ppid_calls_total", &[]);
+    let samples = wait_for(&sonde, |s| calls(s) == Some(PID_CALLS as f64));
+    assert_eq!(
+        calls(&samples),
+        Some(PID_CALLS as f64),
+        "{}",
+        sonde.log_text()
+    );
 }

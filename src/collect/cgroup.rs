@@ -230,6 +230,21 @@ impl Cgroups {
         Some(entry)
     }
 
+    /// Every live cgroup, by id, with its path relative to the root, as the
+    /// last walk found them (walking again when one is allowed).
+    pub fn live(&mut self) -> Vec<(u64, Arc<str>)> {
+        let now = Instant::now();
+        if self.may_walk(now) {
+            self.walk(now);
+        }
+        let last = self.walks;
+        self.entries
+            .iter()
+            .filter(|(_, entry)| entry.walk == last)
+            .filter_map(|(id, entry)| Some((*id, entry.path.clone()?)))
+            .collect()
+    }
+
     /// How many cgroups are remembered, live or removed.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -134,9 +134,14 @@ pub struct DecoderConfig {
 #[serde(deny_unknown_fields)]
 pub struct CgroupIdMap {
     pub name: String,
-    #[serde(rename = "type")]
+    /// `hash` (the default) or `cgrp_storage`.
+    #[serde(rename = "type", default = "hash")]
     pub kind: String,
     pub regexps: Vec<String>,
+}
+
+fn hash() -> String {
+    "hash".to_string()
 }
 
 impl Label {

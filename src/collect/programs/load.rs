@@ -80,6 +80,7 @@ pub struct Loaded {
     pub maps: Vec<(String, MetricMap)>,
     /// Perf event array counters, by metric name.
     pub perf: Vec<(String, PerfSink)>,
+    pub cgroup_map: Option<super::cgroups::CgroupIdMap>,
     _links: Vec<Link>,
     /// Holds the programs and maps; dropping it detaches everything. Last,
     /// so the perf buffers go before the maps they read.
@@ -207,8 +208,20 @@ pub fn check_object(checked: &Checked) -> anyhow::Result<()> {
             ),
         }
     }
-    if checked.config.cgroup_id_map.is_some() {
-        bail!("cgroup_id_map is not supported by sonde yet");
+    if let Some(config) = &checked.config.cgroup_id_map {
+        let map = object
+            .maps()
+            .find(|map| map.name() == config.name.as_str())
+            .ok_or_else(|| anyhow!("cgroup_id_map: the object has no map {}", config.name))?;
+        let expected = if config.kind == "cgrp_storage" { 4 } else { 8 };
+        if map.key_size() as usize != expected || map.value_size() != 8 {
+            bail!(
+                "cgroup_id_map {}: key of {} and value of {} bytes: expected a {expected}-byte key and a u64 value",
+                config.name,
+                map.key_size(),
+                map.value_size()
+            );
+        }
     }
     for (metric, labels) in metric_labels(checked) {
         let map = object
@@ -362,10 +375,23 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
             ))
         })
         .collect::<anyhow::Result<_>>()?;
+    let cgroup_map = match &checked.config.cgroup_id_map {
+        Some(config) => {
+            let map = object
+                .maps()
+                .find(|map| map.name() == config.name.as_str())
+                .ok_or_else(|| anyhow!("map {} vanished after load", config.name))?;
+            let mut cgroups = super::cgroups::CgroupIdMap::new(&map, config)?;
+            cgroups.sync()?;
+            Some(cgroups)
+        }
+        None => None,
+    };
     Ok(Loaded {
         programs,
         maps,
         perf,
+        cgroup_map,
         _links: links,
         _object: object,
     })

@@ -22,6 +22,7 @@
 //! sonde on them; a program the kernel refuses there is a kprobe, which this
 //! project's test machines do not support, or `SONDE_BPF_REFUSE=bpf`.
 
+pub mod cgroups;
 pub mod config;
 pub mod decode;
 pub mod load;
@@ -333,6 +334,13 @@ impl Collector for Programs {
             tracing::info!("programs: reloaded {}", config.dir.display());
             log_states(&states);
             self.running = running;
+        }
+        for running in &mut self.running {
+            if let Some(cgroups) = &mut running.loaded.cgroup_map {
+                cgroups
+                    .sync()
+                    .with_context(|| format!("config {}: cgroup_id_map", running.checked.name))?;
+            }
         }
         Ok(())
     }
