@@ -25,6 +25,11 @@ const PID_CALLS: u64 = 3_000;
 const OTHER_PPID_CALLS: u64 = 7;
 const EXITS: u64 = 20;
 
+/// The configs under tests/programs/ the main test loads together.
+const CONFIGS: [&str; 8] = [
+    "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs", "clock",
+];
+
 /// Only the programs: the built-in BPF collectors would cost CPU and show
 /// nothing these tests check.
 const ONLY_PROGRAMS: &str =
@@ -165,26 +170,14 @@ fn program_id(samples: &[ExposedSample], config: &str, program: &str) -> String 
 fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs");
-    if compile(
-        &dir.0,
-        &[
-            "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs",
-        ],
-    )
-    .is_none()
-    {
+    if compile(&dir.0, &CONFIGS).is_none() {
         return;
     }
     let sonde = Sonde::start(&format!(
         "{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n",
         dir.0.display()
     ));
-    if ![
-        "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs",
-    ]
-    .iter()
-    .all(|name| loaded(&sonde, name))
-    {
+    if !CONFIGS.iter().all(|name| loaded(&sonde, name)) {
         return;
     }
     let null = std::fs::OpenOptions::new()
@@ -216,6 +209,17 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     for _ in 0..EXITS {
         assert!(Command::new(&true_copy).status().unwrap().success());
     }
+    // A second of CPU time, for the perf_event section sampling at 99 Hz.
+    run_child("sonde-pt-busy", || {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        while now.tv_sec < 1 {
+            // SAFETY: clock_gettime writes one timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+        }
+    });
     run_child("sonde-pt-other", || {
         for _ in 0..OTHER_PPID_CALLS {
             // SAFETY: plain syscalls.
@@ -364,14 +368,19 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
         value(&samples, "ebpf_exporter_kaddr_schedule_low32", &[]),
         Some((schedule & 0xffff_ffff) as f64)
     );
+    // A perf_event/type=1,config=0,frequency=99 section: about 99 samples
+    // land in a second of the busy child's CPU time.
+    let clock = value(&samples, "ebpf_exporter_clock_samples_total", &[]).unwrap_or(0.0);
+    assert!(
+        (80.0..=120.0).contains(&clock),
+        "{clock} CPU clock samples\n{log}"
+    );
     // A uprobe on libc.so.6, attached from its section name.
     assert_eq!(
         value(&samples, "ebpf_exporter_libc_exits_total", &[]),
         Some(EXITS as f64)
     );
-    for name in [
-        "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs",
-    ] {
+    for name in CONFIGS {
         let enabled = value(&samples, "ebpf_exporter_enabled_configs", &[("name", name)]);
         assert_eq!(enabled, Some(1.0));
     }

@@ -19,6 +19,7 @@ use libbpf_rs::{
 };
 
 use super::config::{key_width, Checked, Label};
+use super::perf_event;
 use crate::collect::bpf::{check_refused, libbpf_log, program_info, with_libbpf_log};
 
 /// What became of one program of an object.
@@ -274,6 +275,13 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
             if refused.iter().any(|p| p.name == name) {
                 program.set_autoload(false);
             }
+            if program
+                .section()
+                .to_string_lossy()
+                .starts_with(perf_event::PREFIX)
+            {
+                program.set_prog_type(libbpf_rs::ProgramType::PerfEvent);
+            }
         }
         let error = match with_libbpf_log(|| open.load()) {
             Ok(object) => break object,
@@ -306,13 +314,19 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
         let fd = program.as_fd().try_clone_to_owned()?;
         let info = program_info(&fd).with_context(|| format!("reading program {name}"))?;
         let tag: String = info.tag.iter().map(|b| format!("{b:02x}")).collect();
-        let state = match with_libbpf_log(|| program.attach()) {
-            Ok(link) => {
-                links.push(link);
+        let section = program.section().to_string_lossy().into_owned();
+        let attached = match section.strip_prefix(perf_event::PREFIX) {
+            Some(spec) => {
+                perf_event::parse(spec).and_then(|spec| perf_event::attach(&program, &spec))
+            }
+            None => with_libbpf_log(|| program.attach()).map(|link| vec![link]),
+        };
+        let state = match attached {
+            Ok(attached) => {
+                links.extend(attached);
                 Ok(())
             }
             Err(err) => {
-                let section = program.section().to_string_lossy();
                 tracing::warn!(
                     "config {}: program {name} ({section}) cannot attach, left out: {err:#}",
                     checked.name

@@ -26,6 +26,7 @@ pub mod cgroups;
 pub mod config;
 pub mod decode;
 pub mod load;
+pub mod perf_event;
 pub mod read;
 
 use std::collections::BTreeMap;
