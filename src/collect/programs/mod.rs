@@ -5,22 +5,31 @@
 //!
 //! - [`config`] owns the YAML schema and the checks made before an object
 //!   is opened; [`decode`] the decoders that turn key fields into labels.
-//! - [`load`] opens an object, checks its maps against the config, loads it
-//!   leaving out programs the kernel refuses, attaches each program on its
-//!   own.
-//! - [`read`] reads the maps into families each round.
+//! - [`load`] opens an object (filling in `kaddrs`), checks its maps against
+//!   the config, loads it leaving out programs the kernel refuses, attaches
+//!   each program on its own ([`perf_event`] for the sections libbpf does
+//!   not know) and opens perf event array counters' buffers.
+//! - [`read`] reads the maps into families each round; [`cgroups`] keeps a
+//!   `cgroup_id_map` filled.
+//! - This module runs the configs: loading them all, reloading on SIGHUP and
+//!   `POST /-/reload` ([`Reload`]: unchanged configs keep running), and the
+//!   self-metrics.
 //!
 //! A config that cannot load (bad YAML, a key size the labels do not add up
-//! to, no program the kernel takes) is logged, listed by `sonde doctor` and
-//! left out; the others and sonde run on. Besides the configs' metrics the
-//! collector exports ebpf_exporter's own: `ebpf_exporter_enabled_configs`,
-//! `ebpf_exporter_ebpf_program_info`, `ebpf_exporter_ebpf_program_attached`
-//! and `ebpf_exporter_decoder_errors_total` (by config and decoder).
+//! to, no program the kernel takes, a metric name another config has) is
+//! logged, listed by `sonde doctor` and left out; the others and sonde run
+//! on. Besides the configs' metrics the collector exports ebpf_exporter's
+//! own: `ebpf_exporter_enabled_configs`, `ebpf_exporter_ebpf_program_info`,
+//! `ebpf_exporter_ebpf_program_attached` and
+//! `ebpf_exporter_decoder_errors_total` (by config and decoder).
 //!
-//! # Testing
+//! # Forcing a failure
 //! tests/programs.rs compiles tests/programs/*.bpf.c at test time and runs
-//! sonde on them; a program the kernel refuses there is a kprobe, which this
-//! project's test machines do not support, or `SONDE_BPF_REFUSE=bpf`.
+//! sonde on them. A program the kernel refuses at load is an fentry on a
+//! kernel without fentry (`mixed.bpf.c`); one that loads but cannot attach
+//! is a kprobe where kprobes are off, or a tracepoint that does not exist;
+//! `SONDE_BPF_REFUSE=bpf` refuses every object. A bad config is made by
+//! editing a good YAML (tests/programs.rs shows each refusal).
 
 pub mod cgroups;
 pub mod config;
