@@ -49,9 +49,6 @@ impl CgroupIdMap {
 
     /// Brings the map up to date with the live cgroups.
     pub fn sync(&mut self) -> anyhow::Result<()> {
-        let Some(root) = crate::collect::cgroup::v2_root() else {
-            return Ok(());
-        };
         let live = crate::collect::cgroup::shared()
             .lock()
             .map_err(|_| anyhow!("lock poisoned"))?
@@ -59,8 +56,9 @@ impl CgroupIdMap {
         let one = 1u64.to_ne_bytes();
         let mut matching = HashSet::new();
         for (id, path) in live {
-            let full = root.join(path.trim_start_matches('/'));
-            let full = full.to_string_lossy();
+            let Some(full) = super::decode::full_cgroup_path(&path) else {
+                continue;
+            };
             if !self.regexps.iter().any(|re| re.is_match(&full)) {
                 continue;
             }

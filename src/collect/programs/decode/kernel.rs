@@ -97,13 +97,20 @@ pub fn cgroup(id: u64) -> Outcome {
         .lock()
         .ok()
         .and_then(|mut cgroups| cgroups.path(id));
-    match (path, crate::collect::cgroup::v2_root()) {
-        (Some(path), Some(root)) => {
-            let relative = path.trim_start_matches('/');
-            text(root.join(relative).display())
-        }
-        _ => text("unknown_cgroup"),
+    match path.and_then(|path| full_cgroup_path(&path)) {
+        Some(full) => text(full),
+        None => text("unknown_cgroup"),
     }
+}
+
+/// A cgroup's path relative to the cgroup v2 root ("/" for the root
+/// itself) as a path under its mount, e.g. /sys/fs/cgroup/system.slice.
+pub fn full_cgroup_path(relative: &str) -> Option<String> {
+    let root = crate::collect::cgroup::v2_root()?;
+    Some(match relative.trim_start_matches('/') {
+        "" => root.display().to_string(),
+        relative => root.join(relative).display().to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -118,6 +125,39 @@ mod tests {
         };
         let name = String::from_utf8(name).unwrap();
         assert!(name == "sda1" || name == "unknown:8:1", "{name}");
+    }
+
+    #[test]
+    fn addresses_name_their_symbols() {
+        // Hidden addresses (no root) leave nothing to look up.
+        let Some(addr) = address_of("schedule") else {
+            return;
+        };
+        assert_eq!(
+            ksym(&addr.to_ne_bytes()),
+            Outcome::Value(b"schedule".to_vec())
+        );
+        let stack = [addr.to_ne_bytes(), (addr + 1).to_ne_bytes(), [0; 8]].concat();
+        assert_eq!(
+            kstack(&stack),
+            Outcome::Value(b"schedule\nschedule".to_vec())
+        );
+        assert_eq!(
+            ksym(&1u64.to_ne_bytes()),
+            Outcome::Value(b"unknown_addr:0x1".to_vec())
+        );
+    }
+
+    #[test]
+    fn cgroup_ids_name_their_paths() {
+        use std::os::unix::fs::MetadataExt;
+        let Some(root) = crate::collect::cgroup::v2_root() else {
+            return;
+        };
+        let id = std::fs::metadata(&root).unwrap().ino();
+        let expected = root.display().to_string().into_bytes();
+        assert_eq!(cgroup(id), Outcome::Value(expected));
+        assert_eq!(cgroup(u64::MAX), Outcome::Value(b"unknown_cgroup".to_vec()));
     }
 
     #[test]

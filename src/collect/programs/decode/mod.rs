@@ -13,7 +13,7 @@
 mod kernel;
 mod pci;
 
-pub use kernel::address_of;
+pub use kernel::{address_of, full_cgroup_path};
 
 use anyhow::{anyhow, bail};
 use regex::bytes::Regex;
