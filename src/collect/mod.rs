@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod containers;
 pub mod node;
 pub mod processes;
+pub mod programs;
 pub mod schedule;
 
 use std::time::Instant;
