@@ -23,6 +23,28 @@ pub struct Config {
     pub alerting: AlertingConfig,
     /// `[notify]`: the built-in notifier's receivers, routes and inhibition.
     pub notify: crate::alert::notify::NotifyConfig,
+    pub programs: ProgramsConfig,
+}
+
+/// `[programs]`: custom eBPF programs in ebpf_exporter's format
+/// (`crate::collect::programs`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgramsConfig {
+    /// The directory of `NAME.yaml` and `NAME.bpf.o` pairs; a missing
+    /// directory loads nothing.
+    pub dir: PathBuf,
+    /// The configs to load; empty: every `NAME.yaml` with a `NAME.bpf.o`.
+    pub names: Vec<String>,
+}
+
+impl Default for ProgramsConfig {
+    fn default() -> Self {
+        ProgramsConfig {
+            dir: PathBuf::from("/etc/sonde/programs"),
+            names: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

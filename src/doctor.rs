@@ -81,9 +81,20 @@ pub fn doctor(config: &Config) -> bool {
             stats.clone().map_err(anyhow::Error::msg),
         ));
     }
+    let max_series = config.collect.max_series_per_metric;
+    let (programs, program_states) =
+        crate::collect::programs::load_all(&config.programs, max_series);
+    for (name, state) in program_states {
+        let result = state.map_err(|reason| anyhow::anyhow!("off: {reason}"));
+        rows.push(Row::new(format!("programs config {name}"), result));
+    }
+    drop(programs);
     rows.push(Row::new(
         "capabilities after start",
-        capabilities_after_start(set.restores_sysctl),
+        capabilities_after_start(crate::privilege::Keep {
+            restores_sysctl: set.restores_sysctl,
+            loads_later: crate::collect::programs::configured(&config.programs),
+        }),
     ));
     let collecting = set
         .states
@@ -285,19 +296,24 @@ fn capabilities() -> anyhow::Result<String> {
 }
 
 /// What `sonde run` keeps once its programs are attached, and what it drops.
-fn capabilities_after_start(restores_sysctl: bool) -> anyhow::Result<String> {
+fn capabilities_after_start(keep: privilege::Keep) -> anyhow::Result<String> {
     let (_, permitted) = privilege::held()?;
-    let dropped = privilege::load_only(permitted, restores_sysctl);
+    let dropped = privilege::load_only(permitted, keep);
     let list = |mask: u64| match privilege::names(mask) {
         names if names.is_empty() => "none".to_string(),
         names => names.join(", "),
     };
     let mut text = format!(
-        "sonde run keeps {}; drops {} once its programs are attached (nothing attaches later: no collector uses uprobes)",
+        "sonde run keeps {}; drops {} once its programs are attached",
         list(permitted & !dropped),
         list(dropped)
     );
-    if restores_sysctl {
+    if keep.loads_later {
+        text.push_str(" (custom programs are configured: a reload loads them again)");
+    } else {
+        text.push_str(" (nothing attaches later; adding a first custom program takes a restart)");
+    }
+    if keep.restores_sysctl {
         text.push_str("; CAP_SYS_ADMIN is kept to restore kernel.bpf_stats_enabled at exit");
     }
     Ok(text)

@@ -48,10 +48,28 @@ enum Command {
         #[command(subcommand)]
         what: TestWhat,
     },
+    /// Custom eBPF programs in ebpf_exporter's format (`[programs]`).
+    Programs {
+        #[command(subcommand)]
+        what: ProgramsWhat,
+    },
     /// Measure a part of sonde on realistic data (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProgramsWhat {
+    /// Check NAME.yaml configs against their NAME.bpf.o objects (the maps'
+    /// key and value sizes) without loading anything into the kernel; exits
+    /// non-zero when one would be refused.
+    Check {
+        /// The directory of NAME.yaml and NAME.bpf.o pairs.
+        dir: PathBuf,
+        /// The configs to check; default: every NAME.yaml with a NAME.bpf.o.
+        names: Vec<String>,
     },
 }
 
@@ -160,6 +178,25 @@ fn main() -> ExitCode {
                     eprintln!("sonde: {err:#}");
                     ExitCode::from(2)
                 }
+            };
+        }
+        Command::Programs {
+            what: ProgramsWhat::Check { dir, names },
+        } => {
+            let checked = sonde::collect::programs::check_dir(&dir, &names);
+            for (name, result) in &checked {
+                match result {
+                    Ok(()) => println!("{name}: ok"),
+                    Err(err) => println!("{name}: {err}"),
+                }
+            }
+            return if !checked.is_empty() && checked.iter().all(|(_, r)| r.is_ok()) {
+                ExitCode::SUCCESS
+            } else {
+                if checked.is_empty() {
+                    eprintln!("sonde: no NAME.yaml with a NAME.bpf.o in {}", dir.display());
+                }
+                ExitCode::FAILURE
             };
         }
         Command::Check {

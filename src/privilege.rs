@@ -6,13 +6,15 @@
 //! attaching needs the first two. Afterwards sonde only reads and updates
 //! maps, runs iterators and reads program statistics through descriptors it
 //! already holds, which the kernel does not check capabilities for; and
-//! nothing attaches later: no collector uses uprobes (processes that start
-//! later need no new attachment) and a reload re-reads rules, not programs.
-//! So [`drop_after_load`] gives them up, with CAP_SYS_ADMIN (root holds it)
-//! unless sonde turned `kernel.bpf_stats_enabled` on and must restore it at
-//! exit. Every other capability is kept. A collector that attaches after
-//! start (uprobes in processes that start later, say) must change
-//! [`load_only`] to spare what it needs, and say so in `sonde doctor`.
+//! nothing attaches later: no built-in collector uses uprobes (processes
+//! that start later need no new attachment). So [`drop_after_load`] gives
+//! them up, with CAP_SYS_ADMIN (root holds it) unless sonde turned
+//! `kernel.bpf_stats_enabled` on and must restore it at exit. Every other
+//! capability is kept. The exception is custom programs (`[programs]`): a
+//! reload loads and attaches them again, so while any is configured at
+//! start nothing is dropped ([`Keep::loads_later`]); with none, adding the
+//! first one takes a restart. A collector that attaches after start must
+//! likewise spare what it needs in [`load_only`] and say so in `sonde doctor`.
 //!
 //! Capabilities belong to threads: the drop happens before `sonde run`
 //! starts any thread, and every thread started later inherits the reduced
@@ -140,11 +142,26 @@ pub fn held() -> io::Result<(u64, u64)> {
     ))
 }
 
+/// What must stay once the programs are attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keep {
+    /// sonde turned `kernel.bpf_stats_enabled` on and restores it at exit
+    /// (CAP_SYS_ADMIN).
+    pub restores_sysctl: bool,
+    /// Programs are loaded and attached after start (custom programs, at a
+    /// reload): nothing loading needs may go.
+    pub loads_later: bool,
+}
+
 /// What [`drop_after_load`] gives up out of `permitted`: the capabilities
-/// only loading needs, and CAP_SYS_ADMIN unless `restores_sysctl`.
-pub fn load_only(permitted: u64, restores_sysctl: bool) -> u64 {
+/// only loading needs, and CAP_SYS_ADMIN unless the sysctl is restored at
+/// exit; nothing when programs load later.
+pub fn load_only(permitted: u64, keep: Keep) -> u64 {
+    if keep.loads_later {
+        return 0;
+    }
     let mut mask = (1u64 << CAP_BPF) | (1u64 << CAP_PERFMON);
-    if !restores_sysctl {
+    if !keep.restores_sysctl {
         mask |= 1u64 << CAP_SYS_ADMIN;
     }
     permitted & mask
@@ -153,10 +170,10 @@ pub fn load_only(permitted: u64, restores_sysctl: bool) -> u64 {
 /// Gives up, for this thread and every thread it starts later, the
 /// capabilities [`load_only`] names (effective, permitted, inheritable and
 /// ambient). Returns the names of those dropped.
-pub fn drop_after_load(restores_sysctl: bool) -> anyhow::Result<Vec<String>> {
+pub fn drop_after_load(keep: Keep) -> anyhow::Result<Vec<String>> {
     let mut data = capget().context("reading capabilities (capget)")?;
     let permitted = u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32);
-    let dropped = load_only(permitted, restores_sysctl);
+    let dropped = load_only(permitted, keep);
     if dropped == 0 {
         return Ok(Vec::new());
     }
@@ -247,10 +264,22 @@ mod tests {
     #[test]
     fn only_load_time_capabilities_are_dropped() {
         let unit = (1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << CAP_DAC_READ_SEARCH);
-        assert_eq!(names(load_only(unit, false)), ["CAP_PERFMON", "CAP_BPF"]);
+        let keep = |restores_sysctl| Keep {
+            restores_sysctl,
+            loads_later: false,
+        };
+        assert_eq!(
+            names(load_only(unit, keep(false))),
+            ["CAP_PERFMON", "CAP_BPF"]
+        );
         let root = u64::MAX >> 23;
-        assert!(names(load_only(root, false)).contains(&"CAP_SYS_ADMIN".to_string()));
-        assert!(!names(load_only(root, true)).contains(&"CAP_SYS_ADMIN".to_string()));
-        assert_eq!(load_only(1 << CAP_DAC_READ_SEARCH, false), 0);
+        assert!(names(load_only(root, keep(false))).contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!names(load_only(root, keep(true))).contains(&"CAP_SYS_ADMIN".to_string()));
+        assert_eq!(load_only(1 << CAP_DAC_READ_SEARCH, keep(false)), 0);
+        let reloading = Keep {
+            restores_sysctl: false,
+            loads_later: true,
+        };
+        assert_eq!(load_only(root, reloading), 0);
     }
 }

@@ -42,8 +42,19 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     collectors.push(Box::new(collect::processes::Processes::new()));
     let bpf = collect::bpf::collectors(&config.collect);
     collectors.extend(bpf.collectors);
+    let max_series = config.collect.max_series_per_metric;
+    let programs_reload = collect::programs::Reload::default();
+    collectors.push(collect::programs::collector(
+        &config.programs,
+        max_series,
+        programs_reload.clone(),
+    ));
+    let keep = crate::privilege::Keep {
+        restores_sysctl: bpf.restores_sysctl,
+        loads_later: collect::programs::configured(&config.programs),
+    };
     // Before any thread starts, so that every thread runs without them.
-    match crate::privilege::drop_after_load(bpf.restores_sysctl) {
+    match crate::privilege::drop_after_load(keep) {
         Ok(dropped) if dropped.is_empty() => {}
         Ok(dropped) => tracing::info!(
             "capabilities: dropped {} now that the BPF programs are attached",
@@ -68,7 +79,8 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
     let mut shared = Shared::new(store);
-    let alerting = Alerting::start(&config, config_path)?;
+    let mut alerting = Alerting::start(&config, config_path)?;
+    alerting.programs = Some(programs_reload);
     shared.notifier = Some(alerting.notifier.clone());
     shared.alerting = Some(alerting);
     let shared = Arc::new(shared);

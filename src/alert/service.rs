@@ -25,6 +25,8 @@ pub struct Alerting {
     pub notifier: Notifier,
     /// The file `sonde run` read, read again at each reload.
     config_path: Option<PathBuf>,
+    /// Where a reload hands the new `[programs]` to their collector.
+    pub programs: Option<crate::collect::programs::Reload>,
 }
 
 impl Alerting {
@@ -52,6 +54,7 @@ impl Alerting {
             alertmanagers,
             notifier,
             config_path: config_path.map(Path::to_path_buf),
+            programs: None,
         })
     }
 
@@ -69,6 +72,9 @@ impl Alerting {
             .map_err(|err| self.rules.refuse_reload(format!("[notify]: {err:#}")))?;
         self.rules.reload(settings(&config), now_ms())?;
         self.alertmanagers.set_urls(&config.alerting.alertmanagers);
+        if let Some(programs) = &self.programs {
+            programs.request(config.programs);
+        }
         Ok(())
     }
 

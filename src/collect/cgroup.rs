@@ -170,6 +170,9 @@ pub(crate) fn unescape_mount(field: &str) -> Option<PathBuf> {
 
 struct Entry {
     placement: Placement,
+    /// Relative to the root (`/system.slice/nginx.service`); None for a
+    /// removed cgroup.
+    path: Option<Arc<str>>,
     /// The walk that last found this cgroup alive.
     walk: u64,
     /// When a collector last asked for it (walks do not count).
@@ -199,6 +202,17 @@ impl Cgroups {
 
     /// Where processes of cgroup `id` live.
     pub fn placement(&mut self, id: u64) -> Placement {
+        self.lookup(id)
+            .map(|entry| entry.placement.clone())
+            .unwrap_or_default()
+    }
+
+    /// The path of cgroup `id` relative to the root, while it exists.
+    pub fn path(&mut self, id: u64) -> Option<Arc<str>> {
+        self.lookup(id).and_then(|entry| entry.path.clone())
+    }
+
+    fn lookup(&mut self, id: u64) -> Option<&mut Entry> {
         let now = Instant::now();
         if !self.entries.contains_key(&id) && self.may_walk(now) {
             self.walk(now);
@@ -206,17 +220,29 @@ impl Cgroups {
             // is gone. Remember that, or every round would walk again.
             self.entries.entry(id).or_insert(Entry {
                 placement: Placement::default(),
+                path: None,
                 walk: 0,
                 asked: None,
             });
         }
-        match self.entries.get_mut(&id) {
-            Some(entry) => {
-                entry.asked = Some(now);
-                entry.placement.clone()
-            }
-            None => Placement::default(),
+        let entry = self.entries.get_mut(&id)?;
+        entry.asked = Some(now);
+        Some(entry)
+    }
+
+    /// Every live cgroup, by id, with its path relative to the root, as the
+    /// last walk found them (walking again when one is allowed).
+    pub fn live(&mut self) -> Vec<(u64, Arc<str>)> {
+        let now = Instant::now();
+        if self.may_walk(now) {
+            self.walk(now);
         }
+        let last = self.walks;
+        self.entries
+            .iter()
+            .filter(|(_, entry)| entry.walk == last)
+            .filter_map(|(id, entry)| Some((*id, entry.path.clone()?)))
+            .collect()
     }
 
     /// How many cgroups are remembered, live or removed.
@@ -262,6 +288,7 @@ impl Cgroups {
             let relative = Path::new("/").join(dir.strip_prefix(&root).unwrap_or(Path::new("")));
             let entry = self.entries.entry(meta.ino()).or_insert_with(|| Entry {
                 placement: Placement::named(&relative.to_string_lossy()),
+                path: Some(relative.to_string_lossy().into()),
                 walk,
                 asked: None,
             });

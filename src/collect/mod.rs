@@ -10,6 +10,7 @@ pub mod containers;
 pub mod http;
 pub mod node;
 pub mod processes;
+pub mod programs;
 pub mod schedule;
 
 use std::time::Instant;

@@ -516,7 +516,7 @@ impl Collector for BpfSelfMetrics {
     }
 }
 
-fn program_info(fd: &OwnedFd) -> anyhow::Result<libbpf_sys::bpf_prog_info> {
+pub fn program_info(fd: &OwnedFd) -> anyhow::Result<libbpf_sys::bpf_prog_info> {
     let mut info = libbpf_sys::bpf_prog_info::default();
     let mut len = u32::try_from(std::mem::size_of::<libbpf_sys::bpf_prog_info>())?;
     // SAFETY: `info` is a bpf_prog_info of `len` bytes the kernel fills in.
@@ -622,6 +622,11 @@ pub fn capture_libbpf_log() {
         }
     }
     libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Warn, keep)));
+}
+
+/// libbpf's messages since the last [`with_libbpf_log`] call began.
+pub fn libbpf_log() -> Vec<String> {
+    LIBBPF_LOG.lock().map(|log| log.clone()).unwrap_or_default()
 }
 
 /// Runs a libbpf call; on failure the error carries libbpf's last warning
