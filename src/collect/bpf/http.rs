@@ -55,26 +55,27 @@ pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
         rodata.self_tgid = std::process::id();
         Ok(open)
     })?;
-    let red = Arc::new(Mutex::new(Red::new(forget_after)));
-    let stop = Arc::new(AtomicBool::new(false));
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
-    let reader = {
-        let (red, stop) = (Arc::clone(&red), Arc::clone(&stop));
-        std::thread::Builder::new()
-            .name("sonde-http".into())
-            .spawn(move || read_events(&events, &red, &stop))?
-    };
     Ok(Loaded {
         kind: attached.kind,
         programs: attached.program_handles()?,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
         collector: Box::new(Http {
             attached,
-            red,
-            stop,
-            reader: Some(reader),
+            red: Arc::new(Mutex::new(Red::new(forget_after))),
+            stop: Arc::new(AtomicBool::new(false)),
+            reader: Reader::Waiting(events),
         }),
     })
+}
+
+/// The thread that reads the ring buffer. It starts at the first round, not
+/// at load: `sonde run` drops the capabilities loading needs between the
+/// two, and a thread keeps the set it was started with (`crate::privilege`).
+enum Reader {
+    Waiting(MapHandle),
+    Running(JoinHandle<anyhow::Result<()>>),
+    Stopped,
 }
 
 /// The reader thread: polls the ring buffer until `stop`.
@@ -163,7 +164,7 @@ struct Http {
     attached: Attached<HttpSkel<'static>>,
     red: Arc<Mutex<Red>>,
     stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<anyhow::Result<()>>>,
+    reader: Reader,
 }
 
 fn alive(tgid: u32) -> bool {
@@ -189,9 +190,23 @@ impl Collector for Http {
         NAME
     }
 
+    fn begin_round(&mut self) -> anyhow::Result<()> {
+        self.reader = match std::mem::replace(&mut self.reader, Reader::Stopped) {
+            Reader::Waiting(events) => {
+                let (red, stop) = (Arc::clone(&self.red), Arc::clone(&self.stop));
+                let reader = std::thread::Builder::new()
+                    .name("sonde-http".into())
+                    .spawn(move || read_events(&events, &red, &stop))?;
+                Reader::Running(reader)
+            }
+            other => other,
+        };
+        Ok(())
+    }
+
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        if self.reader.as_ref().is_some_and(|r| r.is_finished()) {
-            if let Some(reader) = self.reader.take() {
+        if matches!(&self.reader, Reader::Running(r) if r.is_finished()) {
+            if let Reader::Running(reader) = std::mem::replace(&mut self.reader, Reader::Stopped) {
                 let result = reader.join().map_err(|_| anyhow!("panicked"));
                 result
                     .and_then(|r| r)
@@ -214,7 +229,7 @@ impl Collector for Http {
 impl Drop for Http {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(reader) = self.reader.take() {
+        if let Reader::Running(reader) = std::mem::replace(&mut self.reader, Reader::Stopped) {
             let _ = reader.join();
         }
     }
