@@ -237,20 +237,17 @@ fn counter_growth(
 /// Whether cgroup `id` is a container's (or a Kubernetes pod's), a unit's,
 /// or neither (the root).
 fn cgroup_kind(id: &str) -> Option<Kind> {
-    let placement = crate::collect::cgroup::Placement::of_path(id);
     let last = id.rsplit('/').next().unwrap_or("");
     if id == "/" || id.is_empty() {
         None
-    } else if placement.container.is_some() {
-        // Only the container's own cgroup is reported, never one inside it.
-        Some(Kind::Container)
-    } else if crate::collect::cgroup::Placement::of_path(last)
-        .unit
+    } else if crate::collect::cgroup::Placement::of_path(id)
+        .container
         .is_some()
     {
-        Some(Kind::Unit)
+        // Only the container's own cgroup is reported, never one inside it.
+        Some(Kind::Container)
     } else {
-        None
+        crate::collect::cgroup::is_systemd_unit(last).then_some(Kind::Unit)
     }
 }
 
