@@ -5,9 +5,11 @@
 //! check them; and the packaged sonde runs as the sonde user with exactly the
 //! unit's capabilities, then without CAP_BPF.
 //!
-//! Nothing here needs systemd: PID 1 is not systemd on the test machines, so
-//! the maintainer scripts start nothing and the tests start sonde themselves,
-//! on a free loopback port with a data directory of their own. The package is
+//! Nothing here needs systemd as this machine's PID 1: on the test machines it
+//! is not, so there the maintainer scripts start nothing and the tests start
+//! sonde themselves, on a free loopback port with a data directory of their
+//! own. The unit itself runs under this machine's systemd booted in a
+//! container (podman) on an overlay of this machine's root. The package is
 //! purged at the end, also when a check fails. The tests need root, dpkg,
 //! rpm, lintian, rpmlint, systemd-analyze, setpriv and the cargo packaging
 //! tools (`make test` installs them): without them they skip, unless
@@ -18,8 +20,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use common::podman::{Container, Podman};
 use common::{bpf_required, get, Sonde, TempDir, SONDE};
 
 /// The tests build packages from one target directory and install one
@@ -109,17 +113,32 @@ struct Packages {
     rpm: PathBuf,
 }
 
-fn build_packages(dir: &Path, revision: u32) -> Packages {
-    // The Makefile's binary is the one cargo built for these tests.
-    let target_dir = Path::new(SONDE)
+/// The packages of `revision` (1 or 2), built once for all tests under
+/// TARGET_DIR/packaging-test/REVISION.
+fn packages(revision: u32) -> &'static Packages {
+    static BUILT: [OnceLock<Packages>; 2] = [OnceLock::new(), OnceLock::new()];
+    BUILT[revision as usize - 1].get_or_init(|| {
+        let dir = target_dir().join(format!("packaging-test/{revision}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        build_packages(&dir, revision)
+    })
+}
+
+/// The target directory: the Makefile's binary is the one cargo built for
+/// these tests.
+fn target_dir() -> &'static Path {
+    Path::new(SONDE)
         .ancestors()
         .nth(3)
-        .expect("the sonde binary is in TARGET_DIR/TRIPLE/release");
+        .expect("the sonde binary is in TARGET_DIR/TRIPLE/release")
+}
+
+fn build_packages(dir: &Path, revision: u32) -> Packages {
     let status = Command::new("make")
         .args(["-C", env!("CARGO_MANIFEST_DIR"), "package"])
         .arg(format!("PACKAGE_DIR={}", dir.display()))
         .arg(format!("REVISION={revision}"))
-        .env("CARGO_TARGET_DIR", target_dir)
+        .env("CARGO_TARGET_DIR", target_dir())
         .stdin(Stdio::null())
         .status()
         .expect("cannot run make");
@@ -196,8 +215,7 @@ fn packages_pass_lintian_and_rpmlint_and_hold_the_same_files() {
     }
     // `make package` writes the man page beside the binary: one at a time.
     let _machine = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new("packages");
-    let packages = build_packages(&dir.0, 1);
+    let packages = packages(1);
 
     let lintian = run_ok(
         "lintian",
@@ -283,10 +301,7 @@ fn deb_installs_runs_least_privileged_upgrades_and_purges() {
         return;
     }
     let _machine = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
-    let first_dir = TempDir::new("deb-1");
-    let first = build_packages(&first_dir.0, 1);
-    let second_dir = TempDir::new("deb-2");
-    let second = build_packages(&second_dir.0, 2);
+    let (first, second) = (packages(1), packages(2));
 
     let installed = Installed::install(&first.deb);
     let user = run("getent", &["passwd", "sonde"]);
@@ -380,6 +395,121 @@ fn deb_installs_runs_least_privileged_upgrades_and_purges() {
 /// may be closed to it).
 const PACKAGED_RULES: &str =
     "[alerting]\nrule_files = [\"/etc/sonde/rules/*.yml\"]\nevaluation_interval = \"1s\"\n";
+
+/// The packages under a real systemd: this machine's own, booted as PID 1
+/// of a container on an overlay of this machine's root. The .deb's scripts
+/// create the user and enable and start the unit; under the unit's sandbox
+/// every collector succeeds and sonde ends with the capabilities it keeps;
+/// an upgrade restarts it with the changed config kept; a purge stops and
+/// disables it. Then the .rpm's scripts (the same ones) do the same.
+#[test]
+fn packages_start_and_stop_the_unit_under_systemd() {
+    if !can_run() {
+        return;
+    }
+    let Some(podman) = Podman::configured() else {
+        return;
+    };
+    let _machine = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let (first, second) = (packages(1), packages(2));
+    let dir = first.deb.parent().unwrap().parent().unwrap();
+    let systemd = Container::boot_systemd(
+        &podman,
+        "sonde-systemd",
+        &format!("{}:/pkg:ro", dir.display()),
+    );
+    let sh = |script: &str| {
+        let (ok, text) = systemd.exec(&["sh", "-c", script]);
+        assert!(ok, "`{script}` failed under systemd:\n{text}");
+        text
+    };
+    let in_pkg = |package: &Path| {
+        let relative = package.strip_prefix(dir).unwrap();
+        format!("/pkg/{}", relative.display())
+    };
+    // The user comes from the package, not from an earlier test here.
+    sh("userdel sonde 2>/dev/null; groupdel sonde 2>/dev/null; true");
+
+    sh(&format!("dpkg -i {}", in_pkg(&first.deb)));
+    let pid = serving_under_systemd(&systemd);
+    let status = sh(&format!("cat /proc/{pid}/status"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.split_whitespace().next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {name} in:\n{status}"))
+    };
+    let sonde_uid = sh("id -u sonde");
+    assert_eq!(
+        field("Uid:"),
+        sonde_uid.trim(),
+        "sonde runs as the sonde user"
+    );
+    // CAP_DAC_READ_SEARCH (bit 2) kept; CAP_BPF and CAP_PERFMON dropped
+    // from the effective set once the programs were attached, still bounded.
+    assert_eq!(field("CapEff:"), format!("{:016x}", 1u64 << 2));
+    assert_eq!(
+        field("CapBnd:"),
+        format!("{:016x}", 1u64 << 2 | 1 << 38 | 1 << 39)
+    );
+    let metrics = sh("curl -sf http://127.0.0.1:9977/metrics");
+    let failed: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("sonde_collector_success{") && line.ends_with(" 0"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "collectors failing under the unit: {failed:?}\n{}",
+        sh("journalctl -u sonde --no-pager | tail -40")
+    );
+
+    let config = "/etc/sonde/sonde.toml";
+    sh(&format!("echo '# changed under systemd' >> {config}"));
+    sh(&format!("dpkg -i {}", in_pkg(&second.deb)));
+    let upgraded = serving_under_systemd(&systemd);
+    assert_ne!(upgraded, pid, "the upgrade did not restart sonde");
+    assert!(sh(&format!("cat {config}")).ends_with("# changed under systemd\n"));
+
+    sh("dpkg -P sonde");
+    assert_stopped_under_systemd(&systemd);
+
+    sh(&format!("rpm -i --nodeps {}", in_pkg(&first.rpm)));
+    serving_under_systemd(&systemd);
+    sh("rpm -e sonde");
+    assert_stopped_under_systemd(&systemd);
+}
+
+/// Waits (at most 60 s) for the unit to be active and sonde to answer on
+/// its default port; sonde's PID.
+fn serving_under_systemd(systemd: &Container) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, pid) = systemd.exec(&["systemctl", "show", "-p", "MainPID", "--value", "sonde"]);
+        let pid = pid.trim().to_string();
+        let ready = systemd
+            .exec(&["curl", "-sf", "http://127.0.0.1:9977/-/ready"])
+            .0;
+        if ready && pid != "0" && !pid.is_empty() {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sonde.service not serving in 60 s:\n{}",
+            systemd
+                .exec(&["systemctl", "status", "--no-pager", "sonde"])
+                .1
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn assert_stopped_under_systemd(systemd: &Container) {
+    let (active, state) = systemd.exec(&["systemctl", "is-active", "sonde"]);
+    assert!(!active, "sonde.service still {state}");
+    let (enabled, state) = systemd.exec(&["systemctl", "is-enabled", "sonde"]);
+    assert!(!enabled, "sonde.service still {state}");
+}
 
 /// A data directory the sonde user may write.
 fn sonde_data() -> TempDir {

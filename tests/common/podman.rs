@@ -24,6 +24,13 @@ impl Podman {
     /// Imports [`IMAGE`] holding `scripts` (name under /bin, text); None
     /// (the caller skips) when podman is not installed and not required.
     pub fn new(scripts: &[(&str, &str)]) -> Option<Podman> {
+        let podman = Podman::configured()?;
+        podman.build_image(scripts);
+        Some(podman)
+    }
+
+    /// Podman and its configuration, no image; None as for [`Podman::new`].
+    pub fn configured() -> Option<Podman> {
         if Command::new("podman").arg("--version").output().is_err() {
             assert!(!bpf_required(), "podman is missing: run `make test-deps`");
             eprintln!("skipping: podman is not installed");
@@ -37,9 +44,7 @@ impl Podman {
              [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
         )
         .unwrap();
-        let podman = Podman { conf, _dir: dir };
-        podman.build_image(scripts);
-        Some(podman)
+        Some(Podman { conf, _dir: dir })
     }
 
     pub fn run(&self, args: &[&str]) -> String {
@@ -104,26 +109,86 @@ pub struct Container<'a> {
 }
 
 impl<'a> Container<'a> {
+    /// Runs `command` in [`IMAGE`], with `extra` options.
     pub fn start(
         podman: &'a Podman,
         name: &str,
         extra: &[&str],
         command: &[&str],
     ) -> Container<'a> {
+        let mut args = vec!["--tmpfs", "/data:rw,size=256m"];
+        args.extend_from_slice(extra);
+        args.push(IMAGE);
+        args.extend_from_slice(command);
+        Container::run(podman, name, &args)
+    }
+
+    /// Boots this machine's own systemd as the container's PID 1, on an
+    /// overlay of this machine's root (changes stay in the container), with
+    /// `volume` (`HOST:CONTAINER[:ro]`) mounted.
+    pub fn boot_systemd(podman: &'a Podman, name: &str, volume: &str) -> Container<'a> {
+        let container = Container::run(
+            podman,
+            name,
+            &[
+                "--privileged",
+                "--systemd=always",
+                // Fresh, not copies of this machine's /tmp and /run.
+                "--tmpfs",
+                "/tmp:rw,notmpcopyup",
+                "--tmpfs",
+                "/run:rw,notmpcopyup",
+                "-v",
+                volume,
+                "--rootfs",
+                "/:O",
+                "/lib/systemd/systemd",
+            ],
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let state = container.exec(&["systemctl", "is-system-running"]);
+            if matches!(state.1.trim(), "running" | "degraded") {
+                return container;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: systemd not up in 60 s: {}",
+                state.1
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn run(podman: &'a Podman, name: &str, args: &[&str]) -> Container<'a> {
         let _ = Command::new("podman")
             .env("CONTAINERS_CONF", &podman.conf)
             .args(["rm", "-f", "-t", "0", name])
             .output();
-        let mut args = vec!["run", "-d", "--name", name, "--tmpfs", "/data:rw,size=256m"];
-        args.extend_from_slice(extra);
-        args.push(IMAGE);
-        args.extend_from_slice(command);
-        let id = podman.run(&args);
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        let id = podman.run(&all);
         Container {
             podman,
             name: name.to_string(),
             id,
         }
+    }
+
+    /// Runs `command` inside the container: (success, stdout + stderr).
+    pub fn exec(&self, command: &[&str]) -> (bool, String) {
+        let out = Command::new("podman")
+            .env("CONTAINERS_CONF", &self.podman.conf)
+            .args(["exec", &self.name])
+            .args(command)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
     }
 
     /// A file of the container's, read through its first process's root
