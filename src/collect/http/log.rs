@@ -56,11 +56,26 @@ impl Entry {
     }
 }
 
+/// An entry and its place in the order requests were logged (times come
+/// from two clocks and may tie or cross by a millisecond; this does not).
+#[derive(Clone)]
+struct Logged {
+    seq: u64,
+    entry: Arc<Entry>,
+}
+
 #[derive(Default)]
 struct ServiceLog {
-    recent: VecDeque<Arc<Entry>>,
+    recent: VecDeque<Logged>,
     /// Per route, slowest first.
-    slowest: HashMap<String, Vec<Arc<Entry>>>,
+    slowest: HashMap<String, Vec<Logged>>,
+}
+
+#[derive(Default)]
+struct Logs {
+    /// The `seq` of the next entry.
+    next: u64,
+    services: HashMap<String, ServiceLog>,
 }
 
 /// Which entries a reader wants.
@@ -127,7 +142,7 @@ impl std::str::FromStr for Order {
 /// The log, shared between the collector that writes and the server that
 /// reads.
 #[derive(Clone, Default)]
-pub struct RequestLog(Arc<Mutex<HashMap<String, ServiceLog>>>);
+pub struct RequestLog(Arc<Mutex<Logs>>);
 
 impl RequestLog {
     /// The process's log: the http collector writes it, the API reads it.
@@ -137,29 +152,36 @@ impl RequestLog {
     }
 
     pub fn record(&self, entry: Entry) {
-        let Ok(mut services) = self.0.lock() else {
+        let Ok(mut logs) = self.0.lock() else {
             return;
         };
-        let log = services.entry(entry.service.clone()).or_default();
-        let entry = Arc::new(entry);
+        let logged = Logged {
+            seq: logs.next,
+            entry: Arc::new(entry),
+        };
+        logs.next += 1;
+        let entry = &logged.entry;
+        let log = logs.services.entry(entry.service.clone()).or_default();
         if log.recent.len() >= RECENT {
             log.recent.pop_front();
         }
-        log.recent.push_back(Arc::clone(&entry));
+        log.recent.push_back(logged.clone());
         let slowest = log.slowest.entry(entry.route.clone()).or_default();
         let oldest_kept = entry.time_ms - SLOWEST_WINDOW_MS;
-        slowest.retain(|e| e.time_ms >= oldest_kept);
-        let at = slowest.partition_point(|e| e.duration_seconds >= entry.duration_seconds);
+        slowest.retain(|l| l.entry.time_ms >= oldest_kept);
+        let duration = entry.duration_seconds;
+        let at = slowest.partition_point(|l| l.entry.duration_seconds >= duration);
         if at < SLOWEST {
-            slowest.insert(at, entry);
+            slowest.insert(at, logged);
             slowest.truncate(SLOWEST);
         }
     }
 
     /// Keeps the logs of the services in `serving` only.
     pub fn retain(&self, serving: &HashSet<&str>) {
-        if let Ok(mut services) = self.0.lock() {
-            services.retain(|service, _| serving.contains(service.as_str()));
+        if let Ok(mut logs) = self.0.lock() {
+            logs.services
+                .retain(|service, _| serving.contains(service.as_str()));
         }
     }
 
@@ -167,40 +189,42 @@ impl RequestLog {
     /// no limit). Slowest ones come from the recent ones and the slowest
     /// kept per route, each request once.
     pub fn query(&self, filter: &Filter, now_ms: i64) -> Vec<Entry> {
-        let Ok(services) = self.0.lock() else {
+        let Ok(logs) = self.0.lock() else {
             return Vec::new();
         };
         let oldest_slow = now_ms - SLOWEST_WINDOW_MS;
-        let mut found: Vec<Arc<Entry>> = Vec::new();
-        for (service, log) in services.iter() {
+        let mut found: Vec<Logged> = Vec::new();
+        for (service, log) in logs.services.iter() {
             if filter.service.as_ref().is_some_and(|s| s != service) {
                 continue;
             }
             found.extend(log.recent.iter().cloned());
             if filter.order == Order::Slowest {
                 let slow = log.slowest.values().flatten();
-                found.extend(slow.filter(|e| e.time_ms >= oldest_slow).cloned());
+                found.extend(slow.filter(|l| l.entry.time_ms >= oldest_slow).cloned());
             }
         }
-        drop(services);
-        found.retain(|e| {
+        drop(logs);
+        found.retain(|Logged { entry: e, .. }| {
             filter.route.as_ref().is_none_or(|r| *r == e.route)
                 && filter.status.is_none_or(|s| s.matches(e.status))
                 && e.duration_seconds >= filter.min_duration_seconds
         });
         // A slow recent request is also among the slowest: once.
         let mut seen = HashSet::new();
-        found.retain(|e| seen.insert(Arc::as_ptr(e)));
+        found.retain(|l| seen.insert(l.seq));
         match filter.order {
-            Order::Recent => found.sort_by(|a, b| b.time_ms.cmp(&a.time_ms)),
-            Order::Slowest => {
-                found.sort_by(|a, b| b.duration_seconds.total_cmp(&a.duration_seconds))
-            }
+            Order::Recent => found.sort_by(|a, b| b.seq.cmp(&a.seq)),
+            Order::Slowest => found.sort_by(|a, b| {
+                b.entry
+                    .duration_seconds
+                    .total_cmp(&a.entry.duration_seconds)
+            }),
         }
         if filter.limit > 0 {
             found.truncate(filter.limit);
         }
-        found.iter().map(|e| Entry::clone(e)).collect()
+        found.iter().map(|l| Entry::clone(&l.entry)).collect()
     }
 }
 

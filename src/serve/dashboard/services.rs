@@ -3,11 +3,11 @@
 //! p50/p95/p99 latency; per service its routes, and its slowest recent
 //! requests from the request log ([`crate::collect::http::log`]).
 //!
-//! Numbers are PromQL over the store, on Beyla's histograms
-//! (`http_server_request_duration_seconds`), evaluated once at the end of
-//! the range over the whole range, so they are what a Grafana panel of the
-//! same query shows. Errors are 5xx responses: a 4xx is the client's
-//! mistake, as OpenTelemetry's server semantics count it.
+//! Numbers come from the store, from Beyla's histograms
+//! (`http_server_request_duration_seconds`): what their counters and
+//! buckets grew by over the whole range, a series born in the range counted
+//! from zero. Errors are 5xx responses: a 4xx is the client's mistake, as
+//! OpenTelemetry's server semantics count it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -19,10 +19,11 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::charts::Unit;
 use super::frame::{Frame, View};
+use super::who::counter_growth;
 use super::Range;
 use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
 use crate::model::Labels;
-use crate::query::{self, Limits, QueryValue, Source};
+use crate::query::{self, Source};
 
 /// The histogram every figure comes from.
 const DURATION: &str = "http_server_request_duration_seconds";
@@ -30,6 +31,8 @@ const DURATION: &str = "http_server_request_duration_seconds";
 const TOP_ROUTES: usize = 20;
 /// Slow requests shown per service.
 const SLOWEST: usize = 10;
+/// The latency percentiles shown.
+const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 
 /// Rate, errors and latency of one service, or of one of its routes.
 #[derive(Default)]
@@ -42,48 +45,50 @@ struct Red {
     quantiles: [f64; 3],
 }
 
-/// The figures of every key (the values of `by`) over the range.
+/// The figures of every key (the values of the labels `by`) over the
+/// range, from what each series grew by ([`super::who::counter_growth`]:
+/// a service that started serving inside the range counts whole, where
+/// `rate()` would miss its first requests).
 fn red_by(
     store: &dyn Source,
-    by: &str,
+    by: &[&str],
     range: Range,
     now_ms: i64,
 ) -> Result<BTreeMap<Vec<String>, Red>, query::QueryError> {
-    let window = range.name();
-    let mut reds: BTreeMap<Vec<String>, Red> = BTreeMap::new();
     let key = |labels: &Labels| -> Vec<String> {
-        by.split(", ")
+        by.iter()
             .map(|name| labels.get(name).unwrap_or("").to_string())
             .collect()
     };
-    let mut each = |promql: String, set: &dyn Fn(&mut Red, f64)| {
-        let QueryValue::Vector(samples) =
-            query::instant_query(store, &Limits::default(), &promql, now_ms)?
-        else {
-            return Ok(());
-        };
-        for sample in samples {
-            set(reds.entry(key(&sample.labels)).or_default(), sample.value);
+    let seconds = range.duration_ms() as f64 / 1000.0;
+    let mut reds: BTreeMap<Vec<String>, Red> = BTreeMap::new();
+    let counts = counter_growth(store, &format!("{DURATION}_count"), "", range, now_ms)?;
+    for (labels, grown) in counts {
+        let red = reds.entry(key(&labels)).or_default();
+        red.rate += grown / seconds;
+        let status = labels.get("http_response_status_code").unwrap_or("");
+        if status.starts_with('5') {
+            red.errors += grown / seconds;
         }
-        Ok::<(), query::QueryError>(())
-    };
-    each(
-        format!("sum by ({by}) (rate({DURATION}_count[{window}]))"),
-        &|red, v| red.rate = v,
-    )?;
-    each(
-        format!(
-            "sum by ({by}) (rate({DURATION}_count{{http_response_status_code=~\"5..\"}}[{window}]))"
-        ),
-        &|red, v| red.errors = v,
-    )?;
-    for (i, q) in ["0.5", "0.95", "0.99"].iter().enumerate() {
-        each(
-            format!(
-                "histogram_quantile({q}, sum by ({by}, le) (rate({DURATION}_bucket[{window}])))"
-            ),
-            &|red, v| red.quantiles[i] = v,
-        )?;
+    }
+    // Per key, every bucket's growth; equal bounds add up in the quantile.
+    let mut buckets: BTreeMap<Vec<String>, Vec<(f64, f64)>> = BTreeMap::new();
+    for (labels, grown) in counter_growth(store, &format!("{DURATION}_bucket"), "", range, now_ms)?
+    {
+        let upper = match labels.get("le") {
+            Some("+Inf") => f64::INFINITY,
+            Some(le) => le.parse().unwrap_or(f64::NAN),
+            None => continue,
+        };
+        buckets
+            .entry(key(&labels))
+            .or_default()
+            .push((upper, grown));
+    }
+    for (key, mut buckets) in buckets {
+        if let Some(red) = reds.get_mut(&key) {
+            red.quantiles = QUANTILES.map(|q| query::bucket_quantile(q, &mut buckets));
+        }
     }
     Ok(reds)
 }
@@ -208,10 +213,10 @@ fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String
     let started = Instant::now();
     let now_ms = crate::collect::now_ms();
     let store = state.store_source();
-    let by_service = red_by(store, "service_name", range, now_ms)?;
+    let by_service = red_by(store, &["service_name"], range, now_ms)?;
     let by_route = red_by(
         store,
-        "service_name, http_request_method, http_route",
+        &["service_name", "http_request_method", "http_route"],
         range,
         now_ms,
     )?;

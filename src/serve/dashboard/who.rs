@@ -197,7 +197,7 @@ fn entries(
 /// from 0: its first value counts whole, where `increase()` would leave it
 /// out, and with it everything a process that lived for one round did
 /// (sonde's counters and a cgroup's start from 0 when their subject appears).
-fn counter_growth(
+pub(super) fn counter_growth(
     store: &dyn Source,
     metric: &str,
     sel: &str,
