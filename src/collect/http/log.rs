@@ -214,7 +214,7 @@ impl RequestLog {
         let mut seen = HashSet::new();
         found.retain(|l| seen.insert(l.seq));
         match filter.order {
-            Order::Recent => found.sort_by(|a, b| b.seq.cmp(&a.seq)),
+            Order::Recent => found.sort_by_key(|l| std::cmp::Reverse(l.seq)),
             Order::Slowest => found.sort_by(|a, b| {
                 b.entry
                     .duration_seconds

@@ -394,7 +394,7 @@ fn log_clock() -> impl Fn(u64) -> i64 {
     };
     // SAFETY: clock_gettime writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let monotonic_ns = now.tv_sec as i64 * 1_000_000_000 + now.tv_nsec as i64;
+    let monotonic_ns = now.tv_sec * 1_000_000_000 + now.tv_nsec;
     let wall_ms = crate::collect::now_ms();
     move |ns| wall_ms - (monotonic_ns - ns as i64) / 1_000_000
 }
