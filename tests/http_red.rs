@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::server::{wait_listening, Server};
+use common::server::{self, wait_listening, Server};
 use common::{free_port, ExposedSample, Sonde, TempDir};
 use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
 
@@ -91,20 +91,14 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_
 "#;
 
 fn python(dir: &Path, service: &str, port: u16) -> Server {
-    let script = dir.join("server.py");
-    std::fs::write(&script, PYTHON_SERVER).unwrap();
-    let child = Command::new("python3")
-        .arg(&script)
-        .arg(port.to_string())
-        .arg(SLEEP.as_secs_f64().to_string())
-        .env("OTEL_SERVICE_NAME", service)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start python3");
-    let mut server = Server(child);
-    wait_listening(port, &mut server);
-    server
+    let sleep = SLEEP.as_secs_f64().to_string();
+    server::python(
+        dir,
+        PYTHON_SERVER,
+        port,
+        &[&sleep],
+        &[("OTEL_SERVICE_NAME", service)],
+    )
 }
 
 /// Reads one response: its status and body (servers here always send

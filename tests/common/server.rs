@@ -2,7 +2,8 @@
 //! stopped on drop, and waited for until it listens.
 
 use std::net::TcpStream;
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child server stopped when dropped: SIGTERM first, so nginx's master
@@ -33,4 +34,23 @@ pub fn wait_listening(port: u16, server: &mut Server) {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Python 3 running `script` (written to `dir/server.py`) with `args`
+/// after the port, and `env`; returns once it listens on `port`.
+pub fn python(dir: &Path, script: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let path = dir.join("server.py");
+    std::fs::write(&path, script).unwrap();
+    let child = Command::new("python3")
+        .arg(&path)
+        .arg(port.to_string())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start python3");
+    let mut server = Server(child);
+    wait_listening(port, &mut server);
+    server
 }

@@ -15,11 +15,11 @@ use std::time::Instant;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::charts::Unit;
 use super::frame::{Frame, View};
-use super::who::counter_growth;
+use super::who::{counter_growth, respond};
 use super::Range;
 use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
 use crate::model::Labels;
@@ -194,19 +194,7 @@ pub async fn page(
             return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
         }
     }
-    match tokio::task::spawn_blocking(move || services(&state, range)).await {
-        Ok(Ok(html)) => Html(html).into_response(),
-        Ok(Err(err)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot draw the view: {err:#}\n"),
-        )
-            .into_response(),
-        Err(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot draw the view: {err}\n"),
-        )
-            .into_response(),
-    }
+    respond(tokio::task::spawn_blocking(move || services(&state, range)).await)
 }
 
 fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String> {

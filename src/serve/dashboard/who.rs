@@ -354,7 +354,10 @@ pub async fn page(
     respond(tokio::task::spawn_blocking(move || who(&state, &params)).await)
 }
 
-fn respond(rendered: Result<anyhow::Result<String>, tokio::task::JoinError>) -> Response {
+/// The answer of a view drawn on a blocking thread (shared by the views).
+pub(super) fn respond(
+    rendered: Result<anyhow::Result<String>, tokio::task::JoinError>,
+) -> Response {
     match rendered {
         Ok(Ok(html)) => Html(html).into_response(),
         Ok(Err(err)) => (
