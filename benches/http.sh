@@ -14,7 +14,7 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
 LOOP_BYTES=${LOOP_BYTES:-2000000}
-. "$(dirname "$0")/http_common.sh"
+. "$(dirname "$0")/common.sh"
 
 config false true false > "$WORK/http.toml"
 config true false false > "$WORK/syscalls.toml"

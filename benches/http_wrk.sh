@@ -16,7 +16,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-30}
 CONNECTIONS=${CONNECTIONS:-16}
 NGINX_PORT=${NGINX_PORT:-$((20000 + RANDOM % 20000))}
-. "$(dirname "$0")/http_common.sh"
+. "$(dirname "$0")/common.sh"
 command -v wrk >/dev/null || { echo "wrk is missing: apt install wrk"; exit 1; }
 
 config false false false > "$WORK/off.toml"

@@ -1,10 +1,10 @@
-# What the http benchmarks share (sourced, not run): where sonde is, a work
-# directory removed at exit, a sonde config with only the named collectors,
-# starting and stopping sonde, and a median.
-# Callers set nothing; SONDE, BENCH_DIR and PORT may be given.
+# What sonde's shell benchmarks share (sourced, not run): where sonde is, a
+# work directory removed at exit (with the processes a bench started, in
+# OTHER_PIDS), a sonde config with only the named BPF collectors, starting
+# and stopping sonde, and a median. SONDE, BENCH_DIR and PORT may be given.
 
 SONDE=${SONDE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sonde}
-WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench-http.XXXXXX")
+WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench.XXXXXX")
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 SONDE_PID=
 # Processes a bench starts besides sonde, stopped at exit.
@@ -36,8 +36,9 @@ run_time_stats = $3
 TOML
 }
 
+# start_sonde [CONFIG]: $WORK/sonde.toml by default.
 start_sonde() {
-  "$SONDE" run --config "$1" 2> "$WORK/sonde.log" &
+  "$SONDE" run --config "${1:-$WORK/sonde.toml}" 2> "$WORK/sonde.log" &
   SONDE_PID=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return
