@@ -216,6 +216,21 @@ fn beyla_dashboard_answers(sonde: &Sonde, service: &str) {
         let result = data["result"].as_array().unwrap();
         assert!(!result.is_empty(), "empty: {promql}");
     }
+    // The mixin's newest revision, refused as Prometheus 2.42 refuses it.
+    let newest = format!(
+        r#"sum(rate({{__name__=~"http_server_request_duration.*count",service_name="{service}"}} + on(instance) group_left(job) (0 * target_info{{instance=~".+",job=~".+"}}) [1m])) by (http_response_status_code)"#
+    );
+    let (status, body) = get(&format!(
+        "{}/api/v1/query?query={}",
+        sonde.base_url,
+        encode(&newest)
+    ))
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("ranges only allowed for vector selectors"),
+        "{body}"
+    );
     // The variables: label_values(service_name), (target_info, job), (target_info, instance).
     let services = api_data(sonde, "/api/v1/label/service_name/values");
     assert!(services.as_array().unwrap().iter().any(|s| s == service));
