@@ -95,6 +95,16 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
     let want = ["2.5/s", "20%", "75 ms", "97.5 ms", "99.5 ms"];
     assert_eq!(row("#service-1\">shop</a>"), want);
     assert_eq!(row(">GET /a</th>"), want, "its one route");
+    // Each figure over time, in the Graph view, which draws it.
+    let p95 = html
+        .split("href=\"")
+        .find(|link| link.contains(">p95</a>"))
+        .and_then(|link| link.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let (status, graph) = get(&format!("{base}{p95}")).unwrap();
+    assert_eq!(status, 200, "{p95}: {graph}");
+    assert!(graph.contains("<svg"), "{p95}: no chart");
     let slowest = html.split("Slowest requests").nth(1).unwrap();
     for cell in ["GET /a", "500", "98.7 ms", "0 B / 2 KiB", "4242"] {
         assert!(slowest.contains(cell), "{cell}:\n{slowest}");

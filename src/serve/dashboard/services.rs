@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::charts::Unit;
 use super::frame::{Frame, View};
-use super::who::{counter_growth, respond};
+use super::who::{counter_growth, encode, quoted, respond};
 use super::Range;
 use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
 use crate::model::Labels;
@@ -155,9 +155,50 @@ impl Slow {
 
 struct Service {
     name: String,
+    /// Its figures over time, as links to the Graph view.
+    graphs: Vec<Graph>,
     summary: Vec<String>,
     routes: Vec<Row>,
     slowest: Vec<Slow>,
+}
+
+struct Graph {
+    label: &'static str,
+    href: String,
+}
+
+/// The Graph view's links for `service`: requests by status, the 5xx
+/// ratio and the percentiles, over `range`.
+fn graphs(service: &str, range: Range) -> Vec<Graph> {
+    let sel = format!("service_name={}", quoted(service));
+    let count = format!("{DURATION}_count{{{sel}}}");
+    let errors = format!("{DURATION}_count{{{sel},http_response_status_code=~\"5..\"}}");
+    let quantiles = QUANTILES.map(|q| {
+        format!("histogram_quantile({q}, sum by (le) (rate({DURATION}_bucket{{{sel}}}[1m])))")
+    });
+    [
+        (
+            "requests by status",
+            format!("sum by (http_response_status_code) (rate({count}[1m]))"),
+        ),
+        (
+            "5xx ratio",
+            format!("sum(rate({errors}[1m])) / sum(rate({count}[1m]))"),
+        ),
+        ("p50", quantiles[0].clone()),
+        ("p95", quantiles[1].clone()),
+        ("p99", quantiles[2].clone()),
+    ]
+    .into_iter()
+    .map(|(label, expr)| Graph {
+        label,
+        href: format!(
+            "/graph?g0.expr={}&g0.tab=0&g0.range_input={}",
+            encode(&expr),
+            range.name()
+        ),
+    })
+    .collect()
 }
 
 struct Choice {
@@ -225,6 +266,7 @@ fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String
                 ..Filter::default()
             };
             Service {
+                graphs: graphs(&name, range),
                 summary: red_cells(red),
                 routes: routes
                     .into_iter()

@@ -252,11 +252,11 @@ fn cgroup_kind(id: &str) -> Option<Kind> {
 }
 
 /// A value of a PromQL string literal.
-fn quoted(value: &str) -> String {
+pub(super) fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
