@@ -35,7 +35,6 @@ const SLOWEST: usize = 10;
 const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 
 /// Rate, errors and latency of one service, or of one of its routes.
-#[derive(Default)]
 struct Red {
     /// Requests per second over the range.
     rate: f64,
@@ -43,6 +42,16 @@ struct Red {
     errors: f64,
     /// p50, p95, p99 in seconds (NaN without requests).
     quantiles: [f64; 3],
+}
+
+impl Default for Red {
+    fn default() -> Red {
+        Red {
+            rate: 0.0,
+            errors: 0.0,
+            quantiles: [f64::NAN; 3],
+        }
+    }
 }
 
 /// The figures of every key (the values of the labels `by`) over the
