@@ -44,36 +44,31 @@ pub struct Service {
 }
 
 /// What is read once per process.
-#[derive(Clone)]
 struct Instance {
     name: String,
-    namespace: String,
-    placement: Placement,
+    /// The labels every series of the process carries, made once.
+    labels: Vec<(&'static str, String)>,
 }
 
 impl Instance {
-    fn job(&self) -> String {
-        if self.namespace.is_empty() {
-            self.name.clone()
+    fn new(tgid: u32, name: String, namespace: String, placement: &Placement) -> Instance {
+        let job = if namespace.is_empty() {
+            name.clone()
         } else {
-            format!("{}/{}", self.namespace, self.name)
-        }
-    }
-
-    /// The labels every series of this instance carries.
-    fn labels(&self, tgid: u32) -> Vec<(&'static str, String)> {
+            format!("{namespace}/{name}")
+        };
         let mut labels = vec![
-            ("service_name", self.name.clone()),
-            ("service_namespace", self.namespace.clone()),
+            ("service_name", name.clone()),
+            ("service_namespace", namespace),
             ("instance", format!("{}:{tgid}", host().name)),
-            ("job", self.job()),
+            ("job", job),
         ];
         labels.extend(
-            self.placement
+            placement
                 .labels()
-                .map(|(name, value)| (name, value.to_string())),
+                .map(|(label, value)| (label, value.to_string())),
         );
-        labels
+        Instance { name, labels }
     }
 }
 
@@ -100,11 +95,6 @@ impl Services {
     /// sonde did not see the accept: the address is then read from the
     /// connection itself).
     pub fn of(&mut self, conn: Conn, cgroup: u64, comm: &[u8], listen_fd: i32) -> Service {
-        let instance = self
-            .instances
-            .entry(conn.tgid)
-            .or_insert_with(|| instance_of(conn.tgid, cgroup, comm))
-            .clone();
         let listening = (listen_fd >= 0)
             .then(|| self.listening(conn.tgid, listen_fd))
             .flatten();
@@ -112,7 +102,11 @@ impl Services {
             Some(local) if !local.address.is_unspecified() => Some(local),
             _ => self.connection(conn),
         };
-        let mut labels = instance.labels(conn.tgid);
+        let instance = self
+            .instances
+            .entry(conn.tgid)
+            .or_insert_with(|| instance_of(conn.tgid, cgroup, comm));
+        let mut labels = instance.labels.clone();
         labels.extend([
             (
                 "server_address",
@@ -128,7 +122,7 @@ impl Services {
         ]);
         labels.sort();
         Service {
-            name: instance.name,
+            name: instance.name.clone(),
             labels,
         }
     }
@@ -172,8 +166,8 @@ impl Services {
             "Target metadata: one series per instrumented service instance (process).",
         );
         let host = host();
-        for (tgid, instance) in &self.instances {
-            let mut labels = instance.labels(*tgid);
+        for instance in self.instances.values() {
+            let mut labels = instance.labels.clone();
             labels.extend([
                 ("host_name", host.name.clone()),
                 ("host_id", host.id.clone()),
@@ -203,11 +197,7 @@ fn instance_of(tgid: u32, cgroup: u64, comm: &[u8]) -> Instance {
         .unwrap_or_else(|| crate::collect::bpf::comm_label(comm));
     let name = service_name(&environ, &placement, &exe);
     let namespace = service_namespace(&environ).unwrap_or_else(|| kube_namespace(cgroup));
-    Instance {
-        name,
-        namespace,
-        placement,
-    }
+    Instance::new(tgid, name, namespace, &placement)
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`) and id
@@ -371,18 +361,18 @@ mod tests {
         let both = b"OTEL_RESOURCE_ATTRIBUTES=service.namespace=a\0OTEL_SERVICE_NAMESPACE=b\0";
         assert_eq!(service_namespace(both).as_deref(), Some("b"));
         assert_eq!(service_namespace(b"OTEL_SERVICE_NAMESPACE_X=1\0"), None);
-        let mut instance = Instance {
-            name: "cart".into(),
-            namespace: String::new(),
-            placement: Placement::default(),
+        let label = |instance: &Instance, name| {
+            let (_, value) = instance.labels.iter().find(|(k, _)| *k == name).unwrap();
+            value.clone()
         };
-        assert_eq!(instance.job(), "cart");
-        instance.namespace = "shop".into();
-        assert_eq!(instance.job(), "shop/cart");
-        let labels = instance.labels(42);
-        let get = |name| labels.iter().find(|(k, _)| *k == name).unwrap().1.clone();
-        assert_eq!(get("instance"), format!("{}:42", host().name));
-        assert_eq!(get("service_namespace"), "shop");
+        let unit = Placement::of_path("/system.slice/cart.service");
+        let alone = Instance::new(42, "cart".into(), String::new(), &unit);
+        assert_eq!(label(&alone, "job"), "cart");
+        assert_eq!(label(&alone, "unit"), "cart.service");
+        let shop = Instance::new(42, "cart".into(), "shop".into(), &unit);
+        assert_eq!(label(&shop, "job"), "shop/cart");
+        assert_eq!(label(&shop, "instance"), format!("{}:42", host().name));
+        assert_eq!(label(&shop, "service_namespace"), "shop");
     }
 
     #[test]
