@@ -79,7 +79,7 @@ enum Command {
         /// of the last 15 minutes), not the newest first.
         #[arg(long)]
         slowest: bool,
-        /// At most this many.
+        /// At most this many (0: every one kept).
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
