@@ -12,52 +12,14 @@
 # Usage (as root, after `make build`): benches/http.sh
 set -euo pipefail
 
-SONDE=${SONDE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sonde}
 ROUNDS=${ROUNDS:-5}
 LOOP_BYTES=${LOOP_BYTES:-2000000}
-WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench-http.XXXXXX")
-PORT=${PORT:-$((20000 + RANDOM % 20000))}
-SONDE_PID=
-cleanup() {
-  [ -n "$SONDE_PID" ] && kill "$SONDE_PID" 2>/dev/null && wait "$SONDE_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/common.sh"
 
-# config SYSCALLS HTTP RUN_TIME_STATS
-config() {
-  cat <<TOML
-[server]
-listen = "127.0.0.1:$PORT"
-[storage]
-path = "$WORK/data"
-[collect]
-interval = "1s"
-[collect.bpf]
-syscalls = $1
-block = false
-net = false
-process = false
-sched = false
-http = $2
-run_time_stats = $3
-TOML
-}
 config false true false > "$WORK/http.toml"
 config true false false > "$WORK/syscalls.toml"
 config true true false > "$WORK/syscalls-http.toml"
 config false true true > "$WORK/http-stats.toml"
-
-start_sonde() {
-  "$SONDE" run --config "$1" 2> "$WORK/sonde.log" &
-  SONDE_PID=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return
-    sleep 0.1
-  done
-  echo "sonde did not start:"; cat "$WORK/sonde.log"; exit 1
-}
-stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
 
 # Nanoseconds the syscall-heavy loop takes.
 syscall_loop() {
@@ -67,8 +29,6 @@ syscall_loop() {
   end=$(date +%s%N)
   echo $(( end - start ))
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # timed CONFIG: the loop's time with sonde running CONFIG, or without
 # sonde when CONFIG is "none".

@@ -13,17 +13,9 @@
 # Usage (as root, after `make build`): benches/kernel.sh
 set -euo pipefail
 
-SONDE=${SONDE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sonde}
 ROUNDS=${ROUNDS:-5}
 LOOP_BYTES=${LOOP_BYTES:-2000000}
-WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench-kernel.XXXXXX")
-PORT=${PORT:-$((20000 + RANDOM % 20000))}
-SONDE_PID=
-cleanup() {
-  [ -n "$SONDE_PID" ] && kill "$SONDE_PID" 2>/dev/null && wait "$SONDE_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/common.sh"
 
 cat > "$WORK/sonde.toml" <<TOML
 [server]
@@ -35,18 +27,6 @@ interval = "1s"
 TOML
 { cat "$WORK/sonde.toml"; printf '[collect.bpf]\nrun_time_stats = false\n'; } > "$WORK/sonde-nostats.toml"
 
-# start_sonde [CONFIG]
-start_sonde() {
-  "$SONDE" run --config "${1:-$WORK/sonde.toml}" 2> "$WORK/sonde.log" &
-  SONDE_PID=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return
-    sleep 0.1
-  done
-  echo "sonde did not start:"; cat "$WORK/sonde.log"; exit 1
-}
-stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
-
 # Seconds the syscall-heavy loop takes.
 syscall_loop() {
   local start end
@@ -55,8 +35,6 @@ syscall_loop() {
   end=$(date +%s%N)
   echo $(( end - start ))
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "== ns per program run (workloads: O_DIRECT I/O, loopback HTTP, spawns)"
 start_sonde

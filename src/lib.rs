@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod privilege;
 pub mod prompb;
 pub mod query;
+pub mod requests;
 pub mod run;
 pub mod serve;
 pub mod ship;

@@ -53,6 +53,36 @@ enum Command {
         #[command(subcommand)]
         what: ProgramsWhat,
     },
+    /// Print the HTTP requests a running sonde logged (the recent ones, or
+    /// the slowest), from its /api/v1/requests.
+    Requests {
+        /// sonde's URL; without it, the `[server]` of --config (default
+        /// http://127.0.0.1:9977).
+        #[arg(long)]
+        url: Option<String>,
+        /// TOML config file sonde runs with, to find where it listens.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Only this service (`service_name`).
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this route (`http_route`, e.g. /users/*).
+        #[arg(long)]
+        route: Option<String>,
+        /// Only this status: a code (404) or a class (5xx).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only requests that took at least this long (100ms, 2s).
+        #[arg(long)]
+        min_duration: Option<String>,
+        /// The slowest first (of the recent ones and the slowest per route
+        /// of the last 15 minutes), not the newest first.
+        #[arg(long)]
+        slowest: bool,
+        /// At most this many (0: every one kept).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Measure a part of sonde on realistic data (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -241,6 +271,38 @@ fn main() -> ExitCode {
                 &mut std::io::stderr(),
             );
             return verdict(passed);
+        }
+        Command::Requests {
+            url,
+            config,
+            service,
+            route,
+            status,
+            min_duration,
+            slowest,
+            limit,
+        } => {
+            let url = match url {
+                Some(url) => Ok(url),
+                None => load_config(config).map(|c| c.server.url()),
+            };
+            let params = [
+                ("service", service),
+                ("route", route),
+                ("status", status),
+                ("min_duration", min_duration),
+                ("order", slowest.then(|| "slowest".to_string())),
+                ("limit", Some(limit.to_string())),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
+            url.and_then(|url| {
+                sonde::requests::print(
+                    &sonde::requests::Ask { url, params },
+                    &mut std::io::stdout(),
+                )
+            })
         }
         Command::Bench { what } => bench(what),
         Command::Version => {

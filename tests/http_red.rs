@@ -10,9 +10,10 @@ mod kernel;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::server::{self, wait_listening, Server};
 use common::{free_port, ExposedSample, Sonde, TempDir};
 use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
 
@@ -24,36 +25,6 @@ const CONFIG: &str =
 const PAGE_BYTES: usize = 1000;
 /// How long the Python server's /sleep route sleeps.
 const SLEEP: Duration = Duration::from_millis(200);
-
-/// A child server stopped when dropped: SIGTERM first, so nginx's master
-/// stops its workers (SIGKILL would orphan them), SIGKILL after 5 s.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signals our own child, which is not reaped yet.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits (at most 10 s) until something accepts on `port`.
-fn wait_listening(port: u16, server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            server.0.try_wait().unwrap().is_none(),
-            "server exited before listening"
-        );
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// nginx in the foreground with its own prefix: a static page, a 404 and a
 /// `return 500` location; sendfile on, so bodies go out by sendfile.
@@ -120,20 +91,14 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_
 "#;
 
 fn python(dir: &Path, service: &str, port: u16) -> Server {
-    let script = dir.join("server.py");
-    std::fs::write(&script, PYTHON_SERVER).unwrap();
-    let child = Command::new("python3")
-        .arg(&script)
-        .arg(port.to_string())
-        .arg(SLEEP.as_secs_f64().to_string())
-        .env("OTEL_SERVICE_NAME", service)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start python3");
-    let mut server = Server(child);
-    wait_listening(port, &mut server);
-    server
+    let sleep = SLEEP.as_secs_f64().to_string();
+    server::python(
+        dir,
+        PYTHON_SERVER,
+        port,
+        &[&sleep],
+        &[("OTEL_SERVICE_NAME", service)],
+    )
 }
 
 /// Reads one response: its status and body (servers here always send

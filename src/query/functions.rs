@@ -598,7 +598,7 @@ fn parse_go_float(s: &str) -> Option<f64> {
 
 /// The quantile of cumulative buckets (upper bound, count): linear
 /// interpolation inside the bucket the rank falls in.
-fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+pub fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }

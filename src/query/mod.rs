@@ -24,6 +24,7 @@ use crate::store::{SeriesSamples, Store};
 
 pub use aggregate::format_go_float;
 pub use eval::selector_matchers;
+pub use functions::bucket_quantile;
 pub(crate) use functions::extrapolated_rate;
 
 /// Where the evaluator reads samples: every series the matchers select, with

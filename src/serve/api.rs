@@ -46,7 +46,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad_data(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_data(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             kind: "bad_data",

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod exposition;
 pub mod guard;
 pub mod remote;
+pub mod requests;
 pub mod silences;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/graph", get(dashboard::graph::page))
         .route("/who", get(dashboard::who::page))
+        .route("/services", get(dashboard::services::page))
         .route("/who/cgroup", get(dashboard::who::cgroup_page))
         .route("/who/process", get(dashboard::who::process_page))
         .route("/static/{*file}", get(dashboard::asset))
@@ -78,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(alerts::routes())
         .merge(silences::routes())
+        .merge(requests::routes())
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ pub mod prometheus;
 pub mod promql;
 pub mod recorder;
 pub mod remote;
+pub mod server;
 pub mod smtp;
 
 use std::net::TcpListener;

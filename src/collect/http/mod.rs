@@ -3,7 +3,8 @@
 //! [`crate::collect::bpf::http`]). This module owns what happens in user
 //! space: pairing a request's events, naming its service, route and port,
 //! and the histograms, under the names Grafana Beyla exports so its
-//! dashboards work unchanged.
+//! dashboards work unchanged ([`service`] gives Beyla's labels and
+//! `target_info`); every request also goes to the request [`log`].
 //!
 //! Invariants:
 //! - A request is observed once, at its DONE event, and only if sonde saw
@@ -15,6 +16,7 @@
 //!   idle for `[collect] forget_after`, a service's routes with its last
 //!   series ([`Red::retain`]), so memory follows what is served.
 
+pub mod log;
 pub mod parse;
 pub mod service;
 
@@ -100,6 +102,7 @@ struct Pending {
     /// Its service's labels.
     labels: Vec<(&'static str, String)>,
     service: String,
+    pid: u32,
     /// Its first bytes (at most [`MAX_HEAD`]), parsed once it is done.
     head: Vec<u8>,
     responses: Vec<Response>,
@@ -152,6 +155,7 @@ pub struct Red {
     services: service::Services,
     routes: HashMap<String, HashSet<String>>,
     series: HashMap<Vec<(&'static str, String)>, Series>,
+    log: log::RequestLog,
 }
 
 impl Red {
@@ -162,6 +166,7 @@ impl Red {
             services: service::Services::default(),
             routes: HashMap::new(),
             series: HashMap::new(),
+            log: log::RequestLog::shared(),
         }
     }
 
@@ -178,17 +183,13 @@ impl Red {
                     return;
                 }
                 let service = self.services.of(conn, cgroup, comm, listen_fd);
-                let mut labels = vec![
-                    ("service_name", service.name.clone()),
-                    ("server_port", service.port_label()),
-                ];
-                labels.extend(service.placement_labels());
                 let head = head[..head.len().min(MAX_HEAD)].to_vec();
                 self.pending.insert(
                     conn,
                     Pending {
-                        labels,
+                        labels: service.labels,
                         service: service.name,
+                        pid: conn.tgid,
                         head,
                         responses: Vec::new(),
                     },
@@ -245,6 +246,7 @@ impl Red {
         response_bytes: u64,
     ) {
         let requests = parse::requests(&pending.head);
+        let wall_ms = log_clock();
         let count = requests.len().min(pending.responses.len()).max(1);
         let mut request_consumed = 0;
         for (i, request) in requests.iter().take(count).enumerate() {
@@ -257,7 +259,7 @@ impl Red {
             let mut labels = pending.labels.clone();
             labels.extend([
                 ("http_request_method", request.method.to_string()),
-                ("http_route", route),
+                ("http_route", route.clone()),
                 ("http_response_status_code", status.to_string()),
             ]);
             labels.sort();
@@ -297,6 +299,18 @@ impl Red {
             series
                 .response_size
                 .observe(&SIZE_BUCKETS, response_body as f64);
+            self.log.record(log::Entry {
+                time_ms: wall_ms(end),
+                service: pending.service.clone(),
+                pid: pending.pid,
+                method: request.method.to_string(),
+                path: log::Entry::kept_path(&request.path),
+                route,
+                status,
+                duration_seconds: end.saturating_sub(start_ns) as f64 / 1e9,
+                request_body_bytes: request_body,
+                response_body_bytes: response_body,
+            });
         }
     }
 
@@ -333,10 +347,11 @@ impl Red {
             .collect();
         self.routes
             .retain(|service, _| serving.contains(service.as_str()));
+        self.log.retain(&serving);
     }
 
-    /// The three histogram families.
-    pub fn families(&self) -> [Family; 3] {
+    /// The three histogram families and `target_info`.
+    pub fn families(&self) -> [Family; 4] {
         let mut duration = Family::histogram(
             "http_server_request_duration_seconds",
             "Duration of HTTP requests served, from the request's first byte read to the response's last byte written.",
@@ -361,8 +376,27 @@ impl Red {
                 .response_size
                 .push(&mut response_size, &SIZE_BUCKETS, &labels);
         }
-        [duration, request_size, response_size]
+        [
+            duration,
+            request_size,
+            response_size,
+            self.services.target_info(),
+        ]
     }
+}
+
+/// Turns the BPF clock (`bpf_ktime_get_ns`: CLOCK_MONOTONIC) into wall-clock
+/// milliseconds, as of now.
+fn log_clock() -> impl Fn(u64) -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let monotonic_ns = now.tv_sec * 1_000_000_000 + now.tv_nsec;
+    let wall_ms = crate::collect::now_ms();
+    move |ns| wall_ms - (monotonic_ns - ns as i64) / 1_000_000
 }
 
 #[cfg(test)]

@@ -1,100 +1,256 @@
-//! Which service a request belongs to and on which port it came in: the
-//! `service_name` (in Beyla's order: `OTEL_SERVICE_NAME` from the process's
-//! environment, the systemd unit without `.service`, the container, the
-//! executable), sonde's `unit`/`container` labels, and `server_port` from
-//! the listening socket. Answers are kept per process until it is gone.
+//! Which service instance a request belongs to and where it came in, as
+//! Grafana Beyla's Prometheus exporter labels it, so its dashboards (which
+//! join on `target_info`) work unchanged:
+//!
+//! - `service_name`, in Beyla's order: `OTEL_SERVICE_NAME` from the
+//!   process's environment, `service.name` in its `OTEL_RESOURCE_ATTRIBUTES`,
+//!   the systemd unit without `.service`, the container, the executable;
+//! - `service_namespace`: `OTEL_SERVICE_NAMESPACE`, else `service.namespace`
+//!   in `OTEL_RESOURCE_ATTRIBUTES`, else a Kubernetes container's namespace,
+//!   else empty;
+//! - `instance`: `HOST:PID` (Beyla's default instance id, one per process);
+//!   `job`: `NAMESPACE/NAME`, or `NAME` without a namespace;
+//! - `server_address`, `server_port`: the local address and port the
+//!   connection came in on;
+//! - sonde's `unit`/`container` attribution.
+//!
+//! [`Services::target_info`] is Beyla's `target_info` gauge, one series per
+//! process that served a request; it goes with the process
+//! ([`Services::retain`]).
+//!
+//! Cost: the names are read once per process. The address is read once per
+//! listening socket; only a socket listening on every address (`0.0.0.0`,
+//! `::`) makes sonde read each connection's own address, cached by the
+//! socket's inode, so a keep-alive connection costs one `readlink` per
+//! request and a new connection one read of `/proc/PID/net/tcp`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use super::Conn;
 use crate::collect::cgroup::{self, Placement};
+use crate::model::Family;
 
-/// A request's service, as its labels say it.
+/// Connection sockets whose address is kept; beyond it the cache starts over
+/// (a socket's address is read again, nothing is lost).
+const MAX_SOCKETS: usize = 65_536;
+
+/// A request's service instance and where it came in.
 pub struct Service {
     pub name: String,
-    pub placement: Placement,
-    pub port: Option<u16>,
+    /// Its labels, sorted by name (`service_name`, `instance`, `job`…).
+    pub labels: Vec<(&'static str, String)>,
 }
 
-impl Service {
-    /// `server_port`: the number, or empty when it could not be read.
-    pub fn port_label(&self) -> String {
-        self.port.map(|p| p.to_string()).unwrap_or_default()
-    }
+/// What is read once per process.
+struct Instance {
+    name: String,
+    /// The labels every series of the process carries, made once.
+    labels: Vec<(&'static str, String)>,
+}
 
-    pub fn placement_labels(&self) -> Vec<(&'static str, String)> {
-        self.placement
-            .labels()
-            .map(|(name, value)| (name, value.to_string()))
-            .collect()
+impl Instance {
+    fn new(tgid: u32, name: String, namespace: String, placement: &Placement) -> Instance {
+        let job = if namespace.is_empty() {
+            name.clone()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        let mut labels = vec![
+            ("service_name", name.clone()),
+            ("service_namespace", namespace),
+            ("instance", format!("{}:{tgid}", host().name)),
+            ("job", job),
+        ];
+        labels.extend(
+            placement
+                .labels()
+                .map(|(label, value)| (label, value.to_string())),
+        );
+        Instance { name, labels }
     }
 }
 
-/// Names and ports already read, per process.
+/// A socket's local address and port, and the inode it was read for.
+#[derive(Clone)]
+struct Local {
+    inode: u64,
+    address: IpAddr,
+    port: u16,
+}
+
+/// Names and addresses already read, per process.
 #[derive(Default)]
 pub struct Services {
-    names: HashMap<u32, (String, Placement)>,
-    /// The port of a listening fd of a process.
-    ports: HashMap<(u32, i32), u16>,
+    instances: HashMap<u32, Instance>,
+    /// A listening fd of a process.
+    listening: HashMap<(u32, i32), Local>,
+    /// A connection's fd of a process, for listeners on every address.
+    connections: HashMap<(u32, i32), Local>,
 }
 
 impl Services {
     /// The service of a request on `conn`, accepted on `listen_fd` (-1 when
-    /// sonde did not see the accept: the port is then read from the
+    /// sonde did not see the accept: the address is then read from the
     /// connection itself).
     pub fn of(&mut self, conn: Conn, cgroup: u64, comm: &[u8], listen_fd: i32) -> Service {
-        let (name, placement) = self
-            .names
-            .entry(conn.tgid)
-            .or_insert_with(|| {
-                let placement = cgroup::placement(cgroup);
-                let environ = std::fs::read(format!("/proc/{}/environ", conn.tgid));
-                // The executable's file name, not the comm of the thread
-                // that read (a worker thread's name, like tokio-rt-worker).
-                let exe = std::fs::read_link(format!("/proc/{}/exe", conn.tgid))
-                    .ok()
-                    .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
-                    .unwrap_or_else(|| crate::collect::bpf::comm_label(comm));
-                let name = service_name(environ.as_deref().unwrap_or_default(), &placement, &exe);
-                (name, placement)
-            })
-            .clone();
-        let port = if listen_fd >= 0 {
-            match self.ports.get(&(conn.tgid, listen_fd)) {
-                Some(port) => Some(*port),
-                None => {
-                    let port = local_port(conn.tgid, listen_fd);
-                    if let Some(port) = port {
-                        self.ports.insert((conn.tgid, listen_fd), port);
-                    }
-                    port
-                }
-            }
-        } else {
-            local_port(conn.tgid, conn.fd)
+        let listening = (listen_fd >= 0)
+            .then(|| self.listening(conn.tgid, listen_fd))
+            .flatten();
+        let local = match listening {
+            Some(local) if !local.address.is_unspecified() => Some(local),
+            _ => self.connection(conn),
         };
+        let instance = self
+            .instances
+            .entry(conn.tgid)
+            .or_insert_with(|| instance_of(conn.tgid, cgroup, comm));
+        let mut labels = instance.labels.clone();
+        labels.extend([
+            (
+                "server_address",
+                local
+                    .as_ref()
+                    .map(|l| l.address.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "server_port",
+                local.map(|l| l.port.to_string()).unwrap_or_default(),
+            ),
+        ]);
+        labels.sort();
         Service {
-            name,
-            placement,
-            port,
+            name: instance.name.clone(),
+            labels,
         }
     }
 
-    pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
-        self.names.retain(|tgid, _| alive(*tgid));
-        self.ports.retain(|(tgid, _), _| alive(*tgid));
+    fn listening(&mut self, tgid: u32, fd: i32) -> Option<Local> {
+        if let Some(local) = self.listening.get(&(tgid, fd)) {
+            return Some(local.clone());
+        }
+        let local = local_of(tgid, socket_inode(tgid, fd)?)?;
+        self.listening.insert((tgid, fd), local.clone());
+        Some(local)
     }
+
+    /// The connection's own address: one `readlink` to tell whether the fd
+    /// still holds the socket cached.
+    fn connection(&mut self, conn: Conn) -> Option<Local> {
+        let inode = socket_inode(conn.tgid, conn.fd)?;
+        let key = (conn.tgid, conn.fd);
+        if let Some(local) = self.connections.get(&key).filter(|l| l.inode == inode) {
+            return Some(local.clone());
+        }
+        let local = local_of(conn.tgid, inode)?;
+        if self.connections.len() >= MAX_SOCKETS {
+            self.connections.clear();
+        }
+        self.connections.insert(key, local.clone());
+        Some(local)
+    }
+
+    pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
+        self.instances.retain(|tgid, _| alive(*tgid));
+        self.listening.retain(|(tgid, _), _| alive(*tgid));
+        self.connections.retain(|(tgid, _), _| alive(*tgid));
+    }
+
+    /// Beyla's `target_info`: 1 per process that served a request, with the
+    /// labels its series join on.
+    pub fn target_info(&self) -> Family {
+        let mut family = Family::gauge(
+            "target_info",
+            "Target metadata: one series per instrumented service instance (process).",
+        );
+        let host = host();
+        for instance in self.instances.values() {
+            let mut labels = instance.labels.clone();
+            labels.extend([
+                ("host_name", host.name.clone()),
+                ("host_id", host.id.clone()),
+                ("os_type", "linux".to_string()),
+                ("telemetry_sdk_name", "sonde".to_string()),
+                (
+                    "telemetry_sdk_version",
+                    env!("CARGO_PKG_VERSION").to_string(),
+                ),
+            ]);
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            family.push(&labels, 1.0);
+        }
+        family
+    }
+}
+
+/// Names a process: its environment, cgroup and executable.
+fn instance_of(tgid: u32, cgroup: u64, comm: &[u8]) -> Instance {
+    let placement = cgroup::placement(cgroup);
+    let environ = std::fs::read(format!("/proc/{tgid}/environ")).unwrap_or_default();
+    // The executable's file name, not the comm of the thread that read (a
+    // worker thread's name, like tokio-rt-worker).
+    let exe = std::fs::read_link(format!("/proc/{tgid}/exe"))
+        .ok()
+        .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| crate::collect::bpf::comm_label(comm));
+    let name = service_name(&environ, &placement, &exe);
+    let namespace = service_namespace(&environ).unwrap_or_else(|| kube_namespace(cgroup));
+    Instance::new(tgid, name, namespace, &placement)
+}
+
+/// This machine's name (`/proc/sys/kernel/hostname`) and id
+/// (`/etc/machine-id`), read once.
+struct Host {
+    name: String,
+    id: String,
+}
+
+fn host() -> &'static Host {
+    static HOST: OnceLock<Host> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let read = |path: &str| {
+            std::fs::read_to_string(path)
+                .map(|text| text.trim().to_string())
+                .unwrap_or_default()
+        };
+        Host {
+            name: read("/proc/sys/kernel/hostname"),
+            id: read("/etc/machine-id"),
+        }
+    })
+}
+
+/// The value of `key` in a NUL-separated `KEY=value` environment, when set
+/// and not empty.
+fn env_var<'a>(environ: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(key.as_bytes())?.strip_prefix(b"="))
+        .filter(|value| !value.is_empty())
+}
+
+/// The value of `key` in `OTEL_RESOURCE_ATTRIBUTES` (`k1=v1,k2=v2`, values
+/// percent-encoded as the OpenTelemetry spec says).
+fn resource_attribute(environ: &[u8], key: &str) -> Option<String> {
+    let attributes = String::from_utf8_lossy(env_var(environ, "OTEL_RESOURCE_ATTRIBUTES")?);
+    attributes.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        let value: String = form_urlencoded::parse(format!("v={}", v.trim()).as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .next()?;
+        (k.trim() == key && !value.is_empty()).then_some(value)
+    })
 }
 
 /// The service name of a process with this environment (NUL-separated
 /// `KEY=value`), placement and executable name.
 pub fn service_name(environ: &[u8], placement: &Placement, exe: &str) -> String {
-    let from_env = environ
-        .split(|&b| b == 0)
-        .find_map(|var| var.strip_prefix(b"OTEL_SERVICE_NAME="))
-        .filter(|name| !name.is_empty())
-        .map(|name| String::from_utf8_lossy(name).into_owned());
-    if let Some(name) = from_env {
+    if let Some(name) = env_var(environ, "OTEL_SERVICE_NAME") {
+        return String::from_utf8_lossy(name).into_owned();
+    }
+    if let Some(name) = resource_attribute(environ, "service.name") {
         return name;
     }
     if let Some(unit) = placement.unit.as_deref() {
@@ -108,30 +264,66 @@ pub fn service_name(environ: &[u8], placement: &Placement, exe: &str) -> String 
     exe.to_string()
 }
 
-/// The local TCP port of socket `fd` of process `tgid`, from its inode in
-/// the process's view of /proc/net/tcp and tcp6.
-fn local_port(tgid: u32, fd: i32) -> Option<u16> {
+/// The namespace a process's environment gives its service, if any.
+fn service_namespace(environ: &[u8]) -> Option<String> {
+    env_var(environ, "OTEL_SERVICE_NAMESPACE")
+        .map(|ns| String::from_utf8_lossy(ns).into_owned())
+        .or_else(|| resource_attribute(environ, "service.namespace"))
+}
+
+/// The Kubernetes namespace of the container cgroup `id` belongs to, or empty.
+fn kube_namespace(id: u64) -> String {
+    let path = cgroup::shared().lock().ok().and_then(|mut c| c.path(id));
+    path.as_deref()
+        .and_then(|path| path.split('/').find_map(cgroup::container_id))
+        .and_then(|container| crate::collect::containers::runtime::lookup(container).namespace)
+        .unwrap_or_default()
+}
+
+/// The inode of socket `fd` of process `tgid`.
+fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
-    let inode = link
-        .to_str()?
+    link.to_str()?
         .strip_prefix("socket:[")?
         .strip_suffix(']')?
-        .to_string();
+        .parse()
+        .ok()
+}
+
+/// The local address of the TCP socket with `inode`, from the process's
+/// view of /proc/net/tcp and tcp6.
+fn local_of(tgid: u32, inode: u64) -> Option<Local> {
     ["tcp", "tcp6"].iter().find_map(|table| {
         let text = std::fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
-        port_of_inode(&text, &inode)
+        let (address, port) = local_of_inode(&text, inode)?;
+        Some(Local {
+            inode,
+            address,
+            port,
+        })
     })
 }
 
-/// The local port of the socket with `inode` in a /proc/net/tcp table.
-fn port_of_inode(table: &str, inode: &str) -> Option<u16> {
+/// The local address and port of the socket with `inode` in a /proc/net/tcp
+/// or tcp6 table. Addresses are written as 32-bit words in the host's byte
+/// order; an IPv4-mapped IPv6 address is given as the IPv4 one.
+fn local_of_inode(table: &str, inode: u64) -> Option<(IpAddr, u16)> {
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.get(9) != Some(&inode) {
+        if fields.get(9)?.parse::<u64>().ok()? != inode {
             return None;
         }
-        let (_, port) = fields.get(1)?.rsplit_once(':')?;
-        u16::from_str_radix(port, 16).ok()
+        let (address, port) = fields.get(1)?.rsplit_once(':')?;
+        let words = (0..address.len() / 8)
+            .map(|i| u32::from_str_radix(address.get(i * 8..i * 8 + 8)?, 16).ok())
+            .collect::<Option<Vec<u32>>>()?;
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let address = match bytes.len() {
+            4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+            16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?).to_canonical(),
+            _ => return None,
+        };
+        Some((address, u16::from_str_radix(port, 16).ok()?))
     })
 }
 
@@ -150,15 +342,52 @@ mod tests {
             service_name(b"OTEL_SERVICE_NAME=\0", &none, "python3"),
             "python3"
         );
+        let attributes =
+            b"OTEL_RESOURCE_ATTRIBUTES=service.namespace=shop, service.name=cart%20api\0";
+        assert_eq!(service_name(attributes, &unit, "nginx"), "cart api");
         let scope = Placement::of_path("/user.slice/user-0.slice/session-1.scope");
         assert_eq!(service_name(b"", &scope, "python3"), "python3");
     }
 
     #[test]
-    fn finds_the_port_of_an_inode() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n";
-        assert_eq!(port_of_inode(table, "12345"), Some(8080));
-        assert_eq!(port_of_inode(table, "1"), None);
-        assert_eq!(port_of_inode("garbage", "1"), None);
+    fn namespaces_and_jobs() {
+        assert_eq!(
+            service_namespace(b"OTEL_SERVICE_NAMESPACE=shop\0").as_deref(),
+            Some("shop")
+        );
+        let attributes = b"OTEL_RESOURCE_ATTRIBUTES=service.namespace=shop,x=y\0";
+        assert_eq!(service_namespace(attributes).as_deref(), Some("shop"));
+        // The variable wins over the attribute, as Beyla's Kubernetes rules have it.
+        let both = b"OTEL_RESOURCE_ATTRIBUTES=service.namespace=a\0OTEL_SERVICE_NAMESPACE=b\0";
+        assert_eq!(service_namespace(both).as_deref(), Some("b"));
+        assert_eq!(service_namespace(b"OTEL_SERVICE_NAMESPACE_X=1\0"), None);
+        let label = |instance: &Instance, name| {
+            let (_, value) = instance.labels.iter().find(|(k, _)| *k == name).unwrap();
+            value.clone()
+        };
+        let unit = Placement::of_path("/system.slice/cart.service");
+        let alone = Instance::new(42, "cart".into(), String::new(), &unit);
+        assert_eq!(label(&alone, "job"), "cart");
+        assert_eq!(label(&alone, "unit"), "cart.service");
+        let shop = Instance::new(42, "cart".into(), "shop".into(), &unit);
+        assert_eq!(label(&shop, "job"), "shop/cart");
+        assert_eq!(label(&shop, "instance"), format!("{}:42", host().name));
+        assert_eq!(label(&shop, "service_namespace"), "shop");
+    }
+
+    #[test]
+    fn finds_the_address_of_an_inode() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n";
+        let localhost: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(local_of_inode(v4, 12345), Some((localhost, 8080)));
+        assert_eq!(local_of_inode(v4, 1), None);
+        assert_eq!(local_of_inode("garbage", 1), None);
+        // ::ffff:127.0.0.1 and :: as tcp6 writes them on a little-endian host.
+        let v6 = "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0000000000000000FFFF00000100007F:0050 00000000000000000000000000000000:0000 01 00000000:00000000 00:00000000 00000000     0        0 7 1 0\n   1: 00000000000000000000000000000000:0051 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 8 1 0\n";
+        if cfg!(target_endian = "little") {
+            assert_eq!(local_of_inode(v6, 7), Some((localhost, 80)));
+            let (any, port) = local_of_inode(v6, 8).unwrap();
+            assert!(any.is_unspecified() && port == 81);
+        }
     }
 }

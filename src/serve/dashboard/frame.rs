@@ -9,17 +9,25 @@ use crate::serve::Shared;
 pub enum View {
     Overview,
     Who,
+    Services,
     Alerts,
     Graph,
 }
 
 impl View {
-    const ALL: [View; 4] = [View::Overview, View::Who, View::Alerts, View::Graph];
+    const ALL: [View; 5] = [
+        View::Overview,
+        View::Who,
+        View::Services,
+        View::Alerts,
+        View::Graph,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             View::Overview => "Overview",
             View::Who => "Who",
+            View::Services => "Services",
             View::Alerts => "Alerts",
             View::Graph => "Graph",
         }
@@ -29,6 +37,7 @@ impl View {
         match self {
             View::Overview => "/",
             View::Who => "/who",
+            View::Services => "/services",
             View::Alerts => "/alerts",
             View::Graph => "/graph",
         }

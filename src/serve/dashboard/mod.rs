@@ -1,6 +1,6 @@
 //! The dashboard: views in one [`frame`] — the Overview at `/`, [`who`]
-//! uses the machine, the [`alerts`] and the [`graph`] — all server-rendered
-//! HTML without script.
+//! uses the machine, the HTTP [`services`], the [`alerts`] and the
+//! [`graph`] — all server-rendered HTML without script.
 //!
 //! The Overview at `/`: the Status view ([`status`]: what sonde lost or
 //! failed lately, shown only then), six server-rendered SVG charts read from
@@ -19,6 +19,7 @@ pub mod frame;
 pub mod graph;
 pub mod render;
 pub mod series;
+pub mod services;
 pub mod status;
 pub mod units;
 pub mod who;

@@ -197,7 +197,7 @@ fn entries(
 /// from 0: its first value counts whole, where `increase()` would leave it
 /// out, and with it everything a process that lived for one round did
 /// (sonde's counters and a cgroup's start from 0 when their subject appears).
-fn counter_growth(
+pub(super) fn counter_growth(
     store: &dyn Source,
     metric: &str,
     sel: &str,
@@ -252,11 +252,11 @@ fn cgroup_kind(id: &str) -> Option<Kind> {
 }
 
 /// A value of a PromQL string literal.
-fn quoted(value: &str) -> String {
+pub(super) fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
@@ -354,7 +354,10 @@ pub async fn page(
     respond(tokio::task::spawn_blocking(move || who(&state, &params)).await)
 }
 
-fn respond(rendered: Result<anyhow::Result<String>, tokio::task::JoinError>) -> Response {
+/// The answer of a view drawn on a blocking thread (shared by the views).
+pub(super) fn respond(
+    rendered: Result<anyhow::Result<String>, tokio::task::JoinError>,
+) -> Response {
     match rendered {
         Ok(Ok(html)) => Html(html).into_response(),
         Ok(Err(err)) => (

@@ -1,0 +1,51 @@
+# What sonde's shell benchmarks share (sourced, not run): where sonde is, a
+# work directory removed at exit (with the processes a bench started, in
+# OTHER_PIDS), a sonde config with only the named BPF collectors, starting
+# and stopping sonde, and a median. SONDE, BENCH_DIR and PORT may be given.
+
+SONDE=${SONDE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sonde}
+WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench.XXXXXX")
+PORT=${PORT:-$((20000 + RANDOM % 20000))}
+SONDE_PID=
+# Processes a bench starts besides sonde, stopped at exit.
+OTHER_PIDS=()
+cleanup() {
+  [ -n "$SONDE_PID" ] && kill "$SONDE_PID" 2>/dev/null && wait "$SONDE_PID" 2>/dev/null
+  for pid in "${OTHER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# config SYSCALLS HTTP RUN_TIME_STATS
+config() {
+  cat <<TOML
+[server]
+listen = "127.0.0.1:$PORT"
+[storage]
+path = "$WORK/data"
+[collect]
+interval = "1s"
+[collect.bpf]
+syscalls = $1
+block = false
+net = false
+process = false
+sched = false
+http = $2
+run_time_stats = $3
+TOML
+}
+
+# start_sonde [CONFIG]: $WORK/sonde.toml by default.
+start_sonde() {
+  "$SONDE" run --config "${1:-$WORK/sonde.toml}" 2> "$WORK/sonde.log" &
+  SONDE_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return
+    sleep 0.1
+  done
+  echo "sonde did not start:"; cat "$WORK/sonde.log"; exit 1
+}
+stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -1,0 +1,334 @@
+//! The Services view at `/services`: every HTTP service sonde's RED
+//! collector saw over the range, with its request rate, error ratio and
+//! p50/p95/p99 latency; per service its routes, and its slowest recent
+//! requests from the request log ([`crate::collect::http::log`]).
+//!
+//! Numbers come from the store, from Beyla's histograms
+//! (`http_server_request_duration_seconds`): what their counters and
+//! buckets grew by over the whole range, a series born in the range counted
+//! from zero. Errors are 5xx responses: a 4xx is the client's mistake, as
+//! OpenTelemetry's server semantics count it.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::charts::Unit;
+use super::frame::{Frame, View};
+use super::who::{counter_growth, encode, quoted, respond};
+use super::Range;
+use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
+use crate::model::Labels;
+use crate::query::{self, Source};
+
+/// The histogram every figure comes from.
+const DURATION: &str = "http_server_request_duration_seconds";
+/// Routes shown per service, busiest first.
+const TOP_ROUTES: usize = 20;
+/// Slow requests shown per service.
+const SLOWEST: usize = 10;
+/// The latency percentiles shown.
+const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// Rate, errors and latency of one service, or of one of its routes.
+struct Red {
+    /// Requests per second over the range.
+    rate: f64,
+    /// 5xx per second over the range.
+    errors: f64,
+    /// p50, p95, p99 in seconds (NaN without requests).
+    quantiles: [f64; 3],
+}
+
+impl Default for Red {
+    fn default() -> Red {
+        Red {
+            rate: 0.0,
+            errors: 0.0,
+            quantiles: [f64::NAN; 3],
+        }
+    }
+}
+
+/// The figures of every key (the values of the labels `by`) over the
+/// range, from what each series grew by ([`super::who::counter_growth`]:
+/// a service that started serving inside the range counts whole, where
+/// `rate()` would miss its first requests).
+fn red_by(
+    store: &dyn Source,
+    by: &[&str],
+    range: Range,
+    now_ms: i64,
+) -> Result<BTreeMap<Vec<String>, Red>, query::QueryError> {
+    let key = |labels: &Labels| -> Vec<String> {
+        by.iter()
+            .map(|name| labels.get(name).unwrap_or("").to_string())
+            .collect()
+    };
+    let seconds = range.duration_ms() as f64 / 1000.0;
+    let mut reds: BTreeMap<Vec<String>, Red> = BTreeMap::new();
+    let counts = counter_growth(store, &format!("{DURATION}_count"), "", range, now_ms)?;
+    for (labels, grown) in counts {
+        let red = reds.entry(key(&labels)).or_default();
+        red.rate += grown / seconds;
+        let status = labels.get("http_response_status_code").unwrap_or("");
+        if status.starts_with('5') {
+            red.errors += grown / seconds;
+        }
+    }
+    // Per key, every bucket's growth; equal bounds add up in the quantile.
+    let mut buckets: BTreeMap<Vec<String>, Vec<(f64, f64)>> = BTreeMap::new();
+    for (labels, grown) in counter_growth(store, &format!("{DURATION}_bucket"), "", range, now_ms)?
+    {
+        let upper = match labels.get("le") {
+            Some("+Inf") => f64::INFINITY,
+            Some(le) => le.parse().unwrap_or(f64::NAN),
+            None => continue,
+        };
+        buckets
+            .entry(key(&labels))
+            .or_default()
+            .push((upper, grown));
+    }
+    for (key, mut buckets) in buckets {
+        if let Some(red) = reds.get_mut(&key) {
+            red.quantiles = QUANTILES.map(|q| query::bucket_quantile(q, &mut buckets));
+        }
+    }
+    Ok(reds)
+}
+
+/// One row of a table: its name and its figures as text.
+struct Row {
+    name: String,
+    cells: Vec<String>,
+}
+
+fn red_cells(red: &Red) -> Vec<String> {
+    let ratio = if red.rate > 0.0 {
+        red.errors / red.rate * 100.0
+    } else {
+        0.0
+    };
+    let mut cells = vec![
+        Unit::PerSecond("requests").format(red.rate),
+        Unit::Percent.format(ratio),
+    ];
+    cells.extend(red.quantiles.iter().map(|q| seconds(*q)));
+    cells
+}
+
+/// A duration in seconds as ms or s; a dash when there is none.
+fn seconds(value: f64) -> String {
+    if !value.is_finite() {
+        "–".to_string()
+    } else if value < 1.0 {
+        format!("{} ms", super::units::digits(value * 1000.0))
+    } else {
+        format!("{} s", super::units::digits(value))
+    }
+}
+
+/// A slow request as the table shows it.
+struct Slow {
+    time: String,
+    method: String,
+    path: String,
+    status: u16,
+    duration: String,
+    sizes: String,
+    pid: u32,
+}
+
+impl Slow {
+    fn of(entry: &Entry) -> Slow {
+        Slow {
+            time: crate::civil::rfc3339(entry.time_ms),
+            method: entry.method.clone(),
+            path: entry.path.clone(),
+            status: entry.status,
+            duration: seconds(entry.duration_seconds),
+            sizes: format!(
+                "{} / {}",
+                Unit::Bytes.format(entry.request_body_bytes as f64),
+                Unit::Bytes.format(entry.response_body_bytes as f64)
+            ),
+            pid: entry.pid,
+        }
+    }
+}
+
+struct Service {
+    name: String,
+    /// Its figures over time, as links to the Graph view.
+    graphs: Vec<Graph>,
+    summary: Vec<String>,
+    routes: Vec<Row>,
+    slowest: Vec<Slow>,
+}
+
+struct Graph {
+    label: &'static str,
+    href: String,
+}
+
+/// The Graph view's links for `service`: requests by status, the 5xx
+/// ratio and the percentiles, over `range`.
+fn graphs(service: &str, range: Range) -> Vec<Graph> {
+    let sel = format!("service_name={}", quoted(service));
+    let count = format!("{DURATION}_count{{{sel}}}");
+    let errors = format!("{DURATION}_count{{{sel},http_response_status_code=~\"5..\"}}");
+    let quantiles = QUANTILES.map(|q| {
+        format!("histogram_quantile({q}, sum by (le) (rate({DURATION}_bucket{{{sel}}}[1m])))")
+    });
+    [
+        (
+            "requests by status",
+            format!("sum by (http_response_status_code) (rate({count}[1m]))"),
+        ),
+        (
+            "5xx ratio",
+            format!("sum(rate({errors}[1m])) / sum(rate({count}[1m]))"),
+        ),
+        ("p50", quantiles[0].clone()),
+        ("p95", quantiles[1].clone()),
+        ("p99", quantiles[2].clone()),
+    ]
+    .into_iter()
+    .map(|(label, expr)| Graph {
+        label,
+        href: format!(
+            "/graph?g0.expr={}&g0.tab=0&g0.range_input={}",
+            encode(&expr),
+            range.name()
+        ),
+    })
+    .collect()
+}
+
+struct Choice {
+    label: &'static str,
+    href: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "services.html")]
+struct ServicesPage {
+    frame: Frame,
+    range: &'static str,
+    ranges: Vec<Choice>,
+    headings: [&'static str; 5],
+    services: Vec<Service>,
+    elapsed_ms: u128,
+}
+
+/// `GET /services?range=…`.
+pub async fn page(
+    State(state): State<crate::serve::AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let mut range = Range::Hour1;
+    for (name, value) in &pairs {
+        let parsed = match name.as_str() {
+            "range" => Range::parse(value).map(|r| range = r),
+            other => Err(format!(
+                "unknown parameter {other:?}: this view takes range"
+            )),
+        };
+        if let Err(message) = parsed {
+            return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
+        }
+    }
+    respond(tokio::task::spawn_blocking(move || services(&state, range)).await)
+}
+
+fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let now_ms = crate::collect::now_ms();
+    let store = state.store_source();
+    let by_service = red_by(store, &["service_name"], range, now_ms)?;
+    let by_route = red_by(
+        store,
+        &["service_name", "http_request_method", "http_route"],
+        range,
+        now_ms,
+    )?;
+    let log = RequestLog::shared();
+    let mut services: Vec<Service> = by_service
+        .iter()
+        .map(|(key, red)| {
+            let name = key[0].clone();
+            let mut routes: Vec<(&Vec<String>, &Red)> = by_route
+                .iter()
+                .filter(|(route, _)| route[0] == name)
+                .collect();
+            routes.sort_by(|a, b| b.1.rate.total_cmp(&a.1.rate));
+            let filter = Filter {
+                service: Some(name.clone()),
+                order: Order::Slowest,
+                limit: SLOWEST,
+                ..Filter::default()
+            };
+            Service {
+                graphs: graphs(&name, range),
+                summary: red_cells(red),
+                routes: routes
+                    .into_iter()
+                    .take(TOP_ROUTES)
+                    .map(|(route, red)| Row {
+                        name: format!("{} {}", route[1], route[2]),
+                        cells: red_cells(red),
+                    })
+                    .collect(),
+                slowest: log.query(&filter, now_ms).iter().map(Slow::of).collect(),
+                name,
+            }
+        })
+        .collect();
+    services.sort_by(|a, b| {
+        let rate = |s: &Service| by_service[&vec![s.name.clone()]].rate;
+        rate(b).total_cmp(&rate(a))
+    });
+    let page = ServicesPage {
+        frame: Frame::new(View::Services, state),
+        range: range.name(),
+        ranges: Range::ALL
+            .into_iter()
+            .map(|r| Choice {
+                label: r.name(),
+                href: format!("/services?range={}", r.name()),
+                current: r == range,
+            })
+            .collect(),
+        headings: ["Requests", "Errors", "p50", "p95", "p99"],
+        services,
+        elapsed_ms: started.elapsed().as_millis(),
+    };
+    Ok(page.render()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_read_as_rates_ratios_and_durations() {
+        let red = Red {
+            rate: 2.0,
+            errors: 0.5,
+            quantiles: [0.004, 0.25, f64::NAN],
+        };
+        let cells = red_cells(&red);
+        assert_eq!(cells[0], "2/s");
+        assert!(cells[1].starts_with("25"), "{}", cells[1]);
+        assert_eq!(cells[2], "4 ms");
+        assert_eq!(cells[3], "250 ms");
+        assert_eq!(cells[4], "–");
+        assert_eq!(seconds(1.5), "1.5 s");
+    }
+}

@@ -1,0 +1,440 @@
+//! What sonde makes of HTTP RED metrics for Beyla's dashboards and for
+//! people, end to end with one sonde: a Python server started after sonde
+//! is instrumented at its first request; its series carry Beyla's labels
+//! (`service_namespace`, `instance`, `job`, `server_address`) and its
+//! `target_info`, gone with the process; the PromQL of Beyla's published RED
+//! dashboard answers over sonde's API; the request log answers at
+//! `/api/v1/requests` and in `sonde requests`; the Services view shows it
+//! all; and a server in a Podman container carries the `container` label.
+
+mod common;
+mod kernel;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::podman::{Container, Podman};
+use common::server::{self, Server};
+use common::{free_port, get, ExposedSample, Sonde, TempDir, SONDE};
+use kernel::{attached, value, wait_for, NO_BUDGET};
+
+/// Only the http collector: the others would only add load.
+const CONFIG: &str =
+    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
+
+const COUNT: &str = "http_server_request_duration_seconds_count";
+
+/// How long `/slow` takes.
+const SLOW: Duration = Duration::from_millis(300);
+
+/// `/slow` sleeps, `/nothing` is a 404, anything else a 200; keep-alive.
+const SERVER: &str = r#"
+import http.server, sys, time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(float(sys.argv[2]))
+        self.send_response(404 if self.path == "/nothing" else 200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// GETs `path` on `port`; checks the status.
+fn ask(port: u16, path: &str, status: u16) {
+    let answer = get(&format!("http://127.0.0.1:{port}{path}")).unwrap();
+    assert_eq!(answer.0, status, "{path}");
+}
+
+/// The `data` of a JSON answer of sonde's API.
+fn api_data(sonde: &Sonde, path: &str) -> serde_json::Value {
+    let answer: serde_json::Value = serde_json::from_str(&sonde.get_ok(path)).unwrap();
+    assert_eq!(answer["status"], "success", "{path}: {answer}");
+    answer["data"].clone()
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[test]
+fn beyla_labels_dashboard_request_log_services_view_and_containers() {
+    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
+    if !attached(&sonde, "http") {
+        return;
+    }
+    let dir = TempDir::new("http-services");
+    let service = format!("shop{}", std::process::id());
+    let port = free_port();
+    let server = python_server(&dir.0, &service, port);
+    let pid = server.0.id();
+    let instance = format!("{}:{pid}", hostname());
+
+    let started = Instant::now();
+    ask(port, "/users/7", 200);
+    let of_service = [("service_name", service.as_str())];
+    let seen = wait_for(&sonde, |s| value(s, COUNT, &of_service) >= 1.0);
+    assert_eq!(
+        value(&seen, COUNT, &of_service),
+        1.0,
+        "a server started after sonde is instrumented from its first request"
+    );
+    eprintln!("first request seen after {:?}", started.elapsed());
+
+    // Two batches some rounds apart, so that rates over them are not zero.
+    for path in [
+        "/users/8",
+        "/users/9",
+        "/users/10",
+        "/users/11",
+        "/users/12",
+    ] {
+        ask(port, path, 200);
+    }
+    ask(port, "/nothing", 404);
+    ask(port, "/slow", 200);
+    sonde.wait_rounds(3);
+    for _ in 0..5 {
+        ask(port, "/users/13", 200);
+    }
+    ask(port, "/nothing", 404);
+    let samples = wait_for(&sonde, |s| value(s, COUNT, &of_service) >= 14.0);
+    assert_eq!(value(&samples, COUNT, &of_service), 14.0);
+
+    labels_and_target_info(&samples, &service, &instance, port);
+    // Stored for a few rounds, so the dashboard's rate() has samples.
+    sonde.wait_rounds(3);
+    beyla_dashboard_answers(&sonde, &service);
+    request_log(&sonde, &service, pid);
+    services_view(&sonde, &service);
+
+    drop(server);
+    let gone = wait_for(&sonde, |s| {
+        !s.iter()
+            .any(|s| s.name == "target_info" && s.label("instance") == Some(&instance))
+    });
+    assert!(
+        !gone
+            .iter()
+            .any(|s| s.name == "target_info" && s.label("instance") == Some(&instance)),
+        "target_info goes with the process"
+    );
+
+    server_in_a_container(&sonde);
+}
+
+fn python_server(dir: &Path, service: &str, port: u16) -> Server {
+    let slow = SLOW.as_secs_f64().to_string();
+    let env = [
+        ("OTEL_SERVICE_NAME", service),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=test,service.namespace=store",
+        ),
+    ];
+    server::python(dir, SERVER, port, &[&slow], &env)
+}
+
+/// Beyla's labels on every series, and one `target_info` per process.
+fn labels_and_target_info(samples: &[ExposedSample], service: &str, instance: &str, port: u16) {
+    let job = format!("store/{service}");
+    let port = port.to_string();
+    let users = [
+        ("service_name", service),
+        ("service_namespace", "store"),
+        ("instance", instance),
+        ("job", job.as_str()),
+        ("server_address", "127.0.0.1"),
+        ("server_port", port.as_str()),
+        ("http_request_method", "GET"),
+        ("http_route", "/users/*"),
+        ("http_response_status_code", "200"),
+    ];
+    assert_eq!(value(samples, COUNT, &users), 11.0);
+    let infos: Vec<&ExposedSample> = samples
+        .iter()
+        .filter(|s| s.name == "target_info" && s.label("instance") == Some(instance))
+        .collect();
+    assert_eq!(infos.len(), 1, "one target_info per process: {infos:?}");
+    let host = hostname();
+    for (name, want) in [
+        ("job", job.as_str()),
+        ("service_name", service),
+        ("service_namespace", "store"),
+        ("host_name", host.as_str()),
+    ] {
+        assert_eq!(infos[0].label(name), Some(want), "{name}");
+    }
+    assert_eq!(infos[0].value, 1.0);
+}
+
+/// The PromQL of Beyla's RED dashboard (Grafana 19923, `ops/beyla-mixin`),
+/// its server-side panels and variables, with `$Service` chosen and `All`
+/// for job and instance: each answers non-empty over sonde's data. The
+/// mixin's newest panels join on `target_info` with a range on a
+/// parenthesized expression, which Prometheus itself refuses; the join is
+/// asked here as Prometheus accepts it.
+fn beyla_dashboard_answers(sonde: &Sonde, service: &str) {
+    let bucket = r#"{__name__=~"http_server_request_duration_seconds_bucket|http_server_request_duration_bucket",service_name="$Service",instance=~"$instance",job=~"$job"}"#;
+    let sum = r#"{__name__=~"http_server_request_duration_seconds_sum|http_server_request_duration_sum",service_name="$Service",instance=~"$instance",job=~"$job"}"#;
+    let count = r#"{__name__=~"http_server_request_duration_seconds_count|http_server_request_duration_count",service_name="$Service",instance=~"$instance",job=~"$job"}"#;
+    let errors = r#"{__name__=~"http_server_request_duration_seconds_count|http_server_request_duration_count",service_name="${Service}",http_response_status_code=~"(4|5).*",instance=~"$instance",job=~"$job"}"#;
+    let all_buckets = r#"{__name__=~"http_server_request_duration_seconds_bucket|http_server_request_duration_bucket",instance=~"$instance",job=~"$job"}"#;
+    let queries = [
+        format!("sort_desc(topk by(http_route, service_name) (5,  max by (http_route, service_name) (histogram_quantile(0.95,  (sum by(http_route, service_name, le) (rate({all_buckets}[$__rate_interval])))))))"),
+        format!("histogram_quantile(0.99, sum by(service_name, le) (rate({bucket}[$__rate_interval])))"),
+        format!("histogram_quantile(0.95, sum(rate({bucket}[$__rate_interval])) by (service_name, le))"),
+        format!("sum(rate({sum} [$__rate_interval])) / sum(rate({count} [$__rate_interval]))"),
+        format!("sum(rate({count} [$__rate_interval])) by (http_response_status_code)"),
+        format!("sum by (http_response_status_code) (rate({errors}[$__rate_interval])) / ignoring(http_response_status_code) group_left sum(rate({count}[$__rate_interval]))"),
+        r#"sum by (service_name) (rate(http_server_request_duration_seconds_count{service_name="$Service"}[$__rate_interval]) + on(instance) group_left(job) (0 * target_info{instance=~"$instance",job=~"$job"}))"#.to_string(),
+    ];
+    for query in queries {
+        let promql = query
+            .replace("${Service}", service)
+            .replace("$Service", service)
+            .replace("$instance", ".+")
+            .replace("$job", ".+")
+            .replace("$__rate_interval", "1m");
+        let data = api_data(sonde, &format!("/api/v1/query?query={}", encode(&promql)));
+        let result = data["result"].as_array().unwrap();
+        assert!(!result.is_empty(), "empty: {promql}");
+    }
+    // The mixin's newest revision, refused as Prometheus 2.42 refuses it.
+    let newest = format!(
+        r#"sum(rate({{__name__=~"http_server_request_duration.*count",service_name="{service}"}} + on(instance) group_left(job) (0 * target_info{{instance=~".+",job=~".+"}}) [1m])) by (http_response_status_code)"#
+    );
+    let (status, body) = get(&format!(
+        "{}/api/v1/query?query={}",
+        sonde.base_url,
+        encode(&newest)
+    ))
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("ranges only allowed for vector selectors"),
+        "{body}"
+    );
+    // The variables: label_values(service_name), (target_info, job), (target_info, instance).
+    let services = api_data(sonde, "/api/v1/label/service_name/values");
+    assert!(services.as_array().unwrap().iter().any(|s| s == service));
+    let infos = api_data(
+        sonde,
+        &format!("/api/v1/series?match[]={}", encode("target_info")),
+    );
+    let job = format!("store/{service}");
+    assert!(
+        infos
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["job"] == job.as_str()),
+        "{infos}"
+    );
+}
+
+/// The log at `/api/v1/requests` and through `sonde requests`.
+fn request_log(sonde: &Sonde, service: &str, pid: u32) {
+    let slowest = api_data(
+        sonde,
+        &format!("/api/v1/requests?service={service}&order=slowest&limit=1"),
+    );
+    let slow = &slowest[0];
+    assert_eq!(slowest.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&slow["path"], &slow["route"]),
+        (&"/slow".into(), &"/slow".into())
+    );
+    assert_eq!(slow["status"], 200);
+    assert_eq!(slow["pid"], pid);
+    assert_eq!(slow["response_body_bytes"], 2);
+    let seconds = slow["duration_seconds"].as_f64().unwrap();
+    assert!(
+        (seconds - SLOW.as_secs_f64()).abs() < SLOW.as_secs_f64() * 0.1,
+        "{seconds} s"
+    );
+    let recent = api_data(
+        sonde,
+        &format!("/api/v1/requests?service={service}&limit=100"),
+    );
+    let recent = recent.as_array().unwrap();
+    assert_eq!(recent.len(), 14, "every request once");
+    // Newest first: one of the second batch (each request on a connection
+    // of its own, done when the server closes it, in any order).
+    let newest = &recent[0]["path"];
+    assert!(newest == "/nothing" || newest == "/users/13", "{newest}");
+    assert!(recent
+        .iter()
+        .any(|e| e["path"] == "/users/9" && e["route"] == "/users/*"));
+    let missing = api_data(
+        sonde,
+        &format!("/api/v1/requests?service={service}&status=4xx"),
+    );
+    assert_eq!(missing.as_array().unwrap().len(), 2);
+    let (status, body) = get(&format!(
+        "{}/api/v1/requests?min_duration=soon",
+        sonde.base_url
+    ))
+    .unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("min_duration") && body.contains("bad_data"),
+        "{body}"
+    );
+
+    let cli = |args: &[&str]| {
+        Command::new(SONDE)
+            .arg("requests")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&[
+        "--url",
+        &sonde.base_url,
+        "--service",
+        service,
+        "--slowest",
+        "--limit",
+        "1",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("TIME")
+            && lines[1].contains("/slow")
+            && lines[1].contains(&pid.to_string()),
+        "{text}"
+    );
+    let out = cli(&[
+        "--url",
+        &sonde.base_url,
+        "--service",
+        service,
+        "--status",
+        "404",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("/nothing")).count(),
+        2,
+        "{text}"
+    );
+    let out = cli(&["--url", &sonde.base_url, "--min-duration", "later"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("min_duration"));
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let out = cli(&["--url", &nobody]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is `sonde run` running"), "{err}");
+}
+
+/// The Services view: the service's figures, its routes, its slowest
+/// request; linked from every view.
+fn services_view(sonde: &Sonde, service: &str) {
+    let page = sonde.get_ok("/services?range=15m");
+    let row = page
+        .split("<tr>")
+        .find(|row| row.contains(&format!(">{service}</a>")))
+        .unwrap_or_else(|| panic!("no row for {service}:\n{page}"));
+    assert!(!row.contains(">0/s<"), "requests counted: {row}");
+    for want in [
+        "GET /users/*",
+        "GET /slow",
+        "GET /nothing",
+        "Slowest requests",
+    ] {
+        assert!(page.contains(want), "{want} missing:\n{page}");
+    }
+    let section = page
+        .split(&format!("aria-label=\"{service}\""))
+        .nth(1)
+        .unwrap();
+    let slowest = section.split("Slowest requests").nth(1).unwrap();
+    let first = slowest.split("<tr>").nth(1).unwrap();
+    assert!(first.contains("GET /slow"), "slowest first: {first}");
+    assert!(sonde.get_ok("/").contains(r#"href="/services""#));
+    let (status, body) = get(&format!("{}/services?range=2d", sonde.base_url)).unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("15m"), "{body}");
+}
+
+/// Python in a busybox container (the host's /usr bind-mounted, read-only)
+/// on the host's network: its series carry the container's name, as
+/// `container` and as `service_name`. (busybox httpd would not do: it
+/// forks a child per connection after accepting, a process the http
+/// collector does not know as a server.)
+fn server_in_a_container(sonde: &Sonde) {
+    let Some(podman) = Podman::new(&[]) else {
+        return;
+    };
+    let name = format!("sonde-http-{}", std::process::id());
+    let port = free_port();
+    let port_arg = port.to_string();
+    let mounts = [
+        "--network",
+        "host",
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib:/lib:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+    ];
+    let _container = Container::start(
+        &podman,
+        &name,
+        &mounts,
+        &[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port_arg,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&format!("http://127.0.0.1:{port}/")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the container's server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..2 {
+        ask(port, "/", 200);
+    }
+    let labels = [
+        ("container", name.as_str()),
+        ("service_name", name.as_str()),
+    ];
+    let samples = wait_for(sonde, |s| value(s, COUNT, &labels) >= 3.0);
+    assert_eq!(
+        value(&samples, COUNT, &labels),
+        3.0,
+        "the probe's GET and two more"
+    );
+    assert!(samples
+        .iter()
+        .any(|s| s.name == "target_info" && s.label("container") == Some(&name)));
+}

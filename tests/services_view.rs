@@ -1,0 +1,128 @@
+//! The Services view drawn from known samples: a service whose histograms
+//! imply a request rate, an error ratio and percentiles a reader can work
+//! out, and a request log holding its slowest request; the view shows those
+//! figures, its routes and that request, without script.
+
+mod common;
+
+use std::sync::Arc;
+
+use sonde::collect::http::log::{Entry, RequestLog};
+use sonde::model::{Labels, Sample, METRIC_NAME};
+use sonde::serve::{router, Shared};
+use sonde::store::Store;
+
+use common::{get, TempDir};
+
+const SECOND: i64 = 1000;
+
+/// One histogram series of `shop`'s `GET /a` with `status`, every 10 s over
+/// the last 30 minutes, `per_second` requests a second, each between 50
+/// and 100 ms.
+fn histogram(status: &str, per_second: f64, end_ms: i64) -> Vec<Sample> {
+    let span = 30 * 60;
+    let mut samples = Vec::new();
+    for i in 0..=span / 10 {
+        let t = (i * 10) as f64;
+        let count = per_second * t;
+        let base = [
+            ("service_name", "shop"),
+            ("http_request_method", "GET"),
+            ("http_route", "/a"),
+            ("http_response_status_code", status),
+        ];
+        let mut push = |name: &str, le: Option<&str>, value: f64| {
+            let mut labels: Vec<(&str, &str)> = base.to_vec();
+            labels.push((METRIC_NAME, name));
+            labels.extend(le.map(|le| ("le", le)));
+            samples.push(Sample {
+                labels: Labels::new(labels),
+                timestamp_ms: end_ms - span * SECOND + i * 10 * SECOND,
+                value,
+            });
+        };
+        push("http_server_request_duration_seconds_count", None, count);
+        for (le, value) in [("0.05", 0.0), ("0.1", count), ("+Inf", count)] {
+            push(
+                "http_server_request_duration_seconds_bucket",
+                Some(le),
+                value,
+            );
+        }
+    }
+    samples
+}
+
+#[test]
+fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
+    let dir = TempDir::new("services-view");
+    let end = sonde::collect::now_ms();
+    let mut store = Store::open(&dir.0).unwrap();
+    let mut samples = histogram("200", 2.0, end);
+    samples.extend(histogram("500", 0.5, end));
+    store.append(&samples).unwrap();
+    RequestLog::shared().record(Entry {
+        time_ms: end,
+        service: "shop".into(),
+        pid: 4242,
+        method: "GET".into(),
+        path: "/a".into(),
+        route: "/a".into(),
+        status: 500,
+        duration_seconds: 0.0987,
+        request_body_bytes: 0,
+        response_body_bytes: 2048,
+    });
+    let (base, stop, _thread) = common::recorder::serve(router(Arc::new(Shared::new(store))));
+
+    let (status, html) = get(&format!("{base}/services?range=15m")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("<script"), "readable without script");
+    assert!(html.contains(r#"href="/services" class="current""#));
+    // 2.5 requests a second, a fifth of them 5xx, all between 50 and 100 ms
+    // (linear inside the bucket: p50 75 ms, p95 97.5 ms, p99 99.5 ms).
+    let row = |name: &str| -> Vec<String> {
+        let start = html
+            .find(name)
+            .unwrap_or_else(|| panic!("{name} missing:\n{html}"));
+        let row = &html[start..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        row.split("<td class=\"number\">")
+            .skip(1)
+            .map(|cell| cell.split('<').next().unwrap().to_string())
+            .collect()
+    };
+    let want = ["2.5/s", "20%", "75 ms", "97.5 ms", "99.5 ms"];
+    assert_eq!(row("#service-1\">shop</a>"), want);
+    assert_eq!(row(">GET /a</th>"), want, "its one route");
+    // Each figure over time, in the Graph view, which draws it.
+    let p95 = html
+        .split("href=\"")
+        .find(|link| link.contains(">p95</a>"))
+        .and_then(|link| link.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let (status, graph) = get(&format!("{base}{p95}")).unwrap();
+    assert_eq!(status, 200, "{p95}: {graph}");
+    assert!(graph.contains("<svg"), "{p95}: no chart");
+    let slowest = html.split("Slowest requests").nth(1).unwrap();
+    for cell in ["GET /a", "500", "98.7 ms", "0 B / 2 KiB", "4242"] {
+        assert!(slowest.contains(cell), "{cell}:\n{slowest}");
+    }
+
+    let (status, html) = get(&format!("{base}/services?range=15m&sort=cpu")).unwrap();
+    assert_eq!(status, 400);
+    assert!(html.contains("sort"), "{html}");
+    drop(stop);
+}
+
+#[test]
+fn says_so_when_no_service_served() {
+    let dir = TempDir::new("services-view-empty");
+    let store = Store::open(&dir.0).unwrap();
+    let (base, stop, _thread) = common::recorder::serve(router(Arc::new(Shared::new(store))));
+    let (status, html) = get(&format!("{base}/services")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("No HTTP request was served"), "{html}");
+    drop(stop);
+}
