@@ -18,8 +18,7 @@ use std::future::IntoFuture;
 
 use sonde::model::{Labels, Sample, METRIC_NAME};
 use sonde::serve::dashboard::charts::{self, CHARTS};
-use sonde::serve::dashboard::series::Grid;
-use sonde::serve::dashboard::{self, Range};
+use sonde::serve::dashboard::{self, Preset, Range};
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -85,8 +84,9 @@ fn main() -> anyhow::Result<()> {
     println!("GET /?range=…, median and slowest of {RUNS}; then the part of it that reads");
     println!("and evaluates (no drawing), and the samples read from the store");
     println!("range   GET median   GET max   evaluate   samples read   HTML");
-    for range in Range::ALL {
-        let url = format!("{base}/?range={}", range.name());
+    for preset in Preset::ALL {
+        let range = Range::last(preset, sonde::collect::now_ms());
+        let url = format!("{base}/?range={}", preset.name());
         let mut times = Vec::new();
         let mut size = 0;
         for _ in 0..RUNS {
@@ -98,11 +98,11 @@ fn main() -> anyhow::Result<()> {
         }
         times.sort();
         let started = Instant::now();
-        dashboard::evaluate(&shared.store, range, sonde::collect::now_ms())?;
+        dashboard::evaluate(&shared.store, &range)?;
         let evaluated = started.elapsed();
         println!(
             "{:<6} {:>8.0} ms {:>6.0} ms {:>7.0} ms {:>14} {:>4} KiB",
-            range.name(),
+            preset.name(),
             ms(times[RUNS / 2]),
             ms(times[RUNS - 1]),
             ms(evaluated),
@@ -116,11 +116,7 @@ fn main() -> anyhow::Result<()> {
 /// How many samples the charts' selections return over `range`, read
 /// margin included.
 fn samples_read(store: &Mutex<Store>, range: Range) -> anyhow::Result<usize> {
-    let grid = Grid::ending_at(
-        sonde::collect::now_ms(),
-        range.duration_ms(),
-        range.step_ms(),
-    );
+    let grid = range.grid();
     let (start, end) = (charts::read_start_ms(&grid), grid.end_ms());
     let store = store.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let mut total = 0;

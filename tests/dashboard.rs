@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use sonde::model::{Labels, Sample, METRIC_NAME};
-use sonde::serve::dashboard::{self, Range};
+use sonde::serve::dashboard::{self, Preset, Range};
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -140,7 +140,7 @@ fn approx(actual: f64, expected: f64) -> bool {
 fn every_range_draws_six_charts() {
     let dir = TempDir::new("dashboard-ranges");
     let base = serve(known_store(&dir.0, now_ms()));
-    for range in Range::ALL {
+    for range in Preset::ALL {
         let (status, html) = get(&format!("{base}/?range={}", range.name())).unwrap();
         assert_eq!(status, 200, "{}: {html}", range.name());
         assert_eq!(panels(&html), 6, "{}", range.name());
@@ -233,7 +233,7 @@ fn charts_show_the_values_the_samples_imply() {
     let dir = TempDir::new("dashboard-values");
     let end = now_ms();
     let store = known_store(&dir.0, end);
-    let charts = dashboard::evaluate(&store, Range::Minutes15, end).unwrap();
+    let charts = dashboard::evaluate(&store, &Range::last(Preset::Minutes15, end)).unwrap();
     let line = |chart: &str, legend: &str| -> Vec<f64> {
         let data = charts.iter().find(|c| c.chart.id == chart).unwrap();
         let line = data
@@ -283,7 +283,7 @@ fn charts_show_the_values_the_samples_imply() {
     assert!(exact >= syscalls.len() - 12, "{syscalls:?}");
 
     // A day is drawn from the 1-minute rollups: the same figures.
-    let day = dashboard::evaluate(&store, Range::Hours24, end).unwrap();
+    let day = dashboard::evaluate(&store, &Range::last(Preset::Hours24, end)).unwrap();
     let last = |chart: &str, legend: &str| -> f64 {
         let data = day.iter().find(|c| c.chart.id == chart).unwrap();
         let line = data.lines.iter().find(|l| l.legend == legend).unwrap();
@@ -351,7 +351,7 @@ fn bad_parameters_get_a_400_that_says_what_is_allowed() {
     for (query, says) in [
         (
             "range=banana",
-            "bad range \"banana\": choose one of 15m, 1h, 6h, 24h",
+            "bad range \"banana\": choose one of 5m, 15m, 1h, 6h, 24h, 7d",
         ),
         ("range=", "bad range \"\""),
         (

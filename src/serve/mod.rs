@@ -33,6 +33,9 @@ pub struct Shared {
     /// The built-in notifier (a handle on the one the rules send to), for
     /// Alertmanager's API v2: silences, alerts, status.
     pub notifier: Option<crate::alert::notify::Notifier>,
+    /// What `sonde run` learnt while starting (collector states, config in
+    /// effect), for the Status view; `None` where only the store is served.
+    pub startup: Option<dashboard::status::Startup>,
 }
 
 impl Shared {
@@ -43,6 +46,7 @@ impl Shared {
             store: Mutex::new(store),
             alerting: None,
             notifier: None,
+            startup: None,
         }
     }
 
@@ -67,6 +71,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(dashboard::alerts::expire),
         )
         .route("/graph", get(dashboard::graph::page))
+        .route("/kernel", get(dashboard::kernel::page))
+        .route("/status", get(dashboard::status::page))
         .route("/who", get(dashboard::who::page))
         .route("/who/cgroup", get(dashboard::who::cgroup_page))
         .route("/who/process", get(dashboard::who::process_page))

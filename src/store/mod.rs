@@ -87,6 +87,17 @@ use codec::{ByteReader, ByteWriter};
 use head::{Appended, Finished, HeadSeries, Staged};
 pub use rollup::{Bucket, Resolution};
 
+/// One tier of stored data, as [`Store::tier_usage`] reports it.
+pub struct TierUsage {
+    pub name: &'static str,
+    /// Bytes of chunk data (without SQLite's own overhead).
+    pub bytes: u64,
+    pub rows: u64,
+    /// The oldest sample or bucket start; `None` when the tier is empty.
+    pub oldest_ms: Option<i64>,
+    pub retention: Duration,
+}
+
 /// How the store keeps and limits data; `[storage]` in the config file.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -977,6 +988,32 @@ impl Store {
     /// Series in the head, the ones [`StoreOptions::max_series`] bounds.
     pub fn active_series(&self) -> usize {
         self.head.len()
+    }
+
+    /// What each tier holds: raw chunks, then the rollups by resolution,
+    /// with the retention that bounds it. Reads only the rows' lengths and
+    /// times, never their data.
+    pub fn tier_usage(&self) -> anyhow::Result<Vec<TierUsage>> {
+        let options = &self.options;
+        let mut usage = Vec::new();
+        let tiers = [
+            ("raw", "SELECT coalesce(sum(length(data)), 0), count(*), min(min_time) FROM chunks", options.retention),
+            ("1m rollups", "SELECT coalesce(sum(length(data)), 0), count(*), min(min_time) FROM rollups WHERE tier = 1", options.minute_retention),
+            ("1h rollups", "SELECT coalesce(sum(length(data)), 0), count(*), min(min_time) FROM rollups WHERE tier = 60", options.hour_retention),
+        ];
+        for (name, sql, retention) in tiers {
+            let (bytes, rows, oldest_ms): (i64, i64, Option<i64>) =
+                self.conn
+                    .query_row(sql, [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            usage.push(TierUsage {
+                name,
+                bytes: bytes as u64,
+                rows: rows as u64,
+                oldest_ms,
+                retention,
+            });
+        }
+        Ok(usage)
     }
 
     /// Bytes the database takes on disk: the file and its WAL.
