@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod alertmanager;
+pub mod chromium;
 pub mod podman;
 pub mod prometheus;
 pub mod promql;
