@@ -148,7 +148,10 @@ fn every_view_works_in_a_real_browser() {
         "top offenders listed"
     );
     load(&mut page, &base, &format!("{base}/kernel?range=5m"));
-    assert!(count(&mut page, "svg.heatmap rect") > 0, "heatmap cells");
+    assert!(
+        count(&mut page, "svg.heatmap path[class^=h]") > 0,
+        "heatmap cells"
+    );
     assert!(
         text(
             &mut page,

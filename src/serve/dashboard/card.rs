@@ -201,14 +201,19 @@ impl Panel {
 }
 
 /// The series of a PromQL range query on `grid`'s instants; an error names
-/// the expression.
+/// the expression. The query reads the store as the grid needs it
+/// ([`Stepped`]).
 pub fn range_series(
     store: &dyn Source,
     expr: &str,
     grid: &Grid,
 ) -> anyhow::Result<Vec<query::RangeSeries>> {
+    let stepped = Stepped {
+        source: store,
+        step_ms: grid.step_ms,
+    };
     let value = query::range_query(
-        store,
+        &stepped,
         &Limits::default(),
         expr,
         grid.start_ms,
@@ -220,4 +225,26 @@ pub fn range_series(
         QueryValue::Matrix(series) => series,
         _ => Vec::new(),
     })
+}
+
+/// A source read at a grid's step: a step of a minute or more reads the
+/// minute rollups' last sample per bucket instead of every raw sample
+/// ([`Source::select_step`]), as the Overview's charts do. A chart cannot
+/// show finer detail than its step, and a counter's rate between the kept
+/// samples is exact; a window of two steps always spans two of them.
+struct Stepped<'a> {
+    source: &'a dyn Source,
+    step_ms: i64,
+}
+
+impl Source for Stepped<'_> {
+    fn select(
+        &self,
+        matchers: &[crate::model::Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<crate::store::SeriesSamples>> {
+        self.source
+            .select_step(matchers, start_ms, end_ms, self.step_ms)
+    }
 }

@@ -7,9 +7,10 @@
 //! A histogram is read as Prometheus stores it, cumulative `_bucket` series
 //! by `le`; [`Histogram::read`] turns one range query into counts per bucket
 //! and step (a bucket's count is its cumulative count minus the one below).
-//! Cells of the same colour side by side are merged into one rectangle, and
-//! colours are CSS classes (`h0`…`h7`), so a day's heatmap stays a few
-//! kilobytes and follows the page's light or dark theme.
+//! Cells of the same colour side by side are merged into one run, drawn in
+//! grid units in one path per colour, and colours are CSS classes (`h0`…
+//! `h7`), so a heatmap stays a few kilobytes and follows the page's light
+//! or dark theme.
 
 use std::fmt::Write as _;
 
@@ -25,7 +26,8 @@ const LEFT: u32 = 66;
 const RIGHT: u32 = 16;
 const TOP: u32 = 10;
 const BOTTOM: u32 = 28;
-/// Colour steps of the scale (`h0` the faintest).
+/// Colour steps of the scale (`h0` the faintest); `dashboard.css` and the
+/// ramp in `heat_card.html` have one class per step.
 pub const LEVELS: usize = 8;
 /// Tallest a row is drawn, in SVG units, unless the rows are too few to
 /// fill [`MIN_HEIGHT`]; many rows share [`MAX_PLOT_HEIGHT`].
@@ -256,33 +258,43 @@ pub fn svg(title: &str, grid: &Grid, map: &Heatmap) -> String {
         out,
         " class=\"heatmap\" viewBox=\"0 0 {WIDTH} {height:.0}\" width=\"{WIDTH}\" height=\"{height:.0}\" xmlns=\"http://www.w3.org/2000/svg\">"
     );
+    // Cells in grid units: cell t (the step ending at instant t) spans
+    // columns [t, t + 1) and row r (bottom-up) spans one unit; one path per
+    // colour level holds every run of equal cells, a few bytes each. The
+    // cell before the first instant lies outside the range and is skipped.
+    let rows_count = map.rows.len();
+    let mut levels = vec![String::new(); LEVELS];
     let max = map.max();
     for (row, counts) in map.counts.iter().enumerate() {
-        let y = y_of_row(row as f64 + 1.0);
+        let y = rows_count - 1 - row;
         let mut run: Option<(usize, usize)> = None; // (first instant, level)
-        let close = |out: &mut String, from: usize, to: usize, level: usize| {
-            let x = (x_of(grid.instant(from)) - cell_width).max(f64::from(left));
-            let width = x_of(grid.instant(to)) - x;
-            let _ = write!(
-                out,
-                "<rect class=\"h{level}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{row_height:.1}\"/>"
-            );
+        let mut close = |from: usize, to: usize, level: usize| {
+            let _ = write!(levels[level], "M{from} {y}h{}v1H{from}z", to + 1 - from);
         };
-        for (t, &count) in counts.iter().enumerate() {
+        for (t, &count) in counts.iter().enumerate().skip(1) {
             let here = (count > 0.0).then(|| level(count, max));
             match (run, here) {
                 (Some((_, l)), Some(h)) if l == h => {}
                 (Some((from, l)), _) => {
-                    close(&mut out, from, t - 1, l);
+                    close(from, t - 1, l);
                     run = here.map(|h| (t, h));
                 }
                 (None, _) => run = here.map(|h| (t, h)),
             }
         }
         if let Some((from, l)) = run {
-            close(&mut out, from, counts.len() - 1, l);
+            close(from, counts.len() - 1, l);
         }
     }
+    let _ = write!(
+        out,
+        "<g transform=\"translate({:.2} {TOP}) scale({cell_width:.4} {row_height:.3})\" shape-rendering=\"crispEdges\">",
+        f64::from(left) - cell_width
+    );
+    for (level, path) in levels.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        let _ = write!(out, "<path class=\"h{level}\" d=\"{path}\"/>");
+    }
+    out.push_str("</g>");
     // Row labels, every other one when rows are thin.
     let every = if row_height < 12.0 { 2 } else { 1 };
     for (row, label) in map.rows.iter().enumerate().filter(|(r, _)| r % every == 0) {
@@ -370,17 +382,22 @@ mod tests {
     }
 
     #[test]
-    fn equal_neighbours_merge_into_one_rectangle() {
+    fn equal_neighbours_merge_into_one_run() {
         let map = Heatmap {
             rows: vec!["≤1µs".into()],
             counts: vec![vec![5.0, 5.0, 5.0, 0.0, 1.0]],
             lines: Vec::new(),
         };
         let svg = svg("t", &grid(5), &map);
-        assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
+        // The first cell is before the range; then one run of two 5s at
+        // the highest level, and a single 1 further down the ramp.
         assert!(
-            svg.contains("class=\"h7\""),
-            "the highest count is the darkest"
+            svg.contains("<path class=\"h7\" d=\"M1 0h2v1H1z\"/>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<path class=\"h3\" d=\"M4 0h1v1H4z\"/>"),
+            "{svg}"
         );
         assert!(svg.starts_with("<svg role=\"img\" aria-label=\"t\" data-start=\"0\""));
     }

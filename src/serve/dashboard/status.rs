@@ -444,7 +444,7 @@ fn tiers(usage: &[crate::store::TierUsage], range: &Range) -> Figures {
         .collect();
     Figures {
         title: "Store by tier",
-        headings: vec!["chunk bytes", "rows", "oldest", "kept for"],
+        headings: vec!["chunk bytes (est.)", "rows", "oldest", "kept for"],
         rows,
         empty: "The store is empty.",
         promql: Vec::new(),
