@@ -101,6 +101,16 @@ fn click(page: &mut Page, selector: &str) {
     page.wait_event("Page.loadEventFired", from, Duration::from_secs(60));
 }
 
+/// The first chart's [start, end] in ms, as its SVG says.
+fn span(page: &mut Page) -> Vec<i64> {
+    page.eval("(() => { const s = document.querySelector('.plot svg'); return [Number(s.dataset.start), Number(s.dataset.end)]; })()")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
 #[test]
 fn every_view_works_in_a_real_browser() {
     let sonde = Sonde::start("");
@@ -206,13 +216,7 @@ fn every_view_works_in_a_real_browser() {
     // collected for seconds only) opens the dragged span, which a second
     // load of the same URL shows again.
     load(&mut page, &base, &format!("{base}/?range=5m"));
-    let before: Vec<i64> = page
-        .eval("(() => { const s = document.querySelector('.plot svg'); return [Number(s.dataset.start), Number(s.dataset.end)]; })()")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let before = span(&mut page);
     let bounds = page.eval(
         "(() => { const s = document.querySelector('.plot svg'); s.scrollIntoView(); const r = s.getBoundingClientRect(); return [r.left, r.width, r.top + r.height / 2]; })()",
     );
@@ -242,13 +246,7 @@ fn every_view_works_in_a_real_browser() {
         zoomed.contains("from=") && zoomed.contains("to="),
         "{zoomed}"
     );
-    let after: Vec<i64> = page
-        .eval("(() => { const s = document.querySelector('.plot svg'); return [Number(s.dataset.start), Number(s.dataset.end)]; })()")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let after = span(&mut page);
     assert!(
         after[0] > before[0] && after[1] < before[1],
         "the zoomed range {after:?} lies inside {before:?}"
@@ -259,13 +257,7 @@ fn every_view_works_in_a_real_browser() {
         "a custom range shows its from and to"
     );
     load(&mut page, &base, &zoomed);
-    let again: Vec<i64> = page
-        .eval("(() => { const s = document.querySelector('.plot svg'); return [Number(s.dataset.start), Number(s.dataset.end)]; })()")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let again = span(&mut page);
     assert_eq!(again, after, "the URL round-trips to the same range");
     // And the tabs carry the zoomed range on.
     click(&mut page, "nav.views a[href^='/who']");

@@ -100,18 +100,9 @@ impl Chromium {
 }
 
 impl Drop for Chromium {
+    /// SIGTERM lets the browser take its helper processes down with it.
     fn drop(&mut self) {
-        // SIGTERM lets the browser take its helper processes down with it.
-        super::unsafe_kill(self.child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(None) = self.child.try_wait() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.wait();
+        super::terminate(&mut self.child);
     }
 }
 

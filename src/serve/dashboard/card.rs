@@ -227,6 +227,23 @@ pub fn range_series(
     })
 }
 
+/// An instant query at `at_ms`: its samples above zero, the highest first.
+pub fn ranked(
+    store: &dyn Source,
+    promql: &str,
+    at_ms: i64,
+) -> anyhow::Result<Vec<query::InstantSample>> {
+    let answer = query::instant_query(store, &Limits::default(), promql, at_ms)
+        .map_err(|err| anyhow::anyhow!("{promql}: {err}"))?;
+    let mut samples = match answer {
+        QueryValue::Vector(samples) => samples,
+        _ => Vec::new(),
+    };
+    samples.retain(|s| s.value > 0.0);
+    samples.sort_by(|a, b| b.value.total_cmp(&a.value));
+    Ok(samples)
+}
+
 /// A source read at a grid's step: a step of a minute or more reads the
 /// minute rollups' last sample per bucket instead of every raw sample
 /// ([`Source::select_step`]), as the Overview's charts do. A chart cannot

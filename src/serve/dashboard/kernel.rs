@@ -16,12 +16,12 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 
-use super::card::{self, range_series, Card, Panel};
+use super::card::{self, range_series, ranked, Card, Panel};
 use super::charts::Unit;
 use super::frame::{self, Frame, View};
 use super::heatmap::{self, Heatmap, Histogram, Overlay};
 use super::range::{Range, TimeParams};
-use crate::query::{self, Limits, QueryValue, Source};
+use crate::query::Source;
 
 /// Block I/O heatmaps drawn at most (the busiest device and op pairs).
 const BLOCK_MAPS: usize = 4;
@@ -240,23 +240,6 @@ pub async fn page(
     .await
 }
 
-/// An instant query at the end of the range; its samples, busiest first.
-fn ranked(
-    store: &dyn Source,
-    promql: &str,
-    range: &Range,
-) -> anyhow::Result<Vec<query::InstantSample>> {
-    let answer = query::instant_query(store, &Limits::default(), promql, range.end_ms)
-        .map_err(|err| anyhow::anyhow!("{promql}: {err}"))?;
-    let mut samples = match answer {
-        QueryValue::Vector(samples) => samples,
-        _ => Vec::new(),
-    };
-    samples.retain(|s| s.value > 0.0);
-    samples.sort_by(|a, b| b.value.total_cmp(&a.value));
-    Ok(samples)
-}
-
 fn syscall_choices(
     store: &dyn Source,
     range: &Range,
@@ -271,7 +254,7 @@ fn syscall_choices(
         label: "all syscalls".to_string(),
         selected: chosen.is_empty(),
     }];
-    for sample in ranked(store, &promql, range)?
+    for sample in ranked(store, &promql, range.end_ms)?
         .into_iter()
         .take(SYSCALL_CHOICES)
     {
@@ -318,7 +301,7 @@ fn latency_cards(
         "sum by (device, op) (increase(sonde_block_io_duration_seconds_count[{}]))",
         range.promql_window()
     );
-    let pairs = ranked(store, &devices, range)?;
+    let pairs = ranked(store, &devices, range.end_ms)?;
     for sample in pairs.iter().take(BLOCK_MAPS) {
         let device = sample.labels.get("device").unwrap_or("");
         let op = sample.labels.get("op").unwrap_or("");
@@ -414,7 +397,7 @@ fn errors_promql(range: &Range) -> String {
 
 /// The syscall errors over the whole range, most frequent first.
 fn errors(store: &dyn Source, range: &Range) -> anyhow::Result<Vec<ErrorRow>> {
-    Ok(ranked(store, &errors_promql(range), range)?
+    Ok(ranked(store, &errors_promql(range), range.end_ms)?
         .into_iter()
         .take(ERROR_ROWS)
         .map(|sample| ErrorRow {

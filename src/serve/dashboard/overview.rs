@@ -68,10 +68,6 @@ const RANKINGS: [Ranking; 4] = [
     },
 ];
 
-fn encode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 /// The busiest processes at the end of `range`, one table per resource.
 pub fn offenders(store: &dyn Source, range: &Range) -> anyhow::Result<Vec<Offenders>> {
     RANKINGS
@@ -81,33 +77,15 @@ pub fn offenders(store: &dyn Source, range: &Range) -> anyhow::Result<Vec<Offend
                 "topk({TOP}, sum by (comm, unit, container) (rate({}[{NOW_WINDOW}])))",
                 ranking.metric
             );
-            let answer = query::instant_query(store, &Limits::default(), &promql, range.end_ms)
-                .map_err(|err| anyhow::anyhow!("{promql}: {err}"))?;
-            let mut samples = match answer {
-                QueryValue::Vector(samples) => samples,
-                _ => Vec::new(),
-            };
-            samples.retain(|s| s.value > 0.0);
-            samples.sort_by(|a, b| b.value.total_cmp(&a.value));
-            let rows = samples
+            let rows = super::card::ranked(store, &promql, range.end_ms)?
                 .iter()
                 .map(|sample| {
-                    let get = |name| sample.labels.get(name).unwrap_or("");
-                    let place = [get("unit"), get("container")]
-                        .into_iter()
-                        .filter(|p| !p.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" ");
+                    let (name, place, href) =
+                        super::who::process_link(&sample.labels, &range.query());
                     Offender {
-                        name: get("comm").to_string(),
+                        name,
                         place,
-                        href: format!(
-                            "/who/process?comm={}&unit={}&container={}&{}",
-                            encode(get("comm")),
-                            encode(get("unit")),
-                            encode(get("container")),
-                            range.query()
-                        ),
+                        href,
                         value: ranking.unit.format(sample.value * ranking.scale),
                     }
                 })

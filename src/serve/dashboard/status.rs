@@ -199,7 +199,7 @@ fn config_in_effect(config: &crate::config::Config) -> Vec<(String, String)> {
 /// A retention as it is written in the config: whole days as `90d`.
 fn days(span: std::time::Duration) -> String {
     let seconds = span.as_secs();
-    if seconds >= 86_400 && seconds % 86_400 == 0 {
+    if seconds >= 86_400 && seconds.is_multiple_of(86_400) {
         format!("{}d", seconds / 86_400)
     } else {
         humantime::format_duration(span).to_string()

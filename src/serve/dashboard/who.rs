@@ -416,21 +416,11 @@ fn row(kind: Kind, entry: &Entry, range: &str) -> Row {
         .collect();
     match kind {
         Kind::Process => {
-            let get = |name| labels.get(name).unwrap_or("");
-            let place = [get("unit"), get("container")]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let (name, place, href) = process_link(labels, range);
             Row {
-                name: get("comm").to_string(),
+                name,
                 place,
-                href: format!(
-                    "/who/process?comm={}&unit={}&container={}&{range}",
-                    encode(get("comm")),
-                    encode(get("unit")),
-                    encode(get("container"))
-                ),
+                href,
                 cells,
             }
         }
@@ -444,6 +434,25 @@ fn row(kind: Kind, entry: &Entry, range: &str) -> Row {
             }
         }
     }
+}
+
+/// A process's name, where it runs (unit or container) and its page's
+/// link with the query string `range`, from its `comm`, `unit` and
+/// `container` labels.
+pub(super) fn process_link(labels: &Labels, range: &str) -> (String, String, String) {
+    let get = |name| labels.get(name).unwrap_or("");
+    let place = [get("unit"), get("container")]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let href = format!(
+        "/who/process?comm={}&unit={}&container={}&{range}",
+        encode(get("comm")),
+        encode(get("unit")),
+        encode(get("container"))
+    );
+    (get("comm").to_string(), place, href)
 }
 
 /// A cgroup as people name it: the runtime's name, else the unit, else
