@@ -2,7 +2,8 @@
 // complete without it; it adds, on any chart drawn over time (an <svg> with
 // data-start/data-end/data-x0/data-x1, see render.rs):
 // - drag-to-zoom: a drag across a chart opens the same view over the
-//   dragged span (?from=…&to=…, the custom range's own parameters);
+//   dragged span (?from=…&to=…, the custom range's own parameters), on the
+//   views with the range picker;
 // - a crosshair and a read-out of each line's value at the pointer, from
 //   the chart's values in the <script class="chart-data"> beside it;
 // - legend toggling: a click on a legend row hides or shows its line.
@@ -153,8 +154,9 @@
       const to = timeAt(a, Math.max(dragFrom, x));
       dragFrom = null;
       band.setAttribute("width", 0);
-      // A click is not a zoom; the server refuses spans under a minute.
-      if (to - from >= 60000) zoomTo(from, to);
+      // A click is not a zoom; the server refuses spans under a minute; a
+      // view without the range picker (Graph) has no from and to to take.
+      if (to - from >= 60000 && document.querySelector("nav.controls")) zoomTo(from, to);
     });
 
     // Legend toggling: plotters draws each line in its colour, so the

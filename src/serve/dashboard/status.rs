@@ -531,3 +531,40 @@ fn remote_write(shared: &crate::serve::Shared) -> Figures {
         promql: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_in_effect_leaves_credentials_out() {
+        let config = crate::config::Config::parse(
+            r#"
+[server.basic_auth_users]
+admin = "$2y$10$abcdefghijklmnopqrstuuJ1lO8Z7a3Qd3l1b0wS3n7cQ0r5eWm6a"
+[storage]
+retention = "30d"
+[[remote_write]]
+url = "https://user:secret@mimir.example:9009/api/v1/push"
+name = "central"
+"#,
+        )
+        .unwrap();
+        let lines = config_in_effect(&config);
+        let text = format!("{lines:?}");
+        assert!(!text.contains("secret") && !text.contains("$2y$"), "{text}");
+        let value = |key: &str| {
+            lines
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            value("[[remote_write]]"),
+            "central → https://mimir.example:9009/api/v1/push"
+        );
+        assert_eq!(value("[storage] retention"), "30d");
+        assert_eq!(value("[server] basic_auth_users"), "1");
+    }
+}
