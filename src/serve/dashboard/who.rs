@@ -584,6 +584,48 @@ const PROCESS_PANELS: &[Panel] = &[
         dashed: None,
         empty: NO_DATA,
     },
+    Panel {
+        title: "Context switches",
+        unit: Unit::PerSecond("switches"),
+        lines: &[(
+            "{kind}",
+            "sum by (kind) (rate(sonde_context_switches_total{$sel}[$w]))",
+        )],
+        dashed: None,
+        empty: NO_DATA,
+    },
+    Panel {
+        title: "TCP",
+        unit: Unit::PerSecond("events"),
+        lines: &[
+            (
+                "connects {result}",
+                "sum by (result) (rate(sonde_tcp_connects_total{$sel}[$w]))",
+            ),
+            ("accepts", "sum(rate(sonde_tcp_accepts_total{$sel}[$w]))"),
+            (
+                "retransmits",
+                "sum(rate(sonde_tcp_retransmits_total{$sel}[$w]))",
+            ),
+            ("resets", "sum(rate(sonde_tcp_resets_total{$sel}[$w]))"),
+        ],
+        dashed: None,
+        empty: "No TCP connection of this process in the range.",
+    },
+    Panel {
+        title: "Starts and ends",
+        unit: Unit::PerSecond("processes"),
+        lines: &[
+            ("execs", "sum(rate(sonde_process_execs_total{$sel}[$w]))"),
+            (
+                "exits {reason}",
+                "sum by (reason) (rate(sonde_process_exits_total{$sel}[$w]))",
+            ),
+            ("OOM kills", "sum(rate(sonde_oom_kills_total{$sel}[$w]))"),
+        ],
+        dashed: None,
+        empty: "No process of this name started or ended in the range.",
+    },
 ];
 
 #[derive(Template)]
