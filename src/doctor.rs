@@ -113,6 +113,20 @@ pub fn doctor(config: &Config) -> bool {
     collecting
 }
 
+/// The checks that only read what the kernel says (no program is loaded),
+/// cheap enough for the dashboard's Status view to run on every request.
+pub fn live_checks() -> Vec<(&'static str, anyhow::Result<String>)> {
+    vec![
+        ("kernel", kernel_version()),
+        ("BTF", btf()),
+        ("capabilities held now", capabilities_held()),
+        (
+            "kernel.bpf_stats_enabled",
+            crate::collect::bpf::stats::describe_sysctl(),
+        ),
+    ]
+}
+
 fn render(rows: &[Row]) -> String {
     let width = rows.iter().map(|row| row.check.len()).max().unwrap_or(0);
     let mut out = String::new();
@@ -293,6 +307,16 @@ fn capabilities() -> anyhow::Result<String> {
     } else {
         anyhow::bail!("{text}; missing: {}", required.join(", "))
     }
+}
+
+/// The capabilities held now, by name: after `sonde run` dropped the
+/// loading ones, their absence is not a fault.
+fn capabilities_held() -> anyhow::Result<String> {
+    let (effective, _) = privilege::held()?;
+    Ok(match privilege::names(effective) {
+        names if names.is_empty() => "none".to_string(),
+        names => names.join(", "),
+    })
 }
 
 /// What `sonde run` keeps once its programs are attached, and what it drops.

@@ -40,8 +40,9 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
 
     let mut collectors = collect::node::collectors();
     collectors.push(Box::new(collect::processes::Processes::new()));
-    let bpf = collect::bpf::collectors(&config.collect);
-    collectors.extend(bpf.collectors);
+    let mut bpf = collect::bpf::collectors(&config.collect);
+    let startup = serve::dashboard::status::Startup::new(&config, &bpf);
+    collectors.extend(std::mem::take(&mut bpf.collectors));
     let max_series = config.collect.max_series_per_metric;
     let programs_reload = collect::programs::Reload::default();
     collectors.push(collect::programs::collector(
@@ -79,6 +80,7 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     let senders = Arc::new(Senders::start(&config.remote_write, &db_file)?);
 
     let mut shared = Shared::new(store);
+    shared.startup = Some(startup);
     let mut alerting = Alerting::start(&config, config_path)?;
     alerting.programs = Some(programs_reload);
     shared.notifier = Some(alerting.notifier.clone());

@@ -294,6 +294,11 @@ fn alerts_reach_alertmanager_survive_a_restart_and_resolve() {
         html.contains("class=\"badge\">2<"),
         "two firing alerts on the Alerts tab: {html}"
     );
+    let overview = sonde.get_ok("/");
+    assert!(
+        overview.contains("<span class=\"state firing\">ValueHigh</span>"),
+        "the Overview lists what fires: {overview}"
+    );
     let link = value_high["generatorURL"].as_str().unwrap();
     sonde.get_ok(&link[link.find("/graph").unwrap()..]);
     assert_eq!(value_high["labels"]["site"], "lab");

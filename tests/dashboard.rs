@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use sonde::model::{Labels, Sample, METRIC_NAME};
-use sonde::serve::dashboard::{self, Range};
+use sonde::serve::dashboard::{self, Preset, Range};
 use sonde::serve::{router, Shared};
 use sonde::store::Store;
 
@@ -140,7 +140,7 @@ fn approx(actual: f64, expected: f64) -> bool {
 fn every_range_draws_six_charts() {
     let dir = TempDir::new("dashboard-ranges");
     let base = serve(known_store(&dir.0, now_ms()));
-    for range in Range::ALL {
+    for range in Preset::ALL {
         let (status, html) = get(&format!("{base}/?range={}", range.name())).unwrap();
         assert_eq!(status, 200, "{}: {html}", range.name());
         assert_eq!(panels(&html), 6, "{}", range.name());
@@ -233,7 +233,7 @@ fn charts_show_the_values_the_samples_imply() {
     let dir = TempDir::new("dashboard-values");
     let end = now_ms();
     let store = known_store(&dir.0, end);
-    let charts = dashboard::evaluate(&store, Range::Minutes15, end).unwrap();
+    let charts = dashboard::evaluate(&store, &Range::last(Preset::Minutes15, end)).unwrap();
     let line = |chart: &str, legend: &str| -> Vec<f64> {
         let data = charts.iter().find(|c| c.chart.id == chart).unwrap();
         let line = data
@@ -283,7 +283,7 @@ fn charts_show_the_values_the_samples_imply() {
     assert!(exact >= syscalls.len() - 12, "{syscalls:?}");
 
     // A day is drawn from the 1-minute rollups: the same figures.
-    let day = dashboard::evaluate(&store, Range::Hours24, end).unwrap();
+    let day = dashboard::evaluate(&store, &Range::last(Preset::Hours24, end)).unwrap();
     let last = |chart: &str, legend: &str| -> f64 {
         let data = day.iter().find(|c| c.chart.id == chart).unwrap();
         let line = data.lines.iter().find(|l| l.legend == legend).unwrap();
@@ -351,7 +351,7 @@ fn bad_parameters_get_a_400_that_says_what_is_allowed() {
     for (query, says) in [
         (
             "range=banana",
-            "bad range \"banana\": choose one of 15m, 1h, 6h, 24h",
+            "bad range \"banana\": choose one of 5m, 15m, 1h, 6h, 24h, 7d",
         ),
         ("range=", "bad range \"\""),
         (
@@ -613,4 +613,159 @@ fn who_view_ranks_and_drills_down() {
         assert_eq!(status, 400, "{query}: {text}");
         assert!(text.contains(says), "{query}: {text}");
     }
+}
+
+/// A syscall latency histogram where every `read` takes between 512 µs
+/// and 1.02 ms, 10 a second, over the last 30 minutes.
+fn histogram_store(dir: &std::path::Path, end_ms: i64) -> Store {
+    let mut samples = Vec::new();
+    for i in 0..27 {
+        let le = if i == 26 {
+            "+Inf".to_string()
+        } else {
+            format!("{}", 1e-6 * f64::from(1u32 << i))
+        };
+        // Buckets up to 512 µs (i = 9) hold nothing; from 1.02 ms on, all.
+        let share = if i >= 10 { 1.0 } else { 0.0 };
+        let labels = [
+            (METRIC_NAME, "sonde_syscall_duration_seconds_bucket"),
+            ("syscall", "read"),
+            ("le", le.as_str()),
+        ];
+        samples.extend(series(&labels, end_ms, 1800, |t| share * 10.0 * t));
+    }
+    let count = [
+        (METRIC_NAME, "sonde_syscall_duration_seconds_count"),
+        ("syscall", "read"),
+    ];
+    samples.extend(series(&count, end_ms, 1800, |t| 10.0 * t));
+    let errors = [
+        (METRIC_NAME, "sonde_syscall_errors_total"),
+        ("syscall", "openat"),
+        ("errno", "ENOENT"),
+    ];
+    samples.extend(series(&errors, end_ms, 1800, |t| 2.0 * t));
+    let mut store = Store::open(dir).unwrap();
+    store.append(&samples).unwrap();
+    store
+}
+
+/// The Kernel view draws a heatmap whose only row is the bucket the
+/// samples fill, with the p50 inside it; a chosen syscall titles it; the
+/// errors table counts over the range; a bad syscall name is a 400.
+#[test]
+fn kernel_view_draws_heatmaps_from_histograms() {
+    let dir = TempDir::new("dashboard-kernel");
+    let base = serve(histogram_store(&dir.0, now_ms()));
+    let (status, html) = get(&format!("{base}/kernel?range=15m&syscall=read")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    let card = &html[html.find("id=\"syscall-latency\"").unwrap()..];
+    let card = &card[..card.find("</section>").unwrap()];
+    assert!(card.contains("Syscall latency, read"), "{card}");
+    assert!(card.contains("class=\"heatmap\""), "{card}");
+    assert!(
+        card.contains(">≤1.02ms</text>"),
+        "the filled bucket's row: {card}"
+    );
+    assert!(
+        !card.contains(">≤512µs</text>"),
+        "empty rows below are left out"
+    );
+    // p50 of events spread evenly over (512 µs, 1.024 ms]: 768 µs.
+    assert!(card.contains("p50 768µs"), "{card}");
+    assert!(card.contains("histogram_quantile(0.99"), "{card}");
+    assert!(
+        html.contains("<option value=\"read\" selected>read ("),
+        "the chooser offers read, chosen"
+    );
+    assert!(
+        html.contains("<td>openat</td><td>ENOENT</td><td class=\"number\">1800</td>"),
+        "2 errors/s over 15 minutes: {html}"
+    );
+    let (status, body) = get(&format!("{base}/kernel?syscall=read%3Bdrop")).unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("syscall: expected a syscall's name"),
+        "{body}"
+    );
+}
+
+/// A custom range (the form's UTC minutes, or RFC 3339 as zoom sends it)
+/// draws exactly that span, marks no preset, and every link keeps it; bad
+/// ends are a 400 naming the parameter.
+#[test]
+fn custom_ranges_are_drawn_and_kept_in_links() {
+    let dir = TempDir::new("dashboard-custom");
+    let end = now_ms() / 60_000 * 60_000;
+    let base = serve(known_store(&dir.0, end));
+    let from = sonde::civil::rfc3339(end - 20 * 60_000);
+    let to = sonde::civil::rfc3339(end - 5 * 60_000);
+    let (status, html) = get(&format!("{base}/?from={}&to={}", &from[..16], &to[..16])).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains(&format!("data-start=\"{}\"", end - 20 * 60_000))
+            && html.contains(&format!("data-end=\"{}\"", end - 5 * 60_000)),
+        "the charts span the custom range"
+    );
+    assert!(
+        !html.contains("aria-current=\"page\">1h<"),
+        "no preset is current"
+    );
+    assert!(
+        html.contains(&format!("href=\"/kernel?from={from}&#38;to={to}\"")),
+        "the tabs carry the range: {html}"
+    );
+    for (query, says) in [
+        ("from=yesterday", "from: expected a time"),
+        (
+            "from=2027-01-15T09:00&to=2027-01-15T08:00",
+            "from must be at least a minute before to",
+        ),
+        ("to=2027-01-15T09:00", "to needs a from"),
+    ] {
+        let (status, body) = get(&format!("{base}/who?{query}")).unwrap();
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(says), "{query}: {body}");
+    }
+}
+
+/// The Status view shows the store by tier, the series and the collectors
+/// it finds in the store, and the Overview's health line links to it.
+#[test]
+fn status_view_reports_the_store_and_collectors() {
+    let dir = TempDir::new("dashboard-status");
+    let end = now_ms();
+    let mut store = known_store(&dir.0, end);
+    let mut samples = Vec::new();
+    for (collector, ok) in [("cpu", 1.0), ("syscalls", 0.0)] {
+        let labels = [
+            (METRIC_NAME, "sonde_collector_success"),
+            ("collector", collector),
+        ];
+        samples.extend(series(&labels, end, 600, |_| ok));
+    }
+    store.append(&samples).unwrap();
+    let base = serve(store);
+    let (status, html) = get(&format!("{base}/status?range=15m")).unwrap();
+    assert_eq!(status, 200, "{html}");
+    for part in [
+        "Store by tier",
+        "raw",
+        "1m rollups",
+        "active in the store",
+        "No [[remote_write]] destination",
+    ] {
+        assert!(html.contains(part), "{part}: {html}");
+    }
+    assert!(
+        html.contains(
+            "<tr class=\"bad\"><th scope=\"row\">syscalls</th><td class=\"number\">failed</td>"
+        ),
+        "a failing collector is marked: {html}"
+    );
+    let (_, overview) = get(&format!("{base}/?range=15m")).unwrap();
+    assert!(
+        overview.contains("<b>collectors</b> 1 of 2 failing"),
+        "the health line counts the failing collector: {overview}"
+    );
 }

@@ -34,6 +34,9 @@ pub struct Shared {
     /// The built-in notifier (a handle on the one the rules send to), for
     /// Alertmanager's API v2: silences, alerts, status.
     pub notifier: Option<crate::alert::notify::Notifier>,
+    /// What `sonde run` learnt while starting (collector states, config in
+    /// effect), for the Status view; `None` where only the store is served.
+    pub startup: Option<dashboard::status::Startup>,
 }
 
 impl Shared {
@@ -44,6 +47,7 @@ impl Shared {
             store: Mutex::new(store),
             alerting: None,
             notifier: None,
+            startup: None,
         }
     }
 
@@ -68,6 +72,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(dashboard::alerts::expire),
         )
         .route("/graph", get(dashboard::graph::page))
+        .route("/kernel", get(dashboard::kernel::page))
+        .route("/status", get(dashboard::status::page))
         .route("/who", get(dashboard::who::page))
         .route("/services", get(dashboard::services::page))
         .route("/who/cgroup", get(dashboard::who::cgroup_page))

@@ -87,6 +87,20 @@ use codec::{ByteReader, ByteWriter};
 use head::{Appended, Finished, HeadSeries, Staged};
 pub use rollup::{Bucket, Resolution};
 
+/// Rows whose mean length estimates a tier's bytes ([`Store::tier_usage`]).
+const USAGE_SAMPLE_ROWS: usize = 1000;
+
+/// One tier of stored data, as [`Store::tier_usage`] reports it.
+pub struct TierUsage {
+    pub name: &'static str,
+    /// Bytes of chunk data (without SQLite's own overhead), estimated.
+    pub bytes: u64,
+    pub rows: u64,
+    /// The oldest sample or bucket start; `None` when the tier is empty.
+    pub oldest_ms: Option<i64>,
+    pub retention: Duration,
+}
+
 /// How the store keeps and limits data; `[storage]` in the config file.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -977,6 +991,50 @@ impl Store {
     /// Series in the head, the ones [`StoreOptions::max_series`] bounds.
     pub fn active_series(&self) -> usize {
         self.head.len()
+    }
+
+    /// What each tier holds: raw chunks, then the rollups by resolution,
+    /// with the retention that bounds it. Rows and the oldest time are
+    /// exact (from the tables' indexes); bytes are the rows times the mean
+    /// length of the newest [`USAGE_SAMPLE_ROWS`], since summing every
+    /// row's length reads the whole file (400 ms for 300 MiB) with the
+    /// store locked.
+    pub fn tier_usage(&self) -> anyhow::Result<Vec<TierUsage>> {
+        let options = &self.options;
+        let tiers = [
+            ("raw", "chunks", "1 = 1", options.retention),
+            (
+                "1m rollups",
+                "rollups",
+                "tier = 1",
+                options.minute_retention,
+            ),
+            ("1h rollups", "rollups", "tier = 60", options.hour_retention),
+        ];
+        let mut usage = Vec::new();
+        for (name, table, filter, retention) in tiers {
+            let (rows, oldest_ms): (i64, Option<i64>) = self.conn.query_row(
+                &format!("SELECT count(*), min(min_time) FROM {table} WHERE {filter}"),
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let mean: Option<f64> = self.conn.query_row(
+                &format!(
+                    "SELECT avg(length(data)) FROM (SELECT data FROM {table} WHERE {filter} \
+                     ORDER BY id DESC LIMIT {USAGE_SAMPLE_ROWS})"
+                ),
+                [],
+                |row| row.get(0),
+            )?;
+            usage.push(TierUsage {
+                name,
+                bytes: (rows as f64 * mean.unwrap_or(0.0)) as u64,
+                rows: rows as u64,
+                oldest_ms,
+                retention,
+            });
+        }
+        Ok(usage)
     }
 
     /// Bytes the database takes on disk: the file and its WAL.

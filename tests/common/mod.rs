@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod alertmanager;
+pub mod chromium;
 pub mod podman;
 pub mod prometheus;
 pub mod promql;
@@ -184,19 +185,25 @@ impl Drop for Sonde {
     /// SIGTERM first, so sonde restores what it changed on the machine
     /// (kernel.bpf_stats_enabled); SIGKILL if it has not exited in 5 s.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            unsafe_kill(self.child.id(), "TERM");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while let Ok(None) = self.child.try_wait() {
-                if Instant::now() > deadline {
-                    let _ = self.child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
+}
+
+/// Stops a child: SIGTERM, so it can clean up, then SIGKILL if it has not
+/// exited in 5 s; waits for it either way.
+pub fn terminate(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        unsafe_kill(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(None) = child.try_wait() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.wait();
 }
 
 pub fn unsafe_kill(pid: u32, signal: &str) {

@@ -15,7 +15,7 @@ use super::charts::{Style, Unit};
 use super::frame::{Frame, View};
 use super::render::{self, Plotted, PALETTE};
 use super::series::Grid;
-use super::Range;
+use super::Preset;
 use crate::model::format_float;
 use crate::query::{self, Limits, QueryError, QueryValue, Source};
 
@@ -37,8 +37,8 @@ impl Request {
         let mut request = Request {
             expr: String::new(),
             table: false,
-            range_ms: Range::Hour1.duration_ms(),
-            range_text: Range::Hour1.name().to_string(),
+            range_ms: Preset::Hour1.duration_ms(),
+            range_text: Preset::Hour1.name().to_string(),
         };
         for (name, value) in pairs {
             match name.as_str() {
@@ -131,7 +131,7 @@ pub async fn page(
                     current: table == request.table,
                 })
                 .collect(),
-            ranges: Range::ALL
+            ranges: Preset::ALL
                 .into_iter()
                 .map(|range| Choice {
                     label: range.name().to_string(),

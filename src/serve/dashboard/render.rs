@@ -13,6 +13,8 @@ use super::units::{self, Scale};
 /// The picture's size in SVG units; CSS scales it to the panel's width.
 const WIDTH: u32 = 600;
 const HEIGHT: u32 = 240;
+/// Room right of the plot, so the last time label fits.
+const MARGIN_RIGHT: u32 = 16;
 
 /// Distinct, colour-blind-friendly hues (Tableau 10), assigned in legend
 /// order so the same chart keeps the same colours from one load to the next.
@@ -89,6 +91,7 @@ pub fn svg(
         .fold(0.0f64, |max, &v| max.max(v));
     let Scale { divisor, label } = unit.scale(max);
     let top = units::round_up(max / divisor);
+    let left = if label.is_empty() { 46 } else { 66 };
 
     let mut out = String::new();
     {
@@ -96,9 +99,9 @@ pub fn svg(
         let label_font = ("sans-serif", 15).into_font().color(&AXIS);
         let mut chart = ChartBuilder::on(&root)
             .margin_top(10)
-            .margin_right(16)
+            .margin_right(MARGIN_RIGHT)
             .x_label_area_size(28)
-            .y_label_area_size(if label.is_empty() { 46 } else { 66 })
+            .y_label_area_size(left)
             .build_cartesian_2d(
                 (grid.start_ms..grid.end_ms()).with_key_points(time_ticks(grid)),
                 0f64..top,
@@ -147,11 +150,20 @@ pub fn svg(
         }
         root.present()?;
     }
-    let described = format!(
-        "<svg role=\"img\" aria-label=\"{}\"",
-        title.replace('"', "&quot;")
-    );
-    Ok(out.replacen("<svg", &described, 1))
+    let x1 = WIDTH - MARGIN_RIGHT;
+    Ok(out.replacen("<svg", &time_axis_attributes(title, grid, left, x1), 1))
+}
+
+/// The root element's opening with what the page's script needs to map the
+/// pointer to time (drag-to-zoom, read-outs): the plot's left and right
+/// edges in SVG units and the instants they stand for.
+pub fn time_axis_attributes(title: &str, grid: &Grid, x0: u32, x1: u32) -> String {
+    format!(
+        "<svg role=\"img\" aria-label=\"{}\" data-start=\"{}\" data-end=\"{}\" data-x0=\"{x0}\" data-x1=\"{x1}\"",
+        title.replace('"', "&quot;").replace('<', "&lt;"),
+        grid.start_ms,
+        grid.end_ms(),
+    )
 }
 
 /// A lighter, opaque version of `color` for filled areas: opaque so that a
@@ -197,7 +209,7 @@ fn runs(points: &Points, grid: &Grid) -> Vec<Vec<(i64, f64)>> {
 
 /// Tick instants on round wall-clock times (UTC): the finest spacing that
 /// keeps the axis at eight ticks or fewer.
-fn time_ticks(grid: &Grid) -> Vec<i64> {
+pub(super) fn time_ticks(grid: &Grid) -> Vec<i64> {
     const MINUTE: i64 = 60_000;
     const SPACINGS: &[i64] = &[1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
     let range = grid.end_ms() - grid.start_ms;
@@ -214,7 +226,7 @@ fn time_ticks(grid: &Grid) -> Vec<i64> {
 }
 
 /// `HH:MM` in UTC.
-fn clock(ms: i64) -> String {
+pub(super) fn clock(ms: i64) -> String {
     let minutes = ms.div_euclid(60_000).rem_euclid(24 * 60);
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }

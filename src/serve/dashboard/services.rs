@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
+use super::card::graph_href;
 use super::charts::Unit;
-use super::frame::{Frame, View};
-use super::who::{counter_growth, encode, quoted, respond};
-use super::Range;
+use super::frame::{self, Frame, View};
+use super::range::{Range, TimeParams};
+use super::who::{counter_growth, quoted};
 use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
 use crate::model::Labels;
 use crate::query::{self, Source};
@@ -61,8 +61,7 @@ impl Default for Red {
 fn red_by(
     store: &dyn Source,
     by: &[&str],
-    range: Range,
-    now_ms: i64,
+    range: &Range,
 ) -> Result<BTreeMap<Vec<String>, Red>, query::QueryError> {
     let key = |labels: &Labels| -> Vec<String> {
         by.iter()
@@ -71,7 +70,7 @@ fn red_by(
     };
     let seconds = range.duration_ms() as f64 / 1000.0;
     let mut reds: BTreeMap<Vec<String>, Red> = BTreeMap::new();
-    let counts = counter_growth(store, &format!("{DURATION}_count"), "", range, now_ms)?;
+    let counts = counter_growth(store, &format!("{DURATION}_count"), "", range)?;
     for (labels, grown) in counts {
         let red = reds.entry(key(&labels)).or_default();
         red.rate += grown / seconds;
@@ -82,8 +81,7 @@ fn red_by(
     }
     // Per key, every bucket's growth; equal bounds add up in the quantile.
     let mut buckets: BTreeMap<Vec<String>, Vec<(f64, f64)>> = BTreeMap::new();
-    for (labels, grown) in counter_growth(store, &format!("{DURATION}_bucket"), "", range, now_ms)?
-    {
+    for (labels, grown) in counter_growth(store, &format!("{DURATION}_bucket"), "", range)? {
         let upper = match labels.get("le") {
             Some("+Inf") => f64::INFINITY,
             Some(le) => le.parse().unwrap_or(f64::NAN),
@@ -178,7 +176,7 @@ struct Graph {
 
 /// The Graph view's links for `service`: requests by status, the 5xx
 /// ratio and the percentiles, over `range`.
-fn graphs(service: &str, range: Range) -> Vec<Graph> {
+fn graphs(service: &str, range: &Range) -> Vec<Graph> {
     let sel = format!("service_name={}", quoted(service));
     let count = format!("{DURATION}_count{{{sel}}}");
     let errors = format!("{DURATION}_count{{{sel},http_response_status_code=~\"5..\"}}");
@@ -201,62 +199,42 @@ fn graphs(service: &str, range: Range) -> Vec<Graph> {
     .into_iter()
     .map(|(label, expr)| Graph {
         label,
-        href: format!(
-            "/graph?g0.expr={}&g0.tab=0&g0.range_input={}",
-            encode(&expr),
-            range.name()
-        ),
+        href: graph_href(&expr, range),
     })
     .collect()
-}
-
-struct Choice {
-    label: &'static str,
-    href: String,
-    current: bool,
 }
 
 #[derive(Template)]
 #[template(path = "services.html")]
 struct ServicesPage {
     frame: Frame,
-    range: &'static str,
-    ranges: Vec<Choice>,
+    range: String,
     headings: [&'static str; 5],
     services: Vec<Service>,
     elapsed_ms: u128,
 }
 
-/// `GET /services?range=…`.
+/// `GET /services?range=…` (or from/to).
 pub async fn page(
     State(state): State<crate::serve::AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let mut range = Range::Hour1;
-    for (name, value) in &pairs {
-        let parsed = match name.as_str() {
-            "range" => Range::parse(value).map(|r| range = r),
-            other => Err(format!(
-                "unknown parameter {other:?}: this view takes range"
-            )),
-        };
-        if let Err(message) = parsed {
-            return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response();
-        }
-    }
-    respond(tokio::task::spawn_blocking(move || services(&state, range)).await)
+    let time = match TimeParams::parse(&pairs, &[], crate::collect::now_ms()) {
+        Ok(time) => time,
+        Err(message) => return frame::bad_request(message),
+    };
+    frame::draw("the Services view", move || services(&state, &time)).await
 }
 
-fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String> {
+fn services(state: &crate::serve::Shared, time: &TimeParams) -> anyhow::Result<String> {
     let started = Instant::now();
-    let now_ms = crate::collect::now_ms();
+    let range = &time.range;
     let store = state.store_source();
-    let by_service = red_by(store, &["service_name"], range, now_ms)?;
+    let by_service = red_by(store, &["service_name"], range)?;
     let by_route = red_by(
         store,
         &["service_name", "http_request_method", "http_route"],
         range,
-        now_ms,
     )?;
     let log = RequestLog::shared();
     let mut services: Vec<Service> = by_service
@@ -285,7 +263,11 @@ fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String
                         cells: red_cells(red),
                     })
                     .collect(),
-                slowest: log.query(&filter, now_ms).iter().map(Slow::of).collect(),
+                slowest: log
+                    .query(&filter, crate::collect::now_ms())
+                    .iter()
+                    .map(Slow::of)
+                    .collect(),
                 name,
             }
         })
@@ -295,16 +277,8 @@ fn services(state: &crate::serve::Shared, range: Range) -> anyhow::Result<String
         rate(b).total_cmp(&rate(a))
     });
     let page = ServicesPage {
-        frame: Frame::new(View::Services, state),
-        range: range.name(),
-        ranges: Range::ALL
-            .into_iter()
-            .map(|r| Choice {
-                label: r.name(),
-                href: format!("/services?range={}", r.name()),
-                current: r == range,
-            })
-            .collect(),
+        frame: Frame::over(View::Services, state, "/services", time, Vec::new()),
+        range: range.describe(),
         headings: ["Requests", "Errors", "p50", "p95", "p99"],
         services,
         elapsed_ms: started.elapsed().as_millis(),

@@ -17,14 +17,12 @@ use std::time::Instant;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
-use super::charts::{Style, Unit};
-use super::frame::{Frame, View};
-use super::render::{self, Plotted, PALETTE};
-use super::series::Grid;
-use super::Range;
+use super::card::{Card, Panel};
+use super::charts::Unit;
+use super::frame::{self, Frame, View};
+use super::range::{Range, TimeParams};
 use crate::model::Labels;
 use crate::query::{self, Limits, QueryValue, Source};
 
@@ -32,8 +30,6 @@ use crate::query::{self, Limits, QueryValue, Source};
 const SUMMARY: &str = "Over the range";
 /// Rows per table.
 const TOP: usize = 10;
-/// Instants a detail chart is drawn at.
-const POINTS: i64 = 200;
 
 /// The four columns, in order; a table is sorted by one of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,24 +130,24 @@ struct Entry {
     values: [f64; 4],
 }
 
-/// Evaluates the columns over `range` ending at `now_ms`, restricted by the
-/// PromQL matchers `sel`: one entry per key.
+/// Evaluates the columns over `range`, restricted by the PromQL matchers
+/// `sel`: one entry per key.
 fn entries(
     store: &dyn Source,
     columns: &ColumnQueries,
     sel: &str,
-    range: Range,
-    now_ms: i64,
+    range: &Range,
 ) -> Result<Vec<Entry>, query::QueryError> {
     let mut entries: Vec<Entry> = Vec::new();
     for (column, measures) in columns.columns.iter().enumerate() {
         for measure in *measures {
             let values = match measure {
-                Measure::Counter(metric) => counter_growth(store, metric, sel, range, now_ms)?,
+                Measure::Counter(metric) => counter_growth(store, metric, sel, range)?,
                 Measure::Gauge(metric) => {
-                    let promql = format!("max_over_time({metric}{{{sel}}}[{}])", range.name());
+                    let window = range.promql_window();
+                    let promql = format!("max_over_time({metric}{{{sel}}}[{window}])");
                     let QueryValue::Vector(samples) =
-                        query::instant_query(store, &Limits::default(), &promql, now_ms)?
+                        query::instant_query(store, &Limits::default(), &promql, range.end_ms)?
                     else {
                         continue;
                     };
@@ -201,11 +197,11 @@ pub(super) fn counter_growth(
     store: &dyn Source,
     metric: &str,
     sel: &str,
-    range: Range,
-    now_ms: i64,
+    range: &Range,
 ) -> Result<Vec<(Labels, f64)>, query::QueryError> {
     let limits = Limits::default();
-    let window = range.name();
+    let now_ms = range.end_ms;
+    let window = range.promql_window();
     let samples = format!("{metric}{{{sel}}}[{window}]");
     let QueryValue::Matrix(series) = query::instant_query(store, &limits, &samples, now_ms)? else {
         return Ok(Vec::new());
@@ -285,50 +281,32 @@ struct Table {
     empty: &'static str,
 }
 
-struct Choice {
-    label: &'static str,
-    href: String,
-    current: bool,
-}
-
-/// The query string: `range` and `sort`, both optional.
+/// The query string: the frame's time parameters and `sort`, plus the
+/// page's own (`allowed`).
 struct Params {
-    range: Range,
+    time: TimeParams,
     sort: Resource,
 }
 
 impl Params {
     fn parse(pairs: &[(String, String)], allowed: &[&str]) -> Result<Params, String> {
-        let mut params = Params {
-            range: Range::Hour1,
-            sort: Resource::Cpu,
-        };
-        for (name, value) in pairs {
-            match name.as_str() {
-                "range" => params.range = Range::parse(value)?,
-                "sort" => {
-                    params.sort = Resource::ALL
-                        .into_iter()
-                        .find(|r| r.name() == value)
-                        .ok_or_else(|| {
-                            format!("bad sort {value:?}: choose one of cpu, memory, disk, network")
-                        })?
-                }
-                other if allowed.contains(&other) => {}
-                other => {
-                    return Err(format!(
-                        "unknown parameter {other:?}: this view takes {}",
-                        ["range", "sort"]
-                            .iter()
-                            .chain(allowed)
-                            .copied()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                }
-            }
+        let mut extra = vec!["sort"];
+        extra.extend_from_slice(allowed);
+        let time = TimeParams::parse(pairs, &extra, crate::collect::now_ms())?;
+        let mut sort = Resource::Cpu;
+        if let Some(value) = value_of(pairs, "sort") {
+            sort = Resource::ALL
+                .into_iter()
+                .find(|r| r.name() == value)
+                .ok_or_else(|| {
+                    format!("bad sort {value:?}: choose one of cpu, memory, disk, network")
+                })?;
         }
-        Ok(params)
+        Ok(Params { time, sort })
+    }
+
+    fn range(&self) -> &Range {
+        &self.time.range
     }
 }
 
@@ -336,8 +314,7 @@ impl Params {
 #[template(path = "who.html")]
 struct WhoPage {
     frame: Frame,
-    range: &'static str,
-    ranges: Vec<Choice>,
+    range: String,
     tables: Vec<Table>,
     elapsed_ms: u128,
 }
@@ -349,38 +326,18 @@ pub async fn page(
 ) -> Response {
     let params = match Params::parse(&pairs, &[]) {
         Ok(params) => params,
-        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+        Err(message) => return frame::bad_request(message),
     };
-    respond(tokio::task::spawn_blocking(move || who(&state, &params)).await)
-}
-
-/// The answer of a view drawn on a blocking thread (shared by the views).
-pub(super) fn respond(
-    rendered: Result<anyhow::Result<String>, tokio::task::JoinError>,
-) -> Response {
-    match rendered {
-        Ok(Ok(html)) => Html(html).into_response(),
-        Ok(Err(err)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot draw the view: {err:#}\n"),
-        )
-            .into_response(),
-        Err(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot draw the view: {err}\n"),
-        )
-            .into_response(),
-    }
+    frame::draw("the Who view", move || who(&state, &params)).await
 }
 
 fn who(state: &crate::serve::Shared, params: &Params) -> anyhow::Result<String> {
     let started = Instant::now();
-    let now_ms = crate::collect::now_ms();
-    let range = params.range.name();
+    let range = &params.range().query();
     let store = state.store_source();
-    let cgroups = entries(store, &CGROUPS, "", params.range, now_ms)?;
-    let processes = entries(store, &PROCESSES, "", params.range, now_ms)?;
-    let href = |sort: Resource| format!("/who?range={range}&sort={}", sort.name());
+    let cgroups = entries(store, &CGROUPS, "", params.range())?;
+    let processes = entries(store, &PROCESSES, "", params.range())?;
+    let href = |sort: Resource| format!("/who?{range}&sort={}", sort.name());
     let tables = vec![
         table(
             "Containers",
@@ -393,17 +350,10 @@ fn who(state: &crate::serve::Shared, params: &Params) -> anyhow::Result<String> 
         table("Units", Kind::Unit, &cgroups, params, range, &href),
         table("Processes", Kind::Process, &processes, params, range, &href),
     ];
+    let keep = vec![("sort".to_string(), params.sort.name().to_string())];
     let page = WhoPage {
-        frame: Frame::new(View::Who, state),
-        range,
-        ranges: Range::ALL
-            .into_iter()
-            .map(|r| Choice {
-                label: r.name(),
-                href: format!("/who?range={}&sort={}", r.name(), params.sort.name()),
-                current: r == params.range,
-            })
-            .collect(),
+        frame: Frame::over(View::Who, state, "/who", &params.time, keep),
+        range: params.range().describe(),
         tables,
         elapsed_ms: started.elapsed().as_millis(),
     };
@@ -466,21 +416,11 @@ fn row(kind: Kind, entry: &Entry, range: &str) -> Row {
         .collect();
     match kind {
         Kind::Process => {
-            let get = |name| labels.get(name).unwrap_or("");
-            let place = [get("unit"), get("container")]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let (name, place, href) = process_link(labels, range);
             Row {
-                name: get("comm").to_string(),
+                name,
                 place,
-                href: format!(
-                    "/who/process?comm={}&unit={}&container={}&range={range}",
-                    encode(get("comm")),
-                    encode(get("unit")),
-                    encode(get("container"))
-                ),
+                href,
                 cells,
             }
         }
@@ -489,11 +429,30 @@ fn row(kind: Kind, entry: &Entry, range: &str) -> Row {
             Row {
                 name: cgroup_name(id, labels.get("name")),
                 place: String::new(),
-                href: format!("/who/cgroup?id={}&range={range}", encode(id)),
+                href: format!("/who/cgroup?id={}&{range}", encode(id)),
                 cells,
             }
         }
     }
+}
+
+/// A process's name, where it runs (unit or container) and its page's
+/// link with the query string `range`, from its `comm`, `unit` and
+/// `container` labels.
+pub(super) fn process_link(labels: &Labels, range: &str) -> (String, String, String) {
+    let get = |name| labels.get(name).unwrap_or("");
+    let place = [get("unit"), get("container")]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let href = format!(
+        "/who/process?comm={}&unit={}&container={}&{range}",
+        encode(get("comm")),
+        encode(get("unit")),
+        encode(get("container"))
+    );
+    (get("comm").to_string(), place, href)
 }
 
 /// A cgroup as people name it: the runtime's name, else the unit, else
@@ -509,15 +468,7 @@ fn cgroup_name(id: &str, name: Option<&str>) -> String {
         .map_or_else(|| id.to_string(), |n| n.to_string())
 }
 
-/// One chart of a detail page: PromQL lines (`$sel` the subject's matchers,
-/// `$w` the rate window) and their legends (`{label}` templates).
-struct Panel {
-    title: &'static str,
-    unit: Unit,
-    lines: &'static [(&'static str, &'static str)],
-    /// A reference drawn dashed (a limit), by legend.
-    dashed: Option<&'static str>,
-}
+const NO_DATA: &str = "No data.";
 
 const CGROUP_PANELS: &[Panel] = &[
     Panel {
@@ -534,6 +485,7 @@ const CGROUP_PANELS: &[Panel] = &[
             ),
         ],
         dashed: None,
+        empty: NO_DATA,
     },
     Panel {
         title: "Memory",
@@ -548,6 +500,7 @@ const CGROUP_PANELS: &[Panel] = &[
             ("limit", "sum(container_spec_memory_limit_bytes{$sel}) > 0"),
         ],
         dashed: Some("limit"),
+        empty: NO_DATA,
     },
     Panel {
         title: "Disk",
@@ -563,6 +516,7 @@ const CGROUP_PANELS: &[Panel] = &[
             ),
         ],
         dashed: None,
+        empty: NO_DATA,
     },
     Panel {
         title: "Network",
@@ -578,6 +532,7 @@ const CGROUP_PANELS: &[Panel] = &[
             ),
         ],
         dashed: None,
+        empty: NO_DATA,
     },
 ];
 
@@ -590,12 +545,14 @@ const PROCESS_PANELS: &[Panel] = &[
             "100 * sum by (mode) (rate(sonde_process_cpu_seconds_total{$sel}[$w]))",
         )],
         dashed: None,
+        empty: NO_DATA,
     },
     Panel {
         title: "Resident memory",
         unit: Unit::Bytes,
         lines: &[("resident", "sum(sonde_process_resident_memory_bytes{$sel})")],
         dashed: None,
+        empty: NO_DATA,
     },
     Panel {
         title: "Disk",
@@ -605,6 +562,7 @@ const PROCESS_PANELS: &[Panel] = &[
             "sum by (op, device) (rate(sonde_block_io_bytes_total{$sel}[$w]))",
         )],
         dashed: None,
+        empty: NO_DATA,
     },
     Panel {
         title: "Network",
@@ -614,6 +572,7 @@ const PROCESS_PANELS: &[Panel] = &[
             "sum by (direction, proto) (rate(sonde_net_bytes_total{$sel}[$w]))",
         )],
         dashed: None,
+        empty: NO_DATA,
     },
     Panel {
         title: "Syscalls",
@@ -623,20 +582,51 @@ const PROCESS_PANELS: &[Panel] = &[
             "topk(8, sum by (syscall) (rate(sonde_syscalls_total{$sel}[$w])))",
         )],
         dashed: None,
+        empty: NO_DATA,
+    },
+    Panel {
+        title: "Context switches",
+        unit: Unit::PerSecond("switches"),
+        lines: &[(
+            "{kind}",
+            "sum by (kind) (rate(sonde_context_switches_total{$sel}[$w]))",
+        )],
+        dashed: None,
+        empty: NO_DATA,
+    },
+    Panel {
+        title: "TCP",
+        unit: Unit::PerSecond("events"),
+        lines: &[
+            (
+                "connects {result}",
+                "sum by (result) (rate(sonde_tcp_connects_total{$sel}[$w]))",
+            ),
+            ("accepts", "sum(rate(sonde_tcp_accepts_total{$sel}[$w]))"),
+            (
+                "retransmits",
+                "sum(rate(sonde_tcp_retransmits_total{$sel}[$w]))",
+            ),
+            ("resets", "sum(rate(sonde_tcp_resets_total{$sel}[$w]))"),
+        ],
+        dashed: None,
+        empty: "No TCP connection of this process in the range.",
+    },
+    Panel {
+        title: "Starts and ends",
+        unit: Unit::PerSecond("processes"),
+        lines: &[
+            ("execs", "sum(rate(sonde_process_execs_total{$sel}[$w]))"),
+            (
+                "exits {reason}",
+                "sum by (reason) (rate(sonde_process_exits_total{$sel}[$w]))",
+            ),
+            ("OOM kills", "sum(rate(sonde_oom_kills_total{$sel}[$w]))"),
+        ],
+        dashed: None,
+        empty: "No process of this name started or ended in the range.",
     },
 ];
-
-struct LegendEntry {
-    name: String,
-    color: String,
-}
-
-struct PanelView {
-    title: &'static str,
-    svg: Option<String>,
-    legend: Vec<LegendEntry>,
-    promql: Vec<(String, String)>,
-}
 
 #[derive(Template)]
 #[template(path = "who_detail.html")]
@@ -645,9 +635,10 @@ struct DetailPage {
     kind: &'static str,
     name: String,
     subtitle: String,
-    range: &'static str,
-    ranges: Vec<Choice>,
-    panels: Vec<PanelView>,
+    range: String,
+    /// The Who view's link with this range.
+    back: String,
+    panels: Vec<Card>,
     summary: Table,
     processes: Option<Table>,
     elapsed_ms: u128,
@@ -660,80 +651,76 @@ pub async fn cgroup_page(
 ) -> Response {
     let params = match Params::parse(&pairs, &["id"]) {
         Ok(params) => params,
-        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+        Err(message) => return frame::bad_request(message),
     };
     let Some(id) = value_of(&pairs, "id").filter(|id| id.starts_with('/')) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "id: expected a cgroup path such as /system.slice/nginx.service\n",
-        )
-            .into_response();
+        return frame::bad_request(
+            "id: expected a cgroup path such as /system.slice/nginx.service",
+        );
     };
-    respond(
-        tokio::task::spawn_blocking(move || {
-            let placement = crate::collect::cgroup::Placement::of_path(&id);
-            let sel = format!("id={}", quoted(&id));
-            let store = state.store_source();
-            let now_ms = crate::collect::now_ms();
-            let range = params.range.name();
-            let own = entries(store, &CGROUPS, &sel, params.range, now_ms)?;
-            let name_label = own.iter().find_map(|e| e.labels.get("name"));
-            let name = cgroup_name(&id, name_label);
-            let kind = if placement.container.is_some() {
-                Kind::Container
+    frame::draw("the page", move || {
+        let placement = crate::collect::cgroup::Placement::of_path(&id);
+        let sel = format!("id={}", quoted(&id));
+        let store = state.store_source();
+        let range = &params.range().query();
+        let own = entries(store, &CGROUPS, &sel, params.range())?;
+        let name_label = own.iter().find_map(|e| e.labels.get("name"));
+        let name = cgroup_name(&id, name_label);
+        let kind = if placement.container.is_some() {
+            Kind::Container
+        } else {
+            Kind::Unit
+        };
+        let here = format!("/who/cgroup?id={}", encode(&id));
+        let summary = table(SUMMARY, kind, &own, &params, range, &|_| {
+            format!("{here}&{range}")
+        });
+        // Its processes carry the unit or container label the eBPF
+        // metrics use: the unit's name, the container's name.
+        let processes = match (&placement.unit, &placement.container) {
+            (_, Some(_)) => Some(format!("container={}", quoted(&name))),
+            (Some(unit), None) => Some(format!("unit={}", quoted(unit))),
+            _ => None,
+        };
+        let processes = match processes {
+            Some(sel) => {
+                let found = entries(store, &PROCESSES, &sel, params.range())?;
+                let href = |sort: Resource| {
+                    format!(
+                        "/who/cgroup?id={}&{range}&sort={}",
+                        encode(&id),
+                        sort.name()
+                    )
+                };
+                Some(table(
+                    "Processes",
+                    Kind::Process,
+                    &found,
+                    &params,
+                    range,
+                    &href,
+                ))
+            }
+            None => None,
+        };
+        let subject = Subject {
+            kind: if kind == Kind::Container {
+                "Container"
             } else {
-                Kind::Unit
-            };
-            let here = format!("/who/cgroup?id={}", encode(&id));
-            let summary = table(SUMMARY, kind, &own, &params, range, &|_| {
-                format!("{here}&range={range}")
-            });
-            // Its processes carry the unit or container label the eBPF
-            // metrics use: the unit's name, the container's name.
-            let processes = match (&placement.unit, &placement.container) {
-                (_, Some(_)) => Some(format!("container={}", quoted(&name))),
-                (Some(unit), None) => Some(format!("unit={}", quoted(unit))),
-                _ => None,
-            };
-            let processes = match processes {
-                Some(sel) => {
-                    let found = entries(store, &PROCESSES, &sel, params.range, now_ms)?;
-                    let href = |sort: Resource| {
-                        format!(
-                            "/who/cgroup?id={}&range={range}&sort={}",
-                            encode(&id),
-                            sort.name()
-                        )
-                    };
-                    Some(table(
-                        "Processes",
-                        Kind::Process,
-                        &found,
-                        &params,
-                        range,
-                        &href,
-                    ))
-                }
-                None => None,
-            };
-            let subject = Subject {
-                kind: if kind == Kind::Container {
-                    "Container"
-                } else {
-                    "Unit"
-                },
-                name,
-                subtitle: id.clone(),
-                sel,
-                panels: CGROUP_PANELS,
-                summary,
-                processes,
-                here,
-            };
-            detail(&state, &params, subject)
-        })
-        .await,
-    )
+                "Unit"
+            },
+            name,
+            subtitle: id.clone(),
+            sel,
+            panels: CGROUP_PANELS,
+            summary,
+            processes,
+            here,
+            keep: vec![("id".to_string(), id.clone())],
+        };
+        detail(&state, &params, subject)
+    })
+    .await
 }
 
 /// `GET /who/process?comm=…&unit=…&container=…`: a process's page.
@@ -743,53 +730,55 @@ pub async fn process_page(
 ) -> Response {
     let params = match Params::parse(&pairs, &["comm", "unit", "container"]) {
         Ok(params) => params,
-        Err(message) => return (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+        Err(message) => return frame::bad_request(message),
     };
     let Some(comm) = value_of(&pairs, "comm").filter(|c| !c.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, "comm: expected a process name\n").into_response();
+        return frame::bad_request("comm: expected a process name");
     };
     let unit = value_of(&pairs, "unit").unwrap_or_default();
     let container = value_of(&pairs, "container").unwrap_or_default();
-    respond(
-        tokio::task::spawn_blocking(move || {
-            // An empty value matches series without the label, as PromQL does.
-            let sel = format!(
-                "comm={}, unit={}, container={}",
-                quoted(&comm),
-                quoted(&unit),
-                quoted(&container)
-            );
-            let subtitle = [unit.as_str(), container.as_str()]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let here = format!(
-                "/who/process?comm={}&unit={}&container={}",
-                encode(&comm),
-                encode(&unit),
-                encode(&container)
-            );
-            let now_ms = crate::collect::now_ms();
-            let own = entries(state.store_source(), &PROCESSES, &sel, params.range, now_ms)?;
-            let range = params.range.name();
-            let summary = table(SUMMARY, Kind::Process, &own, &params, range, &|_| {
-                format!("{here}&range={range}")
-            });
-            let subject = Subject {
-                kind: "Process",
-                name: comm,
-                subtitle,
-                sel,
-                panels: PROCESS_PANELS,
-                summary,
-                processes: None,
-                here,
-            };
-            detail(&state, &params, subject)
-        })
-        .await,
-    )
+    frame::draw("the page", move || {
+        // An empty value matches series without the label, as PromQL does.
+        let sel = format!(
+            "comm={}, unit={}, container={}",
+            quoted(&comm),
+            quoted(&unit),
+            quoted(&container)
+        );
+        let subtitle = [unit.as_str(), container.as_str()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let here = format!(
+            "/who/process?comm={}&unit={}&container={}",
+            encode(&comm),
+            encode(&unit),
+            encode(&container)
+        );
+        let own = entries(state.store_source(), &PROCESSES, &sel, params.range())?;
+        let range = &params.range().query();
+        let summary = table(SUMMARY, Kind::Process, &own, &params, range, &|_| {
+            format!("{here}&{range}")
+        });
+        let keep = [("comm", &comm), ("unit", &unit), ("container", &container)]
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect();
+        let subject = Subject {
+            kind: "Process",
+            name: comm,
+            subtitle,
+            sel,
+            panels: PROCESS_PANELS,
+            summary,
+            processes: None,
+            here,
+            keep,
+        };
+        detail(&state, &params, subject)
+    })
+    .await
 }
 
 fn value_of(pairs: &[(String, String)], name: &str) -> Option<String> {
@@ -812,6 +801,8 @@ struct Subject {
     processes: Option<Table>,
     /// The page's own URL without the range.
     here: String,
+    /// The page's own parameters, for the range picker.
+    keep: Vec<(String, String)>,
 }
 
 fn detail(
@@ -820,107 +811,26 @@ fn detail(
     subject: Subject,
 ) -> anyhow::Result<String> {
     let started = Instant::now();
-    let now_ms = crate::collect::now_ms();
-    let range = params.range;
-    let step = (range.duration_ms() / POINTS).max(1000);
-    let grid = Grid::ending_at(now_ms, range.duration_ms(), step);
-    // Two steps at least, and a minute, so a rate always spans samples.
-    let window = format!("{}s", (2 * step / 1000).max(60));
+    let range = params.range();
     let panels = subject
         .panels
         .iter()
-        .map(|panel| {
-            draw(
-                state.store_source(),
-                panel,
-                &subject.sel,
-                &window,
-                &grid,
-                range.name(),
-            )
-        })
+        .map(|panel| panel.draw(state.store_source(), &subject.sel, range))
         .collect::<anyhow::Result<_>>()?;
+    let path = subject.here.split('?').next().unwrap_or("/who");
     let page = DetailPage {
-        frame: Frame::new(View::Who, state),
+        frame: Frame::over(View::Who, state, path, &params.time, subject.keep),
         kind: subject.kind,
         name: subject.name,
         subtitle: subject.subtitle,
-        range: range.name(),
-        ranges: Range::ALL
-            .into_iter()
-            .map(|r| Choice {
-                label: r.name(),
-                href: format!("{}&range={}", subject.here, r.name()),
-                current: r == range,
-            })
-            .collect(),
+        range: range.describe(),
+        back: format!("/who?{}", range.query()),
         panels,
         summary: subject.summary,
         processes: subject.processes,
         elapsed_ms: started.elapsed().as_millis(),
     };
     Ok(page.render()?)
-}
-
-fn draw(
-    store: &dyn Source,
-    panel: &Panel,
-    sel: &str,
-    window: &str,
-    grid: &Grid,
-    range: &str,
-) -> anyhow::Result<PanelView> {
-    let mut plotted = Vec::new();
-    let mut promql = Vec::new();
-    for (legend_template, template) in panel.lines {
-        let expr = template.replace("$sel", sel).replace("$w", window);
-        let value = query::range_query(
-            store,
-            &Limits::default(),
-            &expr,
-            grid.start_ms,
-            grid.end_ms(),
-            grid.step_ms,
-        )
-        .map_err(|err| anyhow::anyhow!("{expr}: {err}"))?;
-        if let QueryValue::Matrix(series) = value {
-            for series in &series {
-                let color = PALETTE[plotted.len() % PALETTE.len()];
-                let legend = super::charts::legend(legend_template, &series.labels);
-                let mut line = Plotted::from_series(series, legend, color, grid);
-                line.dashed = panel.dashed == Some(*legend_template);
-                plotted.push(line);
-            }
-        }
-        let graph = format!(
-            "/graph?g0.expr={}&g0.tab=0&g0.range_input={range}",
-            encode(&expr)
-        );
-        promql.push((expr, graph));
-    }
-    let svg = if plotted.is_empty() {
-        None
-    } else {
-        Some(render::svg(
-            panel.title,
-            panel.unit,
-            Style::Lines,
-            grid,
-            &plotted,
-        )?)
-    };
-    Ok(PanelView {
-        title: panel.title,
-        svg,
-        legend: plotted
-            .iter()
-            .map(|line| LegendEntry {
-                name: line.legend.clone(),
-                color: line.css_color(),
-            })
-            .collect(),
-        promql,
-    })
 }
 
 #[cfg(test)]
