@@ -109,8 +109,10 @@ impl Card {
                 "lines": series,
             })
             .to_string()
-            // Inside <script>: a label value may not close the element.
-            .replace("</", "<\\/")
+            // Inside <script>: no label value may close the element or open
+            // a comment; `<` only occurs inside JSON strings, where \u003c
+            // reads the same.
+            .replace('<', "\\u003c")
         };
         Ok(Card {
             id: id.into(),
@@ -263,5 +265,42 @@ impl Source for Stepped<'_> {
     ) -> anyhow::Result<Vec<crate::store::SeriesSamples>> {
         self.source
             .select_step(matchers, start_ms, end_ms, self.step_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::dashboard::range::Preset;
+
+    #[test]
+    fn a_legend_cannot_break_out_of_the_script_data() {
+        let range = Range::last(Preset::Minutes15, 1_800_000_000_000);
+        let grid = range.grid();
+        let line = Plotted {
+            legend: "</script><!--".to_string(),
+            color: PALETTE[0],
+            dashed: false,
+            points: vec![Some(1.0); grid.len],
+        };
+        let card = Card::new(
+            "x",
+            "x",
+            Unit::Number,
+            Style::Lines,
+            &grid,
+            vec![line],
+            vec!["up".to_string()],
+            &range,
+            "",
+        )
+        .unwrap();
+        assert!(!card.data.contains('<'), "{}", card.data);
+        let data: serde_json::Value = serde_json::from_str(&card.data).unwrap();
+        assert_eq!(data["lines"][0]["name"], "</script><!--");
+        assert_eq!(
+            card.promql[0].1,
+            "/graph?g0.expr=up&g0.tab=0&g0.range_input=15m"
+        );
     }
 }
