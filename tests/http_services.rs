@@ -372,7 +372,7 @@ fn services_view(sonde: &Sonde, service: &str) {
     let slowest = section.split("Slowest requests").nth(1).unwrap();
     let first = slowest.split("<tr>").nth(1).unwrap();
     assert!(first.contains("GET /slow"), "slowest first: {first}");
-    assert!(sonde.get_ok("/").contains(r#"href="/services""#));
+    assert!(sonde.get_ok("/").contains(r#"href="/services?"#));
     let (status, body) = get(&format!("{}/services?range=2d", sonde.base_url)).unwrap();
     assert_eq!(status, 400);
     assert!(body.contains("15m"), "{body}");
