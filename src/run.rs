@@ -165,6 +165,17 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
     // minute (the store counts every failure in its self-metrics).
     let mut error_logged: Option<Instant> = None;
     for mut scrape in rounds {
+        // sonde's own metrics are stored with the round, as a Prometheus
+        // scraping sonde would store them: the shipped rules on the store,
+        // remote write and alerting query them. They tell the state as the
+        // round ends, so a failure to store this round shows in the next.
+        let store_metrics = shared.store.lock().expect("lock poisoned").families();
+        scrape.families.extend(self_metrics());
+        scrape.families.extend(store_metrics);
+        scrape.families.extend(senders.families());
+        if let Some(alerting) = &shared.alerting {
+            scrape.families.extend(alerting.families());
+        }
         let samples: Vec<_> = scrape.samples().collect();
         let stored = shared.store.lock().expect("lock poisoned").append(&samples);
         if let Err(err) = stored {
@@ -174,13 +185,6 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
             }
         }
         drop(samples);
-        let store_metrics = shared.store.lock().expect("lock poisoned").families();
-        scrape.families.extend(self_metrics());
-        scrape.families.extend(store_metrics);
-        scrape.families.extend(senders.families());
-        if let Some(alerting) = &shared.alerting {
-            scrape.families.extend(alerting.families());
-        }
         // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
         crate::memory::give_back();

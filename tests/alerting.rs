@@ -533,4 +533,16 @@ fn shipped_rules_evaluate_cleanly_on_live_data() {
         last.len(),
         files.len()
     );
+    // The rules on sonde itself read its own metrics from the store.
+    for name in [
+        "sonde_store_write_errors_total",
+        "sonde_rule_evaluation_failures_total",
+        "sonde_alertmanager_alerts_dropped_total",
+    ] {
+        let stored = eventually(Duration::from_secs(20), || {
+            let answer = api(&sonde.base_url, &format!("/api/v1/query?query={name}"));
+            !answer["result"].as_array().unwrap().is_empty()
+        });
+        assert!(stored, "{name} is not in the store");
+    }
 }
