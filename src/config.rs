@@ -612,6 +612,11 @@ mod tests {
         assert_eq!(config.alerting.resend_delay, defaults.resend_delay);
         assert_eq!(config.alerting.outage_tolerance, defaults.outage_tolerance);
         assert_eq!(config.alerting.for_grace_period, defaults.for_grace_period);
+        assert_eq!(
+            config.alerting.max_running_actions,
+            defaults.max_running_actions
+        );
+        assert!(config.alerting.actions.is_empty());
     }
 
     #[test]

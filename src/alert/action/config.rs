@@ -137,6 +137,26 @@ mod tests {
     }
 
     #[test]
+    fn packaged_example_parses_to_the_defaults() {
+        let text = include_str!("../../../packaging/sonde.toml");
+        let start = text.find("# [[alerting.actions]]\n# #").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        // The example's table and keys, uncommented, read as one action.
+        let example: String = text[start..end]
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| line.contains(" = "))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config: ActionConfig = toml::from_str(&example).unwrap();
+        let defaults = ActionConfig::default();
+        assert_eq!(config.timeout, defaults.timeout);
+        assert_eq!(config.min_interval, defaults.min_interval);
+        assert_eq!(config.dry_run, defaults.dry_run);
+        assert_eq!(build(&[config]).unwrap()[0].name, "kill-flooder");
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let err = build(&[config(&["systemctl", "restart"])]).unwrap_err();
         assert!(err.starts_with("key alerting.actions[0].command[0]: expected an absolute path"));

@@ -2,7 +2,10 @@
 //! and stderr into one pipe of which the first [`MAX_OUTPUT`] bytes are
 //! kept, and a deadline at which the whole process group is killed.
 //!
-//! The command runs in a process group of its own, so the kill at the
+//! The command runs without sonde's ambient capabilities (the packaged
+//! service's CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH): an action has what
+//! its user has, not what sonde was granted to observe. It runs in a
+//! process group of its own, so the kill at the
 //! timeout reaches what it started too (a script's `sleep`). A command that
 //! exits while something it left behind still holds the pipe is not waited
 //! for beyond [`OUTPUT_GRACE`]: its output is what arrived by then.
@@ -58,15 +61,33 @@ pub fn run(argv: &[String], timeout: Duration) -> std::io::Result<Finished> {
     let (program, arguments) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("an empty command"))?;
-    // The Command, and the pipe's write ends it holds, are gone after this
-    // statement: the reader sees the end once the child's copies close.
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    // SAFETY: prctl is async-signal-safe and touches only the new process.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(arguments)
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer)
         .process_group(0)
         .spawn()?;
+    // The Command holds the pipe's write ends: drop them, so the reader
+    // sees the end once the child's copies close.
+    drop(command);
     let kept = Arc::new(Mutex::new((Vec::new(), false)));
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     {
