@@ -10,7 +10,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{bpf_required, ExposedSample, Sonde, TempDir};
+use common::{bpf_required, total, ExposedSample, Sonde, TempDir};
 
 /// The flooding process's name (its comm, and so its `comm` label).
 const FLOODER: &str = "sondeflood";
@@ -115,16 +115,8 @@ fn killed_by(pid: libc::pid_t, timeout: Duration) -> Option<i32> {
     }
 }
 
-fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
-        .map(|s| s.value)
-        .sum()
-}
-
 fn actions(sonde: &Sonde, action: &str, result: &str) -> f64 {
-    value(
+    total(
         &sonde.metrics(),
         "sonde_actions_total",
         &[("action", action), ("result", result)],
@@ -224,13 +216,13 @@ fn an_action_kills_the_flooder_and_bad_actions_are_reported() {
 
     // Evaluation keeps its 1 s slots while the actions fail and hang:
     // three rules a second.
-    let evaluations = |s: &[ExposedSample]| value(s, "sonde_rule_evaluations_total", &[]);
+    let evaluations = |s: &[ExposedSample]| total(s, "sonde_rule_evaluations_total", &[]);
     let before = evaluations(&sonde.metrics());
     std::thread::sleep(Duration::from_secs(5));
     let after = sonde.metrics();
     let done = evaluations(&after) - before;
     assert!(done >= 3.0 * 4.0, "{done} rule evaluations in 5 s");
-    let last = value(&after, "sonde_rule_group_last_duration_seconds", &[]);
+    let last = total(&after, "sonde_rule_group_last_duration_seconds", &[]);
     assert!(last < 0.5, "the group took {last} s");
     // One may have just started (it runs again at every resend); none
     // outlives its 1 s timeout.
