@@ -263,3 +263,68 @@ fn an_action_kills_the_flooder_and_bad_actions_are_reported() {
         eprintln!("{line}");
     }
 }
+
+/// An action has none of sonde's capabilities: sonde run as nobody with
+/// CAP_DAC_READ_SEARCH in its ambient set (as the packaged unit grants it)
+/// starts an action that shows its own sets.
+#[test]
+fn an_action_runs_without_sondes_capabilities() {
+    let data = TempDir::new("actions-caps");
+    std::fs::write(
+        data.0.join("rules.yml"),
+        "groups:\n  - name: caps\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(&data.0)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let config = format!(
+        r#"[alerting]
+rule_files = ["{}/rules.yml"]
+evaluation_interval = "1s"
+
+[[alerting.actions]]
+name = "show-caps"
+matchers = ['alertname="Always"']
+command = ["/bin/grep", "^Cap", "/proc/self/status"]
+"#,
+        data.0.display()
+    );
+    let caps = "-all,+dac_read_search";
+    let mut setpriv = std::process::Command::new("setpriv");
+    setpriv.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        &format!("--inh-caps={caps}"),
+        &format!("--ambient-caps={caps}"),
+        &format!("--bounding-set={caps}"),
+        common::SONDE,
+    ]);
+    let sonde = Sonde::start_command(data, &config, setpriv);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sonde.child.id())).unwrap();
+    assert!(
+        !status.contains("CapAmb:\t0000000000000000"),
+        "sonde itself has no ambient capability, nothing to drop:\n{status}"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || actions(
+            &sonde,
+            "show-caps",
+            "ok"
+        ) >= 1.0),
+        "log:\n{}",
+        sonde.log_text()
+    );
+    let log = sonde.log_text();
+    let ran = log
+        .lines()
+        .find(|line| line.contains("action=show-caps"))
+        .unwrap();
+    // The output is logged quoted: a tab shows as \t.
+    assert!(ran.contains("CapAmb:\\t0000000000000000"), "{ran}");
+    assert!(ran.contains("CapEff:\\t0000000000000000"), "{ran}");
+}
