@@ -375,6 +375,10 @@ pub struct AlertingConfig {
     /// fires.
     #[serde(deserialize_with = "duration")]
     pub for_grace_period: Duration,
+    /// `[[alerting.actions]]`: commands firing alerts run; none by default.
+    pub actions: Vec<crate::alert::action::ActionConfig>,
+    /// Action commands running at once, at most.
+    pub max_running_actions: usize,
 }
 
 impl Default for AlertingConfig {
@@ -388,6 +392,8 @@ impl Default for AlertingConfig {
             resend_delay: Duration::from_secs(60),
             outage_tolerance: Duration::from_secs(3600),
             for_grace_period: Duration::from_secs(600),
+            actions: Vec::new(),
+            max_running_actions: 4,
         }
     }
 }
@@ -552,6 +558,10 @@ impl Config {
         if self.alerting.evaluation_interval.is_zero() {
             bail!("key alerting.evaluation_interval: expected more than 0s");
         }
+        crate::alert::action::config::build(&self.alerting.actions).map_err(anyhow::Error::msg)?;
+        if self.alerting.max_running_actions == 0 {
+            bail!("key alerting.max_running_actions: expected at least 1, got 0");
+        }
         let mut names = std::collections::HashSet::new();
         for remote in &self.remote_write {
             remote.validate()?;
@@ -602,6 +612,11 @@ mod tests {
         assert_eq!(config.alerting.resend_delay, defaults.resend_delay);
         assert_eq!(config.alerting.outage_tolerance, defaults.outage_tolerance);
         assert_eq!(config.alerting.for_grace_period, defaults.for_grace_period);
+        assert_eq!(
+            config.alerting.max_running_actions,
+            defaults.max_running_actions
+        );
+        assert!(config.alerting.actions.is_empty());
     }
 
     #[test]

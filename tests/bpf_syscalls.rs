@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{bpf_required, ExposedSample, Sonde, TempDir};
+use common::{bpf_required, total, ExposedSample, Sonde, TempDir};
 
 const CALLS: u64 = 100_000;
 const FAILURES: u64 = 1_000;
@@ -72,14 +72,6 @@ fn run_child(comm: &str) {
     }));
 }
 
-fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
-        .map(|s| s.value)
-        .sum()
-}
-
 /// Polls /metrics (bounded) until `done` holds; returns the last samples.
 fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<ExposedSample> {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -94,14 +86,14 @@ fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<Expos
 
 fn check_counts(sonde: &Sonde, comm: &str) {
     let errors = |s: &[ExposedSample]| {
-        value(
+        total(
             s,
             "sonde_syscall_errors_total",
             &[("syscall", "close"), ("errno", "EBADF")],
         )
     };
     let latency_count = |s: &[ExposedSample]| {
-        value(
+        total(
             s,
             "sonde_syscall_duration_seconds_count",
             &[("syscall", "getppid")],
@@ -110,7 +102,7 @@ fn check_counts(sonde: &Sonde, comm: &str) {
     let before = sonde.metrics();
     run_child(comm);
     let calls = |s: &[ExposedSample]| {
-        value(
+        total(
             s,
             "sonde_syscalls_total",
             &[("comm", comm), ("syscall", "getppid")],
@@ -119,7 +111,7 @@ fn check_counts(sonde: &Sonde, comm: &str) {
     // close (3) and getppid (110) sit in different words of a thread's
     // bitmap of used syscalls: both are moved.
     let closes = |s: &[ExposedSample]| {
-        value(
+        total(
             s,
             "sonde_syscalls_total",
             &[("comm", comm), ("syscall", "close")],
@@ -141,7 +133,7 @@ fn check_counts(sonde: &Sonde, comm: &str) {
     assert_eq!(closes(&after), FAILURES as f64);
     assert!(errors(&after) - errors(&before) >= FAILURES as f64);
     assert!(latency_count(&after) - latency_count(&before) >= CALLS as f64);
-    let fast = value(
+    let fast = total(
         &after,
         "sonde_syscall_duration_seconds_bucket",
         &[("syscall", "getppid"), ("le", "0.001024")],
@@ -157,7 +149,7 @@ fn counts_a_named_childs_syscalls() {
     check_counts(&sonde, "sonde-ppid-raw");
 
     let samples = sonde.metrics();
-    let runs = value(
+    let runs = total(
         &samples,
         "sonde_bpf_program_runs_total",
         &[("program", "raw_sys_enter")],
@@ -169,7 +161,7 @@ fn counts_a_named_childs_syscalls() {
     assert!(samples
         .iter()
         .any(|s| s.name == "sonde_bpf_events_lost_total"));
-    let run_seconds = value(
+    let run_seconds = total(
         &samples,
         "sonde_bpf_program_run_seconds_total",
         &[("program", "raw_sys_enter")],
@@ -198,7 +190,7 @@ fn counts_a_living_threads_syscalls() {
         unsafe { libc::read(pipe[0], (&mut byte as *mut u8).cast(), 1) };
     });
     let calls = |s: &[ExposedSample]| {
-        value(
+        total(
             s,
             "sonde_syscalls_total",
             &[("comm", comm), ("syscall", "getppid")],
@@ -230,7 +222,7 @@ fn counts_only_when_latency_is_off() {
     let comm = "sonde-ppid-cnt";
     run_child(comm);
     let calls = |s: &[ExposedSample]| {
-        value(
+        total(
             s,
             "sonde_syscalls_total",
             &[("comm", comm), ("syscall", "getppid")],
@@ -242,7 +234,7 @@ fn counts_only_when_latency_is_off() {
         !s.name.starts_with("sonde_syscall_duration_seconds")
             && s.name != "sonde_syscall_errors_total"
     }));
-    let exit_runs = value(
+    let exit_runs = total(
         &samples,
         "sonde_bpf_program_runs_total",
         &[("program", "raw_sys_exit")],

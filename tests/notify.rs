@@ -53,6 +53,7 @@ fn firing(pairs: &[(&str, &str)]) -> Alert {
     Alert {
         labels: Labels::new(pairs.iter().copied()),
         annotations: Labels::new([("summary", "it <broke> & stays broken")]),
+        value: 1.0,
         starts_at_ms: now_ms(),
         ends_at_ms: now_ms() + 3_600_000,
         generator_url: "http://127.0.0.1:9977/graph?g0.expr=up".into(),
@@ -381,6 +382,7 @@ fn slack_and_telegram_texts_match_alertmanager() {
                 ("summary", "Disk <full> & \"rising\" +5%"),
                 ("runbook", "HTTP://Example.com/A"),
             ]),
+            value: 1.0,
             starts_at_ms,
             ends_at_ms: starts_at_ms + 3_600_000,
             generator_url: "http://sonde/graph?g0.expr=up".into(),

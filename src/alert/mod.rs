@@ -12,12 +12,15 @@
 //!   them to Alertmanagers as Prometheus does; [`notify`] is the built-in
 //!   notifier (webhook, Slack, Telegram, e-mail; routing, grouping, silences
 //!   and inhibition) for the single-server owner who runs no Alertmanager.
+//! - [`action`]: commands firing alerts run (`[[alerting.actions]]`), off
+//!   unless configured.
 //! - [`check`] and [`unittest`]: `sonde check rules` and `sonde test rules`,
 //!   promtool's checks and rule unit tests on the same engine.
 //!
 //! Every alert leaves a rule group as an [`Alert`], the shape Alertmanager's
 //! API v2 takes, whether it goes to an Alertmanager or to [`notify`].
 
+pub mod action;
 pub mod alertmanager;
 pub mod check;
 pub mod group;
@@ -41,6 +44,10 @@ pub struct Alert {
     /// labels and the rule's own labels, with the external labels added.
     pub labels: Labels,
     pub annotations: Labels,
+    /// The expression's value when the alert was last evaluated (the
+    /// templates' `$value`); not sent to Alertmanagers, whose API has no
+    /// place for it, but an action's arguments may use it.
+    pub value: f64,
     pub starts_at_ms: i64,
     pub ends_at_ms: i64,
     /// Where to see the expression that raised it: sonde's graph page.

@@ -314,6 +314,7 @@ impl Rule {
             out.push(Alert {
                 labels: alert.labels.clone(),
                 annotations: alert.annotations.clone(),
+                value: alert.value,
                 starts_at_ms: alert.fired_at_ms.unwrap_or(alert.active_at_ms),
                 ends_at_ms: alert.resolved_at_ms.unwrap_or(alert.valid_until_ms),
                 generator_url: generator_url.to_string(),

@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+use crate::alert::action::{self, Actions};
 use crate::alert::alertmanager::Alertmanagers;
 use crate::alert::group::SampleSink;
 use crate::alert::manager::{now_ms, AlertSender, RuleManager, Settings};
 use crate::alert::notify::Notifier;
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::model::{Family, Sample};
+use crate::model::{Family, Labels, Sample};
 use crate::query::Limits;
 use crate::store::Store;
 
@@ -23,6 +24,8 @@ pub struct Alerting {
     alertmanagers: Arc<Alertmanagers>,
     /// The built-in receivers, routes, silences and inhibition (`[notify]`).
     pub notifier: Notifier,
+    /// Commands firing alerts run (`[[alerting.actions]]`).
+    actions: Actions,
     /// The file `sonde run` read, read again at each reload.
     config_path: Option<PathBuf>,
     /// Where a reload hands the new `[programs]` to their collector.
@@ -43,6 +46,13 @@ impl Alerting {
         )
         .context("[notify]")?;
         senders.push(Arc::new(notifier.clone()));
+        let actions = Actions::start(
+            action::config::build(&config.alerting.actions).map_err(anyhow::Error::msg)?,
+            config.alerting.max_running_actions,
+            Labels::new(config.alerting.external_labels.clone()),
+            external_url(config),
+        );
+        senders.push(Arc::new(actions.clone()));
         let rules = RuleManager::start(
             settings(config),
             Some(&config.storage.database_file()),
@@ -53,6 +63,7 @@ impl Alerting {
             rules,
             alertmanagers,
             notifier,
+            actions,
             config_path: config_path.map(Path::to_path_buf),
             programs: None,
         })
@@ -70,7 +81,16 @@ impl Alerting {
         self.notifier
             .reload(&config.notify)
             .map_err(|err| self.rules.refuse_reload(format!("[notify]: {err:#}")))?;
+        let actions = action::config::build(&config.alerting.actions)
+            .map_err(|err| self.rules.refuse_reload(err))?;
         self.rules.reload(settings(&config), now_ms())?;
+        // The worker count stays as started: max_running_actions changes
+        // at a restart.
+        self.actions.set_actions(
+            actions,
+            Labels::new(config.alerting.external_labels.clone()),
+            external_url(&config),
+        );
         self.alertmanagers.set_urls(&config.alerting.alertmanagers);
         if let Some(programs) = &self.programs {
             programs.request(config.programs);
@@ -87,6 +107,7 @@ impl Alerting {
         let mut families = self.rules.families();
         families.extend(self.alertmanagers.families());
         families.extend(self.notifier.families());
+        families.extend(self.actions.families());
         families
     }
 }

@@ -230,6 +230,15 @@ pub fn get(url: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
+/// The sum of the samples of `name` whose labels include `labels`.
+pub fn total(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
+        .map(|s| s.value)
+        .sum()
+}
+
 /// One sample line of the text exposition format.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExposedSample {

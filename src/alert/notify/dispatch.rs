@@ -552,6 +552,7 @@ mod tests {
         Alert {
             labels: Labels::new([("alertname", "X")]),
             annotations: Labels::default(),
+            value: 1.0,
             starts_at_ms: starts,
             ends_at_ms: ends,
             generator_url: String::new(),

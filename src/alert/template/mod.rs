@@ -74,12 +74,23 @@ pub fn expand_alert(
     timestamp_ms: i64,
     query: QueryFn,
 ) -> String {
+    try_expand_alert(rule_name, text, data, timestamp_ms, query)
+        .unwrap_or_else(|e| format!("<error expanding template: {e}>"))
+}
+
+/// As [`expand_alert`], the error given back instead of written into the
+/// text: for an action's arguments, where an error must stop the command.
+pub fn try_expand_alert(
+    rule_name: &str,
+    text: &str,
+    data: &AlertData,
+    timestamp_ms: i64,
+    query: QueryFn,
+) -> Result<String, String> {
     let name = template_name(rule_name);
     let source = format!("{ALERT_PREFIX}{text}");
-    let parsed = match parse::parse(&name, &source, &exec::has_function) {
-        Ok(parsed) => parsed,
-        Err(e) => return format!("<error expanding template: error parsing template {name}: {e}>"),
-    };
+    let parsed = parse::parse(&name, &source, &exec::has_function)
+        .map_err(|e| format!("error parsing template {name}: {e}"))?;
     let to_map = |labels: &Labels| -> Rc<StrMap> {
         Rc::new(
             labels
@@ -101,10 +112,8 @@ pub fn expand_alert(
         functions: functions::FUNCTIONS,
         html: false,
     };
-    match exec::execute(&name, &source, &parsed, dot, &env) {
-        Ok(text) => text,
-        Err(e) => format!("<error expanding template: error executing template {name}: {e}>"),
-    }
+    exec::execute(&name, &source, &parsed, dot, &env)
+        .map_err(|e| format!("error executing template {name}: {e}"))
 }
 
 /// Parse-only check for `sonde check rules`: Err carries Go's parse error text.
