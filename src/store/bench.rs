@@ -368,15 +368,18 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         store
             .conn
             .query_row("SELECT total(length(data)) FROM rollups", [], |r| r.get(0))?;
-    // The XOR chunks alone, without the length and span a run adds to each.
+    // The chunks' payload: packed rows whole; of XOR runs (written before
+    // packed rows) the XOR chunks alone, without each one's length and span.
     let mut raw_bytes = 0usize;
     {
-        let mut stmt = store.conn.prepare("SELECT chunk_count, data FROM chunks")?;
+        let mut stmt = store
+            .conn
+            .prepare("SELECT chunk_count, packed, data FROM chunks")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let data = row.get_ref(1)?.as_blob()?;
-            raw_bytes += match row.get::<_, i64>(0)? {
-                1 => data.len(),
+            let data = row.get_ref(2)?.as_blob()?;
+            raw_bytes += match (row.get::<_, i64>(0)?, row.get::<_, bool>(1)?) {
+                (1, _) | (_, true) => data.len(),
                 _ => super::codec::decode_run(data)
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .iter()
@@ -385,6 +388,12 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
             };
         }
     }
+    let column_bytes: f64 =
+        store
+            .conn
+            .query_row("SELECT total(length(data)) FROM timestamps", [], |r| {
+                r.get(0)
+            })?;
 
     // Reads: one series over the whole day, every series over the last hour.
     let end = *data.timestamps.last().expect("at least one round");
@@ -418,6 +427,7 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         "bytes_per_sample": file_bytes as f64 / samples as f64,
         "file_bytes": file_bytes,
         "raw_chunk_bytes_per_sample": raw_bytes as f64 / samples as f64,
+        "timestamp_column_bytes_per_sample": column_bytes / samples as f64,
         "rollup_bytes_per_sample": rollup_bytes / samples as f64,
         "bytes_by_table": pages,
         "ingest_samples_per_sec": samples as f64 / ingest.as_secs_f64(),

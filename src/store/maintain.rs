@@ -75,6 +75,7 @@ impl Store {
             // A chunk goes when all of it is older than the cutoff.
             self.delete_chunks(tier, cutoff, true)?;
         }
+        self.columns.prune_recent(self.newest_ts);
         self.delete_series_without_data()?;
         self.reclaim()?;
         if self.options.retention_size > 0 {
@@ -196,6 +197,11 @@ impl Store {
         }
         tx.commit()?;
         self.stats.chunks_deleted += deleted as u64;
+        if matches!(tier, Tier::Raw) && deleted > 0 {
+            // Columns no row left can name: those ending before the oldest.
+            let oldest = self.oldest_chunk(Tier::Raw)?.unwrap_or(i64::MAX);
+            self.columns.forget_before(&self.conn, oldest)?;
+        }
         Ok(())
     }
 

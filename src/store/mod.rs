@@ -69,9 +69,11 @@ mod head;
 mod maintain;
 mod migrate;
 mod outbox;
+mod packed;
 mod rng;
 pub mod rollup;
 mod series_index;
+mod timestamps;
 pub mod xor;
 
 use std::collections::{HashMap, HashSet};
@@ -257,6 +259,8 @@ pub struct Store {
     series_ids: series_index::SeriesIndex,
     next_series_id: i64,
     head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
+    /// The instants of packed chunks (see [`timestamps`]).
+    columns: timestamps::TimestampColumns,
     pending: Pending,
     needs_checkpoint: bool,
     log_rows: u32,
@@ -298,6 +302,8 @@ impl Store {
         })?;
         let file = dir.join("sonde.db");
         let conn = connect(&file)?;
+        let columns = timestamps::TimestampColumns::open(&conn)
+            .with_context(|| format!("cannot read the database {}", file.display()))?;
         let mut store = Store {
             conn,
             file,
@@ -305,6 +311,7 @@ impl Store {
             series_ids: series_index::SeriesIndex::default(),
             next_series_id: 1,
             head: HashMap::default(),
+            columns,
             pending: Pending::default(),
             needs_checkpoint: false,
             log_rows: 0,
@@ -626,8 +633,8 @@ impl Store {
                 }
             }
             let mut raw = tx.prepare_cached(
-                "INSERT OR REPLACE INTO chunks (series_id, min_time, max_time, samples, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO chunks (series_id, min_time, max_time, samples, packed, data)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?;
             let mut rollup = tx.prepare_cached(
                 "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, data)
@@ -640,7 +647,11 @@ impl Store {
                         max_time,
                         samples,
                         data,
-                    } => raw.execute(params![id, min_time, max_time, samples, data])?,
+                    } => {
+                        let chunk = pack_xor(&mut self.columns, data)?;
+                        let row = packed::encode_row(std::slice::from_ref(&chunk));
+                        raw.execute(params![id, min_time, max_time, samples, row])?
+                    }
                     Finished::Rollup {
                         resolution,
                         min_time,
@@ -656,8 +667,9 @@ impl Store {
                 };
             }
             for &id in &self.pending.runs {
-                staged.push((id, make_runs(&tx, id)?));
+                staged.push((id, make_runs(&tx, &mut self.columns, id)?));
             }
+            self.columns.write_pending(&tx)?;
             let mut state = tx
                 .prepare_cached("INSERT OR REPLACE INTO head (series_id, state) VALUES (?1, ?2)")?;
             if checkpoint {
@@ -696,6 +708,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.columns.committed();
         for (id, left) in staged {
             if let Some(series) = self.head.get_mut(&id) {
                 series.staged = left;
@@ -739,6 +752,7 @@ impl Store {
             self.file.display()
         );
         self.conn = conn;
+        self.columns.reset();
         self.reconnect_due = false;
         self.resync = true;
         Ok(())
@@ -805,7 +819,7 @@ impl Store {
         // one starting before `end_ms` can stop at the first that ends
         // before `start_ms`.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT min_time, max_time, chunk_count, data FROM chunks
+            "SELECT min_time, max_time, chunk_count, packed, data FROM chunks
              WHERE series_id = ?1 AND min_time <= ?2 ORDER BY min_time DESC",
         )?;
         let mut selected = Vec::new();
@@ -823,15 +837,25 @@ impl Store {
                     if max_time < start_ms {
                         break;
                     }
+                    let data = row.get_ref(4)?.as_blob()?;
+                    if row.get::<_, bool>(3)? {
+                        match self.unpack(data, start_ms, end_ms) {
+                            Ok(unpacked) => chunks.extend(unpacked.into_iter().rev()),
+                            // The row's chunks are lost to reads; the others
+                            // still come.
+                            Err(err) => tracing::warn!("{labels}: {err:#}"),
+                        }
+                        continue;
+                    }
                     if row.get::<_, i64>(2)? == 1 {
                         chunks.push(StoredChunk {
                             min_time: row.get(0)?,
                             max_time,
-                            data: row.get(3)?,
+                            data: data.to_vec(),
                         });
                         continue;
                     }
-                    match codec::decode_run(row.get_ref(3)?.as_blob()?) {
+                    match codec::decode_run(data) {
                         Ok(run) => chunks.extend(
                             run.into_iter()
                                 .rev()
@@ -883,6 +907,36 @@ impl Store {
             }
         }
         Ok(selected)
+    }
+
+    /// The chunks of a packed row that overlap [start_ms, end_ms], oldest
+    /// first, each as the XOR chunk the head cut (the same samples encode to
+    /// the same bytes).
+    fn unpack(&self, row: &[u8], start_ms: i64, end_ms: i64) -> anyhow::Result<Vec<StoredChunk>> {
+        let mut chunks = Vec::new();
+        for chunk in packed::decode_row(row)? {
+            let instants = self.columns.get(&self.conn, chunk.column)?;
+            let (Some(&min_time), Some(&max_time)) = (instants.first(), instants.last()) else {
+                anyhow::bail!("timestamp column {} is empty", chunk.column);
+            };
+            anyhow::ensure!(
+                instants.len() == chunk.values.len(),
+                "a chunk of {} values names timestamp column {} of {} instants",
+                chunk.values.len(),
+                chunk.column,
+                instants.len()
+            );
+            if max_time < start_ms || min_time > end_ms {
+                continue;
+            }
+            let samples: Vec<(i64, f64)> = instants.iter().copied().zip(chunk.values).collect();
+            chunks.push(StoredChunk {
+                min_time,
+                max_time,
+                data: xor::encode(&samples),
+            });
+        }
+        Ok(chunks)
     }
 
     /// The ids and label sets of the series all `matchers` select, in label
@@ -1139,13 +1193,18 @@ fn wants_new_connection(err: &anyhow::Error) -> bool {
 /// is left is less than a run; returns what is left. Only the newest rows,
 /// up to twice a run, are looked at: more are there only in a database
 /// written before runs existed, whose rows stay as they are (a row of one
-/// chunk is a valid row).
-fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
-    // (rowid, min time, max time, samples, data), newest first.
-    let mut trailing: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
+/// chunk is a valid row). A run is a packed row (see [`packed`]); a one-chunk
+/// XOR row written before packed rows existed joins it re-encoded.
+fn make_runs(
+    tx: &Connection,
+    columns: &mut timestamps::TimestampColumns,
+    id: i64,
+) -> anyhow::Result<Staged> {
+    // (rowid, min time, max time, samples, packed, data), newest first.
+    let mut trailing: Vec<(i64, i64, i64, i64, bool, Vec<u8>)> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT id, min_time, max_time, samples, chunk_count, data FROM chunks
+            "SELECT id, min_time, max_time, samples, chunk_count, packed, data FROM chunks
              WHERE series_id = ?1 ORDER BY min_time DESC",
         )?;
         let mut rows = stmt.query([id])?;
@@ -1155,16 +1214,23 @@ fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
             if full || row.get::<_, i64>(4)? != 1 {
                 break;
             }
-            let data: Vec<u8> = row.get(5)?;
+            let data: Vec<u8> = row.get(6)?;
             bytes += data.len();
-            trailing.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, data));
+            trailing.push((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(5)?,
+                data,
+            ));
         }
     }
     trailing.reverse();
     let mut delete = tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO chunks (series_id, min_time, max_time, samples, chunk_count, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO chunks (series_id, min_time, max_time, samples, chunk_count, packed, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
     )?;
     let mut rest = &trailing[..];
     loop {
@@ -1173,21 +1239,20 @@ fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
         };
         let left = Staged {
             chunks: rest.len(),
-            bytes: rest.iter().map(|c| c.4.len()).sum(),
+            bytes: rest.iter().map(|c| c.5.len()).sum(),
             since: first.1,
         };
         let span = last.2.saturating_sub(first.1);
         if left.chunks < RUN_CHUNKS && left.bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
             return Ok(left);
         }
-        // The oldest chunks that fit, with their length and span (a few
-        // bytes each).
+        // The oldest chunks that fit.
         let mut bytes = 0;
         let fit = rest
             .iter()
             .take(RUN_CHUNKS)
             .take_while(|c| {
-                bytes += c.4.len() + 5;
+                bytes += c.5.len();
                 bytes <= RUN_BYTES && c.2.saturating_sub(first.1) <= RUN_SPAN_MS
             })
             .count();
@@ -1197,14 +1262,34 @@ fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
             continue;
         }
         let (run, later) = rest.split_at(fit);
-        for chunk in run {
-            delete.execute([chunk.0])?;
+        let mut chunks = Vec::with_capacity(fit);
+        for (rowid, _, _, _, is_packed, data) in run {
+            delete.execute([rowid])?;
+            if *is_packed {
+                chunks.extend(packed::decode_row(data)?);
+            } else {
+                chunks.push(pack_xor(columns, data)?);
+            }
         }
-        let data = codec::encode_run(run.iter().map(|c| (c.1, c.2, &c.4[..])));
         let samples: i64 = run.iter().map(|c| c.3).sum();
+        let data = packed::encode_row(&chunks);
         insert.execute(params![id, run[0].1, run[fit - 1].2, samples, fit, data])?;
         rest = later;
     }
+}
+
+/// An XOR chunk as a packed one: its instants in a column, its values.
+fn pack_xor(
+    columns: &mut timestamps::TimestampColumns,
+    xor_chunk: &[u8],
+) -> anyhow::Result<packed::PackedChunk> {
+    let samples = xor::decode(xor_chunk)?;
+    anyhow::ensure!(!samples.is_empty(), "an empty chunk cannot be packed");
+    let instants: Vec<i64> = samples.iter().map(|s| s.0).collect();
+    Ok(packed::PackedChunk {
+        column: columns.intern(&instants),
+        values: samples.into_iter().map(|s| s.1).collect(),
+    })
 }
 
 fn encode_labels(labels: &Labels) -> String {
