@@ -81,6 +81,11 @@ impl<'a> ByteReader<'a> {
         self.take(n)
     }
 
+    /// The next byte, left unread.
+    pub fn peek(&self) -> Option<u8> {
+        self.0.first().copied()
+    }
+
     /// Everything not read yet.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.0)

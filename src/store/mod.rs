@@ -637,8 +637,8 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?;
             let mut rollup = tx.prepare_cached(
-                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, packed, data)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?;
             for (id, finished) in &self.pending.finished {
                 match finished {
@@ -657,13 +657,16 @@ impl Store {
                         min_time,
                         max_time,
                         data,
-                    } => rollup.execute(params![
-                        resolution.tier_id(),
-                        id,
-                        min_time,
-                        max_time,
-                        data
-                    ])?,
+                    } => {
+                        let row = rollup::pack(&mut self.columns, *resolution, data)?;
+                        rollup.execute(params![
+                            resolution.tier_id(),
+                            id,
+                            min_time,
+                            max_time,
+                            row
+                        ])?
+                    }
                 };
             }
             for &id in &self.pending.runs {
@@ -815,6 +818,25 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesChunks>> {
+        let mut selected = Vec::new();
+        for (id, labels) in self.series_matching(matchers)? {
+            let chunks = self.chunks_of(id, &labels, start_ms, end_ms)?;
+            if !chunks.is_empty() {
+                selected.push(SeriesChunks { labels, chunks });
+            }
+        }
+        Ok(selected)
+    }
+
+    /// The raw chunks of series `id` that overlap [start_ms, end_ms],
+    /// oldest first: stored, pending after a failed write, and the head's.
+    fn chunks_of(
+        &self,
+        id: i64,
+        labels: &Labels,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<StoredChunk>> {
         // Rows of a series do not overlap, so walking back from the last
         // one starting before `end_ms` can stop at the first that ends
         // before `start_ms`.
@@ -822,8 +844,7 @@ impl Store {
             "SELECT min_time, max_time, chunk_count, packed, data FROM chunks
              WHERE series_id = ?1 AND min_time <= ?2 ORDER BY min_time DESC",
         )?;
-        let mut selected = Vec::new();
-        for (id, labels) in self.series_matching(matchers)? {
+        {
             let mut chunks = Vec::new();
             let open = self.head.get(&id).and_then(HeadSeries::open_chunk);
             // Stored chunks all end before the open one starts: when it
@@ -902,11 +923,8 @@ impl Store {
             }
             chunks.sort_by_key(|c| c.min_time);
             chunks.dedup_by_key(|c| c.min_time);
-            if !chunks.is_empty() {
-                selected.push(SeriesChunks { labels, chunks });
-            }
+            Ok(chunks)
         }
-        Ok(selected)
     }
 
     /// The chunks of a packed row that overlap [start_ms, end_ms], oldest
@@ -1287,7 +1305,7 @@ fn pack_xor(
     anyhow::ensure!(!samples.is_empty(), "an empty chunk cannot be packed");
     let instants: Vec<i64> = samples.iter().map(|s| s.0).collect();
     Ok(packed::PackedChunk {
-        column: columns.intern(&instants),
+        column: columns.intern(Resolution::Raw, &instants),
         values: samples.into_iter().map(|s| s.1).collect(),
     })
 }

@@ -24,6 +24,10 @@
 //!         varints of m[0], then of its differences, where v = m / 10^e
 //!   tag 2 (floats): each value's bits XOR the previous one's (the first
 //!         XOR 0), 8 bytes little-endian
+//! a rollup row's body (`rollups.packed = 1`, one rollup chunk):
+//!   column id of the buckets' last instants, bucket count, then the values
+//!   of min, max, sum, count and last; max is tag 3 alone when it equals
+//!   last in every bucket
 //! ```
 //!
 //! Invariants:
@@ -36,6 +40,7 @@
 //! - Integer arithmetic on the scaled values wraps, in the encoder and the
 //!   decoder alike, so any i64 round-trips.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use super::codec::{ByteReader, ByteWriter};
@@ -57,6 +62,8 @@ const ZSTD: u8 = 1;
 const DELTAS: u8 = 0;
 const DELTAS_OF_DELTAS: u8 = 1;
 const FLOATS: u8 = 2;
+/// Rollup rows only: the max values are the last ones.
+const SAME_AS_LAST: u8 = 3;
 
 /// One chunk of a packed row: its timestamp column and its values.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +87,101 @@ pub fn encode_row(chunks: &[PackedChunk]) -> Vec<u8> {
         body.uvarint(chunk.values.len() as u64);
         encode_values(&chunk.values, &mut body);
     }
-    let body = body.into_inner();
+    seal(body.into_inner())
+}
+
+/// The chunks of a row, oldest first.
+pub fn decode_row(row: &[u8]) -> Result<Vec<PackedChunk>, CorruptChunk> {
+    let body = unseal(row)?;
+    let mut r = ByteReader::new(&body);
+    let mut chunks = Vec::new();
+    while !r.is_empty() {
+        let column = column_id(&mut r)?;
+        let n = sample_count(&mut r, body.len())?;
+        chunks.push(PackedChunk {
+            column,
+            values: decode_values(&mut r, n)?,
+        });
+    }
+    Ok(chunks)
+}
+
+/// A rollup chunk as packed (see [`super::rollup`]): the column of its
+/// buckets' last instants (a bucket's start is its last instant rounded
+/// down to the bucket width) and one value array per aggregate.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PackedBuckets {
+    pub column: i64,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    pub sum: Vec<f64>,
+    pub count: Vec<f64>,
+    pub last: Vec<f64>,
+}
+
+/// A rollup row: column id, bucket count, then min, max, sum, count and
+/// last as values; max is tag 3 alone when it equals last in every bucket
+/// (a counter's does).
+pub fn encode_rollup_row(buckets: &PackedBuckets) -> Vec<u8> {
+    let mut body = ByteWriter::with_capacity(buckets.last.len() * 8 + 8);
+    body.uvarint(buckets.column as u64);
+    body.uvarint(buckets.last.len() as u64);
+    encode_values(&buckets.min, &mut body);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    if bits(&buckets.max) == bits(&buckets.last) {
+        body.u8(SAME_AS_LAST);
+    } else {
+        encode_values(&buckets.max, &mut body);
+    }
+    encode_values(&buckets.sum, &mut body);
+    encode_values(&buckets.count, &mut body);
+    encode_values(&buckets.last, &mut body);
+    seal(body.into_inner())
+}
+
+pub fn decode_rollup_row(row: &[u8]) -> Result<PackedBuckets, CorruptChunk> {
+    let body = unseal(row)?;
+    let mut r = ByteReader::new(&body);
+    let column = column_id(&mut r)?;
+    let n = sample_count(&mut r, body.len())?;
+    let min = decode_values(&mut r, n)?;
+    let max = if r.peek() == Some(SAME_AS_LAST) {
+        r.u8()?;
+        None
+    } else {
+        Some(decode_values(&mut r, n)?)
+    };
+    let sum = decode_values(&mut r, n)?;
+    let count = decode_values(&mut r, n)?;
+    let last = decode_values(&mut r, n)?;
+    if !r.is_empty() {
+        return Err(CorruptChunk("rollup row longer than its buckets"));
+    }
+    Ok(PackedBuckets {
+        column,
+        min,
+        max: max.unwrap_or_else(|| last.clone()),
+        sum,
+        count,
+        last,
+    })
+}
+
+fn column_id(r: &mut ByteReader) -> Result<i64, CorruptChunk> {
+    i64::try_from(r.uvarint()?).map_err(|_| CorruptChunk("column id out of range"))
+}
+
+fn sample_count(r: &mut ByteReader, body_len: usize) -> Result<usize, CorruptChunk> {
+    let n = r.uvarint()?;
+    // Every value takes at least a byte.
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n <= body_len)
+        .ok_or(CorruptChunk("sample count out of range"))
+}
+
+/// A row around `body`: zstd-compressed when that is smaller.
+fn seal(body: Vec<u8>) -> Vec<u8> {
     let compressed = COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let compressor = match cell.as_mut() {
@@ -114,51 +215,32 @@ pub fn encode_row(chunks: &[PackedChunk]) -> Vec<u8> {
     w.into_inner()
 }
 
-/// The chunks of a row, oldest first.
-pub fn decode_row(row: &[u8]) -> Result<Vec<PackedChunk>, CorruptChunk> {
+/// The body of a row.
+fn unseal(row: &[u8]) -> Result<Cow<'_, [u8]>, CorruptChunk> {
     let mut r = ByteReader::new(row);
     let kind = r.u8()?;
     let len = usize::try_from(r.uvarint()?).map_err(|_| CorruptChunk("length out of range"))?;
     let rest = r.rest();
-    let decompressed;
     let body = match kind {
-        STORED => rest,
-        ZSTD => {
-            decompressed = DECOMPRESSOR.with(|cell| {
-                let mut cell = cell.borrow_mut();
-                let decompressor = match cell.as_mut() {
-                    Some(d) => d,
-                    None => cell.insert(
-                        zstd::bulk::Decompressor::new()
-                            .map_err(|_| CorruptChunk("no zstd context"))?,
-                    ),
-                };
-                decompressor
-                    .decompress(rest, len)
-                    .map_err(|_| CorruptChunk("zstd stream does not decode"))
-            })?;
-            &decompressed[..]
-        }
+        STORED => Cow::Borrowed(rest),
+        ZSTD => Cow::Owned(DECOMPRESSOR.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let decompressor = match cell.as_mut() {
+                Some(d) => d,
+                None => cell.insert(
+                    zstd::bulk::Decompressor::new().map_err(|_| CorruptChunk("no zstd context"))?,
+                ),
+            };
+            decompressor
+                .decompress(rest, len)
+                .map_err(|_| CorruptChunk("zstd stream does not decode"))
+        })?),
         _ => return Err(CorruptChunk("unknown row kind")),
     };
     if body.len() != len {
         return Err(CorruptChunk("row body of the wrong length"));
     }
-    let mut r = ByteReader::new(body);
-    let mut chunks = Vec::new();
-    while !r.is_empty() {
-        let column = i64::try_from(r.uvarint()?).map_err(|_| CorruptChunk("column id"))?;
-        let n = r.uvarint()? as usize;
-        // Every value takes at least a byte.
-        if n > body.len() {
-            return Err(CorruptChunk("sample count out of range"));
-        }
-        chunks.push(PackedChunk {
-            column,
-            values: decode_values(&mut r, n)?,
-        });
-    }
-    Ok(chunks)
+    Ok(body)
 }
 
 /// The smallest exponent e for which every value is m / 10^e with an

@@ -15,8 +15,9 @@
 //!   and a new connection (which may have lost the last writes) starts it
 //!   empty ([`TimestampColumns::reset`]); a chunk whose instants are not in
 //!   it gets a new column, at worst a duplicate.
-//! - Retention deletes a column only when it ends before every raw row still
-//!   stored begins, so no stored row names a missing column.
+//! - A column serves one tier (raw, minute or hour), and retention deletes
+//!   it only when it ends before every row of that tier still stored
+//!   begins, so no stored row names a missing column.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::packed;
+use super::rollup::Resolution;
 
 /// Columns read back and kept for later reads: a query over all series
 /// reads the same few columns for each of them.
@@ -34,13 +36,23 @@ const CACHED_COLUMNS: usize = 4096;
 /// the column of its peers' last chunk).
 const SHARED_WITHIN_MS: i64 = 3_600_000;
 
+/// A column not yet in the file.
+struct Column {
+    id: i64,
+    /// [`Resolution::tier_id`] of the chunks naming it (0: raw).
+    tier: i64,
+    first: i64,
+    last: i64,
+    data: Vec<u8>,
+}
+
 #[derive(Default)]
 pub struct TimestampColumns {
-    /// Encoded column → (id, last instant).
-    recent: HashMap<Vec<u8>, (i64, i64)>,
+    /// (tier, encoded column) → (id, last instant). Tiers do not share
+    /// columns: each tier's retention deletes its own.
+    recent: HashMap<(i64, Vec<u8>), (i64, i64)>,
     next_id: i64,
-    /// (id, first instant, last instant, encoded), not yet in the file.
-    pending: Vec<(i64, i64, i64, Vec<u8>)>,
+    pending: Vec<Column>,
     cache: Mutex<HashMap<i64, Arc<[i64]>>>,
 }
 
@@ -55,28 +67,36 @@ impl TimestampColumns {
         })
     }
 
-    /// The id of the column holding `timestamps` (not empty, increasing),
-    /// made if no recent one does.
-    pub fn intern(&mut self, timestamps: &[i64]) -> i64 {
+    /// The id of the column of `tier` holding `timestamps` (not empty,
+    /// increasing), made if no recent one does.
+    pub fn intern(&mut self, tier: Resolution, timestamps: &[i64]) -> i64 {
         let encoded = packed::encode_column(timestamps);
-        if let Some(&(id, _)) = self.recent.get(&encoded) {
+        let key = (tier.tier_id(), encoded);
+        if let Some(&(id, _)) = self.recent.get(&key) {
             return id;
         }
         let id = self.next_id;
         self.next_id += 1;
         let (first, last) = (timestamps[0], timestamps[timestamps.len() - 1]);
-        self.recent.insert(encoded.clone(), (id, last));
-        self.pending.push((id, first, last, encoded));
+        self.recent.insert(key.clone(), (id, last));
+        self.pending.push(Column {
+            id,
+            tier: key.0,
+            first,
+            last,
+            data: key.1,
+        });
         id
     }
 
     /// Inserts the pending columns in the transaction about to commit.
     pub fn write_pending(&self, tx: &Connection) -> anyhow::Result<()> {
         let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO timestamps (id, min_time, max_time, data) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO timestamps (id, tier, min_time, max_time, data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (id, first, last, data) in &self.pending {
-            insert.execute(params![id, first, last, data])?;
+        for c in &self.pending {
+            insert.execute(params![c.id, c.tier, c.first, c.last, c.data])?;
         }
         Ok(())
     }
@@ -91,12 +111,23 @@ impl TimestampColumns {
         self.recent.clear();
     }
 
-    /// Forgets columns ending before `t` (older than what chunks are kept)
-    /// and keeps `recent` to what is current; returns how many were deleted.
-    pub fn forget_before(&mut self, tx: &Connection, t: i64) -> anyhow::Result<usize> {
-        self.recent.retain(|_, &mut (_, last)| last >= t);
+    /// Forgets the columns of `tier` ending before `t`, where its oldest
+    /// stored chunk begins.
+    pub fn forget_before(
+        &mut self,
+        conn: &Connection,
+        tier: Resolution,
+        t: i64,
+    ) -> anyhow::Result<()> {
+        let tier = tier.tier_id();
+        self.recent
+            .retain(|(of, _), &mut (_, last)| *of != tier || last >= t);
         self.cache.lock().expect("not poisoned").clear();
-        Ok(tx.execute("DELETE FROM timestamps WHERE max_time < ?1", [t])?)
+        conn.execute(
+            "DELETE FROM timestamps WHERE tier = ?1 AND max_time < ?2",
+            params![tier, t],
+        )?;
+        Ok(())
     }
 
     /// Stops offering columns that end more than [`SHARED_WITHIN_MS`]
@@ -122,8 +153,8 @@ impl TimestampColumns {
             None => self
                 .pending
                 .iter()
-                .find(|p| p.0 == id)
-                .map(|p| p.3.clone())
+                .find(|c| c.id == id)
+                .map(|c| c.data.clone())
                 .with_context(|| format!("timestamp column {id} is missing"))?,
         };
         let column: Arc<[i64]> = packed::decode_column(&data)
