@@ -403,14 +403,12 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         .map(|(n, v)| Matcher::equal(n, v))
         .collect();
     let everything = [Matcher::new(MatchOp::Regex, METRIC_NAME, ".+").expect("valid regex")];
-    let read_day = read_rate(&store, &one_series, data.timestamps[0], end, 1)?;
-    let read_hour = read_rate(
-        &store,
-        &everything,
-        end - 3_600_000 + 1,
-        end,
-        data.models.len(),
-    )?;
+    let first = data.timestamps[0];
+    let read_day = read_rate(1, || select(&store, &one_series, first, end))?;
+    let n = data.models.len();
+    let hour_ago = end - 3_600_000 + 1;
+    let read_hour = read_rate(n, || select(&store, &everything, hour_ago, end))?;
+    let chunks_hour = read_rate(n, || select_chunks(&store, &everything, hour_ago, end))?;
     let stored = store.select(&everything, i64::MIN, i64::MAX)?;
     drop(store);
     let off_grid = data
@@ -435,6 +433,9 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         "read_samples_per_sec": {
             "1_series_24h": read_day,
             format!("{}_series_1h", data.models.len()): read_hour,
+        },
+        "read_xor_chunks_samples_per_sec": {
+            format!("{}_series_1h", data.models.len()): chunks_hour,
         },
     });
     if prometheus {
@@ -463,28 +464,54 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Samples per second (of this thread's CPU time) `select` decodes,
-/// reading until at least a second of CPU time has passed.
+/// Samples per second (of this thread's CPU time) `read` hands out,
+/// repeated until at least a second of CPU time has passed; `read` returns
+/// how many series and samples it selected.
 fn read_rate(
-    store: &Store,
-    matchers: &[Matcher],
-    start: i64,
-    end: i64,
     expect_series: usize,
+    read: impl Fn() -> anyhow::Result<(usize, usize)>,
 ) -> anyhow::Result<f64> {
     let started = thread_cpu_time();
     let mut decoded = 0usize;
     while thread_cpu_time().saturating_sub(started) < Duration::from_secs(1) {
-        let selected = store.select(matchers, start, end)?;
-        if selected.len() != expect_series {
-            bail!(
-                "read selected {} series, expected {expect_series}",
-                selected.len()
-            );
+        let (series, samples) = read()?;
+        if series != expect_series {
+            bail!("read selected {series} series, expected {expect_series}");
         }
-        decoded += selected.iter().map(|s| s.samples.len()).sum::<usize>();
+        decoded += samples;
     }
     Ok(decoded as f64 / thread_cpu_time().saturating_sub(started).as_secs_f64())
+}
+
+/// `Store::select` as a read for [`read_rate`].
+fn select(
+    store: &Store,
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+) -> anyhow::Result<(usize, usize)> {
+    let selected = store.select(matchers, start, end)?;
+    Ok((
+        selected.len(),
+        selected.iter().map(|s| s.samples.len()).sum(),
+    ))
+}
+
+/// `Store::select_chunks` as a read for [`read_rate`]: what remote read's
+/// STREAMED_XOR_CHUNKS answer sends, XOR chunks whole.
+fn select_chunks(
+    store: &Store,
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+) -> anyhow::Result<(usize, usize)> {
+    let selected = store.select_chunks(matchers, start, end)?;
+    let samples = selected
+        .iter()
+        .flat_map(|s| &s.chunks)
+        .map(|c| xor::XorIter::new(&c.data).map_or(0, |chunk| usize::from(chunk.len())))
+        .sum();
+    Ok((selected.len(), samples))
 }
 
 /// A series' labels and samples.

@@ -7,19 +7,27 @@
 //! [`Store::select_step`] / [`Store::select_rollups`] read the 1-minute and
 //! 1-hour rollup tiers when a query steps coarsely.
 //!
-//! Layout (schema in `migrations/0002_chunks.sql`, `0004_...` and `0005_...`):
+//! Layout (schema in `migrations/0002_chunks.sql`, `0004_...`, `0005_...`
+//! and `0009_...`):
 //! - `series` (id, metric name, label set) and `postings` (label name, value,
 //!   series id): a selector's positive matchers find their series through
 //!   postings, the rest filter those series' label sets.
-//! - `chunks`: full raw chunks, Prometheus XOR encoding (see [`xor`]), about
-//!   120 samples each; `rollups`: the rollup tiers (see [`rollup`]).
+//! - `chunks`: full raw chunks of about 120 samples each, leaving the head as
+//!   Prometheus XOR chunks (see [`xor`]) and stored packed (see [`packed`]):
+//!   values as scaled integers where exact, compressed with zstd, and
+//!   timestamps in `timestamps`, one column shared by every chunk with the
+//!   same instants (see [`timestamps`]). Readers get XOR chunks back, byte
+//!   for byte the ones the head cut. `rollups`: the rollup tiers (see
+//!   [`rollup`]), packed the same way; the minute tier is stored only once
+//!   retention deletes the raw chunks it is made from.
 //!   A chunk is written in a row of its own as it leaves the head; once a
 //!   series' trailing one-chunk rows pass 2 KiB (or 16 chunks, or 6 hours),
-//!   the oldest of them become one row holding a run of chunks (see
-//!   [`codec::encode_run`]), each still the XOR chunk it was. A row and its
-//!   index entry cost about 60 bytes whatever the row holds, a third of a
-//!   chunk's own size on sonde's data; rows of at most half a 4 KiB page
-//!   keep pages well filled.
+//!   the oldest of them become one packed row holding a run of chunks,
+//!   compressed together. A row and its index entry cost about 60 bytes
+//!   whatever the row holds, as much as a packed chunk on sonde's data;
+//!   rows of at most half a 4 KiB page keep pages well filled. Rows written
+//!   before packed rows (`packed = 0`: one XOR chunk, or a run of them as
+//!   [`codec::decode_run`] reads it) are read as they are.
 //! - the head (see [`head`]): each active series' open chunk and buckets, in
 //!   memory; `head` holds its state as of the series' last checkpoint and
 //!   `ingest_log` every sample stored since, so a restart rebuilds it.
@@ -156,24 +164,70 @@ impl SeriesChunks {
         self.chunks
             .iter()
             .filter(move |c| c.max_time >= start_ms && c.min_time <= end_ms)
-            .flat_map(|c| match xor::XorIter::new(&c.data) {
-                Ok(iter) => Some(iter),
-                Err(err) => {
-                    tracing::warn!("{}: {err}", self.labels);
-                    None
-                }
-            })
-            .flat_map(move |iter| {
-                iter.map_while(move |sample| match sample {
-                    Ok(s) => Some(s),
-                    Err(err) => {
-                        tracing::warn!("{}: {err}", self.labels);
-                        None
-                    }
-                })
-            })
+            .flat_map(|c| xor_samples(&self.labels, &c.data))
             .skip_while(move |s| s.0 < start_ms)
             .take_while(move |s| s.0 <= end_ms)
+    }
+}
+
+/// The samples of an XOR chunk of the series `labels`, decoded as the
+/// iterator advances. A chunk that fails to decode ends its own samples
+/// (and is logged).
+fn xor_samples<'a>(labels: &'a Labels, data: &'a [u8]) -> impl Iterator<Item = (i64, f64)> + 'a {
+    let iter = match xor::XorIter::new(data) {
+        Ok(iter) => Some(iter),
+        Err(err) => {
+            tracing::warn!("{labels}: {err}");
+            None
+        }
+    };
+    iter.into_iter()
+        .flatten()
+        .map_while(move |sample| match sample {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::warn!("{labels}: {err}");
+                None
+            }
+        })
+}
+
+/// A raw chunk as a read finds it: XOR bytes (the head's open chunk,
+/// chunks waiting after a failed write, rows written before packed rows),
+/// or the samples of a packed row's chunk, which only remote read needs as
+/// XOR again.
+enum ReadChunk {
+    Xor(StoredChunk),
+    Unpacked {
+        min_time: i64,
+        max_time: i64,
+        samples: Vec<(i64, f64)>,
+    },
+}
+
+impl ReadChunk {
+    fn min_time(&self) -> i64 {
+        match self {
+            ReadChunk::Xor(c) => c.min_time,
+            ReadChunk::Unpacked { min_time, .. } => *min_time,
+        }
+    }
+
+    /// The chunk as XOR bytes: the same samples encode to the same bytes
+    /// the head cut.
+    fn into_xor(self) -> StoredChunk {
+        match self {
+            ReadChunk::Xor(c) => c,
+            ReadChunk::Unpacked {
+                min_time,
+                max_time,
+                samples,
+            } => StoredChunk {
+                min_time,
+                max_time,
+                data: xor::encode(&samples),
+            },
+        }
     }
 }
 
@@ -794,17 +848,33 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>> {
-        Ok(self
-            .select_chunks(matchers, start_ms, end_ms)?
-            .into_iter()
-            .filter_map(|series| {
-                let samples: Vec<(i64, f64)> = series.samples(start_ms, end_ms).collect();
-                (!samples.is_empty()).then_some(SeriesSamples {
-                    labels: series.labels,
-                    samples,
-                })
-            })
-            .collect())
+        let mut selected = Vec::new();
+        for (id, labels) in self.series_matching(matchers)? {
+            let samples = self.samples_of(id, &labels, start_ms, end_ms)?;
+            if !samples.is_empty() {
+                selected.push(SeriesSamples { labels, samples });
+            }
+        }
+        Ok(selected)
+    }
+
+    /// The samples of series `id` in [start_ms, end_ms], oldest first.
+    fn samples_of(
+        &self,
+        id: i64,
+        labels: &Labels,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<(i64, f64)>> {
+        let mut samples = Vec::new();
+        for chunk in self.chunks_of(id, labels, start_ms, end_ms)? {
+            match chunk {
+                ReadChunk::Xor(c) => samples.extend(xor_samples(labels, &c.data)),
+                ReadChunk::Unpacked { samples: s, .. } => samples.extend(s),
+            }
+        }
+        samples.retain(|s| s.0 >= start_ms && s.0 <= end_ms);
+        Ok(samples)
     }
 
     /// Every series all `matchers` select with the raw chunks that overlap
@@ -820,7 +890,11 @@ impl Store {
     ) -> anyhow::Result<Vec<SeriesChunks>> {
         let mut selected = Vec::new();
         for (id, labels) in self.series_matching(matchers)? {
-            let chunks = self.chunks_of(id, &labels, start_ms, end_ms)?;
+            let chunks: Vec<StoredChunk> = self
+                .chunks_of(id, &labels, start_ms, end_ms)?
+                .into_iter()
+                .map(ReadChunk::into_xor)
+                .collect();
             if !chunks.is_empty() {
                 selected.push(SeriesChunks { labels, chunks });
             }
@@ -836,7 +910,7 @@ impl Store {
         labels: &Labels,
         start_ms: i64,
         end_ms: i64,
-    ) -> anyhow::Result<Vec<StoredChunk>> {
+    ) -> anyhow::Result<Vec<ReadChunk>> {
         // Rows of a series do not overlap, so walking back from the last
         // one starting before `end_ms` can stop at the first that ends
         // before `start_ms`.
@@ -869,11 +943,11 @@ impl Store {
                         continue;
                     }
                     if row.get::<_, i64>(2)? == 1 {
-                        chunks.push(StoredChunk {
+                        chunks.push(ReadChunk::Xor(StoredChunk {
                             min_time: row.get(0)?,
                             max_time,
                             data: data.to_vec(),
-                        });
+                        }));
                         continue;
                     }
                     match codec::decode_run(data) {
@@ -881,10 +955,12 @@ impl Store {
                             run.into_iter()
                                 .rev()
                                 .filter(|c| c.1 >= start_ms && c.0 <= end_ms)
-                                .map(|(min_time, max_time, data)| StoredChunk {
-                                    min_time,
-                                    max_time,
-                                    data: data.to_vec(),
+                                .map(|(min_time, max_time, data)| {
+                                    ReadChunk::Xor(StoredChunk {
+                                        min_time,
+                                        max_time,
+                                        data: data.to_vec(),
+                                    })
                                 }),
                         ),
                         // The row's chunks are lost to reads; the others still
@@ -904,33 +980,32 @@ impl Store {
                 } = finished
                 {
                     if *max_time >= start_ms && *min_time <= end_ms {
-                        chunks.push(StoredChunk {
+                        chunks.push(ReadChunk::Xor(StoredChunk {
                             min_time: *min_time,
                             max_time: *max_time,
                             data: data.clone(),
-                        });
+                        }));
                     }
                 }
             }
             if let Some((min_time, max_time, data)) = open {
                 if max_time >= start_ms && min_time <= end_ms {
-                    chunks.push(StoredChunk {
+                    chunks.push(ReadChunk::Xor(StoredChunk {
                         min_time,
                         max_time,
                         data: data.to_vec(),
-                    });
+                    }));
                 }
             }
-            chunks.sort_by_key(|c| c.min_time);
-            chunks.dedup_by_key(|c| c.min_time);
+            chunks.sort_by_key(ReadChunk::min_time);
+            chunks.dedup_by_key(|c| c.min_time());
             Ok(chunks)
         }
     }
 
     /// The chunks of a packed row that overlap [start_ms, end_ms], oldest
-    /// first, each as the XOR chunk the head cut (the same samples encode to
-    /// the same bytes).
-    fn unpack(&self, row: &[u8], start_ms: i64, end_ms: i64) -> anyhow::Result<Vec<StoredChunk>> {
+    /// first.
+    fn unpack(&self, row: &[u8], start_ms: i64, end_ms: i64) -> anyhow::Result<Vec<ReadChunk>> {
         let mut chunks = Vec::new();
         for chunk in packed::decode_row(row)? {
             let instants = self.columns.get(&self.conn, chunk.column)?;
@@ -947,11 +1022,10 @@ impl Store {
             if max_time < start_ms || min_time > end_ms {
                 continue;
             }
-            let samples: Vec<(i64, f64)> = instants.iter().copied().zip(chunk.values).collect();
-            chunks.push(StoredChunk {
+            chunks.push(ReadChunk::Unpacked {
                 min_time,
                 max_time,
-                data: xor::encode(&samples),
+                samples: instants.iter().copied().zip(chunk.values).collect(),
             });
         }
         Ok(chunks)

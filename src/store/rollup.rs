@@ -40,7 +40,7 @@ use super::head::Finished;
 use super::packed::{self, PackedBuckets};
 use super::timestamps::TimestampColumns;
 use super::xor::{self, CorruptChunk, XorAppender, XorIter};
-use super::{SeriesBuckets, SeriesChunks, SeriesSamples, Store};
+use super::{SeriesBuckets, SeriesSamples, Store};
 use crate::model::{Labels, Matcher};
 
 /// Buckets per rollup chunk: 2 hours of the 1-minute tier, 5 days of the
@@ -506,21 +506,6 @@ impl Store {
             .collect())
     }
 
-    /// The samples of series `id` in [start_ms, end_ms], oldest first.
-    fn raw_samples(
-        &self,
-        id: i64,
-        labels: &Labels,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> anyhow::Result<Vec<(i64, f64)>> {
-        let chunks = SeriesChunks {
-            labels: labels.clone(),
-            chunks: self.chunks_of(id, labels, start_ms, end_ms)?,
-        };
-        Ok(chunks.samples(start_ms, end_ms).collect())
-    }
-
     /// Stores the minute buckets of series `id` up to the one holding
     /// `through` (the last raw sample retention is about to delete), from
     /// the first bucket not stored yet and not older than `oldest_kept`.
@@ -553,7 +538,7 @@ impl Store {
         let Some(labels) = self.series_ids.labels(id).cloned() else {
             return Ok(());
         };
-        let buckets = fold_buckets(self.raw_samples(id, &labels, from, end)?, width);
+        let buckets = fold_buckets(self.samples_of(id, &labels, from, end)?, width);
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
@@ -683,7 +668,7 @@ impl Store {
                     .saturating_mul(width)
                     - 1;
                 buckets.extend(V::from_buckets(fold_buckets(
-                    self.raw_samples(id, &labels, start_ms, end)?,
+                    self.samples_of(id, &labels, start_ms, end)?,
                     width,
                 )));
             }
