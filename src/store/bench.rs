@@ -368,15 +368,18 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         store
             .conn
             .query_row("SELECT total(length(data)) FROM rollups", [], |r| r.get(0))?;
-    // The XOR chunks alone, without the length and span a run adds to each.
+    // The chunks' payload: packed rows whole; of XOR runs (written before
+    // packed rows) the XOR chunks alone, without each one's length and span.
     let mut raw_bytes = 0usize;
     {
-        let mut stmt = store.conn.prepare("SELECT chunk_count, data FROM chunks")?;
+        let mut stmt = store
+            .conn
+            .prepare("SELECT chunk_count, packed, data FROM chunks")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let data = row.get_ref(1)?.as_blob()?;
-            raw_bytes += match row.get::<_, i64>(0)? {
-                1 => data.len(),
+            let data = row.get_ref(2)?.as_blob()?;
+            raw_bytes += match (row.get::<_, i64>(0)?, row.get::<_, bool>(1)?) {
+                (1, _) | (_, true) => data.len(),
                 _ => super::codec::decode_run(data)
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                     .iter()
@@ -385,6 +388,12 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
             };
         }
     }
+    let column_bytes: f64 =
+        store
+            .conn
+            .query_row("SELECT total(length(data)) FROM timestamps", [], |r| {
+                r.get(0)
+            })?;
 
     // Reads: one series over the whole day, every series over the last hour.
     let end = *data.timestamps.last().expect("at least one round");
@@ -394,14 +403,12 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         .map(|(n, v)| Matcher::equal(n, v))
         .collect();
     let everything = [Matcher::new(MatchOp::Regex, METRIC_NAME, ".+").expect("valid regex")];
-    let read_day = read_rate(&store, &one_series, data.timestamps[0], end, 1)?;
-    let read_hour = read_rate(
-        &store,
-        &everything,
-        end - 3_600_000 + 1,
-        end,
-        data.models.len(),
-    )?;
+    let first = data.timestamps[0];
+    let read_day = read_rate(1, || select(&store, &one_series, first, end))?;
+    let n = data.models.len();
+    let hour_ago = end - 3_600_000 + 1;
+    let read_hour = read_rate(n, || select(&store, &everything, hour_ago, end))?;
+    let chunks_hour = read_rate(n, || select_chunks(&store, &everything, hour_ago, end))?;
     let stored = store.select(&everything, i64::MIN, i64::MAX)?;
     drop(store);
     let off_grid = data
@@ -418,6 +425,7 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         "bytes_per_sample": file_bytes as f64 / samples as f64,
         "file_bytes": file_bytes,
         "raw_chunk_bytes_per_sample": raw_bytes as f64 / samples as f64,
+        "timestamp_column_bytes_per_sample": column_bytes / samples as f64,
         "rollup_bytes_per_sample": rollup_bytes / samples as f64,
         "bytes_by_table": pages,
         "ingest_samples_per_sec": samples as f64 / ingest.as_secs_f64(),
@@ -425,6 +433,9 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         "read_samples_per_sec": {
             "1_series_24h": read_day,
             format!("{}_series_1h", data.models.len()): read_hour,
+        },
+        "read_xor_chunks_samples_per_sec": {
+            format!("{}_series_1h", data.models.len()): chunks_hour,
         },
     });
     if prometheus {
@@ -453,28 +464,54 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Samples per second (of this thread's CPU time) `select` decodes,
-/// reading until at least a second of CPU time has passed.
+/// Samples per second (of this thread's CPU time) `read` hands out,
+/// repeated until at least a second of CPU time has passed; `read` returns
+/// how many series and samples it selected.
 fn read_rate(
-    store: &Store,
-    matchers: &[Matcher],
-    start: i64,
-    end: i64,
     expect_series: usize,
+    read: impl Fn() -> anyhow::Result<(usize, usize)>,
 ) -> anyhow::Result<f64> {
     let started = thread_cpu_time();
     let mut decoded = 0usize;
     while thread_cpu_time().saturating_sub(started) < Duration::from_secs(1) {
-        let selected = store.select(matchers, start, end)?;
-        if selected.len() != expect_series {
-            bail!(
-                "read selected {} series, expected {expect_series}",
-                selected.len()
-            );
+        let (series, samples) = read()?;
+        if series != expect_series {
+            bail!("read selected {series} series, expected {expect_series}");
         }
-        decoded += selected.iter().map(|s| s.samples.len()).sum::<usize>();
+        decoded += samples;
     }
     Ok(decoded as f64 / thread_cpu_time().saturating_sub(started).as_secs_f64())
+}
+
+/// `Store::select` as a read for [`read_rate`].
+fn select(
+    store: &Store,
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+) -> anyhow::Result<(usize, usize)> {
+    let selected = store.select(matchers, start, end)?;
+    Ok((
+        selected.len(),
+        selected.iter().map(|s| s.samples.len()).sum(),
+    ))
+}
+
+/// `Store::select_chunks` as a read for [`read_rate`]: what remote read's
+/// STREAMED_XOR_CHUNKS answer sends, XOR chunks whole.
+fn select_chunks(
+    store: &Store,
+    matchers: &[Matcher],
+    start: i64,
+    end: i64,
+) -> anyhow::Result<(usize, usize)> {
+    let selected = store.select_chunks(matchers, start, end)?;
+    let samples = selected
+        .iter()
+        .flat_map(|s| &s.chunks)
+        .map(|c| xor::XorIter::new(&c.data).map_or(0, |chunk| usize::from(chunk.len())))
+        .sum();
+    Ok((selected.len(), samples))
 }
 
 /// A series' labels and samples.

@@ -44,6 +44,11 @@ impl ByteWriter {
         self.uvarint(b.len() as u64);
         self.0.extend_from_slice(b);
     }
+
+    /// Bytes without a length: the reader knows how many.
+    pub fn raw(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
 }
 
 #[derive(Debug)]
@@ -69,6 +74,21 @@ impl<'a> ByteReader<'a> {
 
     pub fn u8(&mut self) -> Result<u8, CorruptChunk> {
         Ok(self.take(1)?[0])
+    }
+
+    /// The next `n` bytes, written without a length.
+    pub fn raw(&mut self, n: usize) -> Result<&'a [u8], CorruptChunk> {
+        self.take(n)
+    }
+
+    /// The next byte, left unread.
+    pub fn peek(&self) -> Option<u8> {
+        self.0.first().copied()
+    }
+
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.0)
     }
 
     pub fn uvarint(&mut self) -> Result<u64, CorruptChunk> {
@@ -102,12 +122,14 @@ impl<'a> ByteReader<'a> {
     }
 }
 
-/// A run: consecutive XOR chunks of one series kept in one `chunks` row
+/// A run as sonde wrote them before packed rows (see [`super::packed`]):
+/// consecutive XOR chunks of one series kept in one `chunks` row
 /// (see the store's module docs), so the row and its index entry are paid
 /// once for several chunks. Each chunk is written as its byte length, its
 /// time span (last timestamp minus first) and its bytes, untouched; its
 /// first timestamp is where every XOR chunk starts, right after the sample
-/// count.
+/// count. Such runs are still read; new ones are packed.
+#[cfg(test)]
 pub fn encode_run<'a>(chunks: impl IntoIterator<Item = RunChunk<'a>>) -> Vec<u8> {
     let mut w = ByteWriter::default();
     for (min_time, max_time, data) in chunks {

@@ -17,6 +17,12 @@
 //! bit each because collection stamps rounds on their schedule (see
 //! [`crate::collect::schedule`]), not because the head moves any.
 //!
+//! Rollups: only the tiers [`Resolution::rolled_at_ingest`] are fed here
+//! (the hour tier); the minute tier's buckets are made from the raw chunks
+//! while those are kept, and stored when retention deletes them (see
+//! [`super::rollup`]). A state written when the minute tier was fed still
+//! reads, its open minute chunk kept until the series closes.
+//!
 //! Invariants:
 //! - `raw` holds fewer than [`SAMPLES_PER_CHUNK`] samples: a chunk leaves the
 //!   head the moment it is full.
@@ -111,7 +117,11 @@ impl HeadSeries {
         if self.raw.len() >= SAMPLES_PER_CHUNK {
             finished.push(self.take_raw());
         }
-        for tier in &mut self.tiers {
+        for tier in self
+            .tiers
+            .iter_mut()
+            .filter(|t| t.resolution.rolled_at_ingest())
+        {
             if let Some(full) = tier.add(t, v) {
                 finished.push(rollup_finished(tier.resolution, &full));
             }

@@ -6,9 +6,14 @@
 //! machine whose clock jumps does not wipe its data, and old data replayed by
 //! remote-write is judged by the data's own time.
 //!
+//! Retention by age stores the minute buckets of the raw rows it deletes
+//! first (see [`Store::roll_up_minutes`]): the minute tier is made from the
+//! raw chunks while they are kept.
+//!
 //! The size cap deletes whole chunks, oldest first whatever their tier: the
 //! rollups' long history goes before recent raw samples, so the cap trims
-//! the past and keeps the present at full resolution. The head's open
+//! the past and keeps the present at full resolution; raw rows it deletes
+//! leave no minute buckets behind. The head's open
 //! chunks are never deleted, so a cap smaller than the head cannot be met;
 //! the store then keeps what the head needs and says so.
 //!
@@ -70,11 +75,18 @@ impl Store {
                 ms(self.options.hour_retention),
             ),
         ];
+        let minute_cutoff = self
+            .newest_ts
+            .saturating_sub(ms(self.options.minute_retention));
         for (tier, keep) in tiers {
             let cutoff = self.newest_ts.saturating_sub(keep);
+            if let Tier::Raw = tier {
+                self.roll_up_expiring(cutoff, minute_cutoff)?;
+            }
             // A chunk goes when all of it is older than the cutoff.
             self.delete_chunks(tier, cutoff, true)?;
         }
+        self.columns.prune_recent(self.newest_ts);
         self.delete_series_without_data()?;
         self.reclaim()?;
         if self.options.retention_size > 0 {
@@ -165,6 +177,26 @@ impl Store {
 
     /// Deletes, for every series, the chunks of `tier` that start before
     /// `cutoff` (and, if `whole`, also end before it).
+    /// Stores the minute buckets of the raw rows retention deletes next
+    /// (those ending before `cutoff`), the ones not older than
+    /// `minute_cutoff`: until now they were made from those rows.
+    fn roll_up_expiring(&mut self, cutoff: i64, minute_cutoff: i64) -> anyhow::Result<()> {
+        let ids: Vec<i64> = self.series_ids.values().copied().collect();
+        for id in ids {
+            let through: Option<i64> = self
+                .conn
+                .prepare_cached(
+                    "SELECT max(max_time) FROM chunks WHERE series_id = ?1
+                     AND min_time < ?2 AND max_time < ?2",
+                )?
+                .query_row(params![id, cutoff], |r| r.get(0))?;
+            if let Some(through) = through.filter(|&t| t >= minute_cutoff) {
+                self.roll_up_minutes(id, through, minute_cutoff)?;
+            }
+        }
+        Ok(())
+    }
+
     fn delete_chunks(&mut self, tier: Tier, cutoff: i64, whole: bool) -> anyhow::Result<()> {
         let ids: Vec<i64> = self.series_ids.values().copied().collect();
         let tx = self.conn.transaction()?;
@@ -196,6 +228,15 @@ impl Store {
         }
         tx.commit()?;
         self.stats.chunks_deleted += deleted as u64;
+        if deleted > 0 {
+            // Columns no row left can name: those ending before the oldest.
+            let oldest = self.oldest_chunk(tier)?.unwrap_or(i64::MAX);
+            let resolution = match tier {
+                Tier::Raw => Resolution::Raw,
+                Tier::Rollup(r) => r,
+            };
+            self.columns.forget_before(&self.conn, resolution, oldest)?;
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_remote_write_in_flight.sql"),
     include_str!("../../migrations/0007_alerting.sql"),
     include_str!("../../migrations/0008_alert_state.sql"),
+    include_str!("../../migrations/0009_packed_chunks.sql"),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

@@ -7,19 +7,27 @@
 //! [`Store::select_step`] / [`Store::select_rollups`] read the 1-minute and
 //! 1-hour rollup tiers when a query steps coarsely.
 //!
-//! Layout (schema in `migrations/0002_chunks.sql`, `0004_...` and `0005_...`):
+//! Layout (schema in `migrations/0002_chunks.sql`, `0004_...`, `0005_...`
+//! and `0009_...`):
 //! - `series` (id, metric name, label set) and `postings` (label name, value,
 //!   series id): a selector's positive matchers find their series through
 //!   postings, the rest filter those series' label sets.
-//! - `chunks`: full raw chunks, Prometheus XOR encoding (see [`xor`]), about
-//!   120 samples each; `rollups`: the rollup tiers (see [`rollup`]).
+//! - `chunks`: full raw chunks of about 120 samples each, leaving the head as
+//!   Prometheus XOR chunks (see [`xor`]) and stored packed (see [`packed`]):
+//!   values as scaled integers where exact, compressed with zstd, and
+//!   timestamps in `timestamps`, one column shared by every chunk with the
+//!   same instants (see [`timestamps`]). Readers get XOR chunks back, byte
+//!   for byte the ones the head cut. `rollups`: the rollup tiers (see
+//!   [`rollup`]), packed the same way; the minute tier is stored only once
+//!   retention deletes the raw chunks it is made from.
 //!   A chunk is written in a row of its own as it leaves the head; once a
 //!   series' trailing one-chunk rows pass 2 KiB (or 16 chunks, or 6 hours),
-//!   the oldest of them become one row holding a run of chunks (see
-//!   [`codec::encode_run`]), each still the XOR chunk it was. A row and its
-//!   index entry cost about 60 bytes whatever the row holds, a third of a
-//!   chunk's own size on sonde's data; rows of at most half a 4 KiB page
-//!   keep pages well filled.
+//!   the oldest of them become one packed row holding a run of chunks,
+//!   compressed together. A row and its index entry cost about 60 bytes
+//!   whatever the row holds, as much as a packed chunk on sonde's data;
+//!   rows of at most half a 4 KiB page keep pages well filled. Rows written
+//!   before packed rows (`packed = 0`: one XOR chunk, or a run of them as
+//!   [`codec::decode_run`] reads it) are read as they are.
 //! - the head (see [`head`]): each active series' open chunk and buckets, in
 //!   memory; `head` holds its state as of the series' last checkpoint and
 //!   `ingest_log` every sample stored since, so a restart rebuilds it.
@@ -69,9 +77,11 @@ mod head;
 mod maintain;
 mod migrate;
 mod outbox;
+mod packed;
 mod rng;
 pub mod rollup;
 mod series_index;
+mod timestamps;
 pub mod xor;
 
 use std::collections::{HashMap, HashSet};
@@ -168,24 +178,70 @@ impl SeriesChunks {
         self.chunks
             .iter()
             .filter(move |c| c.max_time >= start_ms && c.min_time <= end_ms)
-            .flat_map(|c| match xor::XorIter::new(&c.data) {
-                Ok(iter) => Some(iter),
-                Err(err) => {
-                    tracing::warn!("{}: {err}", self.labels);
-                    None
-                }
-            })
-            .flat_map(move |iter| {
-                iter.map_while(move |sample| match sample {
-                    Ok(s) => Some(s),
-                    Err(err) => {
-                        tracing::warn!("{}: {err}", self.labels);
-                        None
-                    }
-                })
-            })
+            .flat_map(|c| xor_samples(&self.labels, &c.data))
             .skip_while(move |s| s.0 < start_ms)
             .take_while(move |s| s.0 <= end_ms)
+    }
+}
+
+/// The samples of an XOR chunk of the series `labels`, decoded as the
+/// iterator advances. A chunk that fails to decode ends its own samples
+/// (and is logged).
+fn xor_samples<'a>(labels: &'a Labels, data: &'a [u8]) -> impl Iterator<Item = (i64, f64)> + 'a {
+    let iter = match xor::XorIter::new(data) {
+        Ok(iter) => Some(iter),
+        Err(err) => {
+            tracing::warn!("{labels}: {err}");
+            None
+        }
+    };
+    iter.into_iter()
+        .flatten()
+        .map_while(move |sample| match sample {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::warn!("{labels}: {err}");
+                None
+            }
+        })
+}
+
+/// A raw chunk as a read finds it: XOR bytes (the head's open chunk,
+/// chunks waiting after a failed write, rows written before packed rows),
+/// or the samples of a packed row's chunk, which only remote read needs as
+/// XOR again.
+enum ReadChunk {
+    Xor(StoredChunk),
+    Unpacked {
+        min_time: i64,
+        max_time: i64,
+        samples: Vec<(i64, f64)>,
+    },
+}
+
+impl ReadChunk {
+    fn min_time(&self) -> i64 {
+        match self {
+            ReadChunk::Xor(c) => c.min_time,
+            ReadChunk::Unpacked { min_time, .. } => *min_time,
+        }
+    }
+
+    /// The chunk as XOR bytes: the same samples encode to the same bytes
+    /// the head cut.
+    fn into_xor(self) -> StoredChunk {
+        match self {
+            ReadChunk::Xor(c) => c,
+            ReadChunk::Unpacked {
+                min_time,
+                max_time,
+                samples,
+            } => StoredChunk {
+                min_time,
+                max_time,
+                data: xor::encode(&samples),
+            },
+        }
     }
 }
 
@@ -271,6 +327,8 @@ pub struct Store {
     series_ids: series_index::SeriesIndex,
     next_series_id: i64,
     head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
+    /// The instants of packed chunks (see [`timestamps`]).
+    columns: timestamps::TimestampColumns,
     pending: Pending,
     needs_checkpoint: bool,
     log_rows: u32,
@@ -312,6 +370,8 @@ impl Store {
         })?;
         let file = dir.join("sonde.db");
         let conn = connect(&file)?;
+        let columns = timestamps::TimestampColumns::open(&conn)
+            .with_context(|| format!("cannot read the database {}", file.display()))?;
         let mut store = Store {
             conn,
             file,
@@ -319,6 +379,7 @@ impl Store {
             series_ids: series_index::SeriesIndex::default(),
             next_series_id: 1,
             head: HashMap::default(),
+            columns,
             pending: Pending::default(),
             needs_checkpoint: false,
             log_rows: 0,
@@ -640,12 +701,12 @@ impl Store {
                 }
             }
             let mut raw = tx.prepare_cached(
-                "INSERT OR REPLACE INTO chunks (series_id, min_time, max_time, samples, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO chunks (series_id, min_time, max_time, samples, packed, data)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?;
             let mut rollup = tx.prepare_cached(
-                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, packed, data)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
             )?;
             for (id, finished) in &self.pending.finished {
                 match finished {
@@ -654,24 +715,32 @@ impl Store {
                         max_time,
                         samples,
                         data,
-                    } => raw.execute(params![id, min_time, max_time, samples, data])?,
+                    } => {
+                        let chunk = pack_xor(&mut self.columns, data)?;
+                        let row = packed::encode_row(std::slice::from_ref(&chunk));
+                        raw.execute(params![id, min_time, max_time, samples, row])?
+                    }
                     Finished::Rollup {
                         resolution,
                         min_time,
                         max_time,
                         data,
-                    } => rollup.execute(params![
-                        resolution.tier_id(),
-                        id,
-                        min_time,
-                        max_time,
-                        data
-                    ])?,
+                    } => {
+                        let row = rollup::pack(&mut self.columns, *resolution, data)?;
+                        rollup.execute(params![
+                            resolution.tier_id(),
+                            id,
+                            min_time,
+                            max_time,
+                            row
+                        ])?
+                    }
                 };
             }
             for &id in &self.pending.runs {
-                staged.push((id, make_runs(&tx, id)?));
+                staged.push((id, make_runs(&tx, &mut self.columns, id)?));
             }
+            self.columns.write_pending(&tx)?;
             let mut state = tx
                 .prepare_cached("INSERT OR REPLACE INTO head (series_id, state) VALUES (?1, ?2)")?;
             if checkpoint {
@@ -710,6 +779,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.columns.committed();
         for (id, left) in staged {
             if let Some(series) = self.head.get_mut(&id) {
                 series.staged = left;
@@ -753,6 +823,7 @@ impl Store {
             self.file.display()
         );
         self.conn = conn;
+        self.columns.reset();
         self.reconnect_due = false;
         self.resync = true;
         Ok(())
@@ -791,17 +862,33 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>> {
-        Ok(self
-            .select_chunks(matchers, start_ms, end_ms)?
-            .into_iter()
-            .filter_map(|series| {
-                let samples: Vec<(i64, f64)> = series.samples(start_ms, end_ms).collect();
-                (!samples.is_empty()).then_some(SeriesSamples {
-                    labels: series.labels,
-                    samples,
-                })
-            })
-            .collect())
+        let mut selected = Vec::new();
+        for (id, labels) in self.series_matching(matchers)? {
+            let samples = self.samples_of(id, &labels, start_ms, end_ms)?;
+            if !samples.is_empty() {
+                selected.push(SeriesSamples { labels, samples });
+            }
+        }
+        Ok(selected)
+    }
+
+    /// The samples of series `id` in [start_ms, end_ms], oldest first.
+    fn samples_of(
+        &self,
+        id: i64,
+        labels: &Labels,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<(i64, f64)>> {
+        let mut samples = Vec::new();
+        for chunk in self.chunks_of(id, labels, start_ms, end_ms)? {
+            match chunk {
+                ReadChunk::Xor(c) => samples.extend(xor_samples(labels, &c.data)),
+                ReadChunk::Unpacked { samples: s, .. } => samples.extend(s),
+            }
+        }
+        samples.retain(|s| s.0 >= start_ms && s.0 <= end_ms);
+        Ok(samples)
     }
 
     /// Every series all `matchers` select with the raw chunks that overlap
@@ -815,15 +902,37 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> anyhow::Result<Vec<SeriesChunks>> {
+        let mut selected = Vec::new();
+        for (id, labels) in self.series_matching(matchers)? {
+            let chunks: Vec<StoredChunk> = self
+                .chunks_of(id, &labels, start_ms, end_ms)?
+                .into_iter()
+                .map(ReadChunk::into_xor)
+                .collect();
+            if !chunks.is_empty() {
+                selected.push(SeriesChunks { labels, chunks });
+            }
+        }
+        Ok(selected)
+    }
+
+    /// The raw chunks of series `id` that overlap [start_ms, end_ms],
+    /// oldest first: stored, pending after a failed write, and the head's.
+    fn chunks_of(
+        &self,
+        id: i64,
+        labels: &Labels,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> anyhow::Result<Vec<ReadChunk>> {
         // Rows of a series do not overlap, so walking back from the last
         // one starting before `end_ms` can stop at the first that ends
         // before `start_ms`.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT min_time, max_time, chunk_count, data FROM chunks
+            "SELECT min_time, max_time, chunk_count, packed, data FROM chunks
              WHERE series_id = ?1 AND min_time <= ?2 ORDER BY min_time DESC",
         )?;
-        let mut selected = Vec::new();
-        for (id, labels) in self.series_matching(matchers)? {
+        {
             let mut chunks = Vec::new();
             let open = self.head.get(&id).and_then(HeadSeries::open_chunk);
             // Stored chunks all end before the open one starts: when it
@@ -837,23 +946,35 @@ impl Store {
                     if max_time < start_ms {
                         break;
                     }
-                    if row.get::<_, i64>(2)? == 1 {
-                        chunks.push(StoredChunk {
-                            min_time: row.get(0)?,
-                            max_time,
-                            data: row.get(3)?,
-                        });
+                    let data = row.get_ref(4)?.as_blob()?;
+                    if row.get::<_, bool>(3)? {
+                        match self.unpack(data, start_ms, end_ms) {
+                            Ok(unpacked) => chunks.extend(unpacked.into_iter().rev()),
+                            // The row's chunks are lost to reads; the others
+                            // still come.
+                            Err(err) => tracing::warn!("{labels}: {err:#}"),
+                        }
                         continue;
                     }
-                    match codec::decode_run(row.get_ref(3)?.as_blob()?) {
+                    if row.get::<_, i64>(2)? == 1 {
+                        chunks.push(ReadChunk::Xor(StoredChunk {
+                            min_time: row.get(0)?,
+                            max_time,
+                            data: data.to_vec(),
+                        }));
+                        continue;
+                    }
+                    match codec::decode_run(data) {
                         Ok(run) => chunks.extend(
                             run.into_iter()
                                 .rev()
                                 .filter(|c| c.1 >= start_ms && c.0 <= end_ms)
-                                .map(|(min_time, max_time, data)| StoredChunk {
-                                    min_time,
-                                    max_time,
-                                    data: data.to_vec(),
+                                .map(|(min_time, max_time, data)| {
+                                    ReadChunk::Xor(StoredChunk {
+                                        min_time,
+                                        max_time,
+                                        data: data.to_vec(),
+                                    })
                                 }),
                         ),
                         // The row's chunks are lost to reads; the others still
@@ -873,30 +994,55 @@ impl Store {
                 } = finished
                 {
                     if *max_time >= start_ms && *min_time <= end_ms {
-                        chunks.push(StoredChunk {
+                        chunks.push(ReadChunk::Xor(StoredChunk {
                             min_time: *min_time,
                             max_time: *max_time,
                             data: data.clone(),
-                        });
+                        }));
                     }
                 }
             }
             if let Some((min_time, max_time, data)) = open {
                 if max_time >= start_ms && min_time <= end_ms {
-                    chunks.push(StoredChunk {
+                    chunks.push(ReadChunk::Xor(StoredChunk {
                         min_time,
                         max_time,
                         data: data.to_vec(),
-                    });
+                    }));
                 }
             }
-            chunks.sort_by_key(|c| c.min_time);
-            chunks.dedup_by_key(|c| c.min_time);
-            if !chunks.is_empty() {
-                selected.push(SeriesChunks { labels, chunks });
-            }
+            chunks.sort_by_key(ReadChunk::min_time);
+            chunks.dedup_by_key(|c| c.min_time());
+            Ok(chunks)
         }
-        Ok(selected)
+    }
+
+    /// The chunks of a packed row that overlap [start_ms, end_ms], oldest
+    /// first.
+    fn unpack(&self, row: &[u8], start_ms: i64, end_ms: i64) -> anyhow::Result<Vec<ReadChunk>> {
+        let mut chunks = Vec::new();
+        for chunk in packed::decode_row(row)? {
+            let instants = self.columns.get(&self.conn, chunk.column)?;
+            let (Some(&min_time), Some(&max_time)) = (instants.first(), instants.last()) else {
+                anyhow::bail!("timestamp column {} is empty", chunk.column);
+            };
+            anyhow::ensure!(
+                instants.len() == chunk.values.len(),
+                "a chunk of {} values names timestamp column {} of {} instants",
+                chunk.values.len(),
+                chunk.column,
+                instants.len()
+            );
+            if max_time < start_ms || min_time > end_ms {
+                continue;
+            }
+            chunks.push(ReadChunk::Unpacked {
+                min_time,
+                max_time,
+                samples: instants.iter().copied().zip(chunk.values).collect(),
+            });
+        }
+        Ok(chunks)
     }
 
     /// The ids and label sets of the series all `matchers` select, in label
@@ -1197,13 +1343,18 @@ fn wants_new_connection(err: &anyhow::Error) -> bool {
 /// is left is less than a run; returns what is left. Only the newest rows,
 /// up to twice a run, are looked at: more are there only in a database
 /// written before runs existed, whose rows stay as they are (a row of one
-/// chunk is a valid row).
-fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
-    // (rowid, min time, max time, samples, data), newest first.
-    let mut trailing: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
+/// chunk is a valid row). A run is a packed row (see [`packed`]); a one-chunk
+/// XOR row written before packed rows existed joins it re-encoded.
+fn make_runs(
+    tx: &Connection,
+    columns: &mut timestamps::TimestampColumns,
+    id: i64,
+) -> anyhow::Result<Staged> {
+    // (rowid, min time, max time, samples, packed, data), newest first.
+    let mut trailing: Vec<(i64, i64, i64, i64, bool, Vec<u8>)> = Vec::new();
     {
         let mut stmt = tx.prepare_cached(
-            "SELECT id, min_time, max_time, samples, chunk_count, data FROM chunks
+            "SELECT id, min_time, max_time, samples, chunk_count, packed, data FROM chunks
              WHERE series_id = ?1 ORDER BY min_time DESC",
         )?;
         let mut rows = stmt.query([id])?;
@@ -1213,16 +1364,23 @@ fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
             if full || row.get::<_, i64>(4)? != 1 {
                 break;
             }
-            let data: Vec<u8> = row.get(5)?;
+            let data: Vec<u8> = row.get(6)?;
             bytes += data.len();
-            trailing.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, data));
+            trailing.push((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(5)?,
+                data,
+            ));
         }
     }
     trailing.reverse();
     let mut delete = tx.prepare_cached("DELETE FROM chunks WHERE id = ?1")?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO chunks (series_id, min_time, max_time, samples, chunk_count, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO chunks (series_id, min_time, max_time, samples, chunk_count, packed, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
     )?;
     let mut rest = &trailing[..];
     loop {
@@ -1231,21 +1389,20 @@ fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
         };
         let left = Staged {
             chunks: rest.len(),
-            bytes: rest.iter().map(|c| c.4.len()).sum(),
+            bytes: rest.iter().map(|c| c.5.len()).sum(),
             since: first.1,
         };
         let span = last.2.saturating_sub(first.1);
         if left.chunks < RUN_CHUNKS && left.bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
             return Ok(left);
         }
-        // The oldest chunks that fit, with their length and span (a few
-        // bytes each).
+        // The oldest chunks that fit.
         let mut bytes = 0;
         let fit = rest
             .iter()
             .take(RUN_CHUNKS)
             .take_while(|c| {
-                bytes += c.4.len() + 5;
+                bytes += c.5.len();
                 bytes <= RUN_BYTES && c.2.saturating_sub(first.1) <= RUN_SPAN_MS
             })
             .count();
@@ -1255,14 +1412,34 @@ fn make_runs(tx: &Connection, id: i64) -> anyhow::Result<Staged> {
             continue;
         }
         let (run, later) = rest.split_at(fit);
-        for chunk in run {
-            delete.execute([chunk.0])?;
+        let mut chunks = Vec::with_capacity(fit);
+        for (rowid, _, _, _, is_packed, data) in run {
+            delete.execute([rowid])?;
+            if *is_packed {
+                chunks.extend(packed::decode_row(data)?);
+            } else {
+                chunks.push(pack_xor(columns, data)?);
+            }
         }
-        let data = codec::encode_run(run.iter().map(|c| (c.1, c.2, &c.4[..])));
         let samples: i64 = run.iter().map(|c| c.3).sum();
+        let data = packed::encode_row(&chunks);
         insert.execute(params![id, run[0].1, run[fit - 1].2, samples, fit, data])?;
         rest = later;
     }
+}
+
+/// An XOR chunk as a packed one: its instants in a column, its values.
+fn pack_xor(
+    columns: &mut timestamps::TimestampColumns,
+    xor_chunk: &[u8],
+) -> anyhow::Result<packed::PackedChunk> {
+    let samples = xor::decode(xor_chunk)?;
+    anyhow::ensure!(!samples.is_empty(), "an empty chunk cannot be packed");
+    let instants: Vec<i64> = samples.iter().map(|s| s.0).collect();
+    Ok(packed::PackedChunk {
+        column: columns.intern(Resolution::Raw, &instants),
+        values: samples.into_iter().map(|s| s.1).collect(),
+    })
 }
 
 fn encode_labels(labels: &Labels) -> String {

@@ -37,6 +37,8 @@ use rusqlite::params;
 
 use super::codec::{ByteReader, ByteWriter};
 use super::head::Finished;
+use super::packed::{self, PackedBuckets};
+use super::timestamps::TimestampColumns;
 use super::xor::{self, CorruptChunk, XorAppender, XorIter};
 use super::{SeriesBuckets, SeriesSamples, Store};
 use crate::model::{Labels, Matcher};
@@ -56,6 +58,15 @@ pub enum Resolution {
 impl Resolution {
     /// The rollup tiers, finest first.
     pub const TIERS: [Resolution; 2] = [Resolution::Minute, Resolution::Hour];
+
+    /// Whether the head rolls this tier up as samples arrive. The minute
+    /// tier is not: while the raw chunks are kept its buckets are made from
+    /// them when read (six raw samples a bucket at 10 s, so storing them
+    /// twice cost as much as the raw tier), and they are stored only when
+    /// retention deletes the raw chunks (see [`Store::roll_up_minutes`]).
+    pub fn rolled_at_ingest(self) -> bool {
+        self == Resolution::Hour
+    }
 
     /// Bucket width in milliseconds (0 for raw samples).
     pub fn bucket_ms(self) -> i64 {
@@ -269,8 +280,10 @@ fn streams(data: &[u8]) -> Result<[XorIter<'_>; 5], CorruptChunk> {
 /// decodes: whole [`Bucket`]s (all five), or each bucket's last sample
 /// `(last_ms, last)` (one), all a step-wise read of raw-like samples needs.
 pub trait BucketView: Sized {
-    /// The buckets of a stored chunk.
+    /// The buckets of a stored XOR chunk.
     fn decode(data: &[u8]) -> Result<Vec<Self>, CorruptChunk>;
+    /// What a read takes of whole buckets (a packed row's).
+    fn from_buckets(buckets: Vec<Bucket>) -> Vec<Self>;
     /// The buckets of a head tier: its open chunk, then its open bucket.
     fn of_head(tier: &TierHead) -> Result<Vec<Self>, CorruptChunk>;
     /// A time inside the bucket (its start, or its last sample's): the
@@ -281,6 +294,10 @@ pub trait BucketView: Sized {
 impl BucketView for Bucket {
     fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
         decode(data)
+    }
+
+    fn from_buckets(buckets: Vec<Bucket>) -> Vec<Bucket> {
+        buckets
     }
 
     fn of_head(tier: &TierHead) -> Result<Vec<Bucket>, CorruptChunk> {
@@ -297,6 +314,10 @@ impl BucketView for (i64, f64) {
         decode_last(data)
     }
 
+    fn from_buckets(buckets: Vec<Bucket>) -> Vec<(i64, f64)> {
+        buckets.into_iter().map(|b| (b.last_ms, b.last)).collect()
+    }
+
     fn of_head(tier: &TierHead) -> Result<Vec<(i64, f64)>, CorruptChunk> {
         let mut lasts = if tier.chunk.is_empty() {
             Vec::new()
@@ -310,6 +331,52 @@ impl BucketView for (i64, f64) {
     fn time(&self) -> i64 {
         self.0
     }
+}
+
+/// A rollup chunk (as [`RollupAppender::encode`] wrote it) as the packed
+/// row stored on disk (see [`super::packed`]); its buckets' last instants go
+/// to a shared timestamp column.
+pub(super) fn pack(
+    columns: &mut TimestampColumns,
+    resolution: Resolution,
+    chunk: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    pack_buckets(columns, resolution, &decode(chunk)?)
+}
+
+/// Buckets (in time order, not empty) as one packed rollup row.
+fn pack_buckets(
+    columns: &mut TimestampColumns,
+    resolution: Resolution,
+    buckets: &[Bucket],
+) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        !buckets.is_empty(),
+        "an empty rollup chunk cannot be packed"
+    );
+    let lasts: Vec<i64> = buckets.iter().map(|b| b.last_ms).collect();
+    let aggregate = |f: fn(&Bucket) -> f64| buckets.iter().map(f).collect();
+    Ok(packed::encode_rollup_row(&PackedBuckets {
+        column: columns.intern(resolution, &lasts),
+        min: aggregate(|b| b.min),
+        max: aggregate(|b| b.max),
+        sum: aggregate(|b| b.sum),
+        count: aggregate(|b| b.count),
+        last: aggregate(|b| b.last),
+    }))
+}
+
+/// The buckets of `samples` (in time order) at `width`, oldest first.
+fn fold_buckets(samples: impl IntoIterator<Item = (i64, f64)>, width: i64) -> Vec<Bucket> {
+    let mut buckets: Vec<Bucket> = Vec::new();
+    for (t, v) in samples {
+        let start = t.div_euclid(width) * width;
+        match buckets.last_mut() {
+            Some(b) if b.start_ms == start => b.add(t, v),
+            _ => buckets.push(Bucket::first(start, t, v)),
+        }
+    }
+    buckets
 }
 
 /// One tier of one head series: the bucket being filled and the open chunk.
@@ -413,6 +480,83 @@ impl TierHead {
 }
 
 impl Store {
+    /// The buckets of a packed rollup row, oldest first.
+    fn unpack_rollup(&self, row: &[u8], resolution: Resolution) -> anyhow::Result<Vec<Bucket>> {
+        let p = packed::decode_rollup_row(row)?;
+        let lasts = self.columns.get(&self.conn, p.column)?;
+        anyhow::ensure!(
+            lasts.len() == p.last.len(),
+            "a rollup chunk of {} buckets names timestamp column {} of {} instants",
+            p.last.len(),
+            p.column,
+            lasts.len()
+        );
+        let width = resolution.bucket_ms();
+        Ok((0..lasts.len())
+            .map(|i| Bucket {
+                // The bucket's start is its last sample's, rounded down.
+                start_ms: lasts[i].div_euclid(width) * width,
+                last_ms: lasts[i],
+                min: p.min[i],
+                max: p.max[i],
+                sum: p.sum[i],
+                count: p.count[i],
+                last: p.last[i],
+            })
+            .collect())
+    }
+
+    /// Stores the minute buckets of series `id` up to the one holding
+    /// `through` (the last raw sample retention is about to delete), from
+    /// the first bucket not stored yet and not older than `oldest_kept`.
+    /// Run before the raw rows go: the bucket holding `through` may go on
+    /// in a row that stays, and is read whole.
+    pub(super) fn roll_up_minutes(
+        &mut self,
+        id: i64,
+        through: i64,
+        oldest_kept: i64,
+    ) -> anyhow::Result<()> {
+        let tier = Resolution::Minute;
+        let width = tier.bucket_ms();
+        let stored: Option<i64> = self.conn.query_row(
+            "SELECT max(max_time) FROM rollups WHERE tier = ?1 AND series_id = ?2",
+            params![tier.tier_id(), id],
+            |r| r.get(0),
+        )?;
+        let from = stored
+            .map_or(i64::MIN, |t| t.saturating_add(width))
+            .max(oldest_kept.div_euclid(width).saturating_mul(width));
+        let end = through
+            .div_euclid(width)
+            .saturating_add(1)
+            .saturating_mul(width)
+            - 1;
+        if from > end {
+            return Ok(());
+        }
+        let Some(labels) = self.series_ids.labels(id).cloned() else {
+            return Ok(());
+        };
+        let buckets = fold_buckets(self.samples_of(id, &labels, from, end)?, width);
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, packed, data)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
+            )?;
+            for chunk in buckets.chunks(BUCKETS_PER_CHUNK as usize) {
+                let row = pack_buckets(&mut self.columns, tier, chunk)?;
+                let (first, last) = (chunk[0].start_ms, chunk[chunk.len() - 1].start_ms);
+                insert.execute(params![tier.tier_id(), id, first, last, row])?;
+            }
+            self.columns.write_pending(&tx)?;
+        }
+        tx.commit()?;
+        self.columns.committed();
+        Ok(())
+    }
+
     /// Every series all `matchers` select with its buckets of a rollup tier
     /// (`Minute` or `Hour`) whose start lies in [start_ms, end_ms], the
     /// still-open bucket included.
@@ -480,7 +624,7 @@ impl Store {
         // `end_ms`, the first one whose last bucket starts before `start_ms`
         // ends the walk, undecoded.
         let mut stmt = self.conn.prepare_cached(
-            "SELECT max_time, data FROM rollups WHERE tier = ?1 AND series_id = ?2
+            "SELECT max_time, packed, data FROM rollups WHERE tier = ?1 AND series_id = ?2
              AND min_time <= ?3 ORDER BY min_time DESC",
         )?;
         let mut selected = Vec::new();
@@ -491,7 +635,12 @@ impl Store {
                 if row.get::<_, i64>(0)? < start_ms {
                     break;
                 }
-                stored.push(V::decode(row.get_ref(1)?.as_blob()?)?);
+                let data = row.get_ref(2)?.as_blob()?;
+                stored.push(if row.get::<_, bool>(1)? {
+                    V::from_buckets(self.unpack_rollup(data, resolution)?)
+                } else {
+                    V::decode(data)?
+                });
             }
             let mut buckets: Vec<V> = stored.into_iter().rev().flatten().collect();
             for (_, finished) in self.pending.finished.iter().filter(|(sid, _)| *sid == id) {
@@ -510,7 +659,21 @@ impl Store {
             if let Some(tier) = self.head.get(&id).and_then(|s| s.tier(resolution)) {
                 buckets.extend(V::of_head(tier)?);
             }
+            if !resolution.rolled_at_ingest() {
+                // After what is stored, so a stored bucket wins over one
+                // made of what retention left of its raw samples.
+                let end = end_ms
+                    .div_euclid(width)
+                    .saturating_add(1)
+                    .saturating_mul(width)
+                    - 1;
+                buckets.extend(V::from_buckets(fold_buckets(
+                    self.samples_of(id, &labels, start_ms, end)?,
+                    width,
+                )));
+            }
             let start_of = |b: &V| b.time().div_euclid(width) * width;
+            // Stable: of buckets with the same start, the first listed stays.
             buckets.sort_by_key(start_of);
             buckets.dedup_by_key(|b| start_of(b));
             buckets.retain(|b| (start_ms..=end_ms).contains(&start_of(b)));

@@ -381,6 +381,67 @@ fn step_reads_return_each_buckets_last_raw_sample() {
     }
 }
 
+#[test]
+fn minute_buckets_stay_the_same_when_retention_deletes_their_raw_samples() {
+    let dir = TempDir::new("minutes");
+    let options = StoreOptions {
+        retention: Duration::from_secs(3 * 3600),
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    // 12 hours of a counter at a jittered 10 s, starting inside a minute,
+    // with decimal and float-sum values.
+    let mut samples = Vec::new();
+    let (mut t, mut v) = (3_217i64, 0.0);
+    for i in 0..4320i64 {
+        samples.push((t, v));
+        t += 10_000 + (i * 7 % 13);
+        v += (i % 5) as f64 * 0.25 + if i % 700 == 0 { 0.1 } else { 0.0 };
+    }
+    // The buckets as the head once rolled them up: each minute's samples.
+    let want: Vec<Bucket> = samples
+        .chunk_by(|a, b| a.0.div_euclid(60_000) == b.0.div_euclid(60_000))
+        .map(|minute| {
+            let values = minute.iter().map(|s| s.1);
+            let (last_ms, last) = minute[minute.len() - 1];
+            Bucket {
+                start_ms: minute[0].0.div_euclid(60_000) * 60_000,
+                last_ms,
+                min: values.clone().fold(f64::INFINITY, f64::min),
+                max: values.clone().fold(f64::NEG_INFINITY, f64::max),
+                sum: values.sum(),
+                count: minute.len() as f64,
+                last,
+            }
+        })
+        .collect();
+    for (i, &(t, v)) in samples.iter().enumerate() {
+        store.append(&[sample("m", "a", t, v)]).unwrap();
+        if i % 360 == 0 {
+            store.maintain().unwrap();
+        }
+    }
+    store.maintain().unwrap();
+    let raw = store.select(&[name("m")], 0, i64::MAX).unwrap();
+    assert!(raw[0].samples[0].0 > 6 * 3_600_000, "raw samples deleted");
+    let got = store
+        .select_rollups(&[name("m")], 0, i64::MAX, Resolution::Minute)
+        .unwrap();
+    assert_eq!(got[0].buckets, want);
+    // The same after a restart, and from the stored buckets alone.
+    drop(store);
+    let store = Store::open(&dir.0).unwrap();
+    let got = store
+        .select_rollups(&[name("m")], 0, 5 * 3_600_000, Resolution::Minute)
+        .unwrap();
+    let early: Vec<Bucket> = want
+        .iter()
+        .copied()
+        .filter(|b| b.start_ms <= 5 * 3_600_000)
+        .collect();
+    assert_eq!(got[0].buckets, early);
+}
+
 /// Rows of `series`, and rows of `postings` or `head` naming no series.
 fn series_rows(store: &Store) -> (i64, i64) {
     let count = |sql: &str| store.conn.query_row(sql, [], |r| r.get(0)).unwrap();
