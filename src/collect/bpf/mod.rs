@@ -146,6 +146,21 @@ pub fn object_storage() -> &'static mut MaybeUninit<OpenObject> {
 pub fn attach<O, S>(
     collector: &str,
     variants: &'static [Variant],
+    open: impl FnMut() -> anyhow::Result<O>,
+) -> anyhow::Result<Attached<S>>
+where
+    O: OpenSkel<'static, Output = S>,
+    S: Skel<'static>,
+{
+    attach_loading(collector, variants, &[], open)
+}
+
+/// [`attach`], also loading the programs `unattached` names, which the
+/// collector attaches itself (uprobes, to files it finds as it runs).
+pub fn attach_loading<O, S>(
+    collector: &str,
+    variants: &'static [Variant],
+    unattached: &[&str],
     mut open: impl FnMut() -> anyhow::Result<O>,
 ) -> anyhow::Result<Attached<S>>
 where
@@ -156,7 +171,7 @@ where
     check_refused("bpf")?;
     let mut reasons = Vec::new();
     for variant in variants {
-        match attach_variant(variant, &mut open) {
+        match attach_variant(variant, unattached, &mut open) {
             Ok(attached) => return Ok(attached),
             Err(err) => reasons.push(format!("{}: {err:#}", variant.kind.name())),
         }
@@ -166,6 +181,7 @@ where
 
 fn attach_variant<O, S>(
     variant: &'static Variant,
+    unattached: &[&str],
     open: &mut impl FnMut() -> anyhow::Result<O>,
 ) -> anyhow::Result<Attached<S>>
 where
@@ -181,6 +197,7 @@ where
         let wanted = variant
             .programs
             .iter()
+            .chain(unattached)
             .any(|name| program.name() == std::ffi::OsStr::new(name));
         program.set_autoload(wanted);
     }

@@ -1,8 +1,10 @@
-//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server,
+//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server
+//! and of the calls local processes make (plain, or HTTPS through OpenSSL),
 //! from the events of the http BPF collector (`bpf/http.bpf.c`, loaded by
 //! [`crate::collect::bpf::http`]). This module owns what happens in user
-//! space: pairing a request's events, naming its service, route and port,
-//! and the histograms, under the names Grafana Beyla exports so its
+//! space: pairing a request's events, naming its service, route and port
+//! (a client's: the peer's address and port), and the histograms, under the
+//! names Grafana Beyla exports (`http_server_*`, `http_client_*`) so its
 //! dashboards work unchanged.
 //!
 //! Invariants:
@@ -17,8 +19,10 @@
 
 pub mod parse;
 pub mod service;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::model::Family;
@@ -41,15 +45,27 @@ const SIZE_BUCKETS: [f64; 10] = [
     0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
 ];
 
+/// Which end of a connection the process is (`enum http_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// It accepted the connection: `http_server_*`.
+    Server,
+    /// It connected: `http_client_*`.
+    Client,
+}
+
 /// One event of the BPF program, as user space reads it.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A request's first read: who serves it and its first bytes.
+    /// A request's first read (a client's: write): who serves (or calls)
+    /// it, the peer a client connected to, its first bytes.
     Request {
         conn: Conn,
         cgroup: u64,
         comm: &'a [u8],
         listen_fd: i32,
+        role: Role,
+        peer: Option<SocketAddr>,
         head: &'a [u8],
     },
     /// The next bytes of a request head that came in pieces.
@@ -71,6 +87,8 @@ pub enum Event<'a> {
         request_bytes: u64,
         response_bytes: u64,
     },
+    /// The process mapped a file executable: perhaps a libssl to probe.
+    Mapped { tgid: u32 },
 }
 
 /// A connection: the process (tgid) and its fd.
@@ -97,6 +115,7 @@ struct Response {
 /// What is known of a request (or a batch of pipelined ones) between its
 /// REQUEST and DONE events.
 struct Pending {
+    role: Role,
     /// Its service's labels.
     labels: Vec<(&'static str, String)>,
     service: String,
@@ -151,7 +170,7 @@ pub struct Red {
     pending: HashMap<Conn, Pending>,
     services: service::Services,
     routes: HashMap<String, HashSet<String>>,
-    series: HashMap<Vec<(&'static str, String)>, Series>,
+    series: HashMap<(Role, Vec<(&'static str, String)>), Series>,
 }
 
 impl Red {
@@ -172,23 +191,52 @@ impl Red {
                 cgroup,
                 comm,
                 listen_fd,
+                role,
+                peer,
                 head,
             } => {
                 if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&conn) {
                     return;
                 }
-                let service = self.services.of(conn, cgroup, comm, listen_fd);
-                let mut labels = vec![
-                    ("service_name", service.name.clone()),
-                    ("server_port", service.port_label()),
-                ];
-                labels.extend(service.placement_labels());
+                let (service, labels) = match role {
+                    Role::Server => {
+                        let service = self.services.of(conn, cgroup, comm, listen_fd);
+                        let mut labels = vec![
+                            ("service_name", service.name.clone()),
+                            ("server_port", service.port_label()),
+                        ];
+                        labels.extend(service.placement_labels());
+                        (service.name, labels)
+                    }
+                    Role::Client => {
+                        let (name, placement) = self.services.process(conn.tgid, cgroup, comm);
+                        // Beyla's client labels: the server is the peer.
+                        let mut labels = vec![
+                            ("service_name", name.clone()),
+                            (
+                                "server_address",
+                                peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                            ),
+                            (
+                                "server_port",
+                                peer.map(|p| p.port().to_string()).unwrap_or_default(),
+                            ),
+                        ];
+                        labels.extend(
+                            placement
+                                .labels()
+                                .map(|(name, value)| (name, value.to_string())),
+                        );
+                        (name, labels)
+                    }
+                };
                 let head = head[..head.len().min(MAX_HEAD)].to_vec();
                 self.pending.insert(
                     conn,
                     Pending {
+                        role,
                         labels,
-                        service: service.name,
+                        service,
                         head,
                         responses: Vec::new(),
                     },
@@ -229,6 +277,8 @@ impl Red {
                     self.done(pending, start_ns, end_ns, request_bytes, response_bytes);
                 }
             }
+            // The collector's business: it reads the process's maps.
+            Event::Mapped { .. } => {}
         }
     }
 
@@ -281,7 +331,10 @@ impl Red {
                 )
             });
             let end = next.map_or(end_ns, |r| r.ns);
-            let series = self.series.entry(labels).or_insert_with(|| Series {
+            let series = self
+                .series
+                .entry((pending.role, labels))
+                .or_insert_with(|| Series {
                 duration: Hist::default(),
                 request_size: Hist::default(),
                 response_size: Hist::default(),
@@ -327,7 +380,7 @@ impl Red {
         let serving: HashSet<&str> = self
             .series
             .keys()
-            .flat_map(|labels| labels.iter())
+            .flat_map(|(_, labels)| labels.iter())
             .filter(|(name, _)| *name == "service_name")
             .map(|(_, value)| value.as_str())
             .collect();
@@ -335,33 +388,47 @@ impl Red {
             .retain(|service, _| serving.contains(service.as_str()));
     }
 
-    /// The three histogram families.
-    pub fn families(&self) -> [Family; 3] {
-        let mut duration = Family::histogram(
-            "http_server_request_duration_seconds",
-            "Duration of HTTP requests served, from the request's first byte read to the response's last byte written.",
-        );
-        let mut request_size = Family::histogram(
-            "http_server_request_body_size_bytes",
-            "Size of the bodies of HTTP requests served.",
-        );
-        let mut response_size = Family::histogram(
-            "http_server_response_body_size_bytes",
-            "Size of the bodies of HTTP responses sent.",
-        );
-        for (labels, series) in &self.series {
-            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            series
-                .duration
-                .push(&mut duration, &DURATION_BUCKETS, &labels);
-            series
-                .request_size
-                .push(&mut request_size, &SIZE_BUCKETS, &labels);
-            series
-                .response_size
-                .push(&mut response_size, &SIZE_BUCKETS, &labels);
+    /// The histogram families: the server side's three, then the client side's.
+    pub fn families(&self) -> Vec<Family> {
+        let mut families = Vec::new();
+        for (role, side, read, written) in [
+            (Role::Server, "server", "served", "sent"),
+            (Role::Client, "client", "sent", "received"),
+        ] {
+            let mut duration = Family::histogram(
+                &format!("http_{side}_request_duration_seconds"),
+                &match role {
+                    Role::Server => "Duration of HTTP requests served, from the request's first byte read to the response's last byte written.".to_string(),
+                    Role::Client => "Duration of HTTP requests made, from the request's first byte written to the response's last byte read.".to_string(),
+                },
+            );
+            let mut request_size = Family::histogram(
+                &format!("http_{side}_request_body_size_bytes"),
+                &format!("Size of the bodies of HTTP requests {read}."),
+            );
+            let mut response_size = Family::histogram(
+                &format!("http_{side}_response_body_size_bytes"),
+                &format!("Size of the bodies of HTTP responses {written}."),
+            );
+            for ((of, labels), series) in &self.series {
+                if *of != role {
+                    continue;
+                }
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                series
+                    .duration
+                    .push(&mut duration, &DURATION_BUCKETS, &labels);
+                series
+                    .request_size
+                    .push(&mut request_size, &SIZE_BUCKETS, &labels);
+                series
+                    .response_size
+                    .push(&mut response_size, &SIZE_BUCKETS, &labels);
+            }
+            families.extend([duration, request_size, response_size]);
         }
-        [duration, request_size, response_size]
+        families
     }
 }
 
@@ -375,6 +442,8 @@ mod tests {
             cgroup: 0,
             comm: b"srv",
             listen_fd: -1,
+            role: Role::Server,
+            peer: None,
             head: line.as_bytes(),
         });
     }

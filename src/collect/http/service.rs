@@ -43,22 +43,7 @@ impl Services {
     /// sonde did not see the accept: the port is then read from the
     /// connection itself).
     pub fn of(&mut self, conn: Conn, cgroup: u64, comm: &[u8], listen_fd: i32) -> Service {
-        let (name, placement) = self
-            .names
-            .entry(conn.tgid)
-            .or_insert_with(|| {
-                let placement = cgroup::placement(cgroup);
-                let environ = std::fs::read(format!("/proc/{}/environ", conn.tgid));
-                // The executable's file name, not the comm of the thread
-                // that read (a worker thread's name, like tokio-rt-worker).
-                let exe = std::fs::read_link(format!("/proc/{}/exe", conn.tgid))
-                    .ok()
-                    .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
-                    .unwrap_or_else(|| crate::collect::bpf::comm_label(comm));
-                let name = service_name(environ.as_deref().unwrap_or_default(), &placement, &exe);
-                (name, placement)
-            })
-            .clone();
+        let (name, placement) = self.process(conn.tgid, cgroup, comm);
         let port = if listen_fd >= 0 {
             match self.ports.get(&(conn.tgid, listen_fd)) {
                 Some(port) => Some(*port),
@@ -78,6 +63,26 @@ impl Services {
             placement,
             port,
         }
+    }
+
+    /// The service name and placement of process `tgid` (whose thread
+    /// `comm` made the request, in `cgroup`).
+    pub fn process(&mut self, tgid: u32, cgroup: u64, comm: &[u8]) -> (String, Placement) {
+        self.names
+            .entry(tgid)
+            .or_insert_with(|| {
+                let placement = cgroup::placement(cgroup);
+                let environ = std::fs::read(format!("/proc/{tgid}/environ"));
+                // The executable's file name, not the comm of the thread
+                // that read (a worker thread's name, like tokio-rt-worker).
+                let exe = std::fs::read_link(format!("/proc/{tgid}/exe"))
+                    .ok()
+                    .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| crate::collect::bpf::comm_label(comm));
+                let name = service_name(environ.as_deref().unwrap_or_default(), &placement, &exe);
+                (name, placement)
+            })
+            .clone()
     }
 
     pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
