@@ -26,8 +26,10 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use libbpf_rs::{Link, ProgramMut, UprobeMultiOpts, UprobeOpts};
+
+use crate::collect::bpf::with_libbpf_log;
 
 /// The attach cookie of each function: SSL_OP_* in bpf/http.bpf.c.
 const WRITE: u64 = 1;
@@ -98,58 +100,99 @@ pub fn libssl_in_maps(maps: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Attaches the entry and return programs to `file` as `hook` does; the
-/// `_ex` forms too where the file has them.
-pub fn attach_file(
-    programs: [&ProgramMut; 2],
-    hook: Hook,
-    file: &Path,
-) -> anyhow::Result<Vec<Link>> {
-    match attach_functions(programs, hook, file, &FUNCTIONS) {
-        Ok(links) => Ok(links),
-        Err(err) => attach_functions(programs, hook, file, &FUNCTIONS[..WITHOUT_EX])
-            .with_context(|| format!("{err:#}; without the _ex forms")),
+/// Attaches the entry and return programs to `file` as `hook` does: the
+/// four functions, or the two where the file has no `_ex` forms. The
+/// functions' offsets are read here, so the cookie of each is known.
+pub fn attach_file(programs: [&ProgramMut; 2], hook: Hook, file: &Path) -> anyhow::Result<Vec<Link>> {
+    let image = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut functions = Vec::new();
+    for (i, (name, op)) in FUNCTIONS.iter().enumerate() {
+        match function_offset(&image, name) {
+            Some(offset) => functions.push((*name, *op, offset)),
+            None if i >= WITHOUT_EX => {} // OpenSSL before 1.1.1
+            None => bail!("{} exports no {name}: not OpenSSL's libssl", file.display()),
+        }
     }
+    attach_functions(programs, hook, file, &functions)
 }
 
 fn attach_functions(
     [enter, ret]: [&ProgramMut; 2],
     hook: Hook,
     file: &Path,
-    functions: &[(&str, u64)],
+    functions: &[(&str, u64, usize)],
 ) -> anyhow::Result<Vec<Link>> {
     let mut links = Vec::new();
     for (program, retprobe) in [(enter, false), (ret, true)] {
         match hook {
             Hook::Multi => {
                 let opts = UprobeMultiOpts {
-                    syms: functions.iter().map(|(name, _)| name.to_string()).collect(),
-                    cookies: functions.iter().map(|(_, op)| *op).collect(),
+                    offsets: functions.iter().map(|(_, _, offset)| *offset).collect(),
+                    cookies: functions.iter().map(|(_, op, _)| *op).collect(),
                     retprobe,
                     ..Default::default()
                 };
-                let link = program
-                    .attach_uprobe_multi_with_opts(-1, file, "", opts)
-                    .with_context(|| format!("uprobe.multi on {}", file.display()))?;
+                let link = with_libbpf_log(|| {
+                    program.attach_uprobe_multi_with_opts(-1, file, "", opts)
+                })
+                .with_context(|| format!("uprobe.multi on {}", file.display()))?;
                 links.push(link);
             }
             Hook::Perf => {
-                for (name, op) in functions {
+                for (name, op, offset) in functions {
                     let opts = UprobeOpts {
-                        func_name: Some(name.to_string()),
                         cookie: *op,
                         retprobe,
                         ..Default::default()
                     };
-                    let link = program
-                        .attach_uprobe_with_opts(-1, file, 0, opts)
-                        .with_context(|| format!("uprobe on {name} in {}", file.display()))?;
+                    let link =
+                        with_libbpf_log(|| program.attach_uprobe_with_opts(-1, file, *offset, opts))
+                            .with_context(|| format!("uprobe on {name} in {}", file.display()))?;
                     links.push(link);
                 }
             }
         }
     }
     Ok(links)
+}
+
+/// The file offset of the function `name` exported by the ELF64
+/// little-endian shared object `image` (its dynamic symbol table), where a
+/// uprobe goes; None when it does not export it or is no such object.
+pub fn function_offset(image: &[u8], name: &str) -> Option<usize> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(image.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(image.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(image.get(at..at + 8)?.try_into().ok()?));
+    // ELF magic, 64-bit, little-endian.
+    if image.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let (shoff, shentsize, shnum) = (u64_at(0x28)? as usize, u16_at(0x3a)? as usize, u16_at(0x3c)?);
+    let section = |index: usize| shoff.checked_add(index.checked_mul(shentsize)?);
+    // (address, offset) of a section, and where its data is.
+    let addr_and_offset = |index: usize| Some((u64_at(section(index)? + 16)?, u64_at(section(index)? + 24)?));
+    const SHT_DYNSYM: u32 = 11;
+    const STT_FUNC: u8 = 2;
+    const SYM_SIZE: usize = 24;
+    let dynsym = (0..shnum as usize).find(|&i| section(i).and_then(|at| u32_at(at + 4)) == Some(SHT_DYNSYM))?;
+    let header = section(dynsym)?;
+    let (_, syms) = addr_and_offset(dynsym)?;
+    let size = u64_at(header + 32)? as usize;
+    let (_, strings) = addr_and_offset(u32_at(header + 40)? as usize)?;
+    (0..size / SYM_SIZE).find_map(|i| {
+        let sym = syms as usize + i * SYM_SIZE;
+        let shndx = u16_at(sym + 6)?;
+        if image.get(sym + 4)? & 0xf != STT_FUNC || shndx == 0 {
+            return None;
+        }
+        let start = strings as usize + u32_at(sym)? as usize;
+        let end = start + image.get(start..)?.iter().position(|&b| b == 0)?;
+        if image.get(start..end)? != name.as_bytes() {
+            return None;
+        }
+        let (addr, offset) = addr_and_offset(shndx as usize)?;
+        Some((u64_at(sym + 8)? - addr + offset) as usize)
+    })
 }
 
 /// The libssl files attached so far and why others could not be.
@@ -252,5 +295,17 @@ mod tests {
         );
         assert!(!is_libssl(Path::new("/usr/lib/libssl3.so")));
         assert!(libssl_in_maps("garbage\n\n").is_empty());
+    }
+
+    #[test]
+    fn finds_exported_functions_in_elf() {
+        let image = std::fs::read("/proc/self/exe").unwrap();
+        assert_eq!(function_offset(&image, "no_such_function_here"), None);
+        assert_eq!(function_offset(b"not an elf", "SSL_read"), None);
+        if let Ok(libssl) = std::fs::read("/usr/lib/x86_64-linux-gnu/libssl.so.3") {
+            let read = function_offset(&libssl, "SSL_read").expect("SSL_read");
+            let write = function_offset(&libssl, "SSL_write_ex").expect("SSL_write_ex");
+            assert_ne!(read, write);
+        }
     }
 }
