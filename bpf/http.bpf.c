@@ -717,7 +717,8 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
-	long ret = PT_REGS_RC(ctx);
+	/* All four return an int: -1 is 0xffffffff in the register. */
+	long ret = (int)PT_REGS_RC(ctx);
 	struct call call = {};
 	struct conn *c;
 	__u64 key;

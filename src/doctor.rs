@@ -76,7 +76,10 @@ pub fn doctor(config: &Config) -> bool {
         rows.push(Row::new(format!("collector {name}"), result));
         if *name == crate::collect::bpf::http::NAME && matches!(state, State::Attached(..)) {
             if let Some(tls) = crate::collect::bpf::http::tls_state() {
-                rows.push(Row::new("collector http TLS", tls.map_err(anyhow::Error::msg)));
+                rows.push(Row::new(
+                    "collector http TLS",
+                    tls.map_err(anyhow::Error::msg),
+                ));
             }
         }
     }

@@ -125,7 +125,10 @@ fn attach_with_tls(hook: Hook) -> anyhow::Result<Attached<HttpSkel<'static>>> {
 const PROBE_TARGET: &str = "sonde_doctor_uprobe_target";
 
 /// The entry and return programs of `hook`.
-fn tls_programs<'s>(skel: &'s HttpSkel<'static>, hook: Hook) -> [&'s libbpf_rs::ProgramMut<'static>; 2] {
+fn tls_programs<'s>(
+    skel: &'s HttpSkel<'static>,
+    hook: Hook,
+) -> [&'s libbpf_rs::ProgramMut<'static>; 2] {
     let progs = &skel.progs;
     match hook {
         Hook::Multi => [&progs.ssl_enter_multi, &progs.ssl_return_multi],

@@ -335,11 +335,11 @@ impl Red {
                 .series
                 .entry((pending.role, labels))
                 .or_insert_with(|| Series {
-                duration: Hist::default(),
-                request_size: Hist::default(),
-                response_size: Hist::default(),
-                last: Instant::now(),
-            });
+                    duration: Hist::default(),
+                    request_size: Hist::default(),
+                    response_size: Hist::default(),
+                    last: Instant::now(),
+                });
             series.last = Instant::now();
             series
                 .duration

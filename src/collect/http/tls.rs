@@ -103,7 +103,11 @@ pub fn libssl_in_maps(maps: &str) -> Vec<PathBuf> {
 /// Attaches the entry and return programs to `file` as `hook` does: the
 /// four functions, or the two where the file has no `_ex` forms. The
 /// functions' offsets are read here, so the cookie of each is known.
-pub fn attach_file(programs: [&ProgramMut; 2], hook: Hook, file: &Path) -> anyhow::Result<Vec<Link>> {
+pub fn attach_file(
+    programs: [&ProgramMut; 2],
+    hook: Hook,
+    file: &Path,
+) -> anyhow::Result<Vec<Link>> {
     let image = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let mut functions = Vec::new();
     for (i, (name, op)) in FUNCTIONS.iter().enumerate() {
@@ -132,10 +136,9 @@ fn attach_functions(
                     retprobe,
                     ..Default::default()
                 };
-                let link = with_libbpf_log(|| {
-                    program.attach_uprobe_multi_with_opts(-1, file, "", opts)
-                })
-                .with_context(|| format!("uprobe.multi on {}", file.display()))?;
+                let link =
+                    with_libbpf_log(|| program.attach_uprobe_multi_with_opts(-1, file, "", opts))
+                        .with_context(|| format!("uprobe.multi on {}", file.display()))?;
                 links.push(link);
             }
             Hook::Perf => {
@@ -145,9 +148,10 @@ fn attach_functions(
                         retprobe,
                         ..Default::default()
                     };
-                    let link =
-                        with_libbpf_log(|| program.attach_uprobe_with_opts(-1, file, *offset, opts))
-                            .with_context(|| format!("uprobe on {name} in {}", file.display()))?;
+                    let link = with_libbpf_log(|| {
+                        program.attach_uprobe_with_opts(-1, file, *offset, opts)
+                    })
+                    .with_context(|| format!("uprobe on {name} in {}", file.display()))?;
                     links.push(link);
                 }
             }
@@ -167,14 +171,20 @@ pub fn function_offset(image: &[u8], name: &str) -> Option<usize> {
     if image.get(..6)? != b"\x7fELF\x02\x01" {
         return None;
     }
-    let (shoff, shentsize, shnum) = (u64_at(0x28)? as usize, u16_at(0x3a)? as usize, u16_at(0x3c)?);
+    let (shoff, shentsize, shnum) = (
+        u64_at(0x28)? as usize,
+        u16_at(0x3a)? as usize,
+        u16_at(0x3c)?,
+    );
     let section = |index: usize| shoff.checked_add(index.checked_mul(shentsize)?);
     // (address, offset) of a section, and where its data is.
-    let addr_and_offset = |index: usize| Some((u64_at(section(index)? + 16)?, u64_at(section(index)? + 24)?));
+    let addr_and_offset =
+        |index: usize| Some((u64_at(section(index)? + 16)?, u64_at(section(index)? + 24)?));
     const SHT_DYNSYM: u32 = 11;
     const STT_FUNC: u8 = 2;
     const SYM_SIZE: usize = 24;
-    let dynsym = (0..shnum as usize).find(|&i| section(i).and_then(|at| u32_at(at + 4)) == Some(SHT_DYNSYM))?;
+    let dynsym = (0..shnum as usize)
+        .find(|&i| section(i).and_then(|at| u32_at(at + 4)) == Some(SHT_DYNSYM))?;
     let header = section(dynsym)?;
     let (_, syms) = addr_and_offset(dynsym)?;
     let size = u64_at(header + 32)? as usize;
