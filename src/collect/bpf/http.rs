@@ -459,6 +459,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A client's request names the peer it connected to.
+        bytes[ROLE] = 1;
+        bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
+        bytes[PEER_ADDR..PEER_ADDR + 4].copy_from_slice(&[10, 0, 0, 1]);
+        bytes[PEER_PORT..PEER_PORT + 2].copy_from_slice(&8080u16.to_ne_bytes());
+        match decode(&bytes) {
+            Some(Event::Request { role, peer, .. }) => {
+                assert_eq!(role, Role::Client);
+                assert_eq!(peer, Some("10.0.0.1:8080".parse().unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET6.to_ne_bytes());
+        let v6: std::net::Ipv6Addr = "::ffff:10.0.0.2".parse().unwrap();
+        bytes[PEER_ADDR..PEER_ADDR + 16].copy_from_slice(&v6.octets());
+        assert!(matches!(
+            decode(&bytes),
+            Some(Event::Request { peer: Some(peer), .. }) if peer.to_string() == "10.0.0.2:8080"
+        ));
         bytes[LEN..LEN + 4].copy_from_slice(&100_000u32.to_ne_bytes());
         assert!(decode(&bytes).is_none());
         bytes[KIND] = 2;
@@ -472,6 +491,8 @@ mod tests {
                 ..
             })
         ));
+        bytes[KIND] = 4;
+        assert!(matches!(decode(&bytes), Some(Event::Mapped { tgid: 42 })));
         bytes[KIND] = 9;
         assert!(decode(&bytes).is_none());
         assert!(decode(&bytes[..10]).is_none());

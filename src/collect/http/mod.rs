@@ -170,8 +170,11 @@ pub struct Red {
     pending: HashMap<Conn, Pending>,
     services: service::Services,
     routes: HashMap<String, HashSet<String>>,
-    series: HashMap<(Role, Vec<(&'static str, String)>), Series>,
+    series: HashMap<(Role, Labels), Series>,
 }
+
+/// A series' labels besides the histogram's own (`le`).
+type Labels = Vec<(&'static str, String)>;
 
 impl Red {
     pub fn new(forget_after: Duration) -> Red {
@@ -391,24 +394,39 @@ impl Red {
     /// The histogram families: the server side's three, then the client side's.
     pub fn families(&self) -> Vec<Family> {
         let mut families = Vec::new();
-        for (role, side, read, written) in [
-            (Role::Server, "server", "served", "sent"),
-            (Role::Client, "client", "sent", "received"),
+        for (role, side, duration_help, read, written) in [
+            (
+                Role::Server,
+                "server",
+                concat!(
+                    "Duration of HTTP requests served, from the request's first byte read ",
+                    "to the response's last byte written."
+                ),
+                "served",
+                "sent",
+            ),
+            (
+                Role::Client,
+                "client",
+                concat!(
+                    "Duration of HTTP requests made, from the request's first byte written ",
+                    "to the response's last byte read."
+                ),
+                "sent",
+                "received",
+            ),
         ] {
             let mut duration = Family::histogram(
-                &format!("http_{side}_request_duration_seconds"),
-                &match role {
-                    Role::Server => "Duration of HTTP requests served, from the request's first byte read to the response's last byte written.".to_string(),
-                    Role::Client => "Duration of HTTP requests made, from the request's first byte written to the response's last byte read.".to_string(),
-                },
+                format!("http_{side}_request_duration_seconds"),
+                duration_help,
             );
             let mut request_size = Family::histogram(
-                &format!("http_{side}_request_body_size_bytes"),
-                &format!("Size of the bodies of HTTP requests {read}."),
+                format!("http_{side}_request_body_size_bytes"),
+                format!("Size of the bodies of HTTP requests {read}."),
             );
             let mut response_size = Family::histogram(
-                &format!("http_{side}_response_body_size_bytes"),
-                &format!("Size of the bodies of HTTP responses {written}."),
+                format!("http_{side}_response_body_size_bytes"),
+                format!("Size of the bodies of HTTP responses {written}."),
             );
             for ((of, labels), series) in &self.series {
                 if *of != role {
@@ -587,6 +605,39 @@ mod tests {
         // /a ends when /b's response starts, /c at the batch's last write.
         assert_eq!(sum("http_server_request_duration_seconds_sum", "/a"), 20e-9);
         assert_eq!(sum("http_server_request_duration_seconds_sum", "/c"), 40e-9);
+    }
+
+    #[test]
+    fn a_client_call_is_labelled_by_its_peer() {
+        let mut red = Red::new(Duration::from_secs(300));
+        let conn = Conn { tgid: 1, fd: 4 };
+        let head = b"POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        red.observe(Event::Request {
+            conn,
+            cgroup: 0,
+            comm: b"cli",
+            listen_fd: -1,
+            role: Role::Client,
+            peer: Some("192.0.2.7:8443".parse().unwrap()),
+            head,
+        });
+        done(
+            &mut red,
+            4,
+            b"HTTP/1.1 201 Created\r\n\r\n",
+            (head.len() as u64, 23),
+        );
+        let families = red.families();
+        let call = [
+            ("server_address", "192.0.2.7"),
+            ("server_port", "8443"),
+            ("http_route", "/orders/*"),
+            ("http_response_status_code", "201"),
+        ];
+        let count = |name: &str| value(&families, name, &call);
+        assert_eq!(count("http_client_request_duration_seconds_count"), 1.0);
+        assert_eq!(count("http_client_request_body_size_bytes_sum"), 3.0);
+        assert_eq!(count("http_server_request_duration_seconds_count"), 0.0);
     }
 
     #[test]
