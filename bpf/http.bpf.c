@@ -28,9 +28,10 @@
  * called OpenSSL. So a process that never does pays a compare and a bit
  * test, no hash lookup; one that does looks its fd up in `conns`, and a
  * read that misses there looks in `servers`; one that calls OpenSSL also
- * looks its thread up in `ssl_calls` (BENCHMARKS.md, HTTP). An mmap that
- * maps a file executable sends MAPPED, so user space finds a libssl that
- * a process (a container's own) loads after sonde started. Only sys_exit: the registers still hold the
+ * looks its thread up in `ssl_calls` (BENCHMARKS.md, HTTP). With
+ * `watch_mappings`, an mmap that maps a file executable sends MAPPED, so
+ * user space finds a libssl that a process (a container's own) loads after
+ * sonde started. Only sys_exit: the registers still hold the
  * arguments, the buffer holds what was read, and the return value says how
  * many bytes moved.
  *
@@ -227,6 +228,8 @@ SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
 
 /* sonde's own tgid, set before loading: sonde never instruments itself. */
 const volatile __u32 self_tgid;
+/* Whether to send MAPPED ([collect.bpf] http_tls_late_attach), set before loading. */
+const volatile bool watch_mappings;
 
 /*
  * What a syscall's exit needs: its number, arguments and result. An OpenSSL
@@ -344,7 +347,10 @@ static __always_inline int is_request(const char *d, __u32 len)
 	return 0;
 }
 
-/* is_request on the call's first bytes: a peek of at most 8. */
+/*
+ * is_request on the call's first bytes: a peek of at most 8. HTTP/2's
+ * preface ("PRI * HTTP/2.0") looks like a request line: it is not one.
+ */
 static __always_inline int peek_request(const struct call *call)
 {
 	char first[16] = {};
@@ -356,6 +362,8 @@ static __always_inline int peek_request(const struct call *call)
 		return 0;
 	n = len < 8 ? len : 8;
 	if (bpf_probe_read_user(first, n & 15, buf))
+		return 0;
+	if (first[0] == 'P' && first[1] == 'R' && first[2] == 'I' && first[3] == ' ')
 		return 0;
 	return is_request(first, n);
 }
@@ -578,7 +586,7 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	if (tgid == self_tgid)
 		return;
 	if (call->nr == NR_MMAP) {
-		if ((prot & PROT_EXEC) && map_fd >= 0)
+		if (watch_mappings && (prot & PROT_EXEC) && map_fd >= 0)
 			on_exec_mapping(tgid);
 		return;
 	}

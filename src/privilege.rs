@@ -12,8 +12,8 @@
 //! while either is on nothing is dropped ([`Keep::loads_later`]): custom
 //! programs (`[programs]`: a reload loads and attaches them again; with
 //! none configured at start, adding the first one takes a restart), and
-//! the http collector's OpenSSL uprobes (a libssl file that a process, a
-//! container's, loads later; with TLS off at start, none is added). A collector that attaches after start must
+//! the http collector's OpenSSL uprobes on libssl files that processes (a
+//! container's) map later, with `[collect.bpf] http_tls_late_attach`. A collector that attaches after start must
 //! likewise spare what it needs in [`load_only`] and say so in `sonde doctor`.
 //!
 //! Capabilities belong to threads: the drop happens before `sonde run`

@@ -36,6 +36,20 @@ impl Drop for Server {
     }
 }
 
+/// Starts `command` (output dropped) and waits until it listens on `port`.
+fn spawn_listening(command: &mut Command, port: u16) -> Server {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("cannot start {command:?} (make test-deps installs it): {err}")
+        });
+    let mut server = Server(child);
+    wait_listening(port, &mut server);
+    server
+}
+
 /// Waits (at most 10 s) until something accepts on `port`.
 fn wait_listening(port: u16, server: &mut Server) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -101,20 +115,15 @@ pub fn nginx(dir: &Path, program: &NamedProgram, port: u16, tls: Option<&Cert>) 
          location = /missing {{ return 404; }}\n  location = /fail {{ return 500; }}\n }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(&program.path)
+    let mut command = Command::new(&program.path);
+    command
         .arg("-p")
         .arg(dir)
         .arg("-c")
         .arg(dir.join("nginx.conf"))
         .arg("-e")
-        .arg(dir.join("logs/error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start nginx (make test-deps installs it)");
-    let mut server = Server(child);
-    wait_listening(port, &mut server);
-    server
+        .arg(dir.join("logs/error.log"));
+    spawn_listening(&mut command, port)
 }
 
 const PYTHON_SERVER: &str = r#"
@@ -176,16 +185,10 @@ pub fn python_with_env(
     if let Some(cert) = tls {
         command.arg(&cert.cert).arg(&cert.key);
     }
-    let child = command
+    command
         .envs(env.iter().copied())
-        .env("OTEL_SERVICE_NAME", service)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start python3");
-    let mut server = Server(child);
-    wait_listening(port, &mut server);
-    server
+        .env("OTEL_SERVICE_NAME", service);
+    spawn_listening(&mut command, port)
 }
 
 const PYTHON_CLIENT: &str = r#"

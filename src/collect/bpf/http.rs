@@ -4,7 +4,8 @@
 //! [`crate::collect::http::Red`], which the rounds export. With the
 //! syscall-exit program it loads the OpenSSL uprobes, attached per libssl
 //! file by [`crate::collect::http::tls`]: at load to the files found then,
-//! each round to those the processes MAPPED events named have mapped.
+//! and with `[collect.bpf] http_tls_late_attach` each round to those the
+//! processes MAPPED events named have mapped.
 //!
 //! Forcing a failure: `SONDE_BPF_REFUSE=uprobe.multi` makes the probes
 //! perf-event uprobes, `SONDE_BPF_REFUSE=uprobe` leaves TLS out (plain
@@ -12,6 +13,7 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +25,8 @@ use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder, UprobeOpts};
 
 use super::{
-    attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded, Variant,
+    attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
+    ProgramHandle, Variant,
 };
 use crate::collect::http::tls::{Hook, Libraries};
 use crate::collect::http::{Conn, Event, Red, Role};
@@ -58,19 +61,22 @@ const BOUNDED_MAPS: &[&str] = &[
     "http_ssl_fds",
 ];
 
-/// How TLS went at load, for `sonde doctor` and [`attaches_later`]: the
-/// hook and the files attached, or why there is none.
+/// How TLS went at load, for `sonde doctor`: the hook and the files
+/// attached, or why there is none.
 static TLS_STATE: Mutex<Option<Result<String, String>>> = Mutex::new(None);
+
+/// Whether the last load attaches probes after start (`[collect.bpf]
+/// http_tls_late_attach` and a working hook), so the capabilities for it
+/// must stay.
+static ATTACHES_LATER: AtomicBool = AtomicBool::new(false);
 
 /// What `sonde doctor` says of TLS after the last load; None before any.
 pub fn tls_state() -> Option<Result<String, String>> {
     TLS_STATE.lock().ok()?.clone()
 }
 
-/// Whether the collector attaches probes after start (libssl files that
-/// processes load later), so the capabilities for it must stay.
 pub fn attaches_later() -> bool {
-    matches!(tls_state(), Some(Ok(_)))
+    ATTACHES_LATER.load(Ordering::Relaxed)
 }
 
 fn set_tls_state(state: Result<String, String>) {
@@ -82,7 +88,8 @@ fn set_tls_state(state: Result<String, String>) {
 /// How long the reader waits for events before it checks whether to stop.
 const POLL: Duration = Duration::from_millis(50);
 
-fn open() -> anyhow::Result<skel::OpenHttpSkel<'static>> {
+/// Opens the object; `watch_mappings`: send MAPPED events.
+fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
     let mut open = HttpSkelBuilder::default().open(object_storage())?;
     let rodata = open
         .maps
@@ -90,6 +97,7 @@ fn open() -> anyhow::Result<skel::OpenHttpSkel<'static>> {
         .as_deref_mut()
         .ok_or_else(|| anyhow!("the http object has no read-only data"))?;
     rodata.self_tgid = std::process::id();
+    rodata.watch_mappings = watch_mappings;
     Ok(open)
 }
 
@@ -97,13 +105,13 @@ fn open() -> anyhow::Result<skel::OpenHttpSkel<'static>> {
 /// attaches: a probe on a function of sonde's own binary that nothing
 /// calls here (a kernel without uprobe.multi loads its programs but
 /// refuses the link).
-fn attach_with_tls(hook: Hook) -> anyhow::Result<Attached<HttpSkel<'static>>> {
+fn attach_with_tls(hook: Hook, late: bool) -> anyhow::Result<Attached<HttpSkel<'static>>> {
     check_refused(hook.name())?;
     if hook == Hook::Multi {
         // Both kinds are uprobes: refusing "uprobe" refuses TLS altogether.
         check_refused(AttachKind::Uprobe.name())?;
     }
-    let attached = attach_loading(NAME, VARIANTS, &hook.programs(), open)?;
+    let attached = attach_loading(NAME, VARIANTS, &hook.programs(), || open(late))?;
     let [enter, _] = tls_programs(&attached.skel, hook);
     let probe = match hook {
         Hook::Multi => enter.attach_uprobe_multi(-1, "/proc/self/exe", PROBE_TARGET, false, false),
@@ -136,12 +144,14 @@ fn tls_programs<'s>(
     }
 }
 
-/// `forget_after`: how long a series outlives its last request.
-pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
+/// `forget_after`: how long a series outlives its last request; `late`:
+/// attach to libssl files mapped after start too (`[collect.bpf]
+/// http_tls_late_attach`).
+pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
     let mut reasons = Vec::new();
     let mut loaded = None;
     for hook in [Hook::Multi, Hook::Perf] {
-        match attach_with_tls(hook) {
+        match attach_with_tls(hook, late) {
             Ok(attached) => {
                 loaded = Some((attached, Some(hook)));
                 break;
@@ -151,21 +161,33 @@ pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
     }
     let (attached, hook) = match loaded {
         Some(loaded) => loaded,
-        None => (attach(NAME, VARIANTS, open)?, None),
+        None => (attach(NAME, VARIANTS, || open(false))?, None),
     };
+    ATTACHES_LATER.store(late && hook.is_some(), Ordering::Relaxed);
     let mut libraries = Libraries::default();
+    let mut programs = attached.program_handles()?;
     match hook {
         Some(hook) => {
-            let programs = tls_programs(&attached.skel, hook);
-            libraries.attach(programs, hook, Libraries::at_start());
-            set_tls_state(Ok(tls_summary(hook, &libraries)));
+            let tls = tls_programs(&attached.skel, hook);
+            libraries.attach(tls, hook, Libraries::at_start());
+            let mut summary = tls_summary(hook, &libraries);
+            if !late {
+                summary
+                    .push_str("; not to files mapped later ([collect.bpf] http_tls_late_attach)");
+            }
+            set_tls_state(Ok(summary));
+            // Their run time too: the cost of a TLS request.
+            for (name, program) in hook.programs().into_iter().zip(tls) {
+                let fd = program.as_fd().try_clone_to_owned()?;
+                programs.push(ProgramHandle { name, fd });
+            }
         }
         None => set_tls_state(Err(format!("no OpenSSL probes: {}", reasons.join("; ")))),
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
     Ok(Loaded {
         kind: attached.kind,
-        programs: attached.program_handles()?,
+        programs,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
         collector: Box::new(Http {
             attached,

@@ -351,7 +351,7 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: http::NAME,
         enabled: |config| config.http,
-        load: |config| http::load(config.forget_after),
+        load: |config| http::load(config.forget_after, config.bpf.http_tls_late_attach),
         degraded: &[],
     },
 ];
