@@ -38,7 +38,8 @@
  * A request starts at the exit of its first read (server; a client: its
  * first write) and ends at the exit of the last write (a client: read)
  * before the next request or the close. Events go to user space through a
- * ring buffer, which parses and aggregates them (src/collect/http/):
+ * ring buffer (no wakeup per event: see submit), which parses and
+ * aggregates them (src/collect/http/):
  * REQUEST with the first HTTP_HEAD - 1 bytes of the request (and MORE with
  * the next reads' bytes while fewer than that came: a head written in
  * pieces, even a request line cut in its method; pipelined requests come
@@ -161,8 +162,10 @@ static __always_inline void open_gate(__u64 *word, __u32 shift, __u64 gate)
 /*
  * OpenSSL calls in progress, by thread (pid_tgid): an entry lives from a
  * call's entry to its return. A thread is in at most one call, so this is
- * bounded by threads inside OpenSSL at once; an LRU, so a return never seen
- * (a thread killed inside the call) cannot leak a slot.
+ * bounded by threads inside OpenSSL at once; the entry of a thread killed
+ * inside a call goes with its process (user space deletes those of
+ * processes that are gone). A plain hash: an LRU's update and delete per
+ * call cost more.
  */
 struct ssl_call {
 	__u64 ssl;       /* the SSL object */
@@ -176,7 +179,7 @@ struct ssl_call {
 #define SSL_OP_EX 2    /* the _ex form: returns 1 and writes the count */
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct ssl_call);
@@ -306,6 +309,23 @@ static __always_inline struct http_event *reserve(__u32 kind, __u32 tgid, __s32 
 	return ev;
 }
 
+/*
+ * Sends a reserved event. The reader is woken only once a quarter of the
+ * ring is filled: a wakeup per event is an inter-processor interrupt (in a
+ * VM, an exit), several microseconds a request (BENCHMARKS.md, HTTP), and
+ * the reader drains the ring every 50 ms anyway.
+ */
+#define WAKEUP_BYTES (1 << 20)
+
+static __always_inline void submit(struct http_event *ev)
+{
+	__u64 flags = bpf_ringbuf_query(&http_events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ?
+			      BPF_RB_FORCE_WAKEUP :
+			      BPF_RB_NO_WAKEUP;
+
+	bpf_ringbuf_submit(ev, flags);
+}
+
 /* Copies the first bytes of the call's buffer into `ev`; how many. */
 static __always_inline __u32 copy_head(struct http_event *ev, const struct call *call)
 {
@@ -384,7 +404,7 @@ static __always_inline void finish(struct conn *c, __u32 tgid, __s32 fd)
 	ev->req_bytes = c->req_bytes;
 	ev->resp_bytes = c->resp_bytes;
 	ev->listen_fd = c->listen_fd;
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 /*
@@ -434,7 +454,7 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 	c->end_ns = 0;
 	c->req_bytes = call->ret;
 	c->resp_bytes = 0;
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 /* The next bytes of a request whose first read held fewer than HTTP_HEAD - 1. */
@@ -445,7 +465,7 @@ static __always_inline void more_request(const struct call *call, __u32 tgid, __
 	if (!ev)
 		return;
 	copy_head(ev, call);
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 /*
@@ -485,7 +505,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 		if (ev) {
 			copy_head(ev, call);
 			ev->resp_bytes = c->resp_bytes;
-			bpf_ringbuf_submit(ev, 0);
+			submit(ev);
 		}
 	} else if (c->state == CONN_REQUEST) {
 		/* `100 Continue`, or no HTTP: not the response. */
@@ -566,7 +586,7 @@ static __always_inline void on_exec_mapping(__u32 tgid)
 	struct http_event *ev = reserve(HTTP_EVENT_MAPPED, tgid, -1);
 
 	if (ev)
-		bpf_ringbuf_submit(ev, 0);
+		submit(ev);
 }
 
 /* prot and fd: mmap's third and fifth arguments, read only for mmap. */
@@ -711,13 +731,14 @@ static __always_inline __s32 ssl_socket(const struct ssl_call *call, __u32 tgid)
 	struct ssl_key key = { .tgid = tgid, .ssl = call->ssl };
 	__s32 *known;
 
-	if (call->fd >= 0) {
-		if (bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY))
-			sonde_count_map_full(&map_full, HTTP_MAP_SSL_FDS);
-		return call->fd;
-	}
 	known = bpf_map_lookup_elem(&ssl_fds, &key);
-	return known ? *known : -1;
+	if (call->fd < 0)
+		return known ? *known : -1;
+	/* A lookup first: an LRU update per call would cost more. */
+	if ((!known || *known != call->fd) &&
+	    bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY))
+		sonde_count_map_full(&map_full, HTTP_MAP_SSL_FDS);
+	return call->fd;
 }
 
 static __always_inline void ssl_return(struct pt_regs *ctx)

@@ -85,7 +85,8 @@ fn set_tls_state(state: Result<String, String>) {
     }
 }
 
-/// How long the reader waits for events before it checks whether to stop.
+/// How long the reader waits for events (a wakeup comes only once the ring
+/// is a quarter full) before it reads them and checks whether to stop.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Opens the object; `watch_mappings`: send MAPPED events.
@@ -262,7 +263,10 @@ fn read_events(
     })?;
     let ring = builder.build()?;
     while !stop.load(Ordering::Relaxed) {
+        // The program wakes the reader only when the ring fills up: a poll
+        // that times out is followed by reading what came meanwhile.
         ring.poll(POLL)?;
+        ring.consume()?;
     }
     Ok(())
 }
@@ -442,7 +446,10 @@ impl Collector for Http {
         }
         self.attach_new_libraries();
         let maps = &self.attached.skel.maps;
-        forget_gone(&maps.conns, |key| Some((u64_at(key, 0)? >> 32) as u32));
+        // Both keyed by tgid << 32 | fd or thread id.
+        for map in [&maps.conns, &maps.ssl_calls] {
+            forget_gone(map, |key| Some((u64_at(key, 0)? >> 32) as u32));
+        }
         forget_gone(&maps.servers, |key| u32_at(key, 0));
         let mut red = self
             .red
