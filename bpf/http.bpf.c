@@ -1,27 +1,45 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The http collector: the server side of plain HTTP/1.x, seen from syscalls
- * only (this kernel has no kprobes). A server connection is an fd returned
- * by accept/accept4; its reads (read, readv, recvfrom, recvmsg) carry the
- * requests, its writes (write, writev, sendto, sendmsg, sendfile) the
- * responses, close ends it. Connections are keyed by (tgid, fd), so thread
- * pools and keep-alive are right, and pre-fork workers are each their own.
+ * The http collector: both ends of HTTP/1.x, seen from syscalls and from
+ * OpenSSL's functions only (this kernel has no kprobes). A server connection
+ * is an fd returned by accept/accept4: its reads (read, readv, recvfrom,
+ * recvmsg) carry the requests, its writes (write, writev, sendto, sendmsg,
+ * sendfile) the responses. A client connection is an fd connect()ed to an
+ * IPv4 or IPv6 address: its writes carry the requests, its reads the
+ * responses. close ends either. Connections are keyed by (tgid, fd), so
+ * thread pools and keep-alive are right, and pre-fork workers are each
+ * their own. One state machine serves both ends: it only asks whether bytes
+ * go the request's way or the response's.
+ *
+ * HTTPS: uprobes on SSL_read, SSL_write, SSL_read_ex and SSL_write_ex of
+ * libssl (entry and return, attached per file by user space) see the
+ * plaintext. The entry saves the call's arguments per thread in `ssl_calls`;
+ * a read or write syscall the thread makes inside the call names the
+ * socket (and is not parsed: it moves ciphertext), remembered per SSL
+ * object in `ssl_fds` for calls served from OpenSSL's buffer; the return
+ * feeds the plaintext to the same state machine under (tgid, fd), and marks
+ * the connection `tls` so that its syscalls are no longer parsed.
  *
  * Cost is the design constraint: one program runs at every syscall exit on
  * every CPU. It reads the syscall number from the saved registers and
- * returns unless it is one of the twelve above; for those it tests the
- * process's bit in `accepting` (an array lookup the verifier inlines), set
- * once the process accepted a connection. So a process that never accepts
- * pays a compare and a bit test, no hash lookup; one that does looks its fd
- * up in `conns`, and a read that misses there looks in `servers`
- * (BENCHMARKS.md, HTTP). Only sys_exit: the registers still hold the
+ * returns unless it is one of the fifteen it follows; for those it tests
+ * the process's bits in `gates` (an array lookup the verifier inlines): one
+ * set once the process accepted or connected a connection, one once it
+ * called OpenSSL. So a process that never does pays a compare and a bit
+ * test, no hash lookup; one that does looks its fd up in `conns`, and a
+ * read that misses there looks in `servers`; one that calls OpenSSL also
+ * looks its thread up in `ssl_calls` (BENCHMARKS.md, HTTP). With
+ * `watch_mappings`, an mmap that maps a file executable sends MAPPED, so
+ * user space finds a libssl that a process (a container's own) loads after
+ * sonde started. Only sys_exit: the registers still hold the
  * arguments, the buffer holds what was read, and the return value says how
  * many bytes moved.
  *
- * A request starts at the exit of its first read (now = its first byte is
- * in the process) and ends at the exit of the last write before the next
- * request's first read or the close. Events go to user space through a
- * ring buffer, which parses and aggregates them (src/collect/http/):
+ * A request starts at the exit of its first read (server; a client: its
+ * first write) and ends at the exit of the last write (a client: read)
+ * before the next request or the close. Events go to user space through a
+ * ring buffer (no wakeup per event: see submit), which parses and
+ * aggregates them (src/collect/http/):
  * REQUEST with the first HTTP_HEAD - 1 bytes of the request (and MORE with
  * the next reads' bytes while fewer than that came: a head written in
  * pieces, even a request line cut in its method; pipelined requests come
@@ -36,8 +54,8 @@
  * that starts with an HTTP method, once its process has been seen serving
  * HTTP on a connection sonde saw accepted.
  *
- * Invariant: a connection is in `conns` from its accept (or pickup) to its
- * close; for each request (or batch of pipelined ones) user space gets
+ * Invariant: a connection is in `conns` from its accept, connect (or
+ * pickup) to its close; for each request (or batch of pipelined ones) user space gets
  * REQUEST, any MORE, a RESPONSE per response, then DONE, in that order,
  * unless the ring buffer was full (counted).
  */
@@ -45,6 +63,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "sonde.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -53,15 +72,20 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_READ 0
 #define NR_WRITE 1
 #define NR_CLOSE 3
+#define NR_MMAP 9
 #define NR_READV 19
 #define NR_WRITEV 20
 #define NR_SENDFILE 40
+#define NR_CONNECT 42
 #define NR_ACCEPT 43
 #define NR_SENDTO 44
 #define NR_RECVFROM 45
 #define NR_SENDMSG 46
 #define NR_RECVMSG 47
 #define NR_ACCEPT4 288
+
+#define EINPROGRESS 115
+#define PROT_EXEC 4
 
 enum conn_state {
 	CONN_IDLE,     /* accepted, or between requests */
@@ -71,18 +95,26 @@ enum conn_state {
 };
 
 struct conn {
-	__u64 start_ns;   /* exit of the request's first read */
-	__u64 end_ns;     /* exit of the response's last write so far */
+	__u64 start_ns;   /* exit of the request's first read (client: write) */
+	__u64 end_ns;     /* exit of the response's last write (client: read) so far */
 	__u64 req_bytes;
 	__u64 resp_bytes;
-	__s32 listen_fd;  /* the fd accept() was called on; -1 when picked up */
+	__s32 listen_fd;  /* the fd accept() was called on; -1 when picked up or a client */
 	__u32 state;
+	__u8 peer_addr[16]; /* a client's: the address connect() named */
+	__u16 peer_port;
+	__u16 peer_family;
+	__u8 role;        /* enum http_role */
+	__u8 tls;         /* OpenSSL's uprobes feed it; its syscalls move ciphertext */
+	__u16 pad;
 };
 
 /*
- * Live server connections by (tgid << 32 | fd): an entry goes at close, so
- * this is bounded by open accepted connections; 65,536 of them at 40 bytes
- * plus the element header is about 6 MiB at most, allocated as they come.
+ * Live connections by (tgid << 32 | fd): an entry goes at close, so this is
+ * bounded by open accepted and connected connections (UDP ones connect()ed
+ * too: DNS lookups; they leave at close like the rest); 65,536 of them at
+ * 64 bytes plus the element header is about 8 MiB at most, allocated as
+ * they come.
  * A process that exits without closing leaves its entries; user space
  * deletes those of processes that are gone each round.
  */
@@ -95,18 +127,83 @@ struct {
 } conns SEC(".maps");
 
 /*
- * One bit per possible tgid (PID_MAX_LIMIT, 4,194,304, over 64 bits a
- * word: 512 KiB), set at a process's first accept and never cleared: a
- * reused tgid with a stale bit only pays the `conns` lookup that misses.
+ * Two bits per possible tgid (PID_MAX_LIMIT, 4,194,304, 32 tgids a 64-bit
+ * word: 1 MiB): GATE_SOCKETS set at a process's first accept or connect,
+ * GATE_TLS at its first OpenSSL call; never cleared: a reused tgid with a
+ * stale bit only pays the lookups that miss. One word holds both, so a
+ * process with neither pays one array lookup.
  */
-#define TGID_WORDS 65536
+#define TGID_WORDS 131072
+#define GATE_SOCKETS 1ULL
+#define GATE_TLS 2ULL
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, TGID_WORDS);
 	__type(key, __u32);
 	__type(value, __u64);
-} accepting SEC(".maps");
+} gates SEC(".maps");
+
+/* The word of `tgid`'s gates, and the shift of its two bits in it. */
+static __always_inline __u64 *gate_word(__u32 tgid, __u32 *shift)
+{
+	__u32 index = tgid / 32;
+
+	*shift = (tgid % 32) * 2;
+	return bpf_map_lookup_elem(&gates, &index);
+}
+
+static __always_inline void open_gate(__u64 *word, __u32 shift, __u64 gate)
+{
+	if (!(*word & (gate << shift)))
+		__sync_fetch_and_or(word, gate << shift);
+}
+
+/*
+ * OpenSSL calls in progress, by thread (pid_tgid): an entry lives from a
+ * call's entry to its return. A thread is in at most one call, so this is
+ * bounded by threads inside OpenSSL at once; the entry of a thread killed
+ * inside a call goes with its process (user space deletes those of
+ * processes that are gone). A plain hash: an LRU's update and delete per
+ * call cost more.
+ */
+struct ssl_call {
+	__u64 ssl;       /* the SSL object */
+	__u64 buf;
+	__u64 count_ptr; /* the _ex forms: where the byte count is written */
+	__s32 fd;        /* the socket a syscall inside the call used; -1 */
+	__u32 op;        /* SSL_OP_* */
+};
+
+#define SSL_OP_WRITE 1 /* SSL_write*; else SSL_read* */
+#define SSL_OP_EX 2    /* the _ex form: returns 1 and writes the count */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct ssl_call);
+} ssl_calls SEC(".maps");
+
+/*
+ * The socket of each SSL object (by tgid and address), learnt from a
+ * syscall inside one of its calls, for calls that make none (served from
+ * OpenSSL's buffer). One per live TLS connection; an LRU, as OpenSSL frees
+ * SSL objects without a call sonde sees, and an address reused for a new
+ * connection is learnt again at its first call that reads or writes.
+ */
+struct ssl_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ssl;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __s32);
+} ssl_fds SEC(".maps");
 
 /*
  * Processes (tgid) seen serving HTTP: only their unknown fds are checked
@@ -134,8 +231,13 @@ SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
 
 /* sonde's own tgid, set before loading: sonde never instruments itself. */
 const volatile __u32 self_tgid;
+/* Whether to send MAPPED ([collect.bpf] http_tls_late_attach), set before loading. */
+const volatile bool watch_mappings;
 
-/* What a syscall's exit needs: its number, arguments and result. */
+/*
+ * What a syscall's exit needs: its number, arguments and result. An OpenSSL
+ * call is given as the read or write it is (NR_READ, NR_WRITE).
+ */
 struct call {
 	__u64 nr;
 	__u64 arg0;
@@ -146,9 +248,10 @@ struct call {
 static __always_inline int interesting(__u64 nr)
 {
 	switch (nr) {
-	case NR_READ: case NR_WRITE: case NR_CLOSE: case NR_READV: case NR_WRITEV:
-	case NR_SENDFILE: case NR_ACCEPT: case NR_SENDTO: case NR_RECVFROM:
-	case NR_SENDMSG: case NR_RECVMSG: case NR_ACCEPT4:
+	case NR_READ: case NR_WRITE: case NR_CLOSE: case NR_MMAP: case NR_READV:
+	case NR_WRITEV: case NR_SENDFILE: case NR_CONNECT: case NR_ACCEPT:
+	case NR_SENDTO: case NR_RECVFROM: case NR_SENDMSG: case NR_RECVMSG:
+	case NR_ACCEPT4:
 		return 1;
 	}
 	return 0;
@@ -206,6 +309,23 @@ static __always_inline struct http_event *reserve(__u32 kind, __u32 tgid, __s32 
 	return ev;
 }
 
+/*
+ * Sends a reserved event. The reader is woken only once a quarter of the
+ * ring is filled: a wakeup per event is an inter-processor interrupt (in a
+ * VM, an exit), several microseconds a request (BENCHMARKS.md, HTTP), and
+ * the reader drains the ring every 50 ms anyway.
+ */
+#define WAKEUP_BYTES (1 << 20)
+
+static __always_inline void submit(struct http_event *ev)
+{
+	__u64 flags = bpf_ringbuf_query(&http_events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ?
+			      BPF_RB_FORCE_WAKEUP :
+			      BPF_RB_NO_WAKEUP;
+
+	bpf_ringbuf_submit(ev, flags);
+}
+
 /* Copies the first bytes of the call's buffer into `ev`; how many. */
 static __always_inline __u32 copy_head(struct http_event *ev, const struct call *call)
 {
@@ -247,7 +367,10 @@ static __always_inline int is_request(const char *d, __u32 len)
 	return 0;
 }
 
-/* is_request on the call's first bytes: a peek of at most 8. */
+/*
+ * is_request on the call's first bytes: a peek of at most 8. HTTP/2's
+ * preface ("PRI * HTTP/2.0") looks like a request line: it is not one.
+ */
 static __always_inline int peek_request(const struct call *call)
 {
 	char first[16] = {};
@@ -259,6 +382,8 @@ static __always_inline int peek_request(const struct call *call)
 		return 0;
 	n = len < 8 ? len : 8;
 	if (bpf_probe_read_user(first, n & 15, buf))
+		return 0;
+	if (first[0] == 'P' && first[1] == 'R' && first[2] == 'I' && first[3] == ' ')
 		return 0;
 	return is_request(first, n);
 }
@@ -279,15 +404,16 @@ static __always_inline void finish(struct conn *c, __u32 tgid, __s32 fd)
 	ev->req_bytes = c->req_bytes;
 	ev->resp_bytes = c->resp_bytes;
 	ev->listen_fd = c->listen_fd;
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 /*
- * The first read of a request on `c` (NULL: an fd sonde does not know yet),
- * once peek_request said it starts with a request line.
+ * The first read (a client: write) of a request on `c` (NULL: an fd sonde
+ * does not know yet, then picked up as `role`), once peek_request said it
+ * starts with a request line.
  */
 static __always_inline void begin_request(struct conn *c, const struct call *call, __u32 tgid,
-					  __s32 fd)
+					  __s32 fd, __u8 role, __u8 tls)
 {
 	struct http_event *ev = reserve(HTTP_EVENT_REQUEST, tgid, fd);
 
@@ -297,7 +423,7 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 	ev->cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	if (!c) {
-		struct conn fresh = { .listen_fd = -1 };
+		struct conn fresh = { .listen_fd = -1, .role = role, .tls = tls };
 		__u64 key = (__u64)tgid << 32 | (__u32)fd;
 
 		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
@@ -310,7 +436,7 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 			bpf_ringbuf_discard(ev, 0);
 			return;
 		}
-	} else if (!bpf_map_lookup_elem(&servers, &tgid)) {
+	} else if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
 		/* A lookup first: an update per request would cost more. */
 		__u32 one = 1;
 
@@ -319,12 +445,16 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 			sonde_count_map_full(&map_full, HTTP_MAP_SERVERS);
 	}
 	ev->listen_fd = c->listen_fd;
+	ev->role = c->role;
+	ev->peer_port = c->peer_port;
+	ev->peer_family = c->peer_family;
+	__builtin_memcpy(ev->peer_addr, c->peer_addr, sizeof(ev->peer_addr));
 	c->state = CONN_REQUEST;
 	c->start_ns = ev->ns;
 	c->end_ns = 0;
 	c->req_bytes = call->ret;
 	c->resp_bytes = 0;
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 /* The next bytes of a request whose first read held fewer than HTTP_HEAD - 1. */
@@ -335,7 +465,7 @@ static __always_inline void more_request(const struct call *call, __u32 tgid, __
 	if (!ev)
 		return;
 	copy_head(ev, call);
-	bpf_ringbuf_submit(ev, 0);
+	submit(ev);
 }
 
 /*
@@ -356,11 +486,11 @@ static __always_inline int peek_final_status(const struct call *call)
 }
 
 /*
- * A write of `call->ret` bytes on `c`. Each write that starts a final
- * response sends RESPONSE (the first one's, or the next pipelined
- * request's), with the bytes of responses written before it.
+ * A write (a client: read) of `call->ret` bytes on `c`. Each one that
+ * starts a final response sends RESPONSE (the first one's, or the next
+ * pipelined request's), with the bytes of responses moved before it.
  */
-static __always_inline void on_write(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
+static __always_inline void on_response_bytes(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
 {
 	struct http_event *ev;
 
@@ -375,7 +505,7 @@ static __always_inline void on_write(struct conn *c, const struct call *call, __
 		if (ev) {
 			copy_head(ev, call);
 			ev->resp_bytes = c->resp_bytes;
-			bpf_ringbuf_submit(ev, 0);
+			submit(ev);
 		}
 	} else if (c->state == CONN_REQUEST) {
 		/* `100 Continue`, or no HTTP: not the response. */
@@ -385,55 +515,16 @@ static __always_inline void on_write(struct conn *c, const struct call *call, __
 	c->end_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline void on_exit(struct call *call)
+/*
+ * Bytes that moved on `c` (not a close): the request's way (a server's
+ * reads, a client's writes) or the response's.
+ */
+static __always_inline void on_bytes(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
 {
-	__u64 pid_tgid, key, *word;
-	__u32 tgid, word_index;
-	__s32 fd;
-	struct conn *c;
-
-	if (!interesting(call->nr) || call->ret < 0)
-		return;
-	pid_tgid = bpf_get_current_pid_tgid();
-	tgid = pid_tgid >> 32;
-	if (tgid == self_tgid)
-		return;
-	word_index = tgid / 64;
-	word = bpf_map_lookup_elem(&accepting, &word_index);
-	if (!word)
-		return;
-	if (call->nr == NR_ACCEPT || call->nr == NR_ACCEPT4) {
-		struct conn fresh = { .listen_fd = (__s32)call->arg0 };
-
-		if (!(*word & (1ULL << (tgid % 64))))
-			__sync_fetch_and_or(word, 1ULL << (tgid % 64));
-
-		key = (__u64)tgid << 32 | (__u32)call->ret;
-		/* BPF_ANY: an entry left by a close sonde missed is replaced. */
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
-			sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
-		return;
-	}
-	if (!(*word & (1ULL << (tgid % 64))))
-		return;
-	fd = (__s32)call->arg0;
-	key = (__u64)tgid << 32 | (__u32)fd;
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c) {
-		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid) &&
-		    peek_request(call) == REQUEST_LINE)
-			begin_request(0, call, tgid, fd);
-		return;
-	}
-	if (call->nr == NR_CLOSE) {
-		finish(c, tgid, fd);
-		bpf_map_delete_elem(&conns, &key);
-		return;
-	}
 	if (call->ret == 0 || c->state == CONN_NOT_HTTP)
 		return;
-	if (!is_read(call->nr)) {
-		on_write(c, call, tgid, fd);
+	if (is_read(call->nr) != (c->role == HTTP_SERVER)) {
+		on_response_bytes(c, call, tgid, fd);
 		return;
 	}
 	if (c->state == CONN_REQUEST) {
@@ -454,7 +545,118 @@ static __always_inline void on_exit(struct call *call)
 		return;
 	}
 	finish(c, tgid, fd);
-	begin_request(c, call, tgid, fd);
+	begin_request(c, call, tgid, fd, c->role, c->tls);
+}
+
+/*
+ * A connect() that succeeded or is in progress (non-blocking): an IPv4 or
+ * IPv6 peer makes the fd a client connection, with the peer's address.
+ */
+static __always_inline void on_connect(const struct call *call, __u32 tgid, __u64 *word,
+				       __u32 shift)
+{
+	struct sockaddr_in6 addr = {};
+	struct conn fresh = { .listen_fd = -1, .role = HTTP_CLIENT };
+	__u64 key = (__u64)tgid << 32 | (__u32)call->arg0;
+
+	if (bpf_probe_read_user(&addr, sizeof(struct sockaddr_in), (const void *)call->arg1))
+		return;
+	if (addr.sin6_family == SONDE_AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+
+		__builtin_memcpy(fresh.peer_addr, &in->sin_addr, 4);
+	} else if (addr.sin6_family == SONDE_AF_INET6) {
+		if (bpf_probe_read_user(&addr, sizeof(addr), (const void *)call->arg1))
+			return;
+		__builtin_memcpy(fresh.peer_addr, &addr.sin6_addr, 16);
+	} else {
+		return;
+	}
+	fresh.peer_family = addr.sin6_family;
+	fresh.peer_port = bpf_ntohs(addr.sin6_port);
+	open_gate(word, shift, GATE_SOCKETS);
+	/* BPF_ANY: an entry left by a close sonde missed is replaced. */
+	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
+		sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
+}
+
+/* Tells user space `tgid` mapped a file executable: it may be a libssl. */
+static __always_inline void on_exec_mapping(__u32 tgid)
+{
+	struct http_event *ev = reserve(HTTP_EVENT_MAPPED, tgid, -1);
+
+	if (ev)
+		submit(ev);
+}
+
+/* prot and fd: mmap's third and fifth arguments, read only for mmap. */
+static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
+{
+	__u64 pid_tgid, key, *word, gates_of;
+	__u32 tgid, shift;
+	__s32 fd;
+	struct conn *c;
+
+	if (!interesting(call->nr))
+		return;
+	if (call->ret < 0 && !(call->nr == NR_CONNECT && call->ret == -EINPROGRESS))
+		return;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	if (tgid == self_tgid)
+		return;
+	if (call->nr == NR_MMAP) {
+		if (watch_mappings && (prot & PROT_EXEC) && map_fd >= 0)
+			on_exec_mapping(tgid);
+		return;
+	}
+	word = gate_word(tgid, &shift);
+	if (!word)
+		return;
+	if (call->nr == NR_ACCEPT || call->nr == NR_ACCEPT4) {
+		struct conn fresh = { .listen_fd = (__s32)call->arg0, .role = HTTP_SERVER };
+
+		open_gate(word, shift, GATE_SOCKETS);
+		key = (__u64)tgid << 32 | (__u32)call->ret;
+		/* BPF_ANY: an entry left by a close sonde missed is replaced. */
+		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
+			sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
+		return;
+	}
+	if (call->nr == NR_CONNECT) {
+		on_connect(call, tgid, word, shift);
+		return;
+	}
+	gates_of = *word >> shift;
+	if (!(gates_of & (GATE_SOCKETS | GATE_TLS)))
+		return;
+	fd = (__s32)call->arg0;
+	if ((gates_of & GATE_TLS) && call->nr != NR_CLOSE) {
+		struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+
+		/* Ciphertext of an OpenSSL call: it names the call's socket. */
+		if (inside) {
+			inside->fd = fd;
+			return;
+		}
+	}
+	key = (__u64)tgid << 32 | (__u32)fd;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c) {
+		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid) &&
+		    peek_request(call) == REQUEST_LINE)
+			begin_request(0, call, tgid, fd, HTTP_SERVER, 0);
+		return;
+	}
+	if (call->nr == NR_CLOSE) {
+		finish(c, tgid, fd);
+		bpf_map_delete_elem(&conns, &key);
+		return;
+	}
+	/* Handshakes and alerts outside SSL_read/SSL_write: ciphertext too. */
+	if (c->tls)
+		return;
+	on_bytes(c, call, tgid, fd);
 }
 
 /* BTF-typed: the registers are read directly. */
@@ -468,7 +670,7 @@ int BPF_PROG(btf_sys_exit, struct pt_regs *regs, long ret)
 		.ret = ret,
 	};
 
-	on_exit(&call);
+	on_exit(&call, regs->dx, regs->r8);
 	return 0;
 }
 
@@ -485,6 +687,133 @@ int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	call.arg0 = BPF_CORE_READ(regs, di);
 	call.arg1 = BPF_CORE_READ(regs, si);
-	on_exit(&call);
+	if (call.nr == NR_MMAP)
+		on_exit(&call, BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r8));
+	else
+		on_exit(&call, 0, -1);
+	return 0;
+}
+
+/*
+ * OpenSSL: SSL_read(ssl, buf, num), SSL_write(ssl, buf, num) return the
+ * bytes moved (<= 0: none); SSL_read_ex(ssl, buf, num, &count) and
+ * SSL_write_ex return 1 and write the count. The attach cookie is the
+ * SSL_OP_* of the function.
+ */
+static __always_inline void ssl_enter(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, shift;
+	__u64 *word;
+	struct ssl_call call = {
+		.ssl = PT_REGS_PARM1(ctx),
+		.buf = PT_REGS_PARM2(ctx),
+		.fd = -1,
+		.op = bpf_get_attach_cookie(ctx),
+	};
+
+	if (tgid == self_tgid)
+		return;
+	word = gate_word(tgid, &shift);
+	if (!word)
+		return;
+	open_gate(word, shift, GATE_TLS);
+	if (call.op & SSL_OP_EX)
+		call.count_ptr = PT_REGS_PARM4(ctx);
+	if (bpf_map_update_elem(&ssl_calls, &pid_tgid, &call, BPF_ANY))
+		sonde_count_map_full(&map_full, HTTP_MAP_SSL_CALLS);
+}
+
+/* The socket of an OpenSSL call: the one a syscall inside it used, else
+ * the one last seen for its SSL object; -1 when neither is known. */
+static __always_inline __s32 ssl_socket(const struct ssl_call *call, __u32 tgid)
+{
+	struct ssl_key key = { .tgid = tgid, .ssl = call->ssl };
+	__s32 *known;
+
+	known = bpf_map_lookup_elem(&ssl_fds, &key);
+	if (call->fd < 0)
+		return known ? *known : -1;
+	/* A lookup first: an LRU update per call would cost more. */
+	if ((!known || *known != call->fd) &&
+	    bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY))
+		sonde_count_map_full(&map_full, HTTP_MAP_SSL_FDS);
+	return call->fd;
+}
+
+static __always_inline void ssl_return(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+	/* All four return an int: -1 is 0xffffffff in the register. */
+	long ret = (int)PT_REGS_RC(ctx);
+	struct call call = {};
+	struct conn *c;
+	__u64 key;
+	__s32 fd;
+
+	if (!inside)
+		return;
+	call.nr = inside->op & SSL_OP_WRITE ? NR_WRITE : NR_READ;
+	call.arg1 = inside->buf;
+	if (inside->op & SSL_OP_EX) {
+		__u64 count = 0;
+
+		if (ret == 1 && inside->count_ptr)
+			bpf_probe_read_user(&count, sizeof(count), (const void *)inside->count_ptr);
+		ret = count;
+	}
+	call.ret = ret;
+	fd = ssl_socket(inside, tgid);
+	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+	if (call.ret <= 0 || fd < 0)
+		return;
+	call.arg0 = fd;
+	key = (__u64)tgid << 32 | (__u32)fd;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c) {
+		/* Opened before sonde (or its accept missed): plaintext that
+		 * starts a request says which end this process is. */
+		if (peek_request(&call) == REQUEST_LINE)
+			begin_request(0, &call, tgid, fd,
+				      call.nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1);
+		return;
+	}
+	if (!c->tls) {
+		/* The handshake's ciphertext made it look like no HTTP. */
+		c->tls = 1;
+		c->state = CONN_IDLE;
+	}
+	on_bytes(c, &call, tgid, fd);
+}
+
+/* uprobe.multi links (no CAP_SYS_ADMIN needed), one per libssl file. */
+SEC("uprobe.multi")
+int ssl_enter_multi(struct pt_regs *ctx)
+{
+	ssl_enter(ctx);
+	return 0;
+}
+
+SEC("uretprobe.multi")
+int ssl_return_multi(struct pt_regs *ctx)
+{
+	ssl_return(ctx);
+	return 0;
+}
+
+/* Perf-event uprobes, one per function and file, where uprobe.multi is missing. */
+SEC("uprobe")
+int ssl_enter_perf(struct pt_regs *ctx)
+{
+	ssl_enter(ctx);
+	return 0;
+}
+
+SEC("uretprobe")
+int ssl_return_perf(struct pt_regs *ctx)
+{
+	ssl_return(ctx);
 	return 0;
 }

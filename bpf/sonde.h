@@ -193,23 +193,35 @@ enum http_event_kind {
 	HTTP_EVENT_REQUEST,
 	HTTP_EVENT_RESPONSE,
 	HTTP_EVENT_DONE,
-	HTTP_EVENT_MORE, /* more bytes of a request head that came in pieces */
+	HTTP_EVENT_MORE,   /* more bytes of a request head that came in pieces */
+	HTTP_EVENT_MAPPED, /* a process mapped a file executable (a library that may be libssl) */
+};
+
+/* Which end of a connection the process is. */
+enum http_role {
+	HTTP_SERVER, /* it accepted the connection: requests are read */
+	HTTP_CLIENT, /* it connected: requests are written */
 };
 
 struct http_event {
 	__u32 kind;
 	__u32 tgid;
 	__s32 fd;
-	__s32 listen_fd; /* REQUEST, DONE: accept()'s fd; -1 when picked up */
+	__s32 listen_fd; /* REQUEST, DONE: accept()'s fd; -1 when picked up or a client */
 	__u64 ns;        /* when the event was made */
-	__u64 cgroup;    /* REQUEST: who serves it */
+	__u64 cgroup;    /* REQUEST: who serves (or calls) it */
 	char comm[TASK_COMM_LEN];
-	__u64 start_ns;  /* DONE: the request's first read, its last write */
-	__u64 end_ns;
+	__u64 start_ns;  /* DONE: the request's first byte moved */
+	__u64 end_ns;    /* DONE: the response's last byte moved */
 	__u64 req_bytes;
 	__u64 resp_bytes; /* DONE: all; RESPONSE: of the responses before it */
+	__u8 peer_addr[16]; /* REQUEST of a client: the address connect() named */
+	__u16 peer_port;    /* host order */
+	__u16 peer_family;  /* SONDE_AF_INET or SONDE_AF_INET6; 0: not known */
+	__u8 role;          /* REQUEST: enum http_role */
+	__u8 pad[3];
 	__u32 len;       /* REQUEST, RESPONSE, MORE: bytes of data copied */
-	__u32 pad;
+	__u32 pad2;
 	char data[HTTP_HEAD];
 };
 
@@ -217,6 +229,8 @@ enum http_bounded_map {
 	HTTP_MAP_CONNS,
 	HTTP_MAP_SERVERS,
 	HTTP_MAP_EVENTS, /* the ring buffer: events lost */
+	HTTP_MAP_SSL_CALLS,
+	HTTP_MAP_SSL_FDS,
 	HTTP_BOUNDED_MAPS,
 };
 

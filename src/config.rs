@@ -260,8 +260,13 @@ pub struct BpfConfig {
     pub process: bool,
     /// Run-queue latency and context switches per process.
     pub sched: bool,
-    /// HTTP RED metrics of every local HTTP/1.x server (Beyla's names).
+    /// HTTP RED metrics of every local HTTP/1.x server and of the calls
+    /// local processes make, plain or through OpenSSL (Beyla's names).
     pub http: bool,
+    /// Attaches the OpenSSL probes to libssl files processes map after
+    /// start (a container's own), not only to those found at start; keeps
+    /// CAP_BPF and CAP_PERFMON for it.
+    pub http_tls_late_attach: bool,
     /// Turns on the kernel's run-time statistics while sonde runs, for
     /// `sonde_bpf_program_run_seconds_total` and `..._runs_total`. They add
     /// two scheduler-clock reads to every run of every BPF program on the
@@ -279,6 +284,7 @@ impl Default for BpfConfig {
             process: true,
             sched: true,
             http: true,
+            http_tls_late_attach: false,
             run_time_stats: true,
         }
     }

@@ -74,6 +74,14 @@ pub fn doctor(config: &Config) -> bool {
             State::Failed(reason) => Err(anyhow::anyhow!("off: {reason}")),
         };
         rows.push(Row::new(format!("collector {name}"), result));
+        if *name == crate::collect::bpf::http::NAME && matches!(state, State::Attached(..)) {
+            if let Some(tls) = crate::collect::bpf::http::tls_state() {
+                rows.push(Row::new(
+                    "collector http TLS",
+                    tls.map_err(anyhow::Error::msg),
+                ));
+            }
+        }
     }
     if let Some(stats) = &set.stats {
         rows.push(Row::new(
@@ -93,7 +101,8 @@ pub fn doctor(config: &Config) -> bool {
         "capabilities after start",
         capabilities_after_start(crate::privilege::Keep {
             restores_sysctl: set.restores_sysctl,
-            loads_later: crate::collect::programs::configured(&config.programs),
+            loads_later: crate::collect::programs::configured(&config.programs)
+                || crate::collect::bpf::http::attaches_later(),
         }),
     ));
     let collecting = set

@@ -5,15 +5,15 @@
 //! CAP_PERFMON and CAP_DAC_READ_SEARCH, as [`USES`] lists. Loading and
 //! attaching needs the first two. Afterwards sonde only reads and updates
 //! maps, runs iterators and reads program statistics through descriptors it
-//! already holds, which the kernel does not check capabilities for; and
-//! nothing attaches later: no built-in collector uses uprobes (processes
-//! that start later need no new attachment). So [`drop_after_load`] gives
-//! them up, with CAP_SYS_ADMIN (root holds it) unless sonde turned
-//! `kernel.bpf_stats_enabled` on and must restore it at exit. Every other
-//! capability is kept. The exception is custom programs (`[programs]`): a
-//! reload loads and attaches them again, so while any is configured at
-//! start nothing is dropped ([`Keep::loads_later`]); with none, adding the
-//! first one takes a restart. A collector that attaches after start must
+//! already holds, which the kernel does not check capabilities for. So
+//! [`drop_after_load`] gives them up, with CAP_SYS_ADMIN (root holds it)
+//! unless sonde turned `kernel.bpf_stats_enabled` on and must restore it at
+//! exit. Every other capability is kept. Two things attach after start, and
+//! while either is on nothing is dropped ([`Keep::loads_later`]): custom
+//! programs (`[programs]`: a reload loads and attaches them again; with
+//! none configured at start, adding the first one takes a restart), and
+//! the http collector's OpenSSL uprobes on libssl files that processes (a
+//! container's) map later, with `[collect.bpf] http_tls_late_attach`. A collector that attaches after start must
 //! likewise spare what it needs in [`load_only`] and say so in `sonde doctor`.
 //!
 //! Capabilities belong to threads: the drop happens before `sonde run`

@@ -52,7 +52,8 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     ));
     let keep = crate::privilege::Keep {
         restores_sysctl: bpf.restores_sysctl,
-        loads_later: collect::programs::configured(&config.programs),
+        loads_later: collect::programs::configured(&config.programs)
+            || collect::bpf::http::attaches_later(),
     };
     // Before any thread starts, so that every thread runs without them.
     match crate::privilege::drop_after_load(keep) {

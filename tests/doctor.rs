@@ -181,3 +181,30 @@ fn lists_each_kernel_collector_on_off_or_refused() {
         );
     }
 }
+
+#[test]
+fn shows_how_the_tls_probes_attach_and_runs_on_without_them() {
+    if !bpf_works() {
+        return;
+    }
+    let multi = stdout(&doctor("", &[]));
+    let tls = row(&multi, "collector http TLS");
+    assert!(
+        tls.contains(" ok ") && tls.contains("by uprobe.multi"),
+        "{tls}"
+    );
+    let perf = stdout(&doctor("uprobe.multi", &[]));
+    let tls = row(&perf, "collector http TLS");
+    assert!(
+        tls.contains(" ok ") && tls.contains("by uprobe on"),
+        "{tls}"
+    );
+    // No uprobes at all: TLS is off and says why, plain HTTP still on.
+    let none = stdout(&doctor("uprobe", &[]));
+    let tls = row(&none, "collector http TLS");
+    assert!(
+        tls.contains("FAIL") && tls.contains("no OpenSSL probes"),
+        "{tls}"
+    );
+    assert!(row(&none, "collector http").contains(" on ("), "{none}");
+}

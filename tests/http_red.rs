@@ -5,101 +5,16 @@
 //! exactly, time a sleeping route within 10 % and size bodies right.
 
 mod common;
+mod http_servers;
 mod kernel;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::server::{self, wait_listening, Server};
 use common::{free_port, ExposedSample, Sonde, TempDir};
+use http_servers::{nginx, python, CONFIG, PAGE_BYTES, SLEEP};
 use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
-
-/// Only the http collector: the others would only add load.
-const CONFIG: &str =
-    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
-
-/// The static file nginx serves, of a size that lands in the 1024 bucket.
-const PAGE_BYTES: usize = 1000;
-/// How long the Python server's /sleep route sleeps.
-const SLEEP: Duration = Duration::from_millis(200);
-
-/// nginx in the foreground with its own prefix: a static page, a 404 and a
-/// `return 500` location; sendfile on, so bodies go out by sendfile.
-fn nginx(dir: &Path, program: &NamedProgram, port: u16) -> Server {
-    std::fs::create_dir_all(dir.join("www")).unwrap();
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    std::fs::write(dir.join("www/page.html"), vec![b'x'; PAGE_BYTES]).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n access_log off;\n sendfile on;\n client_body_temp_path {d}/tmp;\n\
-         proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n\
-         scgi_temp_path {d}/tmp;\n\
-         server {{\n  listen 127.0.0.1:{port};\n  root {d}/www;\n\
-         location = /missing {{ return 404; }}\n  location = /fail {{ return 500; }}\n }}\n}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(&program.path)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("logs/error.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start nginx (make test-deps installs it)");
-    let mut server = Server(child);
-    wait_listening(port, &mut server);
-    server
-}
-
-const PYTHON_SERVER: &str = r#"
-import http.server, sys, time
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body):
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path == "/sleep":
-            time.sleep(float(sys.argv[2]))
-            self.reply(200, b"slept")
-        elif self.path.startswith("/users/"):
-            self.reply(200, b"user " + self.path[7:].encode())
-        else:
-            self.reply(404, b"no")
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.reply(200, body)
-
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-"#;
-
-fn python(dir: &Path, service: &str, port: u16) -> Server {
-    let sleep = SLEEP.as_secs_f64().to_string();
-    server::python(
-        dir,
-        PYTHON_SERVER,
-        port,
-        &[&sleep],
-        &[("OTEL_SERVICE_NAME", service)],
-    )
-}
 
 /// Reads one response: its status and body (servers here always send
 /// Content-Length).
@@ -241,10 +156,10 @@ fn counts_nginx_and_python_requests_per_label_set() {
     let dir = TempDir::new("http-red");
     let program = NamedProgram::new("/usr/sbin/nginx", "sngx");
     let (nginx_port, python_port) = (free_port(), free_port());
-    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port);
+    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, None);
     let python_service = format!("spy{}", std::process::id());
     std::fs::create_dir_all(dir.0.join("python")).unwrap();
-    let python_server = python(&dir.0.join("python"), &python_service, python_port);
+    let python_server = python(&dir.0.join("python"), &python_service, python_port, None);
 
     let page = ("GET", "/page.html", &b""[..]);
     let post = ("POST", "/page.html", &[b'p'; 100][..]);
@@ -356,7 +271,7 @@ fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
     let dir = TempDir::new("http-red-old");
     let port = free_port();
     let service = format!("spyold{}", std::process::id());
-    let _server = python(&dir.0, &service, port);
+    let _server = python(&dir.0, &service, port, None);
     let users = ("GET", "/users/7", &b""[..]);
     let old = TcpStream::connect(("127.0.0.1", port)).unwrap();
     old.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -1,8 +1,19 @@
 //! The http collector (`bpf/http.bpf.c`): loads the program, reads its ring
 //! buffer on a thread of its own (events must not wait for a round: the
 //! buffer holds a few thousand requests), and hands each event to
-//! [`crate::collect::http::Red`], which the rounds export.
+//! [`crate::collect::http::Red`], which the rounds export. With the
+//! syscall-exit program it loads the OpenSSL uprobes, attached per libssl
+//! file by [`crate::collect::http::tls`]: at load to the files found then,
+//! and with `[collect.bpf] http_tls_late_attach` each round to those the
+//! processes MAPPED events named have mapped.
+//!
+//! Forcing a failure: `SONDE_BPF_REFUSE=uprobe.multi` makes the probes
+//! perf-event uprobes, `SONDE_BPF_REFUSE=uprobe` leaves TLS out (plain
+//! HTTP is still seen); either is shown by `sonde doctor`.
 
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,10 +22,14 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder};
+use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder, UprobeOpts};
 
-use super::{attach, object_storage, AttachKind, Attached, Loaded, Variant};
-use crate::collect::http::{Conn, Event, Red};
+use super::{
+    attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
+    ProgramHandle, Variant,
+};
+use crate::collect::http::tls::{Hook, Libraries};
+use crate::collect::http::{Conn, Event, Red, Role};
 use crate::collect::Collector;
 use crate::model::Family;
 
@@ -38,35 +53,178 @@ const VARIANTS: &[Variant] = &[
 ];
 
 /// The bounded maps, in the order of `enum http_bounded_map` (sonde.h).
-const BOUNDED_MAPS: &[&str] = &["http_conns", "http_servers", "http_events"];
+const BOUNDED_MAPS: &[&str] = &[
+    "http_conns",
+    "http_servers",
+    "http_events",
+    "http_ssl_calls",
+    "http_ssl_fds",
+];
 
-/// How long the reader waits for events before it checks whether to stop.
+/// How TLS went at load, for `sonde doctor`: the hook and the files
+/// attached, or why there is none.
+static TLS_STATE: Mutex<Option<Result<String, String>>> = Mutex::new(None);
+
+/// Whether the last load attaches probes after start (`[collect.bpf]
+/// http_tls_late_attach` and a working hook), so the capabilities for it
+/// must stay.
+static ATTACHES_LATER: AtomicBool = AtomicBool::new(false);
+
+/// What `sonde doctor` says of TLS after the last load; None before any.
+pub fn tls_state() -> Option<Result<String, String>> {
+    TLS_STATE.lock().ok()?.clone()
+}
+
+pub fn attaches_later() -> bool {
+    ATTACHES_LATER.load(Ordering::Relaxed)
+}
+
+fn set_tls_state(state: Result<String, String>) {
+    if let Ok(mut slot) = TLS_STATE.lock() {
+        *slot = Some(state);
+    }
+}
+
+/// How long the reader waits for events (a wakeup comes only once the ring
+/// is a quarter full) before it reads them and checks whether to stop.
 const POLL: Duration = Duration::from_millis(50);
 
-/// `forget_after`: how long a series outlives its last request.
-pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
-    let attached = attach(NAME, VARIANTS, || {
-        let mut open = HttpSkelBuilder::default().open(object_storage())?;
-        let rodata = open
-            .maps
-            .rodata_data
-            .as_deref_mut()
-            .ok_or_else(|| anyhow!("the http object has no read-only data"))?;
-        rodata.self_tgid = std::process::id();
-        Ok(open)
-    })?;
+/// Opens the object; `watch_mappings`: send MAPPED events.
+fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
+    let mut open = HttpSkelBuilder::default().open(object_storage())?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .ok_or_else(|| anyhow!("the http object has no read-only data"))?;
+    rodata.self_tgid = std::process::id();
+    rodata.watch_mappings = watch_mappings;
+    Ok(open)
+}
+
+/// Loads the object with the OpenSSL programs of `hook` and proves the hook
+/// attaches: a probe on a function of sonde's own binary that nothing
+/// calls here (a kernel without uprobe.multi loads its programs but
+/// refuses the link).
+fn attach_with_tls(hook: Hook, late: bool) -> anyhow::Result<Attached<HttpSkel<'static>>> {
+    check_refused(hook.name())?;
+    if hook == Hook::Multi {
+        // Both kinds are uprobes: refusing "uprobe" refuses TLS altogether.
+        check_refused(AttachKind::Uprobe.name())?;
+    }
+    let attached = attach_loading(NAME, VARIANTS, &hook.programs(), || open(late))?;
+    let [enter, _] = tls_programs(&attached.skel, hook);
+    let probe = match hook {
+        Hook::Multi => enter.attach_uprobe_multi(-1, "/proc/self/exe", PROBE_TARGET, false, false),
+        Hook::Perf => enter.attach_uprobe_with_opts(
+            -1,
+            "/proc/self/exe",
+            0,
+            UprobeOpts {
+                func_name: Some(PROBE_TARGET.to_string()),
+                ..Default::default()
+            },
+        ),
+    };
+    drop(probe.with_context(|| format!("attaching {} to sonde itself", hook.name()))?);
+    Ok(attached)
+}
+
+/// The function of sonde's binary the hook check attaches to.
+const PROBE_TARGET: &str = "sonde_doctor_uprobe_target";
+
+/// The entry and return programs of `hook`.
+fn tls_programs<'s>(
+    skel: &'s HttpSkel<'static>,
+    hook: Hook,
+) -> [&'s libbpf_rs::ProgramMut<'static>; 2] {
+    let progs = &skel.progs;
+    match hook {
+        Hook::Multi => [&progs.ssl_enter_multi, &progs.ssl_return_multi],
+        Hook::Perf => [&progs.ssl_enter_perf, &progs.ssl_return_perf],
+    }
+}
+
+/// `forget_after`: how long a series outlives its last request; `late`:
+/// attach to libssl files mapped after start too (`[collect.bpf]
+/// http_tls_late_attach`).
+pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
+    let mut reasons = Vec::new();
+    let mut loaded = None;
+    for hook in [Hook::Multi, Hook::Perf] {
+        match attach_with_tls(hook, late) {
+            Ok(attached) => {
+                loaded = Some((attached, Some(hook)));
+                break;
+            }
+            Err(err) => reasons.push(format!("{}: {err:#}", hook.name())),
+        }
+    }
+    let (attached, hook) = match loaded {
+        Some(loaded) => loaded,
+        None => (attach(NAME, VARIANTS, || open(false))?, None),
+    };
+    ATTACHES_LATER.store(late && hook.is_some(), Ordering::Relaxed);
+    let mut libraries = Libraries::default();
+    let mut programs = attached.program_handles()?;
+    match hook {
+        Some(hook) => {
+            let tls = tls_programs(&attached.skel, hook);
+            libraries.attach(tls, hook, Libraries::at_start());
+            let mut summary = tls_summary(hook, &libraries);
+            if !late {
+                summary
+                    .push_str("; not to files mapped later ([collect.bpf] http_tls_late_attach)");
+            }
+            set_tls_state(Ok(summary));
+            // Their run time too: the cost of a TLS request.
+            for (name, program) in hook.programs().into_iter().zip(tls) {
+                let fd = program.as_fd().try_clone_to_owned()?;
+                programs.push(ProgramHandle { name, fd });
+            }
+        }
+        None => set_tls_state(Err(format!("no OpenSSL probes: {}", reasons.join("; ")))),
+    }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
     Ok(Loaded {
         kind: attached.kind,
-        programs: attached.program_handles()?,
+        programs,
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
         collector: Box::new(Http {
             attached,
+            hook,
+            libraries,
+            mapped: Arc::new(Mutex::new(HashSet::new())),
             red: Arc::new(Mutex::new(Red::new(forget_after))),
             stop: Arc::new(AtomicBool::new(false)),
             reader: Reader::Waiting(events),
         }),
     })
+}
+
+/// One line on TLS: the hook and the libssl files probed, or refused.
+fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
+    let files = |paths: &mut dyn Iterator<Item = &Path>| {
+        paths
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut summary = format!(
+        "OpenSSL probes by {} on {} libssl file(s) at start: {}",
+        hook.name(),
+        libraries.attached.len(),
+        files(&mut libraries.attached.iter().map(|p| p.as_path()))
+    );
+    if !libraries.failures.is_empty() {
+        let refused: Vec<String> = libraries
+            .failures
+            .iter()
+            .map(|(path, why)| format!("{}: {why}", path.display()))
+            .collect();
+        summary.push_str(&format!("; refused: {}", refused.join("; ")));
+    }
+    summary
 }
 
 /// The thread that reads the ring buffer. It starts at the first round, not
@@ -78,18 +236,37 @@ enum Reader {
     Stopped,
 }
 
-/// The reader thread: polls the ring buffer until `stop`.
-fn read_events(events: &MapHandle, red: &Mutex<Red>, stop: &AtomicBool) -> anyhow::Result<()> {
+/// The reader thread: polls the ring buffer until `stop`. MAPPED events
+/// only note the process in `mapped`, for the next round to read its maps.
+fn read_events(
+    events: &MapHandle,
+    red: &Mutex<Red>,
+    mapped: &Mutex<HashSet<u32>>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
     let mut builder = RingBufferBuilder::new();
     builder.add(events, |bytes: &[u8]| {
-        if let (Some(event), Ok(mut red)) = (decode(bytes), red.lock()) {
-            red.observe(event);
+        match decode(bytes) {
+            Some(Event::Mapped { tgid }) => {
+                if let Ok(mut mapped) = mapped.lock() {
+                    mapped.insert(tgid);
+                }
+            }
+            Some(event) => {
+                if let Ok(mut red) = red.lock() {
+                    red.observe(event);
+                }
+            }
+            None => {}
         }
         0
     })?;
     let ring = builder.build()?;
     while !stop.load(Ordering::Relaxed) {
+        // The program wakes the reader only when the ring fills up: a poll
+        // that times out is followed by reading what came meanwhile.
         ring.poll(POLL)?;
+        ring.consume()?;
     }
     Ok(())
 }
@@ -106,8 +283,16 @@ const START_NS: usize = 48;
 const END_NS: usize = 56;
 const REQ_BYTES: usize = 64;
 const RESP_BYTES: usize = 72;
-const LEN: usize = 80;
-const DATA: usize = 88;
+const PEER_ADDR: usize = 80;
+const PEER_PORT: usize = 96;
+const PEER_FAMILY: usize = 98;
+const ROLE: usize = 100;
+const LEN: usize = 104;
+const DATA: usize = 112;
+
+/// AF_INET and AF_INET6 (SONDE_AF_* in bpf/sonde.h).
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
 
 fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(
@@ -119,6 +304,23 @@ fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(
         bytes.get(offset..offset + 8)?.try_into().ok()?,
     ))
+}
+
+fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(
+        bytes.get(offset..offset + 2)?.try_into().ok()?,
+    ))
+}
+
+/// The peer a client connected to; None for a server or an unknown family.
+fn peer(bytes: &[u8]) -> Option<SocketAddr> {
+    let addr: [u8; 16] = bytes.get(PEER_ADDR..PEER_ADDR + 16)?.try_into().ok()?;
+    let ip = match u16_at(bytes, PEER_FAMILY)? {
+        AF_INET => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+        AF_INET6 => IpAddr::V6(Ipv6Addr::from(addr)).to_canonical(),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, u16_at(bytes, PEER_PORT)?))
 }
 
 /// One `struct http_event`; None when it is too short or of no known kind.
@@ -137,6 +339,11 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
             cgroup: u64_at(bytes, CGROUP)?,
             comm: bytes.get(COMM..COMM + 16)?,
             listen_fd: u32_at(bytes, LISTEN_FD)? as i32,
+            role: match *bytes.get(ROLE)? {
+                0 => Role::Server,
+                _ => Role::Client,
+            },
+            peer: peer(bytes),
             head: head()?,
         }),
         1 => Some(Event::Response {
@@ -156,12 +363,18 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
             request_bytes: u64_at(bytes, REQ_BYTES)?,
             response_bytes: u64_at(bytes, RESP_BYTES)?,
         }),
+        4 => Some(Event::Mapped { tgid: conn.tgid }),
         _ => None,
     }
 }
 
 struct Http {
     attached: Attached<HttpSkel<'static>>,
+    /// How the OpenSSL probes attach; None: TLS is off (`sonde doctor` says why).
+    hook: Option<Hook>,
+    libraries: Libraries,
+    /// Processes that mapped a file executable since the last round.
+    mapped: Arc<Mutex<HashSet<u32>>>,
     red: Arc<Mutex<Red>>,
     stop: Arc<AtomicBool>,
     reader: Reader,
@@ -185,6 +398,23 @@ fn forget_gone(map: &impl MapCore, tgid_of: impl Fn(&[u8]) -> Option<u32>) {
     }
 }
 
+impl Http {
+    /// Attaches the OpenSSL probes to libssl files that processes mapped
+    /// since the last round and no probe covers yet.
+    fn attach_new_libraries(&mut self) {
+        let Some(hook) = self.hook else { return };
+        let tgids: Vec<u32> = match self.mapped.lock() {
+            Ok(mut mapped) => mapped.drain().collect(),
+            Err(_) => return,
+        };
+        let files: Vec<_> = tgids.into_iter().flat_map(Libraries::mapped_by).collect();
+        if !files.is_empty() {
+            let programs = tls_programs(&self.attached.skel, hook);
+            self.libraries.attach(programs, hook, files);
+        }
+    }
+}
+
 impl Collector for Http {
     fn name(&self) -> &'static str {
         NAME
@@ -194,9 +424,10 @@ impl Collector for Http {
         self.reader = match std::mem::replace(&mut self.reader, Reader::Stopped) {
             Reader::Waiting(events) => {
                 let (red, stop) = (Arc::clone(&self.red), Arc::clone(&self.stop));
+                let mapped = Arc::clone(&self.mapped);
                 let reader = std::thread::Builder::new()
                     .name("sonde-http".into())
-                    .spawn(move || read_events(&events, &red, &stop))?;
+                    .spawn(move || read_events(&events, &red, &mapped, &stop))?;
                 Reader::Running(reader)
             }
             other => other,
@@ -213,8 +444,12 @@ impl Collector for Http {
                     .context("the http event reader stopped")?;
             }
         }
+        self.attach_new_libraries();
         let maps = &self.attached.skel.maps;
-        forget_gone(&maps.conns, |key| Some((u64_at(key, 0)? >> 32) as u32));
+        // Both keyed by tgid << 32 | fd or thread id.
+        for map in [&maps.conns, &maps.ssl_calls] {
+            forget_gone(map, |key| Some((u64_at(key, 0)? >> 32) as u32));
+        }
         forget_gone(&maps.servers, |key| u32_at(key, 0));
         let mut red = self
             .red
@@ -253,6 +488,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A client's request names the peer it connected to.
+        bytes[ROLE] = 1;
+        bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
+        bytes[PEER_ADDR..PEER_ADDR + 4].copy_from_slice(&[10, 0, 0, 1]);
+        bytes[PEER_PORT..PEER_PORT + 2].copy_from_slice(&8080u16.to_ne_bytes());
+        match decode(&bytes) {
+            Some(Event::Request { role, peer, .. }) => {
+                assert_eq!(role, Role::Client);
+                assert_eq!(peer, Some("10.0.0.1:8080".parse().unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET6.to_ne_bytes());
+        let v6: std::net::Ipv6Addr = "::ffff:10.0.0.2".parse().unwrap();
+        bytes[PEER_ADDR..PEER_ADDR + 16].copy_from_slice(&v6.octets());
+        assert!(matches!(
+            decode(&bytes),
+            Some(Event::Request { peer: Some(peer), .. }) if peer.to_string() == "10.0.0.2:8080"
+        ));
         bytes[LEN..LEN + 4].copy_from_slice(&100_000u32.to_ne_bytes());
         assert!(decode(&bytes).is_none());
         bytes[KIND] = 2;
@@ -266,6 +520,8 @@ mod tests {
                 ..
             })
         ));
+        bytes[KIND] = 4;
+        assert!(matches!(decode(&bytes), Some(Event::Mapped { tgid: 42 })));
         bytes[KIND] = 9;
         assert!(decode(&bytes).is_none());
         assert!(decode(&bytes[..10]).is_none());

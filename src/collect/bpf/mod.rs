@@ -34,7 +34,8 @@
 //! # Forcing a failure
 //! `SONDE_BPF_REFUSE` is a comma-separated list of names that sonde treats as
 //! refused by the kernel: an attach kind (`raw_tp`, `tp_btf`, `tracepoint`,
-//! `uprobe`, `ringbuf`), a collector name (`syscalls`), `bpf` for the bpf()
+//! `uprobe`, `ringbuf`; `uprobe.multi` makes the http collector's OpenSSL
+//! probes perf-event uprobes), a collector name (`syscalls`), `bpf` for the bpf()
 //! syscall itself, `bpf_stats_enabled` for writing that sysctl ([`stats`]),
 //! or `batch` for batch reads of maps ([`maps`]). Tests use it to show fallbacks and degraded runs; users can
 //! use it to keep a probe off while they investigate it.
@@ -146,6 +147,21 @@ pub fn object_storage() -> &'static mut MaybeUninit<OpenObject> {
 pub fn attach<O, S>(
     collector: &str,
     variants: &'static [Variant],
+    open: impl FnMut() -> anyhow::Result<O>,
+) -> anyhow::Result<Attached<S>>
+where
+    O: OpenSkel<'static, Output = S>,
+    S: Skel<'static>,
+{
+    attach_loading(collector, variants, &[], open)
+}
+
+/// [`attach`], also loading the programs `unattached` names, which the
+/// collector attaches itself (uprobes, to files it finds as it runs).
+pub fn attach_loading<O, S>(
+    collector: &str,
+    variants: &'static [Variant],
+    unattached: &[&str],
     mut open: impl FnMut() -> anyhow::Result<O>,
 ) -> anyhow::Result<Attached<S>>
 where
@@ -156,7 +172,7 @@ where
     check_refused("bpf")?;
     let mut reasons = Vec::new();
     for variant in variants {
-        match attach_variant(variant, &mut open) {
+        match attach_variant(variant, unattached, &mut open) {
             Ok(attached) => return Ok(attached),
             Err(err) => reasons.push(format!("{}: {err:#}", variant.kind.name())),
         }
@@ -166,6 +182,7 @@ where
 
 fn attach_variant<O, S>(
     variant: &'static Variant,
+    unattached: &[&str],
     open: &mut impl FnMut() -> anyhow::Result<O>,
 ) -> anyhow::Result<Attached<S>>
 where
@@ -181,6 +198,7 @@ where
         let wanted = variant
             .programs
             .iter()
+            .chain(unattached)
             .any(|name| program.name() == std::ffi::OsStr::new(name));
         program.set_autoload(wanted);
     }
@@ -334,7 +352,7 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: http::NAME,
         enabled: |config| config.http,
-        load: |config| http::load(config.forget_after),
+        load: |config| http::load(config.forget_after, config.bpf.http_tls_late_attach),
         degraded: &[],
     },
 ];

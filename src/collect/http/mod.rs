@@ -1,10 +1,12 @@
-//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server,
+//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server
+//! and of the calls local processes make (plain, or HTTPS through OpenSSL),
 //! from the events of the http BPF collector (`bpf/http.bpf.c`, loaded by
 //! [`crate::collect::bpf::http`]). This module owns what happens in user
-//! space: pairing a request's events, naming its service, route and port,
-//! and the histograms, under the names Grafana Beyla exports so its
+//! space: pairing a request's events, naming its service, route and port
+//! (a client's: the peer's address and port), and the histograms, under the
+//! names Grafana Beyla exports (`http_server_*`, `http_client_*`) so its
 //! dashboards work unchanged ([`service`] gives Beyla's labels and
-//! `target_info`); every request also goes to the request [`log`].
+//! `target_info`); every request served also goes to the request [`log`].
 //!
 //! Invariants:
 //! - A request is observed once, at its DONE event, and only if sonde saw
@@ -19,8 +21,10 @@
 pub mod log;
 pub mod parse;
 pub mod service;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::model::Family;
@@ -43,15 +47,27 @@ const SIZE_BUCKETS: [f64; 10] = [
     0.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0,
 ];
 
+/// Which end of a connection the process is (`enum http_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// It accepted the connection: `http_server_*`.
+    Server,
+    /// It connected: `http_client_*`.
+    Client,
+}
+
 /// One event of the BPF program, as user space reads it.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A request's first read: who serves it and its first bytes.
+    /// A request's first read (a client's: write): who serves (or calls)
+    /// it, the peer a client connected to, its first bytes.
     Request {
         conn: Conn,
         cgroup: u64,
         comm: &'a [u8],
         listen_fd: i32,
+        role: Role,
+        peer: Option<SocketAddr>,
         head: &'a [u8],
     },
     /// The next bytes of a request head that came in pieces.
@@ -73,6 +89,8 @@ pub enum Event<'a> {
         request_bytes: u64,
         response_bytes: u64,
     },
+    /// The process mapped a file executable: perhaps a libssl to probe.
+    Mapped { tgid: u32 },
 }
 
 /// A connection: the process (tgid) and its fd.
@@ -99,6 +117,7 @@ struct Response {
 /// What is known of a request (or a batch of pipelined ones) between its
 /// REQUEST and DONE events.
 struct Pending {
+    role: Role,
     /// Its service's labels.
     labels: Vec<(&'static str, String)>,
     service: String,
@@ -154,9 +173,12 @@ pub struct Red {
     pending: HashMap<Conn, Pending>,
     services: service::Services,
     routes: HashMap<String, HashSet<String>>,
-    series: HashMap<Vec<(&'static str, String)>, Series>,
+    series: HashMap<(Role, Labels), Series>,
     log: log::RequestLog,
 }
+
+/// A series' labels besides the histogram's own (`le`).
+type Labels = Vec<(&'static str, String)>;
 
 impl Red {
     pub fn new(forget_after: Duration) -> Red {
@@ -177,16 +199,22 @@ impl Red {
                 cgroup,
                 comm,
                 listen_fd,
+                role,
+                peer,
                 head,
             } => {
                 if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&conn) {
                     return;
                 }
-                let service = self.services.of(conn, cgroup, comm, listen_fd);
+                let service = match role {
+                    Role::Server => self.services.of(conn, cgroup, comm, listen_fd),
+                    Role::Client => self.services.client(conn.tgid, cgroup, comm, peer),
+                };
                 let head = head[..head.len().min(MAX_HEAD)].to_vec();
                 self.pending.insert(
                     conn,
                     Pending {
+                        role,
                         labels: service.labels,
                         service: service.name,
                         pid: conn.tgid,
@@ -230,6 +258,8 @@ impl Red {
                     self.done(pending, start_ns, end_ns, request_bytes, response_bytes);
                 }
             }
+            // The collector's business: it reads the process's maps.
+            Event::Mapped { .. } => {}
         }
     }
 
@@ -283,12 +313,15 @@ impl Red {
                 )
             });
             let end = next.map_or(end_ns, |r| r.ns);
-            let series = self.series.entry(labels).or_insert_with(|| Series {
-                duration: Hist::default(),
-                request_size: Hist::default(),
-                response_size: Hist::default(),
-                last: Instant::now(),
-            });
+            let series = self
+                .series
+                .entry((pending.role, labels))
+                .or_insert_with(|| Series {
+                    duration: Hist::default(),
+                    request_size: Hist::default(),
+                    response_size: Hist::default(),
+                    last: Instant::now(),
+                });
             series.last = Instant::now();
             series
                 .duration
@@ -299,6 +332,11 @@ impl Red {
             series
                 .response_size
                 .observe(&SIZE_BUCKETS, response_body as f64);
+            // The log is of requests served (the Services view's); a call
+            // a process makes is in its client histograms only.
+            if pending.role != Role::Server {
+                continue;
+            }
             self.log.record(log::Entry {
                 time_ms: wall_ms(end),
                 service: pending.service.clone(),
@@ -341,7 +379,7 @@ impl Red {
         let serving: HashSet<&str> = self
             .series
             .keys()
-            .flat_map(|labels| labels.iter())
+            .flat_map(|(_, labels)| labels.iter())
             .filter(|(name, _)| *name == "service_name")
             .map(|(_, value)| value.as_str())
             .collect();
@@ -350,38 +388,64 @@ impl Red {
         self.log.retain(&serving);
     }
 
-    /// The three histogram families and `target_info`.
-    pub fn families(&self) -> [Family; 4] {
-        let mut duration = Family::histogram(
-            "http_server_request_duration_seconds",
-            "Duration of HTTP requests served, from the request's first byte read to the response's last byte written.",
-        );
-        let mut request_size = Family::histogram(
-            "http_server_request_body_size_bytes",
-            "Size of the bodies of HTTP requests served.",
-        );
-        let mut response_size = Family::histogram(
-            "http_server_response_body_size_bytes",
-            "Size of the bodies of HTTP responses sent.",
-        );
-        for (labels, series) in &self.series {
-            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            series
-                .duration
-                .push(&mut duration, &DURATION_BUCKETS, &labels);
-            series
-                .request_size
-                .push(&mut request_size, &SIZE_BUCKETS, &labels);
-            series
-                .response_size
-                .push(&mut response_size, &SIZE_BUCKETS, &labels);
+    /// The histogram families, the server side's three, then the client
+    /// side's; then `target_info`.
+    pub fn families(&self) -> Vec<Family> {
+        let mut families = Vec::new();
+        for (role, side, duration_help, read, written) in [
+            (
+                Role::Server,
+                "server",
+                concat!(
+                    "Duration of HTTP requests served, from the request's first byte read ",
+                    "to the response's last byte written."
+                ),
+                "served",
+                "sent",
+            ),
+            (
+                Role::Client,
+                "client",
+                concat!(
+                    "Duration of HTTP requests made, from the request's first byte written ",
+                    "to the response's last byte read."
+                ),
+                "sent",
+                "received",
+            ),
+        ] {
+            let mut duration = Family::histogram(
+                format!("http_{side}_request_duration_seconds"),
+                duration_help,
+            );
+            let mut request_size = Family::histogram(
+                format!("http_{side}_request_body_size_bytes"),
+                format!("Size of the bodies of HTTP requests {read}."),
+            );
+            let mut response_size = Family::histogram(
+                format!("http_{side}_response_body_size_bytes"),
+                format!("Size of the bodies of HTTP responses {written}."),
+            );
+            for ((of, labels), series) in &self.series {
+                if *of != role {
+                    continue;
+                }
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                series
+                    .duration
+                    .push(&mut duration, &DURATION_BUCKETS, &labels);
+                series
+                    .request_size
+                    .push(&mut request_size, &SIZE_BUCKETS, &labels);
+                series
+                    .response_size
+                    .push(&mut response_size, &SIZE_BUCKETS, &labels);
+            }
+            families.extend([duration, request_size, response_size]);
         }
-        [
-            duration,
-            request_size,
-            response_size,
-            self.services.target_info(),
-        ]
+        families.push(self.services.target_info());
+        families
     }
 }
 
@@ -409,6 +473,8 @@ mod tests {
             cgroup: 0,
             comm: b"srv",
             listen_fd: -1,
+            role: Role::Server,
+            peer: None,
             head: line.as_bytes(),
         });
     }
@@ -552,6 +618,39 @@ mod tests {
         // /a ends when /b's response starts, /c at the batch's last write.
         assert_eq!(sum("http_server_request_duration_seconds_sum", "/a"), 20e-9);
         assert_eq!(sum("http_server_request_duration_seconds_sum", "/c"), 40e-9);
+    }
+
+    #[test]
+    fn a_client_call_is_labelled_by_its_peer() {
+        let mut red = Red::new(Duration::from_secs(300));
+        let conn = Conn { tgid: 1, fd: 4 };
+        let head = b"POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        red.observe(Event::Request {
+            conn,
+            cgroup: 0,
+            comm: b"cli",
+            listen_fd: -1,
+            role: Role::Client,
+            peer: Some("192.0.2.7:8443".parse().unwrap()),
+            head,
+        });
+        done(
+            &mut red,
+            4,
+            b"HTTP/1.1 201 Created\r\n\r\n",
+            (head.len() as u64, 23),
+        );
+        let families = red.families();
+        let call = [
+            ("server_address", "192.0.2.7"),
+            ("server_port", "8443"),
+            ("http_route", "/orders/*"),
+            ("http_response_status_code", "201"),
+        ];
+        let count = |name: &str| value(&families, name, &call);
+        assert_eq!(count("http_client_request_duration_seconds_count"), 1.0);
+        assert_eq!(count("http_client_request_body_size_bytes_sum"), 3.0);
+        assert_eq!(count("http_server_request_duration_seconds_count"), 0.0);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! request and a new connection one read of `/proc/PID/net/tcp`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use super::Conn;
@@ -102,22 +102,49 @@ impl Services {
             Some(local) if !local.address.is_unspecified() => Some(local),
             _ => self.connection(conn),
         };
+        self.serving(
+            conn.tgid,
+            cgroup,
+            comm,
+            local.map(|local| (local.address, local.port)),
+        )
+    }
+
+    /// The service of a call process `tgid` makes to `peer`: Beyla's client
+    /// labels, where the server is the peer.
+    pub fn client(
+        &mut self,
+        tgid: u32,
+        cgroup: u64,
+        comm: &[u8],
+        peer: Option<SocketAddr>,
+    ) -> Service {
+        self.serving(tgid, cgroup, comm, peer.map(|p| (p.ip(), p.port())))
+    }
+
+    /// Process `tgid`'s instance labels with the server's address and port.
+    fn serving(
+        &mut self,
+        tgid: u32,
+        cgroup: u64,
+        comm: &[u8],
+        server: Option<(IpAddr, u16)>,
+    ) -> Service {
         let instance = self
             .instances
-            .entry(conn.tgid)
-            .or_insert_with(|| instance_of(conn.tgid, cgroup, comm));
+            .entry(tgid)
+            .or_insert_with(|| instance_of(tgid, cgroup, comm));
         let mut labels = instance.labels.clone();
         labels.extend([
             (
                 "server_address",
-                local
-                    .as_ref()
-                    .map(|l| l.address.to_string())
+                server
+                    .map(|(address, _)| address.to_string())
                     .unwrap_or_default(),
             ),
             (
                 "server_port",
-                local.map(|l| l.port.to_string()).unwrap_or_default(),
+                server.map(|(_, port)| port.to_string()).unwrap_or_default(),
             ),
         ]);
         labels.sort();

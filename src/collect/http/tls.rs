@@ -1,0 +1,321 @@
+//! HTTPS: which libssl files the http collector's OpenSSL uprobes are
+//! attached to, and attaching them (`bpf/http.bpf.c` explains what the
+//! probes do with the plaintext).
+//!
+//! A uprobe is set on a file (its inode), so one attachment covers every
+//! process that maps that file, including processes started later. So
+//! sonde attaches once per distinct libssl file: at start, to those in the
+//! usual library directories and those mapped by running processes (a
+//! container's own libssl is another inode, reached through
+//! `/proc/PID/root`); later, to those mapped by processes the BPF program
+//! reports (MAPPED: an mmap that made a file executable), reading only
+//! those processes' maps, never all of /proc again.
+//!
+//! Covered: OpenSSL linked dynamically (`libssl.so.3`, and `libssl.so.1.1`
+//! whose four functions are the same). Not: Go's crypto/tls, TLS linked
+//! statically into an executable, BoringSSL/GnuTLS/NSS, HTTP/2.
+//!
+//! Invariants:
+//! - A file is attached at most once ([`Libraries::seen`] holds its device
+//!   and inode whether attaching worked or not: a file the kernel refused
+//!   is not retried every round).
+//! - [`Libraries::failures`] keeps the last reason per file for `sonde
+//!   doctor` and the log; the collector runs on without TLS for that file.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use libbpf_rs::{Link, ProgramMut, UprobeMultiOpts, UprobeOpts};
+
+use crate::collect::bpf::with_libbpf_log;
+
+/// The attach cookie of each function: SSL_OP_* in bpf/http.bpf.c.
+const WRITE: u64 = 1;
+const EX: u64 = 2;
+const FUNCTIONS: [(&str, u64); 4] = [
+    ("SSL_read", 0),
+    ("SSL_write", WRITE),
+    ("SSL_read_ex", EX),
+    ("SSL_write_ex", WRITE | EX),
+];
+/// OpenSSL before 1.1.1 has no `_ex` forms: the first two alone.
+const WITHOUT_EX: usize = 2;
+
+/// Where libssl lives on the host, searched at start even when no process
+/// maps it yet, so that the first TLS process to start is seen from its
+/// first call.
+const LIBRARY_DIRS: [&str; 6] = [
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+];
+
+/// How the probes attach: uprobe.multi links (one per file, no
+/// CAP_SYS_ADMIN), or perf-event uprobes (one per function and file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Multi,
+    Perf,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Multi => "uprobe.multi",
+            Hook::Perf => "uprobe",
+        }
+    }
+
+    /// The entry and return programs of this hook in bpf/http.bpf.c.
+    pub fn programs(self) -> [&'static str; 2] {
+        match self {
+            Hook::Multi => ["ssl_enter_multi", "ssl_return_multi"],
+            Hook::Perf => ["ssl_enter_perf", "ssl_return_perf"],
+        }
+    }
+}
+
+/// Whether a mapped file's name is libssl's (`libssl.so.3`, `libssl.so.1.1`).
+pub fn is_libssl(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("libssl.so"))
+}
+
+/// The libssl files in the text of a /proc/PID/maps.
+pub fn libssl_in_maps(maps: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute() && is_libssl(path))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Attaches the entry and return programs to `file` as `hook` does: the
+/// four functions, or the two where the file has no `_ex` forms. The
+/// functions' offsets are read here, so the cookie of each is known.
+pub fn attach_file(
+    programs: [&ProgramMut; 2],
+    hook: Hook,
+    file: &Path,
+) -> anyhow::Result<Vec<Link>> {
+    let image = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut functions = Vec::new();
+    for (i, (name, op)) in FUNCTIONS.iter().enumerate() {
+        match function_offset(&image, name) {
+            Some(offset) => functions.push((*name, *op, offset)),
+            None if i >= WITHOUT_EX => {} // OpenSSL before 1.1.1
+            None => bail!("{} exports no {name}: not OpenSSL's libssl", file.display()),
+        }
+    }
+    attach_functions(programs, hook, file, &functions)
+}
+
+fn attach_functions(
+    [enter, ret]: [&ProgramMut; 2],
+    hook: Hook,
+    file: &Path,
+    functions: &[(&str, u64, usize)],
+) -> anyhow::Result<Vec<Link>> {
+    let mut links = Vec::new();
+    for (program, retprobe) in [(enter, false), (ret, true)] {
+        match hook {
+            Hook::Multi => {
+                let opts = UprobeMultiOpts {
+                    offsets: functions.iter().map(|(_, _, offset)| *offset).collect(),
+                    cookies: functions.iter().map(|(_, op, _)| *op).collect(),
+                    retprobe,
+                    ..Default::default()
+                };
+                let link =
+                    with_libbpf_log(|| program.attach_uprobe_multi_with_opts(-1, file, "", opts))
+                        .with_context(|| format!("uprobe.multi on {}", file.display()))?;
+                links.push(link);
+            }
+            Hook::Perf => {
+                for (name, op, offset) in functions {
+                    let opts = UprobeOpts {
+                        cookie: *op,
+                        retprobe,
+                        ..Default::default()
+                    };
+                    let link = with_libbpf_log(|| {
+                        program.attach_uprobe_with_opts(-1, file, *offset, opts)
+                    })
+                    .with_context(|| format!("uprobe on {name} in {}", file.display()))?;
+                    links.push(link);
+                }
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// The file offset of the function `name` exported by the ELF64
+/// little-endian shared object `image` (its dynamic symbol table), where a
+/// uprobe goes; None when it does not export it or is no such object.
+pub fn function_offset(image: &[u8], name: &str) -> Option<usize> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(image.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(image.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(image.get(at..at + 8)?.try_into().ok()?));
+    // ELF magic, 64-bit, little-endian.
+    if image.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let (shoff, shentsize, shnum) = (
+        u64_at(0x28)? as usize,
+        u16_at(0x3a)? as usize,
+        u16_at(0x3c)?,
+    );
+    let section = |index: usize| shoff.checked_add(index.checked_mul(shentsize)?);
+    // (address, offset) of a section, and where its data is.
+    let addr_and_offset =
+        |index: usize| Some((u64_at(section(index)? + 16)?, u64_at(section(index)? + 24)?));
+    const SHT_DYNSYM: u32 = 11;
+    const STT_FUNC: u8 = 2;
+    const SYM_SIZE: usize = 24;
+    let dynsym = (0..shnum as usize)
+        .find(|&i| section(i).and_then(|at| u32_at(at + 4)) == Some(SHT_DYNSYM))?;
+    let header = section(dynsym)?;
+    let (_, syms) = addr_and_offset(dynsym)?;
+    let size = u64_at(header + 32)? as usize;
+    let (_, strings) = addr_and_offset(u32_at(header + 40)? as usize)?;
+    (0..size / SYM_SIZE).find_map(|i| {
+        let sym = syms as usize + i * SYM_SIZE;
+        let shndx = u16_at(sym + 6)?;
+        if image.get(sym + 4)? & 0xf != STT_FUNC || shndx == 0 {
+            return None;
+        }
+        let start = strings as usize + u32_at(sym)? as usize;
+        let end = start + image.get(start..)?.iter().position(|&b| b == 0)?;
+        if image.get(start..end)? != name.as_bytes() {
+            return None;
+        }
+        let (addr, offset) = addr_and_offset(shndx as usize)?;
+        Some((u64_at(sym + 8)? - addr + offset) as usize)
+    })
+}
+
+/// The libssl files attached so far and why others could not be.
+#[derive(Default)]
+pub struct Libraries {
+    /// (device, inode) of every file tried.
+    seen: HashSet<(u64, u64)>,
+    /// Each attached file, as first reached.
+    pub attached: Vec<PathBuf>,
+    /// Each file that could not be attached, and why.
+    pub failures: Vec<(PathBuf, String)>,
+    links: Vec<Link>,
+}
+
+impl Libraries {
+    /// The files to try at start: the host's library directories, then what
+    /// every running process maps (through its root, so a container's
+    /// files are reached).
+    pub fn at_start() -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = LIBRARY_DIRS
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| is_libssl(path))
+            .collect();
+        let tgids = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok());
+        for tgid in tgids {
+            files.extend(Self::mapped_by(tgid));
+        }
+        files
+    }
+
+    /// The libssl files process `tgid` maps, as paths through its root.
+    pub fn mapped_by(tgid: u32) -> Vec<PathBuf> {
+        let Ok(maps) = std::fs::read_to_string(format!("/proc/{tgid}/maps")) else {
+            return Vec::new(); // gone, or not ours to read
+        };
+        libssl_in_maps(&maps)
+            .into_iter()
+            .map(|path| {
+                let inside = path.strip_prefix("/").unwrap_or(&path);
+                Path::new(&format!("/proc/{tgid}/root")).join(inside)
+            })
+            .collect()
+    }
+
+    /// Attaches to each of `files` not tried yet; returns how many were.
+    pub fn attach(&mut self, programs: [&ProgramMut; 2], hook: Hook, files: Vec<PathBuf>) -> usize {
+        let mut attached = 0;
+        for file in files {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue; // gone between listing and now
+            };
+            if !self.seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            match attach_file(programs, hook, &file) {
+                Ok(links) => {
+                    tracing::info!("http: TLS probes on {}", file.display());
+                    self.links.extend(links);
+                    self.attached.push(file);
+                    attached += 1;
+                }
+                Err(err) => {
+                    tracing::warn!("http: no TLS probes on {}: {err:#}", file.display());
+                    self.failures.push((file, format!("{err:#}")));
+                }
+            }
+        }
+        attached
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_libssl_in_maps() {
+        let maps = "\
+7f0000000000-7f0000001000 r--p 00000000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f0000001000-7f0000002000 r-xp 00001000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f0000002000-7f0000003000 r-xp 00001000 08:01 124 /usr/lib/x86_64-linux-gnu/libcrypto.so.3
+7f0000003000-7f0000004000 rw-p 00000000 00:00 0 
+7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 [stack]
+7f0000004000-7f0000005000 r-xp 00001000 08:01 125 /opt/app/lib/libssl.so.1.1 (deleted)
+";
+        assert_eq!(
+            libssl_in_maps(maps),
+            [
+                PathBuf::from("/opt/app/lib/libssl.so.1.1"),
+                PathBuf::from("/usr/lib/x86_64-linux-gnu/libssl.so.3"),
+            ]
+        );
+        assert!(!is_libssl(Path::new("/usr/lib/libssl3.so")));
+        assert!(libssl_in_maps("garbage\n\n").is_empty());
+    }
+
+    #[test]
+    fn finds_exported_functions_in_elf() {
+        let image = std::fs::read("/proc/self/exe").unwrap();
+        assert_eq!(function_offset(&image, "no_such_function_here"), None);
+        assert_eq!(function_offset(b"not an elf", "SSL_read"), None);
+        if let Ok(libssl) = std::fs::read("/usr/lib/x86_64-linux-gnu/libssl.so.3") {
+            let read = function_offset(&libssl, "SSL_read").expect("SSL_read");
+            let write = function_offset(&libssl, "SSL_write_ex").expect("SSL_write_ex");
+            assert_ne!(read, write);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! HTTPS and outgoing calls end to end: nginx with TLS (a self-signed
+//! certificate made at test time), a Python `ssl` ThreadingHTTPServer
+//! started after sonde with a libssl of its own, and a plain one, called by
+//! a Python http.client client that makes a known number of requests per
+//! method, status and route over keep-alive and fresh connections. sonde's
+//! /metrics must count each label set exactly on both sides
+//! (`http_server_*` through the OpenSSL probes, `http_client_*` for the
+//! client, plain and TLS), and time a sleeping route within 10 %.
+
+mod common;
+mod http_servers;
+mod kernel;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{free_port, ExposedSample, Sonde, TempDir};
+use http_servers::{
+    nginx, python, python_client, python_with_env, Cert, Step, CONFIG, PAGE_BYTES, SLEEP,
+};
+use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
+
+const SERVER_COUNT: &str = "http_server_request_duration_seconds_count";
+const CLIENT_COUNT: &str = "http_client_request_duration_seconds_count";
+
+/// The host's libssl, which the Python server gets a copy of.
+const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+
+fn labels<'a>(method: &'a str, status: &'a str, route: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("http_request_method", method),
+        ("http_response_status_code", status),
+        ("http_route", route),
+    ]
+}
+
+/// `count` requests of one kind over one keep-alive connection, or a fresh
+/// connection each.
+fn step<'a>(
+    https: bool,
+    port: u16,
+    keep_alive: bool,
+    request: (&'a str, &'a str, usize),
+    times: usize,
+    status: u16,
+) -> Step<'a> {
+    let (method, path, body) = request;
+    Step {
+        https,
+        port,
+        keep_alive,
+        method,
+        path,
+        body,
+        times,
+        status,
+    }
+}
+
+/// Makes TLS requests to a server sonde may not see yet (its libssl
+/// not probed) until one is counted; fails after 10 s.
+fn wait_until_seen(sonde: &Sonde, dir: &Path, service: &str, port: u16) {
+    let warm = format!("warm{}", std::process::id());
+    let seen = [("service_name", service), ("http_route", "/warmup")];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = step(true, port, false, ("GET", "/warmup", 0), 1, 404);
+        python_client(dir, &warm, &[probe]);
+        std::thread::sleep(Duration::from_millis(300));
+        if value(&sonde.metrics(), SERVER_COUNT, &seen) >= 1.0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a TLS server started after sonde (its own libssl) was not counted within 10 s:\n{}",
+            sonde.log_text()
+        );
+    }
+}
+
+#[test]
+fn counts_tls_servers_and_the_calls_of_a_client() {
+    // Late attachment on: the Python TLS server's libssl comes after sonde.
+    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}http_tls_late_attach = true\n"));
+    if !attached(&sonde, "http") {
+        return;
+    }
+    let pid = std::process::id();
+    let dir = TempDir::new("http-tls");
+    let cert = Cert::new(&dir.0);
+    let program = NamedProgram::new("/usr/sbin/nginx", "sngxtls");
+    let (nginx_port, tls_port, plain_port) = (free_port(), free_port(), free_port());
+    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, Some(&cert));
+
+    // Started after sonde with a copy of libssl (another inode, as a
+    // container's own would be): only the pickup of the file as the
+    // process maps it can see it.
+    let own_lib = dir.0.join("lib");
+    std::fs::create_dir_all(&own_lib).unwrap();
+    std::fs::copy(LIBSSL, own_lib.join("libssl.so.3")).unwrap();
+    let tls_service = format!("spytls{pid}");
+    std::fs::create_dir_all(dir.0.join("tls")).unwrap();
+    let tls_server = python_with_env(
+        &dir.0.join("tls"),
+        &tls_service,
+        tls_port,
+        Some(&cert),
+        &[("LD_LIBRARY_PATH", &own_lib)],
+    );
+    let plain_service = format!("spyplain{pid}");
+    std::fs::create_dir_all(dir.0.join("plain")).unwrap();
+    let plain_server = python(&dir.0.join("plain"), &plain_service, plain_port, None);
+    wait_until_seen(&sonde, &dir.0, &tls_service, tls_port);
+
+    let client = format!("cli{pid}");
+    let page = ("GET", "/page.html", 0);
+    let (ngx, tls, plain) = (
+        |keep, request, times, status| step(true, nginx_port, keep, request, times, status),
+        |keep, request, times, status| step(true, tls_port, keep, request, times, status),
+        |keep, request, times, status| step(false, plain_port, keep, request, times, status),
+    );
+    python_client(
+        &dir.0,
+        &client,
+        &[
+            ngx(true, page, 5, 200),
+            ngx(true, ("GET", "/missing?x=1", 0), 4, 404),
+            ngx(false, page, 3, 200),
+            ngx(false, ("GET", "/fail", 0), 2, 500),
+            ngx(true, ("POST", "/page.html", 100), 2, 405),
+            tls(true, ("GET", "/users/123", 0), 3, 200),
+            tls(true, ("GET", "/users/456", 0), 2, 200),
+            tls(true, ("POST", "/echo", 300), 2, 200),
+            tls(false, ("GET", "/sleep", 0), 4, 200),
+            plain(true, ("GET", "/users/7", 0), 3, 200),
+            plain(false, ("GET", "/nothing", 0), 2, 404),
+        ],
+    );
+
+    let nginx_service = program.comm.as_str();
+    let samples = wait_for(&sonde, |s| {
+        value(s, CLIENT_COUNT, &[("service_name", &client)]) >= 32.0
+            && value(s, SERVER_COUNT, &[("service_name", nginx_service)]) >= 16.0
+            && value(s, SERVER_COUNT, &[("service_name", &tls_service)]) >= 12.0
+    });
+    drop((nginx_server, tls_server, plain_server));
+
+    server_side(&samples, nginx_service, &tls_service);
+    client_side(&samples, &client, [nginx_port, tls_port, plain_port]);
+}
+
+/// The value of `metric` for one service's label set.
+fn of(samples: &[ExposedSample], metric: &str, service: &str, extra: &[(&str, &str)]) -> f64 {
+    let mut labels = vec![("service_name", service)];
+    labels.extend_from_slice(extra);
+    value(samples, metric, &labels)
+}
+
+/// The mean of a duration histogram's label set.
+fn mean(samples: &[ExposedSample], side: &str, service: &str, extra: &[(&str, &str)]) -> f64 {
+    let name = |part: &str| format!("http_{side}_request_duration_seconds_{part}");
+    of(samples, &name("sum"), service, extra) / of(samples, &name("count"), service, extra)
+}
+
+fn server_side(samples: &[ExposedSample], nginx_service: &str, tls_service: &str) {
+    let ngx = |metric: &str, l: &[(&str, &str)]| of(samples, metric, nginx_service, l);
+    assert_eq!(
+        ngx(SERVER_COUNT, &[]),
+        16.0,
+        "every nginx TLS request, once"
+    );
+    let page = labels("GET", "200", "/page.html");
+    assert_eq!(ngx(SERVER_COUNT, &page), 8.0);
+    assert_eq!(ngx(SERVER_COUNT, &labels("GET", "404", "/missing")), 4.0);
+    assert_eq!(ngx(SERVER_COUNT, &labels("GET", "500", "/fail")), 2.0);
+    let post = labels("POST", "405", "/page.html");
+    assert_eq!(ngx(SERVER_COUNT, &post), 2.0);
+    // Sizes are the plaintext's, not the ciphertext's.
+    assert_eq!(
+        ngx("http_server_response_body_size_bytes_sum", &page),
+        (8 * PAGE_BYTES) as f64
+    );
+    assert_eq!(ngx("http_server_request_body_size_bytes_sum", &post), 200.0);
+
+    let py = |metric: &str, l: &[(&str, &str)]| of(samples, metric, tls_service, l);
+    assert_eq!(py(SERVER_COUNT, &labels("GET", "200", "/users/*")), 5.0);
+    let echo = labels("POST", "200", "/echo");
+    assert_eq!(py(SERVER_COUNT, &echo), 2.0);
+    assert_eq!(py("http_server_request_body_size_bytes_sum", &echo), 600.0);
+    assert_eq!(py("http_server_response_body_size_bytes_sum", &echo), 600.0);
+    let sleep = labels("GET", "200", "/sleep");
+    assert_eq!(py(SERVER_COUNT, &sleep), 4.0);
+    let (got, want) = (
+        mean(samples, "server", tls_service, &sleep),
+        SLEEP.as_secs_f64(),
+    );
+    assert!(
+        (got - want).abs() <= want * 0.1,
+        "mean duration {got} s, slept {want} s"
+    );
+}
+
+fn client_side(samples: &[ExposedSample], client: &str, ports: [u16; 3]) {
+    let [nginx_port, tls_port, plain_port] = ports.map(|p| p.to_string());
+    let count = |port: &str, l: Vec<(&str, &str)>| {
+        let mut l = l;
+        l.extend([("server_port", port), ("server_address", "127.0.0.1")]);
+        of(samples, CLIENT_COUNT, client, &l)
+    };
+    assert_eq!(
+        of(samples, CLIENT_COUNT, client, &[]),
+        32.0,
+        "every call, once"
+    );
+    assert_eq!(count(&nginx_port, labels("GET", "200", "/page.html")), 8.0);
+    assert_eq!(count(&nginx_port, labels("GET", "404", "/missing")), 4.0);
+    assert_eq!(count(&nginx_port, labels("GET", "500", "/fail")), 2.0);
+    assert_eq!(count(&nginx_port, labels("POST", "405", "/page.html")), 2.0);
+    assert_eq!(count(&tls_port, labels("GET", "200", "/users/*")), 5.0);
+    assert_eq!(count(&tls_port, labels("GET", "200", "/sleep")), 4.0);
+    assert_eq!(count(&plain_port, labels("GET", "200", "/users/*")), 3.0);
+    assert_eq!(count(&plain_port, labels("GET", "404", "/nothing")), 2.0);
+    let echo = [
+        labels("POST", "200", "/echo").as_slice(),
+        &[("server_port", tls_port.as_str())],
+    ]
+    .concat();
+    assert_eq!(count(&tls_port, labels("POST", "200", "/echo")), 2.0);
+    assert_eq!(
+        of(
+            samples,
+            "http_client_request_body_size_bytes_sum",
+            client,
+            &echo
+        ),
+        600.0
+    );
+    assert_eq!(
+        of(
+            samples,
+            "http_client_response_body_size_bytes_sum",
+            client,
+            &echo
+        ),
+        600.0
+    );
+    // A call lasts at least as long as the server worked on it.
+    let sleep = labels("GET", "200", "/sleep");
+    let (got, want) = (mean(samples, "client", client, &sleep), SLEEP.as_secs_f64());
+    assert!(
+        got >= want && got <= want * 1.5,
+        "mean call duration {got} s, the server slept {want} s"
+    );
+}
