@@ -717,7 +717,7 @@ impl Store {
                         data,
                     } => {
                         let chunk = pack_xor(&mut self.columns, data)?;
-                        let row = packed::encode_row(std::slice::from_ref(&chunk));
+                        let row = packed::encode_waiting_row(&chunk);
                         raw.execute(params![id, min_time, max_time, samples, row])?
                     }
                     Finished::Rollup {

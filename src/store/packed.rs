@@ -81,13 +81,24 @@ thread_local! {
 
 /// The row holding `chunks`, oldest first.
 pub fn encode_row(chunks: &[PackedChunk]) -> Vec<u8> {
+    seal(encode_body(chunks), true)
+}
+
+/// The row holding one chunk that soon joins a run (see the store's
+/// module docs), uncompressed: the run compresses it with its neighbours,
+/// and compressing it alone first would cost ingest time for little.
+pub fn encode_waiting_row(chunk: &PackedChunk) -> Vec<u8> {
+    seal(encode_body(std::slice::from_ref(chunk)), false)
+}
+
+fn encode_body(chunks: &[PackedChunk]) -> Vec<u8> {
     let mut body = ByteWriter::with_capacity(chunks.iter().map(|c| c.values.len() * 2 + 4).sum());
     for chunk in chunks {
         body.uvarint(chunk.column as u64);
         body.uvarint(chunk.values.len() as u64);
         encode_values(&chunk.values, &mut body);
     }
-    seal(body.into_inner())
+    body.into_inner()
 }
 
 /// The chunks of a row, oldest first.
@@ -136,7 +147,7 @@ pub fn encode_rollup_row(buckets: &PackedBuckets) -> Vec<u8> {
     encode_values(&buckets.sum, &mut body);
     encode_values(&buckets.count, &mut body);
     encode_values(&buckets.last, &mut body);
-    seal(body.into_inner())
+    seal(body.into_inner(), true)
 }
 
 pub fn decode_rollup_row(row: &[u8]) -> Result<PackedBuckets, CorruptChunk> {
@@ -180,25 +191,29 @@ fn sample_count(r: &mut ByteReader, body_len: usize) -> Result<usize, CorruptChu
         .ok_or(CorruptChunk("sample count out of range"))
 }
 
-/// A row around `body`: zstd-compressed when that is smaller.
-fn seal(body: Vec<u8>) -> Vec<u8> {
-    let compressed = COMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let compressor = match cell.as_mut() {
-            Some(c) => c,
-            None => {
-                let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?;
-                // Neither checksum nor content size: the row says how long
-                // the body is, and a frame's header is a tenth of a small
-                // row.
-                c.include_checksum(false).ok()?;
-                c.include_contentsize(false).ok()?;
-                c.include_dictid(false).ok()?;
-                cell.insert(c)
-            }
-        };
-        compressor.compress(&body).ok()
-    });
+/// A row around `body`: zstd-compressed when asked and smaller.
+fn seal(body: Vec<u8>, compress: bool) -> Vec<u8> {
+    let compressed = compress
+        .then(|| {
+            COMPRESSOR.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let compressor = match cell.as_mut() {
+                    Some(c) => c,
+                    None => {
+                        let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?;
+                        // Neither checksum nor content size: the row says how long
+                        // the body is, and a frame's header is a tenth of a small
+                        // row.
+                        c.include_checksum(false).ok()?;
+                        c.include_contentsize(false).ok()?;
+                        c.include_dictid(false).ok()?;
+                        cell.insert(c)
+                    }
+                };
+                compressor.compress(&body).ok()
+            })
+        })
+        .flatten();
     let mut w = ByteWriter::with_capacity(body.len() + 4);
     match compressed {
         Some(c) if c.len() < body.len() => {
