@@ -13,16 +13,20 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{free_port, ExposedSample, Sonde, TempDir};
-use http_servers::{nginx, python, CONFIG, PAGE_BYTES, SLEEP};
+use http_servers::{nginx, python, CHUNKED_WIRE_BYTES, CHUNK_PAUSES, CONFIG, PAGE_BYTES, SLEEP};
+
+/// A request body of 1 MiB: many reads for the server, many writes back.
+const LARGE_BODY: usize = 1 << 20;
 use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
 
-/// Reads one response: its status and body (servers here always send
-/// Content-Length).
+/// Reads one response: its status and body (by Content-Length, or chunked:
+/// then the chunks' payload).
 fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<u8>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();
     let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
     let mut length = 0;
+    let mut chunked = false;
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
@@ -33,11 +37,26 @@ fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<u8>) {
             if name.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().unwrap();
             }
+            chunked |= name.eq_ignore_ascii_case("transfer-encoding") && v.trim() == "chunked";
         }
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    (status, body)
+    if !chunked {
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        return (status, body);
+    }
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        let mut chunk = vec![0; size + 2]; // and its CRLF
+        reader.read_exact(&mut chunk).unwrap();
+        if size == 0 {
+            return (status, body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
 }
 
 /// One request: method, path, body.
@@ -174,6 +193,11 @@ fn counts_nginx_and_python_requests_per_label_set() {
     let mut python_requests = repeat(("GET", "/users/123", b""), 200, 3);
     python_requests.extend(repeat(("GET", "/users/456", b""), 200, 2));
     python_requests.extend(repeat(("POST", "/echo", &[b'e'; 300][..]), 200, 2));
+    // A large body, read and written in many pieces.
+    let large = vec![b'l'; LARGE_BODY];
+    python_requests.push((("POST", "/echo", &large[..]), 200));
+    // Chunked responses, each ending with its last chunk.
+    python_requests.extend(repeat(("GET", "/chunked", b""), 200, 2));
     keep_alive(python_port, &python_requests);
     fresh(python_port, &repeat(("GET", "/sleep", b""), 200, 4));
     fresh(python_port, &repeat(("BREW", "/pot", b""), 501, 1));
@@ -186,7 +210,7 @@ fn counts_nginx_and_python_requests_per_label_set() {
 
     let nginx_service = program.comm.as_str();
     let samples = wait_for(&sonde, |s| {
-        of(s, COUNT, nginx_service, &[]) >= 19.0 && of(s, COUNT, &python_service, &[]) >= 17.0
+        of(s, COUNT, nginx_service, &[]) >= 19.0 && of(s, COUNT, &python_service, &[]) >= 20.0
     });
     drop((nginx_server, python_server));
 
@@ -229,7 +253,7 @@ fn counts_nginx_and_python_requests_per_label_set() {
     );
 
     let py = |metric: &str, l: &[(&str, &str)]| of(&samples, metric, &python_service, l);
-    assert_eq!(py(COUNT, &[]), 17.0, "every python request, once");
+    assert_eq!(py(COUNT, &[]), 20.0, "every python request, once");
     // Five on a keep-alive connection, one written in pieces, two pipelined.
     assert_eq!(py(COUNT, &labels("GET", "200", "/users/*")), 8.0);
     assert_eq!(
@@ -242,15 +266,25 @@ fn counts_nginx_and_python_requests_per_label_set() {
     assert_eq!(py(COUNT, &labels("GET", "404", "/nothing")), 1.0);
     // 100 Continue is not the final status; both POST bodies counted.
     let echo = labels("POST", "200", "/echo");
-    assert_eq!(py(COUNT, &echo), 3.0);
+    assert_eq!(py(COUNT, &echo), 4.0);
     assert_eq!(
         py("http_server_request_body_size_bytes_sum", &echo),
-        (2 * 300 + 50) as f64
+        (2 * 300 + 50 + LARGE_BODY) as f64
     );
     assert_eq!(
         py("http_server_response_body_size_bytes_sum", &echo),
-        (2 * 300 + 50) as f64
+        (2 * 300 + 50 + LARGE_BODY) as f64
     );
+    // A chunked body is its bytes on the wire after the head, framing
+    // included; its duration ends with the last chunk, after the pauses.
+    let chunked = labels("GET", "200", "/chunked");
+    assert_eq!(py(COUNT, &chunked), 2.0);
+    assert_eq!(
+        py("http_server_response_body_size_bytes_sum", &chunked),
+        (2 * CHUNKED_WIRE_BYTES) as f64
+    );
+    let mean = py("http_server_request_duration_seconds_sum", &chunked) / 2.0;
+    assert!(mean >= CHUNK_PAUSES.as_secs_f64(), "chunked mean {mean} s");
     assert_eq!(py(COUNT, &labels("_OTHER", "501", "/pot")), 1.0);
     let sleep = labels("GET", "200", "/sleep");
     assert_eq!(py(COUNT, &sleep), 4.0);

@@ -20,6 +20,10 @@ pub const CONFIG: &str =
 pub const PAGE_BYTES: usize = 1000;
 /// How long the Python server's /sleep route sleeps.
 pub const SLEEP: Duration = Duration::from_millis(200);
+/// The Python server's /chunked response: three chunks of 1,000 bytes
+/// ("3e8\r\n", the bytes, "\r\n"), 10 ms apart, then the last "0\r\n\r\n".
+pub const CHUNKED_WIRE_BYTES: usize = 3 * (5 + 1000 + 2) + 5;
+pub const CHUNK_PAUSES: Duration = Duration::from_millis(30);
 
 /// Starts `command` (output dropped) and waits until it listens on `port`.
 fn spawn_listening(command: &mut Command, port: u16) -> Server {
@@ -117,6 +121,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/sleep":
             time.sleep(float(sys.argv[2]))
             self.reply(200, b"slept")
+        elif self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(3):
+                self.wfile.write(b"3e8\r\n" + b"c" * 1000 + b"\r\n")
+                time.sleep(0.01)
+            self.wfile.write(b"0\r\n\r\n")
         elif self.path.startswith("/users/"):
             self.reply(200, b"user " + self.path[7:].encode())
         else:
