@@ -166,12 +166,40 @@ fn labels<'a>(method: &'a str, status: &'a str, route: &'a str) -> [(&'a str, &'
     ]
 }
 
+/// Sends `signal` to sonde's thread named `name` (waiting for it at most 10 s).
+fn signal_thread(sonde: &Sonde, name: &str, signal: i32) {
+    let pid = sonde.child.id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let tid = loop {
+        let found = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|task| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            });
+        if let Some(task) = found {
+            break task.file_name().to_string_lossy().parse::<i64>().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sonde has no {name} thread"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: tgkill sends a signal to one thread of our own child.
+    let sent = unsafe { libc::syscall(libc::SYS_tgkill, pid as i64, tid, signal as i64) };
+    assert_eq!(sent, 0, "tgkill {pid} {tid}");
+}
+
 #[test]
 fn counts_nginx_and_python_requests_per_label_set() {
     let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
     if !attached(&sonde, "http") {
         return;
     }
+    // A signal interrupting the event reader's poll (a SIGHUP reload) does
+    // not stop it: the counts below need it.
+    signal_thread(&sonde, "sonde-http", libc::SIGHUP);
     let dir = TempDir::new("http-red");
     let program = NamedProgram::new("/usr/sbin/nginx", "sngx");
     let (nginx_port, python_port) = (free_port(), free_port());

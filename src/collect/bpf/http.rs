@@ -264,8 +264,13 @@ fn read_events(
     let ring = builder.build()?;
     while !stop.load(Ordering::Relaxed) {
         // The program wakes the reader only when the ring fills up: a poll
-        // that times out is followed by reading what came meanwhile.
-        ring.poll(POLL)?;
+        // that times out is followed by reading what came meanwhile. A
+        // signal (SIGHUP for a reload, a debugger attaching) interrupts the
+        // poll; that is no reason to stop reading.
+        match ring.poll(POLL) {
+            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            polled => polled?,
+        }
         ring.consume()?;
     }
     Ok(())
