@@ -213,6 +213,18 @@ pub fn bad_request(message: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
 }
 
+/// Draws a view that takes only the shared range parameters: a 400 naming
+/// a bad one, else [`draw`] of `page` over them.
+pub async fn draw_over<F>(pairs: &[(String, String)], what: &'static str, page: F) -> Response
+where
+    F: FnOnce(TimeParams) -> anyhow::Result<String> + Send + 'static,
+{
+    match TimeParams::parse(pairs, &[], crate::collect::now_ms()) {
+        Ok(time) => draw(what, move || page(time)).await,
+        Err(message) => bad_request(message),
+    }
+}
+
 /// Draws a view on a blocking thread (reading the store blocks): its HTML,
 /// or a 500 saying why `what` could not be drawn.
 pub async fn draw<F>(what: &'static str, page: F) -> Response

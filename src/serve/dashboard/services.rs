@@ -219,11 +219,10 @@ pub async fn page(
     State(state): State<crate::serve::AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let time = match TimeParams::parse(&pairs, &[], crate::collect::now_ms()) {
-        Ok(time) => time,
-        Err(message) => return frame::bad_request(message),
-    };
-    frame::draw("the Services view", move || services(&state, &time)).await
+    frame::draw_over(&pairs, "the Services view", move |time| {
+        services(&state, &time)
+    })
+    .await
 }
 
 fn services(state: &crate::serve::Shared, time: &TimeParams) -> anyhow::Result<String> {

@@ -21,7 +21,7 @@ use axum::response::Response;
 use super::card::{Card, Panel};
 use super::charts::Unit;
 use super::frame::{self, Frame, View};
-use super::range::{Range, TimeParams};
+use super::range::Range;
 use super::units::digits;
 use crate::model::Labels;
 use crate::query::{self, Limits, QueryValue, Source};
@@ -264,11 +264,7 @@ pub async fn page(
     State(state): State<crate::serve::AppState>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let time = match TimeParams::parse(&pairs, &[], crate::collect::now_ms()) {
-        Ok(time) => time,
-        Err(message) => return frame::bad_request(message),
-    };
-    frame::draw("the Status view", move || {
+    frame::draw_over(&pairs, "the Status view", move |time| {
         let started = Instant::now();
         let range = time.range;
         let store = state.store_source();
