@@ -98,6 +98,10 @@ pub fn doctor(config: &Config) -> bool {
     }
     drop(programs);
     rows.push(Row::new(
+        "alert actions",
+        crate::alert::action::config::doctor(&config.alerting.actions),
+    ));
+    rows.push(Row::new(
         "capabilities after start",
         capabilities_after_start(crate::privilege::Keep {
             restores_sysctl: set.restores_sysctl,

@@ -262,6 +262,26 @@ fn an_action_kills_the_flooder_and_bad_actions_are_reported() {
     for line in sonde.log_text().lines().filter(|l| l.contains("action")) {
         eprintln!("{line}");
     }
+
+    // The Alerts view lists the actions and their last runs, newest first.
+    let page = sonde.get_ok("/alerts");
+    let runs = page
+        .split("<h3>Last runs</h3>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no runs on the Alerts view:\n{page}"));
+    let row = |action: &str, result: &str| {
+        runs.split("<tr class=\"run ")
+            .find(|row| row.starts_with(result) && row.contains(&format!("<td>{action}</td>")))
+            .unwrap_or_else(|| panic!("no {result} run of {action} in:\n{runs}"))
+    };
+    assert!(row("kill-flooder", "ok").contains(&format!("killed {FLOODER} ({flooder}) at ")));
+    assert!(row("failing", "failed").contains("exit status 3"));
+    assert!(row("failing", "failed").contains("cannot restart it"));
+    assert!(row("hanging", "timeout").contains("killed at the 1s timeout"));
+    assert!(row("hanging", "dry_run").contains("would run"));
+    let newest = runs.split("<tr class=\"run ").nth(1).unwrap();
+    assert!(newest.starts_with("dry_run"), "newest run: {newest}");
+    assert!(page.contains("<span class=\"state pending\">dry run</span>"));
 }
 
 /// An action has none of sonde's capabilities: sonde run as nobody with

@@ -134,6 +134,46 @@ fn honours_collectors_turned_off_in_the_config() {
 }
 
 #[test]
+fn checks_that_every_actions_program_can_run() {
+    let dir = TempDir::new("doctor-actions");
+    let config = dir.0.join("sonde.toml");
+    let action = |name: &str, program: &str| {
+        format!("[[alerting.actions]]\nname = \"{name}\"\nmatchers = ['alertname=\"X\"']\ncommand = [\"{program}\"]\n")
+    };
+    let table = stdout(&doctor("", &[]));
+    assert!(
+        row(&table, "alert actions").contains("ok    none configured"),
+        "{table}"
+    );
+
+    std::fs::write(
+        &config,
+        action("restart", "/bin/true") + "dry_run = true\n" + &action("page", "/bin/false"),
+    )
+    .unwrap();
+    let table = stdout(&doctor("", &["--config", config.to_str().unwrap()]));
+    let line = row(&table, "alert actions");
+    assert!(
+        line.contains("ok    2 configured: restart (/bin/true, dry run), page (/bin/false)"),
+        "{line}"
+    );
+
+    let missing = dir.0.join("missing.sh");
+    std::fs::write(
+        &config,
+        action("restart", "/bin/true") + &action("capture", missing.to_str().unwrap()),
+    )
+    .unwrap();
+    let table = stdout(&doctor("", &["--config", config.to_str().unwrap()]));
+    let line = row(&table, "alert actions");
+    assert!(line.contains("FAIL"), "{line}");
+    assert!(
+        line.contains("create it or fix alerting.actions[1].command[0]"),
+        "{line}"
+    );
+}
+
+#[test]
 fn has_help() {
     let output = Command::new(SONDE)
         .args(["doctor", "--help"])

@@ -25,7 +25,7 @@ pub struct Alerting {
     /// The built-in receivers, routes, silences and inhibition (`[notify]`).
     pub notifier: Notifier,
     /// Commands firing alerts run (`[[alerting.actions]]`).
-    actions: Actions,
+    pub actions: Actions,
     /// The file `sonde run` read, read again at each reload.
     config_path: Option<PathBuf>,
     /// Where a reload hands the new `[programs]` to their collector.

@@ -123,6 +123,41 @@ fn build_one(config: &ActionConfig, key: &str) -> Result<Action, String> {
     })
 }
 
+/// `sonde doctor`'s line on actions: how many, and whether each program is
+/// there to run; a missing or non-executable program (which `sonde run`
+/// accepts, the program may come later) is an error naming its key.
+pub fn doctor(configs: &[ActionConfig]) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let actions = build(configs).map_err(anyhow::Error::msg)?;
+    if actions.is_empty() {
+        return Ok("none configured ([[alerting.actions]])".to_string());
+    }
+    let mut described = Vec::new();
+    for (index, action) in actions.iter().enumerate() {
+        let program = &action.command[0];
+        let key = format!("alerting.actions[{index}].command[0]");
+        let metadata = std::fs::metadata(program).map_err(|err| {
+            anyhow::anyhow!(
+                "action {:?}: {program}: {err}; create it or fix {key}",
+                action.name
+            )
+        })?;
+        if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
+            anyhow::bail!(
+                "action {:?}: {program} is not an executable file; chmod +x it or fix {key}",
+                action.name
+            );
+        }
+        let mode = if action.dry_run { ", dry run" } else { "" };
+        described.push(format!("{} ({program}{mode})", action.name));
+    }
+    Ok(format!(
+        "{} configured: {}; commands run without sonde's capabilities",
+        actions.len(),
+        described.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

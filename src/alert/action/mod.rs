@@ -3,7 +3,7 @@
 //! `[[alerting.actions]]` of sonde's own config, never in rule files.
 //!
 //! Why sonde's config and not a rule-file extension: what sonde executes,
-//! as the user sonde runs as (root, usually), is the machine owner's
+//! as the user sonde runs as, is the machine owner's
 //! decision, written in the file only they can edit; rule files are shared
 //! (mixins, copies from a Prometheus) and stay plain Prometheus files, so
 //! loading one can never make sonde run a program. An action picks its
@@ -21,9 +21,12 @@
 //!   labels); a firing alert sent again (every `resend_delay`) inside the
 //!   interval is `skipped`, after it the action runs again;
 //! - every decision is counted in `sonde_actions_total{action, result}`
-//!   and logged with the exit status and the first bytes of the output.
+//!   and logged with the exit status and the first bytes of the output;
+//!   the last runs (not the skips inside an interval, which only repeat
+//!   the run before) are kept for the Alerts view ([`history`]).
 
 pub mod config;
+pub mod history;
 pub mod process;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +40,7 @@ use crate::alert::Alert;
 use crate::model::{Family, Labels};
 
 pub use config::{Action, ActionConfig};
+pub use history::Run;
 
 /// Runs waiting for a worker; beyond it a run is `skipped`.
 const QUEUE: usize = 64;
@@ -93,6 +97,7 @@ struct Shared {
     last_run: Mutex<HashMap<(String, Labels), Instant>>,
     queue: SyncSender<Job>,
     counts: Mutex<BTreeMap<(String, Outcome), u64>>,
+    history: history::History,
 }
 
 /// What the templates need besides the alert, and the actions.
@@ -120,6 +125,7 @@ impl Actions {
             last_run: Mutex::new(HashMap::new()),
             queue,
             counts: Mutex::new(BTreeMap::new()),
+            history: history::History::default(),
         });
         let jobs = Arc::new(Mutex::new(jobs));
         for n in 0..workers.max(1) {
@@ -167,14 +173,24 @@ impl Actions {
                     Ok(argv) => argv,
                     Err(err) => {
                         tracing::warn!(action = %action.name, alert = %described, "action not run: {err}");
-                        self.shared.count(&action.name, Outcome::Failed);
+                        self.shared.finish(
+                            &action.name,
+                            described,
+                            Outcome::Failed,
+                            format!("not run: {err}"),
+                        );
                         last_run.insert(key, now);
                         continue;
                     }
                 };
                 if action.dry_run {
                     tracing::info!(action = %action.name, alert = %described, "dry run, would run {argv:?}");
-                    self.shared.count(&action.name, Outcome::DryRun);
+                    self.shared.finish(
+                        &action.name,
+                        described,
+                        Outcome::DryRun,
+                        format!("would run {argv:?}"),
+                    );
                     last_run.insert(key, now);
                     continue;
                 }
@@ -190,7 +206,12 @@ impl Actions {
                     }
                     Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                         tracing::warn!(action = %job.action, alert = %job.alert, "action skipped: {QUEUE} runs already wait for a worker");
-                        self.shared.count(&job.action, Outcome::Skipped);
+                        self.shared.finish(
+                            &job.action,
+                            job.alert,
+                            Outcome::Skipped,
+                            format!("{QUEUE} runs already waited for a worker"),
+                        );
                     }
                 }
             }
@@ -223,6 +244,21 @@ impl Actions {
         vec![family]
     }
 
+    /// The configured actions, for `sonde doctor` and the Alerts view.
+    pub fn configured(&self) -> Vec<Action> {
+        self.shared
+            .plan
+            .lock()
+            .expect("lock poisoned")
+            .actions
+            .clone()
+    }
+
+    /// The last runs, newest first.
+    pub fn recent(&self) -> Vec<Run> {
+        self.shared.history.recent()
+    }
+
     #[cfg(test)]
     fn counted(&self, action: &str, outcome: Outcome) -> u64 {
         let counts = self.shared.counts.lock().expect("lock poisoned");
@@ -249,6 +285,20 @@ impl Shared {
             .or_insert(0) += 1;
     }
 
+    /// Counts a decision that ran no command and keeps it for the view.
+    fn finish(&self, action: &str, alert: String, outcome: Outcome, detail: String) {
+        self.count(action, outcome);
+        self.history.record(Run {
+            at_ms: now_ms(),
+            action: action.to_string(),
+            alert,
+            outcome,
+            detail,
+            took: None,
+            output: String::new(),
+        });
+    }
+
     /// A worker: runs queued jobs until sonde exits.
     fn work(&self, jobs: &Mutex<Receiver<Job>>) {
         loop {
@@ -256,10 +306,19 @@ impl Shared {
                 Ok(job) => job,
                 Err(_) => return,
             };
-            let outcome = match process::run(&job.argv, job.timeout) {
+            let at_ms = now_ms();
+            let run = match process::run(&job.argv, job.timeout) {
                 Err(err) => {
                     tracing::warn!(action = %job.action, alert = %job.alert, "action {:?} cannot start: {err}", job.argv[0]);
-                    Outcome::Failed
+                    Run {
+                        at_ms,
+                        outcome: Outcome::Failed,
+                        detail: format!("cannot start {:?}: {err}", job.argv[0]),
+                        took: None,
+                        output: String::new(),
+                        action: job.action,
+                        alert: job.alert,
+                    }
                 }
                 Ok(finished) => {
                     let outcome = match finished.status {
@@ -280,10 +339,19 @@ impl Shared {
                     } else {
                         tracing::warn!(action = %job.action, alert = %job.alert, "action {}: {how} after {took:.3}s; output{more}: {output:?}", outcome.as_str());
                     }
-                    outcome
+                    Run {
+                        at_ms,
+                        outcome,
+                        detail: how,
+                        took: Some(took),
+                        output: output.to_string(),
+                        action: job.action,
+                        alert: job.alert,
+                    }
                 }
             };
-            self.count(&job.action, outcome);
+            self.count(&run.action, run.outcome);
+            self.history.record(run);
         }
     }
 }

@@ -51,6 +51,7 @@ pub use config::NotifyConfig;
 use dispatch::{Dispatcher, Message};
 use inhibit::{InhibitRule, Inhibitor};
 pub use matcher::parse as parse_matcher;
+pub use matcher::to_string as format_matcher;
 pub use notification::{fingerprint_hex, labels_json, rfc3339_millis, Fingerprint};
 use receivers::{Counters, Receiver};
 use route::Route;

@@ -3,7 +3,9 @@
 //! silence of the built-in notifier mutes it) and a link to its expression
 //! on the Graph view; rules that failed say why. Below, the silences. Plain
 //! HTML forms silence an alert (every label matched, for a chosen time) and
-//! expire a silence; both answer with a redirect back to the view.
+//! expire a silence; both answer with a redirect back to the view. Last,
+//! the actions configured (`[[alerting.actions]]`) and their last runs:
+//! when, for which alert, how each ended and what it printed.
 
 use askama::Template;
 use axum::extract::{Form, State};
@@ -11,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::frame::{Frame, View};
+use crate::alert::action::{Action, Run};
 use crate::alert::group::graph_link;
 use crate::alert::notify::silence::{PostableSilence, SilenceMatcher, SilenceState};
 use crate::alert::notify::Notifier;
@@ -54,6 +57,28 @@ struct Page {
     reload_error: Option<String>,
     silence_for: [&'static str; 4],
     silences: Vec<SilenceView>,
+    actions: Vec<ActionView>,
+    runs: Vec<RunView>,
+}
+
+struct ActionView {
+    name: String,
+    matchers: String,
+    command: String,
+    timeout: String,
+    min_interval: String,
+    dry_run: bool,
+}
+
+struct RunView {
+    when: String,
+    at: String,
+    action: String,
+    alert: String,
+    result: &'static str,
+    detail: String,
+    took: String,
+    output: String,
 }
 
 struct SilenceView {
@@ -85,6 +110,23 @@ pub async fn page(State(state): State<crate::serve::AppState>) -> Response {
         }
         None => (Vec::new(), None),
     };
+    let (actions, runs) = match &state.alerting {
+        Some(alerting) => (
+            alerting
+                .actions
+                .configured()
+                .iter()
+                .map(action_view)
+                .collect(),
+            alerting
+                .actions
+                .recent()
+                .into_iter()
+                .map(|run| run_view(run, now))
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let count = |state: &str| rules.iter().filter(|r| r.state == state).count();
     let (firing, pending, inactive) = (count("firing"), count("pending"), count("inactive"));
     let rank = |state: &str| {
@@ -102,6 +144,8 @@ pub async fn page(State(state): State<crate::serve::AppState>) -> Response {
         reload_error,
         silence_for: SILENCE_FOR,
         silences: notifier.map(|n| silence_views(n, now)).unwrap_or_default(),
+        actions,
+        runs,
     };
     match page.render() {
         Ok(html) => Html(html).into_response(),
@@ -157,6 +201,41 @@ fn rule_view(
             _ => None,
         },
         alerts,
+    }
+}
+
+fn action_view(action: &Action) -> ActionView {
+    let span = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    ActionView {
+        name: action.name.clone(),
+        matchers: action
+            .matchers
+            .iter()
+            .map(crate::alert::notify::format_matcher)
+            .collect::<Vec<_>>()
+            .join(", "),
+        command: action
+            .command
+            .iter()
+            .map(|argument| format!("{argument:?}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        timeout: span(action.timeout),
+        min_interval: span(action.min_interval),
+        dry_run: action.dry_run,
+    }
+}
+
+fn run_view(run: Run, now: i64) -> RunView {
+    RunView {
+        when: ago(now - run.at_ms),
+        at: crate::alert::rfc3339(run.at_ms),
+        result: run.outcome.as_str(),
+        took: run.took.map_or_else(String::new, |s| format!("{s:.3} s")),
+        action: run.action,
+        alert: run.alert,
+        detail: run.detail,
+        output: run.output,
     }
 }
 
