@@ -13,7 +13,7 @@
 //! - One [`RequestLog`] per process ([`RequestLog::shared`]): the collector
 //!   thread writes, HTTP handlers read; each holds the lock only to copy.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
@@ -68,14 +68,14 @@ struct Logged {
 struct ServiceLog {
     recent: VecDeque<Logged>,
     /// Per route, slowest first.
-    slowest: HashMap<String, Vec<Logged>>,
+    slowest: super::FastMap<String, Vec<Logged>>,
 }
 
 #[derive(Default)]
 struct Logs {
     /// The `seq` of the next entry.
     next: u64,
-    services: HashMap<String, ServiceLog>,
+    services: super::FastMap<String, ServiceLog>,
 }
 
 /// Which entries a reader wants.
@@ -161,12 +161,24 @@ impl RequestLog {
         };
         logs.next += 1;
         let entry = &logged.entry;
-        let log = logs.services.entry(entry.service.clone()).or_default();
+        // Keys are copied only for a new service or route: this runs for
+        // every request served.
+        if !logs.services.contains_key(&entry.service) {
+            logs.services
+                .insert(entry.service.clone(), ServiceLog::default());
+        }
+        let log = logs
+            .services
+            .get_mut(&entry.service)
+            .expect("inserted above");
         if log.recent.len() >= RECENT {
             log.recent.pop_front();
         }
         log.recent.push_back(logged.clone());
-        let slowest = log.slowest.entry(entry.route.clone()).or_default();
+        if !log.slowest.contains_key(&entry.route) {
+            log.slowest.insert(entry.route.clone(), Vec::new());
+        }
+        let slowest = log.slowest.get_mut(&entry.route).expect("inserted above");
         let oldest_kept = entry.time_ms - SLOWEST_WINDOW_MS;
         slowest.retain(|l| l.entry.time_ms >= oldest_kept);
         let duration = entry.duration_seconds;

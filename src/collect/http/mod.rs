@@ -25,7 +25,8 @@ pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::model::Family;
 use parse::ResponseHead;
@@ -118,9 +119,7 @@ struct Response {
 /// REQUEST and DONE events.
 struct Pending {
     role: Role,
-    /// Its service's labels.
-    labels: Vec<(&'static str, String)>,
-    service: String,
+    service: Arc<service::Service>,
     pid: u32,
     /// Its first bytes (at most [`MAX_HEAD`]), parsed once it is done.
     head: Vec<u8>,
@@ -162,33 +161,68 @@ struct Series {
     duration: Hist,
     request_size: Hist,
     response_size: Hist,
-    /// When a request was last observed in it.
-    last: Instant,
+    /// When its last request ended (the BPF clock, CLOCK_MONOTONIC ns).
+    last_ns: u64,
 }
+
+/// What a series is: its service (and so its labels), method, route and
+/// status. Hashing it hashes no string but the route: the service's hash is
+/// made once ([`service::Service`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    role: Role,
+    service: Arc<service::Service>,
+    method: &'static str,
+    route: Arc<str>,
+    status: u16,
+}
+
+impl SeriesKey {
+    /// Its labels, sorted by name.
+    fn labels(&self) -> Vec<(&str, String)> {
+        let mut labels: Vec<(&str, String)> = self
+            .service
+            .labels
+            .iter()
+            .map(|(name, value)| (*name, value.clone()))
+            .collect();
+        labels.extend([
+            ("http_request_method", self.method.to_string()),
+            ("http_route", self.route.to_string()),
+            ("http_response_status_code", self.status.to_string()),
+        ]);
+        labels.sort();
+        labels
+    }
+}
+
+/// The maps looked up for every request: foldhash, not SipHash (keys are
+/// the kernel's and the processes' own, not an attacker's choice to flood).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The RED state: requests in flight, services and the histograms.
 pub struct Red {
     /// How long a series outlives its last request (`[collect] forget_after`).
     forget_after: Duration,
-    pending: HashMap<Conn, Pending>,
+    pending: FastMap<Conn, Pending>,
     services: service::Services,
-    routes: HashMap<String, HashSet<String>>,
-    series: HashMap<(Role, Labels), Series>,
+    /// Per service name, its routes.
+    routes: FastMap<String, HashSet<Arc<str>, foldhash::fast::RandomState>>,
+    series: FastMap<SeriesKey, Series>,
     log: log::RequestLog,
+    clock: LogClock,
 }
-
-/// A series' labels besides the histogram's own (`le`).
-type Labels = Vec<(&'static str, String)>;
 
 impl Red {
     pub fn new(forget_after: Duration) -> Red {
         Red {
             forget_after,
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             services: service::Services::default(),
-            routes: HashMap::new(),
-            series: HashMap::new(),
+            routes: FastMap::default(),
+            series: FastMap::default(),
             log: log::RequestLog::shared(),
+            clock: LogClock::default(),
         }
     }
 
@@ -215,8 +249,7 @@ impl Red {
                     conn,
                     Pending {
                         role,
-                        labels: service.labels,
-                        service: service.name,
+                        service,
                         pid: conn.tgid,
                         head,
                         responses: Vec::new(),
@@ -276,7 +309,6 @@ impl Red {
         response_bytes: u64,
     ) {
         let requests = parse::requests(&pending.head);
-        let wall_ms = log_clock();
         let count = requests.len().min(pending.responses.len()).max(1);
         let mut request_consumed = 0;
         for (i, request) in requests.iter().take(count).enumerate() {
@@ -285,14 +317,7 @@ impl Red {
             let status = response
                 .and_then(|r| r.head.as_ref())
                 .map_or(0, |r| r.status);
-            let route = self.route(&pending.service, &request.path);
-            let mut labels = pending.labels.clone();
-            labels.extend([
-                ("http_request_method", request.method.to_string()),
-                ("http_route", route.clone()),
-                ("http_response_status_code", status.to_string()),
-            ]);
-            labels.sort();
+            let route = self.route(&pending.service.name, &request.path);
             let request_body = if next.is_some() {
                 request.content_length.unwrap_or(0)
             } else {
@@ -313,16 +338,20 @@ impl Red {
                 )
             });
             let end = next.map_or(end_ns, |r| r.ns);
-            let series = self
-                .series
-                .entry((pending.role, labels))
-                .or_insert_with(|| Series {
-                    duration: Hist::default(),
-                    request_size: Hist::default(),
-                    response_size: Hist::default(),
-                    last: Instant::now(),
-                });
-            series.last = Instant::now();
+            let key = SeriesKey {
+                role: pending.role,
+                service: pending.service.clone(),
+                method: request.method,
+                route: route.clone(),
+                status,
+            };
+            let series = self.series.entry(key).or_insert_with(|| Series {
+                duration: Hist::default(),
+                request_size: Hist::default(),
+                response_size: Hist::default(),
+                last_ns: end,
+            });
+            series.last_ns = series.last_ns.max(end);
             series
                 .duration
                 .observe(&DURATION_BUCKETS, end.saturating_sub(start_ns) as f64 / 1e9);
@@ -338,12 +367,12 @@ impl Red {
                 continue;
             }
             self.log.record(log::Entry {
-                time_ms: wall_ms(end),
-                service: pending.service.clone(),
+                time_ms: self.clock.wall_ms(end),
+                service: pending.service.name.clone(),
                 pid: pending.pid,
                 method: request.method.to_string(),
                 path: log::Entry::kept_path(&request.path),
-                route,
+                route: route.to_string(),
                 status,
                 duration_seconds: end.saturating_sub(start_ns) as f64 / 1e9,
                 request_body_bytes: request_body,
@@ -353,15 +382,19 @@ impl Red {
     }
 
     /// The route of `path` for `service`, within its budget.
-    fn route(&mut self, service: &str, path: &str) -> String {
+    fn route(&mut self, service: &str, path: &str) -> Arc<str> {
         let route = parse::route(path);
-        let known = self.routes.entry(service.to_string()).or_default();
-        if known.contains(&route) {
-            return route;
+        if !self.routes.contains_key(service) {
+            self.routes.insert(service.to_string(), HashSet::default());
+        }
+        let known = self.routes.get_mut(service).expect("inserted above");
+        if let Some(route) = known.get(route.as_str()) {
+            return route.clone();
         }
         if known.len() >= MAX_ROUTES {
-            return OTHER_ROUTE.to_string();
+            return OTHER_ROUTE.into();
         }
+        let route: Arc<str> = route.into();
         known.insert(route.clone());
         route
     }
@@ -373,15 +406,14 @@ impl Red {
     pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
         self.pending.retain(|conn, _| alive(conn.tgid));
         self.services.retain(&alive);
-        let forget_after = self.forget_after;
+        let now_ns = monotonic_ns();
+        let forget_after = self.forget_after.as_nanos() as u64;
         self.series
-            .retain(|_, series| series.last.elapsed() < forget_after);
+            .retain(|_, series| now_ns.saturating_sub(series.last_ns) < forget_after);
         let serving: HashSet<&str> = self
             .series
             .keys()
-            .flat_map(|(_, labels)| labels.iter())
-            .filter(|(name, _)| *name == "service_name")
-            .map(|(_, value)| value.as_str())
+            .map(|key| key.service.name.as_str())
             .collect();
         self.routes
             .retain(|service, _| serving.contains(service.as_str()));
@@ -426,10 +458,11 @@ impl Red {
                 format!("http_{side}_response_body_size_bytes"),
                 format!("Size of the bodies of HTTP responses {written}."),
             );
-            for ((of, labels), series) in &self.series {
-                if *of != role {
+            for (key, series) in &self.series {
+                if key.role != role {
                     continue;
                 }
+                let labels = key.labels();
                 let labels: Vec<(&str, &str)> =
                     labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 series
@@ -449,18 +482,35 @@ impl Red {
     }
 }
 
-/// Turns the BPF clock (`bpf_ktime_get_ns`: CLOCK_MONOTONIC) into wall-clock
-/// milliseconds, as of now.
-fn log_clock() -> impl Fn(u64) -> i64 {
+/// CLOCK_MONOTONIC, the BPF clock (`bpf_ktime_get_ns`), in ns.
+fn monotonic_ns() -> u64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let monotonic_ns = now.tv_sec * 1_000_000_000 + now.tv_nsec;
-    let wall_ms = crate::collect::now_ms();
-    move |ns| wall_ms - (monotonic_ns - ns as i64) / 1_000_000
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Turns the BPF clock into wall-clock milliseconds for the request log.
+/// The two clocks are read together at most once a second of the events'
+/// own time, not per request: between two readings they drift by far less
+/// than the millisecond the log shows.
+#[derive(Default)]
+struct LogClock {
+    monotonic_ns: u64,
+    wall_ms: i64,
+}
+
+impl LogClock {
+    fn wall_ms(&mut self, ns: u64) -> i64 {
+        if ns.abs_diff(self.monotonic_ns) > 1_000_000_000 {
+            self.monotonic_ns = monotonic_ns();
+            self.wall_ms = crate::collect::now_ms();
+        }
+        self.wall_ms - (self.monotonic_ns as i64 - ns as i64) / 1_000_000
+    }
 }
 
 #[cfg(test)]
@@ -479,18 +529,20 @@ mod tests {
         });
     }
 
+    /// A 20 ms request that ended now (series are forgotten by age).
     fn done(red: &mut Red, fd: i32, status_line: &[u8], bytes: (u64, u64)) {
         let conn = Conn { tgid: 1, fd };
+        let start_ns = monotonic_ns() - 20_000_000;
         red.observe(Event::Response {
             conn,
-            ns: 5_000_000,
+            ns: start_ns + 5_000_000,
             before: 0,
             head: status_line,
         });
         red.observe(Event::Done {
             conn,
-            start_ns: 0,
-            end_ns: 20_000_000,
+            start_ns,
+            end_ns: start_ns + 20_000_000,
             request_bytes: bytes.0,
             response_bytes: bytes.1,
         });
@@ -657,10 +709,10 @@ mod tests {
     fn routes_beyond_the_budget_fold() {
         let mut red = Red::new(Duration::from_secs(300));
         for i in 0..MAX_ROUTES + 5 {
-            assert_ne!(red.route("s", &format!("/r{i}x")), "");
+            assert_ne!(&*red.route("s", &format!("/r{i}x")), "");
         }
-        assert_eq!(red.route("s", "/another"), OTHER_ROUTE);
-        assert_eq!(red.route("s", "/r3x"), "/r3x");
-        assert_eq!(red.route("t", "/another"), "/another");
+        assert_eq!(&*red.route("s", "/another"), OTHER_ROUTE);
+        assert_eq!(&*red.route("s", "/r3x"), "/r3x");
+        assert_eq!(&*red.route("t", "/another"), "/another");
     }
 }

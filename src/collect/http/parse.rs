@@ -52,11 +52,12 @@ pub fn request(head: &[u8]) -> Option<RequestHead> {
         .next()
         .unwrap_or(target)
         .to_string();
+    let (header_len, content_length) = header(head);
     Some(RequestHead {
         method,
         path,
-        header_len: header_len(head),
-        content_length: content_length(head),
+        header_len,
+        content_length,
     })
 }
 
@@ -94,30 +95,39 @@ pub fn response(head: &[u8]) -> Option<ResponseHead> {
         return None;
     }
     let status = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let (header_len, content_length) = header(head);
     Some(ResponseHead {
         status,
-        header_len: header_len(head),
-        content_length: content_length(head),
+        header_len,
+        content_length,
     })
 }
 
-/// Bytes up to and including the first blank line, if `head` holds it.
-fn header_len(head: &[u8]) -> Option<u64> {
-    let end = head.windows(4).position(|w| w == b"\r\n\r\n")?;
-    u64::try_from(end + 4).ok()
-}
-
-/// The Content-Length header's value, if `head` holds it whole.
-fn content_length(head: &[u8]) -> Option<u64> {
-    let end = header_len(head).map_or(head.len(), |len| len as usize);
-    let text = String::from_utf8_lossy(&head[..end]);
-    text.split("\r\n").skip(1).find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        if !name.trim().eq_ignore_ascii_case("content-length") {
-            return None;
-        }
-        value.trim().parse().ok()
-    })
+/// Of a message's first bytes: the bytes up to and including the first
+/// blank line, if they hold it, and the Content-Length header's value, if
+/// they hold it whole. One pass over bytes, no copy: this runs for every
+/// request and response the collector sees.
+fn header(head: &[u8]) -> (Option<u64>, Option<u64>) {
+    static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    let end = BLANK_LINE.find(head).map(|at| at + 4);
+    let content_length = head[..end.unwrap_or(head.len())]
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            if !line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"content-length")
+            {
+                return None;
+            }
+            std::str::from_utf8(line[colon + 1..].trim_ascii())
+                .ok()?
+                .parse()
+                .ok()
+        });
+    (end.map(|end| end as u64), content_length)
 }
 
 /// Body bytes of a message of `total` bytes: all but its header when the
@@ -133,6 +143,9 @@ pub fn body_bytes(total: u64, header_len: Option<u64>, content_length: Option<u6
 /// long random tokens) become `*`, so `/users/123` and `/users/456` are one
 /// route `/users/*`.
 pub fn route(path: &str) -> String {
+    if !path.split('/').skip(1).any(looks_like_id) {
+        return path.to_string();
+    }
     let segments: Vec<&str> = path
         .split('/')
         .skip(1)

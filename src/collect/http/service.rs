@@ -24,11 +24,11 @@
 //! socket's inode, so a keep-alive connection costs one `readlink` per
 //! request and a new connection one read of `/proc/PID/net/tcp`.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use super::Conn;
+use super::{Conn, FastMap};
 use crate::collect::cgroup::{self, Placement};
 use crate::model::Family;
 
@@ -36,11 +36,48 @@ use crate::model::Family;
 /// (a socket's address is read again, nothing is lost).
 const MAX_SOCKETS: usize = 65_536;
 
-/// A request's service instance and where it came in.
+/// Services kept per process and server address; beyond it the cache
+/// starts over (a client calling ever new peers), nothing is lost.
+const MAX_SERVICES: usize = 65_536;
+
+/// A request's service instance and where it came in: made once per
+/// process and server address, shared by its requests.
+#[derive(Debug)]
 pub struct Service {
     pub name: String,
     /// Its labels, sorted by name (`service_name`, `instance`, `job`…).
     pub labels: Vec<(&'static str, String)>,
+    /// A hash of `labels`, made once: the RED state keys its series by the
+    /// service for every request.
+    hash: u64,
+}
+
+impl Service {
+    fn new(name: String, labels: Vec<(&'static str, String)>) -> Service {
+        const LABELS_HASH: foldhash::fast::FixedState =
+            foldhash::fast::FixedState::with_seed(0x5e41);
+        Service {
+            hash: LABELS_HASH.hash_one(&labels),
+            name,
+            labels,
+        }
+    }
+}
+
+/// Two services are one when their labels are (a process gone and its pid
+/// reused by one of the same name is the same series).
+impl PartialEq for Service {
+    fn eq(&self, other: &Service) -> bool {
+        self.hash == other.hash && self.labels == other.labels
+    }
+}
+
+impl Eq for Service {}
+
+impl Hash for Service {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 /// What is read once per process.
@@ -83,18 +120,20 @@ struct Local {
 /// Names and addresses already read, per process.
 #[derive(Default)]
 pub struct Services {
-    instances: HashMap<u32, Instance>,
+    instances: FastMap<u32, Instance>,
     /// A listening fd of a process.
-    listening: HashMap<(u32, i32), Local>,
+    listening: FastMap<(u32, i32), Local>,
     /// A connection's fd of a process, for listeners on every address.
-    connections: HashMap<(u32, i32), Local>,
+    connections: FastMap<(u32, i32), Local>,
+    /// A process's service per server address and port.
+    services: FastMap<(u32, Option<(IpAddr, u16)>), Arc<Service>>,
 }
 
 impl Services {
     /// The service of a request on `conn`, accepted on `listen_fd` (-1 when
     /// sonde did not see the accept: the address is then read from the
     /// connection itself).
-    pub fn of(&mut self, conn: Conn, cgroup: u64, comm: &[u8], listen_fd: i32) -> Service {
+    pub fn of(&mut self, conn: Conn, cgroup: u64, comm: &[u8], listen_fd: i32) -> Arc<Service> {
         let listening = (listen_fd >= 0)
             .then(|| self.listening(conn.tgid, listen_fd))
             .flatten();
@@ -118,7 +157,7 @@ impl Services {
         cgroup: u64,
         comm: &[u8],
         peer: Option<SocketAddr>,
-    ) -> Service {
+    ) -> Arc<Service> {
         self.serving(tgid, cgroup, comm, peer.map(|p| (p.ip(), p.port())))
     }
 
@@ -129,7 +168,10 @@ impl Services {
         cgroup: u64,
         comm: &[u8],
         server: Option<(IpAddr, u16)>,
-    ) -> Service {
+    ) -> Arc<Service> {
+        if let Some(service) = self.services.get(&(tgid, server)) {
+            return service.clone();
+        }
         let instance = self
             .instances
             .entry(tgid)
@@ -148,10 +190,12 @@ impl Services {
             ),
         ]);
         labels.sort();
-        Service {
-            name: instance.name.clone(),
-            labels,
+        let service = Arc::new(Service::new(instance.name.clone(), labels));
+        if self.services.len() >= MAX_SERVICES {
+            self.services.clear();
         }
+        self.services.insert((tgid, server), service.clone());
+        service
     }
 
     fn listening(&mut self, tgid: u32, fd: i32) -> Option<Local> {
@@ -183,6 +227,7 @@ impl Services {
         self.instances.retain(|tgid, _| alive(*tgid));
         self.listening.retain(|(tgid, _), _| alive(*tgid));
         self.connections.retain(|(tgid, _), _| alive(*tgid));
+        self.services.retain(|(tgid, _), _| alive(*tgid));
     }
 
     /// Beyla's `target_info`: 1 per process that served a request, with the
