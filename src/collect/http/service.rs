@@ -208,10 +208,20 @@ impl Services {
     }
 
     /// The connection's own address: one `readlink` to tell whether the fd
-    /// still holds the socket cached.
+    /// still holds the socket cached. A connection closed before its events
+    /// were read (the reader drains every few tens of ms, a client may
+    /// close right after its response) has no fd left to read: then what
+    /// was read of it while it was open, else the process's one listener
+    /// on a given address, else nothing.
     fn connection(&mut self, conn: Conn) -> Option<Local> {
-        let inode = socket_inode(conn.tgid, conn.fd)?;
         let key = (conn.tgid, conn.fd);
+        let Some(inode) = socket_inode(conn.tgid, conn.fd) else {
+            return self
+                .connections
+                .get(&key)
+                .cloned()
+                .or_else(|| self.only_listener(conn.tgid));
+        };
         if let Some(local) = self.connections.get(&key).filter(|l| l.inode == inode) {
             return Some(local.clone());
         }
@@ -221,6 +231,14 @@ impl Services {
         }
         self.connections.insert(key, local.clone());
         Some(local)
+    }
+
+    /// The address of process `tgid`'s listener, when it has exactly one
+    /// known and it listens on one address (not `0.0.0.0` or `::`).
+    fn only_listener(&self, tgid: u32) -> Option<Local> {
+        let mut listeners = self.listening.iter().filter(|((of, _), _)| *of == tgid);
+        let (_, only) = listeners.next()?;
+        (listeners.next().is_none() && !only.address.is_unspecified()).then(|| only.clone())
     }
 
     pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
