@@ -16,31 +16,13 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use sonde::bench::thread_cpu_ns;
 use sonde::collect::http::{Conn, Event, Red, Role};
+use sonde::collect::monotonic_ns;
 
 const REQUEST: &[u8] = b"GET /page.html HTTP/1.1\r\nHost: 127.0.0.1:28123\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 15:57:01 GMT\r\nContent-Type: text/html\r\nContent-Length: 1000\r\nLast-Modified: Fri, 27 Nov 2026 15:56:58 GMT\r\nConnection: keep-alive\r\nETag: \"6928f47a-3e8\"\r\nAccept-Ranges: bytes\r\n\r\n";
 const CONNECTIONS: i32 = 16;
-
-fn thread_cpu_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
-
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
 
 /// CPU ns per request over `requests` requests.
 fn run(red: &mut Red, listen_fd: i32, requests: u64) -> f64 {
@@ -76,7 +58,7 @@ fn run(red: &mut Red, listen_fd: i32, requests: u64) -> f64 {
             response_bytes: RESPONSE.len() as u64 + 1000,
         });
     }
-    (thread_cpu_ns() - start) as f64 / requests as f64
+    (thread_cpu_ns() - start) / requests as f64
 }
 
 fn main() {

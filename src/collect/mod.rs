@@ -107,6 +107,18 @@ pub fn now_ms() -> i64 {
     i64::try_from(since_epoch().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: the BPF programs' clock
+/// (`bpf_ktime_get_ns`) and the kernel's task start times.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a timespec the call fills in.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
+}
+
 /// The wall clock, as a time since the Unix epoch.
 pub fn since_epoch() -> std::time::Duration {
     std::time::SystemTime::now()

@@ -15,6 +15,7 @@ use super::{
     HIST_SLOTS, HIST_WORDS,
 };
 use crate::collect::cgroup::{self, Placement};
+use crate::collect::monotonic_ns;
 use crate::collect::Collector;
 use crate::model::Family;
 
@@ -80,17 +81,6 @@ pub fn load(forget_after: Duration) -> anyhow::Result<Loaded> {
             counts: DoubleBuffered::new([HIST_WORDS, 1, 2], forget_after),
         }),
     })
-}
-
-/// CLOCK_MONOTONIC in nanoseconds, the clock of the kernel's task start times.
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a timespec the call fills in.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
 }
 
 struct Sched {

@@ -28,6 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::collect::monotonic_ns;
 use crate::model::Family;
 use parse::ResponseHead;
 
@@ -480,17 +481,6 @@ impl Red {
         families.push(self.services.target_info());
         families
     }
-}
-
-/// CLOCK_MONOTONIC, the BPF clock (`bpf_ktime_get_ns`), in ns.
-fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// Turns the BPF clock into wall-clock milliseconds for the request log.

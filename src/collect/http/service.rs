@@ -126,8 +126,12 @@ pub struct Services {
     /// A connection's fd of a process, for listeners on every address.
     connections: FastMap<(u32, i32), Local>,
     /// A process's service per server address and port.
-    services: FastMap<(u32, Option<(IpAddr, u16)>), Arc<Service>>,
+    services: FastMap<ServiceKey, Arc<Service>>,
 }
+
+/// A process and the server address and port its requests came in on (a
+/// client's: the peer it called).
+type ServiceKey = (u32, Option<(IpAddr, u16)>);
 
 impl Services {
     /// The service of a request on `conn`, accepted on `listen_fd` (-1 when
