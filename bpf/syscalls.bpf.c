@@ -2,7 +2,7 @@
 /*
  * The syscalls collector: every syscall counted per (process name, cgroup,
  * syscall number), its latency in a log2 histogram per syscall, failures per
- * (syscall, errno).
+ * (process name, cgroup, syscall, errno).
  *
  * Cost is the design constraint: this runs twice per syscall on every CPU.
  * The hot path builds no key and touches no hash. Each thread's task storage
@@ -18,6 +18,11 @@
  * moved (at most one collection interval after the syscall). The hash is
  * double-buffered (sonde.h): it holds what was moved since user space last
  * drained it, and user space keeps the totals.
+ *
+ * A failure is rarer than a call, so sys_exit charges it to its process
+ * right away: the name and cgroup are read only when the return value is an
+ * error, never on success, and the failure goes straight into a per-CPU
+ * half of `syscall_errors`, double-buffered like the counts.
  *
  * Invariant: a count is in exactly one place, a thread's counter, a half of
  * `syscall_counts` or the totals in user space. The owner adds with an
@@ -74,12 +79,16 @@ struct {
  */
 SONDE_DOUBLE_BUFFERED(syscall_counts, BPF_MAP_TYPE_HASH, 16384, struct syscall_count_key, __u64);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct syscall_error_key);
-	__type(value, __u64);
-} syscall_errors SEC(".maps");
+/*
+ * Failures since the last read by (process, syscall, errno), double-buffered
+ * (sonde.h). A process fails with a handful of (syscall, errno) pairs, so a
+ * half holds the failures of about 1,000 distinct names an interval; per-CPU,
+ * so a busy process's EAGAINs on many CPUs do not contend for one counter.
+ * A half is 4,096 32-byte keys with their element headers and 8 bytes per
+ * CPU each: about 0.35 MiB plus 32 KiB per CPU, preallocated.
+ */
+SONDE_DOUBLE_BUFFERED(syscall_errors, BPF_MAP_TYPE_PERCPU_HASH, 4096, struct syscall_error_key,
+		      __u64);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -161,7 +170,9 @@ static __always_inline void on_exit(long ret)
 	if (ret < 0 && ret >= -4095) {
 		struct syscall_error_key key = { .nr = nr, .errno_value = (__u32)-ret };
 
-		if (sonde_percpu_count(&syscall_errors, &key))
+		/* Who failed: looked up here only, a successful call never pays it. */
+		sonde_current(&key.who);
+		if (sonde_percpu_count(SONDE_HALF(syscall_errors), &key))
 			sonde_count_map_full(&map_full, SYSCALLS_MAP_ERRORS);
 	}
 }

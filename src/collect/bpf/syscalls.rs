@@ -1,5 +1,6 @@
 //! The syscalls collector (`bpf/syscalls.bpf.c`): syscalls per process name
-//! and syscall, their latency per syscall, and their failures per errno.
+//! and syscall, their latency per syscall, and their failures per process
+//! name, syscall and errno.
 
 use std::time::Duration;
 
@@ -55,8 +56,13 @@ const COUNT_ONLY_VARIANTS: &[Variant] = &[
 const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors", "task_syscalls"];
 
 /// Size of `struct syscall_count_key`: a `struct proc_id`, the syscall
-/// number, padding.
-const COUNT_KEY_LEN: usize = PROC_ID_LEN + 8;
+/// number, padding; and of `struct syscall_error_key`: a `struct proc_id`,
+/// the syscall number, the errno.
+const KEY_LEN: usize = PROC_ID_LEN + 8;
+
+/// The double-buffered maps, in the order [`DoubleBuffered`] holds them.
+const COUNTS: usize = 0;
+const ERRORS: usize = 1;
 
 /// Loads the collector; with `latency` false it only counts (no latency
 /// histogram, no errors), which saves a clock read and a program per syscall.
@@ -84,7 +90,7 @@ pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
         collector: Box::new(Syscalls {
             attached,
             latency,
-            counts: DoubleBuffered::new([1], forget_after),
+            counts: DoubleBuffered::new([1, 1], forget_after),
         }),
     })
 }
@@ -92,8 +98,9 @@ pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
 struct Syscalls {
     attached: Attached<SyscallsSkel<'static>>,
     latency: bool,
-    /// syscall_counts: calls per (process, syscall).
-    counts: DoubleBuffered<1>,
+    /// syscall_counts: calls per (process, syscall); syscall_errors:
+    /// failures per (process, syscall, errno).
+    counts: DoubleBuffered<2>,
 }
 
 /// The label of a syscall number: its x86_64 name, else the number itself.
@@ -122,17 +129,7 @@ impl Syscalls {
             "sonde_syscalls_total",
             "System calls entered, by process (name, unit or container) and syscall.",
         );
-        for (key, value) in self.counts.totals(0).iter() {
-            if key.len() != COUNT_KEY_LEN {
-                anyhow::bail!(
-                    "syscall_counts key of {} bytes, expected {COUNT_KEY_LEN}",
-                    key.len()
-                );
-            }
-            let (Some(who), Some(nr)) = (Who::from_key(key), key_u32(key, PROC_ID_LEN)) else {
-                continue; // the length was checked above
-            };
-            let count = value[0];
+        for (who, nr, _, count) in self.per_process(COUNTS, "syscall_counts")? {
             let syscall = syscall_label(nr);
             calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
         }
@@ -140,24 +137,39 @@ impl Syscalls {
     }
 
     fn errors(&self) -> anyhow::Result<Family> {
-        let maps = &self.attached.skel.maps;
         let mut errors = Family::counter(
             "sonde_syscall_errors_total",
-            "System calls that returned an error, by syscall and errno.",
+            "System calls that returned an error, by process (name, unit or container), \
+             syscall and errno.",
         );
-        for Entry { key, value } in read_map(&maps.syscall_errors, 1)? {
-            let nr = u32::from_ne_bytes(key[..4].try_into()?);
-            let errno = u32::from_ne_bytes(key[4..8].try_into()?);
-            let count = value[0];
+        for (who, nr, errno, count) in self.per_process(ERRORS, "syscall_errors")? {
+            let (syscall, errno) = (syscall_label(nr), errno_label(errno));
             errors.push(
-                &[
-                    ("errno", &errno_label(errno)),
-                    ("syscall", &syscall_label(nr)),
-                ],
+                &who.labels(&[("errno", &errno), ("syscall", &syscall)]),
                 count as f64,
             );
         }
         Ok(errors)
+    }
+
+    /// The totals of double-buffered map `map` (named `name`), whose keys are
+    /// a `struct proc_id` and two u32s (the syscall number and, for errors,
+    /// the errno): (who, first u32, second u32, total).
+    fn per_process(&self, map: usize, name: &str) -> anyhow::Result<Vec<(Who, u32, u32, u64)>> {
+        self.counts
+            .totals(map)
+            .iter()
+            .map(|(key, value)| {
+                let parsed = Who::from_key(key)
+                    .zip(key_u32(key, PROC_ID_LEN))
+                    .zip(key_u32(key, PROC_ID_LEN + 4))
+                    .filter(|_| key.len() == KEY_LEN);
+                let ((who, nr), second) = parsed.with_context(|| {
+                    format!("{name} key of {} bytes, expected {KEY_LEN}", key.len())
+                })?;
+                Ok((who, nr, second, value[0]))
+            })
+            .collect()
     }
 
     fn latency(&self) -> anyhow::Result<Family> {
@@ -191,8 +203,10 @@ impl Collector for Syscalls {
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
-        self.counts
-            .drain([[&maps.syscall_counts_0, &maps.syscall_counts_1]])?;
+        self.counts.drain([
+            [&maps.syscall_counts_0, &maps.syscall_counts_1],
+            [&maps.syscall_errors_0, &maps.syscall_errors_1],
+        ])?;
         out.push(self.calls()?);
         if self.latency {
             out.extend([self.errors()?, self.latency()?]);
