@@ -13,7 +13,8 @@ use super::maps::{read_map, Entry};
 use super::syscall_names::SYSCALL_NAMES;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_WORDS,
+    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_SLOTS,
+    HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -64,11 +65,12 @@ const KEY_LEN: usize = PROC_ID_LEN + 8;
 const COUNTS: usize = 0;
 const ERRORS: usize = 1;
 
-/// Loads the collector; with `latency` false it only counts (no latency
-/// histogram, no errors), which saves a clock read and a program per syscall.
-/// `forget_after`: how long a process name's counts outlive its last call.
-pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
-    let variants = if latency {
+/// Loads the collector. `latency`: time about one syscall in this many per
+/// thread (1: every one) and count errors; None: only count, which saves a
+/// program per syscall. `forget_after`: how long a process name's counts
+/// outlive its last call.
+pub fn load(latency: Option<u32>, forget_after: Duration) -> anyhow::Result<Loaded> {
+    let variants = if latency.is_some() {
         VARIANTS
     } else {
         COUNT_ONLY_VARIANTS
@@ -80,7 +82,8 @@ pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
             .rodata_data
             .as_deref_mut()
             .ok_or_else(|| anyhow::anyhow!("the syscalls object has no read-only data"))?;
-        rodata.measure_latency = latency;
+        rodata.measure_latency = latency.is_some();
+        rodata.sample_every = latency.unwrap_or(1).max(1);
         Ok(open)
     })?;
     Ok(Loaded {
@@ -91,17 +94,25 @@ pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
             attached,
             latency,
             counts: DoubleBuffered::new([1, 1], forget_after),
+            calls_by_nr: vec![0; SYSCALLS_MAX_NR],
         }),
     })
 }
 
 struct Syscalls {
     attached: Attached<SyscallsSkel<'static>>,
-    latency: bool,
+    /// The sampling of latency, as loaded; None: counts only.
+    latency: Option<u32>,
     /// syscall_counts: calls per (process, syscall); syscall_errors:
     /// failures per (process, syscall, errno).
     counts: DoubleBuffered<2>,
+    /// Calls per syscall number since sonde started, of every process (never
+    /// forgotten): what a sampled latency histogram is scaled to.
+    calls_by_nr: Vec<u64>,
 }
+
+/// Syscall numbers with a latency histogram (`SYSCALLS_MAX_NR`, sonde.h).
+const SYSCALLS_MAX_NR: usize = 512;
 
 /// The label of a syscall number: its x86_64 name, else the number itself.
 pub fn syscall_label(nr: u32) -> String {
@@ -172,15 +183,24 @@ impl Syscalls {
             .collect()
     }
 
-    fn latency(&self) -> anyhow::Result<Family> {
+    fn latency(&self, sample_every: u32) -> anyhow::Result<Family> {
         let maps = &self.attached.skel.maps;
         let mut latency = Family::histogram(
             "sonde_syscall_duration_seconds",
-            "Time from syscall entry to return, by syscall.",
+            "Time from syscall entry to return, by syscall (timed on a sample of \
+             calls, scaled to the exact count).",
         );
         for Entry { key, value } in read_map(&maps.syscall_latency, HIST_WORDS)? {
             let nr = key_u32(&key, 0).context("syscall_latency key of less than 4 bytes")?;
-            push_log2_histogram(&mut latency, &[("syscall", &syscall_label(nr))], &value);
+            let syscall = syscall_label(nr);
+            let labels = [("syscall", syscall.as_str())];
+            match sample_every {
+                1 => push_log2_histogram(&mut latency, &labels, &value),
+                every => {
+                    let calls = self.calls_by_nr.get(nr as usize).copied().unwrap_or(0);
+                    push_sampled_histogram(&mut latency, &labels, &value, every, calls)
+                }
+            };
         }
         Ok(latency)
     }
@@ -203,16 +223,55 @@ impl Collector for Syscalls {
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
-        self.counts.drain([
-            [&maps.syscall_counts_0, &maps.syscall_counts_1],
-            [&maps.syscall_errors_0, &maps.syscall_errors_1],
-        ])?;
+        let calls_by_nr = &mut self.calls_by_nr;
+        self.counts.drain_observed(
+            [
+                [&maps.syscall_counts_0, &maps.syscall_counts_1],
+                [&maps.syscall_errors_0, &maps.syscall_errors_1],
+            ],
+            |map, entry| {
+                let nr = key_u32(&entry.key, PROC_ID_LEN).unwrap_or(u32::MAX);
+                if let (COUNTS, Some(calls)) = (map, calls_by_nr.get_mut(nr as usize)) {
+                    *calls += entry.value[0];
+                }
+            },
+        )?;
         out.push(self.calls()?);
-        if self.latency {
-            out.extend([self.errors()?, self.latency()?]);
+        if let Some(sample_every) = self.latency {
+            out.extend([self.errors()?, self.latency(sample_every)?]);
         }
         Ok(())
     }
+}
+
+/// A latency histogram timed on about one call in `every` (a `struct
+/// sonde_hist` summed over CPUs), scaled to `calls`, the exact number of
+/// calls: each cumulative bucket is `every` times its sampled count, at most
+/// `calls`; `_count` is `calls`, `_sum` `every` times the sampled sum. Each
+/// only grows as its inputs do, so all stay counters. Returns false (adding
+/// nothing) while no call was timed.
+fn push_sampled_histogram(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    hist: &[u64],
+    every: u32,
+    calls: u64,
+) -> bool {
+    let (slots, sum_ns) = (&hist[..HIST_SLOTS], hist[HIST_SLOTS]);
+    if slots.iter().all(|&n| n == 0) {
+        return false;
+    }
+    let every = u64::from(every);
+    let mut cumulative = 0u64;
+    let buckets = slots[..HIST_SLOTS - 1].iter().enumerate().map(|(i, n)| {
+        cumulative += n;
+        (
+            (1u64 << i) as f64 * 1e-6,
+            cumulative.saturating_mul(every).min(calls),
+        )
+    });
+    family.push_histogram(labels, buckets, (sum_ns * every) as f64 / 1e9, calls);
+    true
 }
 
 #[cfg(test)]
