@@ -6,7 +6,7 @@
  *
  * Cost is the design constraint: this runs twice per syscall on every CPU.
  * The hot path builds no key and touches no hash. Each thread's task storage
- * holds its syscall in flight and a counter per syscall number; sys_enter
+ * holds its timed syscall in flight and a counter per syscall number; sys_enter
  * adds one to its own counter. Latency is timed on a sample of calls, about
  * one in `sample_every` per thread (at random gaps, so a loop of a fixed
  * period is not always timed at the same call): only a timed call reads
