@@ -289,4 +289,50 @@ mod tests {
         assert_eq!(errno_label(512), "ERESTARTSYS");
         assert_eq!(errno_label(520), "520");
     }
+
+    /// Each timed call stands for `every` calls, no bucket above the exact
+    /// count, `_count` the exact count.
+    #[test]
+    fn a_sampled_histogram_is_scaled_to_the_exact_count() {
+        let mut hist = vec![0u64; HIST_WORDS];
+        hist[0] = 3; // ≤ 1 µs
+        hist[2] = 1; // ≤ 4 µs
+        hist[HIST_SLOTS] = 5_000; // ns
+        let mut family = Family::histogram("h", "");
+        assert!(push_sampled_histogram(
+            &mut family,
+            &[("syscall", "read")],
+            &hist,
+            16,
+            70
+        ));
+        let values = |name: &str| -> Vec<f64> {
+            family
+                .series
+                .iter()
+                .filter(|s| s.labels.get("__name__") == Some(name))
+                .map(|s| s.value)
+                .collect()
+        };
+        // le = 1, 2, 4, 8 µs..., then +Inf.
+        let buckets = values("h_bucket");
+        assert_eq!(buckets[..4], [48.0, 48.0, 64.0, 64.0]);
+        assert_eq!(buckets.last(), Some(&70.0));
+        assert_eq!(values("h_count"), [70.0]);
+        assert_eq!(values("h_sum"), [80e-6]);
+        // Fewer exact calls than the sample stands for: held at the count.
+        let mut family = Family::histogram("h", "");
+        push_sampled_histogram(&mut family, &[], &hist, 16, 50);
+        assert!(family.series.iter().all(|s| s.value <= 50.0));
+        // Nothing timed yet: no series.
+        let mut family = Family::histogram("h", "");
+        assert!(!push_sampled_histogram(
+            &mut family,
+            &[],
+            &vec![0; HIST_WORDS],
+            16,
+            9
+        ));
+        assert!(family.series.is_empty());
+    }
 }
