@@ -214,20 +214,24 @@ fn extras(comms: &[String]) -> Vec<(Labels, Extra)> {
     }
     histogram("sonde_runqueue_latency_seconds", &[], 3000.0, 4.0);
     histogram("sonde_tcp_connect_duration_seconds", &[], 2.0, 7.0);
-    for syscall in &SYSCALLS[..10] {
+    // Each (syscall, errno) pair fails in four processes.
+    for (i, syscall) in SYSCALLS[..10].iter().enumerate() {
         for errno in ["ENOENT", "EAGAIN"] {
-            let pairs = [
-                (METRIC_NAME, "sonde_syscall_errors_total"),
-                ("syscall", syscall),
-                ("errno", errno),
-            ];
-            extras.push((
-                label(&pairs),
-                Extra::Counter {
-                    per_second: 5.0,
-                    share: 1.0,
-                },
-            ));
+            for comm in comms.iter().skip(i).take(4) {
+                let pairs = [
+                    (METRIC_NAME, "sonde_syscall_errors_total"),
+                    ("comm", comm.as_str()),
+                    ("syscall", syscall),
+                    ("errno", errno),
+                ];
+                extras.push((
+                    label(&pairs),
+                    Extra::Counter {
+                        per_second: 1.25,
+                        share: 1.0,
+                    },
+                ));
+            }
         }
     }
     for comm in &comms[..5] {

@@ -42,7 +42,9 @@ struct syscall_count_key {
 	__u32 pad;
 };
 
+/* A failed syscall: who made it, its number and the errno it returned. */
 struct syscall_error_key {
+	struct proc_id who;
 	__u32 nr;
 	__u32 errno_value;
 };

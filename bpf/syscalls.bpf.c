@@ -2,15 +2,20 @@
 /*
  * The syscalls collector: every syscall counted per (process name, cgroup,
  * syscall number), its latency in a log2 histogram per syscall, failures per
- * (syscall, errno).
+ * (process name, cgroup, syscall, errno).
  *
  * Cost is the design constraint: this runs twice per syscall on every CPU.
  * The hot path builds no key and touches no hash. Each thread's task storage
- * holds its syscall in flight and a counter per syscall number; sys_enter
- * adds one to its own counter, sys_exit reads the entry time back and bumps
- * a per-CPU histogram slot indexed by syscall number. Who the counts belong
- * to (comm, cgroup) is only looked up when they are moved into the shared
- * `syscall_counts` hash:
+ * holds its timed syscall in flight and a counter per syscall number; sys_enter
+ * adds one to its own counter. Latency is timed on a sample of calls, about
+ * one in `sample_every` per thread (at random gaps, so a loop of a fixed
+ * period is not always timed at the same call): only a timed call reads
+ * the clock, at entry and at exit, and bumps a per-CPU histogram slot
+ * indexed by syscall number; the other calls pay one task-storage lookup
+ * and a compare at exit. Every call is still counted, so user space scales
+ * the sampled histogram to the exact counts (src/collect/bpf/syscalls.rs).
+ * Who the counts belong to (comm, cgroup) is only looked up when they are
+ * moved into the shared `syscall_counts` hash:
  * - by the task iterator `flush_counts`, which user space runs before every
  *   read of the map, for every thread;
  * - by `sched_process_exit`, for a thread that ends between two reads.
@@ -18,6 +23,12 @@
  * moved (at most one collection interval after the syscall). The hash is
  * double-buffered (sonde.h): it holds what was moved since user space last
  * drained it, and user space keeps the totals.
+ *
+ * A failure is rarer than a call, so sys_exit charges it to its process
+ * right away and counts every one, timed or not: the syscall number, name
+ * and cgroup are read only when the return value is an error, never on
+ * success, and the failure goes straight into a per-CPU half of
+ * `syscall_errors`, double-buffered like the counts.
  *
  * Invariant: a count is in exactly one place, a thread's counter, a half of
  * `syscall_counts` or the totals in user space. The owner adds with an
@@ -47,8 +58,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define USED_WORDS 8
 
 struct task_syscalls {
-	__u64 start_ns; /* entry time of the syscall in flight; 0 when none */
+	__u64 start_ns; /* entry time of the timed syscall in flight; 0 when none */
 	__u32 nr;       /* its number */
+	__u32 until_timed; /* calls still to pass untimed before the next timed one */
 	__u32 counts[TASK_COUNTED_SYSCALLS];
 	/*
 	 * Bit nr set once the thread has made syscall nr, so moving its counts
@@ -74,12 +86,16 @@ struct {
  */
 SONDE_DOUBLE_BUFFERED(syscall_counts, BPF_MAP_TYPE_HASH, 16384, struct syscall_count_key, __u64);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct syscall_error_key);
-	__type(value, __u64);
-} syscall_errors SEC(".maps");
+/*
+ * Failures since the last read by (process, syscall, errno), double-buffered
+ * (sonde.h). A process fails with a handful of (syscall, errno) pairs, so a
+ * half holds the failures of about 1,000 distinct names an interval; per-CPU,
+ * so a busy process's EAGAINs on many CPUs do not contend for one counter.
+ * A half is 4,096 32-byte keys with their element headers and 8 bytes per
+ * CPU each: about 0.35 MiB plus 32 KiB per CPU, preallocated.
+ */
+SONDE_DOUBLE_BUFFERED(syscall_errors, BPF_MAP_TYPE_PERCPU_HASH, 4096, struct syscall_error_key,
+		      __u64);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -92,10 +108,16 @@ SONDE_MAP_FULL_COUNTER(SYSCALLS_BOUNDED_MAPS);
 
 /*
  * Set by user space before loading: false when only counts are wanted
- * (`syscall_latency = false`), so sys_enter skips the clock read and no
+ * (`syscall_latency = false`), so sys_enter skips the sampling and no
  * sys_exit program is attached; the verifier then drops the dead code.
  */
 const volatile bool measure_latency = true;
+
+/*
+ * About one call in this many is timed, per thread
+ * (`syscall_latency_sample`); 1 times every call.
+ */
+const volatile __u32 sample_every = 1;
 
 /* Adds `n` calls of `key->nr` by `key->who` to the shared hash. */
 static __always_inline void credit(struct syscall_count_key *key, __u64 n)
@@ -111,6 +133,17 @@ static __always_inline void credit_one(__u32 nr)
 
 	sonde_current(&key.who);
 	credit(&key, 1);
+}
+
+/*
+ * Untimed calls before the next timed one: uniform in [0, 2 * sample_every
+ * - 2], so one call in sample_every is timed on average.
+ */
+static __always_inline __u32 next_gap(void)
+{
+	if (sample_every <= 1)
+		return 0;
+	return bpf_get_prandom_u32() % (2 * sample_every - 1);
 }
 
 static __always_inline void on_enter(long id)
@@ -132,38 +165,61 @@ static __always_inline void on_enter(long id)
 		__sync_fetch_and_add(&mine->counts[nr], 1);
 	} else
 		credit_one(nr);
-	if (measure_latency) {
-		mine->nr = nr;
-		mine->start_ns = bpf_ktime_get_ns();
+	if (!measure_latency)
+		return;
+	if (mine->until_timed) {
+		mine->until_timed--;
+		/*
+		 * A timed call whose exit went unseen (it returned before the
+		 * sys_exit program was attached) left its entry time: this
+		 * call must not be timed from it.
+		 */
+		mine->start_ns = 0;
+		return;
 	}
+	mine->until_timed = next_gap();
+	mine->nr = nr;
+	mine->start_ns = bpf_ktime_get_ns();
 }
 
-static __always_inline void on_exit(long ret)
+/* Ends the timing of the current thread's syscall, if it was timed. */
+static __always_inline void time_exit(void)
 {
-	__u64 now = bpf_ktime_get_ns(), start;
 	struct task_syscalls *mine;
 	struct sonde_hist *hist;
+	__u64 took;
 	__u32 nr;
 
 	mine = bpf_task_storage_get(&task_syscalls, bpf_get_current_task_btf(), 0, 0);
-	/* No entry time: it entered before sonde attached. */
+	/* Not timed, or it entered before sonde attached. */
 	if (!mine || !mine->start_ns)
 		return;
-	start = mine->start_ns;
+	took = bpf_ktime_get_ns() - mine->start_ns;
 	nr = mine->nr;
 	mine->start_ns = 0;
 
 	hist = bpf_map_lookup_elem(&syscall_latency, &nr);
 	if (hist) {
-		hist->slots[sonde_hist_slot(now - start)] += 1;
-		hist->sum_ns += now - start;
+		hist->slots[sonde_hist_slot(took)] += 1;
+		hist->sum_ns += took;
 	}
-	if (ret < 0 && ret >= -4095) {
-		struct syscall_error_key key = { .nr = nr, .errno_value = (__u32)-ret };
+}
 
-		if (sonde_percpu_count(&syscall_errors, &key))
-			sonde_count_map_full(&map_full, SYSCALLS_MAP_ERRORS);
-	}
+/* Whether a syscall's return value is an error (-4095 to -1). */
+static __always_inline bool failed(long ret)
+{
+	return ret < 0 && ret >= -4095;
+}
+
+/* Counts a failure of syscall `nr` by the current task. */
+static __always_inline void count_error(__u32 nr, long ret)
+{
+	struct syscall_error_key key = { .nr = nr, .errno_value = (__u32)-ret };
+
+	/* Who failed: looked up here only, a successful call never pays it. */
+	sonde_current(&key.who);
+	if (sonde_percpu_count(SONDE_HALF(syscall_errors), &key))
+		sonde_count_map_full(&map_full, SYSCALLS_MAP_ERRORS);
 }
 
 /* Index of the lowest set bit of a non-zero word. */
@@ -240,7 +296,9 @@ int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
 SEC("raw_tp/sys_exit")
 int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 {
-	on_exit(ret);
+	time_exit();
+	if (failed(ret))
+		count_error(BPF_CORE_READ(regs, orig_ax), ret);
 	return 0;
 }
 
@@ -262,7 +320,9 @@ int tp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/raw_syscalls/sys_exit")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	on_exit(ctx->ret);
+	time_exit();
+	if (failed(ctx->ret))
+		count_error(ctx->id, ctx->ret);
 	return 0;
 }
 

@@ -241,6 +241,10 @@ impl Default for CollectConfig {
     }
 }
 
+/// Default of `[collect.bpf] syscall_latency_sample`: one syscall in 16
+/// timed (BENCHMARKS.md, "Syscalls collector").
+pub const DEFAULT_SYSCALL_LATENCY_SAMPLE: u32 = 16;
+
 /// One switch per eBPF collector; all on by default. A collector that is on
 /// but cannot load is logged and skipped, so turning one off is only needed
 /// to save its cost.
@@ -249,9 +253,12 @@ impl Default for CollectConfig {
 pub struct BpfConfig {
     /// Syscall counts per process, latency and errors per syscall.
     pub syscalls: bool,
-    /// Whether the syscalls collector also times each syscall (latency
-    /// histogram, errors); off, it only counts, at about half the cost.
+    /// Whether the syscalls collector also times syscalls (latency
+    /// histogram) and counts their errors; off, it only counts.
     pub syscall_latency: bool,
+    /// The syscalls collector times about one call in this many per thread
+    /// (1: every call); the histogram is scaled to the exact counts.
+    pub syscall_latency_sample: u32,
     /// Block I/O latency per device, bytes and requests per process.
     pub block: bool,
     /// Network bytes and TCP connections per process.
@@ -279,6 +286,7 @@ impl Default for BpfConfig {
         BpfConfig {
             syscalls: true,
             syscall_latency: true,
+            syscall_latency_sample: DEFAULT_SYSCALL_LATENCY_SAMPLE,
             block: true,
             net: true,
             process: true,
@@ -556,6 +564,9 @@ impl Config {
                 humantime::format_duration(self.collect.forget_after)
             );
         }
+        if self.collect.bpf.syscall_latency_sample == 0 {
+            bail!("key collect.bpf.syscall_latency_sample: expected at least 1 (1 times every syscall), got 0");
+        }
         self.notify.validate().context("[notify]")?;
         for url in &self.alerting.alertmanagers {
             crate::alert::alertmanager::check_url(url)
@@ -742,5 +753,10 @@ mod tests {
             Config::parse("[collect]\ninterval = \"100ms\"\n").unwrap_err()
         );
         assert!(err.contains("collect.interval"), "{err}");
+        let err = format!(
+            "{:#}",
+            Config::parse("[collect.bpf]\nsyscall_latency_sample = 0\n").unwrap_err()
+        );
+        assert!(err.contains("collect.bpf.syscall_latency_sample"), "{err}");
     }
 }

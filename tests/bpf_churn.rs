@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ExposedSample, Sonde};
-use kernel::{attached, value, wait_for};
+use kernel::{attached, query_value, value, wait_for};
 
 /// Processes in the churn, and how many start per second: 200 new names a
 /// one-second interval, each with 20-30 distinct syscalls, about a third of
@@ -64,13 +64,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// /metrics alone no longer shows its count.
 fn stored_total(sonde: &Sonde, selector: &str) -> f64 {
     let query = format!("sum(last_over_time({selector}[10m]))");
-    let encoded: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
-    let body = sonde.get_ok(&format!("/api/v1/query?query={encoded}"));
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    answer["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no value for {query}: {body}"))
+    query_value(sonde, &query).unwrap_or_else(|| panic!("no value for {query}"))
 }
 
 fn map_full(samples: &[ExposedSample]) -> Vec<(String, f64)> {

@@ -639,12 +639,19 @@ fn histogram_store(dir: &std::path::Path, end_ms: i64) -> Store {
         ("syscall", "read"),
     ];
     samples.extend(series(&count, end_ms, 1800, |t| 10.0 * t));
-    let errors = [
-        (METRIC_NAME, "sonde_syscall_errors_total"),
-        ("syscall", "openat"),
-        ("errno", "ENOENT"),
-    ];
-    samples.extend(series(&errors, end_ms, 1800, |t| 2.0 * t));
+    // Two processes fail the same way, one a second each.
+    for (comm, unit) in [("nginx", "nginx.service"), ("curl", "")] {
+        let mut errors = vec![
+            (METRIC_NAME, "sonde_syscall_errors_total"),
+            ("comm", comm),
+            ("syscall", "openat"),
+            ("errno", "ENOENT"),
+        ];
+        if !unit.is_empty() {
+            errors.push(("unit", unit));
+        }
+        samples.extend(series(&errors, end_ms, 1800, |t| t));
+    }
     let mut store = Store::open(dir).unwrap();
     store.append(&samples).unwrap();
     store
@@ -652,7 +659,8 @@ fn histogram_store(dir: &std::path::Path, end_ms: i64) -> Store {
 
 /// The Kernel view draws a heatmap whose only row is the bucket the
 /// samples fill, with the p50 inside it; a chosen syscall titles it; the
-/// errors table counts over the range; a bad syscall name is a 400.
+/// errors tables count over the range, by syscall and by process; a bad
+/// syscall name is a 400.
 #[test]
 fn kernel_view_draws_heatmaps_from_histograms() {
     let dir = TempDir::new("dashboard-kernel");
@@ -679,8 +687,17 @@ fn kernel_view_draws_heatmaps_from_histograms() {
         "the chooser offers read, chosen"
     );
     assert!(
-        html.contains("<td>openat</td><td>ENOENT</td><td class=\"number\">1800</td>"),
+        html.contains("<tr><td>openat</td><td>ENOENT</td><td class=\"number\">1800</td>"),
         "2 errors/s over 15 minutes: {html}"
+    );
+    // By process: each row links to the process's Who page.
+    let by_process = &html[html.find("id=\"errors-by-process\"").unwrap()..];
+    assert!(
+        by_process.contains(
+            "<th scope=\"row\"><a href=\"/who/process?comm=nginx&#38;unit=nginx.service&#38;container=&#38;range=15m\">nginx</a> \
+             <span class=\"muted\">nginx.service</span></th><td>openat</td><td>ENOENT</td><td class=\"number\">900</td>"
+        ),
+        "1 error/s of nginx over 15 minutes: {by_process}"
     );
     let (status, body) = get(&format!("{base}/kernel?syscall=read%3Bdrop")).unwrap();
     assert_eq!(status, 400);

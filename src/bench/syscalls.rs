@@ -2,12 +2,14 @@
 //! syscall, beside bpftrace doing the same work (a count per process name and
 //! syscall, and a latency histogram per syscall).
 //!
-//! Each round runs the same getppid loop five times on this thread: with
+//! Each round runs the same getppid loop six times on this thread: with
 //! nothing attached, with an empty raw_tp program on sys_enter and sys_exit
 //! (the yardstick: what any syscall collector pays before doing anything),
 //! with sonde's collector attached (loaded through the same code as
-//! `sonde run`), with it counting only (`syscall_latency = false`), and with
-//! bpftrace attached. Time is the thread's CPU
+//! `sonde run`, timing one call in `syscall_latency_sample` as by default),
+//! with it timing every call (`syscall_latency_sample = 1`), with it
+//! counting only (`syscall_latency = false`), and with bpftrace attached.
+//! Time is the thread's CPU
 //! time, which includes the kernel's time in the syscall and its probes but
 //! not the time other processes hold the CPU, so a busy machine blurs the
 //! figures less. The figures are medians over the rounds.
@@ -77,10 +79,13 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
         println!("kernel.bpf_stats_enabled = {state}; 1 inflates the attached figures");
     }
     println!("ns added per syscall by:");
-    println!("round  detached  empty pair  sonde  sonde counts only  bpftrace");
+    println!(
+        "round  detached  empty pair  sonde  sonde every call timed  sonde counts only  bpftrace"
+    );
     let mut detached_all = Vec::new();
     let (mut empty_added, mut sonde_added, mut counts_added) = (Vec::new(), Vec::new(), Vec::new());
-    let mut bpftrace_added = Vec::new();
+    let (mut every_added, mut bpftrace_added) = (Vec::new(), Vec::new());
+    let sample = crate::config::DEFAULT_SYSCALL_LATENCY_SAMPLE;
     let started = Instant::now();
     let forget_after = crate::config::CollectConfig::default().forget_after;
     for round in 1..=rounds {
@@ -90,15 +95,16 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
         let empty = getppid_loop(calls) - detached;
         drop(links);
 
-        let loaded =
-            syscalls::load(true, forget_after).context("cannot attach the syscalls collector")?;
-        let sonde = getppid_loop(calls) - detached;
-        drop(loaded);
-
-        let loaded =
-            syscalls::load(false, forget_after).context("cannot attach the syscalls collector")?;
-        let counts = getppid_loop(calls) - detached;
-        drop(loaded);
+        let added = |latency: Option<u32>| -> anyhow::Result<f64> {
+            let loaded = syscalls::load(latency, forget_after)
+                .context("cannot attach the syscalls collector")?;
+            let ns = getppid_loop(calls) - detached;
+            drop(loaded);
+            Ok(ns)
+        };
+        let sonde = added(Some(sample))?;
+        let every = added(Some(1))?;
+        let counts = added(None)?;
 
         let bpftrace = if with_bpftrace {
             let mut child = start_bpftrace()?;
@@ -110,31 +116,42 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
         } else {
             "       -".to_string()
         };
-        println!("{round:5}  {detached:8.1}  {empty:10.1}  {sonde:5.1}  {counts:17.1}  {bpftrace}");
+        println!(
+            "{round:5}  {detached:8.1}  {empty:10.1}  {sonde:5.1}  {every:22.1}  {counts:17.1}  {bpftrace}"
+        );
         detached_all.push(detached);
         empty_added.push(empty);
         sonde_added.push(sonde);
+        every_added.push(every);
         counts_added.push(counts);
     }
     println!(
-        "median {:8.1}  {:10.1}  {:5.1}  {:17.1}  {:>8}",
+        "median {:8.1}  {:10.1}  {:5.1}  {:22.1}  {:17.1}  {:>8}",
         median(&detached_all),
         median(&empty_added),
         median(&sonde_added),
+        median(&every_added),
         median(&counts_added),
         optional(&bpftrace_added)
     );
+    println!("sonde times one call in {sample} per thread (syscall_latency_sample)");
     if with_bpftrace && median(&bpftrace_added) > 0.0 {
         println!(
             "sonde adds {:.2}x what bpftrace adds per syscall",
             median(&sonde_added) / median(&bpftrace_added)
         );
     }
-    println!(
-        "sonde's work beyond the empty pair: {:.1} ns per syscall ({:.2}x the pair)",
-        median(&sonde_added) - median(&empty_added),
-        median(&sonde_added) / median(&empty_added)
-    );
+    for (what, added) in [
+        ("sonde", &sonde_added),
+        ("sonde timing every call", &every_added),
+        ("sonde counting only", &counts_added),
+    ] {
+        println!(
+            "{what}: {:.1} ns per syscall beyond the empty pair ({:.2}x the pair)",
+            median(added) - median(&empty_added),
+            median(added) / median(&empty_added)
+        );
+    }
     println!("took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

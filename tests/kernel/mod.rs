@@ -1,8 +1,8 @@
 //! What the kernel collectors' tests share: whether a collector attached (or
-//! why the test skips), reading values from /metrics, bounded waits, programs
-//! copied under names of their own (so a test's comm is its own on a shared
-//! machine), test cgroups that clean up after themselves and files for
-//! O_DIRECT I/O.
+//! why the test skips), reading values from /metrics and the query API,
+//! bounded waits, programs copied under names of their own (so a test's comm
+//! is its own on a shared machine), test cgroups that clean up after
+//! themselves and files for O_DIRECT I/O.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::path::{Path, PathBuf};
@@ -43,14 +43,30 @@ pub fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> 
 
 /// Polls /metrics (for at most 15 s) until `done` holds; the last samples.
 pub fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<ExposedSample> {
+    poll(|| sonde.metrics(), |samples| done(samples))
+}
+
+/// Reads (for at most 15 s) until `done` holds; the last reading.
+pub fn poll<T>(read: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let samples = sonde.metrics();
-        if done(&samples) || Instant::now() > deadline {
-            return samples;
+        let value = read();
+        if done(&value) || Instant::now() > deadline {
+            return value;
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// The value of a PromQL instant query through sonde's query API, from its
+/// first sample; None when it answers none.
+pub fn query_value(sonde: &Sonde, promql: &str) -> Option<f64> {
+    let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+    let body = sonde.get_ok(&format!("/api/v1/query?query={encoded}"));
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
 }
 
 /// A system program copied under a name unique to this test run, so the

@@ -322,7 +322,13 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: syscalls::NAME,
         enabled: |config| config.syscalls,
-        load: |config| syscalls::load(config.bpf.syscall_latency, config.forget_after),
+        load: |config| {
+            let latency = config
+                .bpf
+                .syscall_latency
+                .then_some(config.bpf.syscall_latency_sample);
+            syscalls::load(latency, config.forget_after)
+        },
         degraded: &[],
     },
     Spec {

@@ -1,5 +1,6 @@
 //! The syscalls collector (`bpf/syscalls.bpf.c`): syscalls per process name
-//! and syscall, their latency per syscall, and their failures per errno.
+//! and syscall, their latency per syscall, and their failures per process
+//! name, syscall and errno.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use super::maps::{read_map, Entry};
 use super::syscall_names::SYSCALL_NAMES;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_WORDS,
+    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_SLOTS,
+    HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -55,14 +57,20 @@ const COUNT_ONLY_VARIANTS: &[Variant] = &[
 const BOUNDED_MAPS: &[&str] = &["syscall_counts", "syscall_errors", "task_syscalls"];
 
 /// Size of `struct syscall_count_key`: a `struct proc_id`, the syscall
-/// number, padding.
-const COUNT_KEY_LEN: usize = PROC_ID_LEN + 8;
+/// number, padding; and of `struct syscall_error_key`: a `struct proc_id`,
+/// the syscall number, the errno.
+const KEY_LEN: usize = PROC_ID_LEN + 8;
 
-/// Loads the collector; with `latency` false it only counts (no latency
-/// histogram, no errors), which saves a clock read and a program per syscall.
-/// `forget_after`: how long a process name's counts outlive its last call.
-pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
-    let variants = if latency {
+/// The double-buffered maps, in the order [`DoubleBuffered`] holds them.
+const COUNTS: usize = 0;
+const ERRORS: usize = 1;
+
+/// Loads the collector. `latency`: time about one syscall in this many per
+/// thread (1: every one) and count errors; None: only count, which saves a
+/// program per syscall. `forget_after`: how long a process name's counts
+/// outlive its last call.
+pub fn load(latency: Option<u32>, forget_after: Duration) -> anyhow::Result<Loaded> {
+    let variants = if latency.is_some() {
         VARIANTS
     } else {
         COUNT_ONLY_VARIANTS
@@ -74,7 +82,8 @@ pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
             .rodata_data
             .as_deref_mut()
             .ok_or_else(|| anyhow::anyhow!("the syscalls object has no read-only data"))?;
-        rodata.measure_latency = latency;
+        rodata.measure_latency = latency.is_some();
+        rodata.sample_every = latency.unwrap_or(1).max(1);
         Ok(open)
     })?;
     Ok(Loaded {
@@ -84,17 +93,26 @@ pub fn load(latency: bool, forget_after: Duration) -> anyhow::Result<Loaded> {
         collector: Box::new(Syscalls {
             attached,
             latency,
-            counts: DoubleBuffered::new([1], forget_after),
+            counts: DoubleBuffered::new([1, 1], forget_after),
+            calls_by_nr: vec![0; SYSCALLS_MAX_NR],
         }),
     })
 }
 
 struct Syscalls {
     attached: Attached<SyscallsSkel<'static>>,
-    latency: bool,
-    /// syscall_counts: calls per (process, syscall).
-    counts: DoubleBuffered<1>,
+    /// The sampling of latency, as loaded; None: counts only.
+    latency: Option<u32>,
+    /// syscall_counts: calls per (process, syscall); syscall_errors:
+    /// failures per (process, syscall, errno).
+    counts: DoubleBuffered<2>,
+    /// Calls per syscall number since sonde started, of every process (never
+    /// forgotten): what a sampled latency histogram is scaled to.
+    calls_by_nr: Vec<u64>,
 }
+
+/// Syscall numbers with a latency histogram (`SYSCALLS_MAX_NR`, sonde.h).
+const SYSCALLS_MAX_NR: usize = 512;
 
 /// The label of a syscall number: its x86_64 name, else the number itself.
 pub fn syscall_label(nr: u32) -> String {
@@ -122,17 +140,7 @@ impl Syscalls {
             "sonde_syscalls_total",
             "System calls entered, by process (name, unit or container) and syscall.",
         );
-        for (key, value) in self.counts.totals(0).iter() {
-            if key.len() != COUNT_KEY_LEN {
-                anyhow::bail!(
-                    "syscall_counts key of {} bytes, expected {COUNT_KEY_LEN}",
-                    key.len()
-                );
-            }
-            let (Some(who), Some(nr)) = (Who::from_key(key), key_u32(key, PROC_ID_LEN)) else {
-                continue; // the length was checked above
-            };
-            let count = value[0];
+        for (who, nr, _, count) in self.per_process(COUNTS, "syscall_counts")? {
             let syscall = syscall_label(nr);
             calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
         }
@@ -140,35 +148,59 @@ impl Syscalls {
     }
 
     fn errors(&self) -> anyhow::Result<Family> {
-        let maps = &self.attached.skel.maps;
         let mut errors = Family::counter(
             "sonde_syscall_errors_total",
-            "System calls that returned an error, by syscall and errno.",
+            "System calls that returned an error, by process (name, unit or container), \
+             syscall and errno.",
         );
-        for Entry { key, value } in read_map(&maps.syscall_errors, 1)? {
-            let nr = u32::from_ne_bytes(key[..4].try_into()?);
-            let errno = u32::from_ne_bytes(key[4..8].try_into()?);
-            let count = value[0];
+        for (who, nr, errno, count) in self.per_process(ERRORS, "syscall_errors")? {
+            let (syscall, errno) = (syscall_label(nr), errno_label(errno));
             errors.push(
-                &[
-                    ("errno", &errno_label(errno)),
-                    ("syscall", &syscall_label(nr)),
-                ],
+                &who.labels(&[("errno", &errno), ("syscall", &syscall)]),
                 count as f64,
             );
         }
         Ok(errors)
     }
 
-    fn latency(&self) -> anyhow::Result<Family> {
+    /// The totals of double-buffered map `map` (named `name`), whose keys are
+    /// a `struct proc_id` and two u32s (the syscall number and, for errors,
+    /// the errno): (who, first u32, second u32, total).
+    fn per_process(&self, map: usize, name: &str) -> anyhow::Result<Vec<(Who, u32, u32, u64)>> {
+        self.counts
+            .totals(map)
+            .iter()
+            .map(|(key, value)| {
+                let parsed = Who::from_key(key)
+                    .zip(key_u32(key, PROC_ID_LEN))
+                    .zip(key_u32(key, PROC_ID_LEN + 4))
+                    .filter(|_| key.len() == KEY_LEN);
+                let ((who, nr), second) = parsed.with_context(|| {
+                    format!("{name} key of {} bytes, expected {KEY_LEN}", key.len())
+                })?;
+                Ok((who, nr, second, value[0]))
+            })
+            .collect()
+    }
+
+    fn latency(&self, sample_every: u32) -> anyhow::Result<Family> {
         let maps = &self.attached.skel.maps;
         let mut latency = Family::histogram(
             "sonde_syscall_duration_seconds",
-            "Time from syscall entry to return, by syscall.",
+            "Time from syscall entry to return, by syscall (timed on a sample of \
+             calls, scaled to the exact count).",
         );
         for Entry { key, value } in read_map(&maps.syscall_latency, HIST_WORDS)? {
             let nr = key_u32(&key, 0).context("syscall_latency key of less than 4 bytes")?;
-            push_log2_histogram(&mut latency, &[("syscall", &syscall_label(nr))], &value);
+            let syscall = syscall_label(nr);
+            let labels = [("syscall", syscall.as_str())];
+            match sample_every {
+                1 => push_log2_histogram(&mut latency, &labels, &value),
+                every => {
+                    let calls = self.calls_by_nr.get(nr as usize).copied().unwrap_or(0);
+                    push_sampled_histogram(&mut latency, &labels, &value, every, calls)
+                }
+            };
         }
         Ok(latency)
     }
@@ -191,14 +223,55 @@ impl Collector for Syscalls {
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
-        self.counts
-            .drain([[&maps.syscall_counts_0, &maps.syscall_counts_1]])?;
+        let calls_by_nr = &mut self.calls_by_nr;
+        self.counts.drain_observed(
+            [
+                [&maps.syscall_counts_0, &maps.syscall_counts_1],
+                [&maps.syscall_errors_0, &maps.syscall_errors_1],
+            ],
+            |map, entry| {
+                let nr = key_u32(&entry.key, PROC_ID_LEN).unwrap_or(u32::MAX);
+                if let (COUNTS, Some(calls)) = (map, calls_by_nr.get_mut(nr as usize)) {
+                    *calls += entry.value[0];
+                }
+            },
+        )?;
         out.push(self.calls()?);
-        if self.latency {
-            out.extend([self.errors()?, self.latency()?]);
+        if let Some(sample_every) = self.latency {
+            out.extend([self.errors()?, self.latency(sample_every)?]);
         }
         Ok(())
     }
+}
+
+/// A latency histogram timed on about one call in `every` (a `struct
+/// sonde_hist` summed over CPUs), scaled to `calls`, the exact number of
+/// calls: each cumulative bucket is `every` times its sampled count, at most
+/// `calls`; `_count` is `calls`, `_sum` `every` times the sampled sum. Each
+/// only grows as its inputs do, so all stay counters. Returns false (adding
+/// nothing) while no call was timed.
+fn push_sampled_histogram(
+    family: &mut Family,
+    labels: &[(&str, &str)],
+    hist: &[u64],
+    every: u32,
+    calls: u64,
+) -> bool {
+    let (slots, sum_ns) = (&hist[..HIST_SLOTS], hist[HIST_SLOTS]);
+    if slots.iter().all(|&n| n == 0) {
+        return false;
+    }
+    let every = u64::from(every);
+    let mut cumulative = 0u64;
+    let buckets = slots[..HIST_SLOTS - 1].iter().enumerate().map(|(i, n)| {
+        cumulative += n;
+        (
+            (1u64 << i) as f64 * 1e-6,
+            cumulative.saturating_mul(every).min(calls),
+        )
+    });
+    family.push_histogram(labels, buckets, (sum_ns * every) as f64 / 1e9, calls);
+    true
 }
 
 #[cfg(test)]
@@ -215,5 +288,51 @@ mod tests {
         assert_eq!(errno_label(11), "EAGAIN");
         assert_eq!(errno_label(512), "ERESTARTSYS");
         assert_eq!(errno_label(520), "520");
+    }
+
+    /// Each timed call stands for `every` calls, no bucket above the exact
+    /// count, `_count` the exact count.
+    #[test]
+    fn a_sampled_histogram_is_scaled_to_the_exact_count() {
+        let mut hist = vec![0u64; HIST_WORDS];
+        hist[0] = 3; // ≤ 1 µs
+        hist[2] = 1; // ≤ 4 µs
+        hist[HIST_SLOTS] = 5_000; // ns
+        let mut family = Family::histogram("h", "");
+        assert!(push_sampled_histogram(
+            &mut family,
+            &[("syscall", "read")],
+            &hist,
+            16,
+            70
+        ));
+        let values = |name: &str| -> Vec<f64> {
+            family
+                .series
+                .iter()
+                .filter(|s| s.labels.get("__name__") == Some(name))
+                .map(|s| s.value)
+                .collect()
+        };
+        // le = 1, 2, 4, 8 µs..., then +Inf.
+        let buckets = values("h_bucket");
+        assert_eq!(buckets[..4], [48.0, 48.0, 64.0, 64.0]);
+        assert_eq!(buckets.last(), Some(&70.0));
+        assert_eq!(values("h_count"), [70.0]);
+        assert_eq!(values("h_sum"), [80e-6]);
+        // Fewer exact calls than the sample stands for: held at the count.
+        let mut family = Family::histogram("h", "");
+        push_sampled_histogram(&mut family, &[], &hist, 16, 50);
+        assert!(family.series.iter().all(|s| s.value <= 50.0));
+        // Nothing timed yet: no series.
+        let mut family = Family::histogram("h", "");
+        assert!(!push_sampled_histogram(
+            &mut family,
+            &[],
+            &vec![0; HIST_WORDS],
+            16,
+            9
+        ));
+        assert!(family.series.is_empty());
     }
 }

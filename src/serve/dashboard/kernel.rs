@@ -2,7 +2,7 @@
 //! it slow" questions. Latency heatmaps ([`heatmap`]: time × log2 bucket,
 //! p50 and p99 drawn over them) for syscalls (all, or the one chosen with
 //! `?syscall=`), block I/O per device and operation, run-queue waits and
-//! TCP connects; syscall errors by syscall and errno; TCP retransmits,
+//! TCP connects; syscall errors by syscall and errno and by process; TCP retransmits,
 //! resets and connects; and a strip of process events (execs, exits by
 //! reason, OOM kills) as counts per step.
 //!
@@ -10,6 +10,7 @@
 //! the Graph view. A histogram the machine never filled (no eBPF, a
 //! collector turned off) shows what to check instead of a picture.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use askama::Template;
@@ -27,7 +28,7 @@ use crate::query::Source;
 const BLOCK_MAPS: usize = 4;
 /// Syscalls offered in the chooser, the busiest first.
 const SYSCALL_CHOICES: usize = 60;
-/// Rows of the errors table.
+/// Rows of each errors table.
 const ERROR_ROWS: usize = 15;
 
 const NO_BPF: &str =
@@ -111,9 +112,22 @@ pub struct SyscallChoice {
 }
 
 pub struct ErrorRow {
+    /// The process (its name, where it runs, its Who page); None in the
+    /// table by syscall.
+    pub process: Option<(String, String, String)>,
     pub syscall: String,
     pub errno: String,
     pub count: String,
+}
+
+/// A table of syscall errors over the range.
+pub struct ErrorTable {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// What the rows are summed by, as the PromQL shown under the table says.
+    pub by: &'static str,
+    pub rows: Vec<ErrorRow>,
+    pub href: String,
 }
 
 #[derive(Template)]
@@ -125,8 +139,7 @@ struct Page {
     latency: Vec<HeatCard>,
     events: HeatCard,
     charts: Vec<Card>,
-    errors: Vec<ErrorRow>,
-    errors_href: String,
+    errors: [ErrorTable; 2],
     elapsed_ms: u128,
 }
 
@@ -231,7 +244,6 @@ pub async fn page(
                 .map(|panel| panel.draw(store, "", &range))
                 .collect::<anyhow::Result<_>>()?,
             errors: errors(store, &range)?,
-            errors_href: card::graph_href(&errors_promql(&range), &range),
             elapsed_ms: 0,
         };
         page.elapsed_ms = started.elapsed().as_millis();
@@ -388,22 +400,70 @@ fn events(store: &dyn Source, range: &Range) -> anyhow::Result<HeatCard> {
     ))
 }
 
-fn errors_promql(range: &Range) -> String {
+/// What the errors tables sum by: by syscall and errno, and also by process.
+const BY_SYSCALL: &str = "syscall, errno";
+const BY_PROCESS: &str = "comm, unit, container, syscall, errno";
+
+fn errors_promql(by: &str, range: &Range) -> String {
     format!(
-        "sum by (syscall, errno) (increase(sonde_syscall_errors_total[{}]))",
+        "sum by ({by}) (increase(sonde_syscall_errors_total[{}]))",
         range.promql_window()
     )
 }
 
-/// The syscall errors over the whole range, most frequent first.
-fn errors(store: &dyn Source, range: &Range) -> anyhow::Result<Vec<ErrorRow>> {
-    Ok(ranked(store, &errors_promql(range), range.end_ms)?
-        .into_iter()
-        .take(ERROR_ROWS)
-        .map(|sample| ErrorRow {
-            syscall: sample.labels.get("syscall").unwrap_or("?").to_string(),
-            errno: sample.labels.get("errno").unwrap_or("?").to_string(),
-            count: super::units::digits(sample.value.round()),
-        })
-        .collect())
+/// The syscall errors over the whole range, most frequent first: by syscall
+/// and errno, and by process. One query by process serves both: the sum of
+/// its rows per (syscall, errno) is the by-syscall query's answer, as both
+/// sum the same increases.
+fn errors(store: &dyn Source, range: &Range) -> anyhow::Result<[ErrorTable; 2]> {
+    let by_process = ranked(store, &errors_promql(BY_PROCESS, range), range.end_ms)?;
+    let mut sums: HashMap<(&str, &str), f64> = HashMap::new();
+    for sample in &by_process {
+        let syscall = sample.labels.get("syscall").unwrap_or("?");
+        let errno = sample.labels.get("errno").unwrap_or("?");
+        *sums.entry((syscall, errno)).or_default() += sample.value;
+    }
+    let mut by_syscall: Vec<_> = sums.into_iter().collect();
+    by_syscall.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let count = |value: f64| super::units::digits(value.round());
+    let table = |id, title, by, rows| ErrorTable {
+        id,
+        title,
+        by,
+        rows,
+        href: card::graph_href(&errors_promql(by, range), range),
+    };
+    let query = range.query();
+    Ok([
+        table(
+            "errors",
+            "Syscall errors over the range",
+            BY_SYSCALL,
+            by_syscall
+                .into_iter()
+                .take(ERROR_ROWS)
+                .map(|((syscall, errno), value)| ErrorRow {
+                    process: None,
+                    syscall: syscall.to_string(),
+                    errno: errno.to_string(),
+                    count: count(value),
+                })
+                .collect(),
+        ),
+        table(
+            "errors-by-process",
+            "Syscall errors by process",
+            BY_PROCESS,
+            by_process
+                .iter()
+                .take(ERROR_ROWS)
+                .map(|sample| ErrorRow {
+                    process: Some(super::who::process_link(&sample.labels, &query)),
+                    syscall: sample.labels.get("syscall").unwrap_or("?").to_string(),
+                    errno: sample.labels.get("errno").unwrap_or("?").to_string(),
+                    count: count(sample.value),
+                })
+                .collect(),
+        ),
+    ])
 }
