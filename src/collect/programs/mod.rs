@@ -7,8 +7,8 @@
 //!   is opened; [`decode`] the decoders that turn key fields into labels.
 //! - [`load`] opens an object (filling in `kaddrs`), checks its maps against
 //!   the config, loads it leaving out programs the kernel refuses, attaches
-//!   each program on its own ([`perf_event`] for the sections libbpf does
-//!   not know) and opens perf event array counters' buffers.
+//!   each program on its own ([`perf_event`] and [`xdp`] for the sections
+//!   libbpf does not know) and opens perf event array counters' buffers.
 //! - [`read`] reads the maps into families each round; [`cgroups`] keeps a
 //!   `cgroup_id_map` filled.
 //! - This module runs the configs: loading them all, reloading on SIGHUP and
@@ -37,6 +37,7 @@ pub mod decode;
 pub mod load;
 pub mod perf_event;
 pub mod read;
+pub mod xdp;
 
 use std::collections::BTreeMap;
 
