@@ -5,7 +5,8 @@
 //! pci_*, hex and dname), an `xdp/lo` section and a `usdt/...` section on
 //! a target built here with <sys/sdt.h>. Each workload has a known effect;
 //! the counts and labels must come out exact in /metrics and in
-//! /api/v1/query. The XDP program must leave lo when its config is removed
+//! /api/v1/query, and the dashboard's Programs view must list them with a
+//! chart each. The XDP program must leave lo when its config is removed
 //! and when sonde stops.
 
 mod common;
@@ -23,7 +24,11 @@ use common::{bpf_required, ExposedSample, Sonde, TempDir};
 use support::{compile, loaded, query, run_child, value, wait_for, CHILDREN, ONLY_PROGRAMS};
 
 /// The configs compiled as they are; `usdt` needs its target's path.
-const CONFIGS: [&str; 6] = ["buckets", "errors", "symbols", "origin", "pci", "xdp"];
+/// `mixed` (programs this kernel refuses beside one it takes) is there for
+/// the Programs view's reasons.
+const CONFIGS: [&str; 7] = [
+    "buckets", "errors", "symbols", "origin", "pci", "xdp", "mixed",
+];
 
 /// Write sizes and how many writes of each the child makes: 10 writes,
 /// 614 bytes.
@@ -205,6 +210,8 @@ fn every_bucket_type_decoder_family_and_attach_kind_counts_exactly() {
             .any(|s| s.name == "ebpf_exporter_decoder_errors_total"),
         "no decoder failed\n{log}"
     );
+
+    check_programs_view(&sonde);
 
     // Removing the XDP config takes its program off lo.
     std::fs::remove_file(dir.0.join("xdp.yaml")).unwrap();
@@ -479,4 +486,61 @@ fn check_usdt(samples: &[ExposedSample], log: &str) {
                 .collect::<Vec<_>>()
         );
     }
+}
+
+/// The Programs view: every config with its programs (a refused one with
+/// its reason), a rate chart per counter and a heatmap per histogram, drawn
+/// from what the store holds.
+fn check_programs_view(sonde: &Sonde) {
+    // A series' first sample is its start, not growth (as for Prometheus):
+    // the same workload again, on series the store already holds, is.
+    run_syscalls();
+    let done =
+        |s: &[ExposedSample]| value(s, "ebpf_exporter_write_bytes_fixed_count", &[]) == Some(20.0);
+    assert!(done(&wait_for(sonde, done)));
+    sonde.wait_rounds(1);
+    let html = sonde.get_ok("/programs?range=5m");
+    let section = |id: &str| -> &str {
+        let start = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id} in the Programs view:\n{html}"));
+        let end = html[start..]
+            .find("</section>")
+            .map_or(html.len(), |e| start + e);
+        &html[start..end]
+    };
+    for name in CONFIGS.iter().chain(&["usdt"]) {
+        let config = section(&format!("config-{name}"));
+        assert!(config.contains("</th><td>yes</td>"), "{config}");
+    }
+    let mixed = section("config-mixed");
+    assert!(mixed.contains("count_getpid</th><td>yes"), "{mixed}");
+    assert!(
+        mixed.contains("kprobe_getpid</th><td>no: cannot attach (kprobe/__x64_sys_getpid)"),
+        "{mixed}"
+    );
+    assert!(
+        mixed.contains("fentry_getpid</th><td>no: refused at load"),
+        "{mixed}"
+    );
+    // Each heatmap up to its top bucket, bounds as plain numbers.
+    for (heatmap, top) in [
+        ("ebpf_exporter_write_tens_linear", "≤50<"),
+        ("ebpf_exporter_write_bytes_fixed", "≤1000<"),
+        ("ebpf_exporter_write_bytes_exp2zero", "≤512<"),
+    ] {
+        let card = section(heatmap);
+        assert!(card.contains("<svg") && card.contains(top), "{card}");
+    }
+    for counter in [
+        "ebpf_exporter_syscall_errors_total",
+        "ebpf_exporter_loopback_packets_total",
+        "ebpf_exporter_usdt_ticks_total",
+    ] {
+        let card = section(counter);
+        assert!(card.contains("<svg"), "{card}");
+        assert!(card.contains("rate(ebpf_exporter_"), "{card}");
+    }
+    let bad = common::get(&format!("{}/programs?range=forever", sonde.base_url)).unwrap();
+    assert_eq!(bad.0, 400, "{}", bad.1);
 }

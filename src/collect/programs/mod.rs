@@ -13,7 +13,8 @@
 //!   `cgroup_id_map` filled.
 //! - This module runs the configs: loading them all, reloading on SIGHUP and
 //!   `POST /-/reload` ([`Reload`]: unchanged configs keep running), and the
-//!   self-metrics.
+//!   self-metrics; [`status`] keeps what became of each config for the
+//!   dashboard.
 //!
 //! A config that cannot load (bad YAML, a key size the labels do not add up
 //! to, no program the kernel takes, a metric name another config has) is
@@ -37,6 +38,7 @@ pub mod decode;
 pub mod load;
 pub mod perf_event;
 pub mod read;
+pub mod status;
 pub mod xdp;
 
 use std::collections::BTreeMap;
@@ -256,6 +258,7 @@ pub fn configured(config: &ProgramsConfig) -> bool {
 pub fn collector(config: &ProgramsConfig, max_series: usize, reload: Reload) -> Box<dyn Collector> {
     let (mut programs, states) = load_all(config, max_series);
     log_states(&states);
+    status::publish(&states, &programs.running);
     programs.reload = reload;
     Box::new(programs)
 }
@@ -351,6 +354,7 @@ impl Collector for Programs {
             let (running, states) = load_configs(&config, kept);
             tracing::info!("programs: reloaded {}", config.dir.display());
             log_states(&states);
+            status::publish(&states, &running);
             self.running = running;
         }
         for running in &mut self.running {
