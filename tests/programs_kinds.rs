@@ -75,6 +75,19 @@ fn build_usdt_target(dir: &Path) -> Option<std::path::PathBuf> {
     }
 }
 
+/// The USDT target and usdt.bpf.o (whose section names the target's path)
+/// in `dir`; the target's path, or None after saying why.
+fn compile_usdt(dir: &Path) -> Option<std::path::PathBuf> {
+    let target = build_usdt_target(dir)?;
+    let flags = [
+        format!("-DUSDT_TARGET=\"{}\"", target.display()),
+        // usdt.bpf.h includes <linux/errno.h>, which wants <asm/errno.h>.
+        "-I/usr/include/x86_64-linux-gnu".to_string(),
+    ];
+    compile(dir, &["usdt"], &flags)?;
+    Some(target)
+}
+
 /// What `ip link show lo` says of XDP programs on it ("" when none).
 fn xdp_on_loopback() -> String {
     let out = Command::new("ip")
@@ -149,16 +162,10 @@ fn send_packets() {
 fn every_bucket_type_decoder_family_and_attach_kind_counts_exactly() {
     let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs-kinds");
-    let Some(target) = build_usdt_target(&dir.0) else {
+    let Some(target) = compile_usdt(&dir.0) else {
         return;
     };
-    let usdt_flags = [
-        format!("-DUSDT_TARGET=\"{}\"", target.display()),
-        // usdt.bpf.h includes <linux/errno.h>, which wants <asm/errno.h>.
-        "-I/usr/include/x86_64-linux-gnu".to_string(),
-    ];
-    if compile(&dir.0, &CONFIGS, &[]).is_none() || compile(&dir.0, &["usdt"], &usdt_flags).is_none()
-    {
+    if compile(&dir.0, &CONFIGS, &[]).is_none() {
         return;
     }
     let sonde = Sonde::start(&format!(
@@ -234,6 +241,72 @@ fn every_bucket_type_decoder_family_and_attach_kind_counts_exactly() {
     assert!(xdp_on_loopback().contains("xdp"));
     sonde.stop();
     assert_eq!(xdp_on_loopback(), "", "removed from lo when sonde stops");
+}
+
+/// As the packaged unit runs it (a user with CAP_BPF, CAP_PERFMON and
+/// CAP_DAC_READ_SEARCH): the USDT probe attaches and counts exactly (libbpf
+/// attaches it as a uprobe.multi link, which CAP_SYS_ADMIN is not needed
+/// for), and the XDP program, which the kernel loads only with
+/// CAP_NET_ADMIN, is left out with a reason that says so.
+#[test]
+fn as_the_packaged_unit_usdt_counts_and_xdp_says_what_it_lacks() {
+    use std::os::unix::fs::PermissionsExt;
+    let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("programs-unprivileged");
+    let Some(target) = compile_usdt(&dir.0) else {
+        return;
+    };
+    if compile(&dir.0, &["xdp"], &[]).is_none() {
+        return;
+    }
+    let data = TempDir::new("data-unprivileged");
+    for path in [&dir.0, &data.0] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let caps = "-all,+bpf,+perfmon,+dac_read_search";
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        &format!("--inh-caps={caps}"),
+        &format!("--ambient-caps={caps}"),
+        &format!("--bounding-set={caps}"),
+        common::SONDE,
+    ]);
+    let sonde = Sonde::start_command(
+        data,
+        &format!("{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n", dir.0.display()),
+        setpriv,
+    );
+    if !loaded(&sonde, "usdt") {
+        return;
+    }
+    let log = sonde.log_text();
+    let xdp = log
+        .lines()
+        .find(|l| l.contains("programs config xdp: off"))
+        .unwrap_or_else(|| panic!("the XDP config is refused:\n{log}"));
+    assert!(
+        xdp.contains("count_loopback off: refused at load")
+            && xdp.contains("XDP programs load only with CAP_NET_ADMIN"),
+        "{xdp}"
+    );
+    assert_eq!(xdp_on_loopback(), "");
+
+    let usdt = Command::new(&target)
+        .arg(USDT_TICKS.to_string())
+        .status()
+        .unwrap();
+    assert!(usdt.success());
+    let ticks = |s: &[ExposedSample]| value(s, "ebpf_exporter_usdt_ticks_total", &[]);
+    let samples = wait_for(&sonde, |s| ticks(s) == Some(USDT_TICKS as f64));
+    assert_eq!(
+        ticks(&samples),
+        Some(USDT_TICKS as f64),
+        "{}",
+        sonde.log_text()
+    );
 }
 
 /// Cumulative buckets, `_sum` and `_count` of the three bucket types, in

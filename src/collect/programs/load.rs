@@ -268,6 +268,8 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
     check_refused("bpf")?;
     check_object(checked)?;
     let mut refused: Vec<Program> = Vec::new();
+    // Programs in xdp/IFNAME sections: their refusals get a hint.
+    let mut xdp_programs = Vec::new();
     let object = loop {
         let mut open = open(checked)?;
         for mut program in open.progs_mut() {
@@ -281,15 +283,19 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
             } else if xdp::interface(&section).is_some() {
                 program.set_prog_type(libbpf_rs::ProgramType::Xdp);
                 program.set_attach_type(libbpf_rs::ProgramAttachType::Xdp);
+                xdp_programs.push(name);
             }
         }
         let error = match with_libbpf_log(|| open.load()) {
             Ok(object) => break object,
             Err(err) => err,
         };
-        let Some((name, why)) = refused_program(&libbpf_log()) else {
+        let Some((name, mut why)) = refused_program(&libbpf_log()) else {
             bail!("loading {}: {error:#}", checked.object.display());
         };
+        if xdp_programs.contains(&name) {
+            why.push_str(xdp::LOAD_HINT);
+        }
         if refused.iter().any(|p| p.name == name) || refused.len() >= MAX_LOAD_ATTEMPTS {
             bail!("loading {}: {error:#}", checked.object.display());
         }

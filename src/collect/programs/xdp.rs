@@ -5,6 +5,9 @@
 //! on the interface the section names: native XDP where the driver has it,
 //! generic XDP (lo, veth without a peer program) otherwise.
 //!
+//! Loading one needs CAP_NET_ADMIN besides CAP_BPF; without it the program
+//! is refused at load, left out, and its refusal says so ([`LOAD_HINT`]).
+//!
 //! The link is the attachment: dropping it (a reload that changes or
 //! removes the config, sonde stopping or dying) takes the program off the
 //! interface, so nothing sonde attached outlives it.
@@ -13,6 +16,12 @@ use anyhow::{anyhow, bail};
 use libbpf_rs::Link;
 
 const PREFIX: &str = "xdp/";
+
+/// Said after an XDP program's refusal: the kernel loads networking
+/// programs only with CAP_NET_ADMIN, which the packaged unit does not grant
+/// (an EPERM without it).
+pub const LOAD_HINT: &str =
+    " (XDP programs load only with CAP_NET_ADMIN besides CAP_BPF: run as root or grant it)";
 
 /// What libbpf itself attaches under [`PREFIX`]: not interface names.
 const LIBBPF_SECTIONS: [&str; 2] = ["cpumap", "devmap"];
