@@ -263,17 +263,7 @@ fn as_the_packaged_unit_usdt_counts_and_xdp_says_what_it_lacks() {
     for path in [&dir.0, &data.0] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    let caps = "-all,+bpf,+perfmon,+dac_read_search";
-    let mut setpriv = Command::new("setpriv");
-    setpriv.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        &format!("--inh-caps={caps}"),
-        &format!("--ambient-caps={caps}"),
-        &format!("--bounding-set={caps}"),
-        common::SONDE,
-    ]);
+    let setpriv = common::unprivileged_sonde("-all,+bpf,+perfmon,+dac_read_search");
     let sonde = Sonde::start_command(
         data,
         &format!("{ONLY_PROGRAMS}[programs]\ndir = \"{}\"\n", dir.0.display()),
