@@ -313,17 +313,7 @@ command = ["/bin/grep", "^Cap", "/proc/self/status"]
 "#,
         data.0.display()
     );
-    let caps = "-all,+dac_read_search";
-    let mut setpriv = std::process::Command::new("setpriv");
-    setpriv.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        &format!("--inh-caps={caps}"),
-        &format!("--ambient-caps={caps}"),
-        &format!("--bounding-set={caps}"),
-        common::SONDE,
-    ]);
+    let setpriv = common::unprivileged_sonde("-all,+dac_read_search");
     let sonde = Sonde::start_command(data, &config, setpriv);
     let status = std::fs::read_to_string(format!("/proc/{}/status", sonde.child.id())).unwrap();
     assert!(

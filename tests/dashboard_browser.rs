@@ -22,6 +22,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("overview", "/?range=5m"),
     ("kernel", "/kernel?range=5m"),
     ("who", "/who?range=5m"),
+    ("programs", "/programs?range=5m"),
     ("alerts", "/alerts"),
     (
         "graph",

@@ -9,16 +9,15 @@
 
 mod common;
 mod kernel;
+#[path = "programs/support.rs"]
+mod support;
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{bpf_required, ExposedSample, Sonde, TempDir, SONDE};
-
-/// Held by a test while its children run: every test's programs count
-/// every `sonde-pt-*` task, so two at once would see each other's calls.
-static CHILDREN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use support::{
+    compile, loaded, program_id, query, run_child, value, wait_for, CHILDREN, ONLY_PROGRAMS,
+};
 
 const PPID_CALLS: u64 = 10_000;
 const PID_CALLS: u64 = 3_000;
@@ -30,147 +29,11 @@ const CONFIGS: [&str; 8] = [
     "calls", "writes", "percpu", "mixed", "exits", "events", "kaddrs", "clock",
 ];
 
-/// Only the programs: the built-in BPF collectors would cost CPU and show
-/// nothing these tests check.
-const ONLY_PROGRAMS: &str =
-    "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
-
-/// Compiles tests/programs/NAME.bpf.c into `dir`/NAME.bpf.o beside a copy
-/// of NAME.yaml, with the libbpf headers libbpf-sys ships; None (after
-/// saying why) when clang cannot, unless BPF is required.
-fn compile(dir: &Path, names: &[&str]) -> Option<()> {
-    let include = dir.join("include");
-    std::fs::create_dir_all(include.join("bpf")).unwrap();
-    for (file, text) in libbpf_rs::libbpf_sys::API_HEADERS {
-        std::fs::write(include.join("bpf").join(file), text).unwrap();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for name in names {
-        let source = root.join(format!("tests/programs/{name}.bpf.c"));
-        // The flags build.rs gives sonde's own programs, plus the target.
-        let out = Command::new("clang")
-            .args([
-                "-g",
-                "-O2",
-                "-target",
-                "bpf",
-                "-D__TARGET_ARCH_x86",
-                "-Wall",
-                "-Werror",
-            ])
-            .arg("-I")
-            .arg(root.join("bpf"))
-            .arg("-I")
-            .arg(&include)
-            .arg("-c")
-            .arg(&source)
-            .arg("-o")
-            .arg(dir.join(format!("{name}.bpf.o")))
-            .output();
-        match out {
-            Ok(out) if out.status.success() => {}
-            other => {
-                let why = format!("cannot compile {}: {other:?}", source.display());
-                assert!(!bpf_required(), "SONDE_REQUIRE_BPF=1 but {why}");
-                eprintln!("skipping: {why}");
-                return None;
-            }
-        }
-        std::fs::copy(
-            root.join(format!("tests/programs/{name}.yaml")),
-            dir.join(format!("{name}.yaml")),
-        )
-        .unwrap();
-    }
-    Some(())
-}
-
-/// Whether config `name` loaded; when it did not, says why and tells the
-/// caller to skip (or fails, when BPF is required).
-fn loaded(sonde: &Sonde, name: &str) -> bool {
-    let log = sonde.log_text();
-    let prefix = format!("programs config {name}:");
-    let line = log.lines().find(|l| l.contains(&prefix)).unwrap_or("");
-    if line.contains(&format!("{prefix} on")) {
-        return true;
-    }
-    assert!(
-        !bpf_required(),
-        "SONDE_REQUIRE_BPF=1 but config {name}: {line}\n{log}"
-    );
-    eprintln!("skipping: config {name} cannot load here: {line}");
-    false
-}
-
-/// Forks a child named `comm` that runs `work` and exits; waits for it.
-fn run_child(comm: &str, work: impl FnOnce()) {
-    let name = std::ffi::CString::new(comm).unwrap();
-    // SAFETY: the child only makes raw syscalls and _exits, which is safe
-    // after fork in a multi-threaded process.
-    unsafe {
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-            work();
-            libc::_exit(0);
-        }
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert_eq!(status, 0);
-    }
-}
-
-fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(v)))
-        .map(|s| s.value)
-        .collect();
-    (!matching.is_empty()).then(|| matching.iter().sum())
-}
-
-/// Polls /metrics (bounded) until `done` holds; returns the last samples.
-fn wait_for(sonde: &Sonde, done: impl Fn(&[ExposedSample]) -> bool) -> Vec<ExposedSample> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let samples = sonde.metrics();
-        if done(&samples) || Instant::now() > deadline {
-            return samples;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// The value /api/v1/query gives for an instant vector of one series.
-fn query(sonde: &Sonde, promql: &str) -> f64 {
-    let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
-    let body = sonde.get_ok(&format!("/api/v1/query?query={encoded}"));
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let result = json["data"]["result"].as_array().expect("a vector");
-    assert_eq!(result.len(), 1, "{promql}: {body}");
-    result[0]["value"][1].as_str().unwrap().parse().unwrap()
-}
-
-/// The `id` label sonde gave program `program` of config `config`.
-fn program_id(samples: &[ExposedSample], config: &str, program: &str) -> String {
-    samples
-        .iter()
-        .find(|s| {
-            s.name == "ebpf_exporter_ebpf_program_info"
-                && s.label("config") == Some(config)
-                && s.label("program") == Some(program)
-        })
-        .and_then(|s| s.label("id"))
-        .unwrap_or_else(|| panic!("no ebpf_exporter_ebpf_program_info for {config}/{program}"))
-        .to_string()
-}
-
 #[test]
 fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs");
-    if compile(&dir.0, &CONFIGS).is_none() {
+    if compile(&dir.0, &CONFIGS, &[]).is_none() {
         return;
     }
     let sonde = Sonde::start(&format!(
@@ -413,7 +276,7 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
 #[test]
 fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
     let dir = TempDir::new("programs-bad");
-    if compile(&dir.0, &["calls", "writes"]).is_none() {
+    if compile(&dir.0, &["calls", "writes"], &[]).is_none() {
         return;
     }
     let good = std::fs::read_to_string(dir.0.join("calls.yaml")).unwrap();
@@ -604,11 +467,11 @@ fn refuses_bad_configs_with_the_file_the_key_and_what_is_expected() {
 fn reload_adds_removes_and_keeps_configs() {
     let _alone = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("programs-reload");
-    if compile(&dir.0, &["percpu", "calls", "writes"]).is_none() {
+    if compile(&dir.0, &["percpu", "calls", "writes"], &[]).is_none() {
         return;
     }
     let mixed = TempDir::new("programs-reload-mixed");
-    if compile(&mixed.0, &["mixed"]).is_none() {
+    if compile(&mixed.0, &["mixed"], &[]).is_none() {
         return;
     }
     let sonde = Sonde::start(&format!(
@@ -687,7 +550,7 @@ fn cgroup_id_map_counts_only_matching_cgroups() {
         return;
     };
     let dir = TempDir::new("programs-cgroups");
-    if compile(&dir.0, &["cgroups"]).is_none() {
+    if compile(&dir.0, &["cgroups"], &[]).is_none() {
         return;
     }
     let cgroup = kernel::TestCgroup::new(&root, &format!("sonde-pt-cgroup-{}", std::process::id()));

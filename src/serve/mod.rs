@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(dashboard::status::page))
         .route("/who", get(dashboard::who::page))
         .route("/services", get(dashboard::services::page))
+        .route("/programs", get(dashboard::programs::page))
         .route("/who/cgroup", get(dashboard::who::cgroup_page))
         .route("/who/process", get(dashboard::who::process_page))
         .route("/static/{*file}", get(dashboard::asset))

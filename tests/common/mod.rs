@@ -29,6 +29,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// sonde run as `nobody` holding only the capabilities `caps` (setpriv's
+/// syntax, "-all,+bpf"), inheritable, ambient and bounding, for
+/// [`Sonde::start_command`].
+pub fn unprivileged_sonde(caps: &str) -> Command {
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        &format!("--inh-caps={caps}"),
+        &format!("--ambient-caps={caps}"),
+        &format!("--bounding-set={caps}"),
+        SONDE,
+    ]);
+    setpriv
+}
+
 /// A fresh, empty directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -19,7 +19,7 @@ use libbpf_rs::{
 };
 
 use super::config::{key_width, Checked, Label};
-use super::perf_event;
+use super::{perf_event, xdp};
 use crate::collect::bpf::{check_refused, libbpf_log, program_info, with_libbpf_log};
 
 /// What became of one program of an object.
@@ -268,6 +268,8 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
     check_refused("bpf")?;
     check_object(checked)?;
     let mut refused: Vec<Program> = Vec::new();
+    // Programs in xdp/IFNAME sections: their refusals get a hint.
+    let mut xdp_programs = Vec::new();
     let object = loop {
         let mut open = open(checked)?;
         for mut program in open.progs_mut() {
@@ -275,21 +277,25 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
             if refused.iter().any(|p| p.name == name) {
                 program.set_autoload(false);
             }
-            if program
-                .section()
-                .to_string_lossy()
-                .starts_with(perf_event::PREFIX)
-            {
+            let section = program.section().to_string_lossy().into_owned();
+            if section.starts_with(perf_event::PREFIX) {
                 program.set_prog_type(libbpf_rs::ProgramType::PerfEvent);
+            } else if xdp::interface(&section).is_some() {
+                program.set_prog_type(libbpf_rs::ProgramType::Xdp);
+                program.set_attach_type(libbpf_rs::ProgramAttachType::Xdp);
+                xdp_programs.push(name);
             }
         }
         let error = match with_libbpf_log(|| open.load()) {
             Ok(object) => break object,
             Err(err) => err,
         };
-        let Some((name, why)) = refused_program(&libbpf_log()) else {
+        let Some((name, mut why)) = refused_program(&libbpf_log()) else {
             bail!("loading {}: {error:#}", checked.object.display());
         };
+        if xdp_programs.contains(&name) {
+            why.push_str(xdp::LOAD_HINT);
+        }
         if refused.iter().any(|p| p.name == name) || refused.len() >= MAX_LOAD_ATTEMPTS {
             bail!("loading {}: {error:#}", checked.object.display());
         }
@@ -315,11 +321,15 @@ pub fn load(checked: &Checked) -> anyhow::Result<Loaded> {
         let info = program_info(&fd).with_context(|| format!("reading program {name}"))?;
         let tag: String = info.tag.iter().map(|b| format!("{b:02x}")).collect();
         let section = program.section().to_string_lossy().into_owned();
-        let attached = match section.strip_prefix(perf_event::PREFIX) {
-            Some(spec) => {
+        let attached = match (
+            section.strip_prefix(perf_event::PREFIX),
+            xdp::interface(&section),
+        ) {
+            (Some(spec), _) => {
                 perf_event::parse(spec).and_then(|spec| perf_event::attach(&program, &spec))
             }
-            None => with_libbpf_log(|| program.attach()).map(|link| vec![link]),
+            (None, Some(interface)) => xdp::attach(&program, interface).map(|link| vec![link]),
+            (None, None) => with_libbpf_log(|| program.attach()).map(|link| vec![link]),
         };
         let state = match attached {
             Ok(attached) => {

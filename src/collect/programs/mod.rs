@@ -7,13 +7,14 @@
 //!   is opened; [`decode`] the decoders that turn key fields into labels.
 //! - [`load`] opens an object (filling in `kaddrs`), checks its maps against
 //!   the config, loads it leaving out programs the kernel refuses, attaches
-//!   each program on its own ([`perf_event`] for the sections libbpf does
-//!   not know) and opens perf event array counters' buffers.
+//!   each program on its own ([`perf_event`] and [`xdp`] for the sections
+//!   libbpf does not know) and opens perf event array counters' buffers.
 //! - [`read`] reads the maps into families each round; [`cgroups`] keeps a
 //!   `cgroup_id_map` filled.
 //! - This module runs the configs: loading them all, reloading on SIGHUP and
 //!   `POST /-/reload` ([`Reload`]: unchanged configs keep running), and the
-//!   self-metrics.
+//!   self-metrics; [`status`] keeps what became of each config for the
+//!   dashboard.
 //!
 //! A config that cannot load (bad YAML, a key size the labels do not add up
 //! to, no program the kernel takes, a metric name another config has) is
@@ -37,6 +38,8 @@ pub mod decode;
 pub mod load;
 pub mod perf_event;
 pub mod read;
+pub mod status;
+pub mod xdp;
 
 use std::collections::BTreeMap;
 
@@ -255,6 +258,7 @@ pub fn configured(config: &ProgramsConfig) -> bool {
 pub fn collector(config: &ProgramsConfig, max_series: usize, reload: Reload) -> Box<dyn Collector> {
     let (mut programs, states) = load_all(config, max_series);
     log_states(&states);
+    status::publish(&states, &programs.running);
     programs.reload = reload;
     Box::new(programs)
 }
@@ -350,6 +354,7 @@ impl Collector for Programs {
             let (running, states) = load_configs(&config, kept);
             tracing::info!("programs: reloaded {}", config.dir.display());
             log_states(&states);
+            status::publish(&states, &running);
             self.running = running;
         }
         for running in &mut self.running {

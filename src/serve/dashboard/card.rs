@@ -153,53 +153,86 @@ pub fn rate_window(grid: &Grid) -> String {
 }
 
 impl Panel {
-    /// Draws the panel for `sel` over `range`: at most [`MAX_LINES`]
-    /// lines, those with the highest average over the range (a `topk` in a
-    /// range query ranks at each instant, so more than k series come back).
+    /// Draws the panel for `sel` over `range` ([`lines_card`]).
     pub fn draw(&self, store: &dyn Source, sel: &str, range: &Range) -> anyhow::Result<Card> {
-        let grid = range.grid();
-        let window = rate_window(&grid);
-        let mut plotted = Vec::new();
-        let mut promql = Vec::new();
-        for (legend_template, template) in self.lines {
-            let expr = template.replace("$sel", sel).replace("$w", &window);
-            for series in range_series(store, &expr, &grid)? {
-                let legend = legend(legend_template, &series.labels);
-                let mut line = Plotted::from_series(&series, legend, PALETTE[0], &grid);
-                line.dashed = self.dashed == Some(*legend_template);
-                plotted.push(line);
-            }
-            promql.push(expr);
-        }
-        if plotted.len() > MAX_LINES {
-            let mean = |line: &Plotted| {
-                let values: Vec<f64> = line.points.iter().flatten().copied().collect();
-                values.iter().sum::<f64>() / values.len().max(1) as f64
-            };
-            plotted.sort_by(|a, b| mean(b).total_cmp(&mean(a)));
-            plotted.truncate(MAX_LINES);
-        }
-        for (line, &color) in plotted.iter_mut().zip(PALETTE.iter().cycle()) {
-            line.color = color;
-        }
+        let window = rate_window(&range.grid());
+        let lines: Vec<(String, String)> = self
+            .lines
+            .iter()
+            .map(|(legend, template)| {
+                let expr = template.replace("$sel", sel).replace("$w", &window);
+                (legend.to_string(), expr)
+            })
+            .collect();
         let id: String = self
             .title
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect::<String>()
             .to_lowercase();
-        Card::new(
-            id,
+        lines_card(
+            store,
+            &id,
             self.title,
             self.unit,
-            Style::Lines,
-            &grid,
-            plotted,
-            promql,
-            range,
+            &lines,
+            self.dashed,
             self.empty,
+            range,
         )
     }
+}
+
+/// A line chart of PromQL `lines` (legend template, expression) over
+/// `range`: at most [`MAX_LINES`] lines, those with the highest average
+/// over the range (a `topk` in a range query ranks at each instant, so
+/// more than k series come back); the line whose legend template is
+/// `dashed` is drawn dashed (a limit).
+#[allow(clippy::too_many_arguments)]
+pub fn lines_card(
+    store: &dyn Source,
+    id: &str,
+    title: &str,
+    unit: Unit,
+    lines: &[(String, String)],
+    dashed: Option<&str>,
+    empty: &str,
+    range: &Range,
+) -> anyhow::Result<Card> {
+    let grid = range.grid();
+    let mut plotted = Vec::new();
+    let mut promql = Vec::new();
+    for (legend_template, expr) in lines {
+        for series in range_series(store, expr, &grid)? {
+            let legend = legend(legend_template, &series.labels);
+            let mut line = Plotted::from_series(&series, legend, PALETTE[0], &grid);
+            line.dashed = dashed == Some(legend_template.as_str());
+            plotted.push(line);
+        }
+        promql.push(expr.clone());
+    }
+    if plotted.len() > MAX_LINES {
+        let mean = |line: &Plotted| {
+            let values: Vec<f64> = line.points.iter().flatten().copied().collect();
+            values.iter().sum::<f64>() / values.len().max(1) as f64
+        };
+        plotted.sort_by(|a, b| mean(b).total_cmp(&mean(a)));
+        plotted.truncate(MAX_LINES);
+    }
+    for (line, &color) in plotted.iter_mut().zip(PALETTE.iter().cycle()) {
+        line.color = color;
+    }
+    Card::new(
+        id,
+        title,
+        unit,
+        Style::Lines,
+        &grid,
+        plotted,
+        promql,
+        range,
+        empty,
+    )
 }
 
 /// The series of a PromQL range query on `grid`'s instants; an error names

@@ -19,17 +19,19 @@ pub enum View {
     Kernel,
     Who,
     Services,
+    Programs,
     Alerts,
     Graph,
     Status,
 }
 
 impl View {
-    const ALL: [View; 7] = [
+    const ALL: [View; 8] = [
         View::Overview,
         View::Kernel,
         View::Who,
         View::Services,
+        View::Programs,
         View::Alerts,
         View::Graph,
         View::Status,
@@ -41,6 +43,7 @@ impl View {
             View::Kernel => "Kernel",
             View::Who => "Who",
             View::Services => "Services",
+            View::Programs => "Programs",
             View::Alerts => "Alerts",
             View::Graph => "Graph",
             View::Status => "Status",
@@ -53,6 +56,7 @@ impl View {
             View::Kernel => "/kernel",
             View::Who => "/who",
             View::Services => "/services",
+            View::Programs => "/programs",
             View::Alerts => "/alerts",
             View::Graph => "/graph",
             View::Status => "/status",

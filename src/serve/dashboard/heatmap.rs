@@ -156,8 +156,10 @@ impl Histogram {
         None
     }
 
-    /// The heatmap of the rows that ever count, with p50 and p99 lines.
-    pub fn heatmap(&self, grid: &Grid) -> Heatmap {
+    /// The heatmap of the rows that ever count, with p50 and p99 lines;
+    /// bounds and quantiles read as `format` writes a value (durations for
+    /// latencies, plain numbers for a custom program's histogram).
+    pub fn heatmap(&self, grid: &Grid, format: fn(f64) -> String) -> Heatmap {
         let used: Vec<usize> = (0..self.counts.len())
             .filter(|&i| self.counts[i].iter().any(|&c| c > 0.0))
             .collect();
@@ -169,7 +171,13 @@ impl Histogram {
             };
         };
         let rows = (first..=last)
-            .map(|i| bucket_label(self.bounds[i], i.checked_sub(1).map(|b| self.bounds[b])))
+            .map(|i| {
+                bucket_label(
+                    self.bounds[i],
+                    i.checked_sub(1).map(|b| self.bounds[b]),
+                    format,
+                )
+            })
             .collect();
         let counts = self.counts[first..=last].to_vec();
         let lines = [(0.5, "p50", "q50"), (0.99, "p99", "q99")]
@@ -182,7 +190,7 @@ impl Histogram {
                     .rev()
                     .flatten()
                     .next()
-                    .map_or_else(|| "–".to_string(), |(_, value)| seconds(*value));
+                    .map_or_else(|| "–".to_string(), |(_, value)| format(*value));
                 Overlay {
                     legend,
                     class,
@@ -215,10 +223,10 @@ pub fn seconds(value: f64) -> String {
 }
 
 /// A bucket's row label: its upper bound, or "> the bound below" for +Inf.
-fn bucket_label(bound: f64, below: Option<f64>) -> String {
+fn bucket_label(bound: f64, below: Option<f64>, format: fn(f64) -> String) -> String {
     match (bound.is_finite(), below) {
-        (true, _) => format!("≤{}", seconds(bound)),
-        (false, Some(below)) => format!(">{}", seconds(below)),
+        (true, _) => format!("≤{}", format(bound)),
+        (false, Some(below)) => format!(">{}", format(below)),
         (false, None) => "all".to_string(),
     }
 }
@@ -376,7 +384,7 @@ mod tests {
         assert!((value - 0.000505).abs() < 1e-12, "{value}");
         let (row, _) = histogram.quantile(0.999, 1).unwrap();
         assert!(row > 1.0 && row <= 2.0, "{row}");
-        let map = histogram.heatmap(&grid(2));
+        let map = histogram.heatmap(&grid(2), seconds);
         assert_eq!(map.rows, ["≤1ms", "≤2ms"], "the empty +Inf row is left out");
         assert_eq!(map.lines[0].last, "505µs");
     }
@@ -408,8 +416,8 @@ mod tests {
             bounds: vec![0.001, f64::INFINITY],
             counts: vec![vec![0.0], vec![0.0]],
         };
-        assert!(histogram.heatmap(&grid(1)).is_empty());
-        assert_eq!(bucket_label(f64::INFINITY, Some(0.004)), ">4ms");
+        assert!(histogram.heatmap(&grid(1), seconds).is_empty());
+        assert_eq!(bucket_label(f64::INFINITY, Some(0.004), seconds), ">4ms");
         assert_eq!(seconds(2.0), "2s");
     }
 }

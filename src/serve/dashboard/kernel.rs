@@ -84,6 +84,29 @@ impl HeatCard {
         range: &Range,
         empty: &'static str,
     ) -> anyhow::Result<HeatCard> {
+        HeatCard::histogram(
+            store,
+            id,
+            title,
+            (metric, sel),
+            range,
+            empty,
+            heatmap::seconds,
+        )
+    }
+
+    /// The heatmap of histogram `metric`'s series matching `sel`, its
+    /// bounds and quantiles written by `format`, with its quantiles'
+    /// PromQL.
+    pub fn histogram(
+        store: &dyn Source,
+        id: String,
+        title: String,
+        (metric, sel): (&str, &str),
+        range: &Range,
+        empty: &'static str,
+        format: fn(f64) -> String,
+    ) -> anyhow::Result<HeatCard> {
         let grid = range.grid();
         let (histogram, promql) = Histogram::read(store, metric, sel, &grid)?;
         let quantile = |q: f64| {
@@ -96,7 +119,7 @@ impl HeatCard {
         Ok(HeatCard::new(
             id,
             title,
-            histogram.heatmap(&grid),
+            histogram.heatmap(&grid, format),
             promql,
             range,
             empty,

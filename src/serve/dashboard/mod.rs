@@ -26,6 +26,7 @@ pub mod graph;
 pub mod heatmap;
 pub mod kernel;
 pub mod overview;
+pub mod programs;
 pub mod range;
 pub mod render;
 pub mod series;

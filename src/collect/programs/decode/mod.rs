@@ -297,9 +297,15 @@ fn inet_ip(input: &[u8]) -> Outcome {
         4 => text(std::net::Ipv4Addr::from(
             <[u8; 4]>::try_from(input).unwrap_or_default(),
         )),
-        16 => text(std::net::Ipv6Addr::from(
-            <[u8; 16]>::try_from(input).unwrap_or_default(),
-        )),
+        // An IPv4-mapped address reads as IPv4, as Go's net.IP (and so
+        // ebpf_exporter) prints it: one 16-byte field holds both families.
+        16 => {
+            let ip = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(input).unwrap_or_default());
+            match ip.to_ipv4_mapped() {
+                Some(v4) => text(v4),
+                None => text(ip),
+            }
+        }
         n => Outcome::Failed(format!("inet_ip of {n} bytes: expected 4 or 16")),
     }
 }
@@ -377,6 +383,10 @@ mod tests {
         assert_eq!(value(Decoder::String.decode(b"bash\0\0\0")), "bash");
         assert_eq!(value(Decoder::Hex.decode(&[0xde, 0xad])), "dead");
         assert_eq!(value(Decoder::InetIp.decode(&[10, 0, 0, 1])), "10.0.0.1");
+        let mapped = std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped();
+        assert_eq!(value(Decoder::InetIp.decode(&mapped.octets())), "127.0.0.1");
+        let v6 = std::net::Ipv6Addr::LOCALHOST.octets();
+        assert_eq!(value(Decoder::InetIp.decode(&v6)), "::1");
         assert_eq!(
             value(Decoder::Dname.decode(b"\x03www\x07example\x03com\0")),
             "www.example.com"
