@@ -140,6 +140,11 @@ impl Group {
                 rule.health = previous.health;
                 rule.last_evaluation_ms = previous.last_evaluation_ms;
                 rule.evaluation_seconds = previous.evaluation_seconds;
+                // Learned bands and recent evaluations hold for the same
+                // baseline only.
+                if previous.spec == rule.spec {
+                    rule.baseline = previous.baseline;
+                }
             }
         }
         self.last_evaluation_ms = old.last_evaluation_ms;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::alert::baseline::{self, DynamicSpec};
 use crate::alert::template;
 
 /// One loaded rule file.
@@ -58,6 +59,9 @@ pub enum RuleKind {
         keep_firing_for_ms: i64,
         /// Annotation templates, in name order.
         annotations: Vec<(String, String)>,
+        /// sonde's keys (`baseline`, `anti_flap`), `None` for a plain
+        /// Prometheus rule.
+        dynamic: Option<DynamicSpec>,
     },
 }
 
@@ -215,6 +219,14 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
             if raw.keep_firing_for.is_some() {
                 problems.push("invalid field 'keep_firing_for' in recording rule".to_string());
             }
+            for (key, present) in [
+                ("baseline", raw.baseline.is_some()),
+                ("anti_flap", raw.anti_flap.is_some()),
+            ] {
+                if present {
+                    problems.push(format!("invalid field '{key}' in recording rule"));
+                }
+            }
             if !is_metric_name(&record) {
                 problems.push(format!("invalid recording rule name: {record}"));
             }
@@ -235,11 +247,13 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
                     problems.push(format!("msg={err}"));
                 }
             }
+            let dynamic = baseline::spec::check(raw.baseline, raw.anti_flap, &expr, &mut problems);
             Some(RuleKind::Alerting {
                 alert,
                 for_ms,
                 keep_firing_for_ms,
                 annotations,
+                dynamic,
             })
         }
     };
@@ -341,6 +355,9 @@ struct RawRule {
     keep_firing_for: Option<String>,
     labels: Option<BTreeMap<String, Scalar>>,
     annotations: Option<BTreeMap<String, Scalar>>,
+    /// sonde's keys, see [`crate::alert::baseline`].
+    baseline: Option<baseline::spec::RawBaseline>,
+    anti_flap: Option<baseline::spec::RawAntiFlap>,
 }
 
 /// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:
@@ -419,6 +436,7 @@ groups:
                 for_ms: 300_000,
                 keep_firing_for_ms: 60_000,
                 annotations: vec![("summary".into(), "{{ $labels.instance }} is down".into())],
+                dynamic: None,
             }
         );
         assert_eq!(file.rule_count(), 2);
