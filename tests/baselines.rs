@@ -252,8 +252,8 @@ fn baseline_rules_over_eight_days_in_the_store() {
         hysteresis
             .changes
             .iter()
-            .filter(|(t, _)| (oscillation.0..oscillation.1).contains(t))
-            .last(),
+            .rev()
+            .find(|(t, _)| (oscillation.0..oscillation.1).contains(t)),
         Some(&(TODAY + 11 * HOUR, AlertState::Inactive)),
         "resolved when the value is back to normal, not while it oscillates"
     );
