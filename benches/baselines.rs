@@ -11,8 +11,9 @@
 //! - Prometheus: the same baselines written in plain PromQL as recording
 //!   rules (the quantile of the same hour on each of the 7 days through 7
 //!   offsets; mean and stddev of hourly means through a `[7d:1h]`
-//!   subquery), beside the alert comparing the value with them, on blocks
-//!   `promtool tsdb create-blocks-from openmetrics` made of the samples;
+//!   subquery), beside the alert comparing the value with them, on day-long
+//!   blocks `promtool tsdb create-blocks-from openmetrics` made of the
+//!   samples;
 //!   each group's `evaluationTime` from `/api/v1/rules`, median of 6 reads
 //!   10 s apart.
 //!
@@ -158,7 +159,14 @@ fn main() {
     std::fs::write(&metrics_file, &openmetrics).unwrap();
     let began = Instant::now();
     let status = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        // Day-long blocks, as a Prometheus that ran for the week has
+        // compacted its 2-hour ones into.
+        .args([
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--max-block-duration=24h",
+        ])
         .arg(&metrics_file)
         .arg(prometheus.dir.0.join("data"))
         .stdout(std::process::Stdio::null())
