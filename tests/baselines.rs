@@ -4,7 +4,9 @@
 //! The seasonal baseline stays quiet at the normal daily peak and fires on
 //! a spike of the same height at a quiet hour; with `resolve_band` a value
 //! oscillating around the threshold fires once and resolves once, where the
-//! same rule without it flaps; anti-flap ignores a one-evaluation blip. The
+//! same rule without it flaps, and a static threshold with
+//! `keep_firing_while` does as the band does; anti-flap ignores a
+//! one-evaluation blip. The
 //! recorded band answers PromQL. `sonde check rules` names every bad key,
 //! promtool refuses a file with sonde's keys, and `sonde test rules` runs a
 //! unit test of a baseline rule (tests/baselines/).
@@ -54,6 +56,9 @@ groups:
         expr: app_queue
         baseline: { method: seasonal_quantile, direction: above, resolve_band: 0.5 }
         anti_flap: { of_last: 5, at_least: 0.8 }
+      - alert: QueueStatic
+        expr: app_queue > 120
+        keep_firing_while: app_queue > 110
 "#;
 
 /// Noise uniform in [-0.5, 0.5], the same on every run.
@@ -233,14 +238,19 @@ fn baseline_rules_over_eight_days_in_the_store() {
     assert_eq!(below.len(), 1, "the peak is inside its band");
 
     // Hysteresis, anti-flap and neither, each minute from 07:00 to 13:30.
-    let mut rules =
-        ["QueueHysteresis", "QueuePlain", "QueueAntiFlap"].map(|name| Evaluated::new(&file, name));
+    let mut rules = [
+        "QueueHysteresis",
+        "QueuePlain",
+        "QueueAntiFlap",
+        "QueueStatic",
+    ]
+    .map(|name| Evaluated::new(&file, name));
     for t in (TODAY + 7 * HOUR..TODAY + 13 * HOUR + 30 * MINUTE).step_by(MINUTE as usize) {
         for rule in &mut rules {
             rule.eval(&store, t);
         }
     }
-    let [hysteresis, plain, anti_flap] = &rules;
+    let [hysteresis, plain, anti_flap, static_threshold] = &rules;
     let oscillation = (TODAY + 10 * HOUR, TODAY + 11 * HOUR + MINUTE);
     assert_eq!(
         hysteresis.count(oscillation.0, oscillation.1),
@@ -261,6 +271,10 @@ fn baseline_rules_over_eight_days_in_the_store() {
         plain.count(oscillation.0, oscillation.1),
         (30, 30),
         "without hysteresis it flaps"
+    );
+    assert_eq!(
+        static_threshold.changes, hysteresis.changes,
+        "a static threshold with keep_firing_while fires and resolves as the band does"
     );
     let blip = (TODAY + 8 * HOUR, TODAY + 9 * HOUR);
     assert_eq!(
@@ -325,12 +339,14 @@ groups:
       - alert: Flappy
         expr: app_load > 3
         anti_flap: { of_last: 0 }
+        keep_firing_while: "sum("
       - record: app:load
         expr: app_load
         baseline: { method: stddev }
       - alert: Unknown
         expr: app_load
         baseline: { method: ewma }
+        keep_firing_while: app_load > 1
 "#,
     )
     .unwrap();
@@ -346,8 +362,10 @@ groups:
         "rule 2, \"NotASelector\": baseline.direction: expected one of above, below, both, got \"up\"",
         "rule 3, \"Flappy\": anti_flap.of_last: expected a number of evaluations from 1 to 1000, got 0",
         "rule 3, \"Flappy\": anti_flap.at_least: must be set",
+        "rule 3, \"Flappy\": keep_firing_while: could not parse expression",
         "rule 4, \"app:load\": invalid field 'baseline' in recording rule",
         "rule 5, \"Unknown\": baseline.method: expected one of seasonal_quantile, mad, stddev, got \"ewma\"",
+        "rule 5, \"Unknown\": keep_firing_while: not with baseline",
     ] {
         assert!(text.contains(&format!("{prefix}, {expected}")), "{expected}\nin:\n{text}");
     }

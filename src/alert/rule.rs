@@ -174,14 +174,9 @@ impl Rule {
                 dynamic: Some(dynamic),
                 ..
             } => {
-                let outcome = self.baseline.apply(
-                    dynamic,
-                    alert,
-                    &self.spec.expr,
-                    ctx.source,
-                    result,
-                    ts_ms,
-                )?;
+                let outcome =
+                    self.baseline
+                        .apply(dynamic, alert, &self.spec.expr, ctx, result, ts_ms)?;
                 let mut samples =
                     self.eval_alerts(ctx, outcome.active, &outcome.annotations, ts_ms, limit)?;
                 samples.extend(outcome.samples);

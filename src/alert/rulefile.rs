@@ -9,6 +9,9 @@
 //! recording rules without `for`, `keep_firing_for` or `annotations` and
 //! named as a metric; label and annotation names valid, `__name__` not a
 //! rule label; alerting rules' label and annotation templates parse.
+//! sonde's own keys on alerting rules (`baseline`, `anti_flap`,
+//! `keep_firing_while`) are read and checked by
+//! [`crate::alert::baseline::spec`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -59,7 +62,8 @@ pub enum RuleKind {
         keep_firing_for_ms: i64,
         /// Annotation templates, in name order.
         annotations: Vec<(String, String)>,
-        /// sonde's keys (`baseline`, `anti_flap`), `None` for a plain
+        /// sonde's keys (`baseline`, `anti_flap`, `keep_firing_while`),
+        /// `None` for a plain
         /// Prometheus rule.
         dynamic: Option<DynamicSpec>,
     },
@@ -200,6 +204,11 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
         raw.keep_firing_for.clone(),
         &mut problems,
     );
+    let sonde_keys = baseline::spec::RawKeys {
+        baseline: raw.baseline,
+        anti_flap: raw.anti_flap,
+        keep_firing_while: raw.keep_firing_while.map(|s| s.0),
+    };
     let kind = match (raw.record, raw.alert) {
         (Some(_), Some(_)) => {
             problems.push("only one of 'record' and 'alert' must be set".to_string());
@@ -219,13 +228,8 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
             if raw.keep_firing_for.is_some() {
                 problems.push("invalid field 'keep_firing_for' in recording rule".to_string());
             }
-            for (key, present) in [
-                ("baseline", raw.baseline.is_some()),
-                ("anti_flap", raw.anti_flap.is_some()),
-            ] {
-                if present {
-                    problems.push(format!("invalid field '{key}' in recording rule"));
-                }
+            for key in sonde_keys.present() {
+                problems.push(format!("invalid field '{key}' in recording rule"));
             }
             if !is_metric_name(&record) {
                 problems.push(format!("invalid recording rule name: {record}"));
@@ -247,7 +251,7 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
                     problems.push(format!("msg={err}"));
                 }
             }
-            let dynamic = baseline::spec::check(raw.baseline, raw.anti_flap, &expr, &mut problems);
+            let dynamic = baseline::spec::check(sonde_keys, &expr, &mut problems);
             Some(RuleKind::Alerting {
                 alert,
                 for_ms,
@@ -358,6 +362,7 @@ struct RawRule {
     /// sonde's keys, see [`crate::alert::baseline`].
     baseline: Option<baseline::spec::RawBaseline>,
     anti_flap: Option<baseline::spec::RawAntiFlap>,
+    keep_firing_while: Option<Scalar>,
 }
 
 /// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:

@@ -21,6 +21,9 @@
 //!     direction: above                    # above, below or both (both)
 //!     resolve_band: 0.5                   # resolve inside half the band (1)
 //!   anti_flap: { of_last: 10, at_least: 0.6 }
+//! - alert: HotDisk                        # hysteresis without a baseline
+//!   expr: disk_temp_celsius > 60
+//!   keep_firing_while: disk_temp_celsius > 50
 //! ```
 //!
 //! How a baseline rule evaluates, at each group evaluation:
@@ -45,7 +48,12 @@
 //!    alerting rule can use `anti_flap`.
 //! 5. Hysteresis: once anomalous, a series stays so (and its alert active)
 //!    until its value is back inside `resolve_band` of the band (the band
-//!    narrowed about its centre), or the series is gone. What stays
+//!    narrowed about its centre), or the series is gone. A rule without a
+//!    baseline gets hysteresis from `keep_firing_while: <PromQL>`
+//!    (Prometheus #10536): an anomalous series the expression no longer
+//!    returns stays anomalous while this expression returns it, matched on
+//!    the labels both return (`expr: temp > 90`, `keep_firing_while: temp >
+//!    80`). What stays
 //!    anomalous goes to the alert state machine as the expression's result
 //!    ([`crate::alert::rule`]: `for`, `keep_firing_for`, `limit` as usual).
 //!
@@ -61,6 +69,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub use spec::DynamicSpec;
 use spec::{BaselineSpec, Direction};
 
+use crate::alert::rule::EvalContext;
 use crate::model::{Labels, Sample, METRIC_NAME};
 use crate::query::{format_go_float, selector_matchers, Source};
 use band::{Band, BandCache};
@@ -129,14 +138,14 @@ impl Memory {
         spec: &DynamicSpec,
         alertname: &str,
         expr: &str,
-        source: &dyn Source,
+        ctx: &EvalContext,
         result: Vec<(Labels, f64)>,
         ts_ms: i64,
     ) -> Result<Outcome, String> {
         let mut outcome = Outcome::default();
         let judged: Vec<Judged> = match &spec.baseline {
             Some(baseline) => {
-                self.refresh(baseline, expr, source, ts_ms)?;
+                self.refresh(baseline, expr, ctx.source, ts_ms)?;
                 result
                     .into_iter()
                     .filter_map(|(series, value)| {
@@ -160,15 +169,21 @@ impl Memory {
                     })
                     .collect()
             }
-            None => result
-                .into_iter()
-                .map(|(series, value)| Judged {
-                    series,
-                    value,
-                    anomalous: true,
-                    settled: false,
-                })
-                .collect(),
+            None => {
+                let mut judged: Vec<Judged> = result
+                    .into_iter()
+                    .map(|(series, value)| Judged {
+                        series,
+                        value,
+                        anomalous: true,
+                        settled: false,
+                    })
+                    .collect();
+                if let Some(hold) = &spec.keep_firing_while {
+                    judged.extend(self.held(ctx.query(hold, ts_ms)?, &judged));
+                }
+                judged
+            }
         };
         let (of_last, at_least) = spec
             .anti_flap
@@ -198,6 +213,25 @@ impl Memory {
             memory.latched || memory.recent.contains(&true)
         });
         Ok(outcome)
+    }
+
+    /// The anomalous series the expression no longer returns (not in
+    /// `returned`) that `keep_firing_while`'s result `holding` still has:
+    /// they stay anomalous, with the value it gives them.
+    fn held(&self, holding: Vec<(Labels, f64)>, returned: &[Judged]) -> Vec<Judged> {
+        let returned: HashSet<&Labels> = returned.iter().map(|j| &j.series).collect();
+        holding
+            .into_iter()
+            .filter(|(series, _)| {
+                !returned.contains(series) && self.series.get(series).is_some_and(|m| m.latched)
+            })
+            .map(|(series, value)| Judged {
+                series,
+                value,
+                anomalous: false,
+                settled: false,
+            })
+            .collect()
     }
 
     /// Computes the bands of every series of the selector, unless those of

@@ -14,6 +14,9 @@ use crate::store::Resolution;
 pub struct DynamicSpec {
     pub baseline: Option<BaselineSpec>,
     pub anti_flap: Option<AntiFlap>,
+    /// Hysteresis for a rule without a baseline: PromQL that keeps an
+    /// active alert's series active while it returns it.
+    pub keep_firing_while: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,16 +94,48 @@ pub(crate) struct RawAntiFlap {
     at_least: Option<f64>,
 }
 
+/// The sonde keys of a rule as written.
+pub(crate) struct RawKeys {
+    pub baseline: Option<RawBaseline>,
+    pub anti_flap: Option<RawAntiFlap>,
+    pub keep_firing_while: Option<String>,
+}
+
+impl RawKeys {
+    /// The keys present, to refuse them on a recording rule.
+    pub fn present(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("baseline", self.baseline.is_some()),
+            ("anti_flap", self.anti_flap.is_some()),
+            ("keep_firing_while", self.keep_firing_while.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, present)| present.then_some(key))
+    }
+}
+
 /// Checks the sonde keys of an alerting rule whose expression is `expr`;
 /// `None` when the rule has none (a plain Prometheus rule).
-pub(crate) fn check(
-    baseline: Option<RawBaseline>,
-    anti_flap: Option<RawAntiFlap>,
-    expr: &str,
-    problems: &mut Vec<String>,
-) -> Option<DynamicSpec> {
-    if baseline.is_none() && anti_flap.is_none() {
+pub(crate) fn check(raw: RawKeys, expr: &str, problems: &mut Vec<String>) -> Option<DynamicSpec> {
+    let RawKeys {
+        baseline,
+        anti_flap,
+        keep_firing_while,
+    } = raw;
+    if baseline.is_none() && anti_flap.is_none() && keep_firing_while.is_none() {
         return None;
+    }
+    if let Some(hold) = &keep_firing_while {
+        if baseline.is_some() {
+            problems.push(
+                "keep_firing_while: not with baseline, whose resolve_band says when it resolves"
+                    .to_string(),
+            );
+        } else if let Err(err) = crate::query::parse(hold) {
+            problems.push(format!(
+                "keep_firing_while: could not parse expression: {err}"
+            ));
+        }
     }
     let baseline = baseline.map(|raw| {
         if crate::query::parse(expr).is_ok() && plain_selector(expr).is_none() {
@@ -117,6 +152,7 @@ pub(crate) fn check(
     Some(DynamicSpec {
         baseline,
         anti_flap,
+        keep_firing_while,
     })
 }
 
