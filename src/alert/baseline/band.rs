@@ -227,7 +227,7 @@ mod tests {
         assert!((band.upper - 22.0).abs() < 1e-9 && (band.lower - 18.0).abs() < 1e-9);
         assert!((band.deviation(24.0) - 2.0).abs() < 1e-9);
         assert!(
-            super::band(&method, &buckets[..30], ts).is_none(),
+            super::band(&method, &buckets[..20], ts).is_none(),
             "one day of three"
         );
     }
