@@ -234,6 +234,16 @@ fn baseline_rules_over_eight_days_in_the_store() {
         "the peak hour's band: {}",
         band[0].value
     );
+    let graphed = sonde::alert::baseline::graph_expr(&unusual.rule.spec);
+    assert_eq!(
+        graphed,
+        r#"app_load or {__name__=~"sonde_baseline_center|sonde_baseline_lower|sonde_baseline_upper", alertname="UnusualLoad"}"#
+    );
+    assert_eq!(
+        query(&graphed).len(),
+        4,
+        "the alert's link draws the value and its band"
+    );
     let below = query(r#"app_load < on(job) sonde_baseline_upper{alertname="UnusualLoad"}"#);
     assert_eq!(below.len(), 1, "the peak is inside its band");
 

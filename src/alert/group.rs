@@ -96,7 +96,10 @@ impl Group {
             match rule.eval(ctx, ts_ms, self.spec.limit) {
                 Ok(samples) => {
                     rule.health = Health::Ok;
-                    let generator_url = graph_link(send.external_url, &rule.spec.expr);
+                    let generator_url = graph_link(
+                        send.external_url,
+                        &crate::alert::baseline::graph_expr(&rule.spec),
+                    );
                     to_send.extend(rule.alerts_to_send(
                         ts_ms,
                         send.resend_delay_ms,

@@ -40,7 +40,8 @@
 //!    alerts carry it in the annotations `baseline_center`,
 //!    `baseline_lower`, `baseline_upper` and `baseline_deviation` (the
 //!    distance from the centre in half-widths of the band: beyond 1 is
-//!    outside), unless the rule sets an annotation of that name.
+//!    outside), unless the rule sets an annotation of that name; an
+//!    alert's link (and the Alerts view's) graphs the value and its band.
 //! 4. Anti-flap: a series turns anomalous for the alert only when at least
 //!    `at_least` of its last `of_last` evaluations were anomalous (a series
 //!    seen fewer times counts the unseen ones as normal). Without
@@ -64,12 +65,14 @@
 pub mod band;
 pub mod spec;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 pub use spec::DynamicSpec;
 use spec::{BaselineSpec, Direction};
 
 use crate::alert::rule::EvalContext;
+use crate::alert::rulefile::{RuleKind, RuleSpec};
 use crate::model::{Labels, Sample, METRIC_NAME};
 use crate::query::{format_go_float, selector_matchers, Source};
 use band::{Band, BandCache};
@@ -264,6 +267,25 @@ impl Memory {
                 .collect(),
         };
         Ok(())
+    }
+}
+
+/// What an alert's link graphs: a baseline rule's value with its recorded
+/// band beside it (the band's series differ from the value's by `alertname`,
+/// so `or` keeps both); any other rule's expression.
+pub fn graph_expr(spec: &RuleSpec) -> Cow<'_, str> {
+    match &spec.kind {
+        RuleKind::Alerting {
+            alert,
+            dynamic: Some(DynamicSpec {
+                baseline: Some(_), ..
+            }),
+            ..
+        } => Cow::Owned(format!(
+            "{} or {{__name__=~\"{CENTER_METRIC}|{LOWER_METRIC}|{UPPER_METRIC}\", alertname={alert:?}}}",
+            spec.expr
+        )),
+        _ => Cow::Borrowed(&spec.expr),
     }
 }
 
