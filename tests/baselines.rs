@@ -59,6 +59,9 @@ groups:
       - alert: QueueStatic
         expr: app_queue > 120
         keep_firing_while: app_queue > 110
+      - alert: QueueMad
+        expr: app_queue
+        baseline: { method: mad, window: 6h, k: 5, direction: above }
 "#;
 
 /// Noise uniform in [-0.5, 0.5], the same on every run.
@@ -253,6 +256,7 @@ fn baseline_rules_over_eight_days_in_the_store() {
         "QueuePlain",
         "QueueAntiFlap",
         "QueueStatic",
+        "QueueMad",
     ]
     .map(|name| Evaluated::new(&file, name));
     for t in (TODAY + 7 * HOUR..TODAY + 13 * HOUR + 30 * MINUTE).step_by(MINUTE as usize) {
@@ -260,7 +264,7 @@ fn baseline_rules_over_eight_days_in_the_store() {
             rule.eval(&store, t);
         }
     }
-    let [hysteresis, plain, anti_flap, static_threshold] = &rules;
+    let [hysteresis, plain, anti_flap, static_threshold, mad] = &rules;
     let oscillation = (TODAY + 10 * HOUR, TODAY + 11 * HOUR + MINUTE);
     assert_eq!(
         hysteresis.count(oscillation.0, oscillation.1),
@@ -287,6 +291,14 @@ fn baseline_rules_over_eight_days_in_the_store() {
         "a static threshold with keep_firing_while fires and resolves as the band does"
     );
     let blip = (TODAY + 8 * HOUR, TODAY + 9 * HOUR);
+    assert_eq!(
+        mad.changes[..2],
+        [
+            (TODAY + 8 * HOUR, AlertState::Firing),
+            (TODAY + 8 * HOUR + MINUTE, AlertState::Inactive)
+        ],
+        "median ± 5·MAD of the last 6 hours' minute buckets: the noise stays inside, the blip does not"
+    );
     assert_eq!(
         hysteresis.count(blip.0, blip.1),
         (1, 1),

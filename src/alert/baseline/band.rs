@@ -9,7 +9,10 @@
 //! - mad and stddev: the completed buckets of the last `window` (minute
 //!   buckets for a window under a day, hour buckets from a day up): median ±
 //!   k·1.4826·MAD (MAD scaled to estimate a standard deviation, so `k` means
-//!   the same for both), or mean ± k·stddev. The spread is that of bucket
+//!   the same for both), or mean ± k·stddev. (While the store keeps the
+//!   raw samples of a window, its minute buckets are folded from them as
+//!   the store reads that tier; hour buckets are always stored.) The
+//!   spread is that of bucket
 //!   means: noise faster than a bucket averages out, which is what a band
 //!   around the series' level wants, and a median of minute means stands in
 //!   for the median of the samples.
