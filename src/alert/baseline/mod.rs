@@ -54,13 +54,19 @@
 //!    (Prometheus #10536): an anomalous series the expression no longer
 //!    returns stays anomalous while this expression returns it, matched on
 //!    the labels both return (`expr: temp > 90`, `keep_firing_while: temp >
-//!    80`). What stays
-//!    anomalous goes to the alert state machine as the expression's result
-//!    ([`crate::alert::rule`]: `for`, `keep_firing_for`, `limit` as usual).
+//!    80`). What stays anomalous goes to the alert state machine as the
+//!    expression's result ([`crate::alert::rule`]: `for`,
+//!    `keep_firing_for`, `limit` as usual).
 //!
 //! What a rule remembers here (the cache, each series' recent evaluations
 //! and whether it is anomalous) lives in memory: a restart learns the bands
 //! again from the store at once, and anti-flap starts over.
+//!
+//! Cost: the first evaluation in a bucket period reads every series' buckets
+//! in one selection (for 500 series and 7 days, 84,000 hour buckets: 50 to
+//! 100 ms in `benches/baselines.rs`, with the store locked for that read);
+//! every other evaluation only runs the selector and compares (10 to 20 ms
+//! there). See BENCHMARKS.md, "Baseline rules".
 
 pub mod band;
 pub mod spec;
