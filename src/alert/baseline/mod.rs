@@ -66,7 +66,9 @@
 //! in one selection (for 500 series and 7 days, 84,000 hour buckets: 50 to
 //! 100 ms in `benches/baselines.rs`, with the store locked for that read);
 //! every other evaluation only runs the selector and compares (10 to 20 ms
-//! there). See BENCHMARKS.md, "Baseline rules".
+//! there). The band is stored as three samples per series and evaluation,
+//! as a recording rule's output would be. See BENCHMARKS.md, "Baseline
+//! rules".
 
 pub mod band;
 pub mod spec;
