@@ -96,7 +96,10 @@ impl Group {
             match rule.eval(ctx, ts_ms, self.spec.limit) {
                 Ok(samples) => {
                     rule.health = Health::Ok;
-                    let generator_url = graph_link(send.external_url, &rule.spec.expr);
+                    let generator_url = graph_link(
+                        send.external_url,
+                        &crate::alert::baseline::graph_expr(&rule.spec),
+                    );
                     to_send.extend(rule.alerts_to_send(
                         ts_ms,
                         send.resend_delay_ms,
@@ -140,6 +143,11 @@ impl Group {
                 rule.health = previous.health;
                 rule.last_evaluation_ms = previous.last_evaluation_ms;
                 rule.evaluation_seconds = previous.evaluation_seconds;
+                // Learned bands and recent evaluations hold for the same
+                // baseline only.
+                if previous.spec == rule.spec {
+                    rule.baseline = previous.baseline;
+                }
             }
         }
         self.last_evaluation_ms = old.last_evaluation_ms;

@@ -6,6 +6,9 @@
 //!   markers for series that end) and reloads them; [`rule`] is one rule's
 //!   evaluation and the alert state machine; [`persist`] keeps alert state
 //!   across restarts in `sonde.db`; [`service`] is what `sonde run` starts.
+//! - [`baseline`]: sonde's dynamic thresholds in rule files (a band learned
+//!   from the series' rollups, hysteresis, anti-flap), between a rule's
+//!   expression and its alert state machine.
 //! - [`template`]: Go's text/template with Prometheus's functions, for
 //!   annotations and labels (`{{ $labels.instance }}`, `{{ humanize $value }}`).
 //! - Alerts go out through [`manager::AlertSender`]s: [`alertmanager`] posts
@@ -22,6 +25,7 @@
 
 pub mod action;
 pub mod alertmanager;
+pub mod baseline;
 pub mod check;
 pub mod group;
 pub mod manager;

@@ -17,8 +17,9 @@
 //! Unix second the alert became active) for each pending or firing alert;
 //! the group marks the series that end stale.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::alert::baseline;
 use crate::alert::rulefile::{RuleKind, RuleSpec};
 use crate::alert::template::{self, AlertData, QuerySample};
 use crate::alert::Alert;
@@ -129,6 +130,8 @@ pub struct Rule {
     /// The series the last successful evaluation wrote, to mark stale the
     /// ones the next one no longer writes.
     pub written: HashSet<Labels>,
+    /// What sonde's keys (baseline, anti-flap) remember per series.
+    pub baseline: baseline::Memory,
 }
 
 impl Rule {
@@ -140,6 +143,7 @@ impl Rule {
             evaluation_seconds: 0.0,
             alerts: BTreeMap::new(),
             written: HashSet::new(),
+            baseline: baseline::Memory::default(),
         }
     }
 
@@ -165,14 +169,33 @@ impl Rule {
             RuleKind::Recording { record } => {
                 record_samples(record, &self.spec.labels, result, ts_ms, limit)
             }
-            RuleKind::Alerting { .. } => self.eval_alerts(ctx, result, ts_ms, limit),
+            RuleKind::Alerting {
+                alert,
+                dynamic: Some(dynamic),
+                ..
+            } => {
+                let outcome =
+                    self.baseline
+                        .apply(dynamic, alert, &self.spec.expr, ctx, result, ts_ms)?;
+                let mut samples =
+                    self.eval_alerts(ctx, outcome.active, &outcome.annotations, ts_ms, limit)?;
+                samples.extend(outcome.samples);
+                Ok(samples)
+            }
+            RuleKind::Alerting { .. } => {
+                self.eval_alerts(ctx, result, &HashMap::new(), ts_ms, limit)
+            }
         }
     }
 
+    /// The alert state machine over the expression's `result`;
+    /// `added_annotations` by series (a baseline's band) go beside the
+    /// rule's own, which win.
     fn eval_alerts(
         &mut self,
         ctx: &EvalContext,
         result: Vec<(Labels, f64)>,
+        added_annotations: &HashMap<Labels, Vec<(String, String)>>,
         ts_ms: i64,
         limit: usize,
     ) -> Result<Vec<Sample>, String> {
@@ -181,6 +204,7 @@ impl Rule {
             for_ms,
             keep_firing_for_ms,
             annotations,
+            ..
         } = &self.spec.kind
         else {
             unreachable!("eval_alerts is only called for alerting rules")
@@ -202,6 +226,7 @@ impl Rule {
                 value,
             };
             let expand = |text: &str| template::expand_alert(name, text, &data, ts_ms, &query_fn);
+            let added = added_annotations.get(&series).into_iter().flatten();
             let mut labels = series;
             labels.set(METRIC_NAME.to_string(), String::new());
             for (label, text) in &self.spec.labels {
@@ -209,9 +234,11 @@ impl Rule {
             }
             labels.set("alertname".to_string(), name.clone());
             let annotations = Labels::new(
-                annotations
-                    .iter()
-                    .map(|(n, text)| (n.clone(), expand(text))),
+                added.cloned().chain(
+                    annotations
+                        .iter()
+                        .map(|(n, text)| (n.clone(), expand(text))),
+                ),
             );
             if current.contains_key(&labels) {
                 return Err(

@@ -9,12 +9,16 @@
 //! recording rules without `for`, `keep_firing_for` or `annotations` and
 //! named as a metric; label and annotation names valid, `__name__` not a
 //! rule label; alerting rules' label and annotation templates parse.
+//! sonde's own keys on alerting rules (`baseline`, `anti_flap`,
+//! `keep_firing_while`) are read and checked by
+//! [`crate::alert::baseline::spec`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::alert::baseline::{self, DynamicSpec};
 use crate::alert::template;
 
 /// One loaded rule file.
@@ -58,6 +62,10 @@ pub enum RuleKind {
         keep_firing_for_ms: i64,
         /// Annotation templates, in name order.
         annotations: Vec<(String, String)>,
+        /// sonde's keys (`baseline`, `anti_flap`, `keep_firing_while`),
+        /// `None` for a plain
+        /// Prometheus rule.
+        dynamic: Option<DynamicSpec>,
     },
 }
 
@@ -196,6 +204,11 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
         raw.keep_firing_for.clone(),
         &mut problems,
     );
+    let sonde_keys = baseline::spec::RawKeys {
+        baseline: raw.baseline,
+        anti_flap: raw.anti_flap,
+        keep_firing_while: raw.keep_firing_while.map(|s| s.0),
+    };
     let kind = match (raw.record, raw.alert) {
         (Some(_), Some(_)) => {
             problems.push("only one of 'record' and 'alert' must be set".to_string());
@@ -214,6 +227,9 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
             }
             if raw.keep_firing_for.is_some() {
                 problems.push("invalid field 'keep_firing_for' in recording rule".to_string());
+            }
+            for key in sonde_keys.present() {
+                problems.push(format!("invalid field '{key}' in recording rule"));
             }
             if !is_metric_name(&record) {
                 problems.push(format!("invalid recording rule name: {record}"));
@@ -235,11 +251,13 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
                     problems.push(format!("msg={err}"));
                 }
             }
+            let dynamic = baseline::spec::check(sonde_keys, &expr, &mut problems);
             Some(RuleKind::Alerting {
                 alert,
                 for_ms,
                 keep_firing_for_ms,
                 annotations,
+                dynamic,
             })
         }
     };
@@ -341,6 +359,10 @@ struct RawRule {
     keep_firing_for: Option<String>,
     labels: Option<BTreeMap<String, Scalar>>,
     annotations: Option<BTreeMap<String, Scalar>>,
+    /// sonde's keys, see [`crate::alert::baseline`].
+    baseline: Option<baseline::spec::RawBaseline>,
+    anti_flap: Option<baseline::spec::RawAntiFlap>,
+    keep_firing_while: Option<Scalar>,
 }
 
 /// Any YAML scalar as text, as Go's YAML decoder gives a `string` field:
@@ -419,6 +441,7 @@ groups:
                 for_ms: 300_000,
                 keep_firing_for_ms: 60_000,
                 annotations: vec![("summary".into(), "{{ $labels.instance }} is down".into())],
+                dynamic: None,
             }
         );
         assert_eq!(file.rule_count(), 2);

@@ -20,7 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::model::{Labels, Matcher};
-use crate::store::{SeriesSamples, Store};
+use crate::store::rollup::fold_buckets;
+use crate::store::{Resolution, SeriesBuckets, SeriesSamples, Store};
 
 pub use aggregate::format_go_float;
 pub use eval::selector_matchers;
@@ -63,6 +64,33 @@ pub trait Source {
         _step_ms: i64,
     ) -> anyhow::Result<Vec<SeriesSamples>> {
         self.select(matchers, start_ms, end_ms)
+    }
+
+    /// Every series the matchers select with its buckets of a rollup tier
+    /// starting in `[start_ms, end_ms]`: a store reads its rollups; by
+    /// default, the raw samples folded into buckets.
+    fn select_rollups(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<Vec<SeriesBuckets>> {
+        let width = resolution.bucket_ms();
+        anyhow::ensure!(width > 0, "raw samples have no buckets");
+        let last_instant = end_ms
+            .div_euclid(width)
+            .saturating_add(1)
+            .saturating_mul(width)
+            - 1;
+        Ok(self
+            .select(matchers, start_ms, last_instant)?
+            .into_iter()
+            .map(|s| SeriesBuckets {
+                buckets: fold_buckets(s.samples, width),
+                labels: s.labels,
+            })
+            .collect())
     }
 }
 
@@ -128,6 +156,16 @@ impl Source for Store {
     ) -> anyhow::Result<Vec<SeriesSamples>> {
         Store::select_step(self, matchers, start_ms, end_ms, step_ms)
     }
+
+    fn select_rollups(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<Vec<SeriesBuckets>> {
+        Store::select_rollups(self, matchers, start_ms, end_ms, resolution)
+    }
 }
 
 /// The store as the server shares it: locked for each selection only, so a
@@ -170,6 +208,18 @@ impl Source for Mutex<Store> {
         self.lock()
             .map_err(|_| anyhow::anyhow!("the store lock is poisoned"))?
             .select_step(matchers, start_ms, end_ms, step_ms)
+    }
+
+    fn select_rollups(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        resolution: Resolution,
+    ) -> anyhow::Result<Vec<SeriesBuckets>> {
+        self.lock()
+            .map_err(|_| anyhow::anyhow!("the store lock is poisoned"))?
+            .select_rollups(matchers, start_ms, end_ms, resolution)
     }
 }
 

@@ -367,7 +367,10 @@ fn pack_buckets(
 }
 
 /// The buckets of `samples` (in time order) at `width`, oldest first.
-fn fold_buckets(samples: impl IntoIterator<Item = (i64, f64)>, width: i64) -> Vec<Bucket> {
+pub(crate) fn fold_buckets(
+    samples: impl IntoIterator<Item = (i64, f64)>,
+    width: i64,
+) -> Vec<Bucket> {
     let mut buckets: Vec<Bucket> = Vec::new();
     for (t, v) in samples {
         let start = t.div_euclid(width) * width;

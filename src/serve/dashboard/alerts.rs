@@ -190,7 +190,7 @@ fn rule_view(
         state: rule.state().as_str(),
         group: group.to_string(),
         expr: rule.spec.expr.clone(),
-        graph_href: graph_link("", &rule.spec.expr),
+        graph_href: graph_link("", &crate::alert::baseline::graph_expr(&rule.spec)),
         hold: if for_ms > 0 {
             humantime::format_duration(std::time::Duration::from_millis(for_ms as u64)).to_string()
         } else {
