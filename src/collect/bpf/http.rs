@@ -299,19 +299,19 @@ const DATA: usize = 112;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
-fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+pub(super) fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(
         bytes.get(offset..offset + 4)?.try_into().ok()?,
     ))
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+pub(super) fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(
         bytes.get(offset..offset + 8)?.try_into().ok()?,
     ))
 }
 
-fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+pub(super) fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(
         bytes.get(offset..offset + 2)?.try_into().ok()?,
     ))

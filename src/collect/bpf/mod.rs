@@ -43,6 +43,7 @@
 pub mod block;
 pub mod drain;
 pub mod errno_names;
+pub mod events;
 pub mod http;
 pub mod maps;
 pub mod net;
@@ -353,6 +354,12 @@ pub const SPECS: &[Spec] = &[
         name: http::NAME,
         enabled: |config| config.http,
         load: |config| http::load(config.forget_after, config.bpf.http_tls_late_attach),
+        degraded: &[],
+    },
+    Spec {
+        name: events::NAME,
+        enabled: |config| config.events,
+        load: |config| events::load(&config.bpf),
         degraded: &[],
     },
 ];
