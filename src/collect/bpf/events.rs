@@ -397,7 +397,13 @@ mod tests {
         assert_eq!(event.kind, Kind::Exec);
         assert_eq!(event.exe.as_deref(), Some("/bin/sh"));
         assert_eq!(event.args, ["sh", "-c", "true"]);
-        assert_eq!(event.process.id, ProcessId { pid: 42, start_ns: 7 });
+        assert_eq!(
+            event.process.id,
+            ProcessId {
+                pid: 42,
+                start_ns: 7
+            }
+        );
         assert_eq!(event.parent.comm, "nginx");
 
         let mut connect = raw(4);

@@ -156,7 +156,10 @@ pub enum Value<'a> {
 /// Every field a condition may name, with what it holds (for `sonde check
 /// rules` and the docs).
 pub const FIELDS: &[(&str, &str)] = &[
-    ("kind", "the event's kind: exec, exit, signal, oom_kill, connect, accept, listen, open_write"),
+    (
+        "kind",
+        "the event's kind: exec, exit, signal, oom_kill, connect, accept, listen, open_write",
+    ),
     ("pid", "the process's pid"),
     ("comm", "the process's name (16 bytes at most)"),
     ("unit", "its systemd unit or slice, \"\" when none"),
@@ -166,9 +169,15 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("exe", "exec: the file executed"),
     ("args", "exec: the arguments, joined by spaces"),
     ("peer", "connect, accept: the peer's address"),
-    ("port", "connect, accept: the peer's port; listen: the local port"),
+    (
+        "port",
+        "connect, accept: the peer's port; listen: the local port",
+    ),
     ("local_port", "connect, accept, listen: the local port"),
-    ("signal", "signal: its name (SIGKILL); exit: the signal that ended it"),
+    (
+        "signal",
+        "signal: its name (SIGKILL); exit: the signal that ended it",
+    ),
     ("sender_pid", "signal: the sender's pid"),
     ("exit_code", "exit: the exit code"),
     ("path", "open_write: the path opened"),
@@ -193,7 +202,9 @@ impl Event {
             "parent.pid" => num(f64::from(self.parent.id.pid)),
             "parent.comm" => Some(Value::Str(Cow::Borrowed(&self.parent.comm))),
             "exe" => self.exe.as_deref().map(|s| Value::Str(Cow::Borrowed(s))),
-            "args" => (self.kind == Kind::Exec).then(|| Value::Str(Cow::Owned(self.args.join(" ")))),
+            "args" => {
+                (self.kind == Kind::Exec).then(|| Value::Str(Cow::Owned(self.args.join(" "))))
+            }
             "peer" => self.peer.and_then(|p| text(&p.ip().to_string())),
             "port" => match self.kind {
                 Kind::Listen => self.local_port.and_then(|p| num(f64::from(p))),
@@ -251,7 +262,7 @@ impl Event {
 /// What wants every event as it arrives. Called on the reader thread: it
 /// must not block for long (the ring fills meanwhile).
 pub trait Subscriber: Send + Sync {
-    fn observe(&self, event: &Event);
+    fn observe(&self, event: &Arc<Event>);
 }
 
 /// Events kept in memory when `[collect.bpf] recent_events` is not read
