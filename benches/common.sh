@@ -31,6 +31,7 @@ block = false
 net = false
 process = false
 sched = false
+events = false
 http = $2
 run_time_stats = $3
 TOML

@@ -265,7 +265,7 @@ static __always_inline int watched(const char *path)
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat")
-int tp_openat(struct trace_event_raw_sys_enter *ctx)
+int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
 {
 	int flags = ctx->args[2];
 	struct sonde_event *ev;
@@ -288,21 +288,21 @@ int tp_openat(struct trace_event_raw_sys_enter *ctx)
 }
 
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(btf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+int BPF_PROG(ev_btf_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	on_exec(bprm);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(btf_exit, struct task_struct *task)
+int BPF_PROG(ev_btf_exit, struct task_struct *task)
 {
 	on_exit(task);
 	return 0;
 }
 
 SEC("tp_btf/signal_generate")
-int BPF_PROG(btf_signal, int sig, struct kernel_siginfo *info, struct task_struct *task,
+int BPF_PROG(ev_btf_signal, int sig, struct kernel_siginfo *info, struct task_struct *task,
 	     int group, int result)
 {
 	on_signal(sig, task, result);
@@ -310,35 +310,35 @@ int BPF_PROG(btf_signal, int sig, struct kernel_siginfo *info, struct task_struc
 }
 
 SEC("tp_btf/mark_victim")
-int BPF_PROG(btf_oom_victim, struct task_struct *victim)
+int BPF_PROG(ev_btf_oom_victim, struct task_struct *victim)
 {
 	on_oom_victim(victim);
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(btf_sock_state, struct sock *sk, int old, int new)
+int BPF_PROG(ev_btf_sock_state, struct sock *sk, int old, int new)
 {
 	on_state(sk, old, new);
 	return 0;
 }
 
 SEC("raw_tp/sched_process_exec")
-int BPF_PROG(raw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+int BPF_PROG(ev_raw_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	on_exec(bprm);
 	return 0;
 }
 
 SEC("raw_tp/sched_process_exit")
-int BPF_PROG(raw_exit, struct task_struct *task)
+int BPF_PROG(ev_raw_exit, struct task_struct *task)
 {
 	on_exit(task);
 	return 0;
 }
 
 SEC("raw_tp/signal_generate")
-int BPF_PROG(raw_signal, int sig, struct kernel_siginfo *info, struct task_struct *task,
+int BPF_PROG(ev_raw_signal, int sig, struct kernel_siginfo *info, struct task_struct *task,
 	     int group, int result)
 {
 	on_signal(sig, task, result);
@@ -346,14 +346,14 @@ int BPF_PROG(raw_signal, int sig, struct kernel_siginfo *info, struct task_struc
 }
 
 SEC("raw_tp/mark_victim")
-int BPF_PROG(raw_oom_victim, struct task_struct *victim)
+int BPF_PROG(ev_raw_oom_victim, struct task_struct *victim)
 {
 	on_oom_victim(victim);
 	return 0;
 }
 
 SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(raw_sock_state, struct sock *sk, int old, int new)
+int BPF_PROG(ev_raw_sock_state, struct sock *sk, int old, int new)
 {
 	on_state(sk, old, new);
 	return 0;

@@ -45,27 +45,27 @@ const VARIANTS: &[Variant] = &[
     Variant {
         kind: AttachKind::TpBtf,
         programs: &[
-            "btf_exec",
-            "btf_exit",
-            "btf_signal",
-            "btf_oom_victim",
-            "btf_sock_state",
+            "ev_btf_exec",
+            "ev_btf_exit",
+            "ev_btf_signal",
+            "ev_btf_oom_victim",
+            "ev_btf_sock_state",
         ],
     },
     Variant {
         kind: AttachKind::RawTp,
         programs: &[
-            "raw_exec",
-            "raw_exit",
-            "raw_signal",
-            "raw_oom_victim",
-            "raw_sock_state",
+            "ev_raw_exec",
+            "ev_raw_exit",
+            "ev_raw_signal",
+            "ev_raw_oom_victim",
+            "ev_raw_sock_state",
         ],
     },
 ];
 
 /// Attached apart, only with prefixes configured (module docs).
-const OPEN_PROGRAM: &str = "tp_openat";
+const OPEN_PROGRAM: &str = "ev_tp_openat";
 
 /// The bounded maps, in the order of `enum events_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["events", "event_listeners"];
@@ -129,7 +129,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
     } else {
         match attach_open(&attached) {
             Ok(link) => {
-                let program = &attached.skel.progs.tp_openat;
+                let program = &attached.skel.progs.ev_tp_openat;
                 programs.push(super::ProgramHandle {
                     name: OPEN_PROGRAM,
                     fd: std::os::fd::AsFd::as_fd(program).try_clone_to_owned()?,
@@ -159,7 +159,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
 fn attach_open(attached: &Attached<EventsSkel<'static>>) -> anyhow::Result<Link> {
     check_refused(AttachKind::Tracepoint.name())?;
     super::ensure_tracefs()?;
-    with_libbpf_log(|| attached.skel.progs.tp_openat.attach())
+    with_libbpf_log(|| attached.skel.progs.ev_tp_openat.attach())
         .context("attaching tracepoint/syscalls/sys_enter_openat")
 }
 
