@@ -45,10 +45,6 @@ for i in range(int(sys.argv[1])):
 PY
 for _ in $(seq 200); do timeout -s TERM 0.01 sleep 10 || true; done
 sleep 2
-printf '%-22s %12s %10s\n' program runs ns/run
-curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-  /^sonde_bpf_program_run_seconds_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); secs[p] = $NF }
-  /^sonde_bpf_program_runs_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); runs[p] = $NF }
-  END { for (p in runs) if (runs[p] > 0) printf "%-22s %12d %10.1f\n", p, runs[p], secs[p] * 1e9 / runs[p] }' | sort
+program_costs
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^sonde_events_total|^sonde_bpf_map_full_total\{map="event'
 stop_sonde

@@ -274,6 +274,19 @@ mod tests {
     }
 
     #[test]
+    fn by_parent_joins_the_children_of_one_parent() {
+        let mut rule = shell_connects();
+        Arc::get_mut(&mut rule.spec).unwrap().by = By::Parent;
+        // One child execs the shell, a sibling connects: one parent, a match.
+        let siblings = [event(Kind::Exec, 30, 1, 0), event(Kind::Connect, 31, 1, 10)];
+        assert_eq!(feed(&mut rule, &siblings), 1);
+        // Children of another parent (another start time) do not join.
+        let mut exec = event(Kind::Exec, 32, 1, 20);
+        exec.parent.id.start_ns = 2;
+        assert_eq!(feed(&mut rule, &[exec, event(Kind::Connect, 33, 1, 30)]), 0);
+    }
+
+    #[test]
     fn a_single_event_rule_fires_at_each_event() {
         let mut rule = RuleState::new(Arc::new(EventRuleSpec {
             alert: "Exec".into(),

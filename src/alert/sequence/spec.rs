@@ -74,7 +74,8 @@ impl PartialEq for Step {
 pub enum By {
     /// One process (pid and start time).
     Process,
-    /// One parent: its children's events, and its own, count together.
+    /// One parent (pid and start time): the events of all its children
+    /// count together, as one process's do.
     Parent,
 }
 

@@ -14,16 +14,14 @@
 
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{Link, MapHandle, RingBufferBuilder};
 
 use super::http::{u16_at, u32_at, u64_at};
+use super::ring::{poll_until, RingReader};
 use super::{
     attach_loading, check_refused, comm_label, object_storage, with_libbpf_log, AttachKind,
     Attached, Loaded, Variant,
@@ -73,10 +71,6 @@ const BOUNDED_MAPS: &[&str] = &["events", "event_listeners"];
 /// EVENT_PREFIXES and EVENT_PREFIX in sonde.h.
 const MAX_PREFIXES: usize = 8;
 const MAX_PREFIX_LEN: usize = 63;
-
-/// How long the reader waits for a wakeup (one comes once a quarter of the
-/// ring is used) before it reads what came and checks whether to stop.
-const POLL: Duration = Duration::from_millis(50);
 
 /// Checks `[collect.bpf] event_write_paths` as the kernel side takes them.
 pub fn check_write_paths(paths: &[String]) -> Result<(), String> {
@@ -150,8 +144,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
         collector: Box::new(Events {
             _attached: attached,
             _open_link: open_link,
-            stop: Arc::new(AtomicBool::new(false)),
-            reader: Reader::Waiting(events),
+            reader: RingReader::new("sonde-events", move |stop| read_events(&events, stop)),
         }),
     })
 }
@@ -161,14 +154,6 @@ fn attach_open(attached: &Attached<EventsSkel<'static>>) -> anyhow::Result<Link>
     super::ensure_tracefs()?;
     with_libbpf_log(|| attached.skel.progs.ev_tp_openat.attach())
         .context("attaching tracepoint/syscalls/sys_enter_openat")
-}
-
-/// The reader thread; it starts at the first round, after `sonde run`
-/// dropped the capabilities loading took (as the http collector's).
-enum Reader {
-    Waiting(MapHandle),
-    Running(JoinHandle<anyhow::Result<()>>),
-    Stopped,
 }
 
 fn read_events(events: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
@@ -181,15 +166,7 @@ fn read_events(events: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
         0
     })?;
     let ring = builder.build()?;
-    while !stop.load(Ordering::Relaxed) {
-        // A signal interrupting the poll is no reason to stop reading.
-        match ring.poll(POLL) {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            polled => polled?,
-        }
-        ring.consume()?;
-    }
-    Ok(())
+    poll_until(&ring, stop)
 }
 
 /// Turns the kernel's CLOCK_MONOTONIC stamps into Unix ms: the offset
@@ -325,8 +302,7 @@ struct Events {
     /// Kept for the programs' and the ring's lifetime.
     _attached: Attached<EventsSkel<'static>>,
     _open_link: Option<Link>,
-    stop: Arc<AtomicBool>,
-    reader: Reader,
+    reader: RingReader,
 }
 
 impl Collector for Events {
@@ -335,39 +311,13 @@ impl Collector for Events {
     }
 
     fn begin_round(&mut self) -> anyhow::Result<()> {
-        self.reader = match std::mem::replace(&mut self.reader, Reader::Stopped) {
-            Reader::Waiting(events) => {
-                let stop = Arc::clone(&self.stop);
-                let reader = std::thread::Builder::new()
-                    .name("sonde-events".into())
-                    .spawn(move || read_events(&events, &stop))?;
-                Reader::Running(reader)
-            }
-            other => other,
-        };
-        Ok(())
+        self.reader.start()
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        if matches!(&self.reader, Reader::Running(r) if r.is_finished()) {
-            if let Reader::Running(reader) = std::mem::replace(&mut self.reader, Reader::Stopped) {
-                match reader.join() {
-                    Ok(result) => result.context("the event reader stopped")?,
-                    Err(_) => bail!("the event reader panicked"),
-                }
-            }
-        }
+        self.reader.check().context("the event reader stopped")?;
         out.extend(stream().families());
         Ok(())
-    }
-}
-
-impl Drop for Events {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Reader::Running(reader) = std::mem::replace(&mut self.reader, Reader::Stopped) {
-            let _ = reader.join();
-        }
     }
 }
 

@@ -48,6 +48,7 @@ pub mod http;
 pub mod maps;
 pub mod net;
 pub mod process;
+pub mod ring;
 pub mod sched;
 pub mod stats;
 pub mod syscall_names;
