@@ -35,49 +35,46 @@ fn rules(sequences: usize, singles: usize) -> String {
 }
 
 fn event(kind: Kind, pid: u32, time_ms: i64, shell: bool) -> Event {
-    Event {
-        kind,
-        time_ms,
-        process: Process {
-            id: ProcessId {
-                pid,
-                start_ns: u64::from(pid) * 1000,
-            },
-            comm: if shell { "sh" } else { "worker" }.into(),
-            unit: Some("nginx.service".into()),
-            container: None,
+    let process = Process {
+        id: ProcessId {
+            pid,
+            start_ns: u64::from(pid) * 1000,
         },
-        parent: Parent {
-            id: ProcessId {
-                pid: 1,
-                start_ns: 1,
-            },
-            comm: if shell { "nginx" } else { "systemd" }.into(),
+        comm: if shell { "sh" } else { "worker" }.into(),
+        unit: Some("nginx.service".into()),
+        container: None,
+    };
+    let parent = Parent {
+        id: ProcessId {
+            pid: 1,
+            start_ns: 1,
         },
-        exe: (kind == Kind::Exec).then(|| {
-            if shell {
-                "/usr/bin/sh"
-            } else {
-                "/usr/bin/worker"
-            }
-            .into()
-        }),
-        args: Vec::new(),
-        peer: (kind == Kind::Connect).then(|| {
-            if shell {
+        comm: if shell { "nginx" } else { "systemd" }.into(),
+    };
+    let mut event = Event::new(kind, time_ms, process, parent);
+    match kind {
+        Kind::Exec => {
+            event.exe = Some(
+                if shell {
+                    "/usr/bin/sh"
+                } else {
+                    "/usr/bin/worker"
+                }
+                .into(),
+            )
+        }
+        Kind::Connect => {
+            let peer = if shell {
                 "192.0.2.1:443"
             } else {
                 "10.0.0.5:5432"
-            }
-            .parse()
-            .unwrap()
-        }),
-        local_port: None,
-        signal: None,
-        sender_pid: None,
-        exit_code: (kind == Kind::Exit).then_some(0),
-        path: None,
+            };
+            event.peer = Some(peer.parse().unwrap());
+        }
+        Kind::Exit => event.exit_code = Some(0),
+        _ => {}
     }
+    event
 }
 
 fn churn() -> Vec<Arc<Event>> {

@@ -62,9 +62,10 @@ fn events(sonde: &Sonde, kind: &str) -> Vec<Value> {
     answer["data"].as_array().unwrap().clone()
 }
 
-/// Waits (10 s at most) for an event of `kind` that `wanted` accepts.
+/// Waits (30 s at most: the machine may be busy) for an event of `kind`
+/// that `wanted` accepts.
 fn wait_event(sonde: &Sonde, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(event) = events(sonde, kind).into_iter().find(&wanted) {
             return event;

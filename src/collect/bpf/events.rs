@@ -241,34 +241,23 @@ fn decode(bytes: &[u8], clock: &Clock) -> Option<Event> {
     let detail = u32_at(bytes, DETAIL)? as i32;
     let placement = cgroup::placement(u64_at(bytes, CGROUP)?);
     let data = bytes.get(DATA..DATA + DATA_LEN)?;
-    let mut event = Event {
-        kind,
-        time_ms: clock.unix_ms(u64_at(bytes, NS)?),
-        process: Process {
-            id: ProcessId {
-                pid: u32_at(bytes, PID)?,
-                start_ns: u64_at(bytes, START_NS)?,
-            },
-            comm: comm_label(bytes.get(COMM..COMM + 16)?),
-            unit: placement.unit.map(|u| u.to_string()),
-            container: placement.container.map(|c| c.to_string()),
+    let process = Process {
+        id: ProcessId {
+            pid: u32_at(bytes, PID)?,
+            start_ns: u64_at(bytes, START_NS)?,
         },
-        parent: Parent {
-            id: ProcessId {
-                pid: u32_at(bytes, PPID)?,
-                start_ns: u64_at(bytes, PARENT_START_NS)?,
-            },
-            comm: comm_label(bytes.get(PARENT_COMM..PARENT_COMM + 16)?),
-        },
-        exe: None,
-        args: Vec::new(),
-        peer: None,
-        local_port: None,
-        signal: None,
-        sender_pid: None,
-        exit_code: None,
-        path: None,
+        comm: comm_label(bytes.get(COMM..COMM + 16)?),
+        unit: placement.unit.map(|u| u.to_string()),
+        container: placement.container.map(|c| c.to_string()),
     };
+    let parent = Parent {
+        id: ProcessId {
+            pid: u32_at(bytes, PPID)?,
+            start_ns: u64_at(bytes, PARENT_START_NS)?,
+        },
+        comm: comm_label(bytes.get(PARENT_COMM..PARENT_COMM + 16)?),
+    };
+    let mut event = Event::new(kind, clock.unix_ms(u64_at(bytes, NS)?), process, parent);
     match kind {
         Kind::Exec => {
             event.exe = Some(c_string(&data[..DATA_LEN / 2]));

@@ -23,6 +23,9 @@
 //!    double-buffered map is read through [`drain::DoubleBuffered`]: swap
 //!    its halves in `begin_round`, drain them in `collect` and export the
 //!    totals, which forget a key idle for `[collect] forget_after`.
+//!    A ring buffer of events is read on a [`ring::RingReader`] thread
+//!    (started in `begin_round`, checked in `collect`) with
+//!    [`ring::poll_until`].
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
 //!

@@ -184,6 +184,24 @@ pub const FIELDS: &[(&str, &str)] = &[
 ];
 
 impl Event {
+    /// An event of `kind`, its kind's own fields (exe, peer...) not set yet.
+    pub fn new(kind: Kind, time_ms: i64, process: Process, parent: Parent) -> Event {
+        Event {
+            kind,
+            time_ms,
+            process,
+            parent,
+            exe: None,
+            args: Vec::new(),
+            peer: None,
+            local_port: None,
+            signal: None,
+            sender_pid: None,
+            exit_code: None,
+            path: None,
+        }
+    }
+
     /// The value of a field of [`FIELDS`]; None when it does not apply to
     /// this event (a condition on it is then false).
     pub fn field(&self, name: &str) -> Option<Value<'_>> {
@@ -371,35 +389,29 @@ pub mod tests {
     /// An event of `kind` by process `pid` started at `start_ns`, for tests
     /// of the stream and the rules.
     pub fn event(kind: Kind, pid: u32, start_ns: u64, time_ms: i64) -> Event {
-        Event {
-            kind,
-            time_ms,
-            process: Process {
-                id: ProcessId { pid, start_ns },
-                comm: "sh".into(),
-                unit: Some("nginx.service".into()),
-                container: None,
+        let process = Process {
+            id: ProcessId { pid, start_ns },
+            comm: "sh".into(),
+            unit: Some("nginx.service".into()),
+            container: None,
+        };
+        let parent = Parent {
+            id: ProcessId {
+                pid: 1,
+                start_ns: 1,
             },
-            parent: Parent {
-                id: ProcessId {
-                    pid: 1,
-                    start_ns: 1,
-                },
-                comm: "nginx".into(),
-            },
-            exe: (kind == Kind::Exec).then(|| "/usr/bin/sh".into()),
-            args: if kind == Kind::Exec {
-                vec!["sh".into(), "-c".into(), "true".into()]
-            } else {
-                Vec::new()
-            },
-            peer: (kind == Kind::Connect).then(|| "192.0.2.1:80".parse().unwrap()),
-            local_port: None,
-            signal: None,
-            sender_pid: None,
-            exit_code: None,
-            path: None,
+            comm: "nginx".into(),
+        };
+        let mut event = Event::new(kind, time_ms, process, parent);
+        match kind {
+            Kind::Exec => {
+                event.exe = Some("/usr/bin/sh".into());
+                event.args = vec!["sh".into(), "-c".into(), "true".into()];
+            }
+            Kind::Connect => event.peer = Some("192.0.2.1:80".parse().unwrap()),
+            _ => {}
         }
+        event
     }
 
     #[test]
