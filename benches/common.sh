@@ -31,6 +31,7 @@ block = false
 net = false
 process = false
 sched = false
+events = false
 http = $2
 run_time_stats = $3
 TOML
@@ -49,3 +50,13 @@ start_sonde() {
 stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# program_costs: runs and ns per run of every BPF program that ran, from
+# the running sonde's run-time statistics.
+program_costs() {
+  printf '%-22s %12s %10s\n' program runs ns/run
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+    /^sonde_bpf_program_run_seconds_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); secs[p] = $NF }
+    /^sonde_bpf_program_runs_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); runs[p] = $NF }
+    END { for (p in runs) if (runs[p] > 0) printf "%-22s %12d %10.1f\n", p, runs[p], secs[p] * 1e9 / runs[p] }' | sort
+}

@@ -45,11 +45,7 @@ dd if="$WORK/file" of=/dev/null bs=4096 count=20000 iflag=direct 2>/dev/null
 for _ in $(seq 500); do curl -s "http://127.0.0.1:$PORT/metrics" >/dev/null; done
 for _ in $(seq 2000); do /bin/true; done
 sleep 2
-printf '%-22s %12s %10s\n' program runs ns/run
-curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-  /^sonde_bpf_program_run_seconds_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); secs[p] = $NF }
-  /^sonde_bpf_program_runs_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); runs[p] = $NF }
-  END { for (p in runs) if (runs[p] > 0) printf "%-22s %12d %10.1f\n", p, runs[p], secs[p] * 1e9 / runs[p] }' | sort
+program_costs
 stop_sonde
 
 echo "== whole suite on a syscall-heavy loop (dd bs=1 count=$LOOP_BYTES, medians of $ROUNDS)"

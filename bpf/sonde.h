@@ -236,6 +236,64 @@ enum http_bounded_map {
 	HTTP_BOUNDED_MAPS,
 };
 
+/*
+ * The event stream (bpf/events.bpf.c): one struct sonde_event through the
+ * ring buffer per process exec, exit, fatal signal, OOM kill, TCP connect,
+ * accept and listen, and open for writing under a configured path.
+ */
+enum event_kind {
+	EVENT_EXEC,
+	EVENT_EXIT,
+	EVENT_SIGNAL,
+	EVENT_OOM_KILL,
+	EVENT_CONNECT,
+	EVENT_ACCEPT,
+	EVENT_LISTEN,
+	EVENT_OPEN_WRITE,
+};
+
+/* EXEC: the file name, a NUL, then the arguments (NUL-separated). */
+#define EVENT_DATA 512
+/* Paths of events_write_prefixes: at most this many, each shorter than EVENT_PREFIX. */
+#define EVENT_PREFIXES 8
+#define EVENT_PREFIX 64
+
+/*
+ * A process as the stream names it: pids are reused, so its identity is the
+ * pid plus its start time (task->start_time of the thread group leader,
+ * CLOCK_MONOTONIC ns), for it and for its parent.
+ */
+struct event_proc {
+	__u64 start_ns;
+	__u64 parent_start_ns;
+	__u64 cgroup;
+	__u32 pid;
+	__u32 ppid;
+	char comm[TASK_COMM_LEN];
+	char parent_comm[TASK_COMM_LEN];
+};
+
+struct sonde_event {
+	__u32 kind;   /* enum event_kind */
+	__s32 detail; /* EXIT: wait(2) status; SIGNAL: the signal; OPEN_WRITE: the flags */
+	__u64 ns;     /* CLOCK_MONOTONIC, as start_ns */
+	struct event_proc proc; /* SIGNAL, OOM_KILL: the target; ACCEPT: the listener */
+	__u32 sender_pid;       /* SIGNAL: who sent it (0: the kernel) */
+	__u16 port;             /* CONNECT, ACCEPT: the peer's; LISTEN: the local one */
+	__u16 local_port;       /* CONNECT, ACCEPT */
+	__u16 family;           /* SONDE_AF_INET or SONDE_AF_INET6 */
+	__u16 pad;
+	__u32 len;              /* bytes of data */
+	__u8 addr[16];          /* CONNECT, ACCEPT: the peer */
+	char data[EVENT_DATA];
+};
+
+enum events_bounded_map {
+	EVENTS_MAP_RING, /* the ring buffer full: the event is lost */
+	EVENTS_MAP_LISTENERS,
+	EVENTS_BOUNDED_MAPS,
+};
+
 /* Protocols counted in net_bytes_key.proto (IPPROTO_* numbers). */
 #define SONDE_AF_INET 2
 #define SONDE_AF_INET6 10

@@ -279,6 +279,14 @@ pub struct BpfConfig {
     /// two scheduler-clock reads to every run of every BPF program on the
     /// machine (BENCHMARKS.md).
     pub run_time_stats: bool,
+    /// The kernel event stream (exec, exit, fatal signal, OOM kill, TCP
+    /// connect, accept, listen): recent events for the API and dashboard,
+    /// and what event rules match.
+    pub events: bool,
+    /// Path prefixes whose opens for writing are events too (at most 8).
+    pub event_write_paths: Vec<String>,
+    /// Events kept in memory for `/api/v1/events` and the Kernel view.
+    pub recent_events: usize,
 }
 
 impl Default for BpfConfig {
@@ -294,6 +302,9 @@ impl Default for BpfConfig {
             http: true,
             http_tls_late_attach: false,
             run_time_stats: true,
+            events: true,
+            event_write_paths: Vec::new(),
+            recent_events: crate::collect::events::DEFAULT_RECENT,
         }
     }
 }

@@ -9,7 +9,10 @@ mod kernel;
 use std::time::Duration;
 
 use common::{Sonde, TempDir};
-use kernel::{attached, cgroup_v2_root, value, wait_for, NamedProgram, TestCgroup, NO_BUDGET};
+use kernel::{
+    attached, cgroup_v2_root, memory_limited_cgroup, value, wait_for, NamedProgram, TestCgroup,
+    NO_BUDGET,
+};
 
 const SPAWNS: usize = 20;
 
@@ -56,32 +59,6 @@ fn names_the_signal_that_killed_a_process() {
     assert_eq!(value(&samples, "sonde_process_exits_total", &killed), 1.0);
     let failed = [("comm", program.comm.as_str()), ("reason", "non-zero")];
     assert_eq!(value(&samples, "sonde_process_exits_total", &failed), 0.0);
-}
-
-/// A memory-limited cgroup: cgroup v2's memory.max where the memory
-/// controller is on v2, else v1's memory.limit_in_bytes.
-fn memory_limited_cgroup(limit: u64) -> Option<TestCgroup> {
-    let name = format!("sonde-oom-test-{}", std::process::id());
-    if let Some(root) = cgroup_v2_root() {
-        let controllers =
-            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-        if controllers.split_whitespace().any(|c| c == "memory") {
-            let subtree = root.join("cgroup.subtree_control");
-            let _ = std::fs::write(&subtree, "+memory");
-            let cgroup = TestCgroup::new(&root, &name);
-            if std::fs::write(cgroup.path.join("memory.max"), limit.to_string()).is_ok() {
-                let _ = std::fs::write(cgroup.path.join("memory.swap.max"), "0");
-                return Some(cgroup);
-            }
-        }
-    }
-    let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
-    if v1.join("memory.limit_in_bytes").exists() {
-        let cgroup = TestCgroup::new(v1, &name);
-        std::fs::write(cgroup.path.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
-        return Some(cgroup);
-    }
-    None
 }
 
 #[test]

@@ -15,6 +15,9 @@
 //!   them to Alertmanagers as Prometheus does; [`notify`] is the built-in
 //!   notifier (webhook, Slack, Telegram, e-mail; routing, grouping, silences
 //!   and inhibition) for the single-server owner who runs no Alertmanager.
+//! - [`sequence`]: event rules, sonde's extension of the rule file: alerts
+//!   on kernel events (one, or an ordered sequence within a span) as they
+//!   happen, through the same senders.
 //! - [`action`]: commands firing alerts run (`[[alerting.actions]]`), off
 //!   unless configured.
 //! - [`check`] and [`unittest`]: `sonde check rules` and `sonde test rules`,
@@ -33,6 +36,7 @@ pub mod notify;
 pub mod persist;
 pub mod rule;
 pub mod rulefile;
+pub mod sequence;
 pub mod service;
 pub mod template;
 pub mod unittest;

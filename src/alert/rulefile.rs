@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use crate::alert::baseline::{self, DynamicSpec};
+use crate::alert::sequence::spec::{self as event_spec, EventRuleSpec, RawEventRule};
 use crate::alert::template;
 
 /// One loaded rule file.
@@ -40,6 +41,8 @@ pub struct GroupSpec {
     /// produce; 0 for no limit.
     pub limit: usize,
     pub rules: Vec<RuleSpec>,
+    /// sonde's extension: rules on kernel events ([`crate::alert::sequence`]).
+    pub event_rules: Vec<EventRuleSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -80,8 +83,12 @@ impl RuleSpec {
 }
 
 impl RuleFile {
+    /// Rules of both kinds: Prometheus's and event rules.
     pub fn rule_count(&self) -> usize {
-        self.groups.iter().map(|g| g.rules.len()).sum()
+        self.groups
+            .iter()
+            .map(|g| g.rules.len() + g.event_rules.len())
+            .sum()
     }
 }
 
@@ -164,6 +171,20 @@ fn check_group(file: &str, raw: RawGroup) -> Result<GroupSpec, Vec<String>> {
             }
         }
     }
+    let mut event_rules = Vec::new();
+    for (index, raw_rule) in raw.event_rules.into_iter().enumerate() {
+        let name = raw_rule.alert.clone();
+        match event_spec::check(raw_rule) {
+            Ok(rule) => event_rules.push(rule),
+            Err(errs) => problems.extend(errs.into_iter().map(|err| {
+                format!(
+                    "group {:?}, event rule {}, {name:?}: {err}",
+                    raw.name,
+                    index + 1
+                )
+            })),
+        }
+    }
     if problems.is_empty() {
         Ok(GroupSpec {
             name: raw.name,
@@ -171,6 +192,7 @@ fn check_group(file: &str, raw: RawGroup) -> Result<GroupSpec, Vec<String>> {
             interval_ms,
             limit: raw.limit,
             rules,
+            event_rules,
         })
     } else {
         Err(problems)
@@ -347,6 +369,8 @@ struct RawGroup {
     limit: usize,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    event_rules: Vec<RawEventRule>,
 }
 
 #[derive(Deserialize)]

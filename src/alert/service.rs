@@ -13,6 +13,8 @@ use crate::alert::alertmanager::Alertmanagers;
 use crate::alert::group::SampleSink;
 use crate::alert::manager::{now_ms, AlertSender, RuleManager, Settings};
 use crate::alert::notify::Notifier;
+use crate::alert::sequence::spec::EventRuleSpec;
+use crate::alert::sequence::{self, EventRules, External};
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::model::{Family, Labels, Sample};
@@ -30,6 +32,8 @@ pub struct Alerting {
     config_path: Option<PathBuf>,
     /// Where a reload hands the new `[programs]` to their collector.
     pub programs: Option<crate::collect::programs::Reload>,
+    /// The event rules, subscribed to the kernel event stream.
+    events: Arc<EventRules>,
 }
 
 impl Alerting {
@@ -56,9 +60,15 @@ impl Alerting {
         let rules = RuleManager::start(
             settings(config),
             Some(&config.storage.database_file()),
-            senders,
+            senders.clone(),
             now_ms(),
         )?;
+        let events = Arc::new(EventRules::new(
+            event_rules(&rules),
+            senders,
+            event_external(config),
+        ));
+        crate::collect::events::stream().subscribe(events.clone());
         Ok(Alerting {
             rules,
             alertmanagers,
@@ -66,6 +76,7 @@ impl Alerting {
             actions,
             config_path: config_path.map(Path::to_path_buf),
             programs: None,
+            events,
         })
     }
 
@@ -84,6 +95,8 @@ impl Alerting {
         let actions = action::config::build(&config.alerting.actions)
             .map_err(|err| self.rules.refuse_reload(err))?;
         self.rules.reload(settings(&config), now_ms())?;
+        self.events
+            .reload(event_rules(&self.rules), event_external(&config));
         // The worker count stays as started: max_running_actions changes
         // at a restart.
         self.actions.set_actions(
@@ -108,7 +121,22 @@ impl Alerting {
         families.extend(self.alertmanagers.families());
         families.extend(self.notifier.families());
         families.extend(self.actions.families());
+        families.extend(self.events.families());
         families
+    }
+}
+
+/// The event rules of the groups `rules` runs.
+fn event_rules(rules: &RuleManager) -> Vec<EventRuleSpec> {
+    let loaded = rules.loaded();
+    let groups: Vec<_> = loaded.groups.iter().map(|group| &group.spec).collect();
+    sequence::specs(&groups)
+}
+
+fn event_external(config: &Config) -> External {
+    External {
+        labels: Labels::new(config.alerting.external_labels.clone()),
+        url: external_url(config),
     }
 }
 

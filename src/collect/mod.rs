@@ -7,6 +7,7 @@ pub mod bpf;
 pub mod budget;
 pub mod cgroup;
 pub mod containers;
+pub mod events;
 pub mod http;
 pub mod node;
 pub mod processes;

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod api;
 pub mod dashboard;
+pub mod events;
 pub mod exposition;
 pub mod guard;
 pub mod remote;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alerts::routes())
         .merge(silences::routes())
         .merge(requests::routes())
+        .merge(events::routes())
         .with_state(state)
 }
 

@@ -204,3 +204,29 @@ impl DirectFile {
         }
     }
 }
+
+/// A memory-limited cgroup: cgroup v2's memory.max where the memory
+/// controller is on v2, else v1's memory.limit_in_bytes.
+pub fn memory_limited_cgroup(limit: u64) -> Option<TestCgroup> {
+    let name = format!("sonde-oom-test-{}", std::process::id());
+    if let Some(root) = cgroup_v2_root() {
+        let controllers =
+            std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        if controllers.split_whitespace().any(|c| c == "memory") {
+            let subtree = root.join("cgroup.subtree_control");
+            let _ = std::fs::write(&subtree, "+memory");
+            let cgroup = TestCgroup::new(&root, &name);
+            if std::fs::write(cgroup.path.join("memory.max"), limit.to_string()).is_ok() {
+                let _ = std::fs::write(cgroup.path.join("memory.swap.max"), "0");
+                return Some(cgroup);
+            }
+        }
+    }
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory");
+    if v1.join("memory.limit_in_bytes").exists() {
+        let cgroup = TestCgroup::new(v1, &name);
+        std::fs::write(cgroup.path.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        return Some(cgroup);
+    }
+    None
+}

@@ -17,13 +17,13 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder, UprobeOpts};
 
+use super::ring::{poll_until, RingReader};
 use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
@@ -84,10 +84,6 @@ fn set_tls_state(state: Result<String, String>) {
         *slot = Some(state);
     }
 }
-
-/// How long the reader waits for events (a wakeup comes only once the ring
-/// is a quarter full) before it reads them and checks whether to stop.
-const POLL: Duration = Duration::from_millis(50);
 
 /// Opens the object; `watch_mappings`: send MAPPED events.
 fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
@@ -186,6 +182,14 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
         None => set_tls_state(Err(format!("no OpenSSL probes: {}", reasons.join("; ")))),
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
+    let mapped = Arc::new(Mutex::new(HashSet::new()));
+    let red = Arc::new(Mutex::new(Red::new(forget_after)));
+    let reader = {
+        let (red, mapped) = (Arc::clone(&red), Arc::clone(&mapped));
+        RingReader::new("sonde-http", move |stop| {
+            read_events(&events, &red, &mapped, stop)
+        })
+    };
     Ok(Loaded {
         kind: attached.kind,
         programs,
@@ -194,10 +198,9 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
             attached,
             hook,
             libraries,
-            mapped: Arc::new(Mutex::new(HashSet::new())),
-            red: Arc::new(Mutex::new(Red::new(forget_after))),
-            stop: Arc::new(AtomicBool::new(false)),
-            reader: Reader::Waiting(events),
+            mapped,
+            red,
+            reader,
         }),
     })
 }
@@ -227,15 +230,6 @@ fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
     summary
 }
 
-/// The thread that reads the ring buffer. It starts at the first round, not
-/// at load: `sonde run` drops the capabilities loading needs between the
-/// two, and a thread keeps the set it was started with (`crate::privilege`).
-enum Reader {
-    Waiting(MapHandle),
-    Running(JoinHandle<anyhow::Result<()>>),
-    Stopped,
-}
-
 /// The reader thread: polls the ring buffer until `stop`. MAPPED events
 /// only note the process in `mapped`, for the next round to read its maps.
 fn read_events(
@@ -261,19 +255,7 @@ fn read_events(
         }
         0
     })?;
-    let ring = builder.build()?;
-    while !stop.load(Ordering::Relaxed) {
-        // The program wakes the reader only when the ring fills up: a poll
-        // that times out is followed by reading what came meanwhile. A
-        // signal (SIGHUP for a reload, a debugger attaching) interrupts the
-        // poll; that is no reason to stop reading.
-        match ring.poll(POLL) {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            polled => polled?,
-        }
-        ring.consume()?;
-    }
-    Ok(())
+    poll_until(&builder.build()?, stop)
 }
 
 /// Offsets in `struct http_event` (bpf/sonde.h).
@@ -299,19 +281,19 @@ const DATA: usize = 112;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
-fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+pub(super) fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(
         bytes.get(offset..offset + 4)?.try_into().ok()?,
     ))
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+pub(super) fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(
         bytes.get(offset..offset + 8)?.try_into().ok()?,
     ))
 }
 
-fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+pub(super) fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(
         bytes.get(offset..offset + 2)?.try_into().ok()?,
     ))
@@ -381,8 +363,7 @@ struct Http {
     /// Processes that mapped a file executable since the last round.
     mapped: Arc<Mutex<HashSet<u32>>>,
     red: Arc<Mutex<Red>>,
-    stop: Arc<AtomicBool>,
-    reader: Reader,
+    reader: RingReader,
 }
 
 fn alive(tgid: u32) -> bool {
@@ -426,29 +407,13 @@ impl Collector for Http {
     }
 
     fn begin_round(&mut self) -> anyhow::Result<()> {
-        self.reader = match std::mem::replace(&mut self.reader, Reader::Stopped) {
-            Reader::Waiting(events) => {
-                let (red, stop) = (Arc::clone(&self.red), Arc::clone(&self.stop));
-                let mapped = Arc::clone(&self.mapped);
-                let reader = std::thread::Builder::new()
-                    .name("sonde-http".into())
-                    .spawn(move || read_events(&events, &red, &mapped, &stop))?;
-                Reader::Running(reader)
-            }
-            other => other,
-        };
-        Ok(())
+        self.reader.start()
     }
 
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
-        if matches!(&self.reader, Reader::Running(r) if r.is_finished()) {
-            if let Reader::Running(reader) = std::mem::replace(&mut self.reader, Reader::Stopped) {
-                let result = reader.join().map_err(|_| anyhow!("panicked"));
-                result
-                    .and_then(|r| r)
-                    .context("the http event reader stopped")?;
-            }
-        }
+        self.reader
+            .check()
+            .context("the http event reader stopped")?;
         self.attach_new_libraries();
         let maps = &self.attached.skel.maps;
         // Both keyed by tgid << 32 | fd or thread id.
@@ -463,15 +428,6 @@ impl Collector for Http {
         red.retain(alive);
         out.extend(red.families());
         Ok(())
-    }
-}
-
-impl Drop for Http {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Reader::Running(reader) = std::mem::replace(&mut self.reader, Reader::Stopped) {
-            let _ = reader.join();
-        }
     }
 }
 

@@ -23,6 +23,9 @@
 //!    double-buffered map is read through [`drain::DoubleBuffered`]: swap
 //!    its halves in `begin_round`, drain them in `collect` and export the
 //!    totals, which forget a key idle for `[collect] forget_after`.
+//!    A ring buffer of events is read on a [`ring::RingReader`] thread
+//!    (started in `begin_round`, checked in `collect`) with
+//!    [`ring::poll_until`].
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
 //!
@@ -43,10 +46,12 @@
 pub mod block;
 pub mod drain;
 pub mod errno_names;
+pub mod events;
 pub mod http;
 pub mod maps;
 pub mod net;
 pub mod process;
+pub mod ring;
 pub mod sched;
 pub mod stats;
 pub mod syscall_names;
@@ -359,6 +364,12 @@ pub const SPECS: &[Spec] = &[
         name: http::NAME,
         enabled: |config| config.http,
         load: |config| http::load(config.forget_after, config.bpf.http_tls_late_attach),
+        degraded: &[],
+    },
+    Spec {
+        name: events::NAME,
+        enabled: |config| config.events,
+        load: |config| events::load(&config.bpf),
         degraded: &[],
     },
 ];

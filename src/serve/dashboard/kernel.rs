@@ -153,6 +153,64 @@ pub struct ErrorTable {
     pub href: String,
 }
 
+/// One recent kernel event as the table shows it.
+pub struct EventRow {
+    pub time: String,
+    pub kind: &'static str,
+    pub pid: u32,
+    pub comm: String,
+    pub place: String,
+    pub detail: String,
+}
+
+/// Events the table shows, newest first.
+const RECENT_EVENTS: usize = 30;
+
+/// The last events of the stream, clean exits left out (one per process
+/// that ran: they would push the rest off the table).
+fn recent_events() -> Vec<EventRow> {
+    use crate::collect::events::{stream, Kind};
+    stream()
+        .recent(None, usize::MAX)
+        .into_iter()
+        .filter(|e| !(e.kind == Kind::Exit && e.exit_code == Some(0)))
+        .take(RECENT_EVENTS)
+        .map(|e| {
+            let detail = match e.kind {
+                Kind::Exec => e.args.join(" "),
+                Kind::Connect | Kind::Accept => e.peer.map(|p| p.to_string()).unwrap_or_default(),
+                Kind::Listen => e
+                    .local_port
+                    .map(|p| format!("port {p}"))
+                    .unwrap_or_default(),
+                Kind::OpenWrite => e.path.clone().unwrap_or_default(),
+                Kind::Signal | Kind::Exit => match (e.signal, e.exit_code) {
+                    (Some(signal), _) => crate::collect::bpf::process::signal_name(signal),
+                    (None, Some(code)) => format!("exit code {code}"),
+                    (None, None) => String::new(),
+                },
+                Kind::OomKill => String::new(),
+            };
+            EventRow {
+                time: crate::civil::rfc3339(e.time_ms)
+                    .get(11..23)
+                    .unwrap_or_default()
+                    .to_string(),
+                kind: e.kind.name(),
+                pid: e.process.id.pid,
+                comm: e.process.comm.clone(),
+                place: e
+                    .process
+                    .unit
+                    .clone()
+                    .or_else(|| e.process.container.clone())
+                    .unwrap_or_default(),
+                detail,
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "kernel.html")]
 struct Page {
@@ -163,6 +221,7 @@ struct Page {
     events: HeatCard,
     charts: Vec<Card>,
     errors: [ErrorTable; 2],
+    recent: Vec<EventRow>,
     elapsed_ms: u128,
 }
 
@@ -267,6 +326,7 @@ pub async fn page(
                 .map(|panel| panel.draw(store, "", &range))
                 .collect::<anyhow::Result<_>>()?,
             errors: errors(store, &range)?,
+            recent: recent_events(),
             elapsed_ms: 0,
         };
         page.elapsed_ms = started.elapsed().as_millis();
