@@ -220,7 +220,8 @@ struct {
 /*
  * Events to user space: 600 bytes per event, three for most requests, so
  * 4 MiB holds about 2,300 requests between two reads by user space (it
- * polls every 50 ms); a reserve that fails is counted as HTTP_MAP_EVENTS.
+ * polls every 50 ms while events come); a reserve that fails is counted as
+ * HTTP_MAP_EVENTS.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -228,6 +229,18 @@ struct {
 } http_events SEC(".maps");
 
 SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
+
+/*
+ * 1 while user space's reader sleeps on an empty ring (it sets it after a
+ * poll found nothing); the first event after wakes the reader and clears
+ * it (see submit). One entry: an array lookup the verifier inlines.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reader_asleep SEC(".maps");
 
 /* sonde's own tgid, set before loading: sonde never instruments itself. */
 const volatile __u32 self_tgid;
@@ -310,19 +323,28 @@ static __always_inline struct http_event *reserve(__u32 kind, __u32 tgid, __s32 
 }
 
 /*
- * Sends a reserved event. The reader is woken only once a quarter of the
- * ring is filled: a wakeup per event is an inter-processor interrupt (in a
- * VM, an exit), several microseconds a request (BENCHMARKS.md, HTTP), and
- * the reader drains the ring every 50 ms anyway.
+ * Sends a reserved event. While events come, the reader drains the ring
+ * every 50 ms and is woken only once a quarter of the ring is filled: a
+ * wakeup per event is an inter-processor interrupt (in a VM, an exit),
+ * several microseconds a request (BENCHMARKS.md, HTTP). An idle reader
+ * sleeps up to a second instead (an idle host pays no wakeups), so the
+ * first event after it fell asleep wakes it: a new server's first request
+ * is seen at once. Two CPUs may both see it asleep: one wakeup too many.
  */
 #define WAKEUP_BYTES (1 << 20)
 
 static __always_inline void submit(struct http_event *ev)
 {
-	__u64 flags = bpf_ringbuf_query(&http_events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ?
-			      BPF_RB_FORCE_WAKEUP :
-			      BPF_RB_NO_WAKEUP;
+	__u32 zero = 0;
+	__u32 *asleep = bpf_map_lookup_elem(&reader_asleep, &zero);
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
+	if (asleep && *asleep) {
+		*asleep = 0;
+		flags = BPF_RB_FORCE_WAKEUP;
+	} else if (bpf_ringbuf_query(&http_events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES) {
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(ev, flags);
 }
 

@@ -114,6 +114,25 @@ pub struct Sample {
     pub value: f64,
 }
 
+impl Sample {
+    pub fn borrowed(&self) -> SampleRef<'_> {
+        SampleRef {
+            labels: &self.labels,
+            timestamp_ms: self.timestamp_ms,
+            value: self.value,
+        }
+    }
+}
+
+/// A [`Sample`] whose label set is kept elsewhere (in a [`Scrape`]'s
+/// series): a round is stored without copying every label set.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRef<'a> {
+    pub labels: &'a Labels,
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
 /// A metric's type, as the exposition format's `# TYPE` line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricKind {
@@ -239,10 +258,10 @@ pub struct Scrape {
 
 impl Scrape {
     /// The round as plain samples, in family order.
-    pub fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+    pub fn samples(&self) -> impl Iterator<Item = SampleRef<'_>> + '_ {
         self.families.iter().flat_map(move |family| {
-            family.series.iter().map(move |series| Sample {
-                labels: series.labels.clone(),
+            family.series.iter().map(move |series| SampleRef {
+                labels: &series.labels,
                 timestamp_ms: self.timestamp_ms,
                 value: series.value,
             })

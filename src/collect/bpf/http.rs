@@ -85,9 +85,14 @@ fn set_tls_state(state: Result<String, String>) {
     }
 }
 
-/// How long the reader waits for events (a wakeup comes only once the ring
-/// is a quarter full) before it reads them and checks whether to stop.
+/// How long the reader waits while events come (a wakeup comes only once
+/// the ring is a quarter full) before it reads them and checks whether to
+/// stop.
 const POLL: Duration = Duration::from_millis(50);
+/// How long an idle reader sleeps: the first event after wakes it sooner
+/// (`submit` in bpf/http.bpf.c); this only bounds how late it stops, and
+/// how late an event is read that raced with its falling asleep.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Opens the object; `watch_mappings`: send MAPPED events.
 fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
@@ -186,6 +191,7 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
         None => set_tls_state(Err(format!("no OpenSSL probes: {}", reasons.join("; ")))),
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
+    let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
     Ok(Loaded {
         kind: attached.kind,
         programs,
@@ -197,7 +203,7 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
             mapped: Arc::new(Mutex::new(HashSet::new())),
             red: Arc::new(Mutex::new(Red::new(forget_after))),
             stop: Arc::new(AtomicBool::new(false)),
-            reader: Reader::Waiting(events),
+            reader: Reader::Waiting(Ring { events, asleep }),
         }),
     })
 }
@@ -231,21 +237,42 @@ fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
 /// at load: `sonde run` drops the capabilities loading needs between the
 /// two, and a thread keeps the set it was started with (`crate::privilege`).
 enum Reader {
-    Waiting(MapHandle),
+    Waiting(Ring),
     Running(JoinHandle<anyhow::Result<()>>),
     Stopped,
 }
 
-/// The reader thread: polls the ring buffer until `stop`. MAPPED events
-/// only note the process in `mapped`, for the next round to read its maps.
+/// The maps the reader thread uses: the ring buffer and the flag that asks
+/// the program to wake it.
+struct Ring {
+    events: MapHandle,
+    asleep: MapHandle,
+}
+
+impl Ring {
+    /// Asks the program to wake the reader at the next event (it clears the
+    /// flag itself as it does).
+    fn fall_asleep(&self) -> anyhow::Result<()> {
+        let key = 0u32.to_ne_bytes();
+        let value = 1u32.to_ne_bytes();
+        self.asleep
+            .update(&key, &value, libbpf_rs::MapFlags::ANY)
+            .context("cannot set the http reader's wakeup flag")
+    }
+}
+
+/// The reader thread: polls the ring buffer until `stop`, every [`POLL`]
+/// while events come and every [`IDLE_POLL`] once a poll found none (then
+/// the program wakes it at the next event). MAPPED events only note the
+/// process in `mapped`, for the next round to read its maps.
 fn read_events(
-    events: &MapHandle,
+    ring: &Ring,
     red: &Mutex<Red>,
     mapped: &Mutex<HashSet<u32>>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut builder = RingBufferBuilder::new();
-    builder.add(events, |bytes: &[u8]| {
+    builder.add(&ring.events, |bytes: &[u8]| {
         match decode(bytes) {
             Some(Event::Mapped { tgid }) => {
                 if let Ok(mut mapped) = mapped.lock() {
@@ -261,17 +288,35 @@ fn read_events(
         }
         0
     })?;
-    let ring = builder.build()?;
+    let buffer = builder.build()?;
+    let mut asleep = false;
     while !stop.load(Ordering::Relaxed) {
-        // The program wakes the reader only when the ring fills up: a poll
-        // that times out is followed by reading what came meanwhile. A
-        // signal (SIGHUP for a reload, a debugger attaching) interrupts the
-        // poll; that is no reason to stop reading.
-        match ring.poll(POLL) {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            polled => polled?,
+        // While awake the program wakes the reader only when the ring fills
+        // up: a poll that times out is followed by reading what came
+        // meanwhile. A signal (SIGHUP for a reload, a debugger attaching)
+        // interrupts the poll; that is no reason to stop reading.
+        let polled = buffer.poll_raw(if asleep { IDLE_POLL } else { POLL });
+        if polled < 0 && polled != -libc::EINTR {
+            return Err(std::io::Error::from_raw_os_error(-polled))
+                .context("cannot poll the http ring buffer");
         }
-        ring.consume()?;
+        let consumed = buffer.consume_raw();
+        if consumed < 0 {
+            return Err(std::io::Error::from_raw_os_error(-consumed))
+                .context("cannot read the http ring buffer");
+        }
+        let idle = polled <= 0 && consumed == 0;
+        if idle && !asleep {
+            // The flag first, then one more read: an event committed
+            // before the program saw the flag is read now, not a second
+            // later.
+            ring.fall_asleep()?;
+            asleep = buffer.consume_raw() == 0;
+        } else if !idle {
+            // The program cleared the flag as it woke the reader (or will
+            // at the next event: one early wakeup).
+            asleep = false;
+        }
     }
     Ok(())
 }
@@ -427,12 +472,12 @@ impl Collector for Http {
 
     fn begin_round(&mut self) -> anyhow::Result<()> {
         self.reader = match std::mem::replace(&mut self.reader, Reader::Stopped) {
-            Reader::Waiting(events) => {
+            Reader::Waiting(ring) => {
                 let (red, stop) = (Arc::clone(&self.red), Arc::clone(&self.stop));
                 let mapped = Arc::clone(&self.mapped);
                 let reader = std::thread::Builder::new()
                     .name("sonde-http".into())
-                    .spawn(move || read_events(&events, &red, &mapped, &stop))?;
+                    .spawn(move || read_events(&ring, &red, &mapped, &stop))?;
                 Reader::Running(reader)
             }
             other => other,
