@@ -28,7 +28,9 @@ impl Labels {
         N: Into<String>,
         V: Into<String>,
     {
-        let mut labels = Labels(Vec::new());
+        let pairs = pairs.into_iter();
+        // Sized once: collectors build thousands of label sets a round.
+        let mut labels = Labels(Vec::with_capacity(pairs.size_hint().0));
         for (name, value) in pairs {
             labels.set(name.into(), value.into());
         }
@@ -211,7 +213,8 @@ impl Family {
             .map(|(upper, cumulative)| (format_float(upper), cumulative))
             .chain([("+Inf".to_string(), count)]);
         for (le, cumulative) in les {
-            let mut with_le = labels.to_vec();
+            let mut with_le = Vec::with_capacity(labels.len() + 1);
+            with_le.extend_from_slice(labels);
             with_le.push(("le", &le));
             self.push_suffixed("_bucket", &with_le, cumulative as f64);
         }
