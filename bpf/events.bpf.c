@@ -55,6 +55,9 @@ struct {
 
 SONDE_MAP_FULL_COUNTER(EVENTS_BOUNDED_MAPS);
 
+/* Whether the reader sleeps (sonde.h, sonde_ring_submit). */
+SONDE_RING_READER_FLAG();
+
 /* Set before loading: path prefixes whose opens for writing are events. */
 const volatile char write_prefixes[EVENT_PREFIXES][EVENT_PREFIX];
 const volatile __u32 write_prefix_count;
@@ -103,11 +106,7 @@ static __always_inline struct sonde_event *reserve(__u32 kind)
 
 static __always_inline void submit(struct sonde_event *ev)
 {
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ?
-			      BPF_RB_FORCE_WAKEUP :
-			      BPF_RB_NO_WAKEUP;
-
-	bpf_ringbuf_submit(ev, flags);
+	sonde_ring_submit(&events, &reader_asleep, ev, WAKEUP_BYTES);
 }
 
 static __always_inline struct task_struct *current_task(void)

@@ -220,7 +220,8 @@ struct {
 /*
  * Events to user space: 600 bytes per event, three for most requests, so
  * 4 MiB holds about 2,300 requests between two reads by user space (it
- * polls every 50 ms); a reserve that fails is counted as HTTP_MAP_EVENTS.
+ * polls every 50 ms while events come); a reserve that fails is counted as
+ * HTTP_MAP_EVENTS.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -228,6 +229,9 @@ struct {
 } http_events SEC(".maps");
 
 SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
+
+/* Whether the reader sleeps (sonde.h, sonde_ring_submit). */
+SONDE_RING_READER_FLAG();
 
 /* sonde's own tgid, set before loading: sonde never instruments itself. */
 const volatile __u32 self_tgid;
@@ -310,20 +314,15 @@ static __always_inline struct http_event *reserve(__u32 kind, __u32 tgid, __s32 
 }
 
 /*
- * Sends a reserved event. The reader is woken only once a quarter of the
- * ring is filled: a wakeup per event is an inter-processor interrupt (in a
- * VM, an exit), several microseconds a request (BENCHMARKS.md, HTTP), and
- * the reader drains the ring every 50 ms anyway.
+ * Sends a reserved event, waking the reader when it sleeps or once a
+ * quarter of the ring is filled (sonde.h): a wakeup per event would cost
+ * several microseconds a request (BENCHMARKS.md, HTTP).
  */
 #define WAKEUP_BYTES (1 << 20)
 
 static __always_inline void submit(struct http_event *ev)
 {
-	__u64 flags = bpf_ringbuf_query(&http_events, BPF_RB_AVAIL_DATA) > WAKEUP_BYTES ?
-			      BPF_RB_FORCE_WAKEUP :
-			      BPF_RB_NO_WAKEUP;
-
-	bpf_ringbuf_submit(ev, flags);
+	sonde_ring_submit(&http_events, &reader_asleep, ev, WAKEUP_BYTES);
 }
 
 /* Copies the first bytes of the call's buffer into `ev`; how many. */

@@ -387,6 +387,40 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 }
 
 /*
+ * A ring buffer's reader and when to wake it (src/collect/bpf/ring.rs).
+ * While events come the reader drains the ring every 50 ms and is woken
+ * only once `wakeup_bytes` wait: a wakeup per event is an inter-processor
+ * interrupt (in a VM, an exit), microseconds an event. An idle reader
+ * sleeps up to a second instead, with `reader_asleep` set (one u32, an
+ * array lookup the verifier inlines), so an idle host pays no wakeups;
+ * the first event after wakes it and clears the flag, and is read at once.
+ * Two CPUs may both see it asleep: one wakeup too many.
+ */
+#define SONDE_RING_READER_FLAG()                      \
+	struct {                                      \
+		__uint(type, BPF_MAP_TYPE_ARRAY);     \
+		__uint(max_entries, 1);               \
+		__type(key, __u32);                   \
+		__type(value, __u32);                 \
+	} reader_asleep SEC(".maps")
+
+static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev,
+					      __u64 wakeup_bytes)
+{
+	__u32 zero = 0;
+	__u32 *asleep = bpf_map_lookup_elem(reader_asleep, &zero);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (asleep && *asleep) {
+		*asleep = 0;
+		flags = BPF_RB_FORCE_WAKEUP;
+	} else if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > wakeup_bytes) {
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	bpf_ringbuf_submit(ev, flags);
+}
+
+/*
  * Adds one to a per-CPU hash counter, inserting the key on first sight.
  * Returns 0, or -1 when the map is full (the caller counts that).
  */

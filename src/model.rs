@@ -28,7 +28,9 @@ impl Labels {
         N: Into<String>,
         V: Into<String>,
     {
-        let mut labels = Labels(Vec::new());
+        let pairs = pairs.into_iter();
+        // Sized once: collectors build thousands of label sets a round.
+        let mut labels = Labels(Vec::with_capacity(pairs.size_hint().0));
         for (name, value) in pairs {
             labels.set(name.into(), value.into());
         }
@@ -114,6 +116,25 @@ pub struct Sample {
     pub value: f64,
 }
 
+impl Sample {
+    pub fn borrowed(&self) -> SampleRef<'_> {
+        SampleRef {
+            labels: &self.labels,
+            timestamp_ms: self.timestamp_ms,
+            value: self.value,
+        }
+    }
+}
+
+/// A [`Sample`] whose label set is kept elsewhere (in a [`Scrape`]'s
+/// series): a round is stored without copying every label set.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRef<'a> {
+    pub labels: &'a Labels,
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
 /// A metric's type, as the exposition format's `# TYPE` line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricKind {
@@ -192,7 +213,8 @@ impl Family {
             .map(|(upper, cumulative)| (format_float(upper), cumulative))
             .chain([("+Inf".to_string(), count)]);
         for (le, cumulative) in les {
-            let mut with_le = labels.to_vec();
+            let mut with_le = Vec::with_capacity(labels.len() + 1);
+            with_le.extend_from_slice(labels);
             with_le.push(("le", &le));
             self.push_suffixed("_bucket", &with_le, cumulative as f64);
         }
@@ -239,10 +261,10 @@ pub struct Scrape {
 
 impl Scrape {
     /// The round as plain samples, in family order.
-    pub fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+    pub fn samples(&self) -> impl Iterator<Item = SampleRef<'_>> + '_ {
         self.families.iter().flat_map(move |family| {
-            family.series.iter().map(move |series| Sample {
-                labels: series.labels.clone(),
+            family.series.iter().map(move |series| SampleRef {
+                labels: &series.labels,
                 timestamp_ms: self.timestamp_ms,
                 value: series.value,
             })

@@ -165,6 +165,7 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
     // A disk that stays full or read-only fails every round: say so once a
     // minute (the store counts every failure in its self-metrics).
     let mut error_logged: Option<Instant> = None;
+    let mut give_back = crate::memory::GiveBack::from_now();
     for mut scrape in rounds {
         // sonde's own metrics are stored with the round, as a Prometheus
         // scraping sonde would store them: the shipped rules on the store,
@@ -177,18 +178,21 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
         if let Some(alerting) = &shared.alerting {
             scrape.families.extend(alerting.families());
         }
-        let samples: Vec<_> = scrape.samples().collect();
-        let stored = shared.store.lock().expect("lock poisoned").append(&samples);
+        let stored = shared
+            .store
+            .lock()
+            .expect("lock poisoned")
+            .append_borrowed(scrape.samples());
         if let Err(err) = stored {
             if error_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
                 error_logged = Some(Instant::now());
-                tracing::error!("cannot store {} samples: {err:#}", samples.len());
+                let samples = scrape.samples().count();
+                tracing::error!("cannot store {samples} samples: {err:#}");
             }
         }
-        drop(samples);
         // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
-        crate::memory::give_back();
+        give_back.offer();
     }
 }
 

@@ -78,7 +78,12 @@ pub struct HeadSeries {
     raw_min: i64,
     pub last_ts: i64,
     last_value: f64,
-    tiers: [TierHead; 2],
+    /// The hour tier's open bucket and chunk: the one tier fed at ingest.
+    hour: TierHead,
+    /// The minute tier's open chunk, only in a state written when that
+    /// tier was fed at ingest: out of line, since nearly every series has
+    /// none and it would double the size of each series in the head.
+    minute: Option<Box<TierHead>>,
     /// This series' chunks written in rows of their own and not yet in a
     /// run (see the store's module docs). Kept in memory only: after a
     /// restart it starts empty and the first run is merely made later.
@@ -95,7 +100,8 @@ impl HeadSeries {
             raw_min: 0,
             last_ts,
             last_value: f64::NAN,
-            tiers: Resolution::TIERS.map(TierHead::new),
+            hour: TierHead::new(Resolution::Hour),
+            minute: None,
             staged: Staged::default(),
         }
     }
@@ -117,14 +123,8 @@ impl HeadSeries {
         if self.raw.len() >= SAMPLES_PER_CHUNK {
             finished.push(self.take_raw());
         }
-        for tier in self
-            .tiers
-            .iter_mut()
-            .filter(|t| t.resolution.rolled_at_ingest())
-        {
-            if let Some(full) = tier.add(t, v) {
-                finished.push(rollup_finished(tier.resolution, &full));
-            }
+        if let Some(full) = self.hour.add(t, v) {
+            finished.push(rollup_finished(Resolution::Hour, &full));
         }
         Appended::Stored
     }
@@ -144,7 +144,8 @@ impl HeadSeries {
         if !self.raw.is_empty() {
             finished.push(self.take_raw());
         }
-        for tier in &mut self.tiers {
+        let minute = self.minute.take().map(|minute| *minute);
+        for mut tier in minute.into_iter().chain([self.hour]) {
             let full = tier.close_bucket();
             let chunk = full.unwrap_or_else(|| std::mem::take(&mut tier.chunk));
             if !chunk.is_empty() {
@@ -159,7 +160,21 @@ impl HeadSeries {
     }
 
     pub fn tier(&self, resolution: Resolution) -> Option<&TierHead> {
-        self.tiers.iter().find(|t| t.resolution == resolution)
+        match resolution {
+            Resolution::Hour => Some(&self.hour),
+            Resolution::Minute => self.minute.as_deref(),
+            Resolution::Raw => None,
+        }
+    }
+
+    /// The tiers as states hold them: the minute tier (empty when there is
+    /// none), then the hour tier.
+    fn write_tiers(&self, w: &mut ByteWriter) {
+        match &self.minute {
+            Some(minute) => minute.write(w),
+            None => TierHead::new(Resolution::Minute).write(w),
+        }
+        self.hour.write(w);
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -169,9 +184,7 @@ impl HeadSeries {
         w.i64(self.last_ts);
         w.f64(self.last_value);
         w.i64(RETIRED_FIELD);
-        for tier in &self.tiers {
-            tier.write(&mut w);
-        }
+        self.write_tiers(&mut w);
         w.into_inner()
     }
 
@@ -185,12 +198,14 @@ impl HeadSeries {
 
         let minute = TierHead::read(Resolution::Minute, &mut r)?;
         let hour = TierHead::read(Resolution::Hour, &mut r)?;
+        let minute = (minute.open.is_some() || !minute.chunk.is_empty()).then(|| Box::new(minute));
         Ok(HeadSeries {
             raw,
             raw_min,
             last_ts,
             last_value,
-            tiers: [minute, hour],
+            hour,
+            minute,
             staged: Staged::default(),
         })
     }
@@ -247,9 +262,7 @@ mod tests {
         w.i64(s.last_ts);
         w.f64(s.last_value);
         w.i64(1_000);
-        for tier in &s.tiers {
-            tier.write(&mut w);
-        }
+        s.write_tiers(&mut w);
         let old = w.into_inner();
         let back = HeadSeries::decode(&old).unwrap();
         assert_eq!(back.encode(), s.encode());

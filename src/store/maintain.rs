@@ -181,18 +181,29 @@ impl Store {
     /// (those ending before `cutoff`), the ones not older than
     /// `minute_cutoff`: until now they were made from those rows.
     fn roll_up_expiring(&mut self, cutoff: i64, minute_cutoff: i64) -> anyhow::Result<()> {
-        let ids: Vec<i64> = self.series_ids.values().copied().collect();
-        for id in ids {
-            let through: Option<i64> = self
-                .conn
-                .prepare_cached(
+        // One read transaction for every series' look: a statement of its
+        // own would take and release the WAL's locks (four fcntl calls)
+        // for each of thousands of series, once a minute.
+        let expiring: Vec<(i64, i64)> = {
+            let tx = self.conn.transaction()?;
+            let mut expiring = Vec::new();
+            {
+                let mut through = tx.prepare_cached(
                     "SELECT max(max_time) FROM chunks WHERE series_id = ?1
                      AND min_time < ?2 AND max_time < ?2",
-                )?
-                .query_row(params![id, cutoff], |r| r.get(0))?;
-            if let Some(through) = through.filter(|&t| t >= minute_cutoff) {
-                self.roll_up_minutes(id, through, minute_cutoff)?;
+                )?;
+                for &id in self.series_ids.values() {
+                    let last: Option<i64> = through.query_row(params![id, cutoff], |r| r.get(0))?;
+                    if let Some(last) = last.filter(|&t| t >= minute_cutoff) {
+                        expiring.push((id, last));
+                    }
+                }
             }
+            tx.commit()?;
+            expiring
+        };
+        for (id, through) in expiring {
+            self.roll_up_minutes(id, through, minute_cutoff)?;
         }
         Ok(())
     }

@@ -92,7 +92,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{Family, Labels, MatchOp, Matcher, Sample};
+use crate::model::{Family, Labels, MatchOp, Matcher, Sample, SampleRef};
 use codec::{ByteReader, ByteWriter};
 use head::{Appended, Finished, HeadSeries, Staged};
 pub use rollup::{Bucket, Resolution};
@@ -584,15 +584,24 @@ impl Store {
     /// failed write, and even then the samples stay readable in memory and
     /// are persisted (and queued) by the next append that succeeds.
     pub fn append(&mut self, samples: &[Sample]) -> anyhow::Result<()> {
+        self.append_borrowed(samples.iter().map(Sample::borrowed))
+    }
+
+    /// [`Store::append`] of samples whose label sets are kept elsewhere (a
+    /// round's series): none is copied unless the outbox queues it.
+    pub fn append_borrowed<'a>(
+        &mut self,
+        samples: impl Iterator<Item = SampleRef<'a>>,
+    ) -> anyhow::Result<()> {
         // A log entry is an id, a timestamp delta and 8 bytes of value.
-        let mut log = ByteWriter::with_capacity(samples.len() * 12);
+        let mut log = ByteWriter::with_capacity(samples.size_hint().0 * 12);
         let mut log_t = 0i64;
         let mut stored = Vec::new();
         // A failed read stops the batch; what was stored before it is still
         // logged and queued.
         let mut read_error = None;
         for sample in samples {
-            let Some(id) = self.admit(&sample.labels) else {
+            let Some(id) = self.admit(sample.labels) else {
                 continue;
             };
             let t = sample.timestamp_ms;

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use prost::Message;
 use rusqlite::{params, Connection};
 
-use crate::model::{Labels, Sample};
+use crate::model::{Labels, SampleRef};
 use crate::prompb::{self, compress};
 
 /// One append's stored samples, encoded and waiting for a transaction.
@@ -34,7 +34,7 @@ pub struct Row {
 impl Row {
     /// The row of `stored`, queued now (the time `max_queue_age` counts
     /// from).
-    pub fn new<'a>(stored: impl Iterator<Item = &'a Sample>) -> Row {
+    pub fn new<'a>(stored: impl Iterator<Item = SampleRef<'a>>) -> Row {
         let request = to_write_request(stored);
         Row {
             enqueued_ms: crate::collect::now_ms(),
@@ -53,11 +53,11 @@ impl Row {
 }
 
 /// Samples grouped into series, in their first appearance's order.
-fn to_write_request<'a>(samples: impl Iterator<Item = &'a Sample>) -> prompb::WriteRequest {
-    let mut index: HashMap<&Labels, usize> = HashMap::new();
+fn to_write_request<'a>(samples: impl Iterator<Item = SampleRef<'a>>) -> prompb::WriteRequest {
+    let mut index: HashMap<&'a Labels, usize> = HashMap::new();
     let mut timeseries: Vec<prompb::TimeSeries> = Vec::new();
     for sample in samples {
-        let i = *index.entry(&sample.labels).or_insert_with(|| {
+        let i = *index.entry(sample.labels).or_insert_with(|| {
             timeseries.push(prompb::TimeSeries {
                 labels: sample
                     .labels

@@ -52,9 +52,13 @@ use crate::model::Labels;
 /// Most distinct alerts held; alerts with new label sets beyond it are
 /// dropped (and counted) until some resolve.
 pub const MAX_ALERTS: usize = 10_000;
-/// How often resolved alerts, empty groups, expired silences and old
-/// notification log entries are looked for.
+/// How often resolved alerts and empty groups are looked for, while the
+/// dispatcher holds any.
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(1);
+/// How often expired silences and old notification log entries are looked
+/// for: their retention is hours, and a dispatcher with nothing to send
+/// wakes only for this.
+const GARBAGE_EVERY: Duration = Duration::from_secs(60);
 /// Longest a stopping notifier waits for deliveries under way.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -131,9 +135,12 @@ impl Dispatcher {
     /// sender is gone).
     pub fn run(mut self, inbox: Inbox<Message>) {
         let mut next_maintenance = Instant::now();
+        let mut next_garbage = Instant::now();
         loop {
             let next_flush = self.groups.values().map(|g| g.next_flush).min();
-            let wake = next_flush.map_or(next_maintenance, |t| t.min(next_maintenance));
+            let idle = self.alerts.is_empty() && self.groups.is_empty();
+            let next_look = if idle { next_garbage } else { next_maintenance };
+            let wake = next_flush.map_or(next_look, |t| t.min(next_look));
             match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Message::Stop) => return self.drain(&inbox),
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -165,6 +172,10 @@ impl Dispatcher {
             if next_maintenance <= now {
                 next_maintenance = now + MAINTENANCE_EVERY;
                 self.maintain();
+            }
+            if next_garbage <= now {
+                next_garbage = now + GARBAGE_EVERY;
+                self.collect_garbage();
             }
         }
     }
@@ -425,16 +436,21 @@ impl Dispatcher {
         if self.alerts.len() != before {
             self.publish();
         }
+        self.state
+            .stats
+            .groups
+            .store(self.groups.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Deletes silences and notification log entries past their retention.
+    fn collect_garbage(&mut self) {
+        let now_ms = now_ms();
         if let Err(err) = self.nflog.collect_garbage(now_ms, self.rules.retention) {
             tracing::warn!("notify: cannot prune the notification log: {err:#}");
         }
         if let Err(err) = self.state.silences.collect_garbage(now_ms) {
             tracing::warn!("notify: cannot prune expired silences: {err:#}");
         }
-        self.state
-            .stats
-            .groups
-            .store(self.groups.len() as u64, Ordering::Relaxed);
     }
 
     /// Hands the API the alerts as they are now.

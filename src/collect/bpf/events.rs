@@ -137,6 +137,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
         }
     };
     let events = MapHandle::try_from(&attached.skel.maps.events)?;
+    let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
     Ok(Loaded {
         kind: attached.kind,
         programs,
@@ -144,7 +145,9 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
         collector: Box::new(Events {
             _attached: attached,
             _open_link: open_link,
-            reader: RingReader::new("sonde-events", move |stop| read_events(&events, stop)),
+            reader: RingReader::new("sonde-events", move |stop| {
+                read_events(&events, &asleep, stop)
+            }),
         }),
     })
 }
@@ -156,7 +159,7 @@ fn attach_open(attached: &Attached<EventsSkel<'static>>) -> anyhow::Result<Link>
         .context("attaching tracepoint/syscalls/sys_enter_openat")
 }
 
-fn read_events(events: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
+fn read_events(events: &MapHandle, asleep: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
     let clock = Clock::new();
     let mut builder = RingBufferBuilder::new();
     builder.add(events, |bytes: &[u8]| {
@@ -166,7 +169,7 @@ fn read_events(events: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
         0
     })?;
     let ring = builder.build()?;
-    poll_until(&ring, stop)
+    poll_until(&ring, asleep, stop)
 }
 
 /// Turns the kernel's CLOCK_MONOTONIC stamps into Unix ms: the offset

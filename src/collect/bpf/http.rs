@@ -182,12 +182,13 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
         None => set_tls_state(Err(format!("no OpenSSL probes: {}", reasons.join("; ")))),
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
+    let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
     let mapped = Arc::new(Mutex::new(HashSet::new()));
     let red = Arc::new(Mutex::new(Red::new(forget_after)));
     let reader = {
         let (red, mapped) = (Arc::clone(&red), Arc::clone(&mapped));
         RingReader::new("sonde-http", move |stop| {
-            read_events(&events, &red, &mapped, stop)
+            read_events(&events, &asleep, &red, &mapped, stop)
         })
     };
     Ok(Loaded {
@@ -234,6 +235,7 @@ fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
 /// only note the process in `mapped`, for the next round to read its maps.
 fn read_events(
     events: &MapHandle,
+    asleep: &MapHandle,
     red: &Mutex<Red>,
     mapped: &Mutex<HashSet<u32>>,
     stop: &AtomicBool,
@@ -255,7 +257,7 @@ fn read_events(
         }
         0
     })?;
-    poll_until(&builder.build()?, stop)
+    poll_until(&builder.build()?, asleep, stop)
 }
 
 /// Offsets in `struct http_event` (bpf/sonde.h).

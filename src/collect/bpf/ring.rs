@@ -11,12 +11,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::anyhow;
-use libbpf_rs::RingBuffer;
+use anyhow::{anyhow, Context};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, RingBuffer};
 
-/// How long a reader waits for a wakeup (programs wake it only once the
-/// ring fills up) before it reads what came and checks whether to stop.
+/// How long a reader waits while events come (programs wake it only once
+/// the ring fills up) before it reads what came and checks whether to stop.
 const POLL: Duration = Duration::from_millis(50);
+/// How long an idle reader sleeps: the program wakes it at the first event
+/// after (`SONDE_RING_SUBMIT` in bpf/sonde.h), so this bounds only how late
+/// it stops, and how late an event is read that raced with its falling
+/// asleep.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 type Run = Box<dyn FnOnce(&AtomicBool) -> anyhow::Result<()> + Send>;
 
@@ -80,16 +85,41 @@ impl Drop for RingReader {
     }
 }
 
-/// Reads `ring` until `stop`: a poll that times out is followed by reading
-/// what came meanwhile. A signal (SIGHUP for a reload, a debugger
-/// attaching) interrupts the poll; that is no reason to stop reading.
-pub fn poll_until(ring: &RingBuffer, stop: &AtomicBool) -> anyhow::Result<()> {
+/// Reads `ring` until `stop`, every [`POLL`] while events come; once a
+/// poll found none it sets the program's `asleep` flag (its map of one
+/// u32, `SONDE_RING_READER_FLAG` in bpf/sonde.h) and sleeps up to
+/// [`IDLE_POLL`], and the program wakes it at the next event: an idle host
+/// pays no wakeups, a new event is read at once. A poll that times out is
+/// followed by reading what came meanwhile. A signal (SIGHUP for a reload,
+/// a debugger attaching) interrupts the poll; that is no reason to stop
+/// reading.
+pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
+    let mut sleeping = false;
     while !stop.load(Ordering::Relaxed) {
-        match ring.poll(POLL) {
-            Err(err) if err.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            polled => polled?,
+        let polled = ring.poll_raw(if sleeping { IDLE_POLL } else { POLL });
+        if polled < 0 && polled != -libc::EINTR {
+            return Err(std::io::Error::from_raw_os_error(-polled))
+                .context("cannot poll the ring buffer");
         }
-        ring.consume()?;
+        let consumed = ring.consume_raw();
+        if consumed < 0 {
+            return Err(std::io::Error::from_raw_os_error(-consumed))
+                .context("cannot read the ring buffer");
+        }
+        let idle = polled <= 0 && consumed == 0;
+        if idle && !sleeping {
+            // The flag first, then one more read: an event committed
+            // before the program saw the flag is read now, not a second
+            // later.
+            asleep
+                .update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), MapFlags::ANY)
+                .context("cannot set the ring reader's wakeup flag")?;
+            sleeping = ring.consume_raw() == 0;
+        } else if !idle {
+            // The program cleared the flag as it woke the reader (or will
+            // at the next event: one early wakeup).
+            sleeping = false;
+        }
     }
     Ok(())
 }
