@@ -17,7 +17,9 @@ pub const IMAGE: &str = "localhost/sonde-test-busybox:latest";
 /// cgroupfs and lower ulimits).
 pub struct Podman {
     conf: std::path::PathBuf,
-    _dir: TempDir,
+    /// Also podman's working directory: conmon writes its `oom` marker
+    /// there when a container is OOM-killed, not in the repository.
+    dir: TempDir,
 }
 
 impl Podman {
@@ -44,12 +46,13 @@ impl Podman {
              [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
         )
         .unwrap();
-        Some(Podman { conf, _dir: dir })
+        Some(Podman { conf, dir })
     }
 
     pub fn run(&self, args: &[&str]) -> String {
         let out = Command::new("podman")
             .env("CONTAINERS_CONF", &self.conf)
+            .current_dir(&self.dir.0)
             .args(args)
             .output()
             .unwrap();
