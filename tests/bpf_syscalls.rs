@@ -11,7 +11,7 @@ mod kernel;
 use std::time::Duration;
 
 use common::{bpf_required, total, ExposedSample, Sonde, TempDir};
-use kernel::{poll, query_value, wait_for, NO_BUDGET};
+use kernel::{fork_named, poll, query_value, wait_for, NO_BUDGET};
 use sonde::config::DEFAULT_SYSCALL_LATENCY_SAMPLE;
 
 const CALLS: u64 = 100_000;
@@ -30,23 +30,6 @@ fn attached(sonde: &Sonde) -> Option<String> {
     assert!(!bpf_required(), "SONDE_REQUIRE_BPF=1 but: {line}");
     eprintln!("skipping: the syscalls collector cannot load here: {line}");
     None
-}
-
-/// Forks a child named `comm` that runs `body` and exits; returns its pid.
-fn fork_named(comm: &str, body: impl FnOnce()) -> libc::pid_t {
-    let name = std::ffi::CString::new(comm).unwrap();
-    // SAFETY: the child only makes raw syscalls (`body` too) and _exits,
-    // which is safe after fork in a multi-threaded process.
-    unsafe {
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-            body();
-            libc::_exit(0);
-        }
-        pid
-    }
 }
 
 /// Forks a child named `comm` that calls getppid CALLS times, then runs

@@ -230,3 +230,20 @@ pub fn memory_limited_cgroup(limit: u64) -> Option<TestCgroup> {
     }
     None
 }
+
+/// Forks a child named `comm` that runs `body` and exits; returns its pid.
+pub fn fork_named(comm: &str, body: impl FnOnce()) -> libc::pid_t {
+    let name = std::ffi::CString::new(comm).unwrap();
+    // SAFETY: the child only makes raw syscalls (`body` too) and _exits,
+    // which is safe after fork in a multi-threaded process.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+            body();
+            libc::_exit(0);
+        }
+        pid
+    }
+}

@@ -91,21 +91,11 @@ pub fn loaded(sonde: &Sonde, name: &str) -> bool {
 
 /// Forks a child named `comm` that runs `work` and exits; waits for it.
 pub fn run_child(comm: &str, work: impl FnOnce()) {
-    let name = std::ffi::CString::new(comm).unwrap();
-    // SAFETY: the child only makes raw syscalls and _exits, which is safe
-    // after fork in a multi-threaded process.
-    unsafe {
-        let pid = libc::fork();
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-            work();
-            libc::_exit(0);
-        }
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert_eq!(status, 0);
-    }
+    let pid = crate::kernel::fork_named(comm, work);
+    let mut status = 0;
+    // SAFETY: waitpid writes the status it is given.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert_eq!(status, 0);
 }
 
 pub fn value(samples: &[ExposedSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
