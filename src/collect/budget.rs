@@ -61,6 +61,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use crate::collect::FastMap;
 use crate::model::{Family, Labels, MetricKind, Series};
 
 /// Default series per metric.
@@ -86,8 +87,6 @@ pub const OTHER: &str = "other";
 /// Hashes naming series across rounds: fixed, so equal labels hash alike in
 /// every round.
 const SERIES_HASH: foldhash::fast::FixedState = foldhash::fast::FixedState::with_seed(0x50de);
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A contributor: its `comm`, `unit` and `container` values.
 type Contributor = [Option<String>; 3];

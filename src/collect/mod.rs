@@ -108,6 +108,11 @@ pub fn now_ms() -> i64 {
     i64::try_from(since_epoch().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The maps collectors look up per event, key or series: foldhash, not
+/// SipHash (their keys are the kernel's and the processes' own, not a
+/// remote client's choice to flood).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// CLOCK_MONOTONIC in nanoseconds: the BPF programs' clock
 /// (`bpf_ktime_get_ns`) and the kernel's task start times.
 pub fn monotonic_ns() -> u64 {

@@ -26,7 +26,6 @@
 //!   `rate()` reads as a counter reset. The store closes a series idle for the
 //!   same time, so a forgotten total was no longer queried as active.
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ use anyhow::Context;
 use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, MapType};
 
 use super::maps::{drain_map, Entry};
+use crate::collect::FastMap;
 
 /// Which half programs left at a swap, and when.
 #[derive(Clone, Copy, Debug)]
@@ -213,8 +213,6 @@ impl Barrier {
 fn fd_u32(map: &MapHandle) -> u32 {
     map.as_fd().as_raw_fd() as u32
 }
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One remembered key: its totals and when they last grew.
 struct Total {

@@ -68,14 +68,14 @@ struct Logged {
 struct ServiceLog {
     recent: VecDeque<Logged>,
     /// Per route, slowest first.
-    slowest: super::FastMap<String, Vec<Logged>>,
+    slowest: crate::collect::FastMap<String, Vec<Logged>>,
 }
 
 #[derive(Default)]
 struct Logs {
     /// The `seq` of the next entry.
     next: u64,
-    services: super::FastMap<String, ServiceLog>,
+    services: crate::collect::FastMap<String, ServiceLog>,
 }
 
 /// Which entries a reader wants.

@@ -23,12 +23,12 @@ pub mod parse;
 pub mod service;
 pub mod tls;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::collect::monotonic_ns;
+use crate::collect::{monotonic_ns, FastMap};
 use crate::model::Family;
 use parse::ResponseHead;
 
@@ -196,10 +196,6 @@ impl SeriesKey {
         labels
     }
 }
-
-/// The maps looked up for every request: foldhash, not SipHash (keys are
-/// the kernel's and the processes' own, not an attacker's choice to flood).
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The RED state: requests in flight, services and the histograms.
 pub struct Red {

@@ -28,8 +28,9 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use super::{Conn, FastMap};
+use super::Conn;
 use crate::collect::cgroup::{self, Placement};
+use crate::collect::FastMap;
 use crate::model::Family;
 
 /// Connection sockets whose address is kept; beyond it the cache starts over
