@@ -140,8 +140,19 @@ impl Subscriber for EventRules {
     }
 }
 
-/// The alert a match raises (module docs).
+/// The alert a match raises (module docs), as it is sent: the rule's
+/// labels with `[alerting]`'s external ones.
 pub fn alert(found: &Match, external: &External) -> Alert {
+    let mut alert = rule_alert(found, external);
+    alert.labels = with_external(&alert.labels, external);
+    alert
+}
+
+/// The alert a match raises before the external labels join its labels,
+/// as an alerting rule's alert is before it is sent (what `sonde test
+/// rules` compares). Its annotations are expanded as sent: `$labels` holds
+/// the external labels too.
+pub fn rule_alert(found: &Match, external: &External) -> Alert {
     let rule = &found.rule;
     let last = found.events.last().expect("a match holds its events");
     let first = &found.events[0];
@@ -175,17 +186,18 @@ pub fn alert(found: &Match, external: &External) -> Alert {
             template::expand_alert(&rule.alert, text, &data(&labels), last.time_ms, &no_query);
         labels.set(name.clone(), value);
     }
-    for (name, value) in external.labels.iter() {
-        if labels.get(name).is_none() {
-            labels.set(name.to_string(), value.to_string());
-        }
-    }
+    let sent_labels = with_external(&labels, external);
     let mut annotations: Vec<(String, String)> = rule
         .annotations
         .iter()
         .map(|(name, text)| {
-            let value =
-                template::expand_alert(&rule.alert, text, &data(&labels), last.time_ms, &no_query);
+            let value = template::expand_alert(
+                &rule.alert,
+                text,
+                &data(&sent_labels),
+                last.time_ms,
+                &no_query,
+            );
             (name.clone(), value)
         })
         .collect();
@@ -199,4 +211,15 @@ pub fn alert(found: &Match, external: &External) -> Alert {
         ends_at_ms: last.time_ms + rule.resolve_after_ms,
         generator_url: format!("{}/api/v1/events", external.url),
     }
+}
+
+/// `labels` with each external label it does not set itself.
+fn with_external(labels: &Labels, external: &External) -> Labels {
+    let mut labels = labels.clone();
+    for (name, value) in external.labels.iter() {
+        if labels.get(name).is_none() {
+            labels.set(name.to_string(), value.to_string());
+        }
+    }
+    labels
 }

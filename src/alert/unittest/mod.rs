@@ -19,6 +19,7 @@
 //! 1m rather than at the file's `evaluation_interval` (the same when that
 //! is left at its default).
 
+mod events;
 mod report;
 pub mod series;
 
@@ -33,9 +34,11 @@ use serde::{Deserialize, Deserializer};
 use crate::alert::group::{Group, SampleSink, SendOptions};
 use crate::alert::rule::{AlertState, EvalContext, Health};
 use crate::alert::rulefile::{self, RuleKind, Scalar};
+use crate::alert::sequence::{self, External};
 use crate::model::{Labels, Matcher, Sample};
 use crate::query::{InMemory, Limits, Source};
 use crate::store::SeriesSamples;
+use events::{EventTimeline, InputEvent};
 use report::LabelsAndAnnotations;
 use series::MetricLabels;
 
@@ -153,17 +156,29 @@ impl TestGroup {
         if let Some(error) = self.missing_alertname() {
             return vec![error];
         }
+        let external = External {
+            labels: Labels::new(
+                self.external_labels
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.0.clone())),
+            ),
+            url: self.external_url.0.clone(),
+        };
+        let specs: Vec<_> = groups.iter().map(|g| &g.spec).collect();
+        let mut timeline = match EventTimeline::new(
+            &self.input_events,
+            sequence::specs(&specs),
+            external.clone(),
+        ) {
+            Ok(timeline) => timeline,
+            Err(e) => return vec![format!("{}: tests[{index}].{e}", setup.file)],
+        };
 
-        let external_labels = Labels::new(
-            self.external_labels
-                .iter()
-                .map(|(name, value)| (name.clone(), value.0.clone())),
-        );
         let limits = Limits::default();
         let ctx = EvalContext {
             source: &storage,
             limits: &limits,
-            external_labels: &external_labels,
+            external_labels: &external.labels,
             external_url: &self.external_url.0,
         };
         let send = SendOptions {
@@ -186,6 +201,7 @@ impl TestGroup {
         for step in 0..=last_ms / interval_ms {
             let ts_ms = step * interval_ms;
             storage.load_till(ts_ms);
+            timeline.feed_till(ts_ms);
             let mut rule_errors = Vec::new();
             for group in &mut groups {
                 group.eval(&ctx, &storage, &send, ts_ms);
@@ -205,7 +221,8 @@ impl TestGroup {
             }
             let next_ms = ts_ms.saturating_add(interval_ms);
             while let Some(test) = alert_tests.next_if(|t| t.eval_time.0 < next_ms) {
-                if let Some(failure) = test.check(&groups, &self.name.0) {
+                timeline.feed_till(test.eval_time.0);
+                if let Some(failure) = test.check(&groups, &timeline, &self.name.0) {
                     failures.push(failure);
                 }
             }
@@ -260,11 +277,11 @@ fn load_groups(setup: &Setup, interval_ms: i64) -> Result<Vec<Group>, Vec<String
 }
 
 impl AlertTest {
-    /// Compares the firing alerts of every rule of this name with the
-    /// expected ones.
-    fn check(&self, groups: &[Group], test_name: &str) -> Option<String> {
+    /// Compares the firing alerts of every rule of this name, alerting and
+    /// event rules, with the expected ones.
+    fn check(&self, groups: &[Group], events: &EventTimeline, test_name: &str) -> Option<String> {
         let alertname = &self.alertname.0;
-        let mut got: Vec<LabelsAndAnnotations> = groups
+        let rules_alerts = groups
             .iter()
             .flat_map(|g| &g.rules)
             .filter(
@@ -272,9 +289,15 @@ impl AlertTest {
             )
             .flat_map(|r| r.alerts.values())
             .filter(|a| a.state == AlertState::Firing)
-            .map(|a| LabelsAndAnnotations {
-                labels: pairs(&a.labels),
-                annotations: pairs(&a.annotations),
+            .map(|a| (&a.labels, &a.annotations));
+        let events_alerts = events
+            .firing(alertname, self.eval_time.0)
+            .map(|a| (&a.labels, &a.annotations));
+        let mut got: Vec<LabelsAndAnnotations> = rules_alerts
+            .chain(events_alerts)
+            .map(|(labels, annotations)| LabelsAndAnnotations {
+                labels: pairs(labels),
+                annotations: pairs(annotations),
             })
             .collect();
         let mut expected: Vec<LabelsAndAnnotations> = self
@@ -487,6 +510,9 @@ struct TestGroup {
     alert_rule_test: Vec<AlertTest>,
     #[serde(default, deserialize_with = "nullable")]
     promql_expr_test: Vec<ExprTest>,
+    /// sonde's extension: kernel events for the event rules.
+    #[serde(default, deserialize_with = "nullable")]
+    input_events: Vec<InputEvent>,
     #[serde(default, deserialize_with = "nullable")]
     external_labels: BTreeMap<String, Scalar>,
     #[serde(default)]

@@ -169,3 +169,144 @@ tests:
         "  FAILED:\n    rule: double, time: 0s, err: exceeded limit of 1 with 2 series\n"
     );
 }
+
+const EVENT_RULES: &str = r#"
+groups:
+  - name: intrusion
+    event_rules:
+      - alert: ShellUnderNginx
+        event: exec
+        where: 'exe =~ ".*/sh" && parent.comm == "nginx"'
+        labels: { severity: warning }
+        annotations: { summary: '{{ $labels.comm }} ({{ $labels.pid }}) under nginx' }
+        resolve_after: 2m
+      - alert: ShellConnectsOut
+        sequence:
+          by: process
+          within: 30s
+          steps:
+            - event: exec
+              where: 'exe =~ ".*/sh"'
+            - event: connect
+              where: '!is_local(peer)'
+"#;
+
+/// A test group of `events` (YAML list items) and `alert_tests`.
+fn events_test(events: &str, alert_tests: &str) -> String {
+    format!(
+        "rule_files: [rules.yml]\ntests:\n  - external_labels: {{ site: lab }}\n    input_events:\n{events}    alert_rule_test:\n{alert_tests}"
+    )
+}
+
+const SHELL_EXEC: &str = "      - at: 10s\n        kind: exec\n        process: { pid: 4242, start_ns: 7, comm: sh, unit: nginx.service }\n        parent: { pid: 100, start_ns: 1, comm: nginx }\n        exe: /usr/bin/sh\n        args: [sh, -c, id]\n";
+
+const SHELL_EXEC_LINE: &str = r#"1970-01-01T00:00:10Z exec pid=4242 comm=\"sh\" unit=nginx.service parent=100(\"nginx\") exe=\"/usr/bin/sh\" args=\"sh -c id\""#;
+
+#[test]
+fn a_single_event_rule_fires_from_its_event_until_resolve_after() {
+    let expected = format!(
+        "        exp_alerts:\n          - exp_labels: {{ pid: '4242', comm: sh, unit: nginx.service, severity: warning }}\n            exp_annotations:\n              summary: sh (4242) under nginx\n              events: \"{SHELL_EXEC_LINE}\"\n"
+    );
+    let firing_at = |at: &str| {
+        format!("      - eval_time: {at}\n        alertname: ShellUnderNginx\n{expected}")
+    };
+    let silent_at =
+        |at: &str| format!("      - eval_time: {at}\n        alertname: ShellUnderNginx\n");
+    // Firing from 10s (the event) to 2m10s (resolve_after later), exclusive.
+    let tests = [
+        silent_at("9s"),
+        firing_at("10s"),
+        firing_at("1m"),
+        firing_at("2m9s"),
+        silent_at("2m10s"),
+    ]
+    .concat();
+    let (passed, _, err) = run_with(
+        "single",
+        EVENT_RULES,
+        &events_test(SHELL_EXEC, &tests),
+        None,
+    );
+    assert!(passed, "{err}");
+    // A wrong expectation prints what fired.
+    let wrong = silent_at("1m");
+    let (passed, _, err) = run_with(
+        "single-wrong",
+        EVENT_RULES,
+        &events_test(SHELL_EXEC, &wrong),
+        None,
+    );
+    assert!(!passed);
+    assert!(
+        err.contains("alertname: ShellUnderNginx, time: 1m") && err.contains("pid=\"4242\""),
+        "{err}"
+    );
+}
+
+/// An event of process `pid` (start time `start`) at `at`: an exec of a
+/// shell, or a connect out.
+fn shell_event(at: &str, kind: &str, pid: u32, start: u32) -> String {
+    let detail = match kind {
+        "exec" => "        exe: /bin/sh\n",
+        _ => "        peer: 203.0.113.9:4444\n",
+    };
+    format!("      - at: {at}\n        kind: {kind}\n        process: {{ pid: {pid}, start_ns: {start}, comm: sh }}\n{detail}")
+}
+
+#[test]
+fn a_sequence_fires_once_in_time_and_order_and_for_one_process_only() {
+    let events = [
+        // In time: fires once, at the first connect.
+        shell_event("0s", "exec", 1, 1),
+        shell_event("10s", "connect", 1, 1),
+        shell_event("20s", "connect", 1, 1),
+        // Too late: 31s after the exec.
+        shell_event("1m", "exec", 2, 1),
+        shell_event("1m31s", "connect", 2, 1),
+        // Out of order: the connect first (listed last: time orders them).
+        shell_event("1m1s", "exec", 3, 1),
+        shell_event("1m", "connect", 3, 1),
+        // A reused pid: another start time is another process.
+        shell_event("1m", "exec", 4, 1),
+        shell_event("1m1s", "connect", 4, 2),
+    ]
+    .concat();
+    let lines = [
+        "1970-01-01T00:00:00Z exec pid=1 comm=\\\"sh\\\" parent=0(\\\"\\\") exe=\\\"/bin/sh\\\" args=\\\"\\\"",
+        "1970-01-01T00:00:10Z connect pid=1 comm=\\\"sh\\\" parent=0(\\\"\\\") peer=203.0.113.9:4444",
+    ]
+    .join("\\n");
+    let tests = format!(
+        "      - eval_time: 2m\n        alertname: ShellConnectsOut\n        exp_alerts:\n          - exp_labels: {{ pid: '1', comm: sh }}\n            exp_annotations: {{ events: \"{lines}\" }}\n"
+    );
+    let (passed, _, err) = run_with("sequence", EVENT_RULES, &events_test(&events, &tests), None);
+    assert!(passed, "{err}");
+}
+
+#[test]
+fn bad_input_events_name_the_file_group_entry_and_field() {
+    let exec = SHELL_EXEC.to_string();
+    let cases = [
+        ("unknown-field", exec.replace("exe:", "exe_path:"), "tests[0].input_events[0]: unknown field `exe_path`"),
+        ("unknown-process-field", exec.replace("pid: 4242", "pd: 4242"), "tests[0].input_events[0].process: unknown field `pd`"),
+        ("no-at", exec.replace("at: 10s\n        ", ""), "D/test.yml: tests[0].input_events[0]: at: must be set"),
+        ("kind", exec.replace("kind: exec", "kind: fork"), "D/test.yml: tests[0].input_events[0]: kind: \"fork\": expected one of exec, exit, signal"),
+        ("peer", format!("{exec}        peer: nowhere\n"), "D/test.yml: tests[0].input_events[0]: peer: \"nowhere\": expected an address and port"),
+        ("signal", format!("{exec}        signal: SIGNOPE\n"), "D/test.yml: tests[0].input_events[0]: signal: \"SIGNOPE\": expected a number from 1 to 64 or a name"),
+    ];
+    let check = "      - eval_time: 1m\n        alertname: ShellUnderNginx\n";
+    for (name, events, message) in cases {
+        let (passed, _, err) = run_with(name, EVENT_RULES, &events_test(&events, check), None);
+        assert!(!passed, "{name}");
+        assert!(err.contains(message), "{name}: {err}");
+    }
+}
+
+#[test]
+fn signals_read_by_number_or_name() {
+    assert_eq!(events::signal_number("9"), Some(9));
+    assert_eq!(events::signal_number("SIGKILL"), Some(9));
+    assert_eq!(events::signal_number("SIGRTMIN+1"), Some(33));
+    assert_eq!(events::signal_number("0"), None);
+    assert_eq!(events::signal_number("KILL"), None);
+}
