@@ -12,6 +12,13 @@
 //!   comes before the exec, or when it comes from another process that
 //!   reused the shell's pid.
 //!
+//! `sonde test rules` feeds the events of a test group's `input_events`
+//! (tests/event_rules/) to the event rules, without the kernel: the same
+//! cases (a single event, a sequence in time once, too late, out of order,
+//! a reused pid, resolution after `resolve_after`) pass, a wrong
+//! expectation fails with what fired, a bad entry is named, promtool
+//! refuses the extension.
+//!
 //! The "service" is a copy of bash under a name of its own (its comm is
 //! what the rule names). The connects go to 192.0.2.1 (TEST-NET-1, never a
 //! real host): the event is the attempt (the SYN leaving), so it is there
@@ -22,6 +29,7 @@
 mod common;
 mod kernel;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -343,4 +351,62 @@ fn events_stream_and_rules_fire_exactly_when_they_should() {
         &[("map", "events")],
     );
     assert_eq!(lost, 0.0, "events lost");
+}
+
+/// `program test rules FILE`: exit code and its stdout and stderr together.
+fn test_rules(program: &str, file: &Path) -> (i32, String) {
+    let output = Command::new(program)
+        .args(["test", "rules"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn test_rules_feeds_input_events_to_the_event_rules() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/event_rules");
+    let passing = dir.join("intrusion_test.yml");
+    let (code, text) = test_rules(SONDE, &passing);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
+    let (code, text) = test_rules("promtool", &passing);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("field input_events not found"), "{text}");
+
+    // Expecting nothing at 2m9s, when both shells' alerts still fire.
+    let temp = TempDir::new("event-rules-test");
+    let wrong = temp.0.join("wrong_test.yml");
+    let text = std::fs::read_to_string(&passing).unwrap();
+    std::fs::write(
+        &wrong,
+        text.replace(
+            "  - intrusion.yml",
+            &format!("  - {}/intrusion.yml", dir.display()),
+        )
+        .replace(
+            "eval_time: 3m\n        alertname: ShellUnderNginx",
+            "eval_time: 2m9s\n        alertname: ShellUnderNginx",
+        ),
+    )
+    .unwrap();
+    let (code, text) = test_rules(SONDE, &wrong);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("alertname: ShellUnderNginx, time: 2m9s")
+            && text.contains("pid=\"4242\"")
+            && text.contains("pid=\"5000\""),
+        "{text}"
+    );
+
+    let bad = dir.join("bad_input_test.yml");
+    let (code, text) = test_rules(SONDE, &bad);
+    assert_eq!(code, 1, "{text}");
+    let named = format!(
+        "{}: tests[0].input_events[1]: unknown field `peer_address`",
+        bad.display()
+    );
+    assert!(text.contains(&named), "{text}");
 }
