@@ -22,7 +22,9 @@
 //! same rule and key fires it again.
 //!
 //! A reload starts every rule afresh (partial matches are dropped).
-//! `sonde test rules` does not feed events yet.
+//! `sonde test rules` feeds a test group's `input_events` through the same
+//! [`Engine`] and compares [`rule_alert`]s
+//! ([`crate::alert::unittest`]'s `events`).
 
 pub mod condition;
 pub mod engine;

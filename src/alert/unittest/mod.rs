@@ -18,6 +18,12 @@
 //! Unlike promtool, a subquery without a step steps at sonde's default of
 //! 1m rather than at the file's `evaluation_interval` (the same when that
 //! is left at its default).
+//!
+//! sonde's extension (a file without it reads exactly as before; promtool
+//! refuses a file with it): a test group's `input_events` are kernel events
+//! for the rule files' `event_rules:`, fed in time order between the
+//! evaluations, whose alerts `alert_rule_test` compares with the alerting
+//! rules' ([`events`] says when an event rule's alert fires).
 
 mod events;
 mod report;
