@@ -191,7 +191,8 @@ impl EventTimeline {
 
     /// Feeds the events up to `ts_ms`, keeping the alerts they raise.
     pub(super) fn feed_till(&mut self, ts_ms: i64) {
-        while let Some(event) = self.unfed.pop_front_if(|e| e.time_ms <= ts_ms) {
+        while let Some(event) = self.unfed.front().filter(|e| e.time_ms <= ts_ms).cloned() {
+            self.unfed.pop_front();
             for found in self.engine.observe(&event) {
                 let alert = sequence::rule_alert(&found, &self.external);
                 self.raised.insert(alert.labels.clone(), alert);
