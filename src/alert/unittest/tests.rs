@@ -310,3 +310,16 @@ fn signals_read_by_number_or_name() {
     assert_eq!(events::signal_number("0"), None);
     assert_eq!(events::signal_number("KILL"), None);
 }
+
+#[test]
+fn a_later_match_with_the_same_labels_replaces_the_alert() {
+    // The same process execs a shell again at 1m: one alert, the later
+    // event's, firing until 3m rather than 2m10s.
+    let events = format!("{SHELL_EXEC}{}", SHELL_EXEC.replace("at: 10s", "at: 1m"));
+    let later_line = SHELL_EXEC_LINE.replace("00:00:10Z", "00:01:00Z");
+    let tests = format!(
+        "      - eval_time: 2m30s\n        alertname: ShellUnderNginx\n        exp_alerts:\n          - exp_labels: {{ pid: '4242', comm: sh, unit: nginx.service, severity: warning }}\n            exp_annotations:\n              summary: sh (4242) under nginx\n              events: \"{later_line}\"\n      - eval_time: 3m\n        alertname: ShellUnderNginx\n"
+    );
+    let (passed, _, err) = run_with("replaced", EVENT_RULES, &events_test(&events, &tests), None);
+    assert!(passed, "{err}");
+}
