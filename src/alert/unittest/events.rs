@@ -34,7 +34,9 @@
 //! firing at `eval_time` t when its match time m has m <= t < m +
 //! `resolve_after`. A later match with the same labels replaces the alert
 //! (an Alertmanager holds one alert per label set): its annotations are the
-//! later match's and it fires until that one's `resolve_after`.
+//! later match's and it fires until that one's `resolve_after`. Test time
+//! 0 is the Unix epoch, as in promtool: the `events` line of an event `at:
+//! 10s` begins `1970-01-01T00:00:10Z`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;

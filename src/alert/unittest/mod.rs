@@ -185,7 +185,7 @@ impl TestGroup {
             source: &storage,
             limits: &limits,
             external_labels: &external.labels,
-            external_url: &self.external_url.0,
+            external_url: &external.url,
         };
         let send = SendOptions {
             resend_delay_ms: 60_000,
