@@ -7,7 +7,10 @@
 # (http_server_request_duration_seconds_count) against those wrk completed,
 # events the ring buffer had no room for (sonde_bpf_map_full_total of
 # http_events: the requests sonde then misses), and sonde's CPU (utime +
-# stime over the phase). Medians of ROUNDS.
+# stime over the phase). Medians of ROUNDS. Then one more phase with the
+# collector on and BPF run-time statistics on: each program's runs and
+# nanoseconds per request wrk completed (every process's syscalls count,
+# wrk's and nginx's both; run-time statistics add two clock reads a run).
 # Needs wrk and nginx (apt install wrk nginx-light); run as root after
 # `make build`: benches/http_wrk.sh
 set -euo pipefail
@@ -21,6 +24,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt install wrk"; exit 1; }
 
 config false false false > "$WORK/off.toml"
 config false true false > "$WORK/on.toml"
+config false true true > "$WORK/stats.toml"
 
 mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
 head -c 1000 /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
@@ -95,3 +99,16 @@ awk -v r0="$(med 1 "${off[@]}")" -v r1="$(med 1 "${on[@]}")" \
     -v p0="$(med 2 "${off[@]}")" -v p1="$(med 2 "${on[@]}")" 'BEGIN {
   printf "medians: req/s %.0f -> %.0f (%+.1f%%), p99 %.3f ms -> %.3f ms (%+.1f%%)\n",
     r0, r1, (r1 - r0) * 100 / r0, p0, p1, (p1 - p0) * 100 / p0 }'
+
+echo "== BPF run time per request: one more ${DURATION}s phase, run-time statistics on"
+start_sonde "$WORK/stats.toml"
+requests=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" |
+  awk '/requests in/ { print $1 }')
+sleep 2.5
+printf '%-22s %14s %10s %14s\n' program runs/request ns/run ns/request
+curl -s "http://127.0.0.1:$PORT/metrics" | awk -v n="$requests" '
+  /^sonde_bpf_program_run_seconds_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); secs[p] = $NF }
+  /^sonde_bpf_program_runs_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); runs[p] = $NF }
+  END { for (p in runs) if (runs[p] > 0)
+    printf "%-22s %14.2f %10.1f %14.1f\n", p, runs[p] / n, secs[p] * 1e9 / runs[p], secs[p] * 1e9 / n }' | sort
+stop_sonde
