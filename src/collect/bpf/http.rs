@@ -510,7 +510,12 @@ mod tests {
         bytes[RESP_LEN..RESP_LEN + 2].copy_from_slice(&3u16.to_ne_bytes());
         assert!(matches!(
             decode(&bytes),
-            Some(Event::Response { start_ns: 10, ns: 25, head: b"GET", .. })
+            Some(Event::Response {
+                start_ns: 10,
+                ns: 25,
+                head: b"GET",
+                ..
+            })
         ));
         bytes[KIND] = 3;
         assert!(matches!(decode(&bytes), Some(Event::Closed { .. })));

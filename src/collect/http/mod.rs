@@ -621,10 +621,15 @@ mod tests {
         );
         open(&mut red, 6);
         let not_found = b"HTTP/1.1 404 Not Found\r\n\r\n";
-        done(&mut red, 6, ("GET /users/456 HTTP/1.1\r\n\r\n", not_found), (27, 26));
+        done(
+            &mut red,
+            6,
+            ("GET /users/456 HTTP/1.1\r\n\r\n", not_found),
+            (27, 26),
+        );
         // The last request of a connection: then it is forgotten.
         open(&mut red, 8);
-        let ok = (&"GET /users/9 HTTP/1.1\r\n\r\n"[..], &b"HTTP/1.1 200 OK\r\n\r\n"[..]);
+        let ok: (&str, &[u8]) = ("GET /users/9 HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n");
         done_then(&mut red, 8, ok, (25, 19), true);
         done(&mut red, 8, ok, (25, 19));
         // DONE without OPEN (sonde started mid-connection): not observed.
@@ -676,16 +681,14 @@ mod tests {
         open(&mut red, 3);
         // The first response's head comes with DONE, the next ones before.
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n";
-        for (i, head) in [b"HTTP/1.1 201 Created\r\n\r\n", b"HTTP/1.1 404 No\r\n\r\n"]
-            .iter()
-            .enumerate()
-        {
+        let next: [&[u8]; 2] = [b"HTTP/1.1 201 Created\r\n\r\n", b"HTTP/1.1 404 No\r\n\r\n"];
+        for (i, head) in next.iter().enumerate() {
             red.observe(Event::Response {
                 conn,
                 start_ns: 0,
                 ns: 20 + i as u64 * 10,
                 before: [39, 39 + 24][i],
-                head: &head[..],
+                head,
             });
         }
         red.observe(Event::Done {
