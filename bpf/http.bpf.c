@@ -46,16 +46,18 @@
  * write that starts a final response (an informational 1xx, like `100
  * Continue`, is not the final status), the times and the byte counts. At
  * its end one bpf_ringbuf_output sends it, only as many bytes as the heads
- * hold: one event per request (three, 600 bytes each, cost 4 µs a request
- * under wrk: BENCHMARKS.md, HTTP). Besides: OPEN once per connection, at
+ * hold: one event per request (three of 600 bytes each cost 4.2 µs of BPF
+ * time a request under wrk, one 2.4 µs: BENCHMARKS.md, HTTP, "BPF run time
+ * per request"). Besides: OPEN once per connection, at
  * its first request, with who serves (or calls) on it, for user space to
  * name the service while the fd is open; RESPONSE for each further
  * response of a pipelined batch. Copies are bpf_probe_read_user of a
- * bounded length, once per request and once per response, plus a 12-byte
- * peek at each further write of a response (a pipelined response may
- * start there); bodies are only counted. The ring buffer is read by user
- * space without a wakeup per event (see send_done), which parses and
- * aggregates them (src/collect/http/).
+ * bounded length, once per request and once per response, plus an 8-byte
+ * peek at each read (a client: write) that may start the next request and
+ * a 12-byte one at each further write of a response (a pipelined response
+ * may start there); bodies are only counted. User space reads the ring
+ * buffer without a wakeup per event (see submit), parses and aggregates
+ * the events (src/collect/http/).
  *
  * A connection accepted before sonde started is picked up at its next read
  * that starts with an HTTP method, once its process has been seen serving
@@ -555,7 +557,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 					      __s32 fd)
 {
 	struct http_done *d = &c->done;
-	__u64 now;
+	__u64 now = 0;
 
 	if (c->state == CONN_REQUEST) {
 		__u32 at = d->req_len & (HTTP_HEAD - 1), len;
@@ -580,7 +582,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 			ev->tgid = tgid;
 			ev->fd = fd;
 			ev->start_ns = d->start_ns;
-			ev->end_ns = bpf_ktime_get_ns();
+			ev->end_ns = now = bpf_ktime_get_ns();
 			ev->resp_bytes = d->resp_bytes;
 			ev->req_len = 0;
 			ev->resp_len = copy_head(ev, 0, HTTP_HEAD - 1, call);
@@ -589,9 +591,9 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 			sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 		}
 	}
-	now = bpf_ktime_get_ns();
 	d->resp_bytes += call->ret;
-	d->end_ns = now;
+	/* One clock read per call: a pipelined response's start is its end. */
+	d->end_ns = now ? now : bpf_ktime_get_ns();
 }
 
 /*
