@@ -1,7 +1,8 @@
-//! User-space CPU per HTTP request of the http collector: the events of a
-//! request (REQUEST, RESPONSE, DONE) paired, parsed, labelled and put in
-//! the histograms and the request log ([`sonde::collect::http::Red`]), as
-//! the ring-buffer reader does for every request the kernel side saw.
+//! User-space CPU per HTTP request of the http collector: a request's DONE
+//! event (its heads, times and byte counts) matched to its connection's
+//! OPEN, parsed, labelled and put in the histograms and the request log
+//! ([`sonde::collect::http::Red`]), as the ring-buffer reader does for
+//! every request the kernel side saw.
 //!
 //!     cargo bench --bench http_pairing [-- REQUESTS]     # default 200000
 //!
@@ -27,6 +28,17 @@ const CONNECTIONS: i32 = 16;
 /// CPU ns per request over `requests` requests.
 fn run(red: &mut Red, listen_fd: i32, requests: u64) -> f64 {
     let tgid = std::process::id();
+    // Keep-alive connections: one OPEN each, at their first request.
+    for fd in 100..100 + CONNECTIONS {
+        red.observe(Event::Open {
+            conn: Conn { tgid, fd },
+            cgroup: 0,
+            comm: b"nginx",
+            listen_fd,
+            role: Role::Server,
+            peer: None,
+        });
+    }
     let start = thread_cpu_ns();
     let base = monotonic_ns();
     for n in 0..requests {
@@ -35,27 +47,15 @@ fn run(red: &mut Red, listen_fd: i32, requests: u64) -> f64 {
             fd: 100 + (n % CONNECTIONS as u64) as i32,
         };
         let ns = base + n * 10_000;
-        red.observe(Event::Request {
-            conn,
-            cgroup: 0,
-            comm: b"nginx",
-            listen_fd,
-            role: Role::Server,
-            peer: None,
-            head: REQUEST,
-        });
-        red.observe(Event::Response {
-            conn,
-            ns: ns + 4_000,
-            before: 0,
-            head: RESPONSE,
-        });
         red.observe(Event::Done {
             conn,
             start_ns: ns,
             end_ns: ns + 6_000,
             request_bytes: REQUEST.len() as u64,
             response_bytes: RESPONSE.len() as u64 + 1000,
+            request_head: REQUEST,
+            response_head: RESPONSE,
+            closed: false,
         });
     }
     (thread_cpu_ns() - start) / requests as f64

@@ -37,27 +37,39 @@
  *
  * A request starts at the exit of its first read (server; a client: its
  * first write) and ends at the exit of the last write (a client: read)
- * before the next request or the close. Events go to user space through a
- * ring buffer (no wakeup per event: see submit), which parses and
- * aggregates them (src/collect/http/):
- * REQUEST with the first HTTP_HEAD - 1 bytes of the request (and MORE with
- * the next reads' bytes while fewer than that came: a head written in
- * pieces, even a request line cut in its method; pipelined requests come
- * in the same bytes), RESPONSE for every write that starts a response, with
- * its first bytes (an informational 1xx, like `100 Continue`, is skipped:
- * it is not the final status; pipelined requests get one each), and DONE
- * with the times and byte counts. Copies are bpf_probe_read_user of a
- * bounded length, once per request and once per response, plus a 12-byte
- * peek at each write of a response; bodies are only counted.
+ * before the next request or the close. What user space needs of it is
+ * gathered in the connection's entry in `conns`, laid out as the event
+ * that carries it (struct http_done): the first HTTP_HEAD - 1 bytes of the
+ * request (the next reads' bytes appended while fewer than that came: a
+ * head written in pieces, even a request line cut in its method; pipelined
+ * requests come in the same bytes), right after them those of the first
+ * write that starts a final response (an informational 1xx, like `100
+ * Continue`, is not the final status), the times and the byte counts. At
+ * its end one bpf_ringbuf_output sends it, only as many bytes as the heads
+ * hold: one event per request (three of 600 bytes each cost 4.2 µs of BPF
+ * time a request under wrk, one 2.4 µs: BENCHMARKS.md, HTTP, "BPF run time
+ * per request"). Besides: OPEN once per connection, at
+ * its first request, with who serves (or calls) on it, for user space to
+ * name the service while the fd is open; RESPONSE for each further
+ * response of a pipelined batch. Copies are bpf_probe_read_user of a
+ * bounded length, once per request and once per response, plus an 8-byte
+ * peek at each read (a client: write) that may start the next request and
+ * a 12-byte one at each further write of a response (a pipelined response
+ * may start there); bodies are only counted. User space reads the ring
+ * buffer without a wakeup per event (see submit), parses and aggregates
+ * the events (src/collect/http/).
  *
  * A connection accepted before sonde started is picked up at its next read
  * that starts with an HTTP method, once its process has been seen serving
  * HTTP on a connection sonde saw accepted.
  *
  * Invariant: a connection is in `conns` from its accept, connect (or
- * pickup) to its close; for each request (or batch of pipelined ones) user space gets
- * REQUEST, any MORE, a RESPONSE per response, then DONE, in that order,
- * unless the ring buffer was full (counted).
+ * pickup) to its close; user space gets its OPEN before its first DONE
+ * (OPEN is sent again at the next request until it found room); for each
+ * request (or batch of pipelined ones) a RESPONSE per response after the
+ * first, then DONE, in that order; at the close a DONE marked closed or,
+ * with no request to end, CLOSED when OPEN was sent; unless the ring
+ * buffer was full (counted).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -95,10 +107,6 @@ enum conn_state {
 };
 
 struct conn {
-	__u64 start_ns;   /* exit of the request's first read (client: write) */
-	__u64 end_ns;     /* exit of the response's last write (client: read) so far */
-	__u64 req_bytes;
-	__u64 resp_bytes;
 	__s32 listen_fd;  /* the fd accept() was called on; -1 when picked up or a client */
 	__u32 state;
 	__u8 peer_addr[16]; /* a client's: the address connect() named */
@@ -106,15 +114,23 @@ struct conn {
 	__u16 peer_family;
 	__u8 role;        /* enum http_role */
 	__u8 tls;         /* OpenSSL's uprobes feed it; its syscalls move ciphertext */
-	__u16 pad;
+	__u8 opened;      /* its OPEN was sent */
+	__u8 pad;
+	/* The request in progress (or the last one, once its response began),
+	 * sent as it is at its end: start_ns at the exit of its first read
+	 * (client: write), end_ns at the exit of its last write (client: read)
+	 * so far. kind, tgid and fd are set once, when the entry is made. */
+	struct http_done done;
 };
 
 /*
  * Live connections by (tgid << 32 | fd): an entry goes at close, so this is
  * bounded by open accepted and connected connections (UDP ones connect()ed
- * too: DNS lookups; they leave at close like the rest); 65,536 of them at
- * 64 bytes plus the element header is about 8 MiB at most, allocated as
- * they come.
+ * too: DNS lookups; they leave at close like the rest). An entry holds its
+ * request's and response's heads (1 KiB) until the request ends: about
+ * 1.1 KiB, 2 KiB with the allocator's rounding, allocated as they come; a
+ * host with 10,000 open connections holds 20 MiB here, 65,536 of them
+ * (the bound) 128 MiB.
  * A process that exits without closing leaves its entries; user space
  * deletes those of processes that are gone each round.
  */
@@ -218,15 +234,27 @@ struct {
 } servers SEC(".maps");
 
 /*
- * Events to user space: 600 bytes per event, three for most requests, so
- * 4 MiB holds about 2,300 requests between two reads by user space (it
- * polls every 50 ms while events come); a reserve that fails is counted as
- * HTTP_MAP_EVENTS.
+ * Events to user space: one DONE per request, 56 bytes plus the two heads
+ * plus the ring's own 8-byte header (wrk against nginx: 360 bytes for
+ * nginx's side, 624 for wrk's, whose read holds the body too: 1 KiB a
+ * request with both ends probed), and OPEN (72 bytes) once per connection.
+ * 2 MiB holds about 2,000 such requests. The reader drains the ring every
+ * 50 ms while events come and is woken once a quarter is filled
+ * (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
+ * for it to get a CPU: 15 ms at wrk's 100,000 requests a second, 100 ms at
+ * 15,000 (three 624-byte events a request in 4 MiB left ~830 requests).
+ * The kernel maps the ring twice: 4 MiB resident. An event with no room
+ * is counted as HTTP_MAP_EVENTS.
  */
+#define HTTP_RING_BYTES (2 << 20)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, HTTP_RING_BYTES);
 } http_events SEC(".maps");
+
+/* What a new entry of `conns` starts from (add_conn). */
+static const struct conn empty_conn;
 
 SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
 
@@ -296,10 +324,22 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
 	return iov.iov_base;
 }
 
-/* Reserves an event of `kind` for the current process and connection. */
-static __always_inline struct http_event *reserve(__u32 kind, __u32 tgid, __s32 fd)
+/*
+ * Sends a made event (the reader is woken when it sleeps or once a quarter
+ * of the ring is filled: sonde.h; a wakeup per event would cost several
+ * microseconds a request, BENCHMARKS.md, HTTP).
+ */
+#define WAKEUP_BYTES (HTTP_RING_BYTES / 4)
+
+static __always_inline void submit(void *ev)
 {
-	struct http_event *ev = bpf_ringbuf_reserve(&http_events, sizeof(*ev), 0);
+	sonde_ring_submit(&http_events, &reader_asleep, ev, WAKEUP_BYTES);
+}
+
+/* A small event of `kind` (struct http_open's first fields) for `tgid`, `fd`. */
+static __always_inline struct http_open *reserve_open(__u32 kind, __u32 tgid, __s32 fd)
+{
+	struct http_open *ev = bpf_ringbuf_reserve(&http_events, sizeof(*ev), 0);
 
 	if (!ev) {
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
@@ -308,36 +348,27 @@ static __always_inline struct http_event *reserve(__u32 kind, __u32 tgid, __s32 
 	ev->kind = kind;
 	ev->tgid = tgid;
 	ev->fd = fd;
-	ev->len = 0;
-	ev->ns = bpf_ktime_get_ns();
 	return ev;
 }
 
 /*
- * Sends a reserved event, waking the reader when it sleeps or once a
- * quarter of the ring is filled (sonde.h): a wakeup per event would cost
- * several microseconds a request (BENCHMARKS.md, HTTP).
+ * Copies at most `room` (< HTTP_HEAD) first bytes of the call's buffer to
+ * `d->data` at `at` (< HTTP_HEAD); how many. The masks are the verifier's
+ * proof that at + length < 2 * HTTP_HEAD.
  */
-#define WAKEUP_BYTES (1 << 20)
-
-static __always_inline void submit(struct http_event *ev)
-{
-	sonde_ring_submit(&http_events, &reader_asleep, ev, WAKEUP_BYTES);
-}
-
-/* Copies the first bytes of the call's buffer into `ev`; how many. */
-static __always_inline __u32 copy_head(struct http_event *ev, const struct call *call)
+static __always_inline __u32 copy_head(struct http_done *d, __u32 at, __u32 room,
+				       const struct call *call)
 {
 	__u64 len;
 	const void *buf = first_buffer(call, &len);
 
 	if (!buf)
 		return 0;
-	if (len > HTTP_HEAD - 1)
-		len = HTTP_HEAD - 1;
-	if (bpf_probe_read_user(ev->data, len & (HTTP_HEAD - 1), buf))
+	if (len > room)
+		len = room;
+	len &= HTTP_HEAD - 1;
+	if (bpf_probe_read_user(d->data + (at & (HTTP_HEAD - 1)), len, buf))
 		return 0;
-	ev->len = len;
 	return len;
 }
 
@@ -387,23 +418,105 @@ static __always_inline int peek_request(const struct call *call)
 	return is_request(first, n);
 }
 
-/* Sends DONE for the request `c` holds, if its response began. */
-static __always_inline void finish(struct conn *c, __u32 tgid, __s32 fd)
+/*
+ * Whether the `len` bytes at `d` start a final response: "HTTP/1.x NNN"
+ * with NNN not informational (1xx), except 101 Switching Protocols.
+ */
+static __always_inline int is_final_status(const char *d, __u32 len)
 {
-	struct http_event *ev;
+	if (len < 12)
+		return 0;
+	if (d[0] != 'H' || d[1] != 'T' || d[2] != 'T' || d[3] != 'P' || d[4] != '/')
+		return 0;
+	return d[9] != '1' || (d[10] == '0' && d[11] == '1');
+}
+
+/* is_final_status on the call's first bytes: a 12-byte peek. */
+static __always_inline int peek_final_status(const struct call *call)
+{
+	char d[16] = {};
+	__u64 len;
+	const void *buf = first_buffer(call, &len);
+
+	if (!buf || len < 12 || bpf_probe_read_user(d, 12, buf))
+		return 0;
+	return is_final_status(d, 12);
+}
+
+/*
+ * Sends DONE for the request `c` holds, if its response began: the event
+ * as the entry holds it, cut after the heads. `flags`: HTTP_DONE_*.
+ */
+static __always_inline void send_done(struct conn *c, __u32 flags)
+{
+	struct http_done *d = &c->done;
+	__u32 len;
 
 	if (c->state != CONN_RESPONSE)
 		return;
 	c->state = CONN_IDLE;
-	ev = reserve(HTTP_EVENT_DONE, tgid, fd);
+	d->flags = flags;
+	/* Each head is shorter than HTTP_HEAD: the mask cuts nothing. */
+	len = offsetof(struct http_done, data) + ((d->req_len + d->resp_len) & (2 * HTTP_HEAD - 1));
+	if (bpf_ringbuf_output(&http_events, d, len,
+			       sonde_ring_flags(&http_events, &reader_asleep, WAKEUP_BYTES)))
+		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
+}
+
+/*
+ * Makes the entry of a connection of `role` on `fd` that starts now: from
+ * empty_conn (struct conn is too large for the stack), then its fields.
+ * BPF_ANY: an entry left by a close sonde missed is replaced; BPF_NOEXIST.
+ * NULL when `conns` is full.
+ */
+static __always_inline struct conn *add_conn(__u32 tgid, __s32 fd, __u8 role, __s32 listen_fd,
+					     __u64 how)
+{
+	__u64 key = (__u64)tgid << 32 | (__u32)fd;
+	struct conn *c;
+
+	if (bpf_map_update_elem(&conns, &key, &empty_conn, how)) {
+		sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
+		return 0;
+	}
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	c->listen_fd = listen_fd;
+	c->role = role;
+	c->done.kind = HTTP_EVENT_DONE;
+	c->done.tgid = tgid;
+	c->done.fd = fd;
+	return c;
+}
+
+/*
+ * OPEN for `c`, once: who serves (or calls) on it, while its fd is open
+ * for user space to read its address. A server's process becomes one
+ * whose unknown fds are checked for requests (`servers`).
+ */
+static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
+{
+	struct http_open *ev = reserve_open(HTTP_EVENT_OPEN, tgid, fd);
+
 	if (!ev)
 		return;
-	ev->start_ns = c->start_ns;
-	ev->end_ns = c->end_ns;
-	ev->req_bytes = c->req_bytes;
-	ev->resp_bytes = c->resp_bytes;
 	ev->listen_fd = c->listen_fd;
+	ev->cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	ev->role = c->role;
+	ev->peer_port = c->peer_port;
+	ev->peer_family = c->peer_family;
+	__builtin_memcpy(ev->peer_addr, c->peer_addr, sizeof(ev->peer_addr));
 	submit(ev);
+	c->opened = 1;
+	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
+		__u32 one = 1;
+
+		if (bpf_map_update_elem(&servers, &tgid, &one, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&servers, &tgid))
+			sonde_count_map_full(&map_full, HTTP_MAP_SERVERS);
+	}
 }
 
 /*
@@ -414,104 +527,73 @@ static __always_inline void finish(struct conn *c, __u32 tgid, __s32 fd)
 static __always_inline void begin_request(struct conn *c, const struct call *call, __u32 tgid,
 					  __s32 fd, __u8 role, __u8 tls)
 {
-	struct http_event *ev = reserve(HTTP_EVENT_REQUEST, tgid, fd);
+	struct http_done *d;
 
-	if (!ev)
-		return;
-	copy_head(ev, call);
-	ev->cgroup = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	if (!c) {
-		struct conn fresh = { .listen_fd = -1, .role = role, .tls = tls };
-		__u64 key = (__u64)tgid << 32 | (__u32)fd;
-
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
-			sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
-			bpf_ringbuf_discard(ev, 0);
+		c = add_conn(tgid, fd, role, -1, BPF_NOEXIST);
+		if (!c)
 			return;
-		}
-		c = bpf_map_lookup_elem(&conns, &key);
-		if (!c) {
-			bpf_ringbuf_discard(ev, 0);
-			return;
-		}
-	} else if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
-		/* A lookup first: an update per request would cost more. */
-		__u32 one = 1;
-
-		if (bpf_map_update_elem(&servers, &tgid, &one, BPF_NOEXIST) &&
-		    !bpf_map_lookup_elem(&servers, &tgid))
-			sonde_count_map_full(&map_full, HTTP_MAP_SERVERS);
+		c->tls = tls;
 	}
-	ev->listen_fd = c->listen_fd;
-	ev->role = c->role;
-	ev->peer_port = c->peer_port;
-	ev->peer_family = c->peer_family;
-	__builtin_memcpy(ev->peer_addr, c->peer_addr, sizeof(ev->peer_addr));
+	if (!c->opened)
+		send_open(c, tgid, fd);
+	d = &c->done;
 	c->state = CONN_REQUEST;
-	c->start_ns = ev->ns;
-	c->end_ns = 0;
-	c->req_bytes = call->ret;
-	c->resp_bytes = 0;
-	submit(ev);
-}
-
-/* The next bytes of a request whose first read held fewer than HTTP_HEAD - 1. */
-static __always_inline void more_request(const struct call *call, __u32 tgid, __s32 fd)
-{
-	struct http_event *ev = reserve(HTTP_EVENT_MORE, tgid, fd);
-
-	if (!ev)
-		return;
-	copy_head(ev, call);
-	submit(ev);
+	d->start_ns = bpf_ktime_get_ns();
+	d->end_ns = 0;
+	d->req_bytes = call->ret;
+	d->resp_bytes = 0;
+	d->resp_len = 0;
+	d->req_len = copy_head(d, 0, HTTP_HEAD - 1, call);
 }
 
 /*
- * Whether the call's bytes start a final response: "HTTP/1.x NNN" with NNN
- * not informational (1xx), except 101 Switching Protocols. A 12-byte peek.
+ * A write (a client: read) of `call->ret` bytes on `c`. The first one that
+ * starts a final response has its head copied after the request's; each
+ * further one (a pipelined request's) sends RESPONSE, with the bytes of
+ * the responses moved before it.
  */
-static __always_inline int peek_final_status(const struct call *call)
+static __always_inline void on_response_bytes(struct conn *c, const struct call *call, __u32 tgid,
+					      __s32 fd)
 {
-	char d[16] = {};
-	__u64 len;
-	const void *buf = first_buffer(call, &len);
+	struct http_done *d = &c->done;
+	__u64 now = 0;
 
-	if (!buf || len < 12 || bpf_probe_read_user(d, 12, buf))
-		return 0;
-	if (d[0] != 'H' || d[1] != 'T' || d[2] != 'T' || d[3] != 'P' || d[4] != '/')
-		return 0;
-	return d[9] != '1' || (d[10] == '0' && d[11] == '1');
-}
+	if (c->state == CONN_REQUEST) {
+		__u32 at = d->req_len & (HTTP_HEAD - 1), len;
 
-/*
- * A write (a client: read) of `call->ret` bytes on `c`. Each one that
- * starts a final response sends RESPONSE (the first one's, or the next
- * pipelined request's), with the bytes of responses moved before it.
- */
-static __always_inline void on_response_bytes(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
-{
-	struct http_event *ev;
-
-	if (c->state != CONN_REQUEST && c->state != CONN_RESPONSE)
+		if (call->nr == NR_SENDFILE)
+			return;
+		/* Copied where it stays if it is the response, as it mostly is. */
+		len = copy_head(d, at, HTTP_HEAD - 1, call);
+		if (!is_final_status(d->data + at, len))
+			return; /* `100 Continue`, or no HTTP: not the response. */
+		c->state = CONN_RESPONSE;
+		d->resp_len = len;
+		d->resp_bytes = 0;
+	} else if (c->state != CONN_RESPONSE) {
 		return;
-	if (call->nr != NR_SENDFILE && peek_final_status(call)) {
-		if (c->state == CONN_REQUEST) {
-			c->state = CONN_RESPONSE;
-			c->resp_bytes = 0;
-		}
-		ev = reserve(HTTP_EVENT_RESPONSE, tgid, fd);
+	} else if (call->nr != NR_SENDFILE && peek_final_status(call)) {
+		struct http_done *ev = bpf_ringbuf_reserve(
+			&http_events, offsetof(struct http_done, data) + HTTP_HEAD, 0);
+
 		if (ev) {
-			copy_head(ev, call);
-			ev->resp_bytes = c->resp_bytes;
+			ev->kind = HTTP_EVENT_RESPONSE;
+			ev->tgid = tgid;
+			ev->fd = fd;
+			ev->start_ns = d->start_ns;
+			ev->end_ns = now = bpf_ktime_get_ns();
+			ev->resp_bytes = d->resp_bytes;
+			ev->req_len = 0;
+			ev->resp_len = copy_head(ev, 0, HTTP_HEAD - 1, call);
 			submit(ev);
+		} else {
+			sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 		}
-	} else if (c->state == CONN_REQUEST) {
-		/* `100 Continue`, or no HTTP: not the response. */
-		return;
 	}
-	c->resp_bytes += call->ret;
-	c->end_ns = bpf_ktime_get_ns();
+	d->resp_bytes += call->ret;
+	/* One clock read per call: a pipelined response's start is its end. */
+	d->end_ns = now ? now : bpf_ktime_get_ns();
 }
 
 /*
@@ -520,6 +602,8 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
  */
 static __always_inline void on_bytes(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
 {
+	struct http_done *d = &c->done;
+
 	if (call->ret == 0 || c->state == CONN_NOT_HTTP)
 		return;
 	if (is_read(call->nr) != (c->role == HTTP_SERVER)) {
@@ -528,9 +612,9 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 	}
 	if (c->state == CONN_REQUEST) {
 		/* The head came in pieces: user space needs the rest of it. */
-		if (c->req_bytes < HTTP_HEAD - 1)
-			more_request(call, tgid, fd);
-		c->req_bytes += call->ret;
+		if (d->req_len < HTTP_HEAD - 1)
+			d->req_len += copy_head(d, d->req_len, HTTP_HEAD - 1 - d->req_len, call);
+		d->req_bytes += call->ret;
 		return;
 	}
 	if (!peek_request(call)) {
@@ -538,12 +622,12 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 		 * before it drains the body) belongs to the request; anything else
 		 * on a fresh connection is no HTTP. */
 		if (c->state == CONN_RESPONSE)
-			c->req_bytes += call->ret;
+			d->req_bytes += call->ret;
 		else
 			c->state = CONN_NOT_HTTP;
 		return;
 	}
-	finish(c, tgid, fd);
+	send_done(c, 0);
 	begin_request(c, call, tgid, fd, c->role, c->tls);
 }
 
@@ -555,37 +639,47 @@ static __always_inline void on_connect(const struct call *call, __u32 tgid, __u6
 				       __u32 shift)
 {
 	struct sockaddr_in6 addr = {};
-	struct conn fresh = { .listen_fd = -1, .role = HTTP_CLIENT };
-	__u64 key = (__u64)tgid << 32 | (__u32)call->arg0;
+	struct conn *c;
 
 	if (bpf_probe_read_user(&addr, sizeof(struct sockaddr_in), (const void *)call->arg1))
 		return;
-	if (addr.sin6_family == SONDE_AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&addr;
-
-		__builtin_memcpy(fresh.peer_addr, &in->sin_addr, 4);
-	} else if (addr.sin6_family == SONDE_AF_INET6) {
-		if (bpf_probe_read_user(&addr, sizeof(addr), (const void *)call->arg1))
-			return;
-		__builtin_memcpy(fresh.peer_addr, &addr.sin6_addr, 16);
-	} else {
+	if (addr.sin6_family == SONDE_AF_INET6 &&
+	    bpf_probe_read_user(&addr, sizeof(addr), (const void *)call->arg1))
 		return;
-	}
-	fresh.peer_family = addr.sin6_family;
-	fresh.peer_port = bpf_ntohs(addr.sin6_port);
+	if (addr.sin6_family != SONDE_AF_INET && addr.sin6_family != SONDE_AF_INET6)
+		return;
 	open_gate(word, shift, GATE_SOCKETS);
-	/* BPF_ANY: an entry left by a close sonde missed is replaced. */
-	if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
-		sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
+	c = add_conn(tgid, call->arg0, HTTP_CLIENT, -1, BPF_ANY);
+	if (!c)
+		return;
+	if (addr.sin6_family == SONDE_AF_INET)
+		__builtin_memcpy(c->peer_addr, &((struct sockaddr_in *)&addr)->sin_addr, 4);
+	else
+		__builtin_memcpy(c->peer_addr, &addr.sin6_addr, 16);
+	c->peer_family = addr.sin6_family;
+	c->peer_port = bpf_ntohs(addr.sin6_port);
 }
 
 /* Tells user space `tgid` mapped a file executable: it may be a libssl. */
 static __always_inline void on_exec_mapping(__u32 tgid)
 {
-	struct http_event *ev = reserve(HTTP_EVENT_MAPPED, tgid, -1);
+	struct http_open *ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
 
 	if (ev)
 		submit(ev);
+}
+
+/* The close of `c`: its last request ends; user space forgets what OPEN told. */
+static __always_inline void on_close(struct conn *c, __u32 tgid, __s32 fd)
+{
+	if (c->state == CONN_RESPONSE) {
+		send_done(c, HTTP_DONE_CLOSED);
+	} else if (c->opened) {
+		struct http_open *ev = reserve_open(HTTP_EVENT_CLOSED, tgid, fd);
+
+		if (ev)
+			submit(ev);
+	}
 }
 
 /* prot and fd: mmap's third and fifth arguments, read only for mmap. */
@@ -613,13 +707,8 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	if (!word)
 		return;
 	if (call->nr == NR_ACCEPT || call->nr == NR_ACCEPT4) {
-		struct conn fresh = { .listen_fd = (__s32)call->arg0, .role = HTTP_SERVER };
-
 		open_gate(word, shift, GATE_SOCKETS);
-		key = (__u64)tgid << 32 | (__u32)call->ret;
-		/* BPF_ANY: an entry left by a close sonde missed is replaced. */
-		if (bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY))
-			sonde_count_map_full(&map_full, HTTP_MAP_CONNS);
+		add_conn(tgid, call->ret, HTTP_SERVER, call->arg0, BPF_ANY);
 		return;
 	}
 	if (call->nr == NR_CONNECT) {
@@ -648,7 +737,7 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 		return;
 	}
 	if (call->nr == NR_CLOSE) {
-		finish(c, tgid, fd);
+		on_close(c, tgid, fd);
 		bpf_map_delete_elem(&conns, &key);
 		return;
 	}

@@ -183,20 +183,21 @@ enum net_bounded_map {
 };
 
 /*
- * HTTP (bpf/http.bpf.c): one event through the ring buffer per request
- * start (with its first bytes), response start (with its first bytes) and
- * request end (with times and byte counts), plus one per further read of a
- * request head that came in pieces. HTTP_HEAD is a power of two:
- * up to HTTP_HEAD - 1 bytes are copied.
+ * HTTP (bpf/http.bpf.c): one event through the ring buffer per request,
+ * DONE, at its end, with its head and its response's (kept in the
+ * connection's map entry until then); one OPEN per connection, at its
+ * first request, naming who serves (or calls) on it; a RESPONSE for each
+ * further response of a pipelined batch. HTTP_HEAD is a power of two: up
+ * to HTTP_HEAD - 1 bytes of each head are copied.
  */
 #define HTTP_HEAD 512
 
 enum http_event_kind {
-	HTTP_EVENT_REQUEST,
-	HTTP_EVENT_RESPONSE,
-	HTTP_EVENT_DONE,
-	HTTP_EVENT_MORE,   /* more bytes of a request head that came in pieces */
-	HTTP_EVENT_MAPPED, /* a process mapped a file executable (a library that may be libssl) */
+	HTTP_EVENT_OPEN,     /* a connection's first request began (struct http_open) */
+	HTTP_EVENT_RESPONSE, /* a pipelined batch's next response began (struct http_done) */
+	HTTP_EVENT_DONE,     /* a request (or pipelined batch) ended (struct http_done) */
+	HTTP_EVENT_CLOSED,   /* a connection OPEN named closed with no request to end */
+	HTTP_EVENT_MAPPED,   /* a process mapped a file executable (a library that may be libssl) */
 };
 
 /* Which end of a connection the process is. */
@@ -205,26 +206,41 @@ enum http_role {
 	HTTP_CLIENT, /* it connected: requests are written */
 };
 
-struct http_event {
+/* OPEN; CLOSED and MAPPED use its first fields only. */
+struct http_open {
 	__u32 kind;
 	__u32 tgid;
 	__s32 fd;
-	__s32 listen_fd; /* REQUEST, DONE: accept()'s fd; -1 when picked up or a client */
-	__u64 ns;        /* when the event was made */
-	__u64 cgroup;    /* REQUEST: who serves (or calls) it */
+	__s32 listen_fd; /* accept()'s fd; -1 when picked up or a client */
+	__u64 cgroup;
 	char comm[TASK_COMM_LEN];
-	__u64 start_ns;  /* DONE: the request's first byte moved */
-	__u64 end_ns;    /* DONE: the response's last byte moved */
-	__u64 req_bytes;
-	__u64 resp_bytes; /* DONE: all; RESPONSE: of the responses before it */
-	__u8 peer_addr[16]; /* REQUEST of a client: the address connect() named */
+	__u8 peer_addr[16]; /* a client's: the address connect() named */
 	__u16 peer_port;    /* host order */
 	__u16 peer_family;  /* SONDE_AF_INET or SONDE_AF_INET6; 0: not known */
-	__u8 role;          /* REQUEST: enum http_role */
+	__u8 role;          /* enum http_role */
 	__u8 pad[3];
-	__u32 len;       /* REQUEST, RESPONSE, MORE: bytes of data copied */
-	__u32 pad2;
-	char data[HTTP_HEAD];
+};
+
+#define HTTP_DONE_CLOSED 1 /* DONE: the connection closed after it */
+
+/*
+ * DONE and RESPONSE, sent with only as many bytes of `data` as they hold:
+ * DONE holds the request head (req_len bytes) and right after it the first
+ * response's (resp_len); RESPONSE its own head (resp_len) at data[0].
+ */
+struct http_done {
+	__u32 kind;
+	__u32 tgid;
+	__s32 fd;
+	__u16 req_len;
+	__u16 resp_len;
+	__u64 start_ns;   /* the request's first byte moved */
+	__u64 end_ns;     /* DONE: the last response byte moved; RESPONSE: when it began */
+	__u64 req_bytes;  /* DONE: all request bytes */
+	__u64 resp_bytes; /* DONE: all response bytes; RESPONSE: those of the responses before it */
+	__u32 flags;      /* HTTP_DONE_* */
+	__u32 pad;
+	char data[2 * HTTP_HEAD];
 };
 
 enum http_bounded_map {
@@ -404,20 +420,25 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 		__type(value, __u32);                 \
 	} reader_asleep SEC(".maps")
 
-static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev,
-					      __u64 wakeup_bytes)
+/* The flags of an event's submit (or bpf_ringbuf_output): wake the reader or not. */
+static __always_inline __u64 sonde_ring_flags(void *ring, void *reader_asleep, __u64 wakeup_bytes)
 {
 	__u32 zero = 0;
 	__u32 *asleep = bpf_map_lookup_elem(reader_asleep, &zero);
-	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (asleep && *asleep) {
 		*asleep = 0;
-		flags = BPF_RB_FORCE_WAKEUP;
-	} else if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > wakeup_bytes) {
-		flags = BPF_RB_FORCE_WAKEUP;
+		return BPF_RB_FORCE_WAKEUP;
 	}
-	bpf_ringbuf_submit(ev, flags);
+	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev,
+					      __u64 wakeup_bytes)
+{
+	bpf_ringbuf_submit(ev, sonde_ring_flags(ring, reader_asleep, wakeup_bytes));
 }
 
 /*

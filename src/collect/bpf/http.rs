@@ -260,24 +260,29 @@ fn read_events(
     poll_until(&builder.build()?, asleep, stop)
 }
 
-/// Offsets in `struct http_event` (bpf/sonde.h).
+/// Offsets in `struct http_open` and `struct http_done` (bpf/sonde.h),
+/// both starting with kind, tgid and fd.
 const KIND: usize = 0;
 const TGID: usize = 4;
 const FD: usize = 8;
 const LISTEN_FD: usize = 12;
-const NS: usize = 16;
-const CGROUP: usize = 24;
-const COMM: usize = 32;
-const START_NS: usize = 48;
-const END_NS: usize = 56;
-const REQ_BYTES: usize = 64;
-const RESP_BYTES: usize = 72;
-const PEER_ADDR: usize = 80;
-const PEER_PORT: usize = 96;
-const PEER_FAMILY: usize = 98;
-const ROLE: usize = 100;
-const LEN: usize = 104;
-const DATA: usize = 112;
+const CGROUP: usize = 16;
+const COMM: usize = 24;
+const PEER_ADDR: usize = 40;
+const PEER_PORT: usize = 56;
+const PEER_FAMILY: usize = 58;
+const ROLE: usize = 60;
+const REQ_LEN: usize = 12;
+const RESP_LEN: usize = 14;
+const START_NS: usize = 16;
+const END_NS: usize = 24;
+const REQ_BYTES: usize = 32;
+const RESP_BYTES: usize = 40;
+const FLAGS: usize = 48;
+const DATA: usize = 56;
+
+/// `HTTP_DONE_CLOSED`: the connection closed after the request.
+const DONE_CLOSED: u32 = 1;
 
 /// AF_INET and AF_INET6 (SONDE_AF_* in bpf/sonde.h).
 const AF_INET: u16 = 2;
@@ -312,18 +317,21 @@ fn peer(bytes: &[u8]) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, u16_at(bytes, PEER_PORT)?))
 }
 
-/// One `struct http_event`; None when it is too short or of no known kind.
+/// One event; None when it is too short or of no known kind.
 fn decode(bytes: &[u8]) -> Option<Event<'_>> {
     let conn = Conn {
         tgid: u32_at(bytes, TGID)?,
         fd: u32_at(bytes, FD)? as i32,
     };
-    let head = || {
-        let len = u32_at(bytes, LEN)? as usize;
-        bytes.get(DATA..DATA + len)
+    // DONE's and RESPONSE's heads: the request's, then the response's.
+    let heads = || {
+        let request = u16_at(bytes, REQ_LEN)? as usize;
+        let response = u16_at(bytes, RESP_LEN)? as usize;
+        let data = bytes.get(DATA..DATA + request + response)?;
+        Some(data.split_at(request))
     };
     match u32_at(bytes, KIND)? {
-        0 => Some(Event::Request {
+        0 => Some(Event::Open {
             conn,
             cgroup: u64_at(bytes, CGROUP)?,
             comm: bytes.get(COMM..COMM + 16)?,
@@ -333,25 +341,28 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
                 _ => Role::Client,
             },
             peer: peer(bytes),
-            head: head()?,
         }),
         1 => Some(Event::Response {
             conn,
-            ns: u64_at(bytes, NS)?,
-            before: u64_at(bytes, RESP_BYTES)?,
-            head: head()?,
-        }),
-        3 => Some(Event::More {
-            conn,
-            head: head()?,
-        }),
-        2 => Some(Event::Done {
-            conn,
             start_ns: u64_at(bytes, START_NS)?,
-            end_ns: u64_at(bytes, END_NS)?,
-            request_bytes: u64_at(bytes, REQ_BYTES)?,
-            response_bytes: u64_at(bytes, RESP_BYTES)?,
+            ns: u64_at(bytes, END_NS)?,
+            before: u64_at(bytes, RESP_BYTES)?,
+            head: heads()?.1,
         }),
+        2 => {
+            let (request_head, response_head) = heads()?;
+            Some(Event::Done {
+                conn,
+                start_ns: u64_at(bytes, START_NS)?,
+                end_ns: u64_at(bytes, END_NS)?,
+                request_bytes: u64_at(bytes, REQ_BYTES)?,
+                response_bytes: u64_at(bytes, RESP_BYTES)?,
+                request_head,
+                response_head,
+                closed: u32_at(bytes, FLAGS)? & DONE_CLOSED != 0,
+            })
+        }
+        3 => Some(Event::Closed { conn }),
         4 => Some(Event::Mapped { tgid: conn.tgid }),
         _ => None,
     }
@@ -439,25 +450,27 @@ mod tests {
 
     #[test]
     fn decodes_events_and_refuses_short_ones() {
-        let mut bytes = vec![0u8; DATA + 512];
+        let mut bytes = vec![0u8; 64];
         bytes[TGID..TGID + 4].copy_from_slice(&42u32.to_ne_bytes());
         bytes[FD..FD + 4].copy_from_slice(&7i32.to_ne_bytes());
-        bytes[LEN..LEN + 4].copy_from_slice(&3u32.to_ne_bytes());
-        bytes[DATA..DATA + 3].copy_from_slice(b"GET");
+        bytes[LISTEN_FD..LISTEN_FD + 4].copy_from_slice(&3i32.to_ne_bytes());
         match decode(&bytes) {
-            Some(Event::Request { conn, head, .. }) => {
-                assert_eq!(conn, Conn { tgid: 42, fd: 7 });
-                assert_eq!(head, b"GET");
-            }
+            Some(Event::Open {
+                conn,
+                listen_fd: 3,
+                role: Role::Server,
+                peer: None,
+                ..
+            }) => assert_eq!(conn, Conn { tgid: 42, fd: 7 }),
             other => panic!("{other:?}"),
         }
-        // A client's request names the peer it connected to.
+        // A client's connection names the peer it connected to.
         bytes[ROLE] = 1;
         bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
         bytes[PEER_ADDR..PEER_ADDR + 4].copy_from_slice(&[10, 0, 0, 1]);
         bytes[PEER_PORT..PEER_PORT + 2].copy_from_slice(&8080u16.to_ne_bytes());
         match decode(&bytes) {
-            Some(Event::Request { role, peer, .. }) => {
+            Some(Event::Open { role, peer, .. }) => {
                 assert_eq!(role, Role::Client);
                 assert_eq!(peer, Some("10.0.0.1:8080".parse().unwrap()));
             }
@@ -468,21 +481,44 @@ mod tests {
         bytes[PEER_ADDR..PEER_ADDR + 16].copy_from_slice(&v6.octets());
         assert!(matches!(
             decode(&bytes),
-            Some(Event::Request { peer: Some(peer), .. }) if peer.to_string() == "10.0.0.2:8080"
+            Some(Event::Open { peer: Some(peer), .. }) if peer.to_string() == "10.0.0.2:8080"
         ));
-        bytes[LEN..LEN + 4].copy_from_slice(&100_000u32.to_ne_bytes());
-        assert!(decode(&bytes).is_none());
+        // DONE: the request's head, then the response's, as long as they say.
+        let mut bytes = vec![0u8; DATA];
         bytes[KIND] = 2;
+        bytes[TGID..TGID + 4].copy_from_slice(&42u32.to_ne_bytes());
+        bytes[REQ_LEN..REQ_LEN + 2].copy_from_slice(&3u16.to_ne_bytes());
+        bytes[RESP_LEN..RESP_LEN + 2].copy_from_slice(&4u16.to_ne_bytes());
         bytes[START_NS..START_NS + 8].copy_from_slice(&10u64.to_ne_bytes());
         bytes[END_NS..END_NS + 8].copy_from_slice(&25u64.to_ne_bytes());
+        bytes[FLAGS] = 1;
+        bytes.extend_from_slice(b"GETHTTP");
         assert!(matches!(
             decode(&bytes),
             Some(Event::Done {
                 start_ns: 10,
                 end_ns: 25,
+                request_head: b"GET",
+                response_head: b"HTTP",
+                closed: true,
                 ..
             })
         ));
+        assert!(decode(&bytes[..DATA + 6]).is_none(), "heads cut short");
+        bytes[KIND] = 1;
+        bytes[REQ_LEN..REQ_LEN + 2].copy_from_slice(&0u16.to_ne_bytes());
+        bytes[RESP_LEN..RESP_LEN + 2].copy_from_slice(&3u16.to_ne_bytes());
+        assert!(matches!(
+            decode(&bytes),
+            Some(Event::Response {
+                start_ns: 10,
+                ns: 25,
+                head: b"GET",
+                ..
+            })
+        ));
+        bytes[KIND] = 3;
+        assert!(matches!(decode(&bytes), Some(Event::Closed { .. })));
         bytes[KIND] = 4;
         assert!(matches!(decode(&bytes), Some(Event::Mapped { tgid: 42 })));
         bytes[KIND] = 9;

@@ -9,11 +9,13 @@
 //! `target_info`); every request served also goes to the request [`log`].
 //!
 //! Invariants:
-//! - A request is observed once, at its DONE event, and only if sonde saw
-//!   its REQUEST (so its method and route are known); a response never seen
-//!   (lost event) leaves its status `0`.
-//! - Requests waiting for DONE are at most [`MAX_PENDING`]; each service
-//!   has at most [`MAX_ROUTES`] routes, later ones are [`OTHER_ROUTE`].
+//! - A request is observed once, at its DONE event (which holds its head
+//!   and its response's), and only if sonde saw its connection's OPEN (so
+//!   its service is known).
+//! - Connections known by their OPEN are at most [`MAX_CONNECTIONS`], each
+//!   forgotten at its close (a DONE marked closed, or CLOSED) or with its
+//!   process; each service has at most [`MAX_ROUTES`] routes, later ones
+//!   are [`OTHER_ROUTE`].
 //! - Everything kept per process goes when the process does, a series once
 //!   idle for `[collect] forget_after`, a service's routes with its last
 //!   series ([`Red::retain`]), so memory follows what is served.
@@ -32,9 +34,9 @@ use crate::collect::{monotonic_ns, FastMap};
 use crate::model::Family;
 use parse::ResponseHead;
 
-/// Requests read but not yet done, across all connections (one per busy
-/// connection; beyond it new requests are not observed).
-pub const MAX_PENDING: usize = 65_536;
+/// Connections whose service is known (their OPEN seen and no close yet);
+/// beyond it requests of new connections are not observed.
+pub const MAX_CONNECTIONS: usize = 65_536;
 /// Distinct routes per service; later routes fold into [`OTHER_ROUTE`].
 pub const MAX_ROUTES: usize = 100;
 /// The route every route beyond a service's budget is counted under.
@@ -61,36 +63,42 @@ pub enum Role {
 /// One event of the BPF program, as user space reads it.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A request's first read (a client's: write): who serves (or calls)
-    /// it, the peer a client connected to, its first bytes.
-    Request {
+    /// A connection's first request began: who serves (or calls) on it,
+    /// the peer a client connected to.
+    Open {
         conn: Conn,
         cgroup: u64,
         comm: &'a [u8],
         listen_fd: i32,
         role: Role,
         peer: Option<SocketAddr>,
-        head: &'a [u8],
     },
-    /// The next bytes of a request head that came in pieces.
-    More { conn: Conn, head: &'a [u8] },
-    /// A write that starts a response: when, the bytes of the responses
-    /// before it on this request (pipelined ones), its first bytes.
+    /// A write that starts a response after the first of a batch of
+    /// pipelined requests (the batch that began at `start_ns`): when, the
+    /// bytes of the responses before it, its first bytes.
     Response {
         conn: Conn,
+        start_ns: u64,
         ns: u64,
         before: u64,
         head: &'a [u8],
     },
-    /// The request is done (the next one began, or the connection closed):
-    /// its first read and last write, all bytes read and written.
+    /// A request (or a pipelined batch) is done (the next one began, or the
+    /// connection closed): its first read and last write, all bytes read
+    /// and written, the first bytes of the request and of its response.
     Done {
         conn: Conn,
         start_ns: u64,
         end_ns: u64,
         request_bytes: u64,
         response_bytes: u64,
+        request_head: &'a [u8],
+        response_head: &'a [u8],
+        /// The connection closed after it.
+        closed: bool,
     },
+    /// A connection that sent OPEN closed with no request to end.
+    Closed { conn: Conn },
     /// The process mapped a file executable: perhaps a libssl to probe.
     Mapped { tgid: u32 },
 }
@@ -109,22 +117,44 @@ pub const MAX_HEAD: usize = 511;
 /// Most responses kept for one batch of pipelined requests.
 pub const MAX_PIPELINED: usize = 64;
 
-/// A response's start as the RESPONSE event told it.
+/// A response's start: the first of a batch as DONE tells it, the next
+/// ones as their RESPONSE events did.
 struct Response {
     ns: u64,
     before: u64,
     head: Option<ResponseHead>,
 }
 
-/// What is known of a request (or a batch of pipelined ones) between its
-/// REQUEST and DONE events.
-struct Pending {
+/// A done request (or pipelined batch), as its DONE and the RESPONSE
+/// events before it tell it.
+struct Batch<'a> {
     role: Role,
     service: Arc<service::Service>,
     pid: u32,
-    /// Its first bytes (at most [`MAX_HEAD`]), parsed once it is done.
-    head: Vec<u8>,
-    responses: Vec<Response>,
+    /// Its first bytes (at most [`MAX_HEAD`]).
+    head: &'a [u8],
+    first: Response,
+    pipelined: &'a [Response],
+}
+
+impl Batch<'_> {
+    /// The response of the batch's `i`th request, if it was seen.
+    fn response(&self, i: usize) -> Option<&Response> {
+        match i {
+            0 => Some(&self.first),
+            _ => self.pipelined.get(i - 1),
+        }
+    }
+}
+
+/// A connection between its OPEN and its close.
+struct Connection {
+    role: Role,
+    service: Arc<service::Service>,
+    /// The responses after the first of the pipelined batch that began at
+    /// `batch_ns`, until its DONE.
+    batch_ns: u64,
+    pipelined: Vec<Response>,
 }
 
 /// A histogram with fixed bounds: counts per bucket (not cumulative).
@@ -201,7 +231,7 @@ impl SeriesKey {
 pub struct Red {
     /// How long a series outlives its last request (`[collect] forget_after`).
     forget_after: Duration,
-    pending: FastMap<Conn, Pending>,
+    connections: FastMap<Conn, Connection>,
     services: service::Services,
     /// Per service name, its routes.
     routes: FastMap<String, HashSet<Arc<str>, foldhash::fast::RandomState>>,
@@ -214,7 +244,7 @@ impl Red {
     pub fn new(forget_after: Duration) -> Red {
         Red {
             forget_after,
-            pending: FastMap::default(),
+            connections: FastMap::default(),
             services: service::Services::default(),
             routes: FastMap::default(),
             series: FastMap::default(),
@@ -225,51 +255,48 @@ impl Red {
 
     pub fn observe(&mut self, event: Event) {
         match event {
-            Event::Request {
+            Event::Open {
                 conn,
                 cgroup,
                 comm,
                 listen_fd,
                 role,
                 peer,
-                head,
             } => {
-                if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&conn) {
+                if self.connections.len() >= MAX_CONNECTIONS
+                    && !self.connections.contains_key(&conn)
+                {
                     return;
                 }
                 let service = match role {
                     Role::Server => self.services.of(conn, cgroup, comm, listen_fd),
                     Role::Client => self.services.client(conn.tgid, cgroup, comm, peer),
                 };
-                let head = head[..head.len().min(MAX_HEAD)].to_vec();
-                self.pending.insert(
+                self.connections.insert(
                     conn,
-                    Pending {
+                    Connection {
                         role,
                         service,
-                        pid: conn.tgid,
-                        head,
-                        responses: Vec::new(),
+                        batch_ns: 0,
+                        pipelined: Vec::new(),
                     },
                 );
             }
-            Event::More { conn, head } => {
-                if let Some(pending) = self.pending.get_mut(&conn) {
-                    let room = MAX_HEAD.saturating_sub(pending.head.len());
-                    pending
-                        .head
-                        .extend_from_slice(&head[..head.len().min(room)]);
-                }
-            }
             Event::Response {
                 conn,
+                start_ns,
                 ns,
                 before,
                 head,
             } => {
-                if let Some(pending) = self.pending.get_mut(&conn) {
-                    if pending.responses.len() < MAX_PIPELINED {
-                        pending.responses.push(Response {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    if connection.batch_ns != start_ns {
+                        // A batch whose DONE was lost left its responses.
+                        connection.batch_ns = start_ns;
+                        connection.pipelined.clear();
+                    }
+                    if connection.pipelined.len() < MAX_PIPELINED {
+                        connection.pipelined.push(Response {
                             ns,
                             before,
                             head: parse::response(head),
@@ -283,10 +310,43 @@ impl Red {
                 end_ns,
                 request_bytes,
                 response_bytes,
+                request_head,
+                response_head,
+                closed,
             } => {
-                if let Some(pending) = self.pending.remove(&conn) {
-                    self.done(pending, start_ns, end_ns, request_bytes, response_bytes);
+                let Some(connection) = self.connections.get_mut(&conn) else {
+                    return;
+                };
+                let (role, service) = (connection.role, connection.service.clone());
+                let mut pipelined = std::mem::take(&mut connection.pipelined);
+                if connection.batch_ns != start_ns {
+                    pipelined.clear();
                 }
+                if closed {
+                    self.connections.remove(&conn);
+                }
+                let first = Response {
+                    ns: start_ns,
+                    before: 0,
+                    head: parse::response(response_head),
+                };
+                let batch = Batch {
+                    role,
+                    service,
+                    pid: conn.tgid,
+                    head: &request_head[..request_head.len().min(MAX_HEAD)],
+                    first,
+                    pipelined: &pipelined,
+                };
+                self.done(batch, start_ns, end_ns, request_bytes, response_bytes);
+                // Its allocation serves the connection's next batch.
+                pipelined.clear();
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.pipelined = pipelined;
+                }
+            }
+            Event::Closed { conn } => {
+                self.connections.remove(&conn);
             }
             // The collector's business: it reads the process's maps.
             Event::Mapped { .. } => {}
@@ -299,22 +359,22 @@ impl Red {
     /// start of the next response.
     fn done(
         &mut self,
-        pending: Pending,
+        batch: Batch,
         start_ns: u64,
         end_ns: u64,
         request_bytes: u64,
         response_bytes: u64,
     ) {
-        let requests = parse::requests(&pending.head);
-        let count = requests.len().min(pending.responses.len()).max(1);
+        let requests = parse::requests(batch.head);
+        let count = requests.len().min(1 + batch.pipelined.len());
         let mut request_consumed = 0;
         for (i, request) in requests.iter().take(count).enumerate() {
-            let response = pending.responses.get(i);
-            let next = pending.responses.get(i + 1).filter(|_| i + 1 < count);
+            let response = batch.response(i);
+            let next = batch.response(i + 1).filter(|_| i + 1 < count);
             let status = response
                 .and_then(|r| r.head.as_ref())
                 .map_or(0, |r| r.status);
-            let route = self.route(&pending.service.name, &request.path);
+            let route = self.route(&batch.service.name, &request.path);
             let request_body = if next.is_some() {
                 request.content_length.unwrap_or(0)
             } else {
@@ -336,8 +396,8 @@ impl Red {
             });
             let end = next.map_or(end_ns, |r| r.ns);
             let key = SeriesKey {
-                role: pending.role,
-                service: pending.service.clone(),
+                role: batch.role,
+                service: batch.service.clone(),
                 method: request.method,
                 route: route.clone(),
                 status,
@@ -360,13 +420,13 @@ impl Red {
                 .observe(&SIZE_BUCKETS, response_body as f64);
             // The log is of requests served (the Services view's); a call
             // a process makes is in its client histograms only.
-            if pending.role != Role::Server {
+            if batch.role != Role::Server {
                 continue;
             }
             self.log.record(log::Entry {
                 time_ms: self.clock.wall_ms(end),
-                service: pending.service.name.clone(),
-                pid: pending.pid,
+                service: batch.service.name.clone(),
+                pid: batch.pid,
                 method: request.method.to_string(),
                 path: log::Entry::kept_path(&request.path),
                 route: route.to_string(),
@@ -401,7 +461,7 @@ impl Red {
     /// longer asked for), and a service's routes once it has no series, so
     /// memory follows what is served, not sonde's uptime.
     pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
-        self.pending.retain(|conn, _| alive(conn.tgid));
+        self.connections.retain(|conn, _| alive(conn.tgid));
         self.services.retain(&alive);
         let now_ns = monotonic_ns();
         let forget_after = self.forget_after.as_nanos() as u64;
@@ -503,34 +563,35 @@ impl LogClock {
 mod tests {
     use super::*;
 
-    fn request(red: &mut Red, fd: i32, line: &str) {
-        red.observe(Event::Request {
+    /// A server connection's OPEN.
+    fn open(red: &mut Red, fd: i32) {
+        red.observe(Event::Open {
             conn: Conn { tgid: 1, fd },
             cgroup: 0,
             comm: b"srv",
             listen_fd: -1,
             role: Role::Server,
             peer: None,
-            head: line.as_bytes(),
         });
     }
 
-    /// A 20 ms request that ended now (series are forgotten by age).
-    fn done(red: &mut Red, fd: i32, status_line: &[u8], bytes: (u64, u64)) {
-        let conn = Conn { tgid: 1, fd };
+    /// A 20 ms request that ended now (series are forgotten by age), on a
+    /// connection that stays open.
+    fn done(red: &mut Red, fd: i32, heads: (&str, &[u8]), bytes: (u64, u64)) {
+        done_then(red, fd, heads, bytes, false);
+    }
+
+    fn done_then(red: &mut Red, fd: i32, heads: (&str, &[u8]), bytes: (u64, u64), closed: bool) {
         let start_ns = monotonic_ns() - 20_000_000;
-        red.observe(Event::Response {
-            conn,
-            ns: start_ns + 5_000_000,
-            before: 0,
-            head: status_line,
-        });
         red.observe(Event::Done {
-            conn,
+            conn: Conn { tgid: 1, fd },
             start_ns,
             end_ns: start_ns + 20_000_000,
             request_bytes: bytes.0,
             response_bytes: bytes.1,
+            request_head: heads.0.as_bytes(),
+            response_head: heads.1,
+            closed,
         });
     }
 
@@ -550,25 +611,29 @@ mod tests {
     fn pairs_events_into_labelled_histograms() {
         let mut red = Red::new(Duration::from_secs(300));
         let head = "GET /users/123 HTTP/1.1\r\nHost: x\r\n\r\n";
-        request(&mut red, 5, head);
+        open(&mut red, 5);
         let status = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
         done(
             &mut red,
             5,
-            status,
+            (head, status),
             (head.len() as u64, status.len() as u64 + 10),
         );
-        request(&mut red, 6, "GET /users/456 HTTP/1.1\r\n\r\n");
-        done(&mut red, 6, b"HTTP/1.1 404 Not Found\r\n\r\n", (27, 26));
-        // A request line in pieces: the rest comes as MORE.
-        request(&mut red, 8, "GE");
-        red.observe(Event::More {
-            conn: Conn { tgid: 1, fd: 8 },
-            head: b"T /users/9 HTTP/1.1\r\n\r\n",
-        });
-        done(&mut red, 8, b"HTTP/1.1 200 OK\r\n\r\n", (25, 19));
-        // DONE without REQUEST (sonde started mid-request): not observed.
-        done(&mut red, 7, b"HTTP/1.1 200 OK\r\n\r\n", (1, 1));
+        open(&mut red, 6);
+        let not_found = b"HTTP/1.1 404 Not Found\r\n\r\n";
+        done(
+            &mut red,
+            6,
+            ("GET /users/456 HTTP/1.1\r\n\r\n", not_found),
+            (27, 26),
+        );
+        // The last request of a connection: then it is forgotten.
+        open(&mut red, 8);
+        let ok: (&str, &[u8]) = ("GET /users/9 HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n");
+        done_then(&mut red, 8, ok, (25, 19), true);
+        done(&mut red, 8, ok, (25, 19));
+        // DONE without OPEN (sonde started mid-connection): not observed.
+        done(&mut red, 7, ok, (1, 1));
         let families = red.families();
         let route = [("http_route", "/users/*"), ("service_name", "srv")];
         assert_eq!(
@@ -601,7 +666,7 @@ mod tests {
             0.0
         );
         red.retain(|_| false);
-        assert!(red.pending.is_empty());
+        assert!(red.connections.is_empty());
         assert_eq!(red.series.len(), 2, "recent series stay");
         red.forget_after = Duration::ZERO;
         red.retain(|_| false);
@@ -613,20 +678,16 @@ mod tests {
         let mut red = Red::new(Duration::from_secs(300));
         let conn = Conn { tgid: 1, fd: 3 };
         let heads = "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n\r\n";
-        request(&mut red, 3, heads);
+        open(&mut red, 3);
+        // The first response's head comes with DONE, the next ones before.
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n";
-        for (i, head) in [
-            &ok[..],
-            b"HTTP/1.1 201 Created\r\n\r\n",
-            b"HTTP/1.1 404 No\r\n\r\n",
-        ]
-        .iter()
-        .enumerate()
-        {
+        let next: [&[u8]; 2] = [b"HTTP/1.1 201 Created\r\n\r\n", b"HTTP/1.1 404 No\r\n\r\n"];
+        for (i, head) in next.iter().enumerate() {
             red.observe(Event::Response {
                 conn,
-                ns: 10 + i as u64 * 10,
-                before: [0, 39, 39 + 24][i],
+                start_ns: 0,
+                ns: 20 + i as u64 * 10,
+                before: [39, 39 + 24][i],
                 head,
             });
         }
@@ -636,6 +697,9 @@ mod tests {
             end_ns: 40,
             request_bytes: heads.len() as u64,
             response_bytes: 39 + 24 + 19,
+            request_head: heads.as_bytes(),
+            response_head: ok,
+            closed: false,
         });
         let families = red.families();
         let count =
@@ -662,20 +726,19 @@ mod tests {
     fn a_client_call_is_labelled_by_its_peer() {
         let mut red = Red::new(Duration::from_secs(300));
         let conn = Conn { tgid: 1, fd: 4 };
-        let head = b"POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
-        red.observe(Event::Request {
+        let head = "POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        red.observe(Event::Open {
             conn,
             cgroup: 0,
             comm: b"cli",
             listen_fd: -1,
             role: Role::Client,
             peer: Some("192.0.2.7:8443".parse().unwrap()),
-            head,
         });
         done(
             &mut red,
             4,
-            b"HTTP/1.1 201 Created\r\n\r\n",
+            (head, b"HTTP/1.1 201 Created\r\n\r\n"),
             (head.len() as u64, 23),
         );
         let families = red.families();
