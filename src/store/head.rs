@@ -185,14 +185,20 @@ impl HeadSeries {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = ByteWriter::default();
+        self.write_before_m2(&mut w);
+        self.write_tiers_m2(&mut w);
+        w.into_inner()
+    }
+
+    /// The state up to its M2 part: all a state written before buckets
+    /// kept M2 holds.
+    fn write_before_m2(&self, w: &mut ByteWriter) {
         w.bytes(self.raw.bytes());
         w.i64(self.raw_min);
         w.i64(self.last_ts);
         w.f64(self.last_value);
         w.i64(RETIRED_FIELD);
-        self.write_tiers(&mut w);
-        self.write_tiers_m2(&mut w);
-        w.into_inner()
+        self.write_tiers(w);
     }
 
     /// What M2 needs of the tiers, in the order of [`Self::write_tiers`].
@@ -303,12 +309,7 @@ mod tests {
         }
         // The state as it was written before: no M2 part.
         let mut w = ByteWriter::default();
-        w.bytes(s.raw.bytes());
-        w.i64(s.raw_min);
-        w.i64(s.last_ts);
-        w.f64(s.last_value);
-        w.i64(RETIRED_FIELD);
-        s.write_tiers(&mut w);
+        s.write_before_m2(&mut w);
         let mut back = HeadSeries::decode(&w.into_inner()).unwrap();
         let known = s.hour.buckets().unwrap();
         let old = back.hour.buckets().unwrap();

@@ -149,7 +149,7 @@ fn stored_m2(scaled_m2: Option<f64>) -> f64 {
 
 fn known_m2(stored: f64) -> Option<f64> {
     // NaN is a known M2 (of a bucket with a NaN sample): not below zero.
-    (!(stored < 0.0)).then_some(stored)
+    (stored.is_nan() || stored >= 0.0).then_some(stored)
 }
 
 impl Bucket {

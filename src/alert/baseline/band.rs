@@ -20,8 +20,9 @@
 //!     variance, as PromQL's `stddev_over_time`). A bucket whose M2 is not
 //!     known (stored before buckets kept it) counts with M2 0: it adds only
 //!     the spread of its mean, as every bucket did before, so a band right
-//!     after an upgrade is no wider than it was and widens to the exact one
-//!     as the window fills with new buckets.
+//!     after an upgrade is about as wide as it was and widens to the exact
+//!     one as the window fills with new buckets
+//!     (`stddev_is_the_samples_not_the_bucket_means` checks both).
 //!   - mad: median ± k·1.4826·MAD (MAD scaled to estimate a standard
 //!     deviation, so `k` means the same for both) of the bucket means: a
 //!     median cannot be pooled from per-bucket aggregates, so this one

@@ -147,25 +147,33 @@ fn step_picks_the_coarsest_tier_not_wider_than_it() {
     assert_eq!(Resolution::for_step(86_400_000), Resolution::Hour);
 }
 
-#[test]
-fn chunks_written_before_buckets_kept_m2_read_with_m2_unknown() {
-    let buckets = fold_buckets((0..600).map(|i| (i * 10_000, (i % 7) as f64)), 60_000);
+/// A chunk of `buckets`, and its bytes as written before buckets kept M2:
+/// its first five streams.
+fn chunk_written_before_m2(buckets: &[Bucket]) -> (RollupAppender, Vec<u8>) {
     let mut chunk = RollupAppender::default();
     buckets.iter().for_each(|b| chunk.append(b));
-    // The chunk as it was written: its first five streams.
     let mut w = ByteWriter::default();
     for stream in &chunk.streams()[..5] {
         w.bytes(stream.bytes());
     }
-    let old = w.into_inner();
-    let unknown: Vec<Bucket> = buckets
+    (chunk, w.into_inner())
+}
+
+fn without_m2(buckets: &[Bucket]) -> Vec<Bucket> {
+    buckets
         .iter()
         .map(|b| Bucket {
             scaled_m2: None,
             ..*b
         })
-        .collect();
-    assert_eq!(decode(&old).unwrap(), unknown);
+        .collect()
+}
+
+#[test]
+fn chunks_written_before_buckets_kept_m2_read_with_m2_unknown() {
+    let buckets = fold_buckets((0..600).map(|i| (i * 10_000, (i % 7) as f64)), 60_000);
+    let (chunk, old) = chunk_written_before_m2(&buckets);
+    assert_eq!(decode(&old).unwrap(), without_m2(&buckets));
     assert_eq!(decode(&chunk.encode()).unwrap(), buckets);
     assert_eq!(
         decode_last(&old).unwrap(),
@@ -330,18 +338,13 @@ fn databases_written_before_buckets_kept_m2_open_and_answer() {
             )
             .unwrap();
         }
-        let mut chunk = RollupAppender::default();
-        old_hours.iter().for_each(|b| chunk.append(b));
-        let mut w = ByteWriter::default();
-        for stream in &chunk.streams()[..5] {
-            w.bytes(stream.bytes());
-        }
+        let (chunk, old) = chunk_written_before_m2(&old_hours);
         let series: i64 = conn
             .query_row("SELECT id FROM series", [], |r| r.get(0))
             .unwrap();
         conn.execute(
             "INSERT INTO rollups (tier, series_id, min_time, max_time, packed, data) VALUES (60, ?1, ?2, ?3, 0, ?4)",
-            rusqlite::params![series, chunk.min_time(), chunk.max_time(), w.into_inner()],
+            rusqlite::params![series, chunk.min_time(), chunk.max_time(), old],
         )
         .unwrap();
         conn.pragma_update(None, "user_version", 9).unwrap();
@@ -366,14 +369,7 @@ fn databases_written_before_buckets_kept_m2_open_and_answer() {
     let hours = store
         .select_rollups(&[name("g")], 0, start - 1, Resolution::Hour)
         .unwrap();
-    let unknown: Vec<Bucket> = old_hours
-        .iter()
-        .map(|b| Bucket {
-            scaled_m2: None,
-            ..*b
-        })
-        .collect();
-    assert_eq!(hours[0].buckets, unknown);
+    assert_eq!(hours[0].buckets, without_m2(&old_hours));
     // stddev still answers: old buckets count with the spread of their
     // means, new ones with their samples'.
     assert!(pooled_stddev(minutes).is_finite());
