@@ -10,8 +10,9 @@
 //!   evaluating Prometheus's expression on the same store.
 //! - Prometheus: the same baselines written in plain PromQL as recording
 //!   rules (the quantile of the same hour on each of the 7 days through 7
-//!   offsets; mean and stddev of hourly means through a `[7d:1h]`
-//!   subquery), beside the alert comparing the value with them, on day-long
+//!   offsets; mean and stddev of the week's samples, which sonde's stddev
+//!   band is, from the buckets' second moments), beside the alert comparing
+//!   the value with them, on day-long
 //!   blocks `promtool tsdb create-blocks-from openmetrics` made of the
 //!   samples;
 //!   each group's `evaluationTime` from `/api/v1/rules`, median of 6 reads
@@ -66,8 +67,6 @@ fn seasonal_promql() -> String {
     format!("quantile by (instance) (0.9, {})", seasons.join(" or "))
 }
 
-const HOURLY_MEANS: &str = "avg_over_time(bench_load[1h])[7d:1h]";
-
 fn prometheus_rules() -> String {
     format!(
         r#"groups:
@@ -82,9 +81,9 @@ fn prometheus_rules() -> String {
     interval: 10s
     rules:
       - record: bench:load:mean_7d
-        expr: avg_over_time({HOURLY_MEANS})
+        expr: avg_over_time(bench_load[7d])
       - record: bench:load:stddev_7d
-        expr: stddev_over_time({HOURLY_MEANS})
+        expr: stddev_over_time(bench_load[7d])
       - alert: StddevLoad
         expr: bench_load > on(instance) bench:load:mean_7d + 3 * bench:load:stddev_7d
 "#,

@@ -23,6 +23,12 @@
 //! [`super::rollup`]). A state written when the minute tier was fed still
 //! reads, its open minute chunk kept until the series closes.
 //!
+//! A state's layout: the open raw chunk and the series' last sample, the
+//! minute tier and the hour tier as states have always held them, then
+//! what the buckets' second moment needs (see [`super::rollup`]), minute
+//! tier then hour tier. A state written before buckets kept M2 ends before
+//! that part: it reads, its buckets with M2 unknown.
+//!
 //! Invariants:
 //! - `raw` holds fewer than [`SAMPLES_PER_CHUNK`] samples: a chunk leaves the
 //!   head the moment it is full.
@@ -179,13 +185,29 @@ impl HeadSeries {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = ByteWriter::default();
+        self.write_before_m2(&mut w);
+        self.write_tiers_m2(&mut w);
+        w.into_inner()
+    }
+
+    /// The state up to its M2 part: all a state written before buckets
+    /// kept M2 holds.
+    fn write_before_m2(&self, w: &mut ByteWriter) {
         w.bytes(self.raw.bytes());
         w.i64(self.raw_min);
         w.i64(self.last_ts);
         w.f64(self.last_value);
         w.i64(RETIRED_FIELD);
-        self.write_tiers(&mut w);
-        w.into_inner()
+        self.write_tiers(w);
+    }
+
+    /// What M2 needs of the tiers, in the order of [`Self::write_tiers`].
+    fn write_tiers_m2(&self, w: &mut ByteWriter) {
+        match &self.minute {
+            Some(minute) => minute.write_m2(w),
+            None => TierHead::new(Resolution::Minute).write_m2(w),
+        }
+        self.hour.write_m2(w);
     }
 
     pub fn decode(bytes: &[u8]) -> Result<HeadSeries, CorruptChunk> {
@@ -196,8 +218,13 @@ impl HeadSeries {
         let last_value = r.f64()?;
         r.i64()?; // the retired field
 
-        let minute = TierHead::read(Resolution::Minute, &mut r)?;
-        let hour = TierHead::read(Resolution::Hour, &mut r)?;
+        let mut minute = TierHead::read(Resolution::Minute, &mut r)?;
+        let mut hour = TierHead::read(Resolution::Hour, &mut r)?;
+        // Absent from a state written before buckets kept M2.
+        if !r.is_empty() {
+            minute.read_m2(&mut r)?;
+            hour.read_m2(&mut r)?;
+        }
         let minute = (minute.open.is_some() || !minute.chunk.is_empty()).then(|| Box::new(minute));
         Ok(HeadSeries {
             raw,
@@ -223,6 +250,7 @@ fn rollup_finished(resolution: Resolution, chunk: &RollupAppender) -> Finished {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Bucket;
 
     #[test]
     fn out_of_order_and_duplicates_follow_the_rule() {
@@ -263,10 +291,50 @@ mod tests {
         w.f64(s.last_value);
         w.i64(1_000);
         s.write_tiers(&mut w);
+        s.write_tiers_m2(&mut w);
         let old = w.into_inner();
         let back = HeadSeries::decode(&old).unwrap();
         assert_eq!(back.encode(), s.encode());
         assert_eq!(back.last_ts, 2_000);
+    }
+
+    #[test]
+    fn states_written_before_buckets_kept_m2_read_with_m2_unknown() {
+        let mut s = HeadSeries::new(i64::MIN);
+        let mut done = Vec::new();
+        let hour = Resolution::Hour.bucket_ms();
+        // Two closed hour buckets in the open chunk and an open one.
+        for i in 0..30 {
+            s.append(i * hour / 10, (i % 4) as f64, &mut done);
+        }
+        // The state as it was written before: no M2 part.
+        let mut w = ByteWriter::default();
+        s.write_before_m2(&mut w);
+        let mut back = HeadSeries::decode(&w.into_inner()).unwrap();
+        let known = s.hour.buckets().unwrap();
+        let old = back.hour.buckets().unwrap();
+        assert_eq!(old.len(), 3);
+        for (old, known) in old.iter().zip(&known) {
+            assert_eq!(old.scaled_m2, None);
+            assert!(known.scaled_m2.is_some());
+            assert_eq!(
+                Bucket {
+                    scaled_m2: None,
+                    ..*known
+                },
+                *old
+            );
+        }
+        // The open bucket goes on without M2; the next one has it, and the
+        // state now round-trips.
+        back.append(30 * hour / 10, 1.0, &mut done);
+        back.append(40 * hour / 10, 2.0, &mut done);
+        let buckets = back.hour.buckets().unwrap();
+        assert_eq!(buckets[2].scaled_m2, None);
+        assert_eq!(buckets[3].scaled_m2, Some(0.0));
+        let again = HeadSeries::decode(&back.encode()).unwrap();
+        assert_eq!(again.hour.buckets().unwrap(), buckets);
+        assert_eq!(again.encode(), back.encode());
     }
 
     #[test]

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_alerting.sql"),
     include_str!("../../migrations/0008_alert_state.sql"),
     include_str!("../../migrations/0009_packed_chunks.sql"),
+    include_str!("../../migrations/0010_rollup_second_moment.sql"),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

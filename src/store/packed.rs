@@ -27,7 +27,9 @@
 //! a rollup row's body (`rollups.packed = 1`, one rollup chunk):
 //!   column id of the buckets' last instants, bucket count, then the values
 //!   of min, max, sum, count and last; max is tag 3 alone when it equals
-//!   last in every bucket
+//!   last in every bucket; then, in rows written since buckets keep their
+//!   second moment (schema 10), the values of count·M2, absent when no
+//!   bucket of the row knows it (see [`super::rollup`])
 //! ```
 //!
 //! Invariants:
@@ -128,11 +130,14 @@ pub struct PackedBuckets {
     pub sum: Vec<f64>,
     pub count: Vec<f64>,
     pub last: Vec<f64>,
+    /// count·M2 per bucket (an unknown one as [`super::rollup::UNKNOWN_M2`]);
+    /// None in a row without them.
+    pub scaled_m2: Option<Vec<f64>>,
 }
 
-/// A rollup row: column id, bucket count, then min, max, sum, count and
-/// last as values; max is tag 3 alone when it equals last in every bucket
-/// (a counter's does).
+/// A rollup row: column id, bucket count, then min, max, sum, count,
+/// last and count·M2 (if any) as values; max is tag 3 alone when it equals
+/// last in every bucket (a counter's does).
 pub fn encode_rollup_row(buckets: &PackedBuckets) -> Vec<u8> {
     let mut body = ByteWriter::with_capacity(buckets.last.len() * 8 + 8);
     body.uvarint(buckets.column as u64);
@@ -147,6 +152,9 @@ pub fn encode_rollup_row(buckets: &PackedBuckets) -> Vec<u8> {
     encode_values(&buckets.sum, &mut body);
     encode_values(&buckets.count, &mut body);
     encode_values(&buckets.last, &mut body);
+    if let Some(scaled_m2) = &buckets.scaled_m2 {
+        encode_values(scaled_m2, &mut body);
+    }
     seal(body.into_inner(), true)
 }
 
@@ -165,6 +173,12 @@ pub fn decode_rollup_row(row: &[u8]) -> Result<PackedBuckets, CorruptChunk> {
     let sum = decode_values(&mut r, n)?;
     let count = decode_values(&mut r, n)?;
     let last = decode_values(&mut r, n)?;
+    // A row written before buckets kept M2 ends here.
+    let scaled_m2 = if r.is_empty() {
+        None
+    } else {
+        Some(decode_values(&mut r, n)?)
+    };
     if !r.is_empty() {
         return Err(CorruptChunk("rollup row longer than its buckets"));
     }
@@ -175,6 +189,7 @@ pub fn decode_rollup_row(row: &[u8]) -> Result<PackedBuckets, CorruptChunk> {
         sum,
         count,
         last,
+        scaled_m2,
     })
 }
 

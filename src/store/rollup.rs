@@ -1,12 +1,12 @@
 //! Rollup tiers: per series and per fixed time bucket (1 minute, 1 hour),
-//! the min, max, sum, count and last of the raw samples, kept far longer than
-//! the raw samples and read instead of them when a query asks for a coarse
-//! step.
+//! the min, max, sum, count, last and second moment of the raw samples,
+//! kept far longer than the raw samples and read instead of them when a
+//! query asks for a coarse step or a baseline learns a band.
 //!
-//! A rollup chunk holds up to [`BUCKETS_PER_CHUNK`] buckets as five XOR
+//! A rollup chunk holds up to [`BUCKETS_PER_CHUNK`] buckets as six XOR
 //! streams (see [`super::xor`]), one per aggregate (max stored XOR last, see
-//! [`max_xor_last`]). min, max, sum and count are stamped with the bucket's
-//! start; `last` carries the real timestamp of
+//! [`max_xor_last`]). min, max, sum, count and the second moment are stamped
+//! with the bucket's start; `last` carries the real timestamp of
 //! the bucket's last raw sample, which is what keeps rate() honest:
 //!
 //! Why rate()-style results survive downsampling: the `last` stream is a
@@ -27,21 +27,47 @@
 //! over windows aligned to buckets. `tests::rate_over_rollups_differs_only_at_the_edges`
 //! checks the bound.
 //!
+//! The second moment: each bucket keeps M2 = Σ(x − mean)², the sum of its
+//! samples' squared deviations from the bucket's mean, so the variance of
+//! any set of buckets is exact from the buckets alone (Chan's parallel
+//! formula: M2 = ΣM2ᵢ + Σnᵢ·(meanᵢ − mean)², see
+//! [`crate::alert::baseline::band`]). It is computed from the samples less
+//! the bucket's first one, d = x − x₀: count·M2 = n·Σd² − (Σd)². Why that
+//! form and not the others:
+//! - a raw Σx² cancels catastrophically: for a counter near 1e12, Σx² is
+//!   near 1e26 and its rounding alone (1e10) exceeds a spread of thousands;
+//! - Welford's running mean rounds to the mean's own precision at every
+//!   step (1e-4 near 1e12), an error of the first order in each step's term
+//!   that does not cancel: about 1e-8 relative at 360 samples a bucket;
+//! - the shifted sums are exact for integer samples (a counter's d and d²
+//!   are small integers), and otherwise err by about n²·2⁻⁵³ at worst (x₀
+//!   is one of the samples, so it lies within √n standard deviations of the
+//!   mean). Kept as count·M2, the stored value is an integer or a short
+//!   decimal whenever the samples are, which packs small (see
+//!   [`super::packed`]).
+//!
+//! A NaN or infinite sample makes its bucket's M2 NaN, as it makes its sum
+//! NaN or infinite. Buckets written before buckets kept M2 (old rows, head
+//! states and the rest of a head chunk begun before) read with M2 unknown
+//! (`None`), stored as [`UNKNOWN_M2`] beside known ones.
+//!
 //! Invariants:
 //! - Buckets of a series are disjoint and in time order; a bucket is written
 //!   to a chunk only when a sample of a later bucket (or the series' closing)
 //!   shows it is complete, so a stored bucket never changes.
-//! - All five streams of a chunk hold the same number of buckets.
-
-use rusqlite::params;
+//! - All streams of a chunk hold the same number of buckets; a chunk
+//!   written before buckets kept M2 has five streams, one written since has
+//!   six.
+//! - A known M2 is never negative (clamped at 0 against rounding), so the
+//!   negative [`UNKNOWN_M2`] cannot be mistaken for one; NaN stays NaN.
 
 use super::codec::{ByteReader, ByteWriter};
-use super::head::Finished;
 use super::packed::{self, PackedBuckets};
 use super::timestamps::TimestampColumns;
 use super::xor::{self, CorruptChunk, XorAppender, XorIter};
-use super::{SeriesBuckets, SeriesSamples, Store};
-use crate::model::{Labels, Matcher};
+
+mod read;
+pub use read::BucketView;
 
 /// Buckets per rollup chunk: 2 hours of the 1-minute tier, 5 days of the
 /// 1-hour tier.
@@ -63,7 +89,7 @@ impl Resolution {
     /// tier is not: while the raw chunks are kept its buckets are made from
     /// them when read (six raw samples a bucket at 10 s, so storing them
     /// twice cost as much as the raw tier), and they are stored only when
-    /// retention deletes the raw chunks (see [`Store::roll_up_minutes`]).
+    /// retention deletes the raw chunks (see [`super::Store::roll_up_minutes`]).
     pub fn rolled_at_ingest(self) -> bool {
         self == Resolution::Hour
     }
@@ -107,6 +133,23 @@ pub struct Bucket {
     pub sum: f64,
     pub count: f64,
     pub last: f64,
+    /// count·M2: the count times the sum of the samples' squared deviations
+    /// from their mean (see the module doc); None when not known (a bucket
+    /// written before buckets kept it).
+    pub scaled_m2: Option<f64>,
+}
+
+/// How a bucket whose M2 is not known is stored in an M2 stream or array:
+/// a known one is never negative (see the module's invariants).
+pub const UNKNOWN_M2: f64 = -1.0;
+
+fn stored_m2(scaled_m2: Option<f64>) -> f64 {
+    scaled_m2.unwrap_or(UNKNOWN_M2)
+}
+
+fn known_m2(stored: f64) -> Option<f64> {
+    // NaN is a known M2 (of a bucket with a NaN sample): not below zero.
+    (stored.is_nan() || stored >= 0.0).then_some(stored)
 }
 
 impl Bucket {
@@ -119,7 +162,13 @@ impl Bucket {
             sum: v,
             count: 1.0,
             last: v,
+            scaled_m2: Some(0.0),
         }
+    }
+
+    /// The sum of the samples' squared deviations from their mean, if known.
+    pub fn m2(&self) -> Option<f64> {
+        self.scaled_m2.map(|scaled| scaled / self.count)
     }
 
     fn add(&mut self, t: i64, v: f64) {
@@ -142,7 +191,82 @@ impl Bucket {
     }
 }
 
-/// The five streams of a rollup chunk being built.
+/// The sums an open bucket's M2 is computed from: of its samples less its
+/// first one, `first` (see the module doc for why shifted).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ShiftedSums {
+    first: f64,
+    sum: f64,
+    squares: f64,
+}
+
+impl ShiftedSums {
+    fn new(first: f64) -> ShiftedSums {
+        ShiftedSums {
+            first,
+            sum: 0.0,
+            squares: 0.0,
+        }
+    }
+
+    fn add(&mut self, v: f64) {
+        let d = v - self.first;
+        self.sum += d;
+        self.squares += d * d;
+    }
+
+    /// count·M2 = n·Σd² − (Σd)², never below zero (it is not in exact
+    /// arithmetic; rounding may take it a hair under). NaN stays NaN.
+    fn scaled_m2(&self, count: f64) -> f64 {
+        let scaled = count * self.squares - self.sum * self.sum;
+        if scaled < 0.0 {
+            0.0
+        } else {
+            scaled
+        }
+    }
+}
+
+/// A bucket still taking samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpenBucket {
+    /// min, max, sum, count and last so far (`scaled_m2` is filled in by
+    /// [`OpenBucket::bucket`]).
+    aggregates: Bucket,
+    /// None for a bucket a head state written before buckets kept M2 left
+    /// open: its M2 stays unknown.
+    shifted: Option<ShiftedSums>,
+}
+
+impl OpenBucket {
+    fn first(start_ms: i64, t: i64, v: f64) -> OpenBucket {
+        OpenBucket {
+            aggregates: Bucket::first(start_ms, t, v),
+            shifted: Some(ShiftedSums::new(v)),
+        }
+    }
+
+    fn add(&mut self, t: i64, v: f64) {
+        self.aggregates.add(t, v);
+        if let Some(shifted) = &mut self.shifted {
+            shifted.add(v);
+        }
+    }
+
+    fn start_ms(&self) -> i64 {
+        self.aggregates.start_ms
+    }
+
+    /// The bucket as it stands.
+    pub fn bucket(&self) -> Bucket {
+        Bucket {
+            scaled_m2: self.shifted.map(|s| s.scaled_m2(self.aggregates.count)),
+            ..self.aggregates
+        }
+    }
+}
+
+/// The six streams of a rollup chunk being built.
 #[derive(Clone, Debug, Default)]
 pub struct RollupAppender {
     min: XorAppender,
@@ -150,6 +274,8 @@ pub struct RollupAppender {
     sum: XorAppender,
     count: XorAppender,
     last: XorAppender,
+    /// count·M2, [`UNKNOWN_M2`] where not known.
+    scaled_m2: XorAppender,
     first_start: i64,
 }
 
@@ -181,35 +307,59 @@ impl RollupAppender {
         self.sum.append(b.start_ms, b.sum);
         self.count.append(b.start_ms, b.count);
         self.last.append(b.last_ms, b.last);
+        self.scaled_m2.append(b.start_ms, stored_m2(b.scaled_m2));
     }
 
-    /// The chunk as stored: the five streams, each length-prefixed.
+    /// The chunk as stored: the six streams, each length-prefixed.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = ByteWriter::default();
-        for stream in [&self.min, &self.max, &self.sum, &self.count, &self.last] {
+        for stream in self.streams() {
             w.bytes(stream.bytes());
         }
         w.into_inner()
     }
 
+    fn streams(&self) -> [&XorAppender; 6] {
+        [
+            &self.min,
+            &self.max,
+            &self.sum,
+            &self.count,
+            &self.last,
+            &self.scaled_m2,
+        ]
+    }
+
+    /// The chunk a head state holds: its first five streams, as states
+    /// written before buckets kept M2 hold them; the M2 stream is read with
+    /// [`TierHead::read_m2`] where the state has it, and is all unknown
+    /// until then.
     fn resume(r: &mut ByteReader) -> Result<RollupAppender, CorruptChunk> {
         let min = XorAppender::resume(r.bytes()?)?;
+        let starts: Vec<i64> = xor::decode(min.bytes())?.iter().map(|s| s.0).collect();
+        let mut scaled_m2 = XorAppender::new();
+        for &start in &starts {
+            scaled_m2.append(start, UNKNOWN_M2);
+        }
         let chunk = RollupAppender {
-            first_start: xor::decode(min.bytes())?.first().map_or(0, |s| s.0),
+            first_start: starts.first().copied().unwrap_or(0),
             min,
             max: XorAppender::resume(r.bytes()?)?,
             sum: XorAppender::resume(r.bytes()?)?,
             count: XorAppender::resume(r.bytes()?)?,
             last: XorAppender::resume(r.bytes()?)?,
+            scaled_m2,
         };
-        let n = chunk.len();
-        if [&chunk.max, &chunk.sum, &chunk.count, &chunk.last]
-            .iter()
-            .any(|s| s.len() != n)
-        {
+        chunk.check_lengths()?;
+        Ok(chunk)
+    }
+
+    fn check_lengths(&self) -> Result<(), CorruptChunk> {
+        let n = self.len();
+        if self.streams().iter().any(|s| s.len() != n) {
             return Err(CorruptChunk("rollup streams of unequal length"));
         }
-        Ok(chunk)
+        Ok(())
     }
 }
 
@@ -223,7 +373,7 @@ fn max_xor_last(value: f64, last: f64) -> f64 {
 
 /// Decodes a stored rollup chunk into its buckets.
 pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
-    let mut streams = streams(data)?;
+    let (mut streams, mut scaled_m2) = streams(data)?;
     let n = streams[0].len();
     let mut buckets = Vec::with_capacity(n as usize);
     for _ in 0..n {
@@ -238,6 +388,13 @@ pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
         let count = next(3)?.1;
         let (last_ms, last) = next(4)?;
         let max = max_xor_last(max_stored, last);
+        let scaled_m2 = match &mut scaled_m2 {
+            Some(stream) => stream
+                .next_sample()?
+                .ok_or(CorruptChunk("rollup stream ends early"))
+                .map(|(_, stored)| known_m2(stored))?,
+            None => None,
+        };
         buckets.push(Bucket {
             start_ms,
             last_ms,
@@ -246,6 +403,7 @@ pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
             sum,
             count,
             last,
+            scaled_m2,
         });
     }
     Ok(buckets)
@@ -254,13 +412,16 @@ pub fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
 /// Only the `last` stream of a stored rollup chunk: each bucket's last raw
 /// sample, one stream decoded of five.
 pub fn decode_last(data: &[u8]) -> Result<Vec<(i64, f64)>, CorruptChunk> {
-    let [.., last] = streams(data)?;
+    let ([.., last], _) = streams(data)?;
     last.collect()
 }
 
-/// The five streams of a stored chunk (min, max, sum, count, last), checked
-/// to announce the same number of buckets; nothing is decoded yet.
-fn streams(data: &[u8]) -> Result<[XorIter<'_>; 5], CorruptChunk> {
+/// The streams of a stored chunk (min, max, sum, count, last, and count·M2
+/// in a chunk written since buckets kept it), checked to announce the same
+/// number of buckets; nothing is decoded yet.
+type ChunkStreams<'a> = ([XorIter<'a>; 5], Option<XorIter<'a>>);
+
+fn streams(data: &[u8]) -> Result<ChunkStreams<'_>, CorruptChunk> {
     let mut r = ByteReader::new(data);
     let streams = [
         XorIter::new(r.bytes()?)?,
@@ -269,68 +430,16 @@ fn streams(data: &[u8]) -> Result<[XorIter<'_>; 5], CorruptChunk> {
         XorIter::new(r.bytes()?)?,
         XorIter::new(r.bytes()?)?,
     ];
+    let scaled_m2 = if r.is_empty() {
+        None
+    } else {
+        Some(XorIter::new(r.bytes()?)?)
+    };
     let n = streams[0].len();
-    if streams.iter().any(|s| s.len() != n) {
+    if streams.iter().chain(&scaled_m2).any(|s| s.len() != n) {
         return Err(CorruptChunk("rollup streams of unequal length"));
     }
-    Ok(streams)
-}
-
-/// What a read takes from each bucket, and so which streams of a chunk it
-/// decodes: whole [`Bucket`]s (all five), or each bucket's last sample
-/// `(last_ms, last)` (one), all a step-wise read of raw-like samples needs.
-pub trait BucketView: Sized {
-    /// The buckets of a stored XOR chunk.
-    fn decode(data: &[u8]) -> Result<Vec<Self>, CorruptChunk>;
-    /// What a read takes of whole buckets (a packed row's).
-    fn from_buckets(buckets: Vec<Bucket>) -> Vec<Self>;
-    /// The buckets of a head tier: its open chunk, then its open bucket.
-    fn of_head(tier: &TierHead) -> Result<Vec<Self>, CorruptChunk>;
-    /// A time inside the bucket (its start, or its last sample's): the
-    /// bucket's start is this rounded down to the bucket width.
-    fn time(&self) -> i64;
-}
-
-impl BucketView for Bucket {
-    fn decode(data: &[u8]) -> Result<Vec<Bucket>, CorruptChunk> {
-        decode(data)
-    }
-
-    fn from_buckets(buckets: Vec<Bucket>) -> Vec<Bucket> {
-        buckets
-    }
-
-    fn of_head(tier: &TierHead) -> Result<Vec<Bucket>, CorruptChunk> {
-        tier.buckets()
-    }
-
-    fn time(&self) -> i64 {
-        self.start_ms
-    }
-}
-
-impl BucketView for (i64, f64) {
-    fn decode(data: &[u8]) -> Result<Vec<(i64, f64)>, CorruptChunk> {
-        decode_last(data)
-    }
-
-    fn from_buckets(buckets: Vec<Bucket>) -> Vec<(i64, f64)> {
-        buckets.into_iter().map(|b| (b.last_ms, b.last)).collect()
-    }
-
-    fn of_head(tier: &TierHead) -> Result<Vec<(i64, f64)>, CorruptChunk> {
-        let mut lasts = if tier.chunk.is_empty() {
-            Vec::new()
-        } else {
-            xor::decode(tier.chunk.last.bytes())?
-        };
-        lasts.extend(tier.open.map(|b| (b.last_ms, b.last)));
-        Ok(lasts)
-    }
-
-    fn time(&self) -> i64 {
-        self.0
-    }
+    Ok((streams, scaled_m2))
 }
 
 /// A rollup chunk (as [`RollupAppender::encode`] wrote it) as the packed
@@ -363,6 +472,12 @@ fn pack_buckets(
         sum: aggregate(|b| b.sum),
         count: aggregate(|b| b.count),
         last: aggregate(|b| b.last),
+        // A row of buckets none of which knows M2 is written as rows were
+        // before: no array of unknowns.
+        scaled_m2: buckets
+            .iter()
+            .any(|b| b.scaled_m2.is_some())
+            .then(|| aggregate(|b| stored_m2(b.scaled_m2))),
     }))
 }
 
@@ -371,14 +486,19 @@ pub(crate) fn fold_buckets(
     samples: impl IntoIterator<Item = (i64, f64)>,
     width: i64,
 ) -> Vec<Bucket> {
-    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut buckets = Vec::new();
+    let mut open: Option<OpenBucket> = None;
     for (t, v) in samples {
         let start = t.div_euclid(width) * width;
-        match buckets.last_mut() {
-            Some(b) if b.start_ms == start => b.add(t, v),
-            _ => buckets.push(Bucket::first(start, t, v)),
+        match &mut open {
+            Some(b) if b.start_ms() == start => b.add(t, v),
+            _ => {
+                buckets.extend(open.map(|b| b.bucket()));
+                open = Some(OpenBucket::first(start, t, v));
+            }
         }
     }
+    buckets.extend(open.map(|b| b.bucket()));
     buckets
 }
 
@@ -386,7 +506,7 @@ pub(crate) fn fold_buckets(
 #[derive(Clone, Debug)]
 pub struct TierHead {
     pub resolution: Resolution,
-    pub open: Option<Bucket>,
+    pub open: Option<OpenBucket>,
     pub chunk: RollupAppender,
 }
 
@@ -404,13 +524,13 @@ impl TierHead {
     pub fn add(&mut self, t: i64, v: f64) -> Option<RollupAppender> {
         let start = t.div_euclid(self.resolution.bucket_ms()) * self.resolution.bucket_ms();
         match &mut self.open {
-            Some(bucket) if bucket.start_ms == start => {
+            Some(bucket) if bucket.start_ms() == start => {
                 bucket.add(t, v);
                 None
             }
             _ => {
                 let full = self.close_bucket();
-                self.open = Some(Bucket::first(start, t, v));
+                self.open = Some(OpenBucket::first(start, t, v));
                 full
             }
         }
@@ -418,7 +538,7 @@ impl TierHead {
 
     /// Moves the open bucket into the chunk; returns the chunk if now full.
     pub fn close_bucket(&mut self) -> Option<RollupAppender> {
-        let bucket = self.open.take()?;
+        let bucket = self.open.take()?.bucket();
         self.chunk.append(&bucket);
         if self.chunk.len() >= BUCKETS_PER_CHUNK {
             Some(std::mem::take(&mut self.chunk))
@@ -427,9 +547,14 @@ impl TierHead {
         }
     }
 
+    /// The tier as head states have always held it: the open bucket's
+    /// aggregates, then the chunk's first five streams. What M2 needs
+    /// follows all tiers of the state ([`TierHead::write_m2`]), so a state
+    /// written before buckets kept M2 still reads.
     pub fn write(&self, w: &mut ByteWriter) {
         match &self.open {
-            Some(b) => {
+            Some(open) => {
+                let b = &open.aggregates;
                 w.u8(1);
                 w.i64(b.start_ms);
                 w.i64(b.last_ms);
@@ -439,13 +564,7 @@ impl TierHead {
             }
             None => w.u8(0),
         }
-        for stream in [
-            &self.chunk.min,
-            &self.chunk.max,
-            &self.chunk.sum,
-            &self.chunk.count,
-            &self.chunk.last,
-        ] {
+        for stream in &self.chunk.streams()[..5] {
             w.bytes(stream.bytes());
         }
     }
@@ -453,14 +572,19 @@ impl TierHead {
     pub fn read(resolution: Resolution, r: &mut ByteReader) -> Result<TierHead, CorruptChunk> {
         let open = match r.u8()? {
             0 => None,
-            _ => Some(Bucket {
-                start_ms: r.i64()?,
-                last_ms: r.i64()?,
-                min: r.f64()?,
-                max: r.f64()?,
-                sum: r.f64()?,
-                count: r.f64()?,
-                last: r.f64()?,
+            _ => Some(OpenBucket {
+                aggregates: Bucket {
+                    start_ms: r.i64()?,
+                    last_ms: r.i64()?,
+                    min: r.f64()?,
+                    max: r.f64()?,
+                    sum: r.f64()?,
+                    count: r.f64()?,
+                    last: r.f64()?,
+                    scaled_m2: None,
+                },
+                // Until read_m2 finds them.
+                shifted: None,
             }),
         };
         Ok(TierHead {
@@ -470,6 +594,41 @@ impl TierHead {
         })
     }
 
+    /// What M2 needs of the tier: the open bucket's shifted sums (if it
+    /// has them), then the chunk's M2 stream.
+    pub fn write_m2(&self, w: &mut ByteWriter) {
+        match self.open.and_then(|b| b.shifted) {
+            Some(s) => {
+                w.u8(1);
+                for v in [s.first, s.sum, s.squares] {
+                    w.f64(v);
+                }
+            }
+            None => w.u8(0),
+        }
+        w.bytes(self.chunk.scaled_m2.bytes());
+    }
+
+    /// Reads what [`TierHead::write_m2`] wrote into a tier [`TierHead::read`]
+    /// read from the same state.
+    pub fn read_m2(&mut self, r: &mut ByteReader) -> Result<(), CorruptChunk> {
+        let shifted = match r.u8()? {
+            0 => None,
+            _ => Some(ShiftedSums {
+                first: r.f64()?,
+                sum: r.f64()?,
+                squares: r.f64()?,
+            }),
+        };
+        match (&mut self.open, shifted) {
+            (Some(open), shifted) => open.shifted = shifted,
+            (None, Some(_)) => return Err(CorruptChunk("M2 sums of no open bucket")),
+            (None, None) => {}
+        }
+        self.chunk.scaled_m2 = XorAppender::resume(r.bytes()?)?;
+        self.chunk.check_lengths()
+    }
+
     /// Buckets of the open chunk and the open bucket, for reads.
     pub fn buckets(&self) -> Result<Vec<Bucket>, CorruptChunk> {
         let mut buckets = if self.chunk.is_empty() {
@@ -477,353 +636,10 @@ impl TierHead {
         } else {
             decode(&self.chunk.encode())?
         };
-        buckets.extend(self.open);
+        buckets.extend(self.open.map(|b| b.bucket()));
         Ok(buckets)
     }
 }
 
-impl Store {
-    /// The buckets of a packed rollup row, oldest first.
-    fn unpack_rollup(&self, row: &[u8], resolution: Resolution) -> anyhow::Result<Vec<Bucket>> {
-        let p = packed::decode_rollup_row(row)?;
-        let lasts = self.columns.get(&self.conn, p.column)?;
-        anyhow::ensure!(
-            lasts.len() == p.last.len(),
-            "a rollup chunk of {} buckets names timestamp column {} of {} instants",
-            p.last.len(),
-            p.column,
-            lasts.len()
-        );
-        let width = resolution.bucket_ms();
-        Ok((0..lasts.len())
-            .map(|i| Bucket {
-                // The bucket's start is its last sample's, rounded down.
-                start_ms: lasts[i].div_euclid(width) * width,
-                last_ms: lasts[i],
-                min: p.min[i],
-                max: p.max[i],
-                sum: p.sum[i],
-                count: p.count[i],
-                last: p.last[i],
-            })
-            .collect())
-    }
-
-    /// Stores the minute buckets of series `id` up to the one holding
-    /// `through` (the last raw sample retention is about to delete), from
-    /// the first bucket not stored yet and not older than `oldest_kept`.
-    /// Run before the raw rows go: the bucket holding `through` may go on
-    /// in a row that stays, and is read whole.
-    pub(super) fn roll_up_minutes(
-        &mut self,
-        id: i64,
-        through: i64,
-        oldest_kept: i64,
-    ) -> anyhow::Result<()> {
-        let tier = Resolution::Minute;
-        let width = tier.bucket_ms();
-        let stored: Option<i64> = self.conn.query_row(
-            "SELECT max(max_time) FROM rollups WHERE tier = ?1 AND series_id = ?2",
-            params![tier.tier_id(), id],
-            |r| r.get(0),
-        )?;
-        let from = stored
-            .map_or(i64::MIN, |t| t.saturating_add(width))
-            .max(oldest_kept.div_euclid(width).saturating_mul(width));
-        let end = through
-            .div_euclid(width)
-            .saturating_add(1)
-            .saturating_mul(width)
-            - 1;
-        if from > end {
-            return Ok(());
-        }
-        let Some(labels) = self.series_ids.labels(id).cloned() else {
-            return Ok(());
-        };
-        let buckets = fold_buckets(self.samples_of(id, &labels, from, end)?, width);
-        let tx = self.conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO rollups (tier, series_id, min_time, max_time, packed, data)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5)",
-            )?;
-            for chunk in buckets.chunks(BUCKETS_PER_CHUNK as usize) {
-                let row = pack_buckets(&mut self.columns, tier, chunk)?;
-                let (first, last) = (chunk[0].start_ms, chunk[chunk.len() - 1].start_ms);
-                insert.execute(params![tier.tier_id(), id, first, last, row])?;
-            }
-            self.columns.write_pending(&tx)?;
-        }
-        tx.commit()?;
-        self.columns.committed();
-        Ok(())
-    }
-
-    /// Every series all `matchers` select with its buckets of a rollup tier
-    /// (`Minute` or `Hour`) whose start lies in [start_ms, end_ms], the
-    /// still-open bucket included.
-    pub fn select_rollups(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-        resolution: Resolution,
-    ) -> anyhow::Result<Vec<SeriesBuckets>> {
-        Ok(self
-            .select_buckets::<Bucket>(matchers, start_ms, end_ms, resolution)?
-            .into_iter()
-            .map(|(labels, buckets)| SeriesBuckets { labels, buckets })
-            .collect())
-    }
-
-    /// As [`Store::select`], for a query evaluated every `step_ms`: when the
-    /// step is at least a minute (an hour), the 1-minute (1-hour) tier
-    /// answers instead of the raw samples, with each bucket's last sample at
-    /// its real timestamp (see the module doc for why rate() stays right).
-    /// Only the `last` stream of each chunk is decoded.
-    pub fn select_step(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-        step_ms: i64,
-    ) -> anyhow::Result<Vec<SeriesSamples>> {
-        let resolution = Resolution::for_step(step_ms);
-        if resolution == Resolution::Raw {
-            return self.select(matchers, start_ms, end_ms);
-        }
-        let width = resolution.bucket_ms();
-        let first_bucket = start_ms.div_euclid(width) * width;
-        Ok(self
-            .select_buckets::<(i64, f64)>(matchers, first_bucket, end_ms, resolution)?
-            .into_iter()
-            .filter_map(|(labels, mut samples)| {
-                samples.retain(|s| s.0 >= start_ms && s.0 <= end_ms);
-                (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
-            })
-            .collect())
-    }
-
-    /// The buckets of `resolution` starting in [start_ms, end_ms] of every
-    /// series the matchers select, oldest first, from the stored chunks, the
-    /// chunks a failed write left pending and the head. A chunk is decoded
-    /// once, only if some bucket of it starts in the range, and only in the
-    /// streams `V` needs.
-    fn select_buckets<V: BucketView>(
-        &self,
-        matchers: &[Matcher],
-        start_ms: i64,
-        end_ms: i64,
-        resolution: Resolution,
-    ) -> anyhow::Result<Vec<(Labels, Vec<V>)>> {
-        anyhow::ensure!(
-            resolution != Resolution::Raw,
-            "raw samples have no buckets: use select"
-        );
-        let width = resolution.bucket_ms();
-        // Chunks of a series do not overlap and `max_time` is the start of a
-        // chunk's last bucket: walking back from the last chunk starting by
-        // `end_ms`, the first one whose last bucket starts before `start_ms`
-        // ends the walk, undecoded.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT max_time, packed, data FROM rollups WHERE tier = ?1 AND series_id = ?2
-             AND min_time <= ?3 ORDER BY min_time DESC",
-        )?;
-        let mut selected = Vec::new();
-        for (id, labels) in self.series_matching(matchers)? {
-            let mut stored: Vec<Vec<V>> = Vec::new();
-            let mut rows = stmt.query(params![resolution.tier_id(), id, end_ms])?;
-            while let Some(row) = rows.next()? {
-                if row.get::<_, i64>(0)? < start_ms {
-                    break;
-                }
-                let data = row.get_ref(2)?.as_blob()?;
-                stored.push(if row.get::<_, bool>(1)? {
-                    V::from_buckets(self.unpack_rollup(data, resolution)?)
-                } else {
-                    V::decode(data)?
-                });
-            }
-            let mut buckets: Vec<V> = stored.into_iter().rev().flatten().collect();
-            for (_, finished) in self.pending.finished.iter().filter(|(sid, _)| *sid == id) {
-                if let Finished::Rollup {
-                    resolution: r,
-                    min_time,
-                    max_time,
-                    data,
-                } = finished
-                {
-                    if *r == resolution && *max_time >= start_ms && *min_time <= end_ms {
-                        buckets.extend(V::decode(data)?);
-                    }
-                }
-            }
-            if let Some(tier) = self.head.get(&id).and_then(|s| s.tier(resolution)) {
-                buckets.extend(V::of_head(tier)?);
-            }
-            if !resolution.rolled_at_ingest() {
-                // After what is stored, so a stored bucket wins over one
-                // made of what retention left of its raw samples.
-                let end = end_ms
-                    .div_euclid(width)
-                    .saturating_add(1)
-                    .saturating_mul(width)
-                    - 1;
-                buckets.extend(V::from_buckets(fold_buckets(
-                    self.samples_of(id, &labels, start_ms, end)?,
-                    width,
-                )));
-            }
-            let start_of = |b: &V| b.time().div_euclid(width) * width;
-            // Stable: of buckets with the same start, the first listed stays.
-            buckets.sort_by_key(start_of);
-            buckets.dedup_by_key(|b| start_of(b));
-            buckets.retain(|b| (start_ms..=end_ms).contains(&start_of(b)));
-            if !buckets.is_empty() {
-                selected.push((labels, buckets));
-            }
-        }
-        Ok(selected)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::rng::Rng;
-
-    /// A counter's increase over samples in [from, to]: the sum of positive
-    /// differences, a drop counting as a reset to zero (as PromQL's
-    /// increase() does before extrapolation).
-    fn increase(samples: &[(i64, f64)], from: i64, to: i64) -> f64 {
-        let inside: Vec<f64> = samples
-            .iter()
-            .filter(|s| s.0 >= from && s.0 <= to)
-            .map(|s| s.1)
-            .collect();
-        inside
-            .windows(2)
-            .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
-            .sum()
-    }
-
-    fn roll(samples: &[(i64, f64)], resolution: Resolution) -> Vec<Bucket> {
-        let mut tier = TierHead::new(resolution);
-        let mut buckets = Vec::new();
-        for &(t, v) in samples {
-            if let Some(full) = tier.add(t, v) {
-                buckets.extend(decode(&full.encode()).unwrap());
-            }
-        }
-        buckets.extend(tier.buckets().unwrap());
-        buckets
-    }
-
-    #[test]
-    fn rate_over_rollups_differs_only_at_the_edges() {
-        let mut rng = Rng::new(5);
-        // 12 hours of a counter at a jittered 10 s, with bursts and resets.
-        let mut samples = Vec::new();
-        let (mut t, mut v) = (1_700_000_003_217i64, 0.0);
-        for i in 0..4320 {
-            samples.push((t, v));
-            t += 10_000 + rng.below(80) as i64 - 40;
-            v += if i % 700 < 40 {
-                500.0
-            } else {
-                rng.below(30) as f64
-            };
-            if i % 1500 == 1499 {
-                v = rng.below(5) as f64; // restart: the counter resets
-            }
-        }
-        for resolution in Resolution::TIERS {
-            let width = resolution.bucket_ms();
-            let buckets = roll(&samples, resolution);
-            let lasts: Vec<(i64, f64)> = buckets.iter().map(|b| (b.last_ms, b.last)).collect();
-            for window in [width * 3, width * 7, 6 * 3_600_000] {
-                let mut from = samples[0].0.div_euclid(width) * width + width;
-                while from + window <= samples.last().unwrap().0 {
-                    let to = from + window;
-                    let raw = increase(&samples, from, to);
-                    let rolled = increase(&lasts, from, to);
-                    // What the resolution explains: the raw increase inside
-                    // the first bucket of the window (the rollup's first kept
-                    // sample is that bucket's last) and the last, plus reset losses
-                    // bounded by max - last of the buckets with a reset.
-                    let edge =
-                        increase(&samples, from, from + width) + increase(&samples, to - width, to);
-                    let resets: f64 = buckets
-                        .iter()
-                        .filter(|b| b.start_ms >= from && b.start_ms < to && b.last < b.max)
-                        .map(|b| b.max - b.last)
-                        .sum();
-                    assert!(
-                        (raw - rolled).abs() <= edge + resets + 1e-9,
-                        "{resolution:?} [{from}, {to}]: raw {raw}, rollup {rolled}, edge {edge}"
-                    );
-                    from += width * (window / 2 / width).max(1);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn gauge_aggregates_are_exact_over_aligned_windows() {
-        let mut rng = Rng::new(9);
-        let mut samples = Vec::new();
-        let mut t = 1_700_000_000_000i64;
-        for _ in 0..2000 {
-            samples.push((t, (rng.below(1000) as f64) / 8.0 - 40.0));
-            t += 10_000 + rng.below(50) as i64;
-        }
-        let buckets = roll(&samples, Resolution::Minute);
-        let (from, to) = (buckets[3].start_ms, buckets[40].start_ms);
-        let raw: Vec<f64> = samples
-            .iter()
-            .filter(|s| s.0 >= from && s.0 < to)
-            .map(|s| s.1)
-            .collect();
-        let in_window: Vec<&Bucket> = buckets
-            .iter()
-            .filter(|b| b.start_ms >= from && b.start_ms < to)
-            .collect();
-        let fold = |f: fn(f64, f64) -> f64, pick: fn(&Bucket) -> f64| {
-            in_window.iter().map(|b| pick(b)).reduce(f).unwrap()
-        };
-        assert_eq!(
-            fold(f64::min, |b| b.min),
-            raw.iter().copied().reduce(f64::min).unwrap()
-        );
-        assert_eq!(
-            fold(f64::max, |b| b.max),
-            raw.iter().copied().reduce(f64::max).unwrap()
-        );
-        assert_eq!(fold(|a, b| a + b, |b| b.count), raw.len() as f64);
-        let sum: f64 = raw.iter().sum();
-        assert!((fold(|a, b| a + b, |b| b.sum) - sum).abs() < 1e-6 * sum.abs().max(1.0));
-    }
-
-    #[test]
-    fn tier_state_survives_serialization() {
-        let mut tier = TierHead::new(Resolution::Minute);
-        for i in 0..500 {
-            tier.add(i * 7_000, (i % 13) as f64);
-        }
-        let mut w = ByteWriter::default();
-        tier.write(&mut w);
-        let bytes = w.into_inner();
-        let back = TierHead::read(Resolution::Minute, &mut ByteReader::new(&bytes)).unwrap();
-        assert_eq!(back.buckets().unwrap(), tier.buckets().unwrap());
-        assert_eq!(back.chunk.min_time(), tier.chunk.min_time());
-    }
-
-    #[test]
-    fn step_picks_the_coarsest_tier_not_wider_than_it() {
-        assert_eq!(Resolution::for_step(15_000), Resolution::Raw);
-        assert_eq!(Resolution::for_step(60_000), Resolution::Minute);
-        assert_eq!(Resolution::for_step(1_800_000), Resolution::Minute);
-        assert_eq!(Resolution::for_step(86_400_000), Resolution::Hour);
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@
 use super::*;
 use crate::model::METRIC_NAME;
 
-fn sample(name: &str, job: &str, ts: i64, value: f64) -> Sample {
+pub(super) fn sample(name: &str, job: &str, ts: i64, value: f64) -> Sample {
     Sample {
         labels: Labels::new([(METRIC_NAME, name), ("job", job)]),
         timestamp_ms: ts,
@@ -13,10 +13,10 @@ fn sample(name: &str, job: &str, ts: i64, value: f64) -> Sample {
     }
 }
 
-struct TempDir(std::path::PathBuf);
+pub(super) struct TempDir(pub(super) std::path::PathBuf);
 
 impl TempDir {
-    fn new(what: &str) -> TempDir {
+    pub(super) fn new(what: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!(
             "sonde-store-{what}-{}-{:?}",
             std::process::id(),
@@ -33,7 +33,7 @@ impl Drop for TempDir {
     }
 }
 
-fn name(n: &str) -> Matcher {
+pub(super) fn name(n: &str) -> Matcher {
     Matcher::equal(METRIC_NAME, n)
 }
 
@@ -404,6 +404,9 @@ fn minute_buckets_stay_the_same_when_retention_deletes_their_raw_samples() {
         .map(|minute| {
             let values = minute.iter().map(|s| s.1);
             let (last_ms, last) = minute[minute.len() - 1];
+            // count·M2 from the samples less the minute's first.
+            let d = values.clone().map(|v| v - minute[0].1);
+            let (sum_d, squares) = (d.clone().sum::<f64>(), d.map(|d| d * d).sum::<f64>());
             Bucket {
                 start_ms: minute[0].0.div_euclid(60_000) * 60_000,
                 last_ms,
@@ -412,6 +415,7 @@ fn minute_buckets_stay_the_same_when_retention_deletes_their_raw_samples() {
                 sum: values.sum(),
                 count: minute.len() as f64,
                 last,
+                scaled_m2: Some((minute.len() as f64 * squares - sum_d * sum_d).max(0.0)),
             }
         })
         .collect();

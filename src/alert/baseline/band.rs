@@ -1,21 +1,33 @@
 //! A baseline's band, learned per series from rollup buckets: which tier
 //! and time range a method reads, and the band those buckets give.
 //!
-//! Every method works on bucket means (`sum / count`), never on raw
-//! samples, so a 7-day baseline decodes 168 hour buckets a series:
+//! Every method works on buckets, never on raw samples, so a 7-day
+//! baseline decodes 168 hour buckets a series:
 //! - seasonal quantile: the hour buckets at the same phase of each past
 //!   season (for `season: 1d`, the same hour of each of the last days), the
-//!   `quantile` of their means as the centre, `tolerance` of it either side;
+//!   `quantile` of their means (`sum / count`) as the centre, `tolerance` of
+//!   it either side;
 //! - mad and stddev: the completed buckets of the last `window` (minute
-//!   buckets for a window under a day, hour buckets from a day up): median ±
-//!   k·1.4826·MAD (MAD scaled to estimate a standard deviation, so `k` means
-//!   the same for both), or mean ± k·stddev. (While the store keeps the
-//!   raw samples of a window, its minute buckets are folded from them as
-//!   the store reads that tier; hour buckets are always stored.) The
-//!   spread is that of bucket
-//!   means: noise faster than a bucket averages out, which is what a band
-//!   around the series' level wants, and a median of minute means stands in
-//!   for the median of the samples.
+//!   buckets for a window under a day, hour buckets from a day up). (While
+//!   the store keeps the raw samples of a window, its minute buckets are
+//!   folded from them as the store reads that tier; hour buckets are always
+//!   stored.)
+//!   - stddev: mean ± k·stddev of the window's samples, exact to float
+//!     rounding: each bucket keeps its count, sum and M2 (the sum of its
+//!     samples' squared deviations from its mean, see
+//!     [`crate::store::rollup`]), and Chan's parallel formula pools them:
+//!     M2 = ΣM2ᵢ + Σnᵢ·(meanᵢ − mean)², variance = M2 / Σnᵢ (the population
+//!     variance, as PromQL's `stddev_over_time`). A bucket whose M2 is not
+//!     known (stored before buckets kept it) counts with M2 0: it adds only
+//!     the spread of its mean, as every bucket did before, so a band right
+//!     after an upgrade is about as wide as it was and widens to the exact
+//!     one as the window fills with new buckets
+//!     (`stddev_is_the_samples_not_the_bucket_means` checks both).
+//!   - mad: median ± k·1.4826·MAD (MAD scaled to estimate a standard
+//!     deviation, so `k` means the same for both) of the bucket means: a
+//!     median cannot be pooled from per-bucket aggregates, so this one
+//!     stays the median of minute (or hour) means standing in for the
+//!     median of the samples; noise faster than a bucket averages out.
 //!
 //! Invariant: a band is made only of buckets that are complete at the
 //! evaluation instant (before the bucket holding it), so it is the same for
@@ -126,28 +138,62 @@ pub fn band(method: &Method, buckets: &[Bucket], ts_ms: i64) -> Option<Band> {
             let center = quantile_of(&mut values, *quantile);
             Some(Band::around(center, center.abs() * tolerance))
         }
-        Method::Robust { spread, k, .. } => {
+        Method::Robust {
+            spread: Spread::Mad,
+            k,
+            ..
+        } => {
             let mut values: Vec<f64> = buckets.iter().map(mean).filter(|v| v.is_finite()).collect();
             if values.len() < 3 {
                 return None;
             }
-            Some(match spread {
-                Spread::Mad => {
-                    let median = quantile_of(&mut values, 0.5);
-                    let mut deviations: Vec<f64> =
-                        values.iter().map(|v| (v - median).abs()).collect();
-                    let mad = quantile_of(&mut deviations, 0.5);
-                    Band::around(median, k * MAD_TO_STDDEV * mad)
-                }
-                Spread::Stddev => {
-                    let n = values.len() as f64;
-                    let mean = values.iter().sum::<f64>() / n;
-                    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-                    Band::around(mean, k * variance.sqrt())
-                }
-            })
+            let median = quantile_of(&mut values, 0.5);
+            let mut deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+            let mad = quantile_of(&mut deviations, 0.5);
+            Some(Band::around(median, k * MAD_TO_STDDEV * mad))
+        }
+        Method::Robust {
+            spread: Spread::Stddev,
+            k,
+            ..
+        } => {
+            let (mean, stddev) = pooled_mean_and_stddev(buckets)?;
+            Some(Band::around(mean, k * stddev))
         }
     }
+}
+
+/// The mean and (population) standard deviation of the samples of
+/// `buckets`, from their count, sum and M2 (see the module doc); `None` with
+/// fewer than three usable buckets. A bucket whose mean or M2 is not finite
+/// (it held a NaN or an infinity) is left out, as its mean always was.
+///
+/// The bucket means are taken relative to a reference `k` near them (the
+/// first one's), each as (sumᵢ − nᵢ·k) / nᵢ with the product exact (fused
+/// multiply-add): near 1e12 a mean itself is only known to 1e-4, an error
+/// Chan's between-bucket term would take at the first order, while the
+/// shifted sum keeps what the stored sum knows (exactly, for integer
+/// samples).
+pub(crate) fn pooled_mean_and_stddev(buckets: &[Bucket]) -> Option<(f64, f64)> {
+    let usable: Vec<&Bucket> = buckets
+        .iter()
+        .filter(|b| mean(b).is_finite() && b.m2().is_none_or(f64::is_finite))
+        .collect();
+    if usable.len() < 3 {
+        return None;
+    }
+    let k = mean(usable[0]);
+    let shifted_sum = |b: &Bucket| (-b.count).mul_add(k, b.sum);
+    let n: f64 = usable.iter().map(|b| b.count).sum();
+    let shifted_mean = usable.iter().map(|b| shifted_sum(b)).sum::<f64>() / n;
+    let m2: f64 = usable
+        .iter()
+        .map(|b| {
+            let from_mean = shifted_sum(b) / b.count - shifted_mean;
+            b.m2().unwrap_or(0.0) + b.count * from_mean * from_mean
+        })
+        .sum();
+    Some((k + shifted_mean, (m2 / n).sqrt()))
 }
 
 /// For normally distributed values, stddev = 1.4826 · MAD.
@@ -181,6 +227,7 @@ pub struct BandCache {
 mod tests {
     use super::*;
 
+    /// A bucket of two samples of `value`.
     fn bucket(start_ms: i64, value: f64) -> Bucket {
         Bucket {
             start_ms,
@@ -190,7 +237,20 @@ mod tests {
             sum: value * 2.0,
             count: 2.0,
             last: value,
+            scaled_m2: Some(0.0),
         }
+    }
+
+    /// The minute buckets of `samples`, one sample every 10 s, as the store
+    /// folds them.
+    fn minute_buckets(samples: &[f64]) -> Vec<Bucket> {
+        crate::store::rollup::fold_buckets(
+            samples
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as i64 * 10_000, *v)),
+            60_000,
+        )
     }
 
     const HOUR: i64 = 3_600_000;
@@ -263,5 +323,48 @@ mod tests {
             (band.upper - 18.0 - 256.4f64.sqrt()).abs() < 1e-9,
             "{band:?}"
         );
+    }
+
+    #[test]
+    fn stddev_is_the_samples_not_the_bucket_means() {
+        let stddev = Method::Robust {
+            spread: Spread::Stddev,
+            window_ms: 10 * 60_000,
+            k: 1.0,
+        };
+        // Ten minutes, every minute's mean 100: one series steady, one
+        // swinging ±50 inside each minute, one a ramp of counter-like
+        // values near 1e12.
+        let steady = vec![100.0; 60];
+        let noisy: Vec<f64> = (0..60)
+            .map(|i| 100.0 + if i % 2 == 0 { 50.0 } else { -50.0 })
+            .collect();
+        let ramp: Vec<f64> = (0..60).map(|i| 1e12 + (i * 37 % 101) as f64).collect();
+        let at = 10 * 60_000;
+        let narrow = band(&stddev, &minute_buckets(&steady), at).unwrap();
+        let wide = band(&stddev, &minute_buckets(&noisy), at).unwrap();
+        assert_eq!((narrow.center, wide.center), (100.0, 100.0));
+        assert_eq!(narrow.upper, 100.0);
+        assert!((wide.upper - 150.0).abs() < 1e-12, "{wide:?}");
+        // The same as from the samples, to float rounding.
+        for samples in [&noisy, &ramp] {
+            let n = samples.len() as f64;
+            let mean = samples.iter().sum::<f64>() / n;
+            let want = (samples.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            // (Not from the band: near 1e12 its edges round to 1e-4.)
+            let (center, spread) = pooled_mean_and_stddev(&minute_buckets(samples)).unwrap();
+            assert!((spread - want).abs() <= 1e-9 * want, "{spread} {want}");
+            assert!((center - mean).abs() <= 1e-15 * mean);
+        }
+        // Buckets stored before M2 was kept count with the spread of their
+        // means alone: the noisy series' minutes all have mean 100.
+        let unknown: Vec<Bucket> = minute_buckets(&noisy)
+            .into_iter()
+            .map(|b| Bucket {
+                scaled_m2: None,
+                ..b
+            })
+            .collect();
+        assert_eq!(band(&stddev, &unknown, at).unwrap().upper, 100.0);
     }
 }

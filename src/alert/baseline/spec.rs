@@ -38,8 +38,9 @@ pub enum Method {
         history_ms: i64,
         tolerance: f64,
     },
-    /// Over the bucket means of the last `window`: median ± k·MAD (scaled
-    /// to a standard deviation), or mean ± k·stddev.
+    /// Over the buckets of the last `window`: median ± k·MAD of their means
+    /// (MAD scaled to a standard deviation), or mean ± k·stddev of their
+    /// samples (see [`super::band`]).
     Robust {
         spread: Spread,
         window_ms: i64,

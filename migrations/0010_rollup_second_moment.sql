@@ -1,0 +1,7 @@
+-- Rollup buckets keep their second moment (see src/store/rollup.rs): a
+-- packed rollup row may end with a count·M2 array, an XOR rollup chunk with
+-- a sixth stream, a head state with an M2 part. Rows and states written
+-- before read as they are, with M2 unknown, so no table changes: this
+-- migration only moves the schema version, so that an older sonde refuses
+-- the file (see src/store/migrate.rs) instead of taking the new rows for
+-- corrupt ones.
