@@ -4,16 +4,25 @@
  * syscall number), its latency in a log2 histogram per syscall, failures per
  * (process name, cgroup, syscall, errno).
  *
- * Cost is the design constraint: this runs twice per syscall on every CPU.
- * The hot path builds no key and touches no hash. Each thread's task storage
- * holds its timed syscall in flight and a counter per syscall number; sys_enter
- * adds one to its own counter. Latency is timed on a sample of calls, about
- * one in `sample_every` per thread (at random gaps, so a loop of a fixed
- * period is not always timed at the same call): only a timed call reads
- * the clock, at entry and at exit, and bumps a per-CPU histogram slot
- * indexed by syscall number; the other calls pay one task-storage lookup
- * and a compare at exit. Every call is still counted, so user space scales
- * the sampled histogram to the exact counts (src/collect/bpf/syscalls.rs).
+ * Cost is the design constraint: this runs twice per syscall on every CPU,
+ * and on this kernel every helper call is a call and a return through the
+ * speculation thunks, several nanoseconds each. The hot path builds no key,
+ * touches no hash and makes two helper calls per syscall, both at entry:
+ * each thread's task storage holds a counter per syscall number, and
+ * sys_enter adds one to its own counter.
+ *
+ * Latency is timed on a sample of calls, about one in `sample_every` per
+ * thread (at random gaps, so a loop of a fixed period is not always timed at
+ * the same call): only a timed call reads the clock, at entry and at exit,
+ * and bumps a per-CPU histogram slot indexed by syscall number. A timed call
+ * in flight is kept in `timed_calls`, a table indexed by a hash of its
+ * thread, so sys_exit finds out whether its call was timed with an inlined
+ * array lookup and a compare, and no helper call: the thread is named by the
+ * address of its saved user registers, which both raw tracepoints receive as
+ * their first argument (unique among living threads; the tracefs variant
+ * names it by its task instead). Every call is still counted, so user space
+ * scales the sampled histogram to the exact counts
+ * (src/collect/bpf/syscalls.rs).
  * Who the counts belong to (comm, cgroup) is only looked up when they are
  * moved into the shared `syscall_counts` hash:
  * - by the task iterator `flush_counts`, which user space runs before every
@@ -58,8 +67,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define USED_WORDS 8
 
 struct task_syscalls {
-	__u64 start_ns; /* entry time of the timed syscall in flight; 0 when none */
-	__u32 nr;       /* its number */
 	__u32 until_timed; /* calls still to pass untimed before the next timed one */
 	__u32 counts[TASK_COUNTED_SYSCALLS];
 	/*
@@ -107,6 +114,42 @@ struct {
 SONDE_MAP_FULL_COUNTER(SYSCALLS_BOUNDED_MAPS);
 
 /*
+ * Slots of `timed_calls`, a power of two. About one thread in
+ * `sample_every` is in a timed call at any moment (most of them blocked), so
+ * 16,384 slots leave a new timed call a free slot unless a machine has
+ * tens of thousands of threads; a call that finds its slot taken is simply
+ * not timed, which costs the sample a call but does not bias it by how long
+ * calls take. 24 bytes a slot: 384 KiB, preallocated.
+ */
+#define TIMED_SLOTS 16384
+#define TIMED_SLOT_BITS 14
+
+/*
+ * A timed call in flight. Invariant: `thread` is non-zero exactly while the
+ * thread it names is between the entry and the exit of a timed call; only
+ * that thread writes the slot then, and it frees it at exit. No slot
+ * outlives its call, because no program can miss the exit of a timed call:
+ * sys_exit is attached before sys_enter (src/collect/bpf/syscalls.rs), and
+ * exit and exit_group, which never return, are never timed.
+ */
+struct timed_call {
+	__u64 thread;   /* who is in the call (see thread_of_*); 0 when free */
+	__u64 start_ns; /* when it entered */
+	__u32 nr;       /* its syscall number */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TIMED_SLOTS);
+	__type(key, __u32);
+	__type(value, struct timed_call);
+} timed_calls SEC(".maps");
+
+/* x86_64's exit and exit_group: they never return, so they are never timed. */
+#define NR_EXIT 60
+#define NR_EXIT_GROUP 231
+
+/*
  * Set by user space before loading: false when only counts are wanted
  * (`syscall_latency = false`), so sys_enter skips the sampling and no
  * sys_exit program is attached; the verifier then drops the dead code.
@@ -146,7 +189,33 @@ static __always_inline __u32 next_gap(void)
 	return bpf_get_prandom_u32() % (2 * sample_every - 1);
 }
 
-static __always_inline void on_enter(long id)
+/*
+ * The slot of `thread` in `timed_calls`: the top bits of a multiplicative
+ * hash, since the names of threads (kernel stack and task addresses) share
+ * their low bits.
+ */
+static __always_inline struct timed_call *timed_slot(__u64 thread)
+{
+	__u32 slot = (thread * 0x9E3779B97F4A7C15ULL) >> (64 - TIMED_SLOT_BITS);
+
+	return bpf_map_lookup_elem(&timed_calls, &slot);
+}
+
+/* Starts timing syscall `nr` of `thread`, unless another thread holds its slot. */
+static __always_inline void time_enter(__u64 thread, __u32 nr)
+{
+	struct timed_call *timed = timed_slot(thread);
+
+	if (!timed || nr == NR_EXIT || nr == NR_EXIT_GROUP)
+		return;
+	if (__sync_val_compare_and_swap(&timed->thread, 0, thread) != 0)
+		return;
+	timed->nr = nr;
+	timed->start_ns = bpf_ktime_get_ns();
+}
+
+/* Counts a call; returns whether to time it. */
+static __always_inline bool on_enter(long id)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct task_syscalls *mine;
@@ -157,7 +226,7 @@ static __always_inline void on_enter(long id)
 		/* Out of memory for this thread's storage: still count the call. */
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_TASKS);
 		credit_one(nr);
-		return;
+		return false;
 	}
 	if (nr < TASK_COUNTED_SYSCALLS) {
 		if (!mine->counts[nr])
@@ -166,37 +235,30 @@ static __always_inline void on_enter(long id)
 	} else
 		credit_one(nr);
 	if (!measure_latency)
-		return;
+		return false;
 	if (mine->until_timed) {
 		mine->until_timed--;
-		/*
-		 * A timed call whose exit went unseen (it returned before the
-		 * sys_exit program was attached) left its entry time: this
-		 * call must not be timed from it.
-		 */
-		mine->start_ns = 0;
-		return;
+		return false;
 	}
 	mine->until_timed = next_gap();
-	mine->nr = nr;
-	mine->start_ns = bpf_ktime_get_ns();
+	return true;
 }
 
-/* Ends the timing of the current thread's syscall, if it was timed. */
-static __always_inline void time_exit(void)
+/* Ends the timing of `thread`'s syscall, if it was timed. */
+static __always_inline void time_exit(__u64 thread)
 {
-	struct task_syscalls *mine;
+	struct timed_call *timed = timed_slot(thread);
 	struct sonde_hist *hist;
 	__u64 took;
 	__u32 nr;
 
-	mine = bpf_task_storage_get(&task_syscalls, bpf_get_current_task_btf(), 0, 0);
-	/* Not timed, or it entered before sonde attached. */
-	if (!mine || !mine->start_ns)
+	/* Not timed (the common case), or it entered before sonde attached. */
+	if (!timed || timed->thread != thread)
 		return;
-	took = bpf_ktime_get_ns() - mine->start_ns;
-	nr = mine->nr;
-	mine->start_ns = 0;
+	took = bpf_ktime_get_ns() - timed->start_ns;
+	nr = timed->nr;
+	/* Read before freeing: another thread may claim the slot right after. */
+	timed->thread = 0;
 
 	hist = bpf_map_lookup_elem(&syscall_latency, &nr);
 	if (hist) {
@@ -286,17 +348,33 @@ static __always_inline void move_counts(struct task_struct *task)
 	bpf_loop(USED_WORDS, move_word, &state, 0);
 }
 
+/*
+ * A thread named by where its user registers are saved, on its kernel
+ * stack: the raw tracepoints' first argument, so naming costs nothing.
+ */
+static __always_inline __u64 thread_of_regs(struct pt_regs *regs)
+{
+	return (__u64)regs;
+}
+
+/* A thread named by its task: the tracefs tracepoints do not pass regs. */
+static __always_inline __u64 thread_of_task(void)
+{
+	return bpf_get_current_task();
+}
+
 SEC("raw_tp/sys_enter")
 int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
 {
-	on_enter(id);
+	if (on_enter(id))
+		time_enter(thread_of_regs(regs), id);
 	return 0;
 }
 
 SEC("raw_tp/sys_exit")
 int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 {
-	time_exit();
+	time_exit(thread_of_regs(regs));
 	if (failed(ret))
 		count_error(BPF_CORE_READ(regs, orig_ax), ret);
 	return 0;
@@ -313,14 +391,15 @@ int raw_process_exit(void *ctx)
 SEC("tracepoint/raw_syscalls/sys_enter")
 int tp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	on_enter(ctx->id);
+	if (on_enter(ctx->id))
+		time_enter(thread_of_task(), ctx->id);
 	return 0;
 }
 
 SEC("tracepoint/raw_syscalls/sys_exit")
 int tp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	time_exit();
+	time_exit(thread_of_task());
 	if (failed(ctx->ret))
 		count_error(ctx->id, ctx->ret);
 	return 0;

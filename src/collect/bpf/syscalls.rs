@@ -29,15 +29,17 @@ pub const NAME: &str = "syscalls";
 /// The task iterator that moves every thread's counts into `syscall_counts`.
 const FLUSH: &str = "flush_counts";
 
-/// raw_tp first (cheapest, no tracefs), then classic tracepoints.
+/// raw_tp first (cheapest, no tracefs), then classic tracepoints. Attached
+/// in this order, sys_exit before sys_enter: then no timed call's exit goes
+/// unseen, which keeps a slot of `timed_calls` from outliving its call.
 const VARIANTS: &[Variant] = &[
     Variant {
         kind: AttachKind::RawTp,
-        programs: &["raw_sys_enter", "raw_sys_exit", "raw_process_exit", FLUSH],
+        programs: &["raw_sys_exit", "raw_process_exit", FLUSH, "raw_sys_enter"],
     },
     Variant {
         kind: AttachKind::Tracepoint,
-        programs: &["tp_sys_enter", "tp_sys_exit", "tp_process_exit", FLUSH],
+        programs: &["tp_sys_exit", "tp_process_exit", FLUSH, "tp_sys_enter"],
     },
 ];
 
