@@ -200,6 +200,13 @@ struct {
 const volatile bool measure_latency = true;
 
 /*
+ * Set by user space before loading: false keeps every thread's counters in
+ * its task storage, as if no slot were ever free (SONDE_BPF_REFUSE names
+ * `thread_counts`), so tests can show that path exact.
+ */
+const volatile bool count_in_slots = true;
+
+/*
  * About one call in this many is timed, per thread
  * (`syscall_latency_sample`); 1 times every call.
  */
@@ -280,10 +287,12 @@ static __always_inline struct counted_thread *owned_slot(__u64 thread, __u32 *fr
  */
 static __always_inline struct thread_syscalls *counters_of(__u64 thread)
 {
+	struct counted_thread *slot = NULL;
 	__u32 free_index;
-	struct counted_thread *slot = owned_slot(thread, &free_index);
 
-	if (!slot && free_index < COUNTED_THREADS) {
+	if (count_in_slots)
+		slot = owned_slot(thread, &free_index);
+	if (count_in_slots && !slot && free_index < COUNTED_THREADS) {
 		slot = bpf_map_lookup_elem(&thread_counts, &free_index);
 		if (slot && __sync_val_compare_and_swap(&slot->thread, SLOT_FREE, thread) != SLOT_FREE)
 			slot = NULL;

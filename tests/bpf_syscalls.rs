@@ -1,9 +1,10 @@
 //! The syscalls collector end to end: a child process with its own name makes
 //! known syscalls, some failing, and sonde's /metrics and query API show them
 //! and their errors under that name. Many short-lived names failing at once
-//! stay within the series budget, every failure counted once. Also the
-//! fallback to classic tracepoints and a collector refused outright, both
-//! forced with SONDE_BPF_REFUSE.
+//! stay within the series budget, every failure counted once. A known sleep
+//! lands in its latency bucket. Also the fallback to classic tracepoints,
+//! counting in task storage and a collector refused outright, all forced
+//! with SONDE_BPF_REFUSE.
 
 mod common;
 mod kernel;
@@ -196,7 +197,23 @@ fn counts_a_named_childs_syscalls() {
     );
 }
 
-/// A thread that is still alive has its counts in its own task storage until
+/// With the array of threads' counters refused (`SONDE_BPF_REFUSE`), every
+/// thread counts in its task storage, as the threads beyond the array's
+/// slots do: counts, errors and latency stay exact.
+#[test]
+fn counts_in_task_storage_without_the_slots() {
+    let sonde = Sonde::start_with_env(
+        TempDir::new("data"),
+        NO_BUDGET,
+        &[("SONDE_BPF_REFUSE", "thread_counts")],
+    );
+    if attached(&sonde).is_none() {
+        return;
+    }
+    check_counts(&sonde, "sonde-ppid-task", DEFAULT_SYSCALL_LATENCY_SAMPLE);
+}
+
+/// A thread that is still alive has its counts in its own counters until
 /// sonde's collection moves them: they show up exactly, without an exit.
 #[test]
 fn counts_a_living_threads_syscalls() {
