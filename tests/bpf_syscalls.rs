@@ -1,9 +1,10 @@
 //! The syscalls collector end to end: a child process with its own name makes
 //! known syscalls, some failing, and sonde's /metrics and query API show them
 //! and their errors under that name. Many short-lived names failing at once
-//! stay within the series budget, every failure counted once. Also the
-//! fallback to classic tracepoints and a collector refused outright, both
-//! forced with SONDE_BPF_REFUSE.
+//! stay within the series budget, every failure counted once. A known sleep
+//! lands in its latency bucket. Also the fallback to classic tracepoints,
+//! counting in task storage and a collector refused outright, all forced
+//! with SONDE_BPF_REFUSE.
 
 mod common;
 mod kernel;
@@ -196,7 +197,23 @@ fn counts_a_named_childs_syscalls() {
     );
 }
 
-/// A thread that is still alive has its counts in its own task storage until
+/// With the array of threads' counters refused (`SONDE_BPF_REFUSE`), every
+/// thread counts in its task storage, as the threads beyond the array's
+/// slots do: counts, errors and latency stay exact.
+#[test]
+fn counts_in_task_storage_without_the_slots() {
+    let sonde = Sonde::start_with_env(
+        TempDir::new("data"),
+        NO_BUDGET,
+        &[("SONDE_BPF_REFUSE", "thread_counts")],
+    );
+    if attached(&sonde).is_none() {
+        return;
+    }
+    check_counts(&sonde, "sonde-ppid-task", DEFAULT_SYSCALL_LATENCY_SAMPLE);
+}
+
+/// A thread that is still alive has its counts in its own counters until
 /// sonde's collection moves them: they show up exactly, without an exit.
 #[test]
 fn counts_a_living_threads_syscalls() {
@@ -232,6 +249,60 @@ fn counts_a_living_threads_syscalls() {
         libc::close(pipe[1]);
     }
     assert_eq!(calls(&samples), CALLS as f64, "{}", sonde.log_text());
+}
+
+/// Sleeps of the latency test, each 5 ms: the middle of the bucket
+/// (4.096 ms, 8.192 ms], with 3 ms for a late wakeup on a busy machine.
+const SLEEPS: u64 = 200;
+
+/// A known sleep's latency lands in its bucket, timed on the default sample:
+/// a child sleeps SLEEPS times 5 ms in select(2), which nothing else here
+/// calls. No timed call may come out shorter than it slept, and the scaled
+/// bucket holds most of the calls (about one in the sample is timed, each
+/// standing for as many calls).
+#[test]
+fn a_known_sleep_lands_in_its_bucket() {
+    let sonde = Sonde::start(NO_BUDGET);
+    if attached(&sonde).is_none() {
+        return;
+    }
+    let comm = "sonde-sleeper";
+    let bucket = |s: &[ExposedSample], le: &str| {
+        total(
+            s,
+            "sonde_syscall_duration_seconds_bucket",
+            &[("syscall", "select"), ("le", le)],
+        )
+    };
+    let calls = |s: &[ExposedSample]| {
+        total(
+            s,
+            "sonde_syscalls_total",
+            &[("comm", comm), ("syscall", "select")],
+        )
+    };
+    let before = sonde.metrics();
+    reap(fork_named(comm, || {
+        for _ in 0..SLEEPS {
+            let mut timeout = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 5_000,
+            };
+            let none = std::ptr::null_mut::<libc::fd_set>();
+            // SAFETY: select with no descriptors only sleeps.
+            unsafe { libc::syscall(libc::SYS_select, 0, none, none, none, &mut timeout) };
+        }
+    }));
+    let after = wait_for(&sonde, |s| calls(s) >= SLEEPS as f64);
+    assert_eq!(calls(&after), SLEEPS as f64, "{}", sonde.log_text());
+    let added = |le: &str| bucket(&after, le) - bucket(&before, le);
+    assert_eq!(added("0.004096"), 0.0, "a 5 ms sleep timed under 4.096 ms");
+    let slept = added("0.008192");
+    assert!(
+        slept >= SLEEPS as f64 / 2.0,
+        "{slept} of {SLEEPS} 5 ms sleeps in le=0.008192, one call in \
+         {DEFAULT_SYSCALL_LATENCY_SAMPLE} timed"
+    );
 }
 
 /// `syscall_latency = false`: exact counts, and no latency or error families.

@@ -38,7 +38,9 @@
 //! `SONDE_BPF_REFUSE` is a comma-separated list of names that sonde treats as
 //! refused by the kernel: an attach kind (`raw_tp`, `tp_btf`, `tracepoint`,
 //! `uprobe`, `ringbuf`; `uprobe.multi` makes the http collector's OpenSSL
-//! probes perf-event uprobes), a collector name (`syscalls`), `bpf` for the bpf()
+//! probes perf-event uprobes; `thread_counts` makes the syscalls collector
+//! keep every thread's counters in task storage), a collector name
+//! (`syscalls`), `bpf` for the bpf()
 //! syscall itself, `bpf_stats_enabled` for writing that sysctl ([`stats`]),
 //! or `batch` for batch reads of maps ([`maps`]). Tests use it to show fallbacks and degraded runs; users can
 //! use it to keep a probe off while they investigate it.

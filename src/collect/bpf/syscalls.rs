@@ -13,8 +13,8 @@ use super::maps::{read_map, Entry};
 use super::syscall_names::SYSCALL_NAMES;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
-    attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_SLOTS,
-    HIST_WORDS,
+    attach, check_refused, object_storage, push_log2_histogram, AttachKind, Attached, Loaded,
+    Variant, HIST_SLOTS, HIST_WORDS,
 };
 use crate::collect::Collector;
 use crate::model::Family;
@@ -26,18 +26,24 @@ use skel::{SyscallsSkel, SyscallsSkelBuilder};
 
 pub const NAME: &str = "syscalls";
 
+/// The array of threads' counters; refused (`SONDE_BPF_REFUSE`), every thread
+/// counts in its task storage instead.
+const SLOTS: &str = "thread_counts";
+
 /// The task iterator that moves every thread's counts into `syscall_counts`.
 const FLUSH: &str = "flush_counts";
 
-/// raw_tp first (cheapest, no tracefs), then classic tracepoints.
+/// raw_tp first (cheapest, no tracefs), then classic tracepoints. Attached
+/// in this order, sys_exit before sys_enter: then no timed call's exit goes
+/// unseen, which keeps a slot of `timed_calls` from outliving its call.
 const VARIANTS: &[Variant] = &[
     Variant {
         kind: AttachKind::RawTp,
-        programs: &["raw_sys_enter", "raw_sys_exit", "raw_process_exit", FLUSH],
+        programs: &["raw_sys_exit", "raw_process_exit", FLUSH, "raw_sys_enter"],
     },
     Variant {
         kind: AttachKind::Tracepoint,
-        programs: &["tp_sys_enter", "tp_sys_exit", "tp_process_exit", FLUSH],
+        programs: &["tp_sys_exit", "tp_process_exit", FLUSH, "tp_sys_enter"],
     },
 ];
 
@@ -83,6 +89,7 @@ pub fn load(latency: Option<u32>, forget_after: Duration) -> anyhow::Result<Load
             .as_deref_mut()
             .ok_or_else(|| anyhow::anyhow!("the syscalls object has no read-only data"))?;
         rodata.measure_latency = latency.is_some();
+        rodata.count_in_slots = check_refused(SLOTS).is_ok();
         rodata.sample_every = latency.unwrap_or(1).max(1);
         Ok(open)
     })?;
