@@ -51,12 +51,19 @@ pub fn shrink_when_sparse<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, 
 }
 
 /// Returns every arena's free pages to the system: offered once a round,
-/// when the round's scratch has been freed, it trims while the arenas hold
-/// more than [`GiveBack::FREE`] free (a churn forgotten: each round's
-/// scratch would land on its fragments and fault them back in), and
-/// otherwise once per [`GiveBack::EVERY`].
+/// when the round's scratch has been freed, it trims once per
+/// [`GiveBack::EVERY`], and after every round while the arenas hold more
+/// than [`GiveBack::FREE`] free (a churn forgotten: each round's scratch
+/// would land on its fragments and fault them back in).
+///
+/// The free bytes are read only when a trim is due anyway: `mallinfo2`
+/// walks every arena's free lists under its lock, and reading it every
+/// round was a tenth of an idle sonde's ingest thread (perf, BENCHMARKS.md).
+/// So a churn forgotten starts the per-round trims at the next minute's.
 pub struct GiveBack {
     last: Instant,
+    /// The arenas held more than [`GiveBack::FREE`] free at the last trim.
+    fragmented: bool,
 }
 
 impl GiveBack {
@@ -69,18 +76,19 @@ impl GiveBack {
     pub fn from_now() -> GiveBack {
         GiveBack {
             last: Instant::now(),
+            fragmented: false,
         }
     }
 
-    /// Trims every arena if they hold more than [`GiveBack::FREE`] free or
-    /// the last trim is [`GiveBack::EVERY`] ago.
+    /// Trims every arena if they held more than [`GiveBack::FREE`] free at
+    /// the last trim, or the last trim is [`GiveBack::EVERY`] ago.
     pub fn offer(&mut self) {
-        // SAFETY: mallinfo2 only reads the allocator's counters (it walks
-        // the free lists, not the pages).
-        let free = unsafe { libc::mallinfo2() }.fordblks;
-        if free < Self::FREE && self.last.elapsed() < Self::EVERY {
+        if !self.fragmented && self.last.elapsed() < Self::EVERY {
             return;
         }
+        // SAFETY: mallinfo2 only reads the allocator's counters (it walks
+        // the free lists, not the pages).
+        self.fragmented = unsafe { libc::mallinfo2() }.fordblks >= Self::FREE;
         self.last = Instant::now();
         // SAFETY: malloc_trim only releases free memory; it has no preconditions.
         unsafe {
