@@ -340,6 +340,8 @@ pub struct Store {
     error_logged: Option<Instant>,
     /// Where the next sweep for series without data starts (see [`maintain`]).
     sweep_after: i64,
+    /// What retention need not look at (see [`maintain::ChunkStarts`]).
+    chunk_starts: maintain::ChunkStarts,
     /// A write failed for want of a writable file: the next write first
     /// opens the database again (see [`Store::reconnect`]). Still, a file
     /// system can refuse writes while opening for writing succeeds (ext4
@@ -390,6 +392,7 @@ impl Store {
             refusal_logged: None,
             error_logged: None,
             sweep_after: 0,
+            chunk_starts: maintain::ChunkStarts::default(),
             reconnect_due: false,
             resync: false,
             write_errors_seen: 0,
@@ -725,6 +728,7 @@ impl Store {
                         samples,
                         data,
                     } => {
+                        self.chunk_starts.written(Resolution::Raw, *min_time);
                         let chunk = pack_xor(&mut self.columns, data)?;
                         let row = packed::encode_waiting_row(&chunk);
                         raw.execute(params![id, min_time, max_time, samples, row])?
@@ -735,6 +739,7 @@ impl Store {
                         max_time,
                         data,
                     } => {
+                        self.chunk_starts.written(*resolution, *min_time);
                         let row = rollup::pack(&mut self.columns, *resolution, data)?;
                         rollup.execute(params![
                             resolution.tier_id(),
@@ -833,6 +838,7 @@ impl Store {
         );
         self.conn = conn;
         self.columns.reset();
+        self.chunk_starts.forget();
         self.reconnect_due = false;
         self.resync = true;
         Ok(())
