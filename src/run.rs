@@ -166,6 +166,7 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
     // minute (the store counts every failure in its self-metrics).
     let mut error_logged: Option<Instant> = None;
     let mut give_back = crate::memory::GiveBack::from_now();
+    let mut started = false;
     for mut scrape in rounds {
         // sonde's own metrics are stored with the round, as a Prometheus
         // scraping sonde would store them: the shipped rules on the store,
@@ -193,6 +194,14 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
         // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
         give_back.offer();
+        // Loading and the first round (every series created) are behind us.
+        if !started {
+            started = true;
+            match crate::memory::release_startup_pages() {
+                Ok(bytes) => tracing::debug!("released {} KiB of startup pages", bytes >> 10),
+                Err(err) => tracing::debug!("cannot release the startup pages: {err:#}"),
+            }
+        }
     }
 }
 

@@ -38,6 +38,62 @@ use rusqlite::params;
 use super::head::Finished;
 use super::{decode_labels, Resolution, Store};
 
+/// Per tier, a time no chunk of the tier starts before, once known: while
+/// retention's cutoff is not past it, nothing of the tier can expire, and
+/// the pass that would ask every series for its expired chunks (three
+/// statements a series, once a minute: most of an idle sonde's ingest
+/// thread at maintenance) is skipped. A sonde younger than a tier's
+/// retention never runs that tier's pass after its first.
+///
+/// Invariant: a known bound is at or before the start of every chunk of its
+/// tier in the file. Deleting chunks keeps it true (it is learnt from the
+/// file again where a pass deleted some); every statement that inserts a
+/// `chunks` or `rollups` row first lowers it to the row's start
+/// ([`ChunkStarts::written`]; rows made into runs start where one of
+/// their rows started); a new connection forgets it.
+#[derive(Default)]
+pub(super) struct ChunkStarts {
+    /// Raw, minute, hour; `i64::MAX` for a tier known to be empty.
+    bounds: [Option<i64>; 3],
+}
+
+impl ChunkStarts {
+    fn slot(resolution: Resolution) -> usize {
+        match resolution {
+            Resolution::Raw => 0,
+            Resolution::Minute => 1,
+            Resolution::Hour => 2,
+        }
+    }
+
+    /// A chunk of `resolution` starting at `min_time` is written (or will
+    /// be, by the next commit).
+    pub(super) fn written(&mut self, resolution: Resolution, min_time: i64) {
+        if let Some(bound) = &mut self.bounds[Self::slot(resolution)] {
+            *bound = (*bound).min(min_time);
+        }
+    }
+
+    /// No chunk of `resolution` starts before `cutoff`: nothing expires.
+    fn knows(&self, resolution: Resolution) -> bool {
+        self.bounds[Self::slot(resolution)].is_some()
+    }
+
+    fn none_before(&self, resolution: Resolution, cutoff: i64) -> bool {
+        self.bounds[Self::slot(resolution)].is_some_and(|bound| cutoff <= bound)
+    }
+
+    /// `oldest` is the start of the tier's oldest chunk (`None`: it has none).
+    fn learn(&mut self, resolution: Resolution, oldest: Option<i64>) {
+        self.bounds[Self::slot(resolution)] = Some(oldest.unwrap_or(i64::MAX));
+    }
+
+    /// The file may not be the one the bounds were learnt from.
+    pub(super) fn forget(&mut self) {
+        self.bounds = [None; 3];
+    }
+}
+
 /// Series the sweep for series without data looks at per pass.
 const SWEEP_SERIES: i64 = 2_000;
 
@@ -52,6 +108,15 @@ const TIERS: [Tier; 3] = [
 enum Tier {
     Raw,
     Rollup(Resolution),
+}
+
+impl Tier {
+    fn resolution(self) -> Resolution {
+        match self {
+            Tier::Raw => Resolution::Raw,
+            Tier::Rollup(resolution) => resolution,
+        }
+    }
 }
 
 impl Store {
@@ -181,6 +246,9 @@ impl Store {
     /// (those ending before `cutoff`), the ones not older than
     /// `minute_cutoff`: until now they were made from those rows.
     fn roll_up_expiring(&mut self, cutoff: i64, minute_cutoff: i64) -> anyhow::Result<()> {
+        if self.chunk_starts.none_before(Resolution::Raw, cutoff) {
+            return Ok(());
+        }
         // One read transaction for every series' look: a statement of its
         // own would take and release the WAL's locks (four fcntl calls)
         // for each of thousands of series, once a minute.
@@ -209,6 +277,9 @@ impl Store {
     }
 
     fn delete_chunks(&mut self, tier: Tier, cutoff: i64, whole: bool) -> anyhow::Result<()> {
+        if self.chunk_starts.none_before(tier.resolution(), cutoff) {
+            return Ok(());
+        }
         let ids: Vec<i64> = self.series_ids.values().copied().collect();
         let tx = self.conn.transaction()?;
         let mut deleted: i64 = 0;
@@ -239,14 +310,17 @@ impl Store {
         }
         tx.commit()?;
         self.stats.chunks_deleted += deleted as u64;
-        if deleted > 0 {
-            // Columns no row left can name: those ending before the oldest.
-            let oldest = self.oldest_chunk(tier)?.unwrap_or(i64::MAX);
-            let resolution = match tier {
-                Tier::Raw => Resolution::Raw,
-                Tier::Rollup(r) => r,
-            };
-            self.columns.forget_before(&self.conn, resolution, oldest)?;
+        let resolution = tier.resolution();
+        // Nothing deleted leaves a known bound true; otherwise (or unknown)
+        // the oldest start is looked up, a statement a series.
+        if deleted > 0 || !self.chunk_starts.knows(resolution) {
+            let oldest = self.oldest_chunk(tier)?;
+            self.chunk_starts.learn(resolution, oldest);
+            if deleted > 0 {
+                // Columns no row left can name: those ending before the oldest.
+                let oldest = oldest.unwrap_or(i64::MAX);
+                self.columns.forget_before(&self.conn, resolution, oldest)?;
+            }
         }
         Ok(())
     }

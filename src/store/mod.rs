@@ -340,6 +340,8 @@ pub struct Store {
     error_logged: Option<Instant>,
     /// Where the next sweep for series without data starts (see [`maintain`]).
     sweep_after: i64,
+    /// What retention need not look at (see [`maintain::ChunkStarts`]).
+    chunk_starts: maintain::ChunkStarts,
     /// A write failed for want of a writable file: the next write first
     /// opens the database again (see [`Store::reconnect`]). Still, a file
     /// system can refuse writes while opening for writing succeeds (ext4
@@ -390,6 +392,7 @@ impl Store {
             refusal_logged: None,
             error_logged: None,
             sweep_after: 0,
+            chunk_starts: maintain::ChunkStarts::default(),
             reconnect_due: false,
             resync: false,
             write_errors_seen: 0,
@@ -725,6 +728,7 @@ impl Store {
                         samples,
                         data,
                     } => {
+                        self.chunk_starts.written(Resolution::Raw, *min_time);
                         let chunk = pack_xor(&mut self.columns, data)?;
                         let row = packed::encode_waiting_row(&chunk);
                         raw.execute(params![id, min_time, max_time, samples, row])?
@@ -735,6 +739,7 @@ impl Store {
                         max_time,
                         data,
                     } => {
+                        self.chunk_starts.written(*resolution, *min_time);
                         let row = rollup::pack(&mut self.columns, *resolution, data)?;
                         rollup.execute(params![
                             resolution.tier_id(),
@@ -833,6 +838,7 @@ impl Store {
         );
         self.conn = conn;
         self.columns.reset();
+        self.chunk_starts.forget();
         self.reconnect_due = false;
         self.resync = true;
         Ok(())
@@ -1324,6 +1330,14 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Statement journals in memory: every statement of a transaction that
+    // may fail half-way (each insert into an indexed table, each INSERT OR
+    // REPLACE) saves the pages it changes to one, and past 64 KiB SQLite
+    // spills it to a temporary file: on a machine creating series, most
+    // of the ingest thread was those writes (a 4 KiB pwrite each, 1,800 a
+    // round; BENCHMARKS.md, idle). A statement's journal is freed as it
+    // ends, so memory holds at most one statement's pages.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Keep the WAL file from staying large after a burst.
     conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
     migrate::apply(&mut conn)

@@ -245,6 +245,36 @@ fn idle_series_close_and_retention_deletes_old_chunks() {
 }
 
 #[test]
+fn retention_deletes_chunks_written_before_what_it_last_saw() {
+    let dir = TempDir::new("backfill");
+    let options = StoreOptions {
+        retention: Duration::from_secs(3600),
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    let hour = 3_600_000;
+    for t in (5 * hour..6 * hour).step_by(10_000) {
+        store.append(&[sample("now", "a", t, 1.0)]).unwrap();
+    }
+    // Nothing expires yet: the oldest chunk starts at the cutoff.
+    store.maintain().unwrap();
+    assert_eq!(store.stats().chunks_deleted, 0);
+    // A new series backfilled from long before: its chunks reach the file
+    // (the last one as it is closed, idle) starting before anything
+    // retention saw.
+    for t in (0..hour).step_by(10_000) {
+        store.append(&[sample("old", "a", t, 1.0)]).unwrap();
+    }
+    store.maintain().unwrap();
+    assert_eq!(store.stats().chunks_deleted, 3);
+    assert!(store
+        .select(&[name("old")], 0, i64::MAX)
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.select(&[name("now")], 0, i64::MAX).unwrap().len(), 1);
+}
+
+#[test]
 fn the_files_stop_growing_under_the_size_cap() {
     let dir = TempDir::new("cap");
     let cap = 3 << 20;

@@ -140,6 +140,7 @@ impl Store {
             for chunk in buckets.chunks(BUCKETS_PER_CHUNK as usize) {
                 let row = pack_buckets(&mut self.columns, tier, chunk)?;
                 let (first, last) = (chunk[0].start_ms, chunk[chunk.len() - 1].start_ms);
+                self.chunk_starts.written(tier, first);
                 insert.execute(params![tier.tier_id(), id, first, last, row])?;
             }
             self.columns.write_pending(&tx)?;
