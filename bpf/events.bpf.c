@@ -11,11 +11,14 @@
  * each event is one ring reservation, a few reads through the task and one
  * submit. The hot hooks filter before they reserve: a signal not of the
  * fatal kind (SIGCHLD at every exit) and a state change that is not one of
- * the three TCP events return at once. The open program is a tracefs
- * tracepoint on openat alone (a raw tracepoint would run on every syscall);
- * it tests the write flags first and compares the path with the configured
- * prefixes in the kernel, so an open that no rule watches never reaches
- * user space; with no prefix configured it is not attached at all.
+ * the three TCP events return at once. The open programs are tracefs
+ * tracepoints on openat, openat2, open and creat alone (a raw tracepoint
+ * would run on every syscall); each tests the write flags first and
+ * compares the path with the configured prefixes in the kernel, so an open
+ * that no rule watches never reaches user space; with no prefix configured
+ * none is attached. The path is compared as the process wrote it: one
+ * relative to its working directory or to a directory fd is not resolved
+ * (that would walk the kernel's dentries on every open for writing).
  *
  * Invariant: an event is in the ring exactly once or counted lost, in
  * map_full's EVENTS_MAP_RING slot (sonde_bpf_map_full_total{map="events"}).
@@ -263,10 +266,10 @@ static __always_inline int watched(const char *path)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
+/* An open of the user's `path` with `flags`: an event when it writes under a
+ * watched prefix. */
+static __always_inline int on_open(const char *path, long flags)
 {
-	int flags = ctx->args[2];
 	struct sonde_event *ev;
 	long len;
 
@@ -275,7 +278,7 @@ int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
 	ev = reserve(EVENT_OPEN_WRITE);
 	if (!ev)
 		return 0;
-	len = bpf_probe_read_user_str(ev->data, EVENT_DATA, (void *)ctx->args[1]);
+	len = bpf_probe_read_user_str(ev->data, EVENT_DATA, path);
 	if (len <= 0 || !watched(ev->data)) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return 0;
@@ -284,6 +287,38 @@ int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
 	ev->detail = flags;
 	submit(ev);
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_open((const char *)ctx->args[1], ctx->args[2]);
+}
+
+/* The legacy calls glibc no longer makes but static and musl binaries do
+ * (x86's open and creat; an architecture without them has no tracepoint
+ * and user space leaves these out), and openat2, whose flags are the first
+ * field of the struct open_how it points to. */
+SEC("tracepoint/syscalls/sys_enter_open")
+int ev_tp_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_open((const char *)ctx->args[0], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int ev_tp_creat(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_open((const char *)ctx->args[0], 01 | 0100 | 01000);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int ev_tp_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 flags = 0;
+
+	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]))
+		return 0;
+	return on_open((const char *)ctx->args[1], (long)flags);
 }
 
 SEC("tp_btf/sched_process_exec")

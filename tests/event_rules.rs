@@ -126,6 +126,34 @@ fn matches(sonde: &Sonde, alertname: &str, metric: &str) -> f64 {
 /// Starts `program` with pid `pid`, by setting the pid the kernel gave
 /// last (in sonde's, the initial, pid namespace); None when another
 /// process took it first every time.
+/// Creates `path` for writing with the system call `call` itself (`open`,
+/// `creat` or `openat2`), not the one libc would choose.
+fn open_for_writing_by(call: &str, path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let flags = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as libc::c_long;
+    // struct open_how: flags, mode, resolve.
+    let how: [u64; 3] = [flags as u64, 0o644, 0];
+    // SAFETY: a NUL-terminated path and a struct open_how that outlive the
+    // calls; the descriptor returned is closed below.
+    let fd = unsafe {
+        match call {
+            "open" => libc::syscall(libc::SYS_open, path.as_ptr(), flags, 0o644),
+            "creat" => libc::syscall(libc::SYS_creat, path.as_ptr(), 0o644),
+            _ => libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                how.as_ptr(),
+                std::mem::size_of_val(&how),
+            ),
+        }
+    };
+    assert!(fd >= 0, "{call}: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just opened here and is closed once.
+    unsafe { libc::close(fd as libc::c_int) };
+}
+
 fn spawn_with_pid(pid: u32, mut command: Command) -> Option<std::process::Child> {
     for _ in 0..50 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
@@ -230,6 +258,16 @@ fn events_stream_and_rules_fire_exactly_when_they_should() {
     assert!(!events(&sonde, "open_write")
         .iter()
         .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("unwatched"))));
+    // ... by whichever call opens: the legacy open and creat (static and
+    // musl binaries make them) and openat2 too ...
+    for call in ["open", "creat", "openat2"] {
+        let name = format!("by-{call}");
+        open_for_writing_by(call, &watched.join(&name));
+        let open = wait_event(&sonde, "open_write", |e| {
+            e["path"].as_str().is_some_and(|p| p.ends_with(&name))
+        });
+        assert_eq!(open["process"]["pid"], std::process::id(), "{open}");
+    }
     // ... and an OOM kill, by its victim.
     match memory_limited_cgroup(32 << 20) {
         Some(cgroup) => {

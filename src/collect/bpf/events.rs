@@ -5,9 +5,9 @@
 //! `sonde_events_total`; lost events are `sonde_bpf_map_full_total{map="events"}`.
 //!
 //! Opens for writing are events only under `[collect.bpf]
-//! event_write_paths`; with none the open program is not attached. It is a
-//! tracefs tracepoint: when tracefs is closed the other events still flow
-//! and the log says why opens do not.
+//! event_write_paths`; with none the open programs (openat, openat2, open,
+//! creat) are not attached. They are tracefs tracepoints: when tracefs is
+//! closed the other events still flow and the log says why opens do not.
 //!
 //! Forcing a failure: `SONDE_BPF_REFUSE=events` (the collector),
 //! `tp_btf` (the raw_tp fallback), `ringbuf` (no stream at all).
@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{anyhow, Context};
-use libbpf_rs::skel::SkelBuilder;
+use libbpf_rs::skel::{Skel, SkelBuilder};
 use libbpf_rs::{Link, MapHandle, RingBufferBuilder};
 
 use super::http::{u16_at, u32_at, u64_at};
@@ -62,8 +62,14 @@ const VARIANTS: &[Variant] = &[
     },
 ];
 
-/// Attached apart, only with prefixes configured (module docs).
-const OPEN_PROGRAM: &str = "ev_tp_openat";
+/// Attached apart, only with prefixes configured (module docs): each open
+/// program and its tracepoint, openat first (the call every libc makes).
+const OPEN_PROGRAMS: &[(&str, &str)] = &[
+    ("ev_tp_openat", "sys_enter_openat"),
+    ("ev_tp_openat2", "sys_enter_openat2"),
+    ("ev_tp_open", "sys_enter_open"),
+    ("ev_tp_creat", "sys_enter_creat"),
+];
 
 /// The bounded maps, in the order of `enum events_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &["events", "event_listeners"];
@@ -111,31 +117,23 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
     check_refused(AttachKind::Ringbuf.name())?;
     stream().set_capacity(config.recent_events);
     let paths = config.event_write_paths.clone();
-    let unattached: &[&str] = if paths.is_empty() {
-        &[]
+    let unattached: Vec<&str> = if paths.is_empty() {
+        Vec::new()
     } else {
-        &[OPEN_PROGRAM]
+        OPEN_PROGRAMS.iter().map(|(program, _)| *program).collect()
     };
-    let attached = attach_loading(NAME, VARIANTS, unattached, || open(&paths))?;
+    let attached = attach_loading(NAME, VARIANTS, &unattached, || open(&paths))?;
     let mut programs = attached.program_handles()?;
-    let open_link = if paths.is_empty() {
-        None
-    } else {
-        match attach_open(&attached) {
-            Ok(link) => {
-                let program = &attached.skel.progs.ev_tp_openat;
-                programs.push(super::ProgramHandle {
-                    name: OPEN_PROGRAM,
-                    fd: std::os::fd::AsFd::as_fd(program).try_clone_to_owned()?,
-                });
-                Some(link)
+    let mut open_links = Vec::new();
+    if !paths.is_empty() {
+        match attach_opens(&attached) {
+            Ok((links, handles)) => {
+                open_links = links;
+                programs.extend(handles);
             }
-            Err(err) => {
-                tracing::warn!("bpf collector events: no open_write events: {err:#}");
-                None
-            }
+            Err(err) => tracing::warn!("bpf collector events: no open_write events: {err:#}"),
         }
-    };
+    }
     let events = MapHandle::try_from(&attached.skel.maps.events)?;
     let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
     Ok(Loaded {
@@ -144,7 +142,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
         map_full: Some(attached.map_full_counter(BOUNDED_MAPS)?),
         collector: Box::new(Events {
             _attached: attached,
-            _open_link: open_link,
+            _open_links: open_links,
             reader: RingReader::new("sonde-events", move |stop| {
                 read_events(&events, &asleep, stop)
             }),
@@ -152,11 +150,32 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
     })
 }
 
-fn attach_open(attached: &Attached<EventsSkel<'static>>) -> anyhow::Result<Link> {
+/// Attaches the open programs whose tracepoints this kernel has (an
+/// architecture without the legacy open and creat has none for them); fails
+/// only when openat's cannot be attached.
+fn attach_opens(
+    attached: &Attached<EventsSkel<'static>>,
+) -> anyhow::Result<(Vec<Link>, Vec<super::ProgramHandle>)> {
     check_refused(AttachKind::Tracepoint.name())?;
-    super::ensure_tracefs()?;
-    with_libbpf_log(|| attached.skel.progs.ev_tp_openat.attach())
-        .context("attaching tracepoint/syscalls/sys_enter_openat")
+    let tracefs = super::ensure_tracefs()?;
+    let mut links = Vec::new();
+    let mut handles = Vec::new();
+    for &(name, tracepoint) in OPEN_PROGRAMS {
+        if name != OPEN_PROGRAMS[0].0 && !tracefs.join("events/syscalls").join(tracepoint).is_dir()
+        {
+            tracing::info!("bpf collector events: no tracepoint {tracepoint}: {name} left out");
+            continue;
+        }
+        let program = super::find_program(attached.skel.object(), name)?;
+        let link = with_libbpf_log(|| program.attach())
+            .with_context(|| format!("attaching tracepoint/syscalls/{tracepoint}"))?;
+        links.push(link);
+        handles.push(super::ProgramHandle {
+            name,
+            fd: std::os::fd::AsFd::as_fd(&program).try_clone_to_owned()?,
+        });
+    }
+    Ok((links, handles))
 }
 
 fn read_events(events: &MapHandle, asleep: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
@@ -293,7 +312,7 @@ fn decode(bytes: &[u8], clock: &Clock) -> Option<Event> {
 struct Events {
     /// Kept for the programs' and the ring's lifetime.
     _attached: Attached<EventsSkel<'static>>,
-    _open_link: Option<Link>,
+    _open_links: Vec<Link>,
     reader: RingReader,
 }
 

@@ -212,11 +212,7 @@ where
     let skel = with_libbpf_log(|| open_skel.load()).context("loading into the kernel")?;
     let mut links = Vec::new();
     for name in variant.programs {
-        let program = skel
-            .object()
-            .progs_mut()
-            .find(|program| program.name() == std::ffi::OsStr::new(name))
-            .ok_or_else(|| anyhow!("the BPF object has no program {name}"))?;
+        let program = find_program(skel.object(), name)?;
         let link =
             with_libbpf_log(|| program.attach()).with_context(|| format!("attaching {name}"))?;
         links.push(link);
@@ -232,9 +228,9 @@ where
 fn find_program<'o>(
     object: &'o libbpf_rs::Object,
     name: &str,
-) -> anyhow::Result<libbpf_rs::Program<'o>> {
+) -> anyhow::Result<libbpf_rs::ProgramMut<'o>> {
     object
-        .progs()
+        .progs_mut()
         .find(|program| program.name() == std::ffi::OsStr::new(name))
         .ok_or_else(|| anyhow!("the BPF object has no program {name}"))
 }
