@@ -152,8 +152,9 @@ pub fn alert(found: &Match, external: &External) -> Alert {
 
 /// The alert a match raises before the external labels join its labels,
 /// as an alerting rule's alert is before it is sent (what `sonde test
-/// rules` compares). Its annotations are expanded as sent: `$labels` holds
-/// the external labels too.
+/// rules` compares). Its templates see what an alerting rule's do (as in
+/// Prometheus): `$labels` without the external labels, which are
+/// `$externalLabels`.
 pub fn rule_alert(found: &Match, external: &External) -> Alert {
     let rule = &found.rule;
     let last = found.events.last().expect("a match holds its events");
@@ -188,18 +189,12 @@ pub fn rule_alert(found: &Match, external: &External) -> Alert {
             template::expand_alert(&rule.alert, text, &data(&labels), last.time_ms, &no_query);
         labels.set(name.clone(), value);
     }
-    let sent_labels = with_external(&labels, external);
     let mut annotations: Vec<(String, String)> = rule
         .annotations
         .iter()
         .map(|(name, text)| {
-            let value = template::expand_alert(
-                &rule.alert,
-                text,
-                &data(&sent_labels),
-                last.time_ms,
-                &no_query,
-            );
+            let value =
+                template::expand_alert(&rule.alert, text, &data(&labels), last.time_ms, &no_query);
             (name.clone(), value)
         })
         .collect();

@@ -323,3 +323,18 @@ fn a_later_match_with_the_same_labels_replaces_the_alert() {
     let (passed, _, err) = run_with("replaced", EVENT_RULES, &events_test(&events, &tests), None);
     assert!(passed, "{err}");
 }
+
+#[test]
+fn event_rule_templates_see_the_external_labels_as_an_alerting_rules_do() {
+    // As in Prometheus: `$labels` without the external labels, which are
+    // `$externalLabels`.
+    let rules = EVENT_RULES.replace(
+        "annotations: { summary: '{{ $labels.comm }} ({{ $labels.pid }}) under nginx' }",
+        "annotations: { site: '[{{ $labels.site }}][{{ $externalLabels.site }}]' }",
+    );
+    let tests = format!(
+        "      - eval_time: 1m\n        alertname: ShellUnderNginx\n        exp_alerts:\n          - exp_labels: {{ pid: '4242', comm: sh, unit: nginx.service, severity: warning }}\n            exp_annotations:\n              site: '[][lab]'\n              events: \"{SHELL_EXEC_LINE}\"\n"
+    );
+    let (passed, _, err) = run_with("external", &rules, &events_test(SHELL_EXEC, &tests), None);
+    assert!(passed, "{err}");
+}
