@@ -16,9 +16,10 @@
  * would run on every syscall); each tests the write flags first and
  * compares the path with the configured prefixes in the kernel, so an open
  * that no rule watches never reaches user space; with no prefix configured
- * none is attached. The path is compared as the process wrote it: one
- * relative to its working directory or to a directory fd is not resolved
- * (that would walk the kernel's dentries on every open for writing).
+ * none is attached. A relative path (to the working directory or to a
+ * directory fd) cannot be compared here without walking the kernel's
+ * dentries: its open goes to user space with the directory fd, which
+ * resolves it through /proc and drops it unless it falls under a prefix.
  *
  * Invariant: an event is in the ring exactly once or counted lost, in
  * map_full's EVENTS_MAP_RING slot (sonde_bpf_map_full_total{map="events"}).
@@ -266,9 +267,11 @@ static __always_inline int watched(const char *path)
 	return 0;
 }
 
-/* An open of the user's `path` with `flags`: an event when it writes under a
- * watched prefix. */
-static __always_inline int on_open(const char *path, long flags)
+#define AT_FDCWD -100
+
+/* An open of the user's `path` (relative to `dirfd`) with `flags`: an event
+ * when it writes under a watched prefix, or to a relative path (above). */
+static __always_inline int on_open(int dirfd, const char *path, long flags)
 {
 	struct sonde_event *ev;
 	long len;
@@ -279,12 +282,13 @@ static __always_inline int on_open(const char *path, long flags)
 	if (!ev)
 		return 0;
 	len = bpf_probe_read_user_str(ev->data, EVENT_DATA, path);
-	if (len <= 0 || !watched(ev->data)) {
+	if (len <= 0 || (ev->data[0] == '/' && !watched(ev->data))) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
 	fill_proc(current_task(), &ev->proc);
 	ev->detail = flags;
+	ev->sender_pid = dirfd;
 	submit(ev);
 	return 0;
 }
@@ -292,7 +296,7 @@ static __always_inline int on_open(const char *path, long flags)
 SEC("tracepoint/syscalls/sys_enter_openat")
 int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_open((const char *)ctx->args[1], ctx->args[2]);
+	return on_open(ctx->args[0], (const char *)ctx->args[1], ctx->args[2]);
 }
 
 /* The legacy calls glibc no longer makes but static and musl binaries do
@@ -302,13 +306,13 @@ int ev_tp_openat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_open")
 int ev_tp_open(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_open((const char *)ctx->args[0], ctx->args[1]);
+	return on_open(AT_FDCWD, (const char *)ctx->args[0], ctx->args[1]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_creat")
 int ev_tp_creat(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_open((const char *)ctx->args[0], 01 | 0100 | 01000);
+	return on_open(AT_FDCWD, (const char *)ctx->args[0], 01 | 0100 | 01000);
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat2")
@@ -318,7 +322,7 @@ int ev_tp_openat2(struct trace_event_raw_sys_enter *ctx)
 
 	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]))
 		return 0;
-	return on_open((const char *)ctx->args[1], (long)flags);
+	return on_open(ctx->args[0], (const char *)ctx->args[1], (long)flags);
 }
 
 SEC("tp_btf/sched_process_exec")

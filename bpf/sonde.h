@@ -294,7 +294,7 @@ struct sonde_event {
 	__s32 detail; /* EXIT: wait(2) status; SIGNAL: the signal; OPEN_WRITE: the flags */
 	__u64 ns;     /* CLOCK_MONOTONIC, as start_ns */
 	struct event_proc proc; /* SIGNAL, OOM_KILL: the target; ACCEPT: the listener */
-	__u32 sender_pid;       /* SIGNAL: who sent it (0: the kernel) */
+	__u32 sender_pid;       /* SIGNAL: who sent it (0: the kernel); OPEN_WRITE: the directory fd */
 	__u16 port;             /* CONNECT, ACCEPT: the peer's; LISTEN: the local one */
 	__u16 local_port;       /* CONNECT, ACCEPT */
 	__u16 family;           /* SONDE_AF_INET or SONDE_AF_INET6 */

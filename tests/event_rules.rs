@@ -268,6 +268,42 @@ fn events_stream_and_rules_fire_exactly_when_they_should() {
         });
         assert_eq!(open["process"]["pid"], std::process::id(), "{open}");
     }
+    // ... and by a relative path, to a directory fd or to the working
+    // directory (resolved while the process lives), not when it falls
+    // outside the watched path.
+    let dir_fd = std::fs::File::open(&watched).unwrap();
+    let relative = std::ffi::CString::new("by-dirfd").unwrap();
+    // SAFETY: a directory fd open above and a NUL-terminated name.
+    let fd = unsafe {
+        libc::openat(
+            std::os::fd::AsRawFd::as_raw_fd(&dir_fd),
+            relative.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT,
+            0o644,
+        )
+    };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    let by_dirfd = format!("{}/by-dirfd", watched.display());
+    let open = wait_event(&sonde, "open_write", |e| e["path"] == by_dirfd.as_str());
+    assert_eq!(open["process"]["pid"], std::process::id(), "{open}");
+    // SAFETY: fd was just opened here and is closed once.
+    unsafe { libc::close(fd) };
+    let shell = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "echo x > by-cwd; echo x > ../unwatched-by-cwd; sleep 1",
+        ])
+        .current_dir(&watched)
+        .spawn()
+        .unwrap();
+    let by_cwd = format!("{}/by-cwd", watched.display());
+    let open = wait_event(&sonde, "open_write", |e| e["path"] == by_cwd.as_str());
+    assert_eq!(open["process"]["pid"], shell.id(), "{open}");
+    let mut shell = shell;
+    assert!(shell.wait().unwrap().success());
+    assert!(!events(&sonde, "open_write").iter().any(|e| e["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("unwatched-by-cwd"))));
     // ... and an OOM kill, by its victim.
     match memory_limited_cgroup(32 << 20) {
         Some(cgroup) => {

@@ -8,6 +8,9 @@
 //! event_write_paths`; with none the open programs (openat, openat2, open,
 //! creat) are not attached. They are tracefs tracepoints: when tracefs is
 //! closed the other events still flow and the log says why opens do not.
+//! The kernel compares absolute paths with the prefixes; a relative one
+//! comes here with its directory fd, is resolved through /proc (while its
+//! process lives) and is kept only under a prefix.
 //!
 //! Forcing a failure: `SONDE_BPF_REFUSE=events` (the collector),
 //! `tp_btf` (the raw_tp fallback), `ringbuf` (no stream at all).
@@ -144,7 +147,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
             _attached: attached,
             _open_links: open_links,
             reader: RingReader::new("sonde-events", move |stop| {
-                read_events(&events, &asleep, stop)
+                read_events(&events, &asleep, stop, &paths)
             }),
         }),
     })
@@ -178,11 +181,28 @@ fn attach_opens(
     Ok((links, handles))
 }
 
-fn read_events(events: &MapHandle, asleep: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
+/// Reads the ring until `stop`; a relative open for writing (resolved as it
+/// is decoded) is published only when it falls under one of `write_paths`,
+/// as the kernel filters the absolute ones.
+fn read_events(
+    events: &MapHandle,
+    asleep: &MapHandle,
+    stop: &AtomicBool,
+    write_paths: &[String],
+) -> anyhow::Result<()> {
     let clock = Clock::new();
     let mut builder = RingBufferBuilder::new();
     builder.add(events, |bytes: &[u8]| {
-        if let Some(event) = decode(bytes, &clock) {
+        let Some(event) = decode(bytes, &clock) else {
+            return 0;
+        };
+        let watched = event.kind != Kind::OpenWrite
+            || event.path.as_deref().is_some_and(|path| {
+                write_paths
+                    .iter()
+                    .any(|prefix| path.starts_with(prefix.as_str()))
+            });
+        if watched {
             stream().publish(event);
         }
         0
@@ -241,6 +261,32 @@ const DATA: usize = 112;
 const DATA_LEN: usize = 512;
 
 /// A NUL-terminated string at the start of `bytes`.
+/// The absolute path of `path`, relative to directory fd `dirfd` of
+/// process `pid` (AT_FDCWD: its working directory), as /proc shows them
+/// now; None once the process or the descriptor is gone. `..` and `.` are
+/// folded by name, not through symbolic links.
+fn resolve_relative(pid: u32, dirfd: i32, path: &str) -> Option<String> {
+    const AT_FDCWD: i32 = -100;
+    let base = if dirfd == AT_FDCWD {
+        format!("/proc/{pid}/cwd")
+    } else {
+        format!("/proc/{pid}/fd/{dirfd}")
+    };
+    let base = std::fs::read_link(base).ok()?;
+    let mut parts: Vec<&str> = Vec::new();
+    let base = base.to_string_lossy();
+    for part in base.split('/').chain(path.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
 fn c_string(bytes: &[u8]) -> String {
     CStr::from_bytes_until_nul(bytes)
         .map(|s| s.to_string_lossy().into_owned())
@@ -303,7 +349,15 @@ fn decode(bytes: &[u8], clock: &Clock) -> Option<Event> {
             event.local_port = u16_at(bytes, LOCAL_PORT).filter(|&port| port != 0);
         }
         Kind::Listen => event.local_port = u16_at(bytes, PORT),
-        Kind::OpenWrite => event.path = Some(c_string(data)),
+        Kind::OpenWrite => {
+            let path = c_string(data);
+            event.path = if path.starts_with('/') {
+                Some(path)
+            } else {
+                let dirfd = u32_at(bytes, SENDER_PID)? as i32;
+                resolve_relative(event.process.id.pid, dirfd, &path)
+            };
+        }
         Kind::OomKill => {}
     }
     Some(event)
@@ -344,6 +398,23 @@ mod tests {
         bytes[COMM..COMM + 2].copy_from_slice(b"sh");
         bytes[PARENT_COMM..PARENT_COMM + 5].copy_from_slice(b"nginx");
         bytes
+    }
+
+    #[test]
+    fn relative_paths_resolve_through_proc() {
+        let cwd = std::env::current_dir().unwrap();
+        let pid = std::process::id();
+        assert_eq!(
+            resolve_relative(pid, -100, "a/../b/./c"),
+            Some(format!("{}/b/c", cwd.display()))
+        );
+        let dir = std::fs::File::open("/usr/lib").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+        assert_eq!(
+            resolve_relative(pid, fd, "../../etc/x"),
+            Some("/etc/x".to_string())
+        );
+        assert_eq!(resolve_relative(pid, 1 << 20, "x"), None);
     }
 
     #[test]
