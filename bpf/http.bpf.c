@@ -753,11 +753,15 @@ int BPF_PROG(btf_sys_exit, struct pt_regs *regs, long ret)
 {
 	struct call call = {
 		.nr = regs->orig_ax,
-		.arg0 = regs->di,
-		.arg1 = regs->si,
 		.ret = ret,
 	};
 
+	/* Most exits are of calls that never carry HTTP: leave before reading
+	 * the arguments (as the variant below does). */
+	if (!interesting(call.nr))
+		return 0;
+	call.arg0 = regs->di;
+	call.arg1 = regs->si;
 	on_exit(&call, regs->dx, regs->r8);
 	return 0;
 }
