@@ -761,9 +761,28 @@ fn status_view_reports_the_store_and_collectors() {
         ];
         samples.extend(series(&labels, end, 600, |_| ok));
     }
+    // 2 ms of CPU a round, a round every 10 s.
+    let cpu = [
+        (METRIC_NAME, "sonde_collector_cpu_seconds_total"),
+        ("collector", "cpu"),
+    ];
+    samples.extend(series(&cpu, end, 600, |seconds| seconds * 0.0002));
     store.append(&samples).unwrap();
     let base = serve(store);
     let (status, html) = get(&format!("{base}/status?range=15m")).unwrap();
+    let cpu_row = html
+        .split("<th scope=\"row\">cpu</th>")
+        .nth(1)
+        .and_then(|row| row.split("</tr>").next())
+        .unwrap();
+    assert!(html.contains("CPU a round"), "{html}");
+    // The fifth cell: state, run time last, average, slowest, CPU a round.
+    let cpu_ms: f64 = cpu_row
+        .split("<td class=\"number\">")
+        .nth(5)
+        .and_then(|cell| cell.strip_suffix(" ms</td>")?.parse().ok())
+        .unwrap_or_else(|| panic!("no CPU a round in {cpu_row}"));
+    assert!((1.9..=2.1).contains(&cpu_ms), "{cpu_row}");
     assert_eq!(status, 200, "{html}");
     for part in [
         "Store by tier",

@@ -96,6 +96,7 @@ fn metrics_has_the_exposition_content_type_and_health_endpoints_answer() {
         "sonde_build_info",
         "sonde_store_samples_appended_total",
         "sonde_collector_duration_seconds",
+        "sonde_collector_cpu_seconds_total",
     ] {
         assert!(
             names.iter().any(|n| n == self_metric),

@@ -18,13 +18,7 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// The calling thread's CPU time in nanoseconds.
 pub fn thread_cpu_ns() -> f64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    now.tv_sec as f64 * 1e9 + now.tv_nsec as f64
+    crate::collect::thread_cpu_time().as_nanos() as f64
 }
 
 #[cfg(test)]

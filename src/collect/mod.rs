@@ -14,7 +14,7 @@ pub mod processes;
 pub mod programs;
 pub mod schedule;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::collect::budget::Budget;
 use crate::model::{Family, Scrape};
@@ -35,16 +35,19 @@ pub trait Collector: Send {
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()>;
 }
 
-/// The set of collectors, what their last rounds cost, and the cardinality
+/// The set of collectors, what their rounds cost, and the cardinality
 /// budget every family they produce is held to.
 pub struct Collection {
     collectors: Vec<Box<dyn Collector>>,
+    /// Each collector's CPU time since start, in the order of `collectors`.
+    cpu: Vec<Duration>,
     budget: Budget,
 }
 
 impl Collection {
     pub fn new(collectors: Vec<Box<dyn Collector>>) -> Collection {
         Collection {
+            cpu: vec![Duration::ZERO; collectors.len()],
             collectors,
             budget: Budget::new(budget::DEFAULT_MAX_SERIES),
         }
@@ -66,7 +69,13 @@ impl Collection {
         let mut families = Vec::new();
         let mut duration = Family::gauge(
             "sonde_collector_duration_seconds",
-            "Time the collector's last round took.",
+            "Time the collector's last round took (wall time: waits for the \
+             kernel's BPF programs included).",
+        );
+        let mut cpu = Family::counter(
+            "sonde_collector_cpu_seconds_total",
+            "CPU time (user and system, BPF iterators included) the collector's \
+             rounds took since sonde started.",
         );
         let mut success = Family::gauge(
             "sonde_collector_success",
@@ -76,16 +85,20 @@ impl Collection {
             .collectors
             .iter_mut()
             .map(|collector| {
-                let started = Instant::now();
-                (collector.begin_round(), started.elapsed())
+                let (started, cpu_started) = (Instant::now(), thread_cpu_time());
+                let result = collector.begin_round();
+                (result, started.elapsed(), thread_cpu_time() - cpu_started)
             })
             .collect();
-        for (collector, (begun, beginning)) in self.collectors.iter_mut().zip(begun) {
-            let started = Instant::now();
+        let rounds = self.collectors.iter_mut().zip(&mut self.cpu);
+        for ((collector, spent), (begun, beginning, beginning_cpu)) in rounds.zip(begun) {
+            let (started, cpu_started) = (Instant::now(), thread_cpu_time());
             let result = begun.and_then(|()| collector.collect(&mut families));
+            *spent += beginning_cpu + (thread_cpu_time() - cpu_started);
             let name = collector.name();
             let took = beginning + started.elapsed();
             duration.push(&[("collector", name)], took.as_secs_f64());
+            cpu.push(&[("collector", name)], spent.as_secs_f64());
             if let Err(err) = &result {
                 tracing::warn!(collector = name, "collection failed: {err:#}");
             }
@@ -94,8 +107,7 @@ impl Collection {
         for family in &mut families {
             self.budget.apply(family);
         }
-        families.push(duration);
-        families.push(success);
+        families.extend([duration, cpu, success]);
         Scrape {
             timestamp_ms,
             families,
@@ -125,9 +137,70 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
 }
 
+/// The calling thread's CPU time (user and system).
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The wall clock, as a time since the Unix epoch.
 pub fn since_epoch() -> std::time::Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spins for `cpu` of this thread's CPU time in each round.
+    struct Spinner {
+        cpu: Duration,
+    }
+
+    impl Collector for Spinner {
+        fn name(&self) -> &'static str {
+            "spinner"
+        }
+
+        fn collect(&mut self, _: &mut Vec<Family>) -> anyhow::Result<()> {
+            let started = thread_cpu_time();
+            while thread_cpu_time() - started < self.cpu {}
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_collectors_cpu_time_adds_up_over_rounds() {
+        let spin = Duration::from_millis(20);
+        let mut collection = Collection::new(vec![Box::new(Spinner { cpu: spin })]);
+        let cpu_after = |scrape: Scrape| {
+            let family = scrape
+                .families
+                .into_iter()
+                .find(|f| f.name == "sonde_collector_cpu_seconds_total")
+                .unwrap();
+            family.series[0].value
+        };
+        let first = cpu_after(collection.collect(0));
+        let second = cpu_after(collection.collect(10_000));
+        assert!(first >= spin.as_secs_f64(), "{first}");
+        assert!(
+            second >= first + spin.as_secs_f64(),
+            "{first} then {second}"
+        );
+        assert!(
+            second < first + 10.0 * spin.as_secs_f64(),
+            "{first} then {second}"
+        );
+    }
 }

@@ -31,6 +31,7 @@ use super::codec::{ByteReader, ByteWriter};
 use super::rng::Rng;
 use super::{xor, Store, StoreOptions};
 use crate::collect::schedule::Schedule;
+use crate::collect::thread_cpu_time;
 use crate::model::{format_float, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
 
 /// The recording the generator extends (see `Store` docs above and
@@ -451,17 +452,6 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
         });
     }
     Ok(figures)
-}
-
-/// This thread's CPU time.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Samples per second (of this thread's CPU time) `read` hands out,

@@ -344,10 +344,17 @@ fn collectors(store: &dyn Source, range: &Range) -> anyhow::Result<Figures> {
         format!("avg_over_time(sonde_collector_duration_seconds[{w}])"),
         format!("max_over_time(sonde_collector_duration_seconds[{w}])"),
         format!("count_over_time(sonde_collector_success[{w}]) - sum_over_time(sonde_collector_success[{w}])"),
+        format!("increase(sonde_collector_cpu_seconds_total[{w}]) / count_over_time(sonde_collector_success[{w}])"),
     ];
     let column = |i: usize| by_label(store, &promql[i], "collector", range);
-    let (success, last, avg, max, failed) =
-        (column(0)?, column(1)?, column(2)?, column(3)?, column(4)?);
+    let (success, last, avg, max, failed, cpu) = (
+        column(0)?,
+        column(1)?,
+        column(2)?,
+        column(3)?,
+        column(4)?,
+        column(5)?,
+    );
     let rows = success
         .iter()
         .map(|(name, ok)| FigureRow {
@@ -358,6 +365,7 @@ fn collectors(store: &dyn Source, range: &Range) -> anyhow::Result<Figures> {
                 last.get(name).map_or_else(String::new, |v| ms(*v)),
                 avg.get(name).map_or_else(String::new, |v| ms(*v)),
                 max.get(name).map_or_else(String::new, |v| ms(*v)),
+                cpu.get(name).map_or_else(String::new, |v| ms(*v)),
                 failed.get(name).map_or_else(String::new, |v| digits(*v)),
             ],
         })
@@ -369,6 +377,7 @@ fn collectors(store: &dyn Source, range: &Range) -> anyhow::Result<Figures> {
             "run time last",
             "average",
             "slowest",
+            "CPU a round",
             "failed rounds",
         ],
         rows,
