@@ -17,14 +17,13 @@
 
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{anyhow, Context};
 use libbpf_rs::skel::{Skel, SkelBuilder};
 use libbpf_rs::{Link, MapHandle, RingBufferBuilder};
 
 use super::http::{u16_at, u32_at, u64_at};
-use super::ring::{poll_until, RingReader};
+use super::ring::{poll_until, RingReader, Stop};
 use super::{
     attach_loading, check_refused, comm_label, object_storage, with_libbpf_log, AttachKind,
     Attached, Loaded, Variant,
@@ -148,7 +147,7 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
             _open_links: open_links,
             reader: RingReader::new("sonde-events", move |stop| {
                 read_events(&events, &asleep, stop, &paths)
-            }),
+            })?,
         }),
     })
 }
@@ -187,7 +186,7 @@ fn attach_opens(
 fn read_events(
     events: &MapHandle,
     asleep: &MapHandle,
-    stop: &AtomicBool,
+    stop: &Stop,
     write_paths: &[String],
 ) -> anyhow::Result<()> {
     let clock = Clock::new();

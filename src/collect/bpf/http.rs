@@ -23,7 +23,7 @@ use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder, UprobeOpts};
 
-use super::ring::{poll_until, RingReader};
+use super::ring::{poll_until, RingReader, Stop};
 use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
@@ -189,7 +189,7 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
         let (red, mapped) = (Arc::clone(&red), Arc::clone(&mapped));
         RingReader::new("sonde-http", move |stop| {
             read_events(&events, &asleep, &red, &mapped, stop)
-        })
+        })?
     };
     Ok(Loaded {
         kind: attached.kind,
@@ -238,7 +238,7 @@ fn read_events(
     asleep: &MapHandle,
     red: &Mutex<Red>,
     mapped: &Mutex<HashSet<u32>>,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> anyhow::Result<()> {
     let mut builder = RingBufferBuilder::new();
     builder.add(events, |bytes: &[u8]| {

@@ -6,6 +6,7 @@
 //! runs until the collector is dropped, or fails; a round then reports
 //! the failure.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,20 +16,58 @@ use anyhow::{anyhow, Context};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, RingBuffer};
 
 /// How long a reader waits while events come (programs wake it only once
-/// the ring fills up) before it reads what came and checks whether to stop.
+/// the ring fills up) before it reads what came.
 const POLL: Duration = Duration::from_millis(50);
 /// How long an idle reader sleeps: the program wakes it at the first event
-/// after (`SONDE_RING_SUBMIT` in bpf/sonde.h), so this bounds only how late
-/// it stops, and how late an event is read that raced with its falling
-/// asleep.
-const IDLE_POLL: Duration = Duration::from_secs(1);
+/// after (`SONDE_RING_SUBMIT` in bpf/sonde.h) and [`Stop`] when it is to
+/// stop, so this bounds only how late an event is read that raced with its
+/// falling asleep (about a collection interval). Each wakeup of an idle
+/// reader costs it about 60 µs; at 1 s the two readers were a twentieth of
+/// an idle sonde's CPU (BENCHMARKS.md, idle).
+const IDLE_POLL: Duration = Duration::from_secs(10);
 
-type Run = Box<dyn FnOnce(&AtomicBool) -> anyhow::Result<()> + Send>;
+type Run = Box<dyn FnOnce(&Stop) -> anyhow::Result<()> + Send>;
+
+/// Tells a reader to stop: a flag it checks after each wait, and an
+/// eventfd in the set it waits on, so a sleeping reader stops at once.
+pub struct Stop {
+    requested: AtomicBool,
+    wake: OwnedFd,
+}
+
+impl Stop {
+    fn new() -> anyhow::Result<Stop> {
+        // SAFETY: eventfd takes no pointers; the fd it returns is ours.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        anyhow::ensure!(
+            fd >= 0,
+            "cannot make an eventfd: {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(Stop {
+            requested: AtomicBool::new(false),
+            // SAFETY: fd is a fresh descriptor nothing else owns.
+            wake: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn request(&self) {
+        self.requested.store(true, Ordering::Relaxed);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our eventfd. A
+        // failed write (the counter full) leaves it readable all the same.
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    fn requested(&self) -> bool {
+        self.requested.load(Ordering::Relaxed)
+    }
+}
 
 pub struct RingReader {
     name: &'static str,
     state: State,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 }
 
 enum State {
@@ -38,16 +77,17 @@ enum State {
 }
 
 impl RingReader {
-    /// `run` reads until the flag it is given is set, on thread `name`.
+    /// `run` reads until the [`Stop`] it is given is requested, on thread
+    /// `name`.
     pub fn new(
         name: &'static str,
-        run: impl FnOnce(&AtomicBool) -> anyhow::Result<()> + Send + 'static,
-    ) -> RingReader {
-        RingReader {
+        run: impl FnOnce(&Stop) -> anyhow::Result<()> + Send + 'static,
+    ) -> anyhow::Result<RingReader> {
+        Ok(RingReader {
             name,
             state: State::Waiting(Box::new(run)),
-            stop: Arc::new(AtomicBool::new(false)),
-        }
+            stop: Arc::new(Stop::new()?),
+        })
     }
 
     /// Starts the thread the first time; later calls do nothing.
@@ -78,7 +118,7 @@ impl RingReader {
 
 impl Drop for RingReader {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.request();
         if let State::Running(thread) = std::mem::replace(&mut self.state, State::Stopped) {
             let _ = thread.join();
         }
@@ -86,31 +126,30 @@ impl Drop for RingReader {
 }
 
 /// Reads `ring` until `stop`, every [`POLL`] while events come; once a
-/// poll found none it sets the program's `asleep` flag (its map of one
+/// wait found none it sets the program's `asleep` flag (its map of one
 /// u32, `SONDE_RING_READER_FLAG` in bpf/sonde.h) and sleeps up to
 /// [`IDLE_POLL`], and the program wakes it at the next event: an idle host
-/// pays no wakeups, a new event is read at once. A poll that times out is
-/// followed by reading what came meanwhile. A signal (SIGHUP for a reload,
-/// a debugger attaching) interrupts the poll; that is no reason to stop
-/// reading.
-pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &AtomicBool) -> anyhow::Result<()> {
+/// pays next to no wakeups, a new event is read at once. A signal (SIGHUP
+/// for a reload, a debugger attaching) interrupts the wait; that is no
+/// reason to stop reading.
+pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &Stop) -> anyhow::Result<()> {
+    // SAFETY: the ring's epoll fd lives as long as `ring`, which outlives
+    // this function.
+    let ring_fd = unsafe { BorrowedFd::borrow_raw(ring.epoll_fd()) };
+    let waiter = Waiter::new([ring_fd, stop.wake.as_fd()])?;
     let mut sleeping = false;
-    while !stop.load(Ordering::Relaxed) {
-        let polled = ring.poll_raw(if sleeping { IDLE_POLL } else { POLL });
-        if polled < 0 && polled != -libc::EINTR {
-            return Err(std::io::Error::from_raw_os_error(-polled))
-                .context("cannot poll the ring buffer");
-        }
+    while !stop.requested() {
+        waiter.wait(if sleeping { IDLE_POLL } else { POLL })?;
         let consumed = ring.consume_raw();
         if consumed < 0 {
             return Err(std::io::Error::from_raw_os_error(-consumed))
                 .context("cannot read the ring buffer");
         }
-        let idle = polled <= 0 && consumed == 0;
+        let idle = consumed == 0;
         if idle && !sleeping {
             // The flag first, then one more read: an event committed
-            // before the program saw the flag is read now, not a second
-            // later.
+            // before the program saw the flag is read now, not at the
+            // end of the sleep.
             asleep
                 .update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), MapFlags::ANY)
                 .context("cannot set the ring reader's wakeup flag")?;
@@ -122,4 +161,49 @@ pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &AtomicBool) -> a
         }
     }
     Ok(())
+}
+
+/// An epoll set over the ring's own epoll fd (readable while a ring holds
+/// events) and the stop eventfd: a wait ends at whichever comes first.
+struct Waiter(OwnedFd);
+
+impl Waiter {
+    fn new(fds: [BorrowedFd<'_>; 2]) -> anyhow::Result<Waiter> {
+        let os_error = || std::io::Error::last_os_error();
+        // SAFETY: epoll_create1 takes no pointers; the fd it returns is ours.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        anyhow::ensure!(epoll >= 0, "cannot make an epoll set: {}", os_error());
+        // SAFETY: epoll is a fresh descriptor nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        for fd in fds {
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: 0,
+            };
+            // SAFETY: both fds are open; `event` is a live epoll_event.
+            let added = unsafe {
+                libc::epoll_ctl(
+                    epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    fd.as_raw_fd(),
+                    &mut event,
+                )
+            };
+            anyhow::ensure!(added == 0, "cannot wait on the ring buffer: {}", os_error());
+        }
+        Ok(Waiter(epoll))
+    }
+
+    /// Waits until a ring holds events, the reader is to stop, or `timeout`.
+    fn wait(&self, timeout: Duration) -> anyhow::Result<()> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `events` has room for the 2 events asked for.
+        let ready = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 2, ms) };
+        let err = std::io::Error::last_os_error();
+        if ready < 0 && err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err).context("cannot poll the ring buffer");
+        }
+        Ok(())
+    }
 }
