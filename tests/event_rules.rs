@@ -378,6 +378,19 @@ fn events_stream_and_rules_fire_exactly_when_they_should() {
         .as_str()
         .unwrap()
         .contains(&shell.to_string()));
+    // Prometheus's alerts API lists it with the rules' alerts, firing.
+    let listed: Value = serde_json::from_str(&sonde.get_ok("/api/v1/alerts")).unwrap();
+    let firing = listed["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == rule)
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(firing["state"], "firing", "{firing}");
+    assert_eq!(firing["labels"]["pid"], shell.to_string(), "{firing}");
+    assert_eq!(firing["value"], "2e+00", "{firing}");
+    assert_eq!(firing["annotations"]["events"], told, "{firing}");
 
     // Too late: the connect 3 s after the exec, past `within`.
     let late = shell_connects_after(&service, "3");

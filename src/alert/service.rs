@@ -116,6 +116,12 @@ impl Alerting {
         self.rules.run(store, store, &Limits::default(), stop);
     }
 
+    /// The event rules' alerts firing at `now_ms` (see
+    /// [`EventRules::firing`]).
+    pub fn firing_event_alerts(&self, now_ms: i64) -> Vec<crate::alert::Alert> {
+        self.events.firing(now_ms)
+    }
+
     pub fn families(&self) -> Vec<Family> {
         let mut families = self.rules.families();
         families.extend(self.alertmanagers.families());

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::api::{success, Params};
 use super::AppState;
 use crate::alert::alertmanager::label_object;
-use crate::alert::rfc3339;
 use crate::alert::rule::{AlertState, Health, Rule, RuleAlert};
 use crate::alert::rulefile::RuleKind;
+use crate::alert::{rfc3339, Alert};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -59,7 +59,8 @@ async fn rules(State(state): State<AppState>, params: Params) -> Response {
     success(&json!({ "groups": groups }).to_string())
 }
 
-/// Every pending and firing alert.
+/// Every pending and firing alert: the alerting rules', then the event
+/// rules' (firing from their match until they resolve).
 async fn alerts(State(state): State<AppState>) -> Response {
     let mut list = Vec::new();
     if let Some(alerting) = &state.alerting {
@@ -69,6 +70,8 @@ async fn alerts(State(state): State<AppState>) -> Response {
                 list.extend(active_alerts(rule).map(alert_json));
             }
         }
+        let firing = alerting.firing_event_alerts(crate::collect::now_ms());
+        list.extend(firing.iter().map(event_alert_json));
     }
     success(&json!({ "alerts": list }).to_string())
 }
@@ -143,6 +146,16 @@ fn active_alerts(rule: &Rule) -> impl Iterator<Item = &RuleAlert> {
     rule.alerts
         .values()
         .filter(|alert| alert.state != AlertState::Inactive)
+}
+
+fn event_alert_json(alert: &Alert) -> Value {
+    json!({
+        "labels": label_object(&alert.labels),
+        "annotations": label_object(&alert.annotations),
+        "state": AlertState::Firing.as_str(),
+        "activeAt": rfc3339(alert.starts_at_ms),
+        "value": go_exponent_float(alert.value),
+    })
 }
 
 fn alert_json(alert: &RuleAlert) -> Value {

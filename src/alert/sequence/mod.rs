@@ -19,7 +19,8 @@
 //! (templates, as an alerting rule's, with `$value` the number of events)
 //! plus `events`: one line per event matched. It fires from the match and
 //! resolves `resolve_after` later (5m unless set); a later match of the
-//! same rule and key fires it again.
+//! same rule and key fires it again. Until then it is listed with the
+//! rules' alerts by `/api/v1/alerts` ([`EventRules::firing`]).
 //!
 //! A reload starts every rule afresh (partial matches are dropped).
 //! `sonde test rules` feeds a test group's `input_events` through the same
@@ -30,6 +31,7 @@ pub mod condition;
 pub mod engine;
 pub mod spec;
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use crate::alert::manager::AlertSender;
@@ -40,11 +42,19 @@ use crate::collect::events::{Event, Subscriber};
 use crate::model::{Family, Labels};
 use engine::{Engine, Match};
 
+/// Alerts of event rules listed as firing at once, at most: a storm of
+/// matches (each process its own alert) keeps the newest.
+const MAX_FIRING: usize = 1000;
+
 /// The event rules running, and where their alerts go.
 pub struct EventRules {
     engine: Mutex<Engine>,
     senders: Vec<Arc<dyn AlertSender>>,
     external: Mutex<External>,
+    /// The alerts sent and not yet resolved, oldest first, as the rules
+    /// made them (without the external labels): one per label set, the
+    /// latest match's.
+    firing: Mutex<VecDeque<Alert>>,
 }
 
 /// What of `[alerting]` the alerts carry.
@@ -75,7 +85,27 @@ impl EventRules {
             engine: Mutex::new(Engine::new(rules)),
             senders,
             external: Mutex::new(external),
+            firing: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The alerts firing at `now_ms`, oldest first.
+    pub fn firing(&self, now_ms: i64) -> Vec<Alert> {
+        let mut firing = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        firing.retain(|alert| !alert.resolved_at(now_ms));
+        firing.iter().cloned().collect()
+    }
+
+    fn note_firing(&self, alerts: &[Alert]) {
+        let mut firing = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        for alert in alerts {
+            firing.retain(|held| held.labels != alert.labels);
+            firing.push_back(alert.clone());
+        }
+        let now = alerts.iter().map(|a| a.starts_at_ms).max().unwrap_or(0);
+        firing.retain(|held| !held.resolved_at(now));
+        let excess = firing.len().saturating_sub(MAX_FIRING);
+        firing.drain(..excess);
     }
 
     /// Replaces the rules (partial matches start afresh).
@@ -135,19 +165,20 @@ impl Subscriber for EventRules {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let alerts: Vec<Alert> = matches.iter().map(|m| alert(m, &external)).collect();
+        let made: Vec<Alert> = matches.iter().map(|m| rule_alert(m, &external)).collect();
+        self.note_firing(&made);
+        // As sent: the rule's labels with `[alerting]`'s external ones.
+        let alerts: Vec<Alert> = made
+            .into_iter()
+            .map(|mut alert| {
+                alert.labels = with_external(&alert.labels, &external);
+                alert
+            })
+            .collect();
         for sender in &self.senders {
             sender.send(&alerts);
         }
     }
-}
-
-/// The alert a match raises (module docs), as it is sent: the rule's
-/// labels with `[alerting]`'s external ones.
-pub fn alert(found: &Match, external: &External) -> Alert {
-    let mut alert = rule_alert(found, external);
-    alert.labels = with_external(&alert.labels, external);
-    alert
 }
 
 /// The alert a match raises before the external labels join its labels,
@@ -219,4 +250,46 @@ fn with_external(labels: &Labels, external: &External) -> Labels {
         }
     }
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fired(pid: usize, starts_at_ms: i64) -> Alert {
+        Alert {
+            labels: Labels::new([("alertname", "Shell"), ("pid", &pid.to_string())]),
+            annotations: Labels::default(),
+            value: 2.0,
+            starts_at_ms,
+            ends_at_ms: starts_at_ms + 300_000,
+            generator_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn firing_alerts_are_one_per_label_set_until_they_resolve_and_bounded() {
+        let rules = EventRules::new(Vec::new(), Vec::new(), External::default());
+        rules.note_firing(&[fired(1, 0), fired(2, 1_000)]);
+        rules.note_firing(&[fired(1, 2_000)]);
+        let firing = rules.firing(3_000);
+        let pids: Vec<_> = firing
+            .iter()
+            .map(|a| a.labels.get("pid").unwrap())
+            .collect();
+        assert_eq!(
+            pids,
+            ["2", "1"],
+            "the later match of pid 1 replaced its first"
+        );
+        assert_eq!(firing[1].starts_at_ms, 2_000);
+        assert_eq!(rules.firing(301_000).len(), 1, "pid 2's resolved");
+        assert!(rules.firing(302_000).is_empty());
+
+        let storm: Vec<Alert> = (0..MAX_FIRING + 10).map(|pid| fired(pid, 5_000)).collect();
+        rules.note_firing(&storm);
+        let firing = rules.firing(5_000);
+        assert_eq!(firing.len(), MAX_FIRING);
+        assert_eq!(firing[0].labels.get("pid"), Some("10"), "the oldest went");
+    }
 }
