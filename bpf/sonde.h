@@ -366,12 +366,21 @@ static __always_inline __u32 sonde_hist_slot(__u64 ns)
  * Invariant: an increment lands in exactly one half and is read from it
  * exactly once. So an update picks its half once, with SONDE_HALF, and does
  * its lookup, insert and add in that one map.
+ *
+ * The halves allocate entries as keys come (BPF_F_NO_PREALLOC): a half
+ * holds one interval's keys, far fewer than its bound on most hosts, while
+ * a preallocated per-CPU hash holds its bound of values on every CPU (the
+ * per-CPU halves' values alone: about 100 MiB of kernel memory on 64 CPUs)
+ * and took 4-5 ms to create here, a fifth of sonde's start. An insert (a
+ * key's first event of an interval) takes an entry from the kernel's
+ * per-CPU caches; lookups and adds cost what they did.
  */
 volatile __u32 sonde_generation;
 
 #define SONDE_DOUBLE_BUFFERED(name, map_type, entries, key_type, value_type) \
 	struct name##_half {                                                    \
 		__uint(type, map_type);                                         \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                           \
 		__uint(max_entries, entries);                                   \
 		__type(key, key_type);                                          \
 		__type(value, value_type);                                      \
