@@ -7,7 +7,8 @@
 # where they go: sonde's CPU per thread (each stage runs on a thread of its
 # own) and each one's resident memory by mapping (the binary's pages, the
 # allocator's heap and arenas, BPF maps and ring buffers mapped, the rest),
-# and the load average over the run (a busy machine inflates both).
+# its CPU per collector, and the load average over the run (a busy machine
+# inflates both).
 #
 # usage: benches/idle.sh [SONDE_BINARY] [DURATION_SECONDS]   (default 600)
 set -euo pipefail
@@ -68,3 +69,7 @@ mappings sonde "$sonde_pid"
 mappings node_exporter "$ne_pid"
 echo "sonde cpu_seconds per thread (threads that ended, such as loading, are in the total only):"
 threads "$sonde_pid"
+echo "sonde cpu_seconds per collector (sonde_collector_cpu_seconds_total, on the collect thread):"
+curl -s "http://127.0.0.1:$sonde_port/metrics" \
+  | awk -F'[{}"= ]+' '/^sonde_collector_cpu_seconds_total\{/ {printf "  %-16s %.3f\n", $3, $NF}' \
+  | sort -k2 -rn
