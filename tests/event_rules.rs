@@ -391,6 +391,25 @@ fn events_stream_and_rules_fire_exactly_when_they_should() {
     assert_eq!(firing["labels"]["pid"], shell.to_string(), "{firing}");
     assert_eq!(firing["value"], "2e+00", "{firing}");
     assert_eq!(firing["annotations"]["events"], told, "{firing}");
+    // The rules API lists the event rule as an alerting rule, firing.
+    let listed: Value = serde_json::from_str(&sonde.get_ok("/api/v1/rules?type=alert")).unwrap();
+    let listed_rule = listed["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_array().unwrap())
+        .find(|r| r["name"] == rule)
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(listed_rule["type"], "alerting", "{listed_rule}");
+    assert_eq!(listed_rule["state"], "firing", "{listed_rule}");
+    assert_eq!(listed_rule["alerts"][0]["labels"]["pid"], shell.to_string());
+    let query = listed_rule["query"].as_str().unwrap();
+    assert!(
+        query.starts_with("by process within 2s: exec where '")
+            && query.contains(" then connect where '"),
+        "{query}"
+    );
 
     // Too late: the connect 3 s after the exec, past `within`.
     let late = shell_connects_after(&service, "3");

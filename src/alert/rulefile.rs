@@ -289,6 +289,35 @@ fn check_rule(raw: RawRule) -> Result<RuleSpec, Vec<String>> {
     }
 }
 
+/// A duration as Prometheus's `model.Duration.String`: `0s`, `1m30s`,
+/// `2w`, `90d`.
+pub fn prometheus_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut left = ms;
+    let mut text = String::new();
+    let day = 24 * 3_600_000;
+    for (unit, size, only_exact) in [
+        ("y", 365 * day, true),
+        ("w", 7 * day, true),
+        ("d", day, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
+    ] {
+        if only_exact && left % size != 0 {
+            continue;
+        }
+        if left / size > 0 {
+            text.push_str(&format!("{}{unit}", left / size));
+            left %= size;
+        }
+    }
+    text
+}
+
 /// A duration in a rule file, as Prometheus's `model.ParseDuration` reads
 /// it: `0`, or units from years down to milliseconds (`1h30m`), no
 /// fractions; milliseconds.

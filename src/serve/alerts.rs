@@ -13,6 +13,7 @@ use super::AppState;
 use crate::alert::alertmanager::label_object;
 use crate::alert::rule::{AlertState, Health, Rule, RuleAlert};
 use crate::alert::rulefile::RuleKind;
+use crate::alert::sequence::spec::EventRuleSpec;
 use crate::alert::{rfc3339, Alert};
 
 pub fn routes() -> Router<AppState> {
@@ -29,11 +30,12 @@ async fn rules(State(state): State<AppState>, params: Params) -> Response {
         return success(r#"{"groups":[]}"#);
     };
     let loaded = alerting.rules.loaded();
+    let firing = alerting.firing_event_alerts(crate::collect::now_ms());
     let groups: Vec<Value> = loaded
         .groups
         .iter()
         .map(|group| {
-            let rules: Vec<Value> = group
+            let mut rules: Vec<Value> = group
                 .rules
                 .iter()
                 .filter(|rule| {
@@ -45,6 +47,10 @@ async fn rules(State(state): State<AppState>, params: Params) -> Response {
                 })
                 .map(rule_json)
                 .collect();
+            if wanted != "record" {
+                let events = &group.spec.event_rules;
+                rules.extend(events.iter().map(|rule| event_rule_json(rule, &firing)));
+            }
             json!({
                 "name": group.spec.name,
                 "file": group.spec.file,
@@ -139,6 +145,42 @@ fn rule_json(rule: &Rule) -> Value {
         }
     }
     out
+}
+
+/// An event rule as an alerting rule: its steps as the query, firing
+/// while one of its matches' alerts has not resolved.
+fn event_rule_json(rule: &EventRuleSpec, firing: &[Alert]) -> Value {
+    let alerts: Vec<Value> = firing
+        .iter()
+        .filter(|alert| alert.labels.get("alertname") == Some(rule.alert.as_str()))
+        .map(event_alert_json)
+        .collect();
+    let pairs = |pairs: &[(String, String)]| -> Value {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let state = if alerts.is_empty() {
+        AlertState::Inactive
+    } else {
+        AlertState::Firing
+    };
+    json!({
+        "name": rule.alert,
+        "query": rule.describe(),
+        "labels": pairs(&rule.labels),
+        "annotations": pairs(&rule.annotations),
+        "health": "ok",
+        "type": "alerting",
+        "state": state.as_str(),
+        "duration": 0.0,
+        "keepFiringFor": 0.0,
+        "alerts": alerts,
+        "evaluationTime": 0.0,
+        "lastEvaluation": evaluated_at(None),
+    })
 }
 
 /// Pending and firing alerts: resolved ones are kept for re-sending only.

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::condition::Condition;
-use crate::alert::rulefile::{rule_duration, Scalar};
+use crate::alert::rulefile::{prometheus_duration, rule_duration, Scalar};
 use crate::alert::template;
 use crate::collect::events::Kind;
 
@@ -52,6 +52,32 @@ pub struct EventRuleSpec {
     pub annotations: Vec<(String, String)>,
     /// The alert resolves this long after the match.
     pub resolve_after_ms: i64,
+}
+
+impl EventRuleSpec {
+    /// The rule in one line, in its file's words, where a rules API shows
+    /// a rule's query: `exec where 'comm == "nc"'`, or `by process within
+    /// 30s: exec where '...' then connect where '...'`.
+    pub fn describe(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|step| match step.text.as_str() {
+                "" => step.kind.name().to_string(),
+                text => format!("{} where '{text}'", step.kind.name()),
+            })
+            .collect();
+        let steps = steps.join(" then ");
+        if self.within_ms == 0 {
+            return steps;
+        }
+        let by = match self.by {
+            By::Process => "process",
+            By::Parent => "parent",
+        };
+        let within = prometheus_duration(self.within_ms);
+        format!("by {by} within {within}: {steps}")
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -254,7 +254,7 @@ impl TestGroup {
         };
         Some(format!(
             "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
-            report::prometheus_duration(test.eval_time.0)
+            crate::alert::rulefile::prometheus_duration(test.eval_time.0)
         ))
     }
 }

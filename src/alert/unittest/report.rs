@@ -3,6 +3,7 @@
 //! expected-versus-got layout of a failed alert or expression test.
 
 use super::series::MetricLabels;
+use crate::alert::rulefile::prometheus_duration;
 
 /// An alert as a test compares it: its labels and expanded annotations.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -87,35 +88,6 @@ pub fn go_duration(ms: i64) -> String {
         (0, m) => format!("{sign}{m}m{seconds}"),
         (h, m) => format!("{sign}{h}h{m}m{seconds}"),
     }
-}
-
-/// A duration as Prometheus's `model.Duration.String`: `0s`, `1m30s`,
-/// `2w`, `90d`.
-pub fn prometheus_duration(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let mut left = ms;
-    let mut text = String::new();
-    let day = 24 * 3_600_000;
-    for (unit, size, only_exact) in [
-        ("y", 365 * day, true),
-        ("w", 7 * day, true),
-        ("d", day, false),
-        ("h", 3_600_000, false),
-        ("m", 60_000, false),
-        ("s", 1000, false),
-        ("ms", 1, false),
-    ] {
-        if only_exact && left % size != 0 {
-            continue;
-        }
-        if left / size > 0 {
-            text.push_str(&format!("{}{unit}", left / size));
-            left %= size;
-        }
-    }
-    text
 }
 
 /// Prefixes every line but the first with `indent`, as promtool's
