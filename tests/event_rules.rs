@@ -410,6 +410,20 @@ fn events_stream_and_rules_fire_exactly_when_they_should() {
             && query.contains(" then connect where '"),
         "{query}"
     );
+    // So does the Alerts view, with the alert's pid.
+    let view = sonde.get_ok("/alerts");
+    let shown = view
+        .split(&format!(
+            "<span class=\"state firing\">firing</span> {rule}"
+        ))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{rule} not shown firing: {view}"));
+    let shown = shown.split("<h2>").next().unwrap();
+    assert!(
+        shown.contains("by process within 2s: exec where"),
+        "{shown}"
+    );
+    assert!(shown.contains(&shell.to_string()), "{shown}");
 
     // Too late: the connect 3 s after the exec, past `within`.
     let late = shell_connects_after(&service, "3");

@@ -1,7 +1,8 @@
-//! The Alerts view at `/alerts`: every alerting rule, firing ones first,
-//! each with its alerts (labels, annotations, value, since when, whether a
-//! silence of the built-in notifier mutes it) and a link to its expression
-//! on the Graph view; rules that failed say why. Below, the silences. Plain
+//! The Alerts view at `/alerts`: every alerting rule and event rule, firing
+//! ones first, each with its alerts (labels, annotations, value, since
+//! when, whether a silence of the built-in notifier mutes it) and a link to
+//! its expression on the Graph view (an event rule's steps link to the
+//! Kernel view's recent events); rules that failed say why. Below, the silences. Plain
 //! HTML forms silence an alert (every label matched, for a chosen time) and
 //! expire a silence; both answer with a redirect back to the view. Last,
 //! the actions configured (`[[alerting.actions]]`) and their last runs:
@@ -19,6 +20,8 @@ use crate::alert::notify::silence::{PostableSilence, SilenceMatcher, SilenceStat
 use crate::alert::notify::Notifier;
 use crate::alert::rule::{AlertState, Health, Rule};
 use crate::alert::rulefile::RuleKind;
+use crate::alert::sequence::spec::EventRuleSpec;
+use crate::alert::Alert;
 use crate::model::{format_float, Labels};
 
 /// How long a silence made from the view lasts: the choices offered.
@@ -99,13 +102,21 @@ pub async fn page(State(state): State<crate::serve::AppState>) -> Response {
         Some(alerting) => {
             let loaded = alerting.rules.loaded();
             let external = &loaded.settings.external_labels;
-            let rules: Vec<RuleView> = loaded
+            let mut rules: Vec<RuleView> = loaded
                 .groups
                 .iter()
                 .flat_map(|group| group.rules.iter().map(move |rule| (group, rule)))
                 .filter(|(_, rule)| matches!(rule.spec.kind, RuleKind::Alerting { .. }))
                 .map(|(group, rule)| rule_view(&group.spec.name, rule, now, notifier, external))
                 .collect();
+            let firing = alerting.firing_event_alerts(now);
+            let event_rules = loaded.groups.iter().flat_map(|group| {
+                let name = &group.spec.name;
+                group.spec.event_rules.iter().map(move |rule| (name, rule))
+            });
+            rules.extend(event_rules.map(|(group, rule)| {
+                event_rule_view(group, rule, &firing, now, notifier, external)
+            }));
             (rules, loaded.reload_error.clone())
         }
         None => (Vec::new(), None),
@@ -167,21 +178,24 @@ fn rule_view(
     let RuleKind::Alerting { for_ms, .. } = rule.spec.kind else {
         unreachable!("only alerting rules are shown")
     };
+    let shown = Shown {
+        now,
+        notifier,
+        external,
+    };
     let mut alerts: Vec<AlertView> = rule
         .alerts
         .values()
         .filter(|a| a.state != AlertState::Inactive)
-        .map(|alert| AlertView {
-            state: alert.state.as_str(),
-            silenced_by: notifier.map_or_else(Vec::new, |n| {
-                n.silences()
-                    .silenced_by(&with_external(&alert.labels, external), now)
-            }),
-            labels: pairs(&alert.labels),
-            annotations: pairs(&alert.annotations),
-            value: format_float(alert.value),
-            since: ago(now - alert.active_at_ms),
-            active_at: crate::alert::rfc3339(alert.active_at_ms),
+        .map(|alert| {
+            let (labels, annotations) = (&alert.labels, &alert.annotations);
+            shown.alert(
+                alert.state,
+                labels,
+                annotations,
+                alert.value,
+                alert.active_at_ms,
+            )
         })
         .collect();
     alerts.sort_by_key(|a| a.state != "firing");
@@ -200,6 +214,85 @@ fn rule_view(
             Health::Err(err) => Some(err.clone()),
             _ => None,
         },
+        alerts,
+    }
+}
+
+/// What an alert is shown against: the time, and the silences that may
+/// mute it (they match the labels as sent, external ones included).
+struct Shown<'a> {
+    now: i64,
+    notifier: Option<&'a Notifier>,
+    external: &'a Labels,
+}
+
+impl Shown<'_> {
+    fn alert(
+        &self,
+        state: AlertState,
+        labels: &Labels,
+        annotations: &Labels,
+        value: f64,
+        active_at_ms: i64,
+    ) -> AlertView {
+        AlertView {
+            state: state.as_str(),
+            silenced_by: self.notifier.map_or_else(Vec::new, |n| {
+                n.silences()
+                    .silenced_by(&with_external(labels, self.external), self.now)
+            }),
+            labels: pairs(labels),
+            annotations: pairs(annotations),
+            value: format_float(value),
+            since: ago(self.now - active_at_ms),
+            active_at: crate::alert::rfc3339(active_at_ms),
+        }
+    }
+}
+
+/// An event rule beside the alerting rules: its steps in place of an
+/// expression (linked to the Kernel view's recent events), firing while a
+/// match's alert has not resolved.
+fn event_rule_view(
+    group: &str,
+    rule: &EventRuleSpec,
+    firing: &[Alert],
+    now: i64,
+    notifier: Option<&Notifier>,
+    external: &Labels,
+) -> RuleView {
+    let shown = Shown {
+        now,
+        notifier,
+        external,
+    };
+    let alerts: Vec<AlertView> = firing
+        .iter()
+        .filter(|alert| alert.labels.get("alertname") == Some(rule.alert.as_str()))
+        .map(|alert| {
+            let (labels, annotations) = (&alert.labels, &alert.annotations);
+            shown.alert(
+                AlertState::Firing,
+                labels,
+                annotations,
+                alert.value,
+                alert.starts_at_ms,
+            )
+        })
+        .collect();
+    let state = if alerts.is_empty() {
+        AlertState::Inactive
+    } else {
+        AlertState::Firing
+    };
+    RuleView {
+        name: rule.alert.clone(),
+        state: state.as_str(),
+        group: group.to_string(),
+        expr: rule.describe(),
+        graph_href: "/kernel#recent-events".to_string(),
+        hold: String::new(),
+        error: None,
         alerts,
     }
 }
