@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::iter::Peekable;
+use std::sync::Arc;
 
 /// The label that carries a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -22,17 +23,19 @@ pub const METRIC_NAME: &str = "__name__";
 /// by pair; a set before any longer set it begins), as a list of pairs
 /// sorts, not the order of the bytes.
 ///
-/// The pairs live in one allocation: each as its name's length (LEB128),
-/// the name, the value's length, the value. A list of owned strings was
-/// 2k+1 heap blocks for k labels: every round (thousands of series) each
-/// collector allocated them all and the store freed them all, and finding
-/// a series' id hashed and compared every label through a pointer to a
-/// block of its own, each a cache miss at an idle 10 s interval. Now a
-/// label set is one block, hashed and compared as one run of bytes;
-/// reading a label decodes the pairs before it (a few, and `__name__`
-/// sorts before every lowercase name).
+/// The pairs live in one allocation, shared by clones (a label set never
+/// changes once built; [`Labels::set`] builds another): each pair as its
+/// name's length (LEB128), the name, the value's length, the value. A list
+/// of owned strings was 2k+1 heap blocks for k labels: every round
+/// (thousands of series) each collector allocated them all and the store
+/// freed them all, and finding a series' id hashed and compared every
+/// label through a pointer to a block of its own, each a cache miss at an
+/// idle 10 s interval. Now a label set is one block, hashed and compared
+/// as one run of bytes, and the store's index holds it without another
+/// pointer in between; reading a label decodes the pairs before it (a few,
+/// and `__name__` sorts before every lowercase name).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Labels(Box<[u8]>);
+pub struct Labels(Arc<[u8]>);
 
 impl Labels {
     /// Builds a label set; a later pair wins over an earlier one of the same
@@ -87,15 +90,26 @@ impl Labels {
             .clone()
             .map(|(n, v)| varint_len(n.len()) + n.len() + varint_len(v.len()) + v.len())
             .sum();
-        let mut bytes = Vec::with_capacity(size);
+        let mut block = Arc::<[u8]>::new_uninit_slice(size);
+        let slots = Arc::get_mut(&mut block).expect("a new block has no other owner");
+        let mut written = 0;
+        let mut put = |bytes: &[u8]| {
+            let to = &mut slots[written..written + bytes.len()];
+            for (slot, &byte) in to.iter_mut().zip(bytes) {
+                slot.write(byte);
+            }
+            written += bytes.len();
+        };
         for (name, value) in pairs {
             for text in [name, value] {
-                put_varint(&mut bytes, text.len());
-                bytes.extend_from_slice(text.as_bytes());
+                let (len, len_bytes) = varint(text.len());
+                put(&len[..len_bytes]);
+                put(text.as_bytes());
             }
         }
-        debug_assert_eq!(bytes.len(), size);
-        Labels(bytes.into_boxed_slice())
+        assert_eq!(written, size, "a label set is written to its size");
+        // SAFETY: every byte of the block was written just above.
+        Labels(unsafe { block.assume_init() })
     }
 
     /// The value of `name`, if the set has it.
@@ -209,12 +223,17 @@ fn varint_len(n: usize) -> usize {
     (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-fn put_varint(bytes: &mut Vec<u8>, mut n: usize) {
+/// `n` in LEB128: the bytes and how many of them.
+fn varint(mut n: usize) -> ([u8; 10], usize) {
+    let mut bytes = [0; 10];
+    let mut len = 0;
     while n >= 0x80 {
-        bytes.push(n as u8 | 0x80);
+        bytes[len] = n as u8 | 0x80;
         n >>= 7;
+        len += 1;
     }
-    bytes.push(n as u8);
+    bytes[len] = n as u8;
+    (bytes, len + 1)
 }
 
 /// Pairs sorted by name (stably) made what [`Labels`] holds: of the pairs
