@@ -95,9 +95,11 @@ impl Labels {
         let mut written = 0;
         let mut put = |bytes: &[u8]| {
             let to = &mut slots[written..written + bytes.len()];
-            for (slot, &byte) in to.iter_mut().zip(bytes) {
-                slot.write(byte);
-            }
+            // SAFETY: `to` is `bytes.len()` bytes of a block nothing else
+            // refers to yet.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), to.as_mut_ptr().cast(), bytes.len())
+            };
             written += bytes.len();
         };
         for (name, value) in pairs {

@@ -40,6 +40,8 @@ pub trait Collector: Send {
 pub struct Collection {
     collectors: Vec<Box<dyn Collector>>,
     budget: Budget,
+    /// How many families the last round had.
+    families_last_round: usize,
 }
 
 impl Collection {
@@ -47,6 +49,7 @@ impl Collection {
         Collection {
             collectors,
             budget: Budget::new(budget::DEFAULT_MAX_SERIES),
+            families_last_round: 0,
         }
     }
 
@@ -63,7 +66,9 @@ impl Collection {
     /// Runs every collector once. A failing collector is logged and reported
     /// through `sonde_collector_success`; the others still contribute.
     pub fn collect(&mut self, timestamp_ms: i64) -> Scrape {
-        let mut families = Vec::new();
+        // Sized as the last round was: the list is handed to the store each
+        // round, and growing it by doubling copied it again and again.
+        let mut families = Vec::with_capacity(self.families_last_round);
         let mut duration = Family::gauge(
             "sonde_collector_duration_seconds",
             "Time the collector's last round took.",
@@ -96,6 +101,7 @@ impl Collection {
         }
         families.push(duration);
         families.push(success);
+        self.families_last_round = families.len();
         Scrape {
             timestamp_ms,
             families,
