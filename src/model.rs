@@ -7,17 +7,35 @@
 //! one timestamp ([`Scrape`]) and hands the store plain [`Sample`]s. The query
 //! layer selects series with [`Matcher`]s. Nothing else defines these shapes.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::iter::Peekable;
+use std::sync::Arc;
 
 /// The label that carries a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
 
 /// A series' identity: label pairs sorted by name, names unique.
 ///
-/// Invariant: sorted by name with no duplicate names, so two equal label sets
-/// compare, hash and serialize the same way.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+/// Invariant: sorted by name, no two pairs of one name, no empty value; so
+/// two equal label sets have the same encoding, and equality and hashing
+/// compare bytes. [`Ord`] is the order of the pairs (name, then value, pair
+/// by pair; a set before any longer set it begins), as a list of pairs
+/// sorts, not the order of the bytes.
+///
+/// The pairs live in one allocation, shared by clones (a label set never
+/// changes once built; [`Labels::set`] builds another): each pair as its
+/// name's length (LEB128), the name, the value's length, the value. A list
+/// of owned strings was 2k+1 heap blocks for k labels: every round
+/// (thousands of series) each collector allocated them all and the store
+/// freed them all, and finding a series' id hashed and compared every
+/// label through a pointer to a block of its own, each a cache miss at an
+/// idle 10 s interval. Now a label set is one block, hashed and compared
+/// as one run of bytes, and the store's index holds it without another
+/// pointer in between; reading a label decodes the pairs before it (a few,
+/// and `__name__` sorts before every lowercase name).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Labels(Arc<[u8]>);
 
 impl Labels {
     /// Builds a label set; a later pair wins over an earlier one of the same
@@ -25,37 +43,87 @@ impl Labels {
     /// an absent one).
     pub fn new<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Labels
     where
-        N: Into<String>,
-        V: Into<String>,
+        N: AsRef<str>,
+        V: AsRef<str>,
     {
-        let pairs = pairs.into_iter();
-        // Sized once: collectors build thousands of label sets a round.
-        let mut labels = Labels(Vec::with_capacity(pairs.size_hint().0));
-        for (name, value) in pairs {
-            labels.set(name.into(), value.into());
-        }
-        labels
+        let mut pairs: Vec<(N, V)> = pairs.into_iter().collect();
+        // Stable, so the last of a name's pairs stays last.
+        pairs.sort_by(|(a, _), (b, _)| a.as_ref().cmp(b.as_ref()));
+        Labels::encode(Canonical(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.as_ref(), v.as_ref()))
+                .peekable(),
+        ))
     }
 
     /// Sets `name` to `value`, replacing any earlier value; an empty value
     /// removes the label.
     pub fn set(&mut self, name: String, value: String) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
-            Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+        *self = self.with(&name, &value);
+    }
+
+    /// This label set with `name` set to `value` (removed if `value` is
+    /// empty), built in one allocation.
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let pair = [(name, value)];
+        let extra = if value.is_empty() { &[][..] } else { &pair[..] };
+        Labels::encode(Merged {
+            sorted: self.iter().filter(|(n, _)| *n != name).peekable(),
+            extra,
+        })
+    }
+
+    /// The label set of `own` pairs (canonical, from [`own_labels`]) and
+    /// `extra` ones (sorted by name, none of `own`'s names, no empty value).
+    fn merged(own: &[(&str, &str)], extra: &[(&str, &str)]) -> Labels {
+        Labels::encode(Merged {
+            sorted: own.iter().copied().peekable(),
+            extra,
+        })
+    }
+
+    /// Writes `pairs` (sorted by name, names unique, no empty value) in one
+    /// allocation of exactly their size.
+    fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Labels {
+        let size = pairs
+            .clone()
+            .map(|(n, v)| varint_len(n.len()) + n.len() + varint_len(v.len()) + v.len())
+            .sum();
+        let mut block = Arc::<[u8]>::new_uninit_slice(size);
+        let slots = Arc::get_mut(&mut block).expect("a new block has no other owner");
+        let mut written = 0;
+        let mut put = |bytes: &[u8]| {
+            let to = &mut slots[written..written + bytes.len()];
+            // SAFETY: `to` is `bytes.len()` bytes of a block nothing else
+            // refers to yet.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), to.as_mut_ptr().cast(), bytes.len())
+            };
+            written += bytes.len();
+        };
+        for (name, value) in pairs {
+            for text in [name, value] {
+                let (len, len_bytes) = varint(text.len());
+                put(&len[..len_bytes]);
+                put(text.as_bytes());
             }
-            Ok(i) => self.0[i].1 = value,
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name, value)),
         }
+        assert_eq!(written, size, "a label set is written to its size");
+        // SAFETY: every byte of the block was written just above.
+        Labels(unsafe { block.assume_init() })
     }
 
     /// The value of `name`, if the set has it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        for (n, v) in self.iter() {
+            match n.cmp(name) {
+                Ordering::Less => {}
+                Ordering::Equal => return Some(v),
+                Ordering::Greater => break,
+            }
+        }
+        None
     }
 
     /// The metric name, or "" for a set without one.
@@ -64,12 +132,12 @@ impl Labels {
     }
 
     /// Label pairs in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        Pairs(&self.0)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,14 +147,136 @@ impl Labels {
     /// Prometheus's hash of a label set (`labels.Labels.Hash`): XXH64 of
     /// each name and value, each followed by a 0xff byte, in name order.
     pub fn prometheus_hash(&self) -> u64 {
-        let mut bytes = Vec::with_capacity(self.0.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
-        for (name, value) in &self.0 {
+        let mut bytes = Vec::with_capacity(self.0.len());
+        for (name, value) in self.iter() {
             for part in [name, value] {
                 bytes.extend_from_slice(part.as_bytes());
                 bytes.push(0xff);
             }
         }
         crate::xxh64::xxh64(&bytes)
+    }
+}
+
+/// The order of the pairs, as `Vec<(String, String)>` sorts (something may
+/// sort series by it, and PromQL's output order follows it).
+impl Ord for Labels {
+    fn cmp(&self, other: &Labels) -> Ordering {
+        if self.0 == other.0 {
+            return Ordering::Equal;
+        }
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// As a list of pairs: `Labels([("__name__", "up"), ("job", "node")])`.
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Labels")
+            .field(&self.iter().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The pairs of an encoded label set, in order.
+#[derive(Clone)]
+struct Pairs<'a>(&'a [u8]);
+
+impl<'a> Pairs<'a> {
+    fn text(&mut self) -> &'a str {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let byte = self.0[0];
+            self.0 = &self.0[1..];
+            len |= usize::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let (text, rest) = self.0.split_at(len);
+        self.0 = rest;
+        // SAFETY: `Labels::encode` wrote these bytes from a `&str`, and
+        // nothing else writes a label set's bytes.
+        unsafe { std::str::from_utf8_unchecked(text) }
+    }
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let name = self.text();
+        Some((name, self.text()))
+    }
+}
+
+fn varint_len(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+/// `n` in LEB128: the bytes and how many of them.
+fn varint(mut n: usize) -> ([u8; 10], usize) {
+    let mut bytes = [0; 10];
+    let mut len = 0;
+    while n >= 0x80 {
+        bytes[len] = n as u8 | 0x80;
+        n >>= 7;
+        len += 1;
+    }
+    bytes[len] = n as u8;
+    (bytes, len + 1)
+}
+
+/// Pairs sorted by name (stably) made what [`Labels`] holds: of the pairs
+/// of one name only the last, and none with an empty value.
+#[derive(Clone)]
+struct Canonical<'a, I: Iterator<Item = (&'a str, &'a str)>>(Peekable<I>);
+
+impl<'a, I: Iterator<Item = (&'a str, &'a str)>> Iterator for Canonical<'a, I> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        loop {
+            let (name, value) = self.0.next()?;
+            let overridden = self.0.peek().is_some_and(|(next, _)| *next == name);
+            if !overridden && !value.is_empty() {
+                return Some((name, value));
+            }
+        }
+    }
+}
+
+/// Canonical pairs with `extra` (sorted by name, names none of them has,
+/// no empty value) each in its place.
+#[derive(Clone)]
+struct Merged<'a, I: Iterator<Item = (&'a str, &'a str)>> {
+    sorted: Peekable<I>,
+    extra: &'a [(&'a str, &'a str)],
+}
+
+impl<'a, I: Iterator<Item = (&'a str, &'a str)>> Iterator for Merged<'a, I> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        match (self.sorted.peek(), self.extra.split_first()) {
+            (Some(&(name, _)), Some((&(extra, _), _))) if name < extra => self.sorted.next(),
+            (_, Some((&pair, rest))) => {
+                self.extra = rest;
+                Some(pair)
+            }
+            (_, None) => self.sorted.next(),
+        }
     }
 }
 
@@ -196,11 +386,18 @@ impl Family {
 
     /// Adds a series of this family with the given labels (besides its name).
     pub fn push(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.push_suffixed("", labels, value);
+        let own = own_labels(labels, &[METRIC_NAME]);
+        let labels = Labels::merged(&own, &[(METRIC_NAME, &self.name)]);
+        self.series.push(Series { labels, value });
     }
 
     /// Adds one histogram: `buckets` are (upper bound, cumulative count) in
     /// ascending order; the `+Inf` bucket is added from `count`.
+    ///
+    /// A round holds thousands of buckets (the syscalls collector alone 25
+    /// per syscall): the given labels are sorted once per histogram, each
+    /// suffixed name written once, and each bound formatted on the stack,
+    /// so a series costs the one allocation of its label set.
     pub fn push_histogram(
         &mut self,
         labels: &[(&str, &str)],
@@ -208,47 +405,98 @@ impl Family {
         sum: f64,
         count: u64,
     ) {
-        let les = buckets
-            .into_iter()
-            .map(|(upper, cumulative)| (format_float(upper), cumulative))
-            .chain([("+Inf".to_string(), count)]);
-        for (le, cumulative) in les {
-            let mut with_le = Vec::with_capacity(labels.len() + 1);
-            with_le.extend_from_slice(labels);
-            with_le.push(("le", &le));
-            self.push_suffixed("_bucket", &with_le, cumulative as f64);
+        let own = own_labels(labels, &[METRIC_NAME, "le"]);
+        let mut name = String::with_capacity(self.name.len() + "_bucket".len());
+        name.push_str(&self.name);
+        name.push_str("_bucket");
+        let mut le = FloatText::default();
+        for (upper, cumulative) in buckets {
+            le.set(upper);
+            let extra = [(METRIC_NAME, name.as_str()), ("le", le.as_str())];
+            self.push_with(&own, &extra, cumulative as f64);
         }
-        self.push_suffixed("_sum", labels, sum);
-        self.push_suffixed("_count", labels, count as f64);
+        self.push_with(&own, &[(METRIC_NAME, &name), ("le", "+Inf")], count as f64);
+        for (suffix, value) in [("_sum", sum), ("_count", count as f64)] {
+            name.truncate(self.name.len());
+            name.push_str(suffix);
+            self.push_with(&own, &[(METRIC_NAME, &name)], value);
+        }
     }
 
-    fn push_suffixed(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
-        let labels = Labels::new(
-            labels
-                .iter()
-                .copied()
-                .chain([(METRIC_NAME, format!("{}{suffix}", self.name).as_str())]),
-        );
+    fn push_with(&mut self, own: &[(&str, &str)], extra: &[(&str, &str)], value: f64) {
+        let labels = Labels::merged(own, extra);
         self.series.push(Series { labels, value });
     }
+}
+
+/// A collector's labels for a series, sorted and canonical as [`Labels`]
+/// keeps them, without the names the family sets itself (`excluded`).
+fn own_labels<'a>(labels: &[(&'a str, &'a str)], excluded: &[&str]) -> Vec<(&'a str, &'a str)> {
+    let mut sorted: Vec<(&str, &str)> = labels
+        .iter()
+        .copied()
+        .filter(|(name, _)| !excluded.contains(name))
+        .collect();
+    // Stable, so the last of a name's pairs stays last.
+    sorted.sort_by_key(|&(name, _)| name);
+    Canonical(sorted.iter().copied().peekable()).collect()
 }
 
 /// Formats a float as Prometheus does in text: `+Inf`, `-Inf`, `NaN`, and the
 /// shortest decimal that reads back to the same value otherwise.
 pub fn format_float(value: f64) -> String {
+    let mut text = String::new();
+    write_float(&mut text, value).expect("a String takes any text");
+    text
+}
+
+fn write_float(out: &mut impl fmt::Write, value: f64) -> fmt::Result {
     if value.is_nan() {
-        "NaN".to_string()
+        out.write_str("NaN")
     } else if value == f64::INFINITY {
-        "+Inf".to_string()
+        out.write_str("+Inf")
     } else if value == f64::NEG_INFINITY {
-        "-Inf".to_string()
+        out.write_str("-Inf")
     } else {
         let magnitude = value.abs();
         if magnitude != 0.0 && !(1e-4..1e21).contains(&magnitude) {
-            format!("{value:e}")
+            write!(out, "{value:e}")
         } else {
-            format!("{value}")
+            write!(out, "{value}")
         }
+    }
+}
+
+/// [`format_float`] into a buffer on the stack: the longest text it writes
+/// is 24 bytes (`-2.2250738585072014e-308`; between 1e-4 and 1e21, a sign,
+/// 21 digits and a point at most).
+#[derive(Default)]
+struct FloatText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl FloatText {
+    fn set(&mut self, value: f64) {
+        self.len = 0;
+        write_float(self, value).expect("a float's text fits in 32 bytes");
+    }
+
+    fn as_str(&self) -> &str {
+        // SAFETY: only `write_str` fills `bytes`, from whole `&str`s.
+        unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.len]) }
+    }
+}
+
+impl fmt::Write for FloatText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -349,6 +597,63 @@ mod tests {
     }
 
     #[test]
+    fn labels_order_as_lists_of_pairs_do() {
+        // Prefixes, names and values that differ in length and in bytes,
+        // a value long enough for a two-byte length, and the empty set.
+        let long = "v".repeat(300);
+        let sets: Vec<Vec<(&str, &str)>> = vec![
+            vec![],
+            vec![("a", "1")],
+            vec![("a", "1"), ("b", "2")],
+            vec![("a", "10")],
+            vec![("a", "2")],
+            vec![("a", &long)],
+            vec![("a", "1"), ("bb", "2")],
+            vec![("aa", "1")],
+            vec![("__name__", "up"), ("job", "x")],
+            vec![("__name__", "up_total")],
+            vec![("A", "1"), ("__name__", "up")],
+        ];
+        for a in &sets {
+            for b in &sets {
+                let owned = |set: &Vec<(&str, &str)>| -> Vec<(String, String)> {
+                    set.iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect()
+                };
+                let (x, y) = (
+                    Labels::new(a.iter().copied()),
+                    Labels::new(b.iter().copied()),
+                );
+                assert_eq!(x.cmp(&y), owned(a).cmp(&owned(b)), "{a:?} vs {b:?}");
+                assert_eq!(x == y, a == b);
+            }
+        }
+        assert_eq!(
+            Labels::new(sets[5].iter().copied()).get("a"),
+            Some(long.as_str())
+        );
+    }
+
+    #[test]
+    fn with_and_set_replace_or_remove_one_label() {
+        let labels = Labels::new([("b", "2"), ("d", "4")]);
+        assert_eq!(
+            labels.with("c", "3"),
+            Labels::new([("b", "2"), ("c", "3"), ("d", "4")])
+        );
+        assert_eq!(labels.with("a", "1").iter().next(), Some(("a", "1")));
+        assert_eq!(labels.with("b", "x"), Labels::new([("b", "x"), ("d", "4")]));
+        assert_eq!(labels.with("d", ""), Labels::new([("b", "2")]));
+        let mut set = labels.clone();
+        set.set("b".to_string(), String::new());
+        set.set("e".to_string(), "5".to_string());
+        assert_eq!(set.iter().collect::<Vec<_>>(), [("d", "4"), ("e", "5")]);
+        assert_eq!(set.len(), 2);
+        assert_eq!(format!("{set:?}"), r#"Labels([("d", "4"), ("e", "5")])"#);
+    }
+
+    #[test]
     fn histogram_has_buckets_sum_and_count() {
         let mut family = Family::histogram("x_seconds", "h");
         family.push_histogram(&[("op", "read")], [(0.5, 1), (1.0, 3)], 2.5, 4);
@@ -380,5 +685,16 @@ mod tests {
         assert_eq!(format_float(0.25), "0.25");
         assert_eq!(format_float(f64::INFINITY), "+Inf");
         assert_eq!(format_float(1e-9), "1e-9");
+        for extreme in [
+            f64::MIN,
+            -f64::MIN_POSITIVE,
+            -5e-324,
+            -1.2345678901234567e-5,
+            -9.999999999999999e20,
+        ] {
+            let mut text = FloatText::default();
+            text.set(extreme);
+            assert_eq!(text.as_str(), format_float(extreme));
+        }
     }
 }

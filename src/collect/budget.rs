@@ -451,9 +451,15 @@ impl FamilyState {
     }
 }
 
+/// A series' contributor, if it has a `comm`; its labels read in one pass.
 fn contributor_of(labels: &Labels) -> Option<[Option<&str>; 3]> {
-    labels.get("comm")?;
-    Some(CONTRIBUTOR_LABELS.map(|name| labels.get(name)))
+    let mut who = [None; 3];
+    for (name, value) in labels.iter() {
+        if let Some(i) = CONTRIBUTOR_LABELS.iter().position(|c| *c == name) {
+            who[i] = Some(value);
+        }
+    }
+    who[0].map(|_| who)
 }
 
 /// The hash of a series' `other` series: of its labels but the contributor

@@ -42,6 +42,8 @@ pub struct Collection {
     /// Each collector's CPU time since start, in the order of `collectors`.
     cpu: Vec<Duration>,
     budget: Budget,
+    /// How many families the last round had.
+    families_last_round: usize,
 }
 
 impl Collection {
@@ -50,6 +52,7 @@ impl Collection {
             cpu: vec![Duration::ZERO; collectors.len()],
             collectors,
             budget: Budget::new(budget::DEFAULT_MAX_SERIES),
+            families_last_round: 0,
         }
     }
 
@@ -66,7 +69,9 @@ impl Collection {
     /// Runs every collector once. A failing collector is logged and reported
     /// through `sonde_collector_success`; the others still contribute.
     pub fn collect(&mut self, timestamp_ms: i64) -> Scrape {
-        let mut families = Vec::new();
+        // Sized as the last round was: the list is handed to the store each
+        // round, and growing it by doubling copied it again and again.
+        let mut families = Vec::with_capacity(self.families_last_round);
         let mut duration = Family::gauge(
             "sonde_collector_duration_seconds",
             "Time the collector's last round took (wall time: waits for the \
@@ -108,6 +113,7 @@ impl Collection {
             self.budget.apply(family);
         }
         families.extend([duration, cpu, success]);
+        self.families_last_round = families.len();
         Scrape {
             timestamp_ms,
             families,
