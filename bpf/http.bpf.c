@@ -239,8 +239,8 @@ struct {
  * nginx's side, 624 for wrk's, whose read holds the body too: 1 KiB a
  * request with both ends probed), and OPEN (72 bytes) once per connection.
  * 2 MiB holds about 2,000 such requests. The reader drains the ring every
- * 50 ms while events come and is woken once a quarter is filled
- * (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
+ * 50 ms while events come and is woken once, by the event that fills a
+ * quarter (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
  * for it to get a CPU: 15 ms at wrk's 100,000 requests a second, 100 ms at
  * 15,000 (three 624-byte events a request in 4 MiB left ~830 requests).
  * The kernel maps the ring twice: 4 MiB resident. An event with no room
@@ -325,15 +325,16 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
 }
 
 /*
- * Sends a made event (the reader is woken when it sleeps or once a quarter
- * of the ring is filled: sonde.h; a wakeup per event would cost several
- * microseconds a request, BENCHMARKS.md, HTTP).
+ * Sends a made event of `len` bytes (the reader is woken when it sleeps,
+ * or by the event that fills a quarter of the ring, or a further quarter:
+ * sonde.h; a wakeup per event would cost several microseconds a request,
+ * BENCHMARKS.md, HTTP).
  */
 #define WAKEUP_BYTES (HTTP_RING_BYTES / 4)
 
-static __always_inline void submit(void *ev)
+static __always_inline void submit(void *ev, __u64 len)
 {
-	sonde_ring_submit(&http_events, &reader_asleep, ev, WAKEUP_BYTES);
+	sonde_ring_submit(&http_events, &reader_asleep, ev, len, WAKEUP_BYTES);
 }
 
 /* A small event of `kind` (struct http_open's first fields) for `tgid`, `fd`. */
@@ -459,7 +460,7 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
 	/* Each head is shorter than HTTP_HEAD: the mask cuts nothing. */
 	len = offsetof(struct http_done, data) + ((d->req_len + d->resp_len) & (2 * HTTP_HEAD - 1));
 	if (bpf_ringbuf_output(&http_events, d, len,
-			       sonde_ring_flags(&http_events, &reader_asleep, WAKEUP_BYTES)))
+			       sonde_ring_output_flags(&http_events, &reader_asleep, len, WAKEUP_BYTES)))
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 }
 
@@ -508,7 +509,7 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	ev->peer_port = c->peer_port;
 	ev->peer_family = c->peer_family;
 	__builtin_memcpy(ev->peer_addr, c->peer_addr, sizeof(ev->peer_addr));
-	submit(ev);
+	submit(ev, sizeof(*ev));
 	c->opened = 1;
 	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
 		__u32 one = 1;
@@ -586,7 +587,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 			ev->resp_bytes = d->resp_bytes;
 			ev->req_len = 0;
 			ev->resp_len = copy_head(ev, 0, HTTP_HEAD - 1, call);
-			submit(ev);
+			submit(ev, offsetof(struct http_done, data) + HTTP_HEAD);
 		} else {
 			sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 		}
@@ -666,7 +667,7 @@ static __always_inline void on_exec_mapping(__u32 tgid)
 	struct http_open *ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
 
 	if (ev)
-		submit(ev);
+		submit(ev, sizeof(*ev));
 }
 
 /* The close of `c`: its last request ends; user space forgets what OPEN told. */
@@ -678,7 +679,7 @@ static __always_inline void on_close(struct conn *c, __u32 tgid, __s32 fd)
 		struct http_open *ev = reserve_open(HTTP_EVENT_CLOSED, tgid, fd);
 
 		if (ev)
-			submit(ev);
+			submit(ev, sizeof(*ev));
 	}
 }
 
