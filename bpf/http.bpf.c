@@ -316,6 +316,12 @@ static __always_inline int is_read(__u64 nr)
 	return nr == NR_READ || nr == NR_READV || nr == NR_RECVFROM || nr == NR_RECVMSG;
 }
 
+static __always_inline int moves_bytes(__u64 nr)
+{
+	return is_read(nr) || nr == NR_WRITE || nr == NR_WRITEV || nr == NR_SENDTO ||
+	       nr == NR_SENDMSG || nr == NR_SENDFILE;
+}
+
 /* Where the first bytes of a read or write are: a buffer, or the first iovec. */
 static __always_inline const void *first_buffer(const struct call *call, __u64 *len)
 {
@@ -782,7 +788,12 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 
 	if (!interesting(call->nr))
 		return;
+	/* A call that failed (a read that would block ends each keep-alive
+	 * batch) or moved no bytes (a read at the end of the stream: the close
+	 * that follows ends the request) leaves before any lookup. */
 	if (call->ret < 0 && !(call->nr == NR_CONNECT && call->ret == -EINPROGRESS))
+		return;
+	if (call->ret == 0 && moves_bytes(call->nr))
 		return;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;

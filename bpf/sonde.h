@@ -413,7 +413,7 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
  * time under load (BENCHMARKS.md, HTTP, "One wakeup per crossing"). Past
  * each further multiple too: two CPUs' events that each measured the ring
  * before the other's went in may both miss a crossing, and the next one
- * wakes the reader then. An idle reader sleeps up to a second instead,
+ * wakes the reader then. An idle reader sleeps longer instead (ring.rs),
  * with `reader_asleep` set (one u32, an array lookup the verifier
  * inlines), so an idle host pays no wakeups; the first event after wakes
  * it and clears the flag, and is read at once. Two CPUs may both see it
