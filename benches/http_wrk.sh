@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # HTTP RED under load: wrk against nginx on loopback (keep-alive, a
-# 1000-byte static page), in alternating phases of DURATION seconds with
-# sonde's http collector off and on (sonde runs in both, its other BPF
-# collectors off, so the difference is the RED capture alone). Per phase:
-# wrk's requests per second and p99 latency, the requests sonde counted
-# (http_server_request_duration_seconds_count) against those wrk completed,
-# events the ring buffer had no room for (sonde_bpf_map_full_total of
-# http_events: the requests sonde then misses), and sonde's CPU (utime +
-# stime over the phase). Medians of ROUNDS. Then one more phase with the
-# collector on and BPF run-time statistics on: each program's runs and
-# nanoseconds per request wrk completed (every process's syscalls count,
-# wrk's and nginx's both; run-time statistics add two clock reads a run);
-# with SONDE_BASE=path, that build's phases alternate with this one's.
+# 1000-byte static page), in alternating phases of DURATION seconds: sonde
+# with no BPF program ("off"), the floor ("floor"), sonde with its http
+# collector on ("on"). sonde runs in all three, its other BPF collectors
+# off, so off -> on is the RED capture's whole cost. The floor is what any
+# capture from syscall tracepoints pays before doing any work: with
+# FLOOR=empty (the default) "off" plus an empty program on sys_exit
+# (`sonde bench empty-exit`), which turns on the kernel's slow syscall-exit
+# path for every task and runs at each exit, so floor -> on is what the
+# http program and sonde's user space add to it; with FLOOR=syscalls the
+# syscalls collector alone, as a default install runs it, and "on" is the
+# syscalls and http collectors, so floor -> on is RED's cost on a default
+# install. Per phase: wrk's requests per second and p99 latency, the
+# requests sonde counted (http_server_request_duration_seconds_count)
+# against those wrk completed, events the ring buffer had no room for
+# (sonde_bpf_map_full_total of http_events: the requests sonde then
+# misses), and sonde's CPU (utime + stime over the phase). Medians of
+# ROUNDS. Then one more phase with the collector on and BPF run-time
+# statistics on: each program's runs and nanoseconds per request wrk
+# completed (every process's syscalls count, wrk's and nginx's both;
+# run-time statistics add two clock reads a run); with SONDE_BASE=path,
+# that build's phases alternate with this one's, ROUNDS each.
 # PHASES=stats runs only those.
 # Needs wrk and nginx (apt install wrk nginx-light); run as root after
 # `make build`: benches/http_wrk.sh
@@ -24,8 +33,17 @@ NGINX_PORT=${NGINX_PORT:-$((20000 + RANDOM % 20000))}
 . "$(dirname "$0")/common.sh"
 command -v wrk >/dev/null || { echo "wrk is missing: apt install wrk"; exit 1; }
 
+FLOOR=${FLOOR:-empty}
 config false false false > "$WORK/off.toml"
-config false true false > "$WORK/on.toml"
+case "$FLOOR" in
+  empty)
+    cp "$WORK/off.toml" "$WORK/floor.toml"
+    config false true false > "$WORK/on.toml" ;;
+  syscalls)
+    config true false false > "$WORK/floor.toml"
+    config true true false > "$WORK/on.toml" ;;
+  *) echo "FLOOR is empty or syscalls, not $FLOOR"; exit 1 ;;
+esac
 config false true true > "$WORK/stats.toml"
 
 mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
@@ -60,14 +78,30 @@ sonde_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$SONDE_PID/stat"
 }
 
-# phase off|on: one wrk run with sonde's http collector off or on; prints
+# Starts `sonde bench empty-exit` (it stops itself DURATION + 60 s later)
+# and returns once its program is attached; its pid in HOLDER_PID.
+hold_empty_exit() {
+  "$SONDE" bench empty-exit --seconds $((DURATION + 60)) > "$WORK/empty-exit.out" 2>&1 &
+  HOLDER_PID=$!
+  for _ in $(seq 100); do
+    grep -qs '^attached' "$WORK/empty-exit.out" && return
+    sleep 0.1
+  done
+  echo "the empty sys_exit program did not attach:"; cat "$WORK/empty-exit.out"; exit 1
+}
+
+# phase off|floor|on: one wrk run with sonde configured as $WORK/PHASE.toml
+# (and the floor's empty program); prints
 # "rps p99_ms wrk_requests sonde_requests ring_full sonde_cpu_share".
 phase() {
-  start_sonde "$WORK/$1.toml"
   local cpu_before cpu_after out requests rps p99 metrics counted full
+  HOLDER_PID=
+  start_sonde "$WORK/$1.toml"
+  if [ "$1" = floor ] && [ "$FLOOR" = empty ]; then hold_empty_exit; fi
   cpu_before=$(sonde_cpu)
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html")
   cpu_after=$(sonde_cpu)
+  if [ -n "$HOLDER_PID" ]; then kill "$HOLDER_PID"; wait "$HOLDER_PID" 2>/dev/null || true; fi
   # wrk closes its connections at the end: each one's last request is then
   # done; two rounds later it is in /metrics.
   sleep 2.5
@@ -86,22 +120,33 @@ phase() {
 }
 
 if [ "${PHASES:-all}" = all ]; then
-echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against nginx (1 worker), sonde's http collector off/on, $ROUNDS rounds"
+echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against nginx (1 worker), sonde off / floor ($FLOOR) / http collector on, $ROUNDS rounds"
 printf "%-5s %10s %9s %12s %13s %9s %9s %9s\n" phase req/s p99_ms wrk_requests sonde_counted counted ring_full sonde_cpu
-off=() on=()
+off=() floor=() on=()
 for _ in $(seq "$ROUNDS"); do
-  for which in off on; do
+  for which in off floor on; do
     read -r rps p99 requests counted full cpu <<<"$(phase "$which")"
     share=$(awk -v c="$counted" -v r="$requests" 'BEGIN { printf "%.3f%%", c * 100 / r }')
     printf "%-5s %10s %9s %12s %13s %9s %9s %8.1f%%\n" "$which" "$rps" "$p99" "$requests" "$counted" "$share" "$full" "$(awk -v c="$cpu" 'BEGIN { print c * 100 }')"
-    if [ "$which" = off ]; then off+=("$rps $p99"); else on+=("$rps $p99"); fi
+    case "$which" in
+      off) off+=("$rps $p99") ;;
+      floor) floor+=("$rps $p99") ;;
+      on) on+=("$rps $p99") ;;
+    esac
   done
 done
 med() { printf '%s\n' "${@:2}" | awk -v f="$1" '{ print $f }' | median; }
-awk -v r0="$(med 1 "${off[@]}")" -v r1="$(med 1 "${on[@]}")" \
-    -v p0="$(med 2 "${off[@]}")" -v p1="$(med 2 "${on[@]}")" 'BEGIN {
-  printf "medians: req/s %.0f -> %.0f (%+.1f%%), p99 %.3f ms -> %.3f ms (%+.1f%%)\n",
-    r0, r1, (r1 - r0) * 100 / r0, p0, p1, (p1 - p0) * 100 / p0 }'
+# compare LABEL FROM TO: the medians of two phases' req/s and p99.
+compare() {
+  local -n from=$2 to=$3
+  awk -v label="$1" -v r0="$(med 1 "${from[@]}")" -v r1="$(med 1 "${to[@]}")" \
+      -v p0="$(med 2 "${from[@]}")" -v p1="$(med 2 "${to[@]}")" 'BEGIN {
+    printf "%s: req/s %.0f -> %.0f (%+.1f%%), p99 %.3f ms -> %.3f ms (%+.1f%%)\n",
+      label, r0, r1, (r1 - r0) * 100 / r0, p0, p1, (p1 - p0) * 100 / p0 }'
+}
+compare medians off on
+compare "floor ($FLOOR), off -> floor" off floor
+compare "beyond the floor, floor -> on" floor on
 fi
 
 # The sys_exit program's runs and run seconds so far, from the running sonde.
@@ -149,11 +194,21 @@ run_time_phase() {
 # build's, ROUNDS each: the kernel side's cost per request before and after.
 echo "== BPF run time per request: ${DURATION}s phases, run-time statistics on"
 printf '%-5s %9s %12s %12s %14s %14s\n' build req/s syscalls/req ns/request ns/run_http ns/run_others
-if [ -n "${SONDE_BASE:-}" ]; then
-  for _ in $(seq "$ROUNDS"); do
-    run_time_phase base "$SONDE_BASE"
-    run_time_phase this "$SONDE"
-  done
-else
-  run_time_phase this "$SONDE"
-fi
+base=() this=()
+for _ in $(seq "$ROUNDS"); do
+  if [ -n "${SONDE_BASE:-}" ]; then
+    line=$(run_time_phase base "$SONDE_BASE"); echo "$line"; base+=("$line")
+  fi
+  line=$(run_time_phase this "$SONDE"); echo "$line"; this+=("$line")
+  # Without a build to compare with, one phase says it.
+  [ -n "${SONDE_BASE:-}" ] || break
+done
+# stats_medians BUILD LINES...: the medians of those phases' BPF ns per
+# request and per run of wrk's and nginx's syscalls.
+stats_medians() {
+  [ $# -gt 1 ] || return 0
+  echo "median $1: $(printf '%s\n' "${@:2}" | awk '{ print $4 }' | median) ns per request," \
+    "$(printf '%s\n' "${@:2}" | awk '{ print $5 }' | median) ns per run of wrk's and nginx's syscalls"
+}
+stats_medians base "${base[@]}"
+stats_medians this "${this[@]}"

@@ -52,10 +52,12 @@
  * its first request, with who serves (or calls) on it, for user space to
  * name the service while the fd is open; RESPONSE for each further
  * response of a pipelined batch. Copies are bpf_probe_read_user of a
- * bounded length, once per request and once per response, plus an 8-byte
- * peek at each read (a client: write) that may start the next request and
- * a 12-byte one at each further write of a response (a pipelined response
- * may start there); bodies are only counted. User space reads the ring
+ * bounded length, once per request and once per response: a read (a
+ * client: write) that may start the next request is copied to a per-CPU
+ * buffer, looked at there and moved into the entry if it does (`head_copies`;
+ * OpenSSL's plaintext is peeked at, 8 bytes), and each further write of a
+ * response gets a 12-byte peek (a pipelined response may start there);
+ * bodies are only counted. User space reads the ring
  * buffer without a wakeup per event (see submit), parses and aggregates
  * the events (src/collect/http/).
  *
@@ -239,8 +241,8 @@ struct {
  * nginx's side, 624 for wrk's, whose read holds the body too: 1 KiB a
  * request with both ends probed), and OPEN (72 bytes) once per connection.
  * 2 MiB holds about 2,000 such requests. The reader drains the ring every
- * 50 ms while events come and is woken once a quarter is filled
- * (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
+ * 50 ms while events come and is woken once, by the event that fills a
+ * quarter (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
  * for it to get a CPU: 15 ms at wrk's 100,000 requests a second, 100 ms at
  * 15,000 (three 624-byte events a request in 4 MiB left ~830 requests).
  * The kernel maps the ring twice: 4 MiB resident. An event with no room
@@ -252,6 +254,26 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, HTTP_RING_BYTES);
 } http_events SEC(".maps");
+
+/*
+ * The first bytes of a read (a client: write) that may start the next
+ * request on a known connection, copied here once and looked at in the
+ * copy: a peek, then a copy into the entry once its heads were sent, read
+ * user memory twice, a helper call and the kernel's user-copy checks each
+ * (BENCHMARKS.md, HTTP, "Fewer reads of user memory"). One per CPU, for the
+ * sys_exit program only: its runs are not preempted, a uprobe's may be
+ * (OpenSSL's calls peek instead).
+ */
+struct head_copy {
+	__u64 words[HTTP_HEAD / 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct head_copy);
+} head_copies SEC(".maps");
 
 /* What a new entry of `conns` starts from (add_conn). */
 static const struct conn empty_conn;
@@ -294,6 +316,12 @@ static __always_inline int is_read(__u64 nr)
 	return nr == NR_READ || nr == NR_READV || nr == NR_RECVFROM || nr == NR_RECVMSG;
 }
 
+static __always_inline int moves_bytes(__u64 nr)
+{
+	return is_read(nr) || nr == NR_WRITE || nr == NR_WRITEV || nr == NR_SENDTO ||
+	       nr == NR_SENDMSG || nr == NR_SENDFILE;
+}
+
 /* Where the first bytes of a read or write are: a buffer, or the first iovec. */
 static __always_inline const void *first_buffer(const struct call *call, __u64 *len)
 {
@@ -325,15 +353,16 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
 }
 
 /*
- * Sends a made event (the reader is woken when it sleeps or once a quarter
- * of the ring is filled: sonde.h; a wakeup per event would cost several
- * microseconds a request, BENCHMARKS.md, HTTP).
+ * Sends a made event of `len` bytes (the reader is woken when it sleeps,
+ * or by the event that fills a quarter of the ring, or a further quarter:
+ * sonde.h; a wakeup per event would cost several microseconds a request,
+ * BENCHMARKS.md, HTTP).
  */
 #define WAKEUP_BYTES (HTTP_RING_BYTES / 4)
 
-static __always_inline void submit(void *ev)
+static __always_inline void submit(void *ev, __u64 len)
 {
-	sonde_ring_submit(&http_events, &reader_asleep, ev, WAKEUP_BYTES);
+	sonde_ring_submit(&http_events, &reader_asleep, ev, len, WAKEUP_BYTES);
 }
 
 /* A small event of `kind` (struct http_open's first fields) for `tgid`, `fd`. */
@@ -353,11 +382,10 @@ static __always_inline struct http_open *reserve_open(__u32 kind, __u32 tgid, __
 
 /*
  * Copies at most `room` (< HTTP_HEAD) first bytes of the call's buffer to
- * `d->data` at `at` (< HTTP_HEAD); how many. The masks are the verifier's
- * proof that at + length < 2 * HTTP_HEAD.
+ * `to`; how many. The mask is the verifier's proof that they are fewer
+ * than HTTP_HEAD.
  */
-static __always_inline __u32 copy_head(struct http_done *d, __u32 at, __u32 room,
-				       const struct call *call)
+static __always_inline __u32 copy_first_bytes(char *to, __u32 room, const struct call *call)
 {
 	__u64 len;
 	const void *buf = first_buffer(call, &len);
@@ -367,9 +395,49 @@ static __always_inline __u32 copy_head(struct http_done *d, __u32 at, __u32 room
 	if (len > room)
 		len = room;
 	len &= HTTP_HEAD - 1;
-	if (bpf_probe_read_user(d->data + (at & (HTTP_HEAD - 1)), len, buf))
+	if (bpf_probe_read_user(to, len, buf))
 		return 0;
 	return len;
+}
+
+/*
+ * copy_first_bytes to `d->data` at `at` (< HTTP_HEAD). The mask is the
+ * verifier's proof that at + length < 2 * HTTP_HEAD.
+ */
+static __always_inline __u32 copy_head(struct http_done *d, __u32 at, __u32 room,
+				       const struct call *call)
+{
+	return copy_first_bytes(d->data + (at & (HTTP_HEAD - 1)), room, call);
+}
+
+/*
+ * Moves the `len` (< HTTP_HEAD) bytes of a head_copy to the start of
+ * `d->data`, in the fewest 8-byte words of 64, 128, 256 or 512 bytes that
+ * hold them: a request head is mostly short.
+ */
+static __always_inline void take_head_copy(struct http_done *d, const struct head_copy *copy,
+					   __u32 len)
+{
+	__u64 *to = (__u64 *)d->data;
+	int i;
+
+	if (len <= 64) {
+#pragma unroll
+		for (i = 0; i < 64 / 8; i++)
+			to[i] = copy->words[i];
+	} else if (len <= 128) {
+#pragma unroll
+		for (i = 0; i < 128 / 8; i++)
+			to[i] = copy->words[i];
+	} else if (len <= 256) {
+#pragma unroll
+		for (i = 0; i < 256 / 8; i++)
+			to[i] = copy->words[i];
+	} else {
+#pragma unroll
+		for (i = 0; i < HTTP_HEAD / 8; i++)
+			to[i] = copy->words[i];
+	}
 }
 
 /*
@@ -398,9 +466,18 @@ static __always_inline int is_request(const char *d, __u32 len)
 }
 
 /*
- * is_request on the call's first bytes: a peek of at most 8. HTTP/2's
- * preface ("PRI * HTTP/2.0") looks like a request line: it is not one.
+ * is_request on the `len` first bytes at `d`, of which it reads at most 8.
+ * HTTP/2's preface ("PRI * HTTP/2.0") looks like a request line: it is
+ * not one.
  */
+static __always_inline int request_kind(const char *d, __u32 len)
+{
+	if (len >= 4 && d[0] == 'P' && d[1] == 'R' && d[2] == 'I' && d[3] == ' ')
+		return 0;
+	return is_request(d, len);
+}
+
+/* request_kind of the call's first bytes: a peek of at most 8. */
 static __always_inline int peek_request(const struct call *call)
 {
 	char first[16] = {};
@@ -413,9 +490,7 @@ static __always_inline int peek_request(const struct call *call)
 	n = len < 8 ? len : 8;
 	if (bpf_probe_read_user(first, n & 15, buf))
 		return 0;
-	if (first[0] == 'P' && first[1] == 'R' && first[2] == 'I' && first[3] == ' ')
-		return 0;
-	return is_request(first, n);
+	return request_kind(first, n);
 }
 
 /*
@@ -459,7 +534,7 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
 	/* Each head is shorter than HTTP_HEAD: the mask cuts nothing. */
 	len = offsetof(struct http_done, data) + ((d->req_len + d->resp_len) & (2 * HTTP_HEAD - 1));
 	if (bpf_ringbuf_output(&http_events, d, len,
-			       sonde_ring_flags(&http_events, &reader_asleep, WAKEUP_BYTES)))
+			       sonde_ring_output_flags(&http_events, &reader_asleep, len, WAKEUP_BYTES)))
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 }
 
@@ -508,7 +583,7 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	ev->peer_port = c->peer_port;
 	ev->peer_family = c->peer_family;
 	__builtin_memcpy(ev->peer_addr, c->peer_addr, sizeof(ev->peer_addr));
-	submit(ev);
+	submit(ev, sizeof(*ev));
 	c->opened = 1;
 	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
 		__u32 one = 1;
@@ -521,11 +596,13 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 
 /*
  * The first read (a client: write) of a request on `c` (NULL: an fd sonde
- * does not know yet, then picked up as `role`), once peek_request said it
- * starts with a request line.
+ * does not know yet, then picked up as `role`), once request_kind said it
+ * starts with a request line. Its head is `copied` bytes of `copy` when
+ * those were copied already (else NULL).
  */
 static __always_inline void begin_request(struct conn *c, const struct call *call, __u32 tgid,
-					  __s32 fd, __u8 role, __u8 tls)
+					  __s32 fd, __u8 role, __u8 tls,
+					  const struct head_copy *copy, __u32 copied)
 {
 	struct http_done *d;
 
@@ -544,7 +621,12 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 	d->req_bytes = call->ret;
 	d->resp_bytes = 0;
 	d->resp_len = 0;
-	d->req_len = copy_head(d, 0, HTTP_HEAD - 1, call);
+	if (copy) {
+		take_head_copy(d, copy, copied);
+		d->req_len = copied;
+	} else {
+		d->req_len = copy_head(d, 0, HTTP_HEAD - 1, call);
+	}
 }
 
 /*
@@ -586,7 +668,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 			ev->resp_bytes = d->resp_bytes;
 			ev->req_len = 0;
 			ev->resp_len = copy_head(ev, 0, HTTP_HEAD - 1, call);
-			submit(ev);
+			submit(ev, offsetof(struct http_done, data) + HTTP_HEAD);
 		} else {
 			sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 		}
@@ -603,6 +685,9 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 static __always_inline void on_bytes(struct conn *c, const struct call *call, __u32 tgid, __s32 fd)
 {
 	struct http_done *d = &c->done;
+	struct head_copy *copy = 0;
+	__u32 zero = 0, copied = 0;
+	int kind;
 
 	if (call->ret == 0 || c->state == CONN_NOT_HTTP)
 		return;
@@ -617,7 +702,18 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 		d->req_bytes += call->ret;
 		return;
 	}
-	if (!peek_request(call)) {
+	/* May start the next request: its head copied once (head_copies),
+	 * but on a TLS connection (a uprobe's run). */
+	if (c->tls) {
+		kind = peek_request(call);
+	} else {
+		copy = bpf_map_lookup_elem(&head_copies, &zero);
+		if (!copy)
+			return;
+		copied = copy_first_bytes((char *)copy->words, HTTP_HEAD - 1, call);
+		kind = request_kind((char *)copy->words, copied < 8 ? copied : 8);
+	}
+	if (!kind) {
 		/* A body read after its response began (a server that answers
 		 * before it drains the body) belongs to the request; anything else
 		 * on a fresh connection is no HTTP. */
@@ -628,7 +724,7 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 		return;
 	}
 	send_done(c, 0);
-	begin_request(c, call, tgid, fd, c->role, c->tls);
+	begin_request(c, call, tgid, fd, c->role, c->tls, copy, copied);
 }
 
 /*
@@ -666,7 +762,7 @@ static __always_inline void on_exec_mapping(__u32 tgid)
 	struct http_open *ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
 
 	if (ev)
-		submit(ev);
+		submit(ev, sizeof(*ev));
 }
 
 /* The close of `c`: its last request ends; user space forgets what OPEN told. */
@@ -678,7 +774,7 @@ static __always_inline void on_close(struct conn *c, __u32 tgid, __s32 fd)
 		struct http_open *ev = reserve_open(HTTP_EVENT_CLOSED, tgid, fd);
 
 		if (ev)
-			submit(ev);
+			submit(ev, sizeof(*ev));
 	}
 }
 
@@ -692,7 +788,12 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 
 	if (!interesting(call->nr))
 		return;
+	/* A call that failed (a read that would block ends each keep-alive
+	 * batch) or moved no bytes (a read at the end of the stream: the close
+	 * that follows ends the request) leaves before any lookup. */
 	if (call->ret < 0 && !(call->nr == NR_CONNECT && call->ret == -EINPROGRESS))
+		return;
+	if (call->ret == 0 && moves_bytes(call->nr))
 		return;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
@@ -733,7 +834,7 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	if (!c) {
 		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid) &&
 		    peek_request(call) == REQUEST_LINE)
-			begin_request(0, call, tgid, fd, HTTP_SERVER, 0);
+			begin_request(0, call, tgid, fd, HTTP_SERVER, 0, 0, 0);
 		return;
 	}
 	if (call->nr == NR_CLOSE) {
@@ -869,7 +970,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 		 * starts a request says which end this process is. */
 		if (peek_request(&call) == REQUEST_LINE)
 			begin_request(0, &call, tgid, fd,
-				      call.nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1);
+				      call.nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, 0, 0);
 		return;
 	}
 	if (!c->tls) {

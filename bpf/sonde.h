@@ -414,12 +414,19 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 /*
  * A ring buffer's reader and when to wake it (src/collect/bpf/ring.rs).
  * While events come the reader drains the ring every 50 ms and is woken
- * only once `wakeup_bytes` wait: a wakeup per event is an inter-processor
- * interrupt (in a VM, an exit), microseconds an event. An idle reader
- * sleeps up to a second instead, with `reader_asleep` set (one u32, an
- * array lookup the verifier inlines), so an idle host pays no wakeups;
- * the first event after wakes it and clears the flag, and is read at once.
- * Two CPUs may both see it asleep: one wakeup too many.
+ * only when the unread bytes pass a multiple of `wakeup_bytes`, by the
+ * event that takes them past it: a wakeup is an inter-processor interrupt
+ * (in a VM, an exit), microseconds an event. Only at the crossing: when
+ * every event past the mark woke the reader, each paid that interrupt
+ * until the reader got a CPU and drained the ring, a few to hundreds a
+ * time under load (BENCHMARKS.md, HTTP, "One wakeup per crossing"). Past
+ * each further multiple too: two CPUs' events that each measured the ring
+ * before the other's went in may both miss a crossing, and the next one
+ * wakes the reader then. An idle reader sleeps longer instead (ring.rs),
+ * with `reader_asleep` set (one u32, an array lookup the verifier
+ * inlines), so an idle host pays no wakeups; the first event after wakes
+ * it and clears the flag, and is read at once. Two CPUs may both see it
+ * asleep: one wakeup too many.
  */
 #define SONDE_RING_READER_FLAG()                      \
 	struct {                                      \
@@ -429,8 +436,14 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 		__type(value, __u32);                 \
 	} reader_asleep SEC(".maps")
 
-/* The flags of an event's submit (or bpf_ringbuf_output): wake the reader or not. */
-static __always_inline __u64 sonde_ring_flags(void *ring, void *reader_asleep, __u64 wakeup_bytes)
+/* The bytes an event of `len` takes in a ring: an 8-byte header, then the
+ * event rounded up to 8. */
+#define SONDE_RING_RECORD(len) (((__u64)(len) + 8 + 7) & ~7ULL)
+
+/* The flags of the commit of an event that takes the ring's unread bytes
+ * from `before` to `after`: wake the reader or not. */
+static __always_inline __u64 sonde_ring_wakeup(void *reader_asleep, __u64 before, __u64 after,
+					       __u64 wakeup_bytes)
 {
 	__u32 zero = 0;
 	__u32 *asleep = bpf_map_lookup_elem(reader_asleep, &zero);
@@ -439,15 +452,29 @@ static __always_inline __u64 sonde_ring_flags(void *ring, void *reader_asleep, _
 		*asleep = 0;
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	if (bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) > wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	return before / wakeup_bytes != after / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+							     : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev,
+/* The flags of a bpf_ringbuf_output of `len` bytes (not in the ring yet). */
+static __always_inline __u64 sonde_ring_output_flags(void *ring, void *reader_asleep, __u64 len,
+						     __u64 wakeup_bytes)
+{
+	__u64 before = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+
+	return sonde_ring_wakeup(reader_asleep, before, before + SONDE_RING_RECORD(len),
+				 wakeup_bytes);
+}
+
+/* Commits `ev`, reserved with `len` bytes: its record is among the unread
+ * bytes already (the reader stops at a record not committed yet). */
+static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev, __u64 len,
 					      __u64 wakeup_bytes)
 {
-	bpf_ringbuf_submit(ev, sonde_ring_flags(ring, reader_asleep, wakeup_bytes));
+	__u64 after = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(ev, sonde_ring_wakeup(reader_asleep, after - SONDE_RING_RECORD(len),
+						 after, wakeup_bytes));
 }
 
 /*

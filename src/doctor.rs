@@ -274,17 +274,29 @@ fn probe(kind: AttachKind) -> anyhow::Result<()> {
 /// keeps them attached until the returned links are dropped: the yardstick
 /// `sonde bench syscalls` compares the syscalls collector with.
 pub fn attach_empty_syscall_pair() -> anyhow::Result<Vec<libbpf_rs::Link>> {
+    attach_empty_syscall_programs(true)
+}
+
+/// Attaches an empty program to sys_exit only (raw_tp), until the returned
+/// links are dropped: what any capture at syscall exits (the http
+/// collector's) pays before doing any work, `sonde bench empty-exit`.
+pub fn attach_empty_syscall_exit() -> anyhow::Result<Vec<libbpf_rs::Link>> {
+    attach_empty_syscall_programs(false)
+}
+
+fn attach_empty_syscall_programs(enter: bool) -> anyhow::Result<Vec<libbpf_rs::Link>> {
     let mut open = ProbeSkelBuilder::default().open(object_storage())?;
     for mut program in open.open_object_mut().progs_mut() {
-        let wanted = program.name() == "empty_enter" || program.name() == "empty_exit";
+        let wanted = (enter && program.name() == "empty_enter") || program.name() == "empty_exit";
         program.set_autoload(wanted);
     }
     open.maps.events.set_autocreate(false)?;
     let skel = with_libbpf_log(|| open.load())?;
-    Ok(vec![
-        with_libbpf_log(|| skel.progs.empty_enter.attach())?,
-        with_libbpf_log(|| skel.progs.empty_exit.attach())?,
-    ])
+    let mut links = vec![with_libbpf_log(|| skel.progs.empty_exit.attach())?];
+    if enter {
+        links.push(with_libbpf_log(|| skel.progs.empty_enter.attach())?);
+    }
+    Ok(links)
 }
 
 /// The capabilities sonde holds, and what it cannot do for lack of one:

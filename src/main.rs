@@ -177,6 +177,14 @@ enum Bench {
         #[arg(long)]
         no_bpftrace: bool,
     },
+    /// Hold an empty program on sys_exit (raw_tp) for a while, printing
+    /// "attached" once it is: the floor any capture at syscall exits pays,
+    /// for a benchmark to run a workload under (benches/http_wrk.sh).
+    EmptyExit {
+        /// How long to hold it.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -382,6 +390,7 @@ fn bench(what: Bench) -> anyhow::Result<()> {
             rounds,
             no_bpftrace,
         } => sonde::bench::syscalls::run(calls, rounds, !no_bpftrace),
+        Bench::EmptyExit { seconds } => sonde::bench::syscalls::hold_empty_exit(seconds),
     }
 }
 

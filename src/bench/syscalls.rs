@@ -13,6 +13,10 @@
 //! time, which includes the kernel's time in the syscall and its probes but
 //! not the time other processes hold the CPU, so a busy machine blurs the
 //! figures less. The figures are medians over the rounds.
+//!
+//! `sonde bench empty-exit` holds the empty sys_exit program alone while
+//! another benchmark runs a workload under it (benches/http_wrk.sh: the
+//! floor of the http collector's cost).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -22,7 +26,7 @@ use anyhow::{bail, Context};
 
 use super::median;
 use crate::collect::bpf::{capture_libbpf_log, syscalls};
-use crate::doctor::attach_empty_syscall_pair;
+use crate::doctor::{attach_empty_syscall_exit, attach_empty_syscall_pair};
 
 /// The bpftrace program doing what the syscalls collector does.
 pub const BPFTRACE_SCRIPT: &str = "tracepoint:raw_syscalls:sys_enter { @calls[comm, args->id] = count(); @start[tid] = nsecs; } \
@@ -65,6 +69,20 @@ fn start_bpftrace() -> anyhow::Result<Child> {
     // "Attaching" is printed just before the links are made.
     std::thread::sleep(Duration::from_millis(500));
     Ok(child)
+}
+
+/// `sonde bench empty-exit`: holds an empty program on sys_exit for
+/// `seconds`, saying "attached" once it is, so that a benchmark can measure
+/// a workload under the floor every capture at syscall exits pays: the
+/// kernel's slow syscall-exit path for every task, and a program run per
+/// exit (benches/http_wrk.sh).
+pub fn hold_empty_exit(seconds: u64) -> anyhow::Result<()> {
+    capture_libbpf_log();
+    let links = attach_empty_syscall_exit().context("cannot attach the empty program")?;
+    println!("attached");
+    std::thread::sleep(Duration::from_secs(seconds));
+    drop(links);
+    Ok(())
 }
 
 /// Runs the benchmark and prints a table of rounds and the medians.
