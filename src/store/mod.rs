@@ -286,6 +286,9 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The head: each active series' [`HeadSeries`] by its id.
+type Head = HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>;
+
 /// What was taken but not yet committed (see the module invariants).
 #[derive(Default)]
 struct Pending {
@@ -326,7 +329,7 @@ pub struct Store {
     /// Invariant: every series in the file, and the pending ones.
     series_ids: series_index::SeriesIndex,
     next_series_id: i64,
-    head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
+    head: Head,
     /// The instants of packed chunks (see [`timestamps`]).
     columns: timestamps::TimestampColumns,
     pending: Pending,
