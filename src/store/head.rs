@@ -151,11 +151,10 @@ impl HeadSeries {
             finished.push(self.take_raw());
         }
         let minute = self.minute.take().map(|minute| *minute);
-        for mut tier in minute.into_iter().chain([self.hour]) {
-            let full = tier.close_bucket();
-            let chunk = full.unwrap_or_else(|| std::mem::take(&mut tier.chunk));
-            if !chunk.is_empty() {
-                finished.push(rollup_finished(tier.resolution, &chunk));
+        for tier in minute.into_iter().chain([self.hour]) {
+            let resolution = tier.resolution;
+            if let Some(chunk) = tier.close() {
+                finished.push(rollup_finished(resolution, &chunk));
             }
         }
     }

@@ -60,11 +60,15 @@
 //!   six.
 //! - A known M2 is never negative (clamped at 0 against rounding), so the
 //!   negative [`UNKNOWN_M2`] cannot be mistaken for one; NaN stays NaN.
+//! - A head tier's open chunk ([`OpenChunk`]) holds either nothing or bytes
+//!   [`RollupAppender::encode`] wrote (six streams, at least one bucket),
+//!   checked when they were read from a state: reading them back cannot
+//!   fail.
 
 use super::codec::{ByteReader, ByteWriter};
 use super::packed::{self, PackedBuckets};
 use super::timestamps::TimestampColumns;
-use super::xor::{self, CorruptChunk, XorAppender, XorIter};
+use super::xor::{CorruptChunk, XorAppender, XorIter};
 
 mod read;
 pub use read::BucketView;
@@ -336,13 +340,12 @@ impl RollupAppender {
     /// until then.
     fn resume(r: &mut ByteReader) -> Result<RollupAppender, CorruptChunk> {
         let min = XorAppender::resume(r.bytes()?)?;
-        let starts: Vec<i64> = xor::decode(min.bytes())?.iter().map(|s| s.0).collect();
         let mut scaled_m2 = XorAppender::new();
-        for &start in &starts {
-            scaled_m2.append(start, UNKNOWN_M2);
+        for sample in XorIter::new(min.bytes())? {
+            scaled_m2.append(sample?.0, UNKNOWN_M2);
         }
         let chunk = RollupAppender {
-            first_start: starts.first().copied().unwrap_or(0),
+            first_start: first_start(min.bytes())?,
             min,
             max: XorAppender::resume(r.bytes()?)?,
             sum: XorAppender::resume(r.bytes()?)?,
@@ -354,12 +357,95 @@ impl RollupAppender {
         Ok(chunk)
     }
 
+    /// Continues a chunk [`RollupAppender::encode`] wrote (six streams).
+    fn resume_encoded(data: &[u8]) -> Result<RollupAppender, CorruptChunk> {
+        let mut r = ByteReader::new(data);
+        let mut next = || XorAppender::resume(r.bytes()?);
+        let chunk = RollupAppender {
+            min: next()?,
+            max: next()?,
+            sum: next()?,
+            count: next()?,
+            last: next()?,
+            scaled_m2: next()?,
+            first_start: 0,
+        };
+        chunk.check_lengths()?;
+        Ok(RollupAppender {
+            first_start: first_start(chunk.min.bytes())?,
+            ..chunk
+        })
+    }
+
     fn check_lengths(&self) -> Result<(), CorruptChunk> {
         let n = self.len();
         if self.streams().iter().any(|s| s.len() != n) {
             return Err(CorruptChunk("rollup streams of unequal length"));
         }
         Ok(())
+    }
+}
+
+/// The start of a chunk's first bucket, from its min stream (0 when it
+/// holds none, as an empty appender says).
+fn first_start(min: &[u8]) -> Result<i64, CorruptChunk> {
+    Ok(XorIter::new(min)?.next_sample()?.map_or(0, |s| s.0))
+}
+
+/// A head tier's open chunk at rest: the bytes [`RollupAppender::encode`]
+/// wrote, in one block of their exact size, and no block at all before the
+/// tier's first bucket. Buckets join it once an hour (the hour tier), so
+/// its six appenders (six blocks, each grown by doubling, and what each
+/// needs to append) are rebuilt from the bytes then, for the bucket, and
+/// not kept between: a fraction of the memory a series spends in the head,
+/// for a decode of at most [`BUCKETS_PER_CHUNK`] buckets an hour.
+#[derive(Clone, Debug, Default)]
+pub struct OpenChunk(Box<[u8]>);
+
+/// A stream of no sample, as an empty appender holds it.
+const EMPTY_STREAM: &[u8] = &[0, 0];
+
+/// See the module's invariants.
+const WRITTEN_BY_THE_APPENDER: &str = "an open chunk holds what the appender encoded";
+
+impl OpenChunk {
+    fn of(chunk: &RollupAppender) -> OpenChunk {
+        if chunk.is_empty() {
+            OpenChunk::default()
+        } else {
+            OpenChunk(chunk.encode().into_boxed_slice())
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The chunk as stored (empty when it holds no bucket).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Start of the first bucket in the chunk (0 when it holds none).
+    pub fn min_time(&self) -> i64 {
+        first_start(self.streams()[0]).expect(WRITTEN_BY_THE_APPENDER)
+    }
+
+    /// The six streams, in the order [`RollupAppender::encode`] writes them.
+    fn streams(&self) -> [&[u8]; 6] {
+        if self.is_empty() {
+            return [EMPTY_STREAM; 6];
+        }
+        let mut r = ByteReader::new(&self.0);
+        std::array::from_fn(|_| r.bytes().expect(WRITTEN_BY_THE_APPENDER))
+    }
+
+    /// An appender that goes on where the chunk stands.
+    fn appender(&self) -> RollupAppender {
+        if self.is_empty() {
+            return RollupAppender::default();
+        }
+        RollupAppender::resume_encoded(&self.0).expect(WRITTEN_BY_THE_APPENDER)
     }
 }
 
@@ -507,7 +593,7 @@ pub(crate) fn fold_buckets(
 pub struct TierHead {
     pub resolution: Resolution,
     pub open: Option<OpenBucket>,
-    pub chunk: RollupAppender,
+    pub chunk: OpenChunk,
 }
 
 impl TierHead {
@@ -515,7 +601,7 @@ impl TierHead {
         TierHead {
             resolution,
             open: None,
-            chunk: RollupAppender::default(),
+            chunk: OpenChunk::default(),
         }
     }
 
@@ -537,14 +623,27 @@ impl TierHead {
     }
 
     /// Moves the open bucket into the chunk; returns the chunk if now full.
-    pub fn close_bucket(&mut self) -> Option<RollupAppender> {
+    fn close_bucket(&mut self) -> Option<RollupAppender> {
         let bucket = self.open.take()?.bucket();
-        self.chunk.append(&bucket);
-        if self.chunk.len() >= BUCKETS_PER_CHUNK {
-            Some(std::mem::take(&mut self.chunk))
+        let mut chunk = self.chunk.appender();
+        chunk.append(&bucket);
+        if chunk.len() >= BUCKETS_PER_CHUNK {
+            self.chunk = OpenChunk::default();
+            Some(chunk)
         } else {
+            self.chunk = OpenChunk::of(&chunk);
             None
         }
+    }
+
+    /// Everything the tier holds, its open bucket last, as one chunk (None
+    /// when it holds no bucket): the series is closing.
+    pub fn close(self) -> Option<RollupAppender> {
+        let mut chunk = self.chunk.appender();
+        if let Some(open) = self.open {
+            chunk.append(&open.bucket());
+        }
+        (!chunk.is_empty()).then_some(chunk)
     }
 
     /// The tier as head states have always held it: the open bucket's
@@ -565,7 +664,7 @@ impl TierHead {
             None => w.u8(0),
         }
         for stream in &self.chunk.streams()[..5] {
-            w.bytes(stream.bytes());
+            w.bytes(stream);
         }
     }
 
@@ -590,7 +689,7 @@ impl TierHead {
         Ok(TierHead {
             resolution,
             open,
-            chunk: RollupAppender::resume(r)?,
+            chunk: OpenChunk::of(&RollupAppender::resume(r)?),
         })
     }
 
@@ -606,7 +705,7 @@ impl TierHead {
             }
             None => w.u8(0),
         }
-        w.bytes(self.chunk.scaled_m2.bytes());
+        w.bytes(self.chunk.streams()[5]);
     }
 
     /// Reads what [`TierHead::write_m2`] wrote into a tier [`TierHead::read`]
@@ -625,8 +724,11 @@ impl TierHead {
             (None, Some(_)) => return Err(CorruptChunk("M2 sums of no open bucket")),
             (None, None) => {}
         }
-        self.chunk.scaled_m2 = XorAppender::resume(r.bytes()?)?;
-        self.chunk.check_lengths()
+        let mut chunk = self.chunk.appender();
+        chunk.scaled_m2 = XorAppender::resume(r.bytes()?)?;
+        chunk.check_lengths()?;
+        self.chunk = OpenChunk::of(&chunk);
+        Ok(())
     }
 
     /// Buckets of the open chunk and the open bucket, for reads.
@@ -634,7 +736,7 @@ impl TierHead {
         let mut buckets = if self.chunk.is_empty() {
             Vec::new()
         } else {
-            decode(&self.chunk.encode())?
+            decode(self.chunk.bytes())?
         };
         buckets.extend(self.open.map(|b| b.bucket()));
         Ok(buckets)
