@@ -322,8 +322,8 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<serde_json::Value> {
 /// The head's memory per series, its samples fed round by round as the
 /// store feeds them (so the allocator interleaves every series' blocks as
 /// it does in a running sonde): the allocator's bytes in use, table
-/// included, after one hour and after [`HEAD_HOURS`], and what one series
-/// takes in the table itself. Each is taken ten minutes past the hour, with
+/// included, after one hour and after [`HEAD_HOURS`], and the size of a
+/// series' fixed part (what it owns besides is in blocks of its own). Each is taken ten minutes past the hour, with
 /// the open raw chunk half full (a chunk is 20 minutes at 10 s), not just
 /// after one left the head.
 fn head_memory(series: Option<usize>) -> anyhow::Result<serde_json::Value> {
@@ -344,7 +344,7 @@ fn head_memory(series: Option<usize>) -> anyhow::Result<serde_json::Value> {
     for (round, &t) in data.timestamps[..last_round].iter().enumerate() {
         for (id, generator) in (1..).zip(&mut generators) {
             head.entry(id)
-                .or_insert_with(|| HeadSeries::new(i64::MIN))
+                .or_insert_with(|| Box::new(HeadSeries::new(i64::MIN)))
                 .append(t, generator.next_value(), &mut finished);
             finished.clear();
         }
@@ -357,8 +357,8 @@ fn head_memory(series: Option<usize>) -> anyhow::Result<serde_json::Value> {
         }
     }
     after_hours.insert(
-        "in_table".into(),
-        std::mem::size_of::<(i64, HeadSeries)>().into(),
+        "size_of_series".into(),
+        std::mem::size_of::<HeadSeries>().into(),
     );
     Ok(after_hours.into())
 }

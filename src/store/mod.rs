@@ -286,8 +286,12 @@ impl Hasher for IdHasher {
     }
 }
 
-/// The head: each active series' [`HeadSeries`] by its id.
-type Head = HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>;
+/// The head: each active series' [`HeadSeries`] by its id. Boxed: the
+/// table keeps an eighth to a half of its slots empty (it grows by doubling
+/// at 7/8 full), and an empty slot costs a pointer, not a series (about 220
+/// bytes); the box is a second lookup per sample, no slower in `sonde bench
+/// store` (BENCHMARKS.md, "the head's memory per series").
+type Head = HashMap<i64, Box<HeadSeries>, BuildHasherDefault<IdHasher>>;
 
 /// What was taken but not yet committed (see the module invariants).
 #[derive(Default)]
@@ -428,7 +432,7 @@ impl Store {
             match HeadSeries::decode(&state) {
                 Ok(series) => {
                     self.newest_ts = self.newest_ts.max(series.last_ts);
-                    self.head.insert(id, series);
+                    self.head.insert(id, Box::new(series));
                 }
                 // Its persisted chunks stay; the log replay still brings
                 // back its newer samples.
@@ -519,7 +523,9 @@ impl Store {
             Some(series) => series,
             None => {
                 let last = self.persisted_last_ts(id)?;
-                self.head.entry(id).or_insert(HeadSeries::new(last))
+                self.head
+                    .entry(id)
+                    .or_insert_with(|| Box::new(HeadSeries::new(last)))
             }
         };
         let mut finished = Vec::new();
@@ -952,7 +958,7 @@ impl Store {
         )?;
         {
             let mut chunks = Vec::new();
-            let open = self.head.get(&id).and_then(HeadSeries::open_chunk);
+            let open = self.head.get(&id).and_then(|series| series.open_chunk());
             // Stored chunks all end before the open one starts: when it
             // starts before the range, none of them can overlap it, and the
             // recent windows rules and dashboards read cost no disk read.
