@@ -544,9 +544,9 @@ impl Store {
                         staged.since = *min_time;
                     }
                     staged.chunks += 1;
-                    staged.bytes += data.len();
-                    if staged.chunks >= RUN_CHUNKS
-                        || staged.bytes > RUN_BYTES
+                    staged.bytes = staged.bytes.saturating_add(data.len() as u32);
+                    if staged.chunks as usize >= RUN_CHUNKS
+                        || staged.bytes as usize > RUN_BYTES
                         || max_time.saturating_sub(staged.since) > RUN_SPAN_MS
                     {
                         self.pending.runs.insert(id);
@@ -1419,14 +1419,15 @@ fn make_runs(
         let (Some(first), Some(last)) = (rest.first(), rest.last()) else {
             return Ok(Staged::default());
         };
-        let left = Staged {
-            chunks: rest.len(),
-            bytes: rest.iter().map(|c| c.5.len()).sum(),
-            since: first.1,
-        };
+        let chunks = rest.len();
+        let bytes: usize = rest.iter().map(|c| c.5.len()).sum();
         let span = last.2.saturating_sub(first.1);
-        if left.chunks < RUN_CHUNKS && left.bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
-            return Ok(left);
+        if chunks < RUN_CHUNKS && bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
+            return Ok(Staged {
+                chunks: chunks as u32,
+                bytes: bytes as u32,
+                since: first.1,
+            });
         }
         // The oldest chunks that fit.
         let mut bytes = 0;

@@ -157,41 +157,9 @@ fn known_m2(stored: f64) -> Option<f64> {
 }
 
 impl Bucket {
-    fn first(start_ms: i64, t: i64, v: f64) -> Bucket {
-        Bucket {
-            start_ms,
-            last_ms: t,
-            min: v,
-            max: v,
-            sum: v,
-            count: 1.0,
-            last: v,
-            scaled_m2: Some(0.0),
-        }
-    }
-
     /// The sum of the samples' squared deviations from their mean, if known.
     pub fn m2(&self) -> Option<f64> {
         self.scaled_m2.map(|scaled| scaled / self.count)
-    }
-
-    fn add(&mut self, t: i64, v: f64) {
-        self.last_ms = t;
-        // NaN never wins a comparison, so a NaN sample leaves min/max alone
-        // (as PromQL's min_over_time does) but still counts and sums.
-        self.min = if v < self.min || self.min.is_nan() {
-            v
-        } else {
-            self.min
-        };
-        self.max = if v > self.max || self.max.is_nan() {
-            v
-        } else {
-            self.max
-        };
-        self.sum += v;
-        self.count += 1.0;
-        self.last = v;
     }
 }
 
@@ -231,12 +199,18 @@ impl ShiftedSums {
     }
 }
 
-/// A bucket still taking samples.
+/// A bucket still taking samples: a [`Bucket`]'s aggregates so far, and
+/// instead of its M2 the sums it is computed from (a [`Bucket`]'s own
+/// `Option<f64>` would be 16 bytes more in every head series).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OpenBucket {
-    /// min, max, sum, count and last so far (`scaled_m2` is filled in by
-    /// [`OpenBucket::bucket`]).
-    aggregates: Bucket,
+    start_ms: i64,
+    last_ms: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: f64,
+    last: f64,
     /// None for a bucket a head state written before buckets kept M2 left
     /// open: its M2 stays unknown.
     shifted: Option<ShiftedSums>,
@@ -245,27 +219,50 @@ pub struct OpenBucket {
 impl OpenBucket {
     fn first(start_ms: i64, t: i64, v: f64) -> OpenBucket {
         OpenBucket {
-            aggregates: Bucket::first(start_ms, t, v),
+            start_ms,
+            last_ms: t,
+            min: v,
+            max: v,
+            sum: v,
+            count: 1.0,
+            last: v,
             shifted: Some(ShiftedSums::new(v)),
         }
     }
 
     fn add(&mut self, t: i64, v: f64) {
-        self.aggregates.add(t, v);
+        self.last_ms = t;
+        // NaN never wins a comparison, so a NaN sample leaves min/max alone
+        // (as PromQL's min_over_time does) but still counts and sums.
+        self.min = if v < self.min || self.min.is_nan() {
+            v
+        } else {
+            self.min
+        };
+        self.max = if v > self.max || self.max.is_nan() {
+            v
+        } else {
+            self.max
+        };
+        self.sum += v;
+        self.count += 1.0;
+        self.last = v;
         if let Some(shifted) = &mut self.shifted {
             shifted.add(v);
         }
     }
 
-    fn start_ms(&self) -> i64 {
-        self.aggregates.start_ms
-    }
-
     /// The bucket as it stands.
     pub fn bucket(&self) -> Bucket {
         Bucket {
-            scaled_m2: self.shifted.map(|s| s.scaled_m2(self.aggregates.count)),
-            ..self.aggregates
+            start_ms: self.start_ms,
+            last_ms: self.last_ms,
+            min: self.min,
+            max: self.max,
+            sum: self.sum,
+            count: self.count,
+            last: self.last,
+            scaled_m2: self.shifted.map(|s| s.scaled_m2(self.count)),
         }
     }
 }
@@ -577,7 +574,7 @@ pub(crate) fn fold_buckets(
     for (t, v) in samples {
         let start = t.div_euclid(width) * width;
         match &mut open {
-            Some(b) if b.start_ms() == start => b.add(t, v),
+            Some(b) if b.start_ms == start => b.add(t, v),
             _ => {
                 buckets.extend(open.map(|b| b.bucket()));
                 open = Some(OpenBucket::first(start, t, v));
@@ -610,7 +607,7 @@ impl TierHead {
     pub fn add(&mut self, t: i64, v: f64) -> Option<RollupAppender> {
         let start = t.div_euclid(self.resolution.bucket_ms()) * self.resolution.bucket_ms();
         match &mut self.open {
-            Some(bucket) if bucket.start_ms() == start => {
+            Some(bucket) if bucket.start_ms == start => {
                 bucket.add(t, v);
                 None
             }
@@ -652,8 +649,7 @@ impl TierHead {
     /// written before buckets kept M2 still reads.
     pub fn write(&self, w: &mut ByteWriter) {
         match &self.open {
-            Some(open) => {
-                let b = &open.aggregates;
+            Some(b) => {
                 w.u8(1);
                 w.i64(b.start_ms);
                 w.i64(b.last_ms);
@@ -672,16 +668,13 @@ impl TierHead {
         let open = match r.u8()? {
             0 => None,
             _ => Some(OpenBucket {
-                aggregates: Bucket {
-                    start_ms: r.i64()?,
-                    last_ms: r.i64()?,
-                    min: r.f64()?,
-                    max: r.f64()?,
-                    sum: r.f64()?,
-                    count: r.f64()?,
-                    last: r.f64()?,
-                    scaled_m2: None,
-                },
+                start_ms: r.i64()?,
+                last_ms: r.i64()?,
+                min: r.f64()?,
+                max: r.f64()?,
+                sum: r.f64()?,
+                count: r.f64()?,
+                last: r.f64()?,
                 // Until read_m2 finds them.
                 shifted: None,
             }),

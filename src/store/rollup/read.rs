@@ -61,7 +61,7 @@ impl BucketView for (i64, f64) {
         } else {
             decode_last(tier.chunk.bytes())?
         };
-        lasts.extend(tier.open.map(|b| (b.aggregates.last_ms, b.aggregates.last)));
+        lasts.extend(tier.open.map(|b| (b.last_ms, b.last)));
         Ok(lasts)
     }
 
