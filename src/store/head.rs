@@ -29,6 +29,14 @@
 //! tier then hour tier. A state written before buckets kept M2 ends before
 //! that part: it reads, its buckets with M2 unknown.
 //!
+//! Memory: every active series holds one [`HeadSeries`] (216 bytes, boxed
+//! in the store's table) and two blocks: the open raw chunk's bytes, grown
+//! a little at a time (see [`super::xor`]), and the hour tier's open chunk,
+//! its exact encoded bytes (see [`super::rollup::OpenChunk`]). What a
+//! series costs after 1 and 30 hours is in `sonde bench store`'s
+//! `head_bytes_per_series`; `a_series_stays_small` keeps the fixed part
+//! from growing unnoticed.
+//!
 //! Invariants:
 //! - `raw` holds fewer than [`SAMPLES_PER_CHUNK`] samples: a chunk leaves the
 //!   head the moment it is full.
@@ -336,6 +344,13 @@ mod tests {
         let again = HeadSeries::decode(&back.encode()).unwrap();
         assert_eq!(again.hour.buckets().unwrap(), buckets);
         assert_eq!(again.encode(), back.encode());
+    }
+
+    /// Every active series holds one: a field added here costs its size in
+    /// each of them (see the module doc's memory paragraph).
+    #[test]
+    fn a_series_stays_small() {
+        assert!(std::mem::size_of::<HeadSeries>() <= 216);
     }
 
     #[test]
