@@ -167,6 +167,15 @@ impl DataSet {
         })
     }
 
+    /// A generator per series, each with its own seed.
+    fn generators(&self) -> Vec<Generator<'_>> {
+        self.models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Generator::new(m, i as u64))
+            .collect()
+    }
+
     fn samples(&self) -> usize {
         self.models.len() * self.timestamps.len()
     }
@@ -323,17 +332,12 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<serde_json::Value> {
 /// store feeds them (so the allocator interleaves every series' blocks as
 /// it does in a running sonde): the allocator's bytes in use, table
 /// included, after one hour and after [`HEAD_HOURS`], and the size of a
-/// series' fixed part (what it owns besides is in blocks of its own). Each is taken ten minutes past the hour, with
-/// the open raw chunk half full (a chunk is 20 minutes at 10 s), not just
-/// after one left the head.
+/// series' fixed part (what it owns besides is in blocks of its own). Each
+/// is taken ten minutes past the hour, with the open raw chunk half full (a
+/// chunk is 20 minutes at 10 s), not just after one left the head.
 fn head_memory(series: Option<usize>) -> anyhow::Result<serde_json::Value> {
     let data = DataSet::generate(HEAD_HOURS + 1, series)?;
-    let mut generators: Vec<Generator> = data
-        .models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Generator::new(m, i as u64))
-        .collect();
+    let mut generators = data.generators();
     let rounds_per_hour = (3_600_000 / INTERVAL_MS) as usize;
     let half_a_chunk = usize::from(xor::SAMPLES_PER_CHUNK / 2);
     let last_round = HEAD_HOURS as usize * rounds_per_hour + half_a_chunk;
@@ -376,12 +380,7 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
     let mut store = Store::open_with(&root.join("sonde"), StoreOptions::default())?;
 
     // Ingest: one round per append, as the collection loop does.
-    let mut generators: Vec<Generator> = data
-        .models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Generator::new(m, i as u64))
-        .collect();
+    let mut generators = data.generators();
     let mut round: Vec<Sample> = data
         .models
         .iter()
