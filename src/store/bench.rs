@@ -17,7 +17,9 @@
 //! Measured: bytes per sample on disk (the whole database file after a
 //! checkpoint, rollup tiers and indexes included, and its parts), ingest
 //! through `Store::append` one round per call on one thread, reads through
-//! `Store::select`. Prometheus: `promtool tsdb create-blocks-from
+//! `Store::select`, and the head's memory per series after an hour and
+//! after [`HEAD_HOURS`] (the allocator's bytes in use: the table and every
+//! block a series owns, with the allocator's own header of each). Prometheus: `promtool tsdb create-blocks-from
 //! openmetrics` on the same samples, bytes of the resulting block.
 
 use std::collections::BTreeMap;
@@ -28,8 +30,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::codec::{ByteReader, ByteWriter};
+use super::head::HeadSeries;
 use super::rng::Rng;
-use super::{xor, Store, StoreOptions};
+use super::{xor, Head, Store, StoreOptions};
 use crate::collect::schedule::Schedule;
 use crate::collect::thread_cpu_time;
 use crate::model::{format_float, Labels, MatchOp, Matcher, Sample, METRIC_NAME};
@@ -43,6 +46,10 @@ pub const SERIES: usize = 1000;
 /// Seed of the uniform sample of the recorded series.
 const SAMPLE_SEED: u64 = 1;
 const INTERVAL_MS: i64 = 10_000;
+/// Hours of samples after which the head's memory is measured a second
+/// time: long enough that each series' hour-tier chunk holds more than a
+/// day of buckets, as in a sonde that has run for days.
+const HEAD_HOURS: u32 = 30;
 /// Start of the generated day: 2026-01-05T00:00:00Z, so Prometheus puts the
 /// whole day in one 24 h block.
 const START_MS: i64 = 1_767_571_200_000;
@@ -159,6 +166,15 @@ impl DataSet {
             started,
             timestamps,
         })
+    }
+
+    /// A generator per series, each with its own seed.
+    fn generators(&self) -> Vec<Generator<'_>> {
+        self.models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Generator::new(m, i as u64))
+            .collect()
     }
 
     fn samples(&self) -> usize {
@@ -308,7 +324,56 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<serde_json::Value> {
     if options.dir.is_none() {
         let _ = std::fs::remove_dir_all(&root);
     }
-    result
+    let mut figures = result?;
+    figures["head_bytes_per_series"] = head_memory(options.series)?;
+    Ok(figures)
+}
+
+/// The head's memory per series, its samples fed round by round as the
+/// store feeds them (so the allocator interleaves every series' blocks as
+/// it does in a running sonde): the allocator's bytes in use, table
+/// included, after one hour and after [`HEAD_HOURS`], and the size of a
+/// series' fixed part (what it owns besides is in blocks of its own). Each
+/// is taken ten minutes past the hour, with the open raw chunk half full (a
+/// chunk is 20 minutes at 10 s), not just after one left the head.
+fn head_memory(series: Option<usize>) -> anyhow::Result<serde_json::Value> {
+    let data = DataSet::generate(HEAD_HOURS + 1, series)?;
+    let mut generators = data.generators();
+    let rounds_per_hour = (3_600_000 / INTERVAL_MS) as usize;
+    let half_a_chunk = usize::from(xor::SAMPLES_PER_CHUNK / 2);
+    let last_round = HEAD_HOURS as usize * rounds_per_hour + half_a_chunk;
+    let mut finished = Vec::with_capacity(4);
+    let mut after_hours = serde_json::Map::new();
+    let before = heap_in_use();
+    let mut head = Head::default();
+    for (round, &t) in data.timestamps[..last_round].iter().enumerate() {
+        for (id, generator) in (1..).zip(&mut generators) {
+            head.entry(id)
+                .or_insert_with(|| Box::new(HeadSeries::new(i64::MIN)))
+                .append(t, generator.next_value(), &mut finished);
+            finished.clear();
+        }
+        let hours = (round + 1) / rounds_per_hour;
+        if (round + 1) % rounds_per_hour == half_a_chunk
+            && [1, HEAD_HOURS as usize].contains(&hours)
+        {
+            let bytes = heap_in_use().saturating_sub(before) as f64 / head.len() as f64;
+            after_hours.insert(format!("{hours}h"), bytes.round().into());
+        }
+    }
+    after_hours.insert(
+        "size_of_series".into(),
+        std::mem::size_of::<HeadSeries>().into(),
+    );
+    Ok(after_hours.into())
+}
+
+/// Bytes the allocator has handed out and not had back (its own header of
+/// each block included), in its arenas and in blocks mapped on their own.
+fn heap_in_use() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let info = unsafe { libc::mallinfo2() };
+    info.uordblks + info.hblkhd
 }
 
 fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serde_json::Value> {
@@ -316,12 +381,7 @@ fn measure(data: &DataSet, root: &Path, prometheus: bool) -> anyhow::Result<serd
     let mut store = Store::open_with(&root.join("sonde"), StoreOptions::default())?;
 
     // Ingest: one round per append, as the collection loop does.
-    let mut generators: Vec<Generator> = data
-        .models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Generator::new(m, i as u64))
-        .collect();
+    let mut generators = data.generators();
     let mut round: Vec<Sample> = data
         .models
         .iter()

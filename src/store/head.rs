@@ -29,6 +29,14 @@
 //! tier then hour tier. A state written before buckets kept M2 ends before
 //! that part: it reads, its buckets with M2 unknown.
 //!
+//! Memory: every active series holds one [`HeadSeries`] (216 bytes, boxed
+//! in the store's table) and two blocks: the open raw chunk's bytes, grown
+//! a little at a time (see [`super::xor`]), and the hour tier's open chunk,
+//! its exact encoded bytes (see [`super::rollup::OpenChunk`]). What a
+//! series costs after 1 and 30 hours is in `sonde bench store`'s
+//! `head_bytes_per_series`; `a_series_stays_small` keeps the fixed part
+//! from growing unnoticed.
+//!
 //! Invariants:
 //! - `raw` holds fewer than [`SAMPLES_PER_CHUNK`] samples: a chunk leaves the
 //!   head the moment it is full.
@@ -69,11 +77,13 @@ pub enum Finished {
     },
 }
 
-/// Chunks of a series in rows of their own, waiting to become a run.
+/// Chunks of a series in rows of their own, waiting to become a run. The
+/// counts are u32 (8 bytes less in every series): a run closes at a few
+/// dozen chunks and a few KiB (see the store's `RUN_CHUNKS`, `RUN_BYTES`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Staged {
-    pub chunks: usize,
-    pub bytes: usize,
+    pub chunks: u32,
+    pub bytes: u32,
     /// The first one's min time.
     pub since: i64,
 }
@@ -151,11 +161,10 @@ impl HeadSeries {
             finished.push(self.take_raw());
         }
         let minute = self.minute.take().map(|minute| *minute);
-        for mut tier in minute.into_iter().chain([self.hour]) {
-            let full = tier.close_bucket();
-            let chunk = full.unwrap_or_else(|| std::mem::take(&mut tier.chunk));
-            if !chunk.is_empty() {
-                finished.push(rollup_finished(tier.resolution, &chunk));
+        for tier in minute.into_iter().chain([self.hour]) {
+            let resolution = tier.resolution;
+            if let Some(chunk) = tier.close() {
+                finished.push(rollup_finished(resolution, &chunk));
             }
         }
     }
@@ -335,6 +344,13 @@ mod tests {
         let again = HeadSeries::decode(&back.encode()).unwrap();
         assert_eq!(again.hour.buckets().unwrap(), buckets);
         assert_eq!(again.encode(), back.encode());
+    }
+
+    /// Every active series holds one: a field added here costs its size in
+    /// each of them (see the module doc's memory paragraph).
+    #[test]
+    fn a_series_stays_small() {
+        assert!(std::mem::size_of::<HeadSeries>() <= 216);
     }
 
     #[test]

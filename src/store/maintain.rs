@@ -244,7 +244,7 @@ impl Store {
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
-            let series = self.head.remove(&id).expect("listed above");
+            let series = *self.head.remove(&id).expect("listed above");
             let mut finished: Vec<Finished> = Vec::new();
             series.close(&mut finished);
             self.pending

@@ -286,6 +286,13 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The head: each active series' [`HeadSeries`] by its id. Boxed: the
+/// table keeps an eighth to a half of its slots empty (it grows by doubling
+/// at 7/8 full), and an empty slot costs a pointer, not a series (about 220
+/// bytes); the box is a second lookup per sample, no slower in `sonde bench
+/// store` (BENCHMARKS.md, "the head's memory per series").
+type Head = HashMap<i64, Box<HeadSeries>, BuildHasherDefault<IdHasher>>;
+
 /// What was taken but not yet committed (see the module invariants).
 #[derive(Default)]
 struct Pending {
@@ -326,7 +333,7 @@ pub struct Store {
     /// Invariant: every series in the file, and the pending ones.
     series_ids: series_index::SeriesIndex,
     next_series_id: i64,
-    head: HashMap<i64, HeadSeries, BuildHasherDefault<IdHasher>>,
+    head: Head,
     /// The instants of packed chunks (see [`timestamps`]).
     columns: timestamps::TimestampColumns,
     pending: Pending,
@@ -425,7 +432,7 @@ impl Store {
             match HeadSeries::decode(&state) {
                 Ok(series) => {
                     self.newest_ts = self.newest_ts.max(series.last_ts);
-                    self.head.insert(id, series);
+                    self.head.insert(id, Box::new(series));
                 }
                 // Its persisted chunks stay; the log replay still brings
                 // back its newer samples.
@@ -516,7 +523,9 @@ impl Store {
             Some(series) => series,
             None => {
                 let last = self.persisted_last_ts(id)?;
-                self.head.entry(id).or_insert(HeadSeries::new(last))
+                self.head
+                    .entry(id)
+                    .or_insert_with(|| Box::new(HeadSeries::new(last)))
             }
         };
         let mut finished = Vec::new();
@@ -535,9 +544,9 @@ impl Store {
                         staged.since = *min_time;
                     }
                     staged.chunks += 1;
-                    staged.bytes += data.len();
-                    if staged.chunks >= RUN_CHUNKS
-                        || staged.bytes > RUN_BYTES
+                    staged.bytes = staged.bytes.saturating_add(data.len() as u32);
+                    if staged.chunks as usize >= RUN_CHUNKS
+                        || staged.bytes as usize > RUN_BYTES
                         || max_time.saturating_sub(staged.since) > RUN_SPAN_MS
                     {
                         self.pending.runs.insert(id);
@@ -949,7 +958,7 @@ impl Store {
         )?;
         {
             let mut chunks = Vec::new();
-            let open = self.head.get(&id).and_then(HeadSeries::open_chunk);
+            let open = self.head.get(&id).and_then(|series| series.open_chunk());
             // Stored chunks all end before the open one starts: when it
             // starts before the range, none of them can overlap it, and the
             // recent windows rules and dashboards read cost no disk read.
@@ -1410,14 +1419,15 @@ fn make_runs(
         let (Some(first), Some(last)) = (rest.first(), rest.last()) else {
             return Ok(Staged::default());
         };
-        let left = Staged {
-            chunks: rest.len(),
-            bytes: rest.iter().map(|c| c.5.len()).sum(),
-            since: first.1,
-        };
+        let chunks = rest.len();
+        let bytes: usize = rest.iter().map(|c| c.5.len()).sum();
         let span = last.2.saturating_sub(first.1);
-        if left.chunks < RUN_CHUNKS && left.bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
-            return Ok(left);
+        if chunks < RUN_CHUNKS && bytes <= RUN_BYTES && span <= RUN_SPAN_MS {
+            return Ok(Staged {
+                chunks: chunks as u32,
+                bytes: bytes as u32,
+                since: first.1,
+            });
         }
         // The oldest chunks that fit.
         let mut bytes = 0;

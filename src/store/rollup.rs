@@ -60,11 +60,15 @@
 //!   six.
 //! - A known M2 is never negative (clamped at 0 against rounding), so the
 //!   negative [`UNKNOWN_M2`] cannot be mistaken for one; NaN stays NaN.
+//! - A head tier's open chunk ([`OpenChunk`]) holds either nothing or bytes
+//!   [`RollupAppender::encode`] wrote (six streams, at least one bucket),
+//!   checked when they were read from a state: reading them back cannot
+//!   fail.
 
 use super::codec::{ByteReader, ByteWriter};
 use super::packed::{self, PackedBuckets};
 use super::timestamps::TimestampColumns;
-use super::xor::{self, CorruptChunk, XorAppender, XorIter};
+use super::xor::{CorruptChunk, XorAppender, XorIter};
 
 mod read;
 pub use read::BucketView;
@@ -153,41 +157,9 @@ fn known_m2(stored: f64) -> Option<f64> {
 }
 
 impl Bucket {
-    fn first(start_ms: i64, t: i64, v: f64) -> Bucket {
-        Bucket {
-            start_ms,
-            last_ms: t,
-            min: v,
-            max: v,
-            sum: v,
-            count: 1.0,
-            last: v,
-            scaled_m2: Some(0.0),
-        }
-    }
-
     /// The sum of the samples' squared deviations from their mean, if known.
     pub fn m2(&self) -> Option<f64> {
         self.scaled_m2.map(|scaled| scaled / self.count)
-    }
-
-    fn add(&mut self, t: i64, v: f64) {
-        self.last_ms = t;
-        // NaN never wins a comparison, so a NaN sample leaves min/max alone
-        // (as PromQL's min_over_time does) but still counts and sums.
-        self.min = if v < self.min || self.min.is_nan() {
-            v
-        } else {
-            self.min
-        };
-        self.max = if v > self.max || self.max.is_nan() {
-            v
-        } else {
-            self.max
-        };
-        self.sum += v;
-        self.count += 1.0;
-        self.last = v;
     }
 }
 
@@ -227,12 +199,18 @@ impl ShiftedSums {
     }
 }
 
-/// A bucket still taking samples.
+/// A bucket still taking samples: a [`Bucket`]'s aggregates so far, and
+/// instead of its M2 the sums it is computed from (a [`Bucket`]'s own
+/// `Option<f64>` would be 16 bytes more in every head series).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OpenBucket {
-    /// min, max, sum, count and last so far (`scaled_m2` is filled in by
-    /// [`OpenBucket::bucket`]).
-    aggregates: Bucket,
+    start_ms: i64,
+    last_ms: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: f64,
+    last: f64,
     /// None for a bucket a head state written before buckets kept M2 left
     /// open: its M2 stays unknown.
     shifted: Option<ShiftedSums>,
@@ -241,27 +219,50 @@ pub struct OpenBucket {
 impl OpenBucket {
     fn first(start_ms: i64, t: i64, v: f64) -> OpenBucket {
         OpenBucket {
-            aggregates: Bucket::first(start_ms, t, v),
+            start_ms,
+            last_ms: t,
+            min: v,
+            max: v,
+            sum: v,
+            count: 1.0,
+            last: v,
             shifted: Some(ShiftedSums::new(v)),
         }
     }
 
     fn add(&mut self, t: i64, v: f64) {
-        self.aggregates.add(t, v);
+        self.last_ms = t;
+        // NaN never wins a comparison, so a NaN sample leaves min/max alone
+        // (as PromQL's min_over_time does) but still counts and sums.
+        self.min = if v < self.min || self.min.is_nan() {
+            v
+        } else {
+            self.min
+        };
+        self.max = if v > self.max || self.max.is_nan() {
+            v
+        } else {
+            self.max
+        };
+        self.sum += v;
+        self.count += 1.0;
+        self.last = v;
         if let Some(shifted) = &mut self.shifted {
             shifted.add(v);
         }
     }
 
-    fn start_ms(&self) -> i64 {
-        self.aggregates.start_ms
-    }
-
     /// The bucket as it stands.
     pub fn bucket(&self) -> Bucket {
         Bucket {
-            scaled_m2: self.shifted.map(|s| s.scaled_m2(self.aggregates.count)),
-            ..self.aggregates
+            start_ms: self.start_ms,
+            last_ms: self.last_ms,
+            min: self.min,
+            max: self.max,
+            sum: self.sum,
+            count: self.count,
+            last: self.last,
+            scaled_m2: self.shifted.map(|s| s.scaled_m2(self.count)),
         }
     }
 }
@@ -336,13 +337,12 @@ impl RollupAppender {
     /// until then.
     fn resume(r: &mut ByteReader) -> Result<RollupAppender, CorruptChunk> {
         let min = XorAppender::resume(r.bytes()?)?;
-        let starts: Vec<i64> = xor::decode(min.bytes())?.iter().map(|s| s.0).collect();
         let mut scaled_m2 = XorAppender::new();
-        for &start in &starts {
-            scaled_m2.append(start, UNKNOWN_M2);
+        for sample in XorIter::new(min.bytes())? {
+            scaled_m2.append(sample?.0, UNKNOWN_M2);
         }
         let chunk = RollupAppender {
-            first_start: starts.first().copied().unwrap_or(0),
+            first_start: first_start(min.bytes())?,
             min,
             max: XorAppender::resume(r.bytes()?)?,
             sum: XorAppender::resume(r.bytes()?)?,
@@ -354,12 +354,95 @@ impl RollupAppender {
         Ok(chunk)
     }
 
+    /// Continues a chunk [`RollupAppender::encode`] wrote (six streams).
+    fn resume_encoded(data: &[u8]) -> Result<RollupAppender, CorruptChunk> {
+        let mut r = ByteReader::new(data);
+        let mut next = || XorAppender::resume(r.bytes()?);
+        let chunk = RollupAppender {
+            min: next()?,
+            max: next()?,
+            sum: next()?,
+            count: next()?,
+            last: next()?,
+            scaled_m2: next()?,
+            first_start: 0,
+        };
+        chunk.check_lengths()?;
+        Ok(RollupAppender {
+            first_start: first_start(chunk.min.bytes())?,
+            ..chunk
+        })
+    }
+
     fn check_lengths(&self) -> Result<(), CorruptChunk> {
         let n = self.len();
         if self.streams().iter().any(|s| s.len() != n) {
             return Err(CorruptChunk("rollup streams of unequal length"));
         }
         Ok(())
+    }
+}
+
+/// The start of a chunk's first bucket, from its min stream (0 when it
+/// holds none, as an empty appender says).
+fn first_start(min: &[u8]) -> Result<i64, CorruptChunk> {
+    Ok(XorIter::new(min)?.next_sample()?.map_or(0, |s| s.0))
+}
+
+/// A head tier's open chunk at rest: the bytes [`RollupAppender::encode`]
+/// wrote, in one block of their exact size, and no block at all before the
+/// tier's first bucket. Buckets join it once an hour (the hour tier), so
+/// its six appenders (six blocks, each grown by doubling, and what each
+/// needs to append) are rebuilt from the bytes then, for the bucket, and
+/// not kept between: a fraction of the memory a series spends in the head,
+/// for a decode of at most [`BUCKETS_PER_CHUNK`] buckets an hour.
+#[derive(Clone, Debug, Default)]
+pub struct OpenChunk(Box<[u8]>);
+
+/// A stream of no sample, as an empty appender holds it.
+const EMPTY_STREAM: &[u8] = &[0, 0];
+
+/// See the module's invariants.
+const WRITTEN_BY_THE_APPENDER: &str = "an open chunk holds what the appender encoded";
+
+impl OpenChunk {
+    fn of(chunk: &RollupAppender) -> OpenChunk {
+        if chunk.is_empty() {
+            OpenChunk::default()
+        } else {
+            OpenChunk(chunk.encode().into_boxed_slice())
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The chunk as stored (empty when it holds no bucket).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Start of the first bucket in the chunk (0 when it holds none).
+    pub fn min_time(&self) -> i64 {
+        first_start(self.streams()[0]).expect(WRITTEN_BY_THE_APPENDER)
+    }
+
+    /// The six streams, in the order [`RollupAppender::encode`] writes them.
+    fn streams(&self) -> [&[u8]; 6] {
+        if self.is_empty() {
+            return [EMPTY_STREAM; 6];
+        }
+        let mut r = ByteReader::new(&self.0);
+        std::array::from_fn(|_| r.bytes().expect(WRITTEN_BY_THE_APPENDER))
+    }
+
+    /// An appender that goes on where the chunk stands.
+    fn appender(&self) -> RollupAppender {
+        if self.is_empty() {
+            return RollupAppender::default();
+        }
+        RollupAppender::resume_encoded(&self.0).expect(WRITTEN_BY_THE_APPENDER)
     }
 }
 
@@ -491,7 +574,7 @@ pub(crate) fn fold_buckets(
     for (t, v) in samples {
         let start = t.div_euclid(width) * width;
         match &mut open {
-            Some(b) if b.start_ms() == start => b.add(t, v),
+            Some(b) if b.start_ms == start => b.add(t, v),
             _ => {
                 buckets.extend(open.map(|b| b.bucket()));
                 open = Some(OpenBucket::first(start, t, v));
@@ -507,7 +590,7 @@ pub(crate) fn fold_buckets(
 pub struct TierHead {
     pub resolution: Resolution,
     pub open: Option<OpenBucket>,
-    pub chunk: RollupAppender,
+    pub chunk: OpenChunk,
 }
 
 impl TierHead {
@@ -515,7 +598,7 @@ impl TierHead {
         TierHead {
             resolution,
             open: None,
-            chunk: RollupAppender::default(),
+            chunk: OpenChunk::default(),
         }
     }
 
@@ -524,7 +607,7 @@ impl TierHead {
     pub fn add(&mut self, t: i64, v: f64) -> Option<RollupAppender> {
         let start = t.div_euclid(self.resolution.bucket_ms()) * self.resolution.bucket_ms();
         match &mut self.open {
-            Some(bucket) if bucket.start_ms() == start => {
+            Some(bucket) if bucket.start_ms == start => {
                 bucket.add(t, v);
                 None
             }
@@ -537,14 +620,27 @@ impl TierHead {
     }
 
     /// Moves the open bucket into the chunk; returns the chunk if now full.
-    pub fn close_bucket(&mut self) -> Option<RollupAppender> {
+    fn close_bucket(&mut self) -> Option<RollupAppender> {
         let bucket = self.open.take()?.bucket();
-        self.chunk.append(&bucket);
-        if self.chunk.len() >= BUCKETS_PER_CHUNK {
-            Some(std::mem::take(&mut self.chunk))
+        let mut chunk = self.chunk.appender();
+        chunk.append(&bucket);
+        if chunk.len() >= BUCKETS_PER_CHUNK {
+            self.chunk = OpenChunk::default();
+            Some(chunk)
         } else {
+            self.chunk = OpenChunk::of(&chunk);
             None
         }
+    }
+
+    /// Everything the tier holds, its open bucket last, as one chunk (None
+    /// when it holds no bucket): the series is closing.
+    pub fn close(self) -> Option<RollupAppender> {
+        let mut chunk = self.chunk.appender();
+        if let Some(open) = self.open {
+            chunk.append(&open.bucket());
+        }
+        (!chunk.is_empty()).then_some(chunk)
     }
 
     /// The tier as head states have always held it: the open bucket's
@@ -553,8 +649,7 @@ impl TierHead {
     /// written before buckets kept M2 still reads.
     pub fn write(&self, w: &mut ByteWriter) {
         match &self.open {
-            Some(open) => {
-                let b = &open.aggregates;
+            Some(b) => {
                 w.u8(1);
                 w.i64(b.start_ms);
                 w.i64(b.last_ms);
@@ -565,7 +660,7 @@ impl TierHead {
             None => w.u8(0),
         }
         for stream in &self.chunk.streams()[..5] {
-            w.bytes(stream.bytes());
+            w.bytes(stream);
         }
     }
 
@@ -573,16 +668,13 @@ impl TierHead {
         let open = match r.u8()? {
             0 => None,
             _ => Some(OpenBucket {
-                aggregates: Bucket {
-                    start_ms: r.i64()?,
-                    last_ms: r.i64()?,
-                    min: r.f64()?,
-                    max: r.f64()?,
-                    sum: r.f64()?,
-                    count: r.f64()?,
-                    last: r.f64()?,
-                    scaled_m2: None,
-                },
+                start_ms: r.i64()?,
+                last_ms: r.i64()?,
+                min: r.f64()?,
+                max: r.f64()?,
+                sum: r.f64()?,
+                count: r.f64()?,
+                last: r.f64()?,
                 // Until read_m2 finds them.
                 shifted: None,
             }),
@@ -590,7 +682,7 @@ impl TierHead {
         Ok(TierHead {
             resolution,
             open,
-            chunk: RollupAppender::resume(r)?,
+            chunk: OpenChunk::of(&RollupAppender::resume(r)?),
         })
     }
 
@@ -606,7 +698,7 @@ impl TierHead {
             }
             None => w.u8(0),
         }
-        w.bytes(self.chunk.scaled_m2.bytes());
+        w.bytes(self.chunk.streams()[5]);
     }
 
     /// Reads what [`TierHead::write_m2`] wrote into a tier [`TierHead::read`]
@@ -625,8 +717,11 @@ impl TierHead {
             (None, Some(_)) => return Err(CorruptChunk("M2 sums of no open bucket")),
             (None, None) => {}
         }
-        self.chunk.scaled_m2 = XorAppender::resume(r.bytes()?)?;
-        self.chunk.check_lengths()
+        let mut chunk = self.chunk.appender();
+        chunk.scaled_m2 = XorAppender::resume(r.bytes()?)?;
+        chunk.check_lengths()?;
+        self.chunk = OpenChunk::of(&chunk);
+        Ok(())
     }
 
     /// Buckets of the open chunk and the open bucket, for reads.
@@ -634,7 +729,7 @@ impl TierHead {
         let mut buckets = if self.chunk.is_empty() {
             Vec::new()
         } else {
-            decode(&self.chunk.encode())?
+            decode(self.chunk.bytes())?
         };
         buckets.extend(self.open.map(|b| b.bucket()));
         Ok(buckets)

@@ -60,37 +60,51 @@ impl fmt::Display for CorruptChunk {
 
 impl std::error::Error for CorruptChunk {}
 
-/// Writes bits most significant first into a byte vector.
-#[derive(Clone, Debug)]
-struct BitWriter {
-    bytes: Vec<u8>,
+/// Writes bits most significant first at the end of a byte vector: a view
+/// of an appender's bytes and free bits, which the appender keeps among
+/// its own fields (a struct of their own would pad the one-byte count of
+/// free bits to eight, in every series of the head).
+struct BitWriter<'a> {
+    bytes: &'a mut Vec<u8>,
     /// Bits still free in the last byte (0 means start a new byte).
-    free: u8,
+    free: &'a mut u8,
 }
 
-impl BitWriter {
-    fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.bytes.push(0);
-            self.free = 8;
+impl BitWriter<'_> {
+    /// Starts the next byte. The bytes grow by an eighth (16 bytes at
+    /// least), not by doubling: a head series' open chunk is held for up to
+    /// 20 minutes while it fills, and doubling would leave it a quarter
+    /// unused on average, in every series. A growth costs a reallocation
+    /// every 16 bytes or so of a small chunk (a chunk of 120 samples is
+    /// rarely above 300 bytes), still linear in a large one.
+    fn start_byte(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact((self.bytes.len() / 8).max(16));
         }
-        self.free -= 1;
+        self.bytes.push(0);
+        *self.free = 8;
+    }
+
+    fn write_bit(&mut self, bit: bool) {
+        if *self.free == 0 {
+            self.start_byte();
+        }
+        *self.free -= 1;
         if bit {
-            *self.bytes.last_mut().expect("pushed above") |= 1 << self.free;
+            *self.bytes.last_mut().expect("pushed above") |= 1 << *self.free;
         }
     }
 
     /// Writes the low `count` bits of `value`.
     fn write_bits(&mut self, value: u64, mut count: u8) {
         while count > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
+            if *self.free == 0 {
+                self.start_byte();
             }
-            let take = count.min(self.free);
+            let take = count.min(*self.free);
             let chunk = (value >> (count - take)) & ((1u64 << take) - 1);
-            *self.bytes.last_mut().expect("pushed above") |= (chunk as u8) << (self.free - take);
-            self.free -= take;
+            *self.bytes.last_mut().expect("pushed above") |= (chunk as u8) << (*self.free - take);
+            *self.free -= take;
             count -= take;
         }
     }
@@ -188,7 +202,9 @@ const NO_WINDOW: ValueWindow = ValueWindow {
 /// Builds one XOR chunk sample by sample.
 #[derive(Clone, Debug)]
 pub struct XorAppender {
-    stream: BitWriter,
+    bytes: Vec<u8>,
+    /// Bits still free in the last byte (0 means start a new byte).
+    free: u8,
     count: u16,
     t: i64,
     t_delta: u64,
@@ -206,10 +222,8 @@ impl XorAppender {
     /// An empty chunk.
     pub fn new() -> XorAppender {
         XorAppender {
-            stream: BitWriter {
-                bytes: vec![0, 0],
-                free: 0,
-            },
+            bytes: vec![0, 0],
+            free: 0,
             count: 0,
             t: 0,
             t_delta: 0,
@@ -230,10 +244,8 @@ impl XorAppender {
         }
         let free = ((8 - used_bits % 8) % 8) as u8;
         Ok(XorAppender {
-            stream: BitWriter {
-                bytes: chunk.to_vec(),
-                free,
-            },
+            bytes: chunk.to_vec(),
+            free,
             count: iter.total,
             t: iter.t,
             t_delta: iter.t_delta,
@@ -263,7 +275,14 @@ impl XorAppender {
 
     /// The chunk as it stands: a complete, decodable chunk.
     pub fn bytes(&self) -> &[u8] {
-        &self.stream.bytes
+        &self.bytes
+    }
+
+    fn stream(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            bytes: &mut self.bytes,
+            free: &mut self.free,
+        }
     }
 
     /// Appends a sample. The caller guarantees `t` is after the last
@@ -274,12 +293,12 @@ impl XorAppender {
         debug_assert!(self.count < u16::MAX);
         match self.count {
             0 => {
-                self.stream.write_varint(t);
-                self.stream.write_bits(v.to_bits(), 64);
+                self.stream().write_varint(t);
+                self.stream().write_bits(v.to_bits(), 64);
             }
             1 => {
                 let t_delta = t.wrapping_sub(self.t) as u64;
-                self.stream.write_uvarint(t_delta);
+                self.stream().write_uvarint(t_delta);
                 self.write_value(v);
                 self.t_delta = t_delta;
             }
@@ -287,19 +306,19 @@ impl XorAppender {
                 let t_delta = t.wrapping_sub(self.t) as u64;
                 let dod = t_delta.wrapping_sub(self.t_delta) as i64;
                 if dod == 0 {
-                    self.stream.write_bit(false);
+                    self.stream().write_bit(false);
                 } else if fits(dod, 14) {
-                    self.stream.write_bits(0b10, 2);
-                    self.stream.write_bits(dod as u64, 14);
+                    self.stream().write_bits(0b10, 2);
+                    self.stream().write_bits(dod as u64, 14);
                 } else if fits(dod, 17) {
-                    self.stream.write_bits(0b110, 3);
-                    self.stream.write_bits(dod as u64, 17);
+                    self.stream().write_bits(0b110, 3);
+                    self.stream().write_bits(dod as u64, 17);
                 } else if fits(dod, 20) {
-                    self.stream.write_bits(0b1110, 4);
-                    self.stream.write_bits(dod as u64, 20);
+                    self.stream().write_bits(0b1110, 4);
+                    self.stream().write_bits(dod as u64, 20);
                 } else {
-                    self.stream.write_bits(0b1111, 4);
-                    self.stream.write_bits(dod as u64, 64);
+                    self.stream().write_bits(0b1111, 4);
+                    self.stream().write_bits(dod as u64, 64);
                 }
                 self.write_value(v);
                 self.t_delta = t_delta;
@@ -308,31 +327,31 @@ impl XorAppender {
         self.t = t;
         self.v = v;
         self.count += 1;
-        self.stream.bytes[..2].copy_from_slice(&self.count.to_be_bytes());
+        self.bytes[..2].copy_from_slice(&self.count.to_be_bytes());
     }
 
     fn write_value(&mut self, v: f64) {
         let xor = v.to_bits() ^ self.v.to_bits();
         if xor == 0 {
-            self.stream.write_bit(false);
+            self.stream().write_bit(false);
             return;
         }
-        self.stream.write_bit(true);
+        self.stream().write_bit(true);
         // 5 bits hold the leading-zero count, so it is capped at 31.
         let leading = (xor.leading_zeros() as u8).min(31);
         let trailing = xor.trailing_zeros() as u8;
         let w = self.window;
         if w.leading != 0xff && leading >= w.leading && trailing >= w.trailing {
-            self.stream.write_bit(false);
+            self.stream().write_bit(false);
             let significant = 64 - w.leading - w.trailing;
-            self.stream.write_bits(xor >> w.trailing, significant);
+            self.stream().write_bits(xor >> w.trailing, significant);
         } else {
-            self.stream.write_bit(true);
+            self.stream().write_bit(true);
             let significant = 64 - leading - trailing;
-            self.stream.write_bits(leading as u64, 5);
+            self.stream().write_bits(leading as u64, 5);
             // 64 significant bits are written as 0: 6 bits hold 0..=63.
-            self.stream.write_bits(significant as u64 & 0x3f, 6);
-            self.stream.write_bits(xor >> trailing, significant);
+            self.stream().write_bits(significant as u64 & 0x3f, 6);
+            self.stream().write_bits(xor >> trailing, significant);
             self.window = ValueWindow { leading, trailing };
         }
     }

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::model::{Labels, Matcher};
 use crate::store::head::Finished;
-use crate::store::{packed, xor, SeriesBuckets, SeriesSamples, Store};
+use crate::store::{packed, SeriesBuckets, SeriesSamples, Store};
 
 /// What a read takes from each bucket, and so which streams of a chunk it
 /// decodes: whole [`Bucket`]s (all five), or each bucket's last sample
@@ -59,9 +59,9 @@ impl BucketView for (i64, f64) {
         let mut lasts = if tier.chunk.is_empty() {
             Vec::new()
         } else {
-            xor::decode(tier.chunk.last.bytes())?
+            decode_last(tier.chunk.bytes())?
         };
-        lasts.extend(tier.open.map(|b| (b.aggregates.last_ms, b.aggregates.last)));
+        lasts.extend(tier.open.map(|b| (b.last_ms, b.last)));
         Ok(lasts)
     }
 
