@@ -94,11 +94,6 @@ impl ChunkStarts {
     }
 }
 
-/// Free pages (4 MiB of 4 KiB ones) that make a pass give space back even
-/// when it deleted nothing: rows deleted by checkpoints, runs and closed
-/// series free pages too, and those are reused by the next inserts anyway.
-const RECLAIM_FREE_PAGES: i64 = 1024;
-
 /// Series the sweep for series without data looks at per pass.
 const SWEEP_SERIES: i64 = 2_000;
 
@@ -128,7 +123,6 @@ impl Store {
     /// Closes idle series ([`super::StoreOptions::idle_after`]), deletes chunks past retention, keeps
     /// the files under the size cap and gives freed pages back.
     pub fn maintain(&mut self) -> anyhow::Result<()> {
-        let deleted_before = (self.stats.chunks_deleted, self.stats.series_deleted);
         self.close_idle_series();
         self.commit(None, false, false)?;
         if self.newest_ts == i64::MIN {
@@ -159,17 +153,7 @@ impl Store {
         }
         self.columns.prune_recent(self.newest_ts);
         self.delete_series_without_data()?;
-        // Giving space back costs a pass over the free pages and a WAL
-        // checkpoint with an fsync: once a minute, a tenth of an idle
-        // sonde's ingest thread. Only a pass that deleted data, or a file
-        // with much free space, pays it; the WAL is kept in bounds
-        // meanwhile by SQLite's own checkpoints (see `connect`). Under a
-        // size cap the WAL counts toward the cap: every pass truncates it.
-        let deleted = (self.stats.chunks_deleted, self.stats.series_deleted) != deleted_before;
-        let capped = self.options.retention_size > 0;
-        if deleted || capped || self.free_pages()? >= RECLAIM_FREE_PAGES {
-            self.reclaim()?;
-        }
+        self.reclaim()?;
         if self.options.retention_size > 0 {
             self.enforce_size_cap()?;
         }
@@ -397,12 +381,6 @@ impl Store {
             }
             self.reclaim()?;
         }
-    }
-
-    fn free_pages(&self) -> anyhow::Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA freelist_count", [], |row| row.get(0))?)
     }
 
     /// Gives free pages back to the file system and shrinks the WAL.
