@@ -86,22 +86,37 @@ impl Collection {
             "sonde_collector_success",
             "Whether the collector's last round succeeded (1) or failed (0).",
         );
+        // One CPU clock read between consecutive collectors (a system call
+        // each), not two per collector.
+        let mut cpu_mark = thread_cpu_time();
+        let mut cpu_since_mark = || {
+            let now = thread_cpu_time();
+            now - std::mem::replace(&mut cpu_mark, now)
+        };
         let begun: Vec<_> = self
             .collectors
             .iter_mut()
             .map(|collector| {
-                let (started, cpu_started) = (Instant::now(), thread_cpu_time());
+                let started = Instant::now();
                 let result = collector.begin_round();
-                (result, started.elapsed(), thread_cpu_time() - cpu_started)
+                (result, started.elapsed(), cpu_since_mark())
             })
             .collect();
-        let rounds = self.collectors.iter_mut().zip(&mut self.cpu);
-        for ((collector, spent), (begun, beginning, beginning_cpu)) in rounds.zip(begun) {
-            let (started, cpu_started) = (Instant::now(), thread_cpu_time());
+        let mut ran = Vec::with_capacity(begun.len());
+        for (collector, (begun, beginning, beginning_cpu)) in self.collectors.iter_mut().zip(begun)
+        {
+            let started = Instant::now();
             let result = begun.and_then(|()| collector.collect(&mut families));
-            *spent += beginning_cpu + (thread_cpu_time() - cpu_started);
+            ran.push((
+                result,
+                beginning + started.elapsed(),
+                beginning_cpu + cpu_since_mark(),
+            ));
+        }
+        let rounds = self.collectors.iter().zip(&mut self.cpu);
+        for ((collector, spent), (result, took, used)) in rounds.zip(ran) {
+            *spent += used;
             let name = collector.name();
-            let took = beginning + started.elapsed();
             duration.push(&[("collector", name)], took.as_secs_f64());
             cpu.push(&[("collector", name)], spent.as_secs_f64());
             if let Err(err) = &result {
