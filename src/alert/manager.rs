@@ -170,23 +170,31 @@ impl RuleManager {
         limits: &Limits,
         stop: &AtomicBool,
     ) {
-        while !stop.load(Ordering::Relaxed) {
+        loop {
+            // `stop` is read under the lock `wake` takes, so a stop asked
+            // while this computes its wait is seen, not slept through.
             let loaded = self.loaded();
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             let now = now_ms();
             let due = loaded
                 .groups
                 .iter()
                 .enumerate()
                 .min_by_key(|(_, g)| g.next_ms);
-            let wait_ms = match due {
-                Some((_, group)) if group.next_ms <= now => 0,
-                Some((_, group)) => (group.next_ms - now).min(1000),
-                None => 1000,
+            // Sleeps until the next group's slot: a reload and `stop` wake
+            // it (`changed`), and nothing else needs it sooner; an idle host
+            // pays one wakeup per evaluation, not one a second.
+            let wait = match due {
+                Some((_, group)) if group.next_ms <= now => None,
+                Some((_, group)) => Some(Duration::from_millis((group.next_ms - now) as u64)),
+                None => Some(Duration::MAX),
             };
-            if wait_ms > 0 {
+            if let Some(wait) = wait {
                 let (guard, _) = self
                     .changed
-                    .wait_timeout(loaded, Duration::from_millis(wait_ms as u64))
+                    .wait_timeout(loaded, wait)
                     .expect("lock poisoned");
                 drop(guard);
                 continue;
@@ -230,8 +238,10 @@ impl RuleManager {
         vec![evaluations, failures, duration, rules, reloaded]
     }
 
-    /// Wakes the evaluation thread, to see `stop`.
+    /// Wakes the evaluation thread, to see `stop`: under the lock, so
+    /// the thread is either waiting or yet to read `stop`.
     pub fn wake(&self) {
+        let _held = self.loaded();
         self.changed.notify_all();
     }
 
