@@ -332,6 +332,8 @@ pub struct Store {
     options: StoreOptions,
     /// Invariant: every series in the file, and the pending ones.
     series_ids: series_index::SeriesIndex,
+    /// Where [`Store::admit`] looks first.
+    last_batch: series_index::LastBatch,
     next_series_id: i64,
     head: Head,
     /// The instants of packed chunks (see [`timestamps`]).
@@ -386,6 +388,7 @@ impl Store {
             file,
             options,
             series_ids: series_index::SeriesIndex::default(),
+            last_batch: series_index::LastBatch::default(),
             next_series_id: 1,
             head: HashMap::default(),
             columns,
@@ -612,8 +615,8 @@ impl Store {
         // A failed read stops the batch; what was stored before it is still
         // logged and queued.
         let mut read_error = None;
-        for sample in samples {
-            let Some(id) = self.admit(sample.labels) else {
+        for (position, sample) in samples.enumerate() {
+            let Some(id) = self.admit(position, sample.labels) else {
                 continue;
             };
             let t = sample.timestamp_ms;
@@ -657,9 +660,19 @@ impl Store {
         result.and(read_error.map_or(Ok(()), Err))
     }
 
-    /// The id of a sample's series, if the series is (or may become) active.
-    fn admit(&mut self, labels: &Labels) -> Option<i64> {
-        let known = self.series_ids.get(labels).copied();
+    /// The id of a batch's sample at `position`, if its series is (or may
+    /// become) active.
+    fn admit(&mut self, position: usize, labels: &Labels) -> Option<i64> {
+        if let Some(id) = self.last_batch.get(position, labels) {
+            if self.head.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        let known = self.series_ids.get(labels).map(|(own, id)| {
+            self.last_batch
+                .set(position, own, id, self.options.max_series);
+            id
+        });
         if let Some(id) = known {
             if self.head.contains_key(&id) {
                 return Some(id);
@@ -685,6 +698,8 @@ impl Store {
             self.next_series_id += 1;
             self.series_ids.insert(labels.clone(), id);
             self.pending.series.push((id, labels.clone()));
+            self.last_batch
+                .set(position, labels, id, self.options.max_series);
             id
         }))
     }
