@@ -615,8 +615,8 @@ impl Store {
         // A failed read stops the batch; what was stored before it is still
         // logged and queued.
         let mut read_error = None;
-        for (position, sample) in samples.enumerate() {
-            let Some(id) = self.admit(position, sample.labels) else {
+        for sample in samples {
+            let Some(id) = self.admit(sample.labels) else {
                 continue;
             };
             let t = sample.timestamp_ms;
@@ -638,6 +638,7 @@ impl Store {
                 }
             }
         }
+        self.last_batch.end();
         if !stored.is_empty() {
             self.pending
                 .outbox
@@ -660,21 +661,18 @@ impl Store {
         result.and(read_error.map_or(Ok(()), Err))
     }
 
-    /// The id of a batch's sample at `position`, if its series is (or may
-    /// become) active.
-    fn admit(&mut self, position: usize, labels: &Labels) -> Option<i64> {
-        if let Some(id) = self.last_batch.get(position, labels) {
+    /// The id of a sample's series, if the series is (or may become) active.
+    fn admit(&mut self, labels: &Labels) -> Option<i64> {
+        if let Some(id) = self.last_batch.expected(&self.series_ids, labels) {
             if self.head.contains_key(&id) {
+                self.last_batch.admitted(id, self.options.max_series);
                 return Some(id);
             }
         }
-        let known = self.series_ids.get(labels).map(|(own, id)| {
-            self.last_batch
-                .set(position, own, id, self.options.max_series);
-            id
-        });
+        let known = self.series_ids.get(labels);
         if let Some(id) = known {
             if self.head.contains_key(&id) {
+                self.last_batch.admitted(id, self.options.max_series);
                 return Some(id);
             }
         }
@@ -693,15 +691,15 @@ impl Store {
             }
             return None;
         }
-        Some(known.unwrap_or_else(|| {
+        let id = known.unwrap_or_else(|| {
             let id = self.next_series_id;
             self.next_series_id += 1;
             self.series_ids.insert(labels.clone(), id);
             self.pending.series.push((id, labels.clone()));
-            self.last_batch
-                .set(position, labels, id, self.options.max_series);
             id
-        }))
+        });
+        self.last_batch.admitted(id, self.options.max_series);
+        Some(id)
     }
 
     /// Writes everything pending (and `log`) in one transaction. A
@@ -1362,6 +1360,13 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     // round; BENCHMARKS.md, idle). A statement's journal is freed as it
     // ends, so memory holds at most one statement's pages.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Half of SQLite's default page cache (2,000 KiB): the cache fills to
+    // its size on an idle sonde (its pages are heap), while the round's
+    // pages missing from it come from the kernel's page cache. Measured
+    // (BENCHMARKS.md, "Idle: the store's side"): 1,000 KiB cost `sonde
+    // bench store` 15 % of its ingest rate and the reads nothing; 500 KiB
+    // saved 1.3 MiB at idle but cost a third of the ingest rate.
+    conn.pragma_update(None, "cache_size", -1000)?;
     // Keep the WAL file from staying large after a burst.
     conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
     migrate::apply(&mut conn)

@@ -24,11 +24,8 @@ pub struct SeriesIndex {
 }
 
 impl SeriesIndex {
-    /// The id of `labels`, with the index's own copy of them.
-    pub fn get(&self, labels: &Labels) -> Option<(&Labels, i64)> {
-        self.ids
-            .get_key_value(labels)
-            .map(|(labels, &id)| (labels, id))
+    pub fn get(&self, labels: &Labels) -> Option<i64> {
+        self.ids.get(labels).copied()
     }
 
     /// The label set of series `id`.
@@ -75,41 +72,56 @@ impl Index<&Labels> for SeriesIndex {
     }
 }
 
-/// The series of the last batch by position in it, so the next batch finds
-/// each id by comparing one label set instead of hashing it and probing the
-/// index: a collection round lists its series in the same order as the
-/// round before, but in new label sets, so the index hashed every label
-/// byte and compared them anyway (a fifth of the ingest thread).
+/// The series of the last batch in order, so the next batch finds each id
+/// by comparing one label set instead of hashing it and probing the index:
+/// a collection round lists its series in the order of the round before,
+/// in new label sets, so the index hashed every label byte and compared
+/// them anyway (a fifth of the ingest thread at a 1 s interval).
 ///
-/// Invariant: an entry pairs a label set with the id it had when the entry
-/// was written, and holds the index's own block (no copy of a round's
-/// labels is kept alive). Ids are never reused and a series in the head is
-/// never dropped from the index, so while an entry's id is in the head it
-/// is still its label set's id; the caller checks that before using it.
+/// Invariant: `last` holds only ids the index gave for their label sets
+/// (through [`LastBatch::admitted`]); ids are never reused, and a series in
+/// the head is never dropped from the index, so while such an id's label
+/// set is the sample's and it is in the head, it is the sample's series.
+/// The caller checks the head; [`LastBatch::expected`] checks the labels.
 #[derive(Default)]
 pub struct LastBatch {
-    entries: Vec<Option<(Labels, i64)>>,
+    last: Vec<i64>,
+    /// This batch's ids so far.
+    next: Vec<i64>,
+    /// Where in `last` this batch's next sample is expected.
+    cursor: usize,
 }
 
+/// How far ahead a series a batch lacks is looked for: a collector's
+/// series that went away (a process gone, a histogram bucket not hit)
+/// shift the rest of the round, and the next sample found again puts the
+/// cursor back in step.
+const LOOK_AHEAD: usize = 64;
+
 impl LastBatch {
-    /// The id the series at `position` had, if `labels` were there.
-    pub fn get(&self, position: usize, labels: &Labels) -> Option<i64> {
-        match self.entries.get(position) {
-            Some(Some((last, id))) if last == labels => Some(*id),
-            _ => None,
+    /// The id of the series at the cursor, if `labels` are its.
+    pub fn expected(&self, index: &SeriesIndex, labels: &Labels) -> Option<i64> {
+        let id = *self.last.get(self.cursor)?;
+        (index.labels(id)? == labels).then_some(id)
+    }
+
+    /// The sample looked at last is of series `id`. At most `limit` ids
+    /// are kept, so a huge remote-write batch leaves no table of its size.
+    pub fn admitted(&mut self, id: i64, limit: usize) {
+        let ahead = self.last.get(self.cursor..).unwrap_or_default();
+        // Not found: a series the last batch lacked; the cursor stays.
+        if let Some(skip) = ahead.iter().take(LOOK_AHEAD).position(|&x| x == id) {
+            self.cursor += skip + 1;
+        }
+        if self.next.len() < limit {
+            self.next.push(id);
         }
     }
 
-    /// `position` holds series `id` of `labels` (the index's block). At
-    /// most `limit` positions are kept, so a huge remote-write batch does
-    /// not leave a table of its size behind.
-    pub fn set(&mut self, position: usize, labels: &Labels, id: i64, limit: usize) {
-        if position >= limit {
-            return;
-        }
-        if position >= self.entries.len() {
-            self.entries.resize(position + 1, None);
-        }
-        self.entries[position] = Some((labels.clone(), id));
+    /// The batch is over: it is the last one now.
+    pub fn end(&mut self) {
+        std::mem::swap(&mut self.last, &mut self.next);
+        self.next.clear();
+        self.cursor = 0;
     }
 }
