@@ -6,6 +6,9 @@
 //! (its one block shared by both maps: a `Labels` clone shares it, so a
 //! lookup goes from the map's slot straight to the label bytes); it mirrors
 //! the `series` table plus the series created since the last write.
+//!
+//! [`LastBatch`] keeps the last batch's ids in order, which a collection
+//! round repeats, so most samples find their id without the label map.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
