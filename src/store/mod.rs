@@ -1363,9 +1363,10 @@ fn connect(file: &Path) -> anyhow::Result<Connection> {
     // Half of SQLite's default page cache (2,000 KiB): the cache fills to
     // its size on an idle sonde (its pages are heap), while the round's
     // pages missing from it come from the kernel's page cache. Measured
-    // (BENCHMARKS.md, "Idle: the store's side"): 1,000 KiB cost `sonde
-    // bench store` 15 % of its ingest rate and the reads nothing; 500 KiB
-    // saved 1.3 MiB at idle but cost a third of the ingest rate.
+    // (BENCHMARKS.md, "Idle: the store's side"): 1,000 KiB saved 0.9 MiB
+    // of heap at idle and cost `sonde bench store` 15-20 % of its ingest
+    // rate, the reads nothing; 500 KiB saved 1.3 MiB but cost a third of
+    // the ingest rate.
     conn.pragma_update(None, "cache_size", -1000)?;
     // Keep the WAL file from staying large after a burst.
     conn.pragma_update(None, "journal_size_limit", 16 << 20)?;
