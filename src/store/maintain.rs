@@ -36,14 +36,15 @@
 use rusqlite::params;
 
 use super::head::Finished;
-use super::{decode_labels, Resolution, Store};
+use super::{Resolution, Store};
 
 /// Per tier, a time no chunk of the tier starts before, once known: while
 /// retention's cutoff is not past it, nothing of the tier can expire, and
-/// the pass that would ask every series for its expired chunks (three
-/// statements a series, once a minute: most of an idle sonde's ingest
-/// thread at maintenance) is skipped. A sonde younger than a tier's
-/// retention never runs that tier's pass after its first.
+/// the pass that would ask every series for its expired chunks (a statement
+/// a series and tier, once a minute: most of an idle sonde's ingest thread
+/// at maintenance) is skipped. A pass learns the unknown bounds first (one
+/// statement a tier), so a sonde younger than a tier's retention never runs
+/// that tier's deletion at all.
 ///
 /// Invariant: a known bound is at or before the start of every chunk of its
 /// tier in the file. Deleting chunks keeps it true (it is learnt from the
@@ -74,11 +75,11 @@ impl ChunkStarts {
         }
     }
 
-    /// No chunk of `resolution` starts before `cutoff`: nothing expires.
     fn knows(&self, resolution: Resolution) -> bool {
         self.bounds[Self::slot(resolution)].is_some()
     }
 
+    /// No chunk of `resolution` starts before `cutoff`: nothing expires.
     fn none_before(&self, resolution: Resolution, cutoff: i64) -> bool {
         self.bounds[Self::slot(resolution)].is_some_and(|bound| cutoff <= bound)
     }
@@ -95,7 +96,7 @@ impl ChunkStarts {
 }
 
 /// Series the sweep for series without data looks at per pass.
-const SWEEP_SERIES: i64 = 2_000;
+const SWEEP_SERIES: usize = 2_000;
 
 const TIERS: [Tier; 3] = [
     Tier::Raw,
@@ -143,6 +144,12 @@ impl Store {
         let minute_cutoff = self
             .newest_ts
             .saturating_sub(ms(self.options.minute_retention));
+        for tier in TIERS {
+            if !self.chunk_starts.knows(tier.resolution()) {
+                let oldest = self.oldest_chunk(tier)?;
+                self.chunk_starts.learn(tier.resolution(), oldest);
+            }
+        }
         for (tier, keep) in tiers {
             let cutoff = self.newest_ts.saturating_sub(keep);
             if let Tier::Raw = tier {
@@ -167,20 +174,26 @@ impl Store {
         if !self.pending.finished.is_empty() || !self.pending.series.is_empty() {
             return Ok(());
         }
-        let batch: Vec<(i64, String)> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, labels FROM series WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![self.sweep_after, SWEEP_SERIES], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
+        // The batch comes from the id map, which mirrors `series`: reading
+        // the table would decode thousands of label sets a minute to find
+        // that nearly every series is still in the head.
+        let mut batch: Vec<i64> = self
+            .series_ids
+            .values()
+            .copied()
+            .filter(|&id| id > self.sweep_after)
+            .collect();
+        batch.sort_unstable();
+        batch.truncate(SWEEP_SERIES);
         // The next pass goes on after this batch, or starts over.
         self.sweep_after = match batch.last() {
-            Some((id, _)) if batch.len() as i64 == SWEEP_SERIES => *id,
+            Some(&id) if batch.len() == SWEEP_SERIES => id,
             _ => 0,
         };
+        batch.retain(|id| !self.head.contains_key(id));
+        if batch.is_empty() {
+            return Ok(());
+        }
         let [minute, hour] = Resolution::TIERS.map(Resolution::tier_id);
         let tx = self.conn.transaction()?;
         let mut deleted = Vec::new();
@@ -195,24 +208,22 @@ impl Store {
             let mut postings = tx.prepare_cached(
                 "DELETE FROM postings WHERE name = ?1 AND value = ?2 AND series_id = ?3",
             )?;
-            for (id, encoded) in batch {
-                if self.head.contains_key(&id)
-                    || has_data.query_row(params![id, minute, hour], |r| r.get::<_, bool>(0))?
-                {
+            for id in batch {
+                if has_data.query_row(params![id, minute, hour], |r| r.get::<_, bool>(0))? {
                     continue;
                 }
-                let labels = decode_labels(&encoded)?;
+                let labels = self.series_ids.labels(id).expect("listed above");
                 for (name, value) in labels.iter() {
                     postings.execute(params![name, value, id])?;
                 }
                 head.execute([id])?;
                 series.execute([id])?;
-                deleted.push((id, labels));
+                deleted.push(id);
             }
         }
         tx.commit()?;
         self.stats.series_deleted += deleted.len() as u64;
-        for (id, _) in deleted {
+        for id in deleted {
             self.series_ids.remove(id);
         }
         Ok(())
@@ -312,7 +323,7 @@ impl Store {
         self.stats.chunks_deleted += deleted as u64;
         let resolution = tier.resolution();
         // Nothing deleted leaves a known bound true; otherwise (or unknown)
-        // the oldest start is looked up, a statement a series.
+        // the oldest start is looked up again.
         if deleted > 0 || !self.chunk_starts.knows(resolution) {
             let oldest = self.oldest_chunk(tier)?;
             self.chunk_starts.learn(resolution, oldest);
@@ -325,31 +336,28 @@ impl Store {
         Ok(())
     }
 
-    /// The start of the oldest chunk of `tier`, if it has any.
+    /// The start of the oldest chunk of `tier`, if it has any: one
+    /// statement, which takes the WAL's read lock once, and looks up each
+    /// series' first entry in the tier's index (`(series_id, min_time)`,
+    /// `(tier, series_id, min_time)`) rather than reading every entry, which
+    /// on a file of months is most of the file. Every chunk's series has a
+    /// row in `series` (see the module doc).
     fn oldest_chunk(&self, tier: Tier) -> anyhow::Result<Option<i64>> {
         let mut stmt = match tier {
             Tier::Raw => self.conn.prepare_cached(
-                "SELECT min_time FROM chunks WHERE ?1 = ?1 AND series_id = ?2
-                 ORDER BY min_time LIMIT 1",
+                "SELECT min((SELECT min_time FROM chunks WHERE ?1 = ?1 AND series_id = series.id
+                             ORDER BY min_time LIMIT 1)) FROM series",
             )?,
             Tier::Rollup(_) => self.conn.prepare_cached(
-                "SELECT min_time FROM rollups WHERE tier = ?1 AND series_id = ?2
-                 ORDER BY min_time LIMIT 1",
+                "SELECT min((SELECT min_time FROM rollups WHERE tier = ?1 AND series_id = series.id
+                             ORDER BY min_time LIMIT 1)) FROM series",
             )?,
         };
         let tier_id = match tier {
             Tier::Raw => 0,
             Tier::Rollup(r) => r.tier_id(),
         };
-        let mut oldest: Option<i64> = None;
-        for id in self.series_ids.values() {
-            let mut rows = stmt.query(params![tier_id, id])?;
-            if let Some(row) = rows.next()? {
-                let t: i64 = row.get(0)?;
-                oldest = Some(oldest.map_or(t, |o| o.min(t)));
-            }
-        }
-        Ok(oldest)
+        Ok(stmt.query_row([tier_id], |r| r.get(0))?)
     }
 
     fn enforce_size_cap(&mut self) -> anyhow::Result<()> {

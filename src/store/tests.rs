@@ -165,6 +165,45 @@ fn out_of_order_and_duplicates_are_counted_not_stored() {
 }
 
 #[test]
+fn each_sample_reaches_its_series_whatever_its_place_in_the_batch() {
+    let dir = TempDir::new("order");
+    let options = StoreOptions {
+        idle_after: Duration::from_secs(5),
+        ..StoreOptions::default()
+    };
+    let mut store = Store::open_with(&dir.0, options).unwrap();
+    let round = |t: i64, jobs: &[&str]| -> Vec<Sample> {
+        let scale = (t / 1000) as f64;
+        jobs.iter()
+            .map(|job| sample("p", job, t, scale * job.as_bytes()[0] as f64))
+            .collect()
+    };
+    store.append(&round(1000, &["a", "b", "c"])).unwrap();
+    // Moved places, and a new series between them.
+    store.append(&round(2000, &["c", "a", "d", "b"])).unwrap();
+    store.append(&round(3000, &["c", "a", "d", "b"])).unwrap();
+    // All but d close, then come back at the places they had.
+    store.append(&round(10_000, &["d"])).unwrap();
+    store.maintain().unwrap();
+    assert_eq!(store.active_series(), 1);
+    store.append(&round(11_000, &["c", "a", "d", "b"])).unwrap();
+    let got = store.select(&[name("p")], 0, 20_000).unwrap();
+    let times = |job: &str| match job {
+        "d" => vec![2000, 3000, 10_000, 11_000],
+        _ => vec![1000, 2000, 3000, 11_000],
+    };
+    assert_eq!(got.len(), 4);
+    for series in got {
+        let job = series.labels.get("job").unwrap();
+        let want: Vec<(i64, f64)> = times(job)
+            .into_iter()
+            .map(|t| (t, (t / 1000) as f64 * job.as_bytes()[0] as f64))
+            .collect();
+        assert_eq!(series.samples, want, "series {job}");
+    }
+}
+
+#[test]
 fn new_series_beyond_the_limit_are_refused() {
     let dir = TempDir::new("guard");
     let options = StoreOptions {
