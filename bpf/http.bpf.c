@@ -240,19 +240,16 @@ struct {
  * plus the ring's own 8-byte header (wrk against nginx: 360 bytes for
  * nginx's side, 624 for wrk's, whose read holds the body too: 1 KiB a
  * request with both ends probed), and OPEN (72 bytes) once per connection.
- * 2 MiB holds about 2,000 such requests. The reader drains the ring every
- * 50 ms while events come and is woken once, by the event that fills a
- * quarter (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
- * for it to get a CPU: 15 ms at wrk's 100,000 requests a second, 100 ms at
- * 15,000 (three 624-byte events a request in 4 MiB left ~830 requests).
- * The kernel maps the ring twice: 4 MiB resident. An event with no room
- * is counted as HTTP_MAP_EVENTS.
+ * Its size is set before loading (`[collect.bpf] http_ring_size`, a power
+ * of two; the default's headroom is measured in BENCHMARKS.md, "Idle: ring
+ * buffers and start"): the reader drains the ring every 50 ms while events
+ * come and is woken once, by the event that fills a quarter (sonde.h), and
+ * has the other three quarters' time to get a CPU. The kernel maps the
+ * ring twice, so it is resident twice in sonde. An event with no room is
+ * counted as HTTP_MAP_EVENTS.
  */
-#define HTTP_RING_BYTES (2 << 20)
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, HTTP_RING_BYTES);
 } http_events SEC(".maps");
 
 /*
@@ -280,8 +277,8 @@ static const struct conn empty_conn;
 
 SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
 
-/* Whether the reader sleeps (sonde.h, sonde_ring_submit). */
-SONDE_RING_READER_FLAG();
+/* Whether the reader sleeps, and the ring's quarter (sonde.h). */
+SONDE_RING_READER();
 
 /* sonde's own tgid, set before loading: sonde never instruments itself. */
 const volatile __u32 self_tgid;
@@ -358,11 +355,9 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
  * sonde.h; a wakeup per event would cost several microseconds a request,
  * BENCHMARKS.md, HTTP).
  */
-#define WAKEUP_BYTES (HTTP_RING_BYTES / 4)
-
 static __always_inline void submit(void *ev, __u64 len)
 {
-	sonde_ring_submit(&http_events, &reader_asleep, ev, len, WAKEUP_BYTES);
+	sonde_ring_submit(&http_events, &reader_asleep, ev, len, wakeup_shift);
 }
 
 /* A small event of `kind` (struct http_open's first fields) for `tgid`, `fd`. */
@@ -534,7 +529,7 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
 	/* Each head is shorter than HTTP_HEAD: the mask cuts nothing. */
 	len = offsetof(struct http_done, data) + ((d->req_len + d->resp_len) & (2 * HTTP_HEAD - 1));
 	if (bpf_ringbuf_output(&http_events, d, len,
-			       sonde_ring_output_flags(&http_events, &reader_asleep, len, WAKEUP_BYTES)))
+			       sonde_ring_output_flags(&http_events, &reader_asleep, len, wakeup_shift)))
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 }
 

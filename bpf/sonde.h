@@ -414,9 +414,10 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 /*
  * A ring buffer's reader and when to wake it (src/collect/bpf/ring.rs).
  * While events come the reader drains the ring every 50 ms and is woken
- * only when the unread bytes pass a multiple of `wakeup_bytes`, by the
- * event that takes them past it: a wakeup is an inter-processor interrupt
- * (in a VM, an exit), microseconds an event. Only at the crossing: when
+ * only when the unread bytes pass a multiple of a quarter of the ring
+ * (2^`wakeup_shift` bytes), by the event that takes them past it: a wakeup
+ * is an inter-processor interrupt (in a VM, an exit), microseconds an
+ * event. Only at the crossing: when
  * every event past the mark woke the reader, each paid that interrupt
  * until the reader got a CPU and drained the ring, a few to hundreds a
  * time under load (BENCHMARKS.md, HTTP, "One wakeup per crossing"). Past
@@ -427,14 +428,20 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
  * inlines), so an idle host pays no wakeups; the first event after wakes
  * it and clears the flag, and is read at once. Two CPUs may both see it
  * asleep: one wakeup too many.
+ *
+ * The ring's size is user space's to choose (`[collect.bpf]
+ * http_ring_size`, `event_ring_size`): it sets the ring's max_entries and
+ * `wakeup_shift` (log2 of a quarter of it) before loading. A shift of 0,
+ * were it left unset, wakes the reader at every event: slower, never late.
  */
-#define SONDE_RING_READER_FLAG()                      \
+#define SONDE_RING_READER()                           \
 	struct {                                      \
 		__uint(type, BPF_MAP_TYPE_ARRAY);     \
 		__uint(max_entries, 1);               \
 		__type(key, __u32);                   \
 		__type(value, __u32);                 \
-	} reader_asleep SEC(".maps")
+	} reader_asleep SEC(".maps");                 \
+	const volatile __u32 wakeup_shift
 
 /* The bytes an event of `len` takes in a ring: an 8-byte header, then the
  * event rounded up to 8. */
@@ -443,7 +450,7 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 /* The flags of the commit of an event that takes the ring's unread bytes
  * from `before` to `after`: wake the reader or not. */
 static __always_inline __u64 sonde_ring_wakeup(void *reader_asleep, __u64 before, __u64 after,
-					       __u64 wakeup_bytes)
+					       __u32 wakeup_shift)
 {
 	__u32 zero = 0;
 	__u32 *asleep = bpf_map_lookup_elem(reader_asleep, &zero);
@@ -452,29 +459,29 @@ static __always_inline __u64 sonde_ring_wakeup(void *reader_asleep, __u64 before
 		*asleep = 0;
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return before / wakeup_bytes != after / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-							     : BPF_RB_NO_WAKEUP;
+	return before >> wakeup_shift != after >> wakeup_shift ? BPF_RB_FORCE_WAKEUP
+							       : BPF_RB_NO_WAKEUP;
 }
 
 /* The flags of a bpf_ringbuf_output of `len` bytes (not in the ring yet). */
 static __always_inline __u64 sonde_ring_output_flags(void *ring, void *reader_asleep, __u64 len,
-						     __u64 wakeup_bytes)
+						     __u32 wakeup_shift)
 {
 	__u64 before = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 
 	return sonde_ring_wakeup(reader_asleep, before, before + SONDE_RING_RECORD(len),
-				 wakeup_bytes);
+				 wakeup_shift);
 }
 
 /* Commits `ev`, reserved with `len` bytes: its record is among the unread
  * bytes already (the reader stops at a record not committed yet). */
 static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev, __u64 len,
-					      __u64 wakeup_bytes)
+					      __u32 wakeup_shift)
 {
 	__u64 after = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 
 	bpf_ringbuf_submit(ev, sonde_ring_wakeup(reader_asleep, after - SONDE_RING_RECORD(len),
-						 after, wakeup_bytes));
+						 after, wakeup_shift));
 }
 
 /*

@@ -361,7 +361,13 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: http::NAME,
         enabled: |config| config.http,
-        load: |config| http::load(config.forget_after, config.bpf.http_tls_late_attach),
+        load: |config| {
+            http::load(
+                config.forget_after,
+                config.bpf.http_tls_late_attach,
+                config.bpf.http_ring_size,
+            )
+        },
         degraded: &[],
     },
     Spec {
