@@ -319,22 +319,59 @@ static __always_inline int moves_bytes(__u64 nr)
 	       nr == NR_SENDMSG || nr == NR_SENDFILE;
 }
 
+/*
+ * The syscall interface's structs, read from user memory. Their layout is
+ * the x86_64 ABI's, fixed, so they are declared here: vmlinux.h's are
+ * relocated against the kernel's BTF at load, each type a scan of every
+ * kernel type (BENCHMARKS.md, "Idle: ring buffers and start").
+ */
+struct abi_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct abi_msghdr {
+	__u64 name;
+	__s32 namelen;
+	__u32 pad;
+	__u64 iov;
+	__u64 iovlen;
+	__u64 control;
+	__u64 controllen;
+	__u32 flags;
+};
+
+/* sockaddr_in (16 bytes) and sockaddr_in6 share family and port; an IPv4
+ * address is where IPv6's flowinfo is. */
+struct abi_sockaddr {
+	__u16 family;
+	__u16 port;     /* network order */
+	__u8 addr4[4];  /* sockaddr_in's sin_addr, sockaddr_in6's sin6_flowinfo */
+	__u8 addr6[16]; /* sockaddr_in6's sin6_addr */
+	__u32 scope_id;
+};
+
+#define ABI_SOCKADDR_IN_BYTES 16
+_Static_assert(sizeof(struct abi_iovec) == 16, "struct iovec");
+_Static_assert(sizeof(struct abi_msghdr) == 56, "struct user_msghdr");
+_Static_assert(sizeof(struct abi_sockaddr) == 28, "struct sockaddr_in6");
+
 /* Where the first bytes of a read or write are: a buffer, or the first iovec. */
 static __always_inline const void *first_buffer(const struct call *call, __u64 *len)
 {
-	struct iovec iov = {};
-	const struct iovec *vec = (const void *)call->arg1;
+	struct abi_iovec iov = {};
+	__u64 vec = call->arg1;
 
 	*len = call->ret;
 	switch (call->nr) {
 	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
 		return (const void *)call->arg1;
 	case NR_RECVMSG: case NR_SENDMSG: {
-		struct user_msghdr msg = {};
+		struct abi_msghdr msg = {};
 
 		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
 			return 0;
-		vec = msg.msg_iov;
+		vec = msg.iov;
 		break;
 	}
 	case NR_READV: case NR_WRITEV:
@@ -342,11 +379,11 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
 	default:
 		return 0;
 	}
-	if (bpf_probe_read_user(&iov, sizeof(iov), vec))
+	if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)vec))
 		return 0;
-	if (iov.iov_len < *len)
-		*len = iov.iov_len;
-	return iov.iov_base;
+	if (iov.len < *len)
+		*len = iov.len;
+	return (const void *)iov.base;
 }
 
 /*
@@ -729,26 +766,26 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 static __always_inline void on_connect(const struct call *call, __u32 tgid, __u64 *word,
 				       __u32 shift)
 {
-	struct sockaddr_in6 addr = {};
+	struct abi_sockaddr addr = {};
 	struct conn *c;
 
-	if (bpf_probe_read_user(&addr, sizeof(struct sockaddr_in), (const void *)call->arg1))
+	if (bpf_probe_read_user(&addr, ABI_SOCKADDR_IN_BYTES, (const void *)call->arg1))
 		return;
-	if (addr.sin6_family == SONDE_AF_INET6 &&
+	if (addr.family == SONDE_AF_INET6 &&
 	    bpf_probe_read_user(&addr, sizeof(addr), (const void *)call->arg1))
 		return;
-	if (addr.sin6_family != SONDE_AF_INET && addr.sin6_family != SONDE_AF_INET6)
+	if (addr.family != SONDE_AF_INET && addr.family != SONDE_AF_INET6)
 		return;
 	open_gate(word, shift, GATE_SOCKETS);
 	c = add_conn(tgid, call->arg0, HTTP_CLIENT, -1, BPF_ANY);
 	if (!c)
 		return;
-	if (addr.sin6_family == SONDE_AF_INET)
-		__builtin_memcpy(c->peer_addr, &((struct sockaddr_in *)&addr)->sin_addr, 4);
+	if (addr.family == SONDE_AF_INET)
+		__builtin_memcpy(c->peer_addr, addr.addr4, 4);
 	else
-		__builtin_memcpy(c->peer_addr, &addr.sin6_addr, 16);
-	c->peer_family = addr.sin6_family;
-	c->peer_port = bpf_ntohs(addr.sin6_port);
+		__builtin_memcpy(c->peer_addr, addr.addr6, 16);
+	c->peer_family = addr.family;
+	c->peer_port = bpf_ntohs(addr.port);
 }
 
 /* Tells user space `tgid` mapped a file executable: it may be a libssl. */
