@@ -319,18 +319,45 @@ enum events_bounded_map {
 
 #include <bpf/bpf_core_read.h>
 
-/* floor(log2(v)) for v > 0, 0 for 0: BPF has no count-leading-zeros. */
+/*
+ * Bit scans (BPF has no such instruction), straight-line on purpose: a
+ * chain of six halving tests gives the verifier 64 paths, each with its own
+ * result, through all the code after, which it then checks 64 times (the
+ * syscalls object's two movers took 11,000 instructions to verify, the
+ * sched object's 6,700; BENCHMARKS.md, "Idle: ring buffers and start").
+ * A word with one bit set, times a de Bruijn sequence, has a distinct
+ * 6-bit pattern in its top bits, looked up in a table.
+ */
+static const __u8 sonde_debruijn_bit[64] = {
+	0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,
+	62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5,
+	63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11,
+	46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6,
+};
+
+/* Index of the only set bit of `bit`. */
+static __always_inline __u32 sonde_bit_index(__u64 bit)
+{
+	return sonde_debruijn_bit[(bit * 0x03f79d71b4cb0a89ULL) >> 58];
+}
+
+/* Index of the lowest set bit of a non-zero word. */
+static __always_inline __u32 sonde_lowest_bit(__u64 word)
+{
+	return sonde_bit_index(word & -word);
+}
+
+/* floor(log2(v)) for v > 0, 0 for 0: every bit below the highest set, then
+ * the highest alone. */
 static __always_inline __u32 sonde_log2(__u64 v)
 {
-	__u32 log2 = 0;
-
-	if (v >> 32) { v >>= 32; log2 += 32; }
-	if (v >> 16) { v >>= 16; log2 += 16; }
-	if (v >> 8) { v >>= 8; log2 += 8; }
-	if (v >> 4) { v >>= 4; log2 += 4; }
-	if (v >> 2) { v >>= 2; log2 += 2; }
-	if (v >> 1) { log2 += 1; }
-	return log2;
+	v |= v >> 1;
+	v |= v >> 2;
+	v |= v >> 4;
+	v |= v >> 8;
+	v |= v >> 16;
+	v |= v >> 32;
+	return sonde_bit_index(v - (v >> 1));
 }
 
 /*

@@ -384,27 +384,6 @@ static __always_inline void count_error(__u32 nr, long ret)
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_ERRORS);
 }
 
-/*
- * Index of the lowest set bit of a non-zero word: the bit isolated, times a
- * de Bruijn sequence, puts a distinct 6-bit pattern in the top bits, looked
- * up in a table. Straight-line on purpose: halving the word in six tests
- * gave the verifier 64 paths, each with its own bit, through the rest of
- * move_one, and the two programs that move counts took 11,000 instructions
- * and half of all loading time to verify (BENCHMARKS.md, "Idle: ring
- * buffers and start").
- */
-static const __u8 debruijn_bit[64] = {
-	0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,
-	62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5,
-	63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11,
-	46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6,
-};
-
-static __always_inline __u32 lowest_bit(__u64 word)
-{
-	return debruijn_bit[((word & -word) * 0x03f79d71b4cb0a89ULL) >> 58];
-}
-
 struct move_state {
 	struct thread_syscalls *counts;
 	struct syscall_count_key key;
@@ -418,7 +397,7 @@ static long move_one(__u32 i, struct move_state *state)
 
 	if (!state->word)
 		return 1;
-	nr = state->base + lowest_bit(state->word);
+	nr = state->base + sonde_lowest_bit(state->word);
 	state->word &= state->word - 1;
 	if (nr >= TASK_COUNTED_SYSCALLS)
 		return 1;
