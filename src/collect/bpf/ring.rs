@@ -4,7 +4,8 @@
 //! `sonde run` drops the capabilities loading needs between the two, and
 //! a thread keeps the set it was started with (`crate::privilege`). It
 //! runs until the collector is dropped, or fails; a round then reports
-//! the failure.
+//! the failure. Also the ring's size, which the config sets before the
+//! object loads ([`set_size`]).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
