@@ -42,7 +42,7 @@ pub const NAME: &str = "http";
 
 /// Default of `[collect.bpf] http_ring_size`: its headroom under wrk is
 /// in BENCHMARKS.md, "Idle: ring buffers and start".
-pub const DEFAULT_RING_BYTES: u64 = 1 << 20;
+pub const DEFAULT_RING_BYTES: u64 = 2 << 20;
 
 /// tp_btf first (the registers read directly), then raw_tp.
 const VARIANTS: &[Variant] = &[
