@@ -39,10 +39,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* About 1,600 events of 632 bytes: several seconds of an exec storm. */
+/*
+ * Events of 632 bytes (640 in the ring). Its size is set before loading
+ * (`[collect.bpf] event_ring_size`, a power of two; the default's headroom
+ * is measured in BENCHMARKS.md, "Idle: ring buffers and start"); the
+ * kernel maps it twice, so it is resident twice in sonde.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
 /*
@@ -59,14 +63,12 @@ struct {
 
 SONDE_MAP_FULL_COUNTER(EVENTS_BOUNDED_MAPS);
 
-/* Whether the reader sleeps (sonde.h, sonde_ring_submit). */
-SONDE_RING_READER_FLAG();
+/* Whether the reader sleeps, and the ring's quarter (sonde.h). */
+SONDE_RING_READER();
 
 /* Set before loading: path prefixes whose opens for writing are events. */
 const volatile char write_prefixes[EVENT_PREFIXES][EVENT_PREFIX];
 const volatile __u32 write_prefix_count;
-
-#define WAKEUP_BYTES (1 << 18)
 
 /* Signals whose default action ends the process (signal(7)): not CHLD,
  * CONT, STOP, TSTP, TTIN, TTOU, URG or WINCH. */
@@ -110,7 +112,7 @@ static __always_inline struct sonde_event *reserve(__u32 kind)
 
 static __always_inline void submit(struct sonde_event *ev)
 {
-	sonde_ring_submit(&events, &reader_asleep, ev, sizeof(*ev), WAKEUP_BYTES);
+	sonde_ring_submit(&events, &reader_asleep, ev, sizeof(*ev), wakeup_shift);
 }
 
 static __always_inline struct task_struct *current_task(void)

@@ -240,19 +240,16 @@ struct {
  * plus the ring's own 8-byte header (wrk against nginx: 360 bytes for
  * nginx's side, 624 for wrk's, whose read holds the body too: 1 KiB a
  * request with both ends probed), and OPEN (72 bytes) once per connection.
- * 2 MiB holds about 2,000 such requests. The reader drains the ring every
- * 50 ms while events come and is woken once, by the event that fills a
- * quarter (WAKEUP_BYTES, ~500 requests), which leaves 1.5 MiB, ~1,500 requests,
- * for it to get a CPU: 15 ms at wrk's 100,000 requests a second, 100 ms at
- * 15,000 (three 624-byte events a request in 4 MiB left ~830 requests).
- * The kernel maps the ring twice: 4 MiB resident. An event with no room
- * is counted as HTTP_MAP_EVENTS.
+ * Its size is set before loading (`[collect.bpf] http_ring_size`, a power
+ * of two; the default's headroom is measured in BENCHMARKS.md, "Idle: ring
+ * buffers and start"): the reader drains the ring every 50 ms while events
+ * come and is woken once, by the event that fills a quarter (sonde.h), and
+ * has the other three quarters' time to get a CPU. The kernel maps the
+ * ring twice, so it is resident twice in sonde. An event with no room is
+ * counted as HTTP_MAP_EVENTS.
  */
-#define HTTP_RING_BYTES (2 << 20)
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, HTTP_RING_BYTES);
 } http_events SEC(".maps");
 
 /*
@@ -280,8 +277,8 @@ static const struct conn empty_conn;
 
 SONDE_MAP_FULL_COUNTER(HTTP_BOUNDED_MAPS);
 
-/* Whether the reader sleeps (sonde.h, sonde_ring_submit). */
-SONDE_RING_READER_FLAG();
+/* Whether the reader sleeps, and the ring's quarter (sonde.h). */
+SONDE_RING_READER();
 
 /* sonde's own tgid, set before loading: sonde never instruments itself. */
 const volatile __u32 self_tgid;
@@ -322,22 +319,59 @@ static __always_inline int moves_bytes(__u64 nr)
 	       nr == NR_SENDMSG || nr == NR_SENDFILE;
 }
 
+/*
+ * The syscall interface's structs, read from user memory. Their layout is
+ * the x86_64 ABI's, fixed, so they are declared here: vmlinux.h's are
+ * relocated against the kernel's BTF at load, each type a scan of every
+ * kernel type (BENCHMARKS.md, "Idle: ring buffers and start").
+ */
+struct abi_iovec {
+	__u64 base;
+	__u64 len;
+};
+
+struct abi_msghdr {
+	__u64 name;
+	__s32 namelen;
+	__u32 pad;
+	__u64 iov;
+	__u64 iovlen;
+	__u64 control;
+	__u64 controllen;
+	__u32 flags;
+};
+
+/* sockaddr_in (16 bytes) and sockaddr_in6 share family and port; an IPv4
+ * address is where IPv6's flowinfo is. */
+struct abi_sockaddr {
+	__u16 family;
+	__u16 port;     /* network order */
+	__u8 addr4[4];  /* sockaddr_in's sin_addr, sockaddr_in6's sin6_flowinfo */
+	__u8 addr6[16]; /* sockaddr_in6's sin6_addr */
+	__u32 scope_id;
+};
+
+#define ABI_SOCKADDR_IN_BYTES 16
+_Static_assert(sizeof(struct abi_iovec) == 16, "struct iovec");
+_Static_assert(sizeof(struct abi_msghdr) == 56, "struct user_msghdr");
+_Static_assert(sizeof(struct abi_sockaddr) == 28, "struct sockaddr_in6");
+
 /* Where the first bytes of a read or write are: a buffer, or the first iovec. */
 static __always_inline const void *first_buffer(const struct call *call, __u64 *len)
 {
-	struct iovec iov = {};
-	const struct iovec *vec = (const void *)call->arg1;
+	struct abi_iovec iov = {};
+	__u64 vec = call->arg1;
 
 	*len = call->ret;
 	switch (call->nr) {
 	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
 		return (const void *)call->arg1;
 	case NR_RECVMSG: case NR_SENDMSG: {
-		struct user_msghdr msg = {};
+		struct abi_msghdr msg = {};
 
 		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
 			return 0;
-		vec = msg.msg_iov;
+		vec = msg.iov;
 		break;
 	}
 	case NR_READV: case NR_WRITEV:
@@ -345,11 +379,11 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
 	default:
 		return 0;
 	}
-	if (bpf_probe_read_user(&iov, sizeof(iov), vec))
+	if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)vec))
 		return 0;
-	if (iov.iov_len < *len)
-		*len = iov.iov_len;
-	return iov.iov_base;
+	if (iov.len < *len)
+		*len = iov.len;
+	return (const void *)iov.base;
 }
 
 /*
@@ -358,11 +392,9 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
  * sonde.h; a wakeup per event would cost several microseconds a request,
  * BENCHMARKS.md, HTTP).
  */
-#define WAKEUP_BYTES (HTTP_RING_BYTES / 4)
-
 static __always_inline void submit(void *ev, __u64 len)
 {
-	sonde_ring_submit(&http_events, &reader_asleep, ev, len, WAKEUP_BYTES);
+	sonde_ring_submit(&http_events, &reader_asleep, ev, len, wakeup_shift);
 }
 
 /* A small event of `kind` (struct http_open's first fields) for `tgid`, `fd`. */
@@ -534,7 +566,7 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
 	/* Each head is shorter than HTTP_HEAD: the mask cuts nothing. */
 	len = offsetof(struct http_done, data) + ((d->req_len + d->resp_len) & (2 * HTTP_HEAD - 1));
 	if (bpf_ringbuf_output(&http_events, d, len,
-			       sonde_ring_output_flags(&http_events, &reader_asleep, len, WAKEUP_BYTES)))
+			       sonde_ring_output_flags(&http_events, &reader_asleep, len, wakeup_shift)))
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 }
 
@@ -734,26 +766,26 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 static __always_inline void on_connect(const struct call *call, __u32 tgid, __u64 *word,
 				       __u32 shift)
 {
-	struct sockaddr_in6 addr = {};
+	struct abi_sockaddr addr = {};
 	struct conn *c;
 
-	if (bpf_probe_read_user(&addr, sizeof(struct sockaddr_in), (const void *)call->arg1))
+	if (bpf_probe_read_user(&addr, ABI_SOCKADDR_IN_BYTES, (const void *)call->arg1))
 		return;
-	if (addr.sin6_family == SONDE_AF_INET6 &&
+	if (addr.family == SONDE_AF_INET6 &&
 	    bpf_probe_read_user(&addr, sizeof(addr), (const void *)call->arg1))
 		return;
-	if (addr.sin6_family != SONDE_AF_INET && addr.sin6_family != SONDE_AF_INET6)
+	if (addr.family != SONDE_AF_INET && addr.family != SONDE_AF_INET6)
 		return;
 	open_gate(word, shift, GATE_SOCKETS);
 	c = add_conn(tgid, call->arg0, HTTP_CLIENT, -1, BPF_ANY);
 	if (!c)
 		return;
-	if (addr.sin6_family == SONDE_AF_INET)
-		__builtin_memcpy(c->peer_addr, &((struct sockaddr_in *)&addr)->sin_addr, 4);
+	if (addr.family == SONDE_AF_INET)
+		__builtin_memcpy(c->peer_addr, addr.addr4, 4);
 	else
-		__builtin_memcpy(c->peer_addr, &addr.sin6_addr, 16);
-	c->peer_family = addr.sin6_family;
-	c->peer_port = bpf_ntohs(addr.sin6_port);
+		__builtin_memcpy(c->peer_addr, addr.addr6, 16);
+	c->peer_family = addr.family;
+	c->peer_port = bpf_ntohs(addr.port);
 }
 
 /* Tells user space `tgid` mapped a file executable: it may be a libssl. */

@@ -319,18 +319,45 @@ enum events_bounded_map {
 
 #include <bpf/bpf_core_read.h>
 
-/* floor(log2(v)) for v > 0, 0 for 0: BPF has no count-leading-zeros. */
+/*
+ * Bit scans (BPF has no such instruction), straight-line on purpose: a
+ * chain of six halving tests gives the verifier 64 paths, each with its own
+ * result, through all the code after, which it then checks 64 times (the
+ * syscalls object's two movers took 11,000 instructions to verify, the
+ * sched object's 6,700; BENCHMARKS.md, "Idle: ring buffers and start").
+ * A word with one bit set, times a de Bruijn sequence, has a distinct
+ * 6-bit pattern in its top bits, looked up in a table.
+ */
+static const __u8 sonde_debruijn_bit[64] = {
+	0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,
+	62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5,
+	63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11,
+	46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6,
+};
+
+/* Index of the only set bit of `bit`. */
+static __always_inline __u32 sonde_bit_index(__u64 bit)
+{
+	return sonde_debruijn_bit[(bit * 0x03f79d71b4cb0a89ULL) >> 58];
+}
+
+/* Index of the lowest set bit of a non-zero word. */
+static __always_inline __u32 sonde_lowest_bit(__u64 word)
+{
+	return sonde_bit_index(word & -word);
+}
+
+/* floor(log2(v)) for v > 0, 0 for 0: every bit below the highest set, then
+ * the highest alone. */
 static __always_inline __u32 sonde_log2(__u64 v)
 {
-	__u32 log2 = 0;
-
-	if (v >> 32) { v >>= 32; log2 += 32; }
-	if (v >> 16) { v >>= 16; log2 += 16; }
-	if (v >> 8) { v >>= 8; log2 += 8; }
-	if (v >> 4) { v >>= 4; log2 += 4; }
-	if (v >> 2) { v >>= 2; log2 += 2; }
-	if (v >> 1) { log2 += 1; }
-	return log2;
+	v |= v >> 1;
+	v |= v >> 2;
+	v |= v >> 4;
+	v |= v >> 8;
+	v |= v >> 16;
+	v |= v >> 32;
+	return sonde_bit_index(v - (v >> 1));
 }
 
 /*
@@ -414,9 +441,10 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 /*
  * A ring buffer's reader and when to wake it (src/collect/bpf/ring.rs).
  * While events come the reader drains the ring every 50 ms and is woken
- * only when the unread bytes pass a multiple of `wakeup_bytes`, by the
- * event that takes them past it: a wakeup is an inter-processor interrupt
- * (in a VM, an exit), microseconds an event. Only at the crossing: when
+ * only when the unread bytes pass a multiple of a quarter of the ring
+ * (2^`wakeup_shift` bytes), by the event that takes them past it: a wakeup
+ * is an inter-processor interrupt (in a VM, an exit), microseconds an
+ * event. Only at the crossing: when
  * every event past the mark woke the reader, each paid that interrupt
  * until the reader got a CPU and drained the ring, a few to hundreds a
  * time under load (BENCHMARKS.md, HTTP, "One wakeup per crossing"). Past
@@ -427,14 +455,20 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
  * inlines), so an idle host pays no wakeups; the first event after wakes
  * it and clears the flag, and is read at once. Two CPUs may both see it
  * asleep: one wakeup too many.
+ *
+ * The ring's size is user space's to choose (`[collect.bpf]
+ * http_ring_size`, `event_ring_size`): it sets the ring's max_entries and
+ * `wakeup_shift` (log2 of a quarter of it) before loading. A shift of 0,
+ * were it left unset, wakes the reader at every event: slower, never late.
  */
-#define SONDE_RING_READER_FLAG()                      \
+#define SONDE_RING_READER()                           \
 	struct {                                      \
 		__uint(type, BPF_MAP_TYPE_ARRAY);     \
 		__uint(max_entries, 1);               \
 		__type(key, __u32);                   \
 		__type(value, __u32);                 \
-	} reader_asleep SEC(".maps")
+	} reader_asleep SEC(".maps");                 \
+	const volatile __u32 wakeup_shift
 
 /* The bytes an event of `len` takes in a ring: an 8-byte header, then the
  * event rounded up to 8. */
@@ -443,7 +477,7 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 /* The flags of the commit of an event that takes the ring's unread bytes
  * from `before` to `after`: wake the reader or not. */
 static __always_inline __u64 sonde_ring_wakeup(void *reader_asleep, __u64 before, __u64 after,
-					       __u64 wakeup_bytes)
+					       __u32 wakeup_shift)
 {
 	__u32 zero = 0;
 	__u32 *asleep = bpf_map_lookup_elem(reader_asleep, &zero);
@@ -452,29 +486,29 @@ static __always_inline __u64 sonde_ring_wakeup(void *reader_asleep, __u64 before
 		*asleep = 0;
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return before / wakeup_bytes != after / wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-							     : BPF_RB_NO_WAKEUP;
+	return before >> wakeup_shift != after >> wakeup_shift ? BPF_RB_FORCE_WAKEUP
+							       : BPF_RB_NO_WAKEUP;
 }
 
 /* The flags of a bpf_ringbuf_output of `len` bytes (not in the ring yet). */
 static __always_inline __u64 sonde_ring_output_flags(void *ring, void *reader_asleep, __u64 len,
-						     __u64 wakeup_bytes)
+						     __u32 wakeup_shift)
 {
 	__u64 before = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 
 	return sonde_ring_wakeup(reader_asleep, before, before + SONDE_RING_RECORD(len),
-				 wakeup_bytes);
+				 wakeup_shift);
 }
 
 /* Commits `ev`, reserved with `len` bytes: its record is among the unread
  * bytes already (the reader stops at a record not committed yet). */
 static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev, __u64 len,
-					      __u64 wakeup_bytes)
+					      __u32 wakeup_shift)
 {
 	__u64 after = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 
 	bpf_ringbuf_submit(ev, sonde_ring_wakeup(reader_asleep, after - SONDE_RING_RECORD(len),
-						 after, wakeup_bytes));
+						 after, wakeup_shift));
 }
 
 /*

@@ -384,20 +384,6 @@ static __always_inline void count_error(__u32 nr, long ret)
 		sonde_count_map_full(&map_full, SYSCALLS_MAP_ERRORS);
 }
 
-/* Index of the lowest set bit of a non-zero word. */
-static __always_inline __u32 lowest_bit(__u64 word)
-{
-	__u32 bit = 0;
-
-	if (!(word & 0xffffffffULL)) { word >>= 32; bit += 32; }
-	if (!(word & 0xffffULL)) { word >>= 16; bit += 16; }
-	if (!(word & 0xffULL)) { word >>= 8; bit += 8; }
-	if (!(word & 0xfULL)) { word >>= 4; bit += 4; }
-	if (!(word & 0x3ULL)) { word >>= 2; bit += 2; }
-	if (!(word & 0x1ULL)) { bit += 1; }
-	return bit;
-}
-
 struct move_state {
 	struct thread_syscalls *counts;
 	struct syscall_count_key key;
@@ -411,7 +397,7 @@ static long move_one(__u32 i, struct move_state *state)
 
 	if (!state->word)
 		return 1;
-	nr = state->base + lowest_bit(state->word);
+	nr = state->base + sonde_lowest_bit(state->word);
 	state->word &= state->word - 1;
 	if (nr >= TASK_COUNTED_SYSCALLS)
 		return 1;

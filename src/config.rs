@@ -287,6 +287,12 @@ pub struct BpfConfig {
     pub event_write_paths: Vec<String>,
     /// Events kept in memory for `/api/v1/events` and the Kernel view.
     pub recent_events: usize,
+    /// Bytes of the http collector's ring buffer (a power of two).
+    #[serde(deserialize_with = "bytes")]
+    pub http_ring_size: u64,
+    /// Bytes of the event stream's ring buffer (a power of two).
+    #[serde(deserialize_with = "bytes")]
+    pub event_ring_size: u64,
 }
 
 impl Default for BpfConfig {
@@ -305,6 +311,8 @@ impl Default for BpfConfig {
             events: true,
             event_write_paths: Vec::new(),
             recent_events: crate::collect::events::DEFAULT_RECENT,
+            http_ring_size: crate::collect::bpf::http::DEFAULT_RING_BYTES,
+            event_ring_size: crate::collect::bpf::events::DEFAULT_RING_BYTES,
         }
     }
 }
@@ -578,6 +586,13 @@ impl Config {
         if self.collect.bpf.syscall_latency_sample == 0 {
             bail!("key collect.bpf.syscall_latency_sample: expected at least 1 (1 times every syscall), got 0");
         }
+        for (key, bytes) in [
+            ("http_ring_size", self.collect.bpf.http_ring_size),
+            ("event_ring_size", self.collect.bpf.event_ring_size),
+        ] {
+            crate::collect::bpf::ring::check_size(bytes)
+                .map_err(|expected| anyhow::anyhow!("key collect.bpf.{key}: {expected}"))?;
+        }
         self.notify.validate().context("[notify]")?;
         for url in &self.alerting.alertmanagers {
             crate::alert::alertmanager::check_url(url)
@@ -769,5 +784,18 @@ mod tests {
             Config::parse("[collect.bpf]\nsyscall_latency_sample = 0\n").unwrap_err()
         );
         assert!(err.contains("collect.bpf.syscall_latency_sample"), "{err}");
+        for (ring, wrong) in [
+            ("http_ring_size", "\"1000KB\""),
+            ("event_ring_size", "4096"),
+        ] {
+            let err = format!(
+                "{:#}",
+                Config::parse(&format!("[collect.bpf]\n{ring} = {wrong}\n")).unwrap_err()
+            );
+            assert!(err.contains(&format!("collect.bpf.{ring}")), "{err}");
+            assert!(err.contains("power of two"), "{err}");
+        }
+        let config = Config::parse("[collect.bpf]\nhttp_ring_size = \"4MiB\"\n").unwrap();
+        assert_eq!(config.collect.bpf.http_ring_size, 4 << 20);
     }
 }

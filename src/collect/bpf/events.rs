@@ -23,7 +23,7 @@ use libbpf_rs::skel::{Skel, SkelBuilder};
 use libbpf_rs::{Link, MapHandle, RingBufferBuilder};
 
 use super::http::{u16_at, u32_at, u64_at};
-use super::ring::{poll_until, RingReader, Stop};
+use super::ring::{self, poll_until, RingReader, Stop};
 use super::{
     attach_loading, check_refused, comm_label, object_storage, with_libbpf_log, AttachKind,
     Attached, Loaded, Variant,
@@ -40,6 +40,10 @@ mod skel {
 use skel::{EventsSkel, EventsSkelBuilder};
 
 pub const NAME: &str = "events";
+
+/// Default of `[collect.bpf] event_ring_size`: its headroom under process
+/// churn is in BENCHMARKS.md, "Idle: ring buffers and start".
+pub const DEFAULT_RING_BYTES: u64 = 256 << 10;
 
 const VARIANTS: &[Variant] = &[
     Variant {
@@ -98,7 +102,7 @@ pub fn check_write_paths(paths: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn open(paths: &[String]) -> anyhow::Result<skel::OpenEventsSkel<'static>> {
+fn open(paths: &[String], ring_bytes: u64) -> anyhow::Result<skel::OpenEventsSkel<'static>> {
     let mut open = EventsSkelBuilder::default().open(object_storage())?;
     let rodata = open
         .maps
@@ -111,6 +115,7 @@ fn open(paths: &[String]) -> anyhow::Result<skel::OpenEventsSkel<'static>> {
         }
     }
     rodata.write_prefix_count = paths.len() as u32;
+    ring::set_size(&mut open.maps.events, &mut rodata.wakeup_shift, ring_bytes)?;
     Ok(open)
 }
 
@@ -124,7 +129,9 @@ pub fn load(config: &BpfConfig) -> anyhow::Result<Loaded> {
     } else {
         OPEN_PROGRAMS.iter().map(|(program, _)| *program).collect()
     };
-    let attached = attach_loading(NAME, VARIANTS, &unattached, || open(&paths))?;
+    let attached = attach_loading(NAME, VARIANTS, &unattached, || {
+        open(&paths, config.event_ring_size)
+    })?;
     let mut programs = attached.program_handles()?;
     let mut open_links = Vec::new();
     if !paths.is_empty() {

@@ -23,7 +23,7 @@ use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
 use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder, UprobeOpts};
 
-use super::ring::{poll_until, RingReader, Stop};
+use super::ring::{self, poll_until, RingReader, Stop};
 use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
@@ -39,6 +39,10 @@ mod skel {
 use skel::{HttpSkel, HttpSkelBuilder};
 
 pub const NAME: &str = "http";
+
+/// Default of `[collect.bpf] http_ring_size`: its headroom under wrk is
+/// in BENCHMARKS.md, "Idle: ring buffers and start".
+pub const DEFAULT_RING_BYTES: u64 = 2 << 20;
 
 /// tp_btf first (the registers read directly), then raw_tp.
 const VARIANTS: &[Variant] = &[
@@ -85,8 +89,9 @@ fn set_tls_state(state: Result<String, String>) {
     }
 }
 
-/// Opens the object; `watch_mappings`: send MAPPED events.
-fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
+/// Opens the object; `watch_mappings`: send MAPPED events; `ring_bytes`:
+/// the ring buffer's size.
+fn open(watch_mappings: bool, ring_bytes: u64) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
     let mut open = HttpSkelBuilder::default().open(object_storage())?;
     let rodata = open
         .maps
@@ -95,6 +100,11 @@ fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
         .ok_or_else(|| anyhow!("the http object has no read-only data"))?;
     rodata.self_tgid = std::process::id();
     rodata.watch_mappings = watch_mappings;
+    ring::set_size(
+        &mut open.maps.http_events,
+        &mut rodata.wakeup_shift,
+        ring_bytes,
+    )?;
     Ok(open)
 }
 
@@ -102,13 +112,17 @@ fn open(watch_mappings: bool) -> anyhow::Result<skel::OpenHttpSkel<'static>> {
 /// attaches: a probe on a function of sonde's own binary that nothing
 /// calls here (a kernel without uprobe.multi loads its programs but
 /// refuses the link).
-fn attach_with_tls(hook: Hook, late: bool) -> anyhow::Result<Attached<HttpSkel<'static>>> {
+fn attach_with_tls(
+    hook: Hook,
+    late: bool,
+    ring_bytes: u64,
+) -> anyhow::Result<Attached<HttpSkel<'static>>> {
     check_refused(hook.name())?;
     if hook == Hook::Multi {
         // Both kinds are uprobes: refusing "uprobe" refuses TLS altogether.
         check_refused(AttachKind::Uprobe.name())?;
     }
-    let attached = attach_loading(NAME, VARIANTS, &hook.programs(), || open(late))?;
+    let attached = attach_loading(NAME, VARIANTS, &hook.programs(), || open(late, ring_bytes))?;
     let [enter, _] = tls_programs(&attached.skel, hook);
     let probe = match hook {
         Hook::Multi => enter.attach_uprobe_multi(-1, "/proc/self/exe", PROBE_TARGET, false, false),
@@ -143,12 +157,13 @@ fn tls_programs<'s>(
 
 /// `forget_after`: how long a series outlives its last request; `late`:
 /// attach to libssl files mapped after start too (`[collect.bpf]
-/// http_tls_late_attach`).
-pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
+/// http_tls_late_attach`); `ring_bytes`: the ring buffer's size
+/// (`http_ring_size`).
+pub fn load(forget_after: Duration, late: bool, ring_bytes: u64) -> anyhow::Result<Loaded> {
     let mut reasons = Vec::new();
     let mut loaded = None;
     for hook in [Hook::Multi, Hook::Perf] {
-        match attach_with_tls(hook, late) {
+        match attach_with_tls(hook, late, ring_bytes) {
             Ok(attached) => {
                 loaded = Some((attached, Some(hook)));
                 break;
@@ -158,7 +173,7 @@ pub fn load(forget_after: Duration, late: bool) -> anyhow::Result<Loaded> {
     }
     let (attached, hook) = match loaded {
         Some(loaded) => loaded,
-        None => (attach(NAME, VARIANTS, || open(false))?, None),
+        None => (attach(NAME, VARIANTS, || open(false, ring_bytes))?, None),
     };
     ATTACHES_LATER.store(late && hook.is_some(), Ordering::Relaxed);
     let mut libraries = Libraries::default();

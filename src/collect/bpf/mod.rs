@@ -25,7 +25,9 @@
 //!    totals, which forget a key idle for `[collect] forget_after`.
 //!    A ring buffer of events is read on a [`ring::RingReader`] thread
 //!    (started in `begin_round`, checked in `collect`) with
-//!    [`ring::poll_until`].
+//!    [`ring::poll_until`]; its size is a `[collect.bpf]` key, given to
+//!    the object before it loads with [`ring::set_size`] (it is resident
+//!    twice: measure what the default must hold).
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
 //!
@@ -361,7 +363,13 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: http::NAME,
         enabled: |config| config.http,
-        load: |config| http::load(config.forget_after, config.bpf.http_tls_late_attach),
+        load: |config| {
+            http::load(
+                config.forget_after,
+                config.bpf.http_tls_late_attach,
+                config.bpf.http_ring_size,
+            )
+        },
         degraded: &[],
     },
     Spec {

@@ -4,7 +4,8 @@
 //! `sonde run` drops the capabilities loading needs between the two, and
 //! a thread keeps the set it was started with (`crate::privilege`). It
 //! runs until the collector is dropped, or fails; a round then reports
-//! the failure.
+//! the failure. Also the ring's size, which the config sets before the
+//! object loads ([`set_size`]).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, RingBuffer};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenMapMut, RingBuffer};
 
 /// How long a reader waits while events come (programs wake it only once
 /// the ring fills up) before it reads what came.
@@ -25,6 +26,37 @@ const POLL: Duration = Duration::from_millis(50);
 /// reader costs it about 60 µs; at 1 s the two readers were a twentieth of
 /// an idle sonde's CPU (BENCHMARKS.md, idle).
 const IDLE_POLL: Duration = Duration::from_secs(10);
+
+/// The sizes a ring may be given: the kernel takes a power of two of
+/// whole pages; the smallest keeps a quarter (the wakeup mark) at 16 of
+/// the largest events (the http collector's ~1 KiB), the largest is far
+/// beyond any need (it is resident twice).
+const MIN_BYTES: u64 = 64 << 10;
+const MAX_BYTES: u64 = 256 << 20;
+
+/// Checks a configured ring size; the error says what is expected.
+pub fn check_size(bytes: u64) -> Result<(), String> {
+    if bytes.is_power_of_two() && (MIN_BYTES..=MAX_BYTES).contains(&bytes) {
+        return Ok(());
+    }
+    Err(format!(
+        "expected a power of two from 64KiB to 256MiB (such as \"256KiB\" or \"1MiB\"), got {bytes} bytes"
+    ))
+}
+
+/// Sizes a ring before its object loads: the map's `max_entries`, and the
+/// program's `wakeup_shift`, log2 of a quarter of it (bpf/sonde.h).
+pub fn set_size(
+    ring: &mut OpenMapMut<'_>,
+    wakeup_shift: &mut u32,
+    bytes: u64,
+) -> anyhow::Result<()> {
+    check_size(bytes).map_err(anyhow::Error::msg)?;
+    ring.set_max_entries(u32::try_from(bytes)?)
+        .context("sizing the ring buffer")?;
+    *wakeup_shift = (bytes / 4).trailing_zeros();
+    Ok(())
+}
 
 type Run = Box<dyn FnOnce(&Stop) -> anyhow::Result<()> + Send>;
 
