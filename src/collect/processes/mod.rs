@@ -5,7 +5,10 @@
 //!
 //! A round reads two small files per process: `status` (the name and
 //! `VmRSS`) and `cgroup` (the cgroup v2 path, whose [`Placement`] names the
-//! unit or container). `status` or `statm`, not `stat`: the kernel sums its
+//! unit or container). A process that had no memory of its own last round
+//! (a kernel thread, most of /proc on an idle host) is asked `statm` first,
+//! the cheapest file that says so, and read on only if it has memory now
+//! (a usermode helper that has exec'd since, a PID reused). `status` or `statm`, not `stat`: the kernel sums its
 //! per-CPU RSS counters for `statm` and `status` but gives `stat` their
 //! cached total, which lags by up to 32 pages per CPU (measured here: 28 of
 //! 91 processes off in `stat`, none in `status`). `status` rather than
@@ -37,7 +40,11 @@ pub struct Processes {
     proc: PathBuf,
     /// Zero-initialized storage reused for every file read.
     buf: Vec<u8>,
+    /// The PIDs without memory of their own in the last walk, and in this one.
+    no_memory: [FastSet<u32>; 2],
 }
+
+type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 impl Processes {
     pub fn new() -> Processes {
@@ -48,6 +55,7 @@ impl Processes {
         Processes {
             proc: proc.into(),
             buf: Vec::new(),
+            no_memory: Default::default(),
         }
     }
 
@@ -68,6 +76,9 @@ impl Processes {
                 *sums.entry(who).or_insert(0) += bytes;
             }
         }
+        let [last, this] = &mut self.no_memory;
+        std::mem::swap(last, this);
+        this.clear();
         Ok(sums)
     }
 
@@ -75,8 +86,15 @@ impl Processes {
     /// unreadable or a kernel thread.
     fn process(&mut self, pid: &str) -> Option<((String, Placement), u64)> {
         let dir = self.proc.join(pid);
+        let number = pid.parse().ok()?;
+        let had_none = self.no_memory[0].contains(&number);
+        if had_none && resident_pages(self.read(dir.join("statm"))?)? == 0 {
+            self.no_memory[1].insert(number);
+            return None;
+        }
         let (comm, kib) = name_and_resident_kib(self.read(dir.join("status"))?)?;
         if kib == 0 {
+            self.no_memory[1].insert(number);
             return None;
         }
         let placement = v2_path(self.read(dir.join("cgroup"))?)
@@ -115,6 +133,11 @@ impl Default for Processes {
     fn default() -> Self {
         Processes::new()
     }
+}
+
+/// The second field of `statm`: resident pages.
+fn resident_pages(statm: &str) -> Option<u64> {
+    statm.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// The name (`Name:`, unescaped) and resident KiB (`VmRSS:`, 0 when the
@@ -186,7 +209,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_status_and_the_unified_line() {
+    fn parses_status_statm_and_the_unified_line() {
+        assert_eq!(resident_pages("4960 1234 800 10 0 300 0\n"), Some(1234));
+        assert_eq!(resident_pages("4960\n"), None);
         let status =
             "Name:\tweb (1) \\\\x\\nb\nUmask:\t0022\nVmRSS:\t    4936 kB\nRssAnon:\t 1 kB\n";
         assert_eq!(
@@ -229,13 +254,33 @@ mod tests {
         std::fs::create_dir_all(root.join("self")).unwrap();
         let mut walker = Processes::at(&root);
         let sums = walker.resident().unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
         let nginx = (
             "nginx".to_string(),
             Placement::of_path("/system.slice/nginx.service"),
         );
         assert_eq!(sums.get(&nginx), Some(&(60 * 1024)));
         assert_eq!(sums.len(), 1);
+
+        // Without memory last round: statm is asked first, and says so
+        // (status is not read, whatever it says).
+        let helper = |statm: &str| {
+            std::fs::write(root.join("3/statm"), statm).unwrap();
+            std::fs::write(
+                root.join("3/status"),
+                "Name:\tmodprobe\nVmRSS:\t       8 kB\n",
+            )
+            .unwrap();
+            std::fs::write(root.join("3/cgroup"), "0::/\n").unwrap();
+        };
+        helper("0 0 0 0 0 0 0\n");
+        assert_eq!(walker.resident().unwrap().len(), 1);
+        // It has memory now (a usermode helper exec'd): read on.
+        helper("100 2 0 0 0 0 0\n");
+        let sums = walker.resident().unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let modprobe = ("modprobe".to_string(), Placement::default());
+        assert_eq!(sums.get(&modprobe), Some(&(8 * 1024)));
+        assert_eq!(sums.len(), 2);
     }
 
     #[test]
