@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::collect::cgroup::Placement;
-use crate::collect::Collector;
+use crate::collect::{Collector, FastSet};
 use crate::model::Family;
 
 pub const NAME: &str = "processes";
@@ -43,8 +43,6 @@ pub struct Processes {
     /// The PIDs without memory of their own in the last walk, and in this one.
     no_memory: [FastSet<u32>; 2],
 }
-
-type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 impl Processes {
     pub fn new() -> Processes {
