@@ -288,7 +288,7 @@ mod tests {
     fn totals_grow_and_idle_keys_are_forgotten() {
         let start = Instant::now();
         let mut totals = Totals::new(1);
-        let mut add = |totals: &mut Totals, key: u8, value: u64, at: Duration| {
+        let add = |totals: &mut Totals, key: u8, value: u64, at: Duration| {
             totals.add(&[key; 4], &[value], start + at);
         };
         add(&mut totals, 1, 5, Duration::ZERO);
