@@ -175,8 +175,6 @@ struct Buffer {
     bytes: Vec<u8>,
     /// Bytes written since it was made (by any pass).
     written: usize,
-    /// Bytes written by the pass under way.
-    this_pass: usize,
 }
 
 impl Buffer {
@@ -191,19 +189,13 @@ impl Buffer {
         &mut self.bytes[..len]
     }
 
-    /// Records that a call wrote the first `len` bytes.
-    fn wrote(&mut self, len: usize) {
-        self.this_pass = self.this_pass.max(len);
+    /// Records that a pass wrote `len` bytes from the start, and gives the
+    /// buffer back if it holds far more written pages than that.
+    fn used(&mut self, len: usize) {
         self.written = self.written.max(len);
-    }
-
-    /// Ends a pass (however it ended): gives the buffer back if it holds
-    /// far more written pages than the pass needed.
-    fn end_pass(&mut self) {
-        if self.written > self.this_pass + Scratch::SLACK {
+        if self.written > len + Scratch::SLACK {
             *self = Buffer::default();
         }
-        self.this_pass = 0;
     }
 }
 
@@ -223,8 +215,6 @@ fn batched_pass<M: MapCore>(
     // Taken, not borrowed: `each` may read another map on this thread.
     let mut scratch = SCRATCH.take();
     let result = batched_pass_with(map, words, op, each, &mut scratch);
-    scratch.keys.end_pass();
-    scratch.values.end_pass();
     SCRATCH.set(scratch);
     result
 }
@@ -253,6 +243,8 @@ fn batched_pass_with<M: MapCore>(
     let mut token_in: Option<Vec<u8>> = None;
     let mut token_out = vec![0u8; token_len];
     let mut sums = vec![0u64; words];
+    // How many entries the pass's largest call handed over.
+    let mut most = 0;
     let call = match op {
         Op::Read => libbpf_sys::bpf_map_lookup_batch,
         Op::Drain => libbpf_sys::bpf_map_lookup_and_delete_batch,
@@ -302,6 +294,7 @@ fn batched_pass_with<M: MapCore>(
             }
         };
         let count = count as usize;
+        most = most.max(count);
         for (key, value) in keys
             .chunks_exact(key_size)
             .zip(values.chunks_exact(entry_bytes))
@@ -310,9 +303,9 @@ fn batched_pass_with<M: MapCore>(
             sum_words_into(&mut sums, value.chunks_exact(stride));
             each(key, &sums);
         }
-        scratch.keys.wrote(count * key_size);
-        scratch.values.wrote(count * entry_bytes);
         if last {
+            scratch.keys.used(most * key_size);
+            scratch.values.used(most * entry_bytes);
             return Ok(());
         }
         token_in = Some(token_out.clone());
@@ -549,28 +542,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    /// A buffer is kept while passes need about what it holds written,
-    /// and given back after a pass that needs far less.
-    #[test]
-    fn batch_buffers_are_given_back_after_a_churn() {
-        let mut buffer = Buffer::default();
-        buffer.room(4 << 20);
-        buffer.wrote(4 << 20);
-        buffer.end_pass();
-        assert_eq!(buffer.bytes.len(), 4 << 20, "kept for the next pass");
-        buffer.room(1 << 20);
-        buffer.wrote((4 << 20) - Scratch::SLACK);
-        buffer.end_pass();
-        assert_eq!(buffer.bytes.len(), 4 << 20, "within the slack: kept");
-        buffer.room(1 << 20);
-        buffer.wrote(1 << 20);
-        buffer.end_pass();
-        assert!(
-            buffer.bytes.is_empty(),
-            "far below what it holds: given back"
-        );
     }
 
     #[test]
