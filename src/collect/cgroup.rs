@@ -19,12 +19,11 @@
 //!   An id a walk started after the question did not find belongs to a removed
 //!   cgroup and is remembered as such (no labels), so it never walks again.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-use crate::collect::FastMap;
 
 /// Shortest time between two walks of the hierarchy.
 pub const MIN_WALK_INTERVAL: Duration = Duration::from_millis(250);
@@ -184,8 +183,7 @@ struct Entry {
 /// module's invariants).
 pub struct Cgroups {
     root: Option<PathBuf>,
-    /// By id; foldhash: every per-process series asks here every round.
-    entries: FastMap<u64, Entry>,
+    entries: HashMap<u64, Entry>,
     walks: u64,
     last_walk: Option<Instant>,
 }
@@ -196,7 +194,7 @@ impl Cgroups {
     pub fn new(root: Option<PathBuf>) -> Cgroups {
         Cgroups {
             root,
-            entries: FastMap::default(),
+            entries: HashMap::new(),
             walks: 0,
             last_walk: None,
         }
