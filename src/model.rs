@@ -386,8 +386,26 @@ impl Family {
 
     /// Adds a series of this family with the given labels (besides its name).
     pub fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        let labels = self.series_labels(labels);
+        self.series.push(Series { labels, value });
+    }
+
+    /// The label set [`Family::push`] gives a series of these labels: for a
+    /// collector that keeps it from round to round and pushes it again
+    /// with [`Family::push_labelled`] (a clone shares its one block).
+    pub fn series_labels(&self, labels: &[(&str, &str)]) -> Labels {
         let own = own_labels(labels, &[METRIC_NAME]);
-        let labels = Labels::merged(&own, &[(METRIC_NAME, &self.name)]);
+        Labels::merged(&own, &[(METRIC_NAME, &self.name)])
+    }
+
+    /// Adds a series whose label set came from this family's
+    /// [`Family::series_labels`].
+    pub fn push_labelled(&mut self, labels: Labels, value: f64) {
+        debug_assert_eq!(
+            labels.metric_name(),
+            self.name,
+            "another family's label set"
+        );
         self.series.push(Series { labels, value });
     }
 
@@ -427,6 +445,56 @@ impl Family {
         let labels = Labels::merged(own, extra);
         self.series.push(Series { labels, value });
     }
+
+    /// The label sets of one histogram of this family with buckets of
+    /// upper bounds `bounds` (ascending, `+Inf` added), as
+    /// [`Family::push_histogram`] makes them: for a collector that keeps
+    /// them from round to round ([`Family::push_labelled_histogram`]).
+    pub fn histogram_labels(
+        &self,
+        labels: &[(&str, &str)],
+        bounds: impl IntoIterator<Item = f64>,
+    ) -> HistogramLabels {
+        let mut scratch = Family::histogram(self.name.as_str(), "");
+        let buckets = bounds.into_iter().map(|upper| (upper, 0));
+        scratch.push_histogram(labels, buckets, 0.0, 0);
+        let mut series = scratch.series.into_iter().map(|s| s.labels);
+        let count = series.next_back().expect("a histogram has a _count");
+        let sum = series.next_back().expect("a histogram has a _sum");
+        HistogramLabels {
+            buckets: series.collect(),
+            sum,
+            count,
+        }
+    }
+
+    /// Adds one histogram as [`Family::push_histogram`] does, with label
+    /// sets from [`Family::histogram_labels`]: `cumulative` are the counts
+    /// of its buckets in order (without `+Inf`, which is `count`).
+    pub fn push_labelled_histogram(
+        &mut self,
+        labels: &HistogramLabels,
+        cumulative: impl IntoIterator<Item = u64>,
+        sum: f64,
+        count: u64,
+    ) {
+        let (inf, bounded) = labels.buckets.split_last().expect("+Inf is a bucket");
+        for (bucket, value) in bounded.iter().zip(cumulative) {
+            self.push_labelled(bucket.clone(), value as f64);
+        }
+        self.push_labelled(inf.clone(), count as f64);
+        self.push_labelled(labels.sum.clone(), sum);
+        self.push_labelled(labels.count.clone(), count as f64);
+    }
+}
+
+/// The label sets of one histogram's series (its buckets, `+Inf` last,
+/// then `_sum` and `_count`), built once by [`Family::histogram_labels`].
+#[derive(Clone, Debug)]
+pub struct HistogramLabels {
+    buckets: Vec<Labels>,
+    sum: Labels,
+    count: Labels,
 }
 
 /// A collector's labels for a series, sorted and canonical as [`Labels`]
@@ -668,6 +736,20 @@ mod tests {
                 r#"x_seconds_count{op="read"}"#,
             ]
         );
+    }
+
+    /// Kept label sets give the series the labels of each round's own.
+    #[test]
+    fn labelled_pushes_match_plain_ones() {
+        let mut plain = Family::histogram("x_seconds", "h");
+        plain.push_histogram(&[("op", "read")], [(0.5, 1), (1.0, 3)], 2.5, 4);
+        plain.push(&[("op", "read")], 7.0);
+        let mut kept = Family::histogram("x_seconds", "h");
+        let histogram = kept.histogram_labels(&[("op", "read")], [0.5, 1.0]);
+        kept.push_labelled_histogram(&histogram, [1, 3], 2.5, 4);
+        let series = kept.series_labels(&[("op", "read")]);
+        kept.push_labelled(series, 7.0);
+        assert_eq!(kept, plain);
     }
 
     #[test]

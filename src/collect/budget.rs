@@ -58,10 +58,9 @@
 //! The state kept is one entry per series and contributor of the last round,
 //! plus one per `other` series.
 
-use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::collect::FastMap;
+use crate::collect::{FastMap, FastSet};
 use crate::model::{Family, Labels, MetricKind, Series};
 
 /// Default series per metric.
@@ -132,7 +131,7 @@ struct Other {
 struct FamilyState {
     /// Rounds applied so far.
     round: u64,
-    members: HashMap<Contributor, Member>,
+    members: FastMap<Contributor, Member>,
     last: FastMap<u64, Last>,
     others: FastMap<u64, Other>,
     /// Times the last guard held an `other` series back (tests check that
@@ -145,7 +144,7 @@ struct FamilyState {
 /// was shown and who was folded.
 pub struct Budget {
     max_series: usize,
-    families: HashMap<String, FamilyState>,
+    families: FastMap<String, FamilyState>,
 }
 
 /// One round of a family, indexed once.
@@ -197,7 +196,7 @@ impl Budget {
     pub fn new(max_series: usize) -> Budget {
         Budget {
             max_series,
-            families: HashMap::new(),
+            families: FastMap::default(),
         }
     }
 
@@ -210,7 +209,12 @@ impl Budget {
             return;
         }
         let cumulative = family.kind != MetricKind::Gauge;
-        let state = self.families.entry(family.name.clone()).or_default();
+        // Looked up by the borrowed name: the name is copied only once.
+        if !self.families.contains_key(&family.name) {
+            self.families
+                .insert(family.name.clone(), FamilyState::default());
+        }
+        let state = self.families.get_mut(&family.name).expect("inserted above");
         let round = Round::index(&family.series, &state.last, cumulative);
         let folded = state.place(&family.series, &round, self.max_series);
         state.fold(family, &round, &folded, cumulative);
@@ -224,7 +228,7 @@ impl FamilyState {
     /// Decides who is shown this round; per contributor of `round`, whether
     /// it is folded.
     fn place(&mut self, series: &[Series], round: &Round, max_series: usize) -> Vec<bool> {
-        let present: HashSet<&Contributor> = round.contributors.iter().collect();
+        let present: FastSet<&Contributor> = round.contributors.iter().collect();
         self.members.retain(|c, _| present.contains(c));
         for (contributor, &growth) in round.contributors.iter().zip(&round.growth) {
             match self.members.get_mut(contributor) {
@@ -264,7 +268,7 @@ impl FamilyState {
     fn choose(&mut self, series: &[Series], round: &Round, max_series: usize, folded_before: bool) {
         // Room for `other`: at most one series per label set left once the
         // contributor labels are replaced, plus any kept from before.
-        let mut other_series: HashSet<u64> = series
+        let mut other_series: FastSet<u64> = series
             .iter()
             .zip(&round.series)
             .filter(|(_, (_, who))| who.is_some())
@@ -275,7 +279,7 @@ impl FamilyState {
         let unattributed = series.len() - attributed;
         let mut room = max_series.saturating_sub(other_series.len() + unattributed);
 
-        let counts: HashMap<&Contributor, usize> = round
+        let counts: FastMap<&Contributor, usize> = round
             .contributors
             .iter()
             .zip(round.counts.iter().copied())
@@ -488,6 +492,7 @@ fn folded_labels(labels: &Labels) -> Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{HashMap, HashSet};
 
     fn family(comms: &[(&str, f64)]) -> Family {
         let mut f = Family::counter("sonde_x_total", "x");

@@ -146,6 +146,9 @@ pub fn now_ms() -> i64 {
 /// remote client's choice to flood).
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
+/// The set [`FastMap`] is to maps.
+pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// CLOCK_MONOTONIC in nanoseconds: the BPF programs' clock
 /// (`bpf_ktime_get_ns`) and the kernel's task start times.
 pub fn monotonic_ns() -> u64 {

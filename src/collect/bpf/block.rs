@@ -134,8 +134,8 @@ impl Collector for Block {
     fn collect(&mut self, out: &mut Vec<Family>) -> anyhow::Result<()> {
         let maps = &self.attached.skel.maps;
         self.io
-            .drain_observed([[&maps.block_io_0, &maps.block_io_1]], |_, entry| {
-                charge_cgroup(entry)
+            .drain_observed([[&maps.block_io_0, &maps.block_io_1]], |_, key, value| {
+                charge_cgroup(key, value)
             })?;
         let mut latency = Family::histogram(
             "sonde_block_io_duration_seconds",
@@ -182,8 +182,7 @@ impl Collector for Block {
 
 /// Hands a drained increment of read or written bytes to the containers
 /// collector, per cgroup and device (`container_fs_*_bytes_total`).
-fn charge_cgroup(entry: &Entry) {
-    let key = &entry.key;
+fn charge_cgroup(key: &[u8], value: &[u64]) {
     let cgroup = key
         .get(..8)
         .and_then(|b| b.try_into().ok())
@@ -196,7 +195,7 @@ fn charge_cgroup(entry: &Entry) {
         return;
     };
     if op <= 1 {
-        let bytes = entry.value.first().copied().unwrap_or(0);
+        let bytes = value.first().copied().unwrap_or(0);
         charged_io::charge(cgroup, dev, op == 1, bytes);
     }
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use libbpf_rs::{libbpf_sys, MapCore, MapFlags, MapHandle, MapType};
 
-use super::maps::{drain_map, Entry};
+use super::maps::drain_map;
 use crate::collect::FastMap;
 
 /// Which half programs left at a swap, and when.
@@ -100,16 +100,16 @@ impl<const N: usize> DoubleBuffered<N> {
     /// Steps 2 and 3: `maps[i]` are map i's two halves. Every map is
     /// drained even when one fails; the first error is returned.
     pub fn drain<M: MapCore>(&mut self, maps: [[&M; 2]; N]) -> anyhow::Result<()> {
-        self.drain_observed(maps, |_, _| {})
+        self.drain_observed(maps, |_, _, _| {})
     }
 
     /// [`DoubleBuffered::drain`], showing `observe` each drained entry (its
-    /// map's index, the entry) before it joins the totals: for state kept
-    /// from the changes rather than the totals.
+    /// map's index, its key, its value's words) before it joins the totals:
+    /// for state kept from the changes rather than the totals.
     pub fn drain_observed<M: MapCore>(
         &mut self,
         maps: [[&M; 2]; N],
-        mut observe: impl FnMut(usize, &Entry),
+        mut observe: impl FnMut(usize, &[u8], &[u64]),
     ) -> anyhow::Result<()> {
         let Some(left) = self.halves.settled()? else {
             return Ok(());
@@ -118,10 +118,10 @@ impl<const N: usize> DoubleBuffered<N> {
         let mut result = Ok(());
         for (i, (totals, halves)) in self.totals.iter_mut().zip(maps).enumerate() {
             // Entries handed over before a failure still join the totals.
-            let mut drained = Vec::new();
-            let drain = drain_map(halves[left], totals.words, &mut drained);
-            drained.iter().for_each(|entry| observe(i, entry));
-            totals.add(drained, now);
+            let drain = drain_map(halves[left], totals.words, |key, value| {
+                observe(i, key, value);
+                totals.add(key, value, now);
+            });
             totals.forget_idle(self.forget_after, now);
             result = result.and(drain);
         }
@@ -235,24 +235,24 @@ impl Totals {
         }
     }
 
-    /// Adds one interval's counts.
-    pub fn add(&mut self, deltas: Vec<Entry>, now: Instant) {
-        for Entry { key, value } in deltas {
-            if value.iter().all(|&word| word == 0) {
-                continue;
-            }
-            let total = self
-                .entries
-                .entry(key.into_boxed_slice())
-                .or_insert_with(|| Total {
-                    value: vec![0; value.len()],
-                    grew: now,
-                });
-            for (sum, delta) in total.value.iter_mut().zip(&value) {
-                *sum = sum.wrapping_add(*delta);
-            }
-            total.grew = now;
+    /// Adds one key's counts of an interval.
+    pub fn add(&mut self, key: &[u8], value: &[u64], now: Instant) {
+        if value.iter().all(|&word| word == 0) {
+            return;
         }
+        // Looked up by the borrowed key: a key is copied only the first time.
+        if !self.entries.contains_key(key) {
+            let total = Total {
+                value: vec![0; value.len()],
+                grew: now,
+            };
+            self.entries.insert(key.into(), total);
+        }
+        let total = self.entries.get_mut(key).expect("inserted above");
+        for (sum, delta) in total.value.iter_mut().zip(value) {
+            *sum = sum.wrapping_add(*delta);
+        }
+        total.grew = now;
     }
 
     /// Forgets keys that have not grown for `forget_after`; returns how many.
@@ -284,22 +284,17 @@ impl Totals {
 mod tests {
     use super::*;
 
-    fn entry(key: u8, value: u64) -> Entry {
-        Entry {
-            key: vec![key; 4],
-            value: vec![value],
-        }
-    }
-
     #[test]
     fn totals_grow_and_idle_keys_are_forgotten() {
         let start = Instant::now();
         let mut totals = Totals::new(1);
-        totals.add(vec![entry(1, 5), entry(2, 3)], start);
-        totals.add(
-            vec![entry(1, 2), entry(3, 0)],
-            start + Duration::from_secs(5),
-        );
+        let add = |totals: &mut Totals, key: u8, value: u64, at: Duration| {
+            totals.add(&[key; 4], &[value], start + at);
+        };
+        add(&mut totals, 1, 5, Duration::ZERO);
+        add(&mut totals, 2, 3, Duration::ZERO);
+        add(&mut totals, 1, 2, Duration::from_secs(5));
+        add(&mut totals, 3, 0, Duration::from_secs(5));
         let mut seen: Vec<(Vec<u8>, Vec<u64>)> = totals
             .iter()
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -311,7 +306,7 @@ mod tests {
         assert_eq!(forgotten, 1);
         assert_eq!(totals.len(), 1);
         // A forgotten key comes back from 0.
-        totals.add(vec![entry(2, 1)], start + Duration::from_secs(7));
+        add(&mut totals, 2, 1, Duration::from_secs(7));
         let two = totals.iter().find(|(k, _)| k[0] == 2).map(|(_, v)| v[0]);
         assert_eq!(two, Some(1));
     }

@@ -5,7 +5,13 @@
 //! a map type without them) get the walk; `SONDE_BPF_REFUSE=batch` forces
 //! it. Draining a map ([`drain_map`]) is the same pass with
 //! `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, or a walk that deletes each key it read.
+//!
+//! A pass hands each entry to a callback as borrowed slices: a round reads
+//! thousands of entries, and an owned key and value each were two heap
+//! blocks allocated and freed per entry. The batch buffers outlive the pass
+//! ([`Scratch`]).
 
+use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -53,16 +59,36 @@ pub fn read_map<M: MapCore>(map: &M, words: usize) -> anyhow::Result<Vec<Entry>>
 /// [`read_map`], choosing how (benchmarks compare the two).
 pub fn read_map_with<M: MapCore>(map: &M, words: usize, how: Read) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
-    visit(map, words, how, Op::Read, &mut entries)?;
+    visit(map, words, how, Op::Read, &mut |key, value| {
+        entries.push(Entry {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })
+    })?;
     Ok(entries)
 }
 
-/// Deletes every entry of `map`, appending each to `out` as it is deleted,
-/// so entries handed over before an error are in `out`; the rest stay in
-/// the map. Only for a map no program writes meanwhile (a settled half,
-/// [`super::drain`]): an update between the read and the delete would be lost.
-pub fn drain_map<M: MapCore>(map: &M, words: usize, out: &mut Vec<Entry>) -> anyhow::Result<()> {
-    visit(map, words, Read::Batched, Op::Drain, out)
+/// [`read_map`] without a copy: shows `each` every entry (its key, its
+/// value's words summed over CPUs) as the kernel hands it over.
+pub fn for_each_entry<M: MapCore>(
+    map: &M,
+    words: usize,
+    mut each: impl FnMut(&[u8], &[u64]),
+) -> anyhow::Result<()> {
+    visit(map, words, Read::Batched, Op::Read, &mut each)
+}
+
+/// Deletes every entry of `map`, showing `each` every entry (as
+/// [`for_each_entry`]) once it is deleted, so entries handed over before an
+/// error were shown; the rest stay in the map. Only for a map no program
+/// writes meanwhile (a settled half, [`super::drain`]): an update between
+/// the read and the delete would be lost.
+pub fn drain_map<M: MapCore>(
+    map: &M,
+    words: usize,
+    mut each: impl FnMut(&[u8], &[u64]),
+) -> anyhow::Result<()> {
+    visit(map, words, Read::Batched, Op::Drain, &mut each)
 }
 
 /// What a pass over a map does to the entries it reads.
@@ -72,12 +98,16 @@ enum Op {
     Drain,
 }
 
+/// What a pass shows each entry to: its key, its value's words summed over
+/// CPUs.
+type Each<'a> = dyn FnMut(&[u8], &[u64]) + 'a;
+
 fn visit<M: MapCore>(
     map: &M,
     words: usize,
     how: Read,
     op: Op,
-    out: &mut Vec<Entry>,
+    each: &mut Each<'_>,
 ) -> anyhow::Result<()> {
     let value_size = map.value_size() as usize;
     if words * 8 > value_size {
@@ -94,7 +124,7 @@ fn visit<M: MapCore>(
         && !BATCH_UNSUPPORTED.load(Ordering::Relaxed)
         && check_refused(REFUSE_NAME).is_ok()
     {
-        match batched_pass(map, words, op, out) {
+        match batched_pass(map, words, op, each) {
             Ok(()) => return Ok(()),
             Err(Batch::Unsupported(errno)) => {
                 BATCH_UNSUPPORTED.store(true, Ordering::Relaxed);
@@ -108,7 +138,7 @@ fn visit<M: MapCore>(
             }
         }
     }
-    walk(map, words, op, out).with_context(|| format!("{what} map {:?}", map.name()))
+    walk(map, words, op, each).with_context(|| format!("{what} map {:?}", map.name()))
 }
 
 enum Batch {
@@ -117,14 +147,84 @@ enum Batch {
     Failed(anyhow::Error),
 }
 
+/// The buffers batch calls fill, kept from pass to pass on the thread that
+/// reads (the collect thread): sized for a whole map (up to [`BATCH_BYTES`]),
+/// they were each a mapping of its own (over the allocator's fixed mmap
+/// threshold, [`crate::memory`]) made, faulted in page by page and unmapped
+/// again by every pass of every map, every round.
+///
+/// Invariant: a buffer holds resident only the pages batch calls wrote,
+/// and at most [`Scratch::SLACK`] more than the latest pass needed: a
+/// buffer freshly made is the allocator's zeroed memory (a mapping of its
+/// own: no page is resident until the kernel writes it), and one whose
+/// written high-water mark is more than that above the latest pass's need
+/// (a churn of processes filled the maps once) is given back whole.
+#[derive(Default)]
+struct Scratch {
+    keys: Buffer,
+    values: Buffer,
+}
+
+impl Scratch {
+    /// Resident bytes a buffer may hold above what the latest pass wrote.
+    const SLACK: usize = 256 << 10;
+}
+
+#[derive(Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    /// Bytes written since it was made (by any pass).
+    written: usize,
+}
+
+impl Buffer {
+    /// At least `len` bytes to hand the kernel.
+    fn room(&mut self, len: usize) -> &mut [u8] {
+        if self.bytes.len() < len {
+            // Zeroed by the allocator (untouched pages of a mapping), not
+            // written here.
+            self.bytes = vec![0; len];
+            self.written = 0;
+        }
+        &mut self.bytes[..len]
+    }
+
+    /// Records that a pass wrote `len` bytes from the start, and gives the
+    /// buffer back if it holds far more written pages than that.
+    fn used(&mut self, len: usize) {
+        self.written = self.written.max(len);
+        if self.written > len + Scratch::SLACK {
+            *self = Buffer::default();
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
 /// One pass of batch calls: lookup, or lookup-and-delete (both Linux 5.6
-/// for hashes). Entries go to `entries` chunk by chunk, as the kernel hands
+/// for hashes). Entries go to `each` chunk by chunk, as the kernel hands
 /// them over.
 fn batched_pass<M: MapCore>(
     map: &M,
     words: usize,
     op: Op,
-    entries: &mut Vec<Entry>,
+    each: &mut Each<'_>,
+) -> Result<(), Batch> {
+    // Taken, not borrowed: `each` may read another map on this thread.
+    let mut scratch = SCRATCH.take();
+    let result = batched_pass_with(map, words, op, each, &mut scratch);
+    SCRATCH.set(scratch);
+    result
+}
+
+fn batched_pass_with<M: MapCore>(
+    map: &M,
+    words: usize,
+    op: Op,
+    each: &mut Each<'_>,
+    scratch: &mut Scratch,
 ) -> Result<(), Batch> {
     let cpus = if map.map_type().is_percpu() {
         possible_cpus().map_err(Batch::Failed)?
@@ -142,8 +242,9 @@ fn batched_pass<M: MapCore>(
     let token_len = key_size.max(8);
     let mut token_in: Option<Vec<u8>> = None;
     let mut token_out = vec![0u8; token_len];
-    let mut keys = vec![0u8; chunk * key_size];
-    let mut values = vec![0u8; chunk * entry_bytes];
+    let mut sums = vec![0u64; words];
+    // How many entries the pass's largest call handed over.
+    let mut most = 0;
     let call = match op {
         Op::Read => libbpf_sys::bpf_map_lookup_batch,
         Op::Drain => libbpf_sys::bpf_map_lookup_and_delete_batch,
@@ -157,6 +258,8 @@ fn batched_pass<M: MapCore>(
         let token_in_ptr = token_in
             .as_mut()
             .map_or(std::ptr::null_mut(), |token| token.as_mut_ptr().cast());
+        let keys = scratch.keys.room(chunk * key_size);
+        let values = scratch.values.room(chunk * entry_bytes);
         // SAFETY: the buffers hold `chunk` keys and `chunk` values of the
         // sizes the kernel writes (per-CPU values padded to 8 bytes, one per
         // possible CPU); the tokens hold at least a key and 8 bytes.
@@ -178,8 +281,6 @@ fn batched_pass<M: MapCore>(
             // A hash bucket holds more entries than fit: a bigger chunk.
             libc::ENOSPC if count == 0 && chunk < max_entries => {
                 chunk = (chunk * 2).min(max_entries);
-                keys.resize(chunk * key_size, 0);
-                values.resize(chunk * entry_bytes, 0);
                 continue;
             }
             errno @ (libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP) if token_in.is_none() => {
@@ -192,14 +293,19 @@ fn batched_pass<M: MapCore>(
                 )))
             }
         };
-        for i in 0..count as usize {
-            let value = &values[i * entry_bytes..(i + 1) * entry_bytes];
-            entries.push(Entry {
-                key: keys[i * key_size..(i + 1) * key_size].to_vec(),
-                value: sum_words(value.chunks_exact(stride), words),
-            });
+        let count = count as usize;
+        most = most.max(count);
+        for (key, value) in keys
+            .chunks_exact(key_size)
+            .zip(values.chunks_exact(entry_bytes))
+            .take(count)
+        {
+            sum_words_into(&mut sums, value.chunks_exact(stride));
+            each(key, &sums);
         }
         if last {
+            scratch.keys.used(most * key_size);
+            scratch.values.used(most * entry_bytes);
             return Ok(());
         }
         token_in = Some(token_out.clone());
@@ -213,12 +319,12 @@ const ENOTSUPP: i32 = 524;
 /// Next key, then lookup (then delete, when draining), entry by entry. A
 /// drain deletes a key only after the walk has read the next one, so the
 /// walk goes on from there.
-fn walk<M: MapCore>(map: &M, words: usize, op: Op, entries: &mut Vec<Entry>) -> anyhow::Result<()> {
+fn walk<M: MapCore>(map: &M, words: usize, op: Op, each: &mut Each<'_>) -> anyhow::Result<()> {
     let percpu = map.map_type().is_percpu();
     let mut read = None;
     for key in map.keys() {
         if let Some(done) = read.take() {
-            delete(map, done, entries)?;
+            delete(map, done, each)?;
         }
         let values = if percpu {
             map.lookup_percpu(&key, MapFlags::ANY)?
@@ -233,26 +339,33 @@ fn walk<M: MapCore>(map: &M, words: usize, op: Op, entries: &mut Vec<Entry>) -> 
             value: sum_words(values.iter().map(Vec::as_slice), words),
         };
         match op {
-            Op::Read => entries.push(entry),
+            Op::Read => each(&entry.key, &entry.value),
             Op::Drain => read = Some(entry),
         }
     }
     if let Some(done) = read {
-        delete(map, done, entries)?;
+        delete(map, done, each)?;
     }
     Ok(())
 }
 
 /// Deletes a drained entry; only then is it handed over.
-fn delete<M: MapCore>(map: &M, entry: Entry, entries: &mut Vec<Entry>) -> anyhow::Result<()> {
+fn delete<M: MapCore>(map: &M, entry: Entry, each: &mut Each<'_>) -> anyhow::Result<()> {
     map.delete(&entry.key)?;
-    entries.push(entry);
+    each(&entry.key, &entry.value);
     Ok(())
 }
 
 /// Sums the first `words` native-endian u64s of each per-CPU copy.
 fn sum_words<'a>(copies: impl Iterator<Item = &'a [u8]>, words: usize) -> Vec<u64> {
     let mut sums = vec![0u64; words];
+    sum_words_into(&mut sums, copies);
+    sums
+}
+
+/// [`sum_words`] into `sums` (as many words as it holds).
+fn sum_words_into<'a>(sums: &mut [u64], copies: impl Iterator<Item = &'a [u8]>) {
+    sums.fill(0);
     for copy in copies {
         for (sum, word) in sums.iter_mut().zip(copy.chunks_exact(8)) {
             let mut bytes = [0u8; 8];
@@ -260,7 +373,6 @@ fn sum_words<'a>(copies: impl Iterator<Item = &'a [u8]>, words: usize) -> Vec<u6
             *sum = sum.wrapping_add(u64::from_ne_bytes(bytes));
         }
     }
-    sums
 }
 
 fn possible_cpus() -> anyhow::Result<usize> {
@@ -363,7 +475,13 @@ mod tests {
             };
             let words = (value_size / 8) as usize;
             let mut batched = Vec::new();
-            match batched_pass(&map, words, Op::Read, &mut batched) {
+            let mut collect = |key: &[u8], value: &[u64]| {
+                batched.push(Entry {
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                })
+            };
+            match batched_pass(&map, words, Op::Read, &mut collect) {
                 Ok(()) => {}
                 Err(Batch::Unsupported(errno)) => {
                     eprintln!("skipping {map_type:?}: no batch lookup here (errno {errno})");
@@ -407,7 +525,13 @@ mod tests {
                 let words = (value_size / 8) as usize;
                 let mut read = read_map(&map, words).unwrap();
                 let mut drained = Vec::new();
-                visit(&map, words, how, Op::Drain, &mut drained).unwrap();
+                visit(&map, words, how, Op::Drain, &mut |key, value| {
+                    drained.push(Entry {
+                        key: key.to_vec(),
+                        value: value.to_vec(),
+                    })
+                })
+                .unwrap();
                 read.sort_by(|a, b| a.key.cmp(&b.key));
                 drained.sort_by(|a, b| a.key.cmp(&b.key));
                 assert_eq!(drained.len(), filled as usize, "{map_type:?} {how:?}");

@@ -9,7 +9,7 @@ use anyhow::Context;
 use libbpf_rs::skel::SkelBuilder;
 
 use super::drain::DoubleBuffered;
-use super::maps::{read_map, Entry};
+use super::maps::read_map;
 use super::who::{key_u32, Who, PROC_ID_LEN};
 use super::{
     attach, object_storage, push_log2_histogram, AttachKind, Attached, Loaded, Variant, HIST_WORDS,
@@ -173,7 +173,7 @@ impl Collector for Net {
                 [&maps.net_bytes_0, &maps.net_bytes_1],
                 [&maps.tcp_events_0, &maps.tcp_events_1],
             ],
-            |map, Entry { key, value }| {
+            |map, key, value| {
                 if map == TCP_EVENTS && key.len() >= PROC_ID_LEN {
                     count_established(established, key, value[0]);
                 }

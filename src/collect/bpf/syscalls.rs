@@ -9,15 +9,15 @@ use libbpf_rs::skel::SkelBuilder;
 
 use super::drain::DoubleBuffered;
 use super::errno_names::{ERRNO_NAMES, KERNEL_ERRNO_NAMES};
-use super::maps::{read_map, Entry};
+use super::maps::for_each_entry;
 use super::syscall_names::SYSCALL_NAMES;
-use super::who::{key_u32, Who, PROC_ID_LEN};
+use super::who::{key_u32, KeptLabels, Who, PROC_ID_LEN};
 use super::{
-    attach, check_refused, object_storage, push_log2_histogram, AttachKind, Attached, Loaded,
-    Variant, HIST_SLOTS, HIST_WORDS,
+    attach, check_refused, object_storage, AttachKind, Attached, Loaded, Variant, HIST_SLOTS,
+    HIST_WORDS,
 };
-use crate::collect::Collector;
-use crate::model::Family;
+use crate::collect::{Collector, FastMap};
+use crate::model::{Family, HistogramLabels, Labels};
 
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/syscalls.skel.rs"));
@@ -102,6 +102,8 @@ pub fn load(latency: Option<u32>, forget_after: Duration) -> anyhow::Result<Load
             latency,
             counts: DoubleBuffered::new([1, 1], forget_after),
             calls_by_nr: vec![0; SYSCALLS_MAX_NR],
+            labels: [KeptLabels::default(), KeptLabels::default()],
+            latency_labels: FastMap::default(),
         }),
     })
 }
@@ -116,6 +118,11 @@ struct Syscalls {
     /// Calls per syscall number since sonde started, of every process (never
     /// forgotten): what a sampled latency histogram is scaled to.
     calls_by_nr: Vec<u64>,
+    /// The label sets of the series of `counts`' keys, map by map.
+    labels: [KeptLabels; 2],
+    /// The label sets of each syscall number's latency histogram, once it
+    /// has one (at most [`SYSCALLS_MAX_NR`]; its series never end).
+    latency_labels: FastMap<u32, HistogramLabels>,
 }
 
 /// Syscall numbers with a latency histogram (`SYSCALLS_MAX_NR`, sonde.h).
@@ -142,75 +149,106 @@ pub fn errno_label(errno: u32) -> String {
 }
 
 impl Syscalls {
-    fn calls(&self) -> anyhow::Result<Family> {
+    fn calls(&mut self) -> anyhow::Result<Family> {
         let mut calls = Family::counter(
             "sonde_syscalls_total",
             "System calls entered, by process (name, unit or container) and syscall.",
         );
-        for (who, nr, _, count) in self.per_process(COUNTS, "syscall_counts")? {
-            let syscall = syscall_label(nr);
-            calls.push(&who.labels(&[("syscall", &syscall)]), count as f64);
-        }
+        self.per_process(
+            COUNTS,
+            "syscall_counts",
+            &mut calls,
+            |family, who, nr, _| {
+                family.series_labels(&who.labels(&[("syscall", &syscall_label(nr))]))
+            },
+        )?;
         Ok(calls)
     }
 
-    fn errors(&self) -> anyhow::Result<Family> {
+    fn errors(&mut self) -> anyhow::Result<Family> {
         let mut errors = Family::counter(
             "sonde_syscall_errors_total",
             "System calls that returned an error, by process (name, unit or container), \
              syscall and errno.",
         );
-        for (who, nr, errno, count) in self.per_process(ERRORS, "syscall_errors")? {
-            let (syscall, errno) = (syscall_label(nr), errno_label(errno));
-            errors.push(
-                &who.labels(&[("errno", &errno), ("syscall", &syscall)]),
-                count as f64,
-            );
-        }
+        self.per_process(
+            ERRORS,
+            "syscall_errors",
+            &mut errors,
+            |family, who, nr, errno| {
+                let (syscall, errno) = (syscall_label(nr), errno_label(errno));
+                family.series_labels(&who.labels(&[("errno", &errno), ("syscall", &syscall)]))
+            },
+        )?;
         Ok(errors)
     }
 
-    /// The totals of double-buffered map `map` (named `name`), whose keys are
-    /// a `struct proc_id` and two u32s (the syscall number and, for errors,
-    /// the errno): (who, first u32, second u32, total).
-    fn per_process(&self, map: usize, name: &str) -> anyhow::Result<Vec<(Who, u32, u32, u64)>> {
-        self.counts
-            .totals(map)
-            .iter()
-            .map(|(key, value)| {
-                let parsed = Who::from_key(key)
-                    .zip(key_u32(key, PROC_ID_LEN))
-                    .zip(key_u32(key, PROC_ID_LEN + 4))
-                    .filter(|_| key.len() == KEY_LEN);
-                let ((who, nr), second) = parsed.with_context(|| {
-                    format!("{name} key of {} bytes, expected {KEY_LEN}", key.len())
-                })?;
-                Ok((who, nr, second, value[0]))
-            })
-            .collect()
+    /// Pushes into `family` a series per total of double-buffered map `map`
+    /// (named `name`), whose keys are a `struct proc_id` and two u32s (the
+    /// syscall number and, for errors, the errno); `labels` builds a
+    /// series' label set from who, the first u32 and the second, when the
+    /// one kept from the last round does not do ([`KeptLabels`]).
+    fn per_process(
+        &mut self,
+        map: usize,
+        name: &str,
+        family: &mut Family,
+        labels: impl Fn(&Family, &Who, u32, u32) -> Labels,
+    ) -> anyhow::Result<()> {
+        let kept = &mut self.labels[map];
+        for (key, value) in self.counts.totals(map).iter() {
+            let shaped = (key.len() == KEY_LEN)
+                .then(|| key_u32(key, PROC_ID_LEN).zip(key_u32(key, PROC_ID_LEN + 4)))
+                .flatten();
+            let set = shaped
+                .and_then(|(nr, second)| kept.get(key, |who| labels(family, who, nr, second)));
+            let set = set.with_context(|| {
+                format!("{name} key of {} bytes, expected {KEY_LEN}", key.len())
+            })?;
+            family.push_labelled(set, value[0] as f64);
+        }
+        kept.forget_unused();
+        Ok(())
     }
 
-    fn latency(&self, sample_every: u32) -> anyhow::Result<Family> {
+    fn latency(&mut self, sample_every: u32) -> anyhow::Result<Family> {
         let maps = &self.attached.skel.maps;
         let mut latency = Family::histogram(
             "sonde_syscall_duration_seconds",
             "Time from syscall entry to return, by syscall (timed on a sample of \
              calls, scaled to the exact count).",
         );
-        for Entry { key, value } in read_map(&maps.syscall_latency, HIST_WORDS)? {
-            let nr = key_u32(&key, 0).context("syscall_latency key of less than 4 bytes")?;
-            let syscall = syscall_label(nr);
-            let labels = [("syscall", syscall.as_str())];
-            match sample_every {
-                1 => push_log2_histogram(&mut latency, &labels, &value),
-                every => {
-                    let calls = self.calls_by_nr.get(nr as usize).copied().unwrap_or(0);
-                    push_sampled_histogram(&mut latency, &labels, &value, every, calls)
-                }
+        let mut short_key = false;
+        for_each_entry(&maps.syscall_latency, HIST_WORDS, |key, hist| {
+            let Some(nr) = key_u32(key, 0) else {
+                short_key = true;
+                return;
             };
-        }
+            let slots = &hist[..HIST_SLOTS];
+            // Timed calls stand for the exact count; every call was timed
+            // when sampling is off.
+            let calls = match sample_every {
+                1 => slots.iter().sum(),
+                _ => self.calls_by_nr.get(nr as usize).copied().unwrap_or(0),
+            };
+            if slots.iter().all(|&n| n == 0) {
+                return;
+            }
+            let labels = self.latency_labels.entry(nr).or_insert_with(|| {
+                let syscall = syscall_label(nr);
+                latency.histogram_labels(&[("syscall", syscall.as_str())], bucket_bounds())
+            });
+            push_sampled_histogram(&mut latency, labels, hist, sample_every, calls);
+        })?;
+        anyhow::ensure!(!short_key, "syscall_latency key of less than 4 bytes");
         Ok(latency)
     }
+}
+
+/// The upper bounds of a latency histogram's buckets (`struct sonde_hist`:
+/// log2 microseconds), without `+Inf`.
+fn bucket_bounds() -> impl Iterator<Item = f64> {
+    (0..HIST_SLOTS - 1).map(|i| (1u64 << i) as f64 * 1e-6)
 }
 
 impl Collector for Syscalls {
@@ -236,10 +274,10 @@ impl Collector for Syscalls {
                 [&maps.syscall_counts_0, &maps.syscall_counts_1],
                 [&maps.syscall_errors_0, &maps.syscall_errors_1],
             ],
-            |map, entry| {
-                let nr = key_u32(&entry.key, PROC_ID_LEN).unwrap_or(u32::MAX);
+            |map, key, value| {
+                let nr = key_u32(key, PROC_ID_LEN).unwrap_or(u32::MAX);
                 if let (COUNTS, Some(calls)) = (map, calls_by_nr.get_mut(nr as usize)) {
-                    *calls += entry.value[0];
+                    *calls += value[0];
                 }
             },
         )?;
@@ -255,11 +293,13 @@ impl Collector for Syscalls {
 /// sonde_hist` summed over CPUs), scaled to `calls`, the exact number of
 /// calls: each cumulative bucket is `every` times its sampled count, at most
 /// `calls`; `_count` is `calls`, `_sum` `every` times the sampled sum. Each
-/// only grows as its inputs do, so all stay counters. Returns false (adding
-/// nothing) while no call was timed.
+/// only grows as its inputs do, so all stay counters. With `every` 1 and
+/// `calls` the timed count, the histogram as timed. Returns false (adding
+/// nothing) while no call was timed. `labels`: from
+/// [`Family::histogram_labels`] with [`bucket_bounds`].
 fn push_sampled_histogram(
     family: &mut Family,
-    labels: &[(&str, &str)],
+    labels: &HistogramLabels,
     hist: &[u64],
     every: u32,
     calls: u64,
@@ -270,14 +310,11 @@ fn push_sampled_histogram(
     }
     let every = u64::from(every);
     let mut cumulative = 0u64;
-    let buckets = slots[..HIST_SLOTS - 1].iter().enumerate().map(|(i, n)| {
+    let buckets = slots[..HIST_SLOTS - 1].iter().map(|n| {
         cumulative += n;
-        (
-            (1u64 << i) as f64 * 1e-6,
-            cumulative.saturating_mul(every).min(calls),
-        )
+        cumulative.saturating_mul(every).min(calls)
     });
-    family.push_histogram(labels, buckets, (sum_ns * every) as f64 / 1e9, calls);
+    family.push_labelled_histogram(labels, buckets, (sum_ns * every) as f64 / 1e9, calls);
     true
 }
 
@@ -306,13 +343,8 @@ mod tests {
         hist[2] = 1; // ≤ 4 µs
         hist[HIST_SLOTS] = 5_000; // ns
         let mut family = Family::histogram("h", "");
-        assert!(push_sampled_histogram(
-            &mut family,
-            &[("syscall", "read")],
-            &hist,
-            16,
-            70
-        ));
+        let read = family.histogram_labels(&[("syscall", "read")], bucket_bounds());
+        assert!(push_sampled_histogram(&mut family, &read, &hist, 16, 70));
         let values = |name: &str| -> Vec<f64> {
             family
                 .series
@@ -329,17 +361,19 @@ mod tests {
         assert_eq!(values("h_sum"), [80e-6]);
         // Fewer exact calls than the sample stands for: held at the count.
         let mut family = Family::histogram("h", "");
-        push_sampled_histogram(&mut family, &[], &hist, 16, 50);
+        let none = family.histogram_labels(&[], bucket_bounds());
+        push_sampled_histogram(&mut family, &none, &hist, 16, 50);
         assert!(family.series.iter().all(|s| s.value <= 50.0));
         // Nothing timed yet: no series.
         let mut family = Family::histogram("h", "");
-        assert!(!push_sampled_histogram(
-            &mut family,
-            &[],
-            &vec![0; HIST_WORDS],
-            16,
-            9
-        ));
+        let zeros = vec![0; HIST_WORDS];
+        assert!(!push_sampled_histogram(&mut family, &none, &zeros, 16, 9));
         assert!(family.series.is_empty());
+        // Every call timed: the histogram as the kernel counted it.
+        let mut plain = Family::histogram("h", "");
+        super::super::push_log2_histogram(&mut plain, &[], &hist);
+        let mut timed = Family::histogram("h", "");
+        push_sampled_histogram(&mut timed, &none, &hist, 1, 4);
+        assert_eq!(timed, plain);
     }
 }

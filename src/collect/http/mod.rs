@@ -25,13 +25,14 @@ pub mod parse;
 pub mod service;
 pub mod tls;
 
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::collect::{monotonic_ns, FastMap};
-use crate::model::Family;
+use crate::model::{Family, HistogramLabels};
 use parse::ResponseHead;
 
 /// Connections whose service is known (their OPEN seen and no close yet);
@@ -177,13 +178,15 @@ impl Hist {
         self.count += 1;
     }
 
-    fn push(&self, family: &mut Family, bounds: &[f64], labels: &[(&str, &str)]) {
+    /// `labels`: from `family`'s [`Family::histogram_labels`] with this
+    /// histogram's bounds.
+    fn push(&self, family: &mut Family, labels: &HistogramLabels) {
         let mut cumulative = 0;
-        let buckets = bounds.iter().zip(&self.counts).map(|(upper, n)| {
+        let buckets = self.counts.iter().map(|n| {
             cumulative += n;
-            (*upper, cumulative)
+            cumulative
         });
-        family.push_histogram(labels, buckets, self.sum, self.count);
+        family.push_labelled_histogram(labels, buckets, self.sum, self.count);
     }
 }
 
@@ -194,6 +197,10 @@ struct Series {
     response_size: Hist,
     /// When its last request ended (the BPF clock, CLOCK_MONOTONIC ns).
     last_ns: u64,
+    /// The label sets of its three histograms, made at its first round:
+    /// they are a function of its key, and building them again every round
+    /// was most of the collector's work.
+    labels: OnceCell<[HistogramLabels; 3]>,
 }
 
 /// What a series is: its service (and so its labels), method, route and
@@ -407,6 +414,7 @@ impl Red {
                 request_size: Hist::default(),
                 response_size: Hist::default(),
                 last_ns: end,
+                labels: OnceCell::new(),
             });
             series.last_ns = series.last_ns.max(end);
             series
@@ -519,18 +527,23 @@ impl Red {
                 if key.role != role {
                     continue;
                 }
-                let labels = key.labels();
-                let labels: Vec<(&str, &str)> =
-                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                series
-                    .duration
-                    .push(&mut duration, &DURATION_BUCKETS, &labels);
-                series
-                    .request_size
-                    .push(&mut request_size, &SIZE_BUCKETS, &labels);
+                let [duration_labels, request_labels, response_labels] =
+                    series.labels.get_or_init(|| {
+                        let labels = key.labels();
+                        let labels: Vec<(&str, &str)> =
+                            labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                        let sizes = || SIZE_BUCKETS.iter().copied();
+                        [
+                            duration.histogram_labels(&labels, DURATION_BUCKETS.iter().copied()),
+                            request_size.histogram_labels(&labels, sizes()),
+                            response_size.histogram_labels(&labels, sizes()),
+                        ]
+                    });
+                series.duration.push(&mut duration, duration_labels);
+                series.request_size.push(&mut request_size, request_labels);
                 series
                     .response_size
-                    .push(&mut response_size, &SIZE_BUCKETS, &labels);
+                    .push(&mut response_size, response_labels);
             }
             families.extend([duration, request_size, response_size]);
         }
