@@ -8,15 +8,17 @@
 //! unit or container). A process that had no memory of its own last round
 //! (a kernel thread, most of /proc on an idle host) is asked `statm` first,
 //! the cheapest file that says so, and read on only if it has memory now
-//! (a usermode helper that has exec'd since, a PID reused). `status` or `statm`, not `stat`: the kernel sums its
-//! per-CPU RSS counters for `statm` and `status` but gives `stat` their
-//! cached total, which lags by up to 32 pages per CPU (measured here: 28 of
-//! 91 processes off in `stat`, none in `status`). `status` rather than
-//! `statm` and `comm`: one file instead of two, and each file costs an
-//! open, a read and a close, every one traced by sonde's own syscalls
-//! program (BENCHMARKS.md, "Idle: the collect thread"). A BPF task iterator
-//! would save the opens, but reading the exact count means walking each
-//! mm's per-CPU counters from BPF, and the walk's cost is measured in
+//! (a usermode helper that has exec'd since, a PID reused).
+//!
+//! `status` or `statm`, not `stat`: the kernel sums its per-CPU RSS
+//! counters for `statm` and `status` but gives `stat` their cached total,
+//! which lags by up to 32 pages per CPU (measured here: 28 of 91 processes
+//! off in `stat`, none in `status`). `status` rather than `statm` and
+//! `comm`: one file instead of two, and each file costs an open, a read
+//! and a close, every one traced by sonde's own syscalls program
+//! (BENCHMARKS.md, "Idle: the collect thread"). A BPF task iterator would
+//! save the opens, but reading the exact count means walking each mm's
+//! per-CPU counters from BPF, and the walk's cost is measured in
 //! BENCHMARKS.md (Processes) to be small beside a collection interval.
 //!
 //! A process may end at any point of the walk: any file of it that cannot be
