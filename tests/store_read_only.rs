@@ -75,10 +75,16 @@ impl Ext4 {
         std::fs::write(&trigger, "sonde read-only test").map_err(|e| format!("{trigger}: {e}"))
     }
 
-    /// The administrator's repair: unmount (lazily: sonde still holds the
-    /// old files), check, mount again at the same place.
-    fn repair(&mut self) -> Result<(), String> {
-        run("umount", &["-l", path(&self.mount_point)])?;
+    /// The administrator's repair, first step: unmount (lazily: sonde
+    /// still holds the old files). Until [`Ext4::check_and_mount`], the
+    /// path names the bare mount point, a writable directory without the
+    /// database.
+    fn unmount(&self) -> Result<(), String> {
+        run("umount", &["-l", path(&self.mount_point)]).map(drop)
+    }
+
+    /// The repair's second step: check, mount again at the same place.
+    fn check_and_mount(&mut self) -> Result<(), String> {
         // e2fsck exits 1 when it fixed something, which is expected here.
         let status = Command::new("e2fsck")
             .args(["-f", "-y", path(&self.image)])
@@ -107,6 +113,10 @@ impl Drop for Ext4 {
         let _ = std::fs::remove_file(&self.image);
         let _ = std::fs::remove_dir(&self.mount_point);
     }
+}
+
+fn data_file_exists(fs: &Ext4) -> bool {
+    fs.mount_point.join("sonde.db").exists()
 }
 
 fn path(p: &Path) -> &str {
@@ -214,8 +224,19 @@ fn read_only_file_system_counts_errors_keeps_serving_and_resumes() {
         sonde.log_text()
     );
 
-    // The file system comes back: ingest resumes without a restart.
-    fs.repair().expect("repair the file system");
+    // The file system comes back: ingest resumes without a restart. The
+    // check takes rounds (as a real one may): sonde must not make a new
+    // database in the bare mount point meanwhile, which the mount would
+    // then hide with every write made to it.
+    fs.unmount().expect("unmount the failed file system");
+    sonde.wait_rounds(3);
+    assert!(
+        !data_file_exists(&fs),
+        "no database made in the bare mount point:\n{}",
+        sonde.log_text()
+    );
+    fs.check_and_mount()
+        .expect("check and mount the file system");
     // A write that failed just before the repair (the rules write between
     // rounds too) may still be counted in the next round's metrics.
     sonde.wait_rounds(2);

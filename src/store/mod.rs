@@ -64,7 +64,9 @@
 //!   I/O error) makes the next one open the database again by its path and
 //!   rewrite every series and head state through it (see
 //!   [`Store::reconnect`]): a file system that was read-only comes back
-//!   without a restart, even when it had to be mounted again.
+//!   without a restart, even when it had to be mounted again. Only the
+//!   store's first open creates the file; later opens (reconnects, other
+//!   stages' connections) wait for a missing one to come back.
 //!
 //! Durability: SQLite in WAL mode with `synchronous = NORMAL`: a commit is in
 //! the operating system's hands when `append` returns, so killing sonde (even
@@ -380,7 +382,7 @@ impl Store {
             )
         })?;
         let file = dir.join("sonde.db");
-        let conn = connect(&file)?;
+        let conn = connect(&file, Create::Yes)?;
         let columns = timestamps::TimestampColumns::open(&conn)
             .with_context(|| format!("cannot read the database {}", file.display()))?;
         let mut store = Store {
@@ -851,8 +853,12 @@ impl Store {
     /// connection wrote last (a failing file system drops writes), so the
     /// first write on the new one rewrites every series and head state: what
     /// is in memory is the truth.
+    ///
+    /// A missing file is not created: while the file system is unmounted
+    /// for its check, the path names the bare mount point, and a database
+    /// made there would take every later write and be hidden by the mount.
     fn reconnect(&mut self) -> anyhow::Result<()> {
-        let conn = connect(&self.file)?;
+        let conn = connect(&self.file, Create::No)?;
         anyhow::ensure!(
             !conn.is_readonly(rusqlite::MAIN_DB)?,
             "{} is still read-only",
@@ -1307,8 +1313,7 @@ impl Drop for Store {
 /// waits up to 5 s for the store's writes, and keeps a small page cache, as
 /// its tables are small.
 pub fn side_connection(file: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open(file)
-        .with_context(|| format!("cannot open the database {}", file.display()))?;
+    let conn = open_file(file, Create::No)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "cache_size", -256)?;
     Ok(conn)
@@ -1337,10 +1342,32 @@ impl SideDatabase {
     }
 }
 
+/// Whether opening the database may create its file: only the store's
+/// first open does. Once it exists, a missing file means its file system is
+/// not mounted (or the file was removed), and every later open waits for it.
+#[derive(Clone, Copy, PartialEq)]
+enum Create {
+    Yes,
+    No,
+}
+
+fn open_file(file: &Path, create: Create) -> anyhow::Result<Connection> {
+    let mut flags = rusqlite::OpenFlags::default();
+    if create == Create::No {
+        flags.remove(rusqlite::OpenFlags::SQLITE_OPEN_CREATE);
+        anyhow::ensure!(
+            file.exists(),
+            "the database {} is missing: sonde writes again once it is back (mount its file system again), or restart sonde to start a new one",
+            file.display()
+        );
+    }
+    Connection::open_with_flags(file, flags)
+        .with_context(|| format!("cannot open the database {}", file.display()))
+}
+
 /// Opens the database file and brings it to the current schema.
-fn connect(file: &Path) -> anyhow::Result<Connection> {
-    let mut conn = Connection::open(file)
-        .with_context(|| format!("cannot open the database {}", file.display()))?;
+fn connect(file: &Path, create: Create) -> anyhow::Result<Connection> {
+    let mut conn = open_file(file, create)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // Incremental auto-vacuum lets retention hand freed pages back to the
     // file system; it must be chosen before tables exist (or by VACUUM).
