@@ -104,66 +104,86 @@ impl GiveBack {
 /// rounds that follow (`benches/idle.sh`, BENCHMARKS.md). The pages stay in
 /// the page cache: touching one again is a minor fault, no disk read.
 ///
-/// Invariant: only mappings without a private copy of any page are released
-/// (`Anonymous: 0 kB` in smaps). A read-only mapping may hold pages written
-/// before it was made read-only (relocations, RELRO); dropping those would
-/// bring back the file's bytes in their place. Such a mapping cannot gain a
-/// private page after the check, being read-only.
+/// Invariant: a page the process holds a private copy of is never released,
+/// only pages that are the file's own: dropping a private copy would bring
+/// back the file's bytes in its place. A read-only mapping holds such
+/// copies of pages written before it was made read-only (relocations,
+/// RELRO), and the code does of each page a uprobe patched (the HTTP
+/// collector's probe of sonde's own `sonde_doctor_uprobe_target`: one such
+/// page kept the whole 13 MiB of code from being released). The pagemap
+/// tells them apart; a uprobe attached to sonde's binary between reading it
+/// and releasing (microseconds, once) would be lost.
 pub fn release_startup_pages() -> anyhow::Result<usize> {
+    use std::os::unix::fs::FileExt;
     let exe = std::fs::read_link("/proc/self/exe")?;
-    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let pagemap = std::fs::File::open("/proc/self/pagemap")?;
     let mut released = 0;
-    for (range, anonymous_kib) in read_only_mappings(&smaps, &exe.to_string_lossy()) {
-        if anonymous_kib != 0 {
-            continue;
-        }
-        // SAFETY: the range is a whole mapping of this process, read-only
-        // and without private pages (above): MADV_DONTNEED only unmaps
-        // pages that the next access maps again from the file, unchanged.
-        let dropped = unsafe {
-            libc::madvise(
-                range.start as *mut libc::c_void,
-                range.end - range.start,
-                libc::MADV_DONTNEED,
-            )
-        };
-        if dropped == 0 {
-            released += range.end - range.start;
+    for range in read_only_mappings(&maps, &exe.to_string_lossy()) {
+        let mut entries = vec![0; range.len() / PAGE * 8];
+        pagemap.read_exact_at(&mut entries, (range.start / PAGE * 8) as u64)?;
+        for run in runs_of_file_pages(range, &entries) {
+            // SAFETY: the run lies inside a read-only mapping of this
+            // process and holds no private page (above): MADV_DONTNEED only
+            // unmaps pages that the next access maps again from the file,
+            // unchanged.
+            let dropped = unsafe {
+                libc::madvise(
+                    run.start as *mut libc::c_void,
+                    run.len(),
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if dropped == 0 {
+                released += run.len();
+            }
         }
     }
     Ok(released)
 }
 
-/// The address range and anonymous KiB of each read-only mapping of `exe`
-/// in `smaps` (the format of /proc/PID/smaps).
-fn read_only_mappings(smaps: &str, exe: &str) -> Vec<(std::ops::Range<usize>, u64)> {
-    let mut mappings = Vec::new();
-    let mut current: Option<std::ops::Range<usize>> = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let first = fields.next().unwrap_or("");
-        if let Some((start, end)) = first.split_once('-') {
-            let (Ok(start), Ok(end)) = (
-                usize::from_str_radix(start, 16),
-                usize::from_str_radix(end, 16),
-            ) else {
-                continue;
-            };
-            let perms = fields.next().unwrap_or("");
-            let path = fields.nth(3).unwrap_or("");
+/// The page size of x86-64 (the only target sonde builds for).
+const PAGE: usize = 4096;
+
+/// The address range of each read-only mapping of `exe` in `maps` (the
+/// format of /proc/PID/maps).
+fn read_only_mappings(maps: &str, exe: &str) -> Vec<std::ops::Range<usize>> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_ascii_whitespace();
+            let (start, end) = fields.next()?.split_once('-')?;
+            let perms = fields.next()?;
+            let path = fields.nth(3)?;
             let read_only = perms.starts_with("r-") && perms.ends_with('p');
-            current = (read_only && path == exe).then_some(start..end);
-        } else if first == "Anonymous:" {
-            if let Some(range) = current.take() {
-                let kib = fields
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(u64::MAX);
-                mappings.push((range, kib));
-            }
+            (read_only && path == exe).then_some(
+                usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?,
+            )
+        })
+        .collect()
+}
+
+/// The runs of pages of `range` that are not private copies, given the
+/// pagemap's entries for its pages (8 bytes each: bit 63 present, bit 61
+/// a page of the file or shared; present without bit 61 is a private copy).
+fn runs_of_file_pages(
+    range: std::ops::Range<usize>,
+    entries: &[u8],
+) -> Vec<std::ops::Range<usize>> {
+    const PRESENT: u64 = 1 << 63;
+    const FILE_OR_SHARED: u64 = 1 << 61;
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, entry) in entries.chunks_exact(8).enumerate() {
+        let entry = u64::from_ne_bytes(entry.try_into().expect("8 bytes"));
+        if entry & PRESENT != 0 && entry & FILE_OR_SHARED == 0 {
+            continue;
+        }
+        let page = range.start + i * PAGE;
+        match runs.last_mut() {
+            Some(run) if run.end == page => run.end += PAGE,
+            _ => runs.push(page..page + PAGE),
         }
     }
-    mappings
+    runs
 }
 
 #[cfg(test)]
@@ -172,26 +192,32 @@ mod tests {
 
     #[test]
     fn only_read_only_mappings_of_the_binary_are_released() {
-        let smaps = "\
+        let maps = "\
 00200000-0071a000 r--p 00000000 fd:01 42 /usr/bin/sonde
-Rss:                1280 kB
-Anonymous:             0 kB
 0071a000-013fd000 r-xp 0051a000 fd:01 42 /usr/bin/sonde
-Anonymous:             0 kB
-013fd000-0140a000 r--p 011fd000 fd:01 42 /usr/bin/sonde
-Anonymous:            52 kB
 0140a000-01500000 rw-p 0120a000 fd:01 42 /usr/bin/sonde
-Anonymous:            36 kB
+01500000-01600000 rw-p 00000000 00:00 0 [heap]
 7f0000000000-7f0000001000 r--p 00000000 fd:01 43 /usr/lib/other.so
-Anonymous:             0 kB
 ";
         assert_eq!(
-            read_only_mappings(smaps, "/usr/bin/sonde"),
-            [
-                (0x200000..0x71a000, 0),
-                (0x71a000..0x13fd000, 0),
-                (0x13fd000..0x140a000, 52),
-            ]
+            read_only_mappings(maps, "/usr/bin/sonde"),
+            [0x200000..0x71a000, 0x71a000..0x13fd000]
+        );
+    }
+
+    #[test]
+    fn private_copies_are_kept_and_the_rest_released() {
+        const PRESENT: u64 = 1 << 63;
+        const FILE: u64 = 1 << 61;
+        // A file page, two absent, a private copy (a uprobe's), a file page.
+        let entries: Vec<u8> = [PRESENT | FILE, 0, 0, PRESENT, PRESENT | FILE]
+            .iter()
+            .flat_map(|e| e.to_ne_bytes())
+            .collect();
+        let start = 0x400000;
+        assert_eq!(
+            runs_of_file_pages(start..start + 5 * PAGE, &entries),
+            [start..start + 3 * PAGE, start + 4 * PAGE..start + 5 * PAGE]
         );
     }
 
