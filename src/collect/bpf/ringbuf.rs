@@ -374,8 +374,8 @@ mod tests {
         for start in (0..64).step_by(8) {
             let mut ring = FakeRing::new(64, 1000 * 64 + start);
             for seed in 0..12u8 {
-                // 20 bytes: a record of 32 that lands at every place,
-                // its header in the last 8 bytes included.
+                // 20 bytes, a record of 32: over the starts, a header
+                // at every place of the 64, the last 8 bytes included.
                 let payload = bytes(20, seed * 20);
                 ring.produce(&payload);
                 assert_eq!(ring.read(), vec![payload], "from {start}, record {seed}");
