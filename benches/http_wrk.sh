@@ -164,15 +164,18 @@ exit_program_totals() {
 # processes), the others' are charged at the ns per run measured over the
 # IDLE seconds before wrk, and the rest is the requests' cost. Prints
 # req/s, then per request: syscalls of wrk and nginx, BPF ns of sys_exit;
-# the ns per run of those syscalls, and of the others.
+# the ns per run of those syscalls, and of the others; then per request
+# the CPU ns of sonde's ring reader (thread sonde-http) and of all of
+# sonde (each thread's schedstat, exact where utime and stime count ticks).
 IDLE=${IDLE:-5}
 run_time_phase() {
-  local requests runs0 secs0 runs1 secs1 runs2 secs2 worker perf_pid
+  local requests runs0 secs0 runs1 secs1 runs2 secs2 worker perf_pid reader0 all0
   SONDE=$2 start_sonde "$WORK/stats.toml"
   worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
   read -r runs0 secs0 <<<"$(exit_program_totals)"
   sleep "$IDLE"
   read -r runs1 secs1 <<<"$(exit_program_totals)"
+  reader0=$(threads_ns sonde-http) all0=$(threads_ns '.*')
   perf stat -e raw_syscalls:sys_exit -x, -o "$WORK/nginx.perf" -p "$worker" &
   perf_pid=$!
   requests=$(perf stat -e raw_syscalls:sys_exit -x, -o "$WORK/wrk.perf" -- \
@@ -180,20 +183,31 @@ run_time_phase() {
     awk '/requests in/ { print $1 }')
   kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
   read -r runs2 secs2 <<<"$(exit_program_totals)"
+  local reader=$(($(threads_ns sonde-http) - reader0)) all=$(($(threads_ns '.*') - all0))
   stop_sonde
-  awk -v label="$1" -v n="$requests" -v d="$DURATION" \
+  awk -v label="$1" -v n="$requests" -v d="$DURATION" -v reader="$reader" -v all="$all" \
       -v r0="$runs0" -v s0="$secs0" -v r1="$runs1" -v s1="$secs1" -v r2="$runs2" -v s2="$secs2" \
       -v own="$(cat "$WORK/nginx.perf" "$WORK/wrk.perf" | awk -F, '/sys_exit/ { n += $1 } END { print n }')" 'BEGIN {
     idle_ns = (r1 > r0) ? (s1 - s0) * 1e9 / (r1 - r0) : 0
     others = (r2 - r1) - own
     ns = (s2 - s1) * 1e9 - others * idle_ns
-    printf "%-5s %9.0f %12.2f %12.1f %14.1f %14.1f\n", label, n / d, own / n, ns / n, ns / own, idle_ns }'
+    printf "%-5s %9.0f %12.2f %12.1f %14.1f %14.1f %11.1f %11.1f\n", label, n / d, own / n, ns / n, ns / own, idle_ns, reader / n, all / n }'
+}
+
+# CPU ns of sonde's threads named to match the regex $1, from schedstat.
+threads_ns() {
+  local task name total=0
+  for task in /proc/"$SONDE_PID"/task/*; do
+    name=$(cat "$task/comm" 2>/dev/null) || continue
+    [[ $name =~ ^$1$ ]] && total=$((total + $(cut -d' ' -f1 "$task/schedstat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
 }
 
 # With SONDE_BASE (another build of sonde), its phases alternate with this
 # build's, ROUNDS each: the kernel side's cost per request before and after.
 echo "== BPF run time per request: ${DURATION}s phases, run-time statistics on"
-printf '%-5s %9s %12s %12s %14s %14s\n' build req/s syscalls/req ns/request ns/run_http ns/run_others
+printf '%-5s %9s %12s %12s %14s %14s %11s %11s\n' build req/s syscalls/req ns/request ns/run_http ns/run_others reader_ns/r sonde_ns/r
 base=() this=()
 for _ in $(seq "$ROUNDS"); do
   if [ -n "${SONDE_BASE:-}" ]; then
@@ -204,11 +218,14 @@ for _ in $(seq "$ROUNDS"); do
   [ -n "${SONDE_BASE:-}" ] || break
 done
 # stats_medians BUILD LINES...: the medians of those phases' BPF ns per
-# request and per run of wrk's and nginx's syscalls.
+# request and per run of wrk's and nginx's syscalls, and the CPU ns per
+# request of sonde's ring reader and of all of sonde.
 stats_medians() {
   [ $# -gt 1 ] || return 0
   echo "median $1: $(printf '%s\n' "${@:2}" | awk '{ print $4 }' | median) ns per request," \
-    "$(printf '%s\n' "${@:2}" | awk '{ print $5 }' | median) ns per run of wrk's and nginx's syscalls"
+    "$(printf '%s\n' "${@:2}" | awk '{ print $5 }' | median) ns per run of wrk's and nginx's syscalls;" \
+    "sonde's ring reader $(printf '%s\n' "${@:2}" | awk '{ print $7 }' | median) ns," \
+    "all of sonde $(printf '%s\n' "${@:2}" | awk '{ print $8 }' | median) ns per request"
 }
 stats_medians base "${base[@]}"
 stats_medians this "${this[@]}"

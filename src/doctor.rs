@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, RingBufferBuilder, UprobeOpts};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, UprobeOpts};
 
+use crate::collect::bpf::ringbuf::RingBuf;
 use crate::collect::bpf::{
     check_refused, ensure_tracefs, load_all, object_storage, with_libbpf_log, AttachKind, State,
 };
@@ -227,20 +228,16 @@ fn probe(kind: AttachKind) -> anyhow::Result<()> {
     })?;
 
     if kind == AttachKind::Ringbuf {
-        let received = std::cell::Cell::new(false);
-        let mut builder = RingBufferBuilder::new();
-        builder.add(&skel.maps.events, |_event: &[u8]| {
-            received.set(true);
-            0
-        })?;
-        let ring = builder.build()?;
+        // sonde's own reader, the one the collectors read their rings with.
+        let mut ring = RingBuf::new(&skel.maps.events)?;
         for _ in 0..20 {
-            // SAFETY: getppid has no preconditions; it is here to fire the probe.
+            // SAFETY: getppid has no preconditions; it is here to fire the
+            // probe, which commits its event before the call returns.
             unsafe { libc::getppid() };
-            ring.poll(Duration::from_millis(50))?;
-            if received.get() {
+            if ring.consume(|_event| {}) > 0 {
                 return Ok(());
             }
+            std::thread::sleep(Duration::from_millis(50));
         }
         anyhow::bail!("attached, but no event arrived through the ring buffer");
     }

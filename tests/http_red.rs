@@ -328,6 +328,71 @@ fn counts_nginx_and_python_requests_per_label_set() {
     assert_eq!(value(&samples, COUNT, &[("server_port", own_port)]), 0.0);
 }
 
+/// A ring of the smallest size, 64 KiB, wraps many times: 1,500 requests
+/// are ~1.4 MB of records with both ends probed, ~22 laps of it (read off
+/// the ring's consumer page once for the same requests), and records of
+/// several lengths straddle its end at changing places. Every request is
+/// counted, with its status, route and body size: none lost, none read
+/// wrongly.
+#[test]
+fn a_small_ring_that_wraps_many_times_loses_and_garbles_nothing() {
+    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}http_ring_size = \"64KiB\"\n"));
+    if !attached(&sonde, "http") {
+        return;
+    }
+    let dir = TempDir::new("http-red-wrap");
+    let program = NamedProgram::new("/usr/sbin/nginx", "sngxwrap");
+    let port = free_port();
+    let _server = nginx(&dir.0.join("nginx"), &program, port, None);
+    let page = ("GET", "/page.html", &b""[..]);
+    let missing = ("GET", "/missing?lap=0123456789", &b""[..]);
+    let batch = [
+        (page, 200),
+        (missing, 404),
+        (page, 200),
+        (missing, 404),
+        (page, 200),
+    ];
+    // Paced, 5 requests (~5 KiB) every 10 ms: the reader, woken when a
+    // quarter of the ring fills, has ~100 ms to get a CPU before the other
+    // three quarters fill, more than a loaded machine made it wait.
+    const BATCHES: usize = 300;
+    for _ in 0..BATCHES {
+        keep_alive(port, &batch);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let service = program.comm.as_str();
+    let sent = (BATCHES * batch.len()) as f64;
+    let samples = wait_for(&sonde, |s| of(s, COUNT, service, &[]) >= sent);
+    let full = value(
+        &samples,
+        "sonde_bpf_map_full_total",
+        &[("map", "http_events")],
+    );
+    assert_eq!(
+        of(&samples, COUNT, service, &[]),
+        sent,
+        "ring full {full} times"
+    );
+    let pages = (BATCHES * 3) as f64;
+    let page_labels = labels("GET", "200", "/page.html");
+    assert_eq!(of(&samples, COUNT, service, &page_labels), pages);
+    assert_eq!(
+        of(&samples, COUNT, service, &labels("GET", "404", "/missing")),
+        (BATCHES * 2) as f64
+    );
+    assert_eq!(
+        of(
+            &samples,
+            "http_server_response_body_size_bytes_sum",
+            service,
+            &page_labels
+        ),
+        pages * PAGE_BYTES as f64
+    );
+}
+
 #[test]
 fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
     let dir = TempDir::new("http-red-old");

@@ -20,10 +20,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{anyhow, Context};
 use libbpf_rs::skel::{Skel, SkelBuilder};
-use libbpf_rs::{Link, MapHandle, RingBufferBuilder};
+use libbpf_rs::{Link, MapHandle};
 
 use super::http::{u16_at, u32_at, u64_at};
 use super::ring::{self, poll_until, RingReader, Stop};
+use super::ringbuf::RingBuf;
 use super::{
     attach_loading, check_refused, comm_label, object_storage, with_libbpf_log, AttachKind,
     Attached, Loaded, Variant,
@@ -197,10 +198,9 @@ fn read_events(
     write_paths: &[String],
 ) -> anyhow::Result<()> {
     let clock = Clock::new();
-    let mut builder = RingBufferBuilder::new();
-    builder.add(events, |bytes: &[u8]| {
+    let on_record = |bytes: &[u8]| {
         let Some(event) = decode(bytes, &clock) else {
-            return 0;
+            return;
         };
         let watched = event.kind != Kind::OpenWrite
             || event.path.as_deref().is_some_and(|path| {
@@ -211,10 +211,8 @@ fn read_events(
         if watched {
             stream().publish(event);
         }
-        0
-    })?;
-    let ring = builder.build()?;
-    poll_until(&ring, asleep, stop)
+    };
+    poll_until(&mut RingBuf::new(events)?, on_record, asleep, stop)
 }
 
 /// Turns the kernel's CLOCK_MONOTONIC stamps into Unix ms: the offset

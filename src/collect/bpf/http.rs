@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapHandle, RingBufferBuilder, UprobeOpts};
+use libbpf_rs::{MapCore, MapHandle, UprobeOpts};
 
 use super::ring::{self, poll_until, RingReader, Stop};
+use super::ringbuf::RingBuf;
 use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
@@ -255,24 +256,20 @@ fn read_events(
     mapped: &Mutex<HashSet<u32>>,
     stop: &Stop,
 ) -> anyhow::Result<()> {
-    let mut builder = RingBufferBuilder::new();
-    builder.add(events, |bytes: &[u8]| {
-        match decode(bytes) {
-            Some(Event::Mapped { tgid }) => {
-                if let Ok(mut mapped) = mapped.lock() {
-                    mapped.insert(tgid);
-                }
+    let on_record = |bytes: &[u8]| match decode(bytes) {
+        Some(Event::Mapped { tgid }) => {
+            if let Ok(mut mapped) = mapped.lock() {
+                mapped.insert(tgid);
             }
-            Some(event) => {
-                if let Ok(mut red) = red.lock() {
-                    red.observe(event);
-                }
-            }
-            None => {}
         }
-        0
-    })?;
-    poll_until(&builder.build()?, asleep, stop)
+        Some(event) => {
+            if let Ok(mut red) = red.lock() {
+                red.observe(event);
+            }
+        }
+        None => {}
+    };
+    poll_until(&mut RingBuf::new(events)?, on_record, asleep, stop)
 }
 
 /// Offsets in `struct http_open` and `struct http_done` (bpf/sonde.h),

@@ -24,10 +24,11 @@
 //!    its halves in `begin_round`, drain them in `collect` and export the
 //!    totals, which forget a key idle for `[collect] forget_after`.
 //!    A ring buffer of events is read on a [`ring::RingReader`] thread
-//!    (started in `begin_round`, checked in `collect`) with
-//!    [`ring::poll_until`]; its size is a `[collect.bpf]` key, given to
-//!    the object before it loads with [`ring::set_size`] (it is resident
-//!    twice: measure what the default must hold).
+//!    (started in `begin_round`, checked in `collect`) through a
+//!    [`ringbuf::RingBuf`] with [`ring::poll_until`]; its size is a
+//!    `[collect.bpf]` key, given to the object before it loads with
+//!    [`ring::set_size`] (all of it is resident in sonde: measure what the
+//!    default must hold).
 //! 3. Add a [`Spec`] to [`SPECS`] and a key to `[collect.bpf]`
 //!    ([`crate::config::BpfConfig`], documented in packaging/sonde.toml).
 //!
@@ -56,6 +57,7 @@ pub mod maps;
 pub mod net;
 pub mod process;
 pub mod ring;
+pub mod ringbuf;
 pub mod sched;
 pub mod stats;
 pub mod syscall_names;

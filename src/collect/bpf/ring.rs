@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenMapMut, RingBuffer};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenMapMut};
+
+use super::ringbuf::RingBuf;
 
 /// How long a reader waits while events come (programs wake it only once
 /// the ring fills up) before it reads what came.
@@ -30,7 +32,7 @@ const IDLE_POLL: Duration = Duration::from_secs(10);
 /// The sizes a ring may be given: the kernel takes a power of two of
 /// whole pages; the smallest keeps a quarter (the wakeup mark) at 16 of
 /// the largest events (the http collector's ~1 KiB), the largest is far
-/// beyond any need (it is resident twice).
+/// beyond any need (all of it is resident in sonde, [`RingBuf`]).
 const MIN_BYTES: u64 = 64 << 10;
 const MAX_BYTES: u64 = 256 << 20;
 
@@ -157,27 +159,24 @@ impl Drop for RingReader {
     }
 }
 
-/// Reads `ring` until `stop`, every [`POLL`] while events come; once a
-/// wait found none it sets the program's `asleep` flag (its map of one
-/// u32, `SONDE_RING_READER_FLAG` in bpf/sonde.h) and sleeps up to
-/// [`IDLE_POLL`], and the program wakes it at the next event: an idle host
-/// pays next to no wakeups, a new event is read at once. A signal (SIGHUP
-/// for a reload, a debugger attaching) interrupts the wait; that is no
-/// reason to stop reading.
-pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &Stop) -> anyhow::Result<()> {
-    // SAFETY: the ring's epoll fd lives as long as `ring`, which outlives
-    // this function.
-    let ring_fd = unsafe { BorrowedFd::borrow_raw(ring.epoll_fd()) };
-    let waiter = Waiter::new([ring_fd, stop.wake.as_fd()])?;
+/// Reads `ring` until `stop`, handing each record to `on_record`, every
+/// [`POLL`] while events come; once a wait found none it sets the
+/// program's `asleep` flag (its map of one u32, `SONDE_RING_READER_FLAG`
+/// in bpf/sonde.h) and sleeps up to [`IDLE_POLL`], and the program wakes
+/// it at the next event: an idle host pays next to no wakeups, a new event
+/// is read at once. A signal (SIGHUP for a reload, a debugger attaching)
+/// interrupts the wait; that is no reason to stop reading.
+pub fn poll_until(
+    ring: &mut RingBuf<'_>,
+    mut on_record: impl FnMut(&[u8]),
+    asleep: &MapHandle,
+    stop: &Stop,
+) -> anyhow::Result<()> {
+    let waiter = Waiter::new([ring.as_fd(), stop.wake.as_fd()])?;
     let mut sleeping = false;
     while !stop.requested() {
         waiter.wait(if sleeping { IDLE_POLL } else { POLL })?;
-        let consumed = ring.consume_raw();
-        if consumed < 0 {
-            return Err(std::io::Error::from_raw_os_error(-consumed))
-                .context("cannot read the ring buffer");
-        }
-        let idle = consumed == 0;
+        let idle = ring.consume(&mut on_record) == 0;
         if idle && !sleeping {
             // The flag first, then one more read: an event committed
             // before the program saw the flag is read now, not at the
@@ -185,7 +184,7 @@ pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &Stop) -> anyhow:
             asleep
                 .update(&0u32.to_ne_bytes(), &1u32.to_ne_bytes(), MapFlags::ANY)
                 .context("cannot set the ring reader's wakeup flag")?;
-            sleeping = ring.consume_raw() == 0;
+            sleeping = ring.consume(&mut on_record) == 0;
         } else if !idle {
             // The program cleared the flag as it woke the reader (or will
             // at the next event: one early wakeup).
@@ -195,7 +194,7 @@ pub fn poll_until(ring: &RingBuffer, asleep: &MapHandle, stop: &Stop) -> anyhow:
     Ok(())
 }
 
-/// An epoll set over the ring's own epoll fd (readable while a ring holds
+/// An epoll set over the ring's map fd (readable while the ring holds
 /// events) and the stop eventfd: a wait ends at whichever comes first.
 struct Waiter(OwnedFd);
 
