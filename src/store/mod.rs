@@ -1355,14 +1355,17 @@ fn open_file(file: &Path, create: Create) -> anyhow::Result<Connection> {
     let mut flags = rusqlite::OpenFlags::default();
     if create == Create::No {
         flags.remove(rusqlite::OpenFlags::SQLITE_OPEN_CREATE);
-        anyhow::ensure!(
-            file.exists(),
-            "the database {} is missing: sonde writes again once it is back (mount its file system again), or restart sonde to start a new one",
-            file.display()
-        );
     }
-    Connection::open_with_flags(file, flags)
-        .with_context(|| format!("cannot open the database {}", file.display()))
+    Connection::open_with_flags(file, flags).with_context(|| {
+        if create == Create::No && !file.exists() {
+            format!(
+                "the database {} is missing: sonde writes again once it is back (mount its file system again), or restart sonde to start a new one",
+                file.display()
+            )
+        } else {
+            format!("cannot open the database {}", file.display())
+        }
+    })
 }
 
 /// Opens the database file and brings it to the current schema.
