@@ -21,10 +21,12 @@
 //!   thread's CPU.
 //!
 //! And one thing that is not state at all: the binary's own pages.
-//! [`release_startup_pages`] hands back, once the first round is stored, the
-//! pages of code and read-only data that only starting needed (loading the
-//! BPF objects embedded in the binary, the migrations, the config parser,
-//! creating every series).
+//! [`release_startup_pages`] hands back, once the first rounds are stored
+//! and every thread has started, the pages of code and read-only data that
+//! only starting needed (loading the BPF objects embedded in the binary, the
+//! migrations, the config and rule parsers, creating every series). What
+//! the rounds touch afterwards is laid out together by the linker
+//! (`link/hot-text.txt`, build.rs), so it comes back as a few pages.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};

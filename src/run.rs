@@ -160,13 +160,19 @@ fn collect_loop(
     }
 }
 
+/// How long after the first round the startup pages are released
+/// ([`crate::memory::release_startup_pages`]).
+const RELEASE_AFTER: Duration = Duration::from_secs(10);
+
 /// Stores and publishes every round collected, until collection stops.
 fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
     // A disk that stays full or read-only fails every round: say so once a
     // minute (the store counts every failure in its self-metrics).
     let mut error_logged: Option<Instant> = None;
     let mut give_back = crate::memory::GiveBack::from_now();
-    let mut started = false;
+    // When the first round was stored.
+    let mut first_round: Option<Instant> = None;
+    let mut released = false;
     for mut scrape in rounds {
         // sonde's own metrics are stored with the round, as a Prometheus
         // scraping sonde would store them: the shipped rules on the store,
@@ -194,9 +200,14 @@ fn ingest_loop(rounds: Receiver<Scrape>, shared: &Shared, senders: &Senders) {
         // The round before is dropped here: its scratch is free now.
         *shared.latest.write().expect("lock poisoned") = Arc::new(scrape);
         give_back.offer();
-        // Loading and the first round (every series created) are behind us.
-        if !started {
-            started = true;
+        // Loading and the first round (every series created) are behind
+        // us, and so is the other threads' start (the HTTP server, rule
+        // files, senders), which runs beside the first rounds: released
+        // after the first round, the pages it touched then stayed resident
+        // for good (2 MiB here).
+        let first = *first_round.get_or_insert_with(Instant::now);
+        if !released && first.elapsed() >= RELEASE_AFTER {
+            released = true;
             match crate::memory::release_startup_pages() {
                 Ok(bytes) => tracing::debug!("released {} KiB of startup pages", bytes >> 10),
                 Err(err) => tracing::debug!("cannot release the startup pages: {err:#}"),
