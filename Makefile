@@ -40,8 +40,10 @@ package: static package-tools
 	cargo deb --no-build --no-strip --target $(TARGET) --deb-revision $(REVISION) --output $(PACKAGE_DIR)/
 	cargo generate-rpm --target $(TARGET) --set-metadata 'release = "$(REVISION)"' --output $(PACKAGE_DIR)/
 
+# Built for this machine, not as sonde is: the static RUSTFLAGS above
+# cannot build the proc-macros these tools need.
 package-tools:
-	@for tool in $(PACKAGE_TOOLS); do command -v $$tool >/dev/null || cargo install --locked $$tool || exit 1; done
+	@for tool in $(PACKAGE_TOOLS); do command -v $$tool >/dev/null || env -u RUSTFLAGS cargo install --locked $$tool || exit 1; done
 
 test: deps test-deps lint static package-tools
 	cargo test $(CARGO_FLAGS)
