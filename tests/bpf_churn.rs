@@ -31,12 +31,12 @@ const CALL: &str = "getpmsg";
 const AFTER_CALLS: u64 = 100_000;
 /// How long sonde remembers an idle process name here.
 const FORGET_AFTER: Duration = Duration::from_secs(15);
-/// How far sonde's RSS may be above where it started once the churn is
-/// forgotten.
+/// How far sonde's anonymous RSS may be above where it started once the
+/// churn is forgotten.
 const RSS_SLACK_KIB: u64 = 10 * 1024;
 
-/// The median of five samples of a process's resident set, a second apart,
-/// in KiB: its level between rounds, not the peak of one.
+/// The median of five samples of a process's anonymous resident memory, a
+/// second apart, in KiB: its level between rounds, not the peak of one.
 fn settled_rss_kib(pid: u32) -> u64 {
     let mut samples: Vec<u64> = (0..5)
         .map(|_| {
@@ -48,15 +48,19 @@ fn settled_rss_kib(pid: u32) -> u64 {
     samples[2]
 }
 
-/// The resident set of a process, in KiB.
+/// The anonymous resident memory of a process (heap, arenas, stacks), in
+/// KiB: the state a churn grows and must give back. Not VmRSS: that also
+/// counts the pages of the binary's code, and the churn runs code an idle
+/// round does not (laid out apart from it, link/hot-text.txt), which stays
+/// mapped from the file after it.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix("RssAnon:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+        .expect("RssAnon in /proc/PID/status")
 }
 
 /// The sum of the last stored value of every series `selector` picks, ended
