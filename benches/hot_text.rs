@@ -33,7 +33,6 @@ use std::io::Write;
 use std::mem::MaybeUninit;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -69,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     let dir = TempDir::new("hot-text");
     let binary = dir.0.join("sonde");
     copy_in_pages(Path::new(SONDE), &binary)?;
-    let functions = functions(&binary)?;
+    let functions = functions(&binary);
     let offsets = file_offsets(&binary, &functions)?;
 
     // Stage one: what a sonde keeps resident after its startup pages are
@@ -256,46 +255,18 @@ fn resident_pages(pid: i32, binary: &Path) -> anyhow::Result<HashSet<u64>> {
     Ok(resident)
 }
 
-/// The binary's functions (text symbols with a size), one per address.
-fn functions(binary: &Path) -> anyhow::Result<Vec<Function>> {
-    let out = Command::new("nm")
-        .args(["--defined-only", "--print-size"])
-        .arg(binary)
-        .output()
-        .context("cannot run nm (binutils)")?;
-    if !out.status.success() {
-        bail!(
-            "nm {}: {}",
-            binary.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// The binary's functions, one per address with every name it has there.
+fn functions(binary: &Path) -> Vec<Function> {
     let mut by_address: BTreeMap<u64, Function> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let fields: Vec<&str> = line.splitn(4, ' ').collect();
-        let [address, size, kind, name] = fields[..] else {
-            continue;
-        };
-        if !matches!(kind, "t" | "T" | "W" | "w") {
-            continue;
-        }
-        let (Ok(address), Ok(size)) = (
-            u64::from_str_radix(address, 16),
-            u64::from_str_radix(size, 16),
-        ) else {
-            continue;
-        };
-        if size == 0 {
-            continue;
-        }
+    for (address, size, name) in common::text_symbols(binary) {
         let function = by_address.entry(address).or_insert(Function {
             address,
             size,
             names: Vec::new(),
         });
-        function.names.push(name.to_string());
+        function.names.push(name);
     }
-    Ok(by_address.into_values().collect())
+    by_address.into_values().collect()
 }
 
 /// Each function's offset in the file, as uprobes want it: the executable

@@ -3,33 +3,14 @@
 //! hands the list to the linker, and an idle round then touches a few pages
 //! of code instead of pages all over the binary.
 
+mod common;
+
 use std::collections::HashSet;
-use std::process::Command;
+use std::path::Path;
 
-const SONDE: &str = env!("CARGO_BIN_EXE_sonde");
+use common::SONDE;
+
 const LIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/link/hot-text.txt");
-
-/// (address, size, name) of every function of the binary, by address.
-fn functions() -> Vec<(u64, u64, String)> {
-    let out = Command::new("nm")
-        .args(["--defined-only", "--print-size", "--numeric-sort", SONDE])
-        .output()
-        .expect("nm (binutils) runs");
-    assert!(out.status.success(), "nm {SONDE} failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.splitn(4, ' ').collect();
-            let [address, size, kind, name] = fields[..] else {
-                return None;
-            };
-            let text = matches!(kind, "t" | "T" | "W" | "w");
-            let address = u64::from_str_radix(address, 16).ok()?;
-            let size = u64::from_str_radix(size, 16).ok()?;
-            (text && size > 0).then(|| (address, size, name.to_string()))
-        })
-        .collect()
-}
 
 #[test]
 fn the_functions_an_idle_round_calls_lie_together() {
@@ -38,7 +19,7 @@ fn the_functions_an_idle_round_calls_lie_together() {
         .lines()
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .collect();
-    let functions = functions();
+    let functions = common::text_symbols(Path::new(SONDE));
     let hot: Vec<&(u64, u64, String)> = functions
         .iter()
         .filter(|(_, _, name)| listed.contains(name.as_str()))

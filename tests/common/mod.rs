@@ -405,3 +405,27 @@ pub fn sh(script: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The functions of `binary` (text symbols with a size) as (address, size,
+/// name), by address, from `nm` (binutils).
+pub fn text_symbols(binary: &Path) -> Vec<(u64, u64, String)> {
+    let out = Command::new("nm")
+        .args(["--defined-only", "--print-size", "--numeric-sort"])
+        .arg(binary)
+        .output()
+        .expect("nm (binutils) runs");
+    assert!(out.status.success(), "nm {} failed", binary.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.splitn(4, ' ').collect();
+            let [address, size, kind, name] = fields[..] else {
+                return None;
+            };
+            let text = matches!(kind, "t" | "T" | "W" | "w");
+            let address = u64::from_str_radix(address, 16).ok()?;
+            let size = u64::from_str_radix(size, 16).ok()?;
+            (text && size > 0).then(|| (address, size, name.to_string()))
+        })
+        .collect()
+}
