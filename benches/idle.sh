@@ -34,6 +34,7 @@ ticks=$(getconf CLK_TCK)
 # does. (A new curl each time made sonde's HTTP client metrics a new
 # instance, HOST:PID, every round: ~40 new series a round to store.)
 curl -s --rate 6/m "http://127.0.0.1:$ne_port/metrics?scrape=[1-$((duration / 10))]" > /dev/null || true
+sleep 10
 
 report() {
   local name=$1 pid=$2
