@@ -8,12 +8,16 @@
 # FLOOR=empty (the default) "off" plus an empty program on sys_exit
 # (`sonde bench empty-exit`), which turns on the kernel's slow syscall-exit
 # path for every task and runs at each exit, so floor -> on is what the
-# http program and sonde's user space add to it; with FLOOR=syscalls the
-# syscalls collector alone, as a default install runs it, and "on" is the
-# syscalls and http collectors, so floor -> on is RED's cost on a default
-# install. Per phase: wrk's requests per second and p99 latency, the
-# requests sonde counted (http_server_request_duration_seconds_count)
-# against those wrk completed, events the ring buffer had no room for
+# http program and sonde's user space add to it; with FLOOR=sockets empty
+# programs on the socket length tracepoints instead (sock_send_length,
+# sock_recv_length: every send and receive on a socket, whatever the
+# syscall), the floor of a capture run at socket I/O only; with
+# FLOOR=syscalls the syscalls collector alone, as a default install runs
+# it, and "on" is the syscalls and http collectors, so floor -> on is
+# RED's cost on a default install. Per phase: wrk's requests per second
+# and p99 latency, the requests sonde counted
+# (http_server_request_duration_seconds_count) against those wrk
+# completed, events the ring buffer had no room for
 # (sonde_bpf_map_full_total of http_events: the requests sonde then
 # misses), and sonde's CPU (utime + stime over the phase). Medians of
 # ROUNDS. Then one more phase with the collector on and BPF run-time
@@ -36,13 +40,13 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt install wrk"; exit 1; }
 FLOOR=${FLOOR:-empty}
 config false false false > "$WORK/off.toml"
 case "$FLOOR" in
-  empty)
+  empty|sockets)
     cp "$WORK/off.toml" "$WORK/floor.toml"
     config false true false > "$WORK/on.toml" ;;
   syscalls)
     config true false false > "$WORK/floor.toml"
     config true true false > "$WORK/on.toml" ;;
-  *) echo "FLOOR is empty or syscalls, not $FLOOR"; exit 1 ;;
+  *) echo "FLOOR is empty, sockets or syscalls, not $FLOOR"; exit 1 ;;
 esac
 config false true true > "$WORK/stats.toml"
 
@@ -81,13 +85,15 @@ sonde_cpu() {
 # Starts `sonde bench empty-exit` (it stops itself DURATION + 60 s later)
 # and returns once its program is attached; its pid in HOLDER_PID.
 hold_empty_exit() {
-  "$SONDE" bench empty-exit --seconds $((DURATION + 60)) > "$WORK/empty-exit.out" 2>&1 &
+  local sockets=
+  [ "$FLOOR" = sockets ] && sockets=--sockets
+  "$SONDE" bench empty-exit --seconds $((DURATION + 60)) $sockets > "$WORK/empty-exit.out" 2>&1 &
   HOLDER_PID=$!
   for _ in $(seq 100); do
     grep -qs '^attached' "$WORK/empty-exit.out" && return
     sleep 0.1
   done
-  echo "the empty sys_exit program did not attach:"; cat "$WORK/empty-exit.out"; exit 1
+  echo "the empty programs did not attach:"; cat "$WORK/empty-exit.out"; exit 1
 }
 
 # phase off|floor|on: one wrk run with sonde configured as $WORK/PHASE.toml
@@ -97,7 +103,7 @@ phase() {
   local cpu_before cpu_after out requests rps p99 metrics counted full
   HOLDER_PID=
   start_sonde "$WORK/$1.toml"
-  if [ "$1" = floor ] && [ "$FLOOR" = empty ]; then hold_empty_exit; fi
+  if [ "$1" = floor ] && [ "$FLOOR" != syscalls ]; then hold_empty_exit; fi
   cpu_before=$(sonde_cpu)
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html")
   cpu_after=$(sonde_cpu)

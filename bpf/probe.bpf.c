@@ -69,3 +69,19 @@ int empty_exit(void *ctx)
 {
 	return 0;
 }
+
+/* Empty programs on the tracepoints every send and receive on a socket
+ * passes, whatever the syscall (read, writev, sendfile…): the floor of a
+ * capture run at socket I/O only, beside the one at every syscall exit
+ * (`sonde bench empty-exit --sockets`). */
+SEC("tp_btf/sock_send_length")
+int empty_sock_send(void *ctx)
+{
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int empty_sock_recv(void *ctx)
+{
+	return 0;
+}

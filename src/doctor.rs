@@ -267,33 +267,45 @@ fn probe(kind: AttachKind) -> anyhow::Result<()> {
     anyhow::bail!("attached, but the program never ran")
 }
 
-/// Attaches an empty program to each of sys_enter and sys_exit (raw_tp) and
-/// keeps them attached until the returned links are dropped: the yardstick
-/// `sonde bench syscalls` compares the syscalls collector with.
-pub fn attach_empty_syscall_pair() -> anyhow::Result<Vec<libbpf_rs::Link>> {
-    attach_empty_syscall_programs(true)
+/// Where [`attach_empty`] puts empty programs: yardsticks for benchmarks.
+#[derive(Clone, Copy)]
+pub enum EmptyPrograms {
+    /// sys_enter and sys_exit (raw_tp): what `sonde bench syscalls`
+    /// compares the syscalls collector with.
+    SyscallPair,
+    /// sys_exit only (raw_tp): what any capture at syscall exits (the http
+    /// collector's) pays before doing any work, `sonde bench empty-exit`.
+    SyscallExit,
+    /// sock_send_length and sock_recv_length (tp_btf): what a capture run
+    /// at socket I/O only would pay, `sonde bench empty-exit --sockets`.
+    SocketLengths,
 }
 
-/// Attaches an empty program to sys_exit only (raw_tp), until the returned
-/// links are dropped: what any capture at syscall exits (the http
-/// collector's) pays before doing any work, `sonde bench empty-exit`.
-pub fn attach_empty_syscall_exit() -> anyhow::Result<Vec<libbpf_rs::Link>> {
-    attach_empty_syscall_programs(false)
-}
-
-fn attach_empty_syscall_programs(enter: bool) -> anyhow::Result<Vec<libbpf_rs::Link>> {
+/// Attaches empty programs and keeps them attached until the returned links
+/// are dropped.
+pub fn attach_empty(at: EmptyPrograms) -> anyhow::Result<Vec<libbpf_rs::Link>> {
+    let names: &[&str] = match at {
+        EmptyPrograms::SyscallPair => &["empty_enter", "empty_exit"],
+        EmptyPrograms::SyscallExit => &["empty_exit"],
+        EmptyPrograms::SocketLengths => &["empty_sock_send", "empty_sock_recv"],
+    };
     let mut open = ProbeSkelBuilder::default().open(object_storage())?;
     for mut program in open.open_object_mut().progs_mut() {
-        let wanted = (enter && program.name() == "empty_enter") || program.name() == "empty_exit";
+        let wanted = names.iter().any(|name| program.name() == *name);
         program.set_autoload(wanted);
     }
     open.maps.events.set_autocreate(false)?;
     let skel = with_libbpf_log(|| open.load())?;
-    let mut links = vec![with_libbpf_log(|| skel.progs.empty_exit.attach())?];
-    if enter {
-        links.push(with_libbpf_log(|| skel.progs.empty_enter.attach())?);
-    }
-    Ok(links)
+    let progs = &skel.progs;
+    let programs = match at {
+        EmptyPrograms::SyscallPair => vec![&progs.empty_exit, &progs.empty_enter],
+        EmptyPrograms::SyscallExit => vec![&progs.empty_exit],
+        EmptyPrograms::SocketLengths => vec![&progs.empty_sock_send, &progs.empty_sock_recv],
+    };
+    programs
+        .into_iter()
+        .map(|program| with_libbpf_log(|| program.attach()))
+        .collect()
 }
 
 /// The capabilities sonde holds, and what it cannot do for lack of one:

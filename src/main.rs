@@ -184,6 +184,11 @@ enum Bench {
         /// How long to hold it.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Hold empty programs on the socket length tracepoints instead
+        /// (sock_send_length, sock_recv_length, tp_btf): the floor of a
+        /// capture run at socket I/O only.
+        #[arg(long)]
+        sockets: bool,
     },
 }
 
@@ -390,7 +395,9 @@ fn bench(what: Bench) -> anyhow::Result<()> {
             rounds,
             no_bpftrace,
         } => sonde::bench::syscalls::run(calls, rounds, !no_bpftrace),
-        Bench::EmptyExit { seconds } => sonde::bench::syscalls::hold_empty_exit(seconds),
+        Bench::EmptyExit { seconds, sockets } => {
+            sonde::bench::syscalls::hold_empty_exit(seconds, sockets)
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use anyhow::{bail, Context};
 
 use super::median;
 use crate::collect::bpf::{capture_libbpf_log, syscalls};
-use crate::doctor::{attach_empty_syscall_exit, attach_empty_syscall_pair};
+use crate::doctor::{attach_empty, EmptyPrograms};
 
 /// The bpftrace program doing what the syscalls collector does.
 pub const BPFTRACE_SCRIPT: &str = "tracepoint:raw_syscalls:sys_enter { @calls[comm, args->id] = count(); @start[tid] = nsecs; } \
@@ -75,10 +75,16 @@ fn start_bpftrace() -> anyhow::Result<Child> {
 /// `seconds`, saying "attached" once it is, so that a benchmark can measure
 /// a workload under the floor every capture at syscall exits pays: the
 /// kernel's slow syscall-exit path for every task, and a program run per
-/// exit (benches/http_wrk.sh).
-pub fn hold_empty_exit(seconds: u64) -> anyhow::Result<()> {
+/// exit (benches/http_wrk.sh). With `sockets`, empty programs on the
+/// socket length tracepoints instead: the floor of a capture at socket I/O.
+pub fn hold_empty_exit(seconds: u64, sockets: bool) -> anyhow::Result<()> {
     capture_libbpf_log();
-    let links = attach_empty_syscall_exit().context("cannot attach the empty program")?;
+    let at = if sockets {
+        EmptyPrograms::SocketLengths
+    } else {
+        EmptyPrograms::SyscallExit
+    };
+    let links = attach_empty(at).context("cannot attach the empty programs")?;
     println!("attached");
     std::thread::sleep(Duration::from_secs(seconds));
     drop(links);
@@ -109,7 +115,8 @@ pub fn run(calls: u64, rounds: u32, with_bpftrace: bool) -> anyhow::Result<()> {
     for round in 1..=rounds {
         let detached = getppid_loop(calls);
 
-        let links = attach_empty_syscall_pair().context("cannot attach the empty programs")?;
+        let links =
+            attach_empty(EmptyPrograms::SyscallPair).context("cannot attach the empty programs")?;
         let empty = getppid_loop(calls) - detached;
         drop(links);
 

@@ -103,18 +103,16 @@ impl Processes {
     fn process(&mut self, pid: &str, inode: u64) -> Option<((String, Placement), u64)> {
         let key = (pid.parse().ok()?, inode);
         let dir = self.proc.join(pid);
-        match self.no_memory[0].get(&key) {
+        match self.no_memory[0].get(&key).copied() {
             Some(Memoryless::KernelThread) => {
                 self.no_memory[1].insert(key, Memoryless::KernelThread);
                 return None;
             }
-            Some(Memoryless::ForNow) => {
-                if resident_pages(self.read(dir.join("statm"))?)? == 0 {
-                    self.no_memory[1].insert(key, Memoryless::ForNow);
-                    return None;
-                }
+            Some(Memoryless::ForNow) if resident_pages(self.read(dir.join("statm"))?)? == 0 => {
+                self.no_memory[1].insert(key, Memoryless::ForNow);
+                return None;
             }
-            None => {}
+            _ => {}
         }
         let status = parse_status(self.read(dir.join("status"))?)?;
         if status.resident_kib == 0 {
