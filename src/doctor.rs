@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, UprobeOpts};
 
 use crate::collect::bpf::ringbuf::RingBuf;
@@ -296,14 +296,10 @@ pub fn attach_empty(at: EmptyPrograms) -> anyhow::Result<Vec<libbpf_rs::Link>> {
     }
     open.maps.events.set_autocreate(false)?;
     let skel = with_libbpf_log(|| open.load())?;
-    let progs = &skel.progs;
-    let programs = match at {
-        EmptyPrograms::SyscallPair => vec![&progs.empty_exit, &progs.empty_enter],
-        EmptyPrograms::SyscallExit => vec![&progs.empty_exit],
-        EmptyPrograms::SocketLengths => vec![&progs.empty_sock_send, &progs.empty_sock_recv],
-    };
-    programs
-        .into_iter()
+    // The programs loaded are the ones named.
+    skel.object()
+        .progs_mut()
+        .filter(|program| program.autoload())
         .map(|program| with_libbpf_log(|| program.attach()))
         .collect()
 }

@@ -102,17 +102,17 @@ impl Processes {
     /// unreadable or without memory of its own (a kernel thread).
     fn process(&mut self, pid: &str, inode: u64) -> Option<((String, Placement), u64)> {
         let key = (pid.parse().ok()?, inode);
+        let last = self.no_memory[0].get(&key).copied();
+        if let Some(Memoryless::KernelThread) = last {
+            self.no_memory[1].insert(key, Memoryless::KernelThread);
+            return None;
+        }
         let dir = self.proc.join(pid);
-        match self.no_memory[0].get(&key).copied() {
-            Some(Memoryless::KernelThread) => {
-                self.no_memory[1].insert(key, Memoryless::KernelThread);
-                return None;
-            }
-            Some(Memoryless::ForNow) if resident_pages(self.read(dir.join("statm"))?)? == 0 => {
+        if let Some(Memoryless::ForNow) = last {
+            if resident_pages(self.read(dir.join("statm"))?)? == 0 {
                 self.no_memory[1].insert(key, Memoryless::ForNow);
                 return None;
             }
-            _ => {}
         }
         let status = parse_status(self.read(dir.join("status"))?)?;
         if status.resident_kib == 0 {
