@@ -43,7 +43,7 @@ fn main() {
         SkeletonBuilder::new()
             .source(&source)
             .obj(out_dir.join(format!("{name}.bpf.o")))
-            .clang_args(["-I", "bpf", "-Wall", "-Werror"])
+            .clang_args(["-I", "bpf", "-Wall", "-Werror", "-mcpu=v3"])
             .build_and_generate(out_dir.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|err| panic!("cannot build {}: {err:#}", source.display()));
     }

@@ -520,6 +520,8 @@ static __always_inline int peek_request(const struct call *call)
 	if (!buf || !len)
 		return 0;
 	n = len < 8 ? len : 8;
+	/* Kept in a register, so the mask below bounds the size the verifier sees. */
+	barrier_var(n);
 	if (bpf_probe_read_user(first, n & 15, buf))
 		return 0;
 	return request_kind(first, n);

@@ -10,8 +10,9 @@
  * its own storage and moved into the shared `switches` hash, under the
  * thread's comm and cgroup, by the task iterator `flush_switches` (which user
  * space runs before each read) and at the thread's last switch (TASK_DEAD).
- * A count is in exactly one of the two places: the mover subtracts what it
- * read with an atomic add before crediting the hash. tp_btf first: task
+ * A count is in exactly one of the two places: the mover takes it with an
+ * atomic exchange (`sonde_take`) before crediting the hash, so the two
+ * movers of a dying thread never both credit it. tp_btf first: task
  * storage needs the typed task pointers raw_tp does not give.
  *
  * CPU time costs the switch nothing but one comparison. The kernel already
@@ -204,11 +205,9 @@ static __always_inline void move_counts(struct task_struct *task, struct task_sc
 	if (counted)
 		credit_cpu(&who, user, system);
 	for (kind = SWITCH_VOLUNTARY; kind <= SWITCH_INVOLUNTARY; kind++) {
-		n = mine->switches[kind];
-		if (!n)
-			continue;
-		__sync_fetch_and_add(&mine->switches[kind], -n);
-		credit_switches(&who, kind, n);
+		n = sonde_take(&mine->switches[kind]);
+		if (n)
+			credit_switches(&who, kind, n);
 	}
 }
 

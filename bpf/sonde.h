@@ -347,6 +347,20 @@ static __always_inline __u32 sonde_lowest_bit(__u64 word)
 	return sonde_bit_index(word & -word);
 }
 
+/*
+ * Takes what a counter holds, leaving 0, in one atomic exchange: two movers
+ * racing on one thread (the task iterator and the thread's own exit or last
+ * switch) each get a share of it and never the same increments twice, while
+ * its owner keeps adding with atomic adds. Read plainly first, so a counter
+ * at 0 costs no locked instruction.
+ */
+static __always_inline __u32 sonde_take(__u32 *counter)
+{
+	if (!*counter)
+		return 0;
+	return __sync_lock_test_and_set(counter, 0);
+}
+
 /* floor(log2(v)) for v > 0, 0 for 0: every bit below the highest set, then
  * the highest alone. */
 static __always_inline __u32 sonde_log2(__u64 v)

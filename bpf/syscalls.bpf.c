@@ -45,11 +45,12 @@
  *
  * Invariant: a count is in exactly one place, a thread's counter (in its
  * slot or its task storage), a half of `syscall_counts` or the totals in
- * user space. The owner adds with an
- * atomic add; a mover reads a counter and subtracts what it read with
- * another atomic add before it credits the half it picked, so increments
- * racing with a move are never lost or counted twice; a half is drained
- * only once no program can still write it.
+ * user space. The owner adds with an atomic add; a mover takes a counter
+ * with an atomic exchange (`sonde_take`) before it credits the half it
+ * picked, so increments racing with a move are never lost, and an exiting
+ * thread that `flush_counts` and `sched_process_exit` move at once is
+ * counted once (a read then a subtraction let both credit it); a half is
+ * drained only once no program can still write it.
  *
  * Two attach variants share the code: raw_tp (no tracefs, cheapest) and
  * tracefs tracepoints for kernels or permissions without raw_tp.
@@ -401,9 +402,8 @@ static long move_one(__u32 i, struct move_state *state)
 	state->word &= state->word - 1;
 	if (nr >= TASK_COUNTED_SYSCALLS)
 		return 1;
-	n = state->counts->counts[nr];
+	n = sonde_take(&state->counts->counts[nr]);
 	if (n) {
-		__sync_fetch_and_add(&state->counts->counts[nr], -n);
 		state->key.nr = nr;
 		credit(&state->key, n);
 	}
