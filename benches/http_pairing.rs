@@ -36,7 +36,7 @@ fn run(red: &mut Red, listen_fd: i32, requests: u64) -> f64 {
             comm: b"nginx",
             listen_fd,
             role: Role::Server,
-            peer: None,
+            server: None,
         });
     }
     let start = thread_cpu_ns();

@@ -155,45 +155,50 @@ compare "floor ($FLOOR), off -> floor" off floor
 compare "beyond the floor, floor -> on" floor on
 fi
 
-# The sys_exit program's runs and run seconds so far, from the running sonde.
-exit_program_totals() {
+# The capture's runs and run seconds so far (all its programs but
+# OpenSSL's probes), from the running sonde.
+capture_totals() {
   curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-    /^sonde_bpf_program_runs_total.*sys_exit/ { runs = $NF }
-    /^sonde_bpf_program_run_seconds_total.*sys_exit/ { secs = $NF }
+    /^sonde_bpf_program_run(s|_seconds)_total\{.*program="(btf|raw)_s/ {
+      if ($1 ~ /^sonde_bpf_program_runs_total/) runs += $NF; else secs += $NF }
     END { printf "%d %.9f", runs, secs }'
 }
 
 # run_time_phase LABEL SONDE: a phase with the collector and run-time
-# statistics on. The sys_exit program runs for every process's syscalls,
-# and on this shared machine most are not wrk's nor nginx's: their runs
-# are counted (perf's raw_syscalls:sys_exit counters on the two
-# processes), the others' are charged at the ns per run measured over the
-# IDLE seconds before wrk, and the rest is the requests' cost. Prints
-# req/s, then per request: syscalls of wrk and nginx, BPF ns of sys_exit;
-# the ns per run of those syscalls, and of the others; then per request
+# statistics on. The capture's programs run for every process's syscall
+# exits (the syscall capture) or socket sends and receives (the socket
+# capture), and on this shared machine some are not wrk's nor nginx's:
+# their runs are counted (perf's counters of the same tracepoints on the
+# two processes), the others' are charged at the ns per run measured over
+# the IDLE seconds before wrk, and the rest is the requests' cost. Prints
+# req/s, then per request: runs on wrk and nginx, BPF ns of the capture;
+# the ns per run of those, and of the others; then per request
 # the CPU ns of sonde's ring reader (thread sonde-http) and of all of
 # sonde (each thread's schedstat, exact where utime and stime count ticks).
 IDLE=${IDLE:-5}
 run_time_phase() {
-  local requests runs0 secs0 runs1 secs1 runs2 secs2 worker perf_pid reader0 all0
+  local requests runs0 secs0 runs1 secs1 runs2 secs2 worker perf_pid reader0 all0 events
   SONDE=$2 start_sonde "$WORK/stats.toml"
+  events=raw_syscalls:sys_exit
+  grep -q 'http capture: at socket I/O' "$WORK/sonde.log" &&
+    events=sock:sock_send_length,sock:sock_recv_length
   worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
-  read -r runs0 secs0 <<<"$(exit_program_totals)"
+  read -r runs0 secs0 <<<"$(capture_totals)"
   sleep "$IDLE"
-  read -r runs1 secs1 <<<"$(exit_program_totals)"
+  read -r runs1 secs1 <<<"$(capture_totals)"
   reader0=$(threads_ns sonde-http) all0=$(threads_ns '.*')
-  perf stat -e raw_syscalls:sys_exit -x, -o "$WORK/nginx.perf" -p "$worker" &
+  perf stat -e "$events" -x, -o "$WORK/nginx.perf" -p "$worker" &
   perf_pid=$!
-  requests=$(perf stat -e raw_syscalls:sys_exit -x, -o "$WORK/wrk.perf" -- \
+  requests=$(perf stat -e "$events" -x, -o "$WORK/wrk.perf" -- \
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" |
     awk '/requests in/ { print $1 }')
   kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
-  read -r runs2 secs2 <<<"$(exit_program_totals)"
+  read -r runs2 secs2 <<<"$(capture_totals)"
   local reader=$(($(threads_ns sonde-http) - reader0)) all=$(($(threads_ns '.*') - all0))
   stop_sonde
   awk -v label="$1" -v n="$requests" -v d="$DURATION" -v reader="$reader" -v all="$all" \
       -v r0="$runs0" -v s0="$secs0" -v r1="$runs1" -v s1="$secs1" -v r2="$runs2" -v s2="$secs2" \
-      -v own="$(cat "$WORK/nginx.perf" "$WORK/wrk.perf" | awk -F, '/sys_exit/ { n += $1 } END { print n }')" 'BEGIN {
+      -v own="$(cat "$WORK/nginx.perf" "$WORK/wrk.perf" | awk -F, '/sys_exit|sock_/ { n += $1 } END { print n }')" 'BEGIN {
     idle_ns = (r1 > r0) ? (s1 - s0) * 1e9 / (r1 - r0) : 0
     others = (r2 - r1) - own
     ns = (s2 - s1) * 1e9 - others * idle_ns
@@ -213,7 +218,7 @@ threads_ns() {
 # With SONDE_BASE (another build of sonde), its phases alternate with this
 # build's, ROUNDS each: the kernel side's cost per request before and after.
 echo "== BPF run time per request: ${DURATION}s phases, run-time statistics on"
-printf '%-5s %9s %12s %12s %14s %14s %11s %11s\n' build req/s syscalls/req ns/request ns/run_http ns/run_others reader_ns/r sonde_ns/r
+printf '%-5s %9s %12s %12s %14s %14s %11s %11s\n' build req/s runs/req ns/request ns/run_http ns/run_others reader_ns/r sonde_ns/r
 base=() this=()
 for _ in $(seq "$ROUNDS"); do
   if [ -n "${SONDE_BASE:-}" ]; then
@@ -229,7 +234,7 @@ done
 stats_medians() {
   [ $# -gt 1 ] || return 0
   echo "median $1: $(printf '%s\n' "${@:2}" | awk '{ print $4 }' | median) ns per request," \
-    "$(printf '%s\n' "${@:2}" | awk '{ print $5 }' | median) ns per run of wrk's and nginx's syscalls;" \
+    "$(printf '%s\n' "${@:2}" | awk '{ print $5 }' | median) ns per run on wrk and nginx;" \
     "sonde's ring reader $(printf '%s\n' "${@:2}" | awk '{ print $7 }' | median) ns," \
     "all of sonde $(printf '%s\n' "${@:2}" | awk '{ print $8 }' | median) ns per request"
 }

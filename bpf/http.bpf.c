@@ -1,43 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The http collector: both ends of HTTP/1.x, seen from syscalls and from
- * OpenSSL's functions only (this kernel has no kprobes). A server connection
- * is an fd returned by accept/accept4: its reads (read, readv, recvfrom,
- * recvmsg) carry the requests, its writes (write, writev, sendto, sendmsg,
- * sendfile) the responses. A client connection is an fd connect()ed to an
- * IPv4 or IPv6 address: its writes carry the requests, its reads the
- * responses. close ends either. Connections are keyed by (tgid, fd), so
- * thread pools and keep-alive are right, and pre-fork workers are each
- * their own. One state machine serves both ends: it only asks whether bytes
- * go the request's way or the response's.
+ * The http collector: both ends of HTTP/1.x, seen from tracepoints and
+ * from OpenSSL's functions only (this kernel has no kprobes). Two captures
+ * share one state machine, which only asks whether bytes go the request's
+ * way or the response's; the first the kernel has is attached.
+ *
+ * The socket capture (Linux 6.3+): programs on sock_recv_length and
+ * sock_send_length, which every receive and send on a socket passes,
+ * whatever the syscall (read, readv, recvfrom, recvmsg; write, writev,
+ * sendto, sendmsg, sendfile), and on inet_sock_set_state for the ends.
+ * They run at socket I/O only, so a process that does none pays nothing,
+ * and no syscall takes the kernel's slow exit path (BENCHMARKS.md, "HTTP:
+ * the floor at socket I/O"). Connections are keyed by their socket: a
+ * TCP socket becomes one at its first bytes that are a request line
+ * (received: the process serves; sent: it calls), connections opened
+ * before sonde too; sockets whose first bytes are not go to `not_http`.
+ *
+ * The syscall capture (older kernels): one program at every syscall exit
+ * on every CPU. A server connection is an fd returned by accept/accept4, a
+ * client connection an fd connect()ed to an IPv4 or IPv6 address; close
+ * ends either; keyed by (tgid, fd). It reads the syscall number from the
+ * saved registers and returns unless it is one of the fifteen it follows;
+ * for those it tests the process's bits in `gates` (an array lookup the
+ * verifier inlines): one set once the process accepted or connected a
+ * connection, one once it called OpenSSL. So a process that never does
+ * pays a compare and a bit test, no hash lookup; one that does looks its
+ * fd up in `conns`, and a read that misses there looks in `servers`. Only
+ * sys_exit: the registers still hold the arguments, the buffer holds what
+ * was read, and the return value says how many bytes moved.
+ *
+ * Either way a server's requests are in its reads, its responses in its
+ * writes; a client's the other way round; thread pools, keep-alive and
+ * pre-fork workers are right, each connection its own. With
+ * `watch_mappings`, an mmap that maps a file executable sends MAPPED, so
+ * user space finds a libssl that a process (a container's own) loads after
+ * sonde started (the socket capture then adds a program on sys_exit for it).
  *
  * HTTPS: uprobes on SSL_read, SSL_write, SSL_read_ex and SSL_write_ex of
  * libssl (entry and return, attached per file by user space) see the
  * plaintext. The entry saves the call's arguments per thread in `ssl_calls`;
- * a read or write syscall the thread makes inside the call names the
- * socket (and is not parsed: it moves ciphertext), remembered per SSL
- * object in `ssl_fds` for calls served from OpenSSL's buffer; the return
- * feeds the plaintext to the same state machine under (tgid, fd), and marks
- * the connection `tls` so that its syscalls are no longer parsed.
+ * a send or receive the thread makes inside the call names the socket (and
+ * is not parsed: it moves ciphertext), remembered per SSL object in
+ * `ssl_fds` for calls served from OpenSSL's buffer; the return feeds the
+ * plaintext to the same state machine under that socket's key, and marks
+ * the connection `tls` so that its socket I/O is no longer parsed; one
+ * that calls OpenSSL also looks its thread up in `ssl_calls`.
  *
- * Cost is the design constraint: one program runs at every syscall exit on
- * every CPU. It reads the syscall number from the saved registers and
- * returns unless it is one of the fifteen it follows; for those it tests
- * the process's bits in `gates` (an array lookup the verifier inlines): one
- * set once the process accepted or connected a connection, one once it
- * called OpenSSL. So a process that never does pays a compare and a bit
- * test, no hash lookup; one that does looks its fd up in `conns`, and a
- * read that misses there looks in `servers`; one that calls OpenSSL also
- * looks its thread up in `ssl_calls` (BENCHMARKS.md, HTTP). With
- * `watch_mappings`, an mmap that maps a file executable sends MAPPED, so
- * user space finds a libssl that a process (a container's own) loads after
- * sonde started. Only sys_exit: the registers still hold the
- * arguments, the buffer holds what was read, and the return value says how
- * many bytes moved.
- *
- * A request starts at the exit of its first read (server; a client: its
- * first write) and ends at the exit of the last write (a client: read)
- * before the next request or the close. What user space needs of it is
+ * A request starts at its first read (server; a client: its first write)
+ * and ends at the last write (a client: read) before the next request or
+ * the close (both at the syscall's exit, or the socket I/O in it). What user space needs of it is
  * gathered in the connection's entry in `conns`, laid out as the event
  * that carries it (struct http_done): the first HTTP_HEAD - 1 bytes of the
  * request (the next reads' bytes appended while fewer than that came: a
@@ -61,12 +72,12 @@
  * buffer without a wakeup per event (see submit), parses and aggregates
  * the events (src/collect/http/).
  *
- * A connection accepted before sonde started is picked up at its next read
- * that starts with an HTTP method, once its process has been seen serving
- * HTTP on a connection sonde saw accepted.
+ * Syscall capture: a connection accepted before sonde started is picked up
+ * at its next read that starts with an HTTP method, once its process has
+ * been seen serving HTTP on a connection sonde saw accepted.
  *
  * Invariant: a connection is in `conns` from its accept, connect (or
- * pickup) to its close; user space gets its OPEN before its first DONE
+ * pickup; socket capture: its first request) to its close; user space gets its OPEN before its first DONE
  * (OPEN is sent again at the next request until it found room); for each
  * request (or batch of pipelined ones) a RESPONSE per response after the
  * first, then DONE, in that order; at the close a DONE marked closed or,
@@ -109,11 +120,9 @@ enum conn_state {
 };
 
 struct conn {
-	__s32 listen_fd;  /* the fd accept() was called on; -1 when picked up or a client */
+	__s32 listen_fd;  /* the fd accept() was called on; -1 when not seen or a client */
 	__u32 state;
-	__u8 peer_addr[16]; /* a client's: the address connect() named */
-	__u16 peer_port;
-	__u16 peer_family;
+	struct http_addr server; /* a client's peer; a server's own address (socket capture) */
 	__u8 role;        /* enum http_role */
 	__u8 tls;         /* OpenSSL's uprobes feed it; its syscalls move ciphertext */
 	__u8 opened;      /* its OPEN was sent */
@@ -191,6 +200,10 @@ struct ssl_call {
 	__u64 count_ptr; /* the _ex forms: where the byte count is written */
 	__s32 fd;        /* the socket a syscall inside the call used; -1 */
 	__u32 op;        /* SSL_OP_* */
+	__u64 key;       /* that socket's key in `conns` */
+	/* Socket capture: the server end of that socket, were the call to
+	 * start a request (an SSL_read's: its own address; an SSL_write's: the peer). */
+	struct http_addr server;
 };
 
 #define SSL_OP_WRITE 1 /* SSL_write*; else SSL_read* */
@@ -216,11 +229,17 @@ struct ssl_key {
 	__u64 ssl;
 };
 
+struct ssl_socket {
+	__u64 key; /* in `conns` */
+	__s32 fd;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ssl_key);
-	__type(value, __s32);
+	__type(value, struct ssl_socket);
 } ssl_fds SEC(".maps");
 
 /*
@@ -234,6 +253,19 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } servers SEC(".maps");
+
+/*
+ * Socket capture: TCP sockets whose first bytes were no HTTP request, so
+ * their next sends and receives leave after one lookup instead of reading
+ * user memory again. An entry goes when its socket closes; an LRU, so a
+ * host with more such sockets than this only reads some of them again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} not_http SEC(".maps");
 
 /*
  * Events to user space: one DONE per request, 56 bytes plus the two heads
@@ -313,10 +345,15 @@ static __always_inline int is_read(__u64 nr)
 	return nr == NR_READ || nr == NR_READV || nr == NR_RECVFROM || nr == NR_RECVMSG;
 }
 
+static __always_inline int is_write(__u64 nr)
+{
+	return nr == NR_WRITE || nr == NR_WRITEV || nr == NR_SENDTO || nr == NR_SENDMSG ||
+	       nr == NR_SENDFILE;
+}
+
 static __always_inline int moves_bytes(__u64 nr)
 {
-	return is_read(nr) || nr == NR_WRITE || nr == NR_WRITEV || nr == NR_SENDTO ||
-	       nr == NR_SENDMSG || nr == NR_SENDFILE;
+	return is_read(nr) || is_write(nr);
 }
 
 /*
@@ -578,10 +615,9 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
  * BPF_ANY: an entry left by a close sonde missed is replaced; BPF_NOEXIST.
  * NULL when `conns` is full.
  */
-static __always_inline struct conn *add_conn(__u32 tgid, __s32 fd, __u8 role, __s32 listen_fd,
-					     __u64 how)
+static __always_inline struct conn *add_conn(__u64 key, __u32 tgid, __s32 fd, __u8 role,
+					     __s32 listen_fd, __u64 how)
 {
-	__u64 key = (__u64)tgid << 32 | (__u32)fd;
 	struct conn *c;
 
 	if (bpf_map_update_elem(&conns, &key, &empty_conn, how)) {
@@ -614,9 +650,7 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	ev->cgroup = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	ev->role = c->role;
-	ev->peer_port = c->peer_port;
-	ev->peer_family = c->peer_family;
-	__builtin_memcpy(ev->peer_addr, c->peer_addr, sizeof(ev->peer_addr));
+	ev->server = c->server;
 	submit(ev, sizeof(*ev));
 	c->opened = 1;
 	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
@@ -629,22 +663,26 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 }
 
 /*
- * The first read (a client: write) of a request on `c` (NULL: an fd sonde
- * does not know yet, then picked up as `role`), once request_kind said it
- * starts with a request line. Its head is `copied` bytes of `copy` when
- * those were copied already (else NULL).
+ * The first read (a client: write) of a request on `c`, once request_kind
+ * said it starts with a request line. NULL: a connection sonde does not
+ * know yet, then added under `key` as `role`, with its server end
+ * `server` when known. Its head is `copied` bytes of `copy` when those
+ * were copied already (else NULL).
  */
-static __always_inline void begin_request(struct conn *c, const struct call *call, __u32 tgid,
-					  __s32 fd, __u8 role, __u8 tls,
+static __always_inline void begin_request(struct conn *c, const struct call *call, __u64 key,
+					  __u32 tgid, __s32 fd, __u8 role, __u8 tls,
+					  const struct http_addr *server,
 					  const struct head_copy *copy, __u32 copied)
 {
 	struct http_done *d;
 
 	if (!c) {
-		c = add_conn(tgid, fd, role, -1, BPF_NOEXIST);
+		c = add_conn(key, tgid, fd, role, -1, BPF_NOEXIST);
 		if (!c)
 			return;
 		c->tls = tls;
+		if (server)
+			c->server = *server;
 	}
 	if (!c->opened)
 		send_open(c, tgid, fd);
@@ -758,7 +796,7 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 		return;
 	}
 	send_done(c, 0);
-	begin_request(c, call, tgid, fd, c->role, c->tls, copy, copied);
+	begin_request(c, call, 0, tgid, fd, c->role, c->tls, 0, copy, copied);
 }
 
 /*
@@ -779,33 +817,40 @@ static __always_inline void on_connect(const struct call *call, __u32 tgid, __u6
 	if (addr.family != SONDE_AF_INET && addr.family != SONDE_AF_INET6)
 		return;
 	open_gate(word, shift, GATE_SOCKETS);
-	c = add_conn(tgid, call->arg0, HTTP_CLIENT, -1, BPF_ANY);
+	c = add_conn((__u64)tgid << 32 | (__u32)call->arg0, tgid, call->arg0, HTTP_CLIENT, -1,
+		     BPF_ANY);
 	if (!c)
 		return;
 	if (addr.family == SONDE_AF_INET)
-		__builtin_memcpy(c->peer_addr, addr.addr4, 4);
+		__builtin_memcpy(c->server.addr, addr.addr4, 4);
 	else
-		__builtin_memcpy(c->peer_addr, addr.addr6, 16);
-	c->peer_family = addr.family;
-	c->peer_port = bpf_ntohs(addr.port);
+		__builtin_memcpy(c->server.addr, addr.addr6, 16);
+	c->server.family = addr.family;
+	c->server.port = bpf_ntohs(addr.port);
 }
 
-/* Tells user space `tgid` mapped a file executable: it may be a libssl. */
-static __always_inline void on_exec_mapping(__u32 tgid)
+/*
+ * An mmap by `tgid` with `prot` of `map_fd`: one that maps a file
+ * executable tells user space (with `watch_mappings`): it may be a libssl.
+ */
+static __always_inline void on_mmap(__u32 tgid, __u64 prot, __s64 map_fd)
 {
-	struct http_open *ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
+	struct http_open *ev;
 
+	if (!watch_mappings || !(prot & PROT_EXEC) || map_fd < 0)
+		return;
+	ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
 	if (ev)
 		submit(ev, sizeof(*ev));
 }
 
 /* The close of `c`: its last request ends; user space forgets what OPEN told. */
-static __always_inline void on_close(struct conn *c, __u32 tgid, __s32 fd)
+static __always_inline void on_close(struct conn *c)
 {
 	if (c->state == CONN_RESPONSE) {
 		send_done(c, HTTP_DONE_CLOSED);
 	} else if (c->opened) {
-		struct http_open *ev = reserve_open(HTTP_EVENT_CLOSED, tgid, fd);
+		struct http_open *ev = reserve_open(HTTP_EVENT_CLOSED, c->done.tgid, c->done.fd);
 
 		if (ev)
 			submit(ev, sizeof(*ev));
@@ -834,8 +879,7 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	if (tgid == self_tgid)
 		return;
 	if (call->nr == NR_MMAP) {
-		if (watch_mappings && (prot & PROT_EXEC) && map_fd >= 0)
-			on_exec_mapping(tgid);
+		on_mmap(tgid, prot, map_fd);
 		return;
 	}
 	word = gate_word(tgid, &shift);
@@ -843,7 +887,8 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 		return;
 	if (call->nr == NR_ACCEPT || call->nr == NR_ACCEPT4) {
 		open_gate(word, shift, GATE_SOCKETS);
-		add_conn(tgid, call->ret, HTTP_SERVER, call->arg0, BPF_ANY);
+		add_conn((__u64)tgid << 32 | (__u32)call->ret, tgid, call->ret, HTTP_SERVER,
+			 call->arg0, BPF_ANY);
 		return;
 	}
 	if (call->nr == NR_CONNECT) {
@@ -854,25 +899,26 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	if (!(gates_of & (GATE_SOCKETS | GATE_TLS)))
 		return;
 	fd = (__s32)call->arg0;
+	key = (__u64)tgid << 32 | (__u32)fd;
 	if ((gates_of & GATE_TLS) && call->nr != NR_CLOSE) {
 		struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
 
 		/* Ciphertext of an OpenSSL call: it names the call's socket. */
 		if (inside) {
 			inside->fd = fd;
+			inside->key = key;
 			return;
 		}
 	}
-	key = (__u64)tgid << 32 | (__u32)fd;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
 		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid) &&
 		    peek_request(call) == REQUEST_LINE)
-			begin_request(0, call, tgid, fd, HTTP_SERVER, 0, 0, 0);
+			begin_request(0, call, key, tgid, fd, HTTP_SERVER, 0, 0, 0, 0);
 		return;
 	}
 	if (call->nr == NR_CLOSE) {
-		on_close(c, tgid, fd);
+		on_close(c);
 		bpf_map_delete_elem(&conns, &key);
 		return;
 	}
@@ -922,6 +968,165 @@ int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 }
 
 /*
+ * The socket capture (the first variant, Linux 6.3+): the server end of TCP
+ * socket `sk` for a process at its `role` end. Read once per connection,
+ * at its first request.
+ */
+static __always_inline void server_of(const struct sock *sk, __u8 role, struct http_addr *to)
+{
+	to->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (role == HTTP_SERVER) {
+		to->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		if (to->family == SONDE_AF_INET)
+			BPF_CORE_READ_INTO((__u32 *)to->addr, sk, __sk_common.skc_rcv_saddr);
+		else
+			BPF_CORE_READ_INTO((struct in6_addr *)to->addr, sk,
+					   __sk_common.skc_v6_rcv_saddr);
+	} else {
+		to->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (to->family == SONDE_AF_INET)
+			BPF_CORE_READ_INTO((__u32 *)to->addr, sk, __sk_common.skc_daddr);
+		else
+			BPF_CORE_READ_INTO((struct in6_addr *)to->addr, sk,
+					   __sk_common.skc_v6_daddr);
+	}
+}
+
+/*
+ * Socket capture: `ret` bytes moved on socket `sk` in the calling process's
+ * context, `received` toward it. Which syscall, its fd and its buffer come
+ * from the registers the syscall saved; a send or receive in no syscall
+ * that names a buffer (io_uring, a kernel thread's, a splice from a pipe)
+ * is not followed. A socket sonde does not know starts a connection when
+ * its first bytes are a request line: received, the process serves;
+ * sent, it calls.
+ */
+static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags, bool received)
+{
+	__u64 pid_tgid, key = (__u64)sk, *word;
+	struct http_addr server = {};
+	struct pt_regs *regs;
+	struct call call;
+	__u32 tgid, shift;
+	struct conn *c;
+	int kind;
+
+	if (ret <= 0 || (flags & SONDE_MSG_PEEK) || sk->sk_protocol != IPPROTO_TCP)
+		return;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	if (tgid == self_tgid)
+		return;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	call.nr = regs->orig_ax;
+	if (received ? !is_read(call.nr) : !is_write(call.nr))
+		return;
+	call.arg0 = regs->di;
+	call.arg1 = regs->si;
+	call.ret = ret;
+	word = gate_word(tgid, &shift);
+	if (word && ((*word >> shift) & GATE_TLS)) {
+		struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+
+		/* Ciphertext of an OpenSSL call: it names the call's socket. */
+		if (inside) {
+			inside->fd = call.arg0;
+			inside->key = key;
+			server_of(sk, inside->op & SSL_OP_WRITE ? HTTP_CLIENT : HTTP_SERVER,
+				  &inside->server);
+			return;
+		}
+	}
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c) {
+		if (bpf_map_lookup_elem(&not_http, &key))
+			return;
+		/* A request line, or its start (a method written in pieces). */
+		kind = peek_request(&call);
+		if (kind) {
+			__u8 role = received ? HTTP_SERVER : HTTP_CLIENT;
+
+			server_of(sk, role, &server);
+			begin_request(0, &call, key, tgid, call.arg0, role, 0, &server, 0, 0);
+		} else {
+			__u8 seen = 1;
+
+			/* Full: this socket's bytes are only looked at again. */
+			bpf_map_update_elem(&not_http, &key, &seen, BPF_ANY);
+		}
+		return;
+	}
+	/* Handshakes and alerts outside SSL_read/SSL_write: ciphertext too. */
+	if (c->tls)
+		return;
+	on_bytes(c, &call, tgid, call.arg0);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(btf_sock_recv, struct sock *sk, int ret, int flags)
+{
+	on_socket_bytes(sk, ret, flags, true);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(btf_sock_send, struct sock *sk, int ret, int flags)
+{
+	on_socket_bytes(sk, ret, flags, false);
+	return 0;
+}
+
+/*
+ * Socket capture: the ends of connections. The process closed or shut down
+ * its end (ESTABLISHED to FIN_WAIT1; CLOSE_WAIT, the peer's end closed
+ * first, to LAST_ACK), or the connection is gone (CLOSE: a reset, or the
+ * end of either way): what close() is to the syscall capture. These run in
+ * the closing process's close() (a reset in softirq), before its fd can be
+ * given to a new connection, so a closed connection's DONE comes before the
+ * OPEN of one on the same fd. The peer's close alone (to CLOSE_WAIT) ends
+ * nothing: a client still reads a response the server closed after.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(btf_sock_state, const struct sock *sk, const int old, const int new)
+{
+	__u64 key = (__u64)sk;
+	struct conn *c;
+
+	if (new != TCP_FIN_WAIT1 && new != TCP_LAST_ACK && new != TCP_CLOSE)
+		return 0;
+	if (new == TCP_CLOSE)
+		bpf_map_delete_elem(&not_http, &key);
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	/* A client that shut its sending end after the request: its response
+	 * is still to come. */
+	if (new != TCP_CLOSE && c->state == CONN_REQUEST)
+		return 0;
+	on_close(c);
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+/*
+ * Socket capture with `watch_mappings`: mmap's exits, for MAPPED (the
+ * syscall capture sees them in its own program). It turns on the kernel's
+ * slow syscall-exit path, which the socket capture otherwise does not pay.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(btf_mmap_exit, struct pt_regs *regs, long ret)
+{
+	__u32 tgid;
+
+	if (regs->orig_ax != NR_MMAP || ret < 0)
+		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid != self_tgid)
+		on_mmap(tgid, regs->dx, regs->r8);
+	return 0;
+}
+
+/*
  * OpenSSL: SSL_read(ssl, buf, num), SSL_write(ssl, buf, num) return the
  * bytes moved (<= 0: none); SSL_read_ex(ssl, buf, num, &count) and
  * SSL_write_ex return 1 and write the count. The attach cookie is the
@@ -952,20 +1157,23 @@ static __always_inline void ssl_enter(struct pt_regs *ctx)
 }
 
 /* The socket of an OpenSSL call: the one a syscall inside it used, else
- * the one last seen for its SSL object; -1 when neither is known. */
-static __always_inline __s32 ssl_socket(const struct ssl_call *call, __u32 tgid)
+ * the one last seen for its SSL object; fd -1 when neither is known. */
+static __always_inline struct ssl_socket ssl_socket(const struct ssl_call *call, __u32 tgid)
 {
 	struct ssl_key key = { .tgid = tgid, .ssl = call->ssl };
-	__s32 *known;
+	struct ssl_socket used = { .key = call->key, .fd = call->fd }, *known;
 
 	known = bpf_map_lookup_elem(&ssl_fds, &key);
-	if (call->fd < 0)
-		return known ? *known : -1;
+	if (call->fd < 0) {
+		if (known)
+			return *known;
+		return used;
+	}
 	/* A lookup first: an LRU update per call would cost more. */
-	if ((!known || *known != call->fd) &&
-	    bpf_map_update_elem(&ssl_fds, &key, &call->fd, BPF_ANY))
+	if ((!known || known->key != used.key || known->fd != used.fd) &&
+	    bpf_map_update_elem(&ssl_fds, &key, &used, BPF_ANY))
 		sonde_count_map_full(&map_full, HTTP_MAP_SSL_FDS);
-	return call->fd;
+	return used;
 }
 
 static __always_inline void ssl_return(struct pt_regs *ctx)
@@ -976,9 +1184,9 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 	/* All four return an int: -1 is 0xffffffff in the register. */
 	long ret = (int)PT_REGS_RC(ctx);
 	struct call call = {};
+	struct ssl_socket socket;
+	struct http_addr server;
 	struct conn *c;
-	__u64 key;
-	__s32 fd;
 
 	if (!inside)
 		return;
@@ -992,19 +1200,21 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 		ret = count;
 	}
 	call.ret = ret;
-	fd = ssl_socket(inside, tgid);
+	socket = ssl_socket(inside, tgid);
+	server = inside->server;
 	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
-	if (call.ret <= 0 || fd < 0)
+	if (call.ret <= 0 || socket.fd < 0)
 		return;
-	call.arg0 = fd;
-	key = (__u64)tgid << 32 | (__u32)fd;
-	c = bpf_map_lookup_elem(&conns, &key);
+	call.arg0 = socket.fd;
+	c = bpf_map_lookup_elem(&conns, &socket.key);
 	if (!c) {
-		/* Opened before sonde (or its accept missed): plaintext that
-		 * starts a request says which end this process is. */
+		/* Not seen accepted or connected (the socket capture sees
+		 * neither; or opened before sonde): plaintext that starts a
+		 * request says which end this process is. */
 		if (peek_request(&call) == REQUEST_LINE)
-			begin_request(0, &call, tgid, fd,
-				      call.nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, 0, 0);
+			begin_request(0, &call, socket.key, tgid, socket.fd,
+				      call.nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, &server, 0,
+				      0);
 		return;
 	}
 	if (!c->tls) {
@@ -1012,7 +1222,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 		c->tls = 1;
 		c->state = CONN_IDLE;
 	}
-	on_bytes(c, &call, tgid, fd);
+	on_bytes(c, &call, tgid, socket.fd);
 }
 
 /* uprobe.multi links (no CAP_SYS_ADMIN needed), one per libssl file. */

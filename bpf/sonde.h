@@ -202,8 +202,19 @@ enum http_event_kind {
 
 /* Which end of a connection the process is. */
 enum http_role {
-	HTTP_SERVER, /* it accepted the connection: requests are read */
-	HTTP_CLIENT, /* it connected: requests are written */
+	HTTP_SERVER, /* it reads the requests (it accepted the connection) */
+	HTTP_CLIENT, /* it writes them (it connected) */
+};
+
+/*
+ * The server end of a connection: a client's peer; a server's own address
+ * where the capture reads it from the socket (family 0: not known, user
+ * space reads it through the fd).
+ */
+struct http_addr {
+	__u8 addr[16];  /* IPv4: the first 4 bytes */
+	__u16 port;     /* host order */
+	__u16 family;   /* SONDE_AF_INET or SONDE_AF_INET6; 0: not known */
 };
 
 /* OPEN; CLOSED and MAPPED use its first fields only. */
@@ -211,12 +222,10 @@ struct http_open {
 	__u32 kind;
 	__u32 tgid;
 	__s32 fd;
-	__s32 listen_fd; /* accept()'s fd; -1 when picked up or a client */
+	__s32 listen_fd; /* accept()'s fd; -1 when not seen or a client */
 	__u64 cgroup;
 	char comm[TASK_COMM_LEN];
-	__u8 peer_addr[16]; /* a client's: the address connect() named */
-	__u16 peer_port;    /* host order */
-	__u16 peer_family;  /* SONDE_AF_INET or SONDE_AF_INET6; 0: not known */
+	struct http_addr server;
 	__u8 role;          /* enum http_role */
 	__u8 pad[3];
 };

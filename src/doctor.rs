@@ -76,6 +76,9 @@ pub fn doctor(config: &Config) -> bool {
         };
         rows.push(Row::new(format!("collector {name}"), result));
         if *name == crate::collect::bpf::http::NAME && matches!(state, State::Attached(..)) {
+            if let Some(capture) = crate::collect::bpf::http::capture() {
+                rows.push(Row::new("collector http capture", Ok(capture)));
+            }
             if let Some(tls) = crate::collect::bpf::http::tls_state() {
                 rows.push(Row::new(
                     "collector http TLS",

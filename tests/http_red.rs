@@ -13,7 +13,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{free_port, ExposedSample, Sonde, TempDir};
-use http_servers::{nginx, python, CHUNKED_WIRE_BYTES, CHUNK_PAUSES, CONFIG, PAGE_BYTES, SLEEP};
+use http_servers::{
+    nginx, python, Capture, CHUNKED_WIRE_BYTES, CHUNK_PAUSES, CONFIG, PAGE_BYTES, SLEEP,
+};
 
 /// A request body of 1 MiB: many reads for the server, many writes back.
 const LARGE_BODY: usize = 1 << 20;
@@ -193,18 +195,26 @@ fn signal_thread(sonde: &Sonde, name: &str, signal: i32) {
 
 #[test]
 fn counts_nginx_and_python_requests_per_label_set() {
-    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
-    if !attached(&sonde, "http") {
+    counts_per_label_set(Capture::Sockets);
+}
+
+#[test]
+fn counts_the_same_through_the_syscall_capture() {
+    counts_per_label_set(Capture::SyscallExits);
+}
+
+fn counts_per_label_set(capture: Capture) {
+    let Some(sonde) = capture.start(&format!("{NO_BUDGET}{CONFIG}")) else {
         return;
-    }
+    };
     // A signal interrupting the event reader's poll (a SIGHUP reload) does
     // not stop it: the counts below need it.
     signal_thread(&sonde, "sonde-http", libc::SIGHUP);
     let dir = TempDir::new("http-red");
-    let program = NamedProgram::new("/usr/sbin/nginx", "sngx");
+    let program = NamedProgram::new("/usr/sbin/nginx", &format!("sngx{}", capture.tag()));
     let (nginx_port, python_port) = (free_port(), free_port());
     let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, None);
-    let python_service = format!("spy{}", std::process::id());
+    let python_service = format!("spy{}{}", std::process::id(), capture.tag());
     std::fs::create_dir_all(dir.0.join("python")).unwrap();
     let python_server = python(&dir.0.join("python"), &python_service, python_port, None);
 
@@ -417,7 +427,8 @@ fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
     if !attached(&sonde, "http") {
         return;
     }
-    // A connection sonde sees accepted makes the process a known server...
+    // A connection sonde sees accepted makes the process a known server
+    // (to the syscall capture; the socket capture needs none)...
     fresh(port, &[(users, 200)]);
     // ...so the old connection is picked up at its next request line.
     for _ in 0..3 {

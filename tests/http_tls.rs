@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, ExposedSample, Sonde, TempDir};
 use http_servers::{
-    nginx, python, python_client, python_with_env, Cert, Step, CONFIG, PAGE_BYTES, SLEEP,
+    nginx, python, python_client, python_with_env, Capture, Cert, Step, CONFIG, PAGE_BYTES, SLEEP,
 };
-use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
+use kernel::{value, wait_for, NamedProgram, NO_BUDGET};
 
 const SERVER_COUNT: &str = "http_server_request_duration_seconds_count";
 const CLIENT_COUNT: &str = "http_client_request_duration_seconds_count";
@@ -80,15 +80,24 @@ fn wait_until_seen(sonde: &Sonde, dir: &Path, service: &str, port: u16) {
 
 #[test]
 fn counts_tls_servers_and_the_calls_of_a_client() {
+    counts_tls_servers_and_calls(Capture::Sockets);
+}
+
+#[test]
+fn counts_the_same_through_the_syscall_capture() {
+    counts_tls_servers_and_calls(Capture::SyscallExits);
+}
+
+fn counts_tls_servers_and_calls(capture: Capture) {
     // Late attachment on: the Python TLS server's libssl comes after sonde.
-    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}http_tls_late_attach = true\n"));
-    if !attached(&sonde, "http") {
+    let config = format!("{NO_BUDGET}{CONFIG}http_tls_late_attach = true\n");
+    let Some(sonde) = capture.start(&config) else {
         return;
-    }
+    };
     let pid = std::process::id();
     let dir = TempDir::new("http-tls");
     let cert = Cert::new(&dir.0);
-    let program = NamedProgram::new("/usr/sbin/nginx", "sngxtls");
+    let program = NamedProgram::new("/usr/sbin/nginx", &format!("sngxtls{}", capture.tag()));
     let (nginx_port, tls_port, plain_port) = (free_port(), free_port(), free_port());
     let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, Some(&cert));
 
@@ -98,7 +107,7 @@ fn counts_tls_servers_and_the_calls_of_a_client() {
     let own_lib = dir.0.join("lib");
     std::fs::create_dir_all(&own_lib).unwrap();
     std::fs::copy(LIBSSL, own_lib.join("libssl.so.3")).unwrap();
-    let tls_service = format!("spytls{pid}");
+    let tls_service = format!("spytls{pid}{}", capture.tag());
     std::fs::create_dir_all(dir.0.join("tls")).unwrap();
     let tls_server = python_with_env(
         &dir.0.join("tls"),
@@ -107,12 +116,12 @@ fn counts_tls_servers_and_the_calls_of_a_client() {
         Some(&cert),
         &[("LD_LIBRARY_PATH", &own_lib)],
     );
-    let plain_service = format!("spyplain{pid}");
+    let plain_service = format!("spyplain{pid}{}", capture.tag());
     std::fs::create_dir_all(dir.0.join("plain")).unwrap();
     let plain_server = python(&dir.0.join("plain"), &plain_service, plain_port, None);
     wait_until_seen(&sonde, &dir.0, &tls_service, tls_port);
 
-    let client = format!("cli{pid}");
+    let client = format!("cli{pid}{}", capture.tag());
     let page = ("GET", "/page.html", 0);
     let (ngx, tls, plain) = (
         |keep, request, times, status| step(true, nginx_port, keep, request, times, status),

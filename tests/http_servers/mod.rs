@@ -10,11 +10,52 @@ use std::time::Duration;
 
 use crate::common::server::wait_listening;
 pub use crate::common::server::Server;
-use crate::kernel::NamedProgram;
+use crate::common::{Sonde, TempDir};
+use crate::kernel::{attached, NamedProgram};
 
 /// Only the http collector: the others would only add load.
 pub const CONFIG: &str =
     "[collect.bpf]\nsyscalls = false\nblock = false\nnet = false\nprocess = false\nsched = false\n";
+
+/// Which of the http collector's two captures a test runs on.
+#[derive(Clone, Copy)]
+pub enum Capture {
+    /// At socket I/O (Linux 6.3+), the one this kernel gets.
+    Sockets,
+    /// At every syscall exit, the one older kernels get: the socket
+    /// tracepoint refused.
+    SyscallExits,
+}
+
+impl Capture {
+    /// Appended to the names of a test's servers and clients: the same test
+    /// on both captures runs at once, and each sonde sees both.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Capture::Sockets => "",
+            Capture::SyscallExits => "x",
+        }
+    }
+
+    /// Starts sonde with `config` on this capture and checks sonde says it
+    /// attached it; None when the collector cannot load here (a skip).
+    pub fn start(self, config: &str) -> Option<Sonde> {
+        let (env, says): (&[(&str, &str)], &str) = match self {
+            Capture::Sockets => (&[], "http capture: at socket I/O"),
+            Capture::SyscallExits => (
+                &[("SONDE_BPF_REFUSE", "sock_send_length")],
+                "http capture: at every syscall exit",
+            ),
+        };
+        let sonde = Sonde::start_with_env(TempDir::new("data"), config, env);
+        if !attached(&sonde, "http") {
+            return None;
+        }
+        let log = sonde.log_text();
+        assert!(log.contains(says), "sonde did not log {says:?}:\n{log}");
+        Some(sonde)
+    }
+}
 
 /// The static file nginx serves, of a size that lands in the 1024 bucket.
 pub const PAGE_BYTES: usize = 1000;

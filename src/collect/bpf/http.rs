@@ -1,15 +1,18 @@
 //! The http collector (`bpf/http.bpf.c`): loads the program, reads its ring
 //! buffer on a thread of its own (events must not wait for a round: the
 //! buffer holds a few thousand requests), and hands each event to
-//! [`crate::collect::http::Red`], which the rounds export. With the
-//! syscall-exit program it loads the OpenSSL uprobes, attached per libssl
-//! file by [`crate::collect::http::tls`]: at load to the files found then,
-//! and with `[collect.bpf] http_tls_late_attach` each round to those the
-//! processes MAPPED events named have mapped.
+//! [`crate::collect::http::Red`], which the rounds export. The capture is
+//! the socket one (programs at socket I/O, Linux 6.3+) where the kernel
+//! has its tracepoints, else the syscall one (a program at every syscall
+//! exit). With it the object loads the OpenSSL uprobes, attached per
+//! libssl file by [`crate::collect::http::tls`]: at load to the files
+//! found then, and with `[collect.bpf] http_tls_late_attach` each round to
+//! those the processes MAPPED events named have mapped.
 //!
-//! Forcing a failure: `SONDE_BPF_REFUSE=uprobe.multi` makes the probes
-//! perf-event uprobes, `SONDE_BPF_REFUSE=uprobe` leaves TLS out (plain
-//! HTTP is still seen); either is shown by `sonde doctor`.
+//! Forcing a failure: `SONDE_BPF_REFUSE=sock_send_length` makes the
+//! capture the syscall one, `SONDE_BPF_REFUSE=uprobe.multi` makes the
+//! probes perf-event uprobes, `SONDE_BPF_REFUSE=uprobe` leaves TLS out
+//! (plain HTTP is still seen); each is shown by `sonde doctor`.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -45,17 +48,49 @@ pub const NAME: &str = "http";
 /// in BENCHMARKS.md, "Idle: ring buffers and start".
 pub const DEFAULT_RING_BYTES: u64 = 2 << 20;
 
-/// tp_btf first (the registers read directly), then raw_tp.
-const VARIANTS: &[Variant] = &[
-    Variant {
-        kind: AttachKind::TpBtf,
-        programs: &["btf_sys_exit"],
-    },
-    Variant {
-        kind: AttachKind::RawTp,
-        programs: &["raw_sys_exit"],
-    },
-];
+/// The socket capture's programs, and with MAPPED events wanted (`late`)
+/// the one on sys_exit that sends them.
+const SOCKETS: Variant = Variant {
+    kind: AttachKind::TpBtf,
+    programs: &["btf_sock_recv", "btf_sock_send", "btf_sock_state"],
+};
+const SOCKETS_AND_MAPPINGS: Variant = Variant {
+    kind: AttachKind::TpBtf,
+    programs: &[
+        "btf_sock_recv",
+        "btf_sock_send",
+        "btf_sock_state",
+        "btf_mmap_exit",
+    ],
+};
+
+/// The syscall capture: tp_btf (the registers read directly), then raw_tp.
+const SYSCALL_EXIT_BTF: Variant = Variant {
+    kind: AttachKind::TpBtf,
+    programs: &["btf_sys_exit"],
+};
+const SYSCALL_EXIT_RAW: Variant = Variant {
+    kind: AttachKind::RawTp,
+    programs: &["raw_sys_exit"],
+};
+
+/// The socket capture first, then the syscall capture.
+const VARIANTS: &[Variant] = &[SOCKETS, SYSCALL_EXIT_BTF, SYSCALL_EXIT_RAW];
+const VARIANTS_MAPPING: &[Variant] = &[SOCKETS_AND_MAPPINGS, SYSCALL_EXIT_BTF, SYSCALL_EXIT_RAW];
+
+/// What `SONDE_BPF_REFUSE` names to refuse the socket capture.
+const SOCKET_TRACEPOINT: &str = "sock_send_length";
+
+/// The variants to try: `late` wants MAPPED events. Without the socket
+/// capture's tracepoints (Linux before 6.3) its variant fails to load and
+/// the next is tried.
+fn variants(late: bool) -> &'static [Variant] {
+    let all = if late { VARIANTS_MAPPING } else { VARIANTS };
+    match check_refused(SOCKET_TRACEPOINT) {
+        Ok(()) => all,
+        Err(_) => &all[1..],
+    }
+}
 
 /// The bounded maps, in the order of `enum http_bounded_map` (sonde.h).
 const BOUNDED_MAPS: &[&str] = &[
@@ -70,6 +105,9 @@ const BOUNDED_MAPS: &[&str] = &[
 /// attached, or why there is none.
 static TLS_STATE: Mutex<Option<Result<String, String>>> = Mutex::new(None);
 
+/// Which capture the last load attached, for `sonde doctor`.
+static CAPTURE: Mutex<Option<String>> = Mutex::new(None);
+
 /// Whether the last load attaches probes after start (`[collect.bpf]
 /// http_tls_late_attach` and a working hook), so the capabilities for it
 /// must stay.
@@ -78,6 +116,11 @@ static ATTACHES_LATER: AtomicBool = AtomicBool::new(false);
 /// What `sonde doctor` says of TLS after the last load; None before any.
 pub fn tls_state() -> Option<Result<String, String>> {
     TLS_STATE.lock().ok()?.clone()
+}
+
+/// What `sonde doctor` says of the capture after the last load.
+pub fn capture() -> Option<String> {
+    CAPTURE.lock().ok()?.clone()
 }
 
 pub fn attaches_later() -> bool {
@@ -123,7 +166,9 @@ fn attach_with_tls(
         // Both kinds are uprobes: refusing "uprobe" refuses TLS altogether.
         check_refused(AttachKind::Uprobe.name())?;
     }
-    let attached = attach_loading(NAME, VARIANTS, &hook.programs(), || open(late, ring_bytes))?;
+    let attached = attach_loading(NAME, variants(late), &hook.programs(), || {
+        open(late, ring_bytes)
+    })?;
     let [enter, _] = tls_programs(&attached.skel, hook);
     let probe = match hook {
         Hook::Multi => enter.attach_uprobe_multi(-1, "/proc/self/exe", PROBE_TARGET, false, false),
@@ -174,8 +219,21 @@ pub fn load(forget_after: Duration, late: bool, ring_bytes: u64) -> anyhow::Resu
     }
     let (attached, hook) = match loaded {
         Some(loaded) => loaded,
-        None => (attach(NAME, VARIANTS, || open(false, ring_bytes))?, None),
+        None => (
+            attach(NAME, variants(false), || open(false, ring_bytes))?,
+            None,
+        ),
     };
+    let sockets = attached.attaches(SOCKETS.programs[0]);
+    let capture = if sockets {
+        "at socket I/O (sock_recv_length, sock_send_length, inet_sock_set_state)"
+    } else {
+        "at every syscall exit: no socket tracepoints (Linux 6.3+), each syscall costs more"
+    };
+    tracing::info!("http capture: {capture}");
+    if let Ok(mut slot) = CAPTURE.lock() {
+        *slot = Some(capture.to_string());
+    }
     ATTACHES_LATER.store(late && hook.is_some(), Ordering::Relaxed);
     let mut libraries = Libraries::default();
     let mut programs = attached.program_handles()?;
@@ -218,6 +276,7 @@ pub fn load(forget_after: Duration, late: bool, ring_bytes: u64) -> anyhow::Resu
             mapped,
             red,
             reader,
+            sockets,
         }),
     })
 }
@@ -280,9 +339,9 @@ const FD: usize = 8;
 const LISTEN_FD: usize = 12;
 const CGROUP: usize = 16;
 const COMM: usize = 24;
-const PEER_ADDR: usize = 40;
-const PEER_PORT: usize = 56;
-const PEER_FAMILY: usize = 58;
+const SERVER_ADDR: usize = 40;
+const SERVER_PORT: usize = 56;
+const SERVER_FAMILY: usize = 58;
 const ROLE: usize = 60;
 const REQ_LEN: usize = 12;
 const RESP_LEN: usize = 14;
@@ -318,15 +377,16 @@ pub(super) fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
     ))
 }
 
-/// The peer a client connected to; None for a server or an unknown family.
-fn peer(bytes: &[u8]) -> Option<SocketAddr> {
-    let addr: [u8; 16] = bytes.get(PEER_ADDR..PEER_ADDR + 16)?.try_into().ok()?;
-    let ip = match u16_at(bytes, PEER_FAMILY)? {
+/// OPEN's server end (`struct http_addr`); None when the program did not
+/// know it (family 0).
+fn server(bytes: &[u8]) -> Option<SocketAddr> {
+    let addr: [u8; 16] = bytes.get(SERVER_ADDR..SERVER_ADDR + 16)?.try_into().ok()?;
+    let ip = match u16_at(bytes, SERVER_FAMILY)? {
         AF_INET => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
         AF_INET6 => IpAddr::V6(Ipv6Addr::from(addr)).to_canonical(),
         _ => return None,
     };
-    Some(SocketAddr::new(ip, u16_at(bytes, PEER_PORT)?))
+    Some(SocketAddr::new(ip, u16_at(bytes, SERVER_PORT)?))
 }
 
 /// One event; None when it is too short or of no known kind.
@@ -352,7 +412,7 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
                 0 => Role::Server,
                 _ => Role::Client,
             },
-            peer: peer(bytes),
+            server: server(bytes),
         }),
         1 => Some(Event::Response {
             conn,
@@ -389,6 +449,9 @@ struct Http {
     mapped: Arc<Mutex<HashSet<u32>>>,
     red: Arc<Mutex<Red>>,
     reader: RingReader,
+    /// The socket capture: its connections leave `conns` as their sockets
+    /// close, whatever became of their process.
+    sockets: bool,
 }
 
 fn alive(tgid: u32) -> bool {
@@ -441,8 +504,13 @@ impl Collector for Http {
             .context("the http event reader stopped")?;
         self.attach_new_libraries();
         let maps = &self.attached.skel.maps;
-        // Both keyed by tgid << 32 | fd or thread id.
-        for map in [&maps.conns, &maps.ssl_calls] {
+        // Keyed by tgid << 32 | fd (the syscall capture's conns) or thread id.
+        let by_tgid = if self.sockets {
+            vec![&maps.ssl_calls]
+        } else {
+            vec![&maps.conns, &maps.ssl_calls]
+        };
+        for map in by_tgid {
             forget_gone(map, |key| Some((u64_at(key, 0)? >> 32) as u32));
         }
         forget_gone(&maps.servers, |key| u32_at(key, 0));
@@ -471,29 +539,29 @@ mod tests {
                 conn,
                 listen_fd: 3,
                 role: Role::Server,
-                peer: None,
+                server: None,
                 ..
             }) => assert_eq!(conn, Conn { tgid: 42, fd: 7 }),
             other => panic!("{other:?}"),
         }
-        // A client's connection names the peer it connected to.
+        // The server end: a client's peer (a server's own address alike).
         bytes[ROLE] = 1;
-        bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
-        bytes[PEER_ADDR..PEER_ADDR + 4].copy_from_slice(&[10, 0, 0, 1]);
-        bytes[PEER_PORT..PEER_PORT + 2].copy_from_slice(&8080u16.to_ne_bytes());
+        bytes[SERVER_FAMILY..SERVER_FAMILY + 2].copy_from_slice(&AF_INET.to_ne_bytes());
+        bytes[SERVER_ADDR..SERVER_ADDR + 4].copy_from_slice(&[10, 0, 0, 1]);
+        bytes[SERVER_PORT..SERVER_PORT + 2].copy_from_slice(&8080u16.to_ne_bytes());
         match decode(&bytes) {
-            Some(Event::Open { role, peer, .. }) => {
+            Some(Event::Open { role, server, .. }) => {
                 assert_eq!(role, Role::Client);
-                assert_eq!(peer, Some("10.0.0.1:8080".parse().unwrap()));
+                assert_eq!(server, Some("10.0.0.1:8080".parse().unwrap()));
             }
             other => panic!("{other:?}"),
         }
-        bytes[PEER_FAMILY..PEER_FAMILY + 2].copy_from_slice(&AF_INET6.to_ne_bytes());
+        bytes[SERVER_FAMILY..SERVER_FAMILY + 2].copy_from_slice(&AF_INET6.to_ne_bytes());
         let v6: std::net::Ipv6Addr = "::ffff:10.0.0.2".parse().unwrap();
-        bytes[PEER_ADDR..PEER_ADDR + 16].copy_from_slice(&v6.octets());
+        bytes[SERVER_ADDR..SERVER_ADDR + 16].copy_from_slice(&v6.octets());
         assert!(matches!(
             decode(&bytes),
-            Some(Event::Open { peer: Some(peer), .. }) if peer.to_string() == "10.0.0.2:8080"
+            Some(Event::Open { server: Some(server), .. }) if server.to_string() == "10.0.0.2:8080"
         ));
         // DONE: the request's head, then the response's, as long as they say.
         let mut bytes = vec![0u8; DATA];

@@ -255,6 +255,11 @@ impl<S: Skel<'static>> Attached<S> {
         Ok(())
     }
 
+    /// Whether `program` is one of those attached.
+    pub fn attaches(&self, program: &str) -> bool {
+        self.programs.contains(&program)
+    }
+
     /// Handles on the attached programs, for their run-time statistics.
     pub fn program_handles(&self) -> anyhow::Result<Vec<ProgramHandle>> {
         self.programs

@@ -65,14 +65,15 @@ pub enum Role {
 #[derive(Debug)]
 pub enum Event<'a> {
     /// A connection's first request began: who serves (or calls) on it,
-    /// the peer a client connected to.
+    /// and its server end when the program knew it (a client's peer; a
+    /// server's own address, which otherwise is read through the fd).
     Open {
         conn: Conn,
         cgroup: u64,
         comm: &'a [u8],
         listen_fd: i32,
         role: Role,
-        peer: Option<SocketAddr>,
+        server: Option<SocketAddr>,
     },
     /// A write that starts a response after the first of a batch of
     /// pipelined requests (the batch that began at `start_ns`): when, the
@@ -268,16 +269,16 @@ impl Red {
                 comm,
                 listen_fd,
                 role,
-                peer,
+                server,
             } => {
                 if self.connections.len() >= MAX_CONNECTIONS
                     && !self.connections.contains_key(&conn)
                 {
                     return;
                 }
-                let service = match role {
-                    Role::Server => self.services.of(conn, cgroup, comm, listen_fd),
-                    Role::Client => self.services.client(conn.tgid, cgroup, comm, peer),
+                let service = match (role, server) {
+                    (Role::Server, None) => self.services.of(conn, cgroup, comm, listen_fd),
+                    (_, server) => self.services.at(conn.tgid, cgroup, comm, server),
                 };
                 self.connections.insert(
                     conn,
@@ -584,7 +585,7 @@ mod tests {
             comm: b"srv",
             listen_fd: -1,
             role: Role::Server,
-            peer: None,
+            server: None,
         });
     }
 
@@ -746,7 +747,7 @@ mod tests {
             comm: b"cli",
             listen_fd: -1,
             role: Role::Client,
-            peer: Some("192.0.2.7:8443".parse().unwrap()),
+            server: Some("192.0.2.7:8443".parse().unwrap()),
         });
         done(
             &mut red,

@@ -154,16 +154,17 @@ impl Services {
         )
     }
 
-    /// The service of a call process `tgid` makes to `peer`: Beyla's client
-    /// labels, where the server is the peer.
-    pub fn client(
+    /// The service of process `tgid` on a connection whose server end is
+    /// `server`: a server's own address, or the peer a client calls
+    /// (Beyla's client labels, where the server is the peer).
+    pub fn at(
         &mut self,
         tgid: u32,
         cgroup: u64,
         comm: &[u8],
-        peer: Option<SocketAddr>,
+        server: Option<SocketAddr>,
     ) -> Arc<Service> {
-        self.serving(tgid, cgroup, comm, peer.map(|p| (p.ip(), p.port())))
+        self.serving(tgid, cgroup, comm, server.map(|s| (s.ip(), s.port())))
     }
 
     /// Process `tgid`'s instance labels with the server's address and port.
