@@ -271,7 +271,7 @@ struct {
  * Events to user space: one DONE per request, 56 bytes plus the two heads
  * plus the ring's own 8-byte header (wrk against nginx: 360 bytes for
  * nginx's side, 624 for wrk's, whose read holds the body too: 1 KiB a
- * request with both ends probed), and OPEN (72 bytes) once per connection.
+ * request with both ends probed), and OPEN (80 bytes) once per connection.
  * Its size is set before loading (`[collect.bpf] http_ring_size`, a power
  * of two; the default's headroom is measured in BENCHMARKS.md, "Idle: ring
  * buffers and start"): the reader drains the ring every 50 ms while events
@@ -651,6 +651,7 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	ev->role = c->role;
 	ev->server = c->server;
+	ev->parent = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent, tgid);
 	submit(ev, sizeof(*ev));
 	c->opened = 1;
 	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {

@@ -228,6 +228,8 @@ struct http_open {
 	struct http_addr server;
 	__u8 role;          /* enum http_role */
 	__u8 pad[3];
+	__u32 parent;       /* the process's parent (tgid) */
+	__u32 pad2;
 };
 
 #define HTTP_DONE_CLOSED 1 /* DONE: the connection closed after it */

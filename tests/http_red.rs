@@ -10,11 +10,13 @@ mod kernel;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use common::{free_port, ExposedSample, Sonde, TempDir};
 use http_servers::{
-    nginx, python, Capture, CHUNKED_WIRE_BYTES, CHUNK_PAUSES, CONFIG, PAGE_BYTES, SLEEP,
+    nginx, python, python_with_env, Capture, CHUNKED_WIRE_BYTES, CHUNK_PAUSES, CONFIG, PAGE_BYTES,
+    SLEEP,
 };
 
 /// A request body of 1 MiB: many reads for the server, many writes back.
@@ -444,4 +446,37 @@ fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
     ];
     let samples = wait_for(&sonde, |s| value(s, COUNT, &want) >= 4.0);
     assert_eq!(value(&samples, COUNT, &want), 4.0);
+}
+
+/// A server that forks a child per connection after accepting it (Python's
+/// ForkingMixIn; busybox httpd and inetd-style servers alike): the child
+/// never accepted, and the socket capture sees its requests all the same,
+/// counted under the server's own instance, not one per child.
+#[test]
+fn counts_a_server_that_forks_a_child_per_connection() {
+    let Some(sonde) = Capture::Sockets.start(&format!("{NO_BUDGET}{CONFIG}")) else {
+        return;
+    };
+    let dir = TempDir::new("http-red-fork");
+    let port = free_port();
+    let service = format!("spyfork{}", std::process::id());
+    let server = python_with_env(
+        &dir.0,
+        &service,
+        port,
+        None,
+        &[("SERVER_FORKS", Path::new("1"))],
+    );
+    let users = ("GET", "/users/7", &b""[..]);
+    fresh(port, &repeat(users, 200, 3));
+    keep_alive(port, &repeat(users, 200, 2));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let instance = format!("{}:{}", host.trim(), server.0.id());
+    let want = [
+        ("service_name", service.as_str()),
+        ("http_route", "/users/*"),
+        ("instance", instance.as_str()),
+    ];
+    let samples = wait_for(&sonde, |s| value(s, COUNT, &want) >= 5.0);
+    assert_eq!(value(&samples, COUNT, &want), 5.0);
 }

@@ -144,7 +144,7 @@ pub fn nginx(dir: &Path, program: &NamedProgram, port: u16, tls: Option<&Cert>) 
 }
 
 const PYTHON_SERVER: &str = r#"
-import http.server, ssl, sys, time
+import http.server, os, socketserver, ssl, sys, time
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -179,7 +179,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.reply(200, body)
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+# SERVER_FORKS: a child per connection, forked after the accept.
+class Forking(socketserver.ForkingMixIn, http.server.HTTPServer):
+    pass
+
+kind = Forking if os.environ.get("SERVER_FORKS") else http.server.ThreadingHTTPServer
+server = kind(("127.0.0.1", int(sys.argv[1])), Handler)
 if len(sys.argv) > 3:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(sys.argv[3], sys.argv[4])

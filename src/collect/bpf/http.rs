@@ -343,6 +343,7 @@ const SERVER_ADDR: usize = 40;
 const SERVER_PORT: usize = 56;
 const SERVER_FAMILY: usize = 58;
 const ROLE: usize = 60;
+const PARENT: usize = 64;
 const REQ_LEN: usize = 12;
 const RESP_LEN: usize = 14;
 const START_NS: usize = 16;
@@ -405,6 +406,7 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
     match u32_at(bytes, KIND)? {
         0 => Some(Event::Open {
             conn,
+            parent: u32_at(bytes, PARENT)?,
             cgroup: u64_at(bytes, CGROUP)?,
             comm: bytes.get(COMM..COMM + 16)?,
             listen_fd: u32_at(bytes, LISTEN_FD)? as i32,
@@ -530,7 +532,7 @@ mod tests {
 
     #[test]
     fn decodes_events_and_refuses_short_ones() {
-        let mut bytes = vec![0u8; 64];
+        let mut bytes = vec![0u8; 72];
         bytes[TGID..TGID + 4].copy_from_slice(&42u32.to_ne_bytes());
         bytes[FD..FD + 4].copy_from_slice(&7i32.to_ne_bytes());
         bytes[LISTEN_FD..LISTEN_FD + 4].copy_from_slice(&3i32.to_ne_bytes());

@@ -69,6 +69,8 @@ pub enum Event<'a> {
     /// server's own address, which otherwise is read through the fd).
     Open {
         conn: Conn,
+        /// The process's parent (tgid).
+        parent: u32,
         cgroup: u64,
         comm: &'a [u8],
         listen_fd: i32,
@@ -265,6 +267,7 @@ impl Red {
         match event {
             Event::Open {
                 conn,
+                parent,
                 cgroup,
                 comm,
                 listen_fd,
@@ -276,9 +279,15 @@ impl Red {
                 {
                     return;
                 }
+                let opener = service::Opener {
+                    tgid: conn.tgid,
+                    parent,
+                    cgroup,
+                    comm,
+                };
                 let service = match (role, server) {
-                    (Role::Server, None) => self.services.of(conn, cgroup, comm, listen_fd),
-                    (_, server) => self.services.at(conn.tgid, cgroup, comm, server),
+                    (Role::Server, None) => self.services.of(conn, opener, listen_fd),
+                    (_, server) => self.services.at(opener, server),
                 };
                 self.connections.insert(
                     conn,
@@ -581,6 +590,7 @@ mod tests {
     fn open(red: &mut Red, fd: i32) {
         red.observe(Event::Open {
             conn: Conn { tgid: 1, fd },
+            parent: 0,
             cgroup: 0,
             comm: b"srv",
             listen_fd: -1,
@@ -743,6 +753,7 @@ mod tests {
         let head = "POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
         red.observe(Event::Open {
             conn,
+            parent: 0,
             cgroup: 0,
             comm: b"cli",
             listen_fd: -1,

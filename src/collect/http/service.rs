@@ -134,11 +134,21 @@ pub struct Services {
 /// client's: the peer it called).
 type ServiceKey = (u32, Option<(IpAddr, u16)>);
 
+/// Who a connection's OPEN names: the process on it, its parent, its
+/// cgroup and its comm.
+#[derive(Clone, Copy, Debug)]
+pub struct Opener<'a> {
+    pub tgid: u32,
+    pub parent: u32,
+    pub cgroup: u64,
+    pub comm: &'a [u8],
+}
+
 impl Services {
     /// The service of a request on `conn`, accepted on `listen_fd` (-1 when
     /// sonde did not see the accept: the address is then read from the
     /// connection itself).
-    pub fn of(&mut self, conn: Conn, cgroup: u64, comm: &[u8], listen_fd: i32) -> Arc<Service> {
+    pub fn of(&mut self, conn: Conn, opener: Opener, listen_fd: i32) -> Arc<Service> {
         let listening = (listen_fd >= 0)
             .then(|| self.listening(conn.tgid, listen_fd))
             .flatten();
@@ -146,42 +156,28 @@ impl Services {
             Some(local) if !local.address.is_unspecified() => Some(local),
             _ => self.connection(conn),
         };
-        self.serving(
-            conn.tgid,
-            cgroup,
-            comm,
-            local.map(|local| (local.address, local.port)),
-        )
+        self.serving(opener, local.map(|local| (local.address, local.port)))
     }
 
-    /// The service of process `tgid` on a connection whose server end is
+    /// The service of the opener on a connection whose server end is
     /// `server`: a server's own address, or the peer a client calls
     /// (Beyla's client labels, where the server is the peer).
-    pub fn at(
-        &mut self,
-        tgid: u32,
-        cgroup: u64,
-        comm: &[u8],
-        server: Option<SocketAddr>,
-    ) -> Arc<Service> {
-        self.serving(tgid, cgroup, comm, server.map(|s| (s.ip(), s.port())))
+    pub fn at(&mut self, opener: Opener, server: Option<SocketAddr>) -> Arc<Service> {
+        self.serving(opener, server.map(|s| (s.ip(), s.port())))
     }
 
-    /// Process `tgid`'s instance labels with the server's address and port.
-    fn serving(
-        &mut self,
-        tgid: u32,
-        cgroup: u64,
-        comm: &[u8],
-        server: Option<(IpAddr, u16)>,
-    ) -> Arc<Service> {
+    /// The instance labels of the opener's owner ([`owner`]) with the
+    /// server's address and port.
+    fn serving(&mut self, opener: Opener, server: Option<(IpAddr, u16)>) -> Arc<Service> {
+        let tgid = opener.tgid;
         if let Some(service) = self.services.get(&(tgid, server)) {
             return service.clone();
         }
+        let owner = owner(tgid, opener.parent);
         let instance = self
             .instances
-            .entry(tgid)
-            .or_insert_with(|| instance_of(tgid, cgroup, comm));
+            .entry(owner)
+            .or_insert_with(|| instance_of(owner, opener.cgroup, opener.comm));
         let mut labels = instance.labels.clone();
         labels.extend([
             (
@@ -278,6 +274,24 @@ impl Services {
             family.push(&labels, 1.0);
         }
         family
+    }
+}
+
+/// The process whose instance a connection's requests count under: the
+/// process on it, or its parent when it is a fork of the parent (the same
+/// executable: a pre-fork server's worker, a child forked per connection)
+/// or already gone (a child forked per connection lives a request, and
+/// names itself only while it lives). So a server's forks are one
+/// instance, not a set of series per child.
+fn owner(tgid: u32, parent: u32) -> u32 {
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    if parent <= 1 {
+        return tgid;
+    }
+    match exe(tgid) {
+        None => parent,
+        Some(own) if exe(parent).as_ref() == Some(&own) => parent,
+        Some(_) => tgid,
     }
 }
 
