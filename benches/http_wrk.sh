@@ -14,7 +14,10 @@
 # syscall), the floor of a capture run at socket I/O only; with
 # FLOOR=syscalls the syscalls collector alone, as a default install runs
 # it, and "on" is the syscalls and http collectors, so floor -> on is
-# RED's cost on a default install. Per phase: wrk's requests per second
+# RED's cost on a default install; with FLOOR=syscall_capture the http
+# collector on its syscall capture (what kernels before 6.3 get:
+# SONDE_BPF_REFUSE=sock_send_length), so off -> floor is that capture's
+# whole cost beside off -> on, the socket capture's. Per phase: wrk's requests per second
 # and p99 latency, the requests sonde counted
 # (http_server_request_duration_seconds_count) against those wrk
 # completed, events the ring buffer had no room for
@@ -43,10 +46,13 @@ case "$FLOOR" in
   empty|sockets)
     cp "$WORK/off.toml" "$WORK/floor.toml"
     config false true false > "$WORK/on.toml" ;;
+  syscall_capture)
+    config false true false > "$WORK/floor.toml"
+    cp "$WORK/floor.toml" "$WORK/on.toml" ;;
   syscalls)
     config true false false > "$WORK/floor.toml"
     config true true false > "$WORK/on.toml" ;;
-  *) echo "FLOOR is empty, sockets or syscalls, not $FLOOR"; exit 1 ;;
+  *) echo "FLOOR is empty, sockets, syscalls or syscall_capture, not $FLOOR"; exit 1 ;;
 esac
 config false true true > "$WORK/stats.toml"
 
@@ -102,8 +108,12 @@ hold_empty_exit() {
 phase() {
   local cpu_before cpu_after out requests rps p99 metrics counted full
   HOLDER_PID=
-  start_sonde "$WORK/$1.toml"
-  if [ "$1" = floor ] && [ "$FLOOR" != syscalls ]; then hold_empty_exit; fi
+  if [ "$1" = floor ] && [ "$FLOOR" = syscall_capture ]; then
+    SONDE_BPF_REFUSE=sock_send_length start_sonde "$WORK/$1.toml"
+  else
+    start_sonde "$WORK/$1.toml"
+  fi
+  case "$1/$FLOOR" in floor/empty|floor/sockets) hold_empty_exit ;; esac
   cpu_before=$(sonde_cpu)
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html")
   cpu_after=$(sonde_cpu)
