@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Cost of the http collector for processes that serve no HTTP, on a
 # syscall-heavy loop (dd with 1-byte blocks from /dev/zero to /dev/null: a
-# read and a write per byte, each a `conns` miss, the read also a `servers`
-# miss), medians of ROUNDS alternating rounds:
-# 1. without sonde, and with sonde running only the http collector: this
-#    includes the kernel's slow syscall-exit path, taken by every task once
-#    any program is attached to sys_exit;
+# read and a write per byte; the syscall capture runs at each, a `conns`
+# miss, the read also a `servers` miss; the socket capture at none),
+# medians of ROUNDS alternating rounds:
+# 1. without sonde, and with sonde running only the http collector (the
+#    syscall capture also puts every task on the kernel's slow
+#    syscall-exit path);
 # 2. sonde with the syscalls collector (which attaches to sys_exit too),
 #    without and with the http collector: what http adds on its own;
-# then ns per run of the program from the kernel's accounting;
+# then ns per run of the capture's programs from the kernel's accounting;
+# 2b. TCP that is not HTTP: TCP_MESSAGES 16-byte messages echoed over one
+#    loopback connection (a send and a receive at each end, each a run of
+#    the socket capture: a `conns` miss, a `not_http` hit), without sonde
+#    and with the http collector;
 # 3. HTTPS: TLS_REQUESTS requests of a Python http.client over one
 #    keep-alive TLS connection to a Python ssl server, without sonde and
 #    with the http collector (OpenSSL uprobes attached), medians of ROUNDS
@@ -75,14 +80,52 @@ echo "== dd bs=1 count=$LOOP_BYTES, medians of $ROUNDS alternating rounds"
 compare "no sonde -> http only:" none http
 compare "syscalls -> syscalls + http:" syscalls syscalls-http
 
-echo "== ns per run of the program over the same loop (run-time statistics on)"
+# The http capture's runs and ns per run so far (its programs but
+# OpenSSL's probes), from the running sonde.
+capture_runs() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+    /^sonde_bpf_program_run(s|_seconds)_total\{.*program="(btf|raw)_s/ {
+      if ($1 ~ /^sonde_bpf_program_runs_total/) runs += $NF; else secs += $NF }
+    END { printf "runs: %d   ns/run: %.1f\n", runs, runs ? secs * 1e9 / runs : 0 }'
+}
+
+echo "== ns per run of the capture over the same loop (run-time statistics on)"
 start_sonde "$WORK/http-stats.toml"
 syscall_loop >/dev/null
 sleep 2
-curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-  /^sonde_bpf_program_run_seconds_total.*sys_exit/ { secs = $NF }
-  /^sonde_bpf_program_runs_total.*sys_exit/ { runs = $NF }
-  END { printf "runs: %d   ns/run: %.1f\n", runs, secs * 1e9 / runs }'
+capture_runs
+stop_sonde
+
+TCP_MESSAGES=${TCP_MESSAGES:-100000}
+TCP_PORT=${TCP_PORT:-$((20000 + RANDOM % 20000))}
+cat > "$WORK/echo.py" <<'PY'
+import socket, sys
+port, messages = int(sys.argv[1]), int(sys.argv[2])
+server = socket.create_server(("127.0.0.1", port))
+client = socket.create_connection(("127.0.0.1", port))
+peer, _ = server.accept()
+for s in (client, peer):
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+message = b"x" * 16
+for _ in range(messages):
+    client.sendall(message)
+    peer.sendall(peer.recv(16))
+    client.recv(16)
+PY
+# Nanoseconds TCP_MESSAGES echoes take.
+tcp_loop() {
+  local start end
+  start=$(date +%s%N)
+  python3 "$WORK/echo.py" "$((TCP_PORT + RANDOM % 1000))" "$TCP_MESSAGES"
+  end=$(date +%s%N)
+  echo $(( end - start ))
+}
+echo "== TCP, not HTTP: $TCP_MESSAGES 16-byte echoes over one loopback connection, medians of $ROUNDS alternating rounds"
+compare "no sonde -> http only:" none http tcp_loop "socket send or receive" "$(( 4 * TCP_MESSAGES ))"
+start_sonde "$WORK/http-stats.toml"
+tcp_loop >/dev/null
+sleep 2
+capture_runs
 stop_sonde
 
 echo "== HTTPS: $TLS_REQUESTS requests over one keep-alive TLS connection, medians of $ROUNDS alternating rounds"
@@ -127,7 +170,7 @@ sleep 2
 curl -s "http://127.0.0.1:$PORT/metrics" | awk -v n="$TLS_REQUESTS" '
   /^sonde_bpf_program_run_seconds_total.*ssl_/ { ssl += $NF }
   /^sonde_bpf_program_runs_total.*ssl_/ { ssl_runs += $NF }
-  /^sonde_bpf_program_run_seconds_total.*sys_exit/ { exit_secs = $NF }
-  END { printf "OpenSSL probes: %.1f runs, %.0f ns per request (the whole run: %.0f ns of sys_exit per request, every process)\n",
-    ssl_runs / n, ssl * 1e9 / n, exit_secs * 1e9 / n }'
+  /^sonde_bpf_program_run_seconds_total\{.*program="(btf|raw)_s/ { capture += $NF }
+  END { printf "OpenSSL probes: %.1f runs, %.0f ns per request (the whole run: %.0f ns of the capture per request, every process)\n",
+    ssl_runs / n, ssl * 1e9 / n, capture * 1e9 / n }'
 stop_sonde

@@ -112,7 +112,7 @@ static __always_inline struct sonde_event *reserve(__u32 kind)
 
 static __always_inline void submit(struct sonde_event *ev)
 {
-	sonde_ring_submit(&events, &reader_asleep, ev, sizeof(*ev), wakeup_shift);
+	sonde_ring_submit(&events, &reader_asleep, &ring_checks, ev, wakeup_shift);
 }
 
 static __always_inline struct task_struct *current_task(void)

@@ -424,14 +424,13 @@ static __always_inline const void *first_buffer(const struct call *call, __u64 *
 }
 
 /*
- * Sends a made event of `len` bytes (the reader is woken when it sleeps,
- * or by the event that fills a quarter of the ring, or a further quarter:
- * sonde.h; a wakeup per event would cost several microseconds a request,
- * BENCHMARKS.md, HTTP).
+ * Sends a made event (the reader is woken when it sleeps, or once the
+ * unread bytes pass a further quarter of the ring: sonde.h; a wakeup per
+ * event would cost several microseconds a request, BENCHMARKS.md, HTTP).
  */
-static __always_inline void submit(void *ev, __u64 len)
+static __always_inline void submit(void *ev)
 {
-	sonde_ring_submit(&http_events, &reader_asleep, ev, len, wakeup_shift);
+	sonde_ring_submit(&http_events, &reader_asleep, &ring_checks, ev, wakeup_shift);
 }
 
 /* A small event of `kind` (struct http_open's first fields) for `tgid`, `fd`. */
@@ -605,7 +604,8 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
 	/* Each head is shorter than HTTP_HEAD: the mask cuts nothing. */
 	len = offsetof(struct http_done, data) + ((d->req_len + d->resp_len) & (2 * HTTP_HEAD - 1));
 	if (bpf_ringbuf_output(&http_events, d, len,
-			       sonde_ring_output_flags(&http_events, &reader_asleep, len, wakeup_shift)))
+			       sonde_ring_flags(&http_events, &reader_asleep, &ring_checks,
+						wakeup_shift)))
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 }
 
@@ -652,7 +652,7 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	ev->role = c->role;
 	ev->server = c->server;
 	ev->parent = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent, tgid);
-	submit(ev, sizeof(*ev));
+	submit(ev);
 	c->opened = 1;
 	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
 		__u32 one = 1;
@@ -741,7 +741,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 			ev->resp_bytes = d->resp_bytes;
 			ev->req_len = 0;
 			ev->resp_len = copy_head(ev, 0, HTTP_HEAD - 1, call);
-			submit(ev, offsetof(struct http_done, data) + HTTP_HEAD);
+			submit(ev);
 		} else {
 			sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 		}
@@ -842,7 +842,7 @@ static __always_inline void on_mmap(__u32 tgid, __u64 prot, __s64 map_fd)
 		return;
 	ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
 	if (ev)
-		submit(ev, sizeof(*ev));
+		submit(ev);
 }
 
 /* The close of `c`: its last request ends; user space forgets what OPEN told. */
@@ -854,7 +854,7 @@ static __always_inline void on_close(struct conn *c)
 		struct http_open *ev = reserve_open(HTTP_EVENT_CLOSED, c->done.tgid, c->done.fd);
 
 		if (ev)
-			submit(ev, sizeof(*ev));
+			submit(ev);
 	}
 }
 

@@ -465,75 +465,82 @@ static __always_inline void sonde_count_map_full(void *map_full, __u32 slot)
 
 /*
  * A ring buffer's reader and when to wake it (src/collect/bpf/ring.rs).
- * While events come the reader drains the ring every 50 ms and is woken
- * only when the unread bytes pass a multiple of a quarter of the ring
- * (2^`wakeup_shift` bytes), by the event that takes them past it: a wakeup
- * is an inter-processor interrupt (in a VM, an exit), microseconds an
- * event. Only at the crossing: when
- * every event past the mark woke the reader, each paid that interrupt
- * until the reader got a CPU and drained the ring, a few to hundreds a
- * time under load (BENCHMARKS.md, HTTP, "One wakeup per crossing"). Past
- * each further multiple too: two CPUs' events that each measured the ring
- * before the other's went in may both miss a crossing, and the next one
- * wakes the reader then. An idle reader sleeps longer instead (ring.rs),
- * with `reader_asleep` set (one u32, an array lookup the verifier
- * inlines), so an idle host pays no wakeups; the first event after wakes
- * it and clears the flag, and is read at once. Two CPUs may both see it
- * asleep: one wakeup too many.
+ * While events come the reader drains the ring every 50 ms (5 ms while
+ * many come) and is woken only when the unread bytes pass a multiple of a
+ * quarter of the ring (2^`wakeup_shift` bytes): a wakeup is an
+ * inter-processor interrupt (in a VM, an exit), microseconds an event.
+ * Only at the crossing: when every event past the mark woke the reader,
+ * each paid that interrupt until the reader got a CPU and drained the
+ * ring, a few to hundreds a time under load (BENCHMARKS.md, HTTP, "One
+ * wakeup per crossing"). The unread bytes are looked at on one event in
+ * SONDE_RING_CHECK_EVERY of each CPU (`ring_checks`, per CPU): reading the
+ * ring's positions at every event was 7 % of the http capture's BPF time
+ * (BENCHMARKS.md, HTTP, "The socket capture"), and a crossing is then seen
+ * at most that many of a CPU's events late, a few KiB of a quarter. Each
+ * CPU compares with what it saw at its last look, so a crossing wakes the
+ * reader once per CPU that sees it, at most. An idle reader sleeps longer
+ * instead (ring.rs), with `reader_asleep` set (one u32, an array lookup
+ * the verifier inlines), looked at on every event, so an idle host pays
+ * no wakeups; the first event after wakes it and clears the flag, and is
+ * read at once. Two CPUs may both see it asleep: one wakeup too many.
  *
  * The ring's size is user space's to choose (`[collect.bpf]
  * http_ring_size`, `event_ring_size`): it sets the ring's max_entries and
  * `wakeup_shift` (log2 of a quarter of it) before loading. A shift of 0,
- * were it left unset, wakes the reader at every event: slower, never late.
+ * were it left unset, wakes the reader at every look: slower, never late.
  */
-#define SONDE_RING_READER()                           \
-	struct {                                      \
-		__uint(type, BPF_MAP_TYPE_ARRAY);     \
-		__uint(max_entries, 1);               \
-		__type(key, __u32);                   \
-		__type(value, __u32);                 \
-	} reader_asleep SEC(".maps");                 \
+#define SONDE_RING_CHECK_EVERY 16
+
+struct sonde_ring_check {
+	__u64 seen;   /* the unread bytes at this CPU's last look */
+	__u32 events; /* this CPU's events since the program loaded */
+	__u32 pad;
+};
+
+#define SONDE_RING_READER()                                 \
+	struct {                                            \
+		__uint(type, BPF_MAP_TYPE_ARRAY);           \
+		__uint(max_entries, 1);                     \
+		__type(key, __u32);                         \
+		__type(value, __u32);                       \
+	} reader_asleep SEC(".maps");                       \
+	struct {                                            \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);    \
+		__uint(max_entries, 1);                     \
+		__type(key, __u32);                         \
+		__type(value, struct sonde_ring_check);     \
+	} ring_checks SEC(".maps");                         \
 	const volatile __u32 wakeup_shift
 
-/* The bytes an event of `len` takes in a ring: an 8-byte header, then the
- * event rounded up to 8. */
-#define SONDE_RING_RECORD(len) (((__u64)(len) + 8 + 7) & ~7ULL)
-
-/* The flags of the commit of an event that takes the ring's unread bytes
- * from `before` to `after`: wake the reader or not. */
-static __always_inline __u64 sonde_ring_wakeup(void *reader_asleep, __u64 before, __u64 after,
-					       __u32 wakeup_shift)
+/* The flags of the commit of an event to `ring`: wake the reader or not. */
+static __always_inline __u64 sonde_ring_flags(void *ring, void *reader_asleep, void *ring_checks,
+					      __u32 wakeup_shift)
 {
 	__u32 zero = 0;
 	__u32 *asleep = bpf_map_lookup_elem(reader_asleep, &zero);
+	struct sonde_ring_check *check;
+	__u64 unread, crossed;
 
 	if (asleep && *asleep) {
 		*asleep = 0;
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return before >> wakeup_shift != after >> wakeup_shift ? BPF_RB_FORCE_WAKEUP
-							       : BPF_RB_NO_WAKEUP;
+	check = bpf_map_lookup_elem(ring_checks, &zero);
+	if (check && ++check->events % SONDE_RING_CHECK_EVERY)
+		return BPF_RB_NO_WAKEUP;
+	unread = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	if (!check)
+		return BPF_RB_FORCE_WAKEUP;
+	crossed = unread >> wakeup_shift > check->seen >> wakeup_shift;
+	check->seen = unread;
+	return crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
-/* The flags of a bpf_ringbuf_output of `len` bytes (not in the ring yet). */
-static __always_inline __u64 sonde_ring_output_flags(void *ring, void *reader_asleep, __u64 len,
-						     __u32 wakeup_shift)
+/* Commits `ev`, reserved in `ring`, waking the reader as sonde_ring_flags says. */
+static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ring_checks,
+					      void *ev, __u32 wakeup_shift)
 {
-	__u64 before = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-
-	return sonde_ring_wakeup(reader_asleep, before, before + SONDE_RING_RECORD(len),
-				 wakeup_shift);
-}
-
-/* Commits `ev`, reserved with `len` bytes: its record is among the unread
- * bytes already (the reader stops at a record not committed yet). */
-static __always_inline void sonde_ring_submit(void *ring, void *reader_asleep, void *ev, __u64 len,
-					      __u32 wakeup_shift)
-{
-	__u64 after = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-
-	bpf_ringbuf_submit(ev, sonde_ring_wakeup(reader_asleep, after - SONDE_RING_RECORD(len),
-						 after, wakeup_shift));
+	bpf_ringbuf_submit(ev, sonde_ring_flags(ring, reader_asleep, ring_checks, wakeup_shift));
 }
 
 /*
