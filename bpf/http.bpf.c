@@ -14,7 +14,8 @@
  * the floor at socket I/O"). Connections are keyed by their socket: a
  * TCP socket becomes one at its first bytes that are a request line
  * (received: the process serves; sent: it calls), connections opened
- * before sonde too; sockets whose first bytes are not go to `not_http`.
+ * before sonde too; sockets seen established whose first bytes are not
+ * are marked in `first_bytes`.
  *
  * The syscall capture (older kernels): one program at every syscall exit
  * on every CPU. A server connection is an fd returned by accept/accept4, a
@@ -255,17 +256,25 @@ struct {
 } servers SEC(".maps");
 
 /*
- * Socket capture: TCP sockets whose first bytes were no HTTP request, so
- * their next sends and receives leave after one lookup instead of reading
- * user memory again. An entry goes when its socket closes; an LRU, so a
- * host with more such sockets than this only reads some of them again.
+ * Socket capture: TCP sockets by what sonde knows of their first bytes.
+ * FRESH: established since sonde loaded, no bytes moved yet; NOT_HTTP:
+ * those bytes were no request line, so the socket's next sends and
+ * receives leave after one lookup instead of reading user memory again.
+ * Only a socket sonde saw established is marked: one older than sonde may
+ * be in the middle of a body, and is looked at again until its next
+ * request line. An entry goes when its socket becomes a connection or
+ * closes; an LRU, so on a host with more sockets than this some are only
+ * looked at again.
  */
+#define SOCK_FRESH 1
+#define SOCK_NOT_HTTP 2
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, __u8);
-} not_http SEC(".maps");
+} first_bytes SEC(".maps");
 
 /*
  * Events to user space: one DONE per request, 56 bytes plus the two heads
@@ -1040,7 +1049,9 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 	}
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
-		if (bpf_map_lookup_elem(&not_http, &key))
+		__u8 *first = bpf_map_lookup_elem(&first_bytes, &key);
+
+		if (first && *first == SOCK_NOT_HTTP)
 			return;
 		/* A request line, or its start (a method written in pieces). */
 		kind = peek_request(&call);
@@ -1049,11 +1060,10 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 
 			server_of(sk, role, &server);
 			begin_request(0, &call, key, tgid, call.arg0, role, 0, &server, 0, 0);
-		} else {
-			__u8 seen = 1;
-
-			/* Full: this socket's bytes are only looked at again. */
-			bpf_map_update_elem(&not_http, &key, &seen, BPF_ANY);
+			if (first)
+				bpf_map_delete_elem(&first_bytes, &key);
+		} else if (first) {
+			*first = SOCK_NOT_HTTP;
 		}
 		return;
 	}
@@ -1085,7 +1095,8 @@ int BPF_PROG(btf_sock_send, struct sock *sk, int ret, int flags)
  * the closing process's close() (a reset in softirq), before its fd can be
  * given to a new connection, so a closed connection's DONE comes before the
  * OPEN of one on the same fd. The peer's close alone (to CLOSE_WAIT) ends
- * nothing: a client still reads a response the server closed after.
+ * nothing: a client still reads a response the server closed after. And
+ * the starts: a socket established now is FRESH in `first_bytes`.
  */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(btf_sock_state, const struct sock *sk, const int old, const int new)
@@ -1093,10 +1104,18 @@ int BPF_PROG(btf_sock_state, const struct sock *sk, const int old, const int new
 	__u64 key = (__u64)sk;
 	struct conn *c;
 
+	if (new == TCP_ESTABLISHED) {
+		__u8 fresh = SOCK_FRESH;
+
+		/* Full: its bytes are looked at until a request line, as an older one's. */
+		if (sk->sk_protocol == IPPROTO_TCP)
+			bpf_map_update_elem(&first_bytes, &key, &fresh, BPF_ANY);
+		return 0;
+	}
 	if (new != TCP_FIN_WAIT1 && new != TCP_LAST_ACK && new != TCP_CLOSE)
 		return 0;
 	if (new == TCP_CLOSE)
-		bpf_map_delete_elem(&not_http, &key);
+		bpf_map_delete_elem(&first_bytes, &key);
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return 0;

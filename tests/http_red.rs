@@ -415,15 +415,17 @@ fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
     let old = TcpStream::connect(("127.0.0.1", port)).unwrap();
     old.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut writer = old.try_clone().unwrap();
+    let mut half = old.try_clone().unwrap();
     let mut reader = BufReader::new(old);
-    let mut request = move |(method, path, _): Request| {
-        writer
-            .write_all(format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .unwrap();
+    let mut request = move |bytes: &[u8]| {
+        writer.write_all(bytes).unwrap();
         assert_eq!(read_response(&mut reader).0, 200);
     };
-    // Before sonde: not seen.
-    request(users);
+    let get = b"GET /users/7 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    // Before sonde: not seen; nor the request whose body is half sent.
+    request(get);
+    half.write_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 8\r\n\r\nhalf")
+        .unwrap();
 
     let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
     if !attached(&sonde, "http") {
@@ -432,12 +434,14 @@ fn picks_up_a_connection_opened_before_sonde_at_its_next_request() {
     // A connection sonde sees accepted makes the process a known server
     // (to the syscall capture; the socket capture needs none)...
     fresh(port, &[(users, 200)]);
-    // ...so the old connection is picked up at its next request line.
+    // ...so the old connection is picked up at its next request line,
+    // after the rest of a body (no request line: it is looked at again).
+    request(b"rest");
     for _ in 0..3 {
-        request(users);
+        request(get);
     }
     // Closed: the last request is done.
-    drop(request);
+    drop((request, half));
     let port_label = port.to_string();
     let want = [
         ("service_name", service.as_str()),
