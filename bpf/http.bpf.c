@@ -1015,6 +1015,8 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 {
 	__u64 pid_tgid, key = (__u64)sk, *word;
 	struct http_addr server = {};
+	struct ssl_call *inside = 0;
+	__u8 *first = 0;
 	struct pt_regs *regs;
 	struct call call;
 	__u32 tgid, shift;
@@ -1027,6 +1029,19 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 	tgid = pid_tgid >> 32;
 	if (tgid == self_tgid)
 		return;
+	word = gate_word(tgid, &shift);
+	if (word && ((*word >> shift) & GATE_TLS))
+		inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
+	/* Lookups before the registers: a socket known not to carry HTTP, or
+	 * a TLS connection's ciphertext, leaves without reading them. */
+	c = inside ? 0 : bpf_map_lookup_elem(&conns, &key);
+	if (c && c->tls)
+		return; /* Handshakes and alerts outside SSL_read/SSL_write. */
+	if (!c && !inside) {
+		first = bpf_map_lookup_elem(&first_bytes, &key);
+		if (first && *first == SOCK_NOT_HTTP)
+			return;
+	}
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	call.nr = regs->orig_ax;
 	if (received ? !is_read(call.nr) : !is_write(call.nr))
@@ -1034,43 +1049,30 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 	call.arg0 = regs->di;
 	call.arg1 = regs->si;
 	call.ret = ret;
-	word = gate_word(tgid, &shift);
-	if (word && ((*word >> shift) & GATE_TLS)) {
-		struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
-
+	if (inside) {
 		/* Ciphertext of an OpenSSL call: it names the call's socket. */
-		if (inside) {
-			inside->fd = call.arg0;
-			inside->key = key;
-			server_of(sk, inside->op & SSL_OP_WRITE ? HTTP_CLIENT : HTTP_SERVER,
-				  &inside->server);
-			return;
-		}
-	}
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c) {
-		__u8 *first = bpf_map_lookup_elem(&first_bytes, &key);
-
-		if (first && *first == SOCK_NOT_HTTP)
-			return;
-		/* A request line, or its start (a method written in pieces). */
-		kind = peek_request(&call);
-		if (kind) {
-			__u8 role = received ? HTTP_SERVER : HTTP_CLIENT;
-
-			server_of(sk, role, &server);
-			begin_request(0, &call, key, tgid, call.arg0, role, 0, &server, 0, 0);
-			if (first)
-				bpf_map_delete_elem(&first_bytes, &key);
-		} else if (first) {
-			*first = SOCK_NOT_HTTP;
-		}
+		inside->fd = call.arg0;
+		inside->key = key;
+		server_of(sk, inside->op & SSL_OP_WRITE ? HTTP_CLIENT : HTTP_SERVER,
+			  &inside->server);
 		return;
 	}
-	/* Handshakes and alerts outside SSL_read/SSL_write: ciphertext too. */
-	if (c->tls)
+	if (c) {
+		on_bytes(c, &call, tgid, call.arg0);
 		return;
-	on_bytes(c, &call, tgid, call.arg0);
+	}
+	/* A request line, or its start (a method written in pieces). */
+	kind = peek_request(&call);
+	if (kind) {
+		__u8 role = received ? HTTP_SERVER : HTTP_CLIENT;
+
+		server_of(sk, role, &server);
+		begin_request(0, &call, key, tgid, call.arg0, role, 0, &server, 0, 0);
+		if (first)
+			bpf_map_delete_elem(&first_bytes, &key);
+	} else if (first) {
+		*first = SOCK_NOT_HTTP;
+	}
 }
 
 SEC("tp_btf/sock_recv_length")
