@@ -49,8 +49,9 @@
  *
  * A request starts at its first read (server; a client: its first write)
  * and ends at the last write (a client: read) before the next request or
- * the close (both at the syscall's exit, or the socket I/O in it). What user space needs of it is
- * gathered in the connection's entry in `conns`, laid out as the event
+ * the close (each at the socket I/O, or the syscall's exit). What user
+ * space needs of it is gathered in the connection's entry in `conns`,
+ * laid out as the event
  * that carries it (struct http_done): the first HTTP_HEAD - 1 bytes of the
  * request (the next reads' bytes appended while fewer than that came: a
  * head written in pieces, even a request line cut in its method; pipelined
