@@ -507,14 +507,11 @@ impl Collector for Http {
         self.attach_new_libraries();
         let maps = &self.attached.skel.maps;
         // Keyed by tgid << 32 | fd (the syscall capture's conns) or thread id.
-        let by_tgid = if self.sockets {
-            vec![&maps.ssl_calls]
-        } else {
-            vec![&maps.conns, &maps.ssl_calls]
-        };
-        for map in by_tgid {
-            forget_gone(map, |key| Some((u64_at(key, 0)? >> 32) as u32));
+        let tgid_of = |key: &[u8]| Some((u64_at(key, 0)? >> 32) as u32);
+        if !self.sockets {
+            forget_gone(&maps.conns, tgid_of);
         }
+        forget_gone(&maps.ssl_calls, tgid_of);
         forget_gone(&maps.servers, |key| u32_at(key, 0));
         let mut red = self
             .red
@@ -536,9 +533,11 @@ mod tests {
         bytes[TGID..TGID + 4].copy_from_slice(&42u32.to_ne_bytes());
         bytes[FD..FD + 4].copy_from_slice(&7i32.to_ne_bytes());
         bytes[LISTEN_FD..LISTEN_FD + 4].copy_from_slice(&3i32.to_ne_bytes());
+        bytes[PARENT..PARENT + 4].copy_from_slice(&41u32.to_ne_bytes());
         match decode(&bytes) {
             Some(Event::Open {
                 conn,
+                parent: 41,
                 listen_fd: 3,
                 role: Role::Server,
                 server: None,
