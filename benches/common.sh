@@ -51,6 +51,24 @@ stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_P
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# elapsed_ns COMMAND...: the nanoseconds COMMAND takes (its output dropped).
+elapsed_ns() {
+  local start end
+  start=$(date +%s%N)
+  "$@" >/dev/null 2>&1
+  end=$(date +%s%N)
+  echo $(( end - start ))
+}
+
+# http_capture_totals: the http capture's runs and run seconds so far (all
+# its programs but OpenSSL's probes), from the running sonde.
+http_capture_totals() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+    /^sonde_bpf_program_run(s|_seconds)_total\{.*program="(btf|raw)_s/ {
+      if ($1 ~ /^sonde_bpf_program_runs_total/) runs += $NF; else secs += $NF }
+    END { printf "%d %.9f", runs, secs }'
+}
+
 # program_costs: runs and ns per run of every BPF program that ran, from
 # the running sonde's run-time statistics.
 program_costs() {

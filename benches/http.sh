@@ -35,11 +35,7 @@ config false true true > "$WORK/http-stats.toml"
 
 # Nanoseconds the syscall-heavy loop takes.
 syscall_loop() {
-  local start end
-  start=$(date +%s%N)
-  dd if=/dev/zero of=/dev/null bs=1 count="$LOOP_BYTES" 2>/dev/null
-  end=$(date +%s%N)
-  echo $(( end - start ))
+  elapsed_ns dd if=/dev/zero of=/dev/null bs=1 count="$LOOP_BYTES"
 }
 
 # timed CONFIG: the loop's ($LOOP, default syscall_loop) time with sonde
@@ -54,11 +50,7 @@ timed() {
 
 # Nanoseconds TLS_REQUESTS requests over one keep-alive TLS connection take.
 tls_loop() {
-  local start end
-  start=$(date +%s%N)
-  python3 "$WORK/client.py" "$TLS_PORT" "$TLS_REQUESTS"
-  end=$(date +%s%N)
-  echo $(( end - start ))
+  elapsed_ns python3 "$WORK/client.py" "$TLS_PORT" "$TLS_REQUESTS"
 }
 
 # compare WHAT BASE CONFIG [LOOP PER UNIT]: medians of ROUNDS alternating
@@ -80,13 +72,11 @@ echo "== dd bs=1 count=$LOOP_BYTES, medians of $ROUNDS alternating rounds"
 compare "no sonde -> http only:" none http
 compare "syscalls -> syscalls + http:" syscalls syscalls-http
 
-# The http capture's runs and ns per run so far (its programs but
-# OpenSSL's probes), from the running sonde.
+# The http capture's runs and ns per run so far.
 capture_runs() {
-  curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-    /^sonde_bpf_program_run(s|_seconds)_total\{.*program="(btf|raw)_s/ {
-      if ($1 ~ /^sonde_bpf_program_runs_total/) runs += $NF; else secs += $NF }
-    END { printf "runs: %d   ns/run: %.1f\n", runs, runs ? secs * 1e9 / runs : 0 }'
+  local runs secs
+  read -r runs secs <<<"$(http_capture_totals)"
+  awk -v r="$runs" -v s="$secs" 'BEGIN { printf "runs: %d   ns/run: %.1f\n", r, r ? s * 1e9 / r : 0 }'
 }
 
 echo "== ns per run of the capture over the same loop (run-time statistics on)"
@@ -114,11 +104,7 @@ for _ in range(messages):
 PY
 # Nanoseconds TCP_MESSAGES echoes take.
 tcp_loop() {
-  local start end
-  start=$(date +%s%N)
-  python3 "$WORK/echo.py" "$((TCP_PORT + RANDOM % 1000))" "$TCP_MESSAGES"
-  end=$(date +%s%N)
-  echo $(( end - start ))
+  elapsed_ns python3 "$WORK/echo.py" "$((TCP_PORT + RANDOM % 1000))" "$TCP_MESSAGES"
 }
 echo "== TCP, not HTTP: $TCP_MESSAGES 16-byte echoes over one loopback connection, medians of $ROUNDS alternating rounds"
 compare "no sonde -> http only:" none http tcp_loop "socket send or receive" "$(( 4 * TCP_MESSAGES ))"

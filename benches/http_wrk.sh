@@ -165,15 +165,6 @@ compare "floor ($FLOOR), off -> floor" off floor
 compare "beyond the floor, floor -> on" floor on
 fi
 
-# The capture's runs and run seconds so far (all its programs but
-# OpenSSL's probes), from the running sonde.
-capture_totals() {
-  curl -s "http://127.0.0.1:$PORT/metrics" | awk '
-    /^sonde_bpf_program_run(s|_seconds)_total\{.*program="(btf|raw)_s/ {
-      if ($1 ~ /^sonde_bpf_program_runs_total/) runs += $NF; else secs += $NF }
-    END { printf "%d %.9f", runs, secs }'
-}
-
 # run_time_phase LABEL SONDE: a phase with the collector and run-time
 # statistics on. The capture's programs run for every process's syscall
 # exits (the syscall capture) or socket sends and receives (the socket
@@ -193,9 +184,9 @@ run_time_phase() {
   grep -q 'http capture: at socket I/O' "$WORK/sonde.log" &&
     events=sock:sock_send_length,sock:sock_recv_length
   worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
-  read -r runs0 secs0 <<<"$(capture_totals)"
+  read -r runs0 secs0 <<<"$(http_capture_totals)"
   sleep "$IDLE"
-  read -r runs1 secs1 <<<"$(capture_totals)"
+  read -r runs1 secs1 <<<"$(http_capture_totals)"
   reader0=$(threads_ns sonde-http) all0=$(threads_ns '.*')
   perf stat -e "$events" -x, -o "$WORK/nginx.perf" -p "$worker" &
   perf_pid=$!
@@ -203,7 +194,7 @@ run_time_phase() {
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" |
     awk '/requests in/ { print $1 }')
   kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
-  read -r runs2 secs2 <<<"$(capture_totals)"
+  read -r runs2 secs2 <<<"$(http_capture_totals)"
   local reader=$(($(threads_ns sonde-http) - reader0)) all=$(($(threads_ns '.*') - all0))
   stop_sonde
   awk -v label="$1" -v n="$requests" -v d="$DURATION" -v reader="$reader" -v all="$all" \

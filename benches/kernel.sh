@@ -29,11 +29,7 @@ TOML
 
 # Seconds the syscall-heavy loop takes.
 syscall_loop() {
-  local start end
-  start=$(date +%s%N)
-  dd if=/dev/zero of=/dev/null bs=1 count="$LOOP_BYTES" 2>/dev/null
-  end=$(date +%s%N)
-  echo $(( end - start ))
+  elapsed_ns dd if=/dev/zero of=/dev/null bs=1 count="$LOOP_BYTES"
 }
 
 echo "== ns per program run (workloads: O_DIRECT I/O, loopback HTTP, spawns)"

@@ -619,6 +619,12 @@ static __always_inline void send_done(struct conn *c, __u32 flags)
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 }
 
+/* The syscall capture's key in `conns`: the process and the fd. */
+static __always_inline __u64 fd_key(__u32 tgid, __s32 fd)
+{
+	return (__u64)tgid << 32 | (__u32)fd;
+}
+
 /*
  * Makes the entry of a connection of `role` on `fd` that starts now: from
  * empty_conn (struct conn is too large for the stack), then its fields.
@@ -648,7 +654,10 @@ static __always_inline struct conn *add_conn(__u64 key, __u32 tgid, __s32 fd, __
 /*
  * OPEN for `c`, once: who serves (or calls) on it, while its fd is open
  * for user space to read its address. A server's process becomes one
- * whose unknown fds are checked for requests (`servers`).
+ * whose unknown fds the syscall capture checks for requests (`servers`):
+ * one seen accepting, or serving TLS. A connection picked up without
+ * either (the socket capture's, mostly) has nothing to add there: the
+ * syscall capture picks one up only for a process already in it.
  */
 static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 {
@@ -664,7 +673,8 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	ev->parent = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent, tgid);
 	submit(ev);
 	c->opened = 1;
-	if (c->role == HTTP_SERVER && !bpf_map_lookup_elem(&servers, &tgid)) {
+	if (c->role == HTTP_SERVER && (c->listen_fd >= 0 || c->tls) &&
+	    !bpf_map_lookup_elem(&servers, &tgid)) {
 		__u32 one = 1;
 
 		if (bpf_map_update_elem(&servers, &tgid, &one, BPF_NOEXIST) &&
@@ -828,8 +838,7 @@ static __always_inline void on_connect(const struct call *call, __u32 tgid, __u6
 	if (addr.family != SONDE_AF_INET && addr.family != SONDE_AF_INET6)
 		return;
 	open_gate(word, shift, GATE_SOCKETS);
-	c = add_conn((__u64)tgid << 32 | (__u32)call->arg0, tgid, call->arg0, HTTP_CLIENT, -1,
-		     BPF_ANY);
+	c = add_conn(fd_key(tgid, call->arg0), tgid, call->arg0, HTTP_CLIENT, -1, BPF_ANY);
 	if (!c)
 		return;
 	if (addr.family == SONDE_AF_INET)
@@ -898,8 +907,8 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 		return;
 	if (call->nr == NR_ACCEPT || call->nr == NR_ACCEPT4) {
 		open_gate(word, shift, GATE_SOCKETS);
-		add_conn((__u64)tgid << 32 | (__u32)call->ret, tgid, call->ret, HTTP_SERVER,
-			 call->arg0, BPF_ANY);
+		add_conn(fd_key(tgid, call->ret), tgid, call->ret, HTTP_SERVER, call->arg0,
+			 BPF_ANY);
 		return;
 	}
 	if (call->nr == NR_CONNECT) {
@@ -910,7 +919,7 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	if (!(gates_of & (GATE_SOCKETS | GATE_TLS)))
 		return;
 	fd = (__s32)call->arg0;
-	key = (__u64)tgid << 32 | (__u32)fd;
+	key = fd_key(tgid, fd);
 	if ((gates_of & GATE_TLS) && call->nr != NR_CLOSE) {
 		struct ssl_call *inside = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
 
@@ -1054,8 +1063,10 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 		/* Ciphertext of an OpenSSL call: it names the call's socket. */
 		inside->fd = call.arg0;
 		inside->key = key;
-		server_of(sk, inside->op & SSL_OP_WRITE ? HTTP_CLIENT : HTTP_SERVER,
-			  &inside->server);
+		/* Once a call: an SSL_read may receive several times. */
+		if (!inside->server.family)
+			server_of(sk, inside->op & SSL_OP_WRITE ? HTTP_CLIENT : HTTP_SERVER,
+				  &inside->server);
 		return;
 	}
 	if (c) {

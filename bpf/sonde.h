@@ -526,11 +526,11 @@ static __always_inline __u64 sonde_ring_flags(void *ring, void *reader_asleep, v
 		return BPF_RB_FORCE_WAKEUP;
 	}
 	check = bpf_map_lookup_elem(ring_checks, &zero);
-	if (check && ++check->events % SONDE_RING_CHECK_EVERY)
-		return BPF_RB_NO_WAKEUP;
-	unread = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	if (!check)
 		return BPF_RB_FORCE_WAKEUP;
+	if (++check->events % SONDE_RING_CHECK_EVERY)
+		return BPF_RB_NO_WAKEUP;
+	unread = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
 	crossed = unread >> wakeup_shift > check->seen >> wakeup_shift;
 	check->seen = unread;
 	return crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
