@@ -68,7 +68,7 @@ fn counts_exactly_with_ebpf_exporters_names_and_decoders() {
     // A dynamically linked program under a test name: its libc exit()
     // runs once per run.
     let true_copy = dir.0.join("sonde-pt-true");
-    std::fs::copy("/bin/true", &true_copy).unwrap();
+    kernel::copy_executable("/bin/true", &true_copy);
     for _ in 0..EXITS {
         assert!(Command::new(&true_copy).status().unwrap().success());
     }

@@ -67,22 +67,11 @@ pub const CHUNKED_WIRE_BYTES: usize = 3 * (5 + 1000 + 2) + 5;
 pub const CHUNK_PAUSES: Duration = Duration::from_millis(30);
 
 /// Starts `command` (output dropped) and waits until it listens on `port`.
-/// A copied executable (`NamedProgram`) can be "busy" for a moment: a test
-/// on another thread that forks while the copy is written open leaves the
-/// write open in its child until that child execs; the start is tried again.
 fn spawn_listening(command: &mut Command, port: u16) -> Server {
     command.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut tries = 0;
-    let child = loop {
-        match command.spawn() {
-            Ok(child) => break child,
-            Err(err) if err.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(err) => panic!("cannot start {command:?} (make test-deps installs it): {err}"),
-        }
-    };
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?} (make test-deps installs it): {e}"));
     let mut server = Server(child);
     wait_listening(port, &mut server);
     server

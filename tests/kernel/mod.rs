@@ -69,6 +69,23 @@ pub fn query_value(sonde: &Sonde, promql: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Copies an executable with `cp`, in a child process: a copy written by
+/// this (multithreaded) test process would leave its write descriptor in any
+/// child another test thread forks meanwhile, until that child execs, and
+/// running the copy then fails with "Text file busy" (ETXTBSY).
+pub fn copy_executable(program: &str, to: &Path) {
+    let status = Command::new("cp")
+        .arg(program)
+        .arg(to)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cp to copy {program}: {e}"));
+    assert!(
+        status.success(),
+        "cannot copy {program} to {}",
+        to.display()
+    );
+}
+
 /// A system program copied under a name unique to this test run, so the
 /// comm the kernel reports (at most 15 bytes) is the test's own.
 pub struct NamedProgram {
@@ -86,7 +103,7 @@ impl NamedProgram {
             .take(15)
             .collect();
         let path = dir.0.join(&comm);
-        std::fs::copy(program, &path).unwrap_or_else(|e| panic!("cannot copy {program}: {e}"));
+        copy_executable(program, &path);
         NamedProgram {
             path,
             comm,
