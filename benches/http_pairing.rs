@@ -20,6 +20,7 @@ use std::time::Duration;
 use sonde::bench::thread_cpu_ns;
 use sonde::collect::http::{Conn, Event, Red, Role};
 use sonde::collect::monotonic_ns;
+use sonde::config::HttpConfig;
 
 const REQUEST: &[u8] = b"GET /page.html HTTP/1.1\r\nHost: 127.0.0.1:28123\r\n\r\n";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 15:57:01 GMT\r\nContent-Type: text/html\r\nContent-Length: 1000\r\nLast-Modified: Fri, 27 Nov 2026 15:56:58 GMT\r\nConnection: keep-alive\r\nETag: \"6928f47a-3e8\"\r\nAccept-Ranges: bytes\r\n\r\n";
@@ -70,7 +71,7 @@ fn main() {
         .unwrap_or(200_000);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot listen on loopback");
     let listen_fd = listener.as_raw_fd();
-    let mut red = Red::new(Duration::from_secs(300));
+    let mut red = Red::new(Duration::from_secs(300), &HttpConfig::default()).unwrap();
     run(&mut red, listen_fd, 1_000);
     let mut runs: Vec<f64> = (0..5).map(|_| run(&mut red, listen_fd, requests)).collect();
     runs.sort_by(f64::total_cmp);

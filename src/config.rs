@@ -208,6 +208,63 @@ pub struct CollectConfig {
     pub bpf: BpfConfig,
     /// Containers and systemd units from their cgroups (`[collect.containers]`).
     pub containers: ContainersConfig,
+    /// Which connections the http collector measures and how it names
+    /// routes (`[collect.http]`).
+    pub http: HttpConfig,
+}
+
+/// `[collect.http]`: the http collector's selection of connections
+/// (`collect::http::select`) and routes (`collect::http::routes`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `[[collect.http.instrument]]`: with any, only the connections one of
+    /// them selects are measured.
+    pub instrument: Vec<crate::collect::http::select::SelectorConfig>,
+    /// `[[collect.http.exclude]]`: connections never measured.
+    pub exclude: Vec<crate::collect::http::select::SelectorConfig>,
+    /// Route patterns (`/users/{id}`), tried in order before the heuristic.
+    pub route_patterns: Vec<String>,
+    /// Distinct heuristic routes per service; later ones are `/**`.
+    pub max_routes_per_service: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            instrument: Vec::new(),
+            exclude: Vec::new(),
+            route_patterns: Vec::new(),
+            max_routes_per_service: crate::collect::http::routes::DEFAULT_MAX_ROUTES,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The selection and route patterns, or what is wrong, naming the key.
+    pub fn compile(
+        &self,
+    ) -> anyhow::Result<(
+        crate::collect::http::select::Selection,
+        Vec<crate::collect::http::routes::Pattern>,
+    )> {
+        let selection =
+            crate::collect::http::select::Selection::new(&self.instrument, &self.exclude)
+                .map_err(|err| anyhow::anyhow!("key collect.http.{err}"))?;
+        let patterns = self
+            .route_patterns
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                crate::collect::http::routes::Pattern::new(text)
+                    .map_err(|err| anyhow::anyhow!("key collect.http.route_patterns[{i}]: {err}"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if self.max_routes_per_service == 0 {
+            bail!("key collect.http.max_routes_per_service: expected at least 1, got 0");
+        }
+        Ok((selection, patterns))
+    }
 }
 
 /// The containers collector (`collect::containers`).
@@ -237,6 +294,7 @@ impl Default for CollectConfig {
             forget_after: crate::store::StoreOptions::default().idle_after,
             bpf: BpfConfig::default(),
             containers: ContainersConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -618,6 +676,7 @@ impl Config {
         if self.collect.containers.max_cgroups == 0 {
             bail!("key collect.containers.max_cgroups: expected at least 1, got 0");
         }
+        self.collect.http.compile()?;
         if self.collect.max_series_per_metric == 0 {
             bail!("key collect.max_series_per_metric: expected at least 1, got 0");
         }
@@ -797,5 +856,45 @@ mod tests {
         }
         let config = Config::parse("[collect.bpf]\nhttp_ring_size = \"4MiB\"\n").unwrap();
         assert_eq!(config.collect.bpf.http_ring_size, 4 << 20);
+    }
+
+    #[test]
+    fn http_selection_and_routes_are_checked_naming_the_key() {
+        let config = Config::parse(
+            "[collect.http]\nroute_patterns = [\"/users/{id}\"]\nmax_routes_per_service = 20\n\
+             [[collect.http.instrument]]\nports = \"80,8000-8999\"\nexe_path = \"/usr/sbin/*\"\n\
+             [[collect.http.exclude]]\nunit = \"ssh.service\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.collect.http.instrument.len(), 1);
+        assert_eq!(config.collect.http.max_routes_per_service, 20);
+        for (text, key) in [
+            (
+                "route_patterns = [\"/a\", \"b/{id}\"]",
+                "collect.http.route_patterns[1]",
+            ),
+            (
+                "max_routes_per_service = 0",
+                "collect.http.max_routes_per_service",
+            ),
+            (
+                "[[collect.http.instrument]]\nports = \"80-\"",
+                "collect.http.instrument[0]: ports",
+            ),
+            (
+                "[[collect.http.exclude]]",
+                "collect.http.exclude[0]: an empty selector",
+            ),
+            (
+                "[[collect.http.exclude]]\nexe = \"x\"",
+                "unknown field `exe`",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                Config::parse(&format!("[collect.http]\n{text}\n")).unwrap_err()
+            );
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 }

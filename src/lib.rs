@@ -14,6 +14,7 @@ pub mod civil;
 pub mod collect;
 pub mod config;
 pub mod doctor;
+pub mod glob;
 pub mod memory;
 pub mod model;
 pub mod outbound;

@@ -5,7 +5,10 @@
 //! `target_info`, gone with the process; the PromQL of Beyla's published RED
 //! dashboard answers over sonde's API; the request log answers at
 //! `/api/v1/requests` and in `sonde requests`; the Services view shows it
-//! all; and a server in a Podman container carries the `container` label.
+//! all; a server in a Podman container carries the `container` label; and
+//! `[collect.http]` excludes a port, names routes by the user's patterns
+//! within a route budget, and a Python server with no name of its own is
+//! named by its script.
 
 mod common;
 mod kernel;
@@ -73,9 +76,22 @@ fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// `[collect.http]` for [`configured_selection_routes_and_names`]: the
+/// main service uses 3 routes (`/users/*`, `/nothing`, `/slow`).
+fn http_config(excluded_port: u16) -> String {
+    format!(
+        "[collect.http]\nroute_patterns = [\"/orders/{{order}}\"]\nmax_routes_per_service = 4\n\
+         [[collect.http.exclude]]\nports = \"{excluded_port}\"\n"
+    )
+}
+
 #[test]
 fn beyla_labels_dashboard_request_log_services_view_and_containers() {
-    let sonde = Sonde::start(&format!("{NO_BUDGET}{CONFIG}"));
+    let excluded_port = free_port();
+    let sonde = Sonde::start(&format!(
+        "{NO_BUDGET}{CONFIG}{}",
+        http_config(excluded_port)
+    ));
     if !attached(&sonde, "http") {
         return;
     }
@@ -137,6 +153,56 @@ fn beyla_labels_dashboard_request_log_services_view_and_containers() {
     );
 
     server_in_a_container(&sonde);
+    configured_selection_routes_and_names(&sonde, excluded_port);
+}
+
+/// A server on the excluded port is not measured (no series, no
+/// `target_info`); one with no `OTEL_SERVICE_NAME` (nor unit, nor
+/// container) is named by its script (`server.py`: `server`), its
+/// `/orders/N` paths are the pattern `/orders/{order}`, and beyond 4 other
+/// routes its paths count under `/**`.
+fn configured_selection_routes_and_names(sonde: &Sonde, excluded_port: u16) {
+    let dir = TempDir::new("http-config");
+    let hidden = format!("hidden{}", std::process::id());
+    let slow = SLOW.as_secs_f64().to_string();
+    let env = [("OTEL_SERVICE_NAME", hidden.as_str())];
+    let excluded = server::python(&dir.0, SERVER, excluded_port, &[&slow], &env);
+    let dir = TempDir::new("http-script");
+    let port = free_port();
+    let named = server::python(&dir.0, SERVER, port, &[&slow], &[]);
+    for i in 0..3 {
+        ask(excluded_port, "/users/1", 200);
+        ask(port, &format!("/orders/{i}"), 200);
+    }
+    for i in 0..6 {
+        ask(port, &format!("/r{i}"), 200);
+    }
+    let port_label = port.to_string();
+    let of = |samples: &[ExposedSample], route: &str| {
+        let labels = [("server_port", port_label.as_str()), ("http_route", route)];
+        value(samples, COUNT, &labels)
+    };
+    let samples = wait_for(sonde, |s| of(s, "/**") >= 2.0);
+    assert_eq!(of(&samples, "/orders/{order}"), 3.0);
+    assert_eq!(of(&samples, "/**"), 2.0, "/r4 and /r5");
+    for i in 0..4 {
+        assert_eq!(of(&samples, &format!("/r{i}")), 1.0);
+    }
+    let names: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == COUNT && s.label("server_port") == Some(&port_label))
+        .map(|s| s.label("service_name").unwrap_or_default().to_string())
+        .collect();
+    assert!(names.iter().all(|n| n == "server"), "{names:?}");
+    let excluded_label = excluded_port.to_string();
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.label("service_name") == Some(&hidden)
+                || s.label("server_port") == Some(&excluded_label)),
+        "the excluded port's server is not measured"
+    );
+    drop((excluded, named));
 }
 
 fn python_server(dir: &Path, service: &str, port: u16) -> Server {

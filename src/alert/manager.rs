@@ -350,7 +350,7 @@ pub fn expand_patterns(patterns: &[String]) -> Result<Vec<PathBuf>, String> {
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| glob_match(name, n))
+                    .is_some_and(|n| crate::glob::matches(name, n))
             })
             .collect();
         matched.sort();
@@ -359,51 +359,9 @@ pub fn expand_patterns(patterns: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Shell-style matching of `*` (any run) and `?` (one character).
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ni));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    pi = sp + 1;
-                    ni = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_match;
-
-    #[test]
-    fn globs_match_as_the_shell_does() {
-        assert!(glob_match("*.yml", "node.yml"));
-        assert!(!glob_match("*.yml", "node.yaml"));
-        assert!(glob_match("rules-?.y*ml", "rules-1.yaml"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a*b", "ac"));
-    }
 }

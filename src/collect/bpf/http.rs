@@ -35,6 +35,7 @@ use super::{
 use crate::collect::http::tls::{Hook, Libraries};
 use crate::collect::http::{Conn, Event, Red, Role};
 use crate::collect::Collector;
+use crate::config::HttpConfig;
 use crate::model::Family;
 
 mod skel {
@@ -204,8 +205,15 @@ fn tls_programs<'s>(
 /// `forget_after`: how long a series outlives its last request; `late`:
 /// attach to libssl files mapped after start too (`[collect.bpf]
 /// http_tls_late_attach`); `ring_bytes`: the ring buffer's size
-/// (`http_ring_size`).
-pub fn load(forget_after: Duration, late: bool, ring_bytes: u64) -> anyhow::Result<Loaded> {
+/// (`http_ring_size`); `http`: which connections are measured and the
+/// route patterns (`[collect.http]`).
+pub fn load(
+    forget_after: Duration,
+    late: bool,
+    ring_bytes: u64,
+    http: &HttpConfig,
+) -> anyhow::Result<Loaded> {
+    let red = Red::new(forget_after, http)?;
     let mut reasons = Vec::new();
     let mut loaded = None;
     for hook in [Hook::Multi, Hook::Perf] {
@@ -258,7 +266,7 @@ pub fn load(forget_after: Duration, late: bool, ring_bytes: u64) -> anyhow::Resu
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
     let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
     let mapped = Arc::new(Mutex::new(HashSet::new()));
-    let red = Arc::new(Mutex::new(Red::new(forget_after)));
+    let red = Arc::new(Mutex::new(red));
     let reader = {
         let (red, mapped) = (Arc::clone(&red), Arc::clone(&mapped));
         RingReader::new("sonde-http", move |stop| {

@@ -375,6 +375,7 @@ pub const SPECS: &[Spec] = &[
                 config.forget_after,
                 config.bpf.http_tls_late_attach,
                 config.bpf.http_ring_size,
+                &config.http,
             )
         },
         degraded: &[],

@@ -14,14 +14,20 @@
 //!   its service is known).
 //! - Connections known by their OPEN are at most [`MAX_CONNECTIONS`], each
 //!   forgotten at its close (a DONE marked closed, or CLOSED) or with its
-//!   process; each service has at most [`MAX_ROUTES`] routes, later ones
-//!   are [`OTHER_ROUTE`].
+//!   process; each service has at most `[collect.http]
+//!   max_routes_per_service` routes besides the user's patterns
+//!   ([`routes`]).
+//! - A connection `[collect.http]` does not select ([`select`]) is not
+//!   known: its requests are not observed.
 //! - Everything kept per process goes when the process does, a series once
 //!   idle for `[collect] forget_after`, a service's routes with its last
 //!   series ([`Red::retain`]), so memory follows what is served.
 
+pub mod interpreter;
 pub mod log;
 pub mod parse;
+pub mod routes;
+pub mod select;
 pub mod service;
 pub mod tls;
 
@@ -32,16 +38,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::collect::{monotonic_ns, FastMap};
+use crate::config::HttpConfig;
 use crate::model::{Family, HistogramLabels};
 use parse::ResponseHead;
 
 /// Connections whose service is known (their OPEN seen and no close yet);
 /// beyond it requests of new connections are not observed.
 pub const MAX_CONNECTIONS: usize = 65_536;
-/// Distinct routes per service; later routes fold into [`OTHER_ROUTE`].
-pub const MAX_ROUTES: usize = 100;
-/// The route every route beyond a service's budget is counted under.
-pub const OTHER_ROUTE: &str = "/**";
 
 /// Beyla's buckets (seconds) for request durations.
 const DURATION_BUCKETS: [f64; 15] = [
@@ -243,24 +246,26 @@ pub struct Red {
     forget_after: Duration,
     connections: FastMap<Conn, Connection>,
     services: service::Services,
-    /// Per service name, its routes.
-    routes: FastMap<String, HashSet<Arc<str>, foldhash::fast::RandomState>>,
+    routes: routes::Routes,
     series: FastMap<SeriesKey, Series>,
     log: log::RequestLog,
     clock: LogClock,
 }
 
 impl Red {
-    pub fn new(forget_after: Duration) -> Red {
-        Red {
+    /// `forget_after`: `[collect] forget_after`; `config`: which connections
+    /// are measured and the route patterns. Errors name the config key.
+    pub fn new(forget_after: Duration, config: &HttpConfig) -> anyhow::Result<Red> {
+        let (selection, patterns) = config.compile()?;
+        Ok(Red {
             forget_after,
             connections: FastMap::default(),
-            services: service::Services::default(),
-            routes: FastMap::default(),
+            services: service::Services::new(selection),
+            routes: routes::Routes::new(patterns, config.max_routes_per_service),
             series: FastMap::default(),
             log: log::RequestLog::shared(),
             clock: LogClock::default(),
-        }
+        })
     }
 
     pub fn observe(&mut self, event: Event) {
@@ -289,6 +294,11 @@ impl Red {
                     (Role::Server, None) => self.services.of(conn, opener, listen_fd),
                     (_, server) => self.services.at(opener, server),
                 };
+                if !service.measured {
+                    // A connection sonde already knew under the fd.
+                    self.connections.remove(&conn);
+                    return;
+                }
                 self.connections.insert(
                     conn,
                     Connection {
@@ -391,7 +401,7 @@ impl Red {
             let status = response
                 .and_then(|r| r.head.as_ref())
                 .map_or(0, |r| r.status);
-            let route = self.route(&batch.service.name, &request.path);
+            let route = self.routes.route(&batch.service.name, &request.path);
             let request_body = if next.is_some() {
                 request.content_length.unwrap_or(0)
             } else {
@@ -456,24 +466,6 @@ impl Red {
         }
     }
 
-    /// The route of `path` for `service`, within its budget.
-    fn route(&mut self, service: &str, path: &str) -> Arc<str> {
-        let route = parse::route(path);
-        if !self.routes.contains_key(service) {
-            self.routes.insert(service.to_string(), HashSet::default());
-        }
-        let known = self.routes.get_mut(service).expect("inserted above");
-        if let Some(route) = known.get(route.as_str()) {
-            return route.clone();
-        }
-        if known.len() >= MAX_ROUTES {
-            return OTHER_ROUTE.into();
-        }
-        let route: Arc<str> = route.into();
-        known.insert(route.clone());
-        route
-    }
-
     /// Forgets requests in flight and names of processes `alive` says are gone.
     /// Forgets series idle for `forget_after` (a service gone, a route no
     /// longer asked for), and a service's routes once it has no series, so
@@ -490,8 +482,7 @@ impl Red {
             .keys()
             .map(|key| key.service.name.as_str())
             .collect();
-        self.routes
-            .retain(|service, _| serving.contains(service.as_str()));
+        self.routes.retain(|service| serving.contains(service));
         self.log.retain(&serving);
     }
 
@@ -586,6 +577,10 @@ impl LogClock {
 mod tests {
     use super::*;
 
+    fn red() -> Red {
+        Red::new(Duration::from_secs(300), &HttpConfig::default()).unwrap()
+    }
+
     /// A server connection's OPEN.
     fn open(red: &mut Red, fd: i32) {
         red.observe(Event::Open {
@@ -633,7 +628,7 @@ mod tests {
 
     #[test]
     fn pairs_events_into_labelled_histograms() {
-        let mut red = Red::new(Duration::from_secs(300));
+        let mut red = red();
         let head = "GET /users/123 HTTP/1.1\r\nHost: x\r\n\r\n";
         open(&mut red, 5);
         let status = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
@@ -699,7 +694,7 @@ mod tests {
 
     #[test]
     fn pipelined_requests_are_each_counted() {
-        let mut red = Red::new(Duration::from_secs(300));
+        let mut red = red();
         let conn = Conn { tgid: 1, fd: 3 };
         let heads = "GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n\r\n";
         open(&mut red, 3);
@@ -748,7 +743,7 @@ mod tests {
 
     #[test]
     fn a_client_call_is_labelled_by_its_peer() {
-        let mut red = Red::new(Duration::from_secs(300));
+        let mut red = red();
         let conn = Conn { tgid: 1, fd: 4 };
         let head = "POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
         red.observe(Event::Open {
@@ -780,13 +775,35 @@ mod tests {
     }
 
     #[test]
-    fn routes_beyond_the_budget_fold() {
-        let mut red = Red::new(Duration::from_secs(300));
-        for i in 0..MAX_ROUTES + 5 {
-            assert_ne!(&*red.route("s", &format!("/r{i}x")), "");
+    fn connections_the_config_does_not_select_are_not_counted() {
+        let config = crate::config::Config::parse(
+            "[collect.http]\nroute_patterns = [\"/orders/{id}\"]\n[[collect.http.exclude]]\nports = \"8443\"\n",
+        )
+        .unwrap();
+        let mut red = Red::new(Duration::from_secs(300), &config.collect.http).unwrap();
+        for (fd, port) in [(4, 8443), (5, 8080)] {
+            red.observe(Event::Open {
+                conn: Conn { tgid: 1, fd },
+                parent: 0,
+                cgroup: 0,
+                comm: b"cli",
+                listen_fd: -1,
+                role: Role::Client,
+                server: Some(SocketAddr::from(([192, 0, 2, 7], port))),
+            });
+            let head = "GET /orders/42 HTTP/1.1\r\n\r\n";
+            done(&mut red, fd, (head, b"HTTP/1.1 200 OK\r\n\r\n"), (26, 19));
         }
-        assert_eq!(&*red.route("s", "/another"), OTHER_ROUTE);
-        assert_eq!(&*red.route("s", "/r3x"), "/r3x");
-        assert_eq!(&*red.route("t", "/another"), "/another");
+        let families = red.families();
+        let count = |port| {
+            value(
+                &families,
+                "http_client_request_duration_seconds_count",
+                &[("server_port", port), ("http_route", "/orders/{id}")],
+            )
+        };
+        assert_eq!((count("8443"), count("8080")), (0.0, 1.0));
+        let info = families.iter().find(|f| f.name == "target_info").unwrap();
+        assert_eq!(info.series.len(), 1, "the process measured on 8080");
     }
 }

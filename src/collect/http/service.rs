@@ -4,7 +4,8 @@
 //!
 //! - `service_name`, in Beyla's order: `OTEL_SERVICE_NAME` from the
 //!   process's environment, `service.name` in its `OTEL_RESOURCE_ATTRIBUTES`,
-//!   the systemd unit without `.service`, the container, the executable;
+//!   the systemd unit without `.service`, the container, the executable
+//!   (an interpreter's script or jar, [`super::interpreter`]);
 //! - `service_namespace`: `OTEL_SERVICE_NAMESPACE`, else `service.namespace`
 //!   in `OTEL_RESOURCE_ATTRIBUTES`, else a Kubernetes container's namespace,
 //!   else empty;
@@ -18,6 +19,9 @@
 //! process that served a request; it goes with the process
 //! ([`Services::retain`]).
 //!
+//! Whether a connection is measured at all (`[collect.http]`'s selectors,
+//! [`super::select`]) is decided here too, once per service.
+//!
 //! Cost: the names are read once per process. The address is read once per
 //! listening socket; only a socket listening on every address (`0.0.0.0`,
 //! `::`) makes sonde read each connection's own address, cached by the
@@ -28,6 +32,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
+use super::select::{Selection, Target};
 use super::Conn;
 use crate::collect::cgroup::{self, Placement};
 use crate::collect::FastMap;
@@ -48,19 +53,22 @@ pub struct Service {
     pub name: String,
     /// Its labels, sorted by name (`service_name`, `instance`, `job`…).
     pub labels: Vec<(&'static str, String)>,
+    /// Whether `[collect.http]` selects its connections.
+    pub measured: bool,
     /// A hash of `labels`, made once: the RED state keys its series by the
     /// service for every request.
     hash: u64,
 }
 
 impl Service {
-    fn new(name: String, labels: Vec<(&'static str, String)>) -> Service {
+    fn new(name: String, labels: Vec<(&'static str, String)>, measured: bool) -> Service {
         const LABELS_HASH: foldhash::fast::FixedState =
             foldhash::fast::FixedState::with_seed(0x5e41);
         Service {
             hash: LABELS_HASH.hash_one(&labels),
             name,
             labels,
+            measured,
         }
     }
 }
@@ -86,10 +94,16 @@ struct Instance {
     name: String,
     /// The labels every series of the process carries, made once.
     labels: Vec<(&'static str, String)>,
+    /// What `[collect.http]`'s selectors look at, but the port.
+    exe_path: String,
+    placement: Placement,
+    /// Whether any of its services is measured: only then is it in
+    /// `target_info`.
+    measured: bool,
 }
 
 impl Instance {
-    fn new(tgid: u32, name: String, namespace: String, placement: &Placement) -> Instance {
+    fn new(tgid: u32, name: String, namespace: String, placement: Placement) -> Instance {
         let job = if namespace.is_empty() {
             name.clone()
         } else {
@@ -106,7 +120,13 @@ impl Instance {
                 .labels()
                 .map(|(label, value)| (label, value.to_string())),
         );
-        Instance { name, labels }
+        Instance {
+            name,
+            labels,
+            exe_path: String::new(),
+            placement,
+            measured: false,
+        }
     }
 }
 
@@ -121,6 +141,7 @@ struct Local {
 /// Names and addresses already read, per process.
 #[derive(Default)]
 pub struct Services {
+    selection: Selection,
     instances: FastMap<u32, Instance>,
     /// A listening fd of a process.
     listening: FastMap<(u32, i32), Local>,
@@ -145,6 +166,13 @@ pub struct Opener<'a> {
 }
 
 impl Services {
+    pub fn new(selection: Selection) -> Services {
+        Services {
+            selection,
+            ..Services::default()
+        }
+    }
+
     /// The service of a request on `conn`, accepted on `listen_fd` (-1 when
     /// sonde did not see the accept: the address is then read from the
     /// connection itself).
@@ -178,6 +206,13 @@ impl Services {
             .instances
             .entry(owner)
             .or_insert_with(|| instance_of(owner, opener.cgroup, opener.comm));
+        let measured = self.selection.measures(&Target {
+            exe_path: &instance.exe_path,
+            unit: instance.placement.unit.as_deref(),
+            container: instance.placement.container.as_deref(),
+            port: server.map(|(_, port)| port),
+        });
+        instance.measured |= measured;
         let mut labels = instance.labels.clone();
         labels.extend([
             (
@@ -192,7 +227,7 @@ impl Services {
             ),
         ]);
         labels.sort();
-        let service = Arc::new(Service::new(instance.name.clone(), labels));
+        let service = Arc::new(Service::new(instance.name.clone(), labels, measured));
         if self.services.len() >= MAX_SERVICES {
             self.services.clear();
         }
@@ -258,7 +293,7 @@ impl Services {
             "Target metadata: one series per instrumented service instance (process).",
         );
         let host = host();
-        for instance in self.instances.values() {
+        for instance in self.instances.values().filter(|i| i.measured) {
             let mut labels = instance.labels.clone();
             labels.extend([
                 ("host_name", host.name.clone()),
@@ -295,19 +330,29 @@ fn owner(tgid: u32, parent: u32) -> u32 {
     }
 }
 
-/// Names a process: its environment, cgroup and executable.
+/// Names a process: its environment, cgroup and executable (or the
+/// program an interpreter runs).
 fn instance_of(tgid: u32, cgroup: u64, comm: &[u8]) -> Instance {
     let placement = cgroup::placement(cgroup);
     let environ = std::fs::read(format!("/proc/{tgid}/environ")).unwrap_or_default();
+    let exe_path = std::fs::read_link(format!("/proc/{tgid}/exe"))
+        .map(|exe| exe.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // The executable's file name, not the comm of the thread that read (a
     // worker thread's name, like tokio-rt-worker).
-    let exe = std::fs::read_link(format!("/proc/{tgid}/exe"))
-        .ok()
-        .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| crate::collect::bpf::comm_label(comm));
+    let exe = match exe_path.rsplit('/').next() {
+        Some(name) if !name.is_empty() => {
+            let cmdline = std::fs::read(format!("/proc/{tgid}/cmdline")).unwrap_or_default();
+            super::interpreter::program(name, &cmdline).unwrap_or_else(|| name.to_string())
+        }
+        _ => crate::collect::bpf::comm_label(comm),
+    };
     let name = service_name(&environ, &placement, &exe);
     let namespace = service_namespace(&environ).unwrap_or_else(|| kube_namespace(cgroup));
-    Instance::new(tgid, name, namespace, &placement)
+    Instance {
+        exe_path,
+        ..Instance::new(tgid, name, namespace, placement)
+    }
 }
 
 /// This machine's name (`/proc/sys/kernel/hostname`) and id
@@ -476,10 +521,10 @@ mod tests {
             value.clone()
         };
         let unit = Placement::of_path("/system.slice/cart.service");
-        let alone = Instance::new(42, "cart".into(), String::new(), &unit);
+        let alone = Instance::new(42, "cart".into(), String::new(), unit.clone());
         assert_eq!(label(&alone, "job"), "cart");
         assert_eq!(label(&alone, "unit"), "cart.service");
-        let shop = Instance::new(42, "cart".into(), "shop".into(), &unit);
+        let shop = Instance::new(42, "cart".into(), "shop".into(), unit);
         assert_eq!(label(&shop, "job"), "shop/cart");
         assert_eq!(label(&shop, "instance"), format!("{}:42", host().name));
         assert_eq!(label(&shop, "service_namespace"), "shop");
