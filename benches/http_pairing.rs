@@ -33,6 +33,7 @@ fn run(red: &mut Red, listen_fd: i32, requests: u64) -> f64 {
     for fd in 100..100 + CONNECTIONS {
         red.observe(Event::Open {
             conn: Conn { tgid, fd },
+            key: fd as u64,
             parent: 0,
             cgroup: 0,
             comm: b"nginx",

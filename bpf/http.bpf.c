@@ -128,7 +128,8 @@ struct conn {
 	__u8 role;        /* enum http_role */
 	__u8 tls;         /* OpenSSL's uprobes feed it; its syscalls move ciphertext */
 	__u8 opened;      /* its OPEN was sent */
-	__u8 pad;
+	__u8 left_out;    /* [collect.http] leaves it out: written by user space, with CONN_NOT_HTTP */
+	__u64 key;        /* its key here, in OPEN: user space leaves a connection out by it */
 	/* The request in progress (or the last one, once its response began),
 	 * sent as it is at its end: start_ns at the exit of its first read
 	 * (client: write), end_ns at the exit of its last write (client: read)
@@ -472,6 +473,9 @@ static __always_inline __u32 copy_first_bytes(char *to, __u32 room, const struct
 		return 0;
 	if (len > room)
 		len = room;
+	/* Kept from the compiler, which would drop the mask after the min and
+	 * bound a copy of len the helper does not get. */
+	barrier_var(len);
 	len &= HTTP_HEAD - 1;
 	if (bpf_probe_read_user(to, len, buf))
 		return 0;
@@ -645,6 +649,7 @@ static __always_inline struct conn *add_conn(__u64 key, __u32 tgid, __s32 fd, __
 		return 0;
 	c->listen_fd = listen_fd;
 	c->role = role;
+	c->key = key;
 	c->done.kind = HTTP_EVENT_DONE;
 	c->done.tgid = tgid;
 	c->done.fd = fd;
@@ -671,6 +676,7 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 	ev->role = c->role;
 	ev->server = c->server;
 	ev->parent = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), real_parent, tgid);
+	ev->key = c->key;
 	submit(ev);
 	c->opened = 1;
 	if (c->role == HTTP_SERVER && (c->listen_fd >= 0 || c->tls) &&
@@ -1045,8 +1051,9 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 	/* Lookups before the registers: a socket known not to carry HTTP, or
 	 * a TLS connection's ciphertext, leaves without reading them. */
 	c = inside ? 0 : bpf_map_lookup_elem(&conns, &key);
-	if (c && c->tls)
-		return; /* Handshakes and alerts outside SSL_read/SSL_write. */
+	/* TLS: handshakes and alerts outside SSL_read/SSL_write. */
+	if (c && (c->tls || c->left_out))
+		return;
 	if (!c && !inside) {
 		first = bpf_map_lookup_elem(&first_bytes, &key);
 		if (first && *first == SOCK_NOT_HTTP)
@@ -1251,7 +1258,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 				      0);
 		return;
 	}
-	if (!c->tls) {
+	if (!c->tls && !c->left_out) {
 		/* The handshake's ciphertext made it look like no HTTP. */
 		c->tls = 1;
 		c->state = CONN_IDLE;

@@ -230,6 +230,7 @@ struct http_open {
 	__u8 pad[3];
 	__u32 parent;       /* the process's parent (tgid) */
 	__u32 pad2;
+	__u64 key;          /* the connection's key in `conns`: user space may leave it out */
 };
 
 #define HTTP_DONE_CLOSED 1 /* DONE: the connection closed after it */

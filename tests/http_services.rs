@@ -202,7 +202,48 @@ fn configured_selection_routes_and_names(sonde: &Sonde, excluded_port: u16) {
                 || s.label("server_port") == Some(&excluded_label)),
         "the excluded port's server is not measured"
     );
+    left_out_connections_cost_no_events(sonde, excluded_port);
     drop((excluded, named));
+}
+
+/// A connection left out is marked so in the BPF program's `conns` at its
+/// first request: 50 more requests on it (keep-alive) bring no events, where
+/// each would bring a DONE of each end. The few events allowed are the
+/// test's own scrapes of /metrics (client calls of this process).
+fn left_out_connections_cost_no_events(sonde: &Sonde, excluded_port: u16) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", excluded_port)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = || {
+        stream
+            .write_all(b"GET /users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut line = String::new();
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        let mut body = [0u8; 2];
+        reader.read_exact(&mut body).unwrap();
+    };
+    request();
+    // Its OPEN read (the reader drains within 50 ms) and acted on.
+    sonde.wait_rounds(1);
+    let events = |sonde: &Sonde| {
+        let samples = sonde.metrics();
+        value(&samples, "sonde_http_events_total", &[])
+    };
+    let before = events(sonde);
+    for _ in 0..50 {
+        request();
+    }
+    sonde.wait_rounds(1);
+    let after = events(sonde);
+    assert!(
+        after - before <= 6.0,
+        "{} events for 50 requests on a left-out connection",
+        after - before
+    );
 }
 
 fn python_server(dir: &Path, service: &str, port: u16) -> Server {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use libbpf_rs::skel::SkelBuilder;
-use libbpf_rs::{MapCore, MapHandle, UprobeOpts};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, UprobeOpts};
 
 use super::ring::{self, poll_until, RingReader, Stop};
 use super::ringbuf::RingBuf;
@@ -41,7 +41,7 @@ use crate::model::Family;
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/http.skel.rs"));
 }
-use skel::{HttpSkel, HttpSkelBuilder};
+use skel::{types, HttpSkel, HttpSkelBuilder};
 
 pub const NAME: &str = "http";
 
@@ -265,12 +265,13 @@ pub fn load(
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
     let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
+    let conns = MapHandle::try_from(&attached.skel.maps.conns)?;
     let mapped = Arc::new(Mutex::new(HashSet::new()));
     let red = Arc::new(Mutex::new(red));
     let reader = {
         let (red, mapped) = (Arc::clone(&red), Arc::clone(&mapped));
         RingReader::new("sonde-http", move |stop| {
-            read_events(&events, &asleep, &red, &mapped, stop)
+            read_events(&events, &asleep, &conns, &red, &mapped, stop)
         })?
     };
     Ok(Loaded {
@@ -315,28 +316,48 @@ fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
 }
 
 /// The reader thread: polls the ring buffer until `stop`. MAPPED events
-/// only note the process in `mapped`, for the next round to read its maps.
+/// only note the process in `mapped`, for the next round to read its maps;
+/// a connection `[collect.http]` leaves out is marked so in `conns`.
 fn read_events(
     events: &MapHandle,
     asleep: &MapHandle,
+    conns: &MapHandle,
     red: &Mutex<Red>,
     mapped: &Mutex<HashSet<u32>>,
     stop: &Stop,
 ) -> anyhow::Result<()> {
-    let on_record = |bytes: &[u8]| match decode(bytes) {
-        Some(Event::Mapped { tgid }) => {
+    let on_record = |bytes: &[u8]| {
+        let Some(event) = decode(bytes) else { return };
+        if let Event::Mapped { tgid } = event {
             if let Ok(mut mapped) = mapped.lock() {
                 mapped.insert(tgid);
             }
         }
-        Some(event) => {
-            if let Ok(mut red) = red.lock() {
-                red.observe(event);
-            }
+        let left_out = red.lock().ok().and_then(|mut red| red.observe(event));
+        if let Some(key) = left_out {
+            leave_out(conns, key);
         }
-        None => {}
     };
     poll_until(&mut RingBuf::new(events)?, on_record, asleep, stop)
+}
+
+/// `enum conn_state`'s CONN_NOT_HTTP (bpf/http.bpf.c).
+const CONN_NOT_HTTP: u32 = 3;
+
+/// Marks connection `key` left out in `conns` (`left_out`, CONN_NOT_HTTP),
+/// so the program stops at its lookup instead of following its requests.
+/// Only an entry still there is replaced: one closed meanwhile must not
+/// come back under a key a new socket may take.
+fn leave_out(conns: &MapHandle, key: u64) {
+    use std::mem::{offset_of, size_of};
+    use types::conn;
+    let mut value = vec![0u8; size_of::<conn>()];
+    value[offset_of!(conn, state)..][..4].copy_from_slice(&CONN_NOT_HTTP.to_ne_bytes());
+    value[offset_of!(conn, opened)] = 1;
+    value[offset_of!(conn, left_out)] = 1;
+    value[offset_of!(conn, key)..][..8].copy_from_slice(&key.to_ne_bytes());
+    // ENOENT: closed already; nothing else can fail on a hash map's update.
+    let _ = conns.update(&key.to_ne_bytes(), &value, MapFlags::EXIST);
 }
 
 /// Offsets in `struct http_open` and `struct http_done` (bpf/sonde.h),
@@ -352,6 +373,7 @@ const SERVER_PORT: usize = 56;
 const SERVER_FAMILY: usize = 58;
 const ROLE: usize = 60;
 const PARENT: usize = 64;
+const KEY: usize = 72;
 const REQ_LEN: usize = 12;
 const RESP_LEN: usize = 14;
 const START_NS: usize = 16;
@@ -414,6 +436,7 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
     match u32_at(bytes, KIND)? {
         0 => Some(Event::Open {
             conn,
+            key: u64_at(bytes, KEY)?,
             parent: u32_at(bytes, PARENT)?,
             cgroup: u64_at(bytes, CGROUP)?,
             comm: bytes.get(COMM..COMM + 16)?,
@@ -537,14 +560,16 @@ mod tests {
 
     #[test]
     fn decodes_events_and_refuses_short_ones() {
-        let mut bytes = vec![0u8; 72];
+        let mut bytes = vec![0u8; 80];
         bytes[TGID..TGID + 4].copy_from_slice(&42u32.to_ne_bytes());
         bytes[FD..FD + 4].copy_from_slice(&7i32.to_ne_bytes());
         bytes[LISTEN_FD..LISTEN_FD + 4].copy_from_slice(&3i32.to_ne_bytes());
         bytes[PARENT..PARENT + 4].copy_from_slice(&41u32.to_ne_bytes());
+        bytes[KEY..KEY + 8].copy_from_slice(&0xffff_8880_1234_5678u64.to_ne_bytes());
         match decode(&bytes) {
             Some(Event::Open {
                 conn,
+                key: 0xffff_8880_1234_5678,
                 parent: 41,
                 listen_fd: 3,
                 role: Role::Server,

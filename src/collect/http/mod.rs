@@ -72,6 +72,8 @@ pub enum Event<'a> {
     /// server's own address, which otherwise is read through the fd).
     Open {
         conn: Conn,
+        /// The connection's key in the BPF program's `conns`.
+        key: u64,
         /// The process's parent (tgid).
         parent: u32,
         cgroup: u64,
@@ -250,7 +252,12 @@ pub struct Red {
     series: FastMap<SeriesKey, Series>,
     log: log::RequestLog,
     clock: LogClock,
+    /// Events taken in, by kind ([`EVENT_KINDS`]).
+    events: [u64; 5],
 }
+
+/// The kinds of [`Event`], as `sonde_http_events_total` labels them.
+const EVENT_KINDS: [&str; 5] = ["open", "response", "done", "closed", "mapped"];
 
 impl Red {
     /// `forget_after`: `[collect] forget_after`; `config`: which connections
@@ -265,13 +272,24 @@ impl Red {
             series: FastMap::default(),
             log: log::RequestLog::shared(),
             clock: LogClock::default(),
+            events: [0; 5],
         })
     }
 
-    pub fn observe(&mut self, event: Event) {
+    /// Takes in one event. Some: the BPF key of a connection `[collect.http]`
+    /// leaves out, which the program may stop looking at.
+    pub fn observe(&mut self, event: Event) -> Option<u64> {
+        self.events[match event {
+            Event::Open { .. } => 0,
+            Event::Response { .. } => 1,
+            Event::Done { .. } => 2,
+            Event::Closed { .. } => 3,
+            Event::Mapped { .. } => 4,
+        }] += 1;
         match event {
             Event::Open {
                 conn,
+                key,
                 parent,
                 cgroup,
                 comm,
@@ -282,7 +300,7 @@ impl Red {
                 if self.connections.len() >= MAX_CONNECTIONS
                     && !self.connections.contains_key(&conn)
                 {
-                    return;
+                    return None;
                 }
                 let opener = service::Opener {
                     tgid: conn.tgid,
@@ -297,7 +315,7 @@ impl Red {
                 if !service.measured {
                     // A connection sonde already knew under the fd.
                     self.connections.remove(&conn);
-                    return;
+                    return Some(key);
                 }
                 self.connections.insert(
                     conn,
@@ -341,9 +359,7 @@ impl Red {
                 response_head,
                 closed,
             } => {
-                let Some(connection) = self.connections.get_mut(&conn) else {
-                    return;
-                };
+                let connection = self.connections.get_mut(&conn)?;
                 let (role, service) = (connection.role, connection.service.clone());
                 let mut pipelined = std::mem::take(&mut connection.pipelined);
                 if connection.batch_ns != start_ns {
@@ -378,6 +394,7 @@ impl Red {
             // The collector's business: it reads the process's maps.
             Event::Mapped { .. } => {}
         }
+        None
     }
 
     /// Observes the requests of a done batch: one, or as many pipelined
@@ -487,7 +504,7 @@ impl Red {
     }
 
     /// The histogram families, the server side's three, then the client
-    /// side's; then `target_info`.
+    /// side's; then `target_info` and the events taken in.
     pub fn families(&self) -> Vec<Family> {
         let mut families = Vec::new();
         for (role, side, duration_help, read, written) in [
@@ -549,6 +566,14 @@ impl Red {
             families.extend([duration, request_size, response_size]);
         }
         families.push(self.services.target_info());
+        let mut events = Family::counter(
+            "sonde_http_events_total",
+            "Events of the http collector's BPF program read by sonde, by kind.",
+        );
+        for (kind, count) in EVENT_KINDS.iter().zip(self.events) {
+            events.push(&[("kind", kind)], count as f64);
+        }
+        families.push(events);
         families
     }
 }
@@ -585,6 +610,7 @@ mod tests {
     fn open(red: &mut Red, fd: i32) {
         red.observe(Event::Open {
             conn: Conn { tgid: 1, fd },
+            key: fd as u64,
             parent: 0,
             cgroup: 0,
             comm: b"srv",
@@ -748,6 +774,7 @@ mod tests {
         let head = "POST /orders/42 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
         red.observe(Event::Open {
             conn,
+            key: 4,
             parent: 0,
             cgroup: 0,
             comm: b"cli",
@@ -782,8 +809,9 @@ mod tests {
         .unwrap();
         let mut red = Red::new(Duration::from_secs(300), &config.collect.http).unwrap();
         for (fd, port) in [(4, 8443), (5, 8080)] {
-            red.observe(Event::Open {
+            let left_out = red.observe(Event::Open {
                 conn: Conn { tgid: 1, fd },
+                key: 100 + fd as u64,
                 parent: 0,
                 cgroup: 0,
                 comm: b"cli",
@@ -791,6 +819,7 @@ mod tests {
                 role: Role::Client,
                 server: Some(SocketAddr::from(([192, 0, 2, 7], port))),
             });
+            assert_eq!(left_out, (port == 8443).then_some(104));
             let head = "GET /orders/42 HTTP/1.1\r\n\r\n";
             done(&mut red, fd, (head, b"HTTP/1.1 200 OK\r\n\r\n"), (26, 19));
         }
