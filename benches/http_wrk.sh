@@ -17,7 +17,12 @@
 # RED's cost on a default install; with FLOOR=syscall_capture the http
 # collector on its syscall capture (what kernels before 6.3 get:
 # SONDE_BPF_REFUSE=sock_send_length), so off -> floor is that capture's
-# whole cost beside off -> on, the socket capture's. Per phase: wrk's requests per second
+# whole cost beside off -> on, the socket capture's; with
+# FLOOR=server_only the http collector with wrk left out
+# ([[collect.http.exclude]] exe_path = "*/wrk"), so off -> floor is what
+# a server whose clients are other machines pays (only nginx's side is
+# measured; wrk's connections are marked left out at their first request)
+# beside off -> on, both ends measured. Per phase: wrk's requests per second
 # and p99 latency, the requests sonde counted
 # (http_server_request_duration_seconds_count) against those wrk
 # completed, events the ring buffer had no room for
@@ -49,10 +54,13 @@ case "$FLOOR" in
   syscall_capture)
     config false true false > "$WORK/floor.toml"
     cp "$WORK/floor.toml" "$WORK/on.toml" ;;
+  server_only)
+    config false true false > "$WORK/on.toml"
+    { cat "$WORK/on.toml"; printf '[[collect.http.exclude]]\nexe_path = "*/wrk"\n'; } > "$WORK/floor.toml" ;;
   syscalls)
     config true false false > "$WORK/floor.toml"
     config true true false > "$WORK/on.toml" ;;
-  *) echo "FLOOR is empty, sockets, syscalls or syscall_capture, not $FLOOR"; exit 1 ;;
+  *) echo "FLOOR is empty, sockets, syscalls, syscall_capture or server_only, not $FLOOR"; exit 1 ;;
 esac
 config false true true > "$WORK/stats.toml"
 
