@@ -65,7 +65,7 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
         time_ms: end,
         service: "shop".into(),
         pid: 4242,
-        method: "GET".into(),
+        method: "GET",
         path: "/a".into(),
         route: "/a".into(),
         status: 500,

@@ -32,12 +32,13 @@ const MAX_PATH: usize = 256;
 pub struct Entry {
     /// When its response was done (ms since the epoch).
     pub time_ms: i64,
-    pub service: String,
+    /// Shared with the service's series: an entry copies no name.
+    pub service: Arc<str>,
     pub pid: u32,
-    pub method: String,
+    pub method: &'static str,
     /// The path as asked, without its query (at most 256 bytes).
     pub path: String,
-    pub route: String,
+    pub route: Arc<str>,
     /// 0 when the response was not seen.
     pub status: u16,
     pub duration_seconds: f64,
@@ -68,14 +69,14 @@ struct Logged {
 struct ServiceLog {
     recent: VecDeque<Logged>,
     /// Per route, slowest first.
-    slowest: crate::collect::FastMap<String, Vec<Logged>>,
+    slowest: crate::collect::FastMap<Arc<str>, Vec<Logged>>,
 }
 
 #[derive(Default)]
 struct Logs {
     /// The `seq` of the next entry.
     next: u64,
-    services: crate::collect::FastMap<String, ServiceLog>,
+    services: crate::collect::FastMap<Arc<str>, ServiceLog>,
 }
 
 /// Which entries a reader wants.
@@ -161,24 +162,14 @@ impl RequestLog {
         };
         logs.next += 1;
         let entry = &logged.entry;
-        // Keys are copied only for a new service or route: this runs for
-        // every request served.
-        if !logs.services.contains_key(&entry.service) {
-            logs.services
-                .insert(entry.service.clone(), ServiceLog::default());
-        }
-        let log = logs
-            .services
-            .get_mut(&entry.service)
-            .expect("inserted above");
+        // One lookup each, keyed by the shared names: this runs for every
+        // request served.
+        let log = logs.services.entry(entry.service.clone()).or_default();
         if log.recent.len() >= RECENT {
             log.recent.pop_front();
         }
         log.recent.push_back(logged.clone());
-        if !log.slowest.contains_key(&entry.route) {
-            log.slowest.insert(entry.route.clone(), Vec::new());
-        }
-        let slowest = log.slowest.get_mut(&entry.route).expect("inserted above");
+        let slowest = log.slowest.entry(entry.route.clone()).or_default();
         let oldest_kept = entry.time_ms - SLOWEST_WINDOW_MS;
         slowest.retain(|l| l.entry.time_ms >= oldest_kept);
         let duration = entry.duration_seconds;
@@ -193,7 +184,7 @@ impl RequestLog {
     pub fn retain(&self, serving: &HashSet<&str>) {
         if let Ok(mut logs) = self.0.lock() {
             logs.services
-                .retain(|service, _| serving.contains(service.as_str()));
+                .retain(|service, _| serving.contains(&**service));
         }
     }
 
@@ -207,7 +198,7 @@ impl RequestLog {
         let oldest_slow = now_ms - SLOWEST_WINDOW_MS;
         let mut found: Vec<Logged> = Vec::new();
         for (service, log) in logs.services.iter() {
-            if filter.service.as_ref().is_some_and(|s| s != service) {
+            if filter.service.as_deref().is_some_and(|s| s != &**service) {
                 continue;
             }
             found.extend(log.recent.iter().cloned());
@@ -218,7 +209,7 @@ impl RequestLog {
         }
         drop(logs);
         found.retain(|Logged { entry: e, .. }| {
-            filter.route.as_ref().is_none_or(|r| *r == e.route)
+            filter.route.as_deref().is_none_or(|r| r == &*e.route)
                 && filter.status.is_none_or(|s| s.matches(e.status))
                 && e.duration_seconds >= filter.min_duration_seconds
         });
@@ -249,7 +240,7 @@ mod tests {
             time_ms,
             service: service.into(),
             pid: 1,
-            method: "GET".into(),
+            method: "GET",
             path: route.into(),
             route: route.into(),
             status,
@@ -275,14 +266,14 @@ mod tests {
         };
         let recent = log.query(&all(Order::Recent), now);
         assert_eq!(recent.len(), RECENT + 1, "a's ring and b's one");
-        assert_eq!(recent[0].service, "b");
-        assert!(recent.iter().all(|e| e.route != "/slow"), "pushed out");
+        assert_eq!(&*recent[0].service, "b");
+        assert!(recent.iter().all(|e| &*e.route != "/slow"), "pushed out");
         let slowest = log.query(&all(Order::Slowest), now);
-        assert_eq!(slowest[0].route, "/slow", "kept among the slowest");
-        assert_eq!(slowest[1].route, "/x");
+        assert_eq!(&*slowest[0].route, "/slow", "kept among the slowest");
+        assert_eq!(&*slowest[1].route, "/x");
         let fast: Vec<f64> = slowest
             .iter()
-            .filter(|e| e.route == "/fast")
+            .filter(|e| &*e.route == "/fast")
             .map(|e| e.duration_seconds)
             .collect();
         assert_eq!(fast.len(), RECENT, "each request once");
@@ -296,7 +287,7 @@ mod tests {
         };
         let picked = log.query(&filter, now);
         assert_eq!(picked.len(), 1);
-        assert_eq!(picked[0].route, "/slow");
+        assert_eq!(&*picked[0].route, "/slow");
         let errors = Filter {
             status: Some(Status::Code(503)),
             ..Filter::default()
@@ -306,7 +297,7 @@ mod tests {
         assert!(log
             .query(&filter, SLOWEST_WINDOW_MS + 1)
             .iter()
-            .all(|e| e.route != "/slow"));
+            .all(|e| &*e.route != "/slow"));
         log.retain(&HashSet::from(["b"]));
         assert_eq!(log.query(&all(Order::Recent), now).len(), 1);
     }

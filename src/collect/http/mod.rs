@@ -472,9 +472,9 @@ impl Red {
                 time_ms: self.clock.wall_ms(end),
                 service: batch.service.name.clone(),
                 pid: batch.pid,
-                method: request.method.to_string(),
+                method: request.method,
                 path: log::Entry::kept_path(&request.path),
-                route: route.to_string(),
+                route,
                 status,
                 duration_seconds: end.saturating_sub(start_ns) as f64 / 1e9,
                 request_body_bytes: request_body,
@@ -494,11 +494,7 @@ impl Red {
         let forget_after = self.forget_after.as_nanos() as u64;
         self.series
             .retain(|_, series| now_ns.saturating_sub(series.last_ns) < forget_after);
-        let serving: HashSet<&str> = self
-            .series
-            .keys()
-            .map(|key| key.service.name.as_str())
-            .collect();
+        let serving: HashSet<&str> = self.series.keys().map(|key| &*key.service.name).collect();
         self.routes.retain(|service| serving.contains(service));
         self.log.retain(&serving);
     }
@@ -584,13 +580,16 @@ impl Red {
 /// than the millisecond the log shows.
 #[derive(Default)]
 struct LogClock {
+    /// The event time at the last reading.
+    event_ns: u64,
     monotonic_ns: u64,
     wall_ms: i64,
 }
 
 impl LogClock {
     fn wall_ms(&mut self, ns: u64) -> i64 {
-        if ns.abs_diff(self.monotonic_ns) > 1_000_000_000 {
+        if ns.abs_diff(self.event_ns) > 1_000_000_000 {
+            self.event_ns = ns;
             self.monotonic_ns = monotonic_ns();
             self.wall_ms = crate::collect::now_ms();
         }

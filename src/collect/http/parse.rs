@@ -30,28 +30,22 @@ pub struct ResponseHead {
 }
 
 /// The request line and header of `head`; None when it is no request line.
+/// Read as bytes, with `memchr`: this runs for every request.
 pub fn request(head: &[u8]) -> Option<RequestHead> {
-    let line_end = head
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(head.len());
-    let line = std::str::from_utf8(&head[..line_end]).ok()?;
-    let mut parts = line.split(' ');
-    let method = parts.next()?;
-    let target = parts.next()?;
-    if method.is_empty() || !target.starts_with('/') {
+    let line = &head[..memchr::memchr2(b'\r', b'\n', head).unwrap_or(head.len())];
+    let method_end = memchr::memchr(b' ', line)?;
+    let (method, rest) = (&line[..method_end], &line[method_end + 1..]);
+    let target = &rest[..memchr::memchr(b' ', rest).unwrap_or(rest.len())];
+    if method.is_empty() || target.first() != Some(&b'/') {
         return None;
     }
     let method = METHODS
         .iter()
-        .find(|known| **known == method)
+        .find(|known| known.as_bytes() == method)
         .copied()
         .unwrap_or("_OTHER");
-    let path = target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or(target)
-        .to_string();
+    let path = &target[..memchr::memchr2(b'?', b'#', target).unwrap_or(target.len())];
+    let path = std::str::from_utf8(path).ok()?.to_string();
     let (header_len, content_length) = header(head);
     Some(RequestHead {
         method,
@@ -105,28 +99,27 @@ pub fn response(head: &[u8]) -> Option<ResponseHead> {
 
 /// Of a message's first bytes: the bytes up to and including the first
 /// blank line, if they hold it, and the Content-Length header's value, if
-/// they hold it whole. One pass over bytes, no copy: this runs for every
-/// request and response the collector sees.
+/// they hold it whole. No copy, and lines are found with `memchr` and
+/// only one whose name has Content-Length's length and first letter is
+/// compared: this runs for every request and response the collector sees.
 fn header(head: &[u8]) -> (Option<u64>, Option<u64>) {
     static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    const NAME: &[u8] = b"content-length";
     let end = BLANK_LINE.find(head).map(|at| at + 4);
-    let content_length = head[..end.unwrap_or(head.len())]
-        .split(|&b| b == b'\n')
-        .skip(1)
-        .find_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            if !line[..colon]
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"content-length")
-            {
-                return None;
-            }
-            std::str::from_utf8(line[colon + 1..].trim_ascii())
-                .ok()?
-                .parse()
-                .ok()
-        });
+    let header = &head[..end.unwrap_or(head.len())];
+    let content_length = memchr::memchr_iter(b'\n', header).find_map(|newline| {
+        let line = &header[newline + 1..];
+        if !matches!(line.first(), Some(b'C' | b'c'))
+            || !line.get(..NAME.len())?.eq_ignore_ascii_case(NAME)
+        {
+            return None;
+        }
+        let value = line[NAME.len()..].trim_ascii_start().strip_prefix(b":")?;
+        // A value the copy cut short is not taken: its digits may be fewer.
+        let value = &value[..memchr::memchr(b'\n', value)?];
+        std::str::from_utf8(value.trim_ascii()).ok()?.parse().ok()
+    });
     (end.map(|end| end as u64), content_length)
 }
 
@@ -219,6 +212,36 @@ mod tests {
         assert_eq!(self::response(b"HTTP/1.0 2"), None);
         assert_eq!(self::response(b"HTTP/2 200"), None);
         assert_eq!(self::response(b"HTTP/1.1 2x0 OK"), None);
+    }
+
+    #[test]
+    fn finds_content_length_whatever_its_case_and_only_whole() {
+        let length = |head: &[u8]| header(head).1;
+        assert_eq!(
+            length(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  42 \r\n\r\n"),
+            Some(42)
+        );
+        assert_eq!(
+            length(b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 7\r\n"),
+            Some(7)
+        );
+        // Cut after its digits began: they may be fewer than sent.
+        assert_eq!(length(b"HTTP/1.1 200 OK\r\nContent-Length: 12"), None);
+        assert_eq!(
+            length(b"HTTP/1.1 200 OK\r\nContent-Length-X: 5\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            length(b"HTTP/1.1 200 OK\r\nX-Content-Length: 5\r\n\r\n"),
+            None
+        );
+        // Only the header's: a body that says so does not count.
+        assert_eq!(
+            length(b"POST / HTTP/1.1\r\n\r\nContent-Length: 9\r\n"),
+            None
+        );
+        // Not on the first line.
+        assert_eq!(length(b"Content-Length: 3\r\n\r\n"), None);
     }
 
     #[test]

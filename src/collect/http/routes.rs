@@ -81,7 +81,7 @@ pub struct Routes {
     patterns: Vec<Pattern>,
     max_per_service: usize,
     /// Per service name, its heuristic routes.
-    known: FastMap<String, HashSet<Arc<str>, foldhash::fast::RandomState>>,
+    known: FastMap<Arc<str>, HashSet<Arc<str>, foldhash::fast::RandomState>>,
 }
 
 impl Routes {
@@ -94,15 +94,12 @@ impl Routes {
     }
 
     /// The route of `path` for `service`.
-    pub fn route(&mut self, service: &str, path: &str) -> Arc<str> {
+    pub fn route(&mut self, service: &Arc<str>, path: &str) -> Arc<str> {
         if let Some(pattern) = self.patterns.iter().find(|p| p.matches(path)) {
             return pattern.route.clone();
         }
         let route = super::parse::route(path);
-        if !self.known.contains_key(service) {
-            self.known.insert(service.to_string(), HashSet::default());
-        }
-        let known = self.known.get_mut(service).expect("inserted above");
+        let known = self.known.entry(service.clone()).or_default();
         if let Some(route) = known.get(route.as_str()) {
             return route.clone();
         }
@@ -130,6 +127,7 @@ mod tests {
 
     #[test]
     fn patterns_win_over_the_heuristic_in_their_order() {
+        let s: Arc<str> = "s".into();
         let patterns = [
             "/users/{id}",
             "/users/:id/posts",
@@ -139,27 +137,28 @@ mod tests {
         .map(|p| Pattern::new(p).unwrap())
         .to_vec();
         let mut routes = Routes::new(patterns, 100);
-        assert_eq!(&*routes.route("s", "/users/alice"), "/users/{id}");
-        assert_eq!(&*routes.route("s", "/users/42/posts"), "/users/:id/posts");
-        assert_eq!(&*routes.route("s", "/files/a.txt"), "/files/*");
+        assert_eq!(&*routes.route(&s, "/users/alice"), "/users/{id}");
+        assert_eq!(&*routes.route(&s, "/users/42/posts"), "/users/:id/posts");
+        assert_eq!(&*routes.route(&s, "/files/a.txt"), "/files/*");
         // Not matched: an empty segment, more or fewer segments.
-        assert_eq!(&*routes.route("s", "/users/"), "/users/");
-        assert_eq!(&*routes.route("s", "/users/42/likes"), "/users/*/likes");
-        assert_eq!(&*routes.route("s", "/users"), "/users");
+        assert_eq!(&*routes.route(&s, "/users/"), "/users/");
+        assert_eq!(&*routes.route(&s, "/users/42/likes"), "/users/*/likes");
+        assert_eq!(&*routes.route(&s, "/users"), "/users");
     }
 
     #[test]
     fn routes_beyond_the_budget_fold_but_patterns_do_not() {
+        let (s, t): (Arc<str>, Arc<str>) = ("s".into(), "t".into());
         let mut routes = Routes::new(vec![Pattern::new("/p/{x}").unwrap()], 3);
         for i in 0..5 {
-            assert_ne!(&*routes.route("s", &format!("/r{i}x")), "");
+            assert_ne!(&*routes.route(&s, &format!("/r{i}x")), "");
         }
-        assert_eq!(&*routes.route("s", "/another"), OTHER_ROUTE);
-        assert_eq!(&*routes.route("s", "/r1x"), "/r1x");
-        assert_eq!(&*routes.route("s", "/p/y"), "/p/{x}");
-        assert_eq!(&*routes.route("t", "/another"), "/another");
+        assert_eq!(&*routes.route(&s, "/another"), OTHER_ROUTE);
+        assert_eq!(&*routes.route(&s, "/r1x"), "/r1x");
+        assert_eq!(&*routes.route(&s, "/p/y"), "/p/{x}");
+        assert_eq!(&*routes.route(&t, "/another"), "/another");
         routes.retain(|service| service == "t");
-        assert_eq!(&*routes.route("s", "/another"), "/another");
+        assert_eq!(&*routes.route(&s, "/another"), "/another");
     }
 
     #[test]

@@ -50,7 +50,8 @@ const MAX_SERVICES: usize = 65_536;
 /// process and server address, shared by its requests.
 #[derive(Debug)]
 pub struct Service {
-    pub name: String,
+    /// Shared with its routes and request log entries.
+    pub name: Arc<str>,
     /// Its labels, sorted by name (`service_name`, `instance`, `job`…).
     pub labels: Vec<(&'static str, String)>,
     /// Whether `[collect.http]` selects its connections.
@@ -61,7 +62,7 @@ pub struct Service {
 }
 
 impl Service {
-    fn new(name: String, labels: Vec<(&'static str, String)>, measured: bool) -> Service {
+    fn new(name: Arc<str>, labels: Vec<(&'static str, String)>, measured: bool) -> Service {
         const LABELS_HASH: foldhash::fast::FixedState =
             foldhash::fast::FixedState::with_seed(0x5e41);
         Service {
@@ -91,7 +92,7 @@ impl Hash for Service {
 
 /// What is read once per process.
 struct Instance {
-    name: String,
+    name: Arc<str>,
     /// The labels every series of the process carries, made once.
     labels: Vec<(&'static str, String)>,
     /// What `[collect.http]`'s selectors look at, but the port.
@@ -121,7 +122,7 @@ impl Instance {
                 .map(|(label, value)| (label, value.to_string())),
         );
         Instance {
-            name,
+            name: name.into(),
             labels,
             exe_path: String::new(),
             placement,

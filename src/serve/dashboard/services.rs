@@ -146,7 +146,7 @@ impl Slow {
     fn of(entry: &Entry) -> Slow {
         Slow {
             time: crate::civil::rfc3339(entry.time_ms),
-            method: entry.method.clone(),
+            method: entry.method.to_string(),
             path: entry.path.clone(),
             status: entry.status,
             duration: seconds(entry.duration_seconds),
