@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::podman::{Container, Podman};
 use common::server::{self, Server};
 use common::{free_port, get, ExposedSample, Sonde, TempDir, SONDE};
-use kernel::{attached, value, wait_for, NO_BUDGET};
+use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
 
 /// Only the http collector: the others would only add load.
 const CONFIG: &str =
@@ -78,19 +78,21 @@ fn encode(text: &str) -> String {
 
 /// `[collect.http]` for [`configured_selection_routes_and_names`]: the
 /// main service uses 3 routes (`/users/*`, `/nothing`, `/slow`).
-fn http_config(excluded_port: u16) -> String {
+fn http_config(excluded_port: u16, excluded_exe: &str) -> String {
     format!(
         "[collect.http]\nroute_patterns = [\"/orders/{{order}}\"]\nmax_routes_per_service = 4\n\
-         [[collect.http.exclude]]\nports = \"{excluded_port}\"\n"
+         [[collect.http.exclude]]\nports = \"{excluded_port}\"\n\
+         [[collect.http.exclude]]\nexe_path = \"*/{excluded_exe}\"\n"
     )
 }
 
 #[test]
 fn beyla_labels_dashboard_request_log_services_view_and_containers() {
     let excluded_port = free_port();
+    let excluded_python = NamedProgram::new("/usr/bin/python3", "sexe");
     let sonde = Sonde::start(&format!(
         "{NO_BUDGET}{CONFIG}{}",
-        http_config(excluded_port)
+        http_config(excluded_port, &excluded_python.comm)
     ));
     if !attached(&sonde, "http") {
         return;
@@ -153,7 +155,7 @@ fn beyla_labels_dashboard_request_log_services_view_and_containers() {
     );
 
     server_in_a_container(&sonde);
-    configured_selection_routes_and_names(&sonde, excluded_port);
+    configured_selection_routes_and_names(&sonde, excluded_port, &excluded_python);
 }
 
 /// A server on the excluded port is not measured (no series, no
@@ -161,17 +163,33 @@ fn beyla_labels_dashboard_request_log_services_view_and_containers() {
 /// container) is named by its script (`server.py`: `server`), its
 /// `/orders/N` paths are the pattern `/orders/{order}`, and beyond 4 other
 /// routes its paths count under `/**`.
-fn configured_selection_routes_and_names(sonde: &Sonde, excluded_port: u16) {
+fn configured_selection_routes_and_names(
+    sonde: &Sonde,
+    excluded_port: u16,
+    excluded_python: &NamedProgram,
+) {
     let dir = TempDir::new("http-config");
     let hidden = format!("hidden{}", std::process::id());
     let slow = SLOW.as_secs_f64().to_string();
     let env = [("OTEL_SERVICE_NAME", hidden.as_str())];
     let excluded = server::python(&dir.0, SERVER, excluded_port, &[&slow], &env);
+    // A Python under another executable name, excluded by its path.
+    let dir_exe = TempDir::new("http-exe");
+    let exe_port = free_port();
+    let excluded_by_path = server::python_as(
+        &excluded_python.path,
+        &dir_exe.0,
+        SERVER,
+        exe_port,
+        &[&slow],
+        &env,
+    );
     let dir = TempDir::new("http-script");
     let port = free_port();
     let named = server::python(&dir.0, SERVER, port, &[&slow], &[]);
     for i in 0..3 {
         ask(excluded_port, "/users/1", 200);
+        ask(exe_port, "/users/1", 200);
         ask(port, &format!("/orders/{i}"), 200);
     }
     for i in 0..6 {
@@ -194,16 +212,20 @@ fn configured_selection_routes_and_names(sonde: &Sonde, excluded_port: u16) {
         .map(|s| s.label("service_name").unwrap_or_default().to_string())
         .collect();
     assert!(names.iter().all(|n| n == "server"), "{names:?}");
-    let excluded_label = excluded_port.to_string();
-    assert!(
-        !samples
-            .iter()
-            .any(|s| s.label("service_name") == Some(&hidden)
-                || s.label("server_port") == Some(&excluded_label)),
-        "the excluded port's server is not measured"
-    );
+    for port in [excluded_port, exe_port] {
+        let port = port.to_string();
+        assert!(
+            !samples
+                .iter()
+                .any(|s| s.label("service_name") == Some(&hidden)
+                    || (s.name.starts_with("http_server")
+                        && s.label("server_port") == Some(&port))),
+            "the servers on the excluded port and of the excluded executable are not measured \
+             (this test's own calls to the latter are)"
+        );
+    }
     left_out_connections_cost_no_events(sonde, excluded_port);
-    drop((excluded, named));
+    drop((excluded, excluded_by_path, named));
 }
 
 /// A connection left out is marked so in the BPF program's `conns` at its

@@ -39,9 +39,21 @@ pub fn wait_listening(port: u16, server: &mut Server) {
 /// Python 3 running `script` (written to `dir/server.py`) with `args`
 /// after the port, and `env`; returns once it listens on `port`.
 pub fn python(dir: &Path, script: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
+    python_as(Path::new("python3"), dir, script, port, args, env)
+}
+
+/// [`python`] with the interpreter at `python` (a copy under a test's name).
+pub fn python_as(
+    python: &Path,
+    dir: &Path,
+    script: &str,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let path = dir.join("server.py");
     std::fs::write(&path, script).unwrap();
-    let child = Command::new("python3")
+    let child = Command::new(python)
         .arg(&path)
         .arg(port.to_string())
         .args(args)

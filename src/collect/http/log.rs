@@ -33,17 +33,26 @@ pub struct Entry {
     /// When its response was done (ms since the epoch).
     pub time_ms: i64,
     /// Shared with the service's series: an entry copies no name.
+    #[serde(serialize_with = "shared_str")]
     pub service: Arc<str>,
     pub pid: u32,
     pub method: &'static str,
     /// The path as asked, without its query (at most 256 bytes).
     pub path: String,
+    #[serde(serialize_with = "shared_str")]
     pub route: Arc<str>,
     /// 0 when the response was not seen.
     pub status: u16,
     pub duration_seconds: f64,
     pub request_body_bytes: u64,
     pub response_body_bytes: u64,
+}
+
+/// Writes a shared name as a string. (serde's `rc` feature would do it,
+/// but turning a feature of serde on renames every function built with it,
+/// and `link/hot-text.txt` names functions.)
+fn shared_str<S: serde::Serializer>(name: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(name)
 }
 
 impl Entry {
