@@ -99,9 +99,8 @@ pub fn response(head: &[u8]) -> Option<ResponseHead> {
 
 /// Of a message's first bytes: the bytes up to and including the first
 /// blank line, if they hold it, and the Content-Length header's value, if
-/// they hold it whole. No copy, and lines are found with `memchr` and
-/// only one whose name has Content-Length's length and first letter is
-/// compared: this runs for every request and response the collector sees.
+/// they hold it whole. No copy, lines found with `memchr`: this runs for
+/// every request and response the collector sees.
 fn header(head: &[u8]) -> (Option<u64>, Option<u64>) {
     static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
@@ -110,9 +109,7 @@ fn header(head: &[u8]) -> (Option<u64>, Option<u64>) {
     let header = &head[..end.unwrap_or(head.len())];
     let content_length = memchr::memchr_iter(b'\n', header).find_map(|newline| {
         let line = &header[newline + 1..];
-        if !matches!(line.first(), Some(b'C' | b'c'))
-            || !line.get(..NAME.len())?.eq_ignore_ascii_case(NAME)
-        {
+        if !line.get(..NAME.len())?.eq_ignore_ascii_case(NAME) {
             return None;
         }
         let value = line[NAME.len()..].trim_ascii_start().strip_prefix(b":")?;
