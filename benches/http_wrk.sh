@@ -28,11 +28,13 @@
 # completed, events the ring buffer had no room for
 # (sonde_bpf_map_full_total of http_events: the requests sonde then
 # misses), and sonde's CPU (utime + stime over the phase). Medians of
-# ROUNDS. Then one more phase with the collector on and BPF run-time
-# statistics on: each program's runs and nanoseconds per request wrk
-# completed (every process's syscalls count, wrk's and nginx's both;
-# run-time statistics add two clock reads a run); with SONDE_BASE=path,
-# that build's phases alternate with this one's, ROUNDS each.
+# ROUNDS, and each round's change paired (every other round runs its
+# phases backwards). PHASES=paired stops there. Then one more phase with
+# the collector on and BPF run-time statistics on: each program's runs
+# and nanoseconds per request wrk completed (every process's syscalls
+# count, wrk's and nginx's both; run-time statistics add two clock reads a
+# run); with SONDE_BASE=path, that build's phases alternate with this
+# one's, ROUNDS each.
 # PHASES=stats runs only those.
 # Needs wrk and nginx (apt install wrk nginx-light); run as root after
 # `make build`: benches/http_wrk.sh
@@ -143,12 +145,15 @@ phase() {
   echo "$rps $p99 $requests $counted $full $(awk -v a="$cpu_before" -v b="$cpu_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')"
 }
 
-if [ "${PHASES:-all}" = all ]; then
+if [ "${PHASES:-all}" != stats ]; then
 echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against nginx (1 worker), sonde off / floor ($FLOOR) / http collector on, $ROUNDS rounds"
 printf "%-5s %10s %9s %12s %13s %9s %9s %9s\n" phase req/s p99_ms wrk_requests sonde_counted counted ring_full sonde_cpu
 off=() floor=() on=()
-for _ in $(seq "$ROUNDS"); do
-  for which in off floor on; do
+for round in $(seq "$ROUNDS"); do
+  # Every other round backwards: a drift over a round weighs on both ends.
+  order="off floor on"
+  [ $((round % 2)) = 0 ] && order="on floor off"
+  for which in $order; do
     read -r rps p99 requests counted full cpu <<<"$(phase "$which")"
     share=$(awk -v c="$counted" -v r="$requests" 'BEGIN { printf "%.3f%%", c * 100 / r }')
     printf "%-5s %10s %9s %12s %13s %9s %9s %8.1f%%\n" "$which" "$rps" "$p99" "$requests" "$counted" "$share" "$full" "$(awk -v c="$cpu" 'BEGIN { print c * 100 }')"
@@ -171,7 +176,30 @@ compare() {
 compare medians off on
 compare "floor ($FLOOR), off -> floor" off floor
 compare "beyond the floor, floor -> on" floor on
+# paired LABEL FROM TO: each round's change from one phase to the other
+# (the phases of a round run back to back, so the machine's drift between
+# rounds, which moves the "off" phases alone by 10 % here, mostly cancels):
+# the median, the mean and the range over the rounds, req/s then p99.
+paired() {
+  local -n from=$2 to=$3
+  local i changes
+  changes=$(for i in "${!from[@]}"; do
+    awk -v a="${from[$i]}" -v b="${to[$i]}" 'BEGIN {
+      split(a, x, " "); split(b, y, " ");
+      printf "%.2f %.2f\n", (y[1] - x[1]) * 100 / x[1], (y[2] - x[2]) * 100 / x[2] }'
+  done)
+  echo "$changes" | awk -v label="$1" -v rmed="$(echo "$changes" | awk '{ print $1 }' | median)" \
+      -v pmed="$(echo "$changes" | awk '{ print $2 }' | median)" '
+    NR == 1 { lo = $1; hi = $1 }
+    { rs += $1; ps += $2; if ($1 < lo) lo = $1; if ($1 > hi) hi = $1 }
+    END {
+      printf "%s, paired by round: req/s median %+.1f%%, mean %+.1f%%, range %+.1f%% to %+.1f%%; p99 median %+.1f%%, mean %+.1f%%\n",
+        label, rmed, rs / NR, lo, hi, pmed, ps / NR }'
+}
+paired "off -> on" off on
+paired "off -> floor ($FLOOR)" off floor
 fi
+[ "${PHASES:-all}" = paired ] && exit 0
 
 # run_time_phase LABEL SONDE: a phase with the collector and run-time
 # statistics on. The capture's programs run for every process's syscall

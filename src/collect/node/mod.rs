@@ -48,6 +48,9 @@ mod time;
 mod uname;
 mod vmstat;
 
+/// The kernel's CPU list format, for the programs' perf events too.
+pub(crate) use cpu::parse_cpu_list;
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

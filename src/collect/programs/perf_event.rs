@@ -53,12 +53,10 @@ pub fn parse(section: &str) -> anyhow::Result<Spec> {
 fn online_cpus() -> anyhow::Result<Vec<i32>> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .context("reading /sys/devices/system/cpu/online")?;
-    let mut cpus = Vec::new();
-    for range in text.trim().split(',').filter(|r| !r.is_empty()) {
-        let (first, last) = range.split_once('-').unwrap_or((range, range));
-        cpus.extend(first.parse::<i32>()?..=last.parse::<i32>()?);
-    }
-    Ok(cpus)
+    crate::collect::node::parse_cpu_list(&text)?
+        .into_iter()
+        .map(|cpu| i32::try_from(cpu).context("a CPU number beyond i32"))
+        .collect()
 }
 
 /// Opens the event on every online CPU and attaches `program` to each.
