@@ -49,7 +49,8 @@ start_sonde() {
 }
 stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The middle value; of an even count, the mean of the two middle ones.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # elapsed_ns COMMAND...: the nanoseconds COMMAND takes (its output dropped).
 elapsed_ns() {

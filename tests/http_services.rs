@@ -6,9 +6,9 @@
 //! dashboard answers over sonde's API; the request log answers at
 //! `/api/v1/requests` and in `sonde requests`; the Services view shows it
 //! all; a server in a Podman container carries the `container` label; and
-//! `[collect.http]` excludes a port, names routes by the user's patterns
-//! within a route budget, and a Python server with no name of its own is
-//! named by its script.
+//! `[collect.http]` excludes a port, an executable and a container by name,
+//! names routes by the user's patterns within a route budget, and a Python
+//! server with no name of its own is named by its script.
 
 mod common;
 mod kernel;
@@ -82,9 +82,13 @@ fn http_config(excluded_port: u16, excluded_exe: &str) -> String {
     format!(
         "[collect.http]\nroute_patterns = [\"/orders/{{order}}\"]\nmax_routes_per_service = 4\n\
          [[collect.http.exclude]]\nports = \"{excluded_port}\"\n\
-         [[collect.http.exclude]]\nexe_path = \"*/{excluded_exe}\"\n"
+         [[collect.http.exclude]]\nexe_path = \"*/{excluded_exe}\"\n\
+         [[collect.http.exclude]]\ncontainer = \"{LEFT_OUT_CONTAINER}*\"\n"
     )
 }
+
+/// The start of the names of containers `[collect.http]` leaves out.
+const LEFT_OUT_CONTAINER: &str = "sonde-left-out-";
 
 #[test]
 fn beyla_labels_dashboard_request_log_services_view_and_containers() {
@@ -511,46 +515,19 @@ fn services_view(sonde: &Sonde, service: &str) {
 /// on the host's network: its series carry the container's name, as
 /// `container` and as `service_name`. (busybox httpd would not do: it
 /// forks a child per connection after accepting, a process the http
-/// collector does not know as a server.)
+/// collector does not know as a server.) One named like the excluded
+/// containers has no HTTP series and no `target_info` (the containers
+/// collector still has it).
 fn server_in_a_container(sonde: &Sonde) {
     let Some(podman) = Podman::new(&[]) else {
         return;
     };
     let name = format!("sonde-http-{}", std::process::id());
-    let port = free_port();
-    let port_arg = port.to_string();
-    let mounts = [
-        "--network",
-        "host",
-        "-v",
-        "/usr:/usr:ro",
-        "-v",
-        "/lib:/lib:ro",
-        "-v",
-        "/lib64:/lib64:ro",
-    ];
-    let _container = Container::start(
-        &podman,
-        &name,
-        &mounts,
-        &[
-            "/usr/bin/python3",
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port_arg,
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&format!("http://127.0.0.1:{port}/")).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the container's server never listened"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let left_out = format!("{LEFT_OUT_CONTAINER}{}", std::process::id());
+    let (_measured, port) = python_container(&podman, &name);
+    let (_left_out, left_out_port) = python_container(&podman, &left_out);
     for _ in 0..2 {
+        ask(left_out_port, "/", 200);
         ask(port, "/", 200);
     }
     let labels = [
@@ -566,4 +543,54 @@ fn server_in_a_container(sonde: &Sonde) {
     assert!(samples
         .iter()
         .any(|s| s.name == "target_info" && s.label("container") == Some(&name)));
+    let measured: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            (s.name.starts_with("http_") || s.name == "target_info")
+                && s.label("container") == Some(&left_out)
+        })
+        .collect();
+    assert!(
+        measured.is_empty(),
+        "the container named like the excluded ones is not measured: {measured:?}"
+    );
+}
+
+/// A container `name` running Python's http.server on a free port of the
+/// host's network, once it answers; and the port.
+fn python_container<'a>(podman: &'a Podman, name: &str) -> (Container<'a>, u16) {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let mounts = [
+        "--network",
+        "host",
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/lib:/lib:ro",
+        "-v",
+        "/lib64:/lib64:ro",
+    ];
+    let container = Container::start(
+        podman,
+        name,
+        &mounts,
+        &[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port_arg,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&format!("http://127.0.0.1:{port}/")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the container {name}'s server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (container, port)
 }
