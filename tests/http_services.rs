@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::podman::{Container, Podman};
 use common::server::{self, Server};
 use common::{free_port, get, ExposedSample, Sonde, TempDir, SONDE};
-use kernel::{attached, value, wait_for, NamedProgram, NO_BUDGET};
+use kernel::{attached, cgroup_v2_root, value, wait_for, NamedProgram, TestCgroup, NO_BUDGET};
 
 /// Only the http collector: the others would only add load.
 const CONFIG: &str =
@@ -83,12 +83,15 @@ fn http_config(excluded_port: u16, excluded_exe: &str) -> String {
         "[collect.http]\nroute_patterns = [\"/orders/{{order}}\"]\nmax_routes_per_service = 4\n\
          [[collect.http.exclude]]\nports = \"{excluded_port}\"\n\
          [[collect.http.exclude]]\nexe_path = \"*/{excluded_exe}\"\n\
-         [[collect.http.exclude]]\ncontainer = \"{LEFT_OUT_CONTAINER}*\"\n"
+         [[collect.http.exclude]]\ncontainer = \"{LEFT_OUT_CONTAINER}*\"\n\
+         [[collect.http.exclude]]\nunit = \"{LEFT_OUT_UNIT}*\"\n"
     )
 }
 
 /// The start of the names of containers `[collect.http]` leaves out.
 const LEFT_OUT_CONTAINER: &str = "sonde-left-out-";
+/// The start of the names of systemd units `[collect.http]` leaves out.
+const LEFT_OUT_UNIT: &str = "sonde-unit-left-out-";
 
 #[test]
 fn beyla_labels_dashboard_request_log_services_view_and_containers() {
@@ -159,7 +162,56 @@ fn beyla_labels_dashboard_request_log_services_view_and_containers() {
     );
 
     server_in_a_container(&sonde);
+    servers_in_units(&sonde);
     configured_selection_routes_and_names(&sonde, excluded_port, &excluded_python);
+}
+
+/// Python servers in cgroups shaped like systemd services' (on a host
+/// whose PID 1 is not systemd, as here, made by hand; sonde reads the
+/// unit from the cgroup's path either way): one is named by its unit, as
+/// `service_name` and `unit`; one whose unit is excluded has no HTTP series
+/// and no `target_info`.
+fn servers_in_units(sonde: &Sonde) {
+    let Some(root) = cgroup_v2_root() else {
+        assert!(!common::bpf_required(), "no cgroup v2 hierarchy");
+        return;
+    };
+    let service = format!("sonde-unit-shop-{}", std::process::id());
+    let left_out = format!("{LEFT_OUT_UNIT}{}", std::process::id());
+    let in_unit = |unit: &str| {
+        let cgroup = TestCgroup::new(&root, &format!("system.slice/{unit}.service"));
+        let dir = TempDir::new("http-unit");
+        let port = free_port();
+        let launcher = cgroup.spawn_inside(Path::new("/usr/bin/python3"), &[]);
+        let server = server::python_by(launcher, &dir.0, SERVER, port, &["0"], &[]);
+        (server, cgroup, dir, port)
+    };
+    let (measured, measured_cgroup, _dir, port) = in_unit(&service);
+    let (excluded, excluded_cgroup, _dir_excluded, excluded_port) = in_unit(&left_out);
+    for _ in 0..2 {
+        ask(excluded_port, "/users/1", 200);
+        ask(port, "/users/1", 200);
+    }
+    let unit = format!("{service}.service");
+    let labels = [("service_name", service.as_str()), ("unit", unit.as_str())];
+    let samples = wait_for(sonde, |s| value(s, COUNT, &labels) >= 2.0);
+    assert_eq!(value(&samples, COUNT, &labels), 2.0, "named by its unit");
+    let excluded_unit = format!("{left_out}.service");
+    let measured_excluded: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            (s.name.starts_with("http_server") || s.name == "target_info")
+                && (s.label("unit") == Some(&excluded_unit)
+                    || s.label("server_port") == Some(&excluded_port.to_string()))
+        })
+        .collect();
+    assert!(
+        measured_excluded.is_empty(),
+        "the server in the excluded unit is not measured: {measured_excluded:?}"
+    );
+    // The servers out first: a cgroup is removed once empty.
+    drop((measured, excluded));
+    drop((measured_cgroup, excluded_cgroup));
 }
 
 /// A server on the excluded port is not measured (no series, no

@@ -14,10 +14,15 @@
 //!   asked for (a process's totals outlive it by `[collect] forget_after`)
 //!   and forgotten [`FORGET_AFTER`] after it was last asked for, at the next
 //!   walk, so memory stays bounded.
-//! - A walk runs only for an id not yet known, at most once per
-//!   [`MIN_WALK_INTERVAL`], and reads at most [`MAX_WALK_DIRS`] directories.
-//!   An id a walk started after the question did not find belongs to a removed
-//!   cgroup and is remembered as such (no labels), so it never walks again.
+//! - A walk runs only for an id not yet known, and reads at most
+//!   [`MAX_WALK_DIRS`] directories. At most once per [`MIN_WALK_INTERVAL`],
+//!   but for an id above every id the last walk found: ids only grow, so that
+//!   cgroup was made after the walk, and waiting would leave the processes
+//!   of units or containers started moments apart (a boot, a deploy) without
+//!   labels where the answer is kept (an HTTP service's name). Each such id
+//!   walks once: an id a walk started after the question did not find
+//!   belongs to a removed cgroup and is remembered as such (no labels), so
+//!   it never walks again.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -186,6 +191,8 @@ pub struct Cgroups {
     entries: HashMap<u64, Entry>,
     walks: u64,
     last_walk: Option<Instant>,
+    /// The largest id the walks found.
+    newest: u64,
 }
 
 impl Cgroups {
@@ -197,6 +204,7 @@ impl Cgroups {
             entries: HashMap::new(),
             walks: 0,
             last_walk: None,
+            newest: 0,
         }
     }
 
@@ -214,7 +222,7 @@ impl Cgroups {
 
     fn lookup(&mut self, id: u64) -> Option<&mut Entry> {
         let now = Instant::now();
-        if !self.entries.contains_key(&id) && self.may_walk(now) {
+        if !self.entries.contains_key(&id) && self.may_walk_for(id, now) {
             self.walk(now);
             // Not found by a walk that started after the question: the cgroup
             // is gone. Remember that, or every round would walk again.
@@ -254,6 +262,12 @@ impl Cgroups {
         self.entries.is_empty()
     }
 
+    /// Whether a walk may run for the unknown `id` (see the module's
+    /// invariants).
+    fn may_walk_for(&self, id: u64, now: Instant) -> bool {
+        self.may_walk(now) || (self.root.is_some() && id > self.newest)
+    }
+
     fn may_walk(&self, now: Instant) -> bool {
         self.root.is_some()
             && self
@@ -286,6 +300,7 @@ impl Cgroups {
                 continue; // removed while walking
             };
             let relative = Path::new("/").join(dir.strip_prefix(&root).unwrap_or(Path::new("")));
+            self.newest = self.newest.max(meta.ino());
             let entry = self.entries.entry(meta.ino()).or_insert_with(|| Entry {
                 placement: Placement::named(&relative.to_string_lossy()),
                 path: Some(relative.to_string_lossy().into()),
@@ -478,6 +493,25 @@ mod tests {
         let walks = cgroups.walks;
         cgroups.placement(u64::MAX);
         assert_eq!(cgroups.walks, walks);
+    }
+
+    #[test]
+    fn an_id_newer_than_the_last_walk_walks_at_once_and_only_once() {
+        let root = std::env::temp_dir().join(format!("sonde-cgroup-new-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("system.slice")).unwrap();
+        let mut cgroups = Cgroups::new(Some(root.clone()));
+        cgroups.placement(std::fs::metadata(&root).unwrap().ino());
+        let walks = cgroups.walks;
+        // Within MIN_WALK_INTERVAL of that walk: an older unknown id waits,
+        // a newer one walks, once.
+        cgroups.placement(1);
+        assert_eq!(cgroups.walks, walks);
+        let newer = cgroups.newest + 1;
+        cgroups.placement(newer);
+        assert_eq!(cgroups.walks, walks + 1);
+        cgroups.placement(newer);
+        assert_eq!(cgroups.walks, walks + 1);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

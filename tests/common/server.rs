@@ -51,9 +51,23 @@ pub fn python_as(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Server {
+    python_by(Command::new(python), dir, script, port, args, env)
+}
+
+/// [`python`] started by `launcher`, a command line the script's path, the
+/// port and `args` are added to (an interpreter, or a shell that moves
+/// itself into a cgroup and execs one).
+pub fn python_by(
+    mut launcher: Command,
+    dir: &Path,
+    script: &str,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let path = dir.join("server.py");
     std::fs::write(&path, script).unwrap();
-    let child = Command::new(python)
+    let child = launcher
         .arg(&path)
         .arg(port.to_string())
         .args(args)
