@@ -178,16 +178,21 @@ fn servers_in_units(sonde: &Sonde) {
     };
     let service = format!("sonde-unit-shop-{}", std::process::id());
     let left_out = format!("{LEFT_OUT_UNIT}{}", std::process::id());
-    let in_unit = |unit: &str| {
-        let cgroup = TestCgroup::new(&root, &format!("system.slice/{unit}.service"));
-        let dir = TempDir::new("http-unit");
+    // The cgroups made before the servers, so dropped after them (a panic
+    // included): a cgroup is removed once empty.
+    let in_unit = |unit: &str| TestCgroup::new(&root, &format!("system.slice/{unit}.service"));
+    let cgroups = [in_unit(&service), in_unit(&left_out)];
+    let dir = TempDir::new("http-unit");
+    let serve = |cgroup: &TestCgroup| {
         let port = free_port();
         let launcher = cgroup.spawn_inside(Path::new("/usr/bin/python3"), &[]);
-        let server = server::python_by(launcher, &dir.0, SERVER, port, &["0"], &[]);
-        (server, cgroup, dir, port)
+        (
+            server::python_by(launcher, &dir.0, SERVER, port, &["0"], &[]),
+            port,
+        )
     };
-    let (measured, measured_cgroup, _dir, port) = in_unit(&service);
-    let (excluded, excluded_cgroup, _dir_excluded, excluded_port) = in_unit(&left_out);
+    let (_measured, port) = serve(&cgroups[0]);
+    let (_excluded, excluded_port) = serve(&cgroups[1]);
     for _ in 0..2 {
         ask(excluded_port, "/users/1", 200);
         ask(port, "/users/1", 200);
@@ -209,9 +214,6 @@ fn servers_in_units(sonde: &Sonde) {
         measured_excluded.is_empty(),
         "the server in the excluded unit is not measured: {measured_excluded:?}"
     );
-    // The servers out first: a cgroup is removed once empty.
-    drop((measured, excluded));
-    drop((measured_cgroup, excluded_cgroup));
 }
 
 /// A server on the excluded port is not measured (no series, no
