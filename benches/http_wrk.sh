@@ -27,7 +27,8 @@
 # (http_server_request_duration_seconds_count) against those wrk
 # completed, events the ring buffer had no room for
 # (sonde_bpf_map_full_total of http_events: the requests sonde then
-# misses), and sonde's CPU (utime + stime over the phase). Medians of
+# misses), and the CPU of sonde, nginx's worker and wrk (utime + stime
+# over the phase, as a share of one core). Medians of
 # ROUNDS, and each round's change paired (every other round runs its
 # phases backwards). PHASES=paired stops there. Then one more phase with
 # the collector on and BPF run-time statistics on: each program's runs
@@ -93,10 +94,11 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-# CPU seconds sonde has used (utime + stime).
-sonde_cpu() {
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$SONDE_PID/stat"
+# CPU seconds process $1 has used (utime + stime).
+pid_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
 }
+sonde_cpu() { pid_cpu "$SONDE_PID"; }
 
 # Starts `sonde bench empty-exit` (it stops itself DURATION + 60 s later)
 # and returns once its program is attached; its pid in HOLDER_PID.
@@ -114,9 +116,12 @@ hold_empty_exit() {
 
 # phase off|floor|on: one wrk run with sonde configured as $WORK/PHASE.toml
 # (and the floor's empty program); prints
-# "rps p99_ms wrk_requests sonde_requests ring_full sonde_cpu_share".
+# "rps p99_ms wrk_requests sonde_requests ring_full sonde_cpu_share
+# nginx_cpu_share wrk_cpu_share": which of nginx's worker and wrk is the
+# bottleneck (a core busy all the phase) tells whose added CPU the
+# throughput pays.
 phase() {
-  local cpu_before cpu_after out requests rps p99 metrics counted full
+  local cpu_before cpu_after out requests rps p99 metrics counted full worker nginx_before nginx_after
   HOLDER_PID=
   if [ "$1" = floor ] && [ "$FLOOR" = syscall_capture ]; then
     SONDE_BPF_REFUSE=sock_send_length start_sonde "$WORK/$1.toml"
@@ -124,9 +129,11 @@ phase() {
     start_sonde "$WORK/$1.toml"
   fi
   case "$1/$FLOOR" in floor/empty|floor/sockets) hold_empty_exit ;; esac
-  cpu_before=$(sonde_cpu)
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html")
-  cpu_after=$(sonde_cpu)
+  worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
+  cpu_before=$(sonde_cpu) nginx_before=$(pid_cpu "$worker")
+  # `times` last prints its children's user and system time: wrk's.
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html"; times)
+  cpu_after=$(sonde_cpu) nginx_after=$(pid_cpu "$worker")
   if [ -n "$HOLDER_PID" ]; then kill "$HOLDER_PID"; wait "$HOLDER_PID" 2>/dev/null || true; fi
   # wrk closes its connections at the end: each one's last request is then
   # done; two rounds later it is in /metrics.
@@ -142,21 +149,24 @@ phase() {
   p99=$(echo "$out" | awk '$1 == "99%" {
     v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
     print (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }')
-  echo "$rps $p99 $requests $counted $full $(awk -v a="$cpu_before" -v b="$cpu_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')"
+  echo "$rps $p99 $requests $counted $full $(awk -v a="$cpu_before" -v b="$cpu_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')" \
+    "$(awk -v a="$nginx_before" -v b="$nginx_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')" \
+    "$(echo "$out" | tail -1 | awk -v d="$DURATION" '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.4f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) / d }')"
 }
 
 if [ "${PHASES:-all}" != stats ]; then
 echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against nginx (1 worker), sonde off / floor ($FLOOR) / http collector on, $ROUNDS rounds"
-printf "%-5s %10s %9s %12s %13s %9s %9s %9s\n" phase req/s p99_ms wrk_requests sonde_counted counted ring_full sonde_cpu
+printf "%-5s %10s %9s %12s %13s %9s %9s %9s %9s %9s\n" phase req/s p99_ms wrk_requests sonde_counted counted ring_full sonde_cpu nginx_cpu wrk_cpu
 off=() floor=() on=()
 for round in $(seq "$ROUNDS"); do
   # Every other round backwards: a drift over a round weighs on both ends.
   order="off floor on"
   [ $((round % 2)) = 0 ] && order="on floor off"
   for which in $order; do
-    read -r rps p99 requests counted full cpu <<<"$(phase "$which")"
+    read -r rps p99 requests counted full cpu nginx_cpu wrk_cpu <<<"$(phase "$which")"
     share=$(awk -v c="$counted" -v r="$requests" 'BEGIN { printf "%.3f%%", c * 100 / r }')
-    printf "%-5s %10s %9s %12s %13s %9s %9s %8.1f%%\n" "$which" "$rps" "$p99" "$requests" "$counted" "$share" "$full" "$(awk -v c="$cpu" 'BEGIN { print c * 100 }')"
+    printf "%-5s %10s %9s %12s %13s %9s %9s %8.1f%% %8.1f%% %8.1f%%\n" "$which" "$rps" "$p99" "$requests" "$counted" "$share" "$full" \
+      "$(awk -v c="$cpu" 'BEGIN { print c * 100 }')" "$(awk -v c="$nginx_cpu" 'BEGIN { print c * 100 }')" "$(awk -v c="$wrk_cpu" 'BEGIN { print c * 100 }')"
     case "$which" in
       off) off+=("$rps $p99") ;;
       floor) floor+=("$rps $p99") ;;

@@ -234,8 +234,8 @@ fn configured_selection_routes_and_names(
     // A Python under another executable name, excluded by its path.
     let dir_exe = TempDir::new("http-exe");
     let exe_port = free_port();
-    let excluded_by_path = server::python_as(
-        &excluded_python.path,
+    let excluded_by_path = server::python_by(
+        Command::new(&excluded_python.path),
         &dir_exe.0,
         SERVER,
         exe_port,

@@ -39,24 +39,12 @@ pub fn wait_listening(port: u16, server: &mut Server) {
 /// Python 3 running `script` (written to `dir/server.py`) with `args`
 /// after the port, and `env`; returns once it listens on `port`.
 pub fn python(dir: &Path, script: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
-    python_as(Path::new("python3"), dir, script, port, args, env)
-}
-
-/// [`python`] with the interpreter at `python` (a copy under a test's name).
-pub fn python_as(
-    python: &Path,
-    dir: &Path,
-    script: &str,
-    port: u16,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> Server {
-    python_by(Command::new(python), dir, script, port, args, env)
+    python_by(Command::new("python3"), dir, script, port, args, env)
 }
 
 /// [`python`] started by `launcher`, a command line the script's path, the
-/// port and `args` are added to (an interpreter, or a shell that moves
-/// itself into a cgroup and execs one).
+/// port and `args` are added to (an interpreter under another name, or a
+/// shell that moves itself into a cgroup and execs one).
 pub fn python_by(
     mut launcher: Command,
     dir: &Path,

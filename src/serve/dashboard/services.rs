@@ -134,7 +134,7 @@ fn seconds(value: f64) -> String {
 /// A slow request as the table shows it.
 struct Slow {
     time: String,
-    method: String,
+    method: &'static str,
     path: String,
     status: u16,
     duration: String,
@@ -146,7 +146,7 @@ impl Slow {
     fn of(entry: &Entry) -> Slow {
         Slow {
             time: crate::civil::rfc3339(entry.time_ms),
-            method: entry.method.to_string(),
+            method: entry.method,
             path: entry.path.clone(),
             status: entry.status,
             duration: seconds(entry.duration_seconds),
