@@ -61,6 +61,7 @@ pub fn doctor(config: &Config) -> bool {
         ));
     }
     rows.push(Row::new("capabilities", capabilities()));
+    rows.push(Row::new("pid namespace", pid_namespace()));
     rows.push(Row::new("tracefs", tracefs()));
     rows.push(Row::new(
         "kernel.bpf_stats_enabled",
@@ -137,6 +138,7 @@ pub fn live_checks() -> Vec<(&'static str, anyhow::Result<String>)> {
         ("kernel", kernel_version()),
         ("BTF", btf()),
         ("capabilities held now", capabilities_held()),
+        ("pid namespace", pid_namespace()),
         (
             "kernel.bpf_stats_enabled",
             crate::collect::bpf::stats::describe_sysctl(),
@@ -158,6 +160,29 @@ fn kernel_version() -> anyhow::Result<String> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
     let version = std::fs::read_to_string("/proc/sys/kernel/version")?;
     Ok(format!("{} {}", release.trim(), version.trim()))
+}
+
+/// The host's pid namespace, as /proc/self/ns/pid names it: its inode
+/// number is fixed (the kernel's PROC_PID_INIT_INO).
+const HOST_PID_NAMESPACE: &str = "pid:[4026531836]";
+
+/// Whether sonde runs in the host's pid namespace. The kernel gives BPF
+/// programs the pids of that namespace; in one of its own (a container's,
+/// without `--pid=host`), /proc shows other numbers, so what sonde reads of
+/// a process by the pid its programs saw is another process's or nothing.
+pub fn pid_namespace() -> anyhow::Result<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid")
+        .map_err(|err| anyhow::anyhow!("/proc/self/ns/pid: {err}"))?;
+    let namespace = link.to_string_lossy();
+    anyhow::ensure!(
+        namespace == HOST_PID_NAMESPACE,
+        "{namespace}, not the host's {HOST_PID_NAMESPACE}: the kernel names processes by \
+         their pids in the host's namespace, which this /proc does not show, so the names \
+         and labels sonde reads from /proc for a process (HTTP services, per-process \
+         metrics) are another process's or missing; run sonde in the host's pid \
+         namespace (docker or podman run --pid=host)"
+    );
+    Ok("the host's".to_string())
 }
 
 fn btf() -> anyhow::Result<String> {

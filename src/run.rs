@@ -38,6 +38,9 @@ pub fn run(config: Config, config_path: Option<&Path>) -> anyhow::Result<()> {
     let store = Store::open_with(&config.storage.path, config.store_options())?;
     tracing::info!("store: {}", config.storage.database_file().display());
 
+    if let Err(err) = crate::doctor::pid_namespace() {
+        tracing::warn!("pid namespace: {err:#}");
+    }
     let mut collectors = collect::node::collectors();
     collectors.push(Box::new(collect::processes::Processes::new()));
     let mut bpf = collect::bpf::collectors(&config.collect);

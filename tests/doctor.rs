@@ -58,6 +58,7 @@ fn reports_every_check() {
         "attach uprobe",
         "attach ringbuf",
         "capabilities",
+        "pid namespace",
         "tracefs",
         "kernel.bpf_stats_enabled",
         "collector syscalls",
@@ -75,6 +76,11 @@ fn reports_every_check() {
     let stats = row(&table, "bpf run-time stats");
     assert!(stats.contains(" ok "), "{stats}");
     assert!(row(&table, "capabilities").contains("CAP_BPF"));
+    let namespace = row(&table, "pid namespace");
+    assert!(
+        namespace.contains(" ok ") && namespace.ends_with("the host's"),
+        "{namespace}"
+    );
     assert!(row(&table, "kernel").contains(
         std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap()
@@ -247,4 +253,29 @@ fn shows_how_the_tls_probes_attach_and_runs_on_without_them() {
         "{tls}"
     );
     assert!(row(&none, "collector http").contains(" on ("), "{none}");
+}
+
+/// In a pid namespace of its own (a container without `--pid=host`), the
+/// pids the kernel's programs report are not this /proc's: the row says so
+/// and what to do.
+#[test]
+fn says_when_it_runs_in_a_pid_namespace_of_its_own() {
+    let output = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", SONDE, "doctor"])
+        .output()
+        .expect("cannot run unshare");
+    let table = stdout(&output);
+    if table.is_empty() {
+        assert!(
+            !bpf_required(),
+            "unshare --pid failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    let line = row(&table, "pid namespace");
+    assert!(
+        line.contains("FAIL") && line.contains("--pid=host"),
+        "{line}"
+    );
 }
