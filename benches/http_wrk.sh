@@ -36,7 +36,9 @@
 # count, wrk's and nginx's both; run-time statistics add two clock reads a
 # run); with SONDE_BASE=path, that build's phases alternate with this
 # one's, ROUNDS each.
-# PHASES=stats runs only those.
+# PHASES=stats runs only those. PHASES=profile instead weighs, symbol by
+# symbol, the CPU nginx's worker spends per request with the collector
+# off and on (`perf record` of the worker).
 # Needs wrk and nginx (apt install wrk nginx-light); run as root after
 # `make build`: benches/http_wrk.sh
 set -euo pipefail
@@ -153,6 +155,59 @@ phase() {
     "$(awk -v a="$nginx_before" -v b="$nginx_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')" \
     "$(echo "$out" | tail -1 | awk -v d="$DURATION" '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.4f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) / d }')"
 }
+
+# profile_phase PHASE: `perf record` of nginx's worker over the middle of
+# a wrk run with sonde configured as $WORK/PHASE.toml; prints req/s and the
+# worker's CPU share over the recording, and leaves its symbols' shares of
+# the samples in $WORK/PHASE.symbols ("percent symbol" lines).
+profile_phase() {
+  local worker wrk_pid before after seconds=$((DURATION - 4))
+  start_sonde "$WORK/$1.toml"
+  worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" > "$WORK/wrk.out" &
+  wrk_pid=$!
+  sleep 2
+  before=$(pid_cpu "$worker")
+  perf record -F 4999 -o "$WORK/$1.perf" -p "$worker" -- sleep "$seconds" >/dev/null 2>&1
+  after=$(pid_cpu "$worker")
+  wait "$wrk_pid"
+  stop_sonde
+  perf report -i "$WORK/$1.perf" --no-children --sort sym --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ { share = $1; sub(/%/, "", share); $1 = ""; sub(/^ +/, ""); print share, $0 }' \
+    > "$WORK/$1.symbols"
+  echo "$(awk '/^Requests\/sec/ { print $2 }' "$WORK/wrk.out")" \
+    "$(awk -v a="$before" -v b="$after" -v d="$seconds" 'BEGIN { printf "%.4f", (b - a) / d }')"
+}
+
+# PHASES=profile: where nginx's added CPU per request goes, off against
+# PROFILE (on, or floor: with FLOOR=server_only, wrk left out): each
+# symbol's CPU ns per request (its share of the worker's samples, times the
+# worker's CPU, over the requests), the 25 that grew most, and the totals.
+if [ "${PHASES:-all}" = profile ]; then
+  PROFILE=${PROFILE:-on}
+  command -v perf >/dev/null || { echo "perf is missing: apt install linux-perf"; exit 1; }
+  read -r off_rps off_cpu <<<"$(profile_phase off)"
+  read -r on_rps on_cpu <<<"$(profile_phase "$PROFILE")"
+  # ns_per_request PHASE CPU RPS: "ns symbol" lines of that phase.
+  ns_per_request() {
+    awk -v c="$2" -v r="$3" '{ share = $1; $1 = ""; sub(/^ +/, ""); printf "%.1f %s\n", share * c * 1e7 / r, $0 }' \
+      "$WORK/$1.symbols"
+  }
+  ns_per_request off "$off_cpu" "$off_rps" > "$WORK/off.ns"
+  ns_per_request "$PROFILE" "$on_cpu" "$on_rps" > "$WORK/$PROFILE.ns"
+  total() { awk '{ t += $1 } END { printf "%.0f", t }' "$WORK/$1.ns"; }
+  echo "== nginx's worker, CPU ns per request: off $(total off) ($off_rps req/s)," \
+    "$PROFILE $(total "$PROFILE") ($on_rps req/s); the symbols that grew most"
+  printf '%9s %9s %9s  %s\n' added off "$PROFILE" symbol
+  awk '{ ns = $1; $1 = ""; sub(/^ +/, "") }
+    FNR == NR { off[$0] = ns; next }
+    { on[$0] = ns }
+    END {
+      for (s in on) printf "%9.1f %9.1f %9.1f  %s\n", on[s] - off[s], off[s], on[s], s
+      for (s in off) if (!(s in on)) printf "%9.1f %9.1f %9.1f  %s\n", -off[s], off[s], 0, s
+    }' "$WORK/off.ns" "$WORK/$PROFILE.ns" | sort -rn | awk 'NR <= 25'
+  exit 0
+fi
 
 if [ "${PHASES:-all}" != stats ]; then
 echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against nginx (1 worker), sonde off / floor ($FLOOR) / http collector on, $ROUNDS rounds"
