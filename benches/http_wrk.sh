@@ -101,6 +101,11 @@ pid_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
 }
 sonde_cpu() { pid_cpu "$SONDE_PID"; }
+# core_share BEFORE AFTER SECONDS: CPU seconds used between two readings, as a
+# share of one core over SECONDS.
+core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
+# nginx's one worker process.
+nginx_worker() { pgrep -P "${OTHER_PIDS[0]}" | head -1; }
 
 # Starts `sonde bench empty-exit` (it stops itself DURATION + 60 s later)
 # and returns once its program is attached; its pid in HOLDER_PID.
@@ -131,7 +136,7 @@ phase() {
     start_sonde "$WORK/$1.toml"
   fi
   case "$1/$FLOOR" in floor/empty|floor/sockets) hold_empty_exit ;; esac
-  worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
+  worker=$(nginx_worker)
   cpu_before=$(sonde_cpu) nginx_before=$(pid_cpu "$worker")
   # `times` last prints its children's user and system time: wrk's.
   out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html"; times)
@@ -151,8 +156,8 @@ phase() {
   p99=$(echo "$out" | awk '$1 == "99%" {
     v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
     print (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }')
-  echo "$rps $p99 $requests $counted $full $(awk -v a="$cpu_before" -v b="$cpu_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')" \
-    "$(awk -v a="$nginx_before" -v b="$nginx_after" -v d="$DURATION" 'BEGIN { printf "%.4f", (b - a) / d }')" \
+  echo "$rps $p99 $requests $counted $full $(core_share "$cpu_before" "$cpu_after" "$DURATION")" \
+    "$(core_share "$nginx_before" "$nginx_after" "$DURATION")" \
     "$(echo "$out" | tail -1 | awk -v d="$DURATION" '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.4f", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) / d }')"
 }
 
@@ -163,7 +168,7 @@ phase() {
 profile_phase() {
   local worker wrk_pid before after seconds=$((DURATION - 4))
   start_sonde "$WORK/$1.toml"
-  worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
+  worker=$(nginx_worker)
   wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" > "$WORK/wrk.out" &
   wrk_pid=$!
   sleep 2
@@ -176,7 +181,7 @@ profile_phase() {
     awk '/^ +[0-9.]+%/ { share = $1; sub(/%/, "", share); $1 = ""; sub(/^ +/, ""); print share, $0 }' \
     > "$WORK/$1.symbols"
   echo "$(awk '/^Requests\/sec/ { print $2 }' "$WORK/wrk.out")" \
-    "$(awk -v a="$before" -v b="$after" -v d="$seconds" 'BEGIN { printf "%.4f", (b - a) / d }')"
+    "$(core_share "$before" "$after" "$seconds")"
 }
 
 # PHASES=profile: where nginx's added CPU per request goes, off against
@@ -284,7 +289,7 @@ run_time_phase() {
   events=raw_syscalls:sys_exit
   grep -q 'http capture: at socket I/O' "$WORK/sonde.log" &&
     events=sock:sock_send_length,sock:sock_recv_length
-  worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
+  worker=$(nginx_worker)
   read -r runs0 secs0 <<<"$(http_capture_totals)"
   sleep "$IDLE"
   read -r runs1 secs1 <<<"$(http_capture_totals)"
