@@ -37,9 +37,10 @@ run_time_stats = $3
 TOML
 }
 
-# start_sonde [CONFIG]: $WORK/sonde.toml by default.
+# start_sonde [CONFIG]: $WORK/sonde.toml by default; on CPU $SONDE_CPU
+# alone when that is given.
 start_sonde() {
-  "$SONDE" run --config "${1:-$WORK/sonde.toml}" 2> "$WORK/sonde.log" &
+  ${SONDE_CPU:+taskset -c "$SONDE_CPU"} "$SONDE" run --config "${1:-$WORK/sonde.toml}" 2> "$WORK/sonde.log" &
   SONDE_PID=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$PORT/-/ready" >/dev/null && return

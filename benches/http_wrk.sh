@@ -36,7 +36,8 @@
 # count, wrk's and nginx's both; run-time statistics add two clock reads a
 # run); with SONDE_BASE=path, that build's phases alternate with this
 # one's, ROUNDS each.
-# PHASES=stats runs only those. PHASES=profile instead weighs, symbol by
+# PHASES=stats runs only those. PIN=1 pins nginx to CPU 0, wrk and sonde
+# to CPU 1. PHASES=profile instead weighs, symbol by
 # symbol, the CPU nginx's worker spends per request with the collector
 # off and on (`perf record` of the worker).
 # Needs wrk and nginx (apt install wrk nginx-light); run as root after
@@ -51,6 +52,12 @@ NGINX_PORT=${NGINX_PORT:-$((20000 + RANDOM % 20000))}
 command -v wrk >/dev/null || { echo "wrk is missing: apt install wrk"; exit 1; }
 
 FLOOR=${FLOOR:-empty}
+# PIN=1: nginx on CPU 0, wrk and sonde on CPU 1, so sonde's threads never
+# take nginx's core.
+NGINX_CPU=() CLIENT_CPU=()
+if [ -n "${PIN:-}" ]; then
+  NGINX_CPU=(taskset -c 0) CLIENT_CPU=(taskset -c 1) SONDE_CPU=1
+fi
 config false false false > "$WORK/off.toml"
 case "$FLOOR" in
   empty|sockets)
@@ -89,7 +96,7 @@ http {
   server { listen 127.0.0.1:$NGINX_PORT; root $WORK/nginx/www; }
 }
 CONF
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
+"${NGINX_CPU[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
 OTHER_PIDS+=($!)
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$NGINX_PORT/page.html" >/dev/null && break
@@ -139,7 +146,7 @@ phase() {
   worker=$(nginx_worker)
   cpu_before=$(sonde_cpu) nginx_before=$(pid_cpu "$worker")
   # `times` last prints its children's user and system time: wrk's.
-  out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html"; times)
+  out=$("${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html"; times)
   cpu_after=$(sonde_cpu) nginx_after=$(pid_cpu "$worker")
   if [ -n "$HOLDER_PID" ]; then kill "$HOLDER_PID"; wait "$HOLDER_PID" 2>/dev/null || true; fi
   # wrk closes its connections at the end: each one's last request is then
@@ -169,7 +176,7 @@ profile_phase() {
   local worker wrk_pid before after seconds=$((DURATION - 4))
   start_sonde "$WORK/$1.toml"
   worker=$(nginx_worker)
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" > "$WORK/wrk.out" &
+  "${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" > "$WORK/wrk.out" &
   wrk_pid=$!
   sleep 2
   before=$(pid_cpu "$worker")
