@@ -109,7 +109,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_RECVFROM 45
 #define NR_SENDMSG 46
 #define NR_RECVMSG 47
+#define NR_EXECVE 59
 #define NR_ACCEPT4 288
+#define NR_EXECVEAT 322
 
 #define EINPROGRESS 115
 #define PROT_EXEC 4
@@ -345,7 +347,7 @@ static __always_inline int interesting(__u64 nr)
 	case NR_READ: case NR_WRITE: case NR_CLOSE: case NR_MMAP: case NR_READV:
 	case NR_WRITEV: case NR_SENDFILE: case NR_CONNECT: case NR_ACCEPT:
 	case NR_SENDTO: case NR_RECVFROM: case NR_SENDMSG: case NR_RECVMSG:
-	case NR_ACCEPT4:
+	case NR_ACCEPT4: case NR_EXECVE: case NR_EXECVEAT:
 		return 1;
 	}
 	return 0;
@@ -856,14 +858,23 @@ static __always_inline void on_connect(const struct call *call, __u32 tgid, __u6
 }
 
 /*
- * An mmap by `tgid` with `prot` of `map_fd`: one that maps a file
- * executable tells user space (with `watch_mappings`): it may be a libssl.
+ * Whether syscall `nr` with mmap's third and fifth arguments `prot` and
+ * `map_fd` made a file executable in its process: an mmap of one (a
+ * library, maybe a libssl), or an exec (an executable, maybe Go's).
  */
-static __always_inline void on_mmap(__u32 tgid, __u64 prot, __s64 map_fd)
+static __always_inline int maps_code(__u64 nr, __u64 prot, __s64 map_fd)
+{
+	if (nr == NR_EXECVE || nr == NR_EXECVEAT)
+		return 1;
+	return nr == NR_MMAP && (prot & PROT_EXEC) && map_fd >= 0;
+}
+
+/* MAPPED for `tgid` (with `watch_mappings`): user space looks at its files. */
+static __always_inline void send_mapped(__u32 tgid)
 {
 	struct http_open *ev;
 
-	if (!watch_mappings || !(prot & PROT_EXEC) || map_fd < 0)
+	if (!watch_mappings)
 		return;
 	ev = reserve_open(HTTP_EVENT_MAPPED, tgid, -1);
 	if (ev)
@@ -904,8 +915,9 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	tgid = pid_tgid >> 32;
 	if (tgid == self_tgid)
 		return;
-	if (call->nr == NR_MMAP) {
-		on_mmap(tgid, prot, map_fd);
+	if (call->nr == NR_MMAP || call->nr == NR_EXECVE || call->nr == NR_EXECVEAT) {
+		if (maps_code(call->nr, prot, map_fd))
+			send_mapped(tgid);
 		return;
 	}
 	word = gate_word(tgid, &shift);
@@ -1150,20 +1162,21 @@ int BPF_PROG(btf_sock_state, const struct sock *sk, const int old, const int new
 }
 
 /*
- * Socket capture with `watch_mappings`: mmap's exits, for MAPPED (the
- * syscall capture sees them in its own program). It turns on the kernel's
- * slow syscall-exit path, which the socket capture otherwise does not pay.
+ * Socket capture with `watch_mappings`: the exits of mmap and exec, for
+ * MAPPED (the syscall capture sees them in its own program). It turns on
+ * the kernel's slow syscall-exit path, which the socket capture otherwise
+ * does not pay.
  */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(btf_mmap_exit, struct pt_regs *regs, long ret)
 {
 	__u32 tgid;
 
-	if (regs->orig_ax != NR_MMAP || ret < 0)
+	if (ret < 0 || !maps_code(regs->orig_ax, regs->dx, regs->r8))
 		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	if (tgid != self_tgid)
-		on_mmap(tgid, regs->dx, regs->r8);
+		send_mapped(tgid);
 	return 0;
 }
 
@@ -1217,6 +1230,37 @@ static __always_inline struct ssl_socket ssl_socket(const struct ssl_call *call,
 	return used;
 }
 
+/*
+ * The plaintext a TLS library's call moved (`call`: NR_READ or NR_WRITE,
+ * the buffer, the byte count) on `socket`, whose server end is `server`
+ * when known. A connection not seen accepted or connected (the socket
+ * capture sees neither under this key; or one opened before sonde) starts
+ * with plaintext that is a request, which says which end this process is.
+ */
+static __always_inline void on_plaintext(struct call *call, struct ssl_socket socket, __u32 tgid,
+					 const struct http_addr *server)
+{
+	struct conn *c;
+
+	if (call->ret <= 0 || socket.fd < 0)
+		return;
+	call->arg0 = socket.fd;
+	c = bpf_map_lookup_elem(&conns, &socket.key);
+	if (!c) {
+		if (peek_request(call) == REQUEST_LINE)
+			begin_request(0, call, socket.key, tgid, socket.fd,
+				      call->nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, server, 0,
+				      0);
+		return;
+	}
+	if (!c->tls && !c->left_out) {
+		/* The handshake's ciphertext made it look like no HTTP. */
+		c->tls = 1;
+		c->state = CONN_IDLE;
+	}
+	on_bytes(c, call, tgid, socket.fd);
+}
+
 static __always_inline void ssl_return(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -1227,7 +1271,6 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 	struct call call = {};
 	struct ssl_socket socket;
 	struct http_addr server;
-	struct conn *c;
 
 	if (!inside)
 		return;
@@ -1244,26 +1287,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 	socket = ssl_socket(inside, tgid);
 	server = inside->server;
 	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
-	if (call.ret <= 0 || socket.fd < 0)
-		return;
-	call.arg0 = socket.fd;
-	c = bpf_map_lookup_elem(&conns, &socket.key);
-	if (!c) {
-		/* Not seen accepted or connected (the socket capture sees
-		 * neither; or opened before sonde): plaintext that starts a
-		 * request says which end this process is. */
-		if (peek_request(&call) == REQUEST_LINE)
-			begin_request(0, &call, socket.key, tgid, socket.fd,
-				      call.nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, &server, 0,
-				      0);
-		return;
-	}
-	if (!c->tls && !c->left_out) {
-		/* The handshake's ciphertext made it look like no HTTP. */
-		c->tls = 1;
-		c->state = CONN_IDLE;
-	}
-	on_bytes(c, &call, tgid, socket.fd);
+	on_plaintext(&call, socket, tgid, &server);
 }
 
 /* uprobe.multi links (no CAP_SYS_ADMIN needed), one per libssl file. */
@@ -1293,5 +1317,183 @@ SEC("uretprobe")
 int ssl_return_perf(struct pt_regs *ctx)
 {
 	ssl_return(ctx);
+	return 0;
+}
+
+/*
+ * Go's crypto/tls (Go 1.18+ on x86_64, its register ABI): uprobes on
+ * (*Conn).Read(b), (*Conn).Write(b) and (*Conn).Close at their entry, and
+ * on each RET instruction of Read and Write for their return: a uretprobe
+ * rewrites the return address on the goroutine's stack, which Go moves
+ * when it grows (user space finds the RETs in the executable's pclntab).
+ * The receiver is in RAX, b's pointer in RBX, the result n in RAX, and the
+ * goroutine in R14 at both ends: a call is keyed by its goroutine, which
+ * may wake on another thread after waiting for bytes. The attach cookie is
+ * the GO_OP_* of the point.
+ *
+ * The socket: a tls.Conn's first field is its net.Conn, an interface whose
+ * data word points to a *net.TCPConn, whose first field points to its
+ * netFD, whose poll.FD holds Sysfd after a 16-byte mutex (the same in every
+ * Go since 1.9). Read from user memory once per tls.Conn, then kept in
+ * `ssl_fds`. The connection's key in `conns` is (tgid, fd): the syscall
+ * capture's own, whose entry it shares and marks tls as OpenSSL's calls
+ * do; the socket capture keys by socket address, so there the two never
+ * meet and Close is what ends the connection.
+ */
+#define GO_OP_WRITE 1  /* (*Conn).Write; else Read */
+#define GO_OP_CLOSE 2  /* (*Conn).Close */
+#define GO_OP_RETURN 4 /* a RET of Read or Write */
+
+#define GO_CONN_DATA 8 /* tls.Conn.conn's data word */
+#define GO_SYSFD 16    /* poll.FD.Sysfd in netFD */
+
+struct go_call_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 goroutine;
+};
+
+struct go_call {
+	__u64 conn; /* the *tls.Conn */
+	__u64 buf;
+};
+
+/*
+ * Go TLS calls in progress, by goroutine: an entry lives from a Read's or
+ * Write's entry to its return, so this is bounded by goroutines inside one
+ * at once (a server's idle keep-alive connections each wait in a Read), as
+ * `conns` is by connections; user space deletes those of processes that
+ * are gone.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct go_call_key);
+	__type(value, struct go_call);
+} go_calls SEC(".maps");
+
+/* The highest fd a process can have by default (fs.nr_open). */
+#define GO_MAX_FD (1 << 20)
+/* How many wrappers of a net.Conn are looked through. */
+#define GO_WRAPPERS 3
+
+/*
+ * The fd of the *net.TCPConn (or another conn of package net) at `conn`;
+ * -1 when what is read there is no fd: it is not one (a wrapper's: its
+ * net.Conn's itab is where the netFD pointer would be, and the itab's
+ * hash where Sysfd would be, above GO_MAX_FD but once in 4,096).
+ */
+static __always_inline __s64 go_sysfd(__u64 conn)
+{
+	__u64 netfd;
+	__s64 sysfd;
+
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (const void *)conn) ||
+	    bpf_probe_read_user(&sysfd, sizeof(sysfd), (const void *)(netfd + GO_SYSFD)) ||
+	    sysfd < 0 || sysfd >= GO_MAX_FD)
+		return -1;
+	return sysfd;
+}
+
+/* The socket of tls.Conn `conn`; fd -1 when its fields lead to none. */
+static __always_inline struct ssl_socket go_socket(__u32 tgid, __u64 conn)
+{
+	struct ssl_key key = { .tgid = tgid, .ssl = conn };
+	struct ssl_socket found = { .fd = -1 }, *known;
+	__s64 sysfd = -1;
+	__u64 data;
+	int i;
+
+	known = bpf_map_lookup_elem(&ssl_fds, &key);
+	if (known) {
+		found.key = known->key;
+		found.fd = known->fd;
+		return found;
+	}
+	if (bpf_probe_read_user(&data, sizeof(data), (const void *)(conn + GO_CONN_DATA)))
+		return found;
+	/* Wrappers whose first field is the net.Conn they wrap (connection
+	 * trackers, a listener's limit: Prometheus's server connections have
+	 * two): one level down each. */
+#pragma unroll
+	for (i = 0; i <= GO_WRAPPERS; i++) {
+		sysfd = go_sysfd(data);
+		if (sysfd >= 0 ||
+		    bpf_probe_read_user(&data, sizeof(data), (const void *)(data + GO_CONN_DATA)))
+			break;
+	}
+	if (sysfd < 0)
+		return found;
+	found.fd = sysfd;
+	found.key = fd_key(tgid, sysfd);
+	if (bpf_map_update_elem(&ssl_fds, &key, &found, BPF_ANY))
+		sonde_count_map_full(&map_full, HTTP_MAP_SSL_FDS);
+	return found;
+}
+
+/* (*Conn).Close of `conn`: its connection ends. */
+static __always_inline void go_close(__u32 tgid, __u64 conn)
+{
+	struct ssl_key key = { .tgid = tgid, .ssl = conn };
+	struct ssl_socket *known = bpf_map_lookup_elem(&ssl_fds, &key);
+	struct conn *c;
+	__u64 conn_key;
+
+	if (!known)
+		return;
+	conn_key = known->key;
+	bpf_map_delete_elem(&ssl_fds, &key);
+	c = bpf_map_lookup_elem(&conns, &conn_key);
+	if (!c)
+		return;
+	on_close(c);
+	bpf_map_delete_elem(&conns, &conn_key);
+}
+
+static __always_inline void go_tls(struct pt_regs *ctx)
+{
+	__u64 op = bpf_get_attach_cookie(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_call_key key = { .tgid = tgid, .goroutine = ctx->r14 };
+	struct go_call entered, *inside;
+	struct call call = {};
+
+	if (tgid == self_tgid)
+		return;
+	if (op & GO_OP_CLOSE) {
+		go_close(tgid, ctx->ax);
+		return;
+	}
+	if (!(op & GO_OP_RETURN)) {
+		entered.conn = ctx->ax;
+		entered.buf = ctx->bx;
+		/* Entered again after its stack grew: the same call, the same entry. */
+		if (bpf_map_update_elem(&go_calls, &key, &entered, BPF_ANY))
+			sonde_count_map_full(&map_full, HTTP_MAP_GO_CALLS);
+		return;
+	}
+	inside = bpf_map_lookup_elem(&go_calls, &key);
+	if (!inside)
+		return;
+	entered = *inside;
+	bpf_map_delete_elem(&go_calls, &key);
+	call.nr = op & GO_OP_WRITE ? NR_WRITE : NR_READ;
+	call.arg1 = entered.buf;
+	call.ret = (long)ctx->ax;
+	if (call.ret > 0)
+		on_plaintext(&call, go_socket(tgid, entered.conn), tgid, 0);
+}
+
+SEC("uprobe.multi")
+int go_tls_multi(struct pt_regs *ctx)
+{
+	go_tls(ctx);
+	return 0;
+}
+
+SEC("uprobe")
+int go_tls_perf(struct pt_regs *ctx)
+{
+	go_tls(ctx);
 	return 0;
 }

@@ -261,6 +261,7 @@ enum http_bounded_map {
 	HTTP_MAP_EVENTS, /* the ring buffer: events lost */
 	HTTP_MAP_SSL_CALLS,
 	HTTP_MAP_SSL_FDS,
+	HTTP_MAP_GO_CALLS,
 	HTTP_BOUNDED_MAPS,
 };
 

@@ -5,7 +5,9 @@
 //! method, status and route over keep-alive and fresh connections. sonde's
 //! /metrics must count each label set exactly on both sides
 //! (`http_server_*` through the OpenSSL probes, `http_client_*` for the
-//! client, plain and TLS), and time a sleeping route within 10 %.
+//! client, plain and TLS), and time a sleeping route within 10 %. Go's
+//! crypto/tls on both ends: Debian's prometheus, started after sonde,
+//! serving HTTPS and then scraping the Python TLS server.
 
 mod common;
 mod http_servers;
@@ -16,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, ExposedSample, Sonde, TempDir};
 use http_servers::{
-    nginx, python, python_client, python_with_env, Capture, Cert, Step, CONFIG, PAGE_BYTES, SLEEP,
+    nginx, prometheus_tls, python, python_client, python_with_env, Capture, Cert, Step, CONFIG,
+    PAGE_BYTES, SLEEP,
 };
 use kernel::{value, wait_for, NamedProgram, NO_BUDGET};
 
@@ -152,10 +155,79 @@ fn counts_tls_servers_and_calls(capture: Capture) {
             && value(s, SERVER_COUNT, &[("service_name", nginx_service)]) >= 16.0
             && value(s, SERVER_COUNT, &[("service_name", &tls_service)]) >= 12.0
     });
+    go_on_both_ends(&sonde, &dir.0, &cert, capture, (&tls_service, tls_port));
     drop((nginx_server, tls_server, plain_server));
 
     server_side(&samples, nginx_service, &tls_service);
     client_side(&samples, &client, [nginx_port, tls_port, plain_port]);
+}
+
+/// Go's crypto/tls: prometheus (stripped, Go 1.19) started after sonde, so
+/// its probes come from its exec; a known number of HTTPS requests to it
+/// counted exactly; then, once those are (its probes attached), a scrape
+/// job added by /-/reload scrapes the Python TLS server `python` every
+/// second: prometheus's calls as a Go client, counted as many times as
+/// the Python server (through OpenSSL) counts them served, with their peer.
+fn go_on_both_ends(sonde: &Sonde, dir: &Path, cert: &Cert, capture: Capture, python: (&str, u16)) {
+    let (python_service, python_port) = python;
+    let service = format!("gotls{}{}", std::process::id(), capture.tag());
+    let (port, prometheus_dir) = (free_port(), dir.join("prometheus"));
+    let prometheus = prometheus_tls(&prometheus_dir, &service, port, cert);
+    wait_until_seen(sonde, dir, &service, port);
+    let go = |keep, request, times, status| step(true, port, keep, request, times, status);
+    let client = format!("cligo{}{}", std::process::id(), capture.tag());
+    python_client(
+        dir,
+        &client,
+        &[
+            go(true, ("GET", "/-/healthy", 0), 3, 200),
+            go(false, ("GET", "/nothing", 0), 2, 404),
+        ],
+    );
+    let job = format!(
+        "scrape_configs:\n  - job_name: python\n    scheme: https\n    metrics_path: /scrape\n    tls_config:\n      insecure_skip_verify: true\n    static_configs:\n      - targets: ['127.0.0.1:{python_port}']\n"
+    );
+    let config = prometheus_dir.join("prometheus.yml");
+    let global = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, global + &job).unwrap();
+    python_client(dir, &client, &[go(true, ("POST", "/-/reload", 0), 1, 200)]);
+    let scrapes = |s: &[ExposedSample]| {
+        let route = [("http_route", "/scrape")];
+        (
+            of(s, CLIENT_COUNT, &service, &[]),
+            of(s, SERVER_COUNT, python_service, &route),
+        )
+    };
+    // Its scrape manager takes up new targets every 5 s: until two scrapes
+    // are served (a third began: the server ends a request at the next).
+    wait_for(sonde, |s| scrapes(s).1 >= 2.0);
+    // Stopped (SIGTERM): it closes its connections, which ends the last call.
+    drop(prometheus);
+
+    let samples = wait_for(sonde, |s| {
+        let (called, served) = scrapes(s);
+        of(s, SERVER_COUNT, &service, &[]) >= 7.0 && called >= 2.0 && called == served
+    });
+    let ours = |l: &[(&str, &str)]| of(&samples, SERVER_COUNT, &service, l);
+    assert_eq!(ours(&labels("GET", "200", "/-/healthy")), 3.0);
+    assert_eq!(ours(&labels("GET", "404", "/nothing")), 2.0);
+    assert_eq!(ours(&labels("POST", "200", "/-/reload")), 1.0);
+    let (called, served) = scrapes(&samples);
+    assert!(
+        called >= 2.0 && called == served,
+        "prometheus's scrapes: {called} calls counted, {served} served:\n{}",
+        sonde.log_text()
+    );
+    let port = python_port.to_string();
+    let peer = [
+        labels("GET", "404", "/scrape").as_slice(),
+        &[
+            ("server_address", "127.0.0.1"),
+            ("server_port", port.as_str()),
+        ],
+    ]
+    .concat();
+    assert_eq!(of(&samples, CLIENT_COUNT, &service, &peer), called);
 }
 
 /// The value of `metric` for one service's label set.

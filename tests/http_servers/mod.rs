@@ -218,6 +218,43 @@ pub fn python_with_env(
     spawn_listening(&mut command, port)
 }
 
+/// Debian's prometheus (a stripped Go executable: Go's crypto/tls) serving
+/// HTTPS with `cert` as `service`, its configuration `dir/prometheus.yml`
+/// (no scrape jobs until a test writes some and POSTs /-/reload).
+pub fn prometheus_tls(dir: &Path, service: &str, port: u16, cert: &Cert) -> Server {
+    std::fs::create_dir_all(dir).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            cert.cert.display(),
+            cert.key.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "global:\n  scrape_interval: 1s\n",
+    )
+    .unwrap();
+    let mut command = Command::new("prometheus");
+    command
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--web.config.file={}", web.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg("--web.enable-lifecycle")
+        .env("OTEL_SERVICE_NAME", service);
+    spawn_listening(&mut command, port)
+}
+
 const PYTHON_CLIENT: &str = r#"
 import http.client, ssl, sys
 

@@ -32,7 +32,7 @@ use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
 };
-use crate::collect::http::tls::{Hook, Libraries};
+use crate::collect::http::tls::{Hook, Libraries, Programs};
 use crate::collect::http::{Conn, Event, Red, Role};
 use crate::collect::Collector;
 use crate::config::HttpConfig;
@@ -100,6 +100,7 @@ const BOUNDED_MAPS: &[&str] = &[
     "http_events",
     "http_ssl_calls",
     "http_ssl_fds",
+    "http_go_calls",
 ];
 
 /// How TLS went at load, for `sonde doctor`: the hook and the files
@@ -170,7 +171,7 @@ fn attach_with_tls(
     let attached = attach_loading(NAME, variants(late), &hook.programs(), || {
         open(late, ring_bytes)
     })?;
-    let [enter, _] = tls_programs(&attached.skel, hook);
+    let [enter, ..] = tls_programs(&attached.skel, hook);
     let probe = match hook {
         Hook::Multi => enter.attach_uprobe_multi(-1, "/proc/self/exe", PROBE_TARGET, false, false),
         Hook::Perf => enter.attach_uprobe_with_opts(
@@ -190,15 +191,20 @@ fn attach_with_tls(
 /// The function of sonde's binary the hook check attaches to.
 const PROBE_TARGET: &str = "sonde_doctor_uprobe_target";
 
-/// The entry and return programs of `hook`.
-fn tls_programs<'s>(
-    skel: &'s HttpSkel<'static>,
-    hook: Hook,
-) -> [&'s libbpf_rs::ProgramMut<'static>; 2] {
+/// The TLS programs of `hook` ([`Hook::programs`]).
+fn tls_programs<'s>(skel: &'s HttpSkel<'static>, hook: Hook) -> Programs<'s, 'static> {
     let progs = &skel.progs;
     match hook {
-        Hook::Multi => [&progs.ssl_enter_multi, &progs.ssl_return_multi],
-        Hook::Perf => [&progs.ssl_enter_perf, &progs.ssl_return_perf],
+        Hook::Multi => [
+            &progs.ssl_enter_multi,
+            &progs.ssl_return_multi,
+            &progs.go_tls_multi,
+        ],
+        Hook::Perf => [
+            &progs.ssl_enter_perf,
+            &progs.ssl_return_perf,
+            &progs.go_tls_perf,
+        ],
     }
 }
 
@@ -487,6 +493,9 @@ struct Http {
     sockets: bool,
 }
 
+/// The kernel's bound on pids (include/linux/threads.h).
+const PID_MAX_LIMIT: u64 = 1 << 22;
+
 fn alive(tgid: u32) -> bool {
     Path::new(&format!("/proc/{tgid}")).exists()
 }
@@ -537,12 +546,19 @@ impl Collector for Http {
             .context("the http event reader stopped")?;
         self.attach_new_libraries();
         let maps = &self.attached.skel.maps;
-        // Keyed by tgid << 32 | fd (the syscall capture's conns) or thread id.
-        let tgid_of = |key: &[u8]| Some((u64_at(key, 0)? >> 32) as u32);
-        if !self.sockets {
+        // Keyed by tgid << 32 | fd (the syscall capture's conns, Go's TLS
+        // connections on either capture) or thread id; the socket capture's
+        // own keys are kernel addresses, above every tgid << 32, and leave
+        // with their sockets.
+        let tgid_of = |key: &[u8]| {
+            let tgid = u64_at(key, 0)? >> 32;
+            (tgid <= PID_MAX_LIMIT).then_some(tgid as u32)
+        };
+        if !self.sockets || self.libraries.go_programs > 0 {
             forget_gone(&maps.conns, tgid_of);
         }
         forget_gone(&maps.ssl_calls, tgid_of);
+        forget_gone(&maps.go_calls, |key| u32_at(key, 0));
         forget_gone(&maps.servers, |key| u32_at(key, 0));
         let mut red = self
             .red

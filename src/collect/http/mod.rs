@@ -1,6 +1,7 @@
 //! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server
-//! and of the calls local processes make (plain, or HTTPS through OpenSSL),
-//! from the events of the http BPF collector (`bpf/http.bpf.c`, loaded by
+//! and of the calls local processes make (plain, or HTTPS through OpenSSL
+//! or Go's crypto/tls), from the events of the http BPF collector
+//! (`bpf/http.bpf.c`, loaded by
 //! [`crate::collect::bpf::http`]). This module owns what happens in user
 //! space: pairing a request's events, naming its service, route and port
 //! (a client's: the peer's address and port), and the histograms, under the
@@ -23,6 +24,7 @@
 //!   idle for `[collect] forget_after`, a service's routes with its last
 //!   series ([`Red::retain`]), so memory follows what is served.
 
+pub mod go_tls;
 pub mod interpreter;
 pub mod log;
 pub mod parse;
@@ -310,6 +312,7 @@ impl Red {
                 };
                 let service = match (role, server) {
                     (Role::Server, None) => self.services.of(conn, opener, listen_fd),
+                    (Role::Client, None) => self.services.at(opener, service::peer_of(conn)),
                     (_, server) => self.services.at(opener, server),
                 };
                 if !service.measured {

@@ -446,30 +446,51 @@ fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
         .ok()
 }
 
+/// Which end of a socket's line in /proc/net/tcp: the column of its address.
+#[derive(Clone, Copy)]
+enum End {
+    Local = 1,
+    Remote = 2,
+}
+
 /// The local address of the TCP socket with `inode`, from the process's
 /// view of /proc/net/tcp and tcp6.
 fn local_of(tgid: u32, inode: u64) -> Option<Local> {
-    ["tcp", "tcp6"].iter().find_map(|table| {
-        let text = std::fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
-        let (address, port) = local_of_inode(&text, inode)?;
-        Some(Local {
-            inode,
-            address,
-            port,
-        })
+    let (address, port) = end_of(tgid, inode, End::Local)?;
+    Some(Local {
+        inode,
+        address,
+        port,
     })
 }
 
-/// The local address and port of the socket with `inode` in a /proc/net/tcp
+/// The peer of client connection `conn`, read from the connection itself
+/// (Go's TLS calls: the program knows their fd, not their peer).
+pub fn peer_of(conn: Conn) -> Option<SocketAddr> {
+    let inode = socket_inode(conn.tgid, conn.fd)?;
+    let (address, port) = end_of(conn.tgid, inode, End::Remote)?;
+    Some(SocketAddr::new(address, port))
+}
+
+/// One end of the TCP socket with `inode`, from the process's view of
+/// /proc/net/tcp and tcp6.
+fn end_of(tgid: u32, inode: u64, end: End) -> Option<(IpAddr, u16)> {
+    ["tcp", "tcp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
+        end_of_inode(&text, inode, end)
+    })
+}
+
+/// An end's address and port of the socket with `inode` in a /proc/net/tcp
 /// or tcp6 table. Addresses are written as 32-bit words in the host's byte
 /// order; an IPv4-mapped IPv6 address is given as the IPv4 one.
-fn local_of_inode(table: &str, inode: u64) -> Option<(IpAddr, u16)> {
+fn end_of_inode(table: &str, inode: u64, end: End) -> Option<(IpAddr, u16)> {
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.get(9)?.parse::<u64>().ok()? != inode {
             return None;
         }
-        let (address, port) = fields.get(1)?.rsplit_once(':')?;
+        let (address, port) = fields.get(end as usize)?.rsplit_once(':')?;
         let words = (0..address.len() / 8)
             .map(|i| u32::from_str_radix(address.get(i * 8..i * 8 + 8)?, 16).ok())
             .collect::<Option<Vec<u32>>>()?;
@@ -535,14 +556,16 @@ mod tests {
     fn finds_the_address_of_an_inode() {
         let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n";
         let localhost: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(local_of_inode(v4, 12345), Some((localhost, 8080)));
-        assert_eq!(local_of_inode(v4, 1), None);
-        assert_eq!(local_of_inode("garbage", 1), None);
+        assert_eq!(end_of_inode(v4, 12345, End::Local), Some((localhost, 8080)));
+        assert_eq!(end_of_inode(v4, 1, End::Local), None);
+        let nowhere = IpAddr::from([0, 0, 0, 0]);
+        assert_eq!(end_of_inode(v4, 12345, End::Remote), Some((nowhere, 0)));
+        assert_eq!(end_of_inode("garbage", 1, End::Local), None);
         // ::ffff:127.0.0.1 and :: as tcp6 writes them on a little-endian host.
         let v6 = "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0000000000000000FFFF00000100007F:0050 00000000000000000000000000000000:0000 01 00000000:00000000 00:00000000 00000000     0        0 7 1 0\n   1: 00000000000000000000000000000000:0051 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 8 1 0\n";
         if cfg!(target_endian = "little") {
-            assert_eq!(local_of_inode(v6, 7), Some((localhost, 80)));
-            let (any, port) = local_of_inode(v6, 8).unwrap();
+            assert_eq!(end_of_inode(v6, 7, End::Local), Some((localhost, 80)));
+            let (any, port) = end_of_inode(v6, 8, End::Local).unwrap();
             assert!(any.is_unspecified() && port == 81);
         }
     }

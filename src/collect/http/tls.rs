@@ -1,19 +1,20 @@
-//! HTTPS: which libssl files the http collector's OpenSSL uprobes are
-//! attached to, and attaching them (`bpf/http.bpf.c` explains what the
-//! probes do with the plaintext).
+//! HTTPS: which files the http collector's TLS uprobes are attached to
+//! (libssl files, and Go executables: [`super::go_tls`]), and attaching
+//! them (`bpf/http.bpf.c` explains what the probes do with the plaintext).
 //!
 //! A uprobe is set on a file (its inode), so one attachment covers every
 //! process that maps that file, including processes started later. So
-//! sonde attaches once per distinct libssl file: at start, to those in the
-//! usual library directories and those mapped by running processes (a
-//! container's own libssl is another inode, reached through
-//! `/proc/PID/root`); later, to those mapped by processes the BPF program
-//! reports (MAPPED: an mmap that made a file executable), reading only
-//! those processes' maps, never all of /proc again.
+//! sonde attaches once per distinct file: at start, to the libssl files in
+//! the usual library directories, and those mapped by running processes
+//! and their executables (a container's own files are other inodes,
+//! reached through `/proc/PID/root`); later, to those of processes the BPF
+//! program reports (MAPPED: an mmap that made a file executable, or an
+//! exec), reading only those processes' maps, never all of /proc again.
 //!
 //! Covered: OpenSSL linked dynamically (`libssl.so.3`, and `libssl.so.1.1`
-//! whose four functions are the same). Not: Go's crypto/tls, TLS linked
-//! statically into an executable, BoringSSL/GnuTLS/NSS, HTTP/2.
+//! whose four functions are the same), and Go's crypto/tls (Go 1.18+).
+//! Not: TLS linked statically into a C executable, BoringSSL/GnuTLS/NSS,
+//! rustls, HTTP/2.
 //!
 //! Invariants:
 //! - A file is attached at most once ([`Libraries::seen`] holds its device
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use libbpf_rs::{Link, ProgramMut, UprobeMultiOpts, UprobeOpts};
 
+use super::go_tls::{self, Point};
 use crate::collect::bpf::with_libbpf_log;
 
 /// The attach cookie of each function: SSL_OP_* in bpf/http.bpf.c.
@@ -71,11 +73,12 @@ impl Hook {
         }
     }
 
-    /// The entry and return programs of this hook in bpf/http.bpf.c.
-    pub fn programs(self) -> [&'static str; 2] {
+    /// The programs of this hook in bpf/http.bpf.c: OpenSSL's entry and
+    /// return, and Go's (every point).
+    pub fn programs(self) -> [&'static str; 3] {
         match self {
-            Hook::Multi => ["ssl_enter_multi", "ssl_return_multi"],
-            Hook::Perf => ["ssl_enter_perf", "ssl_return_perf"],
+            Hook::Multi => ["ssl_enter_multi", "ssl_return_multi", "go_tls_multi"],
+            Hook::Perf => ["ssl_enter_perf", "ssl_return_perf", "go_tls_perf"],
         }
     }
 }
@@ -100,64 +103,62 @@ pub fn libssl_in_maps(maps: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Attaches the entry and return programs to `file` as `hook` does: the
-/// four functions, or the two where the file has no `_ex` forms. The
+/// Attaches the entry and return programs to libssl `file` as `hook` does:
+/// the four functions, or the two where the file has no `_ex` forms. The
 /// functions' offsets are read here, so the cookie of each is known.
-pub fn attach_file(
-    programs: [&ProgramMut; 2],
-    hook: Hook,
-    file: &Path,
-) -> anyhow::Result<Vec<Link>> {
+fn attach_libssl([enter, ret, _]: Programs, hook: Hook, file: &Path) -> anyhow::Result<Vec<Link>> {
     let image = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut functions = Vec::new();
+    let mut points = Vec::new();
     for (i, (name, op)) in FUNCTIONS.iter().enumerate() {
         match function_offset(&image, name) {
-            Some(offset) => functions.push((*name, *op, offset)),
+            Some(offset) => points.push((offset, *op)),
             None if i >= WITHOUT_EX => {} // OpenSSL before 1.1.1
             None => bail!("{} exports no {name}: not OpenSSL's libssl", file.display()),
         }
     }
-    attach_functions(programs, hook, file, &functions)
+    let mut links = attach_points(enter, hook, false, file, &points)?;
+    links.extend(attach_points(ret, hook, true, file, &points)?);
+    Ok(links)
 }
 
-fn attach_functions(
-    [enter, ret]: [&ProgramMut; 2],
+/// The programs of a hook, as [`Hook::programs`] names them.
+pub type Programs<'a, 'p> = [&'a ProgramMut<'p>; 3];
+
+/// Attaches `program` to each of `points` (file offset, cookie) of `file`,
+/// at their returns when `retprobe`.
+fn attach_points(
+    program: &ProgramMut,
     hook: Hook,
+    retprobe: bool,
     file: &Path,
-    functions: &[(&str, u64, usize)],
+    points: &[Point],
 ) -> anyhow::Result<Vec<Link>> {
-    let mut links = Vec::new();
-    for (program, retprobe) in [(enter, false), (ret, true)] {
-        match hook {
-            Hook::Multi => {
-                let opts = UprobeMultiOpts {
-                    offsets: functions.iter().map(|(_, _, offset)| *offset).collect(),
-                    cookies: functions.iter().map(|(_, op, _)| *op).collect(),
+    match hook {
+        Hook::Multi => {
+            let opts = UprobeMultiOpts {
+                offsets: points.iter().map(|(offset, _)| *offset).collect(),
+                cookies: points.iter().map(|(_, op)| *op).collect(),
+                retprobe,
+                ..Default::default()
+            };
+            let link =
+                with_libbpf_log(|| program.attach_uprobe_multi_with_opts(-1, file, "", opts))
+                    .with_context(|| format!("uprobe.multi on {}", file.display()))?;
+            Ok(vec![link])
+        }
+        Hook::Perf => points
+            .iter()
+            .map(|&(offset, op)| {
+                let opts = UprobeOpts {
+                    cookie: op,
                     retprobe,
                     ..Default::default()
                 };
-                let link =
-                    with_libbpf_log(|| program.attach_uprobe_multi_with_opts(-1, file, "", opts))
-                        .with_context(|| format!("uprobe.multi on {}", file.display()))?;
-                links.push(link);
-            }
-            Hook::Perf => {
-                for (name, op, offset) in functions {
-                    let opts = UprobeOpts {
-                        cookie: *op,
-                        retprobe,
-                        ..Default::default()
-                    };
-                    let link = with_libbpf_log(|| {
-                        program.attach_uprobe_with_opts(-1, file, *offset, opts)
-                    })
-                    .with_context(|| format!("uprobe on {name} in {}", file.display()))?;
-                    links.push(link);
-                }
-            }
-        }
+                with_libbpf_log(|| program.attach_uprobe_with_opts(-1, file, offset, opts))
+                    .with_context(|| format!("uprobe at {offset:#x} in {}", file.display()))
+            })
+            .collect(),
     }
-    Ok(links)
 }
 
 /// The file offset of the function `name` exported by the ELF64
@@ -205,15 +206,18 @@ pub fn function_offset(image: &[u8], name: &str) -> Option<usize> {
     })
 }
 
-/// The libssl files attached so far and why others could not be.
+/// The files attached so far (libssl files and Go executables) and why
+/// others could not be.
 #[derive(Default)]
 pub struct Libraries {
-    /// (device, inode) of every file tried.
+    /// (device, inode) of every file tried, Go or not.
     seen: HashSet<(u64, u64)>,
     /// Each attached file, as first reached.
     pub attached: Vec<PathBuf>,
     /// Each file that could not be attached, and why.
     pub failures: Vec<(PathBuf, String)>,
+    /// How many of `attached` are Go executables.
+    pub go_programs: usize,
     links: Vec<Link>,
 }
 
@@ -241,13 +245,16 @@ impl Libraries {
         files
     }
 
-    /// The libssl files process `tgid` maps, as paths through its root.
+    /// The libssl files process `tgid` maps and its executable (which may
+    /// be Go's), as paths through its root.
     pub fn mapped_by(tgid: u32) -> Vec<PathBuf> {
         let Ok(maps) = std::fs::read_to_string(format!("/proc/{tgid}/maps")) else {
             return Vec::new(); // gone, or not ours to read
         };
+        let executable = std::fs::read_link(format!("/proc/{tgid}/exe")).ok();
         libssl_in_maps(&maps)
             .into_iter()
+            .chain(executable)
             .map(|path| {
                 let inside = path.strip_prefix("/").unwrap_or(&path);
                 Path::new(&format!("/proc/{tgid}/root")).join(inside)
@@ -256,7 +263,7 @@ impl Libraries {
     }
 
     /// Attaches to each of `files` not tried yet; returns how many were.
-    pub fn attach(&mut self, programs: [&ProgramMut; 2], hook: Hook, files: Vec<PathBuf>) -> usize {
+    pub fn attach(&mut self, programs: Programs, hook: Hook, files: Vec<PathBuf>) -> usize {
         let mut attached = 0;
         for file in files {
             let Ok(meta) = std::fs::metadata(&file) else {
@@ -265,11 +272,23 @@ impl Libraries {
             if !self.seen.insert((meta.dev(), meta.ino())) {
                 continue;
             }
-            match attach_file(programs, hook, &file) {
-                Ok(links) => {
+            let go = !is_libssl(&file);
+            let attached_file = if go {
+                go_tls::probe_points(&file).and_then(|points| {
+                    points
+                        .map(|points| attach_points(programs[2], hook, false, &file, &points))
+                        .transpose()
+                })
+            } else {
+                attach_libssl(programs, hook, &file).map(Some)
+            };
+            match attached_file {
+                Ok(None) => {} // neither libssl nor a Go program with TLS
+                Ok(Some(links)) => {
                     tracing::info!("http: TLS probes on {}", file.display());
                     self.links.extend(links);
                     self.attached.push(file);
+                    self.go_programs += usize::from(go);
                     attached += 1;
                 }
                 Err(err) => {

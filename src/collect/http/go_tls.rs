@@ -1,0 +1,370 @@
+//! Go's crypto/tls: where the http collector's uprobes go in a Go
+//! executable (`bpf/http.bpf.c` explains what they do with the plaintext).
+//!
+//! Go links crypto/tls into each executable, and most are stripped of their
+//! ELF symbols, but every Go executable keeps its pclntab (the runtime's
+//! own table of functions, for stack traces): the entries of
+//! `crypto/tls.(*Conn).Read`, `Write` and `Close` are read there. A return
+//! cannot be a uretprobe (it rewrites the return address on the goroutine's
+//! stack, which Go moves as it grows), so each RET instruction of Read and
+//! Write gets a probe of its own. They are found without a disassembler:
+//! the pclntab's stack-pointer table (pcsp) gives the frame's size at each
+//! instruction, and a RET is the first instruction of a stretch after the
+//! entry where the frame is gone (the epilogue popped it), checked to be
+//! the byte 0xC3.
+//!
+//! Covered: Go 1.18 and later on x86_64 (the pclntab layout of 1.18, and
+//! the register ABI the programs read arguments from). Earlier Go
+//! executables are reported as not covered, not probed.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use anyhow::{bail, ensure, Context};
+
+/// The attach cookies: GO_OP_* in bpf/http.bpf.c.
+const WRITE: u64 = 1;
+const CLOSE: u64 = 2;
+const RETURN: u64 = 4;
+
+/// The functions probed at their entry, with their cookies; Read and Write
+/// at their returns too.
+const READ: &str = "crypto/tls.(*Conn).Read";
+const FUNCTIONS: [(&str, u64); 3] = [
+    (READ, 0),
+    ("crypto/tls.(*Conn).Write", WRITE),
+    ("crypto/tls.(*Conn).Close", CLOSE),
+];
+
+/// pclntab's magic numbers: Go 1.18-1.19, and 1.20 onwards; before 1.18.
+const MAGIC_1_18: u32 = 0xffff_fff0;
+const MAGIC_1_20: u32 = 0xffff_fff1;
+const MAGIC_OLDER: [u32; 2] = [0xffff_fffa, 0xffff_fffb];
+
+/// A probe point: its file offset and cookie.
+pub type Point = (usize, u64);
+
+/// The probe points of a Go executable that links crypto/tls; None for any
+/// other file (not ELF, not Go, or Go without crypto/tls); an error for a
+/// Go executable sonde cannot probe, saying why.
+pub fn probe_points(path: &Path) -> anyhow::Result<Option<Vec<Point>>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let Some(elf) = Elf::read(&file)? else {
+        return Ok(None);
+    };
+    let Some(pclntab) = elf.pclntab(&file)? else {
+        return Ok(None);
+    };
+    let table = Pclntab::parse(&pclntab)?;
+    let mut wanted = FUNCTIONS.map(|_| None);
+    for index in 0..table.functions {
+        let Some(name) = table.name(index) else {
+            continue;
+        };
+        if let Some(slot) = FUNCTIONS
+            .iter()
+            .position(|(want, _)| name == want.as_bytes())
+        {
+            wanted[slot] = Some(index);
+        }
+    }
+    let [Some(read), Some(write), close] = wanted else {
+        return Ok(None); // no crypto/tls connections in this program
+    };
+    let probed = [(read, FUNCTIONS[0]), (write, FUNCTIONS[1])]
+        .into_iter()
+        .chain(close.map(|close| (close, FUNCTIONS[2])));
+    let mut points = Vec::new();
+    for (index, (name, op)) in probed {
+        let (entry, end) = table.span(index).context("a function out of pclntab")?;
+        points.push((elf.file_offset(entry)?, op));
+        if op == CLOSE {
+            continue;
+        }
+        let code = elf.read_code(&file, entry, end)?;
+        let rets: Vec<u64> = table
+            .frameless_stretches(index, entry, end)?
+            .into_iter()
+            .filter(|&at| code.get((at - entry) as usize) == Some(&0xc3))
+            .collect();
+        ensure!(!rets.is_empty(), "no RET found in {name}");
+        for at in rets {
+            points.push((elf.file_offset(at)?, op | RETURN));
+        }
+    }
+    Ok(Some(points))
+}
+
+/// The ELF64 little-endian file's loaded segments and named sections.
+struct Elf {
+    /// (address, file offset, size in the file) of each PT_LOAD.
+    segments: Vec<(u64, u64, u64)>,
+    /// (name, address, file offset, size) of each section.
+    sections: Vec<(Vec<u8>, u64, u64, u64)>,
+}
+
+/// `len` bytes at `offset`; an error past the file's end (before any
+/// allocation: a malformed header may give any size).
+fn read_at(file: &File, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
+    let size = file.metadata()?.len();
+    ensure!(
+        offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= size),
+        "an ELF header points past the file's end"
+    );
+    let mut buf = vec![0; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+impl Elf {
+    /// None when the file is not an ELF64 little-endian x86_64 object.
+    fn read(file: &File) -> anyhow::Result<Option<Elf>> {
+        let mut header = [0u8; 64];
+        if file.read_exact_at(&mut header, 0).is_err()
+            || header[..6] != *b"\x7fELF\x02\x01"
+            || u16_at(&header, 0x12) != Some(0x3e)
+        {
+            return Ok(None);
+        }
+        let field = |at| u64_at(&header, at).unwrap_or(0);
+        let half = |at| u16_at(&header, at).unwrap_or(0) as usize;
+        let (phoff, shoff) = (field(0x20), field(0x28));
+        let (phentsize, phnum, shentsize, shnum, shstrndx) =
+            (half(0x36), half(0x38), half(0x3a), half(0x3c), half(0x3e));
+        let bad = || anyhow::anyhow!("malformed ELF headers");
+        let programs = read_at(file, phoff, phentsize * phnum)?;
+        const PT_LOAD: u32 = 1;
+        let segments = (0..phnum)
+            .map(|i| i * phentsize)
+            .filter(|&at| u32_at(&programs, at) == Some(PT_LOAD))
+            .map(|at| {
+                Some((
+                    u64_at(&programs, at + 16)?,
+                    u64_at(&programs, at + 8)?,
+                    u64_at(&programs, at + 32)?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(bad)?;
+        let headers = read_at(file, shoff, shentsize * shnum)?;
+        let section = |i: usize| {
+            let at = i * shentsize;
+            Some((
+                u32_at(&headers, at)?,
+                u64_at(&headers, at + 16)?,
+                u64_at(&headers, at + 24)?,
+                u64_at(&headers, at + 32)?,
+            ))
+        };
+        let (_, _, names_at, names_size) = section(shstrndx).ok_or_else(bad)?;
+        let names = read_at(file, names_at, names_size as usize)?;
+        let sections = (0..shnum)
+            .map(|i| {
+                let (name, addr, offset, size) = section(i)?;
+                let name = names.get(name as usize..)?;
+                let end = name.iter().position(|&b| b == 0)?;
+                Some((name[..end].to_vec(), addr, offset, size))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(bad)?;
+        Ok(Some(Elf { segments, sections }))
+    }
+
+    fn section(&self, name: &str) -> Option<(u64, u64, u64)> {
+        self.sections
+            .iter()
+            .find(|(n, ..)| n == name.as_bytes())
+            .map(|&(_, addr, offset, size)| (addr, offset, size))
+    }
+
+    /// The pclntab's bytes: its own section, or (position-independent
+    /// executables) inside .data.rel.ro, found by its header; None when the
+    /// file has neither: not Go.
+    fn pclntab(&self, file: &File) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some((_, offset, size)) = self.section(".gopclntab") {
+            return Ok(Some(read_at(file, offset, size as usize)?));
+        }
+        let Some((_, offset, size)) = self.section(".data.rel.ro") else {
+            return Ok(None);
+        };
+        let data = read_at(file, offset, size as usize)?;
+        // magic, two zero bytes, instruction size 1, pointer size 8.
+        let start = (0..data.len().saturating_sub(8)).step_by(8).find(|&at| {
+            let magic = u32_at(&data, at).unwrap_or(0);
+            (magic == MAGIC_1_18 || magic == MAGIC_1_20) && data[at + 4..at + 8] == [0, 0, 1, 8]
+        });
+        Ok(start.map(|start| data[start..].to_vec()))
+    }
+
+    /// Where address `addr` is in the file.
+    fn file_offset(&self, addr: u64) -> anyhow::Result<usize> {
+        self.segments
+            .iter()
+            .find(|&&(vaddr, _, size)| addr >= vaddr && addr - vaddr < size)
+            .map(|&(vaddr, offset, _)| (addr - vaddr + offset) as usize)
+            .with_context(|| format!("address {addr:#x} is in no loaded segment"))
+    }
+
+    fn read_code(&self, file: &File, start: u64, end: u64) -> anyhow::Result<Vec<u8>> {
+        read_at(
+            file,
+            self.file_offset(start)? as u64,
+            (end - start) as usize,
+        )
+    }
+}
+
+/// A Go 1.18+ pclntab (runtime/symtab.go's pcHeader, functab and _func).
+struct Pclntab<'a> {
+    bytes: &'a [u8],
+    functions: usize,
+    text_start: u64,
+    names: usize,
+    pc_tables: usize,
+    function_table: usize,
+}
+
+impl<'a> Pclntab<'a> {
+    fn parse(bytes: &'a [u8]) -> anyhow::Result<Pclntab<'a>> {
+        let magic = u32_at(bytes, 0).context("an empty pclntab")?;
+        if MAGIC_OLDER.contains(&magic) {
+            bail!("built by Go before 1.18: its TLS is not covered");
+        }
+        ensure!(
+            magic == MAGIC_1_18 || magic == MAGIC_1_20,
+            "an unknown pclntab (magic {magic:#x})"
+        );
+        ensure!(bytes.get(7) == Some(&8), "not a 64-bit Go executable");
+        let word = |at| {
+            u64_at(bytes, at)
+                .map(|v| v as usize)
+                .context("a truncated pclntab")
+        };
+        Ok(Pclntab {
+            bytes,
+            functions: word(8)?,
+            text_start: word(24)? as u64,
+            names: word(32)?,
+            pc_tables: word(56)?,
+            function_table: word(64)?,
+        })
+    }
+
+    /// The offset of function `index`'s _func.
+    fn func(&self, index: usize) -> Option<usize> {
+        let offset = u32_at(self.bytes, self.function_table + index * 8 + 4)?;
+        Some(self.function_table + offset as usize)
+    }
+
+    fn name(&self, index: usize) -> Option<&'a [u8]> {
+        let name_offset = u32_at(self.bytes, self.func(index)? + 4)?;
+        let name = self.bytes.get(self.names + name_offset as usize..)?;
+        Some(&name[..name.iter().position(|&b| b == 0)?])
+    }
+
+    /// Function `index`'s first address and the next function's.
+    fn span(&self, index: usize) -> Option<(u64, u64)> {
+        let entry = |i: usize| {
+            u32_at(self.bytes, self.function_table + i * 8).map(|o| self.text_start + o as u64)
+        };
+        Some((entry(index)?, entry(index + 1)?))
+    }
+
+    /// The first address of each stretch of function `index` (from `entry`
+    /// to `end`), past its entry, where the stack pointer is back where it
+    /// was at the entry: the frame popped, so a RET, or the stack-growth
+    /// call at the end, whose first byte is no RET.
+    fn frameless_stretches(&self, index: usize, entry: u64, end: u64) -> anyhow::Result<Vec<u64>> {
+        let truncated = || anyhow::anyhow!("a truncated pcsp table");
+        let pcsp = u32_at(self.bytes, self.func(index).ok_or_else(truncated)? + 16)
+            .ok_or_else(truncated)?;
+        let mut at = self.pc_tables + pcsp as usize;
+        let mut varint = || -> anyhow::Result<u32> {
+            let mut value = 0u32;
+            for shift in (0..35).step_by(7) {
+                let byte = *self.bytes.get(at).ok_or_else(truncated)?;
+                at += 1;
+                value |= u32::from(byte & 0x7f) << shift;
+                if byte & 0x80 == 0 {
+                    return Ok(value);
+                }
+            }
+            bail!("a malformed pcsp table")
+        };
+        // runtime.step: a zigzag value delta, then a pc delta (x86: one byte
+        // a unit); a zero value delta after the first pair ends the table.
+        let (mut pc, mut value, mut found) = (entry, -1i64, Vec::new());
+        let mut first = true;
+        loop {
+            let value_delta = varint()?;
+            if value_delta == 0 && !first {
+                break;
+            }
+            first = false;
+            value += i64::from((value_delta >> 1) as i32 ^ -((value_delta & 1) as i32));
+            let start = pc;
+            pc += u64::from(varint()?);
+            if value == 0 && start > entry && start < end {
+                found.push(start);
+            }
+            if pc >= end {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debian's prometheus: a stripped Go executable with crypto/tls.
+    const GO_PROGRAM: &str = "/usr/bin/prometheus";
+
+    #[test]
+    fn finds_the_probe_points_of_a_stripped_go_executable() {
+        if !Path::new(GO_PROGRAM).exists() {
+            eprintln!("skipped: no {GO_PROGRAM} (make test-deps installs it)");
+            return;
+        }
+        let points = probe_points(Path::new(GO_PROGRAM))
+            .unwrap()
+            .expect("prometheus links crypto/tls");
+        let entries: Vec<u64> = points
+            .iter()
+            .map(|&(_, op)| op)
+            .filter(|op| op & RETURN == 0)
+            .collect();
+        assert_eq!(entries, [0, WRITE, CLOSE]);
+        let image = std::fs::read(GO_PROGRAM).unwrap();
+        for (offset, op) in &points {
+            if op & RETURN != 0 {
+                assert_eq!(image[*offset], 0xc3, "a RET at {offset:#x}");
+            }
+        }
+        assert!(points.iter().any(|&(_, op)| op == RETURN));
+        assert!(points.iter().any(|&(_, op)| op == WRITE | RETURN));
+    }
+
+    #[test]
+    fn leaves_other_files_alone() {
+        // sonde itself: Rust, no pclntab.
+        assert!(probe_points(Path::new("/proc/self/exe")).unwrap().is_none());
+        assert!(probe_points(Path::new("/etc/hostname")).unwrap().is_none());
+        assert!(probe_points(Path::new("/no/such/file")).is_err());
+    }
+}
