@@ -33,9 +33,10 @@
  * Either way a server's requests are in its reads, its responses in its
  * writes; a client's the other way round; thread pools, keep-alive and
  * pre-fork workers are right, each connection its own. With
- * `watch_mappings`, an mmap that maps a file executable sends MAPPED, so
- * user space finds a libssl that a process (a container's own) loads after
- * sonde started (the socket capture then adds a program on sys_exit for it).
+ * `watch_mappings`, an mmap that maps a file executable, or an exec, sends
+ * MAPPED, so user space finds a libssl that a process (a container's own)
+ * loads, or a Go program that starts, after sonde started (the socket
+ * capture then adds a program on sys_exit for it).
  *
  * HTTPS: uprobes on SSL_read, SSL_write, SSL_read_ex and SSL_write_ex of
  * libssl (entry and return, attached per file by user space) see the

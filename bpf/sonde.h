@@ -197,7 +197,7 @@ enum http_event_kind {
 	HTTP_EVENT_RESPONSE, /* a pipelined batch's next response began (struct http_done) */
 	HTTP_EVENT_DONE,     /* a request (or pipelined batch) ended (struct http_done) */
 	HTTP_EVENT_CLOSED,   /* a connection OPEN named closed with no request to end */
-	HTTP_EVENT_MAPPED,   /* a process mapped a file executable (a library that may be libssl) */
+	HTTP_EVENT_MAPPED,   /* a process mapped a file executable (maybe libssl) or exec'd (maybe Go) */
 };
 
 /* Which end of a connection the process is. */

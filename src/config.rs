@@ -326,11 +326,12 @@ pub struct BpfConfig {
     /// Run-queue latency and context switches per process.
     pub sched: bool,
     /// HTTP RED metrics of every local HTTP/1.x server and of the calls
-    /// local processes make, plain or through OpenSSL (Beyla's names).
+    /// local processes make, plain or through OpenSSL or Go's crypto/tls
+    /// (Beyla's names).
     pub http: bool,
-    /// Attaches the OpenSSL probes to libssl files processes map after
-    /// start (a container's own), not only to those found at start; keeps
-    /// CAP_BPF and CAP_PERFMON for it.
+    /// Attaches the TLS probes to libssl files processes map after start
+    /// (a container's own) and to Go programs started after sonde, not
+    /// only to those found at start; keeps CAP_BPF and CAP_PERFMON for it.
     pub http_tls_late_attach: bool,
     /// Turns on the kernel's run-time statistics while sonde runs, for
     /// `sonde_bpf_program_run_seconds_total` and `..._runs_total`. They add

@@ -249,7 +249,7 @@ fn shows_how_the_tls_probes_attach_and_runs_on_without_them() {
     let none = stdout(&doctor("uprobe", &[]));
     let tls = row(&none, "collector http TLS");
     assert!(
-        tls.contains("FAIL") && tls.contains("no OpenSSL probes"),
+        tls.contains("FAIL") && tls.contains("no TLS probes"),
         "{tls}"
     );
     assert!(row(&none, "collector http").contains(" on ("), "{none}");

@@ -4,10 +4,11 @@
 //! [`crate::collect::http::Red`], which the rounds export. The capture is
 //! the socket one (programs at socket I/O, Linux 6.3+) where the kernel
 //! has its tracepoints, else the syscall one (a program at every syscall
-//! exit). With it the object loads the OpenSSL uprobes, attached per
-//! libssl file by [`crate::collect::http::tls`]: at load to the files
-//! found then, and with `[collect.bpf] http_tls_late_attach` each round to
-//! those the processes MAPPED events named have mapped.
+//! exit). With it the object loads the TLS uprobes (OpenSSL's and Go's),
+//! attached per libssl file and Go executable by
+//! [`crate::collect::http::tls`]: at load to the files found then, and with
+//! `[collect.bpf] http_tls_late_attach` each round to those of the
+//! processes MAPPED events named.
 //!
 //! Forcing a failure: `SONDE_BPF_REFUSE=sock_send_length` makes the
 //! capture the syscall one, `SONDE_BPF_REFUSE=uprobe.multi` makes the
@@ -267,7 +268,7 @@ pub fn load(
                 programs.push(ProgramHandle { name, fd });
             }
         }
-        None => set_tls_state(Err(format!("no OpenSSL probes: {}", reasons.join("; ")))),
+        None => set_tls_state(Err(format!("no TLS probes: {}", reasons.join("; ")))),
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;
     let asleep = MapHandle::try_from(&attached.skel.maps.reader_asleep)?;
@@ -305,9 +306,10 @@ fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
             .join(", ")
     };
     let mut summary = format!(
-        "OpenSSL probes by {} on {} libssl file(s) at start: {}",
+        "TLS probes by {} on {} libssl file(s) and {} Go program(s) at start: {}",
         hook.name(),
-        libraries.attached.len(),
+        libraries.attached.len() - libraries.go_programs,
+        libraries.go_programs,
         files(&mut libraries.attached.iter().map(|p| p.as_path()))
     );
     if !libraries.failures.is_empty() {
