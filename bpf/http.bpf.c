@@ -1324,13 +1324,15 @@ int ssl_return_perf(struct pt_regs *ctx)
 /*
  * Go's crypto/tls (Go 1.18+ on x86_64, its register ABI): uprobes on
  * (*Conn).Read(b), (*Conn).Write(b) and (*Conn).Close at their entry, and
- * on each RET instruction of Read and Write for their return: a uretprobe
+ * on each RET instruction of Read for its return: a uretprobe
  * rewrites the return address on the goroutine's stack, which Go moves
  * when it grows (user space finds the RETs in the executable's pclntab).
- * The receiver is in RAX, b's pointer in RBX, the result n in RAX, and the
- * goroutine in R14 at both ends: a call is keyed by its goroutine, which
- * may wake on another thread after waiting for bytes. The attach cookie is
- * the GO_OP_* of the point.
+ * The receiver is in RAX, b's pointer and length in RBX and RCX, Read's
+ * result n in RAX, and the goroutine in R14 at both ends: a Read is keyed
+ * by its goroutine, which may wake on another thread after waiting for
+ * bytes. A Write is taken whole at its entry (see go_tls), so a response's
+ * end is when its last Write began. The attach cookie is the GO_OP_* of
+ * the point.
  *
  * The socket: a tls.Conn's first field is its net.Conn, an interface whose
  * data word points to a *net.TCPConn, whose first field points to its
@@ -1343,7 +1345,7 @@ int ssl_return_perf(struct pt_regs *ctx)
  */
 #define GO_OP_WRITE 1  /* (*Conn).Write; else Read */
 #define GO_OP_CLOSE 2  /* (*Conn).Close */
-#define GO_OP_RETURN 4 /* a RET of Read or Write */
+#define GO_OP_RETURN 4 /* a RET of Read */
 
 #define GO_CONN_DATA 8 /* tls.Conn.conn's data word */
 #define GO_SYSFD 16    /* poll.FD.Sysfd in netFD */
@@ -1360,8 +1362,8 @@ struct go_call {
 };
 
 /*
- * Go TLS calls in progress, by goroutine: an entry lives from a Read's or
- * Write's entry to its return, so this is bounded by goroutines inside one
+ * Go TLS reads in progress, by goroutine: an entry lives from a Read's
+ * entry to its return, so this is bounded by goroutines inside one
  * at once (a server's idle keep-alive connections each wait in a Read), as
  * `conns` is by connections; user space deletes those of processes that
  * are gone.
@@ -1465,6 +1467,18 @@ static __always_inline void go_tls(struct pt_regs *ctx)
 		go_close(tgid, ctx->ax);
 		return;
 	}
+	if (op & GO_OP_WRITE) {
+		/* At its entry: Write writes all of b or fails, and its bytes may
+		 * be answered (the client's next request read by another
+		 * goroutine, as net/http's background read does) before a return
+		 * probe would run. */
+		call.nr = NR_WRITE;
+		call.arg1 = ctx->bx;
+		call.ret = (long)ctx->cx;
+		if (call.ret > 0)
+			on_plaintext(&call, go_socket(tgid, ctx->ax), tgid, 0);
+		return;
+	}
 	if (!(op & GO_OP_RETURN)) {
 		entered.conn = ctx->ax;
 		entered.buf = ctx->bx;
@@ -1478,7 +1492,7 @@ static __always_inline void go_tls(struct pt_regs *ctx)
 		return;
 	entered = *inside;
 	bpf_map_delete_elem(&go_calls, &key);
-	call.nr = op & GO_OP_WRITE ? NR_WRITE : NR_READ;
+	call.nr = NR_READ;
 	call.arg1 = entered.buf;
 	call.ret = (long)ctx->ax;
 	if (call.ret > 0)

@@ -4,10 +4,10 @@
 //! Go links crypto/tls into each executable, and most are stripped of their
 //! ELF symbols, but every Go executable keeps its pclntab (the runtime's
 //! own table of functions, for stack traces): the entries of
-//! `crypto/tls.(*Conn).Read`, `Write` and `Close` are read there. A return
-//! cannot be a uretprobe (it rewrites the return address on the goroutine's
-//! stack, which Go moves as it grows), so each RET instruction of Read and
-//! Write gets a probe of its own. They are found without a disassembler:
+//! `crypto/tls.(*Conn).Read`, `Write` and `Close` are read there. Read's
+//! return cannot be a uretprobe (it rewrites the return address on the
+//! goroutine's stack, which Go moves as it grows), so each of its RET
+//! instructions gets a probe of its own. They are found without a disassembler:
 //! the pclntab's stack-pointer table (pcsp) gives the frame's size at each
 //! instruction, and a RET is the first instruction of a stretch after the
 //! entry where the frame is gone (the epilogue popped it), checked to be
@@ -24,15 +24,15 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context};
 
 /// The attach cookies: GO_OP_* in bpf/http.bpf.c.
+const READ_OP: u64 = 0;
 const WRITE: u64 = 1;
 const CLOSE: u64 = 2;
 const RETURN: u64 = 4;
 
-/// The functions probed at their entry, with their cookies; Read and Write
-/// at their returns too.
-const READ: &str = "crypto/tls.(*Conn).Read";
+/// The functions probed at their entry, with their cookies; Read at its
+/// returns too.
 const FUNCTIONS: [(&str, u64); 3] = [
-    (READ, 0),
+    ("crypto/tls.(*Conn).Read", READ_OP),
     ("crypto/tls.(*Conn).Write", WRITE),
     ("crypto/tls.(*Conn).Close", CLOSE),
 ];
@@ -79,8 +79,8 @@ pub fn probe_points(path: &Path) -> anyhow::Result<Option<Vec<Point>>> {
     for (index, (name, op)) in probed {
         let (entry, end) = table.span(index).context("a function out of pclntab")?;
         points.push((elf.file_offset(entry)?, op));
-        if op == CLOSE {
-            continue;
+        if op != READ_OP {
+            continue; // taken at their entry (bpf/http.bpf.c, go_tls)
         }
         let code = elf.read_code(&file, entry, end)?;
         let rets: Vec<u64> = table
@@ -356,8 +356,10 @@ mod tests {
                 assert_eq!(image[*offset], 0xc3, "a RET at {offset:#x}");
             }
         }
-        assert!(points.iter().any(|&(_, op)| op == RETURN));
-        assert!(points.iter().any(|&(_, op)| op == WRITE | RETURN));
+        assert!(points.iter().any(|&(_, op)| op == READ_OP | RETURN));
+        assert!(points
+            .iter()
+            .all(|&(_, op)| op & RETURN == 0 || op == READ_OP | RETURN));
     }
 
     #[test]
