@@ -33,7 +33,7 @@ use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
 };
-use crate::collect::http::tls::{Hook, Libraries, Programs};
+use crate::collect::http::tls::{Hook, Programs, TlsFiles};
 use crate::collect::http::{Conn, Event, Red, Role};
 use crate::collect::Collector;
 use crate::config::HttpConfig;
@@ -250,13 +250,13 @@ pub fn load(
         *slot = Some(capture.to_string());
     }
     ATTACHES_LATER.store(late && hook.is_some(), Ordering::Relaxed);
-    let mut libraries = Libraries::default();
+    let mut tls_files = TlsFiles::default();
     let mut programs = attached.program_handles()?;
     match hook {
         Some(hook) => {
             let tls = tls_programs(&attached.skel, hook);
-            libraries.attach(tls, hook, Libraries::at_start());
-            let mut summary = tls_summary(hook, &libraries);
+            tls_files.attach(tls, hook, TlsFiles::at_start());
+            let mut summary = tls_summary(hook, &tls_files);
             if !late {
                 summary
                     .push_str("; not to files mapped later ([collect.bpf] http_tls_late_attach)");
@@ -288,7 +288,7 @@ pub fn load(
         collector: Box::new(Http {
             attached,
             hook,
-            libraries,
+            tls_files,
             mapped,
             red,
             reader,
@@ -298,7 +298,7 @@ pub fn load(
 }
 
 /// One line on TLS: the hook and the libssl files probed, or refused.
-fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
+fn tls_summary(hook: Hook, tls_files: &TlsFiles) -> String {
     let files = |paths: &mut dyn Iterator<Item = &Path>| {
         paths
             .map(|path| path.display().to_string())
@@ -308,12 +308,12 @@ fn tls_summary(hook: Hook, libraries: &Libraries) -> String {
     let mut summary = format!(
         "TLS probes by {} on {} libssl file(s) and {} Go program(s) at start: {}",
         hook.name(),
-        libraries.attached.len() - libraries.go_programs,
-        libraries.go_programs,
-        files(&mut libraries.attached.iter().map(|p| p.as_path()))
+        tls_files.attached.len() - tls_files.go_programs,
+        tls_files.go_programs,
+        files(&mut tls_files.attached.iter().map(|p| p.as_path()))
     );
-    if !libraries.failures.is_empty() {
-        let refused: Vec<String> = libraries
+    if !tls_files.failures.is_empty() {
+        let refused: Vec<String> = tls_files
             .failures
             .iter()
             .map(|(path, why)| format!("{}: {why}", path.display()))
@@ -485,7 +485,7 @@ struct Http {
     attached: Attached<HttpSkel<'static>>,
     /// How the OpenSSL probes attach; None: TLS is off (`sonde doctor` says why).
     hook: Option<Hook>,
-    libraries: Libraries,
+    tls_files: TlsFiles,
     /// Processes that mapped a file executable since the last round.
     mapped: Arc<Mutex<HashSet<u32>>>,
     red: Arc<Mutex<Red>>,
@@ -519,16 +519,16 @@ fn forget_gone(map: &impl MapCore, tgid_of: impl Fn(&[u8]) -> Option<u32>) {
 impl Http {
     /// Attaches the OpenSSL probes to libssl files that processes mapped
     /// since the last round and no probe covers yet.
-    fn attach_new_libraries(&mut self) {
+    fn attach_new_tls_files(&mut self) {
         let Some(hook) = self.hook else { return };
         let tgids: Vec<u32> = match self.mapped.lock() {
             Ok(mut mapped) => mapped.drain().collect(),
             Err(_) => return,
         };
-        let files: Vec<_> = tgids.into_iter().flat_map(Libraries::mapped_by).collect();
+        let files: Vec<_> = tgids.into_iter().flat_map(TlsFiles::mapped_by).collect();
         if !files.is_empty() {
             let programs = tls_programs(&self.attached.skel, hook);
-            self.libraries.attach(programs, hook, files);
+            self.tls_files.attach(programs, hook, files);
         }
     }
 }
@@ -546,7 +546,7 @@ impl Collector for Http {
         self.reader
             .check()
             .context("the http event reader stopped")?;
-        self.attach_new_libraries();
+        self.attach_new_tls_files();
         let maps = &self.attached.skel.maps;
         // Keyed by tgid << 32 | fd (the syscall capture's conns, Go's TLS
         // connections on either capture) or thread id; the socket capture's
@@ -556,7 +556,7 @@ impl Collector for Http {
             let tgid = u64_at(key, 0)? >> 32;
             (tgid <= PID_MAX_LIMIT).then_some(tgid as u32)
         };
-        if !self.sockets || self.libraries.go_programs > 0 {
+        if !self.sockets || self.tls_files.go_programs > 0 {
             forget_gone(&maps.conns, tgid_of);
         }
         forget_gone(&maps.ssl_calls, tgid_of);

@@ -17,11 +17,11 @@
 //! the register ABI the programs read arguments from). Earlier Go
 //! executables are reported as not covered, not probed.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context};
+
+use super::elf::{u32_at, u64_at, Elf};
 
 /// The attach cookies: GO_OP_* in bpf/http.bpf.c.
 const READ_OP: u64 = 0;
@@ -49,11 +49,10 @@ pub type Point = (usize, u64);
 /// other file (not ELF, not Go, or Go without crypto/tls); an error for a
 /// Go executable sonde cannot probe, saying why.
 pub fn probe_points(path: &Path) -> anyhow::Result<Option<Vec<Point>>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let Some(elf) = Elf::read(&file)? else {
+    let Some(elf) = Elf::open(path)? else {
         return Ok(None);
     };
-    let Some(pclntab) = elf.pclntab(&file)? else {
+    let Some(pclntab) = pclntab(&elf)? else {
         return Ok(None);
     };
     let table = Pclntab::parse(&pclntab)?;
@@ -82,7 +81,7 @@ pub fn probe_points(path: &Path) -> anyhow::Result<Option<Vec<Point>>> {
         if op != READ_OP {
             continue; // taken at their entry (bpf/http.bpf.c, go_tls)
         }
-        let code = elf.read_code(&file, entry, end)?;
+        let code = elf.code(entry, end)?;
         let rets: Vec<u64> = table
             .frameless_stretches(index, entry, end)?
             .into_iter()
@@ -96,135 +95,22 @@ pub fn probe_points(path: &Path) -> anyhow::Result<Option<Vec<Point>>> {
     Ok(Some(points))
 }
 
-/// The ELF64 little-endian file's loaded segments and named sections.
-struct Elf {
-    /// (address, file offset, size in the file) of each PT_LOAD.
-    segments: Vec<(u64, u64, u64)>,
-    /// (name, address, file offset, size) of each section.
-    sections: Vec<(Vec<u8>, u64, u64, u64)>,
-}
-
-/// `len` bytes at `offset`; an error past the file's end (before any
-/// allocation: a malformed header may give any size).
-fn read_at(file: &File, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
-    let size = file.metadata()?.len();
-    ensure!(
-        offset
-            .checked_add(len as u64)
-            .is_some_and(|end| end <= size),
-        "an ELF header points past the file's end"
-    );
-    let mut buf = vec![0; len];
-    file.read_exact_at(&mut buf, offset)?;
-    Ok(buf)
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-impl Elf {
-    /// None when the file is not an ELF64 little-endian x86_64 object.
-    fn read(file: &File) -> anyhow::Result<Option<Elf>> {
-        let mut header = [0u8; 64];
-        if file.read_exact_at(&mut header, 0).is_err()
-            || header[..6] != *b"\x7fELF\x02\x01"
-            || u16_at(&header, 0x12) != Some(0x3e)
-        {
-            return Ok(None);
-        }
-        let field = |at| u64_at(&header, at).unwrap_or(0);
-        let half = |at| u16_at(&header, at).unwrap_or(0) as usize;
-        let (phoff, shoff) = (field(0x20), field(0x28));
-        let (phentsize, phnum, shentsize, shnum, shstrndx) =
-            (half(0x36), half(0x38), half(0x3a), half(0x3c), half(0x3e));
-        let bad = || anyhow::anyhow!("malformed ELF headers");
-        let programs = read_at(file, phoff, phentsize * phnum)?;
-        const PT_LOAD: u32 = 1;
-        let segments = (0..phnum)
-            .map(|i| i * phentsize)
-            .filter(|&at| u32_at(&programs, at) == Some(PT_LOAD))
-            .map(|at| {
-                Some((
-                    u64_at(&programs, at + 16)?,
-                    u64_at(&programs, at + 8)?,
-                    u64_at(&programs, at + 32)?,
-                ))
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(bad)?;
-        let headers = read_at(file, shoff, shentsize * shnum)?;
-        let section = |i: usize| {
-            let at = i * shentsize;
-            Some((
-                u32_at(&headers, at)?,
-                u64_at(&headers, at + 16)?,
-                u64_at(&headers, at + 24)?,
-                u64_at(&headers, at + 32)?,
-            ))
-        };
-        let (_, _, names_at, names_size) = section(shstrndx).ok_or_else(bad)?;
-        let names = read_at(file, names_at, names_size as usize)?;
-        let sections = (0..shnum)
-            .map(|i| {
-                let (name, addr, offset, size) = section(i)?;
-                let name = names.get(name as usize..)?;
-                let end = name.iter().position(|&b| b == 0)?;
-                Some((name[..end].to_vec(), addr, offset, size))
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(bad)?;
-        Ok(Some(Elf { segments, sections }))
+/// The pclntab's bytes: its own section, or (position-independent
+/// executables) inside .data.rel.ro, found by its header; None when the
+/// file has neither: not Go.
+fn pclntab(elf: &Elf) -> anyhow::Result<Option<Vec<u8>>> {
+    if let Some(pclntab) = elf.section(".gopclntab")? {
+        return Ok(Some(pclntab));
     }
-
-    fn section(&self, name: &str) -> Option<(u64, u64, u64)> {
-        self.sections
-            .iter()
-            .find(|(n, ..)| n == name.as_bytes())
-            .map(|&(_, addr, offset, size)| (addr, offset, size))
-    }
-
-    /// The pclntab's bytes: its own section, or (position-independent
-    /// executables) inside .data.rel.ro, found by its header; None when the
-    /// file has neither: not Go.
-    fn pclntab(&self, file: &File) -> anyhow::Result<Option<Vec<u8>>> {
-        if let Some((_, offset, size)) = self.section(".gopclntab") {
-            return Ok(Some(read_at(file, offset, size as usize)?));
-        }
-        let Some((_, offset, size)) = self.section(".data.rel.ro") else {
-            return Ok(None);
-        };
-        let data = read_at(file, offset, size as usize)?;
-        // magic, two zero bytes, instruction size 1, pointer size 8.
-        let start = (0..data.len().saturating_sub(8)).step_by(8).find(|&at| {
-            let magic = u32_at(&data, at).unwrap_or(0);
-            (magic == MAGIC_1_18 || magic == MAGIC_1_20) && data[at + 4..at + 8] == [0, 0, 1, 8]
-        });
-        Ok(start.map(|start| data[start..].to_vec()))
-    }
-
-    /// Where address `addr` is in the file.
-    fn file_offset(&self, addr: u64) -> anyhow::Result<usize> {
-        self.segments
-            .iter()
-            .find(|&&(vaddr, _, size)| addr >= vaddr && addr - vaddr < size)
-            .map(|&(vaddr, offset, _)| (addr - vaddr + offset) as usize)
-            .with_context(|| format!("address {addr:#x} is in no loaded segment"))
-    }
-
-    fn read_code(&self, file: &File, start: u64, end: u64) -> anyhow::Result<Vec<u8>> {
-        read_at(
-            file,
-            self.file_offset(start)? as u64,
-            (end - start) as usize,
-        )
-    }
+    let Some(data) = elf.section(".data.rel.ro")? else {
+        return Ok(None);
+    };
+    // magic, two zero bytes, instruction size 1, pointer size 8.
+    let start = (0..data.len().saturating_sub(8)).step_by(8).find(|&at| {
+        let magic = u32_at(&data, at).unwrap_or(0);
+        (magic == MAGIC_1_18 || magic == MAGIC_1_20) && data[at + 4..at + 8] == [0, 0, 1, 8]
+    });
+    Ok(start.map(|start| data[start..].to_vec()))
 }
 
 /// A Go 1.18+ pclntab (runtime/symtab.go's pcHeader, functab and _func).
@@ -366,7 +252,8 @@ mod tests {
     fn leaves_other_files_alone() {
         // sonde itself: Rust, no pclntab.
         assert!(probe_points(Path::new("/proc/self/exe")).unwrap().is_none());
-        assert!(probe_points(Path::new("/etc/hostname")).unwrap().is_none());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        assert!(probe_points(&manifest).unwrap().is_none());
         assert!(probe_points(Path::new("/no/such/file")).is_err());
     }
 }

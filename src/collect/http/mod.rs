@@ -24,6 +24,7 @@
 //!   idle for `[collect] forget_after`, a service's routes with its last
 //!   series ([`Red::retain`]), so memory follows what is served.
 
+pub mod elf;
 pub mod go_tls;
 pub mod interpreter;
 pub mod log;

@@ -17,10 +17,10 @@
 //! rustls, HTTP/2.
 //!
 //! Invariants:
-//! - A file is attached at most once ([`Libraries::seen`] holds its device
+//! - A file is attached at most once ([`TlsFiles::seen`] holds its device
 //!   and inode whether attaching worked or not: a file the kernel refused
 //!   is not retried every round).
-//! - [`Libraries::failures`] keeps the last reason per file for `sonde
+//! - [`TlsFiles::failures`] keeps the last reason per file for `sonde
 //!   doctor` and the log; the collector runs on without TLS for that file.
 
 use std::collections::HashSet;
@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use libbpf_rs::{Link, ProgramMut, UprobeMultiOpts, UprobeOpts};
 
+use super::elf::Elf;
 use super::go_tls::{self, Point};
 use crate::collect::bpf::with_libbpf_log;
 
@@ -107,10 +108,10 @@ pub fn libssl_in_maps(maps: &str) -> Vec<PathBuf> {
 /// the four functions, or the two where the file has no `_ex` forms. The
 /// functions' offsets are read here, so the cookie of each is known.
 fn attach_libssl([enter, ret, _]: Programs, hook: Hook, file: &Path) -> anyhow::Result<Vec<Link>> {
-    let image = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let elf = Elf::open(file)?.with_context(|| format!("{} is no ELF file", file.display()))?;
     let mut points = Vec::new();
     for (i, (name, op)) in FUNCTIONS.iter().enumerate() {
-        match function_offset(&image, name) {
+        match elf.exported_function(name)? {
             Some(offset) => points.push((offset, *op)),
             None if i >= WITHOUT_EX => {} // OpenSSL before 1.1.1
             None => bail!("{} exports no {name}: not OpenSSL's libssl", file.display()),
@@ -161,55 +162,10 @@ fn attach_points(
     }
 }
 
-/// The file offset of the function `name` exported by the ELF64
-/// little-endian shared object `image` (its dynamic symbol table), where a
-/// uprobe goes; None when it does not export it or is no such object.
-pub fn function_offset(image: &[u8], name: &str) -> Option<usize> {
-    let u16_at = |at: usize| Some(u16::from_le_bytes(image.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(image.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_le_bytes(image.get(at..at + 8)?.try_into().ok()?));
-    // ELF magic, 64-bit, little-endian.
-    if image.get(..6)? != b"\x7fELF\x02\x01" {
-        return None;
-    }
-    let (shoff, shentsize, shnum) = (
-        u64_at(0x28)? as usize,
-        u16_at(0x3a)? as usize,
-        u16_at(0x3c)?,
-    );
-    let section = |index: usize| shoff.checked_add(index.checked_mul(shentsize)?);
-    // (address, offset) of a section, and where its data is.
-    let addr_and_offset =
-        |index: usize| Some((u64_at(section(index)? + 16)?, u64_at(section(index)? + 24)?));
-    const SHT_DYNSYM: u32 = 11;
-    const STT_FUNC: u8 = 2;
-    const SYM_SIZE: usize = 24;
-    let dynsym = (0..shnum as usize)
-        .find(|&i| section(i).and_then(|at| u32_at(at + 4)) == Some(SHT_DYNSYM))?;
-    let header = section(dynsym)?;
-    let (_, syms) = addr_and_offset(dynsym)?;
-    let size = u64_at(header + 32)? as usize;
-    let (_, strings) = addr_and_offset(u32_at(header + 40)? as usize)?;
-    (0..size / SYM_SIZE).find_map(|i| {
-        let sym = syms as usize + i * SYM_SIZE;
-        let shndx = u16_at(sym + 6)?;
-        if image.get(sym + 4)? & 0xf != STT_FUNC || shndx == 0 {
-            return None;
-        }
-        let start = strings as usize + u32_at(sym)? as usize;
-        let end = start + image.get(start..)?.iter().position(|&b| b == 0)?;
-        if image.get(start..end)? != name.as_bytes() {
-            return None;
-        }
-        let (addr, offset) = addr_and_offset(shndx as usize)?;
-        Some((u64_at(sym + 8)? - addr + offset) as usize)
-    })
-}
-
 /// The files attached so far (libssl files and Go executables) and why
 /// others could not be.
 #[derive(Default)]
-pub struct Libraries {
+pub struct TlsFiles {
     /// (device, inode) of every file tried, Go or not.
     seen: HashSet<(u64, u64)>,
     /// Each attached file, as first reached.
@@ -221,7 +177,7 @@ pub struct Libraries {
     links: Vec<Link>,
 }
 
-impl Libraries {
+impl TlsFiles {
     /// The files to try at start: the host's library directories, then what
     /// every running process maps (through its root, so a container's
     /// files are reached).
@@ -324,17 +280,5 @@ mod tests {
         );
         assert!(!is_libssl(Path::new("/usr/lib/libssl3.so")));
         assert!(libssl_in_maps("garbage\n\n").is_empty());
-    }
-
-    #[test]
-    fn finds_exported_functions_in_elf() {
-        let image = std::fs::read("/proc/self/exe").unwrap();
-        assert_eq!(function_offset(&image, "no_such_function_here"), None);
-        assert_eq!(function_offset(b"not an elf", "SSL_read"), None);
-        if let Ok(libssl) = std::fs::read("/usr/lib/x86_64-linux-gnu/libssl.so.3") {
-            let read = function_offset(&libssl, "SSL_read").expect("SSL_read");
-            let write = function_offset(&libssl, "SSL_write_ex").expect("SSL_write_ex");
-            assert_ne!(read, write);
-        }
     }
 }
