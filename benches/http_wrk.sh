@@ -40,23 +40,27 @@
 # to CPU 1. PHASES=profile instead weighs, symbol by
 # symbol, the CPU nginx's worker spends per request with the collector
 # off and on (`perf record` of the worker).
-# Needs wrk and nginx (apt install wrk nginx-light); run as root after
-# `make build`: benches/http_wrk.sh
+# SERVER=go_tls serves with Debian's prometheus over HTTPS instead (a Go
+# program: Go's crypto/tls, seen by sonde's Go TLS probes; wrk asks for
+# /-/healthy), its process where nginx's worker is in the figures.
+# Needs wrk and nginx (apt install wrk nginx-light; prometheus and openssl
+# for SERVER=go_tls); run as root after `make build`: benches/http_wrk.sh
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-30}
 CONNECTIONS=${CONNECTIONS:-16}
-NGINX_PORT=${NGINX_PORT:-$((20000 + RANDOM % 20000))}
+SERVER_PORT=${SERVER_PORT:-$((20000 + RANDOM % 20000))}
+SERVER=${SERVER:-nginx}
 . "$(dirname "$0")/common.sh"
 command -v wrk >/dev/null || { echo "wrk is missing: apt install wrk"; exit 1; }
 
 FLOOR=${FLOOR:-empty}
-# PIN=1: nginx on CPU 0, wrk and sonde on CPU 1, so sonde's threads never
+# PIN=1: the server (nginx) on CPU 0, wrk and sonde on CPU 1, so sonde's threads never
 # take nginx's core.
-NGINX_CPU=() CLIENT_CPU=()
+SERVER_CPU=() CLIENT_CPU=()
 if [ -n "${PIN:-}" ]; then
-  NGINX_CPU=(taskset -c 0) CLIENT_CPU=(taskset -c 1) SONDE_CPU=1
+  SERVER_CPU=(taskset -c 0) CLIENT_CPU=(taskset -c 1) SONDE_CPU=1
 fi
 config false false false > "$WORK/off.toml"
 case "$FLOOR" in
@@ -76,9 +80,11 @@ case "$FLOOR" in
 esac
 config false true true > "$WORK/stats.toml"
 
-mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
-head -c 1000 /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
-cat > "$WORK/nginx/nginx.conf" <<CONF
+case "$SERVER" in
+nginx)
+  mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
+  head -c 1000 /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
 daemon off;
 worker_processes 1;
 pid $WORK/nginx/nginx.pid;
@@ -93,13 +99,28 @@ http {
   fastcgi_temp_path $WORK/nginx/tmp;
   uwsgi_temp_path $WORK/nginx/tmp;
   scgi_temp_path $WORK/nginx/tmp;
-  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/nginx/www; }
+  server { listen 127.0.0.1:$SERVER_PORT; root $WORK/nginx/www; }
 }
 CONF
-"${NGINX_CPU[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
-OTHER_PIDS+=($!)
+  "${SERVER_CPU[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
+  OTHER_PIDS+=($!)
+  URL="http://127.0.0.1:$SERVER_PORT/page.html" ;;
+go_tls)
+  mkdir -p "$WORK/prometheus"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$WORK/prometheus/key.pem" -out "$WORK/prometheus/cert.pem" 2>/dev/null
+  printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' \
+    "$WORK/prometheus/cert.pem" "$WORK/prometheus/key.pem" > "$WORK/prometheus/web.yml"
+  printf 'global:\n  scrape_interval: 1h\n' > "$WORK/prometheus/prometheus.yml"
+  "${SERVER_CPU[@]}" prometheus --config.file="$WORK/prometheus/prometheus.yml" \
+    --web.listen-address="127.0.0.1:$SERVER_PORT" --web.config.file="$WORK/prometheus/web.yml" \
+    --storage.tsdb.path="$WORK/prometheus/data" 2> "$WORK/prometheus/log" &
+  OTHER_PIDS+=($!)
+  URL="https://127.0.0.1:$SERVER_PORT/-/healthy" ;;
+*) echo "SERVER is nginx or go_tls, not $SERVER"; exit 1 ;;
+esac
 for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$NGINX_PORT/page.html" >/dev/null && break
+  curl -sfk "$URL" >/dev/null && break
   sleep 0.1
 done
 
@@ -111,8 +132,10 @@ sonde_cpu() { pid_cpu "$SONDE_PID"; }
 # core_share BEFORE AFTER SECONDS: CPU seconds used between two readings, as a
 # share of one core over SECONDS.
 core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
-# nginx's one worker process.
-nginx_worker() { pgrep -P "${OTHER_PIDS[0]}" | head -1; }
+# The server's process that serves: nginx's one worker, or prometheus.
+server_process() {
+  if [ "$SERVER" = nginx ]; then pgrep -P "${OTHER_PIDS[0]}" | head -1; else echo "${OTHER_PIDS[0]}"; fi
+}
 
 # Starts `sonde bench empty-exit` (it stops itself DURATION + 60 s later)
 # and returns once its program is attached; its pid in HOLDER_PID.
@@ -143,10 +166,10 @@ phase() {
     start_sonde "$WORK/$1.toml"
   fi
   case "$1/$FLOOR" in floor/empty|floor/sockets) hold_empty_exit ;; esac
-  worker=$(nginx_worker)
+  worker=$(server_process)
   cpu_before=$(sonde_cpu) nginx_before=$(pid_cpu "$worker")
   # `times` last prints its children's user and system time: wrk's.
-  out=$("${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/page.html"; times)
+  out=$("${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL"; times)
   cpu_after=$(sonde_cpu) nginx_after=$(pid_cpu "$worker")
   if [ -n "$HOLDER_PID" ]; then kill "$HOLDER_PID"; wait "$HOLDER_PID" 2>/dev/null || true; fi
   # wrk closes its connections at the end: each one's last request is then
@@ -175,8 +198,8 @@ phase() {
 profile_phase() {
   local worker wrk_pid before after seconds=$((DURATION - 4))
   start_sonde "$WORK/$1.toml"
-  worker=$(nginx_worker)
-  "${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" > "$WORK/wrk.out" &
+  worker=$(server_process)
+  "${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" > "$WORK/wrk.out" &
   wrk_pid=$!
   sleep 2
   before=$(pid_cpu "$worker")
@@ -222,7 +245,7 @@ if [ "${PHASES:-all}" = profile ]; then
 fi
 
 if [ "${PHASES:-all}" != stats ]; then
-echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against nginx (1 worker), sonde off / floor ($FLOOR) / http collector on, $ROUNDS rounds"
+echo "== wrk -t1 -c$CONNECTIONS -d${DURATION}s against $URL ($SERVER), sonde off / floor ($FLOOR) / http collector on, $ROUNDS rounds"
 printf "%-5s %10s %9s %12s %13s %9s %9s %9s %9s %9s\n" phase req/s p99_ms wrk_requests sonde_counted counted ring_full sonde_cpu nginx_cpu wrk_cpu
 off=() floor=() on=()
 for round in $(seq "$ROUNDS"); do
@@ -296,7 +319,7 @@ run_time_phase() {
   events=raw_syscalls:sys_exit
   grep -q 'http capture: at socket I/O' "$WORK/sonde.log" &&
     events=sock:sock_send_length,sock:sock_recv_length
-  worker=$(nginx_worker)
+  worker=$(server_process)
   read -r runs0 secs0 <<<"$(http_capture_totals)"
   sleep "$IDLE"
   read -r runs1 secs1 <<<"$(http_capture_totals)"
@@ -304,7 +327,7 @@ run_time_phase() {
   perf stat -e "$events" -x, -o "$WORK/nginx.perf" -p "$worker" &
   perf_pid=$!
   requests=$(perf stat -e "$events" -x, -o "$WORK/wrk.perf" -- \
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/page.html" |
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" |
     awk '/requests in/ { print $1 }')
   kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
   read -r runs2 secs2 <<<"$(http_capture_totals)"
