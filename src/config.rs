@@ -329,6 +329,10 @@ pub struct BpfConfig {
     /// local processes make, plain or through OpenSSL or Go's crypto/tls
     /// (Beyla's names).
     pub http: bool,
+    /// With http: the TLS probes (OpenSSL's and Go's), which see HTTPS's
+    /// plaintext; each of their hits is a trap into the kernel (~9 µs on
+    /// the development VM), so a cheap HTTPS handler may want them off.
+    pub http_tls: bool,
     /// Attaches the TLS probes to libssl files processes map after start
     /// (a container's own) and to Go programs started after sonde, not
     /// only to those found at start; keeps CAP_BPF and CAP_PERFMON for it.
@@ -365,6 +369,7 @@ impl Default for BpfConfig {
             process: true,
             sched: true,
             http: true,
+            http_tls: true,
             http_tls_late_attach: false,
             run_time_stats: true,
             events: true,

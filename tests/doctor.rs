@@ -253,6 +253,17 @@ fn shows_how_the_tls_probes_attach_and_runs_on_without_them() {
         "{tls}"
     );
     assert!(row(&none, "collector http").contains(" on ("), "{none}");
+    // Turned off in the config: said so, no failure; plain HTTP still on.
+    let dir = TempDir::new("doctor-tls");
+    let config = dir.0.join("sonde.toml");
+    std::fs::write(&config, "[collect.bpf]\nhttp_tls = false\n").unwrap();
+    let off = stdout(&doctor("", &["--config", config.to_str().unwrap()]));
+    let tls = row(&off, "collector http TLS");
+    assert!(
+        tls.contains(" ok ") && tls.contains("http_tls = false"),
+        "{tls}"
+    );
+    assert!(row(&off, "collector http").contains(" on ("), "{off}");
 }
 
 /// In a pid namespace of its own (a container without `--pid=host`), the

@@ -209,13 +209,14 @@ fn tls_programs<'s>(skel: &'s HttpSkel<'static>, hook: Hook) -> Programs<'s, 'st
     }
 }
 
-/// `forget_after`: how long a series outlives its last request; `late`:
-/// attach to libssl files mapped after start too (`[collect.bpf]
-/// http_tls_late_attach`); `ring_bytes`: the ring buffer's size
+/// `forget_after`: how long a series outlives its last request; `tls`:
+/// load the TLS probes at all (`[collect.bpf] http_tls`); `late`: attach
+/// them to files mapped after start too (`http_tls_late_attach`); `ring_bytes`: the ring buffer's size
 /// (`http_ring_size`); `http`: which connections are measured and the
 /// route patterns (`[collect.http]`).
 pub fn load(
     forget_after: Duration,
+    tls: bool,
     late: bool,
     ring_bytes: u64,
     http: &HttpConfig,
@@ -223,7 +224,8 @@ pub fn load(
     let red = Red::new(forget_after, http)?;
     let mut reasons = Vec::new();
     let mut loaded = None;
-    for hook in [Hook::Multi, Hook::Perf] {
+    let hooks: &[Hook] = if tls { &[Hook::Multi, Hook::Perf] } else { &[] };
+    for &hook in hooks {
         match attach_with_tls(hook, late, ring_bytes) {
             Ok(attached) => {
                 loaded = Some((attached, Some(hook)));
@@ -268,6 +270,7 @@ pub fn load(
                 programs.push(ProgramHandle { name, fd });
             }
         }
+        None if !tls => set_tls_state(Ok("off: [collect.bpf] http_tls = false".to_string())),
         None => set_tls_state(Err(format!("no TLS probes: {}", reasons.join("; ")))),
     }
     let events = MapHandle::try_from(&attached.skel.maps.http_events)?;

@@ -373,6 +373,7 @@ pub const SPECS: &[Spec] = &[
         load: |config| {
             http::load(
                 config.forget_after,
+                config.bpf.http_tls,
                 config.bpf.http_tls_late_attach,
                 config.bpf.http_ring_size,
                 &config.http,
