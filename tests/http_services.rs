@@ -5,7 +5,9 @@
 //! `target_info`, gone with the process; the PromQL of Beyla's published RED
 //! dashboard answers over sonde's API; the request log answers at
 //! `/api/v1/requests` and in `sonde requests`; the Services view shows it
-//! all; a server in a Podman container carries the `container` label; and
+//! all; a server in a Podman container carries the `container` label;
+//! servers in units a real systemd started (in a container) are named and
+//! excluded by their units; and
 //! `[collect.http]` excludes a port, an executable and a container by name,
 //! names routes by the user's patterns within a route budget, and a Python
 //! server with no name of its own is named by its script.
@@ -163,6 +165,7 @@ fn beyla_labels_dashboard_request_log_services_view_and_containers() {
 
     server_in_a_container(&sonde);
     servers_in_units(&sonde);
+    units_of_a_real_systemd(&sonde);
     configured_selection_routes_and_names(&sonde, excluded_port, &excluded_python);
 }
 
@@ -202,6 +205,73 @@ fn servers_in_units(sonde: &Sonde) {
     let samples = wait_for(sonde, |s| value(s, COUNT, &labels) >= 2.0);
     assert_eq!(value(&samples, COUNT, &labels), 2.0, "named by its unit");
     let excluded_unit = format!("{left_out}.service");
+    let measured_excluded: Vec<_> = samples
+        .iter()
+        .filter(|s| {
+            (s.name.starts_with("http_server") || s.name == "target_info")
+                && (s.label("unit") == Some(&excluded_unit)
+                    || s.label("server_port") == Some(&excluded_port.to_string()))
+        })
+        .collect();
+    assert!(
+        measured_excluded.is_empty(),
+        "the server in the excluded unit is not measured: {measured_excluded:?}"
+    );
+}
+
+/// The same with units a real systemd started: this machine's systemd
+/// booted as PID 1 of a Podman container (this machine's own PID 1 is not
+/// systemd), two Python servers started in it by `systemd-run`, requests
+/// made inside the container. sonde, on the host, sees the units' cgroups
+/// below the container's (`/libpod_parent/libpod-ID/system.slice/…`): the
+/// measured server is named by its unit and carries both `unit` and
+/// `container`; the one in a unit `[collect.http]` excludes has no series.
+fn units_of_a_real_systemd(sonde: &Sonde) {
+    let Some(podman) = Podman::configured() else {
+        return;
+    };
+    let dir = TempDir::new("http-systemd");
+    std::fs::write(dir.0.join("server.py"), SERVER).unwrap();
+    let name = format!("sonde-systemd-http-{}", std::process::id());
+    let systemd = Container::boot_systemd(&podman, &name, &format!("{}:/srv:ro", dir.0.display()));
+    let sh = |script: &str| {
+        let (ok, text) = systemd.exec(&["sh", "-c", script]);
+        assert!(ok, "`{script}` failed in {name}:\n{text}");
+    };
+    // Ports of the container's own network; free on the host too, so no
+    // other test's server shares their `server_port`.
+    let serve = |unit: &str| {
+        let port = free_port();
+        sh(&format!(
+            "systemd-run --unit={unit} /usr/bin/python3 /srv/server.py {port} 0 && \
+             for i in $(seq 100); do ss -Hltn 'sport = :{port}' | grep -q . && exit 0; \
+             sleep 0.1; done; exit 1"
+        ));
+        port
+    };
+    let service = format!("sonde-systemd-shop-{}", std::process::id());
+    let port = serve(&service);
+    let excluded_port = serve(&format!("{LEFT_OUT_UNIT}systemd"));
+    sh(&format!(
+        "for i in 1 2 3; do curl -sf -o /dev/null http://127.0.0.1:{port}/users/$i; \
+         curl -sf -o /dev/null http://127.0.0.1:{excluded_port}/users/$i; done"
+    ));
+    let unit = format!("{service}.service");
+    let port_label = port.to_string();
+    let labels = [
+        ("service_name", service.as_str()),
+        ("unit", unit.as_str()),
+        ("container", name.as_str()),
+        ("server_port", port_label.as_str()),
+        ("http_route", "/users/*"),
+    ];
+    let samples = wait_for(sonde, |s| value(s, COUNT, &labels) >= 3.0);
+    assert_eq!(
+        value(&samples, COUNT, &labels),
+        3.0,
+        "named by the unit systemd started it in, inside the container"
+    );
+    let excluded_unit = format!("{LEFT_OUT_UNIT}systemd.service");
     let measured_excluded: Vec<_> = samples
         .iter()
         .filter(|s| {

@@ -2,7 +2,8 @@
 //! (`bpf_get_current_cgroup_id`: the inode number of the process's cgroup v2
 //! directory). Every per-process metric carries the answer as labels:
 //! `unit` for a systemd unit or slice, `container` for a container or a
-//! Kubernetes pod, neither for the root cgroup or a cgroup of no known shape.
+//! Kubernetes pod, both for a unit inside a system container, neither for
+//! the root cgroup or a cgroup of no known shape.
 //!
 //! Resolution happens in user space, once per cgroup: [`Cgroups`] walks the
 //! cgroup v2 hierarchy to map inode numbers to paths and keeps what it found.
@@ -48,7 +49,8 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// The label pairs to add to a series: none, `unit`, or `container`.
+    /// The label pairs to add to a series: none, `unit`, `container`, or
+    /// both.
     pub fn labels(&self) -> impl Iterator<Item = (&'static str, &str)> {
         let unit = self.unit.as_deref().map(|u| ("unit", u));
         let container = self.container.as_deref().map(|c| ("container", c));
@@ -71,31 +73,42 @@ impl Placement {
     /// root, e.g. `/system.slice/nginx.service`) lives.
     ///
     /// The outermost container wins (a container's own sub-cgroups belong to
-    /// it); a container is not also given a unit. Otherwise the innermost
-    /// systemd unit or slice names the place.
+    /// it). Inside a container, the innermost systemd unit or slice below it
+    /// is also its processes' `unit`: a system container (systemd as its
+    /// PID 1, as `podman --systemd=always` runs it) has units of its
+    /// own, `/libpod_parent/libpod-<id>/system.slice/nginx.service` as the
+    /// host sees it. Outside containers the innermost unit or slice names
+    /// the place; a Kubernetes pod's own cgroup has none.
     pub fn of_path(path: &str) -> Placement {
         let mut unit = None;
         let mut pod = None;
+        let mut container = None;
         for component in path.split('/').filter(|c| !c.is_empty()) {
-            if let Some(id) = container_id(component) {
-                return Placement {
-                    unit: None,
-                    container: Some(id[..12].into()),
-                };
-            }
-            if let Some(uid) = pod_uid(component) {
-                pod = Some(format!("pod{uid}"));
+            if container.is_none() {
+                if let Some(id) = container_id(component) {
+                    container = Some(Arc::from(&id[..12]));
+                    // Only the units inside the container are its own.
+                    unit = None;
+                    continue;
+                }
+                if let Some(uid) = pod_uid(component) {
+                    pod = Some(format!("pod{uid}"));
+                }
             }
             if is_systemd_unit(component) {
                 unit = Some(component);
             }
         }
-        match pod {
-            Some(pod) => Placement {
+        match (container, pod) {
+            (Some(container), _) => Placement {
+                unit: unit.map(Arc::from),
+                container: Some(container),
+            },
+            (None, Some(pod)) => Placement {
                 unit: None,
                 container: Some(pod.into()),
             },
-            None => Placement {
+            (None, None) => Placement {
                 unit: unit.map(Arc::from),
                 container: None,
             },
@@ -394,10 +407,26 @@ mod tests {
             container()
         );
         assert_eq!(shown(&format!("/docker/{ID}")), container());
-        // A container's own sub-cgroups (systemd inside it) stay the container.
+        // A container's own sub-cgroups stay the container; a system
+        // container's units (systemd inside it) are also its units.
+        assert_eq!(
+            shown(&format!("/system.slice/docker-{ID}.scope/payload")),
+            container()
+        );
+        let in_system_container = |unit: &str| {
+            let mut labels = vec![("unit", unit.to_string())];
+            labels.extend(container());
+            labels
+        };
         assert_eq!(
             shown(&format!("/system.slice/docker-{ID}.scope/init.scope")),
-            container()
+            in_system_container("init.scope")
+        );
+        assert_eq!(
+            shown(&format!(
+                "/libpod_parent/libpod-{ID}/system.slice/nginx.service/workers"
+            )),
+            in_system_container("nginx.service")
         );
     }
 
