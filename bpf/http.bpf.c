@@ -122,6 +122,7 @@ enum conn_state {
 	CONN_REQUEST,  /* a request is being read */
 	CONN_RESPONSE, /* its response is being written */
 	CONN_NOT_HTTP, /* the first bytes were no HTTP request: ignored until close */
+	CONN_H2,       /* HTTP/2: every read and write goes to user space (HTTP_EVENT_H2) */
 };
 
 struct conn {
@@ -533,6 +534,8 @@ static __always_inline void take_head_copy(struct http_done *d, const struct hea
  */
 #define REQUEST_LINE 1
 #define REQUEST_PREFIX 2
+#define REQUEST_H2 3
+#define H2_SETTINGS 4
 
 static __always_inline int is_request(const char *d, __u32 len)
 {
@@ -551,18 +554,24 @@ static __always_inline int is_request(const char *d, __u32 len)
 }
 
 /*
- * is_request on the `len` first bytes at `d`, of which it reads at most 8.
- * HTTP/2's preface ("PRI * HTTP/2.0") looks like a request line: it is
- * not one.
+ * is_request on the `len` first bytes at `d`, of which it reads at most 9;
+ * REQUEST_H2 for HTTP/2's preface ("PRI * HTTP/2.0"), which looks like a
+ * request line and is not one; H2_SETTINGS for an HTTP/2 SETTINGS frame
+ * (a server that speaks first, as gRPC's do, or a client that heard it
+ * before it wrote its preface): the preface is yet to come.
  */
 static __always_inline int request_kind(const char *d, __u32 len)
 {
 	if (len >= 4 && d[0] == 'P' && d[1] == 'R' && d[2] == 'I' && d[3] == ' ')
-		return 0;
+		return len >= 8 && d[4] == '*' && d[5] == ' ' && d[6] == 'H' && d[7] == 'T' ?
+			       REQUEST_H2 : 0;
+	if (len >= 9 && !d[0] && !d[1] && d[3] == 4 && !(d[4] & ~1) && !d[5] && !d[6] && !d[7] &&
+	    !d[8])
+		return H2_SETTINGS;
 	return is_request(d, len);
 }
 
-/* request_kind of the call's first bytes: a peek of at most 8. */
+/* request_kind of the call's first bytes: a peek of at most 9. */
 static __always_inline int peek_request(const struct call *call)
 {
 	char first[16] = {};
@@ -572,7 +581,7 @@ static __always_inline int peek_request(const struct call *call)
 
 	if (!buf || !len)
 		return 0;
-	n = len < 8 ? len : 8;
+	n = len < 9 ? len : 9;
 	/* Kept in a register, so the mask below bounds the size the verifier sees. */
 	barrier_var(n);
 	if (bpf_probe_read_user(first, n & 15, buf))
@@ -693,6 +702,134 @@ static __always_inline void send_open(struct conn *c, __u32 tgid, __s32 fd)
 }
 
 /*
+ * `c`, or when NULL a connection sonde does not know yet, added under
+ * `key` as `role` with its server end `server` when known; its OPEN sent
+ * once. NULL when `conns` is full.
+ */
+static __always_inline struct conn *opened_conn(struct conn *c, __u64 key, __u32 tgid, __s32 fd,
+						__u8 role, __u8 tls,
+						const struct http_addr *server)
+{
+	if (!c) {
+		c = add_conn(key, tgid, fd, role, -1, BPF_NOEXIST);
+		if (!c)
+			return 0;
+		c->tls = tls;
+		if (server)
+			c->server = *server;
+	}
+	if (!c->opened)
+		send_open(c, tgid, fd);
+	return c;
+}
+
+/*
+ * Copies the call's first bytes to `ev->data` and says how many in
+ * `ev->copied` (`ev->len` set first), at most H2_CHUNK - 1: of its buffer,
+ * or of its first H2_IOVECS iovecs in order (a vector call's; gRPC's
+ * C core writes each header of a block as an iovec of its own). It stops
+ * at the first iovec it cannot take whole, so the bytes copied are the
+ * call's first ones without a gap. sendfile has no buffer: none.
+ */
+#define H2_IOVECS 32
+
+static __always_inline void copy_chunk(struct http_chunk *ev, const struct call *call)
+{
+	struct abi_iovec iov = {};
+	__u64 vec = call->arg1, n, take;
+	__u32 at;
+	int i;
+
+	ev->copied = 0;
+	switch (call->nr) {
+	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
+		take = ev->len < H2_CHUNK - 1 ? ev->len : H2_CHUNK - 1;
+		barrier_var(take);
+		take &= H2_CHUNK - 1;
+		if (!bpf_probe_read_user(ev->data, take, (const void *)call->arg1))
+			ev->copied = take;
+		return;
+	case NR_RECVMSG: case NR_SENDMSG: {
+		struct abi_msghdr msg = {};
+
+		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
+			return;
+		vec = msg.iov;
+		break;
+	}
+	case NR_READV: case NR_WRITEV:
+		break;
+	default:
+		return;
+	}
+	/* The bytes moved fill the iovecs in order: the bytes left end the
+	 * walk within the call's iovec count. How many were copied is read
+	 * back from the event at each step, not carried in a register: the
+	 * verifier then sees one state per step, where a register's exact
+	 * value would make it follow every path through every step. */
+	for (i = 0; i < H2_IOVECS; i++) {
+		at = *(volatile __u16 *)&ev->copied;
+		if (at >= H2_CHUNK - 1 || at >= ev->len)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(vec + i * sizeof(iov))))
+			break;
+		n = iov.len < ev->len - at ? iov.len : ev->len - at;
+		take = n < H2_CHUNK - 1 - at ? n : H2_CHUNK - 1 - at;
+		barrier_var(take);
+		take &= H2_CHUNK - 1;
+		if (bpf_probe_read_user(ev->data + (at & (H2_CHUNK - 1)), take,
+					(const void *)iov.base))
+			break;
+		*(volatile __u16 *)&ev->copied = at + take;
+		if (take < n)
+			break;
+	}
+}
+
+/*
+ * HTTP_EVENT_H2 of a read or write on an HTTP/2 connection. A global
+ * function, verified once rather than inside each program that follows
+ * connections.
+ */
+__noinline int send_chunk(const struct call *call, __u32 tgid, __s32 fd)
+{
+	struct http_chunk *ev;
+
+	if (!call)
+		return 0;
+	ev = bpf_ringbuf_reserve(&http_events, sizeof(*ev), 0);
+	if (!ev) {
+		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
+		return 0;
+	}
+	ev->kind = HTTP_EVENT_H2;
+	ev->tgid = tgid;
+	ev->fd = fd;
+	ev->received = is_read(call->nr);
+	ev->pad = 0;
+	ev->ns = bpf_ktime_get_ns();
+	ev->len = call->ret;
+	copy_chunk(ev, call);
+	submit(ev);
+	return 0;
+}
+
+/*
+ * The HTTP/2 preface began `c` (NULL: as opened_conn): this and each
+ * later read and write of it go to user space.
+ */
+static __always_inline void begin_h2(struct conn *c, const struct call *call, __u64 key,
+				     __u32 tgid, __s32 fd, __u8 role, __u8 tls,
+				     const struct http_addr *server)
+{
+	c = opened_conn(c, key, tgid, fd, role, tls, server);
+	if (!c)
+		return;
+	c->state = CONN_H2;
+	send_chunk(call, tgid, fd);
+}
+
+/*
  * The first read (a client: write) of a request on `c`, once request_kind
  * said it starts with a request line. NULL: a connection sonde does not
  * know yet, then added under `key` as `role`, with its server end
@@ -706,16 +843,9 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 {
 	struct http_done *d;
 
-	if (!c) {
-		c = add_conn(key, tgid, fd, role, -1, BPF_NOEXIST);
-		if (!c)
-			return;
-		c->tls = tls;
-		if (server)
-			c->server = *server;
-	}
-	if (!c->opened)
-		send_open(c, tgid, fd);
+	c = opened_conn(c, key, tgid, fd, role, tls, server);
+	if (!c)
+		return;
 	d = &c->done;
 	c->state = CONN_REQUEST;
 	d->start_ns = bpf_ktime_get_ns();
@@ -793,6 +923,10 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 
 	if (call->ret == 0 || c->state == CONN_NOT_HTTP)
 		return;
+	if (c->state == CONN_H2) {
+		send_chunk(call, tgid, fd);
+		return;
+	}
 	if (is_read(call->nr) != (c->role == HTTP_SERVER)) {
 		on_response_bytes(c, call, tgid, fd);
 		return;
@@ -815,7 +949,7 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 		copied = copy_first_bytes((char *)copy->words, HTTP_HEAD - 1, call);
 		kind = request_kind((char *)copy->words, copied < 8 ? copied : 8);
 	}
-	if (!kind) {
+	if (!kind || kind == H2_SETTINGS) {
 		/* A body read after its response began (a server that answers
 		 * before it drains the body) belongs to the request; anything else
 		 * on a fresh connection is no HTTP. */
@@ -826,7 +960,26 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 		return;
 	}
 	send_done(c, 0);
-	begin_request(c, call, 0, tgid, fd, c->role, c->tls, 0, copy, copied);
+	if (kind == REQUEST_H2)
+		begin_h2(c, call, 0, tgid, fd, c->role, c->tls, 0);
+	else
+		begin_request(c, call, 0, tgid, fd, c->role, c->tls, 0, copy, copied);
+}
+
+/*
+ * Bytes on a connection sonde does not know, that a request line (HTTP/1)
+ * or the preface (HTTP/2) may start, making the process its `role` end.
+ */
+static __always_inline void begin_unknown(const struct call *call, __u64 key, __u32 tgid,
+					  __s32 fd, __u8 role, __u8 tls,
+					  const struct http_addr *server)
+{
+	int kind = peek_request(call);
+
+	if (kind == REQUEST_LINE)
+		begin_request(0, call, key, tgid, fd, role, tls, server, 0, 0);
+	else if (kind == REQUEST_H2)
+		begin_h2(0, call, key, tgid, fd, role, tls, server);
 }
 
 /*
@@ -951,9 +1104,8 @@ static __always_inline void on_exit(struct call *call, __u64 prot, __s64 map_fd)
 	}
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
-		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid) &&
-		    peek_request(call) == REQUEST_LINE)
-			begin_request(0, call, key, tgid, fd, HTTP_SERVER, 0, 0, 0, 0);
+		if (call->ret > 0 && is_read(call->nr) && bpf_map_lookup_elem(&servers, &tgid))
+			begin_unknown(call, key, tgid, fd, HTTP_SERVER, 0, 0);
 		return;
 	}
 	if (call->nr == NR_CLOSE) {
@@ -1095,11 +1247,16 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 	}
 	/* A request line, or its start (a method written in pieces). */
 	kind = peek_request(&call);
+	if (kind == H2_SETTINGS)
+		return;
 	if (kind) {
 		__u8 role = received ? HTTP_SERVER : HTTP_CLIENT;
 
 		server_of(sk, role, &server);
-		begin_request(0, &call, key, tgid, call.arg0, role, 0, &server, 0, 0);
+		if (kind == REQUEST_H2)
+			begin_h2(0, &call, key, tgid, call.arg0, role, 0, &server);
+		else
+			begin_request(0, &call, key, tgid, call.arg0, role, 0, &server, 0, 0);
 		if (first)
 			bpf_map_delete_elem(&first_bytes, &key);
 	} else if (first) {
@@ -1248,10 +1405,8 @@ static __always_inline void on_plaintext(struct call *call, struct ssl_socket so
 	call->arg0 = socket.fd;
 	c = bpf_map_lookup_elem(&conns, &socket.key);
 	if (!c) {
-		if (peek_request(call) == REQUEST_LINE)
-			begin_request(0, call, socket.key, tgid, socket.fd,
-				      call->nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, server, 0,
-				      0);
+		begin_unknown(call, socket.key, tgid, socket.fd,
+			      call->nr == NR_READ ? HTTP_SERVER : HTTP_CLIENT, 1, server);
 		return;
 	}
 	if (!c->tls && !c->left_out) {

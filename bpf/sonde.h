@@ -198,6 +198,7 @@ enum http_event_kind {
 	HTTP_EVENT_DONE,     /* a request (or pipelined batch) ended (struct http_done) */
 	HTTP_EVENT_CLOSED,   /* a connection OPEN named closed with no request to end */
 	HTTP_EVENT_MAPPED,   /* a process mapped a file executable (maybe libssl) or exec'd (maybe Go) */
+	HTTP_EVENT_H2,       /* bytes moved on an HTTP/2 connection (struct http_chunk) */
 };
 
 /* Which end of a connection the process is. */
@@ -253,6 +254,27 @@ struct http_done {
 	__u32 flags;      /* HTTP_DONE_* */
 	__u32 pad;
 	char data[2 * HTTP_HEAD];
+};
+
+/*
+ * HTTP/2 (a connection that began with its preface, "PRI * HTTP/2.0"):
+ * every read and write of it is sent, its first H2_CHUNK - 1 bytes copied
+ * (several iovecs' of a vector call); user space follows the frames,
+ * decodes the headers (HPACK) and times the streams. H2_CHUNK is a power
+ * of two, `data` twice it for the verifier's bound on each copy.
+ */
+#define H2_CHUNK 512
+
+struct http_chunk {
+	__u32 kind;      /* HTTP_EVENT_H2 */
+	__u32 tgid;
+	__s32 fd;
+	__u8 received;   /* toward the process (a read) */
+	__u8 pad;
+	__u16 copied;    /* bytes of data[] */
+	__u64 ns;        /* when they moved */
+	__u64 len;       /* all bytes moved: copied, then len - copied not seen */
+	char data[2 * H2_CHUNK];
 };
 
 enum http_bounded_map {

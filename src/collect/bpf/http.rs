@@ -393,6 +393,12 @@ const REQ_BYTES: usize = 32;
 const RESP_BYTES: usize = 40;
 const FLAGS: usize = 48;
 const DATA: usize = 56;
+/// Offsets in `struct http_chunk`, after kind, tgid and fd.
+const RECEIVED: usize = 12;
+const COPIED: usize = 14;
+const CHUNK_NS: usize = 16;
+const CHUNK_LEN: usize = 24;
+const CHUNK_DATA: usize = 32;
 
 /// `HTTP_DONE_CLOSED`: the connection closed after the request.
 const DONE_CLOSED: u32 = 1;
@@ -480,6 +486,16 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
         }
         3 => Some(Event::Closed { conn }),
         4 => Some(Event::Mapped { tgid: conn.tgid }),
+        5 => {
+            let copied = u16_at(bytes, COPIED)? as usize;
+            Some(Event::H2 {
+                conn,
+                received: *bytes.get(RECEIVED)? != 0,
+                ns: u64_at(bytes, CHUNK_NS)?,
+                len: u64_at(bytes, CHUNK_LEN)?,
+                copied: bytes.get(CHUNK_DATA..CHUNK_DATA + copied)?,
+            })
+        }
         _ => None,
     }
 }
@@ -656,6 +672,23 @@ mod tests {
         assert!(matches!(decode(&bytes), Some(Event::Closed { .. })));
         bytes[KIND] = 4;
         assert!(matches!(decode(&bytes), Some(Event::Mapped { tgid: 42 })));
+        // H2: the bytes copied, of all that moved.
+        let mut bytes = vec![0u8; CHUNK_DATA];
+        bytes[KIND] = 5;
+        bytes[RECEIVED] = 1;
+        bytes[COPIED..COPIED + 2].copy_from_slice(&3u16.to_ne_bytes());
+        bytes[CHUNK_LEN..CHUNK_LEN + 8].copy_from_slice(&900u64.to_ne_bytes());
+        assert!(decode(&bytes).is_none(), "fewer bytes than COPIED says");
+        bytes.extend_from_slice(b"PRI");
+        assert!(matches!(
+            decode(&bytes),
+            Some(Event::H2 {
+                received: true,
+                len: 900,
+                copied: b"PRI",
+                ..
+            })
+        ));
         bytes[KIND] = 9;
         assert!(decode(&bytes).is_none());
         assert!(decode(&bytes[..10]).is_none());

@@ -26,6 +26,7 @@
 
 pub mod elf;
 pub mod go_tls;
+pub mod h2;
 pub mod interpreter;
 pub mod log;
 pub mod parse;
@@ -111,6 +112,15 @@ pub enum Event<'a> {
     },
     /// A connection that sent OPEN closed with no request to end.
     Closed { conn: Conn },
+    /// A read (`received`) or write of `len` bytes at `ns` on an HTTP/2
+    /// connection, its first bytes `copied`.
+    H2 {
+        conn: Conn,
+        received: bool,
+        ns: u64,
+        len: u64,
+        copied: &'a [u8],
+    },
     /// The process mapped a file executable: perhaps a libssl to probe.
     Mapped { tgid: u32 },
 }
@@ -167,6 +177,8 @@ struct Connection {
     /// `batch_ns`, until its DONE.
     batch_ns: u64,
     pipelined: Vec<Response>,
+    /// Its streams, once it began with HTTP/2's preface.
+    h2: Option<Box<h2::Connection>>,
 }
 
 /// A histogram with fixed bounds: counts per bucket (not cumulative).
@@ -255,12 +267,42 @@ pub struct Red {
     series: FastMap<SeriesKey, Series>,
     log: log::RequestLog,
     clock: LogClock,
+    /// gRPC calls' durations, by service, method and status.
+    rpc: FastMap<RpcKey, RpcSeries>,
     /// Events taken in, by kind ([`EVENT_KINDS`]).
-    events: [u64; 5],
+    events: [u64; 6],
 }
 
 /// The kinds of [`Event`], as `sonde_http_events_total` labels them.
-const EVENT_KINDS: [&str; 5] = ["open", "response", "done", "closed", "mapped"];
+const EVENT_KINDS: [&str; 6] = ["open", "response", "done", "closed", "mapped", "h2"];
+
+/// What a gRPC series is: Beyla's `rpc_*_duration_seconds` labels.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RpcKey {
+    role: Role,
+    service: Arc<service::Service>,
+    /// The call's path (`/package.Service/Method`), within the service's
+    /// route budget.
+    method: Arc<str>,
+    status: u16,
+}
+
+struct RpcSeries {
+    duration: Hist,
+    last_ns: u64,
+}
+
+/// One request as the histograms and the log take it, whatever its
+/// protocol.
+struct Observed<'a> {
+    method: &'static str,
+    path: &'a str,
+    status: u16,
+    start_ns: u64,
+    end_ns: u64,
+    request_body: u64,
+    response_body: u64,
+}
 
 impl Red {
     /// `forget_after`: `[collect] forget_after`; `config`: which connections
@@ -275,7 +317,8 @@ impl Red {
             series: FastMap::default(),
             log: log::RequestLog::shared(),
             clock: LogClock::default(),
-            events: [0; 5],
+            rpc: FastMap::default(),
+            events: [0; 6],
         })
     }
 
@@ -288,6 +331,7 @@ impl Red {
             Event::Done { .. } => 2,
             Event::Closed { .. } => 3,
             Event::Mapped { .. } => 4,
+            Event::H2 { .. } => 5,
         }] += 1;
         match event {
             Event::Open {
@@ -328,6 +372,7 @@ impl Red {
                         service,
                         batch_ns: 0,
                         pipelined: Vec::new(),
+                        h2: None,
                     },
                 );
             }
@@ -395,6 +440,24 @@ impl Red {
             Event::Closed { conn } => {
                 self.connections.remove(&conn);
             }
+            Event::H2 {
+                conn,
+                received,
+                ns,
+                len,
+                copied,
+            } => {
+                let connection = self.connections.get_mut(&conn)?;
+                let (role, service) = (connection.role, connection.service.clone());
+                let streams = connection
+                    .h2
+                    .get_or_insert_with(|| Box::new(h2::Connection::new(role)));
+                let mut done = Vec::new();
+                streams.bytes(received, ns, len, copied, &mut done);
+                for stream in done {
+                    self.stream_done(role, &service, conn.tgid, stream);
+                }
+            }
             // The collector's business: it reads the process's maps.
             Event::Mapped { .. } => {}
         }
@@ -422,7 +485,6 @@ impl Red {
             let status = response
                 .and_then(|r| r.head.as_ref())
                 .map_or(0, |r| r.status);
-            let route = self.routes.route(&batch.service.name, &request.path);
             let request_body = if next.is_some() {
                 request.content_length.unwrap_or(0)
             } else {
@@ -443,48 +505,107 @@ impl Red {
                 )
             });
             let end = next.map_or(end_ns, |r| r.ns);
-            let key = SeriesKey {
-                role: batch.role,
-                service: batch.service.clone(),
-                method: request.method,
-                route: route.clone(),
-                status,
-            };
-            let series = self.series.entry(key).or_insert_with(|| Series {
-                duration: Hist::default(),
-                request_size: Hist::default(),
-                response_size: Hist::default(),
-                last_ns: end,
-                labels: OnceCell::new(),
-            });
-            series.last_ns = series.last_ns.max(end);
-            series
-                .duration
-                .observe(&DURATION_BUCKETS, end.saturating_sub(start_ns) as f64 / 1e9);
-            series
-                .request_size
-                .observe(&SIZE_BUCKETS, request_body as f64);
-            series
-                .response_size
-                .observe(&SIZE_BUCKETS, response_body as f64);
-            // The log is of requests served (the Services view's); a call
-            // a process makes is in its client histograms only.
-            if batch.role != Role::Server {
-                continue;
-            }
-            self.log.record(log::Entry {
-                time_ms: self.clock.wall_ms(end),
-                service: batch.service.name.clone(),
-                pid: batch.pid,
-                method: request.method,
-                path: log::Entry::kept_path(&request.path),
-                route,
-                status,
-                duration_seconds: end.saturating_sub(start_ns) as f64 / 1e9,
-                request_body_bytes: request_body,
-                response_body_bytes: response_body,
-            });
+            self.observe_request(
+                batch.role,
+                &batch.service,
+                batch.pid,
+                Observed {
+                    method: request.method,
+                    path: &request.path,
+                    status,
+                    start_ns,
+                    end_ns: end,
+                    request_body,
+                    response_body,
+                },
+            );
         }
+    }
+
+    /// An HTTP/2 stream that ended: a gRPC call in the `rpc_*` histograms,
+    /// any other in the HTTP ones as an HTTP/1 request.
+    fn stream_done(&mut self, role: Role, service: &Arc<service::Service>, pid: u32, s: h2::Done) {
+        let Some(grpc_status) = s.grpc_status else {
+            let request = Observed {
+                method: s.method,
+                path: &s.path,
+                status: s.status,
+                start_ns: s.start_ns,
+                end_ns: s.end_ns,
+                request_body: s.request_bytes,
+                response_body: s.response_bytes,
+            };
+            self.observe_request(role, service, pid, request);
+            return;
+        };
+        let key = RpcKey {
+            role,
+            service: service.clone(),
+            method: self.routes.route(&service.name, &s.path),
+            status: grpc_status,
+        };
+        let series = self.rpc.entry(key).or_insert_with(|| RpcSeries {
+            duration: Hist::default(),
+            last_ns: s.end_ns,
+        });
+        series.last_ns = series.last_ns.max(s.end_ns);
+        series.duration.observe(
+            &DURATION_BUCKETS,
+            s.end_ns.saturating_sub(s.start_ns) as f64 / 1e9,
+        );
+    }
+
+    /// One request into its series' histograms, and a served one into the
+    /// request log.
+    fn observe_request(
+        &mut self,
+        role: Role,
+        service: &Arc<service::Service>,
+        pid: u32,
+        request: Observed,
+    ) {
+        let route = self.routes.route(&service.name, request.path);
+        let key = SeriesKey {
+            role,
+            service: service.clone(),
+            method: request.method,
+            route: route.clone(),
+            status: request.status,
+        };
+        let end = request.end_ns;
+        let series = self.series.entry(key).or_insert_with(|| Series {
+            duration: Hist::default(),
+            request_size: Hist::default(),
+            response_size: Hist::default(),
+            last_ns: end,
+            labels: OnceCell::new(),
+        });
+        let seconds = end.saturating_sub(request.start_ns) as f64 / 1e9;
+        series.last_ns = series.last_ns.max(end);
+        series.duration.observe(&DURATION_BUCKETS, seconds);
+        series
+            .request_size
+            .observe(&SIZE_BUCKETS, request.request_body as f64);
+        series
+            .response_size
+            .observe(&SIZE_BUCKETS, request.response_body as f64);
+        // The log is of requests served (the Services view's); a call
+        // a process makes is in its client histograms only.
+        if role != Role::Server {
+            return;
+        }
+        self.log.record(log::Entry {
+            time_ms: self.clock.wall_ms(end),
+            service: service.name.clone(),
+            pid,
+            method: request.method,
+            path: log::Entry::kept_path(request.path),
+            route,
+            status: request.status,
+            duration_seconds: seconds,
+            request_body_bytes: request.request_body,
+            response_body_bytes: request.response_body,
+        });
     }
 
     /// Forgets requests in flight and names of processes `alive` says are gone.
@@ -498,13 +619,18 @@ impl Red {
         let forget_after = self.forget_after.as_nanos() as u64;
         self.series
             .retain(|_, series| now_ns.saturating_sub(series.last_ns) < forget_after);
-        let serving: HashSet<&str> = self.series.keys().map(|key| &*key.service.name).collect();
+        self.rpc
+            .retain(|_, series| now_ns.saturating_sub(series.last_ns) < forget_after);
+        let serving: HashSet<&str> = (self.series.keys().map(|key| &key.service))
+            .chain(self.rpc.keys().map(|key| &key.service))
+            .map(|service| &*service.name)
+            .collect();
         self.routes.retain(|service| serving.contains(service));
         self.log.retain(&serving);
     }
 
     /// The histogram families, the server side's three, then the client
-    /// side's; then `target_info` and the events taken in.
+    /// side's; gRPC's two; then `target_info` and the events taken in.
     pub fn families(&self) -> Vec<Family> {
         let mut families = Vec::new();
         for (role, side, duration_help, read, written) in [
@@ -565,6 +691,7 @@ impl Red {
             }
             families.extend([duration, request_size, response_size]);
         }
+        families.extend(self.rpc_families());
         families.push(self.services.target_info());
         let mut events = Family::counter(
             "sonde_http_events_total",
@@ -575,6 +702,43 @@ impl Red {
         }
         families.push(events);
         families
+    }
+}
+
+impl Red {
+    /// `rpc_server_duration_seconds` and `rpc_client_duration_seconds`.
+    fn rpc_families(&self) -> [Family; 2] {
+        [
+            (Role::Server, "server", "served"),
+            (Role::Client, "client", "made"),
+        ]
+        .map(|(role, side, done)| {
+            let mut duration = Family::histogram(
+                format!("rpc_{side}_duration_seconds"),
+                format!(
+                    "Duration of gRPC calls {done}, from the request's headers to the \
+                         response's end."
+                ),
+            );
+            for (key, series) in self.rpc.iter().filter(|(key, _)| key.role == role) {
+                let status = key.status.to_string();
+                let mut labels: Vec<(&str, &str)> = key
+                    .service
+                    .labels
+                    .iter()
+                    .map(|(name, value)| (*name, value.as_str()))
+                    .collect();
+                labels.extend([
+                    ("rpc_grpc_status_code", status.as_str()),
+                    ("rpc_method", &key.method),
+                    ("rpc_system", "grpc"),
+                ]);
+                labels.sort();
+                let labels = duration.histogram_labels(&labels, DURATION_BUCKETS.iter().copied());
+                series.duration.push(&mut duration, &labels);
+            }
+            duration
+        })
     }
 }
 

@@ -39,20 +39,29 @@ pub fn request(head: &[u8]) -> Option<RequestHead> {
     if method.is_empty() || target.first() != Some(&b'/') {
         return None;
     }
-    let method = METHODS
-        .iter()
-        .find(|known| known.as_bytes() == method)
-        .copied()
-        .unwrap_or("_OTHER");
-    let path = &target[..memchr::memchr2(b'?', b'#', target).unwrap_or(target.len())];
-    let path = std::str::from_utf8(path).ok()?.to_string();
     let (header_len, content_length) = header(head);
     Some(RequestHead {
-        method,
-        path,
+        method: method_label(method),
+        path: path(target)?,
         header_len,
         content_length,
     })
+}
+
+/// A method as its label says it: a known one, or `_OTHER`.
+pub fn method_label(method: &[u8]) -> &'static str {
+    METHODS
+        .iter()
+        .find(|known| known.as_bytes() == method)
+        .copied()
+        .unwrap_or("_OTHER")
+}
+
+/// A request target without its query string or fragment; None when it is
+/// not UTF-8.
+pub fn path(target: &[u8]) -> Option<String> {
+    let path = &target[..memchr::memchr2(b'?', b'#', target).unwrap_or(target.len())];
+    Some(std::str::from_utf8(path).ok()?.to_string())
 }
 
 /// The requests of `head` one after the other (pipelined ones follow the

@@ -1,0 +1,654 @@
+//! HTTP/2 streams from the bytes of an HTTP/2 connection, as the http
+//! collector's program sends them (one event per read or write, its first
+//! bytes copied): the frames of each direction followed, their header
+//! blocks decoded (HPACK), each stream timed from its request's HEADERS to
+//! its response's end (END_STREAM), a gRPC call told by its content type
+//! and its status read from its `grpc-status`.
+//!
+//! Invariants:
+//! - A direction's bytes come in order (one process's reads, or writes, of
+//!   one connection follow each other), each chunk with how many bytes
+//!   moved and how many of those were copied: bytes not copied are a gap.
+//! - A gap inside a frame's payload that is no header block (DATA's,
+//!   mostly) is stepped over: the frame's length says where the next one
+//!   starts. A gap over a frame's header or inside a header block loses
+//!   the framing or the HPACK table that every later block needs: the
+//!   connection is given up ([`Connection::is_lost`]), its streams with
+//!   it; nothing is guessed.
+//! - Bounded per connection: [`MAX_STREAMS`] streams in flight (more are
+//!   not followed), [`MAX_HEADER_BLOCK`] bytes of a header block,
+//!   [`MAX_TABLE`] bytes of each HPACK table (a larger one loses the
+//!   connection).
+
+use std::collections::HashMap;
+
+use super::{parse, Role};
+
+/// The connection preface a client sends first (RFC 9113, 3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Streams in flight followed on one connection.
+pub const MAX_STREAMS: usize = 1024;
+/// Most bytes of one header block (HEADERS or PUSH_PROMISE and its
+/// CONTINUATIONs).
+pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// Largest HPACK table a direction may ask for.
+pub const MAX_TABLE: usize = 64 * 1024;
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const PUSH_PROMISE: u8 = 5;
+const CONTINUATION: u8 = 9;
+
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+
+/// A stream whose response ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Done {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub method: &'static str,
+    pub path: String,
+    /// `:status`; 0 when its response had none.
+    pub status: u16,
+    /// A gRPC call's status (`grpc-status`), None for plain HTTP/2; a
+    /// gRPC call that ended without one is `Some(2)`, UNKNOWN.
+    pub grpc_status: Option<u16>,
+    /// DATA bytes of the request and of the response.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
+
+/// One HTTP/2 connection as one of its ends sees it.
+pub struct Connection {
+    role: Role,
+    /// Toward the server (requests), toward the client (responses).
+    ways: [Way; 2],
+    streams: HashMap<u32, Stream>,
+    lost: bool,
+}
+
+/// A stream whose request began.
+struct Stream {
+    start_ns: u64,
+    method: &'static str,
+    path: String,
+    status: u16,
+    grpc: bool,
+    grpc_status: Option<u16>,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+/// One direction's framing and HPACK table.
+struct Way {
+    /// Bytes of the preface still to come (the request way's first).
+    preface: usize,
+    header: [u8; 9],
+    header_len: usize,
+    frame: Option<Frame>,
+    /// The header block being gathered, its stream and whether it ends it.
+    block: Vec<u8>,
+    block_stream: u32,
+    block_ends_stream: bool,
+    block_promised: bool,
+    hpack: loona_hpack::Decoder<'static>,
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    length: u32,
+    /// Payload bytes still to come.
+    left: u32,
+}
+
+/// What a frame's end tells the connection.
+enum Finished {
+    Nothing,
+    /// Bytes of a DATA frame (whole, its padding included).
+    Data {
+        stream: u32,
+        bytes: u64,
+        end: bool,
+    },
+    Headers {
+        stream: u32,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+        end: bool,
+    },
+    Reset {
+        stream: u32,
+    },
+}
+
+/// The framing or an HPACK table is lost: the connection is given up.
+struct Lost;
+
+impl Way {
+    fn new(preface: usize) -> Way {
+        let mut hpack = loona_hpack::Decoder::new();
+        hpack.set_max_allowed_table_size(MAX_TABLE);
+        Way {
+            preface,
+            header: [0; 9],
+            header_len: 0,
+            frame: None,
+            block: Vec::new(),
+            block_stream: 0,
+            block_ends_stream: false,
+            block_promised: false,
+            hpack,
+        }
+    }
+
+    /// Takes in copied bytes; what the frames that ended say.
+    fn bytes(&mut self, mut data: &[u8], finished: &mut Vec<Finished>) -> Result<(), Lost> {
+        let skip = self.preface.min(data.len());
+        if data[..skip] != PREFACE[PREFACE.len() - self.preface..][..skip] {
+            return Err(Lost);
+        }
+        self.preface -= skip;
+        data = &data[skip..];
+        while !data.is_empty() {
+            let Some(frame) = self.frame.as_mut() else {
+                let take = (9 - self.header_len).min(data.len());
+                self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+                self.header_len += take;
+                data = &data[take..];
+                if self.header_len == 9 {
+                    self.start_frame(finished)?;
+                }
+                continue;
+            };
+            let take = (frame.left as usize).min(data.len());
+            if matches!(frame.kind, HEADERS | PUSH_PROMISE | CONTINUATION) {
+                if self.block.len() + take > MAX_HEADER_BLOCK {
+                    return Err(Lost);
+                }
+                self.block.extend_from_slice(&data[..take]);
+            }
+            frame.left -= take as u32;
+            data = &data[take..];
+            if frame.left == 0 {
+                self.end_frame(finished)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps over `len` bytes that were not copied.
+    fn gap(&mut self, mut len: u64, finished: &mut Vec<Finished>) -> Result<(), Lost> {
+        while len > 0 {
+            let Some(frame) = self.frame.as_mut() else {
+                return Err(Lost);
+            };
+            if frame.kind != DATA {
+                // Header blocks feed the HPACK table; other frames are
+                // short and always copied: a gap there is a lost framing.
+                return Err(Lost);
+            }
+            let take = u64::from(frame.left).min(len);
+            frame.left -= take as u32;
+            len -= take;
+            if frame.left == 0 {
+                self.end_frame(finished)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn start_frame(&mut self, finished: &mut Vec<Finished>) -> Result<(), Lost> {
+        let h = self.header;
+        self.header_len = 0;
+        let length = u32::from_be_bytes([0, h[0], h[1], h[2]]);
+        let frame = Frame {
+            kind: h[3],
+            flags: h[4],
+            stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+            length,
+            left: length,
+        };
+        match frame.kind {
+            HEADERS | PUSH_PROMISE => {
+                if !self.block.is_empty() {
+                    return Err(Lost); // a block left without its CONTINUATION
+                }
+                self.block_stream = frame.stream;
+                self.block_ends_stream = frame.kind == HEADERS && frame.flags & END_STREAM != 0;
+                self.block_promised = frame.kind == PUSH_PROMISE;
+            }
+            CONTINUATION if frame.stream != self.block_stream => return Err(Lost),
+            _ => {}
+        }
+        self.frame = Some(frame);
+        if length == 0 {
+            self.end_frame(finished)?;
+        }
+        Ok(())
+    }
+
+    fn end_frame(&mut self, finished: &mut Vec<Finished>) -> Result<(), Lost> {
+        let Some(frame) = self.frame.take() else {
+            return Ok(());
+        };
+        let event = match frame.kind {
+            DATA => Finished::Data {
+                stream: frame.stream,
+                bytes: frame.length.into(),
+                end: frame.flags & END_STREAM != 0,
+            },
+            RST_STREAM => Finished::Reset {
+                stream: frame.stream,
+            },
+            HEADERS | PUSH_PROMISE | CONTINUATION => {
+                if frame.kind != CONTINUATION {
+                    // The block began with this frame: its payload.
+                    let fragment = fragment(&self.block, &frame).ok_or(Lost)?;
+                    self.block.truncate(fragment.end);
+                    self.block.drain(..fragment.start);
+                }
+                if frame.flags & END_HEADERS == 0 {
+                    return Ok(());
+                }
+                let block = std::mem::take(&mut self.block);
+                let headers = self.hpack.decode(&block).map_err(|_| Lost)?;
+                // A promise's headers only keep the table: its stream was
+                // not requested on this connection's request way.
+                if self.block_promised {
+                    Finished::Nothing
+                } else {
+                    Finished::Headers {
+                        stream: self.block_stream,
+                        headers,
+                        end: self.block_ends_stream,
+                    }
+                }
+            }
+            _ => Finished::Nothing,
+        };
+        finished.push(event);
+        Ok(())
+    }
+}
+
+/// Where a HEADERS or PUSH_PROMISE frame's header block fragment is in its
+/// payload: without padding, priority and promised stream id. None when
+/// they do not fit.
+fn fragment(payload: &[u8], frame: &Frame) -> Option<std::ops::Range<usize>> {
+    let (mut start, mut end) = (0, payload.len());
+    if frame.flags & PADDED != 0 {
+        start = 1;
+        end = end.checked_sub(usize::from(*payload.first()?))?;
+    }
+    start += match frame.kind {
+        PUSH_PROMISE => 4,
+        _ if frame.flags & PRIORITY != 0 => 5,
+        _ => 0,
+    };
+    (start <= end).then_some(start..end)
+}
+
+impl Connection {
+    /// A connection at its `role` end, from its preface on.
+    pub fn new(role: Role) -> Connection {
+        Connection {
+            role,
+            ways: [Way::new(PREFACE.len()), Way::new(0)],
+            streams: HashMap::new(),
+            lost: false,
+        }
+    }
+
+    /// Whether it was given up (see the module's invariants).
+    pub fn is_lost(&self) -> bool {
+        self.lost
+    }
+
+    /// Takes in a read (`received`) or write of `len` bytes at `ns`, of
+    /// which `copied` are the first; streams whose responses ended go to
+    /// `done`.
+    pub fn bytes(
+        &mut self,
+        received: bool,
+        ns: u64,
+        len: u64,
+        copied: &[u8],
+        done: &mut Vec<Done>,
+    ) {
+        if self.lost {
+            return;
+        }
+        let toward_server = received == (self.role == Role::Server);
+        let way = &mut self.ways[usize::from(!toward_server)];
+        let mut finished = Vec::new();
+        let copied = &copied[..copied.len().min(len as usize)];
+        let framed = way
+            .bytes(copied, &mut finished)
+            .and_then(|()| way.gap(len - copied.len() as u64, &mut finished));
+        for event in finished {
+            self.apply(toward_server, ns, event, done);
+        }
+        if framed.is_err() {
+            self.lost = true;
+            self.streams = HashMap::new();
+        }
+    }
+
+    fn apply(&mut self, toward_server: bool, ns: u64, event: Finished, done: &mut Vec<Done>) {
+        match event {
+            Finished::Nothing => {}
+            Finished::Reset { stream } => {
+                self.streams.remove(&stream);
+            }
+            Finished::Data { stream, bytes, end } => {
+                let Some(s) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                if toward_server {
+                    s.request_bytes += bytes;
+                } else {
+                    s.response_bytes += bytes;
+                    if end {
+                        self.end(stream, ns, done);
+                    }
+                }
+            }
+            Finished::Headers {
+                stream,
+                headers,
+                end,
+            } => {
+                if toward_server {
+                    if !self.streams.contains_key(&stream) && self.streams.len() < MAX_STREAMS {
+                        self.streams.insert(stream, Stream::new(ns, &headers));
+                    }
+                    return;
+                }
+                let Some(s) = self.streams.get_mut(&stream) else {
+                    return;
+                };
+                for (name, value) in &headers {
+                    match name.as_slice() {
+                        b":status" if s.status == 0 => s.status = number(value),
+                        b"grpc-status" => s.grpc_status = Some(number(value)),
+                        _ => {}
+                    }
+                }
+                if end {
+                    self.end(stream, ns, done);
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, stream: u32, ns: u64, done: &mut Vec<Done>) {
+        if let Some(s) = self.streams.remove(&stream) {
+            done.push(Done {
+                start_ns: s.start_ns,
+                end_ns: ns,
+                method: s.method,
+                path: s.path,
+                status: s.status,
+                grpc_status: s.grpc.then_some(s.grpc_status.unwrap_or(2)),
+                request_bytes: s.request_bytes,
+                response_bytes: s.response_bytes,
+            });
+        }
+    }
+}
+
+impl Stream {
+    fn new(ns: u64, headers: &[(Vec<u8>, Vec<u8>)]) -> Stream {
+        let mut stream = Stream {
+            start_ns: ns,
+            method: "_OTHER",
+            path: String::new(),
+            status: 0,
+            grpc: false,
+            grpc_status: None,
+            request_bytes: 0,
+            response_bytes: 0,
+        };
+        for (name, value) in headers {
+            match name.as_slice() {
+                b":method" => stream.method = parse::method_label(value),
+                b":path" => stream.path = parse::path(value).unwrap_or_default(),
+                b"content-type" => stream.grpc = value.starts_with(b"application/grpc"),
+                _ => {}
+            }
+        }
+        stream
+    }
+}
+
+/// A decimal status; 0 when it is none.
+fn number(value: &[u8]) -> u16 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut bytes = vec![len[1], len[2], len[3], kind, flags];
+        bytes.extend_from_slice(&stream.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    const SETTINGS: u8 = 4;
+
+    /// A client's and a server's encoders (their tables), as a real pair
+    /// keeps them.
+    struct Peers {
+        client: loona_hpack::Encoder<'static>,
+        server: loona_hpack::Encoder<'static>,
+    }
+
+    impl Peers {
+        fn new() -> Peers {
+            Peers {
+                client: loona_hpack::Encoder::new(),
+                server: loona_hpack::Encoder::new(),
+            }
+        }
+
+        fn request(&mut self, stream: u32, method: &str, path: &str, grpc: bool) -> Vec<u8> {
+            let mut headers: Vec<(&[u8], &[u8])> = vec![
+                (b":method", method.as_bytes()),
+                (b":scheme", b"http"),
+                (b":path", path.as_bytes()),
+                (b":authority", b"127.0.0.1"),
+            ];
+            if grpc {
+                headers.push((b"content-type", b"application/grpc"));
+            }
+            let block = self.client.encode(headers);
+            frame(HEADERS, END_HEADERS | u8::from(!grpc), stream, &block)
+        }
+
+        fn response(&mut self, stream: u32, status: &str, body: &[u8]) -> Vec<u8> {
+            let block = self.server.encode([(&b":status"[..], status.as_bytes())]);
+            let mut bytes = frame(HEADERS, END_HEADERS, stream, &block);
+            bytes.extend(frame(DATA, END_STREAM, stream, body));
+            bytes
+        }
+    }
+
+    fn preface_and_settings() -> Vec<u8> {
+        let mut bytes = PREFACE.to_vec();
+        bytes.extend(frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]));
+        bytes
+    }
+
+    #[test]
+    fn times_a_served_stream_from_its_request_to_its_end() {
+        let mut peers = Peers::new();
+        let mut conn = Connection::new(Role::Server);
+        let mut done = Vec::new();
+        let mut request = preface_and_settings();
+        request.extend(peers.request(1, "GET", "/users/7?x=1", false));
+        conn.bytes(true, 100, request.len() as u64, &request, &mut done);
+        conn.bytes(false, 150, 9, &frame(SETTINGS, 1, 0, &[]), &mut done);
+        let response = peers.response(1, "404", b"nope");
+        conn.bytes(false, 300, response.len() as u64, &response, &mut done);
+        assert_eq!(
+            done,
+            [Done {
+                start_ns: 100,
+                end_ns: 300,
+                method: "GET",
+                path: "/users/7".into(),
+                status: 404,
+                grpc_status: None,
+                request_bytes: 0,
+                response_bytes: 4,
+            }]
+        );
+    }
+
+    #[test]
+    fn frames_cut_anywhere_and_tables_kept_across_streams() {
+        let mut peers = Peers::new();
+        let mut conn = Connection::new(Role::Server);
+        let mut done = Vec::new();
+        let mut reads = preface_and_settings();
+        let mut writes = Vec::new();
+        // The same headers again: indexed from the dynamic table.
+        for stream in [1, 3, 5] {
+            reads.extend(peers.request(stream, "POST", "/orders", false));
+            reads.extend(frame(DATA, END_STREAM, stream, b"{}"));
+            writes.extend(peers.response(stream, "201", b"created"));
+        }
+        for byte in reads {
+            conn.bytes(true, 1, 1, &[byte], &mut done);
+        }
+        for pair in writes.chunks(2) {
+            conn.bytes(false, 2, pair.len() as u64, pair, &mut done);
+        }
+        assert_eq!(done.len(), 3);
+        for stream in &done {
+            assert_eq!(stream.method, "POST");
+            assert_eq!(stream.path, "/orders");
+            assert_eq!(stream.status, 201);
+            assert_eq!((stream.request_bytes, stream.response_bytes), (2, 7));
+        }
+    }
+
+    #[test]
+    fn a_gap_in_a_body_is_stepped_over_one_over_a_frame_header_loses_the_connection() {
+        let mut peers = Peers::new();
+        let mut conn = Connection::new(Role::Server);
+        let mut done = Vec::new();
+        let mut request = preface_and_settings();
+        request.extend(peers.request(1, "GET", "/big", false));
+        conn.bytes(true, 1, request.len() as u64, &request, &mut done);
+        let mut response = peers.response(1, "200", &[b'x'; 5000]);
+        // Copied: the HEADERS and DATA's frame header and 10 bytes.
+        let copied = response.len() - 4990;
+        conn.bytes(
+            false,
+            2,
+            response.len() as u64,
+            &response[..copied],
+            &mut done,
+        );
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].response_bytes, 5000);
+        assert!(!conn.is_lost());
+
+        request = peers.request(3, "GET", "/next", false);
+        conn.bytes(true, 3, request.len() as u64, &request, &mut done);
+        response = peers.response(3, "200", b"ok");
+        response.extend(peers.response(5, "200", b"ok"));
+        // The gap covers a frame header: the framing is lost.
+        conn.bytes(false, 4, response.len() as u64, &response[..5], &mut done);
+        assert!(conn.is_lost());
+        assert_eq!(done.len(), 1);
+    }
+
+    #[test]
+    fn grpc_calls_take_their_status_from_the_trailers() {
+        let mut peers = Peers::new();
+        let mut conn = Connection::new(Role::Client);
+        let mut done = Vec::new();
+        let mut request = preface_and_settings();
+        request.extend(peers.request(1, "POST", "/shop.Cart/Add", true));
+        request.extend(frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 1, 7]));
+        // A client writes its requests and reads the responses.
+        conn.bytes(false, 10, request.len() as u64, &request, &mut done);
+        let headers = peers.server.encode([
+            (&b":status"[..], &b"200"[..]),
+            (b"content-type", b"application/grpc"),
+        ]);
+        let trailers = peers.server.encode([(&b"grpc-status"[..], &b"5"[..])]);
+        let mut response = frame(HEADERS, END_HEADERS, 1, &headers);
+        response.extend(frame(DATA, 0, 1, &[0, 0, 0, 0, 0]));
+        response.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &trailers));
+        conn.bytes(true, 40, response.len() as u64, &response, &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].path, "/shop.Cart/Add");
+        assert_eq!(done[0].grpc_status, Some(5));
+        assert_eq!((done[0].start_ns, done[0].end_ns), (10, 40));
+        assert_eq!((done[0].request_bytes, done[0].response_bytes), (6, 5));
+    }
+
+    #[test]
+    fn padding_priority_continuation_and_resets() {
+        let mut peers = Peers::new();
+        let mut conn = Connection::new(Role::Server);
+        let mut done = Vec::new();
+        let block = peers
+            .client
+            .encode([(&b":method"[..], &b"GET"[..]), (b":path", b"/padded")]);
+        let (first, rest) = block.split_at(3);
+        // PADDED | PRIORITY: pad length, 5 bytes of priority, the fragment,
+        // the padding; the rest of the block in a CONTINUATION.
+        let mut payload = vec![2, 0, 0, 0, 0, 16];
+        payload.extend_from_slice(first);
+        payload.extend_from_slice(&[0, 0]);
+        let mut request = preface_and_settings();
+        request.extend(frame(HEADERS, PADDED | PRIORITY | END_STREAM, 1, &payload));
+        request.extend(frame(CONTINUATION, END_HEADERS, 1, rest));
+        request.extend(peers.request(3, "GET", "/reset", false));
+        request.extend(frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
+        conn.bytes(true, 1, request.len() as u64, &request, &mut done);
+        let mut response = peers.response(1, "200", b"");
+        response.extend(peers.response(3, "200", b""));
+        conn.bytes(false, 2, response.len() as u64, &response, &mut done);
+        assert!(!conn.is_lost());
+        let paths: Vec<&str> = done.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["/padded"], "the reset stream is not counted");
+    }
+
+    #[test]
+    fn bad_bytes_lose_the_connection_without_panicking() {
+        for bytes in [
+            b"PRI * HTTP/1.1\r\n".to_vec(),
+            [
+                PREFACE,
+                &frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff]),
+            ]
+            .concat(),
+            [PREFACE, &frame(HEADERS, PADDED | END_HEADERS, 1, &[9, 1])].concat(),
+            [PREFACE, &frame(CONTINUATION, END_HEADERS, 7, &[0x82])].concat(),
+        ] {
+            let mut conn = Connection::new(Role::Server);
+            let mut done = Vec::new();
+            conn.bytes(true, 1, bytes.len() as u64, &bytes, &mut done);
+            assert!(conn.is_lost(), "{bytes:?}");
+            assert!(done.is_empty());
+        }
+    }
+}
