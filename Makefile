@@ -17,7 +17,7 @@ REVISION ?= 1
 PACKAGE_TOOLS := cargo-deb cargo-generate-rpm
 
 BUILD_DEPS := clang llvm libelf-dev zlib1g-dev pkg-config make
-TEST_DEPS := nginx chromium prometheus prometheus-node-exporter prometheus-alertmanager e2fsprogs python3-aiosmtpd openssl podman runc busybox-static lintian rpmlint rpm systemtap-sdt-dev pci.ids iproute2 systemd curl
+TEST_DEPS := nginx chromium prometheus prometheus-node-exporter prometheus-alertmanager e2fsprogs python3-aiosmtpd openssl podman runc busybox-static lintian rpmlint rpm systemtap-sdt-dev pci.ids iproute2 systemd curl python3-grpcio
 
 .PHONY: run build static package package-tools test deps test-deps lint clean
 

@@ -215,7 +215,7 @@ fn counts_per_label_set(capture: Capture) {
     let dir = TempDir::new("http-red");
     let program = NamedProgram::new("/usr/sbin/nginx", &format!("sngx{}", capture.tag()));
     let (nginx_port, python_port) = (free_port(), free_port());
-    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, None);
+    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, None, false);
     let python_service = format!("spy{}{}", std::process::id(), capture.tag());
     std::fs::create_dir_all(dir.0.join("python")).unwrap();
     let python_server = python(&dir.0.join("python"), &python_service, python_port, None);
@@ -355,7 +355,7 @@ fn a_small_ring_that_wraps_many_times_loses_and_garbles_nothing() {
     let dir = TempDir::new("http-red-wrap");
     let program = NamedProgram::new("/usr/sbin/nginx", "sngxwrap");
     let port = free_port();
-    let _server = nginx(&dir.0.join("nginx"), &program, port, None);
+    let _server = nginx(&dir.0.join("nginx"), &program, port, None, false);
     let page = ("GET", "/page.html", &b""[..]);
     let missing = ("GET", "/missing?lap=0123456789", &b""[..]);
     let batch = [

@@ -7,7 +7,8 @@
 //! (`http_server_*` through the OpenSSL probes, `http_client_*` for the
 //! client, plain and TLS), and time a sleeping route within 10 %. Go's
 //! crypto/tls on both ends: Debian's prometheus, started after sonde,
-//! serving HTTPS and then scraping the Python TLS server.
+//! serving HTTPS (HTTP/1.1 and HTTP/2) and then scraping the Python TLS
+//! server.
 
 mod common;
 mod http_servers;
@@ -18,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, ExposedSample, Sonde, TempDir};
 use http_servers::{
-    nginx, prometheus_tls, python, python_client, python_with_env, Capture, Cert, Step, CONFIG,
-    PAGE_BYTES, SLEEP,
+    curl_http2, nginx, prometheus_tls, python, python_client, python_with_env, Capture, Cert, Step,
+    CONFIG, PAGE_BYTES, SLEEP,
 };
 use kernel::{value, wait_for, NamedProgram, NO_BUDGET};
 
@@ -102,7 +103,13 @@ fn counts_tls_servers_and_calls(capture: Capture) {
     let cert = Cert::new(&dir.0);
     let program = NamedProgram::new("/usr/sbin/nginx", &format!("sngxtls{}", capture.tag()));
     let (nginx_port, tls_port, plain_port) = (free_port(), free_port(), free_port());
-    let nginx_server = nginx(&dir.0.join("nginx"), &program, nginx_port, Some(&cert));
+    let nginx_server = nginx(
+        &dir.0.join("nginx"),
+        &program,
+        nginx_port,
+        Some(&cert),
+        false,
+    );
 
     // Started after sonde with a copy of libssl (another inode, as a
     // container's own would be): only the pickup of the file as the
@@ -184,6 +191,10 @@ fn go_on_both_ends(sonde: &Sonde, dir: &Path, cert: &Cert, capture: Capture, pyt
             go(false, ("GET", "/nothing", 0), 2, 404),
         ],
     );
+    // HTTP/2, which Go's server speaks to clients that offer it (ALPN).
+    for _ in 0..2 {
+        curl_http2("--http2", &format!("https://127.0.0.1:{port}/-/ready"), 200);
+    }
     let job = format!(
         "scrape_configs:\n  - job_name: python\n    scheme: https\n    metrics_path: /scrape\n    tls_config:\n      insecure_skip_verify: true\n    static_configs:\n      - targets: ['127.0.0.1:{python_port}']\n"
     );
@@ -206,12 +217,13 @@ fn go_on_both_ends(sonde: &Sonde, dir: &Path, cert: &Cert, capture: Capture, pyt
 
     let samples = wait_for(sonde, |s| {
         let (called, served) = scrapes(s);
-        of(s, SERVER_COUNT, &service, &[]) >= 7.0 && called >= 2.0 && called == served
+        of(s, SERVER_COUNT, &service, &[]) >= 9.0 && called >= 2.0 && called == served
     });
     let ours = |l: &[(&str, &str)]| of(&samples, SERVER_COUNT, &service, l);
     assert_eq!(ours(&labels("GET", "200", "/-/healthy")), 3.0);
     assert_eq!(ours(&labels("GET", "404", "/nothing")), 2.0);
     assert_eq!(ours(&labels("POST", "200", "/-/reload")), 1.0);
+    assert_eq!(ours(&labels("GET", "200", "/-/ready")), 2.0, "over HTTP/2");
     let (called, served) = scrapes(&samples);
     assert!(
         called >= 2.0 && called == served,

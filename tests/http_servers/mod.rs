@@ -105,18 +105,27 @@ impl Cert {
 
 /// nginx in the foreground with its own prefix: a static page, a 404 and a
 /// `return 500` location; sendfile on, so plain bodies go out by sendfile;
-/// with `tls`, the port speaks HTTPS only.
-pub fn nginx(dir: &Path, program: &NamedProgram, port: u16, tls: Option<&Cert>) -> Server {
+/// with `tls`, the port speaks HTTPS only; with `http2`, HTTP/2 only (in
+/// cleartext: to clients that know it beforehand).
+pub fn nginx(
+    dir: &Path,
+    program: &NamedProgram,
+    port: u16,
+    tls: Option<&Cert>,
+    http2: bool,
+) -> Server {
     std::fs::create_dir_all(dir.join("www")).unwrap();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(dir.join("www/page.html"), vec![b'x'; PAGE_BYTES]).unwrap();
     let d = dir.display();
     let ssl = match tls {
         Some(cert) => format!(
-            " ssl;\n  ssl_certificate {};\n  ssl_certificate_key {}",
+            " ssl{};\n  ssl_certificate {};\n  ssl_certificate_key {}",
+            if http2 { " http2" } else { "" },
             cert.cert.display(),
             cert.key.display()
         ),
+        None if http2 => " http2".into(),
         None => String::new(),
     };
     let conf = format!(
@@ -321,4 +330,27 @@ pub fn python_client(dir: &Path, service: &str, steps: &[Step]) {
         .flat_map(|s| std::iter::repeat_n(s.status.to_string(), s.times))
         .collect();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.join(" "));
+}
+
+/// One request by curl over HTTP/2 (`how`: `--http2` over TLS,
+/// `--http2-prior-knowledge` in cleartext), on a connection of its own;
+/// checks the status and that HTTP/2 carried it.
+pub fn curl_http2(how: &str, url: &str, status: u16) {
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            how,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{response_code}",
+        ])
+        .arg(url)
+        .output()
+        .expect("cannot run curl (make test-deps installs it)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("2 {status}"),
+        "{url}"
+    );
 }

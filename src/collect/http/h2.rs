@@ -30,9 +30,9 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub const MAX_STREAMS: usize = 1024;
 /// Most bytes of one header block (HEADERS or PUSH_PROMISE and its
 /// CONTINUATIONs).
-pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
-/// Largest HPACK table a direction may ask for.
-pub const MAX_TABLE: usize = 64 * 1024;
+pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
+/// Largest HPACK table a direction may ask for (4 KiB is HTTP/2's default).
+pub const MAX_TABLE: usize = 16 * 1024;
 
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;

@@ -271,6 +271,8 @@ pub struct Red {
     rpc: FastMap<RpcKey, RpcSeries>,
     /// Events taken in, by kind ([`EVENT_KINDS`]).
     events: [u64; 6],
+    /// HTTP/2 connections given up ([`h2::Connection::is_lost`]).
+    h2_lost: u64,
 }
 
 /// The kinds of [`Event`], as `sonde_http_events_total` labels them.
@@ -319,6 +321,7 @@ impl Red {
             clock: LogClock::default(),
             rpc: FastMap::default(),
             events: [0; 6],
+            h2_lost: 0,
         })
     }
 
@@ -453,7 +456,17 @@ impl Red {
                     .h2
                     .get_or_insert_with(|| Box::new(h2::Connection::new(role)));
                 let mut done = Vec::new();
+                let was_lost = streams.is_lost();
                 streams.bytes(received, ns, len, copied, &mut done);
+                if streams.is_lost() && !was_lost {
+                    self.h2_lost += 1;
+                    tracing::debug!(
+                        "http: HTTP/2 connection of pid {} (fd {}) given up: a frame's header \
+                         or a header block was not copied",
+                        conn.tgid,
+                        conn.fd
+                    );
+                }
                 for stream in done {
                     self.stream_done(role, &service, conn.tgid, stream);
                 }
@@ -701,6 +714,13 @@ impl Red {
             events.push(&[("kind", kind)], count as f64);
         }
         families.push(events);
+        let mut lost = Family::counter(
+            "sonde_http_h2_connections_lost_total",
+            "HTTP/2 connections whose streams sonde stopped following: bytes the program \
+             did not copy held a frame's header or a header block.",
+        );
+        lost.push(&[], self.h2_lost as f64);
+        families.push(lost);
         families
     }
 }
@@ -1001,5 +1021,98 @@ mod tests {
         assert_eq!((count("8443"), count("8080")), (0.0, 1.0));
         let info = families.iter().find(|f| f.name == "target_info").unwrap();
         assert_eq!(info.series.len(), 1, "the process measured on 8080");
+    }
+
+    /// HTTP/2 bytes on a connection OPEN named: `(received, bytes)` each.
+    fn h2(red: &mut Red, fd: i32, chunks: &[(bool, &[u8])]) {
+        let ns = monotonic_ns();
+        for (received, bytes) in chunks {
+            red.observe(Event::H2 {
+                conn: Conn { tgid: 1, fd },
+                received: *received,
+                ns,
+                len: bytes.len() as u64,
+                copied: bytes,
+            });
+        }
+    }
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut bytes = vec![len[1], len[2], len[3], kind, flags];
+        bytes.extend_from_slice(&stream.to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn http2_streams_are_requests_and_grpc_calls_rpcs() {
+        let mut red = red();
+        open(&mut red, 9);
+        let (mut client, mut server) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+        let (headers, end_headers_and_stream, data) = (1, 0x4 | 0x1, 0);
+        let mut request = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        let get = client.encode([(&b":method"[..], &b"GET"[..]), (b":path", b"/users/1")]);
+        request.extend(frame(headers, end_headers_and_stream, 1, &get));
+        let call = client.encode([
+            (&b":method"[..], &b"POST"[..]),
+            (b":path", b"/shop.Cart/Add"),
+            (b"content-type", b"application/grpc"),
+        ]);
+        request.extend(frame(headers, 0x4, 3, &call));
+        request.extend(frame(data, 0x1, 3, &[0, 0, 0, 0, 0]));
+        let ok = server.encode([(&b":status"[..], &b"200"[..])]);
+        let mut response = frame(headers, 0x4, 1, &ok);
+        response.extend(frame(data, 0x1, 1, b"hello"));
+        let grpc_ok = server.encode([(&b":status"[..], &b"200"[..])]);
+        response.extend(frame(headers, 0x4, 3, &grpc_ok));
+        let trailers = server.encode([(&b"grpc-status"[..], &b"0"[..])]);
+        response.extend(frame(headers, end_headers_and_stream, 3, &trailers));
+        h2(&mut red, 9, &[(true, &request), (false, &response)]);
+        let families = red.families();
+        let http = [
+            ("http_route", "/users/*"),
+            ("http_response_status_code", "200"),
+        ];
+        assert_eq!(
+            value(
+                &families,
+                "http_server_request_duration_seconds_count",
+                &http
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(&families, "http_server_response_body_size_bytes_sum", &http),
+            5.0
+        );
+        let rpc = [
+            ("rpc_method", "/shop.Cart/Add"),
+            ("rpc_grpc_status_code", "0"),
+            ("rpc_system", "grpc"),
+        ];
+        assert_eq!(
+            value(&families, "rpc_server_duration_seconds_count", &rpc),
+            1.0
+        );
+        assert_eq!(
+            value(&families, "http_server_request_duration_seconds_count", &[]),
+            1.0,
+            "the gRPC call is no HTTP request"
+        );
+        // Bytes missing over a frame's header: given up, and counted.
+        h2(&mut red, 9, &[(true, &frame(headers, 0x4, 5, &get)[..4])]);
+        red.observe(Event::H2 {
+            conn: Conn { tgid: 1, fd: 9 },
+            received: true,
+            ns: 0,
+            len: 100,
+            copied: &[],
+        });
+        let families = red.families();
+        assert_eq!(
+            value(&families, "sonde_http_h2_connections_lost_total", &[]),
+            1.0
+        );
     }
 }
