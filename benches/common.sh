@@ -5,6 +5,9 @@
 
 SONDE=${SONDE:-${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release/sonde}
 WORK=$(mktemp -d "${BENCH_DIR:-$PWD}/sonde-bench.XXXXXX")
+# mktemp makes it 0700: a server a bench starts as root serves from it
+# through workers that drop to nobody (nginx), which must read it.
+chmod 755 "$WORK"
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 SONDE_PID=
 # Processes a bench starts besides sonde, stopped at exit.
@@ -79,4 +82,17 @@ program_costs() {
     /^sonde_bpf_program_run_seconds_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); secs[p] = $NF }
     /^sonde_bpf_program_runs_total/ { match($0, /program="[^"]*"/); p = substr($0, RSTART+9, RLENGTH-10); runs[p] = $NF }
     END { for (p in runs) if (runs[p] > 0) printf "%-22s %12d %10.1f\n", p, runs[p], secs[p] * 1e9 / runs[p] }' | sort
+}
+
+# await_ok URL [CURL_OPTIONS...]: waits (10 s at most) for URL to answer
+# 2xx; exits the bench when it never does (a page the server cannot read
+# would measure its error page instead).
+await_ok() {
+  local url=$1
+  shift
+  for _ in $(seq 100); do
+    curl -sf "$@" "$url" >/dev/null && return
+    sleep 0.1
+  done
+  echo "$url never answered 2xx:"; curl -s -o /dev/null -w '%{http_code}\n' "$@" "$url"; exit 1
 }

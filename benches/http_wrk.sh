@@ -119,10 +119,7 @@ go_tls)
   URL="https://127.0.0.1:$SERVER_PORT/-/healthy" ;;
 *) echo "SERVER is nginx or go_tls, not $SERVER"; exit 1 ;;
 esac
-for _ in $(seq 100); do
-  curl -sfk "$URL" >/dev/null && break
-  sleep 0.1
-done
+await_ok "$URL" -k
 
 # CPU seconds process $1 has used (utime + stime).
 pid_cpu() {

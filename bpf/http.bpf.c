@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The http collector: both ends of HTTP/1.x, seen from tracepoints and
- * from OpenSSL's functions only (this kernel has no kprobes). Two captures
+ * The http collector: both ends of HTTP/1.x and HTTP/2, seen from
+ * tracepoints and from OpenSSL's and Go's functions only (this kernel has
+ * no kprobes). Two captures
  * share one state machine, which only asks whether bytes go the request's
  * way or the response's; the first the kernel has is attached.
  *
@@ -74,6 +75,14 @@
  * bodies are only counted. User space reads the ring
  * buffer without a wakeup per event (see submit), parses and aggregates
  * the events (src/collect/http/).
+ *
+ * HTTP/2: a connection whose first bytes are the preface ("PRI *
+ * HTTP/2.0") is CONN_H2 from then on, and each of its reads and writes is
+ * sent as it is (HTTP_EVENT_H2: the first H2_CHUNK - 1 bytes, across the
+ * first iovecs of a vector call); user space follows the frames and the
+ * HPACK tables, which need every header block in order, so nothing is
+ * parsed here. A SETTINGS frame before the preface (a peer that speaks
+ * first) leaves a socket to be looked at again.
  *
  * Syscall capture: a connection accepted before sonde started is picked up
  * at its next read that starts with an HTTP method, once its process has

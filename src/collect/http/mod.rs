@@ -1,13 +1,15 @@
-//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x server
-//! and of the calls local processes make (plain, or HTTPS through OpenSSL
-//! or Go's crypto/tls), from the events of the http BPF collector
-//! (`bpf/http.bpf.c`, loaded by
+//! HTTP RED metrics (rate, errors, duration) of every local HTTP/1.x and
+//! HTTP/2 server and of the calls local processes make (plain, or HTTPS
+//! through OpenSSL or Go's crypto/tls), from the events of the http BPF
+//! collector (`bpf/http.bpf.c`, loaded by
 //! [`crate::collect::bpf::http`]). This module owns what happens in user
-//! space: pairing a request's events, naming its service, route and port
-//! (a client's: the peer's address and port), and the histograms, under the
-//! names Grafana Beyla exports (`http_server_*`, `http_client_*`) so its
-//! dashboards work unchanged ([`service`] gives Beyla's labels and
-//! `target_info`); every request served also goes to the request [`log`].
+//! space: pairing a request's events (an HTTP/2 connection's streams:
+//! [`h2`]), naming its service, route and port (a client's: the peer's
+//! address and port), and the histograms, under the names Grafana Beyla
+//! exports (`http_server_*`, `http_client_*`, and `rpc_*_duration_seconds`
+//! for gRPC calls) so its dashboards work unchanged ([`service`] gives
+//! Beyla's labels and `target_info`); every request served also goes to the
+//! request [`log`].
 //!
 //! Invariants:
 //! - A request is observed once, at its DONE event (which holds its head
@@ -27,6 +29,7 @@
 pub mod elf;
 pub mod go_tls;
 pub mod h2;
+pub mod hpack;
 pub mod interpreter;
 pub mod log;
 pub mod parse;

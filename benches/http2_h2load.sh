@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# HTTP/2 RED under load: h2load against nginx serving HTTP/2 in cleartext
+# on loopback (a PAGE-byte static page, sendfile off: with it, its HEADERS
+# and its body are two writes and Nagle holds the second for the client's
+# delayed ACK, 40 ms a request; CONNECTIONS connections of STREAMS
+# concurrent streams each, one client thread), sonde's http collector off
+# and on in paired rounds of DURATION seconds (every other round runs its
+# phases backwards), its other BPF collectors off. Per phase: h2load's
+# requests per second, the requests sonde counted for nginx
+# (http_server_request_duration_seconds_count) against those h2load
+# completed, the HTTP/2 connections sonde gave up
+# (sonde_http_h2_connections_lost_total: a frame's header or a header
+# block in bytes the program did not copy), events the ring had no room
+# for, and the CPU of sonde and of nginx's worker (share of one core).
+# Needs h2load and nginx (apt install nghttp2-client nginx-light); run as
+# root after `make build`: BENCH_DIR=/tmp benches/http2_h2load.sh
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-20}
+CONNECTIONS=${CONNECTIONS:-4}
+STREAMS=${STREAMS:-1}
+PAGE=${PAGE:-1000}
+SERVER_PORT=${SERVER_PORT:-$((20000 + RANDOM % 20000))}
+. "$(dirname "$0")/common.sh"
+command -v h2load >/dev/null || { echo "h2load is missing: apt install nghttp2-client"; exit 1; }
+
+config false false false > "$WORK/off.toml"
+config false true false > "$WORK/on.toml"
+mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
+head -c "$PAGE" /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx/tmp;
+  proxy_temp_path $WORK/nginx/tmp;
+  fastcgi_temp_path $WORK/nginx/tmp;
+  uwsgi_temp_path $WORK/nginx/tmp;
+  scgi_temp_path $WORK/nginx/tmp;
+  server { listen 127.0.0.1:$SERVER_PORT http2; root $WORK/nginx/www; }
+}
+CONF
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
+OTHER_PIDS+=($!)
+URL="http://127.0.0.1:$SERVER_PORT/page.html"
+await_ok "$URL" --http2-prior-knowledge
+
+pid_cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
+# The sum of a metric's series in /metrics ($1: a regex on the line).
+metric_sum() { awk -v re="$1" '$0 ~ re { n += $NF } END { printf "%d", n }'; }
+
+# phase NAME: one h2load run with sonde configured as $WORK/NAME.toml;
+# prints "rps completed counted lost ring_full sonde_cpu nginx_cpu".
+phase() {
+  local worker out metrics sonde_before sonde_after nginx_before nginx_after
+  start_sonde "$WORK/$1.toml"
+  worker=$(pgrep -P "${OTHER_PIDS[0]}" | head -1)
+  sonde_before=$(pid_cpu "$SONDE_PID") nginx_before=$(pid_cpu "$worker")
+  out=$(h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" -D"$DURATION" "$URL")
+  sonde_after=$(pid_cpu "$SONDE_PID") nginx_after=$(pid_cpu "$worker")
+  # h2load closes its connections at the end; two rounds later all is in /metrics.
+  sleep 2.5
+  metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")
+  stop_sonde
+  echo "$(echo "$out" | awk '/^finished in/ { print $4 }')" \
+    "$(echo "$out" | awk '/^requests:/ { print $8 }')" \
+    "$(echo "$metrics" | metric_sum "^http_server_request_duration_seconds_count.*server_port=\"$SERVER_PORT\"")" \
+    "$(echo "$metrics" | metric_sum '^sonde_http_h2_connections_lost_total')" \
+    "$(echo "$metrics" | metric_sum '^sonde_bpf_map_full_total\{map="http_events"\}')" \
+    "$(core_share "$sonde_before" "$sonde_after" "$DURATION")" \
+    "$(core_share "$nginx_before" "$nginx_after" "$DURATION")"
+}
+
+echo "== h2load -c$CONNECTIONS -m$STREAMS -D$DURATION against $URL ($PAGE bytes), sonde's http collector off / on, $ROUNDS paired rounds"
+printf '%-6s %-4s %10s %10s %10s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% lost full sonde nginx
+changes=()
+for round in $(seq "$ROUNDS"); do
+  order="off on"
+  [ $((round % 2)) -eq 0 ] && order="on off"
+  declare -A rps=()
+  for name in $order; do
+    read -r r completed counted lost full sonde nginx_share < <(phase "$name")
+    rps[$name]=$r
+    share=-
+    [ "$name" = on ] && share=$(awk -v c="$counted" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }')
+    printf '%-6s %-4s %10s %10s %10s %9s %5s %5s %6s %6s\n' "$round" "$name" "$r" "$completed" \
+      "$([ "$name" = on ] && echo "$counted" || echo -)" "$share" "$lost" "$full" "$sonde" "$nginx_share"
+  done
+  changes+=("$(awk -v a="${rps[off]}" -v b="${rps[on]}" 'BEGIN { printf "%.1f", 100 * (b - a) / a }')")
+  unset rps
+done
+echo "req/s change off -> on, per round: ${changes[*]} %; median $(printf '%s\n' "${changes[@]}" | median) %"
