@@ -3,8 +3,10 @@
 # on loopback (a PAGE-byte static page, sendfile off: with it, its HEADERS
 # and its body are two writes and Nagle holds the second for the client's
 # delayed ACK, 40 ms a request; CONNECTIONS connections of STREAMS
-# concurrent streams each, one client thread), sonde's http collector off
-# and on in paired rounds of DURATION seconds (every other round runs its
+# concurrent streams each, one client thread), sonde's http collector off,
+# on with h2load left out ("server": [[collect.http.exclude]] exe_path,
+# what a server whose clients are other machines pays) and on for both
+# ends, in paired rounds of DURATION seconds (every other round runs its
 # phases backwards), its other BPF collectors off. Per phase: h2load's
 # requests per second, the requests sonde counted for nginx
 # (http_server_request_duration_seconds_count) against those h2load
@@ -27,6 +29,7 @@ command -v h2load >/dev/null || { echo "h2load is missing: apt install nghttp2-c
 
 config false false false > "$WORK/off.toml"
 config false true false > "$WORK/on.toml"
+{ cat "$WORK/on.toml"; printf '[[collect.http.exclude]]\nexe_path = "*/h2load"\n'; } > "$WORK/server.toml"
 mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
 head -c "$PAGE" /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
 cat > "$WORK/nginx/nginx.conf" <<CONF
@@ -79,22 +82,28 @@ phase() {
     "$(core_share "$nginx_before" "$nginx_after" "$DURATION")"
 }
 
-echo "== h2load -c$CONNECTIONS -m$STREAMS -D$DURATION against $URL ($PAGE bytes), sonde's http collector off / on, $ROUNDS paired rounds"
-printf '%-6s %-4s %10s %10s %10s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% lost full sonde nginx
-changes=()
+echo "== h2load -c$CONNECTIONS -m$STREAMS -D$DURATION against $URL ($PAGE bytes), sonde's http collector off / server (h2load left out) / on, $ROUNDS paired rounds"
+printf '%-6s %-6s %10s %10s %10s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% lost full sonde nginx
+change() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * (b - a) / a }'; }
+server_changes=() on_changes=()
 for round in $(seq "$ROUNDS"); do
-  order="off on"
-  [ $((round % 2)) -eq 0 ] && order="on off"
+  order="off server on"
+  [ $((round % 2)) -eq 0 ] && order="on server off"
   declare -A rps=()
   for name in $order; do
     read -r r completed counted lost full sonde nginx_share < <(phase "$name")
     rps[$name]=$r
-    share=-
-    [ "$name" = on ] && share=$(awk -v c="$counted" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }')
-    printf '%-6s %-4s %10s %10s %10s %9s %5s %5s %6s %6s\n' "$round" "$name" "$r" "$completed" \
-      "$([ "$name" = on ] && echo "$counted" || echo -)" "$share" "$lost" "$full" "$sonde" "$nginx_share"
+    share=- shown=-
+    if [ "$name" != off ]; then
+      shown=$counted
+      share=$(awk -v c="$counted" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }')
+    fi
+    printf '%-6s %-6s %10s %10s %10s %9s %5s %5s %6s %6s\n' "$round" "$name" "$r" "$completed" \
+      "$shown" "$share" "$lost" "$full" "$sonde" "$nginx_share"
   done
-  changes+=("$(awk -v a="${rps[off]}" -v b="${rps[on]}" 'BEGIN { printf "%.1f", 100 * (b - a) / a }')")
+  server_changes+=("$(change "${rps[off]}" "${rps[server]}")")
+  on_changes+=("$(change "${rps[off]}" "${rps[on]}")")
   unset rps
 done
-echo "req/s change off -> on, per round: ${changes[*]} %; median $(printf '%s\n' "${changes[@]}" | median) %"
+echo "req/s change off -> server, per round: ${server_changes[*]} %; median $(printf '%s\n' "${server_changes[@]}" | median) %"
+echo "req/s change off -> on, per round: ${on_changes[*]} %; median $(printf '%s\n' "${on_changes[@]}" | median) %"
