@@ -53,6 +53,14 @@ start_sonde() {
 }
 stop_sonde() { kill "$SONDE_PID"; wait "$SONDE_PID" 2>/dev/null || true; SONDE_PID=; }
 
+# CPU seconds process $1 has used (utime + stime).
+pid_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
+# core_share BEFORE AFTER SECONDS: CPU seconds used between two readings, as a
+# share of one core over SECONDS.
+core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
+
 # The middle value; of an even count, the mean of the two middle ones.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
@@ -95,4 +103,39 @@ await_ok() {
     sleep 0.1
   done
   echo "$url never answered 2xx:"; curl -s -o /dev/null -w '%{http_code}\n' "$@" "$url"; exit 1
+}
+
+# nginx_site PORT PAGE_BYTES SENDFILE [LISTEN_OPTIONS]: writes
+# $WORK/nginx/nginx.conf, one worker serving a PAGE_BYTES static page as
+# /page.html on 127.0.0.1:PORT (keep-alive without a request limit), with
+# sendfile on or off and LISTEN_OPTIONS (`http2`) on its listen line. Run
+# it with start_nginx.
+nginx_site() {
+  mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
+  head -c "$2" /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  sendfile $3;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK/nginx/tmp;
+  proxy_temp_path $WORK/nginx/tmp;
+  fastcgi_temp_path $WORK/nginx/tmp;
+  uwsgi_temp_path $WORK/nginx/tmp;
+  scgi_temp_path $WORK/nginx/tmp;
+  server { listen 127.0.0.1:$1 ${4:-}; root $WORK/nginx/www; }
+}
+CONF
+}
+
+# start_nginx [PREFIX...]: nginx on $WORK/nginx/nginx.conf in the
+# background (under PREFIX: `taskset -c 0`), in OTHER_PIDS.
+start_nginx() {
+  "$@" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
+  OTHER_PIDS+=($!)
 }

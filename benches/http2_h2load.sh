@@ -30,33 +30,11 @@ command -v h2load >/dev/null || { echo "h2load is missing: apt install nghttp2-c
 config false false false > "$WORK/off.toml"
 config false true false > "$WORK/on.toml"
 { cat "$WORK/on.toml"; printf '[[collect.http.exclude]]\nexe_path = "*/h2load"\n'; } > "$WORK/server.toml"
-mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
-head -c "$PAGE" /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  sendfile off;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/tmp;
-  proxy_temp_path $WORK/nginx/tmp;
-  fastcgi_temp_path $WORK/nginx/tmp;
-  uwsgi_temp_path $WORK/nginx/tmp;
-  scgi_temp_path $WORK/nginx/tmp;
-  server { listen 127.0.0.1:$SERVER_PORT http2; root $WORK/nginx/www; }
-}
-CONF
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
-OTHER_PIDS+=($!)
+nginx_site "$SERVER_PORT" "$PAGE" off http2
+start_nginx
 URL="http://127.0.0.1:$SERVER_PORT/page.html"
 await_ok "$URL" --http2-prior-knowledge
 
-pid_cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
-core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
 # The sum of a metric's series in /metrics ($1: a regex on the line).
 metric_sum() { awk -v re="$1" '$0 ~ re { n += $NF } END { printf "%d", n }'; }
 

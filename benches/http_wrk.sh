@@ -82,28 +82,8 @@ config false true true > "$WORK/stats.toml"
 
 case "$SERVER" in
 nginx)
-  mkdir -p "$WORK/nginx/www" "$WORK/nginx/logs" "$WORK/nginx/tmp"
-  head -c 1000 /dev/zero | tr '\0' x > "$WORK/nginx/www/page.html"
-  cat > "$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/tmp;
-  proxy_temp_path $WORK/nginx/tmp;
-  fastcgi_temp_path $WORK/nginx/tmp;
-  uwsgi_temp_path $WORK/nginx/tmp;
-  scgi_temp_path $WORK/nginx/tmp;
-  server { listen 127.0.0.1:$SERVER_PORT; root $WORK/nginx/www; }
-}
-CONF
-  "${SERVER_CPU[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" &
-  OTHER_PIDS+=($!)
+  nginx_site "$SERVER_PORT" 1000 on
+  start_nginx "${SERVER_CPU[@]}"
   URL="http://127.0.0.1:$SERVER_PORT/page.html" ;;
 go_tls)
   mkdir -p "$WORK/prometheus"
@@ -121,14 +101,7 @@ go_tls)
 esac
 await_ok "$URL" -k
 
-# CPU seconds process $1 has used (utime + stime).
-pid_cpu() {
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
-}
 sonde_cpu() { pid_cpu "$SONDE_PID"; }
-# core_share BEFORE AFTER SECONDS: CPU seconds used between two readings, as a
-# share of one core over SECONDS.
-core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
 # The server's process that serves: nginx's one worker, or prometheus.
 server_process() {
   if [ "$SERVER" = nginx ]; then pgrep -P "${OTHER_PIDS[0]}" | head -1; else echo "${OTHER_PIDS[0]}"; fi

@@ -204,18 +204,23 @@ fn servers_in_units(sonde: &Sonde) {
     let labels = [("service_name", service.as_str()), ("unit", unit.as_str())];
     let samples = wait_for(sonde, |s| value(s, COUNT, &labels) >= 2.0);
     assert_eq!(value(&samples, COUNT, &labels), 2.0, "named by its unit");
-    let excluded_unit = format!("{left_out}.service");
-    let measured_excluded: Vec<_> = samples
+    assert_unit_left_out(&samples, &format!("{left_out}.service"), excluded_port);
+}
+
+/// The server in `unit` on `port`, which `[collect.http]` excludes, has no
+/// server series and no `target_info`.
+fn assert_unit_left_out(samples: &[ExposedSample], unit: &str, port: u16) {
+    let port = port.to_string();
+    let measured: Vec<_> = samples
         .iter()
         .filter(|s| {
             (s.name.starts_with("http_server") || s.name == "target_info")
-                && (s.label("unit") == Some(&excluded_unit)
-                    || s.label("server_port") == Some(&excluded_port.to_string()))
+                && (s.label("unit") == Some(unit) || s.label("server_port") == Some(&port))
         })
         .collect();
     assert!(
-        measured_excluded.is_empty(),
-        "the server in the excluded unit is not measured: {measured_excluded:?}"
+        measured.is_empty(),
+        "the server in the excluded unit is not measured: {measured:?}"
     );
 }
 
@@ -271,18 +276,10 @@ fn units_of_a_real_systemd(sonde: &Sonde) {
         3.0,
         "named by the unit systemd started it in, inside the container"
     );
-    let excluded_unit = format!("{LEFT_OUT_UNIT}systemd.service");
-    let measured_excluded: Vec<_> = samples
-        .iter()
-        .filter(|s| {
-            (s.name.starts_with("http_server") || s.name == "target_info")
-                && (s.label("unit") == Some(&excluded_unit)
-                    || s.label("server_port") == Some(&excluded_port.to_string()))
-        })
-        .collect();
-    assert!(
-        measured_excluded.is_empty(),
-        "the server in the excluded unit is not measured: {measured_excluded:?}"
+    assert_unit_left_out(
+        &samples,
+        &format!("{LEFT_OUT_UNIT}systemd.service"),
+        excluded_port,
     );
 }
 

@@ -1040,16 +1040,9 @@ mod tests {
         }
     }
 
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = (payload.len() as u32).to_be_bytes();
-        let mut bytes = vec![len[1], len[2], len[3], kind, flags];
-        bytes.extend_from_slice(&stream.to_be_bytes());
-        bytes.extend_from_slice(payload);
-        bytes
-    }
-
     #[test]
     fn http2_streams_are_requests_and_grpc_calls_rpcs() {
+        use h2::frame;
         let mut red = red();
         open(&mut red, 9);
         let (mut client, mut server) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
