@@ -345,8 +345,8 @@ fn read_events(
             }
         }
         let left_out = red.lock().ok().and_then(|mut red| red.observe(event));
-        if let Some(key) = left_out {
-            leave_out(conns, key);
+        if let Some((key, conn)) = left_out {
+            leave_out(conns, key, conn);
         }
     };
     poll_until(&mut RingBuf::new(events)?, on_record, asleep, stop)
@@ -356,10 +356,11 @@ fn read_events(
 const CONN_NOT_HTTP: u32 = 3;
 
 /// Marks connection `key` left out in `conns` (`left_out`, CONN_NOT_HTTP),
-/// so the program stops at its lookup instead of following its requests.
-/// Only an entry still there is replaced: one closed meanwhile must not
-/// come back under a key a new socket may take.
-fn leave_out(conns: &MapHandle, key: u64) {
+/// so the program stops at its lookup instead of following its requests;
+/// its close still sends CLOSED for `owner`. Only an entry still there is
+/// replaced: one closed meanwhile must not come back under a key a new
+/// socket may take.
+fn leave_out(conns: &MapHandle, key: u64, owner: Conn) {
     use std::mem::{offset_of, size_of};
     use types::conn;
     let mut value = vec![0u8; size_of::<conn>()];
@@ -367,6 +368,9 @@ fn leave_out(conns: &MapHandle, key: u64) {
     value[offset_of!(conn, opened)] = 1;
     value[offset_of!(conn, left_out)] = 1;
     value[offset_of!(conn, key)..][..8].copy_from_slice(&key.to_ne_bytes());
+    let done = offset_of!(conn, done);
+    value[done + TGID..][..4].copy_from_slice(&owner.tgid.to_ne_bytes());
+    value[done + FD..][..4].copy_from_slice(&owner.fd.to_ne_bytes());
     // ENOENT: closed already; nothing else can fail on a hash map's update.
     let _ = conns.update(&key.to_ne_bytes(), &value, MapFlags::EXIST);
 }

@@ -359,8 +359,11 @@ impl Connection {
             self.apply(toward_server, ns, event, done);
         }
         if framed.is_err() {
-            self.lost = true;
-            self.streams = HashMap::new();
+            // Nothing kept: the tables and streams go.
+            *self = Connection {
+                lost: true,
+                ..Connection::new(self.role)
+            };
         }
     }
 

@@ -174,6 +174,8 @@ impl Batch<'_> {
 
 /// A connection between its OPEN and its close.
 struct Connection {
+    /// Its key in the BPF program's `conns`.
+    key: u64,
     role: Role,
     service: Arc<service::Service>,
     /// The responses after the first of the pipelined batch that began at
@@ -328,9 +330,10 @@ impl Red {
         })
     }
 
-    /// Takes in one event. Some: the BPF key of a connection `[collect.http]`
-    /// leaves out, which the program may stop looking at.
-    pub fn observe(&mut self, event: Event) -> Option<u64> {
+    /// Takes in one event. Some: a connection the program may stop looking
+    /// at (its BPF key, and the connection): one `[collect.http]` leaves
+    /// out, or an HTTP/2 connection whose streams can no longer be read.
+    pub fn observe(&mut self, event: Event) -> Option<(u64, Conn)> {
         self.events[match event {
             Event::Open { .. } => 0,
             Event::Response { .. } => 1,
@@ -369,11 +372,12 @@ impl Red {
                 if !service.measured {
                     // A connection sonde already knew under the fd.
                     self.connections.remove(&conn);
-                    return Some(key);
+                    return Some((key, conn));
                 }
                 self.connections.insert(
                     conn,
                     Connection {
+                        key,
                         role,
                         service,
                         batch_ns: 0,
@@ -454,14 +458,19 @@ impl Red {
                 copied,
             } => {
                 let connection = self.connections.get_mut(&conn)?;
-                let (role, service) = (connection.role, connection.service.clone());
+                let (key, role, service) =
+                    (connection.key, connection.role, connection.service.clone());
                 let streams = connection
                     .h2
                     .get_or_insert_with(|| Box::new(h2::Connection::new(role)));
                 let mut done = Vec::new();
                 let was_lost = streams.is_lost();
                 streams.bytes(received, ns, len, copied, &mut done);
-                if streams.is_lost() && !was_lost {
+                let lost = streams.is_lost() && !was_lost;
+                for stream in done {
+                    self.stream_done(role, &service, conn.tgid, stream);
+                }
+                if lost {
                     self.h2_lost += 1;
                     tracing::debug!(
                         "http: HTTP/2 connection of pid {} (fd {}) given up: a frame's header \
@@ -469,9 +478,8 @@ impl Red {
                         conn.tgid,
                         conn.fd
                     );
-                }
-                for stream in done {
-                    self.stream_done(role, &service, conn.tgid, stream);
+                    // Its bytes would only cost the program and the ring.
+                    return Some((key, conn));
                 }
             }
             // The collector's business: it reads the process's maps.
@@ -1009,7 +1017,7 @@ mod tests {
                 role: Role::Client,
                 server: Some(SocketAddr::from(([192, 0, 2, 7], port))),
             });
-            assert_eq!(left_out, (port == 8443).then_some(104));
+            assert_eq!(left_out.map(|(key, _)| key), (port == 8443).then_some(104));
             let head = "GET /orders/42 HTTP/1.1\r\n\r\n";
             done(&mut red, fd, (head, b"HTTP/1.1 200 OK\r\n\r\n"), (26, 19));
         }
@@ -1096,15 +1104,18 @@ mod tests {
             1.0,
             "the gRPC call is no HTTP request"
         );
-        // Bytes missing over a frame's header: given up, and counted.
+        // Bytes missing over a frame's header: given up, counted, and the
+        // program told to stop sending the connection's bytes.
         h2(&mut red, 9, &[(true, &frame(headers, 0x4, 5, &get)[..4])]);
-        red.observe(Event::H2 {
-            conn: Conn { tgid: 1, fd: 9 },
+        let conn = Conn { tgid: 1, fd: 9 };
+        let stop = red.observe(Event::H2 {
+            conn,
             received: true,
             ns: 0,
             len: 100,
             copied: &[],
         });
+        assert_eq!(stop, Some((9, conn)));
         let families = red.families();
         assert_eq!(
             value(&families, "sonde_http_h2_connections_lost_total", &[]),
