@@ -61,6 +61,9 @@ pid_cpu() {
 # share of one core over SECONDS.
 core_share() { awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN { printf "%.4f", (b - a) / d }'; }
 
+# metric_sum REGEX: the sum of the /metrics lines (on stdin) REGEX matches.
+metric_sum() { awk -v re="$1" '$0 ~ re { n += $NF } END { printf "%d", n }'; }
+
 # The middle value; of an even count, the mean of the two middle ones.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 

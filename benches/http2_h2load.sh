@@ -35,8 +35,6 @@ start_nginx
 URL="http://127.0.0.1:$SERVER_PORT/page.html"
 await_ok "$URL" --http2-prior-knowledge
 
-# The sum of a metric's series in /metrics ($1: a regex on the line).
-metric_sum() { awk -v re="$1" '$0 ~ re { n += $NF } END { printf "%d", n }'; }
 
 # phase NAME: one h2load run with sonde configured as $WORK/NAME.toml;
 # prints "rps completed counted lost ring_full sonde_cpu nginx_cpu".
@@ -55,7 +53,7 @@ phase() {
     "$(echo "$out" | awk '/^requests:/ { print $8 }')" \
     "$(echo "$metrics" | metric_sum "^http_server_request_duration_seconds_count.*server_port=\"$SERVER_PORT\"")" \
     "$(echo "$metrics" | metric_sum '^sonde_http_h2_connections_lost_total')" \
-    "$(echo "$metrics" | metric_sum '^sonde_bpf_map_full_total\{map="http_events"\}')" \
+    "$(echo "$metrics" | metric_sum '^sonde_bpf_map_full_total[{]map="http_events"[}]')" \
     "$(core_share "$sonde_before" "$sonde_after" "$DURATION")" \
     "$(core_share "$nginx_before" "$nginx_after" "$DURATION")"
 }

@@ -146,10 +146,8 @@ phase() {
   # done; two rounds later it is in /metrics.
   sleep 2.5
   metrics=$(curl -s "http://127.0.0.1:$PORT/metrics")
-  counted=$(echo "$metrics" |
-    awk '/^http_server_request_duration_seconds_count/ { n += $NF } END { printf "%d", n }')
-  full=$(echo "$metrics" |
-    awk '/^sonde_bpf_map_full_total\{map="http_events"\}/ { n += $NF } END { printf "%d", n }')
+  counted=$(echo "$metrics" | metric_sum '^http_server_request_duration_seconds_count')
+  full=$(echo "$metrics" | metric_sum '^sonde_bpf_map_full_total[{]map="http_events"[}]')
   stop_sonde
   requests=$(echo "$out" | awk '/requests in/ { print $1 }')
   rps=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')

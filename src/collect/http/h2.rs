@@ -45,21 +45,11 @@ const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 
-/// A stream whose response ended.
+/// A stream whose response ended, at `end_ns`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Done {
-    pub start_ns: u64,
+    pub stream: Stream,
     pub end_ns: u64,
-    pub method: &'static str,
-    pub path: String,
-    /// `:status`; 0 when its response had none.
-    pub status: u16,
-    /// A gRPC call's status (`grpc-status`), None for plain HTTP/2; a
-    /// gRPC call that ended without one is `Some(2)`, UNKNOWN.
-    pub grpc_status: Option<u16>,
-    /// DATA bytes of the request and of the response.
-    pub request_bytes: u64,
-    pub response_bytes: u64,
 }
 
 /// One HTTP/2 connection as one of its ends sees it.
@@ -72,15 +62,19 @@ pub struct Connection {
 }
 
 /// A stream whose request began.
-struct Stream {
-    start_ns: u64,
-    method: &'static str,
-    path: String,
-    status: u16,
-    grpc: bool,
-    grpc_status: Option<u16>,
-    request_bytes: u64,
-    response_bytes: u64,
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stream {
+    pub start_ns: u64,
+    pub method: &'static str,
+    pub path: String,
+    /// `:status`; 0 while (or when) its response has none.
+    pub status: u16,
+    /// A gRPC call's status (`grpc-status`), None for plain HTTP/2; a gRPC
+    /// call is UNKNOWN (2) until its status comes.
+    pub grpc_status: Option<u16>,
+    /// DATA bytes of the request and of the response.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
 }
 
 /// One direction's framing and HPACK table.
@@ -403,7 +397,9 @@ impl Connection {
                 if s.status == 0 {
                     s.status = fields.status.unwrap_or(0);
                 }
-                s.grpc_status = fields.grpc_status.or(s.grpc_status);
+                if let (Some(call), Some(code)) = (s.grpc_status.as_mut(), fields.grpc_status) {
+                    *call = code;
+                }
                 if end {
                     self.end(stream, ns, done);
                 }
@@ -412,17 +408,8 @@ impl Connection {
     }
 
     fn end(&mut self, stream: u32, ns: u64, done: &mut Vec<Done>) {
-        if let Some(s) = self.streams.remove(&stream) {
-            done.push(Done {
-                start_ns: s.start_ns,
-                end_ns: ns,
-                method: s.method,
-                path: s.path,
-                status: s.status,
-                grpc_status: s.grpc.then_some(s.grpc_status.unwrap_or(2)),
-                request_bytes: s.request_bytes,
-                response_bytes: s.response_bytes,
-            });
+        if let Some(stream) = self.streams.remove(&stream) {
+            done.push(Done { stream, end_ns: ns });
         }
     }
 }
@@ -434,8 +421,7 @@ impl Stream {
             method: fields.method.unwrap_or("_OTHER"),
             path: fields.path.unwrap_or_default(),
             status: 0,
-            grpc: fields.grpc,
-            grpc_status: None,
+            grpc_status: fields.grpc.then_some(2),
             request_bytes: 0,
             response_bytes: 0,
         }
@@ -523,14 +509,16 @@ mod tests {
         assert_eq!(
             done,
             [Done {
-                start_ns: 100,
+                stream: Stream {
+                    start_ns: 100,
+                    method: "GET",
+                    path: "/users/7".into(),
+                    status: 404,
+                    grpc_status: None,
+                    request_bytes: 0,
+                    response_bytes: 4,
+                },
                 end_ns: 300,
-                method: "GET",
-                path: "/users/7".into(),
-                status: 404,
-                grpc_status: None,
-                request_bytes: 0,
-                response_bytes: 4,
             }]
         );
     }
@@ -555,7 +543,7 @@ mod tests {
             conn.bytes(false, 2, pair.len() as u64, pair, &mut done);
         }
         assert_eq!(done.len(), 3);
-        for stream in &done {
+        for Done { stream, .. } in &done {
             assert_eq!(stream.method, "POST");
             assert_eq!(stream.path, "/orders");
             assert_eq!(stream.status, 201);
@@ -582,7 +570,7 @@ mod tests {
             &mut done,
         );
         assert_eq!(done.len(), 1);
-        assert_eq!(done[0].response_bytes, 5000);
+        assert_eq!(done[0].stream.response_bytes, 5000);
         assert!(!conn.is_lost());
 
         request = peers.request(3, "GET", "/next", false);
@@ -615,10 +603,11 @@ mod tests {
         response.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &trailers));
         conn.bytes(true, 40, response.len() as u64, &response, &mut done);
         assert_eq!(done.len(), 1);
-        assert_eq!(done[0].path, "/shop.Cart/Add");
-        assert_eq!(done[0].grpc_status, Some(5));
-        assert_eq!((done[0].start_ns, done[0].end_ns), (10, 40));
-        assert_eq!((done[0].request_bytes, done[0].response_bytes), (6, 5));
+        let call = &done[0].stream;
+        assert_eq!(call.path, "/shop.Cart/Add");
+        assert_eq!(call.grpc_status, Some(5));
+        assert_eq!((call.start_ns, done[0].end_ns), (10, 40));
+        assert_eq!((call.request_bytes, call.response_bytes), (6, 5));
     }
 
     #[test]
@@ -645,7 +634,7 @@ mod tests {
         response.extend(peers.response(3, "200", b""));
         conn.bytes(false, 2, response.len() as u64, &response, &mut done);
         assert!(!conn.is_lost());
-        let paths: Vec<&str> = done.iter().map(|d| d.path.as_str()).collect();
+        let paths: Vec<&str> = done.iter().map(|d| d.stream.path.as_str()).collect();
         assert_eq!(paths, ["/padded"], "the reset stream is not counted");
     }
 

@@ -548,14 +548,21 @@ impl Red {
 
     /// An HTTP/2 stream that ended: a gRPC call in the `rpc_*` histograms,
     /// any other in the HTTP ones as an HTTP/1 request.
-    fn stream_done(&mut self, role: Role, service: &Arc<service::Service>, pid: u32, s: h2::Done) {
+    fn stream_done(
+        &mut self,
+        role: Role,
+        service: &Arc<service::Service>,
+        pid: u32,
+        done: h2::Done,
+    ) {
+        let (s, end_ns) = (done.stream, done.end_ns);
         let Some(grpc_status) = s.grpc_status else {
             let request = Observed {
                 method: s.method,
                 path: &s.path,
                 status: s.status,
                 start_ns: s.start_ns,
-                end_ns: s.end_ns,
+                end_ns,
                 request_body: s.request_bytes,
                 response_body: s.response_bytes,
             };
@@ -570,12 +577,12 @@ impl Red {
         };
         let series = self.rpc.entry(key).or_insert_with(|| RpcSeries {
             duration: Hist::default(),
-            last_ns: s.end_ns,
+            last_ns: end_ns,
         });
-        series.last_ns = series.last_ns.max(s.end_ns);
+        series.last_ns = series.last_ns.max(end_ns);
         series.duration.observe(
             &DURATION_BUCKETS,
-            s.end_ns.saturating_sub(s.start_ns) as f64 / 1e9,
+            end_ns.saturating_sub(s.start_ns) as f64 / 1e9,
         );
     }
 
