@@ -13,8 +13,9 @@
 //!
 //! Invariants:
 //! - A request is observed once, at its DONE event (which holds its head
-//!   and its response's), and only if sonde saw its connection's OPEN (so
-//!   its service is known).
+//!   and its response's; an HTTP/2 stream at the event that carried its
+//!   response's END_STREAM), and only if sonde saw its connection's OPEN
+//!   (so its service is known).
 //! - Connections known by their OPEN are at most [`MAX_CONNECTIONS`], each
 //!   forgotten at its close (a DONE marked closed, or CLOSED) or with its
 //!   process; each service has at most `[collect.http]
