@@ -10,10 +10,12 @@
 # phases backwards), its other BPF collectors off. Per phase: h2load's
 # requests per second, the requests sonde counted for nginx
 # (http_server_request_duration_seconds_count) against those h2load
-# completed, the HTTP/2 connections sonde gave up
-# (sonde_http_h2_connections_lost_total: a frame's header or a header
-# block in bytes the program did not copy), events the ring had no room
-# for, and the CPU of sonde and of nginx's worker (share of one core).
+# completed, with both ends measured the calls it counted for h2load
+# (http_client_request_duration_seconds_count) against the same, the
+# HTTP/2 connections sonde gave up
+# (sonde_http_h2_connections_lost_total: the program could not follow
+# their frames), events the ring had no room for, and the CPU of sonde and
+# of nginx's worker (share of one core).
 # Needs h2load and nginx (apt install nghttp2-client nginx-light); run as
 # root after `make build`: BENCH_DIR=/tmp benches/http2_h2load.sh
 set -euo pipefail
@@ -37,7 +39,7 @@ await_ok "$URL" --http2-prior-knowledge
 
 
 # phase NAME: one h2load run with sonde configured as $WORK/NAME.toml;
-# prints "rps completed counted lost ring_full sonde_cpu nginx_cpu".
+# prints "rps completed counted called lost ring_full sonde_cpu nginx_cpu".
 phase() {
   local worker out metrics sonde_before sonde_after nginx_before nginx_after
   start_sonde "$WORK/$1.toml"
@@ -52,6 +54,7 @@ phase() {
   echo "$(echo "$out" | awk '/^finished in/ { print $4 }')" \
     "$(echo "$out" | awk '/^requests:/ { print $8 }')" \
     "$(echo "$metrics" | metric_sum "^http_server_request_duration_seconds_count.*server_port=\"$SERVER_PORT\"")" \
+    "$(echo "$metrics" | metric_sum "^http_client_request_duration_seconds_count.*server_port=\"$SERVER_PORT\"")" \
     "$(echo "$metrics" | metric_sum '^sonde_http_h2_connections_lost_total')" \
     "$(echo "$metrics" | metric_sum '^sonde_bpf_map_full_total[{]map="http_events"[}]')" \
     "$(core_share "$sonde_before" "$sonde_after" "$DURATION")" \
@@ -59,7 +62,7 @@ phase() {
 }
 
 echo "== h2load -c$CONNECTIONS -m$STREAMS -D$DURATION against $URL ($PAGE bytes), sonde's http collector off / server (h2load left out) / on, $ROUNDS paired rounds"
-printf '%-6s %-6s %10s %10s %10s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% lost full sonde nginx
+printf '%-6s %-6s %10s %10s %10s %9s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% called% lost full sonde nginx
 change() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * (b - a) / a }'; }
 server_changes=() on_changes=()
 for round in $(seq "$ROUNDS"); do
@@ -67,15 +70,17 @@ for round in $(seq "$ROUNDS"); do
   [ $((round % 2)) -eq 0 ] && order="on server off"
   declare -A rps=()
   for name in $order; do
-    read -r r completed counted lost full sonde nginx_share < <(phase "$name")
+    read -r r completed counted called lost full sonde nginx_share < <(phase "$name")
     rps[$name]=$r
-    share=- shown=-
+    share=- shown=- called_share=-
+    percent() { awk -v c="$1" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }'; }
     if [ "$name" != off ]; then
       shown=$counted
-      share=$(awk -v c="$counted" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }')
+      share=$(percent "$counted")
     fi
-    printf '%-6s %-6s %10s %10s %10s %9s %5s %5s %6s %6s\n' "$round" "$name" "$r" "$completed" \
-      "$shown" "$share" "$lost" "$full" "$sonde" "$nginx_share"
+    [ "$name" = on ] && called_share=$(percent "$called")
+    printf '%-6s %-6s %10s %10s %10s %9s %9s %5s %5s %6s %6s\n' "$round" "$name" "$r" "$completed" \
+      "$shown" "$share" "$called_share" "$lost" "$full" "$sonde" "$nginx_share"
   done
   server_changes+=("$(change "${rps[off]}" "${rps[server]}")")
   on_changes+=("$(change "${rps[off]}" "${rps[on]}")")

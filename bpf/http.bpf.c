@@ -78,11 +78,12 @@
  *
  * HTTP/2: a connection whose first bytes are the preface ("PRI *
  * HTTP/2.0") is CONN_H2 from then on, and each of its reads and writes is
- * sent as it is (HTTP_EVENT_H2: the first H2_CHUNK - 1 bytes, across the
- * first iovecs of a vector call); user space follows the frames and the
- * HPACK tables, which need every header block in order, so nothing is
- * parsed here. A SETTINGS frame before the preface (a peer that speaks
- * first) leaves a socket to be looked at again.
+ * sent (HTTP_EVENT_H2) with the pieces of its bytes that hold frame
+ * headers and payloads other than DATA's: the program walks each
+ * direction's frames by their lengths (struct h2_way), user space follows
+ * the streams and the HPACK tables, which need every header block in
+ * order. A SETTINGS frame before the preface (a peer that speaks first)
+ * leaves a socket to be looked at again.
  *
  * Syscall capture: a connection accepted before sonde started is picked up
  * at its next read that starts with an HTTP method, once its process has
@@ -134,6 +135,30 @@ enum conn_state {
 	CONN_H2,       /* HTTP/2: every read and write goes to user space (HTTP_EVENT_H2) */
 };
 
+/*
+ * One direction of an HTTP/2 connection, as the program walks it: where
+ * its next frame header starts (after `left` bytes), and whether the
+ * bytes before it are copied (the preface, a payload other than DATA's).
+ * A header cut by the end of a call is completed from the next. The
+ * cursor fields are one call's walk, kept here rather than in registers
+ * for the verifier (see h2_step).
+ */
+struct h2_way {
+	__u32 left;      /* bytes of the current frame's payload (or the preface) to come */
+	__u8 keep;       /* they are copied */
+	__u8 have;       /* bytes of the next frame's header seen, in head */
+	__u8 lost;       /* a walk failed or an event found no room: every later event says so */
+	__u8 pad;
+	__u8 head[32];   /* 9 used; 32 for the verifier's bound on a partial read */
+	__u64 base;      /* the buffer walked: 0 when the call has none (sendfile) */
+	__u32 size;      /* its bytes that moved */
+	__u32 off;       /* of those, walked */
+	__u32 start;     /* its first byte's offset in the call */
+	__u32 iov;       /* the next iovec (a vector call's) */
+	__u32 moved;     /* the call's bytes */
+	__u32 sent;      /* of those, in events sent (a call of many frames takes several) */
+};
+
 struct conn {
 	__s32 listen_fd;  /* the fd accept() was called on; -1 when not seen or a client */
 	__u32 state;
@@ -148,6 +173,8 @@ struct conn {
 	 * (client: write), end_ns at the exit of its last write (client: read)
 	 * so far. kind, tgid and fd are set once, when the entry is made. */
 	struct http_done done;
+	/* CONN_H2: toward the server, toward the client. */
+	struct h2_way h2[2];
 };
 
 /*
@@ -545,6 +572,9 @@ static __always_inline void take_head_copy(struct http_done *d, const struct hea
 #define REQUEST_PREFIX 2
 #define REQUEST_H2 3
 #define H2_SETTINGS 4
+/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", and the frame type whose payload is not copied. */
+#define H2_PREFACE_LEN 24
+#define H2_DATA 0
 
 static __always_inline int is_request(const char *d, __u32 len)
 {
@@ -732,81 +762,139 @@ static __always_inline struct conn *opened_conn(struct conn *c, __u64 key, __u32
 	return c;
 }
 
+/* What h2_step did. */
+#define H2_LOST -1   /* the bytes cannot be followed */
+#define H2_GO_ON 0
+#define H2_WALKED 1  /* the call's bytes are walked */
+#define H2_FULL 2    /* the event has no room for the next piece */
+
 /*
- * Copies the call's first bytes to `ev->data` and says how many in
- * `ev->copied` (`ev->len` set first), at most H2_CHUNK - 1: of its buffer,
- * or of its first H2_IOVECS iovecs in order (a vector call's; gRPC's
- * C core writes each header of a block as an iovec of its own). It stops
- * at the first iovec it cannot take whole, so the bytes copied are the
- * call's first ones without a gap. sendfile has no buffer: none.
+ * Appends a piece to `ev`: up to `want` bytes (at most H2_PIECE - 1) at
+ * `src` in user memory, `at` bytes into the event's stretch of the call.
+ * How much of `data` is used is read back from the event, not carried in
+ * a register (see h2_step). The bytes taken: fewer when the room ends, 0
+ * when none is left, -1 when unreadable.
  */
-#define H2_IOVECS 32
-
-static __always_inline void copy_chunk(struct http_chunk *ev, const struct call *call)
+static __always_inline long h2_piece(struct http_chunk *ev, __u32 at, __u64 src, __u32 want)
 {
-	struct abi_iovec iov = {};
-	__u64 vec = call->arg1, n, take;
-	__u32 at;
-	int i;
+	__u32 used = *(volatile __u16 *)&ev->copied, take, u;
 
-	ev->copied = 0;
-	switch (call->nr) {
-	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
-		take = ev->len < H2_CHUNK - 1 ? ev->len : H2_CHUNK - 1;
-		barrier_var(take);
-		take &= H2_CHUNK - 1;
-		if (!bpf_probe_read_user(ev->data, take, (const void *)call->arg1))
-			ev->copied = take;
-		return;
-	case NR_RECVMSG: case NR_SENDMSG: {
-		struct abi_msghdr msg = {};
-
-		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
-			return;
-		vec = msg.iov;
-		break;
-	}
-	case NR_READV: case NR_WRITEV:
-		break;
-	default:
-		return;
-	}
-	/* The bytes moved fill the iovecs in order: the bytes left end the
-	 * walk within the call's iovec count. How many were copied is read
-	 * back from the event at each step, not carried in a register: the
-	 * verifier then sees one state per step, where a register's exact
-	 * value would make it follow every path through every step. */
-	for (i = 0; i < H2_IOVECS; i++) {
-		at = *(volatile __u16 *)&ev->copied;
-		if (at >= H2_CHUNK - 1 || at >= ev->len)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(vec + i * sizeof(iov))))
-			break;
-		n = iov.len < ev->len - at ? iov.len : ev->len - at;
-		take = n < H2_CHUNK - 1 - at ? n : H2_CHUNK - 1 - at;
-		barrier_var(take);
-		take &= H2_CHUNK - 1;
-		if (bpf_probe_read_user(ev->data + (at & (H2_CHUNK - 1)), take,
-					(const void *)iov.base))
-			break;
-		*(volatile __u16 *)&ev->copied = at + take;
-		if (take < n)
-			break;
-	}
+	if (used + 7 > H2_ROOM)
+		return 0;
+	take = H2_ROOM - 6 - used;
+	if (take > want)
+		take = want;
+	if (take > H2_PIECE - 1)
+		take = H2_PIECE - 1;
+	barrier_var(take);
+	take &= H2_PIECE - 1;
+	u = used & (H2_ROOM - 1);
+	if (bpf_probe_read_user(ev->data + u + 6, take, (const void *)src))
+		return -1;
+	__builtin_memcpy(ev->data + u, &at, 4);
+	ev->data[u + 4] = take;
+	ev->data[u + 5] = take >> 8;
+	*(volatile __u16 *)&ev->copied = used + 6 + take;
+	return take;
 }
 
 /*
- * HTTP_EVENT_H2 of a read or write on an HTTP/2 connection. A global
- * function, verified once rather than inside each program that follows
- * connections.
+ * One step of walking a call's bytes on way `w` into `ev`: the next
+ * buffer (an iovec of `vec`, a vector call's), a stretch of payload
+ * (copied or stepped over), or a frame header (all of it or its part in
+ * this buffer). Every value is read back from `w`: the verifier then sees
+ * one state per step, where exact values in registers would make it
+ * follow every path through every step. A global function: verified once.
  */
-__noinline int send_chunk(const struct call *call, __u32 tgid, __s32 fd)
+__noinline int h2_step(struct http_chunk *ev, struct h2_way *w, __u64 vec)
 {
-	struct http_chunk *ev;
+	struct abi_iovec iov = {};
+	__u32 off, size, start, moved, sent, left, take, have;
+	__u64 base;
+	long n;
 
-	if (!call)
-		return 0;
-	ev = bpf_ringbuf_reserve(&http_events, sizeof(*ev), 0);
+	if (!ev || !w)
+		return H2_LOST;
+	off = *(volatile __u32 *)&w->off;
+	size = *(volatile __u32 *)&w->size;
+	start = *(volatile __u32 *)&w->start;
+	moved = *(volatile __u32 *)&w->moved;
+	sent = *(volatile __u32 *)&w->sent;
+	base = *(volatile __u64 *)&w->base;
+	if (off >= size) {
+		/* The bytes moved fill the iovecs in order. */
+		start += size;
+		if (start >= moved)
+			return H2_WALKED;
+		if (!vec || bpf_probe_read_user(&iov, sizeof(iov),
+						(const void *)(vec + (__u64)w->iov * sizeof(iov))))
+			return H2_LOST;
+		w->iov++;
+		w->base = iov.base;
+		w->size = iov.len < moved - start ? iov.len : moved - start;
+		w->off = 0;
+		w->start = start;
+		return H2_GO_ON;
+	}
+	left = *(volatile __u32 *)&w->left;
+	if (left) {
+		take = size - off < left ? size - off : left;
+		if (w->keep) {
+			if (!base)
+				return H2_LOST;
+			n = h2_piece(ev, start + off - sent, base + off, take);
+			if (n <= 0)
+				return n ? H2_LOST : H2_FULL;
+			take = n;
+		}
+		w->off = off + take;
+		w->left = left - take;
+		return H2_GO_ON;
+	}
+	have = *(volatile __u8 *)&w->have;
+	if (!base || have > 8)
+		return H2_LOST;
+	take = 9 - have < size - off ? 9 - have : size - off;
+	/* A header goes whole into one event. */
+	if (*(volatile __u16 *)&ev->copied + 6 + take > H2_ROOM - 1)
+		return H2_FULL;
+	if (bpf_probe_read_user(w->head + (have & 15), take & 15, (const void *)(base + off)) ||
+	    h2_piece(ev, start + off - sent, base + off, take) != take)
+		return H2_LOST;
+	w->off = off + take;
+	if (have + take < 9) {
+		w->have = have + take;
+		return H2_GO_ON;
+	}
+	w->have = 0;
+	w->left = (__u32)w->head[0] << 16 | (__u32)w->head[1] << 8 | w->head[2];
+	w->keep = w->head[3] != H2_DATA;
+	return H2_GO_ON;
+}
+
+/*
+ * Up to H2_STEPS steps of the walk into `ev`: what the last one did
+ * (H2_GO_ON: steps left to take). A global function: verified once.
+ */
+#define H2_STEPS 128
+
+__noinline int h2_walk(struct http_chunk *ev, struct h2_way *w, __u64 vec)
+{
+	int i, step = H2_GO_ON;
+
+	for (i = 0; i < H2_STEPS; i++) {
+		step = h2_step(ev, w, vec);
+		if (step != H2_GO_ON)
+			break;
+	}
+	return step;
+}
+
+/* An HTTP_EVENT_H2 reserved, its pieces and byte count to fill. */
+static __always_inline struct http_chunk *h2_event(__u32 tgid, __s32 fd, __u8 received, __u64 ns)
+{
+	struct http_chunk *ev = bpf_ringbuf_reserve(&http_events, sizeof(*ev), 0);
+
 	if (!ev) {
 		sonde_count_map_full(&map_full, HTTP_MAP_EVENTS);
 		return 0;
@@ -814,11 +902,91 @@ __noinline int send_chunk(const struct call *call, __u32 tgid, __s32 fd)
 	ev->kind = HTTP_EVENT_H2;
 	ev->tgid = tgid;
 	ev->fd = fd;
-	ev->received = is_read(call->nr);
-	ev->pad = 0;
-	ev->ns = bpf_ktime_get_ns();
-	ev->len = call->ret;
-	copy_chunk(ev, call);
+	ev->received = received;
+	ev->lost = 0;
+	ev->copied = 0;
+	ev->ns = ns;
+	ev->len = 0;
+	return ev;
+}
+
+/*
+ * The HTTP_EVENT_H2s of a read or write on HTTP/2 connection `c`: its
+ * frame headers and non-DATA payloads as pieces (struct http_chunk), in
+ * as many events as they need (an event is sent when its room or its
+ * steps run out), each for the stretch of the call's bytes up to where
+ * the next begins; the walk is kept in `c` for the direction's
+ * next call: at most H2_EVENTS events, H2_STEPS steps each. An event the
+ * ring had no room for, or a walk that failed, marks the direction lost
+ * for good: user space then gives the connection up. A global function,
+ * verified once rather than inside each program that follows connections.
+ */
+#define H2_EVENTS 8
+
+__noinline int send_chunk(const struct call *call, struct conn *c, __u32 tgid, __s32 fd)
+{
+	struct http_chunk *ev;
+	struct h2_way *w;
+	__u64 vec = 0, ns;
+	__u32 at;
+	__u8 received;
+	int i, step = H2_GO_ON;
+
+	if (!call || !c)
+		return 0;
+	received = is_read(call->nr);
+	w = &c->h2[(received == (c->role == HTTP_SERVER)) ? 0 : 1];
+	w->base = 0;
+	w->size = 0;
+	w->off = 0;
+	w->start = 0;
+	w->iov = 0;
+	w->moved = call->ret;
+	w->sent = 0;
+	switch (call->nr) {
+	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
+		w->base = call->arg1;
+		w->size = call->ret;
+		break;
+	case NR_RECVMSG: case NR_SENDMSG: {
+		struct abi_msghdr msg = {};
+
+		if (!bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
+			vec = msg.iov;
+		break;
+	}
+	case NR_READV: case NR_WRITEV:
+		vec = call->arg1;
+		break;
+	default:
+		/* No buffer (sendfile): DATA payload only. */
+		w->size = call->ret;
+	}
+	ns = bpf_ktime_get_ns();
+	ev = h2_event(tgid, fd, received, ns);
+	if (!ev) {
+		w->lost = 1;
+		return 0;
+	}
+	for (i = 0; i < H2_EVENTS; i++) {
+		step = w->lost ? H2_LOST : h2_walk(ev, w, vec);
+		/* Out of room or of steps: the walk goes on in the next event. */
+		if (step != H2_FULL && step != H2_GO_ON)
+			break;
+		at = w->start + w->off;
+		ev->len = at - w->sent;
+		submit(ev);
+		w->sent = at;
+		ev = h2_event(tgid, fd, received, ns);
+		if (!ev) {
+			w->lost = 1;
+			return 0;
+		}
+	}
+	if (step != H2_WALKED)
+		w->lost = 1;
+	ev->len = w->moved - w->sent;
+	ev->lost = w->lost;
 	submit(ev);
 	return 0;
 }
@@ -835,7 +1003,11 @@ static __always_inline void begin_h2(struct conn *c, const struct call *call, __
 	if (!c)
 		return;
 	c->state = CONN_H2;
-	send_chunk(call, tgid, fd);
+	/* The preface is copied whole; the other way starts at a frame. */
+	__builtin_memset(c->h2, 0, sizeof(c->h2));
+	c->h2[0].left = H2_PREFACE_LEN;
+	c->h2[0].keep = 1;
+	send_chunk(call, c, tgid, fd);
 }
 
 /*
@@ -933,7 +1105,7 @@ static __always_inline void on_bytes(struct conn *c, const struct call *call, __
 	if (call->ret == 0 || c->state == CONN_NOT_HTTP)
 		return;
 	if (c->state == CONN_H2) {
-		send_chunk(call, tgid, fd);
+		send_chunk(call, c, tgid, fd);
 		return;
 	}
 	if (is_read(call->nr) != (c->role == HTTP_SERVER)) {

@@ -258,23 +258,33 @@ struct http_done {
 
 /*
  * HTTP/2 (a connection that began with its preface, "PRI * HTTP/2.0"):
- * every read and write of it is sent, its first H2_CHUNK - 1 bytes copied
- * (several iovecs' of a vector call); user space follows the frames,
- * decodes the headers (HPACK) and times the streams. H2_CHUNK is a power
- * of two, `data` twice it for the verifier's bound on each copy.
+ * every read and write of it is sent with what user space needs of its
+ * bytes to follow the streams: the program walks each direction's frames
+ * and copies every frame's header and every payload but DATA's (header
+ * blocks, settings, resets), as pieces; a DATA payload is stepped over by
+ * its length. A call whose pieces do not fit in one event is sent as
+ * several, each for a stretch of its bytes (`len` of them). `data` holds
+ * the pieces, each a __u32 offset in the stretch, a __u16 length, then
+ * the bytes; `copied` of it is used. `lost`: the program could not
+ * follow this direction's frames from here on (no buffer to read a header
+ * from, more than H2_STEPS steps in a call, or an event of it the ring had
+ * no room for). User space decodes the headers (HPACK) and times the
+ * streams. H2_PIECE, a power of two, bounds each copy for the verifier,
+ * as H2_ROOM does the pieces' start.
  */
-#define H2_CHUNK 512
+#define H2_ROOM 512
+#define H2_PIECE 256
 
 struct http_chunk {
 	__u32 kind;      /* HTTP_EVENT_H2 */
 	__u32 tgid;
 	__s32 fd;
 	__u8 received;   /* toward the process (a read) */
-	__u8 pad;
-	__u16 copied;    /* bytes of data[] */
+	__u8 lost;
+	__u16 copied;    /* bytes of data[]: pieces */
 	__u64 ns;        /* when they moved */
-	__u64 len;       /* all bytes moved: copied, then len - copied not seen */
-	char data[2 * H2_CHUNK];
+	__u64 len;       /* all bytes moved */
+	char data[H2_ROOM + H2_PIECE + 8];
 };
 
 enum http_bounded_map {

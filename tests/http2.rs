@@ -2,7 +2,9 @@
 //! HTTP/2 in cleartext (to a client that knows it beforehand) and over TLS
 //! (OpenSSL's probes), curl calling it on a fresh connection each time;
 //! Debian's python3-grpcio serving a gRPC service and calling it over one
-//! channel (one connection, its HPACK tables carried from call to call).
+//! channel (one connection, its HPACK tables carried from call to call),
+//! first a batch of concurrent calls with bodies of several DATA frames
+//! (reads and writes of many frames, streams interleaved).
 //! sonde's /metrics must count each label set exactly on both ends, size
 //! nginx's bodies, time the sleeping gRPC method within 10 %, and count no
 //! gRPC call as an HTTP request.
@@ -25,6 +27,10 @@ const PYTHON: &str = "/usr/bin/python3";
 
 /// How long `/shop.Cart/Slow` takes.
 const SLOW: Duration = Duration::from_millis(300);
+/// The concurrent calls of the client's first batch, and their bodies'
+/// size (each two DATA frames of HTTP/2's default 16 KiB frames).
+const BATCH: usize = 32;
+const BATCH_BODY: usize = 20_000;
 
 /// A gRPC service without generated code: `Add` echoes, `Fail` ends with
 /// NOT_FOUND (5), `Slow` sleeps argv[2] seconds first.
@@ -55,8 +61,9 @@ server.start()
 server.wait_for_termination()
 "#;
 
-/// Calls `/shop.Cart/<method>` argv[3..] times each over one channel;
-/// prints each call's status code.
+/// Calls `/shop.Cart/Add` argv[2] times at once with a body of argv[3]
+/// bytes, then `/shop.Cart/<method>` argv[4..] times each, one after the
+/// other, over one channel; prints each call's status code.
 const GRPC_CLIENT: &str = r#"
 import sys
 import grpc
@@ -64,7 +71,11 @@ import grpc
 channel = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
 grpc.channel_ready_future(channel).result(timeout=10)
 codes = []
-for method, times in zip(["Add", "Fail", "Slow"], map(int, sys.argv[2:])):
+add = channel.unary_unary("/shop.Cart/Add")
+batch = [add.future(b"y" * int(sys.argv[3])) for _ in range(int(sys.argv[2]))]
+for call in batch:
+    codes.append("0" if len(call.result(timeout=30)) == int(sys.argv[3]) else "short")
+for method, times in zip(["Add", "Fail", "Slow"], map(int, sys.argv[4:])):
     call = channel.unary_unary("/shop.Cart/" + method)
     for _ in range(times):
         try:
@@ -114,7 +125,7 @@ fn counts_http2_and_grpc(capture: Capture) {
         }
     }
     let codes = grpc_client(&dir.0, &buyer, grpc_port, [5, 2, 1]);
-    assert_eq!(codes, "0 0 0 0 0 5 5 0");
+    assert_eq!(codes, format!("{}0 0 0 0 0 5 5 0", "0 ".repeat(BATCH)));
 
     let grpc_port_label = grpc_port.to_string();
     let calls = |samples: &[ExposedSample], side: &str, service: &str, method: &str, code: &str| {
@@ -137,7 +148,7 @@ fn counts_http2_and_grpc(capture: Capture) {
     });
     for (side, service) in [("server", &shop), ("client", &buyer)] {
         for (method, code, count) in [
-            ("/shop.Cart/Add", "0", 5.0),
+            ("/shop.Cart/Add", "0", (BATCH + 5) as f64),
             ("/shop.Cart/Fail", "5", 2.0),
             ("/shop.Cart/Slow", "0", 1.0),
         ] {
@@ -168,6 +179,11 @@ fn counts_http2_and_grpc(capture: Capture) {
     assert!(
         as_http.is_empty(),
         "gRPC calls counted as HTTP: {as_http:?}"
+    );
+    assert_eq!(
+        value(&samples, "sonde_http_h2_connections_lost_total", &[]),
+        0.0,
+        "no HTTP/2 connection given up"
     );
 
     for port in [plain_port, tls_port] {
@@ -234,14 +250,15 @@ fn grpc_server(dir: &Path, service: &str, port: u16) -> Server {
     server
 }
 
-/// Runs the gRPC client as `service`: `times` calls of Add, Fail and
-/// Slow; the status codes it printed.
+/// Runs the gRPC client as `service`: [`BATCH`] concurrent calls of Add,
+/// then `times` calls of Add, Fail and Slow; the status codes it printed.
 fn grpc_client(dir: &Path, service: &str, port: u16, times: [u32; 3]) -> String {
     let script = dir.join("grpc_client.py");
     std::fs::write(&script, GRPC_CLIENT).unwrap();
     let out = Command::new(PYTHON)
         .arg(&script)
         .arg(port.to_string())
+        .args([BATCH, BATCH_BODY].map(|n| n.to_string()))
         .args(times.map(|t| t.to_string()))
         .env("OTEL_SERVICE_NAME", service)
         .stderr(Stdio::inherit())

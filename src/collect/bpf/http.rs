@@ -33,6 +33,7 @@ use super::{
     attach, attach_loading, check_refused, object_storage, AttachKind, Attached, Loaded,
     ProgramHandle, Variant,
 };
+use crate::collect::http::h2::Chunk;
 use crate::collect::http::tls::{Hook, Programs, TlsFiles};
 use crate::collect::http::{Conn, Event, Red, Role};
 use crate::collect::Collector;
@@ -399,6 +400,7 @@ const FLAGS: usize = 48;
 const DATA: usize = 56;
 /// Offsets in `struct http_chunk`, after kind, tgid and fd.
 const RECEIVED: usize = 12;
+const LOST: usize = 13;
 const COPIED: usize = 14;
 const CHUNK_NS: usize = 16;
 const CHUNK_LEN: usize = 24;
@@ -496,8 +498,11 @@ fn decode(bytes: &[u8]) -> Option<Event<'_>> {
                 conn,
                 received: *bytes.get(RECEIVED)? != 0,
                 ns: u64_at(bytes, CHUNK_NS)?,
-                len: u64_at(bytes, CHUNK_LEN)?,
-                copied: bytes.get(CHUNK_DATA..CHUNK_DATA + copied)?,
+                chunk: Chunk {
+                    len: u64_at(bytes, CHUNK_LEN)?,
+                    pieces: bytes.get(CHUNK_DATA..CHUNK_DATA + copied)?,
+                    lost: *bytes.get(LOST)? != 0,
+                },
             })
         }
         _ => None,
@@ -676,10 +681,11 @@ mod tests {
         assert!(matches!(decode(&bytes), Some(Event::Closed { .. })));
         bytes[KIND] = 4;
         assert!(matches!(decode(&bytes), Some(Event::Mapped { tgid: 42 })));
-        // H2: the bytes copied, of all that moved.
+        // H2: the pieces copied, of all that moved.
         let mut bytes = vec![0u8; CHUNK_DATA];
         bytes[KIND] = 5;
         bytes[RECEIVED] = 1;
+        bytes[LOST] = 1;
         bytes[COPIED..COPIED + 2].copy_from_slice(&3u16.to_ne_bytes());
         bytes[CHUNK_LEN..CHUNK_LEN + 8].copy_from_slice(&900u64.to_ne_bytes());
         assert!(decode(&bytes).is_none(), "fewer bytes than COPIED says");
@@ -688,8 +694,11 @@ mod tests {
             decode(&bytes),
             Some(Event::H2 {
                 received: true,
-                len: 900,
-                copied: b"PRI",
+                chunk: Chunk {
+                    len: 900,
+                    pieces: b"PRI",
+                    lost: true,
+                },
                 ..
             })
         ));

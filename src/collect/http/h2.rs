@@ -1,14 +1,18 @@
 //! HTTP/2 streams from the bytes of an HTTP/2 connection, as the http
-//! collector's program sends them (one event per read or write, its first
-//! bytes copied): the frames of each direction followed, their header
-//! blocks decoded (HPACK), each stream timed from its request's HEADERS to
-//! its response's end (END_STREAM), a gRPC call told by its content type
-//! and its status read from its `grpc-status`.
+//! collector's program sends them (one event per read or write, [`Chunk`]:
+//! the pieces of its bytes that hold frame headers and payloads other than
+//! DATA's): the frames of each direction followed, their header blocks
+//! decoded (HPACK), each stream timed from its request's HEADERS to its
+//! response's end (END_STREAM), a gRPC call told by its content type and
+//! its status read from its `grpc-status`.
 //!
 //! Invariants:
 //! - A direction's bytes come in order (one process's reads, or writes, of
 //!   one connection follow each other), each chunk with how many bytes
-//!   moved and how many of those were copied: bytes not copied are a gap.
+//!   moved and which pieces of them were copied: bytes not copied are a
+//!   gap. The program walks the frames too and copies what this module
+//!   needs, so a gap over a header is the program's loss (a chunk marked
+//!   lost, or a piece that did not fit), and is taken as one.
 //! - A gap inside a frame's payload that is no header block (DATA's,
 //!   mostly) is stepped over: the frame's length says where the next one
 //!   starts. A gap over a frame's header or inside a header block loses
@@ -146,6 +150,48 @@ enum Finished {
 
 /// The framing or an HPACK table is lost: the connection is given up.
 struct Lost;
+
+/// One read or write as the program sends it (`struct http_chunk` in
+/// bpf/sonde.h): `len` bytes moved, `pieces` of them copied, each a
+/// native-endian `u32` offset into the call's bytes, a `u16` length and
+/// the bytes, in order; `lost` when the program could not follow the
+/// frames through it.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk<'a> {
+    pub len: u64,
+    pub pieces: &'a [u8],
+    pub lost: bool,
+}
+
+impl<'a> Chunk<'a> {
+    /// Its first piece (offset and bytes) and the pieces after it; None
+    /// when no whole piece is left.
+    fn first_piece(pieces: &'a [u8]) -> Option<(u64, &'a [u8], &'a [u8])> {
+        let at = u32::from_ne_bytes(pieces.get(..4)?.try_into().ok()?);
+        let len = u16::from_ne_bytes(pieces.get(4..6)?.try_into().ok()?);
+        let bytes = pieces.get(6..6 + usize::from(len))?;
+        Some((at.into(), bytes, &pieces[6 + usize::from(len)..]))
+    }
+
+    /// Feeds `way` its bytes: pieces and the gaps between them, in order.
+    fn feed(&self, way: &mut Way, finished: &mut Vec<Finished>) -> Result<(), Lost> {
+        if self.lost {
+            return Err(Lost);
+        }
+        let (mut at, mut pieces) = (0, self.pieces);
+        while !pieces.is_empty() {
+            let (offset, bytes, rest) = Chunk::first_piece(pieces).ok_or(Lost)?;
+            let end = offset + bytes.len() as u64;
+            if offset < at || end > self.len {
+                return Err(Lost);
+            }
+            way.gap(offset - at, finished)?;
+            way.bytes(bytes, finished)?;
+            (at, pieces) = (end, rest);
+        }
+        way.gap(self.len - at, finished)
+    }
+}
 
 impl Way {
     fn new(preface: usize) -> Way {
@@ -328,27 +374,16 @@ impl Connection {
         self.lost
     }
 
-    /// Takes in a read (`received`) or write of `len` bytes at `ns`, of
-    /// which `copied` are the first; streams whose responses ended go to
-    /// `done`.
-    pub fn bytes(
-        &mut self,
-        received: bool,
-        ns: u64,
-        len: u64,
-        copied: &[u8],
-        done: &mut Vec<Done>,
-    ) {
+    /// Takes in a read (`received`) or write at `ns`; streams whose
+    /// responses ended go to `done`.
+    pub fn bytes(&mut self, received: bool, ns: u64, chunk: Chunk, done: &mut Vec<Done>) {
         if self.lost {
             return;
         }
         let toward_server = received == (self.role == Role::Server);
         let way = &mut self.ways[usize::from(!toward_server)];
         let mut finished = Vec::new();
-        let copied = &copied[..copied.len().min(len as usize)];
-        let framed = way
-            .bytes(copied, &mut finished)
-            .and_then(|()| way.gap(len - copied.len() as u64, &mut finished));
+        let framed = chunk.feed(way, &mut finished);
         for event in finished {
             self.apply(toward_server, ns, event, done);
         }
@@ -437,6 +472,19 @@ fn number(value: &[u8]) -> u16 {
 }
 
 /// An HTTP/2 frame, for tests.
+/// The pieces of a chunk (`struct http_chunk`'s data) for tests: each
+/// offset and its bytes.
+#[cfg(test)]
+pub(crate) fn pieces(list: &[(u32, &[u8])]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    for (at, bytes) in list {
+        encoded.extend_from_slice(&at.to_ne_bytes());
+        encoded.extend_from_slice(&(bytes.len() as u16).to_ne_bytes());
+        encoded.extend_from_slice(bytes);
+    }
+    encoded
+}
+
 #[cfg(test)]
 pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_be_bytes();
@@ -451,6 +499,25 @@ mod tests {
     use super::*;
 
     const SETTINGS: u8 = 4;
+
+    /// A read (`received`) or write of `len` bytes, its first ones `copied`
+    /// (a piece at 0), the rest a gap.
+    fn feed(
+        conn: &mut Connection,
+        received: bool,
+        ns: u64,
+        len: u64,
+        copied: &[u8],
+        done: &mut Vec<Done>,
+    ) {
+        let pieces = pieces(&[(0, copied)]);
+        let chunk = Chunk {
+            len,
+            pieces: if copied.is_empty() { &[] } else { &pieces },
+            lost: false,
+        };
+        conn.bytes(received, ns, chunk, done);
+    }
 
     /// A client's and a server's encoders (their tables), as a real pair
     /// keeps them.
@@ -502,10 +569,31 @@ mod tests {
         let mut done = Vec::new();
         let mut request = preface_and_settings();
         request.extend(peers.request(1, "GET", "/users/7?x=1", false));
-        conn.bytes(true, 100, request.len() as u64, &request, &mut done);
-        conn.bytes(false, 150, 9, &frame(SETTINGS, 1, 0, &[]), &mut done);
+        feed(
+            &mut conn,
+            true,
+            100,
+            request.len() as u64,
+            &request,
+            &mut done,
+        );
+        feed(
+            &mut conn,
+            false,
+            150,
+            9,
+            &frame(SETTINGS, 1, 0, &[]),
+            &mut done,
+        );
         let response = peers.response(1, "404", b"nope");
-        conn.bytes(false, 300, response.len() as u64, &response, &mut done);
+        feed(
+            &mut conn,
+            false,
+            300,
+            response.len() as u64,
+            &response,
+            &mut done,
+        );
         assert_eq!(
             done,
             [Done {
@@ -537,10 +625,10 @@ mod tests {
             writes.extend(peers.response(stream, "201", b"created"));
         }
         for byte in reads {
-            conn.bytes(true, 1, 1, &[byte], &mut done);
+            feed(&mut conn, true, 1, 1, &[byte], &mut done);
         }
         for pair in writes.chunks(2) {
-            conn.bytes(false, 2, pair.len() as u64, pair, &mut done);
+            feed(&mut conn, false, 2, pair.len() as u64, pair, &mut done);
         }
         assert_eq!(done.len(), 3);
         for Done { stream, .. } in &done {
@@ -558,11 +646,19 @@ mod tests {
         let mut done = Vec::new();
         let mut request = preface_and_settings();
         request.extend(peers.request(1, "GET", "/big", false));
-        conn.bytes(true, 1, request.len() as u64, &request, &mut done);
+        feed(
+            &mut conn,
+            true,
+            1,
+            request.len() as u64,
+            &request,
+            &mut done,
+        );
         let mut response = peers.response(1, "200", &[b'x'; 5000]);
         // Copied: the HEADERS and DATA's frame header and 10 bytes.
         let copied = response.len() - 4990;
-        conn.bytes(
+        feed(
+            &mut conn,
             false,
             2,
             response.len() as u64,
@@ -574,11 +670,25 @@ mod tests {
         assert!(!conn.is_lost());
 
         request = peers.request(3, "GET", "/next", false);
-        conn.bytes(true, 3, request.len() as u64, &request, &mut done);
+        feed(
+            &mut conn,
+            true,
+            3,
+            request.len() as u64,
+            &request,
+            &mut done,
+        );
         response = peers.response(3, "200", b"ok");
         response.extend(peers.response(5, "200", b"ok"));
         // The gap covers a frame header: the framing is lost.
-        conn.bytes(false, 4, response.len() as u64, &response[..5], &mut done);
+        feed(
+            &mut conn,
+            false,
+            4,
+            response.len() as u64,
+            &response[..5],
+            &mut done,
+        );
         assert!(conn.is_lost());
         assert_eq!(done.len(), 1);
     }
@@ -592,7 +702,14 @@ mod tests {
         request.extend(peers.request(1, "POST", "/shop.Cart/Add", true));
         request.extend(frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 1, 7]));
         // A client writes its requests and reads the responses.
-        conn.bytes(false, 10, request.len() as u64, &request, &mut done);
+        feed(
+            &mut conn,
+            false,
+            10,
+            request.len() as u64,
+            &request,
+            &mut done,
+        );
         let headers = peers.server.encode([
             (&b":status"[..], &b"200"[..]),
             (b"content-type", b"application/grpc"),
@@ -601,7 +718,14 @@ mod tests {
         let mut response = frame(HEADERS, END_HEADERS, 1, &headers);
         response.extend(frame(DATA, 0, 1, &[0, 0, 0, 0, 0]));
         response.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &trailers));
-        conn.bytes(true, 40, response.len() as u64, &response, &mut done);
+        feed(
+            &mut conn,
+            true,
+            40,
+            response.len() as u64,
+            &response,
+            &mut done,
+        );
         assert_eq!(done.len(), 1);
         let call = &done[0].stream;
         assert_eq!(call.path, "/shop.Cart/Add");
@@ -629,13 +753,105 @@ mod tests {
         request.extend(frame(CONTINUATION, END_HEADERS, 1, rest));
         request.extend(peers.request(3, "GET", "/reset", false));
         request.extend(frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
-        conn.bytes(true, 1, request.len() as u64, &request, &mut done);
+        feed(
+            &mut conn,
+            true,
+            1,
+            request.len() as u64,
+            &request,
+            &mut done,
+        );
         let mut response = peers.response(1, "200", b"");
         response.extend(peers.response(3, "200", b""));
-        conn.bytes(false, 2, response.len() as u64, &response, &mut done);
+        feed(
+            &mut conn,
+            false,
+            2,
+            response.len() as u64,
+            &response,
+            &mut done,
+        );
         assert!(!conn.is_lost());
         let paths: Vec<&str> = done.iter().map(|d| d.stream.path.as_str()).collect();
         assert_eq!(paths, ["/padded"], "the reset stream is not counted");
+    }
+
+    /// As the program sends a read of many streams: frame headers and
+    /// header blocks as pieces, DATA payloads left out.
+    #[test]
+    fn pieces_around_bodies_left_out() {
+        let mut peers = Peers::new();
+        let mut conn = Connection::new(Role::Server);
+        let mut done = Vec::new();
+        feed(&mut conn, true, 1, 24, PREFACE, &mut done);
+        let (mut request, mut response, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        for stream in [1, 3, 5] {
+            let headers = peers.request(stream, "POST", "/up", true);
+            kept.push((request.len(), headers.len() + 9));
+            request.extend(headers);
+            request.extend(frame(DATA, END_STREAM, stream, &[7; 3000]));
+            response.extend(peers.response(stream, "200", b""));
+        }
+        let list: Vec<(u32, &[u8])> = kept
+            .iter()
+            .map(|&(at, len)| (at as u32, &request[at..at + len]))
+            .collect();
+        let encoded = pieces(&list);
+        let len = request.len() as u64;
+        conn.bytes(
+            true,
+            2,
+            Chunk {
+                len,
+                pieces: &encoded,
+                lost: false,
+            },
+            &mut done,
+        );
+        feed(
+            &mut conn,
+            false,
+            3,
+            response.len() as u64,
+            &response,
+            &mut done,
+        );
+        assert!(!conn.is_lost());
+        assert_eq!(done.len(), 3);
+        assert!(done
+            .iter()
+            .all(|d| d.stream.request_bytes == 3000 && d.stream.path == "/up"));
+
+        // A SETTINGS frame in pieces: whole, out of order, past the bytes
+        // moved, cut short; whole in a chunk the program could not follow.
+        let settings = frame(SETTINGS, 0, 0, &[]);
+        let whole = pieces(&[(0, &settings)]);
+        let out_of_order = pieces(&[(0, &settings[..5]), (2, &settings[5..])]);
+        for (len, encoded, lost, given_up) in [
+            (9, &whole[..], false, false),
+            (9, &out_of_order[..], false, true),
+            (5, &whole[..], false, true),
+            (9, &whole[..8], false, true),
+            (9, &whole[..], true, true),
+        ] {
+            let mut conn = Connection::new(Role::Server);
+            feed(&mut conn, true, 1, 24, PREFACE, &mut done);
+            conn.bytes(
+                true,
+                2,
+                Chunk {
+                    len,
+                    pieces: encoded,
+                    lost,
+                },
+                &mut done,
+            );
+            assert_eq!(
+                conn.is_lost(),
+                given_up,
+                "{encoded:?} of {len}, lost: {lost}"
+            );
+        }
     }
 
     #[test]
@@ -652,7 +868,7 @@ mod tests {
         ] {
             let mut conn = Connection::new(Role::Server);
             let mut done = Vec::new();
-            conn.bytes(true, 1, bytes.len() as u64, &bytes, &mut done);
+            feed(&mut conn, true, 1, bytes.len() as u64, &bytes, &mut done);
             assert!(conn.is_lost(), "{bytes:?}");
             assert!(done.is_empty());
         }
@@ -677,12 +893,12 @@ mod tests {
             };
             let mut conn = Connection::new(role);
             let mut done = Vec::new();
-            conn.bytes(role == Role::Server, 0, 24, PREFACE, &mut done);
+            feed(&mut conn, role == Role::Server, 0, 24, PREFACE, &mut done);
             for _ in 0..8 {
                 let bytes: Vec<u8> = (0..next() % 64).map(|_| next() as u8).collect();
                 let gap = if next() % 4 == 0 { next() % 100 } else { 0 };
                 let len = bytes.len() as u64 + gap;
-                conn.bytes(next() % 2 == 0, next(), len, &bytes, &mut done);
+                feed(&mut conn, next() % 2 == 0, next(), len, &bytes, &mut done);
             }
         }
     }

@@ -116,14 +116,12 @@ pub enum Event<'a> {
     },
     /// A connection that sent OPEN closed with no request to end.
     Closed { conn: Conn },
-    /// A read (`received`) or write of `len` bytes at `ns` on an HTTP/2
-    /// connection, its first bytes `copied`.
+    /// A read (`received`) or write at `ns` on an HTTP/2 connection.
     H2 {
         conn: Conn,
         received: bool,
         ns: u64,
-        len: u64,
-        copied: &'a [u8],
+        chunk: h2::Chunk<'a>,
     },
     /// The process mapped a file executable: perhaps a libssl to probe.
     Mapped { tgid: u32 },
@@ -455,8 +453,7 @@ impl Red {
                 conn,
                 received,
                 ns,
-                len,
-                copied,
+                chunk,
             } => {
                 let connection = self.connections.get_mut(&conn)?;
                 let (key, role, service) =
@@ -466,7 +463,7 @@ impl Red {
                     .get_or_insert_with(|| Box::new(h2::Connection::new(role)));
                 let mut done = Vec::new();
                 let was_lost = streams.is_lost();
-                streams.bytes(received, ns, len, copied, &mut done);
+                streams.bytes(received, ns, chunk, &mut done);
                 let lost = streams.is_lost() && !was_lost;
                 for stream in done {
                     self.stream_done(role, &service, conn.tgid, stream);
@@ -474,8 +471,8 @@ impl Red {
                 if lost {
                     self.h2_lost += 1;
                     tracing::debug!(
-                        "http: HTTP/2 connection of pid {} (fd {}) given up: a frame's header \
-                         or a header block was not copied",
+                        "http: HTTP/2 connection of pid {} (fd {}) given up: the program could \
+                         not follow its frames (a header block larger than an event holds)",
                         conn.tgid,
                         conn.fd
                     );
@@ -735,8 +732,8 @@ impl Red {
         families.push(events);
         let mut lost = Family::counter(
             "sonde_http_h2_connections_lost_total",
-            "HTTP/2 connections whose streams sonde stopped following: bytes the program \
-             did not copy held a frame's header or a header block.",
+            "HTTP/2 connections whose streams sonde stopped following: the program could \
+             not follow their frames (a header block larger than an event holds).",
         );
         lost.push(&[], self.h2_lost as f64);
         families.push(lost);
@@ -1046,12 +1043,16 @@ mod tests {
     fn h2(red: &mut Red, fd: i32, chunks: &[(bool, &[u8])]) {
         let ns = monotonic_ns();
         for (received, bytes) in chunks {
+            let pieces = h2::pieces(&[(0, bytes)]);
             red.observe(Event::H2 {
                 conn: Conn { tgid: 1, fd },
                 received: *received,
                 ns,
-                len: bytes.len() as u64,
-                copied: bytes,
+                chunk: h2::Chunk {
+                    len: bytes.len() as u64,
+                    pieces: &pieces,
+                    lost: false,
+                },
             });
         }
     }
@@ -1112,16 +1113,19 @@ mod tests {
             1.0,
             "the gRPC call is no HTTP request"
         );
-        // Bytes missing over a frame's header: given up, counted, and the
-        // program told to stop sending the connection's bytes.
-        h2(&mut red, 9, &[(true, &frame(headers, 0x4, 5, &get)[..4])]);
+        // A chunk whose frames the program could not follow: given up,
+        // counted, and the program told to stop sending the connection's
+        // bytes.
         let conn = Conn { tgid: 1, fd: 9 };
         let stop = red.observe(Event::H2 {
             conn,
             received: true,
             ns: 0,
-            len: 100,
-            copied: &[],
+            chunk: h2::Chunk {
+                len: 100,
+                pieces: &[],
+                lost: true,
+            },
         });
         assert_eq!(stop, Some((9, conn)));
         let families = red.families();
