@@ -16,6 +16,10 @@
 # (sonde_http_h2_connections_lost_total: the program could not follow
 # their frames), events the ring had no room for, and the CPU of sonde and
 # of nginx's worker (share of one core).
+# PHASES=stats instead runs one phase with run-time statistics on (h2load
+# left out) and prints each BPF program's runs and ns per run, and the BPF
+# ns per request h2load completed; with SONDE_BASE=path, that build's
+# phase first.
 # Needs h2load and nginx (apt install nghttp2-client nginx-light); run as
 # root after `make build`: BENCH_DIR=/tmp benches/http2_h2load.sh
 set -euo pipefail
@@ -30,6 +34,7 @@ SERVER_PORT=${SERVER_PORT:-$((20000 + RANDOM % 20000))}
 command -v h2load >/dev/null || { echo "h2load is missing: apt install nghttp2-client"; exit 1; }
 
 config false false false > "$WORK/off.toml"
+{ config false true true; printf '[[collect.http.exclude]]\nexe_path = "*/h2load"\n'; } > "$WORK/stats.toml"
 config false true false > "$WORK/on.toml"
 { cat "$WORK/on.toml"; printf '[[collect.http.exclude]]\nexe_path = "*/h2load"\n'; } > "$WORK/server.toml"
 nginx_site "$SERVER_PORT" "$PAGE" off http2
@@ -60,6 +65,20 @@ phase() {
     "$(core_share "$sonde_before" "$sonde_after" "$DURATION")" \
     "$(core_share "$nginx_before" "$nginx_after" "$DURATION")"
 }
+
+if [ "${PHASES:-paired}" = stats ]; then
+  for build in ${SONDE_BASE:+"$SONDE_BASE"} "$SONDE"; do
+    SONDE=$build start_sonde "$WORK/stats.toml"
+    out=$(h2load -t1 -c"$CONNECTIONS" -m"$STREAMS" -D"$DURATION" "$URL")
+    requests=$(echo "$out" | awk '/^requests:/ { print $8 }')
+    echo "== $build: h2load -c$CONNECTIONS -m$STREAMS -D$DURATION, h2load left out, run-time statistics on: $requests requests"
+    program_costs
+    secs=$(http_capture_totals | awk '{ print $2 }')
+    awk -v s="$secs" -v n="$requests" 'BEGIN { printf "BPF ns per request (socket programs): %.0f\n", s * 1e9 / n }'
+    stop_sonde
+  done
+  exit 0
+fi
 
 echo "== h2load -c$CONNECTIONS -m$STREAMS -D$DURATION against $URL ($PAGE bytes), sonde's http collector off / server (h2load left out) / on, $ROUNDS paired rounds"
 printf '%-6s %-6s %10s %10s %10s %9s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% called% lost full sonde nginx

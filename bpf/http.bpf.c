@@ -809,7 +809,8 @@ static __always_inline long h2_piece(struct http_chunk *ev, __u32 at, __u64 src,
 __noinline int h2_step(struct http_chunk *ev, struct h2_way *w, __u64 vec)
 {
 	struct abi_iovec iov = {};
-	__u32 off, size, start, moved, sent, left, take, have;
+	__u32 off, size, start, moved, sent, left, take, have, used;
+	const __u8 *header;
 	__u64 base;
 	long n;
 
@@ -856,19 +857,28 @@ __noinline int h2_step(struct http_chunk *ev, struct h2_way *w, __u64 vec)
 		return H2_LOST;
 	take = 9 - have < size - off ? 9 - have : size - off;
 	/* A header goes whole into one event. */
-	if (*(volatile __u16 *)&ev->copied + 6 + take > H2_ROOM - 1)
+	used = *(volatile __u16 *)&ev->copied;
+	if (used + 6 + take > H2_ROOM - 1)
 		return H2_FULL;
-	if (bpf_probe_read_user(w->head + (have & 15), take & 15, (const void *)(base + off)) ||
-	    h2_piece(ev, start + off - sent, base + off, take) != take)
+	if (h2_piece(ev, start + off - sent, base + off, take) != take)
 		return H2_LOST;
 	w->off = off + take;
-	if (have + take < 9) {
-		w->have = have + take;
-		return H2_GO_ON;
+	if (take == 9) {
+		/* Whole in this buffer: its length and type read from the copy. */
+		header = (const __u8 *)ev->data + (used & (H2_ROOM - 1)) + 6;
+	} else {
+		/* Cut by the buffer's end: put together in `head`. */
+		if (bpf_probe_read_user(w->head + (have & 15), take & 15, (const void *)(base + off)))
+			return H2_LOST;
+		if (have + take < 9) {
+			w->have = have + take;
+			return H2_GO_ON;
+		}
+		header = w->head;
 	}
 	w->have = 0;
-	w->left = (__u32)w->head[0] << 16 | (__u32)w->head[1] << 8 | w->head[2];
-	w->keep = w->head[3] != H2_DATA;
+	w->left = (__u32)header[0] << 16 | (__u32)header[1] << 8 | (__u8)header[2];
+	w->keep = header[3] != H2_DATA;
 	return H2_GO_ON;
 }
 
