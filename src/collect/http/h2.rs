@@ -519,6 +519,17 @@ mod tests {
         conn.bytes(received, ns, chunk, done);
     }
 
+    /// [`feed`] of `bytes`, all copied.
+    fn feed_all(
+        conn: &mut Connection,
+        received: bool,
+        ns: u64,
+        bytes: &[u8],
+        done: &mut Vec<Done>,
+    ) {
+        feed(conn, received, ns, bytes.len() as u64, bytes, done);
+    }
+
     /// A client's and a server's encoders (their tables), as a real pair
     /// keeps them.
     struct Peers {
@@ -569,31 +580,16 @@ mod tests {
         let mut done = Vec::new();
         let mut request = preface_and_settings();
         request.extend(peers.request(1, "GET", "/users/7?x=1", false));
-        feed(
-            &mut conn,
-            true,
-            100,
-            request.len() as u64,
-            &request,
-            &mut done,
-        );
-        feed(
+        feed_all(&mut conn, true, 100, &request, &mut done);
+        feed_all(
             &mut conn,
             false,
             150,
-            9,
             &frame(SETTINGS, 1, 0, &[]),
             &mut done,
         );
         let response = peers.response(1, "404", b"nope");
-        feed(
-            &mut conn,
-            false,
-            300,
-            response.len() as u64,
-            &response,
-            &mut done,
-        );
+        feed_all(&mut conn, false, 300, &response, &mut done);
         assert_eq!(
             done,
             [Done {
@@ -646,14 +642,7 @@ mod tests {
         let mut done = Vec::new();
         let mut request = preface_and_settings();
         request.extend(peers.request(1, "GET", "/big", false));
-        feed(
-            &mut conn,
-            true,
-            1,
-            request.len() as u64,
-            &request,
-            &mut done,
-        );
+        feed_all(&mut conn, true, 1, &request, &mut done);
         let mut response = peers.response(1, "200", &[b'x'; 5000]);
         // Copied: the HEADERS and DATA's frame header and 10 bytes.
         let copied = response.len() - 4990;
@@ -670,14 +659,7 @@ mod tests {
         assert!(!conn.is_lost());
 
         request = peers.request(3, "GET", "/next", false);
-        feed(
-            &mut conn,
-            true,
-            3,
-            request.len() as u64,
-            &request,
-            &mut done,
-        );
+        feed_all(&mut conn, true, 3, &request, &mut done);
         response = peers.response(3, "200", b"ok");
         response.extend(peers.response(5, "200", b"ok"));
         // The gap covers a frame header: the framing is lost.
@@ -702,14 +684,7 @@ mod tests {
         request.extend(peers.request(1, "POST", "/shop.Cart/Add", true));
         request.extend(frame(DATA, END_STREAM, 1, &[0, 0, 0, 0, 1, 7]));
         // A client writes its requests and reads the responses.
-        feed(
-            &mut conn,
-            false,
-            10,
-            request.len() as u64,
-            &request,
-            &mut done,
-        );
+        feed_all(&mut conn, false, 10, &request, &mut done);
         let headers = peers.server.encode([
             (&b":status"[..], &b"200"[..]),
             (b"content-type", b"application/grpc"),
@@ -718,14 +693,7 @@ mod tests {
         let mut response = frame(HEADERS, END_HEADERS, 1, &headers);
         response.extend(frame(DATA, 0, 1, &[0, 0, 0, 0, 0]));
         response.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &trailers));
-        feed(
-            &mut conn,
-            true,
-            40,
-            response.len() as u64,
-            &response,
-            &mut done,
-        );
+        feed_all(&mut conn, true, 40, &response, &mut done);
         assert_eq!(done.len(), 1);
         let call = &done[0].stream;
         assert_eq!(call.path, "/shop.Cart/Add");
@@ -753,24 +721,10 @@ mod tests {
         request.extend(frame(CONTINUATION, END_HEADERS, 1, rest));
         request.extend(peers.request(3, "GET", "/reset", false));
         request.extend(frame(RST_STREAM, 0, 3, &[0, 0, 0, 8]));
-        feed(
-            &mut conn,
-            true,
-            1,
-            request.len() as u64,
-            &request,
-            &mut done,
-        );
+        feed_all(&mut conn, true, 1, &request, &mut done);
         let mut response = peers.response(1, "200", b"");
         response.extend(peers.response(3, "200", b""));
-        feed(
-            &mut conn,
-            false,
-            2,
-            response.len() as u64,
-            &response,
-            &mut done,
-        );
+        feed_all(&mut conn, false, 2, &response, &mut done);
         assert!(!conn.is_lost());
         let paths: Vec<&str> = done.iter().map(|d| d.stream.path.as_str()).collect();
         assert_eq!(paths, ["/padded"], "the reset stream is not counted");
@@ -808,14 +762,7 @@ mod tests {
             },
             &mut done,
         );
-        feed(
-            &mut conn,
-            false,
-            3,
-            response.len() as u64,
-            &response,
-            &mut done,
-        );
+        feed_all(&mut conn, false, 3, &response, &mut done);
         assert!(!conn.is_lost());
         assert_eq!(done.len(), 3);
         assert!(done
@@ -868,7 +815,7 @@ mod tests {
         ] {
             let mut conn = Connection::new(Role::Server);
             let mut done = Vec::new();
-            feed(&mut conn, true, 1, bytes.len() as u64, &bytes, &mut done);
+            feed_all(&mut conn, true, 1, &bytes, &mut done);
             assert!(conn.is_lost(), "{bytes:?}");
             assert!(done.is_empty());
         }
