@@ -7,7 +7,7 @@
 //! (reads and writes of many frames, streams interleaved).
 //! sonde's /metrics must count each label set exactly on both ends, size
 //! nginx's bodies, time the sleeping gRPC method within 10 %, and count no
-//! gRPC call as an HTTP request.
+//! gRPC call as an HTTP request; the Services view lists the gRPC methods.
 
 mod common;
 mod http_servers;
@@ -20,7 +20,7 @@ use std::time::Duration;
 use common::server::{wait_listening, Server};
 use common::{bpf_required, free_port, ExposedSample, TempDir};
 use http_servers::{curl_http2, nginx, Capture, Cert, CONFIG, PAGE_BYTES};
-use kernel::{value, wait_for, NamedProgram, NO_BUDGET};
+use kernel::{poll, value, wait_for, NamedProgram, NO_BUDGET};
 
 /// Debian's Python, which python3-grpcio is installed for.
 const PYTHON: &str = "/usr/bin/python3";
@@ -185,6 +185,18 @@ fn counts_http2_and_grpc(capture: Capture) {
         0.0,
         "no HTTP/2 connection given up"
     );
+    // The Services view lists the gRPC service and its methods.
+    let page = poll(
+        || sonde.get_ok("/services?range=15m"),
+        |page| page.contains(&format!(">{shop}</a>")),
+    );
+    for method in ["Add", "Fail", "Slow"] {
+        let row = format!(">gRPC /shop.Cart/{method}</th>");
+        assert!(
+            page.contains(&row),
+            "{row} not in the Services view:\n{page}"
+        );
+    }
 
     for port in [plain_port, tls_port] {
         let port = port.to_string();

@@ -1,7 +1,8 @@
 //! The Services view drawn from known samples: a service whose histograms
-//! imply a request rate, an error ratio and percentiles a reader can work
-//! out, and a request log holding its slowest request; the view shows those
-//! figures, its routes and that request, without script.
+//! (HTTP requests and gRPC calls) imply a request rate, an error ratio and
+//! percentiles a reader can work out, and a request log holding its
+//! slowest request; the view shows those figures, its routes and gRPC
+//! methods and that request, without script.
 
 mod common;
 
@@ -16,23 +17,20 @@ use common::{get, TempDir};
 
 const SECOND: i64 = 1000;
 
-/// One histogram series of `shop`'s `GET /a` with `status`, every 10 s over
-/// the last 30 minutes, `per_second` requests a second, each between 50
-/// and 100 ms.
-fn histogram(status: &str, per_second: f64, end_ms: i64) -> Vec<Sample> {
+const HTTP: &str = "http_server_request_duration_seconds";
+const GRPC: &str = "rpc_server_duration_seconds";
+
+/// One series of histogram `metric` with `labels`, every 10 s over the
+/// last 30 minutes, `per_second` calls a second, each between 50 and 100
+/// ms.
+fn histogram(metric: &str, labels: &[(&str, &str)], per_second: f64, end_ms: i64) -> Vec<Sample> {
     let span = 30 * 60;
     let mut samples = Vec::new();
     for i in 0..=span / 10 {
         let t = (i * 10) as f64;
         let count = per_second * t;
-        let base = [
-            ("service_name", "shop"),
-            ("http_request_method", "GET"),
-            ("http_route", "/a"),
-            ("http_response_status_code", status),
-        ];
         let mut push = |name: &str, le: Option<&str>, value: f64| {
-            let mut labels: Vec<(&str, &str)> = base.to_vec();
+            let mut labels: Vec<(&str, &str)> = labels.to_vec();
             labels.push((METRIC_NAME, name));
             labels.extend(le.map(|le| ("le", le)));
             samples.push(Sample {
@@ -41,13 +39,9 @@ fn histogram(status: &str, per_second: f64, end_ms: i64) -> Vec<Sample> {
                 value,
             });
         };
-        push("http_server_request_duration_seconds_count", None, count);
+        push(&format!("{metric}_count"), None, count);
         for (le, value) in [("0.05", 0.0), ("0.1", count), ("+Inf", count)] {
-            push(
-                "http_server_request_duration_seconds_bucket",
-                Some(le),
-                value,
-            );
+            push(&format!("{metric}_bucket"), Some(le), value);
         }
     }
     samples
@@ -58,8 +52,26 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
     let dir = TempDir::new("services-view");
     let end = sonde::collect::now_ms();
     let mut store = Store::open(&dir.0).unwrap();
-    let mut samples = histogram("200", 2.0, end);
-    samples.extend(histogram("500", 0.5, end));
+    let mut samples = Vec::new();
+    for (status, per_second) in [("200", 2.0), ("500", 0.5)] {
+        let labels = [
+            ("service_name", "shop"),
+            ("http_request_method", "GET"),
+            ("http_route", "/a"),
+            ("http_response_status_code", status),
+        ];
+        samples.extend(histogram(HTTP, &labels, per_second, end));
+    }
+    // OK, UNAVAILABLE (the server's error), NOT_FOUND (the caller's).
+    for (code, per_second) in [("0", 1.5), ("14", 0.5), ("5", 0.5)] {
+        let labels = [
+            ("service_name", "shop"),
+            ("rpc_method", "/shop.Cart/Add"),
+            ("rpc_grpc_status_code", code),
+            ("rpc_system", "grpc"),
+        ];
+        samples.extend(histogram(GRPC, &labels, per_second, end));
+    }
     store.append(&samples).unwrap();
     RequestLog::shared().record(Entry {
         time_ms: end,
@@ -81,8 +93,9 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
         html.contains(r#"href="/services?range=15m" class="current""#),
         "the Services tab is current"
     );
-    // 2.5 requests a second, a fifth of them 5xx, all between 50 and 100 ms
-    // (linear inside the bucket: p50 75 ms, p95 97.5 ms, p99 99.5 ms).
+    // 2.5 requests a second, a fifth of them 5xx, and 2.5 gRPC calls, a
+    // fifth of them UNAVAILABLE, all between 50 and 100 ms (linear inside
+    // the bucket: p50 75 ms, p95 97.5 ms, p99 99.5 ms).
     let row = |name: &str| -> Vec<String> {
         let start = html
             .find(name)
@@ -95,8 +108,10 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
             .collect()
     };
     let want = ["2.5/s", "20%", "75 ms", "97.5 ms", "99.5 ms"];
-    assert_eq!(row("#service-1\">shop</a>"), want);
-    assert_eq!(row(">GET /a</th>"), want, "its one route");
+    let both = ["5/s", "20%", "75 ms", "97.5 ms", "99.5 ms"];
+    assert_eq!(row("#service-1\">shop</a>"), both);
+    assert_eq!(row(">GET /a</th>"), want, "its route");
+    assert_eq!(row(">gRPC /shop.Cart/Add</th>"), want, "its gRPC method");
     // Each figure over time, in the Graph view, which draws it.
     let p95 = html
         .split("href=\"")
@@ -125,6 +140,9 @@ fn says_so_when_no_service_served() {
     let (base, stop, _thread) = common::recorder::serve(router(Arc::new(Shared::new(store))));
     let (status, html) = get(&format!("{base}/services")).unwrap();
     assert_eq!(status, 200, "{html}");
-    assert!(html.contains("No HTTP request was served"), "{html}");
+    assert!(
+        html.contains("No HTTP request or gRPC call was served"),
+        "{html}"
+    );
     drop(stop);
 }

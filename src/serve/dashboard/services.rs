@@ -1,13 +1,17 @@
-//! The Services view at `/services`: every HTTP service sonde's RED
-//! collector saw over the range, with its request rate, error ratio and
-//! p50/p95/p99 latency; per service its routes, and its slowest recent
-//! requests from the request log ([`crate::collect::http::log`]).
+//! The Services view at `/services`: every HTTP or gRPC service sonde's
+//! RED collector saw over the range, with its request rate, error ratio and
+//! p50/p95/p99 latency; per service its routes and gRPC methods, and its
+//! slowest recent requests from the request log
+//! ([`crate::collect::http::log`]).
 //!
 //! Numbers come from the store, from Beyla's histograms
-//! (`http_server_request_duration_seconds`): what their counters and
-//! buckets grew by over the whole range, a series born in the range counted
-//! from zero. Errors are 5xx responses: a 4xx is the client's mistake, as
-//! OpenTelemetry's server semantics count it.
+//! (`http_server_request_duration_seconds`, `rpc_server_duration_seconds`):
+//! what their counters and buckets grew by over the whole range, a series
+//! born in the range counted from zero; a service that serves both has
+//! them added (the two have the same buckets). Errors are what
+//! OpenTelemetry's server semantics count: 5xx responses (a 4xx is the
+//! client's mistake), and the gRPC codes a server is to blame for
+//! ([`GRPC_SERVER_ERRORS`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,8 +29,13 @@ use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
 use crate::model::Labels;
 use crate::query::{self, Source};
 
-/// The histogram every figure comes from.
+/// The histogram of HTTP requests, and the one of gRPC calls.
 const DURATION: &str = "http_server_request_duration_seconds";
+const RPC_DURATION: &str = "rpc_server_duration_seconds";
+/// gRPC status codes that are a server's error (OpenTelemetry's gRPC
+/// semantics): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+/// UNAVAILABLE, DATA_LOSS.
+const GRPC_SERVER_ERRORS: [&str; 6] = ["2", "4", "12", "13", "14", "15"];
 /// Routes shown per service, busiest first.
 const TOP_ROUTES: usize = 20;
 /// Slow requests shown per service.
@@ -38,7 +47,7 @@ const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
 struct Red {
     /// Requests per second over the range.
     rate: f64,
-    /// 5xx per second over the range.
+    /// Errors per second over the range (5xx, a server's gRPC codes).
     errors: f64,
     /// p50, p95, p99 in seconds (NaN without requests).
     quantiles: [f64; 3],
@@ -54,50 +63,119 @@ impl Default for Red {
     }
 }
 
-/// The figures of every key (the values of the labels `by`) over the
-/// range, from what each series grew by ([`super::who::counter_growth`]:
-/// a service that started serving inside the range counts whole, where
-/// `rate()` would miss its first requests).
-fn red_by(
+/// What one histogram says of its calls: HTTP requests or gRPC calls.
+struct Calls {
+    histogram: &'static str,
+    /// The labels that name a route under a service.
+    route: &'static [&'static str],
+    /// What a route's name starts with when none of its labels says.
+    prefix: &'static str,
+    /// Whether a series counts errors.
+    is_error: fn(&Labels) -> bool,
+}
+
+const HTTP: Calls = Calls {
+    histogram: DURATION,
+    route: &["http_request_method", "http_route"],
+    prefix: "",
+    is_error: |labels| {
+        labels
+            .get("http_response_status_code")
+            .is_some_and(|status| status.starts_with('5'))
+    },
+};
+
+const GRPC: Calls = Calls {
+    histogram: RPC_DURATION,
+    route: &["rpc_method"],
+    prefix: "gRPC ",
+    is_error: |labels| {
+        labels
+            .get("rpc_grpc_status_code")
+            .is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code))
+    },
+};
+
+/// What a service's (or a route's) series grew by over the range.
+#[derive(Default)]
+struct Tally {
+    calls: f64,
+    errors: f64,
+    /// Every bucket's growth; equal bounds add up in the quantile.
+    buckets: Vec<(f64, f64)>,
+}
+
+/// Adds what `calls`'s series grew by over the range to `tallies`, by
+/// service (`routes` false) or by service and route name
+/// ([`super::who::counter_growth`]: a service that started serving inside
+/// the range counts whole, where `rate()` would miss its first requests).
+fn tally(
     store: &dyn Source,
-    by: &[&str],
+    calls: &Calls,
+    routes: bool,
     range: &Range,
-) -> Result<BTreeMap<Vec<String>, Red>, query::QueryError> {
+    tallies: &mut BTreeMap<Vec<String>, Tally>,
+) -> Result<(), query::QueryError> {
     let key = |labels: &Labels| -> Vec<String> {
-        by.iter()
-            .map(|name| labels.get(name).unwrap_or("").to_string())
-            .collect()
+        let service = labels.get("service_name").unwrap_or("").to_string();
+        if !routes {
+            return vec![service];
+        }
+        let names: Vec<&str> = calls
+            .route
+            .iter()
+            .map(|name| labels.get(name).unwrap_or(""))
+            .collect();
+        vec![service, format!("{}{}", calls.prefix, names.join(" "))]
     };
-    let seconds = range.duration_ms() as f64 / 1000.0;
-    let mut reds: BTreeMap<Vec<String>, Red> = BTreeMap::new();
-    let counts = counter_growth(store, &format!("{DURATION}_count"), "", range)?;
+    let counts = counter_growth(store, &format!("{}_count", calls.histogram), "", range)?;
     for (labels, grown) in counts {
-        let red = reds.entry(key(&labels)).or_default();
-        red.rate += grown / seconds;
-        let status = labels.get("http_response_status_code").unwrap_or("");
-        if status.starts_with('5') {
-            red.errors += grown / seconds;
+        let tally = tallies.entry(key(&labels)).or_default();
+        tally.calls += grown;
+        if (calls.is_error)(&labels) {
+            tally.errors += grown;
         }
     }
-    // Per key, every bucket's growth; equal bounds add up in the quantile.
-    let mut buckets: BTreeMap<Vec<String>, Vec<(f64, f64)>> = BTreeMap::new();
-    for (labels, grown) in counter_growth(store, &format!("{DURATION}_bucket"), "", range)? {
+    let buckets = counter_growth(store, &format!("{}_bucket", calls.histogram), "", range)?;
+    for (labels, grown) in buckets {
         let upper = match labels.get("le") {
             Some("+Inf") => f64::INFINITY,
             Some(le) => le.parse().unwrap_or(f64::NAN),
             None => continue,
         };
-        buckets
-            .entry(key(&labels))
-            .or_default()
-            .push((upper, grown));
-    }
-    for (key, mut buckets) in buckets {
-        if let Some(red) = reds.get_mut(&key) {
-            red.quantiles = QUANTILES.map(|q| query::bucket_quantile(q, &mut buckets));
+        if let Some(tally) = tallies.get_mut(&key(&labels)) {
+            tally.buckets.push((upper, grown));
         }
     }
-    Ok(reds)
+    Ok(())
+}
+
+/// The figures of every service (`routes` false) or of every service's
+/// route, HTTP's and gRPC's, over the range.
+fn red_by(
+    store: &dyn Source,
+    routes: bool,
+    range: &Range,
+) -> Result<BTreeMap<Vec<String>, Red>, query::QueryError> {
+    let mut tallies = BTreeMap::new();
+    for calls in [&HTTP, &GRPC] {
+        tally(store, calls, routes, range, &mut tallies)?;
+    }
+    let seconds = range.duration_ms() as f64 / 1000.0;
+    Ok(tallies
+        .into_iter()
+        .map(|(key, mut tally)| {
+            let red = Red {
+                rate: tally.calls / seconds,
+                errors: tally.errors / seconds,
+                quantiles: QUANTILES.map(|q| match tally.buckets.is_empty() {
+                    true => f64::NAN,
+                    false => query::bucket_quantile(q, &mut tally.buckets),
+                }),
+            };
+            (key, red)
+        })
+        .collect())
 }
 
 /// One row of a table: its name and its figures as text.
@@ -229,12 +307,8 @@ fn services(state: &crate::serve::Shared, time: &TimeParams) -> anyhow::Result<S
     let started = Instant::now();
     let range = &time.range;
     let store = state.store_source();
-    let by_service = red_by(store, &["service_name"], range)?;
-    let by_route = red_by(
-        store,
-        &["service_name", "http_request_method", "http_route"],
-        range,
-    )?;
+    let by_service = red_by(store, false, range)?;
+    let by_route = red_by(store, true, range)?;
     let log = RequestLog::shared();
     let mut services: Vec<Service> = by_service
         .iter()
@@ -258,7 +332,7 @@ fn services(state: &crate::serve::Shared, time: &TimeParams) -> anyhow::Result<S
                     .into_iter()
                     .take(TOP_ROUTES)
                     .map(|(route, red)| Row {
-                        name: format!("{} {}", route[1], route[2]),
+                        name: route[1].clone(),
                         cells: red_cells(red),
                     })
                     .collect(),
