@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde::Deserialize;
 
+use crate::collect::http::log::status_text;
+
 /// How long sonde may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,7 +31,7 @@ struct Answer {
 }
 
 /// An entry as the API writes it ([`crate::collect::http::log::Entry`]).
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct Entry {
     time_ms: i64,
     service: String,
@@ -38,6 +40,8 @@ struct Entry {
     path: String,
     route: String,
     status: u16,
+    #[serde(default)]
+    grpc_status: Option<u16>,
     duration_seconds: f64,
     request_body_bytes: u64,
     response_body_bytes: u64,
@@ -90,7 +94,7 @@ fn write_table(entries: &[Entry], out: &mut impl Write) -> std::io::Result<()> {
                 e.service.clone(),
                 e.pid.to_string(),
                 e.method.clone(),
-                e.status.to_string(),
+                status_text(e.status, e.grpc_status),
                 format!("{:.1}ms", e.duration_seconds * 1000.0),
                 e.request_body_bytes.to_string(),
                 e.response_body_bytes.to_string(),
@@ -149,17 +153,25 @@ mod tests {
             path: "/users/1".into(),
             route: "/users/*".into(),
             status: 200,
+            grpc_status: None,
             duration_seconds: 0.0125,
             request_body_bytes: 0,
             response_body_bytes: 10,
         };
+        let call = Entry {
+            method: "POST".into(),
+            route: "/shop.Cart/Fail".into(),
+            grpc_status: Some(5),
+            ..entry.clone()
+        };
         let mut out = Vec::new();
-        write_table(&[entry], &mut out).unwrap();
+        write_table(&[entry, call], &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("TIME"), "{text}");
         assert!(lines[1].contains("shop") && lines[1].contains("12.5ms"));
         assert_eq!(lines[0].find("SERVICE"), lines[1].find("shop"));
+        assert!(lines[2].contains("200 (gRPC 5)"), "{text}");
         let mut empty = Vec::new();
         write_table(&[], &mut empty).unwrap();
         assert!(String::from_utf8(empty).unwrap().starts_with("no request"));

@@ -7,7 +7,8 @@
 //! (reads and writes of many frames, streams interleaved).
 //! sonde's /metrics must count each label set exactly on both ends, size
 //! nginx's bodies, time the sleeping gRPC method within 10 %, and count no
-//! gRPC call as an HTTP request; the Services view lists the gRPC methods.
+//! gRPC call as an HTTP request; the request log and the Services view
+//! show the gRPC calls served.
 
 mod common;
 mod http_servers;
@@ -185,6 +186,14 @@ fn counts_http2_and_grpc(capture: Capture) {
         0.0,
         "no HTTP/2 connection given up"
     );
+    // The request log holds the calls served, with their codes.
+    let log: serde_json::Value = serde_json::from_str(&sonde.get_ok(&format!(
+        "/api/v1/requests?service={shop}&route=/shop.Cart/Fail&limit=10"
+    )))
+    .unwrap();
+    let failed = log["data"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{log}");
+    assert!(failed.iter().all(|e| e["grpc_status"] == 5), "{log}");
     // The Services view lists the gRPC service and its methods.
     let page = poll(
         || sonde.get_ok("/services?range=15m"),

@@ -81,6 +81,7 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
         path: "/a".into(),
         route: "/a".into(),
         status: 500,
+        grpc_status: None,
         duration_seconds: 0.0987,
         request_body_bytes: 0,
         response_body_bytes: 2048,

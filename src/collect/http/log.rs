@@ -1,5 +1,5 @@
-//! The request log, like Beyla's `PRINT_TRACES`: single requests, not
-//! histograms, for the question "which request was slow?". Per service, the
+//! The request log, like Beyla's `PRINT_TRACES`: single requests (and gRPC
+//! calls), not histograms, for the question "which request was slow?". Per service, the
 //! last [`RECENT`] requests and, per route, the [`SLOWEST`] slowest of the
 //! last [`SLOWEST_WINDOW`]. Served at `/api/v1/requests`, printed by
 //! `sonde requests`, shown in the dashboard's Services view.
@@ -43,6 +43,9 @@ pub struct Entry {
     pub route: Arc<str>,
     /// 0 when the response was not seen.
     pub status: u16,
+    /// A gRPC call's status code (`grpc-status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u16>,
     pub duration_seconds: f64,
     pub request_body_bytes: u64,
     pub response_body_bytes: u64,
@@ -53,6 +56,15 @@ pub struct Entry {
 /// and `link/hot-text.txt` names functions.)
 fn shared_str<S: serde::Serializer>(name: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(name)
+}
+
+/// A logged status as the request table and the Services view show it: a
+/// gRPC call's code beside its HTTP status.
+pub fn status_text(status: u16, grpc_status: Option<u16>) -> String {
+    match grpc_status {
+        Some(code) => format!("{status} (gRPC {code})"),
+        None => status.to_string(),
+    }
 }
 
 impl Entry {
@@ -253,6 +265,7 @@ mod tests {
             path: route.into(),
             route: route.into(),
             status,
+            grpc_status: None,
             duration_seconds: seconds,
             request_body_bytes: 0,
             response_body_bytes: 0,

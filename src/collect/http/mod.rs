@@ -310,6 +310,12 @@ struct Observed<'a> {
     response_body: u64,
 }
 
+impl Observed<'_> {
+    fn seconds(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+}
+
 impl Red {
     /// `forget_after`: `[collect] forget_after`; `config`: which connections
     /// are measured and the route patterns. Errors name the config key.
@@ -553,35 +559,38 @@ impl Red {
         pid: u32,
         done: h2::Done,
     ) {
-        let (s, end_ns) = (done.stream, done.end_ns);
+        let s = done.stream;
+        let observed = Observed {
+            method: s.method,
+            path: &s.path,
+            status: s.status,
+            start_ns: s.start_ns,
+            end_ns: done.end_ns,
+            request_body: s.request_bytes,
+            response_body: s.response_bytes,
+        };
         let Some(grpc_status) = s.grpc_status else {
-            let request = Observed {
-                method: s.method,
-                path: &s.path,
-                status: s.status,
-                start_ns: s.start_ns,
-                end_ns,
-                request_body: s.request_bytes,
-                response_body: s.response_bytes,
-            };
-            self.observe_request(role, service, pid, request);
+            self.observe_request(role, service, pid, observed);
             return;
         };
+        let method = self.routes.route(&service.name, &s.path);
+        if role == Role::Server {
+            self.log_served(service, pid, &observed, method.clone(), Some(grpc_status));
+        }
         let key = RpcKey {
             role,
             service: service.clone(),
-            method: self.routes.route(&service.name, &s.path),
+            method,
             status: grpc_status,
         };
         let series = self.rpc.entry(key).or_insert_with(|| RpcSeries {
             duration: Hist::default(),
-            last_ns: end_ns,
+            last_ns: observed.end_ns,
         });
-        series.last_ns = series.last_ns.max(end_ns);
-        series.duration.observe(
-            &DURATION_BUCKETS,
-            end_ns.saturating_sub(s.start_ns) as f64 / 1e9,
-        );
+        series.last_ns = series.last_ns.max(observed.end_ns);
+        series
+            .duration
+            .observe(&DURATION_BUCKETS, observed.seconds());
     }
 
     /// One request into its series' histograms, and a served one into the
@@ -609,9 +618,10 @@ impl Red {
             last_ns: end,
             labels: OnceCell::new(),
         });
-        let seconds = end.saturating_sub(request.start_ns) as f64 / 1e9;
         series.last_ns = series.last_ns.max(end);
-        series.duration.observe(&DURATION_BUCKETS, seconds);
+        series
+            .duration
+            .observe(&DURATION_BUCKETS, request.seconds());
         series
             .request_size
             .observe(&SIZE_BUCKETS, request.request_body as f64);
@@ -620,18 +630,30 @@ impl Red {
             .observe(&SIZE_BUCKETS, request.response_body as f64);
         // The log is of requests served (the Services view's); a call
         // a process makes is in its client histograms only.
-        if role != Role::Server {
-            return;
+        if role == Role::Server {
+            self.log_served(service, pid, &request, route, None);
         }
+    }
+
+    /// A request (or gRPC call, with its status) served, into the log.
+    fn log_served(
+        &mut self,
+        service: &service::Service,
+        pid: u32,
+        request: &Observed,
+        route: Arc<str>,
+        grpc_status: Option<u16>,
+    ) {
         self.log.record(log::Entry {
-            time_ms: self.clock.wall_ms(end),
+            time_ms: self.clock.wall_ms(request.end_ns),
             service: service.name.clone(),
             pid,
             method: request.method,
             path: log::Entry::kept_path(request.path),
             route,
             status: request.status,
-            duration_seconds: seconds,
+            grpc_status,
+            duration_seconds: request.seconds(),
             request_body_bytes: request.request_body,
             response_body_bytes: request.response_body,
         });
@@ -1112,6 +1134,19 @@ mod tests {
             value(&families, "http_server_request_duration_seconds_count", &[]),
             1.0,
             "the gRPC call is no HTTP request"
+        );
+        // The call served is in the request log, with its code.
+        let filter = log::Filter {
+            route: Some("/shop.Cart/Add".into()),
+            limit: 10,
+            ..log::Filter::default()
+        };
+        let logged = red.log.query(&filter, crate::collect::now_ms());
+        assert!(
+            logged
+                .iter()
+                .any(|e| e.grpc_status == Some(0) && e.method == "POST" && e.status == 200),
+            "{logged:?}"
         );
         // A chunk whose frames the program could not follow: given up,
         // counted, and the program told to stop sending the connection's

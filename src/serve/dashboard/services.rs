@@ -25,7 +25,7 @@ use super::charts::Unit;
 use super::frame::{self, Frame, View};
 use super::range::{Range, TimeParams};
 use super::who::{counter_growth, quoted};
-use crate::collect::http::log::{Entry, Filter, Order, RequestLog};
+use crate::collect::http::log::{status_text, Entry, Filter, Order, RequestLog};
 use crate::model::Labels;
 use crate::query::{self, Source};
 
@@ -214,7 +214,7 @@ struct Slow {
     time: String,
     method: &'static str,
     path: String,
-    status: u16,
+    status: String,
     duration: String,
     sizes: String,
     pid: u32,
@@ -226,7 +226,7 @@ impl Slow {
             time: crate::civil::rfc3339(entry.time_ms),
             method: entry.method,
             path: entry.path.clone(),
-            status: entry.status,
+            status: status_text(entry.status, entry.grpc_status),
             duration: seconds(entry.duration_seconds),
             sizes: format!(
                 "{} / {}",
