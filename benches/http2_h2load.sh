@@ -84,6 +84,8 @@ echo "== h2load -c$CONNECTIONS -m$STREAMS -D$DURATION against $URL ($PAGE bytes)
 printf '%-6s %-6s %10s %10s %10s %9s %9s %5s %5s %6s %6s\n' round phase req/s completed counted counted% called% lost full sonde nginx
 change() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * (b - a) / a }'; }
 server_changes=() on_changes=()
+# percent COUNT: COUNT as a share of the phase's completed requests.
+percent() { awk -v c="$1" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }'; }
 for round in $(seq "$ROUNDS"); do
   order="off server on"
   [ $((round % 2)) -eq 0 ] && order="on server off"
@@ -92,7 +94,6 @@ for round in $(seq "$ROUNDS"); do
     read -r r completed counted called lost full sonde nginx_share < <(phase "$name")
     rps[$name]=$r
     share=- shown=- called_share=-
-    percent() { awk -v c="$1" -v n="$completed" 'BEGIN { printf "%.3f", 100 * c / n }'; }
     if [ "$name" != off ]; then
       shown=$counted
       share=$(percent "$counted")

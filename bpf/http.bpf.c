@@ -444,30 +444,43 @@ _Static_assert(sizeof(struct abi_iovec) == 16, "struct iovec");
 _Static_assert(sizeof(struct abi_msghdr) == 56, "struct user_msghdr");
 _Static_assert(sizeof(struct abi_sockaddr) == 28, "struct sockaddr_in6");
 
+/*
+ * Where a read's or write's bytes are: `*buf` for a call of one buffer,
+ * `*vec` (its iovecs) for a vector call; both 0 for one with none
+ * (sendfile) or whose msghdr cannot be read.
+ */
+static __always_inline void call_buffers(const struct call *call, __u64 *buf, __u64 *vec)
+{
+	*buf = 0;
+	*vec = 0;
+	switch (call->nr) {
+	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
+		*buf = call->arg1;
+		return;
+	case NR_RECVMSG: case NR_SENDMSG: {
+		struct abi_msghdr msg = {};
+
+		if (!bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
+			*vec = msg.iov;
+		return;
+	}
+	case NR_READV: case NR_WRITEV:
+		*vec = call->arg1;
+		return;
+	}
+}
+
 /* Where the first bytes of a read or write are: a buffer, or the first iovec. */
 static __always_inline const void *first_buffer(const struct call *call, __u64 *len)
 {
 	struct abi_iovec iov = {};
-	__u64 vec = call->arg1;
+	__u64 buf, vec;
 
 	*len = call->ret;
-	switch (call->nr) {
-	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
-		return (const void *)call->arg1;
-	case NR_RECVMSG: case NR_SENDMSG: {
-		struct abi_msghdr msg = {};
-
-		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
-			return 0;
-		vec = msg.iov;
-		break;
-	}
-	case NR_READV: case NR_WRITEV:
-		break;
-	default:
-		return 0;
-	}
-	if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)vec))
+	call_buffers(call, &buf, &vec);
+	if (buf)
+		return (const void *)buf;
+	if (!vec || bpf_probe_read_user(&iov, sizeof(iov), (const void *)vec))
 		return 0;
 	if (iov.len < *len)
 		*len = iov.len;
@@ -937,49 +950,33 @@ __noinline int send_chunk(const struct call *call, struct conn *c, __u32 tgid, _
 {
 	struct http_chunk *ev;
 	struct h2_way *w;
-	__u64 vec = 0, ns;
+	__u64 buf, vec, ns;
 	__u32 at;
 	__u8 received;
-	int i, step = H2_GO_ON;
+	int i, step = H2_LOST;
 
 	if (!call || !c)
 		return 0;
 	received = is_read(call->nr);
 	w = &c->h2[(received == (c->role == HTTP_SERVER)) ? 0 : 1];
-	w->base = 0;
-	w->size = 0;
+	call_buffers(call, &buf, &vec);
+	/* One buffer; or none (sendfile: DATA payload only, base 0). A vector
+	 * call's first step takes its first iovec. */
+	w->base = buf;
+	w->size = vec ? 0 : call->ret;
 	w->off = 0;
 	w->start = 0;
 	w->iov = 0;
 	w->moved = call->ret;
 	w->sent = 0;
-	switch (call->nr) {
-	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
-		w->base = call->arg1;
-		w->size = call->ret;
-		break;
-	case NR_RECVMSG: case NR_SENDMSG: {
-		struct abi_msghdr msg = {};
-
-		if (!bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->arg1))
-			vec = msg.iov;
-		break;
-	}
-	case NR_READV: case NR_WRITEV:
-		vec = call->arg1;
-		break;
-	default:
-		/* No buffer (sendfile): DATA payload only. */
-		w->size = call->ret;
-	}
 	ns = bpf_ktime_get_ns();
 	ev = h2_event(tgid, fd, received, ns);
 	if (!ev) {
 		w->lost = 1;
 		return 0;
 	}
-	for (i = 0; i < H2_EVENTS; i++) {
-		step = w->lost ? H2_LOST : h2_walk(ev, w, vec);
+	for (i = 0; !w->lost && i < H2_EVENTS; i++) {
+		step = h2_walk(ev, w, vec);
 		/* Out of room or of steps: the walk goes on in the next event. */
 		if (step != H2_FULL && step != H2_GO_ON)
 			break;

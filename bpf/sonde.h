@@ -267,8 +267,8 @@ struct http_done {
  * the pieces, each a __u32 offset in the stretch, a __u16 length, then
  * the bytes; `copied` of it is used. `lost`: the program could not
  * follow this direction's frames from here on (no buffer to read a header
- * from, more than H2_STEPS steps in a call, or an event of it the ring had
- * no room for). User space decodes the headers (HPACK) and times the
+ * from, more steps in a call than H2_EVENTS events of H2_STEPS, or an
+ * event of it the ring had no room for). User space decodes the headers (HPACK) and times the
  * streams. H2_PIECE, a power of two, bounds each copy for the verifier,
  * as H2_ROOM does the pieces' start.
  */

@@ -1,7 +1,7 @@
 //! HTTP/2 streams from the bytes of an HTTP/2 connection, as the http
-//! collector's program sends them (one event per read or write, [`Chunk`]:
-//! the pieces of its bytes that hold frame headers and payloads other than
-//! DATA's): the frames of each direction followed, their header blocks
+//! collector's program sends them (an event per read or write, or several
+//! for one of many frames, [`Chunk`]: the pieces of its bytes that hold
+//! frame headers and payloads other than DATA's): the frames of each direction followed, their header blocks
 //! decoded (HPACK), each stream timed from its request's HEADERS to its
 //! response's end (END_STREAM), a gRPC call told by its content type and
 //! its status read from its `grpc-status`.
@@ -151,11 +151,11 @@ enum Finished {
 /// The framing or an HPACK table is lost: the connection is given up.
 struct Lost;
 
-/// One read or write as the program sends it (`struct http_chunk` in
-/// bpf/sonde.h): `len` bytes moved, `pieces` of them copied, each a
-/// native-endian `u32` offset into the call's bytes, a `u16` length and
-/// the bytes, in order; `lost` when the program could not follow the
-/// frames through it.
+/// One read or write, or a stretch of one, as the program sends it
+/// (`struct http_chunk` in bpf/sonde.h): `len` bytes moved, `pieces` of
+/// them copied, each a native-endian `u32` offset into those bytes, a
+/// `u16` length and the bytes, in order; `lost` when the program could not
+/// follow the frames through it.
 #[derive(Clone, Copy, Debug)]
 pub struct Chunk<'a> {
     pub len: u64,
@@ -471,7 +471,6 @@ fn number(value: &[u8]) -> u16 {
         .unwrap_or(0)
 }
 
-/// An HTTP/2 frame, for tests.
 /// The pieces of a chunk (`struct http_chunk`'s data) for tests: each
 /// offset and its bytes.
 #[cfg(test)]
@@ -485,6 +484,7 @@ pub(crate) fn pieces(list: &[(u32, &[u8])]) -> Vec<u8> {
     encoded
 }
 
+/// An HTTP/2 frame, for tests.
 #[cfg(test)]
 pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_be_bytes();
