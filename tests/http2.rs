@@ -156,7 +156,13 @@ fn counts_http2_and_grpc(capture: Capture) {
             assert_eq!(
                 calls(&samples, side, service, method, code),
                 count,
-                "{side} {method} {code}"
+                "{side} {method} {code}; HTTP/2 connections given up: {}, events without room: {}",
+                value(&samples, "sonde_http_h2_connections_lost_total", &[]),
+                value(
+                    &samples,
+                    "sonde_bpf_map_full_total",
+                    &[("map", "http_events")]
+                ),
             );
         }
     }

@@ -183,6 +183,8 @@ struct Connection {
     pipelined: Vec<Response>,
     /// Its streams, once it began with HTTP/2's preface.
     h2: Option<Box<h2::Connection>>,
+    /// A round found its process gone ([`Red::retain`]).
+    process_gone: bool,
 }
 
 /// A histogram with fixed bounds: counts per bucket (not cumulative).
@@ -388,6 +390,7 @@ impl Red {
                         batch_ns: 0,
                         pipelined: Vec::new(),
                         h2: None,
+                        process_gone: false,
                     },
                 );
             }
@@ -478,7 +481,8 @@ impl Red {
                     self.h2_lost += 1;
                     tracing::debug!(
                         "http: HTTP/2 connection of pid {} (fd {}) given up: the program could \
-                         not follow its frames (a header block larger than an event holds)",
+                         not follow its frames (an event the ring buffer had no room for, a call \
+                         too long to walk, or a frame header in bytes it cannot read)",
                         conn.tgid,
                         conn.fd
                     );
@@ -659,12 +663,22 @@ impl Red {
         });
     }
 
-    /// Forgets requests in flight and names of processes `alive` says are gone.
+    /// Forgets requests in flight of processes `alive` says are gone (at
+    /// the second round that finds them gone), and their names.
     /// Forgets series idle for `forget_after` (a service gone, a route no
     /// longer asked for), and a service's routes once it has no series, so
     /// memory follows what is served, not sonde's uptime.
     pub fn retain(&mut self, alive: impl Fn(u32) -> bool) {
-        self.connections.retain(|conn, _| alive(conn.tgid));
+        // A process gone now keeps its connections until the next round:
+        // its last events may still wait in the ring (the reader takes them
+        // every 50 ms while events come), a client's last response among
+        // them.
+        self.connections.retain(|conn, connection| {
+            if alive(conn.tgid) {
+                return true;
+            }
+            !std::mem::replace(&mut connection.process_gone, true)
+        });
         self.services.retain(&alive);
         let now_ns = monotonic_ns();
         let forget_after = self.forget_after.as_nanos() as u64;
@@ -755,7 +769,8 @@ impl Red {
         let mut lost = Family::counter(
             "sonde_http_h2_connections_lost_total",
             "HTTP/2 connections whose streams sonde stopped following: the program could \
-             not follow their frames (a header block larger than an event holds).",
+             not follow their frames (an event the ring buffer had no room for, a call too \
+             long to walk, or a frame header in bytes it cannot read).",
         );
         lost.push(&[], self.h2_lost as f64);
         families.push(lost);
@@ -935,6 +950,23 @@ mod tests {
             ),
             0.0
         );
+        // Processes gone: their connections stay for one round (their last
+        // events may still wait in the ring), a request ended then counts.
+        red.retain(|_| false);
+        done(
+            &mut red,
+            5,
+            ("GET /users/5 HTTP/1.1\r\n\r\n", status),
+            (25, 39),
+        );
+        let count = |red: &Red| {
+            value(
+                &red.families(),
+                "http_server_request_duration_seconds_count",
+                &[("http_response_status_code", "200")],
+            )
+        };
+        assert_eq!(count(&red), 3.0);
         red.retain(|_| false);
         assert!(red.connections.is_empty());
         assert_eq!(red.series.len(), 2, "recent series stay");
