@@ -159,20 +159,26 @@ struct h2_way {
 	__u32 sent;      /* of those, in events sent (a call of many frames takes several) */
 };
 
+/*
+ * What every run reads (state, role, the flags, the request's times and
+ * counts) comes first, in the entry's first two cache lines with the map's
+ * own header and key; what a connection's start and end read, after the
+ * heads.
+ */
 struct conn {
-	__s32 listen_fd;  /* the fd accept() was called on; -1 when not seen or a client */
 	__u32 state;
-	struct http_addr server; /* a client's peer; a server's own address (socket capture) */
 	__u8 role;        /* enum http_role */
 	__u8 tls;         /* OpenSSL's uprobes feed it; its syscalls move ciphertext */
 	__u8 opened;      /* its OPEN was sent */
 	__u8 left_out;    /* [collect.http] leaves it out: written by user space, with CONN_NOT_HTTP */
-	__u64 key;        /* its key here, in OPEN: user space leaves a connection out by it */
 	/* The request in progress (or the last one, once its response began),
-	 * sent as it is at its end: start_ns at the exit of its first read
-	 * (client: write), end_ns at the exit of its last write (client: read)
-	 * so far. kind, tgid and fd are set once, when the entry is made. */
+	 * sent as it is at its end: start_ns at its first read (client:
+	 * write), end_ns at its last write (client: read) so far (call_time).
+	 * kind, tgid and fd are set once, when the entry is made. */
 	struct http_done done;
+	__s32 listen_fd;  /* the fd accept() was called on; -1 when not seen or a client */
+	struct http_addr server; /* a client's peer; a server's own address (socket capture) */
+	__u64 key;        /* its key here, in OPEN: user space leaves a connection out by it */
 	/* CONN_H2: toward the server, toward the client. */
 	struct h2_way h2[2];
 };
@@ -377,7 +383,23 @@ struct call {
 	__u64 arg0;
 	__u64 arg1;
 	long ret;
+	__u64 ns; /* the socket's TCP clock (socket capture, tcp_clock); 0: none */
 };
+
+/*
+ * When `call` happened, no earlier than `since`: the socket's TCP clock
+ * where the socket capture read one, else the clock now. The TCP clock
+ * (CLOCK_MONOTONIC, as bpf_ktime_get_ns) is refreshed as a send's bytes
+ * go out and as a segment comes in, so after a send it is the send's
+ * time, after a receive the arrival of the bytes it reads; a load where a
+ * clock read costs ~45 ns in this VM, three a request (BENCHMARKS.md,
+ * HTTP, "The TCP clock"). A clock older than `since` (a send that only
+ * queued its bytes behind others still going out) is not taken.
+ */
+static __always_inline __u64 call_time(const struct call *call, __u64 since)
+{
+	return call->ns && call->ns >= since ? call->ns : bpf_ktime_get_ns();
+}
 
 static __always_inline int interesting(__u64 nr)
 {
@@ -1036,7 +1058,8 @@ static __always_inline void begin_request(struct conn *c, const struct call *cal
 		return;
 	d = &c->done;
 	c->state = CONN_REQUEST;
-	d->start_ns = bpf_ktime_get_ns();
+	/* No earlier than the last request's end (0 on a new connection). */
+	d->start_ns = call_time(call, d->end_ns);
 	d->end_ns = 0;
 	d->req_bytes = call->ret;
 	d->resp_bytes = 0;
@@ -1084,7 +1107,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 			ev->tgid = tgid;
 			ev->fd = fd;
 			ev->start_ns = d->start_ns;
-			ev->end_ns = now = bpf_ktime_get_ns();
+			ev->end_ns = now = call_time(call, d->start_ns);
 			ev->resp_bytes = d->resp_bytes;
 			ev->req_len = 0;
 			ev->resp_len = copy_head(ev, 0, HTTP_HEAD - 1, call);
@@ -1095,7 +1118,7 @@ static __always_inline void on_response_bytes(struct conn *c, const struct call 
 	}
 	d->resp_bytes += call->ret;
 	/* One clock read per call: a pipelined response's start is its end. */
-	d->end_ns = now ? now : bpf_ktime_get_ns();
+	d->end_ns = now ? now : call_time(call, d->start_ns);
 }
 
 /*
@@ -1392,7 +1415,9 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 	struct conn *c;
 	int kind;
 
-	if (ret <= 0 || (flags & SONDE_MSG_PEEK) || sk->sk_protocol != IPPROTO_TCP)
+	/* A stream socket of TCP's is a tcp_sock (its clock is read below). */
+	if (ret <= 0 || (flags & SONDE_MSG_PEEK) || sk->sk_protocol != IPPROTO_TCP ||
+	    sk->sk_type != SONDE_SOCK_STREAM)
 		return;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
@@ -1429,6 +1454,7 @@ static __always_inline void on_socket_bytes(struct sock *sk, int ret, int flags,
 				  &inside->server);
 		return;
 	}
+	call.ns = bpf_core_cast(sk, struct tcp_sock)->tcp_clock_cache;
 	if (c) {
 		on_bytes(c, &call, tgid, call.arg0);
 		return;

@@ -359,6 +359,7 @@ enum events_bounded_map {
 #define SONDE_AF_INET 2
 #define SONDE_AF_INET6 10
 #define SONDE_MSG_PEEK 2
+#define SONDE_SOCK_STREAM 1
 
 #ifdef __BPF__
 
