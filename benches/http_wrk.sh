@@ -22,7 +22,10 @@
 # ([[collect.http.exclude]] exe_path = "*/wrk"), so off -> floor is what
 # a server whose clients are other machines pays (only nginx's side is
 # measured; wrk's connections are marked left out at their first request)
-# beside off -> on, both ends measured. Per phase: wrk's requests per second
+# beside off -> on, both ends measured; with FLOOR=base the build at
+# SONDE_BASE with the collector on, so floor -> on is what this build
+# changed, in the same run. SIDES=server leaves wrk out of "on" (and of
+# FLOOR=base's phase): nginx's side alone. Per phase: wrk's requests per second
 # and p99 latency, the requests sonde counted
 # (http_server_request_duration_seconds_count) against those wrk
 # completed, events the ring buffer had no room for
@@ -62,6 +65,8 @@ SERVER_CPU=() CLIENT_CPU=()
 if [ -n "${PIN:-}" ]; then
   SERVER_CPU=(taskset -c 0) CLIENT_CPU=(taskset -c 1) SONDE_CPU=1
 fi
+# The config lines that leave wrk's side out.
+leave_wrk_out() { printf '[[collect.http.exclude]]\nexe_path = "*/wrk"\n'; }
 config false false false > "$WORK/off.toml"
 case "$FLOOR" in
   empty|sockets)
@@ -72,13 +77,22 @@ case "$FLOOR" in
     cp "$WORK/floor.toml" "$WORK/on.toml" ;;
   server_only)
     config false true false > "$WORK/on.toml"
-    { cat "$WORK/on.toml"; printf '[[collect.http.exclude]]\nexe_path = "*/wrk"\n'; } > "$WORK/floor.toml" ;;
+    { cat "$WORK/on.toml"; leave_wrk_out; } > "$WORK/floor.toml" ;;
   syscalls)
     config true false false > "$WORK/floor.toml"
     config true true false > "$WORK/on.toml" ;;
-  *) echo "FLOOR is empty, sockets, syscalls, syscall_capture or server_only, not $FLOOR"; exit 1 ;;
+  base)
+    [ -x "${SONDE_BASE:-}" ] || { echo "FLOOR=base runs the build at SONDE_BASE: give its path"; exit 1; }
+    config false true false > "$WORK/on.toml" ;;
+  *) echo "FLOOR is empty, sockets, syscalls, syscall_capture, server_only or base, not $FLOOR"; exit 1 ;;
 esac
 config false true true > "$WORK/stats.toml"
+case "${SIDES:-both}" in
+  both) ;;
+  server) for toml in on stats; do leave_wrk_out >> "$WORK/$toml.toml"; done ;;
+  *) echo "SIDES is both or server, not $SIDES"; exit 1 ;;
+esac
+if [ "$FLOOR" = base ]; then cp "$WORK/on.toml" "$WORK/floor.toml"; fi
 
 case "$SERVER" in
 nginx)
@@ -132,6 +146,8 @@ phase() {
   HOLDER_PID=
   if [ "$1" = floor ] && [ "$FLOOR" = syscall_capture ]; then
     SONDE_BPF_REFUSE=sock_send_length start_sonde "$WORK/$1.toml"
+  elif [ "$1" = floor ] && [ "$FLOOR" = base ]; then
+    SONDE=$SONDE_BASE start_sonde "$WORK/$1.toml"
   else
     start_sonde "$WORK/$1.toml"
   fi

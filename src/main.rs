@@ -69,7 +69,8 @@ enum Command {
         /// Only this route (`http_route`, e.g. /users/*).
         #[arg(long)]
         route: Option<String>,
-        /// Only this status: a code (404) or a class (5xx).
+        /// Only this status: a code (404), a class (5xx), or error (5xx
+        /// and the gRPC codes a server is to blame for).
         #[arg(long)]
         status: Option<String>,
         /// Only requests that took at least this long (100ms, 2s).

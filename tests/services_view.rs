@@ -114,15 +114,64 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
     assert_eq!(row(">GET /a</th>"), want, "its route");
     assert_eq!(row(">gRPC /shop.Cart/Add</th>"), want, "its gRPC method");
     // Each figure over time, in the Graph view, which draws it.
-    let p95 = html
-        .split("href=\"")
-        .find(|link| link.contains(">p95</a>"))
-        .and_then(|link| link.split('"').next())
-        .unwrap()
-        .replace("&amp;", "&");
+    let link = |label: &str| {
+        html.split("href=\"")
+            .find(|link| link.contains(&format!(">{label}</a>")))
+            .and_then(|link| link.split('"').next())
+            .unwrap_or_else(|| panic!("no {label} link"))
+            .replace("&amp;", "&")
+    };
+    let p95 = link("p95");
     let (status, graph) = get(&format!("{base}{p95}")).unwrap();
     assert_eq!(status, 200, "{p95}: {graph}");
     assert!(graph.contains("<svg"), "{p95}: no chart");
+    // What the links draw, at the last sample: HTTP's requests and gRPC's
+    // calls both.
+    let at_end = |label: &str| -> Vec<(String, f64)> {
+        let link = link(label);
+        let expr = link
+            .split("g0.expr=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        let url = format!("{base}/api/v1/query?query={expr}&time={}", end / SECOND);
+        let (status, body) = get(&url).unwrap();
+        assert_eq!(status, 200, "{label}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut series: Vec<(String, f64)> = body["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|series| {
+                let metric = &series["metric"];
+                let status = ["http_response_status_code", "rpc_grpc_status_code"]
+                    .map(|name| metric[name].as_str().unwrap_or(""))
+                    .concat();
+                let value = series["value"][1].as_str().unwrap().parse().unwrap();
+                (status, value)
+            })
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        series
+    };
+    let by_status = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
+        pairs.iter().map(|(s, v)| (s.to_string(), *v)).collect()
+    };
+    assert_eq!(
+        at_end("requests by status"),
+        by_status(&[
+            ("0", 1.5),
+            ("14", 0.5),
+            ("200", 2.0),
+            ("5", 0.5),
+            ("500", 0.5)
+        ])
+    );
+    assert_eq!(at_end("error ratio"), by_status(&[("", 0.2)]));
+    let p95 = at_end("p95");
+    assert!((p95[0].1 - 0.0975).abs() < 1e-9, "p95 {p95:?}");
     let slowest = html.split("Slowest requests").nth(1).unwrap();
     for cell in ["GET /a", "500", "98.7 ms", "0 B / 2 KiB", "4242"] {
         assert!(slowest.contains(cell), "{cell}:\n{slowest}");

@@ -58,6 +58,19 @@ fn shared_str<S: serde::Serializer>(name: &Arc<str>, serializer: S) -> Result<S:
     serializer.serialize_str(name)
 }
 
+/// gRPC status codes that are a server's error (OpenTelemetry's gRPC
+/// semantics): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+/// UNAVAILABLE, DATA_LOSS. The others (NOT_FOUND, INVALID_ARGUMENT…) are
+/// the caller's.
+pub const GRPC_SERVER_ERRORS: [u16; 6] = [2, 4, 12, 13, 14, 15];
+
+/// Whether a request served failed by the server's fault: a 5xx response,
+/// or a gRPC call ended with one of [`GRPC_SERVER_ERRORS`] (a 4xx is the
+/// client's mistake).
+pub fn is_server_error(status: u16, grpc_status: Option<u16>) -> bool {
+    status / 100 == 5 || grpc_status.is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code))
+}
+
 /// A logged status as the request table and the Services view show it: a
 /// gRPC call's code beside its HTTP status.
 pub fn status_text(status: u16, grpc_status: Option<u16>) -> String {
@@ -111,19 +124,24 @@ pub struct Filter {
     pub limit: usize,
 }
 
-/// A status to match: one code, or a class (`5xx`).
+/// A status to match: one HTTP code, a class (`5xx`), or the server's
+/// errors (`error`: [`is_server_error`], gRPC calls' too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Code(u16),
     Class(u16),
+    Error,
 }
 
 impl std::str::FromStr for Status {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Status, String> {
-        let bad = || format!("bad status {text:?}: give a code (404) or a class (5xx)");
+        let bad = || {
+            format!("bad status {text:?}: give a code (404), a class (5xx) or error (5xx and a server's gRPC codes)")
+        };
         match text.as_bytes() {
+            b"error" => Ok(Status::Error),
             [class @ b'1'..=b'5', b'x' | b'X', b'x' | b'X'] => {
                 Ok(Status::Class(u16::from(class - b'0')))
             }
@@ -133,10 +151,11 @@ impl std::str::FromStr for Status {
 }
 
 impl Status {
-    fn matches(self, status: u16) -> bool {
+    fn matches(self, entry: &Entry) -> bool {
         match self {
-            Status::Code(code) => status == code,
-            Status::Class(class) => status / 100 == class,
+            Status::Code(code) => entry.status == code,
+            Status::Class(class) => entry.status / 100 == class,
+            Status::Error => is_server_error(entry.status, entry.grpc_status),
         }
     }
 }
@@ -231,7 +250,7 @@ impl RequestLog {
         drop(logs);
         found.retain(|Logged { entry: e, .. }| {
             filter.route.as_deref().is_none_or(|r| r == &*e.route)
-                && filter.status.is_none_or(|s| s.matches(e.status))
+                && filter.status.is_none_or(|s| s.matches(e))
                 && e.duration_seconds >= filter.min_duration_seconds
         });
         // A slow recent request is also among the slowest: once.
@@ -315,6 +334,21 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(log.query(&errors, now).len(), 1);
+        // A gRPC call the server failed (200, UNAVAILABLE) and one the
+        // caller did (200, NOT_FOUND): the first is an error, as the 503.
+        for (route, code) in [("/shop.Cart/Add", 14), ("/shop.Cart/Get", 5)] {
+            log.record(Entry {
+                grpc_status: Some(code),
+                ..entry("a", route, now - 2, 0.01, 200)
+            });
+        }
+        let errors = Filter {
+            status: Some("error".parse().unwrap()),
+            ..Filter::default()
+        };
+        let found = log.query(&errors, now);
+        let routes: Vec<&str> = found.iter().map(|e| &*e.route).collect();
+        assert_eq!(routes, ["/shop.Cart/Add", "/x"]);
         // Out of the window, the slow one is gone.
         assert!(log
             .query(&filter, SLOWEST_WINDOW_MS + 1)

@@ -11,7 +11,7 @@
 //! them added (the two have the same buckets). Errors are what
 //! OpenTelemetry's server semantics count: 5xx responses (a 4xx is the
 //! client's mistake), and the gRPC codes a server is to blame for
-//! ([`GRPC_SERVER_ERRORS`]).
+//! ([`crate::collect::http::log::is_server_error`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,17 +25,15 @@ use super::charts::Unit;
 use super::frame::{self, Frame, View};
 use super::range::{Range, TimeParams};
 use super::who::{counter_growth, quoted};
-use crate::collect::http::log::{status_text, Entry, Filter, Order, RequestLog};
+use crate::collect::http::log::{
+    status_text, Entry, Filter, Order, RequestLog, GRPC_SERVER_ERRORS,
+};
 use crate::model::Labels;
 use crate::query::{self, Source};
 
 /// The histogram of HTTP requests, and the one of gRPC calls.
 const DURATION: &str = "http_server_request_duration_seconds";
 const RPC_DURATION: &str = "rpc_server_duration_seconds";
-/// gRPC status codes that are a server's error (OpenTelemetry's gRPC
-/// semantics): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
-/// UNAVAILABLE, DATA_LOSS.
-const GRPC_SERVER_ERRORS: [&str; 6] = ["2", "4", "12", "13", "14", "15"];
 /// Routes shown per service, busiest first.
 const TOP_ROUTES: usize = 20;
 /// Slow requests shown per service.
@@ -92,6 +90,7 @@ const GRPC: Calls = Calls {
     is_error: |labels| {
         labels
             .get("rpc_grpc_status_code")
+            .and_then(|code| code.parse().ok())
             .is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code))
     },
 };
@@ -252,23 +251,36 @@ struct Graph {
     href: String,
 }
 
-/// The Graph view's links for `service`: requests by status, the 5xx
-/// ratio and the percentiles, over `range`.
+/// The Graph view's links for `service`: its requests and gRPC calls by
+/// status, the error ratio (5xx, a server's gRPC codes) and the
+/// percentiles, over `range`. Both histograms at once: a rate drops the
+/// metric's name, and their series never share a label set (HTTP's have
+/// HTTP's labels, gRPC's gRPC's).
 fn graphs(service: &str, range: &Range) -> Vec<Graph> {
     let sel = format!("service_name={}", quoted(service));
-    let count = format!("{DURATION}_count{{{sel}}}");
-    let errors = format!("{DURATION}_count{{{sel},http_response_status_code=~\"5..\"}}");
+    let both = |suffix: &str| {
+        format!("{{__name__=~\"{DURATION}_{suffix}|{RPC_DURATION}_{suffix}\",{sel}}}")
+    };
+    let calls = format!("rate({}[1m])", both("count"));
+    let errors = format!(
+        "rate({DURATION}_count{{{sel},http_response_status_code=~\"5..\"}}[1m]) \
+         or rate({RPC_DURATION}_count{{{sel},rpc_grpc_status_code=~\"{}\"}}[1m])",
+        GRPC_SERVER_ERRORS.map(|code| code.to_string()).join("|")
+    );
     let quantiles = QUANTILES.map(|q| {
-        format!("histogram_quantile({q}, sum by (le) (rate({DURATION}_bucket{{{sel}}}[1m])))")
+        format!(
+            "histogram_quantile({q}, sum by (le) (rate({}[1m])))",
+            both("bucket")
+        )
     });
     [
         (
             "requests by status",
-            format!("sum by (http_response_status_code) (rate({count}[1m]))"),
+            format!("sum by (http_response_status_code, rpc_grpc_status_code) ({calls})"),
         ),
         (
-            "5xx ratio",
-            format!("sum(rate({errors}[1m])) / sum(rate({count}[1m]))"),
+            "error ratio",
+            format!("(sum({errors}) or vector(0)) / sum({calls})"),
         ),
         ("p50", quantiles[0].clone()),
         ("p95", quantiles[1].clone()),
