@@ -19,6 +19,8 @@ const SECOND: i64 = 1000;
 
 const HTTP: &str = "http_server_request_duration_seconds";
 const GRPC: &str = "rpc_server_duration_seconds";
+const HTTP_OUT: &str = "http_client_request_duration_seconds";
+const GRPC_OUT: &str = "rpc_client_duration_seconds";
 
 /// One series of histogram `metric` with `labels`, every 10 s over the
 /// last 30 minutes, `per_second` calls a second, each between 50 and 100
@@ -72,6 +74,26 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
         ];
         samples.extend(histogram(GRPC, &labels, per_second, end));
     }
+    // Calls made: shop's to a peer (a 404 is the call's error), and a
+    // service that only calls.
+    for (status, per_second) in [("200", 1.5), ("404", 0.5)] {
+        let labels = [
+            ("service_name", "shop"),
+            ("http_request_method", "GET"),
+            ("http_response_status_code", status),
+            ("server_address", "192.0.2.9"),
+            ("server_port", "5000"),
+        ];
+        samples.extend(histogram(HTTP_OUT, &labels, per_second, end));
+    }
+    let labels = [
+        ("service_name", "cron"),
+        ("rpc_method", "/shop.Cart/Add"),
+        ("rpc_grpc_status_code", "5"),
+        ("server_address", "192.0.2.10"),
+        ("server_port", "6000"),
+    ];
+    samples.extend(histogram(GRPC_OUT, &labels, 1.0, end));
     store.append(&samples).unwrap();
     RequestLog::shared().record(Entry {
         time_ms: end,
@@ -113,6 +135,13 @@ fn shows_rate_errors_percentiles_routes_and_the_slowest_request() {
     assert_eq!(row("#service-1\">shop</a>"), both);
     assert_eq!(row(">GET /a</th>"), want, "its route");
     assert_eq!(row(">gRPC /shop.Cart/Add</th>"), want, "its gRPC method");
+    let calls = ["2/s", "25%", "75 ms", "97.5 ms", "99.5 ms"];
+    assert_eq!(row(">192.0.2.9:5000</th>"), calls, "the peer shop called");
+    // A service that served nothing, listed after those that did, for the
+    // calls it made (every gRPC code but OK is a client's error).
+    assert_eq!(row("#service-2\">cron</a>"), ["0/s", "0%", "–", "–", "–"]);
+    let failed = ["1/s", "100%", "75 ms", "97.5 ms", "99.5 ms"];
+    assert_eq!(row(">192.0.2.10:6000</th>"), failed);
     // Each figure over time, in the Graph view, which draws it.
     let link = |label: &str| {
         html.split("href=\"")

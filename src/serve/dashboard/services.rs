@@ -1,7 +1,8 @@
 //! The Services view at `/services`: every HTTP or gRPC service sonde's
 //! RED collector saw over the range, with its request rate, error ratio and
-//! p50/p95/p99 latency; per service its routes and gRPC methods, and its
-//! slowest recent requests from the request log
+//! p50/p95/p99 latency; per service its routes and gRPC methods, the calls
+//! it made by peer (a service that only calls is listed for those), and
+//! its slowest recent requests from the request log
 //! ([`crate::collect::http::log`]).
 //!
 //! Numbers come from the store, from Beyla's histograms
@@ -11,7 +12,10 @@
 //! them added (the two have the same buckets). Errors are what
 //! OpenTelemetry's server semantics count: 5xx responses (a 4xx is the
 //! client's mistake), and the gRPC codes a server is to blame for
-//! ([`crate::collect::http::log::is_server_error`]).
+//! ([`crate::collect::http::log::is_server_error`]); of calls made, as
+//! OpenTelemetry's client semantics count them, 4xx too and every gRPC
+//! code but OK (`http_client_request_duration_seconds`,
+//! `rpc_client_duration_seconds`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -61,38 +65,74 @@ impl Default for Red {
     }
 }
 
-/// What one histogram says of its calls: HTTP requests or gRPC calls.
+/// What one histogram says of its calls: HTTP requests or gRPC calls,
+/// served or made.
 struct Calls {
     histogram: &'static str,
-    /// The labels that name a route under a service.
-    route: &'static [&'static str],
-    /// What a route's name starts with when none of its labels says.
-    prefix: &'static str,
+    /// The name of a series' row under its service: its route, its gRPC
+    /// method, the peer it calls.
+    row: fn(&Labels) -> String,
     /// Whether a series counts errors.
     is_error: fn(&Labels) -> bool,
 }
 
+/// A label's value, empty when the series has none.
+fn label<'a>(labels: &'a Labels, name: &str) -> &'a str {
+    labels.get(name).unwrap_or("")
+}
+
+/// The peer a client's series calls, `address:port`.
+fn peer(labels: &Labels) -> String {
+    format!(
+        "{}:{}",
+        label(labels, "server_address"),
+        label(labels, "server_port")
+    )
+}
+
+/// A series' HTTP status class, and a gRPC series' code.
+fn status_class(labels: &Labels) -> u8 {
+    label(labels, "http_response_status_code")
+        .as_bytes()
+        .first()
+        .copied()
+        .unwrap_or(b'0')
+}
+
+fn grpc_code(labels: &Labels) -> Option<u16> {
+    label(labels, "rpc_grpc_status_code").parse().ok()
+}
+
 const HTTP: Calls = Calls {
     histogram: DURATION,
-    route: &["http_request_method", "http_route"],
-    prefix: "",
-    is_error: |labels| {
-        labels
-            .get("http_response_status_code")
-            .is_some_and(|status| status.starts_with('5'))
+    row: |labels| {
+        format!(
+            "{} {}",
+            label(labels, "http_request_method"),
+            label(labels, "http_route")
+        )
     },
+    is_error: |labels| status_class(labels) == b'5',
 };
 
 const GRPC: Calls = Calls {
     histogram: RPC_DURATION,
-    route: &["rpc_method"],
-    prefix: "gRPC ",
-    is_error: |labels| {
-        labels
-            .get("rpc_grpc_status_code")
-            .and_then(|code| code.parse().ok())
-            .is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code))
-    },
+    row: |labels| format!("gRPC {}", label(labels, "rpc_method")),
+    is_error: |labels| grpc_code(labels).is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code)),
+};
+
+/// Calls a service made, by peer. OpenTelemetry's client semantics: a 4xx
+/// is an error too (the call failed), and every gRPC code but OK.
+const HTTP_OUT: Calls = Calls {
+    histogram: "http_client_request_duration_seconds",
+    row: peer,
+    is_error: |labels| matches!(status_class(labels), b'4' | b'5'),
+};
+
+const GRPC_OUT: Calls = Calls {
+    histogram: "rpc_client_duration_seconds",
+    row: peer,
+    is_error: |labels| grpc_code(labels).is_some_and(|code| code != 0),
 };
 
 /// What a service's (or a route's) series grew by over the range.
@@ -116,16 +156,11 @@ fn tally(
     tallies: &mut BTreeMap<Vec<String>, Tally>,
 ) -> Result<(), query::QueryError> {
     let key = |labels: &Labels| -> Vec<String> {
-        let service = labels.get("service_name").unwrap_or("").to_string();
-        if !routes {
-            return vec![service];
+        let service = label(labels, "service_name").to_string();
+        match routes {
+            true => vec![service, (calls.row)(labels)],
+            false => vec![service],
         }
-        let names: Vec<&str> = calls
-            .route
-            .iter()
-            .map(|name| labels.get(name).unwrap_or(""))
-            .collect();
-        vec![service, format!("{}{}", calls.prefix, names.join(" "))]
     };
     let counts = counter_growth(store, &format!("{}_count", calls.histogram), "", range)?;
     for (labels, grown) in counts {
@@ -150,14 +185,15 @@ fn tally(
 }
 
 /// The figures of every service (`routes` false) or of every service's
-/// route, HTTP's and gRPC's, over the range.
+/// rows, of the histograms `calls` together, over the range.
 fn red_by(
     store: &dyn Source,
+    calls: [&Calls; 2],
     routes: bool,
     range: &Range,
 ) -> Result<BTreeMap<Vec<String>, Red>, query::QueryError> {
     let mut tallies = BTreeMap::new();
-    for calls in [&HTTP, &GRPC] {
+    for calls in calls {
         tally(store, calls, routes, range, &mut tallies)?;
     }
     let seconds = range.duration_ms() as f64 / 1000.0;
@@ -241,8 +277,11 @@ struct Service {
     name: String,
     /// Its figures over time, as links to the Graph view.
     graphs: Vec<Graph>,
+    /// What it served (dashes when it only calls).
     summary: Vec<String>,
     routes: Vec<Row>,
+    /// The calls it made, by peer.
+    calls: Vec<Row>,
     slowest: Vec<Slow>,
 }
 
@@ -315,52 +354,66 @@ pub async fn page(
     .await
 }
 
+/// The busiest rows of `service` in `by_row` (keyed by service and row).
+fn rows_of(by_row: &BTreeMap<Vec<String>, Red>, service: &str) -> Vec<Row> {
+    let mut rows: Vec<(&Vec<String>, &Red)> =
+        by_row.iter().filter(|(key, _)| key[0] == service).collect();
+    rows.sort_by(|a, b| b.1.rate.total_cmp(&a.1.rate));
+    rows.into_iter()
+        .take(TOP_ROUTES)
+        .map(|(key, red)| Row {
+            name: key[1].clone(),
+            cells: red_cells(red),
+        })
+        .collect()
+}
+
 fn services(state: &crate::serve::Shared, time: &TimeParams) -> anyhow::Result<String> {
     let started = Instant::now();
     let range = &time.range;
     let store = state.store_source();
-    let by_service = red_by(store, false, range)?;
-    let by_route = red_by(store, true, range)?;
+    let by_service = red_by(store, [&HTTP, &GRPC], false, range)?;
+    let by_route = red_by(store, [&HTTP, &GRPC], true, range)?;
+    let by_peer = red_by(store, [&HTTP_OUT, &GRPC_OUT], true, range)?;
+    // Every service that served or called, busiest server first.
+    let served = |name: &str| by_service.get(&vec![name.to_string()]);
+    let mut names: Vec<&str> = by_service
+        .keys()
+        .chain(by_peer.keys())
+        .map(|key| key[0].as_str())
+        .collect();
+    names.sort_by(|a, b| {
+        let rate = |name: &str| served(name).map_or(0.0, |red| red.rate);
+        rate(b).total_cmp(&rate(a)).then(a.cmp(b))
+    });
+    names.dedup();
     let log = RequestLog::shared();
-    let mut services: Vec<Service> = by_service
-        .iter()
-        .map(|(key, red)| {
-            let name = key[0].clone();
-            let mut routes: Vec<(&Vec<String>, &Red)> = by_route
-                .iter()
-                .filter(|(route, _)| route[0] == name)
-                .collect();
-            routes.sort_by(|a, b| b.1.rate.total_cmp(&a.1.rate));
+    let services: Vec<Service> = names
+        .into_iter()
+        .map(|name| {
             let filter = Filter {
-                service: Some(name.clone()),
+                service: Some(name.to_string()),
                 order: Order::Slowest,
                 limit: SLOWEST,
                 ..Filter::default()
             };
             Service {
-                graphs: graphs(&name, range),
-                summary: red_cells(red),
-                routes: routes
-                    .into_iter()
-                    .take(TOP_ROUTES)
-                    .map(|(route, red)| Row {
-                        name: route[1].clone(),
-                        cells: red_cells(red),
-                    })
-                    .collect(),
+                graphs: match served(name) {
+                    Some(_) => graphs(name, range),
+                    None => Vec::new(),
+                },
+                summary: red_cells(served(name).unwrap_or(&Red::default())),
+                routes: rows_of(&by_route, name),
+                calls: rows_of(&by_peer, name),
                 slowest: log
                     .query(&filter, crate::collect::now_ms())
                     .iter()
                     .map(Slow::of)
                     .collect(),
-                name,
+                name: name.to_string(),
             }
         })
         .collect();
-    services.sort_by(|a, b| {
-        let rate = |s: &Service| by_service[&vec![s.name.clone()]].rate;
-        rate(b).total_cmp(&rate(a))
-    });
     let page = ServicesPage {
         frame: Frame::over(View::Services, state, "/services", time, Vec::new()),
         range: range.describe(),
