@@ -383,7 +383,7 @@ struct call {
 	__u64 arg0;
 	__u64 arg1;
 	long ret;
-	__u64 ns; /* the socket's TCP clock (socket capture, tcp_clock); 0: none */
+	__u64 ns; /* the socket's TCP clock (socket capture: tcp_clock_cache); 0: none */
 };
 
 /*
@@ -393,7 +393,7 @@ struct call {
  * go out and as a segment comes in, so after a send it is the send's
  * time, after a receive the arrival of the bytes it reads; a load where a
  * clock read costs ~45 ns in this VM, three a request (BENCHMARKS.md,
- * HTTP, "The TCP clock"). A clock older than `since` (a send that only
+ * "HTTP: the TCP clock"). A clock older than `since` (a send that only
  * queued its bytes behind others still going out) is not taken.
  */
 static __always_inline __u64 call_time(const struct call *call, __u64 since)

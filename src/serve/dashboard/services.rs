@@ -90,7 +90,7 @@ fn peer(labels: &Labels) -> String {
     )
 }
 
-/// A series' HTTP status class, and a gRPC series' code.
+/// A series' HTTP status class: its status code's first digit.
 fn status_class(labels: &Labels) -> u8 {
     label(labels, "http_response_status_code")
         .as_bytes()
@@ -99,6 +99,7 @@ fn status_class(labels: &Labels) -> u8 {
         .unwrap_or(b'0')
 }
 
+/// A gRPC series' status code.
 fn grpc_code(labels: &Labels) -> Option<u16> {
     label(labels, "rpc_grpc_status_code").parse().ok()
 }
