@@ -40,6 +40,10 @@ run_time_stats = $3
 TOML
 }
 
+# exclude_exe NAME: the config lines that leave the executable NAME's
+# connections out of the http collector (a load generator's side).
+exclude_exe() { printf '[[collect.http.exclude]]\nexe_path = "*/%s"\n' "$1"; }
+
 # start_sonde [CONFIG]: $WORK/sonde.toml by default; on CPU $SONDE_CPU
 # alone when that is given.
 start_sonde() {

@@ -34,9 +34,9 @@ SERVER_PORT=${SERVER_PORT:-$((20000 + RANDOM % 20000))}
 command -v h2load >/dev/null || { echo "h2load is missing: apt install nghttp2-client"; exit 1; }
 
 config false false false > "$WORK/off.toml"
-{ config false true true; printf '[[collect.http.exclude]]\nexe_path = "*/h2load"\n'; } > "$WORK/stats.toml"
+{ config false true true; exclude_exe h2load; } > "$WORK/stats.toml"
 config false true false > "$WORK/on.toml"
-{ cat "$WORK/on.toml"; printf '[[collect.http.exclude]]\nexe_path = "*/h2load"\n'; } > "$WORK/server.toml"
+{ cat "$WORK/on.toml"; exclude_exe h2load; } > "$WORK/server.toml"
 nginx_site "$SERVER_PORT" "$PAGE" off http2
 start_nginx
 URL="http://127.0.0.1:$SERVER_PORT/page.html"

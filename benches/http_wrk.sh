@@ -65,8 +65,6 @@ SERVER_CPU=() CLIENT_CPU=()
 if [ -n "${PIN:-}" ]; then
   SERVER_CPU=(taskset -c 0) CLIENT_CPU=(taskset -c 1) SONDE_CPU=1
 fi
-# The config lines that leave wrk's side out.
-leave_wrk_out() { printf '[[collect.http.exclude]]\nexe_path = "*/wrk"\n'; }
 config false false false > "$WORK/off.toml"
 case "$FLOOR" in
   empty|sockets)
@@ -77,7 +75,7 @@ case "$FLOOR" in
     cp "$WORK/floor.toml" "$WORK/on.toml" ;;
   server_only)
     config false true false > "$WORK/on.toml"
-    { cat "$WORK/on.toml"; leave_wrk_out; } > "$WORK/floor.toml" ;;
+    { cat "$WORK/on.toml"; exclude_exe wrk; } > "$WORK/floor.toml" ;;
   syscalls)
     config true false false > "$WORK/floor.toml"
     config true true false > "$WORK/on.toml" ;;
@@ -89,7 +87,7 @@ esac
 config false true true > "$WORK/stats.toml"
 case "${SIDES:-both}" in
   both) ;;
-  server) for toml in on stats; do leave_wrk_out >> "$WORK/$toml.toml"; done ;;
+  server) for toml in on stats; do exclude_exe wrk >> "$WORK/$toml.toml"; done ;;
   *) echo "SIDES is both or server, not $SIDES"; exit 1 ;;
 esac
 if [ "$FLOOR" = base ]; then cp "$WORK/on.toml" "$WORK/floor.toml"; fi

@@ -1,10 +1,11 @@
 //! HTTP/2 streams from the bytes of an HTTP/2 connection, as the http
 //! collector's program sends them (an event per read or write, or several
 //! for one of many frames, [`Chunk`]: the pieces of its bytes that hold
-//! frame headers and payloads other than DATA's): the frames of each direction followed, their header blocks
-//! decoded (HPACK), each stream timed from its request's HEADERS to its
-//! response's end (END_STREAM), a gRPC call told by its content type and
-//! its status read from its `grpc-status`.
+//! frame headers and payloads other than DATA's): the frames of each
+//! direction followed, their header blocks decoded (HPACK), each stream
+//! timed from its request's HEADERS to its response's end (END_STREAM), a
+//! gRPC call told by its content type and its status read from its
+//! `grpc-status`.
 //!
 //! Invariants:
 //! - A direction's bytes come in order (one process's reads, or writes, of

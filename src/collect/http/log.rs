@@ -138,7 +138,10 @@ impl std::str::FromStr for Status {
 
     fn from_str(text: &str) -> Result<Status, String> {
         let bad = || {
-            format!("bad status {text:?}: give a code (404), a class (5xx) or error (5xx and a server's gRPC codes)")
+            format!(
+                "bad status {text:?}: give a code (404), a class (5xx) or error \
+                 (5xx and the gRPC codes a server is to blame for)"
+            )
         };
         match text.as_bytes() {
             b"error" => Ok(Status::Error),
