@@ -278,7 +278,7 @@ struct Service {
     name: String,
     /// Its figures over time, as links to the Graph view.
     graphs: Vec<Graph>,
-    /// What it served (dashes when it only calls).
+    /// What it served (0/s, no percentiles, when it only calls).
     summary: Vec<String>,
     routes: Vec<Row>,
     /// The calls it made, by peer.
@@ -398,12 +398,13 @@ fn services(state: &crate::serve::Shared, time: &TimeParams) -> anyhow::Result<S
                 limit: SLOWEST,
                 ..Filter::default()
             };
+            let red = served(name);
             Service {
-                graphs: match served(name) {
+                graphs: match red {
                     Some(_) => graphs(name, range),
                     None => Vec::new(),
                 },
-                summary: red_cells(served(name).unwrap_or(&Red::default())),
+                summary: red_cells(red.unwrap_or(&Red::default())),
                 routes: rows_of(&by_route, name),
                 calls: rows_of(&by_peer, name),
                 slowest: log
